@@ -1,0 +1,568 @@
+/* SPDX-License-Identifier: ISC */
+/*
+ * config.c - layer 2: the configuration schema (config.h). Every key is
+ * listed in one table with its type; unknown keys and wrong types are
+ * refused with the file, the line that set the key, and the reason. Keys
+ * that DESIGN.md names but this version does not implement yet are refused
+ * as such, never silently ignored.
+ *
+ * The embedded default is a Lua text compiled in, evaluated exactly like
+ * a file; the computed defaults (host name, data_dir from $TERN_HOME or
+ * ./var, local domains) are filled in here afterwards.
+ */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/util.h>
+
+#include "buf.h"
+#include "hooks.h"
+#include "smtp_parse.h"
+#include "util.h"
+
+static const char embedded_default[] =
+    "-- Tern's embedded default (DESIGN.md section 3): serve on loopback\n"
+    "-- as a non-root user, data under $TERN_HOME or ./var.\n"
+    "listen = {\n"
+    "  { addr = \"127.0.0.1:2525\", role = \"mx\" },\n"
+    "  { addr = \"127.0.0.1:2587\", role = \"submission\" },\n"
+    "}\n"
+    "trusted_networks = { \"127.0.0.0/8\", \"::1/128\" }\n";
+
+static const char *const not_yet[] = { "tls", "users", "resolver",
+	"relayhost", "plugins", "plugin_path", "plugin_config", "user",
+	NULL };
+
+struct ctx {
+	const char *source;
+	char *err;
+	size_t errsz;
+	int line;
+	const char *key;
+};
+
+static int __attribute__((format(printf, 2, 3)))
+fail(struct ctx *c, const char *fmt, ...)
+{
+	char msg[400];
+	va_list ap;
+
+	va_start(ap, fmt);
+	(void)vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (c->line > 0)
+		(void)snprintf(c->err, c->errsz, "%s:%d: %s: %s", c->source,
+		    c->line, c->key, msg);
+	else
+		(void)snprintf(c->err, c->errsz, "%s: %s: %s", c->source,
+		    c->key, msg);
+	return -1;
+}
+
+static int
+want_str(struct ctx *c, const struct cfg_node *n, char **out)
+{
+	if (n->type != CFG_STR)
+		return fail(c, "expected a string");
+	free(*out);
+	*out = xstrdup(n->s);
+	return 0;
+}
+
+static int
+want_uint(struct ctx *c, const struct cfg_node *n, uint64_t max,
+    uint64_t *out)
+{
+	if (n->type == CFG_NUM && n->n == (double)(long long)n->n) {
+		if (n->n < 0 || n->n > (double)max)
+			return fail(c, "out of range (0..%llu)",
+			    (unsigned long long)max);
+		*out = (uint64_t)n->n;
+		return 0;
+	}
+	if (n->type != CFG_INT)
+		return fail(c, "expected a whole number");
+	if (n->i < 0 || (uint64_t)n->i > max)
+		return fail(c, "out of range (0..%llu)",
+		    (unsigned long long)max);
+	*out = (uint64_t)n->i;
+	return 0;
+}
+
+static int
+want_list(struct ctx *c, const struct cfg_node *n)
+{
+	if (n->type != CFG_TABLE || n->nitems != n->narray)
+		return fail(c, "expected a list { ... }");
+	return 0;
+}
+
+static int
+parse_netmask(const char *s, struct netmask *m)
+{
+	char addr[INET6_ADDRSTRLEN + 1];
+	const char *slash = strchr(s, '/');
+	size_t alen = slash ? (size_t)(slash - s) : strlen(s);
+	int maxbits;
+
+	if (alen >= sizeof(addr))
+		return -1;
+	memcpy(addr, s, alen);
+	addr[alen] = '\0';
+	memset(m, 0, sizeof(*m));
+	if (inet_pton(AF_INET, addr, m->addr) == 1) {
+		m->family = AF_INET;
+		maxbits = 32;
+	} else if (inet_pton(AF_INET6, addr, m->addr) == 1) {
+		m->family = AF_INET6;
+		maxbits = 128;
+	} else
+		return -1;
+	m->bits = maxbits;
+	if (slash) {
+		uint64_t b;
+		if (parse_u64(slash + 1, strlen(slash + 1), &b) != 0 ||
+		    b > (uint64_t)maxbits)
+			return -1;
+		m->bits = (int)b;
+	}
+	return 0;
+}
+
+static int
+parse_listen(struct ctx *c, const struct cfg_node *n, struct config *cfg)
+{
+	if (want_list(c, n) != 0)
+		return -1;
+	if (n->nitems == 0)
+		return fail(c, "needs at least one listener");
+	cfg->listen = xcalloc(n->nitems, sizeof(*cfg->listen));
+	for (size_t i = 0; i < n->nitems; i++) {
+		const struct cfg_node *it = &n->items[i];
+		struct config_listen *l = &cfg->listen[cfg->nlisten++];
+		const char *role = "mx";
+		int sslen = (int)sizeof(l->ss);
+
+		if (it->type != CFG_TABLE)
+			return fail(c, "item %zu: expected { addr = ..., "
+			    "role = ... }", i + 1);
+		for (size_t k = 0; k < it->nitems; k++) {
+			const struct cfg_node *f = &it->items[k];
+			if (f->key && strcmp(f->key, "addr") == 0 &&
+			    f->type == CFG_STR)
+				l->addr = xstrdup(f->s);
+			else if (f->key && strcmp(f->key, "role") == 0 &&
+			    f->type == CFG_STR)
+				role = f->s;
+			else if (f->key && strcmp(f->key, "tls") == 0)
+				return fail(c, "item %zu: tls is not "
+				    "supported in this version", i + 1);
+			else
+				return fail(c, "item %zu: unknown or mistyped "
+				    "field '%s'", i + 1, f->key ? f->key : "?");
+		}
+		if (l->addr == NULL)
+			return fail(c, "item %zu: addr is required", i + 1);
+		if (evutil_parse_sockaddr_port(l->addr,
+		    (struct sockaddr *)&l->ss, &sslen) != 0 ||
+		    (l->ss.ss_family == AF_INET &&
+		    ((struct sockaddr_in *)&l->ss)->sin_port == 0) ||
+		    (l->ss.ss_family == AF_INET6 &&
+		    ((struct sockaddr_in6 *)&l->ss)->sin6_port == 0))
+			return fail(c, "item %zu: '%s' is not ADDRESS:PORT "
+			    "(e.g. 0.0.0.0:25 or [::]:25)", i + 1, l->addr);
+		l->sslen = (socklen_t)sslen;
+		if (strcmp(role, "mx") == 0)
+			l->role = ROLE_MX;
+		else if (strcmp(role, "submission") == 0)
+			l->role = ROLE_SUBMISSION;
+		else if (strcmp(role, "submissions") == 0)
+			return fail(c, "item %zu: role 'submissions' needs "
+			    "TLS, not supported in this version", i + 1);
+		else
+			return fail(c, "item %zu: role must be \"mx\" or "
+			    "\"submission\"", i + 1);
+	}
+	return 0;
+}
+
+static int
+parse_limits(struct ctx *c, const struct cfg_node *n, struct config *cfg)
+{
+	static const struct {
+		const char *key;
+		size_t off;
+		uint64_t max;
+		bool u64;
+	} keys[] = {
+#define L(k, max, u64) { #k, offsetof(struct config_limits, k), max, u64 }
+		L(max_message_size, (uint64_t)1 << 40, true),
+		L(max_recipients, 100000, false),
+		L(max_connections, 1000000, false),
+		L(max_connections_per_ip, 1000000, false),
+		L(max_errors, 100000, false),
+		L(command_timeout, 86400, false),
+		L(data_timeout, 86400, false),
+		L(min_free_space, (uint64_t)1 << 50, true),
+#undef L
+	};
+
+	if (n->type != CFG_TABLE || n->narray != 0)
+		return fail(c, "expected a table { key = value, ... }");
+	for (size_t i = 0; i < n->nitems; i++) {
+		const struct cfg_node *f = &n->items[i];
+		size_t k;
+		uint64_t v;
+		for (k = 0; k < TERN_ARRAY_LEN(keys); k++)
+			if (strcmp(keys[k].key, f->key) == 0)
+				break;
+		if (k == TERN_ARRAY_LEN(keys))
+			return fail(c, "unknown key '%s'", f->key);
+		if (want_uint(c, f, keys[k].max, &v) != 0)
+			return -1;
+		char *p = (char *)&cfg->limits + keys[k].off;
+		if (keys[k].u64)
+			memcpy(p, &v, sizeof(uint64_t));
+		else {
+			unsigned u = (unsigned)v;
+			memcpy(p, &u, sizeof(unsigned));
+		}
+	}
+	return 0;
+}
+
+static int
+apply(struct ctx *c, const struct cfg_node *n, struct config *cfg)
+{
+	uint64_t v;
+
+	c->line = n->line;
+	c->key = n->key ? n->key : "?";
+	if (strcmp(c->key, "hostname") == 0) {
+		if (want_str(c, n, &cfg->hostname) != 0)
+			return -1;
+		if (!smtp_valid_domain(cfg->hostname, strlen(cfg->hostname)))
+			return fail(c, "'%s' is not a valid host name",
+			    cfg->hostname);
+		return 0;
+	}
+	if (strcmp(c->key, "data_dir") == 0)
+		return want_str(c, n, &cfg->data_dir);
+	if (strcmp(c->key, "listen") == 0)
+		return parse_listen(c, n, cfg);
+	if (strcmp(c->key, "limits") == 0)
+		return parse_limits(c, n, cfg);
+	if (strcmp(c->key, "io_threads") == 0) {
+		if (want_uint(c, n, 256, &v) != 0)
+			return -1;
+		if (v == 0)
+			return fail(c, "must be at least 1");
+		cfg->io_threads = (unsigned)v;
+		return 0;
+	}
+	if (strcmp(c->key, "max_deliveries") == 0) {
+		if (want_uint(c, n, 100000, &v) != 0)
+			return -1;
+		if (v == 0)
+			return fail(c, "must be at least 1");
+		cfg->max_deliveries = (unsigned)v;
+		return 0;
+	}
+	if (strcmp(c->key, "recipient_delimiter") == 0) {
+		if (n->type != CFG_STR || strlen(n->s) > 1)
+			return fail(c, "expected one character or \"\"");
+		cfg->recipient_delimiter = n->s[0];
+		return 0;
+	}
+	if (strcmp(c->key, "domains") == 0) {
+		if (want_list(c, n) != 0)
+			return -1;
+		cfg->domains = xcalloc(n->nitems + 1, sizeof(char *));
+		for (size_t i = 0; i < n->nitems; i++) {
+			const struct cfg_node *it = &n->items[i];
+			if (it->type != CFG_STR || !smtp_valid_domain(it->s,
+			    strlen(it->s)) || it->s[0] == '[')
+				return fail(c, "item %zu: not a domain name",
+				    i + 1);
+			cfg->domains[cfg->ndomains] = xstrdup(it->s);
+			ascii_lower(cfg->domains[cfg->ndomains++]);
+		}
+		return 0;
+	}
+	if (strcmp(c->key, "trusted_networks") == 0) {
+		if (want_list(c, n) != 0)
+			return -1;
+		cfg->trusted = xcalloc(n->nitems + 1, sizeof(*cfg->trusted));
+		for (size_t i = 0; i < n->nitems; i++) {
+			const struct cfg_node *it = &n->items[i];
+			if (it->type != CFG_STR ||
+			    parse_netmask(it->s, &cfg->trusted[i]) != 0)
+				return fail(c, "item %zu: not an address or "
+				    "ADDRESS/BITS network", i + 1);
+			cfg->ntrusted++;
+		}
+		return 0;
+	}
+	for (size_t i = 0; not_yet[i]; i++)
+		if (strcmp(c->key, not_yet[i]) == 0)
+			return fail(c, "not supported in this version of Tern");
+	return fail(c, "unknown setting");
+}
+
+static char *
+absolute_path(const char *p)
+{
+	char cwd[PATH_MAX];
+
+	if (p[0] == '/')
+		return xstrdup(p);
+	if (getcwd(cwd, sizeof(cwd)) == NULL)
+		return xstrdup(p);
+	if (p[0] == '.' && p[1] == '/')
+		p += 2;
+	return xasprintf("%s/%s", cwd, p);
+}
+
+static int
+read_text(const char *path, struct buf *out, char *err, size_t errsz)
+{
+	FILE *fp = fopen(path, "re");
+	char chunk[8192];
+	size_t n;
+
+	if (fp == NULL) {
+		(void)snprintf(err, errsz, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	while ((n = fread(chunk, 1, sizeof(chunk), fp)) > 0) {
+		buf_append(out, chunk, n);
+		if (out->len > 4 * 1024 * 1024) {
+			(void)snprintf(err, errsz, "%s: file too large", path);
+			fclose(fp);
+			return -1;
+		}
+	}
+	if (ferror(fp)) {
+		(void)snprintf(err, errsz, "%s: read error", path);
+		fclose(fp);
+		return -1;
+	}
+	fclose(fp);
+	return 0;
+}
+
+struct config *
+config_load(const char *path, char *err, size_t errsz)
+{
+	struct config *cfg = xcalloc(1, sizeof(*cfg));
+	struct cfg_node *root;
+	struct buf text;
+	struct ctx c;
+	char host[256];
+
+	cfg->source = xstrdup(path ? path : "(embedded default)");
+	cfg->recipient_delimiter = '+';
+	cfg->io_threads = 8;
+	cfg->max_deliveries = 64;
+	cfg->limits.max_message_size = 50u * 1024 * 1024;
+	cfg->limits.max_recipients = 1000;
+	cfg->limits.max_connections = 10000;
+	cfg->limits.max_connections_per_ip = 50;
+	cfg->limits.max_errors = 20;
+	cfg->limits.command_timeout = 300;  /* RFC 5321 4.5.3.2.7 */
+	cfg->limits.data_timeout = 600;     /* RFC 5321 4.5.3.2.6 */
+	cfg->limits.min_free_space = 64u * 1024 * 1024;
+
+	buf_init(&text);
+	if (path == NULL)
+		buf_append(&text, embedded_default, sizeof(embedded_default) - 1);
+	else if (read_text(path, &text, err, errsz) != 0) {
+		buf_clear(&text);
+		config_free(cfg);
+		return NULL;
+	}
+	root = hooks_eval_config(text.data, text.len, cfg->source, err, errsz);
+	buf_clear(&text);
+	if (root == NULL) {
+		config_free(cfg);
+		return NULL;
+	}
+	c.source = cfg->source;
+	c.err = err;
+	c.errsz = errsz;
+	for (size_t i = 0; i < root->nitems; i++) {
+		if (apply(&c, &root->items[i], cfg) != 0) {
+			cfg_node_free(root);
+			config_free(cfg);
+			return NULL;
+		}
+	}
+	cfg_node_free(root);
+
+	if (cfg->listen == NULL) {
+		(void)snprintf(err, errsz, "%s: listen: at least one listener "
+		    "is required", cfg->source);
+		config_free(cfg);
+		return NULL;
+	}
+	if (cfg->hostname == NULL) {
+		if (gethostname(host, sizeof(host)) != 0 || host[0] == '\0')
+			(void)str_copy(host, sizeof(host), "localhost");
+		host[sizeof(host) - 1] = '\0';
+		cfg->hostname = xstrdup(host);
+	}
+	if (cfg->data_dir == NULL) {
+		const char *home = getenv("TERN_HOME");
+		cfg->data_dir = xstrdup(home && *home ? home : "./var");
+	}
+	char *abs = absolute_path(cfg->data_dir);
+	free(cfg->data_dir);
+	cfg->data_dir = abs;
+	cfg->spool_dir = xasprintf("%s/spool", cfg->data_dir);
+	cfg->mail_dir = xasprintf("%s/mail", cfg->data_dir);
+	cfg->run_dir = xasprintf("%s/run", cfg->data_dir);
+	if (cfg->domains == NULL) {
+		cfg->domains = xcalloc(3, sizeof(char *));
+		cfg->domains[cfg->ndomains++] = xstrdup("localhost");
+		if (!ascii_strcaseeq(cfg->hostname, "localhost") &&
+		    smtp_valid_domain(cfg->hostname, strlen(cfg->hostname))) {
+			cfg->domains[cfg->ndomains] = xstrdup(cfg->hostname);
+			ascii_lower(cfg->domains[cfg->ndomains++]);
+		}
+	}
+	if (cfg->trusted == NULL) {
+		cfg->trusted = xcalloc(2, sizeof(*cfg->trusted));
+		(void)parse_netmask("127.0.0.0/8", &cfg->trusted[0]);
+		(void)parse_netmask("::1/128", &cfg->trusted[1]);
+		cfg->ntrusted = 2;
+	}
+	return cfg;
+}
+
+void
+config_free(struct config *cfg)
+{
+	if (cfg == NULL)
+		return;
+	free(cfg->source);
+	free(cfg->hostname);
+	free(cfg->data_dir);
+	free(cfg->spool_dir);
+	free(cfg->mail_dir);
+	free(cfg->run_dir);
+	for (size_t i = 0; i < cfg->nlisten; i++)
+		free(cfg->listen[i].addr);
+	free(cfg->listen);
+	for (size_t i = 0; i < cfg->ndomains; i++)
+		free(cfg->domains[i]);
+	free(cfg->domains);
+	free(cfg->trusted);
+	free(cfg);
+}
+
+const char *
+config_role_name(enum listen_role role)
+{
+	return role == ROLE_SUBMISSION ? "submission" : "mx";
+}
+
+void
+config_print(const struct config *cfg, FILE *fp)
+{
+	char addr[INET6_ADDRSTRLEN];
+
+	fprintf(fp, "-- effective configuration from %s\n", cfg->source);
+	fprintf(fp, "hostname = \"%s\"\n", cfg->hostname);
+	fprintf(fp, "data_dir = \"%s\"\n", cfg->data_dir);
+	fprintf(fp, "listen = {\n");
+	for (size_t i = 0; i < cfg->nlisten; i++)
+		fprintf(fp, "  { addr = \"%s\", role = \"%s\" },\n",
+		    cfg->listen[i].addr, config_role_name(cfg->listen[i].role));
+	fprintf(fp, "}\ndomains = {");
+	for (size_t i = 0; i < cfg->ndomains; i++)
+		fprintf(fp, "%s\"%s\"", i ? ", " : " ", cfg->domains[i]);
+	fprintf(fp, " }\ntrusted_networks = {");
+	for (size_t i = 0; i < cfg->ntrusted; i++) {
+		const struct netmask *m = &cfg->trusted[i];
+		inet_ntop(m->family, m->addr, addr, sizeof(addr));
+		fprintf(fp, "%s\"%s/%d\"", i ? ", " : " ", addr, m->bits);
+	}
+	fprintf(fp, " }\n");
+	if (cfg->recipient_delimiter)
+		fprintf(fp, "recipient_delimiter = \"%c\"\n",
+		    cfg->recipient_delimiter);
+	else
+		fprintf(fp, "recipient_delimiter = \"\"\n");
+	fprintf(fp, "io_threads = %u\nmax_deliveries = %u\n", cfg->io_threads,
+	    cfg->max_deliveries);
+	fprintf(fp, "limits = {\n");
+	fprintf(fp, "  max_message_size = %llu,\n",
+	    (unsigned long long)cfg->limits.max_message_size);
+	fprintf(fp, "  max_recipients = %u,\n", cfg->limits.max_recipients);
+	fprintf(fp, "  max_connections = %u,\n", cfg->limits.max_connections);
+	fprintf(fp, "  max_connections_per_ip = %u,\n",
+	    cfg->limits.max_connections_per_ip);
+	fprintf(fp, "  max_errors = %u,\n", cfg->limits.max_errors);
+	fprintf(fp, "  command_timeout = %u,\n", cfg->limits.command_timeout);
+	fprintf(fp, "  data_timeout = %u,\n", cfg->limits.data_timeout);
+	fprintf(fp, "  min_free_space = %llu,\n}\n",
+	    (unsigned long long)cfg->limits.min_free_space);
+}
+
+bool
+config_is_local_domain(const struct config *cfg, const char *domain)
+{
+	for (size_t i = 0; i < cfg->ndomains; i++)
+		if (ascii_strcaseeq(cfg->domains[i], domain))
+			return true;
+	return false;
+}
+
+static bool
+mask_match(const struct netmask *m, const unsigned char *a)
+{
+	int full = m->bits / 8, rest = m->bits % 8;
+
+	if (memcmp(m->addr, a, (size_t)full) != 0)
+		return false;
+	if (rest == 0)
+		return true;
+	unsigned char mask = (unsigned char)(0xff << (8 - rest));
+	return (m->addr[full] & mask) == (a[full] & mask);
+}
+
+bool
+config_is_trusted(const struct config *cfg, const struct sockaddr *sa)
+{
+	const unsigned char *a4 = NULL, *a6 = NULL;
+	unsigned char mapped[4];
+
+	if (sa->sa_family == AF_INET)
+		a4 = (const unsigned char *)&((const struct sockaddr_in *)sa)
+		    ->sin_addr;
+	else if (sa->sa_family == AF_INET6) {
+		const struct in6_addr *in6 =
+		    &((const struct sockaddr_in6 *)sa)->sin6_addr;
+		a6 = in6->s6_addr;
+		if (IN6_IS_ADDR_V4MAPPED(in6)) {
+			memcpy(mapped, in6->s6_addr + 12, 4);
+			a4 = mapped;
+		}
+	}
+	for (size_t i = 0; i < cfg->ntrusted; i++) {
+		const struct netmask *m = &cfg->trusted[i];
+		if (m->family == AF_INET && a4 && mask_match(m, a4))
+			return true;
+		if (m->family == AF_INET6 && a6 && mask_match(m, a6))
+			return true;
+	}
+	return false;
+}

@@ -1,0 +1,31 @@
+/* SPDX-License-Identifier: ISC */
+/*
+ * deliver_maildir.h - layer 2: the only writer of users' Maildirs.
+ * deliver_maildir_sync() blocks (run it on an iopool worker) and returns
+ * only once the message is durable in new/.
+ */
+#ifndef TERN_DELIVER_MAILDIR_H
+#define TERN_DELIVER_MAILDIR_H
+
+#include <stddef.h>
+#include <sys/uio.h>
+
+#include "util.h"
+
+struct deliver_maildir;
+
+/* host: this machine's name for the unique file names. */
+struct deliver_maildir *deliver_maildir_new(const char *host);
+void deliver_maildir_free(struct deliver_maildir *d);
+
+/*
+ * Writes iov into maildir (a directory path; created with cur/ new/ tmp/
+ * and missing parents if absent) following tmp -> fsync -> new -> fsync
+ * dir. Thread-safe. 0 with the file's name in name_out, or -1 with err
+ * (temporary unless the path cannot be a Maildir).
+ */
+int deliver_maildir_sync(struct deliver_maildir *d, const char *maildir,
+    const struct iovec *iov, int iovcnt, char *name_out, size_t namesz,
+    struct tern_err *err);
+
+#endif

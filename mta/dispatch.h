@@ -1,0 +1,32 @@
+/* SPDX-License-Identifier: ISC */
+/*
+ * dispatch.h - layer 4: the one glue between the queue, the scheduler and
+ * the delivery agents. Takes committed messages from queue.c, delivers
+ * each recipient through deliver_maildir.c on the iopool, marks results
+ * in the queue, and owns the retry timer.
+ */
+#ifndef TERN_DISPATCH_H
+#define TERN_DISPATCH_H
+
+#include <stddef.h>
+
+struct config;
+struct deliver_maildir;
+struct event_base;
+struct iopool;
+struct queue;
+struct dispatch;
+
+/* Registers itself as the queue's on_commit receiver. */
+struct dispatch *dispatch_new(struct event_base *base,
+    const struct config *cfg, struct queue *q, struct deliver_maildir *dm,
+    struct iopool *pool);
+/* Start-up: schedules every message found in the spool. */
+void dispatch_load_queue(struct dispatch *d);
+/* Stops starting deliveries (shutdown). */
+void dispatch_stop(struct dispatch *d);
+/* Deliveries running on the pool. */
+size_t dispatch_inflight(const struct dispatch *d);
+void dispatch_free(struct dispatch *d);
+
+#endif

@@ -1,0 +1,326 @@
+/* SPDX-License-Identifier: ISC */
+/*
+ * envelope.c - layer 1 (pure). Text form, one field per line:
+ *
+ *   tern-envelope: 1
+ *   id: 0190f5b2c3d4e5f6
+ *   created: 1764198472
+ *   client: 127.0.0.1
+ *   helo: client.example
+ *   protocol: ESMTP
+ *   from: <alice@example.org>
+ *   body: 7BIT
+ *   size: 4211
+ *   rcpt: <bob@example.org>
+ *   end
+ *
+ * Values are single lines without control characters (the session only
+ * accepts such). Unknown keys are errors: a newer Tern's queue is not
+ * half-read by an older one. The state file has the same shape with
+ * "tern-state: 1", "attempts:", "next:", "rcpt-done: N", "rcpt-failed: N
+ * text", "last-error:".
+ */
+#include "envelope.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+
+void
+envelope_init(struct envelope *env)
+{
+	memset(env, 0, sizeof(*env));
+}
+
+void
+envelope_clear(struct envelope *env)
+{
+	free(env->client);
+	free(env->helo);
+	free(env->protocol);
+	free(env->sender);
+	free(env->body);
+	for (size_t i = 0; i < env->nrcpts; i++) {
+		free(env->rcpts[i].path);
+		free(env->rcpts[i].error);
+	}
+	free(env->rcpts);
+	free(env->last_error);
+	envelope_init(env);
+}
+
+size_t
+envelope_add_rcpt(struct envelope *env, const char *path)
+{
+	env->rcpts = xreallocarray(env->rcpts, env->nrcpts + 1,
+	    sizeof(*env->rcpts));
+	env->rcpts[env->nrcpts].path = xstrdup(path);
+	env->rcpts[env->nrcpts].status = RCPT_PENDING;
+	env->rcpts[env->nrcpts].error = NULL;
+	return env->nrcpts++;
+}
+
+size_t
+envelope_pending(const struct envelope *env)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < env->nrcpts; i++)
+		if (env->rcpts[i].status == RCPT_PENDING)
+			n++;
+	return n;
+}
+
+static const char *
+nz(const char *s)
+{
+	return s ? s : "";
+}
+
+void
+envelope_serialize(const struct envelope *env, struct buf *out)
+{
+	buf_printf(out, "tern-envelope: %d\n", ENVELOPE_VERSION);
+	buf_printf(out, "id: %s\n", env->id);
+	buf_printf(out, "created: %lld\n", (long long)env->created);
+	buf_printf(out, "client: %s\n", nz(env->client));
+	buf_printf(out, "helo: %s\n", nz(env->helo));
+	buf_printf(out, "protocol: %s\n", nz(env->protocol));
+	buf_printf(out, "from: %s\n", nz(env->sender));
+	buf_printf(out, "body: %s\n", env->body ? env->body : "7BIT");
+	buf_printf(out, "size: %llu\n", (unsigned long long)env->size);
+	for (size_t i = 0; i < env->nrcpts; i++)
+		buf_printf(out, "rcpt: %s\n", env->rcpts[i].path);
+	buf_append_str(out, "end\n");
+}
+
+void
+envelope_state_serialize(const struct envelope *env, struct buf *out)
+{
+	buf_printf(out, "tern-state: %d\n", ENVELOPE_VERSION);
+	buf_printf(out, "attempts: %u\n", env->attempts);
+	buf_printf(out, "next: %lld\n", (long long)env->next_try);
+	for (size_t i = 0; i < env->nrcpts; i++) {
+		const struct envelope_rcpt *r = &env->rcpts[i];
+		if (r->status == RCPT_DONE)
+			buf_printf(out, "rcpt-done: %zu\n", i);
+		else if (r->status == RCPT_FAILED)
+			buf_printf(out, "rcpt-failed: %zu %s\n", i, nz(r->error));
+	}
+	if (env->last_error)
+		buf_printf(out, "last-error: %s\n", env->last_error);
+	buf_append_str(out, "end\n");
+}
+
+/* Splits the next line into key and value; -1 at a malformed line. */
+struct line {
+	const char *key;
+	size_t klen;
+	const char *val;
+	size_t vlen;
+};
+
+static int
+next_line(const char *text, size_t len, size_t *pos, struct line *l)
+{
+	size_t i = *pos;
+	const char *nl = memchr(text + i, '\n', len - i);
+	size_t end;
+
+	if (nl == NULL)
+		return -1;
+	end = (size_t)(nl - text);
+	for (size_t k = i; k < end; k++)
+		if ((unsigned char)text[k] < 32 && text[k] != '\t')
+			return -1;
+	l->key = text + i;
+	const char *colon = memchr(text + i, ':', end - i);
+	if (colon == NULL) {
+		l->klen = end - i;
+		l->val = text + end;
+		l->vlen = 0;
+	} else {
+		l->klen = (size_t)(colon - l->key);
+		l->val = colon + 1;
+		if (l->val < text + end && *l->val == ' ')
+			l->val++;
+		l->vlen = (size_t)(text + end - l->val);
+	}
+	*pos = end + 1;
+	return 0;
+}
+
+static bool
+key_is(const struct line *l, const char *k)
+{
+	return l->klen == strlen(k) && memcmp(l->key, k, l->klen) == 0;
+}
+
+static int
+set_str(char **dst, const struct line *l)
+{
+	if (*dst != NULL)
+		return -1; /* duplicate field */
+	*dst = xstrndup(l->val, l->vlen);
+	return 0;
+}
+
+static int
+get_i64(const struct line *l, int64_t *out)
+{
+	uint64_t v;
+
+	if (parse_u64(l->val, l->vlen, &v) != 0 || v > INT64_MAX)
+		return -1;
+	*out = (int64_t)v;
+	return 0;
+}
+
+int
+envelope_parse(const char *text, size_t len, struct envelope *env,
+    size_t *consumed, char *err, size_t errsz)
+{
+	size_t pos = 0;
+	struct line l;
+	bool have_id = false, have_from = false;
+	int64_t v;
+
+	if (next_line(text, len, &pos, &l) != 0 ||
+	    !key_is(&l, "tern-envelope")) {
+		(void)str_copy(err, errsz, "not a tern envelope");
+		return -1;
+	}
+	if (get_i64(&l, &v) != 0 || v != ENVELOPE_VERSION) {
+		(void)str_copy(err, errsz, "unsupported envelope version");
+		return -1;
+	}
+	for (;;) {
+		if (next_line(text, len, &pos, &l) != 0) {
+			(void)str_copy(err, errsz,
+			    "envelope incomplete (no end line)");
+			return -1;
+		}
+		if (key_is(&l, "end") && l.vlen == 0)
+			break;
+		int rc = 0;
+		if (key_is(&l, "id")) {
+			if (l.vlen != ENVELOPE_ID_LEN || have_id)
+				rc = -1;
+			else {
+				memcpy(env->id, l.val, l.vlen);
+				env->id[l.vlen] = '\0';
+				have_id = true;
+			}
+		} else if (key_is(&l, "created"))
+			rc = get_i64(&l, &env->created);
+		else if (key_is(&l, "client"))
+			rc = set_str(&env->client, &l);
+		else if (key_is(&l, "helo"))
+			rc = set_str(&env->helo, &l);
+		else if (key_is(&l, "protocol"))
+			rc = set_str(&env->protocol, &l);
+		else if (key_is(&l, "from")) {
+			rc = set_str(&env->sender, &l);
+			have_from = true;
+		} else if (key_is(&l, "body"))
+			rc = set_str(&env->body, &l);
+		else if (key_is(&l, "size")) {
+			rc = get_i64(&l, &v);
+			env->size = (uint64_t)v;
+		} else if (key_is(&l, "rcpt")) {
+			if (l.vlen < 2 || l.val[0] != '<' ||
+			    l.val[l.vlen - 1] != '>')
+				rc = -1;
+			else {
+				char *p = xstrndup(l.val, l.vlen);
+				envelope_add_rcpt(env, p);
+				free(p);
+			}
+		} else
+			rc = -1;
+		if (rc != 0) {
+			(void)snprintf(err, errsz, "bad envelope line '%.*s'",
+			    (int)(l.klen > 40 ? 40 : l.klen), l.key);
+			return -1;
+		}
+	}
+	if (!have_id || !have_from || env->nrcpts == 0) {
+		(void)str_copy(err, errsz,
+		    "envelope lacks id, from or recipients");
+		return -1;
+	}
+	*consumed = pos;
+	return 0;
+}
+
+static int
+parse_index(const struct line *l, const struct envelope *env, size_t *idx,
+    const char **rest, size_t *restlen)
+{
+	size_t i = 0;
+	uint64_t v;
+
+	while (i < l->vlen && l->val[i] != ' ')
+		i++;
+	if (parse_u64(l->val, i, &v) != 0 || v >= env->nrcpts)
+		return -1;
+	*idx = (size_t)v;
+	if (rest) {
+		*rest = i < l->vlen ? l->val + i + 1 : l->val + i;
+		*restlen = i < l->vlen ? l->vlen - i - 1 : 0;
+	}
+	return 0;
+}
+
+int
+envelope_state_parse(const char *text, size_t len, struct envelope *env,
+    char *err, size_t errsz)
+{
+	size_t pos = 0, idx, rlen;
+	const char *rest;
+	struct line l;
+	int64_t v;
+
+	if (next_line(text, len, &pos, &l) != 0 || !key_is(&l, "tern-state") ||
+	    get_i64(&l, &v) != 0 || v != ENVELOPE_VERSION) {
+		(void)str_copy(err, errsz, "not a tern state file");
+		return -1;
+	}
+	for (;;) {
+		int rc = 0;
+		if (next_line(text, len, &pos, &l) != 0) {
+			(void)str_copy(err, errsz, "state file incomplete");
+			return -1;
+		}
+		if (key_is(&l, "end") && l.vlen == 0)
+			return 0;
+		if (key_is(&l, "attempts")) {
+			rc = get_i64(&l, &v);
+			env->attempts = v > 1000000 ? 1000000 : (unsigned)v;
+		} else if (key_is(&l, "next"))
+			rc = get_i64(&l, &env->next_try);
+		else if (key_is(&l, "rcpt-done")) {
+			rc = parse_index(&l, env, &idx, NULL, NULL);
+			if (rc == 0)
+				env->rcpts[idx].status = RCPT_DONE;
+		} else if (key_is(&l, "rcpt-failed")) {
+			rc = parse_index(&l, env, &idx, &rest, &rlen);
+			if (rc == 0) {
+				env->rcpts[idx].status = RCPT_FAILED;
+				free(env->rcpts[idx].error);
+				env->rcpts[idx].error = xstrndup(rest, rlen);
+			}
+		} else if (key_is(&l, "last-error")) {
+			free(env->last_error);
+			env->last_error = xstrndup(l.val, l.vlen);
+		} else
+			rc = -1;
+		if (rc != 0) {
+			(void)snprintf(err, errsz, "bad state line '%.*s'",
+			    (int)(l.klen > 40 ? 40 : l.klen), l.key);
+			return -1;
+		}
+	}
+}

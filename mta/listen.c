@@ -1,0 +1,283 @@
+/* SPDX-License-Identifier: ISC */
+/*
+ * listen.c - layer 4: sockets and admission. Each configured address gets
+ * an evconnlistener with a large backlog (a backlog of 5 stalls clients
+ * under load: OpenSMTPD's lesson in ANCHORS.md). On accept the global and
+ * per-IP limits are checked; over a limit the client gets one 421 line
+ * and the socket is closed without a session. Accept errors such as
+ * EMFILE pause accepting for a second instead of spinning.
+ */
+#include "listen.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <event2/listener.h>
+
+#include "log.h"
+#include "smtp_session.h"
+#include "util.h"
+
+#define IP_BUCKETS 4096
+
+struct ip_count {
+	char ip[INET6_ADDRSTRLEN];
+	unsigned n;
+	struct ip_count *next;
+};
+
+struct conn {
+	TAILQ_ENTRY(conn) entry;
+	struct listen_ctx *ctx;
+	struct smtp_session *s;
+	struct ip_count *ipc;
+};
+
+struct listener {
+	struct listen_ctx *ctx;
+	struct evconnlistener *ev;
+	enum listen_role role;
+};
+
+struct listen_ctx {
+	struct event_base *base;
+	const struct config *cfg;
+	struct queue *queue;
+	struct listener *listeners;
+	size_t nlisteners;
+	TAILQ_HEAD(, conn) conns;
+	size_t nconns;
+	struct ip_count *ips[IP_BUCKETS];
+	struct event *resume;
+	bool shutting_down;
+};
+
+static unsigned
+ip_hash(const char *ip)
+{
+	unsigned h = 2166136261u;
+
+	for (; *ip; ip++)
+		h = (h ^ (unsigned char)*ip) * 16777619u;
+	return h % IP_BUCKETS;
+}
+
+static struct ip_count *
+ip_get(struct listen_ctx *ctx, const char *ip)
+{
+	unsigned h = ip_hash(ip);
+	struct ip_count *c;
+
+	for (c = ctx->ips[h]; c; c = c->next)
+		if (strcmp(c->ip, ip) == 0)
+			return c;
+	c = xcalloc(1, sizeof(*c));
+	(void)str_copy(c->ip, sizeof(c->ip), ip);
+	c->next = ctx->ips[h];
+	ctx->ips[h] = c;
+	return c;
+}
+
+static void
+ip_put(struct listen_ctx *ctx, struct ip_count *ipc)
+{
+	struct ip_count **pp;
+
+	if (--ipc->n > 0)
+		return;
+	for (pp = &ctx->ips[ip_hash(ipc->ip)]; *pp; pp = &(*pp)->next)
+		if (*pp == ipc) {
+			*pp = ipc->next;
+			free(ipc);
+			return;
+		}
+}
+
+static void
+on_session_close(void *arg, struct smtp_session *s)
+{
+	struct conn *c = arg;
+	struct listen_ctx *ctx = c->ctx;
+
+	TAILQ_REMOVE(&ctx->conns, c, entry);
+	ctx->nconns--;
+	ip_put(ctx, c->ipc);
+	free(c);
+}
+
+static void
+refuse(evutil_socket_t fd, const struct config *cfg, const char *why)
+{
+	char line[400];
+	int n = snprintf(line, sizeof(line), "421 4.7.0 %s Error: %s\r\n",
+	    cfg->hostname, why);
+
+	if (n > 0)
+		(void)!write(fd, line, (size_t)n < sizeof(line) ? (size_t)n :
+		    sizeof(line) - 1);
+	evutil_closesocket(fd);
+}
+
+static void
+on_accept(struct evconnlistener *ev, evutil_socket_t fd,
+    struct sockaddr *sa, int salen, void *arg)
+{
+	struct listener *l = arg;
+	struct listen_ctx *ctx = l->ctx;
+	const struct config *cfg = ctx->cfg;
+	char ip[INET6_ADDRSTRLEN] = "unknown";
+	struct smtp_session_env env;
+	struct ip_count *ipc;
+	struct conn *c;
+
+	if (sa->sa_family == AF_INET)
+		inet_ntop(AF_INET, &((struct sockaddr_in *)sa)->sin_addr, ip,
+		    sizeof(ip));
+	else if (sa->sa_family == AF_INET6)
+		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)sa)->sin6_addr,
+		    ip, sizeof(ip));
+	if (ctx->shutting_down) {
+		refuse(fd, cfg, "service shutting down");
+		return;
+	}
+	if (ctx->nconns >= cfg->limits.max_connections) {
+		log_warnx("refused client=%s: too many connections (%zu)", ip,
+		    ctx->nconns);
+		refuse(fd, cfg, "too many connections");
+		return;
+	}
+	ipc = ip_get(ctx, ip);
+	if (ipc->n >= cfg->limits.max_connections_per_ip) {
+		log_warnx("refused client=%s: too many connections from this "
+		    "address (%u)", ip, ipc->n);
+		if (ipc->n == 0) { /* a limit of 0: drop the new entry */
+			ipc->n = 1;
+			ip_put(ctx, ipc);
+		}
+		refuse(fd, cfg, "too many connections from your address");
+		return;
+	}
+	ipc->n++;
+	c = xcalloc(1, sizeof(*c));
+	c->ctx = ctx;
+	c->ipc = ipc;
+	TAILQ_INSERT_TAIL(&ctx->conns, c, entry);
+	ctx->nconns++;
+	env.base = ctx->base;
+	env.cfg = cfg;
+	env.queue = ctx->queue;
+	env.on_close = on_session_close;
+	env.arg = c;
+	c->s = smtp_session_new(&env, fd, sa, (socklen_t)salen, l->role);
+}
+
+static void
+on_resume(evutil_socket_t fd, short what, void *arg)
+{
+	struct listen_ctx *ctx = arg;
+
+	if (ctx->shutting_down)
+		return;
+	for (size_t i = 0; i < ctx->nlisteners; i++)
+		evconnlistener_enable(ctx->listeners[i].ev);
+}
+
+static void
+on_accept_error(struct evconnlistener *ev, void *arg)
+{
+	struct listener *l = arg;
+	struct listen_ctx *ctx = l->ctx;
+	int e = EVUTIL_SOCKET_ERROR();
+
+	log_warnx("accept: %s; pausing for 1s",
+	    evutil_socket_error_to_string(e));
+	for (size_t i = 0; i < ctx->nlisteners; i++)
+		evconnlistener_disable(ctx->listeners[i].ev);
+	struct timeval tv = { 1, 0 };
+	evtimer_add(ctx->resume, &tv);
+}
+
+struct listen_ctx *
+listen_start(struct event_base *base, const struct config *cfg,
+    struct queue *q, char *err, size_t errsz)
+{
+	struct listen_ctx *ctx = xcalloc(1, sizeof(*ctx));
+
+	ctx->base = base;
+	ctx->cfg = cfg;
+	ctx->queue = q;
+	TAILQ_INIT(&ctx->conns);
+	ctx->resume = evtimer_new(base, on_resume, ctx);
+	ctx->listeners = xcalloc(cfg->nlisten, sizeof(*ctx->listeners));
+	for (size_t i = 0; i < cfg->nlisten; i++) {
+		const struct config_listen *cl = &cfg->listen[i];
+		struct listener *l = &ctx->listeners[i];
+		l->ctx = ctx;
+		l->role = cl->role;
+		l->ev = evconnlistener_new_bind(base, on_accept, l,
+		    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE |
+		    LEV_OPT_CLOSE_ON_EXEC, 4096,
+		    (const struct sockaddr *)&cl->ss, (int)cl->sslen);
+		if (l->ev == NULL) {
+			(void)snprintf(err, errsz, "cannot listen on %s: %s",
+			    cl->addr, strerror(errno));
+			ctx->nlisteners = i;
+			listen_free(ctx);
+			return NULL;
+		}
+		evconnlistener_set_error_cb(l->ev, on_accept_error);
+		ctx->nlisteners++;
+		log_info("listening on %s role=%s", cl->addr,
+		    config_role_name(cl->role));
+	}
+	return ctx;
+}
+
+void
+listen_shutdown(struct listen_ctx *ctx)
+{
+	struct conn *c, *next;
+
+	ctx->shutting_down = true;
+	for (size_t i = 0; i < ctx->nlisteners; i++)
+		evconnlistener_disable(ctx->listeners[i].ev);
+	/* A session may free itself (and its conn) inside the call. */
+	for (c = TAILQ_FIRST(&ctx->conns); c; c = next) {
+		next = TAILQ_NEXT(c, entry);
+		smtp_session_shutdown(c->s);
+	}
+}
+
+size_t
+listen_session_count(const struct listen_ctx *ctx)
+{
+	return ctx->nconns;
+}
+
+void
+listen_free(struct listen_ctx *ctx)
+{
+	if (ctx == NULL)
+		return;
+	for (size_t i = 0; i < ctx->nlisteners; i++)
+		evconnlistener_free(ctx->listeners[i].ev);
+	free(ctx->listeners);
+	event_free(ctx->resume);
+	for (size_t i = 0; i < IP_BUCKETS; i++) {
+		struct ip_count *ipc, *next;
+		for (ipc = ctx->ips[i]; ipc; ipc = next) {
+			next = ipc->next;
+			free(ipc);
+		}
+	}
+	/* Sessions still open at exit are left to process teardown. */
+	free(ctx);
+}

@@ -1,0 +1,26 @@
+/* SPDX-License-Identifier: ISC */
+/*
+ * listen.h - layer 4: the listening sockets, accept, the global and per-IP
+ * connection limits, and the set of live sessions (for shutdown).
+ */
+#ifndef TERN_LISTEN_H
+#define TERN_LISTEN_H
+
+#include <stddef.h>
+
+#include "config.h"
+
+struct event_base;
+struct queue;
+struct listen_ctx;
+
+/* Binds every configured listener; NULL with err if one cannot be bound. */
+struct listen_ctx *listen_start(struct event_base *base,
+    const struct config *cfg, struct queue *q, char *err, size_t errsz);
+/* Stops accepting and asks every session to finish (421). */
+void listen_shutdown(struct listen_ctx *ctx);
+size_t listen_session_count(const struct listen_ctx *ctx);
+/* Closes listeners; sessions still open are dropped. NULL is a no-op. */
+void listen_free(struct listen_ctx *ctx);
+
+#endif

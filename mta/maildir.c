@@ -1,0 +1,125 @@
+/* SPDX-License-Identifier: ISC */
+/*
+ * maildir.c - layer 1 (pure). The Maildir conventions (cr.yp.to/proto/
+ * maildir.html and the Courier/Dovecot extensions): names unique by time,
+ * microseconds, pid, a per-process counter and the host; ",S=" size; the
+ * ":2," info with flags D F P R S T in ASCII order. Local parts become path
+ * components only through maildir_local_normalize(), which is strict on
+ * purpose: a bad name is refused, never "fixed" into someone else's box.
+ */
+#include "maildir.h"
+
+#include <string.h>
+
+#include "util.h"
+
+int
+maildir_unique_name(char *dst, size_t dstsz,
+    const struct maildir_name_parts *p)
+{
+	char host[128];
+	size_t n = 0;
+
+	for (const char *h = p->host; *h && n + 5 < sizeof(host); h++) {
+		if (*h == '/') {
+			memcpy(host + n, "\\057", 4);
+			n += 4;
+		} else if (*h == ':') {
+			memcpy(host + n, "\\072", 4);
+			n += 4;
+		} else
+			host[n++] = *h;
+	}
+	host[n] = '\0';
+	return str_fmt(dst, dstsz, "%lld.M%06ldP%ldQ%llu.%s,S=%llu",
+	    (long long)p->sec, p->usec, p->pid, (unsigned long long)p->seq,
+	    host, (unsigned long long)p->size);
+}
+
+static bool
+mailbox_char_ok(int c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+	    (c != '\0' && strchr(".-_='&#$^`{}|~*?", c) != NULL);
+}
+
+int
+maildir_local_normalize(const char *local, char delim, char *out,
+    size_t outsz)
+{
+	size_t n = 0;
+
+	for (const char *s = local; *s; s++) {
+		int c = ascii_tolower((unsigned char)*s);
+		if (delim != '\0' && c == delim)
+			break;
+		if (!mailbox_char_ok(c))
+			return -1;
+		if (c == '.' && (n == 0 || out[n - 1] == '.'))
+			return -1;
+		if (n + 1 >= outsz || n >= 64)
+			return -1;
+		out[n++] = (char)c;
+	}
+	if (n == 0 || out[n - 1] == '.')
+		return -1;
+	out[n] = '\0';
+	return 0;
+}
+
+int
+maildir_domain_normalize(const char *domain, char *out, size_t outsz)
+{
+	size_t n = 0;
+
+	for (const char *s = domain; *s; s++) {
+		int c = ascii_tolower((unsigned char)*s);
+		if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+		    c == '-' || c == '.'))
+			return -1;
+		if (c == '.' && (n == 0 || out[n - 1] == '.'))
+			return -1;
+		if (n + 1 >= outsz)
+			return -1;
+		out[n++] = (char)c;
+	}
+	if (n == 0 || out[n - 1] == '.')
+		return -1;
+	out[n] = '\0';
+	return 0;
+}
+
+int
+maildir_parse_name(const char *name, struct maildir_name_info *info)
+{
+	const char *colon;
+	size_t len = strlen(name), nf = 0;
+	char last = 0;
+
+	memset(info, 0, sizeof(*info));
+	if (len == 0 || len > MAILDIR_NAME_MAX || name[0] == '.' ||
+	    strchr(name, '/') != NULL)
+		return -1;
+	colon = strchr(name, ':');
+	if (colon == NULL) {
+		info->unique_len = len;
+		return 0;
+	}
+	info->unique_len = (size_t)(colon - name);
+	if (info->unique_len == 0 || strncmp(colon, ":2,", 3) != 0)
+		return -1;
+	info->has_info = true;
+	for (const char *f = colon + 3; *f; f++) {
+		if (*f >= 'A' && *f <= 'Z') {
+			if (*f <= last)
+				return -1;
+			last = *f;
+		} else if (!(*f >= 'a' && *f <= 'z'))
+			return -1;
+		if (nf + 1 >= sizeof(info->flags))
+			return -1;
+		info->flags[nf++] = *f;
+	}
+	info->flags[nf] = '\0';
+	return 0;
+}

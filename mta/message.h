@@ -1,0 +1,65 @@
+/* SPDX-License-Identifier: ISC */
+/*
+ * message.h - layer 1 (pure): RFC 5322 messages as bytes with LF line ends.
+ * Finding the header/body split, reading header fields (unfolded), and
+ * building the trace fields Tern prepends (Received:, Return-Path:,
+ * Delivered-To:). Dates are formatted from a broken-down time the caller
+ * passes in; this file never reads the clock.
+ */
+#ifndef TERN_MESSAGE_H
+#define TERN_MESSAGE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <time.h>
+
+#include "buf.h"
+
+/* Offset of the body (after the empty line), or len if there is none. */
+size_t message_header_len(const char *msg, size_t len);
+
+/*
+ * Iterates header fields: *pos starts at 0; each call sets name/value
+ * spans (value includes folded continuation lines, without the final LF)
+ * and returns true, or false at the end of the header section.
+ * A line without a colon ends the iteration (it is not a header).
+ */
+struct message_field {
+	const char *name;
+	size_t name_len;
+	const char *value;       /* after "Name:" and leading white space */
+	size_t value_len;
+};
+bool message_next_field(const char *msg, size_t len, size_t *pos,
+    struct message_field *f);
+
+/* Finds the first field named name (case-insensitive); true if found. */
+bool message_find_field(const char *msg, size_t len, const char *name,
+    struct message_field *f);
+
+/* "Thu, 26 Nov 2026 23:10:00 +0000" (RFC 5322 3.3); gmtoff in seconds. */
+void message_format_date(char *dst, size_t dstsz, const struct tm *tm,
+    long gmtoff);
+
+struct message_trace {
+	const char *helo;        /* the client's HELO/EHLO name */
+	const char *client_ip;   /* textual address */
+	const char *client_name; /* reverse name, or NULL if unknown */
+	const char *by_host;     /* our host name */
+	const char *protocol;    /* "SMTP", "ESMTP", ... (RFC 3848) */
+	const char *queue_id;
+	const char *for_rcpt;    /* "<a@b>" when there is one recipient */
+	const char *date;        /* message_format_date() output */
+};
+
+/* Appends a folded "Received:" field (RFC 5321 4.4), LF line ends. */
+void message_append_received(struct buf *out, const struct message_trace *t);
+
+/*
+ * Appends the delivery fields: "Return-Path: <sender>" and
+ * "Delivered-To: rcpt" (rcpt without brackets).
+ */
+void message_append_delivery_fields(struct buf *out, const char *sender_path,
+    const char *rcpt);
+
+#endif

@@ -1,0 +1,486 @@
+/* SPDX-License-Identifier: ISC */
+/*
+ * queue.c - layer 2: the spool (queue.h). The commit protocol, in the
+ * order that makes a crash at any instant safe:
+ *
+ *   1. open spool/tmp/<id> O_CREAT|O_EXCL, write envelope + message,
+ *      every write checked;
+ *   2. fsync the file, check close() (late errors on network filesystems);
+ *   3. rename to spool/queue/<id> with RENAME_NOREPLACE;
+ *   4. fsync spool/queue/ (shared between concurrent commits: dirsync.c);
+ *   5. only then, on the loop thread, the session may send 250.
+ *
+ * A crash before 4 leaves a file the client never saw acknowledged: either
+ * in tmp/ (deleted at start) or in queue/ (delivered: at-least-once). The
+ * envelope's "end" line marks a complete header; the size field the body.
+ * Below min_free bytes of free space new mail gets 452 4.3.1 (OpenSMTPD's
+ * MINSPACE idea), ENOSPC/EDQUOT too; nothing already queued is touched.
+ */
+#include "queue.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/time.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "dirsync.h"
+#include "iopool.h"
+#include "log.h"
+
+struct queue {
+	char *dir;               /* spool */
+	char *tmp_dir, *queue_dir, *corrupt_dir;
+	struct dirsync *queue_sync;
+	struct iopool *pool;
+	uint64_t min_free;
+	uint64_t last_id;
+	queue_on_commit_fn on_commit;
+	void *on_commit_arg;
+};
+
+struct queue_commit {
+	struct queue *q;
+	struct envelope *env;
+	struct buf *body;
+	struct buf head;         /* serialized envelope */
+	queue_commit_cb cb;
+	void *cb_arg;
+	struct tern_err err;
+	int rc;
+};
+
+static int
+mkdir_p1(const char *path)
+{
+	if (mkdir(path, 0700) == 0 || errno == EEXIST)
+		return 0;
+	return -1;
+}
+
+struct queue *
+queue_open(const char *spool_dir, struct iopool *pool, uint64_t min_free,
+    char *err, size_t errsz)
+{
+	struct queue *q = xcalloc(1, sizeof(*q));
+	int fd;
+
+	q->dir = xstrdup(spool_dir);
+	q->tmp_dir = xasprintf("%s/tmp", spool_dir);
+	q->queue_dir = xasprintf("%s/queue", spool_dir);
+	q->corrupt_dir = xasprintf("%s/corrupt", spool_dir);
+	q->pool = pool;
+	q->min_free = min_free;
+	if (mkdir_p1(q->dir) != 0 || mkdir_p1(q->tmp_dir) != 0 ||
+	    mkdir_p1(q->queue_dir) != 0 || mkdir_p1(q->corrupt_dir) != 0) {
+		(void)snprintf(err, errsz, "cannot create spool %s: %s",
+		    spool_dir, strerror(errno));
+		queue_close(q);
+		return NULL;
+	}
+	fd = open(q->queue_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0) {
+		(void)snprintf(err, errsz, "cannot open %s: %s", q->queue_dir,
+		    strerror(errno));
+		queue_close(q);
+		return NULL;
+	}
+	q->queue_sync = dirsync_new(fd);
+	return q;
+}
+
+void
+queue_close(struct queue *q)
+{
+	if (q == NULL)
+		return;
+	dirsync_free(q->queue_sync);
+	free(q->dir);
+	free(q->tmp_dir);
+	free(q->queue_dir);
+	free(q->corrupt_dir);
+	free(q);
+}
+
+void
+queue_set_on_commit(struct queue *q, queue_on_commit_fn fn, void *arg)
+{
+	q->on_commit = fn;
+	q->on_commit_arg = arg;
+}
+
+void
+queue_new_id(struct queue *q, char id[ENVELOPE_ID_LEN + 1])
+{
+	struct timeval tv;
+	uint64_t v;
+
+	gettimeofday(&tv, NULL);
+	/* microseconds since the epoch, 12 bits of room for a sequence */
+	v = ((uint64_t)tv.tv_sec * 1000000u + (uint64_t)tv.tv_usec) << 12;
+	if (v <= q->last_id)
+		v = q->last_id + 1;
+	q->last_id = v;
+	(void)snprintf(id, ENVELOPE_ID_LEN + 1, "%016llx", (unsigned long long)v);
+}
+
+/* errno of a failed disk operation -> the reply the client gets */
+static void
+queue_errno(struct tern_err *err, const char *what, int e)
+{
+	if (e == ENOSPC || e == EDQUOT)
+		tern_err_set(err, 452, "4.3.1", "Insufficient system storage");
+	else
+		tern_err_set(err, 451, "4.3.0",
+		    "Local error in processing (%s: %s)", what, strerror(e));
+}
+
+static int
+write_all(int fd, struct iovec *iov, int iovcnt)
+{
+	while (iovcnt > 0) {
+		ssize_t n = writev(fd, iov, iovcnt);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		while (iovcnt > 0 && (size_t)n >= iov->iov_len) {
+			n -= (ssize_t)iov->iov_len;
+			iov++;
+			iovcnt--;
+		}
+		if (iovcnt > 0) {
+			iov->iov_base = (char *)iov->iov_base + n;
+			iov->iov_len -= (size_t)n;
+		}
+	}
+	return 0;
+}
+
+/*
+ * Writes path durably (steps 1-2 above) under dir_tmp, then renames it to
+ * final and syncs the final directory. The temp file is removed on failure.
+ */
+static int
+durable_create(struct queue *q, const char *tmp, const char *final,
+    struct iovec *iov, int iovcnt, bool noreplace, struct tern_err *err)
+{
+	int fd, e;
+
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		queue_errno(err, "create", errno);
+		return -1;
+	}
+	if (write_all(fd, iov, iovcnt) != 0 || fsync(fd) != 0) {
+		e = errno;
+		close(fd);
+		unlink(tmp);
+		queue_errno(err, "write", e);
+		return -1;
+	}
+	if (close(fd) != 0) {
+		e = errno;
+		unlink(tmp);
+		queue_errno(err, "close", e);
+		return -1;
+	}
+	if ((noreplace ? renameat2(AT_FDCWD, tmp, AT_FDCWD, final,
+	    RENAME_NOREPLACE) : rename(tmp, final)) != 0) {
+		e = errno;
+		unlink(tmp);
+		queue_errno(err, "rename", e);
+		return -1;
+	}
+	if (dirsync_after_rename(q->queue_sync) != 0) {
+		/*
+		 * The file may or may not survive a crash; do not ack it. It
+		 * stays queued and will be delivered (at-least-once).
+		 */
+		queue_errno(err, "fsync dir", errno);
+		return -1;
+	}
+	return 0;
+}
+
+static bool
+space_ok(struct queue *q, uint64_t need)
+{
+	struct statvfs sv;
+
+	if (q->min_free == 0 || statvfs(q->dir, &sv) != 0)
+		return true;
+	return (uint64_t)sv.f_bavail * sv.f_frsize >= q->min_free + need &&
+	    (sv.f_files == 0 || sv.f_favail > 16);
+}
+
+static void
+queue_commit_work(void *arg)
+{
+	struct queue_commit *c = arg;
+	struct queue *q = c->q;
+	char tmp[4096], final[4096];
+	struct iovec iov[2];
+
+	if (!space_ok(q, c->head.len + c->body->len)) {
+		tern_err_set(&c->err, 452, "4.3.1",
+		    "Insufficient system storage");
+		c->rc = -1;
+		return;
+	}
+	if (str_fmt(tmp, sizeof(tmp), "%s/%s", q->tmp_dir, c->env->id) != 0 ||
+	    str_fmt(final, sizeof(final), "%s/%s", q->queue_dir,
+	    c->env->id) != 0) {
+		tern_err_set(&c->err, 451, "4.3.0", "Spool path too long");
+		c->rc = -1;
+		return;
+	}
+	iov[0].iov_base = c->head.data;
+	iov[0].iov_len = c->head.len;
+	iov[1].iov_base = c->body->data;
+	iov[1].iov_len = c->body->len;
+	c->rc = durable_create(q, tmp, final, iov, 2, true, &c->err);
+}
+
+static void
+queue_commit_done(void *arg)
+{
+	struct queue_commit *c = arg;
+	struct queue *q = c->q;
+
+	if (c->cb)
+		c->cb(c->cb_arg, c->env->id, c->rc == 0 ? NULL : &c->err);
+	if (c->rc == 0) {
+		if (c->cb == NULL)
+			log_info("%s: committed after the client left; it "
+			    "will be delivered", c->env->id);
+		if (q->on_commit) {
+			q->on_commit(q->on_commit_arg, c->env, c->body);
+			c->env = NULL;
+			c->body = NULL;
+		}
+	} else
+		log_warnx("%s: queue commit failed: %d %s %s", c->env->id,
+		    c->err.code, c->err.enh, c->err.text);
+	if (c->env) {
+		envelope_clear(c->env);
+		free(c->env);
+	}
+	if (c->body) {
+		buf_clear(c->body);
+		free(c->body);
+	}
+	buf_clear(&c->head);
+	free(c);
+}
+
+struct queue_commit *
+queue_commit(struct queue *q, struct envelope *env, struct buf *body,
+    queue_commit_cb cb, void *arg)
+{
+	struct queue_commit *c = xcalloc(1, sizeof(*c));
+
+	c->q = q;
+	c->env = env;
+	c->body = body;
+	c->cb = cb;
+	c->cb_arg = arg;
+	env->size = body->len;
+	buf_init(&c->head);
+	envelope_serialize(env, &c->head);
+	iopool_submit(q->pool, queue_commit_work, queue_commit_done, c);
+	return c;
+}
+
+void
+queue_commit_detach(struct queue_commit *c)
+{
+	c->cb = NULL;
+	c->cb_arg = NULL;
+}
+
+static int
+read_file(const char *path, struct buf *out, int *err_no)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	struct stat st;
+
+	if (fd < 0 || fstat(fd, &st) != 0) {
+		*err_no = errno;
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	buf_reserve(out, (size_t)st.st_size);
+	for (;;) {
+		buf_reserve(out, 65536);
+		ssize_t n = read(fd, out->data + out->len, out->cap - out->len - 1);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			*err_no = errno;
+			close(fd);
+			return -1;
+		}
+		if (n == 0)
+			break;
+		out->len += (size_t)n;
+	}
+	out->data[out->len] = '\0';
+	close(fd);
+	return 0;
+}
+
+int
+queue_load_sync(struct queue *q, const char *id, struct envelope *env,
+    struct buf *body, struct tern_err *err)
+{
+	char path[4096], why[200];
+	struct buf raw;
+	size_t off;
+	int e;
+
+	buf_init(&raw);
+	if (str_fmt(path, sizeof(path), "%s/%s", q->queue_dir, id) != 0 ||
+	    read_file(path, &raw, &e) != 0) {
+		tern_err_set(err, 451, "4.3.0", "cannot read queue file: %s",
+		    strerror(e));
+		buf_clear(&raw);
+		return -1;
+	}
+	if (envelope_parse(raw.data, raw.len, env, &off, why,
+	    sizeof(why)) != 0) {
+		tern_err_set(err, 554, "5.3.0", "corrupt queue file: %s", why);
+		buf_clear(&raw);
+		return -1;
+	}
+	if (raw.len - off != env->size) {
+		tern_err_set(err, 554, "5.3.0",
+		    "corrupt queue file: size %zu, envelope says %llu",
+		    raw.len - off, (unsigned long long)env->size);
+		buf_clear(&raw);
+		return -1;
+	}
+	buf_append(body, raw.data + off, raw.len - off);
+	buf_reset(&raw);
+	if (str_fmt(path, sizeof(path), "%s/%s.state", q->queue_dir, id) == 0 &&
+	    read_file(path, &raw, &e) == 0) {
+		if (envelope_state_parse(raw.data, raw.len, env, why,
+		    sizeof(why)) != 0)
+			log_warnx("%s: ignoring bad state file: %s", id, why);
+	}
+	buf_clear(&raw);
+	return 0;
+}
+
+int
+queue_state_write_sync(struct queue *q, const struct envelope *env,
+    struct tern_err *err)
+{
+	char tmp[4096], final[4096];
+	struct buf text;
+	struct iovec iov;
+	int rc;
+
+	if (str_fmt(tmp, sizeof(tmp), "%s/%s.state", q->tmp_dir,
+	    env->id) != 0 || str_fmt(final, sizeof(final), "%s/%s.state",
+	    q->queue_dir, env->id) != 0) {
+		tern_err_set(err, 451, "4.3.0", "Spool path too long");
+		return -1;
+	}
+	buf_init(&text);
+	envelope_state_serialize(env, &text);
+	iov.iov_base = text.data;
+	iov.iov_len = text.len;
+	unlink(tmp); /* a leftover of an earlier failed attempt */
+	rc = durable_create(q, tmp, final, &iov, 1, false, err);
+	buf_clear(&text);
+	return rc;
+}
+
+int
+queue_remove_sync(struct queue *q, const char *id)
+{
+	char path[4096];
+	int rc = 0;
+
+	/*
+	 * The state file first: if we crash between the two unlinks, the
+	 * message is simply delivered again from scratch. No directory fsync:
+	 * a removal undone by a crash means a duplicate, never a loss.
+	 */
+	if (str_fmt(path, sizeof(path), "%s/%s.state", q->queue_dir, id) == 0 &&
+	    unlink(path) != 0 && errno != ENOENT)
+		rc = -1;
+	if (str_fmt(path, sizeof(path), "%s/%s", q->queue_dir, id) != 0 ||
+	    unlink(path) != 0)
+		rc = -1;
+	return rc;
+}
+
+int
+queue_move_aside_sync(struct queue *q, const char *id)
+{
+	char from[4096], to[4096];
+
+	if (str_fmt(from, sizeof(from), "%s/%s", q->queue_dir, id) != 0 ||
+	    str_fmt(to, sizeof(to), "%s/%s", q->corrupt_dir, id) != 0)
+		return -1;
+	if (rename(from, to) != 0)
+		return -1;
+	(void)str_fmt(from, sizeof(from), "%s/%s.state", q->queue_dir, id);
+	(void)str_fmt(to, sizeof(to), "%s/%s.state", q->corrupt_dir, id);
+	(void)rename(from, to);
+	return 0;
+}
+
+static bool
+is_queue_id(const char *name)
+{
+	if (strlen(name) != ENVELOPE_ID_LEN)
+		return false;
+	for (const char *p = name; *p; p++)
+		if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
+			return false;
+	return true;
+}
+
+size_t
+queue_scan(struct queue *q, void (*fn)(void *arg, const char *id), void *arg)
+{
+	DIR *d;
+	struct dirent *de;
+	size_t n = 0;
+	char path[4096];
+
+	if ((d = opendir(q->tmp_dir)) != NULL) {
+		while ((de = readdir(d)) != NULL) {
+			if (de->d_name[0] == '.')
+				continue;
+			if (str_fmt(path, sizeof(path), "%s/%s", q->tmp_dir,
+			    de->d_name) == 0)
+				(void)unlink(path);
+		}
+		closedir(d);
+	}
+	if ((d = opendir(q->queue_dir)) == NULL) {
+		log_warn("cannot scan %s", q->queue_dir);
+		return 0;
+	}
+	while ((de = readdir(d)) != NULL) {
+		if (!is_queue_id(de->d_name))
+			continue;
+		fn(arg, de->d_name);
+		n++;
+	}
+	closedir(d);
+	return n;
+}

@@ -1,0 +1,139 @@
+/* SPDX-License-Identifier: ISC */
+/*
+ * smtp_data.c - layer 1 (pure). A byte-at-a-time state machine; runs of
+ * ordinary bytes are copied in bulk. States:
+ *
+ *   BOL      at the start of a line (after CRLF, or at the very start)
+ *   DOT      BOL saw '.'; a CR next may be the end of data
+ *   DOT_CR   saw "<BOL>.\r"; LF ends the data, anything else is a bare CR
+ *   MID      inside a line
+ *   CR       saw '\r' inside a line; LF makes a line end
+ *
+ * A bare LF or bare CR sets an error flag and is treated as an ordinary
+ * byte that does *not* start a line: so "\n.\n", "\n.\r\n", "\r.\r" and
+ * "\r\n\0.\r\n" can never end the transfer. After an error the rest of the
+ * transfer is still read (to stay in step with the client) but not stored.
+ */
+#include "smtp_data.h"
+
+#include "smtp_parse.h"
+
+enum { ST_BOL, ST_DOT, ST_DOT_CR, ST_MID, ST_CR };
+
+void
+smtp_data_init(struct smtp_data *d, struct buf *out, uint64_t max_size)
+{
+	d->state = ST_BOL;
+	d->linelen = 0;
+	d->size = 0;
+	d->max_size = max_size;
+	d->errors = 0;
+	d->out = out;
+}
+
+static void
+emit(struct smtp_data *d, const char *p, size_t n)
+{
+	if (d->errors == 0 && n > 0)
+		buf_append(d->out, p, n);
+}
+
+/* Counts n octets of line content; flags long lines and size overrun. */
+static void
+count(struct smtp_data *d, size_t n)
+{
+	d->linelen += n;
+	d->size += n;
+	if (d->linelen > SMTP_TEXT_LINE_MAX - 2)
+		d->errors |= SMTP_DATA_ERR_LINE_TOO_LONG;
+	if (d->max_size && d->size > d->max_size)
+		d->errors |= SMTP_DATA_ERR_TOO_BIG;
+}
+
+static void
+end_line(struct smtp_data *d)
+{
+	d->size += 2;
+	if (d->max_size && d->size > d->max_size)
+		d->errors |= SMTP_DATA_ERR_TOO_BIG;
+	emit(d, "\n", 1);
+	d->linelen = 0;
+	d->state = ST_BOL;
+}
+
+size_t
+smtp_data_feed(struct smtp_data *d, const char *p, size_t n, bool *done)
+{
+	size_t i = 0;
+
+	*done = false;
+	while (i < n) {
+		char c = p[i];
+
+		switch (d->state) {
+		case ST_BOL:
+			if (c == '.') {
+				d->state = ST_DOT;
+				i++;
+				continue;
+			}
+			d->state = ST_MID;
+			continue; /* handle c in MID */
+		case ST_DOT:
+			if (c == '\r') {
+				d->state = ST_DOT_CR;
+				i++;
+				continue;
+			}
+			/* A stuffed dot: drop it (RFC 5321 4.5.2). */
+			d->state = ST_MID;
+			continue;
+		case ST_DOT_CR:
+			if (c == '\n') {
+				*done = true;
+				d->state = ST_BOL;
+				return i + 1;
+			}
+			/* ".\r" then not LF: a line "." followed by a bare CR. */
+			d->errors |= SMTP_DATA_ERR_BARE_CR;
+			count(d, 1);
+			d->state = ST_MID;
+			continue;
+		case ST_CR:
+			if (c == '\n') {
+				i++;
+				end_line(d);
+				continue;
+			}
+			d->errors |= SMTP_DATA_ERR_BARE_CR;
+			count(d, 1);
+			d->state = ST_MID;
+			continue;
+		case ST_MID: {
+			/* Copy a run of ordinary bytes in one go. */
+			size_t start = i;
+			while (i < n && p[i] != '\r' && p[i] != '\n' &&
+			    p[i] != '\0')
+				i++;
+			if (i > start) {
+				count(d, i - start);
+				emit(d, p + start, i - start);
+			}
+			if (i == n)
+				return n;
+			c = p[i++];
+			if (c == '\r')
+				d->state = ST_CR;
+			else if (c == '\n') {
+				d->errors |= SMTP_DATA_ERR_BARE_LF;
+				count(d, 1);
+			} else {
+				d->errors |= SMTP_DATA_ERR_NUL;
+				count(d, 1);
+			}
+			continue;
+		}
+		}
+	}
+	return n;
+}

@@ -1,0 +1,44 @@
+/* SPDX-License-Identifier: ISC */
+/*
+ * smtp_data.h - layer 1 (pure): the DATA byte stream into message bytes.
+ * Only <CRLF>.<CRLF> ends the data (RFC 5321 4.1.1.4); bare CR, bare LF and
+ * NUL are recorded as errors and never treated as line ends, so no
+ * "SMTP smuggling" variant can end the data early. Dot-unstuffing per
+ * 4.5.2. The output has LF line ends (the Maildir convention).
+ */
+#ifndef TERN_SMTP_DATA_H
+#define TERN_SMTP_DATA_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+
+#define SMTP_DATA_ERR_BARE_CR 0x01u
+#define SMTP_DATA_ERR_BARE_LF 0x02u
+#define SMTP_DATA_ERR_NUL 0x04u
+#define SMTP_DATA_ERR_LINE_TOO_LONG 0x08u
+#define SMTP_DATA_ERR_TOO_BIG 0x10u
+
+struct smtp_data {
+	int state;
+	size_t linelen;         /* octets on the current line, no CRLF */
+	uint64_t size;          /* octets as transmitted, CRLF = 2, unstuffed */
+	uint64_t max_size;      /* 0: no limit */
+	unsigned errors;        /* SMTP_DATA_ERR_* */
+	struct buf *out;        /* borrowed; not written once errors is set */
+};
+
+/* Starts a new transfer; out receives the message (LF line ends). */
+void smtp_data_init(struct smtp_data *d, struct buf *out, uint64_t max_size);
+
+/*
+ * Consumes bytes from p[0..n). Returns how many were consumed; *done is set
+ * when the final <CRLF>.<CRLF> was consumed (bytes after it are left for
+ * the caller: they are the next command).
+ */
+size_t smtp_data_feed(struct smtp_data *d, const char *p, size_t n,
+    bool *done);
+
+#endif

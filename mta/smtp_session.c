@@ -1,0 +1,677 @@
+/* SPDX-License-Identifier: ISC */
+/*
+ * smtp_session.c - layer 3: the SMTP server side of RFC 5321, one
+ * connection at a time, on libevent bufferevents.
+ *
+ * Shape (after OpenSMTPD's smtp_session.c): a table pairs each verb with
+ * its handler; the transaction (envelope + body, MAIL to commit/RSET) is
+ * separate from the connection state. Commands are processed in a loop
+ * over the input buffer, so pipelined commands (RFC 2920) are answered in
+ * order and their replies leave in one write. While a commit is in flight
+ * the loop stops; the commit's completion sends 250 (or 4xx) and resumes.
+ *
+ * Framing is strict: command lines must end in CRLF, bare CR/LF/NUL get
+ * 500 5.5.2; DATA goes through smtp_data.c, where only CRLF.CRLF ends it.
+ * Limits: 512-octet command lines, max_errors replies >= 400 before 421,
+ * max_recipients, SIZE, timeouts (command and DATA), and an output
+ * backlog cap so a client that never reads cannot make us buffer forever.
+ *
+ * Destruction: one path, session_free(), called only from this file's
+ * callbacks, after which nothing touches the session; a pending commit is
+ * detached (it completes; the message is delivered; the client saw no 250
+ * and may resend: at-least-once).
+ */
+#include "smtp_session.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "buf.h"
+#include "envelope.h"
+#include "log.h"
+#include "maildir.h"
+#include "message.h"
+#include "queue.h"
+#include "smtp_data.h"
+#include "smtp_parse.h"
+#include "smtp_reply.h"
+#include "util.h"
+
+#define OUTPUT_BACKLOG_MAX (64 * 1024)
+#define INPUT_HIGH_WATER (1024 * 1024)
+
+enum session_state {
+	SESSION_GREETED,         /* waiting for HELO/EHLO */
+	SESSION_READY,           /* HELO done, no transaction */
+	SESSION_MAIL,            /* MAIL accepted */
+	SESSION_RCPT,            /* at least one RCPT accepted */
+	SESSION_DATA,            /* receiving message bytes */
+};
+
+struct smtp_session {
+	struct smtp_session_env env;
+	struct bufferevent *bev;
+	char id[17];
+	char ip[INET6_ADDRSTRLEN];
+	int port;
+	bool trusted;
+	enum listen_role role;
+	enum session_state state;
+	char helo[SMTP_CMD_LINE_MAX];
+	bool esmtp;
+	unsigned errors;
+	unsigned ntx;
+	bool discard_line;       /* skipping the rest of an overlong line */
+	bool closing;            /* close once the output is flushed */
+	bool shutdown;           /* server shutting down */
+	bool paused_out;         /* reading paused: client not reading */
+	/* transaction */
+	struct envelope *tx;
+	struct buf *body;
+	struct smtp_data data;
+	unsigned tx_rejected;    /* RCPTs refused in this transaction */
+	struct queue_commit *commit;
+	struct timeval data_start;
+	/* replies of the current batch */
+	struct buf out;
+};
+
+static void session_process(struct smtp_session *s);
+static void session_flush(struct smtp_session *s);
+static void session_free(struct smtp_session *s);
+
+static uint64_t session_seq;
+
+static void __attribute__((format(printf, 4, 5)))
+reply(struct smtp_session *s, int code, const char *enh, const char *fmt, ...)
+{
+	char text[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	(void)vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	smtp_reply_append(&s->out, code, enh, text);
+	if (code >= 400)
+		s->errors++;
+	if (code == 421)
+		s->closing = true;
+}
+
+static void
+reply_r(struct smtp_session *s, struct smtp_reply r)
+{
+	reply(s, r.code, r.enh, "%s", r.text);
+}
+
+static void
+tx_reset(struct smtp_session *s)
+{
+	if (s->tx) {
+		envelope_clear(s->tx);
+		free(s->tx);
+		s->tx = NULL;
+	}
+	if (s->body) {
+		buf_clear(s->body);
+		free(s->body);
+		s->body = NULL;
+	}
+	s->tx_rejected = 0;
+	if (s->state > SESSION_READY)
+		s->state = SESSION_READY;
+}
+
+/* --- command handlers ------------------------------------------------ */
+
+static void
+cmd_helo(struct smtp_session *s, struct smtp_cmd *cmd)
+{
+	const struct config *cfg = s->env.cfg;
+
+	tx_reset(s);
+	(void)str_copy(s->helo, sizeof(s->helo), cmd->arg);
+	s->esmtp = cmd->verb == SMTP_VERB_EHLO;
+	s->state = SESSION_READY;
+	if (!s->esmtp) {
+		reply(s, 250, NULL, "%s", cfg->hostname);
+		return;
+	}
+	char l0[300], lsize[64];
+	(void)str_fmt(l0, sizeof(l0), "%s greets %s", cfg->hostname, s->helo);
+	(void)str_fmt(lsize, sizeof(lsize), "SIZE %llu",
+	    (unsigned long long)cfg->limits.max_message_size);
+	const char *lines[] = { l0, "PIPELINING", lsize, "8BITMIME",
+		"ENHANCEDSTATUSCODES" };
+	smtp_reply_append_lines(&s->out, 250, lines,
+	    (int)TERN_ARRAY_LEN(lines));
+}
+
+static void
+cmd_mail(struct smtp_session *s, struct smtp_cmd *cmd)
+{
+	const struct config *cfg = s->env.cfg;
+	const char *body = "7BIT";
+	char path[SMTP_PATH_MAX + 80];
+
+	if (s->state == SESSION_GREETED) {
+		reply(s, 503, "5.5.1", "Error: send HELO/EHLO first");
+		return;
+	}
+	if (s->state != SESSION_READY) {
+		reply(s, 503, "5.5.1", "Error: nested MAIL command");
+		return;
+	}
+	for (size_t i = 0; i < cmd->nparams; i++) {
+		const struct smtp_param *p = &cmd->params[i];
+		if (strcmp(p->key, "SIZE") == 0 && s->esmtp) {
+			uint64_t size;
+			if (p->value == NULL || parse_u64(p->value,
+			    strlen(p->value), &size) != 0) {
+				reply(s, 501, "5.5.4", "Bad SIZE parameter");
+				return;
+			}
+			if (size > cfg->limits.max_message_size) {
+				reply(s, 552, "5.3.4", "Message size exceeds "
+				    "fixed maximum message size");
+				return;
+			}
+		} else if (strcmp(p->key, "BODY") == 0 && s->esmtp) {
+			if (p->value && ascii_strcaseeq(p->value, "8BITMIME"))
+				body = "8BITMIME";
+			else if (p->value && ascii_strcaseeq(p->value, "7BIT"))
+				body = "7BIT";
+			else {
+				reply(s, 501, "5.5.4", "Bad BODY parameter");
+				return;
+			}
+		} else {
+			reply(s, 555, "5.5.4", "Unsupported parameter %s",
+			    p->key);
+			return;
+		}
+	}
+	if (smtp_addr_format(&cmd->addr, path, sizeof(path)) != 0) {
+		reply(s, 501, "5.1.7", "Bad sender address syntax");
+		return;
+	}
+	s->tx = xcalloc(1, sizeof(*s->tx));
+	envelope_init(s->tx);
+	s->tx->sender = xstrdup(path);
+	s->tx->body = xstrdup(body);
+	s->state = SESSION_MAIL;
+	reply(s, 250, "2.1.0", "Ok");
+}
+
+static void
+cmd_rcpt(struct smtp_session *s, struct smtp_cmd *cmd)
+{
+	const struct config *cfg = s->env.cfg;
+	struct smtp_addr *a = &cmd->addr;
+	char path[SMTP_PATH_MAX + 80], mailbox[SMTP_LOCAL_MAX + 1];
+
+	if (s->state != SESSION_MAIL && s->state != SESSION_RCPT) {
+		reply(s, 503, "5.5.1", "Error: need MAIL command");
+		return;
+	}
+	if (cmd->nparams > 0) {
+		reply(s, 555, "5.5.4", "Unsupported parameter %s",
+		    cmd->params[0].key);
+		s->tx_rejected++;
+		return;
+	}
+	if (s->tx->nrcpts >= cfg->limits.max_recipients) {
+		reply(s, 452, "4.5.3", "Error: too many recipients");
+		s->tx_rejected++;
+		return;
+	}
+	if (a->domain[0] == '\0') /* <postmaster>, RFC 5321 4.1.1.3 */
+		(void)str_copy(a->domain, sizeof(a->domain), cfg->hostname);
+	if (a->domain[0] != '[' && config_is_local_domain(cfg, a->domain)) {
+		if (maildir_local_normalize(a->local, cfg->recipient_delimiter,
+		    mailbox, sizeof(mailbox)) != 0) {
+			reply(s, 553, "5.1.3", "Mailbox name not allowed");
+			s->tx_rejected++;
+			return;
+		}
+	} else if (!s->trusted) {
+		reply(s, 550, "5.7.1", "Relaying denied");
+		s->tx_rejected++;
+		return;
+	}
+	if (smtp_addr_format(a, path, sizeof(path)) != 0) {
+		reply(s, 501, "5.1.3", "Bad recipient address syntax");
+		s->tx_rejected++;
+		return;
+	}
+	/* The same recipient twice is accepted once (one delivery). */
+	for (size_t i = 0; i < s->tx->nrcpts; i++)
+		if (ascii_strcaseeq(s->tx->rcpts[i].path, path)) {
+			reply(s, 250, "2.1.5", "Ok");
+			return;
+		}
+	envelope_add_rcpt(s->tx, path);
+	s->state = SESSION_RCPT;
+	reply(s, 250, "2.1.5", "Ok");
+}
+
+static void
+cmd_data(struct smtp_session *s, struct smtp_cmd *cmd)
+{
+	const struct config *cfg = s->env.cfg;
+	struct message_trace t;
+	struct tm tm;
+	time_t now;
+	char date[64];
+
+	if (s->state == SESSION_MAIL && s->tx_rejected > 0) {
+		/* RFC 2920 3.1: pipelined DATA after every RCPT failed. */
+		reply(s, 554, "5.5.1", "Error: no valid recipients");
+		return;
+	}
+	if (s->state != SESSION_RCPT) {
+		reply(s, 503, "5.5.1", s->state == SESSION_MAIL ?
+		    "Error: need RCPT command" : "Error: need MAIL command");
+		return;
+	}
+	queue_new_id(s->env.queue, s->tx->id);
+	gettimeofday(&s->data_start, NULL);
+	now = s->data_start.tv_sec;
+	s->tx->created = now;
+	s->tx->client = xstrdup(s->ip);
+	s->tx->helo = xstrdup(s->helo);
+	s->tx->protocol = xstrdup(s->esmtp ? "ESMTP" : "SMTP");
+
+	/* The Received: field goes first into the body buffer. */
+	s->body = xcalloc(1, sizeof(*s->body));
+	buf_init(s->body);
+	buf_reserve(s->body, 8192);
+	localtime_r(&now, &tm);
+	message_format_date(date, sizeof(date), &tm, tm.tm_gmtoff);
+	t.helo = s->helo;
+	t.client_ip = s->ip;
+	t.client_name = NULL;
+	t.by_host = cfg->hostname;
+	t.protocol = s->tx->protocol;
+	t.queue_id = s->tx->id;
+	t.for_rcpt = s->tx->nrcpts == 1 ? s->tx->rcpts[0].path : NULL;
+	t.date = date;
+	message_append_received(s->body, &t);
+	/* The message proper starts after our field. */
+	smtp_data_init(&s->data, s->body, cfg->limits.max_message_size);
+	s->state = SESSION_DATA;
+	bufferevent_set_timeouts(s->bev, &(struct timeval){
+	    cfg->limits.data_timeout, 0 }, &(struct timeval){
+	    cfg->limits.data_timeout, 0 });
+	reply(s, 354, NULL, "End data with <CR><LF>.<CR><LF>");
+}
+
+static void
+on_commit(void *arg, const char *id, const struct tern_err *err)
+{
+	struct smtp_session *s = arg;
+	struct timeval now;
+
+	s->commit = NULL;
+	gettimeofday(&now, NULL);
+	if (err) {
+		reply(s, err->code, err->enh, "%s", err->text);
+	} else {
+		double ms = (double)(now.tv_sec - s->data_start.tv_sec) * 1e3 +
+		    (double)(now.tv_usec - s->data_start.tv_usec) / 1e3;
+		log_debug("%s: commit latency=%.2fms", id, ms);
+		reply(s, 250, "2.0.0", "Ok: queued as %s", id);
+	}
+	if (s->shutdown && !s->closing)
+		reply(s, 421, "4.3.2", "%s Service shutting down",
+		    s->env.cfg->hostname);
+	session_process(s);
+}
+
+static void
+data_end(struct smtp_session *s)
+{
+	const struct config *cfg = s->env.cfg;
+
+	bufferevent_set_timeouts(s->bev, &(struct timeval){
+	    cfg->limits.command_timeout, 0 }, &(struct timeval){
+	    cfg->limits.command_timeout, 0 });
+	if (s->data.errors) {
+		log_info("session %s: message refused client=%s errors=0x%x "
+		    "size=%llu", s->id, s->ip, s->data.errors,
+		    (unsigned long long)s->data.size);
+		reply_r(s, smtp_reply_for_data_errors(s->data.errors));
+		tx_reset(s);
+		return;
+	}
+	log_info("%s: accepted session=%s client=%s from=%s size=%zu nrcpt=%zu",
+	    s->tx->id, s->id, s->ip, s->tx->sender, s->body->len,
+	    s->tx->nrcpts);
+	s->ntx++;
+	/* queue_commit takes the envelope and the body. */
+	s->commit = queue_commit(s->env.queue, s->tx, s->body, on_commit, s);
+	s->tx = NULL;
+	s->body = NULL;
+	tx_reset(s);
+}
+
+static void
+cmd_rset(struct smtp_session *s, struct smtp_cmd *cmd)
+{
+	tx_reset(s);
+	reply(s, 250, "2.0.0", "Ok");
+}
+
+static void
+cmd_noop(struct smtp_session *s, struct smtp_cmd *cmd)
+{
+	reply(s, 250, "2.0.0", "Ok");
+}
+
+static void
+cmd_quit(struct smtp_session *s, struct smtp_cmd *cmd)
+{
+	reply(s, 221, "2.0.0", "Bye");
+	s->closing = true;
+}
+
+static void
+cmd_vrfy(struct smtp_session *s, struct smtp_cmd *cmd)
+{
+	/* RFC 5321 3.5.3: 252, and no disclosure of who exists. */
+	reply(s, 252, "2.5.2", "Cannot VRFY user, but will accept message "
+	    "and attempt delivery");
+}
+
+static void
+cmd_expn(struct smtp_session *s, struct smtp_cmd *cmd)
+{
+	reply(s, 502, "5.5.1", "EXPN not available");
+}
+
+static void
+cmd_help(struct smtp_session *s, struct smtp_cmd *cmd)
+{
+	reply(s, 214, "2.0.0", "Tern ESMTP. Commands: EHLO HELO MAIL RCPT "
+	    "DATA RSET NOOP QUIT VRFY HELP; see RFC 5321");
+}
+
+static void
+cmd_not_implemented(struct smtp_session *s, struct smtp_cmd *cmd)
+{
+	reply(s, 502, "5.5.1", "Error: command not implemented");
+}
+
+static const struct {
+	enum smtp_verb verb;
+	void (*fn)(struct smtp_session *, struct smtp_cmd *);
+} commands[] = {
+	{ SMTP_VERB_EHLO, cmd_helo },
+	{ SMTP_VERB_HELO, cmd_helo },
+	{ SMTP_VERB_MAIL, cmd_mail },
+	{ SMTP_VERB_RCPT, cmd_rcpt },
+	{ SMTP_VERB_DATA, cmd_data },
+	{ SMTP_VERB_RSET, cmd_rset },
+	{ SMTP_VERB_NOOP, cmd_noop },
+	{ SMTP_VERB_QUIT, cmd_quit },
+	{ SMTP_VERB_VRFY, cmd_vrfy },
+	{ SMTP_VERB_EXPN, cmd_expn },
+	{ SMTP_VERB_HELP, cmd_help },
+	{ SMTP_VERB_STARTTLS, cmd_not_implemented },
+	{ SMTP_VERB_AUTH, cmd_not_implemented },
+	{ SMTP_VERB_BDAT, cmd_not_implemented },
+};
+
+static void
+session_command(struct smtp_session *s, const char *line, size_t len)
+{
+	struct smtp_cmd cmd;
+	enum smtp_parse_status st;
+
+	st = smtp_parse_command(line, len, &cmd);
+	if (st != SMTP_PARSE_OK) {
+		reply_r(s, smtp_reply_for_parse(st));
+		if (cmd.verb == SMTP_VERB_RCPT && s->tx)
+			s->tx_rejected++;
+		return;
+	}
+	for (size_t i = 0; i < TERN_ARRAY_LEN(commands); i++)
+		if (commands[i].verb == cmd.verb) {
+			commands[i].fn(s, &cmd);
+			return;
+		}
+	reply(s, 500, "5.5.1", "Command unrecognized");
+}
+
+/*
+ * Takes one command line off the input. Returns 1 if a line was handled,
+ * 0 if more input is needed.
+ */
+static int
+session_read_line(struct smtp_session *s, struct evbuffer *in)
+{
+	char line[SMTP_CMD_LINE_MAX + 1];
+	struct evbuffer_ptr p;
+	size_t len;
+
+	p = evbuffer_search(in, "\n", 1, NULL);
+	if (p.pos < 0) {
+		if (evbuffer_get_length(in) >= SMTP_CMD_LINE_MAX) {
+			/* No end in sight: refuse once, skip to the LF. */
+			if (!s->discard_line)
+				reply(s, 500, "5.5.2", "Line too long");
+			s->discard_line = true;
+			evbuffer_drain(in, evbuffer_get_length(in));
+		}
+		return 0;
+	}
+	len = (size_t)p.pos + 1;
+	if (s->discard_line) {
+		s->discard_line = false;
+		evbuffer_drain(in, len);
+		return 1;
+	}
+	if (len > SMTP_CMD_LINE_MAX) {
+		evbuffer_drain(in, len);
+		reply(s, 500, "5.5.2", "Line too long");
+		return 1;
+	}
+	evbuffer_remove(in, line, len);
+	if (len < 2 || line[len - 2] != '\r') {
+		reply(s, 500, "5.5.2", "Syntax error: lines must end in CRLF");
+		return 1;
+	}
+	session_command(s, line, len - 2);
+	return 1;
+}
+
+/* Feeds DATA bytes; 1 if the end of data was reached, 0 if more needed. */
+static int
+session_read_data(struct smtp_session *s, struct evbuffer *in)
+{
+	struct evbuffer_iovec v;
+	bool done = false;
+
+	while (evbuffer_get_length(in) > 0) {
+		if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
+			break;
+		size_t used = smtp_data_feed(&s->data, v.iov_base, v.iov_len,
+		    &done);
+		evbuffer_drain(in, used);
+		if (done) {
+			data_end(s);
+			return 1;
+		}
+	}
+	return 0;
+}
+
+static void
+session_process(struct smtp_session *s)
+{
+	struct evbuffer *in = bufferevent_get_input(s->bev);
+
+	while (!s->closing && s->commit == NULL) {
+		if (s->errors > s->env.cfg->limits.max_errors) {
+			reply(s, 421, "4.7.0", "%s Error: too many errors",
+			    s->env.cfg->hostname);
+			break;
+		}
+		if (s->state == SESSION_DATA) {
+			if (!session_read_data(s, in))
+				break;
+		} else if (!session_read_line(s, in))
+			break;
+	}
+	session_flush(s);
+}
+
+static void
+session_flush(struct smtp_session *s)
+{
+	struct evbuffer *out = bufferevent_get_output(s->bev);
+
+	if (s->out.len > 0) {
+		bufferevent_write(s->bev, s->out.data, s->out.len);
+		buf_reset(&s->out);
+	}
+	if (s->closing) {
+		bufferevent_disable(s->bev, EV_READ);
+		if (evbuffer_get_length(out) == 0) {
+			session_free(s);
+			return;
+		}
+	} else if (evbuffer_get_length(out) > OUTPUT_BACKLOG_MAX) {
+		/* The client is not reading its replies: stop reading. */
+		bufferevent_disable(s->bev, EV_READ);
+		s->paused_out = true;
+	}
+}
+
+static void
+session_on_read(struct bufferevent *bev, void *arg)
+{
+	session_process(arg);
+}
+
+static void
+session_on_write(struct bufferevent *bev, void *arg)
+{
+	struct smtp_session *s = arg;
+
+	/* Called once the output has drained. */
+	if (s->closing) {
+		if (s->commit == NULL)
+			session_free(s);
+		return;
+	}
+	if (s->paused_out) {
+		s->paused_out = false;
+		bufferevent_enable(s->bev, EV_READ);
+		session_process(s);
+	}
+}
+
+static void
+session_on_event(struct bufferevent *bev, short what, void *arg)
+{
+	struct smtp_session *s = arg;
+
+	if (what & BEV_EVENT_TIMEOUT && !s->closing &&
+	    (what & BEV_EVENT_READING)) {
+		log_info("session %s: timeout client=%s state=%d", s->id,
+		    s->ip, (int)s->state);
+		reply(s, 421, "4.4.2", "%s Error: timeout exceeded",
+		    s->env.cfg->hostname);
+		bufferevent_enable(s->bev, EV_WRITE);
+		session_flush(s);
+		return;
+	}
+	/* EOF, error, or write timeout: nothing more can be said. */
+	session_free(s);
+}
+
+static void
+session_free(struct smtp_session *s)
+{
+	if (s->commit) {
+		queue_commit_detach(s->commit);
+		s->commit = NULL;
+	}
+	log_info("session %s: disconnect client=%s messages=%u errors=%u",
+	    s->id, s->ip, s->ntx, s->errors);
+	tx_reset(s);
+	bufferevent_free(s->bev);
+	buf_clear(&s->out);
+	if (s->env.on_close)
+		s->env.on_close(s->env.arg, s);
+	free(s);
+}
+
+struct smtp_session *
+smtp_session_new(const struct smtp_session_env *env, evutil_socket_t fd,
+    const struct sockaddr *sa, socklen_t salen, enum listen_role role)
+{
+	struct smtp_session *s = xcalloc(1, sizeof(*s));
+	const struct config *cfg = env->cfg;
+	struct timeval tv;
+
+	s->env = *env;
+	s->role = role;
+	s->state = SESSION_GREETED;
+	buf_init(&s->out);
+	gettimeofday(&tv, NULL);
+	(void)snprintf(s->id, sizeof(s->id), "%016llx",
+	    (unsigned long long)(((uint64_t)tv.tv_sec << 24) |
+	    (++session_seq & 0xffffff)));
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+		inet_ntop(AF_INET, &in->sin_addr, s->ip, sizeof(s->ip));
+		s->port = ntohs(in->sin_port);
+	} else if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 =
+		    (const struct sockaddr_in6 *)sa;
+		inet_ntop(AF_INET6, &in6->sin6_addr, s->ip, sizeof(s->ip));
+		s->port = ntohs(in6->sin6_port);
+	} else
+		(void)str_copy(s->ip, sizeof(s->ip), "unknown");
+	s->trusted = config_is_trusted(cfg, sa);
+
+	s->bev = bufferevent_socket_new(env->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	TERN_ASSERT(s->bev != NULL);
+	bufferevent_setcb(s->bev, session_on_read, session_on_write,
+	    session_on_event, s);
+	bufferevent_setwatermark(s->bev, EV_READ, 0, INPUT_HIGH_WATER);
+	bufferevent_set_timeouts(s->bev, &(struct timeval){
+	    cfg->limits.command_timeout, 0 }, &(struct timeval){
+	    cfg->limits.command_timeout, 0 });
+	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+	log_info("session %s: connect client=%s port=%d role=%s%s", s->id,
+	    s->ip, s->port, config_role_name(role),
+	    s->trusted ? " trusted" : "");
+	reply(s, 220, NULL, "%s ESMTP Tern", cfg->hostname);
+	bufferevent_write(s->bev, s->out.data, s->out.len);
+	buf_reset(&s->out);
+	return s;
+}
+
+void
+smtp_session_shutdown(struct smtp_session *s)
+{
+	s->shutdown = true;
+	if (s->commit)
+		return; /* on_commit answers 250, then 421 */
+	reply(s, 421, "4.3.2", "%s Service shutting down",
+	    s->env.cfg->hostname);
+	session_flush(s);
+}

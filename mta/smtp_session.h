@@ -1,0 +1,42 @@
+/* SPDX-License-Identifier: ISC */
+/*
+ * smtp_session.h - layer 3: the SMTP server state machine, one per
+ * connection. Owns no files: it asks queue.c to commit a message and
+ * answers from the result. Runs on the loop thread only.
+ */
+#ifndef TERN_SMTP_SESSION_H
+#define TERN_SMTP_SESSION_H
+
+#include <event2/util.h>
+#include <sys/socket.h>
+
+#include "config.h"
+
+struct event_base;
+struct queue;
+struct smtp_session;
+
+struct smtp_session_env {
+	struct event_base *base;
+	const struct config *cfg;
+	struct queue *queue;
+	/* Called once, from the session's single destruction path. */
+	void (*on_close)(void *arg, struct smtp_session *s);
+	void *arg;
+};
+
+/*
+ * Takes ownership of fd (non-blocking) and greets the client. The env is
+ * copied. Never calls on_close before returning.
+ */
+struct smtp_session *smtp_session_new(const struct smtp_session_env *env,
+    evutil_socket_t fd, const struct sockaddr *sa, socklen_t salen,
+    enum listen_role role);
+
+/*
+ * Server shutdown: answers 421 and closes as soon as no commit is in
+ * flight (a message being committed still gets its 250 first).
+ */
+void smtp_session_shutdown(struct smtp_session *s);
+
+#endif

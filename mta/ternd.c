@@ -1,0 +1,343 @@
+/* SPDX-License-Identifier: ISC */
+/*
+ * ternd.c - layer 4: the daemon's main. Options, configuration, start-up
+ * in dependency order (pool, queue, delivery, dispatch, listeners), the
+ * one event_base, signals, and an orderly shutdown: stop accepting, let
+ * sessions finish their commit and say 421, let running deliveries end,
+ * then free everything in reverse order.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <event2/thread.h>
+
+#include "config.h"
+#include "deliver_maildir.h"
+#include "dispatch.h"
+#include "iopool.h"
+#include "listen.h"
+#include "log.h"
+#include "queue.h"
+#include "util.h"
+
+#define SHUTDOWN_GRACE_SEC 10
+
+struct ternd {
+	struct event_base *base;
+	struct config *cfg;
+	struct iopool *pool;
+	struct queue *queue;
+	struct deliver_maildir *dm;
+	struct dispatch *dispatch;
+	struct listen_ctx *listen;
+	struct event *ev_term, *ev_int, *ev_hup, *ev_check;
+	struct timeval stop_at;
+	bool stopping;
+	char *pidfile;
+};
+
+static void
+usage(FILE *fp)
+{
+	fprintf(fp,
+	    "usage: ternd [-c FILE] [-f] [-n] [-v]\n"
+	    "\n"
+	    "Tern mail server: SMTP in, durable queue, Maildir delivery.\n"
+	    "\n"
+	    "  -c FILE     Lua configuration file (default: the embedded\n"
+	    "              default: 127.0.0.1:2525 mx, 127.0.0.1:2587\n"
+	    "              submission, data under $TERN_HOME or ./var)\n"
+	    "  -f          stay in the foreground and log to stderr\n"
+	    "  -n          check the configuration, print it, and exit\n"
+	    "  -v          more logging (debug)\n"
+	    "  -h, --help  this help\n"
+	    "  -V, --version\n"
+	    "\n"
+	    "Signals: TERM/INT shut down cleanly.\n"
+	    "See ternd(8) and README.md.\n");
+}
+
+static int
+mkdir_one(const char *path)
+{
+	if (mkdir(path, 0700) == 0 || errno == EEXIST)
+		return 0;
+	return -1;
+}
+
+static int
+mkdir_parents(const char *path)
+{
+	char p[4096];
+
+	if (str_copy(p, sizeof(p), path) != 0)
+		return -1;
+	for (char *s = p + 1; *s; s++) {
+		if (*s == '/') {
+			*s = '\0';
+			if (mkdir_one(p) != 0)
+				return -1;
+			*s = '/';
+		}
+	}
+	return mkdir_one(p);
+}
+
+static void
+on_check(evutil_socket_t fd, short what, void *arg)
+{
+	struct ternd *t = arg;
+	struct timeval now;
+
+	gettimeofday(&now, NULL);
+	if ((listen_session_count(t->listen) == 0 &&
+	    dispatch_inflight(t->dispatch) == 0) ||
+	    timercmp(&now, &t->stop_at, >)) {
+		event_base_loopexit(t->base, NULL);
+		return;
+	}
+	struct timeval tv = { 0, 50000 };
+	evtimer_add(t->ev_check, &tv);
+}
+
+static void
+on_terminate(evutil_socket_t sig, short what, void *arg)
+{
+	struct ternd *t = arg;
+
+	if (t->stopping) {
+		log_info("second signal: exiting now");
+		event_base_loopbreak(t->base);
+		return;
+	}
+	t->stopping = true;
+	log_info("shutting down (signal %d)", (int)sig);
+	gettimeofday(&t->stop_at, NULL);
+	t->stop_at.tv_sec += SHUTDOWN_GRACE_SEC;
+	listen_shutdown(t->listen);
+	dispatch_stop(t->dispatch);
+	t->ev_check = evtimer_new(t->base, on_check, t);
+	struct timeval tv = { 0, 0 };
+	evtimer_add(t->ev_check, &tv);
+}
+
+static void
+on_hup(evutil_socket_t sig, short what, void *arg)
+{
+	log_warnx("SIGHUP: configuration reload is not available in this "
+	    "version; the running configuration stays");
+}
+
+/*
+ * Forks into the background. The parent waits on a pipe until the child
+ * reports that start-up finished (listeners bound, spool open) or why it
+ * failed, so `ternd` exits non-zero when the daemon could not start.
+ * Returns the write end of the pipe in the child.
+ */
+static int
+daemonize_start(void)
+{
+	int p[2], fd;
+	char msg[1024];
+	ssize_t n;
+	pid_t pid;
+
+	if (pipe(p) != 0)
+		return -1;
+	pid = fork();
+	if (pid < 0)
+		return -1;
+	if (pid > 0) {
+		close(p[1]);
+		n = read(p[0], msg, sizeof(msg) - 1);
+		if (n == 2 && memcmp(msg, "ok", 2) == 0)
+			_exit(0);
+		if (n > 0) {
+			msg[n] = '\0';
+			fprintf(stderr, "ternd: %s\n", msg);
+		} else
+			fprintf(stderr, "ternd: the daemon died during "
+			    "start-up\n");
+		_exit(1);
+	}
+	close(p[0]);
+	if (setsid() < 0)
+		return -1;
+	pid = fork();
+	if (pid < 0)
+		return -1;
+	if (pid > 0)
+		_exit(0);
+	if (chdir("/") != 0)
+		return -1;
+	fd = open("/dev/null", O_RDWR);
+	if (fd >= 0) {
+		dup2(fd, STDIN_FILENO);
+		dup2(fd, STDOUT_FILENO);
+		dup2(fd, STDERR_FILENO);
+		if (fd > 2)
+			close(fd);
+	}
+	return p[1];
+}
+
+static int ready_fd = -1;
+
+static void __attribute__((noreturn))
+startup_fail(const char *msg)
+{
+	if (ready_fd >= 0)
+		(void)!write(ready_fd, msg, strlen(msg));
+	fatalx("%s", msg);
+}
+
+static void
+startup_done(void)
+{
+	if (ready_fd >= 0) {
+		(void)!write(ready_fd, "ok", 2);
+		close(ready_fd);
+		ready_fd = -1;
+	}
+}
+
+static int
+write_pidfile(const char *path)
+{
+	FILE *fp = fopen(path, "we");
+
+	if (fp == NULL)
+		return -1;
+	fprintf(fp, "%ld\n", (long)getpid());
+	return fclose(fp);
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct ternd t;
+	const char *cfg_path = NULL;
+	bool foreground = false, check_only = false;
+	int verbose = 0, ch;
+	char err[1024];
+
+	memset(&t, 0, sizeof(t));
+	while ((ch = getopt_long(argc, argv, "c:fnvhV", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'c':
+			cfg_path = optarg;
+			break;
+		case 'f':
+			foreground = true;
+			break;
+		case 'n':
+			check_only = true;
+			break;
+		case 'v':
+			verbose++;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		case 'V':
+			printf("ternd (Tern) %s\n", PACKAGE_VERSION);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind != argc) {
+		fprintf(stderr, "ternd: unexpected argument '%s'\n",
+		    argv[optind]);
+		return 2;
+	}
+	t.cfg = config_load(cfg_path, err, sizeof(err));
+	if (t.cfg == NULL) {
+		fprintf(stderr, "ternd: %s\n", err);
+		return 1;
+	}
+	if (check_only) {
+		config_print(t.cfg, stdout);
+		config_free(t.cfg);
+		return 0;
+	}
+	if (mkdir_parents(t.cfg->data_dir) != 0 ||
+	    mkdir_one(t.cfg->mail_dir) != 0 || mkdir_one(t.cfg->run_dir) != 0) {
+		fprintf(stderr, "ternd: cannot create %s: %s\n",
+		    t.cfg->data_dir, strerror(errno));
+		return 1;
+	}
+	if (!foreground && (ready_fd = daemonize_start()) < 0) {
+		fprintf(stderr, "ternd: cannot daemonize: %s\n",
+		    strerror(errno));
+		return 1;
+	}
+	log_init("ternd", foreground, verbose);
+	signal(SIGPIPE, SIG_IGN);
+	if (evthread_use_pthreads() != 0)
+		startup_fail("libevent has no pthreads support");
+	t.base = event_base_new();
+	if (t.base == NULL)
+		startup_fail("cannot create the event base");
+	t.pool = iopool_new(t.base, (int)t.cfg->io_threads);
+	t.queue = queue_open(t.cfg->spool_dir, t.pool,
+	    t.cfg->limits.min_free_space, err, sizeof(err));
+	if (t.queue == NULL)
+		startup_fail(err);
+	t.listen = listen_start(t.base, t.cfg, t.queue, err, sizeof(err));
+	if (t.listen == NULL)
+		startup_fail(err);
+	t.pidfile = xasprintf("%s/ternd.pid", t.cfg->run_dir);
+	if (write_pidfile(t.pidfile) != 0)
+		log_warn("cannot write %s", t.pidfile);
+	t.dm = deliver_maildir_new(t.cfg->hostname);
+	t.dispatch = dispatch_new(t.base, t.cfg, t.queue, t.dm, t.pool);
+	dispatch_load_queue(t.dispatch);
+
+	t.ev_term = evsignal_new(t.base, SIGTERM, on_terminate, &t);
+	t.ev_int = evsignal_new(t.base, SIGINT, on_terminate, &t);
+	t.ev_hup = evsignal_new(t.base, SIGHUP, on_hup, &t);
+	evsignal_add(t.ev_term, NULL);
+	evsignal_add(t.ev_int, NULL);
+	evsignal_add(t.ev_hup, NULL);
+	log_info("ternd %s started: host=%s data_dir=%s config=%s "
+	    "io_threads=%u", PACKAGE_VERSION, t.cfg->hostname,
+	    t.cfg->data_dir, t.cfg->source, t.cfg->io_threads);
+	startup_done();
+
+	event_base_dispatch(t.base);
+
+	/* Finish disk work first: its completions still reach sessions. */
+	iopool_free(t.pool);
+	listen_free(t.listen);
+	dispatch_free(t.dispatch);
+	queue_close(t.queue);
+	deliver_maildir_free(t.dm);
+	if (t.ev_check)
+		event_free(t.ev_check);
+	event_free(t.ev_term);
+	event_free(t.ev_int);
+	event_free(t.ev_hup);
+	event_base_free(t.base);
+	unlink(t.pidfile);
+	free(t.pidfile);
+	log_info("ternd stopped");
+	config_free(t.cfg);
+	return 0;
+}
