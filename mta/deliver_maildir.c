@@ -16,6 +16,7 @@
  */
 #include "deliver_maildir.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -241,10 +242,32 @@ write_iov(int fd, const struct iovec *iov, int iovcnt)
 	return 0;
 }
 
+bool
+deliver_maildir_has_tag(const char *maildir, const char *tag)
+{
+	static const char *const subs[] = { "new", "cur" };
+	char path[4096], needle[128];
+	bool found = false;
+
+	if (str_fmt(needle, sizeof(needle), "T%s.", tag) != 0)
+		return false;
+	for (size_t i = 0; i < 2 && !found; i++) {
+		DIR *dir;
+		struct dirent *de;
+		if (str_fmt(path, sizeof(path), "%s/%s", maildir, subs[i]) != 0 ||
+		    (dir = opendir(path)) == NULL)
+			continue;
+		while (!found && (de = readdir(dir)) != NULL)
+			found = strstr(de->d_name, needle) != NULL;
+		closedir(dir);
+	}
+	return found;
+}
+
 int
 deliver_maildir_sync(struct deliver_maildir *d, const char *maildir,
-    const struct iovec *iov, int iovcnt, char *name_out, size_t namesz,
-    struct tern_err *err)
+    const char *tag, const struct iovec *iov, int iovcnt, char *name_out,
+    size_t namesz, struct tern_err *err)
 {
 	struct maildir_name_parts parts;
 	struct dir_entry *dir;
@@ -275,6 +298,7 @@ deliver_maildir_sync(struct deliver_maildir *d, const char *maildir,
 		parts.seq = atomic_fetch_add(&d->seq, 1);
 		parts.host = d->host;
 		parts.size = size;
+		parts.tag = tag;
 		if (maildir_unique_name(name, sizeof(name), &parts) != 0 ||
 		    str_fmt(tmp, sizeof(tmp), "%s/tmp/%s", maildir, name) != 0 ||
 		    str_fmt(final, sizeof(final), "%s/new/%s", maildir,

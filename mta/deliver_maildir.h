@@ -7,6 +7,7 @@
 #ifndef TERN_DELIVER_MAILDIR_H
 #define TERN_DELIVER_MAILDIR_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/uio.h>
 
@@ -25,7 +26,14 @@ void deliver_maildir_free(struct deliver_maildir *d);
  * (temporary unless the path cannot be a Maildir).
  */
 int deliver_maildir_sync(struct deliver_maildir *d, const char *maildir,
-    const struct iovec *iov, int iovcnt, char *name_out, size_t namesz,
-    struct tern_err *err);
+    const char *tag, const struct iovec *iov, int iovcnt, char *name_out,
+    size_t namesz, struct tern_err *err);
+
+/*
+ * Crash recovery: true if maildir/new or maildir/cur holds a file whose
+ * name carries tag (as written by deliver_maildir_sync). Blocking; reads
+ * the directories, so call it only for messages recovered after a start.
+ */
+bool deliver_maildir_has_tag(const char *maildir, const char *tag);
 
 #endif

@@ -12,12 +12,18 @@
  *
  * A delivery job, on a worker thread: for each pending recipient of a
  * local domain, Return-Path and Delivered-To are prepended and the message
- * is written durably to data_dir/mail/<domain>/<mailbox>/; then, if no
+ * is written durably to data_dir/mail/<domain>/<mailbox>/ under a name
+ * tagged "<queue id>R<index>"; then, if no
  * recipient is left pending, the queue file is removed, else the state
  * file records who is done and when to try again (built-in policy from
  * scheduler.c: 30 min, doubling, capped at 4 h). Recipients of other
  * domains (accepted from trusted clients) stay queued until relaying
  * exists; they are not retried on a timer meanwhile.
+ *
+ * Exactly once across crashes: a kill between a Maildir rename and the
+ * queue update would deliver again after the restart. So the first
+ * attempt on a message found at start-up first looks for its tag in the
+ * recipient's new/ and cur/, and counts a hit as delivered.
  */
 #include "dispatch.h"
 
@@ -47,6 +53,7 @@
 struct slot {
 	bool used;
 	bool busy;               /* a job is running for it */
+	bool recovered;          /* found at start-up, not yet attempted */
 	uint32_t gen;
 	char id[ENVELOPE_ID_LEN + 1];
 	struct envelope *env;    /* NULL when not in memory */
@@ -84,6 +91,7 @@ struct job {
 	struct envelope *env;
 	struct buf *body;
 	int64_t now;
+	bool recovered;          /* first attempt after a (re)start */
 	enum job_result result;
 };
 
@@ -204,6 +212,15 @@ deliver_rcpt(struct job *j, size_t i, bool *remote, bool *temp)
 		    r->error);
 		return RCPT_FAILED;
 	}
+	char tag[ENVELOPE_ID_LEN + 24];
+	(void)str_fmt(tag, sizeof(tag), "%sR%zu", j->id, i);
+	if (j->recovered && deliver_maildir_has_tag(maildir, tag)) {
+		/* Delivered before a crash, not yet recorded: exactly once. */
+		log_info("%s: to=%s relay=local mailbox=%s/%s status=sent "
+		    "(already delivered before the restart)", j->id, r->path,
+		    domain, mailbox);
+		return RCPT_DONE;
+	}
 	buf_init(&head);
 	char rcpt[SMTP_LOCAL_MAX + SMTP_DOMAIN_MAX + 2];
 	(void)str_fmt(rcpt, sizeof(rcpt), "%s@%s", mailbox, domain);
@@ -212,8 +229,8 @@ deliver_rcpt(struct job *j, size_t i, bool *remote, bool *temp)
 	iov[0].iov_len = head.len;
 	iov[1].iov_base = j->body->data;
 	iov[1].iov_len = j->body->len;
-	rc = deliver_maildir_sync(d->dm, maildir, iov, 2, name, sizeof(name),
-	    &err);
+	rc = deliver_maildir_sync(d->dm, maildir, tag, iov, 2, name,
+	    sizeof(name), &err);
 	buf_clear(&head);
 	free(r->error);
 	r->error = xasprintf("%d %s %s", rc == 0 ? 250 : err.code,
@@ -368,6 +385,8 @@ job_start(struct dispatch *d, uint64_t key)
 	s->env = NULL;
 	s->body = NULL;
 	j->now = now_sec();
+	j->recovered = s->recovered;
+	s->recovered = false;
 	s->busy = true;
 	d->inflight++;
 	iopool_submit(d->pool, job_work, job_done, j);
@@ -427,8 +446,10 @@ static void
 on_scanned(void *arg, const char *id)
 {
 	struct dispatch *d = arg;
+	uint64_t key = slot_new(d, id);
 
-	scheduler_add(&d->sched, slot_new(d, id), now_sec());
+	slot_get(d, key)->recovered = true;
+	scheduler_add(&d->sched, key, now_sec());
 }
 
 void

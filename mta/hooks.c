@@ -322,6 +322,23 @@ collect(lua_State *L, int env, int rec, int ret, struct conv *cv)
 	return root;
 }
 
+#define CHUNK_NAME "config"
+
+/* The error on top of the stack, with CHUNK_NAME replaced by name. */
+static void
+lua_error_text(lua_State *L, const char *name, char *err, size_t errsz)
+{
+	const char *msg = lua_tostring(L, -1);
+	size_t n = strlen(CHUNK_NAME);
+
+	if (msg == NULL)
+		msg = "error (not a string)";
+	if (strncmp(msg, CHUNK_NAME ":", n + 1) == 0)
+		(void)snprintf(err, errsz, "%s:%s", name, msg + n + 1);
+	else
+		(void)snprintf(err, errsz, "%s: %s", name, msg);
+}
+
 struct cfg_node *
 hooks_eval_config(const char *text, size_t len, const char *name, char *err,
     size_t errsz)
@@ -329,7 +346,6 @@ hooks_eval_config(const char *text, size_t len, const char *name, char *err,
 	struct lua_budget budget = { 0, CONFIG_MEM_MAX };
 	struct cfg_node *root = NULL;
 	struct conv cv = { err, errsz, 0, "" };
-	char chunkname[300];
 	lua_State *L;
 	int base, env, rec, top;
 
@@ -354,9 +370,12 @@ hooks_eval_config(const char *text, size_t len, const char *name, char *err,
 	lua_setfield(L, -2, "__newindex");
 	lua_setmetatable(L, env);
 
-	(void)snprintf(chunkname, sizeof(chunkname), "@%s", name);
-	if (luaL_loadbufferx(L, text, len, chunkname, "t") != LUA_OK) {
-		(void)snprintf(err, errsz, "%s", lua_tostring(L, -1));
+	/*
+	 * Lua shortens long chunk names with "..."; give it a short one and
+	 * put the full file name back into its messages.
+	 */
+	if (luaL_loadbufferx(L, text, len, "=" CHUNK_NAME, "t") != LUA_OK) {
+		lua_error_text(L, name, err, errsz);
 		lua_close(L);
 		return NULL;
 	}
@@ -365,8 +384,7 @@ hooks_eval_config(const char *text, size_t len, const char *name, char *err,
 	lua_sethook(L, insn_hook, LUA_MASKCOUNT, CONFIG_INSN_MAX);
 	top = lua_gettop(L) - 1;
 	if (lua_pcall(L, 0, 1, 0) != LUA_OK) {
-		const char *msg = lua_tostring(L, -1);
-		(void)snprintf(err, errsz, "%s", msg ? msg : "error");
+		lua_error_text(L, name, err, errsz);
 		lua_close(L);
 		return NULL;
 	}

@@ -31,9 +31,15 @@ maildir_unique_name(char *dst, size_t dstsz,
 			host[n++] = *h;
 	}
 	host[n] = '\0';
-	return str_fmt(dst, dstsz, "%lld.M%06ldP%ldQ%llu.%s,S=%llu",
+	if (p->tag != NULL)
+		for (const char *t = p->tag; *t; t++)
+			if (!((*t >= 'a' && *t <= 'z') || (*t >= 'A' &&
+			    *t <= 'Z') || (*t >= '0' && *t <= '9')))
+				return -1;
+	return str_fmt(dst, dstsz, "%lld.M%06ldP%ldQ%llu%s%s.%s,S=%llu",
 	    (long long)p->sec, p->usec, p->pid, (unsigned long long)p->seq,
-	    host, (unsigned long long)p->size);
+	    p->tag ? "T" : "", p->tag ? p->tag : "", host,
+	    (unsigned long long)p->size);
 }
 
 static bool

@@ -21,11 +21,14 @@ struct maildir_name_parts {
 	uint64_t seq;
 	const char *host;
 	uint64_t size;     /* the file's size in octets, for ",S=" */
+	const char *tag;   /* delivery tag (letters/digits) or NULL */
 };
 
 /*
- * "<sec>.M<usec>P<pid>Q<seq>.<host>,S=<size>", with '/' and ':' in the
- * host written as \057 and \072 (the Maildir rule). 0, or -1 if too long.
+ * "<sec>.M<usec>P<pid>Q<seq>[T<tag>].<host>,S=<size>", with '/' and ':'
+ * in the host written as \057 and \072 (the Maildir rule). ternd's tag is
+ * "<queue id>R<recipient index>": after a crash it finds deliveries that
+ * happened but were not yet recorded in the queue. 0, or -1 if too long.
  */
 int maildir_unique_name(char *dst, size_t dstsz,
     const struct maildir_name_parts *p);

@@ -142,7 +142,9 @@ valid_address_literal(const char *s, size_t len)
 bool
 smtp_valid_domain(const char *s, size_t len)
 {
-	if (len > 0 && s[0] == '[')
+	if (len == 0 || len > SMTP_DOMAIN_MAX)
+		return false;
+	if (s[0] == '[')
 		return valid_address_literal(s, len);
 	return valid_dotted_domain(s, len);
 }
@@ -212,7 +214,8 @@ parse_mailbox_at(const char *s, size_t len, size_t *pos, struct smtp_addr *a)
 	size_t dstart = i;
 	while (i < len && s[i] != '>')
 		i++;
-	if (!smtp_valid_domain(s + dstart, i - dstart))
+	if (!smtp_valid_domain(s + dstart, i - dstart) ||
+	    i - dstart >= sizeof(a->domain))
 		return -1;
 	memcpy(a->domain, s + dstart, i - dstart);
 	a->domain[i - dstart] = '\0';

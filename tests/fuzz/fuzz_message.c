@@ -1,0 +1,35 @@
+/* SPDX-License-Identifier: ISC */
+/* libFuzzer harness: RFC 5322 header iteration and Maildir name parsing. */
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "maildir.h"
+#include "message.h"
+#include "util.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	const char *msg = (const char *)data;
+	struct message_field f;
+	struct maildir_name_info info;
+	size_t pos = 0, hlen = message_header_len(msg, size), n = 0;
+	char *name;
+
+	TERN_ASSERT(hlen <= size);
+	while (message_next_field(msg, size, &pos, &f)) {
+		TERN_ASSERT(pos <= size && f.name_len > 0);
+		TERN_ASSERT(f.value >= msg && f.value + f.value_len <= msg + size);
+		TERN_ASSERT(++n <= size);
+	}
+	(void)message_find_field(msg, size, "Subject", &f);
+	name = xstrndup(msg, size < 300 ? size : 300);
+	if (maildir_parse_name(name, &info) == 0)
+		TERN_ASSERT(info.unique_len <= strlen(name));
+	free(name);
+	return 0;
+}

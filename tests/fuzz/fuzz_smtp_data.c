@@ -1,0 +1,54 @@
+/* SPDX-License-Identifier: ISC */
+/*
+ * libFuzzer harness: DATA bytes through smtp_data_feed(), whole and in
+ * random splits; both must agree, the output may never contain CR or NUL,
+ * and data may only end right after CRLF.CRLF. (Output is compared only
+ * for clean transfers: after an error it is discarded by design.)
+ */
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "buf.h"
+#include "smtp_data.h"
+#include "util.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct smtp_data a, b;
+	struct buf oa, ob;
+	bool da = false, db = false;
+	size_t ua, ub = 0, step;
+
+	if (size == 0)
+		return 0;
+	step = (size_t)data[0] % 7 + 1;
+	buf_init(&oa);
+	buf_init(&ob);
+	smtp_data_init(&a, &oa, 1 << 20);
+	smtp_data_init(&b, &ob, 1 << 20);
+	ua = smtp_data_feed(&a, (const char *)data, size, &da);
+	while (ub < size && !db) {
+		size_t n = size - ub < step ? size - ub : step;
+		ub += smtp_data_feed(&b, (const char *)data + ub, n, &db);
+	}
+	TERN_ASSERT(da == db && ua == ub && a.errors == b.errors);
+	/* Output after an error is discarded by design; compare clean runs. */
+	if (a.errors == 0)
+		TERN_ASSERT(oa.len == ob.len && (oa.len == 0 ||
+		    memcmp(oa.data, ob.data, oa.len) == 0));
+	if (da) {
+		TERN_ASSERT(ua >= 3 && memcmp(data + ua - 3, ".\r\n", 3) == 0);
+		TERN_ASSERT(ua == 3 || (ua >= 5 &&
+		    memcmp(data + ua - 5, "\r\n", 2) == 0));
+	}
+	if (a.errors == 0)
+		for (size_t i = 0; i < oa.len; i++)
+			TERN_ASSERT(oa.data[i] != '\r' && oa.data[i] != '\0');
+	buf_clear(&oa);
+	buf_clear(&ob);
+	return 0;
+}

@@ -1,0 +1,97 @@
+# SPDX-License-Identifier: ISC
+"""The Lua configuration: checked at start with file, line and reason."""
+import subprocess
+
+from conftest import TERND
+
+
+def run(*args, **kw):
+    return subprocess.run([str(TERND), *args], capture_output=True, text=True,
+                          timeout=20, **kw)
+
+
+def test_help_and_version():
+    r = run("--help")
+    assert r.returncode == 0 and "usage: ternd" in r.stdout
+    r = run("--version")
+    assert r.returncode == 0 and r.stdout.startswith("ternd (Tern) ")
+    r = run("-x")
+    assert r.returncode != 0
+
+
+def test_embedded_default_printed(tmp_path):
+    r = run("-n", cwd=tmp_path, env={"PATH": "/usr/bin:/bin"})
+    assert r.returncode == 0, r.stderr
+    assert 'addr = "127.0.0.1:2525", role = "mx"' in r.stdout
+    assert 'addr = "127.0.0.1:2587", role = "submission"' in r.stdout
+    assert 'data_dir = "%s/var"' % tmp_path in r.stdout
+    r = run("-n", cwd=tmp_path, env={"TERN_HOME": str(tmp_path / "h")})
+    assert 'data_dir = "%s/h"' % tmp_path in r.stdout
+
+
+def test_bad_configs_refused_with_line(tmp_path):
+    cases = {
+        'listen = {{ addr = "127.0.0.1:2525" }}\nbogus = 1\n': ":2: bogus: unknown setting",
+        'listen = {{ addr = "127.0.0.1:2525" }}\n\nlimits = { max_foo = 1 }\n': ":3: limits: unknown key 'max_foo'",
+        'listen = {{ addr = "nowhere" }}\n': ":1: listen: item 1",
+        'listen = {{ addr = "127.0.0.1:25", role = "bogus" }}\n': "role must be",
+        'listen = {{ addr = "127.0.0.1:25" }}\nhostname = 5\n': ":2: hostname: expected a string",
+        'listen = {{ addr = "127.0.0.1:25" }}\nrelayhost = "x:25"\n': "not supported in this version",
+        'listen = {\n': "unexpected symbol",
+        'while true do end\n': "instruction budget exceeded",
+        'os.execute("true")\n': "attempt to call a nil value",
+        'domains = { "ok.example" }\n': "listen: at least one listener",
+    }
+    for i, (text, want) in enumerate(cases.items()):
+        f = tmp_path / ("c%d.lua" % i)
+        f.write_text(text)
+        r = run("-n", "-c", str(f))
+        assert r.returncode == 1, text
+        assert want in r.stderr, (text, r.stderr)
+        assert str(f) in r.stderr
+
+
+def test_good_config_prints_effective_values(tmp_path):
+    f = tmp_path / "t.lua"
+    f.write_text('hostname = "mx.example.org"\n'
+                 'listen = { { addr = "[::1]:2526", role = "mx" } }\n'
+                 'domains = { "Example.ORG" }\n'
+                 'limits = { max_message_size = 10*1024*1024 }\n'
+                 'recipient_delimiter = "-"\n'
+                 'data_dir = os.getenv("TMPDIR_T") .. "/d"\n')
+    r = run("-n", "-c", str(f), env={"TMPDIR_T": str(tmp_path)})
+    assert r.returncode == 0, r.stderr
+    assert 'domains = { "example.org" }' in r.stdout
+    assert "max_message_size = 10485760" in r.stdout
+    assert 'recipient_delimiter = "-"' in r.stdout
+    assert 'data_dir = "%s/d"' % tmp_path in r.stdout
+
+
+def test_port_in_use_is_a_clean_error(ternd, tmp_path):
+    f = tmp_path / "dup.lua"
+    f.write_text('data_dir = "%s/x"\nlisten = { { addr = "127.0.0.1:%d" } }\n'
+                 % (tmp_path, ternd.port))
+    r = run("-f", "-c", str(f))
+    assert r.returncode == 1
+    assert "cannot listen on 127.0.0.1:%d" % ternd.port in r.stderr
+
+
+def test_daemon_mode_reports_and_writes_pid(tmp_path):
+    from conftest import free_port
+    import os, signal, time
+    port = free_port()
+    f = tmp_path / "d.lua"
+    f.write_text('data_dir = "%s/var"\nlisten = { { addr = "127.0.0.1:%d" } }\n'
+                 % (tmp_path, port))
+    r = run("-c", str(f))
+    assert r.returncode == 0, r.stderr
+    pidfile = tmp_path / "var" / "run" / "ternd.pid"
+    deadline = time.monotonic() + 5
+    while not pidfile.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    pid = int(pidfile.read_text())
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 10
+    while pidfile.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not pidfile.exists()

@@ -1,0 +1,193 @@
+# SPDX-License-Identifier: ISC
+"""Pipelining, strict framing, smuggling, limits and timeouts."""
+import email
+import time
+
+import pytest
+
+from conftest import Raw
+
+
+def txn(rcpt, body):
+    return (b"MAIL FROM:<bob@example.org>\r\nRCPT TO:<%s>\r\nDATA\r\n" % rcpt
+            + body + b"\r\n.\r\n")
+
+
+def test_100_messages_pipelined(ternd):
+    c = Raw(ternd.port)
+    c.cmd("EHLO client.test")
+    batch = b"".join(txn(b"pipe@localhost", b"Subject: p%d\r\n\r\nbody" % i)
+                     for i in range(100))
+    c.send(batch + b"QUIT\r\n")
+    codes = [c.reply()[0] for _ in range(100 * 4 + 1)]
+    assert codes[-1] == 221
+    per_txn = [codes[i:i + 4] for i in range(0, 400, 4)]
+    assert all(t == [250, 250, 354, 250] for t in per_txn), per_txn[:3]
+    msgs = ternd.wait_messages("pipe", 100, timeout=30)
+    assert len(msgs) == 100
+    subjects = {email.message_from_bytes(m)["Subject"] for m in msgs}
+    assert subjects == {"p%d" % i for i in range(100)}
+
+
+SMUGGLING = {
+    "LF.LF": b"\n.\n",
+    "LF.CR": b"\n.\r",
+    "CR.LF": b"\r.\n",
+    "CR.CR": b"\r.\r",
+    "LF.CRLF": b"\n.\r\n",
+    "CR.CRLF": b"\r.\r\n",
+    "CRLF NUL.CRLF": b"\r\n\x00.\r\n",
+}
+
+
+@pytest.mark.parametrize("name", sorted(SMUGGLING))
+def test_smuggling_variant_refused(ternd, name):
+    c = Raw(ternd.port)
+    c.cmd("EHLO client.test")
+    assert c.cmd("MAIL FROM:<bob@example.org>")[0] == 250
+    assert c.cmd("RCPT TO:<target@localhost>")[0] == 250
+    assert c.cmd("DATA")[0] == 354
+    smuggled = (b"MAIL FROM:<admin@example.org>\r\nRCPT TO:<target@localhost>\r\n"
+                b"DATA\r\nSubject: smuggled\r\n\r\nevil\r\n.\r\n")
+    c.send(b"Subject: outer\r\n\r\nhello" + SMUGGLING[name] + smuggled)
+    code, lines = c.reply()
+    # the real end of data is the last CRLF.CRLF: one reply, a refusal
+    assert code == 554 and "5.6.0" in lines[0], lines
+    assert c.cmd("NOOP")[0] == 250  # in step: nothing else was answered
+    c.cmd("QUIT")
+    time.sleep(0.3)
+    assert ternd.messages("target") == []
+
+
+def test_bare_lf_and_nul_in_commands(ternd):
+    c = Raw(ternd.port)
+    c.send(b"EHLO client.test\n")
+    code, lines = c.reply()
+    assert code == 500 and "5.5.2" in lines[0]
+    c.send(b"NOOP\x00\r\n")
+    code, lines = c.reply()
+    assert code == 500 and "5.5.2" in lines[0]
+    c.send(b"NOOP\rRSET\r\n")
+    assert c.reply()[0] == 500
+    assert c.cmd("NOOP")[0] == 250
+
+
+def test_long_command_line(ternd):
+    c = Raw(ternd.port)
+    c.cmd("EHLO client.test")
+    code, lines = c.cmd("NOOP " + "x" * 600)
+    assert code == 500 and "5.5.2" in lines[0]
+    assert c.cmd("NOOP")[0] == 250
+    # exactly 512 octets with CRLF is allowed
+    assert c.cmd("NOOP " + "x" * 505)[0] == 250
+
+
+def test_long_text_line_and_nul_in_data(ternd):
+    c = Raw(ternd.port)
+    c.cmd("EHLO client.test")
+    for body, want in [(b"a" * 1001, (500, "5.5.2")),
+                       (b"nul\x00here", (554, "5.6.0"))]:
+        c.cmd("MAIL FROM:<bob@example.org>")
+        c.cmd("RCPT TO:<long@localhost>")
+        assert c.cmd("DATA")[0] == 354
+        c.send(body + b"\r\n.\r\n")
+        code, lines = c.reply()
+        assert (code, lines[0][4:9]) == want
+    # a 998-octet line is fine
+    c.cmd("MAIL FROM:<bob@example.org>")
+    c.cmd("RCPT TO:<long@localhost>")
+    c.cmd("DATA")
+    c.send(b"b" * 998 + b"\r\n.\r\n")
+    assert c.reply()[0] == 250
+    assert len(ternd.wait_messages("long", 1)) == 1
+
+
+def test_size_limits(make_ternd):
+    t = make_ternd("limits = { max_message_size = 10000 }")
+    c = Raw(t.port)
+    code, lines = c.cmd("EHLO client.test")
+    assert "SIZE 10000" in [l[4:] for l in lines]
+    code, lines = c.cmd("MAIL FROM:<bob@example.org> SIZE=20000")
+    assert code == 552 and "5.3.4" in lines[0]
+    assert c.cmd("MAIL FROM:<bob@example.org> SIZE=5000")[0] == 250
+    c.cmd("RCPT TO:<big@localhost>")
+    c.cmd("DATA")
+    c.send((b"x" * 900 + b"\r\n") * 20 + b".\r\n")
+    code, lines = c.reply()
+    assert code == 552 and "5.3.4" in lines[0]
+    assert c.cmd("NOOP")[0] == 250
+    time.sleep(0.2)
+    assert t.messages("big") == []
+
+
+def test_too_many_recipients(make_ternd):
+    t = make_ternd("limits = { max_recipients = 3 }")
+    c = Raw(t.port)
+    c.cmd("EHLO client.test")
+    c.cmd("MAIL FROM:<bob@example.org>")
+    for i in range(3):
+        assert c.cmd("RCPT TO:<r%d@localhost>" % i)[0] == 250
+    code, lines = c.cmd("RCPT TO:<r9@localhost>")
+    assert code == 452 and "4.5.3" in lines[0]
+
+
+def test_too_many_errors(make_ternd):
+    t = make_ternd("limits = { max_errors = 3 }")
+    c = Raw(t.port)
+    for _ in range(4):
+        assert c.cmd("BOGUS")[0] == 500
+    code, lines = c.cmd("BOGUS")
+    assert code == 421
+    assert c.closed()
+
+
+def test_connection_limits(make_ternd):
+    t = make_ternd("limits = { max_connections_per_ip = 2 }")
+    a, b = Raw(t.port), Raw(t.port)
+    c = Raw(t.port)
+    assert c.greeting[0] == 421 and "too many" in c.greeting[1][0]
+    assert c.closed()
+    # another address is still welcome
+    d = Raw(t.port, source="127.0.0.3")
+    assert d.greeting[0] == 220
+    a.cmd("QUIT")
+    time.sleep(0.2)
+    assert Raw(t.port).greeting[0] == 220
+
+
+def test_global_connection_limit(make_ternd):
+    t = make_ternd("limits = { max_connections = 2 }")
+    a, b = Raw(t.port), Raw(t.port, source="127.0.0.5")
+    c = Raw(t.port, source="127.0.0.6")
+    assert c.greeting[0] == 421
+
+
+def test_command_timeout(make_ternd):
+    t = make_ternd("limits = { command_timeout = 1 }")
+    c = Raw(t.port)
+    c.cmd("EHLO client.test")
+    code, lines = c.reply()
+    assert code == 421 and "4.4.2" in lines[0]
+    assert c.closed()
+
+
+def test_data_timeout(make_ternd):
+    t = make_ternd("limits = { data_timeout = 1 }")
+    c = Raw(t.port)
+    c.cmd("EHLO client.test")
+    c.cmd("MAIL FROM:<bob@example.org>")
+    c.cmd("RCPT TO:<slow@localhost>")
+    c.cmd("DATA")
+    c.send(b"Subject: slow\r\n")
+    code, lines = c.reply()
+    assert code == 421 and "4.4.2" in lines[0]
+    time.sleep(0.2)
+    assert t.messages("slow") == []
+
+
+def test_shutdown_says_421(ternd):
+    c = Raw(ternd.port)
+    c.cmd("EHLO client.test")
+    ternd.stop()
+    code, lines = c.reply()
+    assert code == 421 and "4.3.2" in lines[0]

@@ -1,0 +1,120 @@
+/* SPDX-License-Identifier: ISC */
+/* Unit tests for envelope.c: round trips and damaged input. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <stdint.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "envelope.h"
+
+static void
+make(struct envelope *e)
+{
+	envelope_init(e);
+	strcpy(e->id, "0123456789abcdef");
+	e->created = 1795735378;
+	e->client = strdup("127.0.0.1");
+	e->helo = strdup("client.example");
+	e->protocol = strdup("ESMTP");
+	e->sender = strdup("<a@b.example>");
+	e->body = strdup("8BITMIME");
+	e->size = 42;
+	envelope_add_rcpt(e, "<x@localhost>");
+	envelope_add_rcpt(e, "<\"y z\"@localhost>");
+}
+
+static void
+test_round_trip(void **state)
+{
+	struct envelope a, b;
+	struct buf t;
+	size_t used;
+	char err[200];
+	(void)state;
+
+	make(&a);
+	buf_init(&t);
+	envelope_serialize(&a, &t);
+	buf_append_str(&t, "message bytes");
+	envelope_init(&b);
+	assert_int_equal(envelope_parse(t.data, t.len, &b, &used, err,
+	    sizeof(err)), 0);
+	assert_string_equal(t.data + used, "message bytes");
+	assert_string_equal(b.id, a.id);
+	assert_int_equal(b.created, a.created);
+	assert_string_equal(b.sender, "<a@b.example>");
+	assert_string_equal(b.body, "8BITMIME");
+	assert_int_equal(b.size, 42);
+	assert_int_equal(b.nrcpts, 2);
+	assert_string_equal(b.rcpts[1].path, "<\"y z\"@localhost>");
+
+	/* state */
+	a.rcpts[0].status = RCPT_DONE;
+	a.attempts = 3;
+	a.next_try = 1795739000;
+	a.last_error = strdup("451 4.3.0 disk");
+	buf_reset(&t);
+	envelope_state_serialize(&a, &t);
+	assert_int_equal(envelope_state_parse(t.data, t.len, &b, err,
+	    sizeof(err)), 0);
+	assert_int_equal(b.rcpts[0].status, RCPT_DONE);
+	assert_int_equal(b.rcpts[1].status, RCPT_PENDING);
+	assert_int_equal(b.attempts, 3);
+	assert_int_equal(b.next_try, 1795739000);
+	assert_int_equal(envelope_pending(&b), 1);
+	envelope_clear(&a);
+	envelope_clear(&b);
+	buf_clear(&t);
+}
+
+static void
+test_damaged(void **state)
+{
+	static const char *const bad[] = {
+		"",
+		"tern-envelope: 2\nend\n",
+		"tern-envelope: 1\nid: 0123456789abcdef\nfrom: <>\n"
+		    "rcpt: <a@b>\n",                  /* no end: cut short */
+		"tern-envelope: 1\nid: 0123456789abcdef\nfrom: <>\nend\n",
+		"tern-envelope: 1\nid: short\nfrom: <>\nrcpt: <a@b>\nend\n",
+		"tern-envelope: 1\nid: 0123456789abcdef\nfrom: <>\n"
+		    "rcpt: <a@b>\nwhat: x\nend\n",    /* unknown key */
+		"tern-envelope: 1\nid: 0123456789abcdef\nfrom: <>\n"
+		    "rcpt: a@b\nend\n",               /* no brackets */
+		"tern-envelope: 1\nid: 0123456789abcdef\nfrom: <>\nfrom: <>\n"
+		    "rcpt: <a@b>\nend\n",             /* duplicate */
+		"tern-envelope: 1\nid: 0123456789abcdef\nfrom: <\x01>\n"
+		    "rcpt: <a@b>\nend\n",             /* control byte */
+	};
+	struct envelope e;
+	size_t used;
+	char err[200];
+	(void)state;
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		envelope_init(&e);
+		if (envelope_parse(bad[i], strlen(bad[i]), &e, &used, err,
+		    sizeof(err)) == 0)
+			fail_msg("damaged envelope %zu accepted", i);
+		envelope_clear(&e);
+	}
+	/* state index out of range */
+	make(&e);
+	assert_int_equal(envelope_state_parse("tern-state: 1\nrcpt-done: 9\n"
+	    "end\n", 29, &e, err, sizeof(err)), -1);
+	envelope_clear(&e);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_round_trip),
+		cmocka_unit_test(test_damaged),
+	};
+	return cmocka_run_group_tests_name("envelope", tests, NULL, NULL);
+}

@@ -1,0 +1,164 @@
+/* SPDX-License-Identifier: ISC */
+/*
+ * Unit tests for smtp_data.c: end of data, dot-unstuffing, and every
+ * smuggling variant of ANCHORS.md: none of them may end the data.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <stdint.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "buf.h"
+#include "smtp_data.h"
+
+struct data_case {
+	const char *name;
+	const char *in;
+	size_t len;              /* 0: strlen */
+	int done;                /* ended? */
+	size_t consumed;         /* 0: all */
+	unsigned errors;
+	const char *out;         /* expected output, NULL to skip */
+};
+
+#define LF SMTP_DATA_ERR_BARE_LF
+#define CR SMTP_DATA_ERR_BARE_CR
+
+static const struct data_case cases[] = {
+	{ "plain", "a\r\nb\r\n.\r\n", 0, 1, 0, 0, "a\nb\n" },
+	{ "empty message", ".\r\n", 0, 1, 0, 0, "" },
+	{ "dot stuffed", "..a\r\n.\r\n", 0, 1, 0, 0, ".a\n" },
+	{ "dot dot line", "..\r\n.\r\n", 0, 1, 0, 0, ".\n" },
+	{ "next command left", "x\r\n.\r\nQUIT\r\n", 0, 1, 6, 0, "x\n" },
+	{ "no end yet", "x\r\n.", 0, 0, 0, 0, NULL },
+	{ "smuggle LF.LF", "a\n.\nMAIL FROM:<x@y>\r\n", 0, 0, 0, LF, NULL },
+	{ "smuggle LF.CR", "a\n.\rX", 0, 0, 0, LF | CR, NULL },
+	{ "smuggle CR.LF", "a\r.\nX", 0, 0, 0, CR | LF, NULL },
+	{ "smuggle CR.CR", "a\r.\rX", 0, 0, 0, CR, NULL },
+	{ "smuggle LF.CRLF", "a\n.\r\nMAIL", 0, 0, 0, LF, NULL },
+	{ "smuggle CR.CRLF", "a\r.\r\nMAIL", 0, 0, 0, CR, NULL },
+	{ "smuggle NUL.CRLF", "a\r\n\0.\r\nMAIL", 11, 0, 0,
+	  SMTP_DATA_ERR_NUL, NULL },
+	{ "smuggle then real end", "a\n.\nb\r\n.\r\n", 0, 1, 0, LF, NULL },
+	{ "dot CR then junk", "x\r\n.\rx\r\n.\r\n", 0, 1, 0, CR, NULL },
+	{ "8-bit passes", "\xc3\xa9\r\n.\r\n", 0, 1, 0, 0, "\xc3\xa9\n" },
+};
+
+static void
+test_cases(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const struct data_case *c = &cases[i];
+		size_t len = c->len ? c->len : strlen(c->in);
+		struct smtp_data d;
+		struct buf out;
+		bool done;
+
+		buf_init(&out);
+		smtp_data_init(&d, &out, 0);
+		size_t used = smtp_data_feed(&d, c->in, len, &done);
+		if ((int)done != c->done)
+			fail_msg("case '%s': done=%d", c->name, done);
+		if (used != (c->consumed ? c->consumed : len))
+			fail_msg("case '%s': consumed %zu of %zu", c->name,
+			    used, len);
+		if (d.errors != c->errors)
+			fail_msg("case '%s': errors 0x%x want 0x%x", c->name,
+			    d.errors, c->errors);
+		if (c->out && (out.len != strlen(c->out) ||
+		    memcmp(out.data ? out.data : "", c->out, out.len) != 0))
+			fail_msg("case '%s': output '%.*s'", c->name,
+			    (int)out.len, out.data);
+		buf_clear(&out);
+	}
+}
+
+/* The same inputs fed one byte at a time give the same results. */
+static void
+test_bytewise(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const struct data_case *c = &cases[i];
+		size_t len = c->len ? c->len : strlen(c->in), used = 0;
+		struct smtp_data d;
+		struct buf out;
+		bool done = false;
+
+		buf_init(&out);
+		smtp_data_init(&d, &out, 0);
+		while (used < len && !done)
+			used += smtp_data_feed(&d, c->in + used, 1, &done);
+		if ((int)done != c->done || d.errors != c->errors)
+			fail_msg("bytewise case '%s'", c->name);
+		if (c->out && (out.len != strlen(c->out) ||
+		    memcmp(out.data ? out.data : "", c->out, out.len) != 0))
+			fail_msg("bytewise case '%s': output", c->name);
+		buf_clear(&out);
+	}
+}
+
+static void
+test_long_line(void **state)
+{
+	char line[1100];
+	struct smtp_data d;
+	struct buf out;
+	bool done;
+	(void)state;
+
+	/* 998 octets + CRLF is the limit (RFC 5321 4.5.3.1.6) */
+	memset(line, 'a', 998);
+	memcpy(line + 998, "\r\n.\r\n", 5);
+	buf_init(&out);
+	smtp_data_init(&d, &out, 0);
+	smtp_data_feed(&d, line, 1003, &done);
+	assert_true(done);
+	assert_int_equal(d.errors, 0);
+	memset(line, 'a', 999);
+	memcpy(line + 999, "\r\n.\r\n", 5);
+	buf_reset(&out);
+	smtp_data_init(&d, &out, 0);
+	smtp_data_feed(&d, line, 1004, &done);
+	assert_true(done);
+	assert_int_equal(d.errors, SMTP_DATA_ERR_LINE_TOO_LONG);
+	buf_clear(&out);
+}
+
+static void
+test_size(void **state)
+{
+	struct smtp_data d;
+	struct buf out;
+	bool done;
+	(void)state;
+
+	buf_init(&out);
+	smtp_data_init(&d, &out, 10);
+	smtp_data_feed(&d, "12345678\r\n.\r\n", 13, &done); /* 10 octets */
+	assert_true(done);
+	assert_int_equal(d.errors, 0);
+	buf_reset(&out);
+	smtp_data_init(&d, &out, 10);
+	smtp_data_feed(&d, "123456789\r\n.\r\n", 14, &done);
+	assert_true(done);
+	assert_int_equal(d.errors, SMTP_DATA_ERR_TOO_BIG);
+	buf_clear(&out);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_cases),
+		cmocka_unit_test(test_bytewise),
+		cmocka_unit_test(test_long_line),
+		cmocka_unit_test(test_size),
+	};
+	return cmocka_run_group_tests_name("smtp_data", tests, NULL, NULL);
+}
