@@ -35,11 +35,11 @@ static const char embedded_default[] =
     "  { addr = \"127.0.0.1:2525\", role = \"mx\" },\n"
     "  { addr = \"127.0.0.1:2587\", role = \"submission\" },\n"
     "}\n"
-    "trusted_networks = { \"127.0.0.0/8\", \"::1/128\" }\n";
+    "trusted_networks = { \"127.0.0.0/8\", \"::1/128\" }\n"
+    "plugins = { \"retry_default\" }\n";
 
 static const char *const not_yet[] = { "tls", "users", "resolver",
-	"relayhost", "plugins", "plugin_path", "plugin_config", "user",
-	NULL };
+	"relayhost", "user", NULL };
 
 struct ctx {
 	const char *source;
@@ -276,6 +276,48 @@ apply(struct ctx *c, const struct cfg_node *n, struct config *cfg)
 		cfg->max_deliveries = (unsigned)v;
 		return 0;
 	}
+	if (strcmp(c->key, "plugins") == 0 ||
+	    strcmp(c->key, "plugin_path") == 0) {
+		bool is_path = c->key[7] == '_';
+		char ***list = is_path ? &cfg->plugin_path : &cfg->plugins;
+		size_t *count = is_path ? &cfg->npath : &cfg->nplugins;
+		if (want_list(c, n) != 0)
+			return -1;
+		*list = xcalloc(n->nitems + 1, sizeof(char *));
+		for (size_t i = 0; i < n->nitems; i++) {
+			if (n->items[i].type != CFG_STR)
+				return fail(c, "item %zu: expected a string",
+				    i + 1);
+			(*list)[(*count)++] = xstrdup(n->items[i].s);
+		}
+		return 0;
+	}
+	if (strcmp(c->key, "plugin_config") == 0) {
+		if (n->type != CFG_TABLE || n->narray != 0)
+			return fail(c, "expected { plugin = { ... }, ... }");
+		for (size_t i = 0; i < n->nitems; i++)
+			if (n->items[i].type != CFG_TABLE)
+				return fail(c, "'%s': expected a table",
+				    n->items[i].key);
+		cfg->plugin_config = n;
+		return 0;
+	}
+	if (strcmp(c->key, "hook_budget_ms") == 0) {
+		if (want_uint(c, n, 60000, &v) != 0)
+			return -1;
+		if (v == 0)
+			return fail(c, "must be at least 1");
+		cfg->hook_budget_ms = (unsigned)v;
+		return 0;
+	}
+	if (strcmp(c->key, "plugin_memory") == 0) {
+		if (want_uint(c, n, (uint64_t)1 << 40, &v) != 0)
+			return -1;
+		if (v < 1024 * 1024)
+			return fail(c, "must be at least 1 MiB");
+		cfg->plugin_memory = v;
+		return 0;
+	}
 	if (strcmp(c->key, "recipient_delimiter") == 0) {
 		if (n->type != CFG_STR || strlen(n->s) > 1)
 			return fail(c, "expected one character or \"\"");
@@ -331,6 +373,45 @@ absolute_path(const char *p)
 	return xasprintf("%s/%s", cwd, p);
 }
 
+/*
+ * plugin_path: relative entries are relative to the config file's
+ * directory; without the key: /etc/tern/plugins (SYSCONFDIR), the
+ * installed plugins (PKGDATADIR), and the source tree's plugins/ so an
+ * uninstalled build finds the shipped ones.
+ */
+static int
+resolve_plugin_path(struct config *cfg, const char *cfg_path)
+{
+	char dir[PATH_MAX];
+
+	if (cfg->plugin_path == NULL) {
+		cfg->plugin_path = xcalloc(4, sizeof(char *));
+		cfg->plugin_path[cfg->npath++] = xstrdup(SYSCONFDIR
+		    "/tern/plugins");
+		cfg->plugin_path[cfg->npath++] = xstrdup(PKGDATADIR
+		    "/plugins");
+		cfg->plugin_path[cfg->npath++] = xstrdup(TERN_SRC_PLUGINS);
+		return 0;
+	}
+	if (cfg_path == NULL || str_copy(dir, sizeof(dir), cfg_path) != 0)
+		(void)str_copy(dir, sizeof(dir), ".");
+	char *slash = strrchr(dir, '/');
+	if (slash)
+		*slash = '\0';
+	else
+		(void)str_copy(dir, sizeof(dir), ".");
+	for (size_t i = 0; i < cfg->npath; i++) {
+		if (cfg->plugin_path[i][0] == '/')
+			continue;
+		char *abs = xasprintf("%s/%s", dir, cfg->plugin_path[i]);
+		char *full = absolute_path(abs);
+		free(abs);
+		free(cfg->plugin_path[i]);
+		cfg->plugin_path[i] = full;
+	}
+	return 0;
+}
+
 static int
 read_text(const char *path, struct buf *out, char *err, size_t errsz)
 {
@@ -380,6 +461,8 @@ config_load(const char *path, char *err, size_t errsz)
 	cfg->limits.command_timeout = 300;  /* RFC 5321 4.5.3.2.7 */
 	cfg->limits.data_timeout = 600;     /* RFC 5321 4.5.3.2.6 */
 	cfg->limits.min_free_space = 64u * 1024 * 1024;
+	cfg->hook_budget_ms = 100;
+	cfg->plugin_memory = 64u * 1024 * 1024;
 
 	buf_init(&text);
 	if (path == NULL)
@@ -398,14 +481,19 @@ config_load(const char *path, char *err, size_t errsz)
 	c.source = cfg->source;
 	c.err = err;
 	c.errsz = errsz;
+	cfg->tree = root;
 	for (size_t i = 0; i < root->nitems; i++) {
 		if (apply(&c, &root->items[i], cfg) != 0) {
-			cfg_node_free(root);
 			config_free(cfg);
 			return NULL;
 		}
 	}
-	cfg_node_free(root);
+	if (resolve_plugin_path(cfg, path) != 0) {
+		(void)snprintf(err, errsz, "%s: plugin_path: path too long",
+		    cfg->source);
+		config_free(cfg);
+		return NULL;
+	}
 
 	if (cfg->listen == NULL) {
 		(void)snprintf(err, errsz, "%s: listen: at least one listener "
@@ -452,6 +540,13 @@ config_free(struct config *cfg)
 {
 	if (cfg == NULL)
 		return;
+	cfg_node_free(cfg->tree);
+	for (size_t i = 0; i < cfg->nplugins; i++)
+		free(cfg->plugins[i]);
+	free(cfg->plugins);
+	for (size_t i = 0; i < cfg->npath; i++)
+		free(cfg->plugin_path[i]);
+	free(cfg->plugin_path);
 	free(cfg->source);
 	free(cfg->hostname);
 	free(cfg->data_dir);
@@ -515,6 +610,14 @@ config_print(const struct config *cfg, FILE *fp)
 	fprintf(fp, "  data_timeout = %u,\n", cfg->limits.data_timeout);
 	fprintf(fp, "  min_free_space = %llu,\n}\n",
 	    (unsigned long long)cfg->limits.min_free_space);
+	fprintf(fp, "plugins = {");
+	for (size_t i = 0; i < cfg->nplugins; i++)
+		fprintf(fp, "%s\"%s\"", i ? ", " : " ", cfg->plugins[i]);
+	fprintf(fp, " }\nplugin_path = {");
+	for (size_t i = 0; i < cfg->npath; i++)
+		fprintf(fp, "%s\"%s\"", i ? ", " : " ", cfg->plugin_path[i]);
+	fprintf(fp, " }\nhook_budget_ms = %u\nplugin_memory = %llu\n",
+	    cfg->hook_budget_ms, (unsigned long long)cfg->plugin_memory);
 }
 
 bool

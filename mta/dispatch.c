@@ -3,22 +3,26 @@
  * dispatch.c - layer 4: delivery scheduling (dispatch.h).
  *
  * Each queued message has a slot; the scheduler (pure, scheduler.c) holds
- * (due, slot|generation) keys and this file owns the one timer. A message
- * that just committed still has its envelope and body in memory and goes
- * straight to a delivery job; one found at start-up, or retried later, is
- * read back from the spool by the job itself (on the worker, not the loop).
- * At most max_deliveries jobs run at once; the rest wait in the scheduler
- * (their bodies are dropped from memory and read again when due).
+ * (due, slot|generation) keys and this file owns the one timer. A delivery
+ * job moves through phases, alternating between a worker (disk) and the
+ * loop thread (Lua, which is single-threaded):
  *
- * A delivery job, on a worker thread: for each pending recipient of a
- * local domain, Return-Path and Delivered-To are prepended and the message
- * is written durably to data_dir/mail/<domain>/<mailbox>/ under a name
- * tagged "<queue id>R<index>"; then, if no
- * recipient is left pending, the queue file is removed, else the state
- * file records who is done and when to try again (built-in policy from
- * scheduler.c: 30 min, doubling, capped at 4 h). Recipients of other
- * domains (accepted from trusted clients) stay queued until relaying
- * exists; they are not retried on a timer meanwhile.
+ *   LOAD     worker  read the queue file back (messages found at start-up
+ *                    or waiting for a retry; a just-committed message is
+ *                    still in memory and skips this)
+ *   ROUTE    loop    default route per pending recipient (local domain ->
+ *                    its Maildir, else remote), then the route hook
+ *   DELIVER  worker  Maildir deliveries, tagged "<queue id>R<index>"
+ *   DECIDE   loop    delivered hooks; for temporary failures the retry
+ *                    hook (or the built-in 30 min doubling to 4 h); failed
+ *                    recipients get one bounce per message (not for <>),
+ *                    committed before the original is updated
+ *   RECORD   worker  remove the queue file, or rewrite its state file
+ *
+ * At most max_deliveries jobs run at once; the rest wait in the scheduler
+ * with their bodies dropped from memory. Recipients routed elsewhere than
+ * a Maildir (remote domains, relay and mx routes) stay queued until the
+ * SMTP client exists; they are not retried on a timer meanwhile.
  *
  * Exactly once across crashes: a kill between a Maildir rename and the
  * queue update would deliver again after the restart. So the first
@@ -37,15 +41,18 @@
 
 #include <event2/event.h>
 
+#include "bounce.h"
 #include "buf.h"
 #include "config.h"
 #include "deliver_maildir.h"
 #include "envelope.h"
+#include "hooks.h"
 #include "iopool.h"
 #include "log.h"
 #include "maildir.h"
 #include "message.h"
 #include "queue.h"
+#include "runtime.h"
 #include "scheduler.h"
 #include "smtp_parse.h"
 #include "util.h"
@@ -62,7 +69,7 @@ struct slot {
 
 struct dispatch {
 	struct event_base *base;
-	const struct config *cfg;
+	struct runtime **current;
 	struct queue *queue;
 	struct deliver_maildir *dm;
 	struct iopool *pool;
@@ -84,14 +91,30 @@ enum job_result {
 	JOB_ERROR,               /* could not read or record: try later */
 };
 
+enum plan_kind { PLAN_NONE, PLAN_MAILDIR, PLAN_REMOTE, PLAN_TEMP };
+
+struct plan {
+	enum plan_kind kind;
+	char *maildir;           /* PLAN_MAILDIR: where */
+	char *mailbox;           /* "local@domain" for Delivered-To and logs */
+	char *domain;
+	bool delivered;          /* set by DELIVER */
+	bool newly_failed;       /* failed in this attempt: to bounce */
+};
+
 struct job {
 	struct dispatch *d;
+	struct runtime *rt;      /* referenced for the job's life */
 	uint64_t key;
 	char id[ENVELOPE_ID_LEN + 1];
 	struct envelope *env;
 	struct buf *body;
 	int64_t now;
-	bool recovered;          /* first attempt after a (re)start */
+	bool recovered;
+	struct plan *plans;
+	bool temp;               /* some recipient failed temporarily */
+	bool remote;             /* some recipient waits for relaying */
+	bool changed;            /* state to record */
 	enum job_result result;
 };
 
@@ -140,17 +163,17 @@ slot_new(struct dispatch *d, const char *id)
 }
 
 static void
-slot_drop_body(struct slot *s)
+free_env_body(struct envelope **env, struct buf **body)
 {
-	if (s->env) {
-		envelope_clear(s->env);
-		free(s->env);
-		s->env = NULL;
+	if (*env) {
+		envelope_clear(*env);
+		free(*env);
+		*env = NULL;
 	}
-	if (s->body) {
-		buf_clear(s->body);
-		free(s->body);
-		s->body = NULL;
+	if (*body) {
+		buf_clear(*body);
+		free(*body);
+		*body = NULL;
 	}
 }
 
@@ -161,7 +184,7 @@ slot_free(struct dispatch *d, uint64_t key)
 
 	if (s == NULL)
 		return;
-	slot_drop_body(s);
+	free_env_body(&s->env, &s->body);
 	s->used = false;
 	d->free_list[d->nfree++] = (uint32_t)(key >> 32);
 }
@@ -172,143 +195,475 @@ now_sec(void)
 	return (int64_t)time(NULL);
 }
 
-/* --- the delivery job (worker thread) -------------------------------- */
+static void dispatch_pump(struct dispatch *d);
+static void job_end(struct job *j);
 
-/* Delivers one recipient; returns its new status. */
-static enum rcpt_status
-deliver_rcpt(struct job *j, size_t i, bool *remote, bool *temp)
+/* --- LOAD (worker) ---------------------------------------------------- */
+
+static void
+work_load(void *arg)
 {
-	struct dispatch *d = j->d;
-	const struct config *cfg = d->cfg;
-	struct envelope_rcpt *r = &j->env->rcpts[i];
-	struct smtp_addr a;
-	char mailbox[SMTP_LOCAL_MAX + 1], domain[SMTP_DOMAIN_MAX + 1];
-	char maildir[4096], name[MAILDIR_NAME_MAX + 1];
-	size_t plen = strlen(r->path);
+	struct job *j = arg;
 	struct tern_err err;
-	struct buf head;
-	struct iovec iov[2];
-	int rc;
+
+	j->env = xcalloc(1, sizeof(*j->env));
+	envelope_init(j->env);
+	j->body = xcalloc(1, sizeof(*j->body));
+	buf_init(j->body);
+	if (queue_load_sync(j->d->queue, j->id, j->env, j->body, &err) != 0) {
+		if (!err.temp) {
+			log_warnx("%s: %s; moved to spool/corrupt", j->id,
+			    err.text);
+			(void)queue_move_aside_sync(j->d->queue, j->id);
+			j->result = JOB_FINISHED;
+		} else {
+			log_warnx("%s: %s", j->id, err.text);
+			j->result = JOB_ERROR;
+		}
+		free_env_body(&j->env, &j->body);
+		return;
+	}
+	if (j->env->next_try > j->now)
+		j->result = JOB_NOT_DUE;
+}
+
+/* --- ROUTE (loop) ----------------------------------------------------- */
+
+static void
+fill_info(const struct job *j, size_t i, struct hook_msg_info *m,
+    char *rcpt, size_t rcptsz, char *sender, size_t sendersz)
+{
+	const char *path = j->env->rcpts[i].path;
+	size_t n = strlen(path), sn = strlen(j->env->sender);
+
+	(void)snprintf(rcpt, rcptsz, "%.*s", (int)(n - 2), path + 1);
+	(void)snprintf(sender, sendersz, "%.*s", (int)(sn >= 2 ? sn - 2 : 0),
+	    j->env->sender + 1);
+	m->id = j->id;
+	m->sender = sender;
+	m->rcpt = rcpt;
+	const char *at = strrchr(rcpt, '@');
+	m->domain = at ? at + 1 : "";
+	m->attempts = j->env->attempts;
+	m->age = j->now - j->env->created;
+	m->error = j->env->rcpts[i].error ? j->env->rcpts[i].error : "";
+}
+
+static void
+fail_rcpt(struct job *j, size_t i, int code, const char *enh, const char *text)
+{
+	struct envelope_rcpt *r = &j->env->rcpts[i];
+
+	free(r->error);
+	r->error = xasprintf("%d %s %s", code, enh, text);
+	r->status = RCPT_FAILED;
+	j->plans[i].newly_failed = true;
+	j->changed = true;
+	log_info("%s: to=%s status=failed (%s)", j->id, r->path, r->error);
+}
+
+/* Plans recipient i: its default route, then what the route hook says. */
+static void
+route_rcpt(struct job *j, size_t i)
+{
+	const struct config *cfg = j->rt->cfg;
+	struct envelope_rcpt *r = &j->env->rcpts[i];
+	struct plan *p = &j->plans[i];
+	size_t plen = strlen(r->path);
+	char mailbox[SMTP_LOCAL_MAX + 1], domain[SMTP_DOMAIN_MAX + 1];
+	char rcpt[600], sender[600];
+	const char *folder = r->folder;
+	struct hook_msg_info m;
+	struct hook_route route;
+	struct smtp_addr a;
 
 	if (plen < 2 || smtp_parse_mailbox(r->path + 1, plen - 2, &a) != 0) {
-		free(r->error);
-		r->error = xstrdup("550 5.1.3 bad recipient address in queue");
-		log_warnx("%s: to=%s status=failed (%s)", j->id, r->path,
-		    r->error);
-		return RCPT_FAILED;
+		fail_rcpt(j, i, 550, "5.1.3", "bad recipient address in queue");
+		return;
 	}
-	if (a.domain[0] == '[' || !config_is_local_domain(cfg, a.domain)) {
-		*remote = true;
-		return RCPT_PENDING;
+	bool local = a.domain[0] != '[' && config_is_local_domain(cfg,
+	    a.domain);
+	if (local && (maildir_local_normalize(a.local,
+	    cfg->recipient_delimiter, mailbox, sizeof(mailbox)) != 0 ||
+	    maildir_domain_normalize(a.domain, domain, sizeof(domain)) != 0)) {
+		fail_rcpt(j, i, 553, "5.1.3", "mailbox name not allowed");
+		return;
 	}
-	if (maildir_local_normalize(a.local, cfg->recipient_delimiter,
-	    mailbox, sizeof(mailbox)) != 0 || maildir_domain_normalize(
-	    a.domain, domain, sizeof(domain)) != 0 ||
-	    str_fmt(maildir, sizeof(maildir), "%s/%s/%s", cfg->mail_dir,
-	    domain, mailbox) != 0) {
-		free(r->error);
-		r->error = xstrdup("553 5.1.3 mailbox name not allowed");
-		log_warnx("%s: to=%s status=failed (%s)", j->id, r->path,
-		    r->error);
-		return RCPT_FAILED;
+	if (local) {
+		p->kind = PLAN_MAILDIR;
+		p->maildir = xasprintf("%s/%s/%s", cfg->mail_dir, domain,
+		    mailbox);
+		p->mailbox = xasprintf("%s@%s", mailbox, domain);
+		p->domain = xstrdup(domain);
+	} else {
+		p->kind = PLAN_REMOTE;
+		p->domain = xstrdup(a.domain);
 	}
-	char tag[ENVELOPE_ID_LEN + 24];
+	if (hooks_has(j->rt->hooks, HOOK_ROUTE)) {
+		fill_info(j, i, &m, rcpt, sizeof(rcpt), sender, sizeof(sender));
+		hooks_route(j->rt->hooks, &m, &route);
+		switch (route.kind) {
+		case ROUTE_DEFAULT:
+			break;
+		case ROUTE_MAILDIR:
+			free(p->maildir);
+			p->kind = PLAN_MAILDIR;
+			p->maildir = xstrdup(route.target);
+			if (p->mailbox == NULL)
+				p->mailbox = xstrdup(rcpt);
+			if (route.folder[0])
+				folder = route.folder;
+			break;
+		case ROUTE_RELAY:
+		case ROUTE_MX:
+			free(p->maildir);
+			p->maildir = NULL;
+			p->kind = PLAN_REMOTE;
+			log_info("%s: to=%s routed to %s %s (waits for outbound "
+			    "delivery)", j->id, r->path, route.kind ==
+			    ROUTE_RELAY ? "relay" : "mx", route.target);
+			break;
+		case ROUTE_REJECT:
+			p->kind = PLAN_NONE;
+			fail_rcpt(j, i, route.v.code, route.v.enh, route.v.text);
+			return;
+		case ROUTE_TEMPFAIL:
+			p->kind = PLAN_TEMP;
+			free(r->error);
+			r->error = xasprintf("%d %s %s", route.v.code,
+			    route.v.enh, route.v.text);
+			return;
+		}
+	}
+	if (p->kind == PLAN_MAILDIR && folder) {
+		char *f = xasprintf("%s/.%s", p->maildir, folder);
+		free(p->maildir);
+		p->maildir = f;
+	}
+}
+
+static void work_deliver(void *arg);
+static void done_deliver(void *arg);
+
+static void
+phase_route(struct job *j)
+{
+	j->plans = xcalloc(j->env->nrcpts, sizeof(*j->plans));
+	for (size_t i = 0; i < j->env->nrcpts; i++)
+		if (j->env->rcpts[i].status == RCPT_PENDING)
+			route_rcpt(j, i);
+	iopool_submit(j->d->pool, work_deliver, done_deliver, j);
+}
+
+static void
+done_load(void *arg)
+{
+	struct job *j = arg;
+
+	if (j->env == NULL || j->result == JOB_NOT_DUE) {
+		job_end(j);
+		return;
+	}
+	phase_route(j);
+}
+
+/* --- DELIVER (worker) ------------------------------------------------- */
+
+static void
+deliver_one(struct job *j, size_t i)
+{
+	struct envelope_rcpt *r = &j->env->rcpts[i];
+	struct plan *p = &j->plans[i];
+	char name[MAILDIR_NAME_MAX + 1], tag[ENVELOPE_ID_LEN + 24];
+	struct tern_err err;
+	struct iovec iov[2];
+	struct buf head;
+	int rc;
+
 	(void)str_fmt(tag, sizeof(tag), "%sR%zu", j->id, i);
-	if (j->recovered && deliver_maildir_has_tag(maildir, tag)) {
+	if (j->recovered && deliver_maildir_has_tag(p->maildir, tag)) {
 		/* Delivered before a crash, not yet recorded: exactly once. */
-		log_info("%s: to=%s relay=local mailbox=%s/%s status=sent "
+		log_info("%s: to=%s relay=local mailbox=%s status=sent "
 		    "(already delivered before the restart)", j->id, r->path,
-		    domain, mailbox);
-		return RCPT_DONE;
+		    p->maildir);
+		r->status = RCPT_DONE;
+		p->delivered = true;
+		j->changed = true;
+		return;
 	}
 	buf_init(&head);
-	char rcpt[SMTP_LOCAL_MAX + SMTP_DOMAIN_MAX + 2];
-	(void)str_fmt(rcpt, sizeof(rcpt), "%s@%s", mailbox, domain);
-	message_append_delivery_fields(&head, j->env->sender, rcpt);
+	message_append_delivery_fields(&head, j->env->sender, p->mailbox);
 	iov[0].iov_base = head.data;
 	iov[0].iov_len = head.len;
 	iov[1].iov_base = j->body->data;
 	iov[1].iov_len = j->body->len;
-	rc = deliver_maildir_sync(d->dm, maildir, tag, iov, 2, name,
+	rc = deliver_maildir_sync(j->d->dm, p->maildir, tag, iov, 2, name,
 	    sizeof(name), &err);
 	buf_clear(&head);
 	free(r->error);
-	r->error = xasprintf("%d %s %s", rc == 0 ? 250 : err.code,
-	    rc == 0 ? "2.0.0" : err.enh, rc == 0 ? name : err.text);
 	if (rc == 0) {
-		log_info("%s: to=%s relay=local mailbox=%s/%s delay=%llds "
-		    "status=sent (%s)", j->id, r->path, domain, mailbox,
+		r->error = xasprintf("250 2.0.0 %s", name);
+		r->status = RCPT_DONE;
+		p->delivered = true;
+		j->changed = true;
+		log_info("%s: to=%s relay=local maildir=%s delay=%llds "
+		    "status=sent (%s)", j->id, r->path, p->maildir,
 		    (long long)(now_sec() - j->env->created), name);
-		return RCPT_DONE;
+		return;
 	}
-	log_info("%s: to=%s relay=local mailbox=%s/%s status=%s (%d %s %s)",
-	    j->id, r->path, domain, mailbox, err.temp ? "deferred" : "failed",
-	    err.code, err.enh, err.text);
-	if (err.temp) {
-		*temp = true;
-		return RCPT_PENDING;
+	r->error = xasprintf("%d %s %s", err.code, err.enh, err.text);
+	log_info("%s: to=%s relay=local maildir=%s status=%s (%s)", j->id,
+	    r->path, p->maildir, err.temp ? "deferred" : "failed", r->error);
+	if (err.temp)
+		j->temp = true;
+	else {
+		r->status = RCPT_FAILED;
+		p->newly_failed = true;
+		j->changed = true;
 	}
-	return RCPT_FAILED;
 }
 
 static void
-job_work(void *arg)
+work_deliver(void *arg)
 {
 	struct job *j = arg;
-	struct dispatch *d = j->d;
-	struct tern_err err;
-	bool remote = false, temp = false, changed = false;
 
-	if (j->env == NULL) {
-		j->env = xcalloc(1, sizeof(*j->env));
-		envelope_init(j->env);
-		j->body = xcalloc(1, sizeof(*j->body));
-		buf_init(j->body);
-		if (queue_load_sync(d->queue, j->id, j->env, j->body,
-		    &err) != 0) {
-			if (!err.temp) {
-				log_warnx("%s: %s; moved to spool/corrupt",
-				    j->id, err.text);
-				(void)queue_move_aside_sync(d->queue, j->id);
-				j->result = JOB_FINISHED;
-			} else {
-				log_warnx("%s: %s", j->id, err.text);
-				j->result = JOB_ERROR;
+	for (size_t i = 0; i < j->env->nrcpts; i++) {
+		if (j->env->rcpts[i].status != RCPT_PENDING)
+			continue;
+		switch (j->plans[i].kind) {
+		case PLAN_MAILDIR:
+			deliver_one(j, i);
+			break;
+		case PLAN_REMOTE:
+			j->remote = true;
+			break;
+		case PLAN_TEMP:
+			j->temp = true;
+			break;
+		case PLAN_NONE:
+			break;
+		}
+	}
+}
+
+/* --- DECIDE (loop) ---------------------------------------------------- */
+
+static void work_record(void *arg);
+static void done_record(void *arg);
+
+static void
+phase_record(struct job *j)
+{
+	iopool_submit(j->d->pool, work_record, done_record, j);
+}
+
+static void
+on_bounce_committed(void *arg, const char *id, const struct tern_err *err)
+{
+	struct job *j = arg;
+
+	if (err) {
+		/*
+		 * Not recorded as failed: the recipients stay pending and
+		 * the next attempt bounces them again.
+		 */
+		log_warnx("%s: cannot queue the bounce: %s", j->id, err->text);
+		for (size_t i = 0; i < j->env->nrcpts; i++)
+			if (j->plans[i].newly_failed) {
+				j->env->rcpts[i].status = RCPT_PENDING;
+				j->temp = true;
 			}
-			return;
+		if (j->env->next_try <= j->now)
+			j->env->next_try = now_sec() + 60;
+	} else
+		log_info("%s: bounce queued as %s", j->id, id);
+	phase_record(j);
+}
+
+/* Builds the report for the newly failed recipients; true if queued. */
+static bool
+send_bounce(struct job *j)
+{
+	struct dispatch *d = j->d;
+	const struct config *cfg = j->rt->cfg;
+	struct bounce_rcpt *br;
+	struct bounce_info bi;
+	struct envelope *env;
+	struct buf *body;
+	char date[64], arrival[64], boundary[80], msgid[160], enh[12];
+	size_t n = 0;
+	struct tm tm;
+	time_t t;
+
+	br = xcalloc(j->env->nrcpts, sizeof(*br));
+	char **addrs = xcalloc(j->env->nrcpts, sizeof(char *));
+	char **status = xcalloc(j->env->nrcpts, sizeof(char *));
+	for (size_t i = 0; i < j->env->nrcpts; i++) {
+		if (!j->plans[i].newly_failed)
+			continue;
+		const char *path = j->env->rcpts[i].path;
+		const char *e = j->env->rcpts[i].error ?
+		    j->env->rcpts[i].error : "550 5.0.0 failed";
+		addrs[n] = xstrndup(path + 1, strlen(path) - 2);
+		/* "550 5.1.1 text" -> "5.1.1" */
+		if (sscanf(e, "%*d %11s", enh) != 1 || enh[0] != '5')
+			(void)str_copy(enh, sizeof(enh), "5.0.0");
+		status[n] = xstrdup(enh);
+		br[n].addr = addrs[n];
+		br[n].status = status[n];
+		br[n].diagnostic = e;
+		br[n].remote_mta = NULL;
+		n++;
+	}
+	env = xcalloc(1, sizeof(*env));
+	envelope_init(env);
+	queue_new_id(d->queue, env->id);
+	t = time(NULL);
+	localtime_r(&t, &tm);
+	message_format_date(date, sizeof(date), &tm, tm.tm_gmtoff);
+	t = (time_t)j->env->created;
+	localtime_r(&t, &tm);
+	message_format_date(arrival, sizeof(arrival), &tm, tm.tm_gmtoff);
+	(void)snprintf(boundary, sizeof(boundary), "%s/%s", env->id,
+	    cfg->hostname);
+	(void)snprintf(msgid, sizeof(msgid), "<%s.bounce@%s>", env->id,
+	    cfg->hostname);
+	char *sender = xstrndup(j->env->sender + 1, strlen(j->env->sender) - 2);
+	bi.action = BOUNCE_FAILED;
+	bi.reporting_mta = cfg->hostname;
+	bi.queue_id = j->id;
+	bi.sender = sender;
+	bi.arrival_date = arrival;
+	bi.date = date;
+	bi.boundary = boundary;
+	bi.message_id = msgid;
+	bi.rcpts = br;
+	bi.nrcpts = n;
+	bi.orig = j->body ? j->body->data : "";
+	bi.orig_len = j->body ? j->body->len : 0;
+	body = xcalloc(1, sizeof(*body));
+	buf_init(body);
+	bounce_build(body, &bi);
+	env->created = now_sec();
+	env->client = xstrdup("127.0.0.1");
+	env->helo = xstrdup(cfg->hostname);
+	env->protocol = xstrdup("local");
+	env->sender = xstrdup("<>");
+	env->body = xstrdup("7BIT");
+	envelope_add_rcpt(env, j->env->sender);
+	for (size_t i = 0; i < n; i++) {
+		free(addrs[i]);
+		free(status[i]);
+	}
+	free(addrs);
+	free(status);
+	free(br);
+	free(sender);
+	(void)queue_commit(d->queue, env, body, on_bounce_committed, j);
+	return true;
+}
+
+static void
+phase_decide(struct job *j)
+{
+	struct hooks *hooks = j->rt->hooks;
+	struct hook_msg_info m;
+	char rcpt[600], sender[600];
+	bool any_failed = false;
+	int64_t delay = 0;
+	bool bounce = false;
+
+	for (size_t i = 0; i < j->env->nrcpts; i++) {
+		if (j->plans[i].delivered && hooks_has(hooks,
+		    HOOK_DELIVERED)) {
+			fill_info(j, i, &m, rcpt, sizeof(rcpt), sender,
+			    sizeof(sender));
+			hooks_delivered(hooks, &m);
 		}
-		if (j->env->next_try > j->now) {
-			j->result = JOB_NOT_DUE;
-			return;
+	}
+	if (j->temp) {
+		size_t first = 0;
+		while (first < j->env->nrcpts &&
+		    !(j->env->rcpts[first].status == RCPT_PENDING &&
+		    (j->plans[first].kind == PLAN_MAILDIR ||
+		    j->plans[first].kind == PLAN_TEMP)))
+			first++;
+		j->env->attempts++;
+		j->changed = true;
+		if (first < j->env->nrcpts) {
+			fill_info(j, first, &m, rcpt, sizeof(rcpt), sender,
+			    sizeof(sender));
+			free(j->env->last_error);
+			j->env->last_error = xstrdup(m.error);
 		}
+		if (first < j->env->nrcpts &&
+		    hooks_retry(hooks, &m, &delay, &bounce)) {
+			if (bounce) {
+				for (size_t i = 0; i < j->env->nrcpts; i++)
+					if (j->env->rcpts[i].status ==
+					    RCPT_PENDING &&
+					    (j->plans[i].kind == PLAN_MAILDIR ||
+					    j->plans[i].kind == PLAN_TEMP))
+						fail_rcpt(j, i, 550, "5.4.7",
+						    j->env->rcpts[i].error ?
+						    j->env->rcpts[i].error :
+						    "delivery time expired");
+				j->temp = false;
+			}
+		} else
+			delay = scheduler_default_delay(j->env->attempts);
+		if (j->temp)
+			j->env->next_try = now_sec() + delay;
 	}
 	for (size_t i = 0; i < j->env->nrcpts; i++) {
-		struct envelope_rcpt *r = &j->env->rcpts[i];
-		if (r->status != RCPT_PENDING)
+		if (!j->plans[i].newly_failed)
 			continue;
-		bool is_remote = false;
-		r->status = deliver_rcpt(j, i, &is_remote, &temp);
-		if (r->status != RCPT_PENDING)
-			changed = true;
-		remote |= is_remote;
+		any_failed = true;
+		if (hooks_has(hooks, HOOK_BOUNCED)) {
+			fill_info(j, i, &m, rcpt, sizeof(rcpt), sender,
+			    sizeof(sender));
+			hooks_bounced(hooks, &m);
+		}
 	}
+	if (any_failed) {
+		if (strcmp(j->env->sender, "<>") == 0) {
+			/* Never bounce a bounce. */
+			log_info("%s: failed recipients of a <> message: "
+			    "no bounce sent", j->id);
+		} else if (send_bounce(j))
+			return; /* on_bounce_committed records */
+	}
+	phase_record(j);
+}
+
+static void
+done_deliver(void *arg)
+{
+	phase_decide(arg);
+}
+
+/* --- RECORD (worker) -------------------------------------------------- */
+
+static void
+work_record(void *arg)
+{
+	struct job *j = arg;
+	struct tern_err err;
+
 	if (envelope_pending(j->env) == 0) {
-		if (queue_remove_sync(d->queue, j->id) != 0)
+		if (queue_remove_sync(j->d->queue, j->id) != 0)
 			log_warn("%s: cannot remove queue file", j->id);
 		else
 			log_info("%s: removed", j->id);
 		j->result = JOB_FINISHED;
 		return;
 	}
-	if (temp) {
-		j->env->attempts++;
-		j->env->next_try = now_sec() +
-		    scheduler_default_delay(j->env->attempts);
-		changed = true;
-		j->result = JOB_RETRY;
-	} else
-		j->result = remote ? JOB_PARKED : JOB_RETRY;
-	if (changed && queue_state_write_sync(d->queue, j->env, &err) != 0) {
+	j->result = j->temp ? JOB_RETRY : j->remote ? JOB_PARKED : JOB_RETRY;
+	if (j->result == JOB_RETRY && j->env->next_try <= j->now)
+		j->env->next_try = now_sec() + 60;
+	if (j->changed && queue_state_write_sync(j->d->queue, j->env,
+	    &err) != 0) {
 		/*
 		 * Recipients delivered now may be delivered again after a
 		 * restart (at-least-once); nothing is lost.
@@ -322,12 +677,17 @@ job_work(void *arg)
 	}
 }
 
-static void dispatch_pump(struct dispatch *d);
+static void
+done_record(void *arg)
+{
+	job_end(arg);
+}
+
+/* --- job life --------------------------------------------------------- */
 
 static void
-job_done(void *arg)
+job_end(struct job *j)
 {
-	struct job *j = arg;
 	struct dispatch *d = j->d;
 	struct slot *s = slot_get(d, j->key);
 	int64_t next;
@@ -356,14 +716,16 @@ job_done(void *arg)
 		scheduler_add(&d->sched, j->key, now_sec() + 60);
 		break;
 	}
-	if (j->env) {
-		envelope_clear(j->env);
-		free(j->env);
+	if (j->plans) {
+		for (size_t i = 0; j->env && i < j->env->nrcpts; i++) {
+			free(j->plans[i].maildir);
+			free(j->plans[i].mailbox);
+			free(j->plans[i].domain);
+		}
+		free(j->plans);
 	}
-	if (j->body) {
-		buf_clear(j->body);
-		free(j->body);
-	}
+	free_env_body(&j->env, &j->body);
+	runtime_unref(j->rt);
 	free(j);
 	dispatch_pump(d);
 }
@@ -378,6 +740,7 @@ job_start(struct dispatch *d, uint64_t key)
 		return;
 	j = xcalloc(1, sizeof(*j));
 	j->d = d;
+	j->rt = runtime_ref(*d->current);
 	j->key = key;
 	(void)str_copy(j->id, sizeof(j->id), s->id);
 	j->env = s->env;       /* the job takes what is in memory */
@@ -389,7 +752,10 @@ job_start(struct dispatch *d, uint64_t key)
 	s->recovered = false;
 	s->busy = true;
 	d->inflight++;
-	iopool_submit(d->pool, job_work, job_done, j);
+	if (j->env == NULL)
+		iopool_submit(d->pool, work_load, done_load, j);
+	else
+		phase_route(j);
 }
 
 static void
@@ -399,8 +765,8 @@ dispatch_arm(struct dispatch *d)
 
 	if (d->stopped || !scheduler_next(&d->sched, &due))
 		return;
-	if (d->inflight >= d->cfg->max_deliveries)
-		return; /* job_done pumps again */
+	if (d->inflight >= (*d->current)->cfg->max_deliveries)
+		return; /* job_end pumps again */
 	struct timeval tv = { due > now ? (time_t)(due - now) : 0, 0 };
 	evtimer_add(d->timer, &tv);
 }
@@ -411,7 +777,8 @@ dispatch_pump(struct dispatch *d)
 	uint64_t key;
 	int64_t now = now_sec();
 
-	while (!d->stopped && d->inflight < d->cfg->max_deliveries &&
+	while (!d->stopped &&
+	    d->inflight < (*d->current)->cfg->max_deliveries &&
 	    scheduler_pop_due(&d->sched, now, &key))
 		job_start(d, key);
 	dispatch_arm(d);
@@ -432,12 +799,13 @@ dispatch_on_commit(void *arg, struct envelope *env, struct buf *body)
 
 	s->env = env;
 	s->body = body;
-	if (!d->stopped && d->inflight < d->cfg->max_deliveries) {
+	if (!d->stopped &&
+	    d->inflight < (*d->current)->cfg->max_deliveries) {
 		job_start(d, key);
 		return;
 	}
 	/* Busy: read it back from the spool when its turn comes. */
-	slot_drop_body(s);
+	free_env_body(&s->env, &s->body);
 	scheduler_add(&d->sched, key, now_sec());
 	dispatch_arm(d);
 }
@@ -463,13 +831,13 @@ dispatch_load_queue(struct dispatch *d)
 }
 
 struct dispatch *
-dispatch_new(struct event_base *base, const struct config *cfg,
+dispatch_new(struct event_base *base, struct runtime **current,
     struct queue *q, struct deliver_maildir *dm, struct iopool *pool)
 {
 	struct dispatch *d = xcalloc(1, sizeof(*d));
 
 	d->base = base;
-	d->cfg = cfg;
+	d->current = current;
 	d->queue = q;
 	d->dm = dm;
 	d->pool = pool;
@@ -500,7 +868,7 @@ dispatch_free(struct dispatch *d)
 		return;
 	for (uint32_t i = 0; i < d->nslots; i++)
 		if (d->slots[i].used)
-			slot_drop_body(&d->slots[i]);
+			free_env_body(&d->slots[i].env, &d->slots[i].body);
 	free(d->slots);
 	free(d->free_list);
 	scheduler_clear(&d->sched);

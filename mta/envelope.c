@@ -18,7 +18,8 @@
  * accepts such). Unknown keys are errors: a newer Tern's queue is not
  * half-read by an older one. The state file has the same shape with
  * "tern-state: 1", "attempts:", "next:", "rcpt-done: N", "rcpt-failed: N
- * text", "last-error:".
+ * text", "last-error:". An envelope may also say "folder: N Name": the
+ * Maildir++ folder a data hook chose for recipient N.
  */
 #include "envelope.h"
 
@@ -26,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "maildir.h"
 #include "util.h"
 
 void
@@ -45,6 +47,7 @@ envelope_clear(struct envelope *env)
 	for (size_t i = 0; i < env->nrcpts; i++) {
 		free(env->rcpts[i].path);
 		free(env->rcpts[i].error);
+		free(env->rcpts[i].folder);
 	}
 	free(env->rcpts);
 	free(env->last_error);
@@ -59,6 +62,7 @@ envelope_add_rcpt(struct envelope *env, const char *path)
 	env->rcpts[env->nrcpts].path = xstrdup(path);
 	env->rcpts[env->nrcpts].status = RCPT_PENDING;
 	env->rcpts[env->nrcpts].error = NULL;
+	env->rcpts[env->nrcpts].folder = NULL;
 	return env->nrcpts++;
 }
 
@@ -93,6 +97,10 @@ envelope_serialize(const struct envelope *env, struct buf *out)
 	buf_printf(out, "size: %llu\n", (unsigned long long)env->size);
 	for (size_t i = 0; i < env->nrcpts; i++)
 		buf_printf(out, "rcpt: %s\n", env->rcpts[i].path);
+	for (size_t i = 0; i < env->nrcpts; i++)
+		if (env->rcpts[i].folder)
+			buf_printf(out, "folder: %zu %s\n", i,
+			    env->rcpts[i].folder);
 	buf_append_str(out, "end\n");
 }
 
@@ -178,6 +186,9 @@ get_i64(const struct line *l, int64_t *out)
 	return 0;
 }
 
+static int parse_index(const struct line *l, const struct envelope *env,
+    size_t *idx, const char **rest, size_t *restlen);
+
 int
 envelope_parse(const char *text, size_t len, struct envelope *env,
     size_t *consumed, char *err, size_t errsz)
@@ -237,6 +248,17 @@ envelope_parse(const char *text, size_t len, struct envelope *env,
 				char *p = xstrndup(l.val, l.vlen);
 				envelope_add_rcpt(env, p);
 				free(p);
+			}
+		} else if (key_is(&l, "folder")) {
+			size_t idx, rlen;
+			const char *rest;
+			rc = parse_index(&l, env, &idx, &rest, &rlen);
+			if (rc == 0 && (rlen == 0 || env->rcpts[idx].folder))
+				rc = -1;
+			if (rc == 0) {
+				env->rcpts[idx].folder = xstrndup(rest, rlen);
+				if (!maildir_folder_valid(env->rcpts[idx].folder))
+					rc = -1;
 			}
 		} else
 			rc = -1;

@@ -28,6 +28,7 @@ struct envelope_rcpt {
 	char *path;              /* "<local@domain>" as accepted */
 	enum rcpt_status status;
 	char *error;             /* last result text, may be NULL */
+	char *folder;            /* Maildir++ folder chosen at DATA, or NULL */
 };
 
 struct envelope {

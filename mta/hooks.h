@@ -1,16 +1,25 @@
 /* SPDX-License-Identifier: ISC */
 /*
- * hooks.h - layer 2: the Lua bridge, the only code that includes Lua.
- * For now it evaluates configuration files: it runs the file in a sandbox
- * and turns what it set into a tree of plain C values (struct cfg_node)
- * that config.c checks against its schema. Each top-level key remembers
- * the line that assigned it, so errors can name it.
+ * hooks.h - layer 2: the Lua bridge; hooks.c and hooks_call.c are the only
+ * code that includes Lua. Two jobs:
+ *
+ *  - configuration: run a config file in a sandbox and turn what it set
+ *    into a tree of plain C values (struct cfg_node) that config.c checks
+ *    against its schema; each top-level key remembers its line;
+ *  - plugins (DESIGN.md section 5): one struct hooks per configuration
+ *    generation holds a lua_State with the plugins loaded, each in its own
+ *    sandboxed _ENV. Every call runs under lua_pcall with a time budget and
+ *    a memory cap; an error, an overrun or a malformed verdict becomes a
+ *    temporary failure (451 4.3.0) logged with plugin, hook and line.
+ *
+ * Everything here runs on the loop thread only.
  */
 #ifndef TERN_HOOKS_H
 #define TERN_HOOKS_H
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 enum cfg_type { CFG_BOOL, CFG_INT, CFG_NUM, CFG_STR, CFG_TABLE };
 
@@ -36,5 +45,124 @@ struct cfg_node {
 struct cfg_node *hooks_eval_config(const char *text, size_t len,
     const char *name, char *err, size_t errsz);
 void cfg_node_free(struct cfg_node *node);
+/* The item of a table node with this key, or NULL. */
+const struct cfg_node *cfg_node_get(const struct cfg_node *table,
+    const char *key);
+
+/* --- plugins --------------------------------------------------------- */
+
+struct hooks;
+struct kvstore;
+struct buf;
+
+enum hook_id {
+	HOOK_CONNECT, HOOK_HELO, HOOK_MAIL, HOOK_RCPT, HOOK_DATA, HOOK_ROUTE,
+	HOOK_RETRY, HOOK_DELIVERED, HOOK_BOUNCED, HOOK_COUNT
+};
+
+struct hooks_settings {
+	const char *const *plugins;        /* names, in order */
+	size_t nplugins;
+	const char *const *plugin_path;    /* directories searched in order */
+	size_t npath;
+	const struct cfg_node *plugin_config; /* table name -> table, or NULL */
+	unsigned budget_ms;                /* per call */
+	size_t mem_max;                    /* bytes for the whole state */
+	const char *hostname;
+	const char *const *domains;
+	size_t ndomains;
+	struct kvstore *kv;                /* borrowed; outlives the hooks */
+};
+
+/* Loads every plugin; NULL with "file:line: reason" in err. */
+struct hooks *hooks_new(const struct hooks_settings *hs, char *err,
+    size_t errsz);
+void hooks_free(struct hooks *h);
+/* True if some plugin defines this hook (else calling it is a no-op). */
+bool hooks_has(const struct hooks *h, enum hook_id id);
+const char *hooks_name(enum hook_id id);
+/* Plugin names loaded, for logs and `ternd -n`. */
+size_t hooks_plugin_count(const struct hooks *h);
+
+enum hook_kind {
+	HOOK_NONE,          /* no plugin decided: the built-in default */
+	HOOK_ACCEPT,
+	HOOK_REJECT,
+	HOOK_TEMPFAIL,      /* also what errors and overruns become */
+	HOOK_DISCARD,       /* data only: 250, then drop the message */
+};
+
+struct hook_verdict {
+	enum hook_kind kind;
+	int code;
+	char enh[12];
+	char text[256];
+};
+
+struct hook_session {
+	const char *ip;
+	int port;
+	const char *role;
+	bool tls;
+	const char *helo;         /* NULL before HELO/EHLO */
+};
+
+struct hook_tx {
+	const struct hook_session *s;
+	const char *sender;       /* "" for <> */
+	const char *const *rcpts; /* accepted so far, "local@domain" */
+	size_t nrcpts;
+	const char *const *params; /* MAIL parameters as "KEY=VALUE" */
+	size_t nparams;
+};
+
+void hooks_connect(struct hooks *h, const struct hook_session *s,
+    struct hook_verdict *v);
+void hooks_helo(struct hooks *h, const struct hook_session *s,
+    const char *name, struct hook_verdict *v);
+void hooks_mail(struct hooks *h, const struct hook_tx *tx, const char *addr,
+    struct hook_verdict *v);
+void hooks_rcpt(struct hooks *h, const struct hook_tx *tx, const char *addr,
+    struct hook_verdict *v);
+
+/*
+ * data: the message is msg[start..len) (LF line ends); plugins may edit
+ * its header (msg is changed in place) and choose a folder per recipient:
+ * folders[i] (owned, may be set to a new xstrdup'd name) for rcpts[i].
+ */
+void hooks_data(struct hooks *h, const struct hook_tx *tx, struct buf *msg,
+    size_t start, char **folders, struct hook_verdict *v);
+
+/* A delivered/failed/retried recipient, as the routing hooks see it. */
+struct hook_msg_info {
+	const char *id;
+	const char *sender;
+	const char *rcpt;         /* "local@domain" */
+	const char *domain;
+	unsigned attempts;
+	int64_t age;              /* seconds since it was queued */
+	const char *error;        /* last error text, or "" */
+};
+
+enum route_kind { ROUTE_DEFAULT, ROUTE_MAILDIR, ROUTE_RELAY, ROUTE_MX,
+	ROUTE_REJECT, ROUTE_TEMPFAIL };
+
+struct hook_route {
+	enum route_kind kind;
+	char target[1024];        /* maildir path, relay host:port, MX domain */
+	char folder[128];         /* with ROUTE_MAILDIR, may be "" */
+	struct hook_verdict v;    /* with REJECT/TEMPFAIL */
+};
+
+void hooks_route(struct hooks *h, const struct hook_msg_info *m,
+    struct hook_route *r);
+/*
+ * retry: returns true if a plugin decided: *bounce, or *delay seconds.
+ * False: no plugin (or an error): the caller's built-in policy applies.
+ */
+bool hooks_retry(struct hooks *h, const struct hook_msg_info *m,
+    int64_t *delay, bool *bounce);
+void hooks_delivered(struct hooks *h, const struct hook_msg_info *m);
+void hooks_bounced(struct hooks *h, const struct hook_msg_info *m);
 
 #endif

@@ -23,6 +23,7 @@
 #include <event2/listener.h>
 
 #include "log.h"
+#include "runtime.h"
 #include "smtp_session.h"
 #include "util.h"
 
@@ -49,7 +50,7 @@ struct listener {
 
 struct listen_ctx {
 	struct event_base *base;
-	const struct config *cfg;
+	struct runtime **current;
 	struct queue *queue;
 	struct listener *listeners;
 	size_t nlisteners;
@@ -132,7 +133,7 @@ on_accept(struct evconnlistener *ev, evutil_socket_t fd,
 {
 	struct listener *l = arg;
 	struct listen_ctx *ctx = l->ctx;
-	const struct config *cfg = ctx->cfg;
+	const struct config *cfg = (*ctx->current)->cfg;
 	char ip[INET6_ADDRSTRLEN] = "unknown";
 	struct smtp_session_env env;
 	struct ip_count *ipc;
@@ -172,7 +173,7 @@ on_accept(struct evconnlistener *ev, evutil_socket_t fd,
 	TAILQ_INSERT_TAIL(&ctx->conns, c, entry);
 	ctx->nconns++;
 	env.base = ctx->base;
-	env.cfg = cfg;
+	env.rt = *ctx->current;
 	env.queue = ctx->queue;
 	env.on_close = on_session_close;
 	env.arg = c;
@@ -206,13 +207,14 @@ on_accept_error(struct evconnlistener *ev, void *arg)
 }
 
 struct listen_ctx *
-listen_start(struct event_base *base, const struct config *cfg,
+listen_start(struct event_base *base, struct runtime **current,
     struct queue *q, char *err, size_t errsz)
 {
 	struct listen_ctx *ctx = xcalloc(1, sizeof(*ctx));
+	const struct config *cfg = (*current)->cfg;
 
 	ctx->base = base;
-	ctx->cfg = cfg;
+	ctx->current = current;
 	ctx->queue = q;
 	TAILQ_INIT(&ctx->conns);
 	ctx->resume = evtimer_new(base, on_resume, ctx);

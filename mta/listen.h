@@ -12,11 +12,16 @@
 
 struct event_base;
 struct queue;
+struct runtime;
 struct listen_ctx;
 
-/* Binds every configured listener; NULL with err if one cannot be bound. */
+/*
+ * Binds every listener of (*current)->cfg; NULL with err if one cannot be
+ * bound. New sessions get a reference to *current as it is when they
+ * connect (a reload swaps *current; listeners stay as they were bound).
+ */
 struct listen_ctx *listen_start(struct event_base *base,
-    const struct config *cfg, struct queue *q, char *err, size_t errsz);
+    struct runtime **current, struct queue *q, char *err, size_t errsz);
 /* Stops accepting and asks every session to finish (421). */
 void listen_shutdown(struct listen_ctx *ctx);
 size_t listen_session_count(const struct listen_ctx *ctx);

@@ -129,3 +129,19 @@ maildir_parse_name(const char *name, struct maildir_name_info *info)
 	info->flags[nf] = '\0';
 	return 0;
 }
+
+bool
+maildir_folder_valid(const char *name)
+{
+	size_t n = 0;
+
+	for (const char *s = name; *s; s++, n++) {
+		int c = (unsigned char)*s;
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		    (c >= '0' && c <= '9') || c == '.' || c == '-' || c == '_'))
+			return false;
+		if (c == '.' && (n == 0 || s[-1] == '.'))
+			return false;
+	}
+	return n > 0 && n <= 100 && name[n - 1] != '.';
+}

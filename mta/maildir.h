@@ -62,4 +62,10 @@ struct maildir_name_info {
 };
 int maildir_parse_name(const char *name, struct maildir_name_info *info);
 
+/*
+ * A Maildir++ folder name ("Junk", "Lists.tern"): letters, digits and
+ * . - _ only, no leading, trailing or double dot, at most 100 octets.
+ */
+bool maildir_folder_valid(const char *name);
+
 #endif

@@ -38,10 +38,12 @@
 
 #include "buf.h"
 #include "envelope.h"
+#include "hooks.h"
 #include "log.h"
 #include "maildir.h"
 #include "message.h"
 #include "queue.h"
+#include "runtime.h"
 #include "smtp_data.h"
 #include "smtp_parse.h"
 #include "smtp_reply.h"
@@ -60,6 +62,9 @@ enum session_state {
 
 struct smtp_session {
 	struct smtp_session_env env;
+	const struct config *cfg;    /* env.rt->cfg */
+	struct hooks *hooks;         /* env.rt->hooks */
+	struct hook_session hs;      /* what plugins see of the session */
 	struct bufferevent *bev;
 	char id[17];
 	char ip[INET6_ADDRSTRLEN];
@@ -80,6 +85,7 @@ struct smtp_session {
 	struct buf *body;
 	struct smtp_data data;
 	unsigned tx_rejected;    /* RCPTs refused in this transaction */
+	size_t received_len;     /* our Received: field at the body's start */
 	struct queue_commit *commit;
 	struct timeval data_start;
 	/* replies of the current batch */
@@ -132,15 +138,96 @@ tx_reset(struct smtp_session *s)
 		s->state = SESSION_READY;
 }
 
+/* --- plugins ---------------------------------------------------------- */
+
+/* "<a@b>" -> "a@b" (a new string) */
+static char *
+unbracket(const char *path)
+{
+	size_t n = strlen(path);
+
+	if (n >= 2 && path[0] == '<' && path[n - 1] == '>')
+		return xstrndup(path + 1, n - 2);
+	return xstrdup(path);
+}
+
+struct tx_view {
+	struct hook_tx tx;
+	char *sender;
+	char **rcpts;
+	char **params;
+};
+
+/* What plugins see of the transaction; free with tx_view_clear(). */
+static void
+tx_view_init(struct smtp_session *s, struct tx_view *v,
+    const struct smtp_cmd *mail)
+{
+	memset(v, 0, sizeof(*v));
+	v->tx.s = &s->hs;
+	v->sender = s->tx ? unbracket(s->tx->sender) :
+	    mail && !mail->addr.null ? xasprintf("%s@%s", mail->addr.local,
+	    mail->addr.domain) : xstrdup("");
+	v->tx.sender = v->sender;
+	if (s->tx && s->tx->nrcpts) {
+		v->rcpts = xcalloc(s->tx->nrcpts, sizeof(char *));
+		for (size_t i = 0; i < s->tx->nrcpts; i++)
+			v->rcpts[i] = unbracket(s->tx->rcpts[i].path);
+		v->tx.nrcpts = s->tx->nrcpts;
+	}
+	v->tx.rcpts = (const char *const *)v->rcpts;
+	if (mail && mail->nparams) {
+		v->params = xcalloc(mail->nparams, sizeof(char *));
+		for (size_t i = 0; i < mail->nparams; i++)
+			v->params[i] = mail->params[i].value ?
+			    xasprintf("%s=%s", mail->params[i].key,
+			    mail->params[i].value) :
+			    xstrdup(mail->params[i].key);
+		v->tx.nparams = mail->nparams;
+	}
+	v->tx.params = (const char *const *)v->params;
+}
+
+static void
+tx_view_clear(struct tx_view *v)
+{
+	free(v->sender);
+	for (size_t i = 0; i < v->tx.nrcpts; i++)
+		free(v->rcpts[i]);
+	free(v->rcpts);
+	for (size_t i = 0; i < v->tx.nparams; i++)
+		free(v->params[i]);
+	free(v->params);
+}
+
+/* Answers a reject/tempfail verdict; true if the command is refused. */
+static bool
+verdict_refuses(struct smtp_session *s, const struct hook_verdict *v,
+    const char *what)
+{
+	if (v->kind != HOOK_REJECT && v->kind != HOOK_TEMPFAIL)
+		return false;
+	log_info("session %s: %s refused by plugin client=%s: %d %s %s",
+	    s->id, what, s->ip, v->code, v->enh, v->text);
+	reply(s, v->code, v->enh, "%s", v->text);
+	return true;
+}
+
 /* --- command handlers ------------------------------------------------ */
 
 static void
 cmd_helo(struct smtp_session *s, struct smtp_cmd *cmd)
 {
-	const struct config *cfg = s->env.cfg;
+	const struct config *cfg = s->cfg;
+
+	struct hook_verdict v;
 
 	tx_reset(s);
+	hooks_helo(s->hooks, &s->hs, cmd->arg, &v);
+	if (verdict_refuses(s, &v, "HELO"))
+		return;
 	(void)str_copy(s->helo, sizeof(s->helo), cmd->arg);
+	s->hs.helo = s->helo;
 	s->esmtp = cmd->verb == SMTP_VERB_EHLO;
 	s->state = SESSION_READY;
 	if (!s->esmtp) {
@@ -160,7 +247,7 @@ cmd_helo(struct smtp_session *s, struct smtp_cmd *cmd)
 static void
 cmd_mail(struct smtp_session *s, struct smtp_cmd *cmd)
 {
-	const struct config *cfg = s->env.cfg;
+	const struct config *cfg = s->cfg;
 	const char *body = "7BIT";
 	char path[SMTP_PATH_MAX + 80];
 
@@ -205,6 +292,15 @@ cmd_mail(struct smtp_session *s, struct smtp_cmd *cmd)
 		reply(s, 501, "5.1.7", "Bad sender address syntax");
 		return;
 	}
+	if (hooks_has(s->hooks, HOOK_MAIL)) {
+		struct tx_view view;
+		struct hook_verdict v;
+		tx_view_init(s, &view, cmd);
+		hooks_mail(s->hooks, &view.tx, view.sender, &v);
+		tx_view_clear(&view);
+		if (verdict_refuses(s, &v, "MAIL"))
+			return;
+	}
 	s->tx = xcalloc(1, sizeof(*s->tx));
 	envelope_init(s->tx);
 	s->tx->sender = xstrdup(path);
@@ -216,7 +312,7 @@ cmd_mail(struct smtp_session *s, struct smtp_cmd *cmd)
 static void
 cmd_rcpt(struct smtp_session *s, struct smtp_cmd *cmd)
 {
-	const struct config *cfg = s->env.cfg;
+	const struct config *cfg = s->cfg;
 	struct smtp_addr *a = &cmd->addr;
 	char path[SMTP_PATH_MAX + 80], mailbox[SMTP_LOCAL_MAX + 1];
 
@@ -237,14 +333,29 @@ cmd_rcpt(struct smtp_session *s, struct smtp_cmd *cmd)
 	}
 	if (a->domain[0] == '\0') /* <postmaster>, RFC 5321 4.1.1.3 */
 		(void)str_copy(a->domain, sizeof(a->domain), cfg->hostname);
-	if (a->domain[0] != '[' && config_is_local_domain(cfg, a->domain)) {
-		if (maildir_local_normalize(a->local, cfg->recipient_delimiter,
-		    mailbox, sizeof(mailbox)) != 0) {
-			reply(s, 553, "5.1.3", "Mailbox name not allowed");
+	bool local = a->domain[0] != '[' &&
+	    config_is_local_domain(cfg, a->domain);
+	/* Path safety first: no plugin can make this a Maildir name. */
+	if (local && maildir_local_normalize(a->local,
+	    cfg->recipient_delimiter, mailbox, sizeof(mailbox)) != 0) {
+		reply(s, 553, "5.1.3", "Mailbox name not allowed");
+		s->tx_rejected++;
+		return;
+	}
+	struct hook_verdict v = { .kind = HOOK_NONE };
+	if (hooks_has(s->hooks, HOOK_RCPT)) {
+		struct tx_view view;
+		char *addr = xasprintf("%s@%s", a->local, a->domain);
+		tx_view_init(s, &view, NULL);
+		hooks_rcpt(s->hooks, &view.tx, addr, &v);
+		tx_view_clear(&view);
+		free(addr);
+		if (verdict_refuses(s, &v, "RCPT")) {
 			s->tx_rejected++;
 			return;
 		}
-	} else if (!s->trusted) {
+	}
+	if (v.kind != HOOK_ACCEPT && !local && !s->trusted) {
 		reply(s, 550, "5.7.1", "Relaying denied");
 		s->tx_rejected++;
 		return;
@@ -268,7 +379,7 @@ cmd_rcpt(struct smtp_session *s, struct smtp_cmd *cmd)
 static void
 cmd_data(struct smtp_session *s, struct smtp_cmd *cmd)
 {
-	const struct config *cfg = s->env.cfg;
+	const struct config *cfg = s->cfg;
 	struct message_trace t;
 	struct tm tm;
 	time_t now;
@@ -307,6 +418,7 @@ cmd_data(struct smtp_session *s, struct smtp_cmd *cmd)
 	t.for_rcpt = s->tx->nrcpts == 1 ? s->tx->rcpts[0].path : NULL;
 	t.date = date;
 	message_append_received(s->body, &t);
+	s->received_len = s->body->len;
 	/* The message proper starts after our field. */
 	smtp_data_init(&s->data, s->body, cfg->limits.max_message_size);
 	s->state = SESSION_DATA;
@@ -334,14 +446,46 @@ on_commit(void *arg, const char *id, const struct tern_err *err)
 	}
 	if (s->shutdown && !s->closing)
 		reply(s, 421, "4.3.2", "%s Service shutting down",
-		    s->env.cfg->hostname);
+		    s->cfg->hostname);
 	session_process(s);
+}
+
+/*
+ * Runs the data hook: header edits, folders, verdicts. Returns false if
+ * the transaction is over (refused or discarded, already answered).
+ */
+static bool
+data_hook(struct smtp_session *s)
+{
+	struct tx_view view;
+	struct hook_verdict v;
+	char **folders = xcalloc(s->tx->nrcpts, sizeof(char *));
+
+	/* The message proper starts after our Received: field. */
+	tx_view_init(s, &view, NULL);
+	hooks_data(s->hooks, &view.tx, s->body, s->received_len, folders, &v);
+	tx_view_clear(&view);
+	for (size_t i = 0; i < s->tx->nrcpts; i++)
+		s->tx->rcpts[i].folder = folders[i];
+	free(folders);
+	if (verdict_refuses(s, &v, "DATA")) {
+		tx_reset(s);
+		return false;
+	}
+	if (v.kind == HOOK_DISCARD) {
+		log_info("%s: discarded by plugin session=%s client=%s from=%s",
+		    s->tx->id, s->id, s->ip, s->tx->sender);
+		reply(s, 250, "2.0.0", "Ok: queued as %s", s->tx->id);
+		tx_reset(s);
+		return false;
+	}
+	return true;
 }
 
 static void
 data_end(struct smtp_session *s)
 {
-	const struct config *cfg = s->env.cfg;
+	const struct config *cfg = s->cfg;
 
 	bufferevent_set_timeouts(s->bev, &(struct timeval){
 	    cfg->limits.command_timeout, 0 }, &(struct timeval){
@@ -354,6 +498,8 @@ data_end(struct smtp_session *s)
 		tx_reset(s);
 		return;
 	}
+	if (hooks_has(s->hooks, HOOK_DATA) && !data_hook(s))
+		return;
 	log_info("%s: accepted session=%s client=%s from=%s size=%zu nrcpt=%zu",
 	    s->tx->id, s->id, s->ip, s->tx->sender, s->body->len,
 	    s->tx->nrcpts);
@@ -522,9 +668,9 @@ session_process(struct smtp_session *s)
 	struct evbuffer *in = bufferevent_get_input(s->bev);
 
 	while (!s->closing && s->commit == NULL) {
-		if (s->errors > s->env.cfg->limits.max_errors) {
+		if (s->errors > s->cfg->limits.max_errors) {
 			reply(s, 421, "4.7.0", "%s Error: too many errors",
-			    s->env.cfg->hostname);
+			    s->cfg->hostname);
 			break;
 		}
 		if (s->state == SESSION_DATA) {
@@ -592,7 +738,7 @@ session_on_event(struct bufferevent *bev, short what, void *arg)
 		log_info("session %s: timeout client=%s state=%d", s->id,
 		    s->ip, (int)s->state);
 		reply(s, 421, "4.4.2", "%s Error: timeout exceeded",
-		    s->env.cfg->hostname);
+		    s->cfg->hostname);
 		bufferevent_enable(s->bev, EV_WRITE);
 		session_flush(s);
 		return;
@@ -615,6 +761,7 @@ session_free(struct smtp_session *s)
 	buf_clear(&s->out);
 	if (s->env.on_close)
 		s->env.on_close(s->env.arg, s);
+	runtime_unref(s->env.rt);
 	free(s);
 }
 
@@ -623,10 +770,14 @@ smtp_session_new(const struct smtp_session_env *env, evutil_socket_t fd,
     const struct sockaddr *sa, socklen_t salen, enum listen_role role)
 {
 	struct smtp_session *s = xcalloc(1, sizeof(*s));
-	const struct config *cfg = env->cfg;
+	const struct config *cfg = env->rt->cfg;
+	struct hook_verdict v;
 	struct timeval tv;
 
 	s->env = *env;
+	runtime_ref(env->rt);
+	s->cfg = cfg;
+	s->hooks = env->rt->hooks;
 	s->role = role;
 	s->state = SESSION_GREETED;
 	buf_init(&s->out);
@@ -659,7 +810,22 @@ smtp_session_new(const struct smtp_session_env *env, evutil_socket_t fd,
 	log_info("session %s: connect client=%s port=%d role=%s%s", s->id,
 	    s->ip, s->port, config_role_name(role),
 	    s->trusted ? " trusted" : "");
-	reply(s, 220, NULL, "%s ESMTP Tern", cfg->hostname);
+	s->hs.ip = s->ip;
+	s->hs.port = s->port;
+	s->hs.role = config_role_name(role);
+	s->hs.tls = false;
+	s->hs.helo = NULL;
+	hooks_connect(s->hooks, &s->hs, &v);
+	if (v.kind == HOOK_REJECT || v.kind == HOOK_TEMPFAIL) {
+		log_info("session %s: connection refused by plugin: %d %s %s",
+		    s->id, v.code, v.enh, v.text);
+		/* RFC 5321 3.1: 554 (or 421) instead of the greeting. */
+		reply(s, v.kind == HOOK_REJECT ? 554 : 421, v.enh, "%s %s",
+		    cfg->hostname, v.text);
+		s->closing = true;
+		bufferevent_disable(s->bev, EV_READ);
+	} else
+		reply(s, 220, NULL, "%s ESMTP Tern", cfg->hostname);
 	bufferevent_write(s->bev, s->out.data, s->out.len);
 	buf_reset(&s->out);
 	return s;
@@ -672,6 +838,6 @@ smtp_session_shutdown(struct smtp_session *s)
 	if (s->commit)
 		return; /* on_commit answers 250, then 421 */
 	reply(s, 421, "4.3.2", "%s Service shutting down",
-	    s->env.cfg->hostname);
+	    s->cfg->hostname);
 	session_flush(s);
 }

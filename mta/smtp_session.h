@@ -2,7 +2,8 @@
 /*
  * smtp_session.h - layer 3: the SMTP server state machine, one per
  * connection. Owns no files: it asks queue.c to commit a message and
- * answers from the result. Runs on the loop thread only.
+ * answers from the result, and asks hooks.c for the plugins' verdicts.
+ * Runs on the loop thread only.
  */
 #ifndef TERN_SMTP_SESSION_H
 #define TERN_SMTP_SESSION_H
@@ -14,11 +15,12 @@
 
 struct event_base;
 struct queue;
+struct runtime;
 struct smtp_session;
 
 struct smtp_session_env {
 	struct event_base *base;
-	const struct config *cfg;
+	struct runtime *rt;          /* the session takes its own reference */
 	struct queue *queue;
 	/* Called once, from the session's single destruction path. */
 	void (*on_close)(void *arg, struct smtp_session *s);

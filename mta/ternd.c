@@ -16,25 +16,38 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/event.h>
 #include <event2/thread.h>
 
+#include "buf.h"
 #include "config.h"
 #include "deliver_maildir.h"
 #include "dispatch.h"
+#include "hooks.h"
 #include "iopool.h"
+#include "kvstore.h"
 #include "listen.h"
 #include "log.h"
 #include "queue.h"
+#include "runtime.h"
 #include "util.h"
 
 #define SHUTDOWN_GRACE_SEC 10
+#define KV_MAX_ENTRIES 1000000
+#define KV_SYNC_SEC 5
 
 struct ternd {
 	struct event_base *base;
-	struct config *cfg;
+	const char *cfg_path;
+	struct runtime *rt;          /* the generation in force */
+	struct config *cfg;          /* rt->cfg of the first generation */
+	struct kvstore *kv;
+	char *kv_path;
+	bool kv_writing;
+	struct event *ev_kv;
 	struct iopool *pool;
 	struct queue *queue;
 	struct deliver_maildir *dm;
@@ -63,7 +76,8 @@ usage(FILE *fp)
 	    "  -h, --help  this help\n"
 	    "  -V, --version\n"
 	    "\n"
-	    "Signals: TERM/INT shut down cleanly.\n"
+	    "Signals: TERM/INT shut down cleanly; HUP reloads the\n"
+	    "configuration and plugins (a bad one is refused).\n"
 	    "See ternd(8) and README.md.\n");
 }
 
@@ -131,11 +145,95 @@ on_terminate(evutil_socket_t sig, short what, void *arg)
 	evtimer_add(t->ev_check, &tv);
 }
 
+static bool
+same_listeners(const struct config *a, const struct config *b)
+{
+	if (a->nlisten != b->nlisten)
+		return false;
+	for (size_t i = 0; i < a->nlisten; i++)
+		if (strcmp(a->listen[i].addr, b->listen[i].addr) != 0 ||
+		    a->listen[i].role != b->listen[i].role)
+			return false;
+	return true;
+}
+
+/*
+ * Reload: a new generation (config + plugins) for new sessions and for
+ * deliveries; sessions already open finish on theirs. A config that does
+ * not load is refused and the running one stays.
+ */
 static void
 on_hup(evutil_socket_t sig, short what, void *arg)
 {
-	log_warnx("SIGHUP: configuration reload is not available in this "
-	    "version; the running configuration stays");
+	struct ternd *t = arg;
+	char err[1024];
+	struct runtime *rt;
+
+	rt = runtime_load(t->cfg_path, t->kv, t->rt->generation + 1, err,
+	    sizeof(err));
+	if (rt == NULL) {
+		log_warnx("reload refused: %s; the running configuration "
+		    "stays", err);
+		return;
+	}
+	if (strcmp(rt->cfg->data_dir, t->rt->cfg->data_dir) != 0) {
+		log_warnx("reload refused: data_dir cannot change while "
+		    "running (restart ternd); the running configuration stays");
+		runtime_unref(rt);
+		return;
+	}
+	if (!same_listeners(rt->cfg, t->rt->cfg))
+		log_warnx("reload: listener changes take effect at the next "
+		    "restart");
+	runtime_unref(t->rt);
+	t->rt = rt;
+	log_info("reloaded: configuration generation %u from %s, %zu "
+	    "plugin(s)", rt->generation, rt->cfg->source,
+	    hooks_plugin_count(rt->hooks));
+}
+
+struct kv_write {
+	struct ternd *t;
+	struct buf text;
+	int rc;
+};
+
+static void
+kv_write_work(void *arg)
+{
+	struct kv_write *w = arg;
+
+	w->rc = kvstore_write_file(w->t->kv_path, w->text.data, w->text.len);
+}
+
+static void
+kv_write_done(void *arg)
+{
+	struct kv_write *w = arg;
+
+	if (w->rc != 0)
+		log_warn("cannot save the plugin key-value store %s",
+		    w->t->kv_path);
+	w->t->kv_writing = false;
+	buf_clear(&w->text);
+	free(w);
+}
+
+/* Every few seconds: a snapshot of the kv store, written on the pool. */
+static void
+on_kv_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct ternd *t = arg;
+	struct kv_write *w;
+
+	if (t->kv_writing || !kvstore_dirty(t->kv))
+		return;
+	w = xcalloc(1, sizeof(*w));
+	w->t = t;
+	buf_init(&w->text);
+	kvstore_snapshot(t->kv, &w->text, (int64_t)time(NULL));
+	t->kv_writing = true;
+	iopool_submit(t->pool, kv_write_work, kv_write_done, w);
 }
 
 /*
@@ -267,14 +365,22 @@ main(int argc, char **argv)
 		    argv[optind]);
 		return 2;
 	}
-	t.cfg = config_load(cfg_path, err, sizeof(err));
-	if (t.cfg == NULL) {
+	t.cfg_path = cfg_path;
+	t.kv = kvstore_new(KV_MAX_ENTRIES);
+	if (check_only)
+		log_init("ternd", true, verbose);
+	t.rt = runtime_load(cfg_path, t.kv, 1, err, sizeof(err));
+	if (t.rt == NULL) {
 		fprintf(stderr, "ternd: %s\n", err);
 		return 1;
 	}
+	t.cfg = t.rt->cfg;
 	if (check_only) {
 		config_print(t.cfg, stdout);
-		config_free(t.cfg);
+		printf("-- %zu plugin(s) loaded\n",
+		    hooks_plugin_count(t.rt->hooks));
+		runtime_unref(t.rt);
+		kvstore_free(t.kv);
 		return 0;
 	}
 	if (mkdir_parents(t.cfg->data_dir) != 0 ||
@@ -300,14 +406,18 @@ main(int argc, char **argv)
 	    t.cfg->limits.min_free_space, err, sizeof(err));
 	if (t.queue == NULL)
 		startup_fail(err);
-	t.listen = listen_start(t.base, t.cfg, t.queue, err, sizeof(err));
+	t.listen = listen_start(t.base, &t.rt, t.queue, err, sizeof(err));
 	if (t.listen == NULL)
+		startup_fail(err);
+	t.kv_path = xasprintf("%s/plugins.kv", t.cfg->data_dir);
+	if (kvstore_load(t.kv, t.kv_path, (int64_t)time(NULL), err,
+	    sizeof(err)) != 0)
 		startup_fail(err);
 	t.pidfile = xasprintf("%s/ternd.pid", t.cfg->run_dir);
 	if (write_pidfile(t.pidfile) != 0)
 		log_warn("cannot write %s", t.pidfile);
 	t.dm = deliver_maildir_new(t.cfg->hostname);
-	t.dispatch = dispatch_new(t.base, t.cfg, t.queue, t.dm, t.pool);
+	t.dispatch = dispatch_new(t.base, &t.rt, t.queue, t.dm, t.pool);
 	dispatch_load_queue(t.dispatch);
 
 	t.ev_term = evsignal_new(t.base, SIGTERM, on_terminate, &t);
@@ -316,15 +426,28 @@ main(int argc, char **argv)
 	evsignal_add(t.ev_term, NULL);
 	evsignal_add(t.ev_int, NULL);
 	evsignal_add(t.ev_hup, NULL);
+	t.ev_kv = event_new(t.base, -1, EV_PERSIST, on_kv_timer, &t);
+	struct timeval kv_tv = { KV_SYNC_SEC, 0 };
+	evtimer_add(t.ev_kv, &kv_tv);
 	log_info("ternd %s started: host=%s data_dir=%s config=%s "
-	    "io_threads=%u", PACKAGE_VERSION, t.cfg->hostname,
-	    t.cfg->data_dir, t.cfg->source, t.cfg->io_threads);
+	    "io_threads=%u plugins=%zu", PACKAGE_VERSION, t.cfg->hostname,
+	    t.cfg->data_dir, t.cfg->source, t.cfg->io_threads,
+	    hooks_plugin_count(t.rt->hooks));
 	startup_done();
 
 	event_base_dispatch(t.base);
 
 	/* Finish disk work first: its completions still reach sessions. */
 	iopool_free(t.pool);
+	if (kvstore_dirty(t.kv)) {
+		struct buf text;
+		buf_init(&text);
+		kvstore_snapshot(t.kv, &text, (int64_t)time(NULL));
+		if (kvstore_write_file(t.kv_path, text.data, text.len) != 0)
+			log_warn("cannot save %s", t.kv_path);
+		buf_clear(&text);
+	}
+	event_free(t.ev_kv);
 	listen_free(t.listen);
 	dispatch_free(t.dispatch);
 	queue_close(t.queue);
@@ -338,6 +461,8 @@ main(int argc, char **argv)
 	unlink(t.pidfile);
 	free(t.pidfile);
 	log_info("ternd stopped");
-	config_free(t.cfg);
+	runtime_unref(t.rt);
+	kvstore_free(t.kv);
+	free(t.kv_path);
 	return 0;
 }

@@ -1,0 +1,724 @@
+/* SPDX-License-Identifier: ISC */
+/*
+ * hooks_call.c - layer 2: the Lua bridge, one function per hook (see
+ * hooks.h for the C side, doc/plugins.md for the Lua side). Arguments are
+ * built as plain tables once per hook call and shared by the plugins of
+ * the chain; the first plugin that returns a verdict decides. Only the
+ * data hook's message object is a userdata: it points at the message
+ * being received and is invalidated when the call returns, so a plugin
+ * that keeps it in a global gets an error, never freed memory.
+ */
+#include "hooks.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <lauxlib.h>
+#include <lua.h>
+
+#include "buf.h"
+#include "hooks_int.h"
+#include "log.h"
+#include "maildir.h"
+#include "message.h"
+#include "util.h"
+
+#define MSG_MT "tern.message"
+
+struct data_ctx {
+	struct buf *msg;
+	size_t start;
+	char **folders;
+	const struct hook_tx *tx;
+};
+
+struct msg_ud {
+	struct data_ctx *ctx;    /* NULL once the hook returned */
+};
+
+/* --- arguments -------------------------------------------------------- */
+
+static void
+push_session(lua_State *L, const struct hook_session *s)
+{
+	lua_createtable(L, 0, 5);
+	lua_pushstring(L, s->ip);
+	lua_setfield(L, -2, "ip");
+	lua_pushinteger(L, s->port);
+	lua_setfield(L, -2, "port");
+	lua_pushstring(L, s->role);
+	lua_setfield(L, -2, "role");
+	lua_pushboolean(L, s->tls);
+	lua_setfield(L, -2, "tls");
+	if (s->helo) {
+		lua_pushstring(L, s->helo);
+		lua_setfield(L, -2, "helo");
+	}
+}
+
+static void
+push_tx(lua_State *L, const struct hook_tx *tx)
+{
+	lua_createtable(L, 0, 5);
+	push_session(L, tx->s);
+	lua_setfield(L, -2, "session");
+	lua_pushstring(L, tx->sender ? tx->sender : "");
+	lua_setfield(L, -2, "sender");
+	lua_createtable(L, (int)tx->nrcpts, 0);
+	for (size_t i = 0; i < tx->nrcpts; i++) {
+		lua_pushstring(L, tx->rcpts[i]);
+		lua_rawseti(L, -2, (lua_Integer)i + 1);
+	}
+	lua_setfield(L, -2, "rcpts");
+	lua_createtable(L, 0, (int)tx->nparams);
+	for (size_t i = 0; i < tx->nparams; i++) {
+		const char *eq = strchr(tx->params[i], '=');
+		if (eq) {
+			lua_pushlstring(L, tx->params[i],
+			    (size_t)(eq - tx->params[i]));
+			lua_pushstring(L, eq + 1);
+		} else {
+			lua_pushstring(L, tx->params[i]);
+			lua_pushboolean(L, 1);
+		}
+		lua_settable(L, -3);
+	}
+	lua_setfield(L, -2, "params");
+}
+
+static void
+push_msg_info(lua_State *L, const struct hook_msg_info *m)
+{
+	lua_createtable(L, 0, 7);
+	lua_pushstring(L, m->id);
+	lua_setfield(L, -2, "id");
+	lua_pushstring(L, m->sender ? m->sender : "");
+	lua_setfield(L, -2, "sender");
+	lua_pushstring(L, m->rcpt);
+	lua_setfield(L, -2, "rcpt");
+	lua_pushstring(L, m->domain);
+	lua_setfield(L, -2, "domain");
+	lua_pushinteger(L, m->attempts);
+	lua_setfield(L, -2, "attempts");
+	lua_pushinteger(L, (lua_Integer)m->age);
+	lua_setfield(L, -2, "age");
+	lua_pushstring(L, m->error ? m->error : "");
+	lua_setfield(L, -2, "error");
+}
+
+/* --- verdicts --------------------------------------------------------- */
+
+static void
+verdict_set(struct hook_verdict *v, enum hook_kind kind, int code,
+    const char *enh, const char *text)
+{
+	v->kind = kind;
+	v->code = code;
+	(void)str_copy(v->enh, sizeof(v->enh), enh);
+	(void)str_copy(v->text, sizeof(v->text), text);
+}
+
+static void
+verdict_error(struct hook_verdict *v)
+{
+	verdict_set(v, HOOK_TEMPFAIL, 451, "4.3.0",
+	    "Temporary local problem (plugin); try again later");
+}
+
+/*
+ * "550 5.7.1 text" -> code, enhanced code, text. A code whose class does
+ * not match the verdict is replaced by the default (and logged).
+ */
+static void
+parse_reply(const char *s, enum hook_kind kind, struct hook_verdict *v,
+    const char *plugin)
+{
+	int want = kind == HOOK_REJECT ? 5 : 4;
+	const char *p = s;
+
+	if (p[0] >= '2' && p[0] <= '5' && p[1] >= '0' && p[1] <= '9' &&
+	    p[2] >= '0' && p[2] <= '9' && (p[3] == ' ' || p[3] == '\0')) {
+		int code = (p[0] - '0') * 100 + (p[1] - '0') * 10 + (p[2] - '0');
+		if (code / 100 == want)
+			v->code = code;
+		else
+			log_warnx("plugin=%s: reply code %d does not fit a %s "
+			    "verdict; using %d", plugin, code, kind ==
+			    HOOK_REJECT ? "reject" : "tempfail", v->code);
+		p += p[3] ? 4 : 3;
+		/* enhanced status code: class.subject.detail */
+		const char *q = p;
+		if ((q[0] == '4' || q[0] == '5') && q[1] == '.') {
+			size_t n = strspn(q, "0123456789.");
+			if (n < sizeof(v->enh) && (q[n] == ' ' || q[n] == '\0')) {
+				memcpy(v->enh, q, n);
+				v->enh[n] = '\0';
+				v->enh[0] = (char)('0' + v->code / 100);
+				p = q + n + (q[n] ? 1 : 0);
+			}
+		}
+	}
+	if (*p)
+		(void)str_copy(v->text, sizeof(v->text), p);
+	for (char *c = v->text; *c; c++)
+		if ((unsigned char)*c < 32)
+			*c = ' ';
+}
+
+/*
+ * Reads (kind, text) from the top two stack slots. Returns 1 if it is a
+ * verdict, 0 if nil (no verdict), -1 if malformed (logged).
+ */
+static int
+read_verdict(struct hooks *h, size_t p, enum hook_id id, bool allow_discard,
+    struct hook_verdict *v)
+{
+	lua_State *L = h->L;
+	const char *plugin = h->plugins[p].name;
+
+	if (lua_isnil(L, -2))
+		return 0;
+	if (lua_type(L, -2) != LUA_TSTRING) {
+		log_warnx("plugin=%s hook=%s returned a %s, not a verdict",
+		    plugin, hooks_name(id), luaL_typename(L, -2));
+		return -1;
+	}
+	const char *kind = lua_tostring(L, -2);
+	if (strcmp(kind, "accept") == 0) {
+		verdict_set(v, HOOK_ACCEPT, 250, "2.0.0", "Ok");
+		return 1;
+	}
+	if (strcmp(kind, "discard") == 0 && allow_discard) {
+		verdict_set(v, HOOK_DISCARD, 250, "2.0.0", "Ok");
+		return 1;
+	}
+	if (strcmp(kind, "reject") == 0)
+		verdict_set(v, HOOK_REJECT, 550, id == HOOK_RCPT ? "5.1.1" :
+		    "5.7.1", id == HOOK_RCPT ? "Recipient rejected" :
+		    "Rejected by policy");
+	else if (strcmp(kind, "tempfail") == 0)
+		verdict_set(v, HOOK_TEMPFAIL, 451, "4.7.1",
+		    "Try again later");
+	else {
+		log_warnx("plugin=%s hook=%s returned unknown verdict '%s'",
+		    plugin, hooks_name(id), kind);
+		return -1;
+	}
+	if (lua_type(L, -1) == LUA_TSTRING)
+		parse_reply(lua_tostring(L, -1), v->kind, v, plugin);
+	else if (!lua_isnil(L, -1)) {
+		log_warnx("plugin=%s hook=%s: reply text must be a string",
+		    plugin, hooks_name(id));
+		return -1;
+	}
+	return 1;
+}
+
+/*
+ * Runs the chain for a verdict hook; the nargs arguments are on the stack
+ * and are popped.
+ */
+static void
+run_chain(struct hooks *h, enum hook_id id, int nargs, bool allow_discard,
+    struct hook_verdict *v)
+{
+	lua_State *L = h->L;
+	int args = lua_gettop(L) - nargs + 1;
+
+	v->kind = HOOK_NONE;
+	for (size_t p = 0; p < h->nplugins; p++) {
+		if (h->plugins[p].fn_ref[id] == LUA_NOREF)
+			continue;
+		hooks_push_fn(h, p, id);
+		for (int i = 0; i < nargs; i++)
+			lua_pushvalue(L, args + i);
+		if (hooks_pcall(h, p, id, nargs, 2) != 0) {
+			verdict_error(v);
+			break;
+		}
+		int rc = read_verdict(h, p, id, allow_discard, v);
+		lua_pop(L, 2);
+		if (rc < 0) {
+			verdict_error(v);
+			break;
+		}
+		if (rc > 0)
+			break;
+	}
+	lua_settop(L, args - 1);
+	h->current = SIZE_MAX;
+}
+
+void
+hooks_connect(struct hooks *h, const struct hook_session *s,
+    struct hook_verdict *v)
+{
+	v->kind = HOOK_NONE;
+	if (!hooks_has(h, HOOK_CONNECT))
+		return;
+	push_session(h->L, s);
+	run_chain(h, HOOK_CONNECT, 1, false, v);
+}
+
+void
+hooks_helo(struct hooks *h, const struct hook_session *s, const char *name,
+    struct hook_verdict *v)
+{
+	v->kind = HOOK_NONE;
+	if (!hooks_has(h, HOOK_HELO))
+		return;
+	push_session(h->L, s);
+	lua_pushstring(h->L, name);
+	run_chain(h, HOOK_HELO, 2, false, v);
+}
+
+void
+hooks_mail(struct hooks *h, const struct hook_tx *tx, const char *addr,
+    struct hook_verdict *v)
+{
+	v->kind = HOOK_NONE;
+	if (!hooks_has(h, HOOK_MAIL))
+		return;
+	push_tx(h->L, tx);
+	lua_pushstring(h->L, addr);
+	run_chain(h, HOOK_MAIL, 2, false, v);
+}
+
+void
+hooks_rcpt(struct hooks *h, const struct hook_tx *tx, const char *addr,
+    struct hook_verdict *v)
+{
+	v->kind = HOOK_NONE;
+	if (!hooks_has(h, HOOK_RCPT))
+		return;
+	push_tx(h->L, tx);
+	lua_pushstring(h->L, addr);
+	run_chain(h, HOOK_RCPT, 2, false, v);
+}
+
+/* --- the data hook's message object ------------------------------------ */
+
+static struct data_ctx *
+check_msg(lua_State *L)
+{
+	struct msg_ud *ud = luaL_checkudata(L, 1, MSG_MT);
+
+	if (ud->ctx == NULL)
+		luaL_error(L, "message object used outside its data hook");
+	return ud->ctx;
+}
+
+static const char *
+msg_text(struct data_ctx *c, size_t *len)
+{
+	*len = c->msg->len - c->start;
+	return c->msg->data + c->start;
+}
+
+/* Pushes a field value with folding line breaks removed. */
+static void
+push_unfolded(lua_State *L, const char *v, size_t n)
+{
+	luaL_Buffer b;
+
+	luaL_buffinit(L, &b);
+	for (size_t i = 0; i < n; i++)
+		if (v[i] != '\n')
+			luaL_addchar(&b, v[i]);
+	luaL_pushresult(&b);
+}
+
+static int
+l_msg_header(lua_State *L)
+{
+	struct data_ctx *c = check_msg(L);
+	const char *name = luaL_checkstring(L, 2);
+	struct message_field f;
+	size_t len;
+	const char *m = msg_text(c, &len);
+
+	if (message_find_field(m, message_header_len(m, len), name, &f))
+		push_unfolded(L, f.value, f.value_len);
+	else
+		lua_pushnil(L);
+	return 1;
+}
+
+static int
+l_msg_headers(lua_State *L)
+{
+	struct data_ctx *c = check_msg(L);
+	struct message_field f;
+	size_t len, pos = 0;
+	const char *m = msg_text(c, &len);
+	size_t hlen = message_header_len(m, len);
+	lua_Integer n = 0;
+
+	lua_newtable(L);
+	while (message_next_field(m, hlen, &pos, &f)) {
+		lua_createtable(L, 0, 2);
+		lua_pushlstring(L, f.name, f.name_len);
+		lua_setfield(L, -2, "name");
+		push_unfolded(L, f.value, f.value_len);
+		lua_setfield(L, -2, "value");
+		lua_rawseti(L, -2, ++n);
+	}
+	return 1;
+}
+
+static bool
+field_name_ok(const char *s)
+{
+	if (*s == '\0' || strlen(s) > 76)
+		return false;
+	for (; *s; s++)
+		if ((unsigned char)*s <= 32 || (unsigned char)*s >= 127 ||
+		    *s == ':')
+			return false;
+	return true;
+}
+
+static int
+l_msg_add_header(lua_State *L)
+{
+	struct data_ctx *c = check_msg(L);
+	const char *name = luaL_checkstring(L, 2);
+	size_t vlen;
+	const char *value = luaL_checklstring(L, 3, &vlen);
+	struct buf field;
+
+	if (!field_name_ok(name))
+		return luaL_error(L, "add_header: bad field name");
+	for (size_t i = 0; i < vlen; i++)
+		if (value[i] == '\r' || value[i] == '\n' || value[i] == '\0')
+			return luaL_error(L, "add_header: the value must be "
+			    "one line");
+	if (vlen > 900)
+		return luaL_error(L, "add_header: value too long");
+	buf_init(&field);
+	buf_printf(&field, "%s: %s\n", name, value);
+	/* insert at c->start */
+	buf_reserve(c->msg, field.len);
+	memmove(c->msg->data + c->start + field.len, c->msg->data + c->start,
+	    c->msg->len - c->start + 1);
+	memcpy(c->msg->data + c->start, field.data, field.len);
+	c->msg->len += field.len;
+	buf_clear(&field);
+	return 0;
+}
+
+static int
+l_msg_remove_header(lua_State *L)
+{
+	struct data_ctx *c = check_msg(L);
+	const char *name = luaL_checkstring(L, 2);
+	size_t nlen = strlen(name);
+	lua_Integer removed = 0;
+	size_t pos = 0;
+
+	for (;;) {
+		size_t len;
+		const char *m = msg_text(c, &len);
+		size_t hlen = message_header_len(m, len), at = pos;
+		struct message_field f;
+		if (!message_next_field(m, hlen, &pos, &f))
+			break;
+		if (f.name_len == nlen && ascii_strncaseeq(f.name, name, nlen)) {
+			size_t cut = pos - at;
+			char *d = c->msg->data + c->start;
+			memmove(d + at, d + pos, len - pos + 1);
+			c->msg->len -= cut;
+			pos = at;
+			removed++;
+		}
+	}
+	lua_pushinteger(L, removed);
+	return 1;
+}
+
+static int
+l_msg_body(lua_State *L)
+{
+	struct data_ctx *c = check_msg(L);
+	size_t len;
+	const char *m = msg_text(c, &len);
+	size_t hlen = message_header_len(m, len);
+
+	lua_pushlstring(L, m + hlen, len - hlen);
+	return 1;
+}
+
+static int
+l_msg_index(lua_State *L)
+{
+	const char *key = luaL_checkstring(L, 2);
+
+	if (strcmp(key, "size") == 0) {
+		struct data_ctx *c = check_msg(L);
+		lua_pushinteger(L, (lua_Integer)(c->msg->len - c->start));
+		return 1;
+	}
+	luaL_getmetatable(L, MSG_MT);
+	lua_getfield(L, -1, "methods");
+	lua_getfield(L, -1, key);
+	return 1;
+}
+
+/* tx:set_folder(rcpt, folder); upvalue 1: the message userdata */
+static int
+l_tx_set_folder(lua_State *L)
+{
+	struct msg_ud *ud = lua_touserdata(L, lua_upvalueindex(1));
+	const char *rcpt = luaL_checkstring(L, 2);
+	const char *folder = luaL_checkstring(L, 3);
+
+	if (ud == NULL || ud->ctx == NULL)
+		return luaL_error(L, "set_folder used outside its data hook");
+	if (!maildir_folder_valid(folder))
+		return luaL_error(L, "set_folder: '%s' is not a valid folder "
+		    "name (letters, digits, . - _)", folder);
+	const struct hook_tx *tx = ud->ctx->tx;
+	for (size_t i = 0; i < tx->nrcpts; i++)
+		if (ascii_strcaseeq(tx->rcpts[i], rcpt)) {
+			free(ud->ctx->folders[i]);
+			ud->ctx->folders[i] = xstrdup(folder);
+			lua_pushboolean(L, 1);
+			return 1;
+		}
+	lua_pushboolean(L, 0);
+	return 1;
+}
+
+void hooks_call_init(struct hooks *h);
+
+void
+hooks_call_init(struct hooks *h)
+{
+	static const luaL_Reg methods[] = {
+		{ "header", l_msg_header }, { "headers", l_msg_headers },
+		{ "add_header", l_msg_add_header },
+		{ "remove_header", l_msg_remove_header },
+		{ "body", l_msg_body }, { NULL, NULL },
+	};
+	lua_State *L = h->L;
+
+	luaL_newmetatable(L, MSG_MT);
+	luaL_newlib(L, methods);
+	lua_setfield(L, -2, "methods");
+	lua_pushcfunction(L, l_msg_index);
+	lua_setfield(L, -2, "__index");
+	lua_pushboolean(L, 0);
+	lua_setfield(L, -2, "__metatable");
+	lua_pop(L, 1);
+}
+
+void
+hooks_data(struct hooks *h, const struct hook_tx *tx, struct buf *msg,
+    size_t start, char **folders, struct hook_verdict *v)
+{
+	lua_State *L;
+	struct data_ctx ctx = { msg, start, folders, tx };
+	struct msg_ud *ud;
+
+	v->kind = HOOK_NONE;
+	if (!hooks_has(h, HOOK_DATA))
+		return;
+	L = h->L;
+	push_tx(L, tx);
+	ud = lua_newuserdatauv(L, sizeof(*ud), 0);
+	ud->ctx = &ctx;
+	luaL_setmetatable(L, MSG_MT);
+	lua_pushvalue(L, -1);
+	lua_pushcclosure(L, l_tx_set_folder, 1);
+	lua_setfield(L, -3, "set_folder");
+	run_chain(h, HOOK_DATA, 2, true, v);
+	ud->ctx = NULL;   /* stale from now on */
+}
+
+/* --- routing and reporting hooks -------------------------------------- */
+
+static int
+read_route(struct hooks *h, size_t p, struct hook_route *r)
+{
+	lua_State *L = h->L;
+	const char *plugin = h->plugins[p].name;
+
+	if (lua_isnil(L, -2))
+		return 0;
+	if (lua_type(L, -2) == LUA_TSTRING) {
+		const char *k = lua_tostring(L, -2);
+		if (strcmp(k, "reject") == 0 || strcmp(k, "tempfail") == 0) {
+			if (read_verdict(h, p, HOOK_ROUTE, false, &r->v) < 0)
+				return -1;
+			r->kind = r->v.kind == HOOK_REJECT ? ROUTE_REJECT :
+			    ROUTE_TEMPFAIL;
+			return 1;
+		}
+		log_warnx("plugin=%s hook=route: unknown verdict '%s'", plugin,
+		    k);
+		return -1;
+	}
+	if (!lua_istable(L, -2)) {
+		log_warnx("plugin=%s hook=route returned a %s", plugin,
+		    luaL_typename(L, -2));
+		return -1;
+	}
+	static const struct {
+		const char *key;
+		enum route_kind kind;
+	} keys[] = { { "maildir", ROUTE_MAILDIR }, { "relay", ROUTE_RELAY },
+		{ "mx", ROUTE_MX } };
+	for (size_t i = 0; i < TERN_ARRAY_LEN(keys); i++) {
+		lua_getfield(L, -2, keys[i].key);
+		if (lua_type(L, -1) == LUA_TSTRING) {
+			r->kind = keys[i].kind;
+			if (str_copy(r->target, sizeof(r->target),
+			    lua_tostring(L, -1)) != 0) {
+				lua_pop(L, 1);
+				log_warnx("plugin=%s hook=route: target too "
+				    "long", plugin);
+				return -1;
+			}
+		}
+		lua_pop(L, 1);
+	}
+	if (r->kind == ROUTE_DEFAULT) {
+		log_warnx("plugin=%s hook=route: a table needs maildir, relay "
+		    "or mx", plugin);
+		return -1;
+	}
+	if (r->kind == ROUTE_MAILDIR && (r->target[0] != '/' ||
+	    strstr(r->target, "/../") != NULL ||
+	    strstr(r->target, "/..") == r->target + strlen(r->target) - 3)) {
+		log_warnx("plugin=%s hook=route: maildir must be an absolute "
+		    "path without ..", plugin);
+		return -1;
+	}
+	lua_getfield(L, -2, "folder");
+	if (lua_type(L, -1) == LUA_TSTRING) {
+		const char *f = lua_tostring(L, -1);
+		if (!maildir_folder_valid(f)) {
+			log_warnx("plugin=%s hook=route: bad folder '%s'",
+			    plugin, f);
+			lua_pop(L, 1);
+			return -1;
+		}
+		(void)str_copy(r->folder, sizeof(r->folder), f);
+	}
+	lua_pop(L, 1);
+	return 1;
+}
+
+void
+hooks_route(struct hooks *h, const struct hook_msg_info *m,
+    struct hook_route *r)
+{
+	lua_State *L;
+
+	memset(r, 0, sizeof(*r));
+	r->kind = ROUTE_DEFAULT;
+	if (!hooks_has(h, HOOK_ROUTE))
+		return;
+	L = h->L;
+	lua_pushstring(L, m->rcpt);
+	push_msg_info(L, m);
+	for (size_t p = 0; p < h->nplugins; p++) {
+		if (h->plugins[p].fn_ref[HOOK_ROUTE] == LUA_NOREF)
+			continue;
+		hooks_push_fn(h, p, HOOK_ROUTE);
+		lua_pushvalue(L, -3);
+		lua_pushvalue(L, -3);
+		if (hooks_pcall(h, p, HOOK_ROUTE, 2, 2) != 0) {
+			r->kind = ROUTE_TEMPFAIL;
+			verdict_error(&r->v);
+			break;
+		}
+		int rc = read_route(h, p, r);
+		lua_pop(L, 2);
+		if (rc < 0) {
+			memset(r, 0, sizeof(*r));
+			r->kind = ROUTE_TEMPFAIL;
+			verdict_error(&r->v);
+			break;
+		}
+		if (rc > 0)
+			break;
+	}
+	lua_pop(L, 2);
+	h->current = SIZE_MAX;
+}
+
+bool
+hooks_retry(struct hooks *h, const struct hook_msg_info *m, int64_t *delay,
+    bool *bounce)
+{
+	lua_State *L;
+	bool decided = false;
+
+	*bounce = false;
+	if (!hooks_has(h, HOOK_RETRY))
+		return false;
+	L = h->L;
+	push_msg_info(L, m);
+	for (size_t p = 0; p < h->nplugins && !decided; p++) {
+		if (h->plugins[p].fn_ref[HOOK_RETRY] == LUA_NOREF)
+			continue;
+		hooks_push_fn(h, p, HOOK_RETRY);
+		lua_pushvalue(L, -2);
+		if (hooks_pcall(h, p, HOOK_RETRY, 1, 1) != 0)
+			break;
+		if (lua_isinteger(L, -1) || lua_type(L, -1) == LUA_TNUMBER) {
+			lua_Number d = lua_tonumber(L, -1);
+			if (d >= 0 && d <= 365.0 * 86400) {
+				*delay = d < 1 ? 1 : (int64_t)d;
+				decided = true;
+			} else
+				log_warnx("plugin=%s hook=retry: delay %g out "
+				    "of range", h->plugins[p].name, d);
+		} else if (lua_type(L, -1) == LUA_TSTRING &&
+		    strcmp(lua_tostring(L, -1), "bounce") == 0) {
+			*bounce = true;
+			decided = true;
+		} else if (!lua_isnil(L, -1))
+			log_warnx("plugin=%s hook=retry returned a %s, not a "
+			    "delay or \"bounce\"", h->plugins[p].name,
+			    luaL_typename(L, -1));
+		lua_pop(L, 1);
+	}
+	lua_pop(L, 1);
+	h->current = SIZE_MAX;
+	return decided;
+}
+
+static void
+report(struct hooks *h, enum hook_id id, const struct hook_msg_info *m)
+{
+	lua_State *L;
+
+	if (!hooks_has(h, id))
+		return;
+	L = h->L;
+	push_msg_info(L, m);
+	for (size_t p = 0; p < h->nplugins; p++) {
+		if (h->plugins[p].fn_ref[id] == LUA_NOREF)
+			continue;
+		hooks_push_fn(h, p, id);
+		lua_pushvalue(L, -2);
+		if (hooks_pcall(h, p, id, 1, 0) != 0)
+			continue;
+	}
+	lua_pop(L, 1);
+	h->current = SIZE_MAX;
+}
+
+void
+hooks_delivered(struct hooks *h, const struct hook_msg_info *m)
+{
+	report(h, HOOK_DELIVERED, m);
+}
+
+void
+hooks_bounced(struct hooks *h, const struct hook_msg_info *m)
+{
+	report(h, HOOK_BOUNCED, m);
+}
