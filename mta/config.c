@@ -278,7 +278,7 @@ apply(struct ctx *c, const struct cfg_node *n, struct config *cfg)
 	}
 	if (strcmp(c->key, "plugins") == 0 ||
 	    strcmp(c->key, "plugin_path") == 0) {
-		bool is_path = c->key[7] == '_';
+		bool is_path = strcmp(c->key, "plugin_path") == 0;
 		char ***list = is_path ? &cfg->plugin_path : &cfg->plugins;
 		size_t *count = is_path ? &cfg->npath : &cfg->nplugins;
 		if (want_list(c, n) != 0)

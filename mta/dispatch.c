@@ -112,6 +112,7 @@ struct job {
 	int64_t now;
 	bool recovered;
 	struct plan *plans;
+	size_t nplans;
 	bool temp;               /* some recipient failed temporarily */
 	bool remote;             /* some recipient waits for relaying */
 	bool changed;            /* state to record */
@@ -262,6 +263,53 @@ fail_rcpt(struct job *j, size_t i, int code, const char *enh, const char *text)
 	log_info("%s: to=%s status=failed (%s)", j->id, r->path, r->error);
 }
 
+#define EXPAND_TOTAL_MAX 1000   /* recipients a message may grow to */
+
+static void
+ensure_plans(struct job *j)
+{
+	if (j->nplans >= j->env->nrcpts)
+		return;
+	j->plans = xreallocarray(j->plans, j->env->nrcpts, sizeof(*j->plans));
+	memset(j->plans + j->nplans, 0,
+	    (j->env->nrcpts - j->nplans) * sizeof(*j->plans));
+	j->nplans = j->env->nrcpts;
+}
+
+/*
+ * Alias expansion: the new addresses become recipients of this message
+ * (persisted as "rcpt-add:" in its state), the alias itself is done.
+ */
+static void
+expand_rcpt(struct job *j, size_t i, const struct hook_route *route)
+{
+	size_t added = 0;
+
+	for (size_t k = 0; k < route->nexpand; k++) {
+		char *path = xasprintf("<%s>", route->expand[k]);
+		bool dup = false;
+		for (size_t n = 0; n < j->env->nrcpts && !dup; n++)
+			dup = ascii_strcaseeq(j->env->rcpts[n].path, path);
+		if (!dup && j->env->nrcpts < EXPAND_TOTAL_MAX) {
+			envelope_add_rcpt(j->env, path);
+			added++;
+		} else if (!dup)
+			log_warnx("%s: expansion of %s stopped at %d "
+			    "recipients", j->id, j->env->rcpts[i].path,
+			    EXPAND_TOTAL_MAX);
+		free(path);
+	}
+	ensure_plans(j);
+	struct envelope_rcpt *r = &j->env->rcpts[i];
+	free(r->error);
+	r->error = xasprintf("250 2.0.0 expanded to %zu new recipient(s)",
+	    added);
+	r->status = RCPT_DONE;
+	j->changed = true;
+	log_info("%s: to=%s status=expanded (%zu new recipient(s))", j->id,
+	    r->path, added);
+}
+
 /* Plans recipient i: its default route, then what the route hook says. */
 static void
 route_rcpt(struct job *j, size_t i)
@@ -271,6 +319,7 @@ route_rcpt(struct job *j, size_t i)
 	struct plan *p = &j->plans[i];
 	size_t plen = strlen(r->path);
 	char mailbox[SMTP_LOCAL_MAX + 1], domain[SMTP_DOMAIN_MAX + 1];
+	/* r and p stay valid: expansion happens last, through expand_rcpt */
 	char rcpt[600], sender[600];
 	const char *folder = r->folder;
 	struct hook_msg_info m;
@@ -305,6 +354,11 @@ route_rcpt(struct job *j, size_t i)
 		switch (route.kind) {
 		case ROUTE_DEFAULT:
 			break;
+		case ROUTE_EXPAND:
+			p->kind = PLAN_NONE;
+			expand_rcpt(j, i, &route);
+			hooks_route_clear(&route);
+			return;
 		case ROUTE_MAILDIR:
 			free(p->maildir);
 			p->kind = PLAN_MAILDIR;
@@ -348,7 +402,8 @@ static void done_deliver(void *arg);
 static void
 phase_route(struct job *j)
 {
-	j->plans = xcalloc(j->env->nrcpts, sizeof(*j->plans));
+	ensure_plans(j);
+	/* nrcpts may grow as aliases expand; new ones are routed too */
 	for (size_t i = 0; i < j->env->nrcpts; i++)
 		if (j->env->rcpts[i].status == RCPT_PENDING)
 			route_rcpt(j, i);
@@ -717,7 +772,7 @@ job_end(struct job *j)
 		break;
 	}
 	if (j->plans) {
-		for (size_t i = 0; j->env && i < j->env->nrcpts; i++) {
+		for (size_t i = 0; i < j->nplans; i++) {
 			free(j->plans[i].maildir);
 			free(j->plans[i].mailbox);
 			free(j->plans[i].domain);

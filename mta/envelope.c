@@ -95,9 +95,10 @@ envelope_serialize(const struct envelope *env, struct buf *out)
 	buf_printf(out, "from: %s\n", nz(env->sender));
 	buf_printf(out, "body: %s\n", env->body ? env->body : "7BIT");
 	buf_printf(out, "size: %llu\n", (unsigned long long)env->size);
-	for (size_t i = 0; i < env->nrcpts; i++)
+	size_t nfixed = env->nfixed ? env->nfixed : env->nrcpts;
+	for (size_t i = 0; i < nfixed; i++)
 		buf_printf(out, "rcpt: %s\n", env->rcpts[i].path);
-	for (size_t i = 0; i < env->nrcpts; i++)
+	for (size_t i = 0; i < nfixed; i++)
 		if (env->rcpts[i].folder)
 			buf_printf(out, "folder: %zu %s\n", i,
 			    env->rcpts[i].folder);
@@ -110,6 +111,8 @@ envelope_state_serialize(const struct envelope *env, struct buf *out)
 	buf_printf(out, "tern-state: %d\n", ENVELOPE_VERSION);
 	buf_printf(out, "attempts: %u\n", env->attempts);
 	buf_printf(out, "next: %lld\n", (long long)env->next_try);
+	for (size_t i = env->nfixed; env->nfixed && i < env->nrcpts; i++)
+		buf_printf(out, "rcpt-add: %s\n", env->rcpts[i].path);
 	for (size_t i = 0; i < env->nrcpts; i++) {
 		const struct envelope_rcpt *r = &env->rcpts[i];
 		if (r->status == RCPT_DONE)
@@ -273,6 +276,7 @@ envelope_parse(const char *text, size_t len, struct envelope *env,
 		    "envelope lacks id, from or recipients");
 		return -1;
 	}
+	env->nfixed = env->nrcpts;
 	*consumed = pos;
 	return 0;
 }
@@ -333,6 +337,15 @@ envelope_state_parse(const char *text, size_t len, struct envelope *env,
 				env->rcpts[idx].status = RCPT_FAILED;
 				free(env->rcpts[idx].error);
 				env->rcpts[idx].error = xstrndup(rest, rlen);
+			}
+		} else if (key_is(&l, "rcpt-add")) {
+			if (l.vlen < 2 || l.val[0] != '<' ||
+			    l.val[l.vlen - 1] != '>' || env->nrcpts >= 10000)
+				rc = -1;
+			else {
+				char *p = xstrndup(l.val, l.vlen);
+				envelope_add_rcpt(env, p);
+				free(p);
 			}
 		} else if (key_is(&l, "last-error")) {
 			free(env->last_error);

@@ -42,6 +42,9 @@ struct envelope {
 	uint64_t size;           /* message octets stored after the envelope */
 	struct envelope_rcpt *rcpts;
 	size_t nrcpts;
+	size_t nfixed;           /* recipients in the envelope text; those
+	                          * after (alias expansions) live in the
+	                          * state file as "rcpt-add:" lines */
 	/* state */
 	unsigned attempts;
 	int64_t next_try;        /* unix time; 0 = now */

@@ -474,7 +474,7 @@ budget_hook(lua_State *L, lua_Debug *ar)
 		/* From now on every instruction raises: pcall cannot hide it. */
 		lua_sethook(L, budget_hook, LUA_MASKCOUNT, 1);
 	}
-	luaL_error(L, "time budget of %u ms exceeded", h->budget_ms);
+	luaL_error(L, "time budget of %d ms exceeded", (int)h->budget_ms);
 }
 
 static int
@@ -631,20 +631,23 @@ static int
 l_kv_set(lua_State *L)
 {
 	struct hooks *h = hooks_of(L);
+	int64_t expires = opt_expiry(L, 3);
+	bool del = lua_isnoneornil(L, 2);
+	size_t vlen = 0;
+	const char *v = del ? NULL : luaL_tolstring(L, 2, &vlen);
 
+	if (v && strlen(v) != vlen)
+		return luaL_error(L, "kv values must not contain NUL");
+	lua_settop(L, 2);
 	push_kv_key(L, h);
 	const char *key = lua_tostring(L, -1);
 	if (h->kv == NULL)
 		return 0;
-	if (lua_isnoneornil(L, 2)) {
+	if (del) {
 		kvstore_del(h->kv, key);
 		return 0;
 	}
-	size_t vlen;
-	const char *v = luaL_tolstring(L, 2, &vlen);
-	if (strlen(v) != vlen)
-		return luaL_error(L, "kv values must not contain NUL");
-	if (kvstore_set(h->kv, key, v, opt_expiry(L, 3), unix_now()) != 0)
+	if (kvstore_set(h->kv, key, v, expires, unix_now()) != 0)
 		return luaL_error(L, "kv store is full");
 	return 0;
 }
@@ -655,12 +658,14 @@ l_kv_incr(lua_State *L)
 {
 	struct hooks *h = hooks_of(L);
 	int64_t out = 0;
+	lua_Integer delta = luaL_optinteger(L, 2, 1);
+	int64_t expires = opt_expiry(L, 3);
 
+	lua_settop(L, 1);
 	push_kv_key(L, h);
 	const char *key = lua_tostring(L, -1);
-	lua_Integer delta = luaL_optinteger(L, 2, 1);
-	if (h->kv && kvstore_incr(h->kv, key, (int64_t)delta,
-	    opt_expiry(L, 3), unix_now(), &out) != 0)
+	if (h->kv && kvstore_incr(h->kv, key, (int64_t)delta, expires,
+	    unix_now(), &out) != 0)
 		return luaL_error(L, "kv store is full");
 	lua_pushinteger(L, (lua_Integer)out);
 	return 1;

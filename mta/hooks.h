@@ -145,14 +145,21 @@ struct hook_msg_info {
 };
 
 enum route_kind { ROUTE_DEFAULT, ROUTE_MAILDIR, ROUTE_RELAY, ROUTE_MX,
-	ROUTE_REJECT, ROUTE_TEMPFAIL };
+	ROUTE_EXPAND, ROUTE_REJECT, ROUTE_TEMPFAIL };
+
+#define HOOK_EXPAND_MAX 100
 
 struct hook_route {
 	enum route_kind kind;
 	char target[1024];        /* maildir path, relay host:port, MX domain */
 	char folder[128];         /* with ROUTE_MAILDIR, may be "" */
 	struct hook_verdict v;    /* with REJECT/TEMPFAIL */
+	char **expand;            /* ROUTE_EXPAND: "local@domain" (owned) */
+	size_t nexpand;
 };
+
+/* Frees what a route result owns (the expansion list). */
+void hooks_route_clear(struct hook_route *r);
 
 void hooks_route(struct hooks *h, const struct hook_msg_info *m,
     struct hook_route *r);

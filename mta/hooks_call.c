@@ -21,6 +21,7 @@
 #include "log.h"
 #include "maildir.h"
 #include "message.h"
+#include "smtp_parse.h"
 #include "util.h"
 
 #define MSG_MT "tern.message"
@@ -563,6 +564,36 @@ read_route(struct hooks *h, size_t p, struct hook_route *r)
 		    luaL_typename(L, -2));
 		return -1;
 	}
+	lua_getfield(L, -2, "expand");
+	if (lua_istable(L, -1)) {
+		size_t n = lua_rawlen(L, -1);
+		if (n == 0 || n > HOOK_EXPAND_MAX) {
+			log_warnx("plugin=%s hook=route: expand needs 1 to %d "
+			    "addresses", plugin, HOOK_EXPAND_MAX);
+			lua_pop(L, 1);
+			return -1;
+		}
+		r->expand = xcalloc(n, sizeof(char *));
+		for (size_t i = 1; i <= n; i++) {
+			lua_rawgeti(L, -1, (lua_Integer)i);
+			const char *a = lua_tostring(L, -1);
+			struct smtp_addr sa;
+			if (lua_type(L, -1) != LUA_TSTRING ||
+			    smtp_parse_mailbox(a, strlen(a), &sa) != 0 ||
+			    sa.domain[0] == '\0') {
+				log_warnx("plugin=%s hook=route: expand item %zu "
+				    "is not an address", plugin, i);
+				lua_pop(L, 2);
+				return -1;
+			}
+			r->expand[r->nexpand++] = xstrdup(a);
+			lua_pop(L, 1);
+		}
+		lua_pop(L, 1);
+		r->kind = ROUTE_EXPAND;
+		return 1;
+	}
+	lua_pop(L, 1);
 	static const struct {
 		const char *key;
 		enum route_kind kind;
@@ -583,8 +614,8 @@ read_route(struct hooks *h, size_t p, struct hook_route *r)
 		lua_pop(L, 1);
 	}
 	if (r->kind == ROUTE_DEFAULT) {
-		log_warnx("plugin=%s hook=route: a table needs maildir, relay "
-		    "or mx", plugin);
+		log_warnx("plugin=%s hook=route: a table needs maildir, relay, "
+		    "mx or expand", plugin);
 		return -1;
 	}
 	if (r->kind == ROUTE_MAILDIR && (r->target[0] != '/' ||
@@ -636,6 +667,7 @@ hooks_route(struct hooks *h, const struct hook_msg_info *m,
 		int rc = read_route(h, p, r);
 		lua_pop(L, 2);
 		if (rc < 0) {
+			hooks_route_clear(r);
 			memset(r, 0, sizeof(*r));
 			r->kind = ROUTE_TEMPFAIL;
 			verdict_error(&r->v);
@@ -646,6 +678,16 @@ hooks_route(struct hooks *h, const struct hook_msg_info *m,
 	}
 	lua_pop(L, 2);
 	h->current = SIZE_MAX;
+}
+
+void
+hooks_route_clear(struct hook_route *r)
+{
+	for (size_t i = 0; i < r->nexpand; i++)
+		free(r->expand[i]);
+	free(r->expand);
+	r->expand = NULL;
+	r->nexpand = 0;
 }
 
 bool

@@ -294,6 +294,7 @@ queue_commit(struct queue *q, struct envelope *env, struct buf *body,
 	c->cb = cb;
 	c->cb_arg = arg;
 	env->size = body->len;
+	env->nfixed = env->nrcpts;
 	buf_init(&c->head);
 	envelope_serialize(env, &c->head);
 	iopool_submit(q->pool, queue_commit_work, queue_commit_done, c);
