@@ -505,10 +505,15 @@ hooks_pcall(struct hooks *h, size_t plugin, enum hook_id id, int nargs,
 	h->current_hook = id;
 	lua_pushcfunction(L, msgh);
 	lua_insert(L, base);
+	struct timespec t0 = h->deadline, t1;
 	lua_sethook(L, budget_hook, LUA_MASKCOUNT, 1000);
 	rc = lua_pcall(L, nargs, nres, base);
 	lua_sethook(L, NULL, 0, 0);
 	lua_remove(L, base);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	h->calls++;
+	h->call_ns += (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000000LL +
+	    (t1.tv_nsec - t0.tv_nsec)) + (uint64_t)h->budget_ms * 1000000u;
 	if (rc != LUA_OK) {
 		log_warnx("plugin=%s hook=%s error: %s",
 		    plugin < h->nplugins ? h->plugins[plugin].name : "?",
@@ -1045,6 +1050,10 @@ hooks_free(struct hooks *h)
 {
 	if (h == NULL)
 		return;
+	if (h->calls > 0)
+		log_info("plugins: %llu hook call(s), %.2f us per call on "
+		    "average", (unsigned long long)h->calls,
+		    (double)h->call_ns / (double)h->calls / 1000.0);
 	if (h->L)
 		lua_close(h->L);
 	for (size_t i = 0; i < h->nplugins; i++)

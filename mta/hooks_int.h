@@ -38,6 +38,8 @@ struct hooks {
 	char **domains;
 	size_t ndomains;
 	int msg_mt_ref;          /* metatable of data-hook message objects */
+	uint64_t calls;          /* hook calls made, for the cost figure */
+	uint64_t call_ns;        /* time spent in them */
 };
 
 /*

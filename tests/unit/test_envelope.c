@@ -71,6 +71,50 @@ test_round_trip(void **state)
 	buf_clear(&t);
 }
 
+/* Folders chosen at DATA, and recipients added by alias expansion. */
+static void
+test_folders_and_expansion(void **state)
+{
+	struct envelope a, b;
+	struct buf t;
+	size_t used;
+	char err[200];
+	(void)state;
+
+	make(&a);
+	a.rcpts[1].folder = strdup("Lists.tern");
+	buf_init(&t);
+	envelope_serialize(&a, &t);
+	a.nfixed = a.nrcpts;
+	envelope_add_rcpt(&a, "<alias-target@localhost>");
+	a.rcpts[0].status = RCPT_DONE;
+	a.rcpts[2].status = RCPT_DONE;
+	size_t envlen = t.len;
+	envelope_state_serialize(&a, &t);
+	envelope_init(&b);
+	assert_int_equal(envelope_parse(t.data, envlen, &b, &used, err,
+	    sizeof(err)), 0);
+	assert_int_equal(b.nrcpts, 2);
+	assert_null(b.rcpts[0].folder);
+	assert_string_equal(b.rcpts[1].folder, "Lists.tern");
+	assert_int_equal(envelope_state_parse(t.data + envlen, t.len - envlen,
+	    &b, err, sizeof(err)), 0);
+	assert_int_equal(b.nrcpts, 3);
+	assert_string_equal(b.rcpts[2].path, "<alias-target@localhost>");
+	assert_int_equal(b.rcpts[2].status, RCPT_DONE);
+	assert_int_equal(b.rcpts[1].status, RCPT_PENDING);
+	envelope_clear(&a);
+	envelope_clear(&b);
+	buf_clear(&t);
+	/* a folder that could escape the Maildir is refused */
+	static const char bad[] = "tern-envelope: 1\nid: 0123456789abcdef\n"
+	    "from: <>\nrcpt: <a@b>\nfolder: 0 ../../x\nend\n";
+	envelope_init(&b);
+	assert_int_equal(envelope_parse(bad, sizeof(bad) - 1, &b, &used, err,
+	    sizeof(err)), -1);
+	envelope_clear(&b);
+}
+
 static void
 test_damaged(void **state)
 {
@@ -114,6 +158,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_round_trip),
+		cmocka_unit_test(test_folders_and_expansion),
 		cmocka_unit_test(test_damaged),
 	};
 	return cmocka_run_group_tests_name("envelope", tests, NULL, NULL);
