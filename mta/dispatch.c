@@ -254,9 +254,11 @@ static void
 fail_rcpt(struct job *j, size_t i, int code, const char *enh, const char *text)
 {
 	struct envelope_rcpt *r = &j->env->rcpts[i];
+	/* text may be r->error itself: format before freeing */
+	char *error = xasprintf("%d %s %s", code, enh, text);
 
 	free(r->error);
-	r->error = xasprintf("%d %s %s", code, enh, text);
+	r->error = error;
 	r->status = RCPT_FAILED;
 	j->plans[i].newly_failed = true;
 	j->changed = true;

@@ -372,6 +372,7 @@ main(int argc, char **argv)
 	t.rt = runtime_load(cfg_path, t.kv, 1, err, sizeof(err));
 	if (t.rt == NULL) {
 		fprintf(stderr, "ternd: %s\n", err);
+		kvstore_free(t.kv);
 		return 1;
 	}
 	t.cfg = t.rt->cfg;

@@ -172,12 +172,27 @@ class Raw:
         self.sock.close()
 
 
+SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
+                   "runtime error:")
+
+
+def check_sanitizers(t):
+    """In the ASan/UBSan build, any report in ternd's log fails the test."""
+    log = t.log()
+    for mark in SANITIZER_MARKS:
+        if mark in log:
+            i = log.index(mark)
+            raise AssertionError("sanitizer report in ternd's log:\n" +
+                                 log[max(0, i - 200):i + 3000])
+
+
 @pytest.fixture
 def ternd(tmp_path):
     t = Ternd(tmp_path)
     t.start()
     yield t
     t.stop()
+    check_sanitizers(t)
 
 
 @pytest.fixture
@@ -196,3 +211,5 @@ def make_ternd(tmp_path):
     yield make
     for t in made:
         t.stop()
+    for t in made:
+        check_sanitizers(t)
