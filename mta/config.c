@@ -38,8 +38,7 @@ static const char embedded_default[] =
     "trusted_networks = { \"127.0.0.0/8\", \"::1/128\" }\n"
     "plugins = { \"retry_default\" }\n";
 
-static const char *const not_yet[] = { "tls", "users", "resolver",
-	"relayhost", "user", NULL };
+static const char *const not_yet[] = { "tls", "users", "user", NULL };
 
 struct ctx {
 	const char *source;
@@ -240,6 +239,46 @@ parse_limits(struct ctx *c, const struct cfg_node *n, struct config *cfg)
 }
 
 static int
+parse_client(struct ctx *c, const struct cfg_node *n, struct config *cfg)
+{
+	static const struct {
+		const char *key;
+		size_t off;
+		uint64_t min, max;
+	} keys[] = {
+#define K(k, lo, hi) { #k, offsetof(struct config, client.k), lo, hi }
+		K(port, 1, 65535),
+		K(connect_timeout, 1, 3600),
+		K(command_timeout, 1, 86400),
+		K(data_timeout, 1, 86400),
+		K(idle_time, 0, 3600),
+		K(max_per_destination, 1, 1000),
+#undef K
+	};
+
+	if (n->type != CFG_TABLE || n->narray != 0)
+		return fail(c, "expected a table { key = value, ... }");
+	for (size_t i = 0; i < n->nitems; i++) {
+		const struct cfg_node *f = &n->items[i];
+		size_t k;
+		uint64_t v;
+		for (k = 0; k < TERN_ARRAY_LEN(keys); k++)
+			if (strcmp(keys[k].key, f->key) == 0)
+				break;
+		if (k == TERN_ARRAY_LEN(keys))
+			return fail(c, "unknown key '%s'", f->key);
+		if (want_uint(c, f, keys[k].max, &v) != 0)
+			return -1;
+		if (v < keys[k].min)
+			return fail(c, "%s must be at least %llu", f->key,
+			    (unsigned long long)keys[k].min);
+		unsigned u = (unsigned)v;
+		memcpy((char *)cfg + keys[k].off, &u, sizeof(u));
+	}
+	return 0;
+}
+
+static int
 apply(struct ctx *c, const struct cfg_node *n, struct config *cfg)
 {
 	uint64_t v;
@@ -302,6 +341,12 @@ apply(struct ctx *c, const struct cfg_node *n, struct config *cfg)
 		cfg->plugin_config = n;
 		return 0;
 	}
+	if (strcmp(c->key, "resolver") == 0)
+		return want_str(c, n, &cfg->resolver);
+	if (strcmp(c->key, "relayhost") == 0)
+		return want_str(c, n, &cfg->relayhost);
+	if (strcmp(c->key, "smtp_client") == 0)
+		return parse_client(c, n, cfg);
 	if (strcmp(c->key, "hook_budget_ms") == 0) {
 		if (want_uint(c, n, 60000, &v) != 0)
 			return -1;
@@ -463,6 +508,12 @@ config_load(const char *path, char *err, size_t errsz)
 	cfg->limits.min_free_space = 64u * 1024 * 1024;
 	cfg->hook_budget_ms = 100;
 	cfg->plugin_memory = 64u * 1024 * 1024;
+	cfg->client.port = 25;
+	cfg->client.connect_timeout = 30;
+	cfg->client.command_timeout = 300;  /* RFC 5321 4.5.3.2 */
+	cfg->client.data_timeout = 600;
+	cfg->client.idle_time = 5;
+	cfg->client.max_per_destination = 10;
 
 	buf_init(&text);
 	if (path == NULL)
@@ -541,6 +592,8 @@ config_free(struct config *cfg)
 	if (cfg == NULL)
 		return;
 	cfg_node_free(cfg->tree);
+	free(cfg->resolver);
+	free(cfg->relayhost);
 	for (size_t i = 0; i < cfg->nplugins; i++)
 		free(cfg->plugins[i]);
 	free(cfg->plugins);
@@ -618,6 +671,20 @@ config_print(const struct config *cfg, FILE *fp)
 		fprintf(fp, "%s\"%s\"", i ? ", " : " ", cfg->plugin_path[i]);
 	fprintf(fp, " }\nhook_budget_ms = %u\nplugin_memory = %llu\n",
 	    cfg->hook_budget_ms, (unsigned long long)cfg->plugin_memory);
+	if (cfg->resolver)
+		fprintf(fp, "resolver = \"%s\"\n", cfg->resolver);
+	else
+		fprintf(fp, "resolver = nil -- /etc/resolv.conf\n");
+	if (cfg->relayhost)
+		fprintf(fp, "relayhost = \"%s\"\n", cfg->relayhost);
+	else
+		fprintf(fp, "relayhost = nil -- MX delivery\n");
+	fprintf(fp, "smtp_client = { port = %u, connect_timeout = %u, "
+	    "command_timeout = %u,\n  data_timeout = %u, idle_time = %u, "
+	    "max_per_destination = %u }\n", cfg->client.port,
+	    cfg->client.connect_timeout, cfg->client.command_timeout,
+	    cfg->client.data_timeout, cfg->client.idle_time,
+	    cfg->client.max_per_destination);
 }
 
 bool

@@ -13,6 +13,9 @@
  *   ROUTE    loop    default route per pending recipient (local domain ->
  *                    its Maildir, else remote), then the route hook
  *   DELIVER  worker  Maildir deliveries, tagged "<queue id>R<index>"
+ *   REMOTE   loop    the other recipients, grouped by next hop (the
+ *                    relayhost, a relay or mx route, or the recipient
+ *                    domain's MX), one smtp_client delivery per group
  *   DECIDE   loop    delivered hooks; for temporary failures the retry
  *                    hook (or the built-in 30 min doubling to 4 h); failed
  *                    recipients get one bounce per message (not for <>),
@@ -20,9 +23,7 @@
  *   RECORD   worker  remove the queue file, or rewrite its state file
  *
  * At most max_deliveries jobs run at once; the rest wait in the scheduler
- * with their bodies dropped from memory. Recipients routed elsewhere than
- * a Maildir (remote domains, relay and mx routes) stay queued until the
- * SMTP client exists; they are not retried on a timer meanwhile.
+ * with their bodies dropped from memory.
  *
  * Exactly once across crashes: a kill between a Maildir rename and the
  * queue update would deliver again after the restart. So the first
@@ -54,6 +55,7 @@
 #include "queue.h"
 #include "runtime.h"
 #include "scheduler.h"
+#include "smtp_client.h"
 #include "smtp_parse.h"
 #include "util.h"
 
@@ -73,6 +75,7 @@ struct dispatch {
 	struct queue *queue;
 	struct deliver_maildir *dm;
 	struct iopool *pool;
+	struct smtp_client *client;
 	struct scheduler sched;
 	struct event *timer;
 	struct slot *slots;
@@ -86,7 +89,6 @@ struct dispatch {
 enum job_result {
 	JOB_FINISHED,            /* no recipient pending: removed */
 	JOB_RETRY,               /* temporary failures: try again later */
-	JOB_PARKED,              /* only non-local recipients left */
 	JOB_NOT_DUE,             /* loaded from disk, next try is later */
 	JOB_ERROR,               /* could not read or record: try later */
 };
@@ -98,6 +100,9 @@ struct plan {
 	char *maildir;           /* PLAN_MAILDIR: where */
 	char *mailbox;           /* "local@domain" for Delivered-To and logs */
 	char *domain;
+	enum smtp_dest_kind hop_kind; /* PLAN_REMOTE: where to */
+	char *hop;
+	char *remote_mta;        /* who answered, for the bounce */
 	bool delivered;          /* set by DELIVER */
 	bool newly_failed;       /* failed in this attempt: to bounce */
 };
@@ -114,9 +119,18 @@ struct job {
 	struct plan *plans;
 	size_t nplans;
 	bool temp;               /* some recipient failed temporarily */
-	bool remote;             /* some recipient waits for relaying */
 	bool changed;            /* state to record */
+	size_t remote_pending;   /* smtp_client deliveries out */
 	enum job_result result;
+};
+
+/* One message to one next hop. */
+struct remote_group {
+	struct job *j;
+	struct smtp_delivery d;
+	size_t *idx;             /* recipient indices */
+	char **paths;
+	size_t n;
 };
 
 static uint64_t
@@ -349,6 +363,13 @@ route_rcpt(struct job *j, size_t i)
 	} else {
 		p->kind = PLAN_REMOTE;
 		p->domain = xstrdup(a.domain);
+		if (cfg->relayhost) {
+			p->hop_kind = SMTP_DEST_RELAY;
+			p->hop = xstrdup(cfg->relayhost);
+		} else {
+			p->hop_kind = SMTP_DEST_MX;
+			p->hop = xstrdup(a.domain);
+		}
 	}
 	if (hooks_has(j->rt->hooks, HOOK_ROUTE)) {
 		fill_info(j, i, &m, rcpt, sizeof(rcpt), sender, sizeof(sender));
@@ -375,9 +396,10 @@ route_rcpt(struct job *j, size_t i)
 			free(p->maildir);
 			p->maildir = NULL;
 			p->kind = PLAN_REMOTE;
-			log_info("%s: to=%s routed to %s %s (waits for outbound "
-			    "delivery)", j->id, r->path, route.kind ==
-			    ROUTE_RELAY ? "relay" : "mx", route.target);
+			free(p->hop);
+			p->hop_kind = route.kind == ROUTE_RELAY ?
+			    SMTP_DEST_RELAY : SMTP_DEST_MX;
+			p->hop = xstrdup(route.target);
 			break;
 		case ROUTE_REJECT:
 			p->kind = PLAN_NONE;
@@ -493,8 +515,7 @@ work_deliver(void *arg)
 			deliver_one(j, i);
 			break;
 		case PLAN_REMOTE:
-			j->remote = true;
-			break;
+			break;   /* after this phase, on the loop */
 		case PLAN_TEMP:
 			j->temp = true;
 			break;
@@ -571,6 +592,14 @@ send_bounce(struct job *j)
 		br[n].status = status[n];
 		br[n].diagnostic = e;
 		br[n].remote_mta = NULL;
+		if (j->plans[i].remote_mta) {
+			/* "host[ip]:port" -> "host" */
+			char *h = j->plans[i].remote_mta;
+			char *b = strchr(h, '[');
+			if (b && b > h)
+				*b = '\0';
+			br[n].remote_mta = h;
+		}
 		n++;
 	}
 	env = xcalloc(1, sizeof(*env));
@@ -643,8 +672,7 @@ phase_decide(struct job *j)
 		size_t first = 0;
 		while (first < j->env->nrcpts &&
 		    !(j->env->rcpts[first].status == RCPT_PENDING &&
-		    (j->plans[first].kind == PLAN_MAILDIR ||
-		    j->plans[first].kind == PLAN_TEMP)))
+		    j->plans[first].kind != PLAN_NONE))
 			first++;
 		j->env->attempts++;
 		j->changed = true;
@@ -660,8 +688,7 @@ phase_decide(struct job *j)
 				for (size_t i = 0; i < j->env->nrcpts; i++)
 					if (j->env->rcpts[i].status ==
 					    RCPT_PENDING &&
-					    (j->plans[i].kind == PLAN_MAILDIR ||
-					    j->plans[i].kind == PLAN_TEMP))
+					    j->plans[i].kind != PLAN_NONE)
 						fail_rcpt(j, i, 550, "5.4.7",
 						    j->env->rcpts[i].error ?
 						    j->env->rcpts[i].error :
@@ -695,9 +722,99 @@ phase_decide(struct job *j)
 }
 
 static void
+on_remote_done(void *arg, struct smtp_delivery *d)
+{
+	struct remote_group *g = arg;
+	struct job *j = g->j;
+	const char *remote = d->remote[0] ? d->remote : NULL;
+
+	for (size_t k = 0; k < g->n; k++) {
+		size_t i = g->idx[k];
+		struct envelope_rcpt *r = &j->env->rcpts[i];
+		struct plan *p = &j->plans[i];
+		int code = d->codes[k];
+		const char *text = d->texts[k] ? d->texts[k] : "451 4.4.0 no reply";
+
+		free(p->remote_mta);
+		p->remote_mta = remote ? xstrdup(remote) : NULL;
+		free(r->error);
+		r->error = xstrdup(text);
+		if (code / 100 == 2) {
+			r->status = RCPT_DONE;
+			p->delivered = true;
+			j->changed = true;
+			log_info("%s: to=%s relay=%s delay=%llds status=sent (%s)",
+			    j->id, r->path, remote ? remote : g->d.dest,
+			    (long long)(now_sec() - j->env->created), text);
+		} else if (code / 100 == 5) {
+			r->status = RCPT_FAILED;
+			p->newly_failed = true;
+			j->changed = true;
+			log_info("%s: to=%s relay=%s status=failed (%s)", j->id,
+			    r->path, remote ? remote : g->d.dest, text);
+		} else {
+			j->temp = true;
+			log_info("%s: to=%s relay=%s status=deferred (%s)",
+			    j->id, r->path, remote ? remote : g->d.dest, text);
+		}
+	}
+	smtp_delivery_clear(&g->d);
+	free(g->idx);
+	free(g->paths);
+	free(g);
+	if (--j->remote_pending == 0)
+		phase_decide(j);
+}
+
+/* Groups the remote recipients by next hop and hands them to the client. */
+static void
+phase_remote(struct job *j)
+{
+	bool eightbit = message_has_8bit(j->body->data, j->body->len);
+	bool *taken = xcalloc(j->env->nrcpts, sizeof(bool));
+
+	j->remote_pending = 1;   /* held until every group is out */
+	for (size_t i = 0; i < j->env->nrcpts; i++) {
+		struct plan *p = &j->plans[i];
+		if (taken[i] || j->env->rcpts[i].status != RCPT_PENDING ||
+		    p->kind != PLAN_REMOTE)
+			continue;
+		struct remote_group *g = xcalloc(1, sizeof(*g));
+		g->j = j;
+		g->idx = xcalloc(j->env->nrcpts, sizeof(size_t));
+		g->paths = xcalloc(j->env->nrcpts, sizeof(char *));
+		for (size_t k = i; k < j->env->nrcpts; k++) {
+			struct plan *q = &j->plans[k];
+			if (taken[k] || j->env->rcpts[k].status !=
+			    RCPT_PENDING || q->kind != PLAN_REMOTE ||
+			    q->hop_kind != p->hop_kind ||
+			    !ascii_strcaseeq(q->hop, p->hop))
+				continue;
+			taken[k] = true;
+			g->idx[g->n] = k;
+			g->paths[g->n] = j->env->rcpts[k].path;
+			g->n++;
+		}
+		g->d.kind = p->hop_kind;
+		(void)str_copy(g->d.dest, sizeof(g->d.dest), p->hop);
+		g->d.id = j->id;
+		g->d.sender = j->env->sender;
+		g->d.rcpts = (const char *const *)g->paths;
+		g->d.nrcpts = g->n;
+		g->d.body = j->body;
+		g->d.eightbit = eightbit;
+		j->remote_pending++;
+		smtp_client_send(j->d->client, &g->d, on_remote_done, g);
+	}
+	free(taken);
+	if (--j->remote_pending == 0)
+		phase_decide(j);
+}
+
+static void
 done_deliver(void *arg)
 {
-	phase_decide(arg);
+	phase_remote(arg);
 }
 
 /* --- RECORD (worker) -------------------------------------------------- */
@@ -716,7 +833,7 @@ work_record(void *arg)
 		j->result = JOB_FINISHED;
 		return;
 	}
-	j->result = j->temp ? JOB_RETRY : j->remote ? JOB_PARKED : JOB_RETRY;
+	j->result = JOB_RETRY;   /* something is pending: it failed for now */
 	if (j->result == JOB_RETRY && j->env->next_try <= j->now)
 		j->env->next_try = now_sec() + 60;
 	if (j->changed && queue_state_write_sync(j->d->queue, j->env,
@@ -765,10 +882,6 @@ job_end(struct job *j)
 			log_info("%s: deferred, next attempt in %llds", j->id,
 			    (long long)(next - now_sec()));
 		break;
-	case JOB_PARKED:
-		log_info("%s: waiting: remote recipients stay queued (relay "
-		    "is not available in this version)", j->id);
-		break;
 	case JOB_ERROR:
 		scheduler_add(&d->sched, j->key, now_sec() + 60);
 		break;
@@ -778,6 +891,8 @@ job_end(struct job *j)
 			free(j->plans[i].maildir);
 			free(j->plans[i].mailbox);
 			free(j->plans[i].domain);
+			free(j->plans[i].hop);
+			free(j->plans[i].remote_mta);
 		}
 		free(j->plans);
 	}
@@ -889,10 +1004,12 @@ dispatch_load_queue(struct dispatch *d)
 
 struct dispatch *
 dispatch_new(struct event_base *base, struct runtime **current,
-    struct queue *q, struct deliver_maildir *dm, struct iopool *pool)
+    struct queue *q, struct deliver_maildir *dm, struct iopool *pool,
+    struct smtp_client *client)
 {
 	struct dispatch *d = xcalloc(1, sizeof(*d));
 
+	d->client = client;
 	d->base = base;
 	d->current = current;
 	d->queue = q;
@@ -910,6 +1027,7 @@ dispatch_stop(struct dispatch *d)
 {
 	d->stopped = true;
 	evtimer_del(d->timer);
+	smtp_client_close_idle(d->client);
 }
 
 size_t

@@ -12,6 +12,7 @@
 #include <stddef.h>
 
 struct runtime;
+struct smtp_client;
 struct deliver_maildir;
 struct event_base;
 struct iopool;
@@ -24,7 +25,7 @@ struct dispatch;
  */
 struct dispatch *dispatch_new(struct event_base *base,
     struct runtime **current, struct queue *q, struct deliver_maildir *dm,
-    struct iopool *pool);
+    struct iopool *pool, struct smtp_client *client);
 /* Start-up: schedules every message found in the spool. */
 void dispatch_load_queue(struct dispatch *d);
 /* Stops starting deliveries (shutdown). */

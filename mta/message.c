@@ -119,3 +119,227 @@ message_append_delivery_fields(struct buf *out, const char *sender_path,
 	buf_printf(out, "Return-Path: %s\nDelivered-To: %s\n", sender_path,
 	    rcpt);
 }
+
+bool
+message_has_8bit(const char *msg, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		if ((unsigned char)msg[i] & 0x80)
+			return true;
+	return false;
+}
+
+void
+message_to_wire(const char *msg, size_t len, struct buf *out)
+{
+	size_t i = 0;
+
+	buf_reserve(out, len + len / 32 + 8);
+	while (i < len) {
+		const char *nl = memchr(msg + i, '\n', len - i);
+		size_t end = nl ? (size_t)(nl - msg) : len;
+		if (msg[i] == '.')
+			buf_append_char(out, '.');
+		buf_append(out, msg + i, end - i);
+		buf_append(out, "\r\n", 2);
+		i = end + 1;
+	}
+	buf_append(out, ".\r\n", 3);
+}
+
+/* --- 8-bit to 7-bit ---------------------------------------------------- */
+
+#define DOWNGRADE_DEPTH_MAX 10
+
+static void
+qp_encode(const char *p, size_t len, struct buf *out)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t col = 0;
+
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)p[i];
+		char enc[3];
+		size_t n;
+
+		if (c == '\n') {
+			buf_append_char(out, '\n');
+			col = 0;
+			continue;
+		}
+		bool eol = i + 1 == len || p[i + 1] == '\n';
+		if ((c >= 33 && c <= 126 && c != '=') ||
+		    ((c == ' ' || c == '\t') && !eol)) {
+			enc[0] = (char)c;
+			n = 1;
+		} else {
+			enc[0] = '=';
+			enc[1] = hex[c >> 4];
+			enc[2] = hex[c & 15];
+			n = 3;
+		}
+		/* soft line break: lines of at most 76 characters */
+		if (col + n > 75 && !(eol && col + n <= 76)) {
+			buf_append(out, "=\n", 2);
+			col = 0;
+		}
+		buf_append(out, enc, n);
+		col += n;
+	}
+}
+
+/* Lower-cased media type of a Content-Type value ("text/plain"). */
+static void
+media_type(const char *v, size_t n, char *out, size_t outsz)
+{
+	size_t k = 0;
+
+	while (n > 0 && (*v == ' ' || *v == '\t' || *v == '\n'))
+		v++, n--;
+	for (size_t i = 0; i < n && k + 1 < outsz && v[i] != ';' &&
+	    v[i] != ' ' && v[i] != '\t' && v[i] != '\n'; i++)
+		out[k++] = (char)ascii_tolower((unsigned char)v[i]);
+	out[k] = '\0';
+}
+
+/* The boundary parameter of a Content-Type value; 0 or -1. */
+static int
+boundary_param(const char *v, size_t n, char *out, size_t outsz)
+{
+	for (size_t i = 0; i + 9 <= n; i++) {
+		if (!ascii_strncaseeq(v + i, "boundary=", 9) ||
+		    (i > 0 && v[i - 1] != ';' && v[i - 1] != ' ' &&
+		    v[i - 1] != '\t' && v[i - 1] != '\n'))
+			continue;
+		size_t j = i + 9, k = 0;
+		bool quoted = j < n && v[j] == '"';
+		if (quoted)
+			j++;
+		for (; j < n && k + 1 < outsz; j++) {
+			if (quoted ? v[j] == '"' : (v[j] == ';' ||
+			    v[j] == ' ' || v[j] == '\t' || v[j] == '\n'))
+				break;
+			out[k++] = v[j];
+		}
+		out[k] = '\0';
+		return k > 0 ? 0 : -1;
+	}
+	return -1;
+}
+
+static int downgrade_entity(const char *m, size_t len, struct buf *out,
+    bool top, int depth);
+
+/* Copies a header section, dropping Content-Transfer-Encoding fields. */
+static void
+copy_header_without_cte(const char *h, size_t hlen, struct buf *out)
+{
+	size_t pos = 0, at = 0;
+	struct message_field f;
+
+	while (at = pos, message_next_field(h, hlen, &pos, &f)) {
+		if (f.name_len == 25 && ascii_strncaseeq(f.name,
+		    "Content-Transfer-Encoding", 25))
+			continue;
+		buf_append(out, h + at, pos - at);
+	}
+	/* anything the iterator did not take (should be nothing) */
+	if (pos < hlen && h[pos] != '\n')
+		buf_append(out, h + pos, hlen - pos);
+}
+
+static int
+downgrade_multipart(const char *m, size_t len, size_t hlen,
+    const char *boundary, struct buf *out, int depth)
+{
+	size_t blen = strlen(boundary), i = hlen;
+	bool in_part = false, closed = false;
+	size_t part_start = 0;
+
+	buf_append(out, m, hlen);
+	while (i < len) {
+		const char *nl = memchr(m + i, '\n', len - i);
+		size_t end = nl ? (size_t)(nl - m) : len;
+		size_t next = nl ? end + 1 : len;
+		bool delim = end - i >= blen + 2 && m[i] == '-' &&
+		    m[i + 1] == '-' && memcmp(m + i + 2, boundary, blen) == 0;
+		if (delim && !closed) {
+			bool last = end - i >= blen + 4 &&
+			    m[i + blen + 2] == '-' && m[i + blen + 3] == '-';
+			if (in_part) {
+				/* the part ends before the line break */
+				size_t pend = i > part_start ? i - 1 : i;
+				if (downgrade_entity(m + part_start,
+				    pend - part_start, out, false,
+				    depth + 1) != 0)
+					return -1;
+				buf_append_char(out, '\n');
+			}
+			buf_append(out, m + i, next - i);
+			in_part = !last;
+			closed = last;
+			part_start = next;
+		} else if (!in_part) {
+			/* preamble or epilogue: copied, must be 7-bit */
+			if (message_has_8bit(m + i, end - i))
+				return -1;
+			buf_append(out, m + i, next - i);
+		}
+		i = next;
+	}
+	if (in_part)
+		return -1; /* never closed */
+	return 0;
+}
+
+static int
+downgrade_entity(const char *m, size_t len, struct buf *out, bool top,
+    int depth)
+{
+	size_t hlen = message_header_len(m, len);
+	struct message_field f;
+	char type[128] = "text/plain", boundary[200];
+
+	if (depth > DOWNGRADE_DEPTH_MAX || message_has_8bit(m, hlen))
+		return -1;
+	if (!message_has_8bit(m + hlen, len - hlen)) {
+		buf_append(out, m, len);
+		return 0;
+	}
+	if (message_find_field(m, hlen, "Content-Type", &f))
+		media_type(f.value, f.value_len, type, sizeof(type));
+	if (strncmp(type, "multipart/", 10) == 0) {
+		if (boundary_param(f.value, f.value_len, boundary,
+		    sizeof(boundary)) != 0)
+			return -1;
+		return downgrade_multipart(m, len, hlen, boundary, out, depth);
+	}
+	if (strncmp(type, "message/", 8) == 0)
+		return -1; /* RFC 2046 5.2: never encoded */
+	/* a leaf with an 8-bit body: quoted-printable */
+	size_t body_at = hlen;
+	size_t hdr_end = hlen;
+	if (hdr_end > 0 && m[hdr_end - 1] == '\n' && hdr_end >= 2 &&
+	    m[hdr_end - 2] == '\n')
+		hdr_end--;  /* keep the empty line for after our field */
+	else if (hdr_end == 1 && m[0] == '\n')
+		hdr_end = 0;
+	copy_header_without_cte(m, hdr_end, out);
+	if (top && !message_find_field(m, hlen, "MIME-Version", &f))
+		buf_append_str(out, "MIME-Version: 1.0\n");
+	buf_append_str(out, "Content-Transfer-Encoding: quoted-printable\n\n");
+	qp_encode(m + body_at, len - body_at, out);
+	return 0;
+}
+
+int
+message_downgrade(const char *msg, size_t len, struct buf *out)
+{
+	size_t mark = out->len;
+
+	if (downgrade_entity(msg, len, out, true, 0) != 0) {
+		out->len = mark;
+		return -1;
+	}
+	return 0;
+}

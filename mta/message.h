@@ -62,4 +62,24 @@ void message_append_received(struct buf *out, const struct message_trace *t);
 void message_append_delivery_fields(struct buf *out, const char *sender_path,
     const char *rcpt);
 
+/* True if any octet has the high bit set. */
+bool message_has_8bit(const char *msg, size_t len);
+
+/*
+ * The message as SMTP sends it: CRLF line ends, a leading dot doubled
+ * (RFC 5321 4.5.2), and the final ".\r\n". Appends to out.
+ */
+void message_to_wire(const char *msg, size_t len, struct buf *out);
+
+/*
+ * RFC 6152 3: makes an 8-bit message 7-bit clean for a next hop without
+ * 8BITMIME. Leaf parts with 8-bit bodies are re-encoded quoted-printable
+ * (RFC 2045 6.7), through multipart nesting; headers are never changed
+ * except a part's Content-Transfer-Encoding (and a missing MIME-Version
+ * at the top). Returns 0 with the result in out, or -1 when it cannot be
+ * done safely: 8-bit  octets in a header, in a message/ part, in a
+ * preamble, or a multipart without its boundary.
+ */
+int message_downgrade(const char *msg, size_t len, struct buf *out);
+
 #endif

@@ -7,6 +7,7 @@
  */
 #include "smtp_reply.h"
 
+#include <stdio.h>
 #include <string.h>
 
 static const struct {
@@ -84,4 +85,75 @@ smtp_reply_append_lines(struct buf *out, int code, const char *const *lines,
 		append_clean(out, lines[i]);
 		buf_append(out, "\r\n", 2);
 	}
+}
+
+void
+smtp_reply_reader_init(struct smtp_reply_reader *r)
+{
+	memset(r, 0, sizeof(*r));
+}
+
+enum smtp_reply_status
+smtp_reply_reader_feed(struct smtp_reply_reader *r, const char *line,
+    size_t len)
+{
+	int code;
+
+	if (len < 3 || line[0] < '2' || line[0] > '5' || line[1] < '0' ||
+	    line[1] > '9' || line[2] < '0' || line[2] > '9')
+		return SMTP_REPLY_BAD;
+	if (len > 3 && line[3] != ' ' && line[3] != '-')
+		return SMTP_REPLY_BAD;
+	code = (line[0] - '0') * 100 + (line[1] - '0') * 10 + (line[2] - '0');
+	if (r->nlines > 0 && code != r->code)
+		return SMTP_REPLY_BAD;
+	if (++r->nlines > SMTP_REPLY_LINES_MAX)
+		return SMTP_REPLY_BAD;
+	r->code = code;
+	/* text: "CODE first-line-text second-line-text ..." */
+	const char *t = len > 4 ? line + 4 : "";
+	size_t tl = len > 4 ? len - 4 : 0;
+	if (r->len == 0)
+		r->len = (size_t)snprintf(r->text, sizeof(r->text), "%d", code);
+	if (tl > 0 && r->len + 1 < sizeof(r->text)) {
+		size_t room = sizeof(r->text) - r->len - 1;
+		size_t n = tl < room - 1 ? tl : room - 1;
+		r->text[r->len++] = ' ';
+		for (size_t i = 0; i < n; i++)
+			r->text[r->len++] = ((unsigned char)t[i] < 32 ||
+			    (unsigned char)t[i] > 126) ? ' ' : t[i];
+		r->text[r->len] = '\0';
+	}
+	/* EHLO keywords: the first word of each line after the first */
+	if (r->nlines > 1 && r->nkeys < 32) {
+		size_t k = 0;
+		for (; k < tl && k < sizeof(r->lines[0]) - 1 && t[k] != ' '; k++)
+			r->lines[r->nkeys][k] = (t[k] >= 'a' && t[k] <= 'z') ?
+			    (char)(t[k] - 32) : t[k];
+		r->lines[r->nkeys][k] = '\0';
+		/* keep the parameter after the keyword, if it fits */
+		if (k < tl && t[k] == ' ') {
+			size_t p = k;
+			r->lines[r->nkeys][k++] = '\0';
+			for (size_t i = p + 1; i < tl && k <
+			    sizeof(r->lines[0]) - 1; i++)
+				r->lines[r->nkeys][k++] = t[i];
+			r->lines[r->nkeys][k] = '\0';
+		}
+		r->nkeys++;
+	}
+	return (len == 3 || line[3] == ' ') ? SMTP_REPLY_DONE : SMTP_REPLY_MORE;
+}
+
+bool
+smtp_reply_has_keyword(const struct smtp_reply_reader *r, const char *key,
+    const char **param)
+{
+	for (int i = 0; i < r->nkeys; i++)
+		if (strcmp(r->lines[i], key) == 0) {
+			if (param)
+				*param = r->lines[i] + strlen(r->lines[i]) + 1;
+			return true;
+		}
+	return false;
 }

@@ -26,6 +26,7 @@
 #include "config.h"
 #include "deliver_maildir.h"
 #include "dispatch.h"
+#include "dns.h"
 #include "hooks.h"
 #include "iopool.h"
 #include "kvstore.h"
@@ -33,6 +34,7 @@
 #include "log.h"
 #include "queue.h"
 #include "runtime.h"
+#include "smtp_client.h"
 #include "util.h"
 
 #define SHUTDOWN_GRACE_SEC 10
@@ -51,6 +53,8 @@ struct ternd {
 	struct iopool *pool;
 	struct queue *queue;
 	struct deliver_maildir *dm;
+	struct dns *dns;
+	struct smtp_client *client;
 	struct dispatch *dispatch;
 	struct listen_ctx *listen;
 	struct event *ev_term, *ev_int, *ev_hup, *ev_check;
@@ -417,8 +421,21 @@ main(int argc, char **argv)
 	t.pidfile = xasprintf("%s/ternd.pid", t.cfg->run_dir);
 	if (write_pidfile(t.pidfile) != 0)
 		log_warn("cannot write %s", t.pidfile);
+	t.dns = dns_new(t.base, t.cfg->resolver, err, sizeof(err));
+	if (t.dns == NULL)
+		startup_fail(err);
+	struct smtp_client_settings cs = {
+		.helo = t.cfg->hostname, .port = t.cfg->client.port,
+		.connect_timeout = t.cfg->client.connect_timeout,
+		.command_timeout = t.cfg->client.command_timeout,
+		.data_timeout = t.cfg->client.data_timeout,
+		.idle_time = t.cfg->client.idle_time,
+		.max_per_destination = t.cfg->client.max_per_destination,
+	};
+	t.client = smtp_client_new(t.base, t.dns, &cs);
 	t.dm = deliver_maildir_new(t.cfg->hostname);
-	t.dispatch = dispatch_new(t.base, &t.rt, t.queue, t.dm, t.pool);
+	t.dispatch = dispatch_new(t.base, &t.rt, t.queue, t.dm, t.pool,
+	    t.client);
 	dispatch_load_queue(t.dispatch);
 
 	t.ev_term = evsignal_new(t.base, SIGTERM, on_terminate, &t);
@@ -450,6 +467,8 @@ main(int argc, char **argv)
 	}
 	event_free(t.ev_kv);
 	listen_free(t.listen);
+	smtp_client_free(t.client);
+	dns_free(t.dns);
 	dispatch_free(t.dispatch);
 	queue_close(t.queue);
 	deliver_maildir_free(t.dm);

@@ -1,0 +1,339 @@
+/* SPDX-License-Identifier: ISC */
+/*
+ * dns.c - layer 2: libunbound on libevent. Why libunbound: a full,
+ * well-kept resolver with an asynchronous API, DNSSEC for DANE later, and
+ * a forwarder setting that lets tests point it at a DNS server on
+ * loopback. Its background work runs in a thread (ub_ctx_async); results
+ * are collected when its fd becomes readable (ub_process), on the loop.
+ *
+ * An address lookup asks AAAA and A in parallel and answers once both
+ * are back. An MX lookup with no MX records falls back to the domain
+ * itself (RFC 5321 5.1: the implicit MX), checked by the address lookup
+ * that follows; NXDOMAIN is permanent, SERVFAIL and timeouts temporary.
+ */
+#include "dns.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include <event2/event.h>
+#include <unbound.h>
+
+#include "log.h"
+#include "mx.h"
+#include "util.h"
+
+#define RR_A 1
+#define RR_MX 15
+#define RR_AAAA 28
+#define RCODE_SERVFAIL 2
+#define RCODE_NXDOMAIN 3
+
+struct dns {
+	struct event_base *base;
+	struct ub_ctx *ctx;
+	struct event *ev;
+};
+
+struct dns_query {
+	struct dns *d;
+	bool is_mx;
+	bool cancelled;
+	int pending;             /* outstanding libunbound queries */
+	int ids[2];
+	char *name;
+	dns_mx_cb mx_cb;
+	dns_addr_cb addr_cb;
+	void *arg;
+	/* address results */
+	struct sockaddr_storage addrs[32];
+	size_t naddrs;
+	enum dns_status st[2];
+};
+
+static void
+dns_on_read(evutil_socket_t fd, short what, void *arg)
+{
+	struct dns *d = arg;
+
+	if (ub_process(d->ctx) != 0)
+		log_warnx("dns: ub_process failed");
+}
+
+struct dns *
+dns_new(struct event_base *base, const char *resolver, char *err,
+    size_t errsz)
+{
+	struct dns *d = xcalloc(1, sizeof(*d));
+	int rc;
+
+	d->base = base;
+	d->ctx = ub_ctx_create();
+	if (d->ctx == NULL) {
+		(void)snprintf(err, errsz, "dns: cannot create the resolver");
+		free(d);
+		return NULL;
+	}
+	(void)ub_ctx_async(d->ctx, 1);
+	if (resolver == NULL)
+		rc = ub_ctx_resolvconf(d->ctx, NULL);
+	else {
+		/* "addr:port" / "[v6]:port" -> unbound's "addr@port" */
+		char fwd[128];
+		const char *colon = strrchr(resolver, ':');
+		if (resolver[0] == '[') {
+			const char *close = strchr(resolver, ']');
+			if (close && close[1] == ':')
+				(void)snprintf(fwd, sizeof(fwd), "%.*s@%s",
+				    (int)(close - resolver - 1), resolver + 1,
+				    close + 2);
+			else
+				(void)snprintf(fwd, sizeof(fwd), "%.*s",
+				    close ? (int)(close - resolver - 1) : 0,
+				    resolver + 1);
+		} else if (colon && strchr(resolver, ':') == colon)
+			(void)snprintf(fwd, sizeof(fwd), "%.*s@%s",
+			    (int)(colon - resolver), resolver, colon + 1);
+		else
+			(void)snprintf(fwd, sizeof(fwd), "%s", resolver);
+		rc = ub_ctx_set_fwd(d->ctx, fwd);
+	}
+	if (rc != 0) {
+		(void)snprintf(err, errsz, "dns: resolver %s: %s",
+		    resolver ? resolver : "/etc/resolv.conf", ub_strerror(rc));
+		dns_free(d);
+		return NULL;
+	}
+	d->ev = event_new(base, ub_fd(d->ctx), EV_READ | EV_PERSIST,
+	    dns_on_read, d);
+	event_add(d->ev, NULL);
+	return d;
+}
+
+void
+dns_free(struct dns *d)
+{
+	if (d == NULL)
+		return;
+	if (d->ev)
+		event_free(d->ev);
+	ub_ctx_delete(d->ctx);
+	free(d);
+}
+
+static void
+query_free(struct dns_query *q)
+{
+	free(q->name);
+	free(q);
+}
+
+static enum dns_status
+status_of(const struct ub_result *r, int err)
+{
+	if (err != 0 || r == NULL || r->rcode == RCODE_SERVFAIL)
+		return DNS_TEMP;
+	if (r->nxdomain || r->rcode == RCODE_NXDOMAIN)
+		return DNS_NXDOMAIN;
+	if (r->rcode != 0)
+		return DNS_TEMP;
+	return r->havedata ? DNS_OK : DNS_NODATA;
+}
+
+static void
+mx_done(void *arg, int err, struct ub_result *r)
+{
+	struct dns_query *q = arg;
+	enum dns_status st = status_of(r, err);
+	struct mx_entry *e = NULL;
+	char **hosts = NULL;
+	size_t n = 0;
+
+	q->pending--;
+	if (q->cancelled) {
+		ub_resolve_free(r);
+		query_free(q);
+		return;
+	}
+	if (st == DNS_OK) {
+		size_t count = 0;
+		while (r->data[count])
+			count++;
+		e = xcalloc(count ? count : 1, sizeof(*e));
+		for (size_t i = 0; i < count; i++) {
+			if (mx_parse_rdata((unsigned char *)r->data[i],
+			    (size_t)r->len[i], &e[n]) != 0)
+				continue;
+			if (getrandom(&e[n].shuffle, sizeof(e[n].shuffle), 0) !=
+			    sizeof(e[n].shuffle))
+				e[n].shuffle = (uint32_t)rand();
+			n++;
+		}
+		if (mx_is_null(e, n))
+			st = DNS_NULL_MX;
+		else if (n == 0)
+			st = DNS_TEMP; /* records we could not read */
+		else {
+			mx_sort(e, n);
+			hosts = xcalloc(n, sizeof(char *));
+			for (size_t i = 0; i < n; i++)
+				hosts[i] = e[i].host;
+		}
+	}
+	if (st == DNS_NODATA) {
+		/* no MX: the domain itself is the implicit MX */
+		hosts = xcalloc(1, sizeof(char *));
+		hosts[0] = q->name;
+		n = 1;
+		st = DNS_OK;
+	}
+	ub_resolve_free(r);
+	q->mx_cb(q->arg, st, hosts, st == DNS_OK ? n : 0);
+	free(hosts);
+	free(e);
+	query_free(q);
+}
+
+/* A query that could not start: answer DNS_TEMP from the loop. */
+static void
+answer_temp(evutil_socket_t fd, short what, void *arg)
+{
+	struct dns_query *q = arg;
+
+	if (!q->cancelled) {
+		if (q->is_mx)
+			q->mx_cb(q->arg, DNS_TEMP, NULL, 0);
+		else
+			q->addr_cb(q->arg, DNS_TEMP, NULL, 0);
+	}
+	query_free(q);
+}
+
+static void
+answer_later(struct dns_query *q)
+{
+	struct timeval now = { 0, 0 };
+
+	if (event_base_once(q->d->base, -1, EV_TIMEOUT, answer_temp, q,
+	    &now) != 0)
+		TERN_ASSERT(!"event_base_once failed");
+}
+
+struct dns_query *
+dns_mx(struct dns *d, const char *domain, dns_mx_cb cb, void *arg)
+{
+	struct dns_query *q = xcalloc(1, sizeof(*q));
+
+	q->d = d;
+	q->is_mx = true;
+	q->name = xstrdup(domain);
+	q->mx_cb = cb;
+	q->arg = arg;
+	q->pending = 1;
+	if (ub_resolve_async(d->ctx, q->name, RR_MX, 1, q, mx_done,
+	    &q->ids[0]) != 0) {
+		/* answer asynchronously anyway: never before we return */
+		q->pending = 0;
+		log_warnx("dns: cannot start MX query for %s", domain);
+		answer_later(q);
+	}
+	return q;
+}
+
+static void
+addr_done_one(struct dns_query *q, int idx, int err, struct ub_result *r)
+{
+	q->st[idx] = status_of(r, err);
+	if (q->st[idx] == DNS_OK) {
+		for (int i = 0; r->data[i] && q->naddrs < 32; i++) {
+			struct sockaddr_storage *ss = &q->addrs[q->naddrs];
+			memset(ss, 0, sizeof(*ss));
+			if (r->qtype == RR_AAAA && r->len[i] == 16) {
+				struct sockaddr_in6 *s6 = (void *)ss;
+				s6->sin6_family = AF_INET6;
+				memcpy(&s6->sin6_addr, r->data[i], 16);
+				q->naddrs++;
+			} else if (r->qtype == RR_A && r->len[i] == 4) {
+				struct sockaddr_in *s4 = (void *)ss;
+				s4->sin_family = AF_INET;
+				memcpy(&s4->sin_addr, r->data[i], 4);
+				q->naddrs++;
+			}
+		}
+	}
+	ub_resolve_free(r);
+	if (--q->pending > 0)
+		return;
+	if (q->cancelled) {
+		query_free(q);
+		return;
+	}
+	enum dns_status st;
+	if (q->naddrs > 0)
+		st = DNS_OK;
+	else if (q->st[0] == DNS_TEMP || q->st[1] == DNS_TEMP)
+		st = DNS_TEMP;
+	else if (q->st[0] == DNS_NXDOMAIN || q->st[1] == DNS_NXDOMAIN)
+		st = DNS_NXDOMAIN;
+	else
+		st = DNS_NODATA;
+	q->addr_cb(q->arg, st, q->addrs, q->naddrs);
+	query_free(q);
+}
+
+static void
+aaaa_done(void *arg, int err, struct ub_result *r)
+{
+	addr_done_one(arg, 0, err, r);
+}
+
+static void
+a_done(void *arg, int err, struct ub_result *r)
+{
+	addr_done_one(arg, 1, err, r);
+}
+
+struct dns_query *
+dns_addrs(struct dns *d, const char *host, dns_addr_cb cb, void *arg)
+{
+	struct dns_query *q = xcalloc(1, sizeof(*q));
+
+	q->d = d;
+	q->name = xstrdup(host);
+	q->addr_cb = cb;
+	q->arg = arg;
+	q->pending = 2;
+	if (ub_resolve_async(d->ctx, q->name, RR_AAAA, 1, q, aaaa_done,
+	    &q->ids[0]) != 0) {
+		q->ids[0] = -1;
+		q->pending--;
+		q->st[0] = DNS_TEMP;
+	}
+	if (ub_resolve_async(d->ctx, q->name, RR_A, 1, q, a_done,
+	    &q->ids[1]) != 0) {
+		q->ids[1] = -1;
+		q->pending--;
+		q->st[1] = DNS_TEMP;
+	}
+	if (q->pending == 0) {
+		log_warnx("dns: cannot start address queries for %s", host);
+		answer_later(q);
+	}
+	return q;
+}
+
+void
+dns_cancel(struct dns_query *q)
+{
+	/*
+	 * The libunbound callbacks may already be queued; mark the query
+	 * so they free it without calling back.
+	 */
+	q->cancelled = true;
+}

@@ -1,0 +1,49 @@
+/* SPDX-License-Identifier: ISC */
+/*
+ * dns.h - layer 2: asynchronous DNS on the event loop (libunbound).
+ * MX lookups for delivery (sorted, null MX recognised, implicit MX when a
+ * domain has none) and A/AAAA lookups of hosts. Callbacks run on the loop
+ * thread, never before the call that started them returns; a cancelled
+ * query's callback never runs.
+ */
+#ifndef TERN_DNS_H
+#define TERN_DNS_H
+
+#include <stddef.h>
+#include <sys/socket.h>
+
+struct event_base;
+struct dns;
+struct dns_query;
+
+enum dns_status {
+	DNS_OK,
+	DNS_NXDOMAIN,    /* the name does not exist: permanent */
+	DNS_NODATA,      /* exists, no such records */
+	DNS_NULL_MX,     /* RFC 7505: accepts no mail */
+	DNS_TEMP,        /* server failure, timeout: try later */
+};
+
+/*
+ * resolver: NULL for /etc/resolv.conf, else "ADDRESS" or "ADDRESS:PORT"
+ * ("127.0.0.1:5353", "[::1]:53"). NULL with err on failure.
+ */
+struct dns *dns_new(struct event_base *base, const char *resolver,
+    char *err, size_t errsz);
+void dns_free(struct dns *d);
+
+/* hosts: ordered MX host names (or the domain itself: implicit MX). */
+typedef void (*dns_mx_cb)(void *arg, enum dns_status st,
+    char *const *hosts, size_t nhosts);
+struct dns_query *dns_mx(struct dns *d, const char *domain, dns_mx_cb cb,
+    void *arg);
+
+/* addrs: AAAA then A, port 0. */
+typedef void (*dns_addr_cb)(void *arg, enum dns_status st,
+    const struct sockaddr_storage *addrs, size_t naddrs);
+struct dns_query *dns_addrs(struct dns *d, const char *host, dns_addr_cb cb,
+    void *arg);
+
+void dns_cancel(struct dns_query *q);
+
+#endif

@@ -1,0 +1,93 @@
+/* SPDX-License-Identifier: ISC */
+/*
+ * mx.c - layer 1 (pure). RFC 1035 3.3.9 (MX rdata), 3.1 (names as length-
+ * prefixed labels ending with a zero octet; libunbound hands rdata with
+ * names uncompressed, so a compression pointer is an error here). RFC 5321
+ * 5.1: try MX hosts in preference order, equal ones in random order.
+ * RFC 7505: a single MX of preference 0 and host "." means the domain
+ * accepts no mail.
+ */
+#include "mx.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+
+int
+mx_wire_name(const unsigned char *p, size_t len, char *out, size_t outsz,
+    size_t *used)
+{
+	size_t i = 0, n = 0;
+
+	if (outsz == 0)
+		return -1;
+	for (;;) {
+		if (i >= len)
+			return -1;
+		unsigned lab = p[i++];
+		if (lab == 0)
+			break;
+		if (lab > 63 || i + lab > len)
+			return -1;  /* compression pointers are not expected */
+		if (n > 0) {
+			if (n + 1 >= outsz)
+				return -1;
+			out[n++] = '.';
+		}
+		if (n + lab >= outsz)
+			return -1;
+		for (unsigned k = 0; k < lab; k++) {
+			unsigned char c = p[i + k];
+			/* host names: letters, digits, hyphen (and _ seen) */
+			if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+			    (c >= '0' && c <= '9') || c == '-' || c == '_'))
+				return -1;
+			out[n++] = (char)c;
+		}
+		i += lab;
+	}
+	out[n] = '\0';
+	if (used)
+		*used = i;
+	return 0;
+}
+
+int
+mx_parse_rdata(const unsigned char *rdata, size_t len, struct mx_entry *e)
+{
+	size_t used;
+
+	if (len < 3)
+		return -1;
+	e->pref = (unsigned)rdata[0] << 8 | rdata[1];
+	if (mx_wire_name(rdata + 2, len - 2, e->host, sizeof(e->host),
+	    &used) != 0 || used != len - 2)
+		return -1;
+	e->shuffle = 0;
+	return 0;
+}
+
+static int
+cmp(const void *a, const void *b)
+{
+	const struct mx_entry *x = a, *y = b;
+
+	if (x->pref != y->pref)
+		return x->pref < y->pref ? -1 : 1;
+	if (x->shuffle != y->shuffle)
+		return x->shuffle < y->shuffle ? -1 : 1;
+	return strcmp(x->host, y->host);
+}
+
+void
+mx_sort(struct mx_entry *e, size_t n)
+{
+	qsort(e, n, sizeof(*e), cmp);
+}
+
+bool
+mx_is_null(const struct mx_entry *e, size_t n)
+{
+	return n == 1 && e[0].pref == 0 && e[0].host[0] == '\0';
+}

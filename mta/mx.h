@@ -1,0 +1,39 @@
+/* SPDX-License-Identifier: ISC */
+/*
+ * mx.h - layer 1 (pure): MX records as DNS gives them (RFC 1035 wire
+ * rdata) into host names ordered for delivery (RFC 5321 5.1): lowest
+ * preference first, equal preferences in random order (the caller passes
+ * the randomness), and the null MX of RFC 7505 recognised.
+ */
+#ifndef TERN_MX_H
+#define TERN_MX_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define MX_NAME_MAX 255
+
+struct mx_entry {
+	unsigned pref;
+	char host[MX_NAME_MAX + 1];    /* without the trailing dot; "" = root */
+	uint32_t shuffle;              /* random tie-breaker */
+};
+
+/*
+ * Parses one MX rdata (2-octet preference, uncompressed wire name).
+ * 0, or -1 if malformed.
+ */
+int mx_parse_rdata(const unsigned char *rdata, size_t len, struct mx_entry *e);
+
+/* Sorts by preference; equal preferences by their shuffle values. */
+void mx_sort(struct mx_entry *e, size_t n);
+
+/* RFC 7505: exactly one record, preference 0, host "." (root). */
+bool mx_is_null(const struct mx_entry *e, size_t n);
+
+/* Wire-format name (uncompressed) to text without the final dot. */
+int mx_wire_name(const unsigned char *p, size_t len, char *out, size_t outsz,
+    size_t *used);
+
+#endif

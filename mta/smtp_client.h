@@ -1,0 +1,71 @@
+/* SPDX-License-Identifier: ISC */
+/*
+ * smtp_client.h - layer 3: the SMTP client (RFC 5321, the sending side):
+ * per-destination queues of deliveries, connection pools with idle reuse
+ * and a concurrency limit, MX and address resolution through dns.c.
+ * Owns no files: dispatch hands it a message and gets per-recipient
+ * results back. Loop thread only.
+ */
+#ifndef TERN_SMTP_CLIENT_H
+#define TERN_SMTP_CLIENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "buf.h"
+
+struct event_base;
+struct dns;
+struct smtp_client;
+
+struct smtp_client_settings {
+	const char *helo;                 /* our host name */
+	unsigned port;                    /* for MX delivery (25) */
+	unsigned connect_timeout;         /* seconds */
+	unsigned command_timeout;         /* RFC 5321 4.5.3.2: 5 min */
+	unsigned data_timeout;            /* DATA termination: 10 min */
+	unsigned idle_time;               /* keep an idle connection */
+	unsigned max_per_destination;
+};
+
+enum smtp_dest_kind { SMTP_DEST_MX, SMTP_DEST_RELAY };
+
+/*
+ * One message for one destination, owned by the caller. The client fills
+ * codes/texts per recipient (codes[i] 2xx: delivered; 4xx: try later;
+ * 5xx: failed) and remote (the host that answered, or "").
+ */
+struct smtp_delivery {
+	enum smtp_dest_kind kind;
+	char dest[300];                   /* MX: domain; RELAY: host[:port] */
+	const char *id;                   /* queue id, for logs */
+	const char *sender;               /* "<...>" */
+	const char *const *rcpts;         /* "<...>" */
+	size_t nrcpts;
+	const struct buf *body;           /* LF line ends */
+	bool eightbit;                    /* the body has 8-bit octets */
+	int *codes;                       /* nrcpts, allocated by the client */
+	char **texts;                     /* nrcpts, owned by the delivery */
+	char remote[300];
+};
+
+typedef void (*smtp_client_cb)(void *arg, struct smtp_delivery *d);
+
+struct smtp_client *smtp_client_new(struct event_base *base, struct dns *dns,
+    const struct smtp_client_settings *s);
+/*
+ * Queues a delivery; cb runs exactly once, on the loop, never before this
+ * returns (unless the client is freed first: then never).
+ */
+void smtp_client_send(struct smtp_client *c, struct smtp_delivery *d,
+    smtp_client_cb cb, void *arg);
+/* Frees codes/texts. */
+void smtp_delivery_clear(struct smtp_delivery *d);
+/* Closes idle connections (shutdown); active ones finish. */
+void smtp_client_close_idle(struct smtp_client *c);
+/* Connections opened so far (for logs and tests). */
+unsigned long smtp_client_connections(const struct smtp_client *c);
+/* Drops everything without calling back. NULL is a no-op. */
+void smtp_client_free(struct smtp_client *c);
+
+#endif
