@@ -103,6 +103,14 @@ dns_new(struct event_base *base, const char *resolver, char *err,
 		else
 			(void)snprintf(fwd, sizeof(fwd), "%s", resolver);
 		rc = ub_ctx_set_fwd(d->ctx, fwd);
+		/*
+		 * libunbound answers RFC 6761 special-use names ("test.")
+		 * itself with NXDOMAIN; a resolver the administrator named
+		 * (a lab DNS, a test network) should get to answer them.
+		 */
+		if (rc == 0)
+			rc = ub_ctx_set_option(d->ctx, "local-zone:",
+			    "test. transparent");
 	}
 	if (rc != 0) {
 		(void)snprintf(err, errsz, "dns: resolver %s: %s",

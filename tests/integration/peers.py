@@ -1,0 +1,138 @@
+# SPDX-License-Identifier: ISC
+"""Remote peers for outbound tests: an unbound DNS server on loopback with
+the test zone, and aiosmtpd SMTP servers that record what they receive."""
+import os
+import signal
+import socket
+import struct
+import subprocess
+import time
+
+from aiosmtpd.controller import Controller
+
+
+def free_udp_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _dns_answers(port):
+    """Sends one A query for 'probe.test.'; True on any answer."""
+    q = struct.pack(">HHHHHH", 0x1234, 0x0100, 1, 0, 0, 0)
+    q += b"".join(bytes([len(p)]) + p for p in [b"probe", b"test"]) + b"\x00"
+    q += struct.pack(">HH", 1, 1)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(0.2)
+        try:
+            s.sendto(q, ("127.0.0.1", port))
+            return len(s.recv(512)) > 12
+        except OSError:
+            return False
+
+
+class Unbound:
+    """unbound serving 'test.' from local-data on a loopback port."""
+
+    def __init__(self, tmp_path, records):
+        self.port = free_udp_port()
+        self.dir = tmp_path / "unbound"
+        self.dir.mkdir()
+        lines = [
+            "server:",
+            "  interface: 127.0.0.1@%d" % self.port,
+            "  port: %d" % self.port,
+            "  do-daemonize: no",
+            "  use-syslog: no",
+            '  username: ""',
+            '  chroot: ""',
+            '  directory: "%s"' % self.dir,
+            '  pidfile: "%s/unbound.pid"' % self.dir,
+            '  logfile: "%s/unbound.log"' % self.dir,
+            "  access-control: 127.0.0.0/8 allow",
+            "  do-ip6: no",
+            '  module-config: "iterator"',
+            '  local-zone: "test." static',
+            '  local-data: "probe.test. A 127.0.0.1"',
+        ] + ['  local-data: "%s"' % r for r in records]
+        conf = self.dir / "unbound.conf"
+        conf.write_text("\n".join(lines) + "\n")
+        self.proc = subprocess.Popen(["unbound", "-d", "-c", str(conf)],
+                                     stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while not _dns_answers(self.port):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("unbound did not start: " +
+                                   (self.dir / "unbound.log").read_text(errors="replace")
+                                   if (self.dir / "unbound.log").exists() else "")
+            time.sleep(0.05)
+
+    @property
+    def address(self):
+        return "127.0.0.1:%d" % self.port
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+class Recorder:
+    """aiosmtpd handler: records messages; optional refusals."""
+
+    def __init__(self, reject_rcpt=(), eightbit=True, data_reply=None):
+        self.messages = []
+        self.ehlos = 0
+        self.reject_rcpt = reject_rcpt
+        self.eightbit = eightbit
+        self.data_reply = data_reply
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        self.ehlos += 1
+        session.host_name = hostname
+        if not self.eightbit:
+            responses = [r for r in responses if "8BITMIME" not in r]
+            # the last line must be a final "250 " line
+            responses[-1] = "250 " + responses[-1][4:]
+        return responses
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        for bad in self.reject_rcpt:
+            if address.startswith(bad):
+                return "550 5.1.1 <%s>: no such user here" % address
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        if self.data_reply:
+            return self.data_reply
+        self.messages.append((envelope.mail_from, list(envelope.rcpt_tos),
+                              envelope.original_content or envelope.content))
+        return "250 2.0.0 OK: recorded"
+
+
+class Peer:
+    def __init__(self, host, port, size=None, **kw):
+        self.handler = Recorder(**kw)
+        extra = {"data_size_limit": size} if size else {}
+        self.controller = Controller(self.handler, hostname=host, port=port,
+                                     decode_data=False, **extra)
+        self.controller.start()
+
+    @property
+    def messages(self):
+        return self.handler.messages
+
+    def wait(self, n, timeout=15):
+        deadline = time.monotonic() + timeout
+        while len(self.handler.messages) < n and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return self.handler.messages
+
+    def stop(self):
+        self.controller.stop()
