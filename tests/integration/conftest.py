@@ -47,6 +47,10 @@ class Ternd:
             f'  {{ addr = "127.0.0.1:{self.sub_port}", role = "submission" }},\n'
             "}\n"
             'domains = { "localhost", "mx.test", "example.test" }\n'
+            # Never the system resolver: tests talk to loopback only. A
+            # test that needs DNS sets its own (a server it started).
+            + ('resolver = "127.0.0.1:1"\n' if "resolver" not in self.settings
+               else "")
             + self.settings + "\n")
 
     def start(self, expect_fail=False):
