@@ -546,7 +546,8 @@ on_bounce_committed(void *arg, const char *id, const struct tern_err *err)
 		 * Not recorded as failed: the recipients stay pending and
 		 * the next attempt bounces them again.
 		 */
-		log_warnx("%s: cannot queue the bounce: %s", j->id, err->text);
+		log_warnx("%s: cannot queue the report: %s", j->id, err->text);
+		j->env->warned = false;
 		for (size_t i = 0; i < j->env->nrcpts; i++)
 			if (j->plans[i].newly_failed) {
 				j->env->rcpts[i].status = RCPT_PENDING;
@@ -555,13 +556,17 @@ on_bounce_committed(void *arg, const char *id, const struct tern_err *err)
 		if (j->env->next_try <= j->now)
 			j->env->next_try = now_sec() + 60;
 	} else
-		log_info("%s: bounce queued as %s", j->id, id);
+		log_info("%s: report to the sender queued as %s", j->id, id);
 	phase_record(j);
 }
 
-/* Builds the report for the newly failed recipients; true if queued. */
+/*
+ * Builds a report for the sender: BOUNCE_FAILED for the recipients that
+ * failed in this attempt, BOUNCE_DELAYED for those still pending. The
+ * report is committed before the original's state is recorded.
+ */
 static bool
-send_bounce(struct job *j)
+send_report(struct job *j, enum bounce_action action)
 {
 	struct dispatch *d = j->d;
 	const struct config *cfg = j->rt->cfg;
@@ -578,15 +583,20 @@ send_bounce(struct job *j)
 	char **addrs = xcalloc(j->env->nrcpts, sizeof(char *));
 	char **status = xcalloc(j->env->nrcpts, sizeof(char *));
 	for (size_t i = 0; i < j->env->nrcpts; i++) {
-		if (!j->plans[i].newly_failed)
+		if (action == BOUNCE_FAILED ? !j->plans[i].newly_failed :
+		    (j->env->rcpts[i].status != RCPT_PENDING ||
+		    j->plans[i].kind == PLAN_NONE))
 			continue;
 		const char *path = j->env->rcpts[i].path;
 		const char *e = j->env->rcpts[i].error ?
-		    j->env->rcpts[i].error : "550 5.0.0 failed";
+		    j->env->rcpts[i].error : action == BOUNCE_FAILED ?
+		    "550 5.0.0 failed" : "451 4.0.0 not delivered yet";
 		addrs[n] = xstrndup(path + 1, strlen(path) - 2);
 		/* "550 5.1.1 text" -> "5.1.1" */
-		if (sscanf(e, "%*d %11s", enh) != 1 || enh[0] != '5')
-			(void)str_copy(enh, sizeof(enh), "5.0.0");
+		char want = action == BOUNCE_FAILED ? '5' : '4';
+		if (sscanf(e, "%*d %11s", enh) != 1 || enh[0] != want)
+			(void)str_copy(enh, sizeof(enh), action ==
+			    BOUNCE_FAILED ? "5.0.0" : "4.0.0");
 		status[n] = xstrdup(enh);
 		br[n].addr = addrs[n];
 		br[n].status = status[n];
@@ -613,10 +623,10 @@ send_bounce(struct job *j)
 	message_format_date(arrival, sizeof(arrival), &tm, tm.tm_gmtoff);
 	(void)snprintf(boundary, sizeof(boundary), "%s/%s", env->id,
 	    cfg->hostname);
-	(void)snprintf(msgid, sizeof(msgid), "<%s.bounce@%s>", env->id,
-	    cfg->hostname);
+	(void)snprintf(msgid, sizeof(msgid), "<%s.%s@%s>", env->id,
+	    action == BOUNCE_FAILED ? "bounce" : "delay", cfg->hostname);
 	char *sender = xstrndup(j->env->sender + 1, strlen(j->env->sender) - 2);
-	bi.action = BOUNCE_FAILED;
+	bi.action = action;
 	bi.reporting_mta = cfg->hostname;
 	bi.queue_id = j->id;
 	bi.sender = sender;
@@ -710,13 +720,24 @@ phase_decide(struct job *j)
 			hooks_bounced(hooks, &m);
 		}
 	}
+	bool null_sender = strcmp(j->env->sender, "<>") == 0;
 	if (any_failed) {
-		if (strcmp(j->env->sender, "<>") == 0) {
+		if (null_sender) {
 			/* Never bounce a bounce. */
 			log_info("%s: failed recipients of a <> message: "
 			    "no bounce sent", j->id);
-		} else if (send_bounce(j))
+		} else if (send_report(j, BOUNCE_FAILED))
 			return; /* on_bounce_committed records */
+	}
+	unsigned warn_after = j->rt->cfg->delay_warning;
+	if (j->temp && !j->env->warned && warn_after > 0 && !null_sender &&
+	    j->now - j->env->created >= (int64_t)warn_after) {
+		j->env->warned = true;
+		j->changed = true;
+		log_info("%s: delayed for %llds: warning the sender", j->id,
+		    (long long)(j->now - j->env->created));
+		if (send_report(j, BOUNCE_DELAYED))
+			return;
 	}
 	phase_record(j);
 }

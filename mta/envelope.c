@@ -111,6 +111,8 @@ envelope_state_serialize(const struct envelope *env, struct buf *out)
 	buf_printf(out, "tern-state: %d\n", ENVELOPE_VERSION);
 	buf_printf(out, "attempts: %u\n", env->attempts);
 	buf_printf(out, "next: %lld\n", (long long)env->next_try);
+	if (env->warned)
+		buf_append_str(out, "warned: 1\n");
 	for (size_t i = env->nfixed; env->nfixed && i < env->nrcpts; i++)
 		buf_printf(out, "rcpt-add: %s\n", env->rcpts[i].path);
 	for (size_t i = 0; i < env->nrcpts; i++) {
@@ -327,6 +329,8 @@ envelope_state_parse(const char *text, size_t len, struct envelope *env,
 			env->attempts = v > 1000000 ? 1000000 : (unsigned)v;
 		} else if (key_is(&l, "next"))
 			rc = get_i64(&l, &env->next_try);
+		else if (key_is(&l, "warned"))
+			env->warned = true;
 		else if (key_is(&l, "rcpt-done")) {
 			rc = parse_index(&l, env, &idx, NULL, NULL);
 			if (rc == 0)

@@ -48,6 +48,7 @@ struct envelope {
 	/* state */
 	unsigned attempts;
 	int64_t next_try;        /* unix time; 0 = now */
+	bool warned;             /* a delay warning was sent */
 	char *last_error;
 };
 

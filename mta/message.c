@@ -261,11 +261,25 @@ downgrade_multipart(const char *m, size_t len, size_t hlen,
 		const char *nl = memchr(m + i, '\n', len - i);
 		size_t end = nl ? (size_t)(nl - m) : len;
 		size_t next = nl ? end + 1 : len;
+		/*
+		 * RFC 2046 5.1.1: a delimiter line is "--" boundary, "--" more
+		 * for the last one, then only white space; a line that merely
+		 * starts with the boundary is body text.
+		 */
 		bool delim = end - i >= blen + 2 && m[i] == '-' &&
 		    m[i + 1] == '-' && memcmp(m + i + 2, boundary, blen) == 0;
+		bool last = false;
+		if (delim) {
+			size_t k = i + 2 + blen;
+			if (end - k >= 2 && m[k] == '-' && m[k + 1] == '-') {
+				last = true;
+				k += 2;
+			}
+			for (; k < end; k++)
+				if (m[k] != ' ' && m[k] != '\t')
+					delim = false;
+		}
 		if (delim && !closed) {
-			bool last = end - i >= blen + 4 &&
-			    m[i + blen + 2] == '-' && m[i + blen + 3] == '-';
 			if (in_part) {
 				/* the part ends before the line break */
 				size_t pend = i > part_start ? i - 1 : i;

@@ -132,7 +132,7 @@ smtp_reply_reader_feed(struct smtp_reply_reader *r, const char *line,
 			    (char)(t[k] - 32) : t[k];
 		r->lines[r->nkeys][k] = '\0';
 		/* keep the parameter after the keyword, if it fits */
-		if (k < tl && t[k] == ' ') {
+		if (k < tl && t[k] == ' ' && k + 1 < sizeof(r->lines[0])) {
 			size_t p = k;
 			r->lines[r->nkeys][k++] = '\0';
 			for (size_t i = p + 1; i < tl && k <

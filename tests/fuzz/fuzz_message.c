@@ -5,8 +5,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "buf.h"
 #include "maildir.h"
 #include "message.h"
+#include "smtp_reply.h"
 #include "util.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -27,6 +29,25 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		TERN_ASSERT(++n <= size);
 	}
 	(void)message_find_field(msg, size, "Subject", &f);
+	/* the 8-bit downgrade: 7-bit clean when it succeeds */
+	struct buf out;
+	buf_init(&out);
+	if (message_downgrade(msg, size, &out) == 0)
+		TERN_ASSERT(!message_has_8bit(out.data ? out.data : "",
+		    out.len));
+	buf_clear(&out);
+	/* the client's reply reader, line by line */
+	struct smtp_reply_reader rr;
+	smtp_reply_reader_init(&rr);
+	for (size_t i = 0; i < size;) {
+		const char *nl = memchr(msg + i, '\n', size - i);
+		size_t end = nl ? (size_t)(nl - msg) : size;
+		if (smtp_reply_reader_feed(&rr, msg + i, end - i) !=
+		    SMTP_REPLY_MORE)
+			smtp_reply_reader_init(&rr);
+		TERN_ASSERT(rr.len < sizeof(rr.text));
+		i = end + 1;
+	}
 	name = xstrndup(msg, size < 300 ? size : 300);
 	if (maildir_parse_name(name, &info) == 0)
 		TERN_ASSERT(info.unique_len <= strlen(name));

@@ -307,3 +307,17 @@ def test_route_relay_to_a_second_ternd(make_ternd, tmp_path):
     # two Received fields: one per hop
     assert got[0].count(b"Received: from") == 2
     assert a.wait_queue_empty()
+
+
+def test_delay_warning_once(world):
+    w = world(settings="delay_warning = 2", retry="delay = 1")
+    send(w.t, ["slow@down.test"], b"Subject: slow one\r\n\r\nx\r\n")
+    raw, blocks = bounce_of(w.t)
+    assert blocks[0]["Action"] == "delayed"
+    assert blocks[0]["Status"].startswith("4.")
+    assert b"Subject: Delayed Mail" in raw
+    time.sleep(3)                               # more failed attempts
+    assert len(w.t.messages("sender")) == 1     # warned once
+    p = w.peer("127.0.0.5")
+    assert len(p.wait(1)) == 1                  # and delivered in the end
+    assert w.t.wait_queue_empty()

@@ -57,6 +57,7 @@ test_round_trip(void **state)
 	a.attempts = 3;
 	a.next_try = 1795739000;
 	a.last_error = strdup("451 4.3.0 disk");
+	a.warned = true;
 	buf_reset(&t);
 	envelope_state_serialize(&a, &t);
 	assert_int_equal(envelope_state_parse(t.data, t.len, &b, err,
@@ -65,6 +66,7 @@ test_round_trip(void **state)
 	assert_int_equal(b.rcpts[1].status, RCPT_PENDING);
 	assert_int_equal(b.attempts, 3);
 	assert_int_equal(b.next_try, 1795739000);
+	assert_true(b.warned);
 	assert_int_equal(envelope_pending(&b), 1);
 	envelope_clear(&a);
 	envelope_clear(&b);

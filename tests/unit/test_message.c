@@ -93,6 +93,76 @@ test_received(void **state)
 	buf_clear(&b);
 }
 
+static void
+test_wire(void **state)
+{
+	struct buf b;
+	(void)state;
+	buf_init(&b);
+	message_to_wire("a\n.b\n..\nc", 9, &b);
+	assert_string_equal(b.data, "a\r\n..b\r\n...\r\nc\r\n.\r\n");
+	buf_clear(&b);
+	assert_true(message_has_8bit("a\xc3\xa9", 3));
+	assert_false(message_has_8bit("plain\n", 6));
+}
+
+struct dg_case {
+	const char *name;
+	const char *in;
+	int rc;
+	const char *want;        /* a substring of the output */
+};
+
+static const struct dg_case dg_cases[] = {
+	{ "7-bit untouched", "Subject: a\n\nplain\n", 0, "Subject: a\n\nplain\n" },
+	{ "8-bit leaf", "Subject: a\nContent-Transfer-Encoding: 8bit\n\n"
+	  "caf\xc3\xa9 \n", 0,
+	  "Subject: a\nMIME-Version: 1.0\nContent-Transfer-Encoding: "
+	  "quoted-printable\n\ncaf=C3=A9=20\n" },
+	{ "equals sign", "\n\xff=\n", 0, "=FF=3D\n" },
+	{ "8-bit header", "Subject: caf\xc3\xa9\n\nx\xff\n", -1, NULL },
+	{ "message part", "Content-Type: message/rfc822\n\nx\xff\n", -1, NULL },
+	{ "no boundary", "Content-Type: multipart/mixed\n\nx\xff\n", -1, NULL },
+	{ "unclosed multipart", "Content-Type: multipart/mixed; boundary=b\n\n"
+	  "--b\n\nx\xff\n", -1, NULL },
+	{ "multipart", "Content-Type: multipart/mixed; boundary=\"b\"\n\n"
+	  "--b\nContent-Type: text/plain\n\n\xe9\n--b\n\nascii\n--b--\n", 0,
+	  "--b\nContent-Type: text/plain\nContent-Transfer-Encoding: "
+	  "quoted-printable\n\n=E9\n--b\n\nascii\n--b--\n" },
+};
+
+static void
+test_downgrade(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < sizeof(dg_cases) / sizeof(dg_cases[0]); i++) {
+		const struct dg_case *c = &dg_cases[i];
+		struct buf b;
+		buf_init(&b);
+		int rc = message_downgrade(c->in, strlen(c->in), &b);
+		if (rc != c->rc)
+			fail_msg("case '%s': rc %d", c->name, rc);
+		if (rc == 0 && (b.data == NULL || strstr(b.data, c->want) == NULL))
+			fail_msg("case '%s': got '%s'", c->name, b.data);
+		if (rc == 0)
+			assert_false(message_has_8bit(b.data, b.len));
+		buf_clear(&b);
+	}
+	/* soft line breaks keep lines within 76 characters */
+	char longline[300];
+	memset(longline, '\xe9', 100);
+	longline[100] = '\n';
+	longline[101] = '\0';
+	char in[400];
+	snprintf(in, sizeof(in), "\n%s", longline);
+	struct buf b;
+	buf_init(&b);
+	assert_int_equal(message_downgrade(in, strlen(in), &b), 0);
+	for (char *l = b.data, *nl; (nl = strchr(l, '\n')) != NULL; l = nl + 1)
+		assert_true(nl - l <= 76);
+	buf_clear(&b);
+}
+
 int
 main(void)
 {
@@ -101,6 +171,8 @@ main(void)
 		cmocka_unit_test(test_fields),
 		cmocka_unit_test(test_date),
 		cmocka_unit_test(test_received),
+		cmocka_unit_test(test_wire),
+		cmocka_unit_test(test_downgrade),
 	};
 	return cmocka_run_group_tests_name("message", tests, NULL, NULL);
 }

@@ -75,6 +75,49 @@ test_tables(void **state)
 	assert_int_equal(r.code, 554);
 }
 
+static void
+test_reader(void **state)
+{
+	struct smtp_reply_reader r;
+	const char *param;
+	(void)state;
+
+	smtp_reply_reader_init(&r);
+	assert_int_equal(smtp_reply_reader_feed(&r, "250-mx.example greets", 21),
+	    SMTP_REPLY_MORE);
+	assert_int_equal(smtp_reply_reader_feed(&r, "250-pipelining", 14),
+	    SMTP_REPLY_MORE);
+	assert_int_equal(smtp_reply_reader_feed(&r, "250-SIZE 1000", 13),
+	    SMTP_REPLY_MORE);
+	assert_int_equal(smtp_reply_reader_feed(&r, "250 8BITMIME", 12),
+	    SMTP_REPLY_DONE);
+	assert_int_equal(r.code, 250);
+	assert_true(smtp_reply_has_keyword(&r, "PIPELINING", NULL));
+	assert_true(smtp_reply_has_keyword(&r, "SIZE", &param));
+	assert_string_equal(param, "1000");
+	assert_false(smtp_reply_has_keyword(&r, "STARTTLS", NULL));
+	/* codes must agree; a code is three digits */
+	smtp_reply_reader_init(&r);
+	smtp_reply_reader_feed(&r, "250-a", 5);
+	assert_int_equal(smtp_reply_reader_feed(&r, "251 b", 5), SMTP_REPLY_BAD);
+	smtp_reply_reader_init(&r);
+	assert_int_equal(smtp_reply_reader_feed(&r, "25", 2), SMTP_REPLY_BAD);
+	assert_int_equal(smtp_reply_reader_feed(&r, "2500 x", 6), SMTP_REPLY_BAD);
+	assert_int_equal(smtp_reply_reader_feed(&r, "hello", 5), SMTP_REPLY_BAD);
+	smtp_reply_reader_init(&r);
+	assert_int_equal(smtp_reply_reader_feed(&r, "354", 3), SMTP_REPLY_DONE);
+	/* a reply of too many lines ends */
+	smtp_reply_reader_init(&r);
+	enum smtp_reply_status st = SMTP_REPLY_MORE;
+	for (int i = 0; i < 200 && st == SMTP_REPLY_MORE; i++)
+		st = smtp_reply_reader_feed(&r, "250-x", 5);
+	assert_int_equal(st, SMTP_REPLY_BAD);
+	/* control bytes in the text are neutralised */
+	smtp_reply_reader_init(&r);
+	smtp_reply_reader_feed(&r, "550 a\x01" "b", 7);
+	assert_string_equal(r.text, "550 a b");
+}
+
 int
 main(void)
 {
@@ -82,6 +125,7 @@ main(void)
 		cmocka_unit_test(test_single),
 		cmocka_unit_test(test_multi),
 		cmocka_unit_test(test_tables),
+		cmocka_unit_test(test_reader),
 	};
 	return cmocka_run_group_tests_name("smtp_reply", tests, NULL, NULL);
 }

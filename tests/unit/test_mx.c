@@ -1,0 +1,65 @@
+/* SPDX-License-Identifier: ISC */
+/* Unit tests for mx.c: rdata, ordering, null MX. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <stdint.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "mx.h"
+
+static void
+test_rdata(void **state)
+{
+	static const unsigned char mx1[] = { 0, 10, 3, 'm', 'x', '1', 4, 't',
+		'e', 's', 't', 0 };
+	static const unsigned char null[] = { 0, 0, 0 };
+	static const unsigned char ptr[] = { 0, 10, 0xc0, 0x0c };
+	static const unsigned char cut[] = { 0, 10, 5, 'a', 'b' };
+	static const unsigned char junk[] = { 0, 10, 1, '/', 0 };
+	struct mx_entry e;
+	(void)state;
+
+	assert_int_equal(mx_parse_rdata(mx1, sizeof(mx1), &e), 0);
+	assert_int_equal(e.pref, 10);
+	assert_string_equal(e.host, "mx1.test");
+	assert_int_equal(mx_parse_rdata(null, sizeof(null), &e), 0);
+	assert_string_equal(e.host, "");
+	assert_true(mx_is_null(&e, 1));
+	assert_int_equal(mx_parse_rdata(ptr, sizeof(ptr), &e), -1);
+	assert_int_equal(mx_parse_rdata(cut, sizeof(cut), &e), -1);
+	assert_int_equal(mx_parse_rdata(junk, sizeof(junk), &e), -1);
+}
+
+static void
+test_order(void **state)
+{
+	struct mx_entry e[5] = {
+		{ 20, "b", 5 }, { 10, "x", 9 }, { 20, "a", 1 }, { 5, "first", 0 },
+		{ 10, "y", 2 },
+	};
+	(void)state;
+	mx_sort(e, 5);
+	assert_string_equal(e[0].host, "first");
+	/* equal preferences follow the random tie-breaker */
+	assert_string_equal(e[1].host, "y");
+	assert_string_equal(e[2].host, "x");
+	assert_string_equal(e[3].host, "a");
+	assert_string_equal(e[4].host, "b");
+	assert_false(mx_is_null(e, 5));
+	struct mx_entry two[2] = { { 0, "", 0 }, { 10, "mx", 0 } };
+	assert_false(mx_is_null(two, 2));   /* RFC 7505: only alone */
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_rdata),
+		cmocka_unit_test(test_order),
+	};
+	return cmocka_run_group_tests_name("mx", tests, NULL, NULL);
+}
