@@ -347,6 +347,14 @@ apply(struct ctx *c, const struct cfg_node *n, struct config *cfg)
 		return want_str(c, n, &cfg->relayhost);
 	if (strcmp(c->key, "smtp_client") == 0)
 		return parse_client(c, n, cfg);
+	if (strcmp(c->key, "dns_timeout") == 0) {
+		if (want_uint(c, n, 600, &v) != 0)
+			return -1;
+		if (v == 0)
+			return fail(c, "must be at least 1");
+		cfg->dns_timeout = (unsigned)v;
+		return 0;
+	}
 	if (strcmp(c->key, "delay_warning") == 0) {
 		if (want_uint(c, n, 365u * 86400, &v) != 0)
 			return -1;
@@ -515,6 +523,7 @@ config_load(const char *path, char *err, size_t errsz)
 	cfg->hook_budget_ms = 100;
 	cfg->plugin_memory = 64u * 1024 * 1024;
 	cfg->delay_warning = 4 * 3600;
+	cfg->dns_timeout = 20;
 	cfg->client.port = 25;
 	cfg->client.connect_timeout = 30;
 	cfg->client.command_timeout = 300;  /* RFC 5321 4.5.3.2 */
@@ -686,7 +695,8 @@ config_print(const struct config *cfg, FILE *fp)
 		fprintf(fp, "relayhost = \"%s\"\n", cfg->relayhost);
 	else
 		fprintf(fp, "relayhost = nil -- MX delivery\n");
-	fprintf(fp, "delay_warning = %u\n", cfg->delay_warning);
+	fprintf(fp, "delay_warning = %u\ndns_timeout = %u\n",
+	    cfg->delay_warning, cfg->dns_timeout);
 	fprintf(fp, "smtp_client = { port = %u, connect_timeout = %u, "
 	    "command_timeout = %u,\n  data_timeout = %u, idle_time = %u, "
 	    "max_per_destination = %u }\n", cfg->client.port,

@@ -32,6 +32,7 @@
  */
 #include "dispatch.h"
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -63,6 +64,9 @@ struct slot {
 	bool used;
 	bool busy;               /* a job is running for it */
 	bool recovered;          /* found at start-up, not yet attempted */
+	bool held;               /* ternctl hold: not scheduled */
+	bool forced;             /* flush/release: now, whatever next_try says */
+	int64_t due;             /* when it is scheduled (stale entries skip) */
 	uint32_t gen;
 	char id[ENVELOPE_ID_LEN + 1];
 	struct envelope *env;    /* NULL when not in memory */
@@ -84,6 +88,7 @@ struct dispatch {
 	uint32_t nfree;
 	size_t inflight;
 	bool stopped;
+	struct dispatch_stats stats;
 };
 
 enum job_result {
@@ -91,6 +96,7 @@ enum job_result {
 	JOB_RETRY,               /* temporary failures: try again later */
 	JOB_NOT_DUE,             /* loaded from disk, next try is later */
 	JOB_ERROR,               /* could not read or record: try later */
+	JOB_HELD,                /* loaded from disk, on hold */
 };
 
 enum plan_kind { PLAN_NONE, PLAN_MAILDIR, PLAN_REMOTE, PLAN_TEMP };
@@ -116,6 +122,7 @@ struct job {
 	struct buf *body;
 	int64_t now;
 	bool recovered;
+	bool forced;             /* ternctl flush/release */
 	struct plan *plans;
 	size_t nplans;
 	bool temp;               /* some recipient failed temporarily */
@@ -238,7 +245,9 @@ work_load(void *arg)
 		free_env_body(&j->env, &j->body);
 		return;
 	}
-	if (j->env->next_try > j->now)
+	if (j->env->held)
+		j->result = JOB_HELD;
+	else if (j->env->next_try > j->now && !j->forced)
 		j->result = JOB_NOT_DUE;
 }
 
@@ -267,6 +276,7 @@ fill_info(const struct job *j, size_t i, struct hook_msg_info *m,
 static void
 fail_rcpt(struct job *j, size_t i, int code, const char *enh, const char *text)
 {
+	j->d->stats.failed++;
 	struct envelope_rcpt *r = &j->env->rcpts[i];
 	/* text may be r->error itself: format before freeing */
 	char *error = xasprintf("%d %s %s", code, enh, text);
@@ -439,7 +449,8 @@ done_load(void *arg)
 {
 	struct job *j = arg;
 
-	if (j->env == NULL || j->result == JOB_NOT_DUE) {
+	if (j->env == NULL || j->result == JOB_NOT_DUE ||
+	    j->result == JOB_HELD) {
 		job_end(j);
 		return;
 	}
@@ -555,8 +566,10 @@ on_bounce_committed(void *arg, const char *id, const struct tern_err *err)
 			}
 		if (j->env->next_try <= j->now)
 			j->env->next_try = now_sec() + 60;
-	} else
+	} else {
+		j->d->stats.reports++;
 		log_info("%s: report to the sender queued as %s", j->id, id);
+	}
 	phase_record(j);
 }
 
@@ -671,6 +684,8 @@ phase_decide(struct job *j)
 	bool bounce = false;
 
 	for (size_t i = 0; i < j->env->nrcpts; i++) {
+		if (j->plans[i].delivered && j->plans[i].kind == PLAN_MAILDIR)
+			j->d->stats.delivered++;
 		if (j->plans[i].delivered && hooks_has(hooks,
 		    HOOK_DELIVERED)) {
 			fill_info(j, i, &m, rcpt, sizeof(rcpt), sender,
@@ -764,6 +779,7 @@ on_remote_done(void *arg, struct smtp_delivery *d)
 			r->status = RCPT_DONE;
 			p->delivered = true;
 			j->changed = true;
+			j->d->stats.delivered++;
 			log_info("%s: to=%s relay=%s delay=%llds status=sent (%s)",
 			    j->id, r->path, remote ? remote : g->d.dest,
 			    (long long)(now_sec() - j->env->created), text);
@@ -771,6 +787,7 @@ on_remote_done(void *arg, struct smtp_delivery *d)
 			r->status = RCPT_FAILED;
 			p->newly_failed = true;
 			j->changed = true;
+			j->d->stats.failed++;
 			log_info("%s: to=%s relay=%s status=failed (%s)", j->id,
 			    r->path, remote ? remote : g->d.dest, text);
 		} else {
@@ -898,13 +915,21 @@ job_end(struct job *j)
 	case JOB_NOT_DUE:
 		next = j->env && j->env->next_try > 0 ? j->env->next_try :
 		    now_sec() + 60;
+		s->due = next;
 		scheduler_add(&d->sched, j->key, next);
-		if (j->result == JOB_RETRY)
+		if (j->result == JOB_RETRY) {
+			d->stats.deferred++;
 			log_info("%s: deferred, next attempt in %llds", j->id,
 			    (long long)(next - now_sec()));
+		}
+		break;
+	case JOB_HELD:
+		s->held = true;
+		log_info("%s: on hold", j->id);
 		break;
 	case JOB_ERROR:
-		scheduler_add(&d->sched, j->key, now_sec() + 60);
+		s->due = now_sec() + 60;
+		scheduler_add(&d->sched, j->key, s->due);
 		break;
 	}
 	if (j->plans) {
@@ -929,7 +954,7 @@ job_start(struct dispatch *d, uint64_t key)
 	struct slot *s = slot_get(d, key);
 	struct job *j;
 
-	if (s == NULL || s->busy)
+	if (s == NULL || s->busy || s->held)
 		return;
 	j = xcalloc(1, sizeof(*j));
 	j->d = d;
@@ -943,6 +968,8 @@ job_start(struct dispatch *d, uint64_t key)
 	j->now = now_sec();
 	j->recovered = s->recovered;
 	s->recovered = false;
+	j->forced = s->forced;
+	s->forced = false;
 	s->busy = true;
 	d->inflight++;
 	if (j->env == NULL)
@@ -968,12 +995,16 @@ static void
 dispatch_pump(struct dispatch *d)
 {
 	uint64_t key;
-	int64_t now = now_sec();
+	int64_t now = now_sec(), due;
 
 	while (!d->stopped &&
 	    d->inflight < (*d->current)->cfg->max_deliveries &&
-	    scheduler_pop_due(&d->sched, now, &key))
+	    scheduler_pop_due(&d->sched, now, &key, &due)) {
+		struct slot *s = slot_get(d, key);
+		if (s == NULL || s->due != due)
+			continue;   /* stale: freed, or flushed/rescheduled */
 		job_start(d, key);
+	}
 	dispatch_arm(d);
 }
 
@@ -992,6 +1023,7 @@ dispatch_on_commit(void *arg, struct envelope *env, struct buf *body)
 
 	s->env = env;
 	s->body = body;
+	d->stats.received++;
 	if (!d->stopped &&
 	    d->inflight < (*d->current)->cfg->max_deliveries) {
 		job_start(d, key);
@@ -999,7 +1031,8 @@ dispatch_on_commit(void *arg, struct envelope *env, struct buf *body)
 	}
 	/* Busy: read it back from the spool when its turn comes. */
 	free_env_body(&s->env, &s->body);
-	scheduler_add(&d->sched, key, now_sec());
+	s->due = now_sec();
+	scheduler_add(&d->sched, key, s->due);
 	dispatch_arm(d);
 }
 
@@ -1009,8 +1042,10 @@ on_scanned(void *arg, const char *id)
 	struct dispatch *d = arg;
 	uint64_t key = slot_new(d, id);
 
-	slot_get(d, key)->recovered = true;
-	scheduler_add(&d->sched, key, now_sec());
+	struct slot *s = slot_get(d, key);
+	s->recovered = true;
+	s->due = now_sec();
+	scheduler_add(&d->sched, key, s->due);
 }
 
 void
@@ -1070,4 +1105,407 @@ dispatch_free(struct dispatch *d)
 	scheduler_clear(&d->sched);
 	event_free(d->timer);
 	free(d);
+}
+
+/* --- for ternctl ------------------------------------------------------ */
+
+void
+dispatch_get_stats(const struct dispatch *d, struct dispatch_stats *st)
+{
+	*st = d->stats;
+	st->queued = 0;
+	st->held = 0;
+	for (uint32_t i = 0; i < d->nslots; i++)
+		if (d->slots[i].used) {
+			st->queued++;
+			if (d->slots[i].held)
+				st->held++;
+		}
+	st->inflight = d->inflight;
+}
+
+static struct slot *
+slot_by_id(struct dispatch *d, const char *id, uint64_t *key)
+{
+	for (uint32_t i = 0; i < d->nslots; i++)
+		if (d->slots[i].used && strcmp(d->slots[i].id, id) == 0) {
+			*key = make_key(i, d->slots[i].gen);
+			return &d->slots[i];
+		}
+	return NULL;
+}
+
+struct ctl_job {
+	struct dispatch *d;
+	char id[ENVELOPE_ID_LEN + 1];
+	uint64_t key;
+	bool json, hold, ok;
+	struct buf text;
+	dispatch_answer cb;
+	void *arg;
+};
+
+static struct ctl_job *
+ctl_new(struct dispatch *d, const char *id, dispatch_answer cb, void *arg)
+{
+	struct ctl_job *c = xcalloc(1, sizeof(*c));
+
+	c->d = d;
+	if (id)
+		(void)str_copy(c->id, sizeof(c->id), id);
+	c->cb = cb;
+	c->arg = arg;
+	buf_init(&c->text);
+	return c;
+}
+
+static void
+ctl_answer(struct ctl_job *c)
+{
+	char *text = buf_steal(&c->text, NULL);
+
+	c->cb(c->arg, c->ok, text);
+	free(c);
+}
+
+static void
+json_str(struct buf *b, const char *s)
+{
+	buf_append_char(b, '"');
+	for (; s && *s; s++) {
+		unsigned char ch = (unsigned char)*s;
+		if (ch == '"' || ch == '\\')
+			buf_printf(b, "\\%c", ch);
+		else if (ch < 32 || ch >= 127)
+			buf_printf(b, "\\u%04x", ch);
+		else
+			buf_append_char(b, (char)ch);
+	}
+	buf_append_char(b, '"');
+}
+
+static const char *
+status_name(enum rcpt_status st)
+{
+	return st == RCPT_DONE ? "done" : st == RCPT_FAILED ? "failed" :
+	    "pending";
+}
+
+static void
+format_age(char *out, size_t sz, int64_t secs)
+{
+	if (secs < 0)
+		secs = 0;
+	if (secs < 120)
+		(void)snprintf(out, sz, "%llds", (long long)secs);
+	else if (secs < 7200)
+		(void)snprintf(out, sz, "%lldm", (long long)secs / 60);
+	else if (secs < 172800)
+		(void)snprintf(out, sz, "%lldh%02lldm", (long long)secs / 3600,
+		    (long long)secs % 3600 / 60);
+	else
+		(void)snprintf(out, sz, "%lldd%02lldh", (long long)secs / 86400,
+		    (long long)secs % 86400 / 3600);
+}
+
+static void
+list_one(void *arg, const char *id)
+{
+	struct ctl_job *c = arg;
+	struct envelope env;
+	struct tern_err err;
+	int64_t now = now_sec();
+	char age[32], next[32];
+
+	envelope_init(&env);
+	if (queue_load_envelope_sync(c->d->queue, id, &env, &err) != 0) {
+		envelope_clear(&env);
+		return;
+	}
+	format_age(age, sizeof(age), now - env.created);
+	format_age(next, sizeof(next), env.next_try - now);
+	if (c->json) {
+		if (c->text.len > 2)
+			buf_append_str(&c->text, ",\n");
+		buf_append_str(&c->text, " {\"id\": ");
+		json_str(&c->text, env.id);
+		buf_printf(&c->text, ", \"created\": %lld, \"age\": %lld, "
+		    "\"size\": %llu, \"from\": ", (long long)env.created,
+		    (long long)(now - env.created),
+		    (unsigned long long)env.size);
+		json_str(&c->text, env.sender);
+		buf_printf(&c->text, ", \"attempts\": %u, \"next_try\": %lld, "
+		    "\"held\": %s, \"rcpts\": [", env.attempts,
+		    (long long)env.next_try, env.held ? "true" : "false");
+		for (size_t i = 0; i < env.nrcpts; i++) {
+			buf_append_str(&c->text, i ? ", {\"to\": " : "{\"to\": ");
+			json_str(&c->text, env.rcpts[i].path);
+			buf_append_str(&c->text, ", \"status\": ");
+			json_str(&c->text, status_name(env.rcpts[i].status));
+			if (env.rcpts[i].error) {
+				buf_append_str(&c->text, ", \"last\": ");
+				json_str(&c->text, env.rcpts[i].error);
+			}
+			buf_append_char(&c->text, '}');
+		}
+		buf_append_str(&c->text, "]}");
+	} else {
+		buf_printf(&c->text, "%s  %6s  %8llu  %s%s\n", env.id, age,
+		    (unsigned long long)env.size, env.sender,
+		    env.held ? "  (held)" : "");
+		for (size_t i = 0; i < env.nrcpts; i++) {
+			const struct envelope_rcpt *r = &env.rcpts[i];
+			buf_printf(&c->text, "    %-40s %s", r->path,
+			    status_name(r->status));
+			if (r->status == RCPT_PENDING && env.attempts > 0)
+				buf_printf(&c->text, "  attempts=%u next=%s",
+				    env.attempts, env.next_try > now ? next :
+				    "now");
+			if (r->error && r->status != RCPT_DONE)
+				buf_printf(&c->text, "  last=%s", r->error);
+			buf_append_char(&c->text, '\n');
+		}
+	}
+	envelope_clear(&env);
+}
+
+static void
+list_work(void *arg)
+{
+	struct ctl_job *c = arg;
+
+	if (c->json)
+		buf_append_str(&c->text, "[\n");
+	size_t n = queue_list_sync(c->d->queue, list_one, c);
+	if (c->json)
+		buf_append_str(&c->text, "\n]\n");
+	else if (n == 0)
+		buf_append_str(&c->text, "the queue is empty\n");
+	else
+		buf_printf(&c->text, "-- %zu message(s)\n", n);
+	c->ok = true;
+}
+
+static void
+ctl_done(void *arg)
+{
+	ctl_answer(arg);
+}
+
+void
+dispatch_list(struct dispatch *d, bool json, dispatch_answer cb, void *arg)
+{
+	struct ctl_job *c = ctl_new(d, NULL, cb, arg);
+
+	c->json = json;
+	iopool_submit(d->pool, list_work, ctl_done, c);
+}
+
+static void
+show_work(void *arg)
+{
+	struct ctl_job *c = arg;
+	struct envelope env;
+	struct buf body;
+	struct tern_err err;
+
+	envelope_init(&env);
+	buf_init(&body);
+	if (queue_load_sync(c->d->queue, c->id, &env, &body, &err) != 0) {
+		buf_printf(&c->text, "%s: %s", c->id, err.text);
+	} else {
+		envelope_serialize(&env, &c->text);
+		envelope_state_serialize(&env, &c->text);
+		buf_append_str(&c->text, "-- header section:\n");
+		buf_append(&c->text, body.data,
+		    message_header_len(body.data, body.len));
+		c->ok = true;
+	}
+	envelope_clear(&env);
+	buf_clear(&body);
+}
+
+static bool
+id_ok(const char *id)
+{
+	if (strlen(id) != ENVELOPE_ID_LEN)
+		return false;
+	for (; *id; id++)
+		if (!((*id >= '0' && *id <= '9') || (*id >= 'a' && *id <= 'f')))
+			return false;
+	return true;
+}
+
+void
+dispatch_show(struct dispatch *d, const char *id, dispatch_answer cb,
+    void *arg)
+{
+	if (!id_ok(id)) {
+		cb(arg, false, xstrdup("not a queue id"));
+		return;
+	}
+	iopool_submit(d->pool, show_work, ctl_done, ctl_new(d, id, cb, arg));
+}
+
+void
+dispatch_flush(struct dispatch *d, const char *id, dispatch_answer cb,
+    void *arg)
+{
+	int64_t now = now_sec();
+	size_t n = 0;
+
+	for (uint32_t i = 0; i < d->nslots; i++) {
+		struct slot *s = &d->slots[i];
+		if (!s->used || s->busy || s->held || (id && strcmp(s->id, id)))
+			continue;
+		if (s->due > now) {
+			s->due = now;
+			scheduler_add(&d->sched, make_key(i, s->gen), now);
+		}
+		s->forced = true;
+		n++;
+	}
+	if (id && n == 0) {
+		uint64_t key;
+		struct slot *s = slot_by_id(d, id, &key);
+		cb(arg, false, xstrdup(s == NULL ? "no such message" : s->held ?
+		    "the message is on hold (ternctl release first)" :
+		    "the message is being delivered now"));
+		return;
+	}
+	dispatch_pump(d);
+	cb(arg, true, xasprintf("%zu message(s) scheduled now\n", n));
+}
+
+static void
+remove_work(void *arg)
+{
+	struct ctl_job *c = arg;
+
+	c->ok = queue_remove_sync(c->d->queue, c->id) == 0;
+	if (c->ok)
+		buf_printf(&c->text, "%s removed\n", c->id);
+	else
+		buf_printf(&c->text, "%s: cannot remove: %s", c->id,
+		    strerror(errno));
+}
+
+static void
+remove_done(void *arg)
+{
+	struct ctl_job *c = arg;
+
+	if (c->ok) {
+		log_info("%s: removed by ternctl", c->id);
+		slot_free(c->d, c->key);
+	} else {
+		struct slot *s = slot_get(c->d, c->key);
+		if (s)
+			s->busy = false;
+	}
+	ctl_answer(c);
+}
+
+/* The slot of id if it can be changed now; else answers and NULL. */
+static struct slot *
+ctl_slot(struct dispatch *d, const char *id, uint64_t *key,
+    dispatch_answer cb, void *arg)
+{
+	struct slot *s;
+
+	if (!id_ok(id)) {
+		cb(arg, false, xstrdup("not a queue id"));
+		return NULL;
+	}
+	if ((s = slot_by_id(d, id, key)) == NULL) {
+		cb(arg, false, xstrdup("no such message"));
+		return NULL;
+	}
+	if (s->busy) {
+		cb(arg, false, xstrdup("the message is being delivered now; "
+		    "try again in a moment"));
+		return NULL;
+	}
+	return s;
+}
+
+void
+dispatch_remove(struct dispatch *d, const char *id, dispatch_answer cb,
+    void *arg)
+{
+	uint64_t key;
+	struct slot *s = ctl_slot(d, id, &key, cb, arg);
+
+	if (s == NULL)
+		return;
+	struct ctl_job *c = ctl_new(d, id, cb, arg);
+	c->key = key;
+	s->busy = true;   /* no delivery starts meanwhile */
+	iopool_submit(d->pool, remove_work, remove_done, c);
+}
+
+static void
+hold_work(void *arg)
+{
+	struct ctl_job *c = arg;
+	struct envelope env;
+	struct tern_err err;
+
+	envelope_init(&env);
+	if (queue_load_envelope_sync(c->d->queue, c->id, &env, &err) != 0 ||
+	    (env.held = c->hold, queue_state_write_sync(c->d->queue, &env,
+	    &err)) != 0)
+		buf_printf(&c->text, "%s: %s", c->id, err.text);
+	else {
+		buf_printf(&c->text, "%s %s\n", c->id, c->hold ? "held" :
+		    "released");
+		c->ok = true;
+	}
+	envelope_clear(&env);
+}
+
+static void
+hold_done(void *arg)
+{
+	struct ctl_job *c = arg;
+	struct slot *s = slot_get(c->d, c->key);
+
+	if (s) {
+		s->busy = false;
+		if (c->ok) {
+			s->held = c->hold;
+			log_info("%s: %s by ternctl", c->id, c->hold ? "held" :
+			    "released");
+			/* free what is in memory: it is read back when due */
+			free_env_body(&s->env, &s->body);
+			if (!c->hold) {
+				s->forced = true;
+				s->due = now_sec();
+				scheduler_add(&c->d->sched, c->key, s->due);
+				dispatch_pump(c->d);
+			}
+		}
+	}
+	ctl_answer(c);
+}
+
+void
+dispatch_hold(struct dispatch *d, const char *id, bool hold,
+    dispatch_answer cb, void *arg)
+{
+	uint64_t key;
+	struct slot *s = ctl_slot(d, id, &key, cb, arg);
+
+	if (s == NULL)
+		return;
+	if (s->held == hold) {
+		cb(arg, false, xstrdup(hold ? "already on hold" :
+		    "not on hold"));
+		return;
+	}
+	struct ctl_job *c = ctl_new(d, id, cb, arg);
+	c->key = key;
+	c->hold = hold;
+	s->busy = true;
+	iopool_submit(d->pool, hold_work, hold_done, c);
 }

@@ -9,6 +9,7 @@
 #ifndef TERN_DISPATCH_H
 #define TERN_DISPATCH_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 struct runtime;
@@ -33,5 +34,33 @@ void dispatch_stop(struct dispatch *d);
 /* Deliveries running on the pool. */
 size_t dispatch_inflight(const struct dispatch *d);
 void dispatch_free(struct dispatch *d);
+
+/* --- for ternctl ------------------------------------------------------ */
+
+struct dispatch_stats {
+	unsigned long received, delivered, failed, deferred, reports;
+	size_t queued, inflight, held;
+};
+void dispatch_get_stats(const struct dispatch *d, struct dispatch_stats *st);
+
+/*
+ * Answers arrive on the loop thread: ok or not, and an owned text (the
+ * body, or the error). The callback may run before the call returns.
+ */
+typedef void (*dispatch_answer)(void *arg, bool ok, char *text);
+
+/* The queue as text (one message per block) or JSON. */
+void dispatch_list(struct dispatch *d, bool json, dispatch_answer cb,
+    void *arg);
+/* One message: envelope, state and its header section. */
+void dispatch_show(struct dispatch *d, const char *id, dispatch_answer cb,
+    void *arg);
+/* Makes id (or every waiting message, id NULL) due now. */
+void dispatch_flush(struct dispatch *d, const char *id, dispatch_answer cb,
+    void *arg);
+void dispatch_remove(struct dispatch *d, const char *id, dispatch_answer cb,
+    void *arg);
+void dispatch_hold(struct dispatch *d, const char *id, bool hold,
+    dispatch_answer cb, void *arg);
 
 #endif

@@ -39,6 +39,7 @@ struct dns {
 	struct event_base *base;
 	struct ub_ctx *ctx;
 	struct event *ev;
+	unsigned timeout;
 };
 
 struct dns_query {
@@ -55,6 +56,7 @@ struct dns_query {
 	struct sockaddr_storage addrs[32];
 	size_t naddrs;
 	enum dns_status st[2];
+	struct event *timer;     /* the query's deadline */
 };
 
 static void
@@ -67,13 +69,14 @@ dns_on_read(evutil_socket_t fd, short what, void *arg)
 }
 
 struct dns *
-dns_new(struct event_base *base, const char *resolver, char *err,
-    size_t errsz)
+dns_new(struct event_base *base, const char *resolver, unsigned timeout_sec,
+    char *err, size_t errsz)
 {
 	struct dns *d = xcalloc(1, sizeof(*d));
 	int rc;
 
 	d->base = base;
+	d->timeout = timeout_sec ? timeout_sec : 20;
 	d->ctx = ub_ctx_create();
 	if (d->ctx == NULL) {
 		(void)snprintf(err, errsz, "dns: cannot create the resolver");
@@ -138,8 +141,44 @@ dns_free(struct dns *d)
 static void
 query_free(struct dns_query *q)
 {
+	if (q->timer)
+		event_free(q->timer);
 	free(q->name);
 	free(q);
+}
+
+/*
+ * The deadline: libunbound retries an unreachable server for minutes;
+ * delivery should rather be retried later. Cancel what is out, answer
+ * DNS_TEMP now.
+ */
+static void
+query_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	struct dns_query *q = arg;
+
+	for (int i = 0; i < 2; i++)
+		if (q->ids[i] >= 0)
+			(void)ub_cancel(q->d->ctx, q->ids[i]);
+	q->pending = 0;
+	if (!q->cancelled) {
+		log_info("dns: %s: no answer within %us", q->name,
+		    q->d->timeout);
+		if (q->is_mx)
+			q->mx_cb(q->arg, DNS_TEMP, NULL, 0);
+		else
+			q->addr_cb(q->arg, DNS_TEMP, NULL, 0);
+	}
+	query_free(q);
+}
+
+static void
+query_arm(struct dns_query *q)
+{
+	struct timeval tv = { (time_t)q->d->timeout, 0 };
+
+	q->timer = evtimer_new(q->d->base, query_timeout, q);
+	evtimer_add(q->timer, &tv);
 }
 
 static enum dns_status
@@ -164,6 +203,7 @@ mx_done(void *arg, int err, struct ub_result *r)
 	size_t n = 0;
 
 	q->pending--;
+	q->ids[0] = -1;
 	if (q->cancelled) {
 		ub_resolve_free(r);
 		query_free(q);
@@ -240,17 +280,20 @@ dns_mx(struct dns *d, const char *domain, dns_mx_cb cb, void *arg)
 
 	q->d = d;
 	q->is_mx = true;
+	q->ids[0] = q->ids[1] = -1;
 	q->name = xstrdup(domain);
 	q->mx_cb = cb;
 	q->arg = arg;
 	q->pending = 1;
+	q->ids[1] = -1;
 	if (ub_resolve_async(d->ctx, q->name, RR_MX, 1, q, mx_done,
 	    &q->ids[0]) != 0) {
 		/* answer asynchronously anyway: never before we return */
 		q->pending = 0;
 		log_warnx("dns: cannot start MX query for %s", domain);
 		answer_later(q);
-	}
+	} else
+		query_arm(q);
 	return q;
 }
 
@@ -298,12 +341,14 @@ addr_done_one(struct dns_query *q, int idx, int err, struct ub_result *r)
 static void
 aaaa_done(void *arg, int err, struct ub_result *r)
 {
+	((struct dns_query *)arg)->ids[0] = -1;
 	addr_done_one(arg, 0, err, r);
 }
 
 static void
 a_done(void *arg, int err, struct ub_result *r)
 {
+	((struct dns_query *)arg)->ids[1] = -1;
 	addr_done_one(arg, 1, err, r);
 }
 
@@ -313,6 +358,7 @@ dns_addrs(struct dns *d, const char *host, dns_addr_cb cb, void *arg)
 	struct dns_query *q = xcalloc(1, sizeof(*q));
 
 	q->d = d;
+	q->ids[0] = q->ids[1] = -1;
 	q->name = xstrdup(host);
 	q->addr_cb = cb;
 	q->arg = arg;
@@ -332,7 +378,8 @@ dns_addrs(struct dns *d, const char *host, dns_addr_cb cb, void *arg)
 	if (q->pending == 0) {
 		log_warnx("dns: cannot start address queries for %s", host);
 		answer_later(q);
-	}
+	} else
+		query_arm(q);
 	return q;
 }
 

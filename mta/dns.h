@@ -4,7 +4,8 @@
  * MX lookups for delivery (sorted, null MX recognised, implicit MX when a
  * domain has none) and A/AAAA lookups of hosts. Callbacks run on the loop
  * thread, never before the call that started them returns; a cancelled
- * query's callback never runs.
+ * query's callback never runs. A query not answered within the timeout
+ * is cancelled and answered DNS_TEMP.
  */
 #ifndef TERN_DNS_H
 #define TERN_DNS_H
@@ -29,7 +30,7 @@ enum dns_status {
  * ("127.0.0.1:5353", "[::1]:53"). NULL with err on failure.
  */
 struct dns *dns_new(struct event_base *base, const char *resolver,
-    char *err, size_t errsz);
+    unsigned timeout_sec, char *err, size_t errsz);
 void dns_free(struct dns *d);
 
 /* hosts: ordered MX host names (or the domain itself: implicit MX). */

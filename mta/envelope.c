@@ -113,6 +113,8 @@ envelope_state_serialize(const struct envelope *env, struct buf *out)
 	buf_printf(out, "next: %lld\n", (long long)env->next_try);
 	if (env->warned)
 		buf_append_str(out, "warned: 1\n");
+	if (env->held)
+		buf_append_str(out, "held: 1\n");
 	for (size_t i = env->nfixed; env->nfixed && i < env->nrcpts; i++)
 		buf_printf(out, "rcpt-add: %s\n", env->rcpts[i].path);
 	for (size_t i = 0; i < env->nrcpts; i++) {
@@ -331,6 +333,8 @@ envelope_state_parse(const char *text, size_t len, struct envelope *env,
 			rc = get_i64(&l, &env->next_try);
 		else if (key_is(&l, "warned"))
 			env->warned = true;
+		else if (key_is(&l, "held"))
+			env->held = true;
 		else if (key_is(&l, "rcpt-done")) {
 			rc = parse_index(&l, env, &idx, NULL, NULL);
 			if (rc == 0)

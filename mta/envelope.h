@@ -49,6 +49,7 @@ struct envelope {
 	unsigned attempts;
 	int64_t next_try;        /* unix time; 0 = now */
 	bool warned;             /* a delay warning was sent */
+	bool held;               /* on hold (ternctl hold): not delivered */
 	char *last_error;
 };
 

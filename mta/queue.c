@@ -454,6 +454,60 @@ is_queue_id(const char *name)
 	return true;
 }
 
+static bool is_queue_id(const char *name);
+
+int
+queue_load_envelope_sync(struct queue *q, const char *id,
+    struct envelope *env, struct tern_err *err)
+{
+	char path[4096], why[200], head[65536];
+	struct buf raw;
+	size_t off;
+	ssize_t n;
+	int fd, e;
+
+	if (str_fmt(path, sizeof(path), "%s/%s", q->queue_dir, id) != 0 ||
+	    (fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
+		tern_err_set(err, 451, "4.3.0", "cannot read queue file: %s",
+		    strerror(errno));
+		return -1;
+	}
+	n = read(fd, head, sizeof(head));
+	close(fd);
+	if (n < 0 || envelope_parse(head, (size_t)n, env, &off, why,
+	    sizeof(why)) != 0) {
+		tern_err_set(err, 554, "5.3.0", "corrupt queue file: %s",
+		    n < 0 ? strerror(errno) : why);
+		return -1;
+	}
+	buf_init(&raw);
+	if (str_fmt(path, sizeof(path), "%s/%s.state", q->queue_dir, id) == 0 &&
+	    read_file(path, &raw, &e) == 0)
+		(void)envelope_state_parse(raw.data, raw.len, env, why,
+		    sizeof(why));
+	buf_clear(&raw);
+	return 0;
+}
+
+size_t
+queue_list_sync(struct queue *q, void (*fn)(void *arg, const char *id),
+    void *arg)
+{
+	DIR *d = opendir(q->queue_dir);
+	struct dirent *de;
+	size_t n = 0;
+
+	if (d == NULL)
+		return 0;
+	while ((de = readdir(d)) != NULL)
+		if (is_queue_id(de->d_name)) {
+			fn(arg, de->d_name);
+			n++;
+		}
+	closedir(d);
+	return n;
+}
+
 size_t
 queue_scan(struct queue *q, void (*fn)(void *arg, const char *id), void *arg)
 {

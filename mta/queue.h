@@ -61,6 +61,13 @@ int queue_remove_sync(struct queue *q, const char *id);
 /* Moves a broken queue file to spool/corrupt/ for an administrator. */
 int queue_move_aside_sync(struct queue *q, const char *id);
 
+/* Envelope and state only (no body); blocking. 0 or -1 with err. */
+int queue_load_envelope_sync(struct queue *q, const char *id,
+    struct envelope *env, struct tern_err *err);
+/* The ids in the queue now (blocking; no cleanup). Returns the count. */
+size_t queue_list_sync(struct queue *q, void (*fn)(void *arg,
+    const char *id), void *arg);
+
 /*
  * Start-up scan (blocking): removes spool/tmp leftovers (never
  * acknowledged) and calls fn for each queued message id. Returns the count.

@@ -55,13 +55,16 @@ scheduler_add(struct scheduler *s, uint64_t key, int64_t due)
 }
 
 bool
-scheduler_pop_due(struct scheduler *s, int64_t now, uint64_t *key)
+scheduler_pop_due(struct scheduler *s, int64_t now, uint64_t *key,
+    int64_t *due)
 {
 	size_t i = 0;
 
 	if (s->len == 0 || s->heap[0].due > now)
 		return false;
 	*key = s->heap[0].key;
+	if (due)
+		*due = s->heap[0].due;
 	s->heap[0] = s->heap[--s->len];
 	for (;;) {
 		size_t l = 2 * i + 1, r = l + 1, m = i;

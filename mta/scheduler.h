@@ -25,8 +25,10 @@ struct scheduler {
 void scheduler_init(struct scheduler *s);
 void scheduler_clear(struct scheduler *s);
 void scheduler_add(struct scheduler *s, uint64_t key, int64_t due);
-/* Pops one entry due at or before now; false if none is. */
-bool scheduler_pop_due(struct scheduler *s, int64_t now, uint64_t *key);
+/* Pops one entry due at or before now (its due time in *due, if not
+ * NULL); false if none is. */
+bool scheduler_pop_due(struct scheduler *s, int64_t now, uint64_t *key,
+    int64_t *due);
 /* The earliest due time; false if empty. */
 bool scheduler_next(const struct scheduler *s, int64_t *due);
 size_t scheduler_len(const struct scheduler *s);

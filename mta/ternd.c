@@ -24,6 +24,7 @@
 
 #include "buf.h"
 #include "config.h"
+#include "control.h"
 #include "deliver_maildir.h"
 #include "dispatch.h"
 #include "dns.h"
@@ -57,6 +58,8 @@ struct ternd {
 	struct smtp_client *client;
 	struct dispatch *dispatch;
 	struct listen_ctx *listen;
+	struct control *control;
+	time_t started;
 	struct event *ev_term, *ev_int, *ev_hup, *ev_check;
 	struct timeval stop_at;
 	bool stopping;
@@ -144,6 +147,8 @@ on_terminate(evutil_socket_t sig, short what, void *arg)
 	t->stop_at.tv_sec += SHUTDOWN_GRACE_SEC;
 	listen_shutdown(t->listen);
 	dispatch_stop(t->dispatch);
+	control_free(t->control);
+	t->control = NULL;
 	t->ev_check = evtimer_new(t->base, on_check, t);
 	struct timeval tv = { 0, 0 };
 	evtimer_add(t->ev_check, &tv);
@@ -164,27 +169,27 @@ same_listeners(const struct config *a, const struct config *b)
 /*
  * Reload: a new generation (config + plugins) for new sessions and for
  * deliveries; sessions already open finish on theirs. A config that does
- * not load is refused and the running one stays.
+ * not load is refused and the running one stays. 0, or -1 with err.
  */
-static void
-on_hup(evutil_socket_t sig, short what, void *arg)
+static int
+reload(struct ternd *t, char *err, size_t errsz)
 {
-	struct ternd *t = arg;
-	char err[1024];
 	struct runtime *rt;
 
 	rt = runtime_load(t->cfg_path, t->kv, t->rt->generation + 1, err,
-	    sizeof(err));
+	    errsz);
 	if (rt == NULL) {
 		log_warnx("reload refused: %s; the running configuration "
 		    "stays", err);
-		return;
+		return -1;
 	}
 	if (strcmp(rt->cfg->data_dir, t->rt->cfg->data_dir) != 0) {
-		log_warnx("reload refused: data_dir cannot change while "
-		    "running (restart ternd); the running configuration stays");
+		(void)snprintf(err, errsz, "data_dir cannot change while "
+		    "running (restart ternd)");
+		log_warnx("reload refused: %s; the running configuration "
+		    "stays", err);
 		runtime_unref(rt);
-		return;
+		return -1;
 	}
 	if (!same_listeners(rt->cfg, t->rt->cfg))
 		log_warnx("reload: listener changes take effect at the next "
@@ -194,6 +199,86 @@ on_hup(evutil_socket_t sig, short what, void *arg)
 	log_info("reloaded: configuration generation %u from %s, %zu "
 	    "plugin(s)", rt->generation, rt->cfg->source,
 	    hooks_plugin_count(rt->hooks));
+	return 0;
+}
+
+static void
+on_hup(evutil_socket_t sig, short what, void *arg)
+{
+	char err[1024];
+
+	(void)reload(arg, err, sizeof(err));
+}
+
+/* --- ternctl ---------------------------------------------------------- */
+
+static void
+control_answer(void *arg, bool ok, char *text)
+{
+	control_reply(arg, ok, text, strlen(text));
+	free(text);
+}
+
+static char *
+stats_text(struct ternd *t, bool json)
+{
+	struct dispatch_stats st;
+	long up = (long)(time(NULL) - t->started);
+
+	dispatch_get_stats(t->dispatch, &st);
+	if (json)
+		return xasprintf("{\"uptime\": %ld, \"sessions\": %zu, "
+		    "\"received\": %lu, \"delivered\": %lu, \"failed\": "
+		    "%lu, \"deferred\": %lu, \"reports\": %lu, \"queued\": "
+		    "%zu, \"held\": %zu, \"delivering\": %zu, "
+		    "\"generation\": %u, \"plugins\": %zu}\n", up,
+		    listen_session_count(t->listen), st.received,
+		    st.delivered, st.failed, st.deferred, st.reports,
+		    st.queued, st.held, st.inflight, t->rt->generation,
+		    hooks_plugin_count(t->rt->hooks));
+	return xasprintf("uptime      %lds\nsessions    %zu\nreceived    "
+	    "%lu\ndelivered   %lu\nfailed      %lu\ndeferred    %lu\n"
+	    "reports     %lu\nqueued      %zu\nheld        %zu\n"
+	    "delivering  %zu\ngeneration  %u\nplugins     %zu\n", up,
+	    listen_session_count(t->listen), st.received, st.delivered,
+	    st.failed, st.deferred, st.reports, st.queued, st.held,
+	    st.inflight, t->rt->generation, hooks_plugin_count(t->rt->hooks));
+}
+
+static void
+on_control(void *arg, struct control_req *req, const char *verb,
+    const char *a)
+{
+	struct ternd *t = arg;
+	bool json = strcmp(a, "--json") == 0;
+	char err[1024];
+
+	log_info("ternctl: %s%s%s", verb, *a ? " " : "", a);
+	if (strcmp(verb, "queue") == 0)
+		dispatch_list(t->dispatch, json, control_answer, req);
+	else if (strcmp(verb, "show") == 0)
+		dispatch_show(t->dispatch, a, control_answer, req);
+	else if (strcmp(verb, "flush") == 0)
+		dispatch_flush(t->dispatch, *a ? a : NULL, control_answer,
+		    req);
+	else if (strcmp(verb, "remove") == 0)
+		dispatch_remove(t->dispatch, a, control_answer, req);
+	else if (strcmp(verb, "hold") == 0 || strcmp(verb, "release") == 0)
+		dispatch_hold(t->dispatch, a, verb[0] == 'h', control_answer,
+		    req);
+	else if (strcmp(verb, "stats") == 0)
+		control_answer(req, true, stats_text(t, json));
+	else if (strcmp(verb, "reload") == 0) {
+		if (reload(t, err, sizeof(err)) == 0)
+			control_answer(req, true, xasprintf("reloaded: "
+			    "generation %u, %zu plugin(s)\n",
+			    t->rt->generation,
+			    hooks_plugin_count(t->rt->hooks)));
+		else
+			control_answer(req, false, xstrdup(err));
+	} else
+		control_answer(req, false, xasprintf("unknown command '%s'",
+		    verb));
 }
 
 struct kv_write {
@@ -421,7 +506,8 @@ main(int argc, char **argv)
 	t.pidfile = xasprintf("%s/ternd.pid", t.cfg->run_dir);
 	if (write_pidfile(t.pidfile) != 0)
 		log_warn("cannot write %s", t.pidfile);
-	t.dns = dns_new(t.base, t.cfg->resolver, err, sizeof(err));
+	t.dns = dns_new(t.base, t.cfg->resolver, t.cfg->dns_timeout, err,
+	    sizeof(err));
 	if (t.dns == NULL)
 		startup_fail(err);
 	struct smtp_client_settings cs = {
@@ -436,6 +522,13 @@ main(int argc, char **argv)
 	t.dm = deliver_maildir_new(t.cfg->hostname);
 	t.dispatch = dispatch_new(t.base, &t.rt, t.queue, t.dm, t.pool,
 	    t.client);
+	t.started = time(NULL);
+	char *sock = xasprintf("%s/ternd.sock", t.cfg->run_dir);
+	t.control = control_new(t.base, sock, on_control, &t, err,
+	    sizeof(err));
+	free(sock);
+	if (t.control == NULL)
+		startup_fail(err);
 	dispatch_load_queue(t.dispatch);
 
 	t.ev_term = evsignal_new(t.base, SIGTERM, on_terminate, &t);
@@ -467,6 +560,7 @@ main(int argc, char **argv)
 	}
 	event_free(t.ev_kv);
 	listen_free(t.listen);
+	control_free(t.control);
 	smtp_client_free(t.client);
 	dns_free(t.dns);
 	dispatch_free(t.dispatch);

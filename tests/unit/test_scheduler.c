@@ -25,10 +25,12 @@ test_order(void **state)
 		scheduler_add(&s, k, (int64_t)((k * 7919) % 1000));
 	assert_true(scheduler_next(&s, &due));
 	assert_int_equal(due, 0);
-	assert_false(scheduler_pop_due(&s, -1, &key));
+	assert_false(scheduler_pop_due(&s, -1, &key, NULL));
 	int64_t last = -1;
 	size_t n = 0;
-	while (scheduler_pop_due(&s, 499, &key)) {
+	int64_t due;
+	while (scheduler_pop_due(&s, 499, &key, &due)) {
+		assert_true(due <= 499);
 		int64_t d = (int64_t)((key * 7919) % 1000);
 		assert_true(d >= last && d <= 499);
 		last = d;
