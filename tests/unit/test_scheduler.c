@@ -28,7 +28,6 @@ test_order(void **state)
 	assert_false(scheduler_pop_due(&s, -1, &key, NULL));
 	int64_t last = -1;
 	size_t n = 0;
-	int64_t due;
 	while (scheduler_pop_due(&s, 499, &key, &due)) {
 		assert_true(due <= 499);
 		int64_t d = (int64_t)((key * 7919) % 1000);
