@@ -238,6 +238,18 @@ parse_limits(struct ctx *c, const struct cfg_node *n, struct config *cfg)
 	return 0;
 }
 
+int
+config_tls_policy(const char *s)
+{
+	if (strcmp(s, "may") == 0)
+		return 0;       /* SMTP_TLS_MAY */
+	if (strcmp(s, "none") == 0)
+		return 1;       /* SMTP_TLS_NONE */
+	if (strcmp(s, "verify") == 0)
+		return 2;       /* SMTP_TLS_VERIFY */
+	return -1;
+}
+
 static int
 parse_client(struct ctx *c, const struct cfg_node *n, struct config *cfg)
 {
@@ -262,6 +274,20 @@ parse_client(struct ctx *c, const struct cfg_node *n, struct config *cfg)
 		const struct cfg_node *f = &n->items[i];
 		size_t k;
 		uint64_t v;
+		if (strcmp(f->key, "tls") == 0) {
+			int pol = config_tls_policy(f->type == CFG_STR ? f->s :
+			    "");
+			if (pol < 0)
+				return fail(c, "tls must be \"may\", \"none\" "
+				    "or \"verify\"");
+			cfg->client.tls = pol;
+			continue;
+		}
+		if (strcmp(f->key, "ca_file") == 0) {
+			if (want_str(c, f, &cfg->client.ca_file) != 0)
+				return -1;
+			continue;
+		}
 		for (k = 0; k < TERN_ARRAY_LEN(keys); k++)
 			if (strcmp(keys[k].key, f->key) == 0)
 				break;
@@ -610,6 +636,7 @@ config_free(struct config *cfg)
 	cfg_node_free(cfg->tree);
 	free(cfg->resolver);
 	free(cfg->relayhost);
+	free(cfg->client.ca_file);
 	for (size_t i = 0; i < cfg->nplugins; i++)
 		free(cfg->plugins[i]);
 	free(cfg->plugins);
@@ -699,10 +726,14 @@ config_print(const struct config *cfg, FILE *fp)
 	    cfg->delay_warning, cfg->dns_timeout);
 	fprintf(fp, "smtp_client = { port = %u, connect_timeout = %u, "
 	    "command_timeout = %u,\n  data_timeout = %u, idle_time = %u, "
-	    "max_per_destination = %u }\n", cfg->client.port,
-	    cfg->client.connect_timeout, cfg->client.command_timeout,
-	    cfg->client.data_timeout, cfg->client.idle_time,
-	    cfg->client.max_per_destination);
+	    "max_per_destination = %u,\n  tls = \"%s\"%s%s%s }\n",
+	    cfg->client.port, cfg->client.connect_timeout,
+	    cfg->client.command_timeout, cfg->client.data_timeout,
+	    cfg->client.idle_time, cfg->client.max_per_destination,
+	    cfg->client.tls == 2 ? "verify" : cfg->client.tls == 1 ? "none" :
+	    "may", cfg->client.ca_file ? ", ca_file = \"" : "",
+	    cfg->client.ca_file ? cfg->client.ca_file : "",
+	    cfg->client.ca_file ? "\"" : "");
 }
 
 bool

@@ -108,6 +108,7 @@ struct plan {
 	char *domain;
 	enum smtp_dest_kind hop_kind; /* PLAN_REMOTE: where to */
 	char *hop;
+	enum smtp_tls_policy tls;
 	char *remote_mta;        /* who answered, for the bounce */
 	bool delivered;          /* set by DELIVER */
 	bool newly_failed;       /* failed in this attempt: to bounce */
@@ -373,6 +374,7 @@ route_rcpt(struct job *j, size_t i)
 	} else {
 		p->kind = PLAN_REMOTE;
 		p->domain = xstrdup(a.domain);
+		p->tls = (enum smtp_tls_policy)cfg->client.tls;
 		if (cfg->relayhost) {
 			p->hop_kind = SMTP_DEST_RELAY;
 			p->hop = xstrdup(cfg->relayhost);
@@ -410,6 +412,8 @@ route_rcpt(struct job *j, size_t i)
 			p->hop_kind = route.kind == ROUTE_RELAY ?
 			    SMTP_DEST_RELAY : SMTP_DEST_MX;
 			p->hop = xstrdup(route.target);
+			p->tls = (enum smtp_tls_policy)(route.tls[0] ?
+			    config_tls_policy(route.tls) : cfg->client.tls);
 			break;
 		case ROUTE_REJECT:
 			p->kind = PLAN_NONE;
@@ -825,7 +829,7 @@ phase_remote(struct job *j)
 			struct plan *q = &j->plans[k];
 			if (taken[k] || j->env->rcpts[k].status !=
 			    RCPT_PENDING || q->kind != PLAN_REMOTE ||
-			    q->hop_kind != p->hop_kind ||
+			    q->hop_kind != p->hop_kind || q->tls != p->tls ||
 			    !ascii_strcaseeq(q->hop, p->hop))
 				continue;
 			taken[k] = true;
@@ -834,6 +838,7 @@ phase_remote(struct job *j)
 			g->n++;
 		}
 		g->d.kind = p->hop_kind;
+		g->d.tls = p->tls;
 		(void)str_copy(g->d.dest, sizeof(g->d.dest), p->hop);
 		g->d.id = j->id;
 		g->d.sender = j->env->sender;

@@ -153,6 +153,7 @@ struct hook_route {
 	enum route_kind kind;
 	char target[1024];        /* maildir path, relay host:port, MX domain */
 	char folder[128];         /* with ROUTE_MAILDIR, may be "" */
+	char tls[8];              /* with RELAY/MX: "may", "none", "verify" or "" */
 	struct hook_verdict v;    /* with REJECT/TEMPFAIL */
 	char **expand;            /* ROUTE_EXPAND: "local@domain" (owned) */
 	size_t nexpand;

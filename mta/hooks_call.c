@@ -625,6 +625,18 @@ read_route(struct hooks *h, size_t p, struct hook_route *r)
 		    "path without ..", plugin);
 		return -1;
 	}
+	lua_getfield(L, -2, "tls");
+	if (lua_type(L, -1) == LUA_TSTRING) {
+		const char *t = lua_tostring(L, -1);
+		if (strcmp(t, "may") && strcmp(t, "none") && strcmp(t, "verify")) {
+			log_warnx("plugin=%s hook=route: tls must be may, none "
+			    "or verify", plugin);
+			lua_pop(L, 1);
+			return -1;
+		}
+		(void)str_copy(r->tls, sizeof(r->tls), t);
+	}
+	lua_pop(L, 1);
 	lua_getfield(L, -2, "folder");
 	if (lua_type(L, -1) == LUA_TSTRING) {
 		const char *f = lua_tostring(L, -1);

@@ -40,6 +40,7 @@
 
 #include "dns.h"
 #include "log.h"
+#include "tls.h"
 #include "message.h"
 #include "smtp_reply.h"
 #include "util.h"
@@ -47,7 +48,8 @@
 #define CLIENT_LINE_MAX 4096
 
 enum cstate {
-	C_RESOLVE, C_CONNECT, C_GREETING, C_EHLO, C_HELO, C_READY, C_MAIL,
+	C_RESOLVE, C_CONNECT, C_GREETING, C_EHLO, C_HELO, C_STARTTLS, C_TLS,
+	C_READY, C_MAIL,
 	C_RCPT, C_DATA, C_BODY, C_ABORT_DATA, C_RSET, C_QUIT,
 };
 
@@ -73,6 +75,8 @@ struct dest {
 	struct conn_list conns;
 	unsigned nconns;
 	unsigned connecting;      /* not yet ready */
+	enum smtp_tls_policy tls;
+	bool tls_broken;          /* a handshake failed: "may" goes plain */
 };
 
 struct conn {
@@ -87,6 +91,8 @@ struct conn {
 	struct sockaddr_storage addrs[32];
 	size_t naddrs, addr_i;
 	char host[320];
+	char hostname[300];       /* the name TLS checks (MX host or relay) */
+	bool tls;                 /* the connection is encrypted */
 	bool pipelining, eightbitmime, has_size, ready;
 	unsigned long size_max;
 	struct smtp_reply_reader rr;
@@ -425,6 +431,57 @@ conn_fail(struct conn *cn, const char *why)
 		dest_kick(dt);
 }
 
+/*
+ * After EHLO: STARTTLS if the policy wants it and the server offers it.
+ * True if the connection moved on (STARTTLS sent, or failed).
+ */
+static bool
+starttls_maybe(struct conn *cn)
+{
+	struct dest *dt = cn->dest;
+
+	if (cn->tls || dt->tls == SMTP_TLS_NONE || dt->c->s.tls == NULL)
+		return false;
+	bool offered = cn->st == C_EHLO && smtp_reply_has_keyword(&cn->rr,
+	    "STARTTLS", NULL);
+	if (offered && !(dt->tls == SMTP_TLS_MAY && dt->tls_broken)) {
+		/* keep what this EHLO said in case STARTTLS is refused */
+		cn->pipelining = smtp_reply_has_keyword(&cn->rr, "PIPELINING",
+		    NULL);
+		cn->eightbitmime = smtp_reply_has_keyword(&cn->rr, "8BITMIME",
+		    NULL);
+		say(cn, "STARTTLS");
+		cn->st = C_STARTTLS;
+		return true;
+	}
+	if (dt->tls == SMTP_TLS_VERIFY) {
+		conn_fail(cn, offered ? "TLS failed earlier; TLS is required" :
+		    "STARTTLS not offered; TLS is required");
+		return true;
+	}
+	return false;
+}
+
+static void conn_on_read(struct bufferevent *bev, void *arg);
+static void conn_on_event(struct bufferevent *bev, short what, void *arg);
+
+static void
+starttls_begin(struct conn *cn)
+{
+	struct dest *dt = cn->dest;
+
+	cn->bev = tls_client_wrap(dt->c->s.tls, dt->c->base, cn->bev,
+	    cn->hostname, dt->tls == SMTP_TLS_VERIFY);
+	if (cn->bev == NULL) {
+		conn_fail(cn, "cannot start TLS");
+		return;
+	}
+	bufferevent_setcb(cn->bev, conn_on_read, NULL, conn_on_event, cn);
+	bufferevent_enable(cn->bev, EV_READ | EV_WRITE);
+	set_timeout(cn, dt->c->s.command_timeout);
+	cn->st = C_TLS;
+}
+
 static void
 handle_reply(struct conn *cn, int code, const char *text)
 {
@@ -458,6 +515,8 @@ handle_reply(struct conn *cn, int code, const char *text)
 			conn_fail(cn, text);
 			return;
 		}
+		if (starttls_maybe(cn))
+			return;
 		if (cn->st == C_EHLO) {
 			cn->pipelining = smtp_reply_has_keyword(&cn->rr,
 			    "PIPELINING", NULL);
@@ -468,6 +527,21 @@ handle_reply(struct conn *cn, int code, const char *text)
 				cn->size_max = strtoul(param, NULL, 10);
 			}
 		}
+		cn->ready = true;
+		cn->dest->connecting--;
+		conn_next(cn);
+		return;
+	case C_STARTTLS:
+		if (code / 100 == 2) {
+			starttls_begin(cn);
+			return;
+		}
+		if (cn->dest->tls == SMTP_TLS_VERIFY) {
+			conn_fail(cn, "STARTTLS refused; TLS is required");
+			return;
+		}
+		/* "may": go on without TLS, with what EHLO said */
+		cn->st = C_EHLO;
 		cn->ready = true;
 		cn->dest->connecting--;
 		conn_next(cn);
@@ -529,9 +603,37 @@ conn_on_event(struct bufferevent *bev, short what, void *arg)
 {
 	struct conn *cn = arg;
 
+	if ((what & BEV_EVENT_CONNECTED) && cn->st == C_TLS) {
+		char desc[128], why[256];
+		if (cn->dest->tls == SMTP_TLS_VERIFY &&
+		    tls_verified(cn->bev, why, sizeof(why)) != 0) {
+			conn_fail(cn, why);
+			return;
+		}
+		tls_describe(cn->bev, desc, sizeof(desc));
+		log_info("smtp client: TLS to %s: %s%s", cn->host, desc,
+		    cn->dest->tls == SMTP_TLS_VERIFY ? " (verified)" : "");
+		cn->tls = true;
+		smtp_reply_reader_init(&cn->rr);
+		say(cn, "EHLO %s", cn->dest->c->helo);   /* RFC 3207 4.2 */
+		cn->st = C_EHLO;
+		return;
+	}
 	if (what & BEV_EVENT_CONNECTED) {
 		cn->st = C_GREETING;
 		set_timeout(cn, cn->dest->c->s.command_timeout);
+		return;
+	}
+	if (cn->st == C_TLS) {
+		char why[256];
+		tls_error(cn->bev, why, sizeof(why));
+		log_info("smtp client: TLS with %s failed: %s", cn->host, why);
+		if (cn->dest->tls == SMTP_TLS_MAY)
+			cn->dest->tls_broken = true; /* next time: plain */
+		char text[300];
+		(void)snprintf(text, sizeof(text), "TLS handshake failed: %s",
+		    why);
+		conn_fail(cn, text);
 		return;
 	}
 	if (cn->st == C_CONNECT) {
@@ -579,6 +681,9 @@ conn_try_addr(struct conn *cn)
 	}
 	(void)snprintf(cn->host, sizeof(cn->host), "%.255s[%s]:%u",
 	    cn->hosts ? cn->hosts[cn->host_i] : dt->name, ip, dt->port);
+	(void)str_copy(cn->hostname, sizeof(cn->hostname),
+	    cn->hosts ? cn->hosts[cn->host_i] : dt->name);
+	cn->tls = false;
 	cn->bev = bufferevent_socket_new(dt->c->base, -1,
 	    BEV_OPT_CLOSE_ON_FREE);
 	TERN_ASSERT(cn->bev != NULL);
@@ -795,8 +900,8 @@ dest_get(struct smtp_client *c, const struct smtp_delivery *d)
 	struct dest *dt;
 	char key[320];
 
-	(void)snprintf(key, sizeof(key), "%s:%s", d->kind == SMTP_DEST_MX ?
-	    "mx" : "relay", d->dest);
+	(void)snprintf(key, sizeof(key), "%s:%d:%s", d->kind == SMTP_DEST_MX ?
+	    "mx" : "relay", (int)d->tls, d->dest);
 	ascii_lower(key);
 	TAILQ_FOREACH(dt, &c->dests, entry)
 		if (strcmp(dt->key, key) == 0)
@@ -805,6 +910,7 @@ dest_get(struct smtp_client *c, const struct smtp_delivery *d)
 	dt->c = c;
 	(void)str_copy(dt->key, sizeof(dt->key), key);
 	dt->kind = d->kind;
+	dt->tls = d->tls;
 	TAILQ_INIT(&dt->queue);
 	TAILQ_INIT(&dt->conns);
 	dt->port = c->s.port;

@@ -17,6 +17,13 @@
 struct event_base;
 struct dns;
 struct smtp_client;
+struct tls_client;
+
+enum smtp_tls_policy {
+	SMTP_TLS_MAY,        /* STARTTLS when offered, unverified (default) */
+	SMTP_TLS_NONE,       /* never */
+	SMTP_TLS_VERIFY,     /* required, chain and host name verified */
+};
 
 struct smtp_client_settings {
 	const char *helo;                 /* our host name */
@@ -26,6 +33,7 @@ struct smtp_client_settings {
 	unsigned data_timeout;            /* DATA termination: 10 min */
 	unsigned idle_time;               /* keep an idle connection */
 	unsigned max_per_destination;
+	struct tls_client *tls;           /* NULL: no STARTTLS at all */
 };
 
 enum smtp_dest_kind { SMTP_DEST_MX, SMTP_DEST_RELAY };
@@ -38,6 +46,7 @@ enum smtp_dest_kind { SMTP_DEST_MX, SMTP_DEST_RELAY };
 struct smtp_delivery {
 	enum smtp_dest_kind kind;
 	char dest[300];                   /* MX: domain; RELAY: host[:port] */
+	enum smtp_tls_policy tls;
 	const char *id;                   /* queue id, for logs */
 	const char *sender;               /* "<...>" */
 	const char *const *rcpts;         /* "<...>" */

@@ -36,6 +36,7 @@
 #include "queue.h"
 #include "runtime.h"
 #include "smtp_client.h"
+#include "tls.h"
 #include "util.h"
 
 #define SHUTDOWN_GRACE_SEC 10
@@ -56,6 +57,7 @@ struct ternd {
 	struct deliver_maildir *dm;
 	struct dns *dns;
 	struct smtp_client *client;
+	struct tls_client *tls_client;
 	struct dispatch *dispatch;
 	struct listen_ctx *listen;
 	struct control *control;
@@ -510,7 +512,11 @@ main(int argc, char **argv)
 	    sizeof(err));
 	if (t.dns == NULL)
 		startup_fail(err);
+	t.tls_client = tls_client_new(t.cfg->client.ca_file, err, sizeof(err));
+	if (t.tls_client == NULL)
+		startup_fail(err);
 	struct smtp_client_settings cs = {
+		.tls = t.tls_client,
 		.helo = t.cfg->hostname, .port = t.cfg->client.port,
 		.connect_timeout = t.cfg->client.connect_timeout,
 		.command_timeout = t.cfg->client.command_timeout,
@@ -562,6 +568,7 @@ main(int argc, char **argv)
 	listen_free(t.listen);
 	control_free(t.control);
 	smtp_client_free(t.client);
+	tls_client_free(t.tls_client);
 	dns_free(t.dns);
 	dispatch_free(t.dispatch);
 	queue_close(t.queue);

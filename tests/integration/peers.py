@@ -91,6 +91,7 @@ class Recorder:
         self.reject_rcpt = reject_rcpt
         self.eightbit = eightbit
         self.data_reply = data_reply
+        self.tls = []
 
     async def handle_EHLO(self, server, session, envelope, hostname, responses):
         self.ehlos += 1
@@ -113,13 +114,36 @@ class Recorder:
             return self.data_reply
         self.messages.append((envelope.mail_from, list(envelope.rcpt_tos),
                               envelope.original_content or envelope.content))
+        self.tls.append(session.ssl is not None)
         return "250 2.0.0 OK: recorded"
 
 
+def make_certs(d, names):
+    """A test CA and one server certificate per name (openssl CLI)."""
+    import subprocess as sp
+    d.mkdir(exist_ok=True)
+    run = lambda *a: sp.run(a, cwd=d, check=True, capture_output=True)
+    run("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+        "-keyout", "ca.key", "-out", "ca.crt", "-subj", "/CN=Tern Test CA")
+    for n in names:
+        (d / (n + ".ext")).write_text("subjectAltName=DNS:%s\n" % n)
+        run("openssl", "req", "-newkey", "rsa:2048", "-nodes", "-keyout",
+            n + ".key", "-out", n + ".csr", "-subj", "/CN=" + n)
+        run("openssl", "x509", "-req", "-in", n + ".csr", "-CA", "ca.crt",
+            "-CAkey", "ca.key", "-CAcreateserial", "-days", "2", "-out",
+            n + ".crt", "-extfile", n + ".ext")
+    return d / "ca.crt"
+
+
 class Peer:
-    def __init__(self, host, port, size=None, **kw):
+    def __init__(self, host, port, size=None, cert=None, **kw):
         self.handler = Recorder(**kw)
         extra = {"data_size_limit": size} if size else {}
+        if cert:
+            import ssl
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(str(cert) + ".crt", str(cert) + ".key")
+            extra["tls_context"] = ctx
         self.controller = Controller(self.handler, hostname=host, port=port,
                                      decode_data=False, **extra)
         self.controller.start()

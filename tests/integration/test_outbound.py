@@ -9,7 +9,7 @@ import time
 import pytest
 
 from conftest import TOP, Raw, free_port
-from peers import Peer, Unbound
+from peers import Peer, Unbound, make_certs
 
 RECORDS = [
     "mxorder.test. MX 10 mx1.test.",
@@ -30,6 +30,12 @@ RECORDS = [
     "mx8.test. A 127.0.0.8",
     "never.test. MX 10 mx9.test.",
     "mx9.test. A 127.0.0.9",
+    "tls.test. MX 10 mx10.test.",
+    "mx10.test. A 127.0.0.10",
+    "badname.test. MX 10 mx11.test.",
+    "mx11.test. A 127.0.0.10",
+    "notls.test. MX 10 mx12.test.",
+    "mx12.test. A 127.0.0.12",
 ]
 
 RETRY_PLUGIN = """
@@ -321,3 +327,47 @@ def test_delay_warning_once(world):
     p = w.peer("127.0.0.5")
     assert len(p.wait(1)) == 1                  # and delivered in the end
     assert w.t.wait_queue_empty()
+
+
+def test_starttls_opportunistic(world, tmp_path):
+    make_certs(tmp_path / "certs", ["mx10.test"])
+    w = world()            # default "may": encrypt, do not verify
+    p = w.peer("127.0.0.10", cert=tmp_path / "certs" / "mx10.test")
+    send(w.t, ["a@tls.test"])
+    assert len(p.wait(1)) == 1
+    assert p.handler.tls == [True]
+    assert "smtp client: TLS to mx10.test[127.0.0.10]" in w.t.log()
+
+
+def test_starttls_verify(world, tmp_path):
+    ca = make_certs(tmp_path / "certs", ["mx10.test"])
+    w = world(settings='smtp_client = { tls = "verify", ca_file = "%s" }' % ca)
+    # (the world's own smtp_client line sets port and timeouts; merge)
+    w.t.stop()
+    cfg = w.t.config.read_text()
+    cfg = cfg.replace('smtp_client = { tls = "verify", ca_file = "%s" }' % ca, "")
+    cfg = cfg.replace("idle_time = 1 }",
+                      'idle_time = 1, tls = "verify", ca_file = "%s" }' % ca)
+    w.t.config.write_text(cfg)
+    w.t.start()
+    p = w.peer("127.0.0.10", cert=tmp_path / "certs" / "mx10.test")
+    send(w.t, ["good@tls.test"])
+    assert len(p.wait(1)) == 1 and p.handler.tls == [True]
+    assert "(verified)" in w.t.log()
+    # the same server under another name: the certificate does not match
+    send(w.t, ["x@badname.test"])
+    deadline = time.monotonic() + 10
+    while "status=deferred" not in w.t.log() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    log = w.t.log()
+    assert "x@badname.test" in log and "status=deferred" in log
+    assert "certificate" in log or "TLS handshake failed" in log
+    assert len(p.messages) == 1
+    # a server that offers no STARTTLS gets nothing in plain text
+    plain = w.peer("127.0.0.12")
+    send(w.t, ["y@notls.test"])
+    deadline = time.monotonic() + 10
+    while "TLS is required" not in w.t.log() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert "STARTTLS not offered; TLS is required" in w.t.log()
+    assert plain.messages == []
