@@ -114,6 +114,7 @@ struct smtp_client {
 	char *helo;
 	TAILQ_HEAD(, dest) dests;
 	unsigned long connections;
+	struct event *sweep;      /* frees destinations nobody uses */
 };
 
 static void conn_free(struct conn *cn);
@@ -948,6 +949,26 @@ smtp_client_send(struct smtp_client *c, struct smtp_delivery *d,
 	dest_kick(dt);
 }
 
+/*
+ * Every minute: destinations with nothing queued and no connection are
+ * freed, so memory follows the active destinations, not every domain
+ * ever seen. (Never from a connection callback: they still use dt.)
+ */
+static void
+on_sweep(evutil_socket_t fd, short what, void *arg)
+{
+	struct smtp_client *c = arg;
+	struct dest *dt, *next;
+
+	for (dt = TAILQ_FIRST(&c->dests); dt; dt = next) {
+		next = TAILQ_NEXT(dt, entry);
+		if (TAILQ_EMPTY(&dt->queue) && TAILQ_EMPTY(&dt->conns)) {
+			TAILQ_REMOVE(&c->dests, dt, entry);
+			free(dt);
+		}
+	}
+}
+
 struct smtp_client *
 smtp_client_new(struct event_base *base, struct dns *dns,
     const struct smtp_client_settings *s)
@@ -962,6 +983,9 @@ smtp_client_new(struct event_base *base, struct dns *dns,
 	if (c->s.max_per_destination == 0)
 		c->s.max_per_destination = 1;
 	TAILQ_INIT(&c->dests);
+	c->sweep = event_new(base, -1, EV_PERSIST, on_sweep, c);
+	struct timeval tv = { 60, 0 };
+	evtimer_add(c->sweep, &tv);
 	return c;
 }
 
@@ -1010,6 +1034,7 @@ smtp_client_free(struct smtp_client *c)
 		TAILQ_REMOVE(&c->dests, dt, entry);
 		free(dt);
 	}
+	event_free(c->sweep);
 	free(c->helo);
 	free(c);
 }
