@@ -38,7 +38,7 @@ static const char embedded_default[] =
     "trusted_networks = { \"127.0.0.0/8\", \"::1/128\" }\n"
     "plugins = { \"retry_default\" }\n";
 
-static const char *const not_yet[] = { "tls", "users", "user", NULL };
+static const char *const not_yet[] = { "users", "user", NULL };
 
 struct ctx {
 	const char *source;
@@ -147,7 +147,7 @@ parse_listen(struct ctx *c, const struct cfg_node *n, struct config *cfg)
 	for (size_t i = 0; i < n->nitems; i++) {
 		const struct cfg_node *it = &n->items[i];
 		struct config_listen *l = &cfg->listen[cfg->nlisten++];
-		const char *role = "mx";
+		const char *role = "mx", *tls = NULL;
 		int sslen = (int)sizeof(l->ss);
 
 		if (it->type != CFG_TABLE)
@@ -161,9 +161,9 @@ parse_listen(struct ctx *c, const struct cfg_node *n, struct config *cfg)
 			else if (f->key && strcmp(f->key, "role") == 0 &&
 			    f->type == CFG_STR)
 				role = f->s;
-			else if (f->key && strcmp(f->key, "tls") == 0)
-				return fail(c, "item %zu: tls is not "
-				    "supported in this version", i + 1);
+			else if (f->key && strcmp(f->key, "tls") == 0 &&
+			    f->type == CFG_STR)
+				tls = f->s;
 			else
 				return fail(c, "item %zu: unknown or mistyped "
 				    "field '%s'", i + 1, f->key ? f->key : "?");
@@ -184,11 +184,25 @@ parse_listen(struct ctx *c, const struct cfg_node *n, struct config *cfg)
 		else if (strcmp(role, "submission") == 0)
 			l->role = ROLE_SUBMISSION;
 		else if (strcmp(role, "submissions") == 0)
-			return fail(c, "item %zu: role 'submissions' needs "
-			    "TLS, not supported in this version", i + 1);
+			l->role = ROLE_SUBMISSIONS;
 		else
-			return fail(c, "item %zu: role must be \"mx\" or "
-			    "\"submission\"", i + 1);
+			return fail(c, "item %zu: role must be \"mx\", "
+			    "\"submission\" or \"submissions\"", i + 1);
+		if (tls == NULL)
+			l->tls = l->role == ROLE_SUBMISSIONS ?
+			    LISTEN_TLS_IMPLICIT : LISTEN_TLS_STARTTLS;
+		else if (strcmp(tls, "starttls") == 0)
+			l->tls = LISTEN_TLS_STARTTLS;
+		else if (strcmp(tls, "implicit") == 0)
+			l->tls = LISTEN_TLS_IMPLICIT;
+		else if (strcmp(tls, "none") == 0)
+			l->tls = LISTEN_TLS_NONE;
+		else
+			return fail(c, "item %zu: tls must be \"starttls\", "
+			    "\"implicit\" or \"none\"", i + 1);
+		if (l->role == ROLE_SUBMISSIONS && l->tls != LISTEN_TLS_IMPLICIT)
+			return fail(c, "item %zu: role \"submissions\" is "
+			    "implicit TLS (RFC 8314)", i + 1);
 	}
 	return 0;
 }
@@ -365,6 +379,25 @@ apply(struct ctx *c, const struct cfg_node *n, struct config *cfg)
 				return fail(c, "'%s': expected a table",
 				    n->items[i].key);
 		cfg->plugin_config = n;
+		return 0;
+	}
+	if (strcmp(c->key, "tls") == 0) {
+		if (n->type != CFG_TABLE || n->narray != 0)
+			return fail(c, "expected { cert = \"...\", key = "
+			    "\"...\" }");
+		for (size_t i = 0; i < n->nitems; i++) {
+			const struct cfg_node *f = &n->items[i];
+			if (strcmp(f->key, "cert") == 0) {
+				if (want_str(c, f, &cfg->tls_cert) != 0)
+					return -1;
+			} else if (strcmp(f->key, "key") == 0) {
+				if (want_str(c, f, &cfg->tls_key) != 0)
+					return -1;
+			} else
+				return fail(c, "unknown key '%s'", f->key);
+		}
+		if (!cfg->tls_cert || !cfg->tls_key)
+			return fail(c, "needs both cert and key");
 		return 0;
 	}
 	if (strcmp(c->key, "resolver") == 0)
@@ -608,6 +641,11 @@ config_load(const char *path, char *err, size_t errsz)
 	free(cfg->data_dir);
 	cfg->data_dir = abs;
 	cfg->spool_dir = xasprintf("%s/spool", cfg->data_dir);
+	if (cfg->tls_cert == NULL) {
+		cfg->tls_cert = xasprintf("%s/tls/cert.pem", cfg->data_dir);
+		cfg->tls_key = xasprintf("%s/tls/key.pem", cfg->data_dir);
+		cfg->tls_selfsigned = true;
+	}
 	cfg->mail_dir = xasprintf("%s/mail", cfg->data_dir);
 	cfg->run_dir = xasprintf("%s/run", cfg->data_dir);
 	if (cfg->domains == NULL) {
@@ -636,6 +674,8 @@ config_free(struct config *cfg)
 	cfg_node_free(cfg->tree);
 	free(cfg->resolver);
 	free(cfg->relayhost);
+	free(cfg->tls_cert);
+	free(cfg->tls_key);
 	free(cfg->client.ca_file);
 	for (size_t i = 0; i < cfg->nplugins; i++)
 		free(cfg->plugins[i]);
@@ -662,7 +702,8 @@ config_free(struct config *cfg)
 const char *
 config_role_name(enum listen_role role)
 {
-	return role == ROLE_SUBMISSION ? "submission" : "mx";
+	return role == ROLE_SUBMISSIONS ? "submissions" :
+	    role == ROLE_SUBMISSION ? "submission" : "mx";
 }
 
 void
@@ -675,9 +716,14 @@ config_print(const struct config *cfg, FILE *fp)
 	fprintf(fp, "data_dir = \"%s\"\n", cfg->data_dir);
 	fprintf(fp, "listen = {\n");
 	for (size_t i = 0; i < cfg->nlisten; i++)
-		fprintf(fp, "  { addr = \"%s\", role = \"%s\" },\n",
-		    cfg->listen[i].addr, config_role_name(cfg->listen[i].role));
-	fprintf(fp, "}\ndomains = {");
+		fprintf(fp, "  { addr = \"%s\", role = \"%s\", tls = \"%s\" },\n",
+		    cfg->listen[i].addr, config_role_name(cfg->listen[i].role),
+		    cfg->listen[i].tls == LISTEN_TLS_IMPLICIT ? "implicit" :
+		    cfg->listen[i].tls == LISTEN_TLS_NONE ? "none" : "starttls");
+	fprintf(fp, "}\ntls = { cert = \"%s\", key = \"%s\" }%s\n",
+	    cfg->tls_cert, cfg->tls_key, cfg->tls_selfsigned ?
+	    "  -- self-signed, made at first start" : "");
+	fprintf(fp, "domains = {");
 	for (size_t i = 0; i < cfg->ndomains; i++)
 		fprintf(fp, "%s\"%s\"", i ? ", " : " ", cfg->domains[i]);
 	fprintf(fp, " }\ntrusted_networks = {");

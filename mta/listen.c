@@ -46,6 +46,7 @@ struct listener {
 	struct listen_ctx *ctx;
 	struct evconnlistener *ev;
 	enum listen_role role;
+	enum listen_tls tls;
 };
 
 struct listen_ctx {
@@ -177,7 +178,8 @@ on_accept(struct evconnlistener *ev, evutil_socket_t fd,
 	env.queue = ctx->queue;
 	env.on_close = on_session_close;
 	env.arg = c;
-	c->s = smtp_session_new(&env, fd, sa, (socklen_t)salen, l->role);
+	c->s = smtp_session_new(&env, fd, sa, (socklen_t)salen, l->role,
+	    l->tls);
 }
 
 static void
@@ -224,6 +226,14 @@ listen_start(struct event_base *base, struct runtime **current,
 		struct listener *l = &ctx->listeners[i];
 		l->ctx = ctx;
 		l->role = cl->role;
+		l->tls = cl->tls;
+		if (cl->tls == LISTEN_TLS_IMPLICIT && (*current)->tls == NULL) {
+			(void)snprintf(err, errsz, "%s: implicit TLS needs a "
+			    "certificate", cl->addr);
+			ctx->nlisteners = i;
+			listen_free(ctx);
+			return NULL;
+		}
 		l->ev = evconnlistener_new_bind(base, on_accept, l,
 		    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE |
 		    LEV_OPT_CLOSE_ON_EXEC, 4096,

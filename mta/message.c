@@ -105,6 +105,8 @@ message_append_received(struct buf *out, const struct message_trace *t)
 {
 	buf_printf(out, "Received: from %s (%s [%s])\n", t->helo,
 	    t->client_name ? t->client_name : "unknown", t->client_ip);
+	if (t->tls)
+		buf_printf(out, "\t(using %s)\n", t->tls);
 	buf_printf(out, "\tby %s (Tern) with %s id %s", t->by_host,
 	    t->protocol, t->queue_id);
 	if (t->for_rcpt)

@@ -50,6 +50,7 @@ struct message_trace {
 	const char *queue_id;
 	const char *for_rcpt;    /* "<a@b>" when there is one recipient */
 	const char *date;        /* message_format_date() output */
+	const char *tls;         /* "TLSv1.3 TLS_AES_..." or NULL */
 };
 
 /* Appends a folded "Received:" field (RFC 5321 4.4), LF line ends. */

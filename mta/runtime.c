@@ -6,15 +6,19 @@
  */
 #include "runtime.h"
 
+#include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "hooks.h"
+#include "tls.h"
 #include "util.h"
 
 struct runtime *
 runtime_load(const char *path, struct kvstore *kv, unsigned generation,
-    char *err, size_t errsz)
+    bool make_cert, char *err, size_t errsz)
 {
 	struct runtime *rt;
 	struct hooks_settings hs;
@@ -43,6 +47,25 @@ runtime_load(const char *path, struct kvstore *kv, unsigned generation,
 		free(rt);
 		return NULL;
 	}
+	if (cfg->tls_selfsigned && make_cert) {
+		char dir[4096];
+		(void)snprintf(dir, sizeof(dir), "%s/tls", cfg->data_dir);
+		(void)mkdir(cfg->data_dir, 0700);
+		(void)mkdir(dir, 0700);
+		if (tls_selfsigned_ensure(cfg->tls_cert, cfg->tls_key,
+		    cfg->hostname, err, errsz) != 0) {
+			runtime_unref(rt);
+			return NULL;
+		}
+	}
+	if (!cfg->tls_selfsigned || access(cfg->tls_cert, R_OK) == 0) {
+		rt->tls = tls_server_new(cfg->tls_cert, cfg->tls_key, err,
+		    errsz);
+		if (rt->tls == NULL) {
+			runtime_unref(rt);
+			return NULL;
+		}
+	}
 	return rt;
 }
 
@@ -59,6 +82,7 @@ runtime_unref(struct runtime *rt)
 	if (rt == NULL || --rt->refs > 0)
 		return;
 	hooks_free(rt->hooks);
+	tls_server_free(rt->tls);
 	config_free(rt->cfg);
 	free(rt);
 }

@@ -8,22 +8,29 @@
 #ifndef TERN_RUNTIME_H
 #define TERN_RUNTIME_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 struct config;
 struct hooks;
 struct kvstore;
+struct tls_server;
 
 struct runtime {
 	struct config *cfg;
 	struct hooks *hooks;
+	struct tls_server *tls;       /* NULL: no certificate (yet) */
 	unsigned refs;
 	unsigned generation;
 };
 
-/* Loads config (path NULL: embedded default) and its plugins; refs = 1. */
+/*
+ * Loads config (path NULL: embedded default), its plugins and its TLS
+ * certificate; refs = 1. make_cert: create the self-signed certificate
+ * (and data_dir/tls) when the config names none and it does not exist.
+ */
 struct runtime *runtime_load(const char *path, struct kvstore *kv,
-    unsigned generation, char *err, size_t errsz);
+    unsigned generation, bool make_cert, char *err, size_t errsz);
 struct runtime *runtime_ref(struct runtime *rt);
 void runtime_unref(struct runtime *rt);
 

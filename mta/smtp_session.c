@@ -47,6 +47,7 @@
 #include "smtp_data.h"
 #include "smtp_parse.h"
 #include "smtp_reply.h"
+#include "tls.h"
 #include "util.h"
 
 #define OUTPUT_BACKLOG_MAX (64 * 1024)
@@ -71,6 +72,11 @@ struct smtp_session {
 	int port;
 	bool trusted;
 	enum listen_role role;
+	enum listen_tls tls_mode;
+	bool tls;                /* the connection is encrypted */
+	bool starttls_now;       /* 220 sent: wrap after this batch */
+	struct evbuffer_cb_entry *under_cb; /* closing: TLS bytes in flight */
+	char tls_desc[128];
 	enum session_state state;
 	char helo[SMTP_CMD_LINE_MAX];
 	bool esmtp;
@@ -95,6 +101,11 @@ struct smtp_session {
 static void session_process(struct smtp_session *s);
 static void session_flush(struct smtp_session *s);
 static void session_free(struct smtp_session *s);
+static void session_on_read(struct bufferevent *bev, void *arg);
+static void session_on_write(struct bufferevent *bev, void *arg);
+static void session_on_event(struct bufferevent *bev, short what, void *arg);
+static bool starttls_offered(const struct smtp_session *s);
+static void session_starttls(struct smtp_session *s);
 
 static uint64_t session_seq;
 
@@ -238,10 +249,12 @@ cmd_helo(struct smtp_session *s, struct smtp_cmd *cmd)
 	(void)str_fmt(l0, sizeof(l0), "%s greets %s", cfg->hostname, s->helo);
 	(void)str_fmt(lsize, sizeof(lsize), "SIZE %llu",
 	    (unsigned long long)cfg->limits.max_message_size);
-	const char *lines[] = { l0, "PIPELINING", lsize, "8BITMIME",
+	const char *lines[8] = { l0, "PIPELINING", lsize, "8BITMIME",
 		"ENHANCEDSTATUSCODES" };
-	smtp_reply_append_lines(&s->out, 250, lines,
-	    (int)TERN_ARRAY_LEN(lines));
+	int n = 5;
+	if (starttls_offered(s))
+		lines[n++] = "STARTTLS";
+	smtp_reply_append_lines(&s->out, 250, lines, n);
 }
 
 static void
@@ -401,7 +414,8 @@ cmd_data(struct smtp_session *s, struct smtp_cmd *cmd)
 	s->tx->created = now;
 	s->tx->client = xstrdup(s->ip);
 	s->tx->helo = xstrdup(s->helo);
-	s->tx->protocol = xstrdup(s->esmtp ? "ESMTP" : "SMTP");
+	s->tx->protocol = xstrdup(s->esmtp ? (s->tls ? "ESMTPS" : "ESMTP") :
+	    "SMTP");
 
 	/* The Received: field goes first into the body buffer. */
 	s->body = xcalloc(1, sizeof(*s->body));
@@ -417,6 +431,7 @@ cmd_data(struct smtp_session *s, struct smtp_cmd *cmd)
 	t.queue_id = s->tx->id;
 	t.for_rcpt = s->tx->nrcpts == 1 ? s->tx->rcpts[0].path : NULL;
 	t.date = date;
+	t.tls = s->tls ? s->tls_desc : NULL;
 	message_append_received(s->body, &t);
 	s->received_len = s->body->len;
 	/* The message proper starts after our field. */
@@ -552,6 +567,69 @@ cmd_help(struct smtp_session *s, struct smtp_cmd *cmd)
 	    "DATA RSET NOOP QUIT VRFY HELP; see RFC 5321");
 }
 
+static bool
+starttls_offered(const struct smtp_session *s)
+{
+	return !s->tls && s->tls_mode == LISTEN_TLS_STARTTLS &&
+	    s->env.rt->tls != NULL;
+}
+
+/* RFC 3207 */
+static void
+cmd_starttls(struct smtp_session *s, struct smtp_cmd *cmd)
+{
+	if (s->tls) {
+		reply(s, 503, "5.5.1", "Error: TLS already active");
+		return;
+	}
+	if (!starttls_offered(s)) {
+		reply(s, 454, "4.7.0", "TLS not available");
+		return;
+	}
+	reply(s, 220, "2.0.0", "Ready to start TLS");
+	s->starttls_now = true;   /* nothing after this line is read */
+}
+
+/*
+ * After the 220: anything the client sent behind STARTTLS is thrown away
+ * (CVE-2011-0411: it must not be answered inside TLS), the connection is
+ * wrapped, and the session forgets HELO and any transaction (RFC 3207
+ * 4.2). The handshake completes in session_on_event.
+ */
+static void
+session_starttls(struct smtp_session *s)
+{
+	struct evbuffer *in = bufferevent_get_input(s->bev);
+	size_t junk = evbuffer_get_length(in);
+
+	if (junk > 0) {
+		log_info("session %s: discarded %zu octets sent after STARTTLS",
+		    s->id, junk);
+		evbuffer_drain(in, junk);
+	}
+	s->starttls_now = false;
+	s->bev = tls_server_wrap(s->env.rt->tls, s->env.base, s->bev);
+	if (s->bev == NULL) {
+		log_warnx("session %s: cannot start TLS", s->id);
+		s->env.on_close(s->env.arg, s);  /* see session_free */
+		runtime_unref(s->env.rt);
+		free(s);
+		return;
+	}
+	bufferevent_setcb(s->bev, session_on_read, session_on_write,
+	    session_on_event, s);
+	bufferevent_setwatermark(s->bev, EV_READ, 0, INPUT_HIGH_WATER);
+	bufferevent_set_timeouts(s->bev, &(struct timeval){
+	    s->cfg->limits.command_timeout, 0 }, &(struct timeval){
+	    s->cfg->limits.command_timeout, 0 });
+	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+	tx_reset(s);
+	s->state = SESSION_GREETED;
+	s->helo[0] = '\0';
+	s->hs.helo = NULL;
+	s->esmtp = false;
+}
+
 static void
 cmd_not_implemented(struct smtp_session *s, struct smtp_cmd *cmd)
 {
@@ -573,7 +651,7 @@ static const struct {
 	{ SMTP_VERB_VRFY, cmd_vrfy },
 	{ SMTP_VERB_EXPN, cmd_expn },
 	{ SMTP_VERB_HELP, cmd_help },
-	{ SMTP_VERB_STARTTLS, cmd_not_implemented },
+	{ SMTP_VERB_STARTTLS, cmd_starttls },
 	{ SMTP_VERB_AUTH, cmd_not_implemented },
 	{ SMTP_VERB_BDAT, cmd_not_implemented },
 };
@@ -667,7 +745,7 @@ session_process(struct smtp_session *s)
 {
 	struct evbuffer *in = bufferevent_get_input(s->bev);
 
-	while (!s->closing && s->commit == NULL) {
+	while (!s->closing && s->commit == NULL && !s->starttls_now) {
 		if (s->errors > s->cfg->limits.max_errors) {
 			reply(s, 421, "4.7.0", "%s Error: too many errors",
 			    s->cfg->hostname);
@@ -682,6 +760,34 @@ session_process(struct smtp_session *s)
 	session_flush(s);
 }
 
+/*
+ * Closing: with a TLS filter, the last reply sits in the underlying
+ * connection's buffer after the filter's own output is empty. Wait for
+ * that too, so a 221 or 421 is not cut off. True if still waiting.
+ */
+static void
+under_drained(struct evbuffer *buf, const struct evbuffer_cb_info *info,
+    void *arg)
+{
+	struct smtp_session *s = arg;
+
+	if (evbuffer_get_length(buf) == 0 && s->commit == NULL)
+		session_free(s);
+}
+
+static bool
+wait_for_under(struct smtp_session *s)
+{
+	struct bufferevent *u = bufferevent_get_underlying(s->bev);
+
+	if (u == NULL || evbuffer_get_length(bufferevent_get_output(u)) == 0)
+		return false;
+	if (s->under_cb == NULL)
+		s->under_cb = evbuffer_add_cb(bufferevent_get_output(u),
+		    under_drained, s);
+	return true;
+}
+
 static void
 session_flush(struct smtp_session *s)
 {
@@ -691,9 +797,13 @@ session_flush(struct smtp_session *s)
 		bufferevent_write(s->bev, s->out.data, s->out.len);
 		buf_reset(&s->out);
 	}
+	if (s->starttls_now) {
+		session_starttls(s);   /* the 220 goes out before the handshake */
+		return;
+	}
 	if (s->closing) {
 		bufferevent_disable(s->bev, EV_READ);
-		if (evbuffer_get_length(out) == 0) {
+		if (evbuffer_get_length(out) == 0 && !wait_for_under(s)) {
 			session_free(s);
 			return;
 		}
@@ -717,7 +827,7 @@ session_on_write(struct bufferevent *bev, void *arg)
 
 	/* Called once the output has drained. */
 	if (s->closing) {
-		if (s->commit == NULL)
+		if (s->commit == NULL && !wait_for_under(s))
 			session_free(s);
 		return;
 	}
@@ -732,6 +842,24 @@ static void
 session_on_event(struct bufferevent *bev, short what, void *arg)
 {
 	struct smtp_session *s = arg;
+
+	if (what & BEV_EVENT_CONNECTED) {
+		/* a TLS handshake (STARTTLS or implicit) completed */
+		s->tls = true;
+		s->hs.tls = true;
+		tls_describe(s->bev, s->tls_desc, sizeof(s->tls_desc));
+		log_info("session %s: TLS %s client=%s", s->id, s->tls_desc,
+		    s->ip);
+		return;
+	}
+	if ((what & (BEV_EVENT_ERROR | BEV_EVENT_EOF)) && !s->tls &&
+	    (s->tls_mode == LISTEN_TLS_IMPLICIT || s->helo[0] == '\0') &&
+	    bufferevent_get_underlying(s->bev) != NULL) {
+		char why[256];
+		tls_error(s->bev, why, sizeof(why));
+		log_info("session %s: TLS handshake failed client=%s: %s",
+		    s->id, s->ip, why);
+	}
 
 	if (what & BEV_EVENT_TIMEOUT && !s->closing &&
 	    (what & BEV_EVENT_READING)) {
@@ -756,6 +884,13 @@ session_free(struct smtp_session *s)
 	}
 	log_info("session %s: disconnect client=%s messages=%u errors=%u",
 	    s->id, s->ip, s->ntx, s->errors);
+	if (s->under_cb) {
+		struct bufferevent *u = bufferevent_get_underlying(s->bev);
+		if (u)
+			evbuffer_remove_cb_entry(bufferevent_get_output(u),
+			    s->under_cb);
+		s->under_cb = NULL;
+	}
 	tx_reset(s);
 	bufferevent_free(s->bev);
 	buf_clear(&s->out);
@@ -767,7 +902,8 @@ session_free(struct smtp_session *s)
 
 struct smtp_session *
 smtp_session_new(const struct smtp_session_env *env, evutil_socket_t fd,
-    const struct sockaddr *sa, socklen_t salen, enum listen_role role)
+    const struct sockaddr *sa, socklen_t salen, enum listen_role role,
+    enum listen_tls tls_mode)
 {
 	struct smtp_session *s = xcalloc(1, sizeof(*s));
 	const struct config *cfg = env->rt->cfg;
@@ -775,6 +911,7 @@ smtp_session_new(const struct smtp_session_env *env, evutil_socket_t fd,
 	struct timeval tv;
 
 	s->env = *env;
+	s->tls_mode = tls_mode;
 	runtime_ref(env->rt);
 	s->cfg = cfg;
 	s->hooks = env->rt->hooks;
@@ -798,7 +935,11 @@ smtp_session_new(const struct smtp_session_env *env, evutil_socket_t fd,
 		(void)str_copy(s->ip, sizeof(s->ip), "unknown");
 	s->trusted = config_is_trusted(cfg, sa);
 
-	s->bev = bufferevent_socket_new(env->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (tls_mode == LISTEN_TLS_IMPLICIT && env->rt->tls != NULL)
+		s->bev = tls_server_socket(env->rt->tls, env->base, fd);
+	else
+		s->bev = bufferevent_socket_new(env->base, fd,
+		    BEV_OPT_CLOSE_ON_FREE);
 	TERN_ASSERT(s->bev != NULL);
 	bufferevent_setcb(s->bev, session_on_read, session_on_write,
 	    session_on_event, s);

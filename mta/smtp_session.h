@@ -33,7 +33,7 @@ struct smtp_session_env {
  */
 struct smtp_session *smtp_session_new(const struct smtp_session_env *env,
     evutil_socket_t fd, const struct sockaddr *sa, socklen_t salen,
-    enum listen_role role);
+    enum listen_role role, enum listen_tls tls);
 
 /*
  * Server shutdown: answers 421 and closes as soon as no commit is in

@@ -79,7 +79,7 @@ check_config(const char *cfg_path)
 	struct runtime *rt;
 
 	log_init("ternctl", true, 0);
-	rt = runtime_load(cfg_path, kv, 1, err, sizeof(err));
+	rt = runtime_load(cfg_path, kv, 1, false, err, sizeof(err));
 	if (rt == NULL) {
 		fprintf(stderr, "ternctl: %s\n", err);
 		kvstore_free(kv);

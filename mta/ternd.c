@@ -178,8 +178,8 @@ reload(struct ternd *t, char *err, size_t errsz)
 {
 	struct runtime *rt;
 
-	rt = runtime_load(t->cfg_path, t->kv, t->rt->generation + 1, err,
-	    errsz);
+	rt = runtime_load(t->cfg_path, t->kv, t->rt->generation + 1, true,
+	    err, errsz);
 	if (rt == NULL) {
 		log_warnx("reload refused: %s; the running configuration "
 		    "stays", err);
@@ -460,7 +460,7 @@ main(int argc, char **argv)
 	t.kv = kvstore_new(KV_MAX_ENTRIES);
 	if (check_only)
 		log_init("ternd", true, verbose);
-	t.rt = runtime_load(cfg_path, t.kv, 1, err, sizeof(err));
+	t.rt = runtime_load(cfg_path, t.kv, 1, !check_only, err, sizeof(err));
 	if (t.rt == NULL) {
 		fprintf(stderr, "ternd: %s\n", err);
 		kvstore_free(t.kv);

@@ -9,15 +9,22 @@
  */
 #include "tls.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
 #include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "util.h"
 
@@ -142,4 +149,162 @@ tls_error(struct bufferevent *bev, char *out, size_t outsz)
 		return;
 	}
 	(void)str_copy(out, outsz, "handshake failed");
+}
+
+/* --- server ---------------------------------------------------------- */
+
+struct tls_server {
+	SSL_CTX *ctx;
+};
+
+static int
+write_pem(const char *path, mode_t mode, EVP_PKEY *key, X509 *cert)
+{
+	char tmp[4096];
+	FILE *fp;
+	int fd, ok;
+
+	if (str_fmt(tmp, sizeof(tmp), "%s.tmp", path) != 0)
+		return -1;
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+	if (fd < 0 || (fp = fdopen(fd, "w")) == NULL) {
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	ok = key ? PEM_write_PrivateKey(fp, key, NULL, NULL, 0, NULL, NULL) :
+	    PEM_write_X509(fp, cert);
+	if (fflush(fp) != 0 || fsync(fileno(fp)) != 0)
+		ok = 0;
+	if (fclose(fp) != 0)
+		ok = 0;
+	if (!ok || rename(tmp, path) != 0) {
+		unlink(tmp);
+		return -1;
+	}
+	return 0;
+}
+
+int
+tls_selfsigned_ensure(const char *cert, const char *key, const char *host,
+    char *err, size_t errsz)
+{
+	EVP_PKEY *pkey = NULL;
+	X509 *x = NULL;
+	X509_EXTENSION *ext = NULL;
+	char san[300];
+	int rc = -1;
+
+	if (access(cert, R_OK) == 0 && access(key, R_OK) == 0)
+		return 0;
+	pkey = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+	x = X509_new();
+	if (pkey == NULL || x == NULL)
+		goto out;
+	X509_set_version(x, 2);
+	ASN1_INTEGER_set(X509_get_serialNumber(x), (long)time(NULL));
+	X509_gmtime_adj(X509_getm_notBefore(x), -3600);
+	X509_gmtime_adj(X509_getm_notAfter(x), 10L * 365 * 86400);
+	X509_set_pubkey(x, pkey);
+	X509_NAME *name = X509_get_subject_name(x);
+	X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
+	    (const unsigned char *)host, -1, -1, 0);
+	X509_set_issuer_name(x, name);
+	(void)snprintf(san, sizeof(san), "DNS:%s", host);
+	ext = X509V3_EXT_conf_nid(NULL, NULL, NID_subject_alt_name, san);
+	if (ext == NULL || !X509_add_ext(x, ext, -1) ||
+	    !X509_sign(x, pkey, EVP_sha256()))
+		goto out;
+	if (write_pem(key, 0600, pkey, NULL) != 0 ||
+	    write_pem(cert, 0644, NULL, x) != 0) {
+		(void)snprintf(err, errsz, "cannot write %s / %s: %s", cert,
+		    key, strerror(errno));
+		rc = -2;
+		goto out;
+	}
+	rc = 0;
+out:
+	if (rc == -1)
+		(void)snprintf(err, errsz, "cannot make a self-signed "
+		    "certificate: %s", ERR_error_string(ERR_get_error(), NULL));
+	X509_EXTENSION_free(ext);
+	X509_free(x);
+	EVP_PKEY_free(pkey);
+	return rc == 0 ? 0 : -1;
+}
+
+struct tls_server *
+tls_server_new(const char *cert, const char *key, char *err, size_t errsz)
+{
+	struct tls_server *t = xcalloc(1, sizeof(*t));
+
+	t->ctx = SSL_CTX_new(TLS_server_method());
+	if (t->ctx == NULL) {
+		(void)snprintf(err, errsz, "tls: cannot create a context");
+		free(t);
+		return NULL;
+	}
+	SSL_CTX_set_min_proto_version(t->ctx, TLS1_2_VERSION);
+	SSL_CTX_set_mode(t->ctx, SSL_MODE_RELEASE_BUFFERS);
+	SSL_CTX_set_options(t->ctx, SSL_OP_CIPHER_SERVER_PREFERENCE |
+	    SSL_OP_NO_RENEGOTIATION);
+	if (SSL_CTX_use_certificate_chain_file(t->ctx, cert) != 1 ||
+	    SSL_CTX_use_PrivateKey_file(t->ctx, key, SSL_FILETYPE_PEM) != 1 ||
+	    SSL_CTX_check_private_key(t->ctx) != 1) {
+		(void)snprintf(err, errsz, "tls: cannot use %s and %s: %s",
+		    cert, key, ERR_error_string(ERR_get_error(), NULL));
+		SSL_CTX_free(t->ctx);
+		free(t);
+		return NULL;
+	}
+	return t;
+}
+
+void
+tls_server_free(struct tls_server *t)
+{
+	if (t == NULL)
+		return;
+	SSL_CTX_free(t->ctx);
+	free(t);
+}
+
+struct bufferevent *
+tls_server_wrap(struct tls_server *t, struct event_base *base,
+    struct bufferevent *under)
+{
+	SSL *ssl = SSL_new(t->ctx);
+	struct bufferevent *bev;
+
+	if (ssl == NULL) {
+		bufferevent_free(under);
+		return NULL;
+	}
+	bev = bufferevent_openssl_filter_new(base, under, ssl,
+	    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+	if (bev == NULL) {
+		SSL_free(ssl);
+		bufferevent_free(under);
+		return NULL;
+	}
+	bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+	return bev;
+}
+
+struct bufferevent *
+tls_server_socket(struct tls_server *t, struct event_base *base, int fd)
+{
+	SSL *ssl = SSL_new(t->ctx);
+	struct bufferevent *bev;
+
+	if (ssl == NULL)
+		return NULL;
+	bev = bufferevent_openssl_socket_new(base, fd, ssl,
+	    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+	if (bev == NULL) {
+		SSL_free(ssl);
+		return NULL;
+	}
+	bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+	return bev;
 }

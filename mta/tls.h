@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: ISC */
 /*
  * tls.h - layer 2: TLS through libevent's OpenSSL bufferevents; the only
- * code that includes OpenSSL. For now the client side (STARTTLS when
- * sending on): one SSL_CTX, TLS 1.2 at least, and per connection either
- * opportunistic encryption or full verification (chain and host name).
+ * code that includes OpenSSL. The client side (STARTTLS when sending on:
+ * opportunistic, or verified chain and host name) and the server side
+ * (STARTTLS and implicit TLS for clients, one certificate, a self-signed
+ * one made at first start when none is configured). TLS 1.2 at least.
  */
 #ifndef TERN_TLS_H
 #define TERN_TLS_H
@@ -35,5 +36,25 @@ int tls_verified(struct bufferevent *bev, char *why, size_t whysz);
 void tls_describe(struct bufferevent *bev, char *out, size_t outsz);
 /* The last TLS error on this bufferevent, for logs. */
 void tls_error(struct bufferevent *bev, char *out, size_t outsz);
+
+/* --- server ---------------------------------------------------------- */
+
+struct tls_server;
+
+/*
+ * Makes a self-signed certificate for host (EC P-256, SAN = host, ten
+ * years) at cert/key unless both exist. Blocking; for start-up. 0 or -1.
+ */
+int tls_selfsigned_ensure(const char *cert, const char *key, const char *host,
+    char *err, size_t errsz);
+struct tls_server *tls_server_new(const char *cert, const char *key,
+    char *err, size_t errsz);
+void tls_server_free(struct tls_server *t);
+/* STARTTLS: a server handshake over a live connection (takes under). */
+struct bufferevent *tls_server_wrap(struct tls_server *t,
+    struct event_base *base, struct bufferevent *under);
+/* Implicit TLS (port 465): a server handshake on a new socket (takes fd). */
+struct bufferevent *tls_server_socket(struct tls_server *t,
+    struct event_base *base, int fd);
 
 #endif
