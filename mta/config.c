@@ -38,7 +38,7 @@ static const char embedded_default[] =
     "trusted_networks = { \"127.0.0.0/8\", \"::1/128\" }\n"
     "plugins = { \"retry_default\" }\n";
 
-static const char *const not_yet[] = { "users", "user", NULL };
+static const char *const not_yet[] = { "user", NULL };
 
 struct ctx {
 	const char *source;
@@ -400,6 +400,14 @@ apply(struct ctx *c, const struct cfg_node *n, struct config *cfg)
 			return fail(c, "needs both cert and key");
 		return 0;
 	}
+	if (strcmp(c->key, "users") == 0)
+		return want_str(c, n, &cfg->users);
+	if (strcmp(c->key, "auth_loopback_plaintext") == 0) {
+		if (n->type != CFG_BOOL)
+			return fail(c, "expected true or false");
+		cfg->auth_loopback_plaintext = n->b;
+		return 0;
+	}
 	if (strcmp(c->key, "resolver") == 0)
 		return want_str(c, n, &cfg->resolver);
 	if (strcmp(c->key, "relayhost") == 0)
@@ -676,6 +684,7 @@ config_free(struct config *cfg)
 	free(cfg->relayhost);
 	free(cfg->tls_cert);
 	free(cfg->tls_key);
+	free(cfg->users);
 	free(cfg->client.ca_file);
 	for (size_t i = 0; i < cfg->nplugins; i++)
 		free(cfg->plugins[i]);
@@ -723,6 +732,10 @@ config_print(const struct config *cfg, FILE *fp)
 	fprintf(fp, "}\ntls = { cert = \"%s\", key = \"%s\" }%s\n",
 	    cfg->tls_cert, cfg->tls_key, cfg->tls_selfsigned ?
 	    "  -- self-signed, made at first start" : "");
+	if (cfg->users)
+		fprintf(fp, "users = \"%s\"\n", cfg->users);
+	fprintf(fp, "auth_loopback_plaintext = %s\n",
+	    cfg->auth_loopback_plaintext ? "true" : "false");
 	fprintf(fp, "domains = {");
 	for (size_t i = 0; i < cfg->ndomains; i++)
 		fprintf(fp, "%s\"%s\"", i ? ", " : " ", cfg->domains[i]);

@@ -53,6 +53,7 @@ struct listen_ctx {
 	struct event_base *base;
 	struct runtime **current;
 	struct queue *queue;
+	struct iopool *pool;
 	struct listener *listeners;
 	size_t nlisteners;
 	TAILQ_HEAD(, conn) conns;
@@ -176,6 +177,7 @@ on_accept(struct evconnlistener *ev, evutil_socket_t fd,
 	env.base = ctx->base;
 	env.rt = *ctx->current;
 	env.queue = ctx->queue;
+	env.pool = ctx->pool;
 	env.on_close = on_session_close;
 	env.arg = c;
 	c->s = smtp_session_new(&env, fd, sa, (socklen_t)salen, l->role,
@@ -210,13 +212,14 @@ on_accept_error(struct evconnlistener *ev, void *arg)
 
 struct listen_ctx *
 listen_start(struct event_base *base, struct runtime **current,
-    struct queue *q, char *err, size_t errsz)
+    struct queue *q, struct iopool *pool, char *err, size_t errsz)
 {
 	struct listen_ctx *ctx = xcalloc(1, sizeof(*ctx));
 	const struct config *cfg = (*current)->cfg;
 
 	ctx->base = base;
 	ctx->current = current;
+	ctx->pool = pool;
 	ctx->queue = q;
 	TAILQ_INIT(&ctx->conns);
 	ctx->resume = evtimer_new(base, on_resume, ctx);

@@ -11,6 +11,7 @@
 #include "config.h"
 
 struct event_base;
+struct iopool;
 struct queue;
 struct runtime;
 struct listen_ctx;
@@ -21,7 +22,8 @@ struct listen_ctx;
  * connect (a reload swaps *current; listeners stay as they were bound).
  */
 struct listen_ctx *listen_start(struct event_base *base,
-    struct runtime **current, struct queue *q, char *err, size_t errsz);
+    struct runtime **current, struct queue *q, struct iopool *pool,
+    char *err, size_t errsz);
 /* Stops accepting and asks every session to finish (421). */
 void listen_shutdown(struct listen_ctx *ctx);
 size_t listen_session_count(const struct listen_ctx *ctx);

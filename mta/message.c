@@ -359,3 +359,54 @@ message_downgrade(const char *msg, size_t len, struct buf *out)
 	}
 	return 0;
 }
+
+int
+message_submission_fixup(struct buf *msg, size_t start, const char *date,
+    const char *msgid, const char **why)
+{
+	const char *m = msg->data + start;
+	size_t len = msg->len - start, hlen = message_header_len(m, len);
+	struct message_field f;
+	struct buf add;
+
+	if (!message_find_field(m, hlen, "From", &f)) {
+		*why = "the message has no From: field";
+		return -1;
+	}
+	if (!message_find_field(m, hlen, "To", &f) &&
+	    !message_find_field(m, hlen, "Cc", &f) &&
+	    !message_find_field(m, hlen, "Bcc", &f)) {
+		*why = "the message has no To:, Cc: or Bcc: field";
+		return -1;
+	}
+	buf_init(&add);
+	if (!message_find_field(m, hlen, "Date", &f))
+		buf_printf(&add, "Date: %s\n", date);
+	if (!message_find_field(m, hlen, "Message-ID", &f))
+		buf_printf(&add, "Message-ID: %s\n", msgid);
+	/* drop Bcc: fields (their recipients are in the envelope) */
+	size_t pos = 0;
+	for (;;) {
+		size_t at = pos;
+		m = msg->data + start;
+		len = msg->len - start;
+		hlen = message_header_len(m, len);
+		if (!message_next_field(m, hlen, &pos, &f))
+			break;
+		if (f.name_len == 3 && ascii_strncaseeq(f.name, "Bcc", 3)) {
+			memmove(msg->data + start + at, msg->data + start + pos,
+			    len - pos + 1);
+			msg->len -= pos - at;
+			pos = at;
+		}
+	}
+	if (add.len) {
+		buf_reserve(msg, add.len);
+		memmove(msg->data + start + add.len, msg->data + start,
+		    msg->len - start + 1);
+		memcpy(msg->data + start, add.data, add.len);
+		msg->len += add.len;
+	}
+	buf_clear(&add);
+	return 0;
+}

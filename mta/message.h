@@ -63,6 +63,15 @@ void message_append_received(struct buf *out, const struct message_trace *t);
 void message_append_delivery_fields(struct buf *out, const char *sender_path,
     const char *rcpt);
 
+/*
+ * Submission fix-ups (RFC 6409 8): the message msg[start..) must have a
+ * From: and one of To:/Cc:/Bcc: (else -1 with the reason); Date: and
+ * Message-ID: are added when missing (values given by the caller); Bcc:
+ * fields are removed. Edits msg in place.
+ */
+int message_submission_fixup(struct buf *msg, size_t start,
+    const char *date, const char *msgid, const char **why);
+
 /* True if any octet has the high bit set. */
 bool message_has_8bit(const char *msg, size_t len);
 

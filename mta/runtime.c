@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "auth.h"
 #include "config.h"
 #include "hooks.h"
 #include "tls.h"
@@ -45,6 +46,11 @@ runtime_load(const char *path, struct kvstore *kv, unsigned generation,
 	if (rt->hooks == NULL) {
 		config_free(cfg);
 		free(rt);
+		return NULL;
+	}
+	if (cfg->users && (rt->users = auth_users_load(cfg->users, err,
+	    errsz)) == NULL) {
+		runtime_unref(rt);
 		return NULL;
 	}
 	if (cfg->tls_selfsigned && make_cert) {
@@ -83,6 +89,7 @@ runtime_unref(struct runtime *rt)
 		return;
 	hooks_free(rt->hooks);
 	tls_server_free(rt->tls);
+	auth_users_free(rt->users);
 	config_free(rt->cfg);
 	free(rt);
 }

@@ -15,11 +15,13 @@ struct config;
 struct hooks;
 struct kvstore;
 struct tls_server;
+struct auth_users;
 
 struct runtime {
 	struct config *cfg;
 	struct hooks *hooks;
 	struct tls_server *tls;       /* NULL: no certificate (yet) */
+	struct auth_users *users;     /* NULL: no AUTH */
 	unsigned refs;
 	unsigned generation;
 };

@@ -36,6 +36,7 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
+#include "auth.h"
 #include "buf.h"
 #include "envelope.h"
 #include "hooks.h"
@@ -44,6 +45,7 @@
 #include "message.h"
 #include "queue.h"
 #include "runtime.h"
+#include "sasl.h"
 #include "smtp_data.h"
 #include "smtp_parse.h"
 #include "smtp_reply.h"
@@ -77,6 +79,12 @@ struct smtp_session {
 	bool starttls_now;       /* 220 sent: wrap after this batch */
 	struct evbuffer_cb_entry *under_cb; /* closing: TLS bytes in flight */
 	char tls_desc[128];
+	/* AUTH (RFC 4954) */
+	enum { AUTH_NONE, AUTH_PLAIN, AUTH_LOGIN_USER, AUTH_LOGIN_PASS }
+	    auth_step;               /* a SASL exchange in progress */
+	char auth_user[SASL_FIELD_MAX]; /* authenticated as; "" if not */
+	char login_user[SASL_FIELD_MAX];
+	struct auth_check *auth;     /* a password check in flight */
 	enum session_state state;
 	char helo[SMTP_CMD_LINE_MAX];
 	bool esmtp;
@@ -105,6 +113,10 @@ static void session_on_read(struct bufferevent *bev, void *arg);
 static void session_on_write(struct bufferevent *bev, void *arg);
 static void session_on_event(struct bufferevent *bev, short what, void *arg);
 static bool starttls_offered(const struct smtp_session *s);
+static bool auth_offered(const struct smtp_session *s);
+static bool submission_role(const struct smtp_session *s);
+static bool sender_owned(const struct smtp_session *s,
+    const struct smtp_addr *a);
 static void session_starttls(struct smtp_session *s);
 
 static uint64_t session_seq;
@@ -254,6 +266,8 @@ cmd_helo(struct smtp_session *s, struct smtp_cmd *cmd)
 	int n = 5;
 	if (starttls_offered(s))
 		lines[n++] = "STARTTLS";
+	if (auth_offered(s))
+		lines[n++] = "AUTH PLAIN LOGIN";
 	smtp_reply_append_lines(&s->out, 250, lines, n);
 }
 
@@ -270,6 +284,10 @@ cmd_mail(struct smtp_session *s, struct smtp_cmd *cmd)
 	}
 	if (s->state != SESSION_READY) {
 		reply(s, 503, "5.5.1", "Error: nested MAIL command");
+		return;
+	}
+	if (submission_role(s) && s->auth_user[0] == '\0') {
+		reply(s, 530, "5.7.0", "Authentication required");
 		return;
 	}
 	for (size_t i = 0; i < cmd->nparams; i++) {
@@ -305,14 +323,23 @@ cmd_mail(struct smtp_session *s, struct smtp_cmd *cmd)
 		reply(s, 501, "5.1.7", "Bad sender address syntax");
 		return;
 	}
+	struct hook_verdict mv = { .kind = HOOK_NONE };
 	if (hooks_has(s->hooks, HOOK_MAIL)) {
 		struct tx_view view;
-		struct hook_verdict v;
 		tx_view_init(s, &view, cmd);
-		hooks_mail(s->hooks, &view.tx, view.sender, &v);
+		hooks_mail(s->hooks, &view.tx, view.sender, &mv);
 		tx_view_clear(&view);
-		if (verdict_refuses(s, &v, "MAIL"))
+		if (verdict_refuses(s, &mv, "MAIL"))
 			return;
+	}
+	/* An authenticated user sends as themself unless a plugin widens it. */
+	if (s->auth_user[0] && mv.kind != HOOK_ACCEPT &&
+	    !sender_owned(s, &cmd->addr)) {
+		log_info("session %s: user=%s may not send as %s", s->id,
+		    s->auth_user, path);
+		reply(s, 553, "5.7.1", "Sender address not owned by user %s",
+		    s->auth_user);
+		return;
 	}
 	s->tx = xcalloc(1, sizeof(*s->tx));
 	envelope_init(s->tx);
@@ -368,7 +395,8 @@ cmd_rcpt(struct smtp_session *s, struct smtp_cmd *cmd)
 			return;
 		}
 	}
-	if (v.kind != HOOK_ACCEPT && !local && !s->trusted) {
+	if (v.kind != HOOK_ACCEPT && !local && !s->trusted &&
+	    s->auth_user[0] == '\0') {
 		reply(s, 550, "5.7.1", "Relaying denied");
 		s->tx_rejected++;
 		return;
@@ -414,8 +442,9 @@ cmd_data(struct smtp_session *s, struct smtp_cmd *cmd)
 	s->tx->created = now;
 	s->tx->client = xstrdup(s->ip);
 	s->tx->helo = xstrdup(s->helo);
-	s->tx->protocol = xstrdup(s->esmtp ? (s->tls ? "ESMTPS" : "ESMTP") :
-	    "SMTP");
+	/* RFC 3848 */
+	s->tx->protocol = xstrdup(!s->esmtp ? "SMTP" : s->auth_user[0] ?
+	    (s->tls ? "ESMTPSA" : "ESMTPA") : (s->tls ? "ESMTPS" : "ESMTP"));
 
 	/* The Received: field goes first into the body buffer. */
 	s->body = xcalloc(1, sizeof(*s->body));
@@ -513,6 +542,22 @@ data_end(struct smtp_session *s)
 		tx_reset(s);
 		return;
 	}
+	if (submission_role(s)) {
+		const char *why;
+		char date[64], msgid[200];
+		struct tm tm;
+		time_t now = time(NULL);
+		localtime_r(&now, &tm);
+		message_format_date(date, sizeof(date), &tm, tm.tm_gmtoff);
+		(void)snprintf(msgid, sizeof(msgid), "<%s@%s>", s->tx->id,
+		    s->cfg->hostname);
+		if (message_submission_fixup(s->body, s->received_len, date,
+		    msgid, &why) != 0) {
+			reply(s, 550, "5.6.0", "%s", why);
+			tx_reset(s);
+			return;
+		}
+	}
 	if (hooks_has(s->hooks, HOOK_DATA) && !data_hook(s))
 		return;
 	log_info("%s: accepted session=%s client=%s from=%s size=%zu nrcpt=%zu",
@@ -565,6 +610,168 @@ cmd_help(struct smtp_session *s, struct smtp_cmd *cmd)
 {
 	reply(s, 214, "2.0.0", "Tern ESMTP. Commands: EHLO HELO MAIL RCPT "
 	    "DATA RSET NOOP QUIT VRFY HELP; see RFC 5321");
+}
+
+static bool
+submission_role(const struct smtp_session *s)
+{
+	return s->role == ROLE_SUBMISSION || s->role == ROLE_SUBMISSIONS;
+}
+
+/* AUTH is offered on submission roles, under TLS (or loopback if allowed). */
+static bool
+auth_offered(const struct smtp_session *s)
+{
+	return s->env.rt->users != NULL && submission_role(s) &&
+	    s->auth_user[0] == '\0' && (s->tls ||
+	    (s->cfg->auth_loopback_plaintext && s->trusted));
+}
+
+static void
+on_auth_checked(void *arg, bool ok)
+{
+	struct smtp_session *s = arg;
+	const char *user = s->auth_step == AUTH_NONE ? "" : s->login_user;
+
+	s->auth = NULL;
+	if (ok) {
+		(void)str_copy(s->auth_user, sizeof(s->auth_user), user);
+		log_info("session %s: authenticated user=%s client=%s", s->id,
+		    s->auth_user, s->ip);
+		reply(s, 235, "2.7.0", "Authentication successful");
+	} else {
+		auth_ip_failed(s->ip, (long)time(NULL));
+		log_warnx("session %s: authentication failed user=%s "
+		    "client=%s", s->id, user, s->ip);
+		reply(s, 535, "5.7.8", "Authentication credentials invalid");
+	}
+	s->auth_step = AUTH_NONE;
+	explicit_bzero(s->login_user, sizeof(s->login_user));
+	if (ok)
+		(void)str_copy(s->login_user, sizeof(s->login_user), "");
+	session_process(s);
+}
+
+static void
+auth_start_check(struct smtp_session *s, const char *user, const char *pass)
+{
+	(void)str_copy(s->login_user, sizeof(s->login_user), user);
+	if (s->auth_step == AUTH_NONE)
+		s->auth_step = AUTH_PLAIN; /* marks "checking" for the cb */
+	s->auth = auth_check(s->env.rt->users, s->env.pool, user, pass,
+	    on_auth_checked, s);
+}
+
+/* One line of a SASL exchange (not a command). */
+static void
+auth_line(struct smtp_session *s, const char *line, size_t len)
+{
+	char user[SASL_FIELD_MAX], pass[SASL_FIELD_MAX];
+
+	if (len == 1 && line[0] == '*') {
+		s->auth_step = AUTH_NONE;
+		reply(s, 501, "5.7.0", "Authentication cancelled");
+		return;
+	}
+	switch (s->auth_step) {
+	case AUTH_PLAIN:
+		if (sasl_plain(line, len, user, pass) != 0) {
+			s->auth_step = AUTH_NONE;
+			reply(s, 501, "5.5.2", "Cannot decode the response");
+			return;
+		}
+		auth_start_check(s, user, pass);
+		break;
+	case AUTH_LOGIN_USER:
+		if (sasl_login_field(line, len, s->login_user) != 0) {
+			s->auth_step = AUTH_NONE;
+			reply(s, 501, "5.5.2", "Cannot decode the response");
+			return;
+		}
+		s->auth_step = AUTH_LOGIN_PASS;
+		reply(s, 334, NULL, "UGFzc3dvcmQ6");     /* "Password:" */
+		break;
+	case AUTH_LOGIN_PASS:
+		if (sasl_login_field(line, len, pass) != 0) {
+			s->auth_step = AUTH_NONE;
+			reply(s, 501, "5.5.2", "Cannot decode the response");
+			return;
+		}
+		(void)str_copy(user, sizeof(user), s->login_user);
+		auth_start_check(s, user, pass);
+		break;
+	case AUTH_NONE:
+		break;
+	}
+	explicit_bzero(pass, sizeof(pass));
+}
+
+static void
+cmd_auth(struct smtp_session *s, struct smtp_cmd *cmd)
+{
+	char mech[32], initial[SMTP_CMD_LINE_MAX];
+
+	if (s->auth_user[0]) {
+		reply(s, 503, "5.5.1", "Error: already authenticated");
+		return;
+	}
+	if (s->state > SESSION_READY) {
+		reply(s, 503, "5.5.1", "Error: AUTH not allowed in a "
+		    "transaction");
+		return;
+	}
+	if (s->env.rt->users == NULL || !submission_role(s)) {
+		reply(s, 503, "5.5.1", "Error: authentication not enabled");
+		return;
+	}
+	if (!auth_offered(s)) {
+		reply(s, 538, "5.7.11", "Encryption required for requested "
+		    "authentication mechanism");
+		return;
+	}
+	if (auth_ip_blocked(s->ip, (long)time(NULL))) {
+		reply(s, 454, "4.7.0", "Too many failed authentications; "
+		    "try again later");
+		return;
+	}
+	initial[0] = '\0';
+	if (sscanf(cmd->arg, "%31s %511s", mech, initial) < 1) {
+		reply(s, 501, "5.5.4", "Syntax: AUTH mechanism [response]");
+		return;
+	}
+	if (ascii_strcaseeq(mech, "PLAIN")) {
+		s->auth_step = AUTH_PLAIN;
+		if (initial[0] == '\0')
+			smtp_reply_append(&s->out, 334, NULL, "");
+		else if (strcmp(initial, "=") == 0)
+			auth_line(s, "", 0);
+		else
+			auth_line(s, initial, strlen(initial));
+	} else if (ascii_strcaseeq(mech, "LOGIN")) {
+		s->auth_step = AUTH_LOGIN_USER;
+		if (initial[0] == '\0')
+			reply(s, 334, NULL, "VXNlcm5hbWU6");   /* "Username:" */
+		else
+			auth_line(s, initial, strlen(initial));
+	} else
+		reply(s, 504, "5.5.4", "Unrecognized authentication type");
+}
+
+/* May the authenticated user send as this sender? */
+static bool
+sender_owned(const struct smtp_session *s, const struct smtp_addr *a)
+{
+	char addr[SMTP_LOCAL_MAX + SMTP_DOMAIN_MAX + 2];
+
+	if (a->null)
+		return false;
+	if (strchr(s->auth_user, '@')) {
+		(void)snprintf(addr, sizeof(addr), "%s@%s", a->local,
+		    a->domain);
+		return ascii_strcaseeq(addr, s->auth_user);
+	}
+	return ascii_strcaseeq(a->local, s->auth_user) &&
+	    config_is_local_domain(s->cfg, a->domain);
 }
 
 static bool
@@ -628,6 +835,8 @@ session_starttls(struct smtp_session *s)
 	s->helo[0] = '\0';
 	s->hs.helo = NULL;
 	s->esmtp = false;
+	s->auth_user[0] = '\0';
+	s->auth_step = AUTH_NONE;
 }
 
 static void
@@ -652,7 +861,7 @@ static const struct {
 	{ SMTP_VERB_EXPN, cmd_expn },
 	{ SMTP_VERB_HELP, cmd_help },
 	{ SMTP_VERB_STARTTLS, cmd_starttls },
-	{ SMTP_VERB_AUTH, cmd_not_implemented },
+	{ SMTP_VERB_AUTH, cmd_auth },
 	{ SMTP_VERB_BDAT, cmd_not_implemented },
 };
 
@@ -712,7 +921,12 @@ session_read_line(struct smtp_session *s, struct evbuffer *in)
 	}
 	evbuffer_remove(in, line, len);
 	if (len < 2 || line[len - 2] != '\r') {
+		s->auth_step = AUTH_NONE;
 		reply(s, 500, "5.5.2", "Syntax error: lines must end in CRLF");
+		return 1;
+	}
+	if (s->auth_step != AUTH_NONE) {
+		auth_line(s, line, len - 2);
 		return 1;
 	}
 	session_command(s, line, len - 2);
@@ -745,7 +959,8 @@ session_process(struct smtp_session *s)
 {
 	struct evbuffer *in = bufferevent_get_input(s->bev);
 
-	while (!s->closing && s->commit == NULL && !s->starttls_now) {
+	while (!s->closing && s->commit == NULL && !s->starttls_now &&
+	    s->auth == NULL) {
 		if (s->errors > s->cfg->limits.max_errors) {
 			reply(s, 421, "4.7.0", "%s Error: too many errors",
 			    s->cfg->hostname);
@@ -881,6 +1096,10 @@ session_free(struct smtp_session *s)
 	if (s->commit) {
 		queue_commit_detach(s->commit);
 		s->commit = NULL;
+	}
+	if (s->auth) {
+		auth_check_detach(s->auth);
+		s->auth = NULL;
 	}
 	log_info("session %s: disconnect client=%s messages=%u errors=%u",
 	    s->id, s->ip, s->ntx, s->errors);

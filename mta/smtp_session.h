@@ -14,6 +14,7 @@
 #include "config.h"
 
 struct event_base;
+struct iopool;
 struct queue;
 struct runtime;
 struct smtp_session;
@@ -22,6 +23,7 @@ struct smtp_session_env {
 	struct event_base *base;
 	struct runtime *rt;          /* the session takes its own reference */
 	struct queue *queue;
+	struct iopool *pool;         /* for password checks */
 	/* Called once, from the session's single destruction path. */
 	void (*on_close)(void *arg, struct smtp_session *s);
 	void *arg;

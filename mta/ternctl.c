@@ -10,7 +10,10 @@
  * 69 (EX_UNAVAILABLE) ternd is not running; 78 (EX_CONFIG) a bad config.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
+#include <stdbool.h>
+#include <strings.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +21,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "auth.h"
 #include "config.h"
 #include "hooks.h"
 #include "kvstore.h"
@@ -45,6 +49,8 @@ usage(FILE *fp)
 	    "  reload           re-read the configuration and plugins\n"
 	    "Offline:\n"
 	    "  check-config     check the configuration and plugins, print it\n"
+	    "  passwd USER      set USER's password in the users table (from\n"
+	    "                   stdin, or asked twice on a terminal)\n"
 	    "\n"
 	    "  -c FILE          the configuration ternd runs with (else\n"
 	    "                   $TERN_HOME, else ./var)\n"
@@ -90,6 +96,101 @@ check_config(const char *cfg_path)
 	    hooks_plugin_count(rt->hooks));
 	runtime_unref(rt);
 	kvstore_free(kv);
+	return 0;
+}
+
+static int
+read_password(char *out, size_t outsz)
+{
+	if (isatty(STDIN_FILENO)) {
+		char *p = getpass("New password: ");
+		if (p == NULL || str_copy(out, outsz, p) != 0)
+			return -1;
+		p = getpass("Again: ");
+		if (p == NULL || strcmp(p, out) != 0) {
+			fprintf(stderr, "ternctl: the passwords differ\n");
+			return -1;
+		}
+		return 0;
+	}
+	if (fgets(out, (int)outsz, stdin) == NULL)
+		return -1;
+	out[strcspn(out, "\r\n")] = '\0';
+	return 0;
+}
+
+/* Replaces or adds USER's line in the users table, atomically. */
+static int
+passwd(const char *cfg_path, const char *user)
+{
+	char err[1024], pass[256], tmp[4096], line[1024];
+	struct config *cfg = config_load(cfg_path, err, sizeof(err));
+	bool replaced = false;
+	FILE *in, *out;
+	int fd;
+
+	if (cfg == NULL) {
+		fprintf(stderr, "ternctl: %s\n", err);
+		return EX_CONFIG;
+	}
+	if (cfg->users == NULL) {
+		fprintf(stderr, "ternctl: the configuration names no users "
+		    "table (users = \"/path\")\n");
+		config_free(cfg);
+		return EX_CONFIG;
+	}
+	if (*user == '\0' || strpbrk(user, ": \t\n") != NULL) {
+		fprintf(stderr, "ternctl: '%s' is not a user name\n", user);
+		config_free(cfg);
+		return 2;
+	}
+	if (read_password(pass, sizeof(pass)) != 0 || pass[0] == '\0') {
+		fprintf(stderr, "ternctl: no password given\n");
+		config_free(cfg);
+		return 2;
+	}
+	char *hash = auth_hash_password(pass);
+	explicit_bzero(pass, sizeof(pass));
+	if (hash == NULL) {
+		fprintf(stderr, "ternctl: cannot hash the password\n");
+		config_free(cfg);
+		return 1;
+	}
+	(void)snprintf(tmp, sizeof(tmp), "%s.tmp", cfg->users);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0 || (out = fdopen(fd, "w")) == NULL) {
+		fprintf(stderr, "ternctl: %s: %s\n", tmp, strerror(errno));
+		free(hash);
+		config_free(cfg);
+		return 1;
+	}
+	if ((in = fopen(cfg->users, "re")) != NULL) {
+		size_t ul = strlen(user);
+		while (fgets(line, sizeof(line), in) != NULL) {
+			if (strncasecmp(line, user, ul) == 0 && line[ul] == ':') {
+				if (!replaced)
+					fprintf(out, "%s:%s\n", user, hash);
+				replaced = true;
+			} else
+				fputs(line, out);
+		}
+		fclose(in);
+	}
+	if (!replaced)
+		fprintf(out, "%s:%s\n", user, hash);
+	free(hash);
+	int rc = fflush(out) == 0 && fsync(fileno(out)) == 0;
+	rc = (fclose(out) == 0) && rc;
+	if (!rc || rename(tmp, cfg->users) != 0) {
+		fprintf(stderr, "ternctl: cannot write %s: %s\n", cfg->users,
+		    strerror(errno));
+		unlink(tmp);
+		config_free(cfg);
+		return 1;
+	}
+	printf("%s %s in %s; `ternctl reload` makes ternd use it\n", user,
+	    replaced ? "changed" : "added", cfg->users);
+	config_free(cfg);
 	return 0;
 }
 
@@ -210,6 +311,13 @@ main(int argc, char **argv)
 		"remove", "hold", "release", "stats", "reload", NULL };
 	if (strcmp(cmd, "check-config") == 0)
 		return check_config(cfg_path);
+	if (strcmp(cmd, "passwd") == 0) {
+		if (*arg == '\0') {
+			fprintf(stderr, "ternctl: passwd needs a user name\n");
+			return 2;
+		}
+		return passwd(cfg_path, arg);
+	}
 	bool ok = false;
 	for (size_t i = 0; known[i]; i++)
 		ok |= strcmp(cmd, known[i]) == 0;

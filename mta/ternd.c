@@ -498,7 +498,8 @@ main(int argc, char **argv)
 	    t.cfg->limits.min_free_space, err, sizeof(err));
 	if (t.queue == NULL)
 		startup_fail(err);
-	t.listen = listen_start(t.base, &t.rt, t.queue, err, sizeof(err));
+	t.listen = listen_start(t.base, &t.rt, t.queue, t.pool, err,
+	    sizeof(err));
 	if (t.listen == NULL)
 		startup_fail(err);
 	t.kv_path = xasprintf("%s/plugins.kv", t.cfg->data_dir);

@@ -1,0 +1,179 @@
+# SPDX-License-Identifier: ISC
+"""Submission (RFC 6409): AUTH PLAIN/LOGIN under TLS (RFC 4954), the
+sender a user may use, the MSA fix-ups, no open relay."""
+import email
+import smtplib
+import ssl
+import subprocess
+
+import pytest
+
+from conftest import BUILD, Raw, free_port
+
+TERNCTL = BUILD / "mta" / "ternctl"
+
+
+def unverified():
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+@pytest.fixture
+def msa(make_ternd, tmp_path):
+    users = tmp_path / "users"
+    users.write_text("# user:hash\n")
+    sport = free_port()
+    t = make_ternd(start=False)
+    t.write_config('users = "%s"\ntrusted_networks = { "127.0.0.1/32" }\n' % users)
+    t.config.write_text(t.config.read_text().replace(
+        'role = "submission" },', 'role = "submission" },\n'
+        '  { addr = "127.0.0.1:%d", role = "submissions" },' % sport))
+    t.write_config = lambda *a: None
+    for user, pw in (("alice", "s3cret pass"), ("bob@example.test", "bobpw")):
+        r = subprocess.run([str(TERNCTL), "-c", str(t.config), "passwd", user],
+                           input=pw + "\n", capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+    assert users.stat().st_mode & 0o077 == 0
+    t.start()
+    t.sport = sport
+    return t
+
+
+def login(t, user="alice", pw="s3cret pass", mech=None):
+    s = smtplib.SMTP("127.0.0.1", t.sub_port, local_hostname="client.test")
+    s.starttls(context=unverified())
+    s.ehlo()
+    if mech == "LOGIN":
+        s.user, s.password = user, pw
+        s.auth("LOGIN", s.auth_login)
+    else:
+        s.login(user, pw)
+    return s
+
+
+def test_auth_plain_and_login_under_tls(msa):
+    for mech in (None, "LOGIN"):
+        s = login(msa, mech=mech)
+        s.sendmail("alice@localhost", ["carl@localhost"],
+                   b"From: alice@localhost\r\nTo: carl@localhost\r\nSubject: hi\r\n\r\nx\r\n")
+        s.quit()
+    msgs = msa.wait_messages("carl", 2)
+    assert len(msgs) == 2 and b"with ESMTPSA id" in msgs[0]
+    assert "authenticated user=alice" in msa.log()
+
+
+def test_auth_needs_tls_and_the_right_password(msa):
+    c = Raw(msa.sub_port)
+    code, lines = c.cmd("EHLO client.test")
+    assert not any(l[4:].startswith("AUTH") for l in lines)
+    code, lines = c.cmd("AUTH PLAIN AGFsaWNlAHMzY3JldCBwYXNz")
+    assert code == 538
+    for user, pw in (("alice", "wrong"), ("nobody", "whatever")):
+        s = smtplib.SMTP("127.0.0.1", msa.sub_port, local_hostname="client.test")
+        s.starttls(context=unverified())
+        s.ehlo()
+        with pytest.raises(smtplib.SMTPAuthenticationError) as e:
+            s.login(user, pw)
+        assert e.value.smtp_code == 535
+        s.quit()
+    assert "authentication failed user=nobody client=127.0.0.1" in msa.log()
+
+
+def test_submission_requires_auth(msa):
+    s = smtplib.SMTP("127.0.0.1", msa.sub_port, local_hostname="client.test")
+    s.starttls(context=unverified())
+    s.ehlo()
+    code, msg = s.mail("alice@localhost")
+    assert code == 530 and b"5.7.0" in msg
+    s.quit()
+
+
+def test_implicit_tls_port_with_auth(msa):
+    s = smtplib.SMTP_SSL("127.0.0.1", msa.sport, local_hostname="client.test",
+                         context=unverified())
+    s.login("bob@example.test", "bobpw")
+    s.sendmail("bob@example.test", ["dora@localhost"],
+               b"From: bob@example.test\r\nTo: dora@localhost\r\n\r\nx\r\n")
+    s.quit()
+    assert len(msa.wait_messages("dora", 1)) == 1
+
+
+def test_sender_must_be_the_users_own(msa):
+    s = login(msa)
+    code, msg = s.mail("bob@example.test")
+    assert code == 553 and b"not owned" in msg
+    s.rset()
+    assert s.mail("alice@example.test")[0] == 250   # any local domain
+    s.rset()
+    s.quit()
+    s = login(msa, "bob@example.test", "bobpw")
+    assert s.mail("bob@localhost")[0] == 553          # bob is one address
+    s.quit()
+
+
+def test_authenticated_users_may_relay(msa):
+    s = login(msa)
+    s.mail("alice@localhost")
+    assert s.rcpt("someone@far.example")[0] == 250
+    s.quit()
+
+
+def test_msa_fixups(msa):
+    s = login(msa)
+    with pytest.raises(smtplib.SMTPDataError) as e:
+        s.sendmail("alice@localhost", ["eve@localhost"], b"To: eve@localhost\r\n\r\nx\r\n")
+    assert e.value.smtp_code == 550 and b"From" in e.value.smtp_error
+    with pytest.raises(smtplib.SMTPDataError) as e:
+        s.sendmail("alice@localhost", ["eve@localhost"], b"From: alice@localhost\r\n\r\nx\r\n")
+    assert e.value.smtp_code == 550
+    s.sendmail("alice@localhost", ["eve@localhost", "hidden@localhost"],
+               b"From: alice@localhost\r\nTo: eve@localhost\r\n"
+               b"Bcc: hidden@localhost\r\nSubject: fix me\r\n\r\nbody\r\n")
+    s.quit()
+    for who in ("eve", "hidden"):
+        m = email.message_from_bytes(msa.wait_messages(who, 1)[0])
+        assert m["Bcc"] is None
+        assert m["Date"] and m["Message-ID"].endswith("@mx.test>")
+
+
+def test_swaks_submission(msa):
+    r = subprocess.run(
+        ["swaks", "--server", "127.0.0.1:%d" % msa.sub_port, "--tls",
+         "--auth", "LOGIN", "--auth-user", "alice",
+         "--auth-password", "s3cret pass", "--from", "alice@localhost",
+         "--to", "finn@localhost", "--helo", "client.test"],
+        capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stdout[-2000:]
+    assert "235 2.7.0" in r.stdout
+    assert len(msa.wait_messages("finn", 1)) == 1
+
+
+@pytest.mark.parametrize("rcpt,codes", [
+    ("user%other.example@localhost", (553,)),
+    ("other.example!user@localhost", (553,)),
+    ("@localhost:user@other.example", (550,)),
+    ('"user@other.example"@localhost', (553,)),
+    ("user@other.example.", (501,)),
+    ("USER@OTHER.EXAMPLE", (550,)),
+    ("user@[192.0.2.1]", (550,)),
+    ("user@[127.0.0.1]", (550,)),
+])
+def test_no_open_relay_tricks(msa, rcpt, codes):
+    c = Raw(msa.port, source="127.0.0.2")     # not a trusted address
+    c.cmd("EHLO outsider.test")
+    assert c.cmd("MAIL FROM:<x@outside.example>")[0] == 250
+    code, lines = c.cmd("RCPT TO:<%s>" % rcpt)
+    assert code in codes, (rcpt, lines)
+
+
+def test_passwd_replaces_and_reload_applies(msa):
+    r = subprocess.run([str(TERNCTL), "-c", str(msa.config), "passwd", "alice"],
+                       input="new one\n", capture_output=True, text=True)
+    assert r.returncode == 0 and "changed" in r.stdout
+    assert subprocess.run([str(TERNCTL), "-c", str(msa.config), "reload"],
+                          capture_output=True).returncode == 0
+    login(msa, "alice", "new one").quit()
+    with pytest.raises(smtplib.SMTPAuthenticationError):
+        login(msa, "alice", "s3cret pass")
