@@ -89,6 +89,8 @@ struct dispatch {
 	size_t inflight;
 	bool stopped;
 	struct dispatch_stats stats;
+	bool pickup_running;
+	struct event *pickup_timer;
 };
 
 enum job_result {
@@ -220,6 +222,7 @@ now_sec(void)
 
 static void dispatch_pump(struct dispatch *d);
 static void job_end(struct job *j);
+static void on_pickup_timer(evutil_socket_t fd, short what, void *arg);
 
 /* --- LOAD (worker) ---------------------------------------------------- */
 
@@ -1061,6 +1064,12 @@ dispatch_load_queue(struct dispatch *d)
 	if (n > 0)
 		log_info("queue: %zu message(s) found in the spool", n);
 	dispatch_pump(d);
+	/* and what tern-sendmail left while ternd was down; then every 10s */
+	dispatch_pickup(d, NULL, NULL);
+	struct timeval tv = { 10, 0 };
+	d->pickup_timer = event_new(d->base, -1, EV_PERSIST, on_pickup_timer,
+	    d);
+	evtimer_add(d->pickup_timer, &tv);
 }
 
 struct dispatch *
@@ -1088,6 +1097,8 @@ dispatch_stop(struct dispatch *d)
 {
 	d->stopped = true;
 	evtimer_del(d->timer);
+	if (d->pickup_timer)
+		evtimer_del(d->pickup_timer);
 	smtp_client_close_idle(d->client);
 }
 
@@ -1109,6 +1120,8 @@ dispatch_free(struct dispatch *d)
 	free(d->free_list);
 	scheduler_clear(&d->sched);
 	event_free(d->timer);
+	if (d->pickup_timer)
+		event_free(d->pickup_timer);
 	free(d);
 }
 
@@ -1513,4 +1526,82 @@ dispatch_hold(struct dispatch *d, const char *id, bool hold,
 	c->hold = hold;
 	s->busy = true;
 	iopool_submit(d->pool, hold_work, hold_done, c);
+}
+
+/* --- pickup (tern-sendmail) ------------------------------------------- */
+
+struct pickup_item {
+	struct envelope *env;
+	struct buf *body;
+};
+
+struct pickup_job {
+	struct dispatch *d;
+	struct pickup_item *items;
+	size_t n, cap;
+	dispatch_answer cb;
+	void *arg;
+};
+
+static void
+pickup_collect(void *arg, struct envelope *env, struct buf *body)
+{
+	struct pickup_job *p = arg;
+
+	if (p->n == p->cap) {
+		p->cap = p->cap ? p->cap * 2 : 8;
+		p->items = xreallocarray(p->items, p->cap, sizeof(*p->items));
+	}
+	p->items[p->n].env = env;
+	p->items[p->n].body = body;
+	p->n++;
+}
+
+static void
+pickup_work(void *arg)
+{
+	struct pickup_job *p = arg;
+
+	(void)queue_pickup_sync(p->d->queue, (*p->d->current)->cfg->hostname,
+	    pickup_collect, p);
+}
+
+static void
+pickup_done(void *arg)
+{
+	struct pickup_job *p = arg;
+	struct dispatch *d = p->d;
+
+	d->pickup_running = false;
+	for (size_t i = 0; i < p->n; i++)
+		queue_handoff(d->queue, p->items[i].env, p->items[i].body);
+	if (p->cb)
+		p->cb(p->arg, true, xasprintf("%zu message(s) picked up\n",
+		    p->n));
+	free(p->items);
+	free(p);
+}
+
+void
+dispatch_pickup(struct dispatch *d, dispatch_answer cb, void *arg)
+{
+	struct pickup_job *p;
+
+	if (d->pickup_running || d->stopped) {
+		if (cb)
+			cb(arg, true, xstrdup("a pickup is already running\n"));
+		return;
+	}
+	p = xcalloc(1, sizeof(*p));
+	p->d = d;
+	p->cb = cb;
+	p->arg = arg;
+	d->pickup_running = true;
+	iopool_submit(d->pool, pickup_work, pickup_done, p);
+}
+
+static void
+on_pickup_timer(evutil_socket_t fd, short what, void *arg)
+{
+	dispatch_pickup(arg, NULL, NULL);
 }

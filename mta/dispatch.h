@@ -62,5 +62,7 @@ void dispatch_remove(struct dispatch *d, const char *id, dispatch_answer cb,
     void *arg);
 void dispatch_hold(struct dispatch *d, const char *id, bool hold,
     dispatch_answer cb, void *arg);
+/* Takes what tern-sendmail dropped into spool/pickup (cb may be NULL). */
+void dispatch_pickup(struct dispatch *d, dispatch_answer cb, void *arg);
 
 #endif

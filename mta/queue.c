@@ -19,6 +19,7 @@
 #include "queue.h"
 
 #include <dirent.h>
+#include <pthread.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdbool.h>
@@ -29,15 +30,18 @@
 #include <sys/statvfs.h>
 #include <sys/time.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "dirsync.h"
 #include "iopool.h"
 #include "log.h"
+#include "message.h"
 
 struct queue {
 	char *dir;               /* spool */
-	char *tmp_dir, *queue_dir, *corrupt_dir;
+	char *tmp_dir, *queue_dir, *corrupt_dir, *pickup_dir;
+	pthread_mutex_t id_lock; /* ids are made on workers too (pickup) */
 	struct dirsync *queue_sync;
 	struct iopool *pool;
 	uint64_t min_free;
@@ -76,10 +80,13 @@ queue_open(const char *spool_dir, struct iopool *pool, uint64_t min_free,
 	q->tmp_dir = xasprintf("%s/tmp", spool_dir);
 	q->queue_dir = xasprintf("%s/queue", spool_dir);
 	q->corrupt_dir = xasprintf("%s/corrupt", spool_dir);
+	q->pickup_dir = xasprintf("%s/pickup", spool_dir);
+	pthread_mutex_init(&q->id_lock, NULL);
 	q->pool = pool;
 	q->min_free = min_free;
 	if (mkdir_p1(q->dir) != 0 || mkdir_p1(q->tmp_dir) != 0 ||
-	    mkdir_p1(q->queue_dir) != 0 || mkdir_p1(q->corrupt_dir) != 0) {
+	    mkdir_p1(q->queue_dir) != 0 || mkdir_p1(q->corrupt_dir) != 0 ||
+	    mkdir_p1(q->pickup_dir) != 0) {
 		(void)snprintf(err, errsz, "cannot create spool %s: %s",
 		    spool_dir, strerror(errno));
 		queue_close(q);
@@ -106,6 +113,8 @@ queue_close(struct queue *q)
 	free(q->tmp_dir);
 	free(q->queue_dir);
 	free(q->corrupt_dir);
+	free(q->pickup_dir);
+	pthread_mutex_destroy(&q->id_lock);
 	free(q);
 }
 
@@ -125,9 +134,11 @@ queue_new_id(struct queue *q, char id[ENVELOPE_ID_LEN + 1])
 	gettimeofday(&tv, NULL);
 	/* microseconds since the epoch, 12 bits of room for a sequence */
 	v = ((uint64_t)tv.tv_sec * 1000000u + (uint64_t)tv.tv_usec) << 12;
+	pthread_mutex_lock(&q->id_lock);
 	if (v <= q->last_id)
 		v = q->last_id + 1;
 	q->last_id = v;
+	pthread_mutex_unlock(&q->id_lock);
 	(void)snprintf(id, ENVELOPE_ID_LEN + 1, "%016llx", (unsigned long long)v);
 }
 
@@ -504,6 +515,121 @@ queue_list_sync(struct queue *q, void (*fn)(void *arg, const char *id),
 			fn(arg, de->d_name);
 			n++;
 		}
+	closedir(d);
+	return n;
+}
+
+void
+queue_handoff(struct queue *q, struct envelope *env, struct buf *body)
+{
+	if (q->on_commit)
+		q->on_commit(q->on_commit_arg, env, body);
+	else {
+		envelope_clear(env);
+		free(env);
+		buf_clear(body);
+		free(body);
+	}
+}
+
+/* One pickup file into the queue; 0 with env/body set, or -1 (logged). */
+static int
+pickup_one(struct queue *q, const char *name, const char *hostname,
+    struct envelope **envp, struct buf **bodyp)
+{
+	char path[4096], tmp[4096], final[4096], why[200], date[64];
+	struct envelope *env;
+	struct buf raw, *body;
+	struct tern_err err;
+	struct stat st;
+	size_t off;
+	int e;
+
+	if (str_fmt(path, sizeof(path), "%s/%s", q->pickup_dir, name) != 0)
+		return -1;
+	buf_init(&raw);
+	if (read_file(path, &raw, &e) != 0 || stat(path, &st) != 0) {
+		buf_clear(&raw);
+		return -1;
+	}
+	env = xcalloc(1, sizeof(*env));
+	envelope_init(env);
+	if (envelope_parse(raw.data, raw.len, env, &off, why,
+	    sizeof(why)) != 0) {
+		log_warnx("pickup: %s: %s; moved to spool/corrupt", name, why);
+		(void)str_fmt(final, sizeof(final), "%s/pickup-%s",
+		    q->corrupt_dir, name);
+		(void)rename(path, final);
+		envelope_clear(env);
+		free(env);
+		buf_clear(&raw);
+		return -1;
+	}
+	queue_new_id(q, env->id);
+	body = xcalloc(1, sizeof(*body));
+	buf_init(body);
+	/* our trace field: who dropped it, when (RFC 5321 4.4 for local) */
+	time_t now = time(NULL);
+	struct tm tm;
+	localtime_r(&now, &tm);
+	message_format_date(date, sizeof(date), &tm, tm.tm_gmtoff);
+	buf_printf(body, "Received: (from uid %ld)\n\tby %s (Tern) with local "
+	    "id %s;\n\t%s\n", (long)st.st_uid, hostname, env->id, date);
+	buf_append(body, raw.data + off, raw.len - off);
+	buf_clear(&raw);
+	env->created = (int64_t)now;
+	env->size = body->len;
+	env->nfixed = env->nrcpts;
+	struct buf head;
+	buf_init(&head);
+	envelope_serialize(env, &head);
+	struct iovec iov[2] = { { head.data, head.len },
+		{ body->data, body->len } };
+	if (str_fmt(tmp, sizeof(tmp), "%s/%s", q->tmp_dir, env->id) != 0 ||
+	    str_fmt(final, sizeof(final), "%s/%s", q->queue_dir,
+	    env->id) != 0 || durable_create(q, tmp, final, iov, 2, true,
+	    &err) != 0) {
+		log_warnx("pickup: %s: cannot queue it: %s", name, err.text);
+		buf_clear(&head);
+		envelope_clear(env);
+		free(env);
+		buf_clear(body);
+		free(body);
+		return -1;
+	}
+	buf_clear(&head);
+	/* queued durably: now it may leave pickup (a crash between: twice) */
+	if (unlink(path) != 0)
+		log_warn("pickup: cannot remove %s", path);
+	log_info("%s: accepted from pickup (uid %ld) from=%s size=%zu "
+	    "nrcpt=%zu", env->id, (long)st.st_uid, env->sender, body->len,
+	    env->nrcpts);
+	*envp = env;
+	*bodyp = body;
+	return 0;
+}
+
+size_t
+queue_pickup_sync(struct queue *q, const char *hostname,
+    void (*fn)(void *arg, struct envelope *env, struct buf *body), void *arg)
+{
+	DIR *d = opendir(q->pickup_dir);
+	struct dirent *de;
+	size_t n = 0;
+
+	if (d == NULL)
+		return 0;
+	while ((de = readdir(d)) != NULL) {
+		struct envelope *env;
+		struct buf *body;
+		/* tern-sendmail writes "tmp-*" and renames when complete */
+		if (de->d_name[0] == '.' || strncmp(de->d_name, "tmp-", 4) == 0)
+			continue;
+		if (pickup_one(q, de->d_name, hostname, &env, &body) == 0) {
+			fn(arg, env, body);
+			n++;
+		}
+	}
 	closedir(d);
 	return n;
 }

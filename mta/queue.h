@@ -69,6 +69,19 @@ size_t queue_list_sync(struct queue *q, void (*fn)(void *arg,
     const char *id), void *arg);
 
 /*
+ * The pickup directory (spool/pickup): tern-sendmail drops messages there
+ * (envelope text + message, any id). queue_pickup_sync() commits each one
+ * into the queue under a new id (durably, as a commit), removes it from
+ * pickup, and calls fn with the envelope and body (heap objects, the
+ * caller takes them). Blocking: on a worker. Returns how many.
+ */
+size_t queue_pickup_sync(struct queue *q, const char *hostname,
+    void (*fn)(void *arg, struct envelope *env, struct buf *body),
+    void *arg);
+/* Hands committed pickup messages to the on_commit receiver (loop). */
+void queue_handoff(struct queue *q, struct envelope *env, struct buf *body);
+
+/*
  * Start-up scan (blocking): removes spool/tmp leftovers (never
  * acknowledged) and calls fn for each queued message id. Returns the count.
  */

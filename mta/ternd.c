@@ -268,6 +268,8 @@ on_control(void *arg, struct control_req *req, const char *verb,
 	else if (strcmp(verb, "hold") == 0 || strcmp(verb, "release") == 0)
 		dispatch_hold(t->dispatch, a, verb[0] == 'h', control_answer,
 		    req);
+	else if (strcmp(verb, "pickup") == 0)
+		dispatch_pickup(t->dispatch, control_answer, req);
 	else if (strcmp(verb, "stats") == 0)
 		control_answer(req, true, stats_text(t, json));
 	else if (strcmp(verb, "reload") == 0) {
