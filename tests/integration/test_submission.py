@@ -177,3 +177,23 @@ def test_passwd_replaces_and_reload_applies(msa):
     login(msa, "alice", "new one").quit()
     with pytest.raises(smtplib.SMTPAuthenticationError):
         login(msa, "alice", "s3cret pass")
+
+
+def test_failure_limit_per_address(msa):
+    s = smtplib.SMTP("127.0.0.1", msa.sub_port, local_hostname="client.test")
+    s.starttls(context=unverified())
+    s.ehlo()
+    codes = []
+    for _ in range(12):
+        code, _ = s.docmd("AUTH", "PLAIN AGFsaWNlAHdyb25n")   # alice / wrong
+        codes.append(code)
+        if code == 421:
+            break
+    assert 535 in codes and 454 in codes, codes     # then: try again later
+    s.close()
+    s = smtplib.SMTP("127.0.0.1", msa.sub_port, local_hostname="client.test")
+    s.starttls(context=unverified())
+    s.ehlo()
+    code, _ = s.docmd("AUTH", "PLAIN AGFsaWNlAHMzY3JldCBwYXNz")  # right one
+    assert code == 454                              # still blocked
+    s.close()
