@@ -203,7 +203,7 @@ main(int argc, char **argv)
 {
 	const char *sender = NULL, *fullname = NULL, *cfg_path = NULL;
 	bool from_headers = false, dot_ends = true;
-	char **rcpts = NULL, host[256], err[1024];
+	char **rcpts = NULL, err[1024];
 	size_t nrcpts = 0;
 	struct buf msg, file;
 	int ch;
@@ -239,17 +239,26 @@ main(int argc, char **argv)
 		}
 	}
 	struct config *cfg = config_load(cfg_path, err, sizeof(err));
+	struct buf fixed;
+	struct envelope env;
+	int rc = 0;
+
+	buf_init(&msg);
+	buf_init(&fixed);
+	buf_init(&file);
+	envelope_init(&env);
 	if (cfg == NULL) {
 		fprintf(stderr, "tern-sendmail: %s\n", err);
 		return EX_CONFIG;
 	}
 	for (int i = optind; i < argc; i++) {
 		if (add_header_addrs(argv[i], strlen(argv[i]), &rcpts,
-		    &nrcpts) != 0)
-			return EX_USAGE;
+		    &nrcpts) != 0) {
+			rc = EX_USAGE;
+			goto out;
+		}
 	}
 	/* the message: LF line ends; "." alone ends it unless -i */
-	buf_init(&msg);
 	char line[65536];
 	while (fgets(line, sizeof(line), stdin) != NULL) {
 		size_t n = strlen(line);
@@ -262,14 +271,16 @@ main(int argc, char **argv)
 		if (memchr(line, '\0', n) != NULL) {
 			fprintf(stderr, "tern-sendmail: the message has NUL "
 			    "octets\n");
-			return EX_DATAERR;
+			rc = EX_DATAERR;
+			goto out;
 		}
 		buf_append(&msg, line, n);
 		buf_append_char(&msg, '\n');
 	}
 	if (ferror(stdin)) {
 		fprintf(stderr, "tern-sendmail: read error\n");
-		return EX_IOERR;
+		rc = EX_IOERR;
+		goto out;
 	}
 	/* -t: recipients from the header; Bcc: removed */
 	size_t hlen = message_header_len(msg.data ? msg.data : "", msg.len);
@@ -281,14 +292,17 @@ main(int argc, char **argv)
 			    (f.name_len == 2 && ascii_strncaseeq(f.name, "Cc", 2)) ||
 			    (f.name_len == 3 && ascii_strncaseeq(f.name, "Bcc", 3)))
 				if (add_header_addrs(f.value, f.value_len, &rcpts,
-				    &nrcpts) != 0)
-					return EX_DATAERR;
+				    &nrcpts) != 0) {
+					rc = EX_DATAERR;
+					goto out;
+				}
 		}
 	}
 	if (nrcpts == 0) {
 		fprintf(stderr, "tern-sendmail: no recipients (give them as "
 		    "arguments, or -t)\n");
-		return EX_USAGE;
+		rc = EX_USAGE;
+		goto out;
 	}
 	/* the sender: -f, else the user at this host */
 	char me[600];
@@ -301,11 +315,10 @@ main(int argc, char **argv)
 	struct smtp_addr sa;
 	if (*sender && smtp_parse_mailbox(sender, strlen(sender), &sa) != 0) {
 		fprintf(stderr, "tern-sendmail: bad sender '%s'\n", sender);
-		return EX_USAGE;
+		rc = EX_USAGE;
+		goto out;
 	}
 	/* From:, Date:, Message-ID: when missing; Bcc: never leaves */
-	struct buf fixed;
-	buf_init(&fixed);
 	struct message_field f;
 	if (!message_find_field(msg.data ? msg.data : "", hlen, "From", &f)) {
 		if (fullname)
@@ -330,11 +343,10 @@ main(int argc, char **argv)
 	if (message_submission_fixup(&fixed, 0, date, msgid, &why) != 0 &&
 	    strstr(why, "From") != NULL) {
 		fprintf(stderr, "tern-sendmail: %s\n", why);
-		return EX_DATAERR;
+		rc = EX_DATAERR;
+		goto out;
 	}
 	/* envelope + message, the queue's own format */
-	struct envelope env;
-	envelope_init(&env);
 	memcpy(env.id, "0000000000000000", 17);
 	env.created = (int64_t)now;
 	env.client = xstrdup("127.0.0.1");
@@ -349,13 +361,12 @@ main(int argc, char **argv)
 		envelope_add_rcpt(&env, p);
 		free(p);
 	}
-	buf_init(&file);
 	envelope_serialize(&env, &file);
 	buf_append(&file, fixed.data, fixed.len);
-	int rc = drop(cfg->spool_dir, &file);
+	rc = drop(cfg->spool_dir, &file);
 	if (rc == 0)
 		poke(cfg->run_dir);
-	(void)gethostname(host, sizeof(host));
+out:
 	envelope_clear(&env);
 	buf_clear(&file);
 	buf_clear(&fixed);
