@@ -96,6 +96,21 @@ want_uint(struct ctx *c, const struct cfg_node *n, uint64_t max,
 	return 0;
 }
 
+/* A whole number in [min, max] into *out. */
+static int
+want_unsigned(struct ctx *c, const struct cfg_node *n, uint64_t min,
+    uint64_t max, unsigned *out)
+{
+	uint64_t v = 0;
+
+	if (want_uint(c, n, max, &v) != 0)
+		return -1;
+	if (v < min)
+		return fail(c, "must be at least %llu", (unsigned long long)min);
+	*out = (unsigned)v;
+	return 0;
+}
+
 static int
 want_list(struct ctx *c, const struct cfg_node *n)
 {
@@ -339,22 +354,10 @@ apply(struct ctx *c, const struct cfg_node *n, struct config *cfg)
 		return parse_listen(c, n, cfg);
 	if (strcmp(c->key, "limits") == 0)
 		return parse_limits(c, n, cfg);
-	if (strcmp(c->key, "io_threads") == 0) {
-		if (want_uint(c, n, 256, &v) != 0)
-			return -1;
-		if (v == 0)
-			return fail(c, "must be at least 1");
-		cfg->io_threads = (unsigned)v;
-		return 0;
-	}
-	if (strcmp(c->key, "max_deliveries") == 0) {
-		if (want_uint(c, n, 100000, &v) != 0)
-			return -1;
-		if (v == 0)
-			return fail(c, "must be at least 1");
-		cfg->max_deliveries = (unsigned)v;
-		return 0;
-	}
+	if (strcmp(c->key, "io_threads") == 0)
+		return want_unsigned(c, n, 1, 256, &cfg->io_threads);
+	if (strcmp(c->key, "max_deliveries") == 0)
+		return want_unsigned(c, n, 1, 100000, &cfg->max_deliveries);
 	if (strcmp(c->key, "plugins") == 0 ||
 	    strcmp(c->key, "plugin_path") == 0) {
 		bool is_path = strcmp(c->key, "plugin_path") == 0;
@@ -414,28 +417,12 @@ apply(struct ctx *c, const struct cfg_node *n, struct config *cfg)
 		return want_str(c, n, &cfg->relayhost);
 	if (strcmp(c->key, "smtp_client") == 0)
 		return parse_client(c, n, cfg);
-	if (strcmp(c->key, "dns_timeout") == 0) {
-		if (want_uint(c, n, 600, &v) != 0)
-			return -1;
-		if (v == 0)
-			return fail(c, "must be at least 1");
-		cfg->dns_timeout = (unsigned)v;
-		return 0;
-	}
-	if (strcmp(c->key, "delay_warning") == 0) {
-		if (want_uint(c, n, 365u * 86400, &v) != 0)
-			return -1;
-		cfg->delay_warning = (unsigned)v;
-		return 0;
-	}
-	if (strcmp(c->key, "hook_budget_ms") == 0) {
-		if (want_uint(c, n, 60000, &v) != 0)
-			return -1;
-		if (v == 0)
-			return fail(c, "must be at least 1");
-		cfg->hook_budget_ms = (unsigned)v;
-		return 0;
-	}
+	if (strcmp(c->key, "dns_timeout") == 0)
+		return want_unsigned(c, n, 1, 600, &cfg->dns_timeout);
+	if (strcmp(c->key, "delay_warning") == 0)
+		return want_unsigned(c, n, 0, 365u * 86400, &cfg->delay_warning);
+	if (strcmp(c->key, "hook_budget_ms") == 0)
+		return want_unsigned(c, n, 1, 60000, &cfg->hook_budget_ms);
 	if (strcmp(c->key, "plugin_memory") == 0) {
 		if (want_uint(c, n, (uint64_t)1 << 40, &v) != 0)
 			return -1;

@@ -138,6 +138,18 @@ dns_free(struct dns *d)
 	free(d);
 }
 
+/* Answers "temporary failure" unless the query was cancelled. */
+static void
+answer_temp_now(struct dns_query *q)
+{
+	if (q->cancelled)
+		return;
+	if (q->is_mx)
+		q->mx_cb(q->arg, DNS_TEMP, NULL, 0);
+	else
+		q->addr_cb(q->arg, DNS_TEMP, NULL, 0);
+}
+
 static void
 query_free(struct dns_query *q)
 {
@@ -161,14 +173,10 @@ query_timeout(evutil_socket_t fd, short what, void *arg)
 		if (q->ids[i] >= 0)
 			(void)ub_cancel(q->d->ctx, q->ids[i]);
 	q->pending = 0;
-	if (!q->cancelled) {
+	if (!q->cancelled)
 		log_info("dns: %s: no answer within %us", q->name,
 		    q->d->timeout);
-		if (q->is_mx)
-			q->mx_cb(q->arg, DNS_TEMP, NULL, 0);
-		else
-			q->addr_cb(q->arg, DNS_TEMP, NULL, 0);
-	}
+	answer_temp_now(q);
 	query_free(q);
 }
 
@@ -254,12 +262,7 @@ answer_temp(evutil_socket_t fd, short what, void *arg)
 {
 	struct dns_query *q = arg;
 
-	if (!q->cancelled) {
-		if (q->is_mx)
-			q->mx_cb(q->arg, DNS_TEMP, NULL, 0);
-		else
-			q->addr_cb(q->arg, DNS_TEMP, NULL, 0);
-	}
+	answer_temp_now(q);
 	query_free(q);
 }
 

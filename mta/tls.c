@@ -32,6 +32,14 @@ struct tls_client {
 	SSL_CTX *ctx;
 };
 
+/* Frees a context and the struct that holds it. */
+static void
+ctx_free(SSL_CTX *ctx, void *t)
+{
+	SSL_CTX_free(ctx);
+	free(t);
+}
+
 struct tls_client *
 tls_client_new(const char *ca_file, char *err, size_t errsz)
 {
@@ -50,8 +58,7 @@ tls_client_new(const char *ca_file, char *err, size_t errsz)
 	if (ok != 1) {
 		(void)snprintf(err, errsz, "tls: cannot load %s",
 		    ca_file ? ca_file : "the system trust store");
-		SSL_CTX_free(t->ctx);
-		free(t);
+		ctx_free(t->ctx, t);
 		return NULL;
 	}
 	return t;
@@ -60,32 +67,26 @@ tls_client_new(const char *ca_file, char *err, size_t errsz)
 void
 tls_client_free(struct tls_client *t)
 {
-	if (t == NULL)
-		return;
-	SSL_CTX_free(t->ctx);
-	free(t);
+	if (t != NULL)
+		ctx_free(t->ctx, t);
 }
 
-struct bufferevent *
-tls_client_wrap(struct tls_client *t, struct event_base *base,
-    struct bufferevent *under, const char *host, bool verify)
+/*
+ * A TLS filter over `under` (which it owns from now on, also on failure).
+ * ssl may be NULL (allocation failed): then under is freed.
+ */
+static struct bufferevent *
+filter(struct event_base *base, struct bufferevent *under, SSL *ssl,
+    enum bufferevent_ssl_state state)
 {
-	SSL *ssl = SSL_new(t->ctx);
 	struct bufferevent *bev;
 
 	if (ssl == NULL) {
 		bufferevent_free(under);
 		return NULL;
 	}
-	/* SNI and the name to check; an IP literal gets neither */
-	if (host && *host && strspn(host, "0123456789.:[]") != strlen(host)) {
-		SSL_set_tlsext_host_name(ssl, host);
-		if (verify)
-			SSL_set1_host(ssl, host);
-	}
-	SSL_set_verify(ssl, verify ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, NULL);
-	bev = bufferevent_openssl_filter_new(base, under, ssl,
-	    BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE);
+	bev = bufferevent_openssl_filter_new(base, under, ssl, state,
+	    BEV_OPT_CLOSE_ON_FREE);
 	if (bev == NULL) {
 		SSL_free(ssl);
 		bufferevent_free(under);
@@ -93,6 +94,24 @@ tls_client_wrap(struct tls_client *t, struct event_base *base,
 	}
 	bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
 	return bev;
+}
+
+struct bufferevent *
+tls_client_wrap(struct tls_client *t, struct event_base *base,
+    struct bufferevent *under, const char *host, bool verify)
+{
+	SSL *ssl = SSL_new(t->ctx);
+
+	if (ssl == NULL)
+		return filter(base, under, NULL, BUFFEREVENT_SSL_CONNECTING);
+	/* SNI and the name to check; an IP literal gets neither */
+	if (host && *host && strspn(host, "0123456789.:[]") != strlen(host)) {
+		SSL_set_tlsext_host_name(ssl, host);
+		if (verify)
+			SSL_set1_host(ssl, host);
+	}
+	SSL_set_verify(ssl, verify ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, NULL);
+	return filter(base, under, ssl, BUFFEREVENT_SSL_CONNECTING);
 }
 
 int
@@ -253,8 +272,7 @@ tls_server_new(const char *cert, const char *key, char *err, size_t errsz)
 	    SSL_CTX_check_private_key(t->ctx) != 1) {
 		(void)snprintf(err, errsz, "tls: cannot use %s and %s: %s",
 		    cert, key, ERR_error_string(ERR_get_error(), NULL));
-		SSL_CTX_free(t->ctx);
-		free(t);
+		ctx_free(t->ctx, t);
 		return NULL;
 	}
 	return t;
@@ -263,32 +281,15 @@ tls_server_new(const char *cert, const char *key, char *err, size_t errsz)
 void
 tls_server_free(struct tls_server *t)
 {
-	if (t == NULL)
-		return;
-	SSL_CTX_free(t->ctx);
-	free(t);
+	if (t != NULL)
+		ctx_free(t->ctx, t);
 }
 
 struct bufferevent *
 tls_server_wrap(struct tls_server *t, struct event_base *base,
     struct bufferevent *under)
 {
-	SSL *ssl = SSL_new(t->ctx);
-	struct bufferevent *bev;
-
-	if (ssl == NULL) {
-		bufferevent_free(under);
-		return NULL;
-	}
-	bev = bufferevent_openssl_filter_new(base, under, ssl,
-	    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
-	if (bev == NULL) {
-		SSL_free(ssl);
-		bufferevent_free(under);
-		return NULL;
-	}
-	bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
-	return bev;
+	return filter(base, under, SSL_new(t->ctx), BUFFEREVENT_SSL_ACCEPTING);
 }
 
 struct bufferevent *
