@@ -1418,8 +1418,14 @@ remove_done(void *arg)
 		slot_free(c->d, c->key);
 	} else {
 		struct slot *s = slot_get(c->d, c->key);
-		if (s)
+		if (s) {
+			/* its schedule may have come due (and been skipped)
+			 * while it was busy: give it one again */
 			s->busy = false;
+			s->due = now_sec();
+			scheduler_add(&c->d->sched, c->key, s->due);
+			dispatch_pump(c->d);
+		}
 	}
 	ctl_answer(c);
 }
@@ -1502,6 +1508,11 @@ hold_done(void *arg)
 				scheduler_add(&c->d->sched, c->key, s->due);
 				dispatch_pump(c->d);
 			}
+		} else if (!s->held) {
+			/* failed: a schedule skipped while busy comes back */
+			s->due = now_sec();
+			scheduler_add(&c->d->sched, c->key, s->due);
+			dispatch_pump(c->d);
 		}
 	}
 	ctl_answer(c);
