@@ -84,9 +84,18 @@ queue_open(const char *spool_dir, struct iopool *pool, uint64_t min_free,
 	pthread_mutex_init(&q->id_lock, NULL);
 	q->pool = pool;
 	q->min_free = min_free;
-	if (mkdir_p1(q->dir) != 0 || mkdir_p1(q->tmp_dir) != 0 ||
-	    mkdir_p1(q->queue_dir) != 0 || mkdir_p1(q->corrupt_dir) != 0 ||
-	    mkdir_p1(q->pickup_dir) != 0) {
+	/*
+	 * spool/ may be traversed by anyone (0711) so local users can reach
+	 * pickup/, where anyone may drop a file (01777, sticky like /tmp:
+	 * nobody removes others' files; read permission is there because a
+	 * dropper must open the directory to fsync it). The queue itself
+	 * stays private (0700). What is taken from pickup is opened without
+	 * following links and must be a regular file with one link.
+	 */
+	if (mkdir_p1(q->dir) != 0 || chmod(q->dir, 0711) != 0 ||
+	    mkdir_p1(q->tmp_dir) != 0 || mkdir_p1(q->queue_dir) != 0 ||
+	    mkdir_p1(q->corrupt_dir) != 0 || mkdir_p1(q->pickup_dir) != 0 ||
+	    chmod(q->pickup_dir, 01777) != 0) {
 		(void)snprintf(err, errsz, "cannot create spool %s: %s",
 		    spool_dir, strerror(errno));
 		queue_close(q);
@@ -547,11 +556,39 @@ pickup_one(struct queue *q, const char *name, const char *hostname,
 
 	if (str_fmt(path, sizeof(path), "%s/%s", q->pickup_dir, name) != 0)
 		return -1;
+	/* anyone can drop files here: no links to things we may read */
+	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
+	    st.st_nlink != 1) {
+		log_warnx("pickup: %s is not a plain file; removed", name);
+		if (fd >= 0)
+			close(fd);
+		(void)unlink(path);
+		return -1;
+	}
 	buf_init(&raw);
-	if (read_file(path, &raw, &e) != 0 || stat(path, &st) != 0) {
+	for (;;) {
+		buf_reserve(&raw, 65536);
+		ssize_t r = read(fd, raw.data + raw.len, raw.cap - raw.len - 1);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0) {
+			e = r < 0 ? errno : 0;
+			break;
+		}
+		raw.len += (size_t)r;
+		if (raw.len > ((size_t)1 << 30)) {
+			e = EFBIG;
+			break;
+		}
+	}
+	close(fd);
+	if (e != 0) {
+		log_warnx("pickup: %s: %s", name, strerror(e));
 		buf_clear(&raw);
 		return -1;
 	}
+	raw.data[raw.len] = '\0';
 	env = xcalloc(1, sizeof(*env));
 	envelope_init(env);
 	if (envelope_parse(raw.data, raw.len, env, &off, why,

@@ -47,6 +47,7 @@ usage(FILE *fp)
 	    "  release ID       deliver a held message again\n"
 	    "  stats [--json]   counters since start\n"
 	    "  reload           re-read the configuration and plugins\n"
+	    "  pickup           take what tern-sendmail dropped, now\n"
 	    "Offline:\n"
 	    "  check-config     check the configuration and plugins, print it\n"
 	    "  passwd USER      set USER's password in the users table (from\n"
@@ -308,7 +309,7 @@ main(int argc, char **argv)
 	static const char *const needs_id[] = { "show", "remove", "hold",
 		"release", NULL };
 	static const char *const known[] = { "queue", "show", "flush",
-		"remove", "hold", "release", "stats", "reload", NULL };
+		"remove", "hold", "release", "stats", "reload", "pickup", NULL };
 	if (strcmp(cmd, "check-config") == 0)
 		return check_config(cfg_path);
 	if (strcmp(cmd, "passwd") == 0) {

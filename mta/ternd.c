@@ -477,7 +477,9 @@ main(int argc, char **argv)
 		kvstore_free(t.kv);
 		return 0;
 	}
+	/* data_dir: traversable (0711) so local users reach spool/pickup */
 	if (mkdir_parents(t.cfg->data_dir) != 0 ||
+	    chmod(t.cfg->data_dir, 0711) != 0 ||
 	    mkdir_one(t.cfg->mail_dir) != 0 || mkdir_one(t.cfg->run_dir) != 0) {
 		fprintf(stderr, "ternd: cannot create %s: %s\n",
 		    t.cfg->data_dir, strerror(errno));

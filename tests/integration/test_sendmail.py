@@ -54,3 +54,21 @@ def test_errors(ternd):
     assert r.returncode == 78
     r = subprocess.run([str(SENDMAIL), "--help"], capture_output=True, text=True)
     assert r.returncode == 0 and "usage: tern-sendmail" in r.stdout
+
+
+def test_pickup_refuses_links(ternd, tmp_path):
+    """Anyone may drop files into pickup: ternd must not follow links."""
+    secret = tmp_path / "secret"
+    body = b"Subject: stolen\n\nsecret\n"
+    secret.write_bytes(b"tern-envelope: 1\nid: 0000000000000000\nfrom: <x@localhost>\n"
+                       b"size: %d\nrcpt: <thief@localhost>\nend\n" % len(body) + body)
+    pickup = ternd.data / "spool" / "pickup"
+    assert pickup.stat().st_mode & 0o7777 == 0o1777
+    (pickup / "evil-symlink").symlink_to(secret)
+    (pickup / "evil-hardlink").hardlink_to(secret)
+    r = subprocess.run([str(BUILD / "mta" / "ternctl"), "-c", str(ternd.config),
+                        "pickup"], capture_output=True, text=True)
+    assert r.returncode == 0
+    assert ternd.messages("thief") == []
+    assert "not a plain file" in ternd.log()
+    assert not (pickup / "evil-symlink").exists()
