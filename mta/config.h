@@ -1,0 +1,103 @@
+/* SPDX-License-Identifier: ISC */
+/*
+ * config.h - layer 2: the configuration schema, its defaults, validation
+ * and the embedded default (DESIGN.md sections 3 and 4). The file is Lua,
+ * evaluated by hooks.c; this module checks every key and type and builds
+ * struct config. Read-only once loaded.
+ */
+#ifndef TERN_CONFIG_H
+#define TERN_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/socket.h>
+
+struct cfg_node;
+
+enum listen_role { ROLE_MX, ROLE_SUBMISSION, ROLE_SUBMISSIONS };
+enum listen_tls { LISTEN_TLS_STARTTLS, LISTEN_TLS_IMPLICIT, LISTEN_TLS_NONE };
+
+struct config_listen {
+	char *addr;                       /* as written: "127.0.0.1:2525" */
+	enum listen_role role;
+	enum listen_tls tls;
+	struct sockaddr_storage ss;
+	socklen_t sslen;
+};
+
+struct netmask {
+	int family;                       /* AF_INET or AF_INET6 */
+	unsigned char addr[16];
+	int bits;
+};
+
+struct config_limits {
+	uint64_t max_message_size;
+	unsigned max_recipients;
+	unsigned max_connections;
+	unsigned max_connections_per_ip;
+	unsigned max_errors;
+	unsigned command_timeout;         /* seconds */
+	unsigned data_timeout;            /* seconds */
+	uint64_t min_free_space;          /* bytes kept free on the spool fs */
+};
+
+struct config {
+	char *source;                     /* file name, or "(embedded default)" */
+	char *hostname;
+	char *data_dir;                   /* absolute */
+	char *spool_dir, *mail_dir, *run_dir;
+	struct config_listen *listen;
+	size_t nlisten;
+	char **domains;                   /* lower case */
+	size_t ndomains;
+	struct netmask *trusted;
+	size_t ntrusted;
+	char recipient_delimiter;         /* '\0': none */
+	unsigned io_threads;
+	unsigned max_deliveries;          /* delivery jobs in flight */
+	struct config_limits limits;
+	/* plugins (DESIGN.md section 5) */
+	char **plugins;                   /* names, in order */
+	size_t nplugins;
+	char **plugin_path;               /* absolute directories */
+	size_t npath;
+	const struct cfg_node *plugin_config; /* into tree, or NULL */
+	unsigned hook_budget_ms;
+	uint64_t plugin_memory;
+	struct cfg_node *tree;            /* the evaluated file, kept */
+	/* outbound */
+	char *tls_cert, *tls_key;         /* the server certificate */
+	char *users;                      /* user:hash table, or NULL */
+	bool auth_loopback_plaintext;     /* AUTH without TLS from trusted */
+	bool tls_selfsigned;              /* default paths: made at start */
+	char *resolver;                   /* NULL: /etc/resolv.conf */
+	char *relayhost;                  /* NULL: MX delivery */
+	unsigned delay_warning;           /* seconds; 0: never */
+	unsigned dns_timeout;             /* seconds per lookup */
+	struct {
+		unsigned port;
+		unsigned connect_timeout, command_timeout, data_timeout;
+		unsigned idle_time, max_per_destination;
+		int tls;                  /* enum smtp_tls_policy */
+		char *ca_file;            /* NULL: the system trust store */
+	} client;
+};
+
+/* path NULL: the embedded default. NULL with "file:line: reason" in err. */
+struct config *config_load(const char *path, char *err, size_t errsz);
+void config_free(struct config *cfg);
+/* Prints the effective configuration as a Lua file. */
+void config_print(const struct config *cfg, FILE *fp);
+
+/* Domain (without trailing dot) is one of ours; case-insensitive. */
+bool config_is_local_domain(const struct config *cfg, const char *domain);
+/* Client address is in trusted_networks (may relay). */
+bool config_is_trusted(const struct config *cfg, const struct sockaddr *sa);
+const char *config_role_name(enum listen_role role);
+/* "may" 0, "none" 1, "verify" 2 (enum smtp_tls_policy), else -1. */
+int config_tls_policy(const char *s);
+
+#endif
