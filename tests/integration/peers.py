@@ -35,20 +35,30 @@ class Unbound:
     """unbound serving 'test.' from local-data on a loopback port."""
 
     def __init__(self, tmp_path, records):
-        self.port = free_udp_port()
         self.dir = tmp_path / "unbound"
         self.dir.mkdir()
+        # A UDP port free now may be taken before unbound binds it; try a
+        # few fresh ones before giving up.
+        why = ""
+        for attempt in range(5):
+            self.port = free_udp_port()
+            why = self._start(records)
+            if not why:
+                return
+        raise RuntimeError("unbound did not start: " + why)
+
+    def _start(self, records):
         lines = [
             "server:",
             "  interface: 127.0.0.1@%d" % self.port,
             "  port: %d" % self.port,
+            "  do-tcp: no",
             "  do-daemonize: no",
             "  use-syslog: no",
             '  username: ""',
             '  chroot: ""',
             '  directory: "%s"' % self.dir,
             '  pidfile: "%s/unbound.pid"' % self.dir,
-            '  logfile: "%s/unbound.log"' % self.dir,
             "  access-control: 127.0.0.0/8 allow",
             "  do-ip6: no",
             '  module-config: "iterator"',
@@ -57,16 +67,19 @@ class Unbound:
         ] + ['  local-data: "%s"' % r for r in records]
         conf = self.dir / "unbound.conf"
         conf.write_text("\n".join(lines) + "\n")
-        self.proc = subprocess.Popen(["unbound", "-d", "-c", str(conf)],
-                                     stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL)
+        errlog = self.dir / "unbound.stderr"
+        with open(errlog, "wb") as err:
+            self.proc = subprocess.Popen(["unbound", "-d", "-c", str(conf)],
+                                         stdout=subprocess.DEVNULL,
+                                         stderr=err)
         deadline = time.monotonic() + 10
         while not _dns_answers(self.port):
             if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("unbound did not start: " +
-                                   (self.dir / "unbound.log").read_text(errors="replace")
-                                   if (self.dir / "unbound.log").exists() else "")
+                self.stop()
+                return "port %d: %s" % (
+                    self.port, errlog.read_text(errors="replace").strip())
             time.sleep(0.05)
+        return ""
 
     @property
     def address(self):
