@@ -77,11 +77,43 @@ capped_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 	return p;
 }
 
+/*
+ * The config's budget: instructions and wall-clock time. One VM
+ * instruction can be long (string.rep of megabytes), so the hook runs
+ * every CONFIG_HOOK_EVERY instructions and looks at the clock too;
+ * fuzz_config found a config that ran for minutes within the count.
+ */
+#define CONFIG_HOOK_EVERY 100
+#define CONFIG_TIME_MAX_MS 2000
+
+struct config_budget {
+	long insns;
+	struct timespec start;
+	bool expired;
+};
+
 static void
 insn_hook(lua_State *L, lua_Debug *ar)
 {
+	struct config_budget *b = *(struct config_budget **)lua_getextraspace(L);
+	struct timespec now;
+
 	(void)ar;
-	luaL_error(L, "instruction budget exceeded");
+	if (!b->expired) {
+		b->insns += CONFIG_HOOK_EVERY;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if (b->insns < CONFIG_INSN_MAX &&
+		    (now.tv_sec - b->start.tv_sec) * 1000 +
+		    (now.tv_nsec - b->start.tv_nsec) / 1000000 <
+		    CONFIG_TIME_MAX_MS)
+			return;
+		b->expired = true;
+		/* every instruction raises from now on: pcall cannot hide it */
+		lua_sethook(L, insn_hook, LUA_MASKCOUNT, 1);
+	}
+	luaL_error(L, "the config used more than its budget (%d million "
+	    "instructions or %d ms)", CONFIG_INSN_MAX / 1000000,
+	    CONFIG_TIME_MAX_MS);
 }
 
 /* __newindex of the config _ENV: store the value, remember the line. */
@@ -178,12 +210,14 @@ table_to_node(lua_State *L, int idx, struct cfg_node *node, int depth,
 			lua_pop(L, 1);
 			break;
 		}
-		if (to_node(L, -1, &node->items[node->nitems], depth + 1,
+		/* counted before it is filled, so that a failure half way
+		 * through is freed with the rest (fuzz_config found this) */
+		node->nitems++;
+		if (to_node(L, -1, &node->items[node->nitems - 1], depth + 1,
 		    cv) != 0) {
 			lua_pop(L, 1);
 			return -1;
 		}
-		node->nitems++;
 		node->narray++;
 		lua_pop(L, 1);
 	}
@@ -377,6 +411,7 @@ hooks_eval_config(const char *text, size_t len, const char *name, char *err,
     size_t errsz)
 {
 	struct lua_budget budget = { 0, CONFIG_MEM_MAX };
+	struct config_budget cb = { 0 };
 	struct cfg_node *root = NULL;
 	struct conv cv = { err, errsz, 0, "" };
 	lua_State *L;
@@ -414,7 +449,9 @@ hooks_eval_config(const char *text, size_t len, const char *name, char *err,
 	}
 	lua_pushvalue(L, env);
 	lua_setupvalue(L, -2, 1);         /* the chunk's _ENV */
-	lua_sethook(L, insn_hook, LUA_MASKCOUNT, CONFIG_INSN_MAX);
+	*(struct config_budget **)lua_getextraspace(L) = &cb;
+	clock_gettime(CLOCK_MONOTONIC, &cb.start);
+	lua_sethook(L, insn_hook, LUA_MASKCOUNT, CONFIG_HOOK_EVERY);
 	top = lua_gettop(L) - 1;
 	if (lua_pcall(L, 0, 1, 0) != LUA_OK) {
 		lua_error_text(L, name, err, errsz);

@@ -39,7 +39,7 @@ def test_bad_configs_refused_with_line(tmp_path):
         'listen = {{ addr = "127.0.0.1:25" }}\nuser = "tern"\n': "not supported in this version",
         'listen = {{ addr = "127.0.0.1:25" }}\nsmtp_client = { port = 0 }\n': "port must be at least 1",
         'listen = {\n': "unexpected symbol",
-        'while true do end\n': "instruction budget exceeded",
+        'while true do end\n': "used more than its budget",
         'os.execute("true")\n': "attempt to call a nil value",
         'domains = { "ok.example" }\n': "listen: at least one listener",
     }

@@ -1,0 +1,2 @@
+listen = { { addr = "nowhere", role = "mx" } }
+limits = { max_message_size = -1 }
