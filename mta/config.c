@@ -38,7 +38,7 @@ static const char embedded_default[] =
     "trusted_networks = { \"127.0.0.0/8\", \"::1/128\" }\n"
     "plugins = { \"retry_default\" }\n";
 
-static const char *const not_yet[] = { "user", NULL };
+static const char *const not_yet[] = { NULL };
 
 struct ctx {
 	const char *source;
@@ -413,6 +413,8 @@ apply(struct ctx *c, const struct cfg_node *n, struct config *cfg)
 	}
 	if (strcmp(c->key, "resolver") == 0)
 		return want_str(c, n, &cfg->resolver);
+	if (strcmp(c->key, "user") == 0)
+		return want_str(c, n, &cfg->user);
 	if (strcmp(c->key, "relayhost") == 0)
 		return want_str(c, n, &cfg->relayhost);
 	if (strcmp(c->key, "smtp_client") == 0)
@@ -668,6 +670,7 @@ config_free(struct config *cfg)
 		return;
 	cfg_node_free(cfg->tree);
 	free(cfg->resolver);
+	free(cfg->user);
 	free(cfg->relayhost);
 	free(cfg->tls_cert);
 	free(cfg->tls_key);
@@ -762,6 +765,8 @@ config_print(const struct config *cfg, FILE *fp)
 	    cfg->hook_budget_ms, (unsigned long long)cfg->plugin_memory);
 	if (cfg->resolver)
 		fprintf(fp, "resolver = \"%s\"\n", cfg->resolver);
+	if (cfg->user)
+		fprintf(fp, "user = \"%s\"\n", cfg->user);
 	else
 		fprintf(fp, "resolver = nil -- /etc/resolv.conf\n");
 	if (cfg->relayhost)

@@ -74,6 +74,7 @@ struct config {
 	bool auth_loopback_plaintext;     /* AUTH without TLS from trusted */
 	bool tls_selfsigned;              /* default paths: made at start */
 	char *resolver;                   /* NULL: /etc/resolv.conf */
+	char *user;                       /* run as this user (from root) */
 	char *relayhost;                  /* NULL: MX delivery */
 	unsigned delay_warning;           /* seconds; 0: never */
 	unsigned dns_timeout;             /* seconds per lookup */

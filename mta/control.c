@@ -175,7 +175,7 @@ control_new(struct event_base *base, const char *path, control_handler fn,
 	c->arg = arg;
 	c->path = xstrdup(path);
 	(void)unlink(path);  /* a stale socket of an earlier run */
-	old = umask(0077);
+	old = umask(0117);   /* 0660: the daemon's user and its group */
 	c->lev = evconnlistener_new_bind(base, on_accept, c,
 	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 16,
 	    (struct sockaddr *)&sun, (int)sizeof(sun));

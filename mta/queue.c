@@ -86,16 +86,17 @@ queue_open(const char *spool_dir, struct iopool *pool, uint64_t min_free,
 	q->min_free = min_free;
 	/*
 	 * spool/ may be traversed by anyone (0711) so local users can reach
-	 * pickup/, where anyone may drop a file (01777, sticky like /tmp:
-	 * nobody removes others' files; read permission is there because a
-	 * dropper must open the directory to fsync it). The queue itself
-	 * stays private (0700). What is taken from pickup is opened without
-	 * following links and must be a regular file with one link.
+	 * pickup/, where anyone may drop a file but only ternd may list
+	 * (01733: sticky like /tmp, nobody removes others' files; droppers
+	 * make their rename durable with syncfs(), see sendmail.c). The
+	 * queue itself stays private (0700). What is taken from pickup is
+	 * opened without following links and must be a regular file with
+	 * one link.
 	 */
 	if (mkdir_p1(q->dir) != 0 || chmod(q->dir, 0711) != 0 ||
 	    mkdir_p1(q->tmp_dir) != 0 || mkdir_p1(q->queue_dir) != 0 ||
 	    mkdir_p1(q->corrupt_dir) != 0 || mkdir_p1(q->pickup_dir) != 0 ||
-	    chmod(q->pickup_dir, 01777) != 0) {
+	    chmod(q->pickup_dir, 01733) != 0) {
 		(void)snprintf(err, errsz, "cannot create spool %s: %s",
 		    spool_dir, strerror(errno));
 		queue_close(q);

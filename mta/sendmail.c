@@ -26,6 +26,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
+#include <sys/random.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -131,48 +132,68 @@ write_all(int fd, const char *p, size_t n)
 	return 0;
 }
 
-/* Durably into spool/pickup; returns a sysexits code. */
+/*
+ * Durably into spool/pickup; returns a sysexits code. pickup/ is 01733:
+ * anyone may drop a file, nobody but ternd may list it. The file is
+ * readable (0644) so that ternd, which may run as its own user, can take
+ * it; its name carries 64 random bits, so other users cannot guess it.
+ * The rename is made durable with an fsync of the directory where we may
+ * open it, else with syncfs() of its file system.
+ */
 static int
 drop(const char *spool, const struct buf *file)
 {
 	char dir[4096], tmp[4200], final[4200];
 	struct timeval tv;
+	uint64_t rnd = 0;
 	int fd, dfd;
 
 	gettimeofday(&tv, NULL);
+	if (getrandom(&rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
+		rnd ^= (uint64_t)tv.tv_usec << 20 ^ (uint64_t)getpid();
 	if (str_fmt(dir, sizeof(dir), "%s/pickup", spool) != 0)
 		return EX_CANTCREAT;
-	(void)str_fmt(tmp, sizeof(tmp), "%s/tmp-%lld.%06ld.%ld", dir,
-	    (long long)tv.tv_sec, (long)tv.tv_usec, (long)getpid());
-	(void)str_fmt(final, sizeof(final), "%s/%lld.%06ld.%ld", dir,
-	    (long long)tv.tv_sec, (long)tv.tv_usec, (long)getpid());
-	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	(void)str_fmt(tmp, sizeof(tmp), "%s/tmp-%lld.%06ld.%ld.%016llx", dir,
+	    (long long)tv.tv_sec, (long)tv.tv_usec, (long)getpid(),
+	    (unsigned long long)rnd);
+	(void)str_fmt(final, sizeof(final), "%s/%lld.%06ld.%ld.%016llx", dir,
+	    (long long)tv.tv_sec, (long)tv.tv_usec, (long)getpid(),
+	    (unsigned long long)rnd);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
 	if (fd < 0) {
 		fprintf(stderr, "tern-sendmail: cannot create %s: %s (is the "
 		    "spool there? try -C FILE)\n", tmp, strerror(errno));
 		return errno == ENOSPC ? EX_TEMPFAIL : EX_CANTCREAT;
 	}
-	if (write_all(fd, file->data, file->len) != 0 || fsync(fd) != 0 ||
-	    close(fd) != 0) {
+	(void)fchmod(fd, 0644);   /* whatever the umask */
+	if (write_all(fd, file->data, file->len) != 0 || fsync(fd) != 0) {
 		fprintf(stderr, "tern-sendmail: cannot write %s: %s\n", tmp,
 		    strerror(errno));
+		close(fd);
 		unlink(tmp);
 		return errno == ENOSPC ? EX_TEMPFAIL : EX_IOERR;
 	}
 	if (rename(tmp, final) != 0) {
 		fprintf(stderr, "tern-sendmail: rename: %s\n", strerror(errno));
+		close(fd);
 		unlink(tmp);
 		return EX_IOERR;
 	}
 	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd < 0 || fsync(dfd) != 0) {
-		fprintf(stderr, "tern-sendmail: fsync %s: %s\n", dir,
+	if ((dfd >= 0 && fsync(dfd) != 0) || (dfd < 0 && syncfs(fd) != 0)) {
+		fprintf(stderr, "tern-sendmail: sync %s: %s\n", dir,
 		    strerror(errno));
 		if (dfd >= 0)
 			close(dfd);
+		close(fd);
 		return EX_IOERR;
 	}
-	close(dfd);
+	if (dfd >= 0)
+		close(dfd);
+	if (close(fd) != 0) {
+		fprintf(stderr, "tern-sendmail: close: %s\n", strerror(errno));
+		return EX_IOERR;
+	}
 	return 0;
 }
 

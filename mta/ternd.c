@@ -6,9 +6,12 @@
  * sessions finish their commit and say 421, let running deliveries end,
  * then free everything in reverse order.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <grp.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -330,6 +333,106 @@ on_kv_timer(evutil_socket_t fd, short what, void *arg)
 }
 
 /*
+ * chown -R data_dir to the run-as user, not following links; only what
+ * is not theirs yet (a store made by an earlier run as root). Bounded
+ * depth: data_dir/mail/domain/user/.Folder/cur/file is 6 levels down.
+ */
+static void
+chown_tree(const char *path, uid_t uid, gid_t gid, int depth)
+{
+	struct stat st;
+	DIR *d;
+	struct dirent *de;
+
+	if (lstat(path, &st) != 0 || S_ISLNK(st.st_mode))
+		return;
+	if ((st.st_uid != uid || st.st_gid != gid) &&
+	    lchown(path, uid, gid) != 0)
+		log_warn("cannot chown %s", path);
+	if (!S_ISDIR(st.st_mode) || depth > 12 || (d = opendir(path)) == NULL)
+		return;
+	while ((de = readdir(d)) != NULL) {
+		char *sub;
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		sub = xasprintf("%s/%s", path, de->d_name);
+		chown_tree(sub, uid, gid, depth + 1);
+		free(sub);
+	}
+	closedir(d);
+}
+
+/*
+ * Privilege separation: started as root with `user` set, ternd has bound
+ * its ports and made its directories; now the data directory becomes the
+ * user's and the process becomes the user, before the event loop reads
+ * anything from a client. The control socket stays usable by the user's
+ * group (0660, run/ 0750).
+ */
+static int
+drop_privileges(const struct config *cfg, const char *sock, char *err,
+    size_t errsz)
+{
+	struct passwd *pw;
+	uid_t uid;
+	gid_t gid;
+
+	if (cfg->user == NULL) {
+		if (geteuid() == 0)
+			log_warnx("running as root: set user = \"tern\" in the "
+			    "config to run unprivileged");
+		return 0;
+	}
+	pw = getpwnam(cfg->user);
+	if (pw == NULL) {
+		(void)snprintf(err, errsz, "user = \"%s\": no such user "
+		    "(scripts/run creates it; or useradd --system %s)",
+		    cfg->user, cfg->user);
+		return -1;
+	}
+	uid = pw->pw_uid;
+	gid = pw->pw_gid;
+	if (geteuid() != 0) {
+		if (geteuid() == uid)
+			return 0;
+		(void)snprintf(err, errsz, "user = \"%s\": start ternd as root "
+		    "to run as that user (running as uid %ld)", cfg->user,
+		    (long)geteuid());
+		return -1;
+	}
+	if (uid == 0) {
+		(void)snprintf(err, errsz, "user = \"%s\": refusing to run as "
+		    "root", cfg->user);
+		return -1;
+	}
+	chown_tree(cfg->data_dir, uid, gid, 0);
+	if (chmod(cfg->run_dir, 0750) != 0 || chown(sock, uid, gid) != 0) {
+		(void)snprintf(err, errsz, "cannot hand %s to %s: %s",
+		    cfg->run_dir, cfg->user, strerror(errno));
+		return -1;
+	}
+	if (setgroups(0, NULL) != 0 || setgid(gid) != 0 || setuid(uid) != 0) {
+		(void)snprintf(err, errsz, "cannot become %s: %s", cfg->user,
+		    strerror(errno));
+		return -1;
+	}
+	/* no way back */
+	if (setuid(0) == 0 || geteuid() != uid || getegid() != gid) {
+		(void)snprintf(err, errsz, "privileges were not dropped");
+		return -1;
+	}
+	if (access(cfg->data_dir, R_OK | W_OK | X_OK) != 0 ||
+	    access(cfg->spool_dir, R_OK | W_OK | X_OK) != 0) {
+		(void)snprintf(err, errsz, "as %s, cannot use %s (is a parent "
+		    "directory closed to it?)", cfg->user, cfg->data_dir);
+		return -1;
+	}
+	log_info("running as %s (uid %ld, gid %ld)", cfg->user, (long)uid,
+	    (long)gid);
+	return 0;
+}
+
+/*
  * Forks into the background. The parent waits on a pipe until the child
  * reports that start-up finished (listeners bound, spool open) or why it
  * failed, so `ternd` exits non-zero when the daemon could not start.
@@ -428,6 +531,7 @@ main(int argc, char **argv)
 	char err[1024];
 
 	memset(&t, 0, sizeof(t));
+	umask(0077);   /* nothing ternd writes is for others to read */
 	while ((ch = getopt_long(argc, argv, "c:fnvhV", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'c':
@@ -537,9 +641,11 @@ main(int argc, char **argv)
 	char *sock = xasprintf("%s/ternd.sock", t.cfg->run_dir);
 	t.control = control_new(t.base, sock, on_control, &t, err,
 	    sizeof(err));
-	free(sock);
 	if (t.control == NULL)
 		startup_fail(err);
+	if (drop_privileges(t.cfg, sock, err, sizeof(err)) != 0)
+		startup_fail(err);
+	free(sock);
 	dispatch_load_queue(t.dispatch);
 
 	t.ev_term = evsignal_new(t.base, SIGTERM, on_terminate, &t);

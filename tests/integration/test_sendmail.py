@@ -63,7 +63,7 @@ def test_pickup_refuses_links(ternd, tmp_path):
     secret.write_bytes(b"tern-envelope: 1\nid: 0000000000000000\nfrom: <x@localhost>\n"
                        b"size: %d\nrcpt: <thief@localhost>\nend\n" % len(body) + body)
     pickup = ternd.data / "spool" / "pickup"
-    assert pickup.stat().st_mode & 0o7777 == 0o1777
+    assert pickup.stat().st_mode & 0o7777 == 0o1733
     (pickup / "evil-symlink").symlink_to(secret)
     (pickup / "evil-hardlink").hardlink_to(secret)
     r = subprocess.run([str(BUILD / "mta" / "ternctl"), "-c", str(ternd.config),
