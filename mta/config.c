@@ -38,8 +38,6 @@ static const char embedded_default[] =
     "trusted_networks = { \"127.0.0.0/8\", \"::1/128\" }\n"
     "plugins = { \"retry_default\" }\n";
 
-static const char *const not_yet[] = { NULL };
-
 struct ctx {
 	const char *source;
 	char *err;
@@ -468,9 +466,6 @@ apply(struct ctx *c, const struct cfg_node *n, struct config *cfg)
 		}
 		return 0;
 	}
-	for (size_t i = 0; not_yet[i]; i++)
-		if (strcmp(c->key, not_yet[i]) == 0)
-			return fail(c, "not supported in this version of Tern");
 	return fail(c, "unknown setting");
 }
 

@@ -403,8 +403,8 @@ conn_next(struct conn *cn)
 /*
  * The connection cannot go on. What was in flight gets a temporary
  * failure (the message may have arrived if the final reply was lost:
- * at-least-once). If no other connection serves the destination and this
- * one never got ready, the queue fails too: retrying now would not help.
+ * at-least-once). If this one never got ready, retrying now would not
+ * help: the last connection of the destination to fail fails its queue.
  */
 static void
 conn_fail(struct conn *cn, const char *why)
@@ -426,10 +426,18 @@ conn_fail(struct conn *cn, const char *why)
 	}
 	bool was_ready = cn->ready;
 	conn_free(cn);
-	if (!was_ready && dt->nconns == 0)
-		dest_fail_queue(dt, 451, text);
-	else
+	/*
+	 * A connection that never got ready opens no other: the ones still
+	 * open serve the queue, and the last of them to fail fails it.
+	 * (Kicking here made a server with a garbage greeting get tens of
+	 * thousands of connections a minute: tests/stress found it.)
+	 */
+	if (!was_ready) {
+		if (dt->nconns == 0)
+			dest_fail_queue(dt, 451, text);
+	} else {
 		dest_kick(dt);
+	}
 }
 
 /*

@@ -900,7 +900,9 @@ session_read_line(struct smtp_session *s, struct evbuffer *in)
 	p = evbuffer_search(in, "\n", 1, NULL);
 	if (p.pos < 0) {
 		if (evbuffer_get_length(in) >= SMTP_CMD_LINE_MAX) {
-			/* No end in sight: refuse once, skip to the LF. */
+			/* No end in sight: refuse once, skip to the LF. A
+			 * SASL exchange in progress ends with it. */
+			s->auth_step = AUTH_NONE;
 			if (!s->discard_line)
 				reply(s, 500, "5.5.2", "Line too long");
 			s->discard_line = true;
@@ -916,6 +918,7 @@ session_read_line(struct smtp_session *s, struct evbuffer *in)
 	}
 	if (len > SMTP_CMD_LINE_MAX) {
 		evbuffer_drain(in, len);
+		s->auth_step = AUTH_NONE;
 		reply(s, 500, "5.5.2", "Line too long");
 		return 1;
 	}

@@ -36,7 +36,7 @@ def test_bad_configs_refused_with_line(tmp_path):
         'listen = {{ addr = "nowhere" }}\n': ":1: listen: item 1",
         'listen = {{ addr = "127.0.0.1:25", role = "bogus" }}\n': "role must be",
         'listen = {{ addr = "127.0.0.1:25" }}\nhostname = 5\n': ":2: hostname: expected a string",
-        'listen = {{ addr = "127.0.0.1:25" }}\nuser = "tern"\n': "not supported in this version",
+        'listen = {{ addr = "127.0.0.1:25" }}\nuser = 7\n': ":2: user: expected a string",
         'listen = {{ addr = "127.0.0.1:25" }}\nsmtp_client = { port = 0 }\n': "port must be at least 1",
         'listen = {\n': "unexpected symbol",
         'while true do end\n': "used more than its budget",

@@ -150,24 +150,6 @@ def test_swaks_submission(msa):
     assert len(msa.wait_messages("finn", 1)) == 1
 
 
-@pytest.mark.parametrize("rcpt,codes", [
-    ("user%other.example@localhost", (553,)),
-    ("other.example!user@localhost", (553,)),
-    ("@localhost:user@other.example", (550,)),
-    ('"user@other.example"@localhost', (553,)),
-    ("user@other.example.", (501,)),
-    ("USER@OTHER.EXAMPLE", (550,)),
-    ("user@[192.0.2.1]", (550,)),
-    ("user@[127.0.0.1]", (550,)),
-])
-def test_no_open_relay_tricks(msa, rcpt, codes):
-    c = Raw(msa.port, source="127.0.0.2")     # not a trusted address
-    c.cmd("EHLO outsider.test")
-    assert c.cmd("MAIL FROM:<x@outside.example>")[0] == 250
-    code, lines = c.cmd("RCPT TO:<%s>" % rcpt)
-    assert code in codes, (rcpt, lines)
-
-
 def test_passwd_replaces_and_reload_applies(msa):
     r = subprocess.run([str(TERNCTL), "-c", str(msa.config), "passwd", "alice"],
                        input="new one\n", capture_output=True, text=True)

@@ -48,19 +48,6 @@ def test_state_is_reset_after_starttls(ternd):
     assert c.cmd("STARTTLS")[0] == 503
 
 
-def test_starttls_injection_is_discarded(ternd):
-    c = Raw(ternd.port)
-    c.cmd("EHLO client.test")
-    c.send(b"STARTTLS\r\nHELP\r\n")          # HELP rides in the same packet
-    code, lines = c.reply()
-    assert code == 220
-    c.sock = unverified().wrap_socket(c.sock, server_hostname="mx.test")
-    c.buf = b""
-    code, lines = c.cmd("NOOP")
-    assert code == 250, "a command sent before the handshake was answered"
-    assert "discarded" in ternd.log()
-
-
 def test_implicit_tls_port(make_ternd):
     port = free_port()
     t = make_ternd(start=False)
