@@ -187,7 +187,7 @@ class BadPeer(threading.Thread):
                         return
                     while f.readline() not in (b".\r\n", b""):
                         pass
-                    if mode == "tempfail":
+                    if self.mode == "tempfail":   # may change meanwhile
                         c.sendall(b"451 4.3.0 try later\r\n")
                     else:
                         self.received += 1
