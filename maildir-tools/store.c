@@ -450,19 +450,6 @@ flags_apply(char *flags, const char *add, const char *del)
 	flags[k] = '\0';
 }
 
-static int
-fsync_dir(const char *path)
-{
-	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	int rc;
-
-	if (fd < 0)
-		return -1;
-	rc = fsync(fd);
-	close(fd);
-	return rc;
-}
-
 int
 store_set_flags(struct msg_entry *e, const char *add, const char *del)
 {
@@ -539,7 +526,7 @@ store_move(struct msg_entry *e, const char *dst, bool subfolder)
 		return -1;
 	}
 	sub = xasprintf("%s/%s", dst, e->is_new ? "new" : "cur");
-	fsync_dir(sub);
+	deliver_fsync_dir(sub);
 	free(sub);
 	free(e->path);
 	e->path = np;
@@ -579,7 +566,7 @@ store_deliver(const char *dir, bool subfolder, const char *data,
 		char *to = xasprintf("%s/cur/%s:2,%s", dir, name, flags);
 		if (rename(from, to) == 0) {
 			char *cur = xasprintf("%s/cur", dir);
-			fsync_dir(cur);
+			deliver_fsync_dir(cur);
 			free(cur);
 		}
 		free(from);

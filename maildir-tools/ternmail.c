@@ -196,6 +196,34 @@ load_message(const struct msg_entry *e, struct buf *raw)
 	return mv_parse(raw->data ? raw->data : "", raw->len);
 }
 
+/* A message opened by number or path, parsed, with what it came from. */
+struct opened {
+	char *root, *dir;
+	struct msg_entry e;
+	struct buf raw;
+	GMimeMessage *m;
+};
+
+static void
+open_message(const char *folder, const char *arg, struct opened *o)
+{
+	o->root = maildir_root();
+	o->dir = folder_dir(o->root, folder);
+	resolve(o->dir, arg, &o->e);
+	buf_init(&o->raw);
+	o->m = load_message(&o->e, &o->raw);
+}
+
+static void
+close_message(struct opened *o)
+{
+	g_object_unref(o->m);
+	buf_clear(&o->raw);
+	store_entry_free(&o->e);
+	free(o->dir);
+	free(o->root);
+}
+
 static size_t
 term_width(void)
 {
@@ -392,10 +420,8 @@ cmd_show(int argc, char **argv)
 	};
 	const char *folder = NULL;
 	bool raw = false, headers = false;
-	char *root, *dir;
-	struct msg_entry e;
-	struct buf data, out;
-	GMimeMessage *m;
+	struct opened o;
+	struct buf out;
 	int c;
 
 	while ((c = getopt_long(argc, argv, "f:", opts, NULL)) != -1)
@@ -409,21 +435,17 @@ cmd_show(int argc, char **argv)
 		usage(stderr);
 		return EX_USAGE;
 	}
-	root = maildir_root();
-	dir = folder_dir(root, folder);
-	resolve(dir, argv[optind], &e);
-	buf_init(&data);
+	open_message(folder, argv[optind], &o);
 	buf_init(&out);
-	m = load_message(&e, &data);
 	if (raw) {
-		fwrite(data.data ? data.data : "", 1, data.len, stdout);
+		fwrite(o.raw.data ? o.raw.data : "", 1, o.raw.len, stdout);
 	} else {
 		struct mv_head h;
 		struct mv_view v;
-		mv_head(m, &h);
+		mv_head(o.m, &h);
 		if (headers) {
 			GMimeHeaderList *hl = g_mime_object_get_header_list(
-			    GMIME_OBJECT(m));
+			    GMIME_OBJECT(o.m));
 			for (int i = 0; i < g_mime_header_list_get_count(hl);
 			    i++) {
 				GMimeHeader *hd = g_mime_header_list_get_header_at(
@@ -451,7 +473,7 @@ cmd_show(int argc, char **argv)
 			print_header(&out, "Subject", h.subject);
 		}
 		buf_append_char(&out, '\n');
-		mv_render(m, &v);
+		mv_render(o.m, &v);
 		buf_append(&out, v.text.data, v.text.len);
 		if (v.natt > 0) {
 			buf_append_str(&out, "\nAttachments:\n");
@@ -466,15 +488,11 @@ cmd_show(int argc, char **argv)
 		mv_head_free(&h);
 		fwrite(out.data, 1, out.len, stdout);
 	}
-	if (e.uniq != NULL && store_set_flags(&e, "S", NULL) != 0)
-		fprintf(stderr, "ternmail: cannot mark %s seen: %s\n", e.path,
-		    strerror(errno));
-	g_object_unref(m);
-	buf_clear(&data);
+	if (o.e.uniq != NULL && store_set_flags(&o.e, "S", NULL) != 0)
+		fprintf(stderr, "ternmail: cannot mark %s seen: %s\n",
+		    o.e.path, strerror(errno));
 	buf_clear(&out);
-	store_entry_free(&e);
-	free(dir);
-	free(root);
+	close_message(&o);
 	return fflush(stdout) == 0 ? 0 : EX_IOERR;
 }
 
@@ -486,11 +504,8 @@ cmd_save_attachment(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *folder = NULL, *file;
-	char *root, *dir;
-	struct msg_entry e;
-	struct buf data;
+	struct opened o;
 	struct mv_view v;
-	GMimeMessage *m;
 	unsigned long idx;
 	int c, fd, rc = 0;
 
@@ -504,12 +519,8 @@ cmd_save_attachment(int argc, char **argv)
 		usage(stderr);
 		return EX_USAGE;
 	}
-	root = maildir_root();
-	dir = folder_dir(root, folder);
-	resolve(dir, argv[optind], &e);
-	buf_init(&data);
-	m = load_message(&e, &data);
-	mv_render(m, &v);
+	open_message(folder, argv[optind], &o);
+	mv_render(o.m, &v);
 	idx = strtoul(argv[optind + 1], NULL, 10);
 	if (idx == 0 || idx > v.natt)
 		die(EX_NOINPUT, "message has %zu attachment(s), not %lu", v.natt,
@@ -529,11 +540,7 @@ cmd_save_attachment(int argc, char **argv)
 		printf("saved %s (%zu bytes)\n", file, v.att[idx - 1].size);
 	}
 	mv_view_free(&v);
-	g_object_unref(m);
-	buf_clear(&data);
-	store_entry_free(&e);
-	free(dir);
-	free(root);
+	close_message(&o);
 	return rc;
 }
 
@@ -977,12 +984,11 @@ cmd_reply(int argc, char **argv)
 	struct writer w;
 	struct compose c = { 0 };
 	struct buf body, quoted, refs;
-	struct msg_entry e;
+	struct opened o;
 	struct mv_head h;
 	struct mv_view v;
 	GMimeMessage *orig;
-	struct buf raw;
-	char *root, *dir, *name, *addr, *to, *cc = NULL, *subject, *irt;
+	char *name, *addr, *to, *cc = NULL, *subject, *irt;
 	char **seen = NULL;
 	size_t nseen = 0;
 	bool all = false, sent;
@@ -994,11 +1000,8 @@ cmd_reply(int argc, char **argv)
 		usage(stderr);
 		return EX_USAGE;
 	}
-	root = maildir_root();
-	dir = folder_dir(root, folder);
-	resolve(dir, argv[optind], &e);
-	buf_init(&raw);
-	orig = load_message(&e, &raw);
+	open_message(folder, argv[optind], &o);
+	orig = o.m;
 	mv_head(orig, &h);
 	mv_render(orig, &v);
 	identity(&name, &addr);
@@ -1067,28 +1070,24 @@ cmd_reply(int argc, char **argv)
 	c.references = refs.data;
 	c.domain = domain_of(addr);
 	rc = finish(&w, &c, &body, &sent);
-	if (sent && e.uniq != NULL && store_set_flags(&e, "RS", NULL) != 0)
-		fprintf(stderr, "ternmail: cannot mark %s replied: %s\n", e.path,
-		    strerror(errno));
+	if (sent && o.e.uniq != NULL && store_set_flags(&o.e, "RS", NULL) != 0)
+		fprintf(stderr, "ternmail: cannot mark %s replied: %s\n",
+		    o.e.path, strerror(errno));
 	for (size_t i = 0; i < nseen; i++)
 		free(seen[i]);
 	free(seen);
 	buf_clear(&body);
 	buf_clear(&quoted);
 	buf_clear(&refs);
-	buf_clear(&raw);
 	mv_view_free(&v);
 	mv_head_free(&h);
-	g_object_unref(orig);
-	store_entry_free(&e);
+	close_message(&o);
 	free(irt);
 	free(subject);
 	free(to);
 	free(cc);
 	free(name);
 	free(addr);
-	free(dir);
-	free(root);
 	free(w.attach);
 	return rc;
 }
@@ -1098,13 +1097,13 @@ cmd_forward(int argc, char **argv)
 {
 	struct writer w;
 	struct compose c = { 0 };
-	struct buf body, raw;
-	struct msg_entry e;
+	struct buf body;
+	struct opened o;
 	struct mv_head h;
 	struct mv_view v;
 	GMimeMessage *orig;
 	GMimeObject **extra = NULL;
-	char *root, *dir, *name, *addr, *subject;
+	char *name, *addr, *subject;
 	bool inl = false, sent;
 	const char *folder;
 	int rc;
@@ -1117,11 +1116,8 @@ cmd_forward(int argc, char **argv)
 	if (!w.edit && (w.to == NULL || w.to[0] == '\0') && !w.draft &&
 	    !w.print)
 		die(EX_USAGE, "forward needs --to");
-	root = maildir_root();
-	dir = folder_dir(root, folder);
-	resolve(dir, argv[optind], &e);
-	buf_init(&raw);
-	orig = load_message(&e, &raw);
+	open_message(folder, argv[optind], &o);
+	orig = o.m;
 	mv_head(orig, &h);
 	mv_render(orig, &v);
 	identity(&name, &addr);
@@ -1158,21 +1154,17 @@ cmd_forward(int argc, char **argv)
 		w.subject = subject;
 	c.domain = domain_of(addr);
 	rc = finish(&w, &c, &body, &sent);
-	if (sent && e.uniq != NULL && store_set_flags(&e, "PS", NULL) != 0)
+	if (sent && o.e.uniq != NULL && store_set_flags(&o.e, "PS", NULL) != 0)
 		fprintf(stderr, "ternmail: cannot mark %s forwarded: %s\n",
-		    e.path, strerror(errno));
+		    o.e.path, strerror(errno));
 	free(extra);
 	buf_clear(&body);
-	buf_clear(&raw);
 	mv_view_free(&v);
 	mv_head_free(&h);
-	g_object_unref(orig);
-	store_entry_free(&e);
+	close_message(&o);
 	free(subject);
 	free(name);
 	free(addr);
-	free(dir);
-	free(root);
 	free(w.attach);
 	return rc;
 }

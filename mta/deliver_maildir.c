@@ -91,8 +91,8 @@ deliver_errno(struct tern_err *err, const char *what, int e)
 		    what, strerror(e));
 }
 
-static int
-fsync_path(const char *path)
+int
+deliver_fsync_dir(const char *path)
 {
 	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	int rc;
@@ -119,7 +119,7 @@ mkdir_durable(const char *path)
 	if (slash == NULL)
 		return 0;
 	*slash = '\0';
-	return fsync_path(slash == parent ? "/" : parent);
+	return deliver_fsync_dir(slash == parent ? "/" : parent);
 }
 
 /* mkdir -p path, then path/{cur,new,tmp} */

@@ -29,6 +29,9 @@ int deliver_maildir_sync(struct deliver_maildir *d, const char *maildir,
     const char *tag, const struct iovec *iov, int iovcnt, char *name_out,
     size_t namesz, struct tern_err *err);
 
+/* fsync(2) of a directory by path; 0, or -1 with errno. */
+int deliver_fsync_dir(const char *path);
+
 /*
  * Crash recovery: true if maildir/new or maildir/cur holds a file whose
  * name carries tag (as written by deliver_maildir_sync). Blocking; reads

@@ -7,7 +7,6 @@ bound. After each, ternd is still serving and nothing leaked onto disk."""
 import base64
 import os
 import smtplib
-import ssl
 import sys
 import time
 
@@ -15,17 +14,11 @@ import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..",
                                 "integration"))
-from conftest import BUILD, Raw, make_ternd, ternd  # noqa: E402,F401
+from conftest import BUILD, Raw, make_ternd, rss_kib, ternd  # noqa: E402,F401
 from test_hooks import with_plugins  # noqa: E402
+from test_submission import unverified  # noqa: E402
 
 TERNCTL = BUILD / "mta" / "ternctl"
-
-
-def unverified():
-    ctx = ssl.create_default_context()
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    return ctx
 
 
 @pytest.fixture
@@ -39,14 +32,6 @@ def still_serving(t):
         s.sendmail("a@example.org", ["alive@localhost"],
                    b"Subject: alive\r\n\r\nx\r\n")
     assert t.wait_messages("alive", 1)
-
-
-def rss_kib(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
 
 
 SMUGGLING = {

@@ -180,6 +180,15 @@ SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
                    "runtime error:")
 
 
+def rss_kib(pid):
+    """A process's resident memory, KiB (from /proc)."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
 def check_sanitizers(t):
     """In the ASan/UBSan build, any report in ternd's log fails the test."""
     log = t.log()

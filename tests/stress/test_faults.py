@@ -19,7 +19,7 @@ import pytest
 
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "integration"))
-from conftest import BUILD, Raw, Ternd, check_sanitizers, free_port  # noqa
+from conftest import BUILD, Raw, Ternd, check_sanitizers, rss_kib  # noqa
 
 TERNCTL = BUILD / "mta" / "ternctl"
 
@@ -27,14 +27,6 @@ TERNCTL = BUILD / "mta" / "ternctl"
 def ctl(t, *args):
     return subprocess.run([str(TERNCTL), "-c", str(t.config)] + list(args),
                           capture_output=True, text=True, timeout=30)
-
-
-def rss_kib(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
 
 
 @contextlib.contextmanager
