@@ -1349,7 +1349,7 @@ cmd_deliver(int argc, char **argv)
 	struct buf in, msg;
 	struct tern_err err;
 	size_t i = 0;
-	int c;
+	int c, rc = 0;
 
 	while ((c = getopt_long(argc, argv, "f:", opts, NULL)) != -1)
 		switch (c) {
@@ -1365,17 +1365,21 @@ cmd_deliver(int argc, char **argv)
 	if (dir == NULL) {
 		fprintf(stderr, "ternmail: not a valid folder name: %s\n",
 		    folder);
+		free(root);
 		return EX_USAGE;
 	}
 	buf_init(&in);
+	buf_init(&msg);
 	if (slurp_fd(0, &in, DELIVER_MAX) != 0) {
 		fprintf(stderr, "ternmail: reading the message: %s\n",
 		    strerror(errno));
-		return errno == EFBIG ? EX_DATAERR : EX_IOERR;
+		rc = errno == EFBIG ? EX_DATAERR : EX_IOERR;
+		goto out;
 	}
 	if (in.len == 0) {
 		fprintf(stderr, "ternmail: empty message, not delivered\n");
-		return EX_DATAERR;
+		rc = EX_DATAERR;
+		goto out;
 	}
 	/* an mbox "From " line is not part of the message */
 	if (in.len > 5 && memcmp(in.data, "From ", 5) == 0) {
@@ -1383,7 +1387,6 @@ cmd_deliver(int argc, char **argv)
 		i = nl ? (size_t)(nl - in.data) + 1 : in.len;
 	}
 	/* Maildir files have LF line ends */
-	buf_init(&msg);
 	for (; i < in.len; i++)
 		if (!(in.data[i] == '\r' && i + 1 < in.len &&
 		    in.data[i + 1] == '\n'))
@@ -1391,13 +1394,14 @@ cmd_deliver(int argc, char **argv)
 	if (store_deliver(dir, strcmp(dir, root) != 0, msg.data ? msg.data :
 	    "", msg.len, NULL, &err) != 0) {
 		fprintf(stderr, "ternmail: %s: %s\n", dir, err.text);
-		return err.code == 554 ? EX_CANTCREAT : EX_TEMPFAIL;
+		rc = err.code == 554 ? EX_CANTCREAT : EX_TEMPFAIL;
 	}
+out:
 	buf_clear(&msg);
 	buf_clear(&in);
 	free(dir);
 	free(root);
-	return 0;
+	return rc;
 }
 
 static void
