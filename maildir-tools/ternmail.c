@@ -1324,8 +1324,8 @@ cmd_folders(int argc, char **argv)
 			for (size_t k = 0; k < l.n; k++)
 				if (strchr(l.v[k].flags, 'S') == NULL)
 					unseen++;
-			printf("%-24s %6zu messages %6zu unseen\n", f[i], l.n,
-			    unseen);
+			printf("%-24s %6zu message%s %6zu unseen\n", f[i],
+			    l.n, l.n == 1 ? " " : "s", unseen);
 			store_list_free(&l);
 		}
 		free(dir);
