@@ -128,9 +128,23 @@ mv_head(GMimeMessage *m, struct mv_head *h)
 	    internet_address_get_name(INTERNET_ADDRESS(mb))[0])
 		h->from_short = safe(internet_address_get_name(
 		    INTERNET_ADDRESS(mb)));
-	else
+	else if (h->from_addr[0] != '\0' || h->from[0] != '\0')
 		h->from_short = xstrdup(h->from_addr[0] ? h->from_addr :
 		    h->from);
+	else {
+		/* No From: at all: the envelope sender delivery recorded */
+		const char *rp = g_mime_object_get_header(GMIME_OBJECT(m),
+		    "Return-Path");
+		char *t = safe(rp ? rp : "");
+		size_t n = strlen(t);
+		if (n >= 2 && t[0] == '<' && t[n - 1] == '>') {
+			memmove(t, t + 1, n - 2);
+			t[n - 2] = '\0';
+		}
+		h->from_short = t[0] ? t : xstrdup("(no sender)");
+		if (t[0] == '\0')
+			free(t);
+	}
 	h->to = list_str(g_mime_message_get_to(m));
 	h->cc = list_str(g_mime_message_get_cc(m));
 	h->reply_to = list_str(g_mime_message_get_reply_to(m));

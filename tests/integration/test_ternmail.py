@@ -138,6 +138,16 @@ def test_maildir_from_ternd_listed_and_shown(ternd, home):
     assert j[0]["from_address"] == "ann@example.org"
 
 
+def test_list_without_from_shows_the_envelope_sender(home, tmp_path):
+    md = tmp_path / "M"
+    tm(home, "deliver", md, input=b"Return-Path: <bounce@example.org>\n"
+       b"Subject: no from\n\nx\n")
+    tm(home, "deliver", md, input=b"Subject: nothing\n\nx\n")
+    out = tm(home, "-m", md, "list").stdout.decode().splitlines()
+    assert "bounce@example.org" in out[0]
+    assert "(no sender)" in out[1]
+
+
 def test_columns_fit_the_terminal(home, tmp_path):
     md = tmp_path / "M"
     msg = ("From: Someone With A Very Long Name <x@example.org>\n"
