@@ -11,8 +11,8 @@
 #include <gmime/gmime.h>
 #include <stdbool.h>
 
-#include "buf.h"
-#include "util.h"
+#include "base/buf.h"
+#include "base/util.h"
 
 struct compose {
 	const char *from_name;     /* may be NULL */

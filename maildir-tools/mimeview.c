@@ -13,7 +13,7 @@
 #include <unistd.h>
 
 #include "text.h"
-#include "util.h"
+#include "base/util.h"
 
 #define MAX_DEPTH 32
 

@@ -18,9 +18,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "buf.h"
-#include "deliver_maildir.h"
-#include "maildir.h"
+#include "base/buf.h"
+#include "store/deliver_maildir.h"
+#include "mail/maildir.h"
 
 #define TMP_MAX_AGE (36 * 3600)
 

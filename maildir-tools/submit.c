@@ -22,10 +22,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "message.h"
-#include "sasl.h"
-#include "smtp_reply.h"
-#include "util.h"
+#include "mail/message.h"
+#include "base/sasl.h"
+#include "smtp/smtp_reply.h"
+#include "base/util.h"
 
 struct conn {
 	int fd;

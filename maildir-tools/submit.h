@@ -11,7 +11,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "buf.h"
+#include "base/buf.h"
 
 enum submit_tls { SUBMIT_STARTTLS, SUBMIT_IMPLICIT, SUBMIT_NONE };
 

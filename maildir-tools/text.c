@@ -10,7 +10,7 @@
 #include <string.h>
 #include <wchar.h>
 
-#include "util.h"
+#include "base/util.h"
 
 /* Decodes one UTF-8 sequence at s (n > 0 bytes); returns its length and
  * the code point, or 0 if invalid (overlong, surrogate, > U+10FFFF). */

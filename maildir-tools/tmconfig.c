@@ -10,8 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "buf.h"
-#include "util.h"
+#include "base/buf.h"
+#include "base/util.h"
 
 static const char *const names[TM_NKEYS] = {
 	[TM_MAILDIR] = "maildir", [TM_FROM] = "from", [TM_NAME] = "name",

@@ -23,8 +23,8 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 
-#include "log.h"
-#include "util.h"
+#include "base/log.h"
+#include "base/util.h"
 
 struct control {
 	struct event_base *base;

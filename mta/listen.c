@@ -22,10 +22,10 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 
-#include "log.h"
+#include "base/log.h"
 #include "runtime.h"
-#include "smtp_session.h"
-#include "util.h"
+#include "smtp/smtp_session.h"
+#include "base/util.h"
 
 #define IP_BUCKETS 4096
 

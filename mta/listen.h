@@ -8,7 +8,7 @@
 
 #include <stddef.h>
 
-#include "config.h"
+#include "lua/config.h"
 
 struct event_base;
 struct iopool;

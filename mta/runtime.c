@@ -11,11 +11,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "auth.h"
-#include "config.h"
-#include "hooks.h"
-#include "tls.h"
-#include "util.h"
+#include "base/auth.h"
+#include "lua/config.h"
+#include "lua/hooks.h"
+#include "base/tls.h"
+#include "base/util.h"
 
 struct runtime *
 runtime_load(const char *path, struct kvstore *kv, unsigned generation,

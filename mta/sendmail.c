@@ -31,12 +31,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "buf.h"
-#include "config.h"
-#include "envelope.h"
-#include "message.h"
-#include "smtp_parse.h"
-#include "util.h"
+#include "base/buf.h"
+#include "lua/config.h"
+#include "mail/envelope.h"
+#include "mail/message.h"
+#include "smtp/smtp_parse.h"
+#include "base/util.h"
 
 #define EX_USAGE 64
 #define EX_DATAERR 65

@@ -21,13 +21,13 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "auth.h"
-#include "config.h"
-#include "hooks.h"
-#include "kvstore.h"
-#include "log.h"
+#include "base/auth.h"
+#include "lua/config.h"
+#include "lua/hooks.h"
+#include "lua/kvstore.h"
+#include "base/log.h"
 #include "runtime.h"
-#include "util.h"
+#include "base/util.h"
 
 #define EX_UNAVAILABLE 69
 #define EX_CONFIG 78

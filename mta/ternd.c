@@ -25,22 +25,22 @@
 #include <event2/event.h>
 #include <event2/thread.h>
 
-#include "buf.h"
-#include "config.h"
+#include "base/buf.h"
+#include "lua/config.h"
 #include "control.h"
-#include "deliver_maildir.h"
-#include "dispatch.h"
-#include "dns.h"
-#include "hooks.h"
-#include "iopool.h"
-#include "kvstore.h"
+#include "store/deliver_maildir.h"
+#include "queue/dispatch.h"
+#include "base/dns.h"
+#include "lua/hooks.h"
+#include "base/iopool.h"
+#include "lua/kvstore.h"
 #include "listen.h"
-#include "log.h"
-#include "queue.h"
+#include "base/log.h"
+#include "queue/queue.h"
 #include "runtime.h"
-#include "smtp_client.h"
-#include "tls.h"
-#include "util.h"
+#include "smtp/smtp_client.h"
+#include "base/tls.h"
+#include "base/util.h"
 
 #define SHUTDOWN_GRACE_SEC 10
 #define KV_MAX_ENTRIES 1000000

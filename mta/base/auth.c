@@ -7,7 +7,7 @@
  * counting: at most AUTH_FAIL_MAX failures in AUTH_FAIL_WINDOW seconds;
  * a small table, oldest entries recycled.
  */
-#include "auth.h"
+#include "base/auth.h"
 
 #include <crypt.h>
 #include <errno.h>
@@ -15,9 +15,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "iopool.h"
-#include "sasl.h"
-#include "util.h"
+#include "base/iopool.h"
+#include "base/sasl.h"
+#include "base/util.h"
 
 #define AUTH_FAIL_MAX 10
 #define AUTH_FAIL_WINDOW 600

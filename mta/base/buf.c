@@ -3,14 +3,14 @@
  * buf.c - layer 0: growable byte buffer (see buf.h). Growth is geometric;
  * allocation failure aborts through xrealloc.
  */
-#include "buf.h"
+#include "base/buf.h"
 
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "util.h"
+#include "base/util.h"
 
 void
 buf_init(struct buf *b)

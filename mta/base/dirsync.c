@@ -9,7 +9,7 @@
  * error is never reported as success (Postfix mail_stream.c's lesson that
  * late failures must reach the client).
  */
-#include "dirsync.h"
+#include "base/dirsync.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -18,7 +18,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include "util.h"
+#include "base/util.h"
 
 struct dirsync {
 	pthread_mutex_t lock;

@@ -11,7 +11,7 @@
  * itself (RFC 5321 5.1: the implicit MX), checked by the address lookup
  * that follows; NXDOMAIN is permanent, SERVFAIL and timeouts temporary.
  */
-#include "dns.h"
+#include "base/dns.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -25,9 +25,9 @@
 #include <event2/event.h>
 #include <unbound.h>
 
-#include "log.h"
-#include "mx.h"
-#include "util.h"
+#include "base/log.h"
+#include "smtp/mx.h"
+#include "base/util.h"
 
 #define RR_A 1
 #define RR_MX 15

@@ -13,7 +13,7 @@
  * thread-safe once evthread_use_pthreads() is on); its callback drains the
  * whole list on the loop thread, so a burst costs one wake-up.
  */
-#include "iopool.h"
+#include "base/iopool.h"
 
 #include <pthread.h>
 #include <stdbool.h>
@@ -21,7 +21,7 @@
 
 #include <event2/event.h>
 
-#include "util.h"
+#include "base/util.h"
 
 struct iopool_job {
 	iopool_work_fn work;

@@ -5,7 +5,7 @@
  * single write(2), so lines from worker threads never interleave. Lines
  * longer than the buffer are truncated, never split.
  */
-#include "log.h"
+#include "base/log.h"
 
 #include <errno.h>
 #include <stdarg.h>

@@ -5,7 +5,7 @@
  * bounded (SASL_FIELD_MAX) and may not contain control characters other
  * than the separators PLAIN defines.
  */
-#include "sasl.h"
+#include "base/sasl.h"
 
 #include <string.h>
 

@@ -7,7 +7,7 @@
  * for the chain and the host name (SSL_set1_host), and a failure is a
  * temporary delivery failure, never a fallback to plain text.
  */
-#include "tls.h"
+#include "base/tls.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -26,7 +26,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "util.h"
+#include "base/util.h"
 
 struct tls_client {
 	SSL_CTX *ctx;

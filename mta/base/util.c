@@ -5,7 +5,7 @@
  * stops loudly; Lua's allocator is the one exception, see hooks.c), bounded
  * string helpers that report truncation, ASCII case helpers.
  */
-#include "util.h"
+#include "base/util.h"
 
 #include <stdarg.h>
 #include <stdio.h>

@@ -10,7 +10,7 @@
  * a file; the computed defaults (host name, data_dir from $TERN_HOME or
  * ./var, local domains) are filled in here afterwards.
  */
-#include "config.h"
+#include "lua/config.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -23,10 +23,10 @@
 
 #include <event2/util.h>
 
-#include "buf.h"
-#include "hooks.h"
-#include "smtp_parse.h"
-#include "util.h"
+#include "base/buf.h"
+#include "lua/hooks.h"
+#include "smtp/smtp_parse.h"
+#include "base/util.h"
 
 static const char embedded_default[] =
     "-- Tern's embedded default (DESIGN.md section 3): serve on loopback\n"

@@ -33,7 +33,7 @@
  *     on every instruction, so a plugin's own pcall cannot swallow the
  *     kill. Errors are logged with plugin, hook and line.
  */
-#include "hooks.h"
+#include "lua/hooks.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -45,10 +45,10 @@
 #include <lua.h>
 #include <lualib.h>
 
-#include "hooks_int.h"
-#include "kvstore.h"
-#include "log.h"
-#include "util.h"
+#include "lua/hooks_int.h"
+#include "lua/kvstore.h"
+#include "base/log.h"
+#include "base/util.h"
 
 #define CONFIG_MEM_MAX (16u * 1024 * 1024)
 #define CONFIG_INSN_MAX 10000000

@@ -8,7 +8,7 @@
  * being received and is invalidated when the call returns, so a plugin
  * that keeps it in a global gets an error, never freed memory.
  */
-#include "hooks.h"
+#include "lua/hooks.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -16,13 +16,13 @@
 #include <lauxlib.h>
 #include <lua.h>
 
-#include "buf.h"
-#include "hooks_int.h"
-#include "log.h"
-#include "maildir.h"
-#include "message.h"
-#include "smtp_parse.h"
-#include "util.h"
+#include "base/buf.h"
+#include "lua/hooks_int.h"
+#include "base/log.h"
+#include "mail/maildir.h"
+#include "mail/message.h"
+#include "smtp/smtp_parse.h"
+#include "base/util.h"
 
 #define MSG_MT "tern.message"
 

@@ -10,7 +10,7 @@
 
 #include <lua.h>
 
-#include "hooks.h"
+#include "lua/hooks.h"
 
 struct hooks_budget_mem {
 	size_t used;

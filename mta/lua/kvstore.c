@@ -6,7 +6,7 @@
  * entries are dropped lazily on access, when the table is full, and from
  * snapshots.
  */
-#include "kvstore.h"
+#include "lua/kvstore.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -15,7 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "util.h"
+#include "base/util.h"
 
 struct kv_entry {
 	char *key;

@@ -11,11 +11,11 @@
  * Only the original header section is returned (text/rfc822-headers):
  * enough to identify the message, without sending bulk back.
  */
-#include "bounce.h"
+#include "mail/bounce.h"
 
 #include <string.h>
 
-#include "message.h"
+#include "mail/message.h"
 
 static void
 append_clean(struct buf *out, const char *s)

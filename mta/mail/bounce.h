@@ -11,7 +11,7 @@
 
 #include <stddef.h>
 
-#include "buf.h"
+#include "base/buf.h"
 
 enum bounce_action { BOUNCE_FAILED, BOUNCE_DELAYED };
 

@@ -21,14 +21,14 @@
  * text", "last-error:". An envelope may also say "folder: N Name": the
  * Maildir++ folder a data hook chose for recipient N.
  */
-#include "envelope.h"
+#include "mail/envelope.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "maildir.h"
-#include "util.h"
+#include "mail/maildir.h"
+#include "base/util.h"
 
 void
 envelope_init(struct envelope *env)

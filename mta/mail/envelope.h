@@ -13,7 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "buf.h"
+#include "base/buf.h"
 
 #define ENVELOPE_VERSION 1
 #define ENVELOPE_ID_LEN 16

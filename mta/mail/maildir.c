@@ -7,11 +7,11 @@
  * components only through maildir_local_normalize(), which is strict on
  * purpose: a bad name is refused, never "fixed" into someone else's box.
  */
-#include "maildir.h"
+#include "mail/maildir.h"
 
 #include <string.h>
 
-#include "util.h"
+#include "base/util.h"
 
 int
 maildir_unique_name(char *dst, size_t dstsz,

@@ -6,12 +6,12 @@
  * Header values pass through as they are: only our own fields are built
  * here, from values the session has already validated (no CR/LF).
  */
-#include "message.h"
+#include "mail/message.h"
 
 #include <stdio.h>
 #include <string.h>
 
-#include "util.h"
+#include "base/util.h"
 
 size_t
 message_header_len(const char *msg, size_t len)

@@ -13,7 +13,7 @@
 #include <stddef.h>
 #include <time.h>
 
-#include "buf.h"
+#include "base/buf.h"
 
 /* Offset of the body (after the empty line), or len if there is none. */
 size_t message_header_len(const char *msg, size_t len);

@@ -30,7 +30,7 @@
  * attempt on a message found at start-up first looks for its tag in the
  * recipient's new/ and cur/, and counts a hit as delivered.
  */
-#include "dispatch.h"
+#include "queue/dispatch.h"
 
 #include <errno.h>
 #include <stdbool.h>
@@ -43,22 +43,22 @@
 
 #include <event2/event.h>
 
-#include "bounce.h"
-#include "buf.h"
-#include "config.h"
-#include "deliver_maildir.h"
-#include "envelope.h"
-#include "hooks.h"
-#include "iopool.h"
-#include "log.h"
-#include "maildir.h"
-#include "message.h"
-#include "queue.h"
+#include "mail/bounce.h"
+#include "base/buf.h"
+#include "lua/config.h"
+#include "store/deliver_maildir.h"
+#include "mail/envelope.h"
+#include "lua/hooks.h"
+#include "base/iopool.h"
+#include "base/log.h"
+#include "mail/maildir.h"
+#include "mail/message.h"
+#include "queue/queue.h"
 #include "runtime.h"
-#include "scheduler.h"
-#include "smtp_client.h"
-#include "smtp_parse.h"
-#include "util.h"
+#include "queue/scheduler.h"
+#include "smtp/smtp_client.h"
+#include "smtp/smtp_parse.h"
+#include "base/util.h"
 
 struct slot {
 	bool used;

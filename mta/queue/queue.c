@@ -16,7 +16,7 @@
  * Below min_free bytes of free space new mail gets 452 4.3.1 (OpenSMTPD's
  * MINSPACE idea), ENOSPC/EDQUOT too; nothing already queued is touched.
  */
-#include "queue.h"
+#include "queue/queue.h"
 
 #include <dirent.h>
 #include <pthread.h>
@@ -33,10 +33,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "dirsync.h"
-#include "iopool.h"
-#include "log.h"
-#include "message.h"
+#include "base/dirsync.h"
+#include "base/iopool.h"
+#include "base/log.h"
+#include "mail/message.h"
 
 struct queue {
 	char *dir;               /* spool */

@@ -16,9 +16,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "buf.h"
-#include "envelope.h"
-#include "util.h"
+#include "base/buf.h"
+#include "mail/envelope.h"
+#include "base/util.h"
 
 struct iopool;
 struct queue;

@@ -5,11 +5,11 @@
  * in dispatch.c). The default retry delays live here as policy; dispatch
  * applies them until a Lua retry hook overrides (DESIGN.md section 5).
  */
-#include "scheduler.h"
+#include "queue/scheduler.h"
 
 #include <stdlib.h>
 
-#include "util.h"
+#include "base/util.h"
 
 void
 scheduler_init(struct scheduler *s)

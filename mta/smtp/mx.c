@@ -7,12 +7,12 @@
  * RFC 7505: a single MX of preference 0 and host "." means the domain
  * accepts no mail.
  */
-#include "mx.h"
+#include "smtp/mx.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#include "util.h"
+#include "base/util.h"
 
 int
 mx_wire_name(const unsigned char *p, size_t len, char *out, size_t outsz,

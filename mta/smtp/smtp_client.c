@@ -24,7 +24,7 @@
  * smtp_reply_reader (bounded lines and text); garbage or an overlong line
  * ends the connection with a temporary failure for what was in flight.
  */
-#include "smtp_client.h"
+#include "smtp/smtp_client.h"
 
 #include <arpa/inet.h>
 #include <stdarg.h>
@@ -38,12 +38,12 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
-#include "dns.h"
-#include "log.h"
-#include "tls.h"
-#include "message.h"
-#include "smtp_reply.h"
-#include "util.h"
+#include "base/dns.h"
+#include "base/log.h"
+#include "base/tls.h"
+#include "mail/message.h"
+#include "smtp/smtp_reply.h"
+#include "base/util.h"
 
 #define CLIENT_LINE_MAX 4096
 

@@ -14,9 +14,9 @@
  * "\r\n\0.\r\n" can never end the transfer. After an error the rest of the
  * transfer is still read (to stay in step with the client) but not stored.
  */
-#include "smtp_data.h"
+#include "smtp/smtp_data.h"
 
-#include "smtp_parse.h"
+#include "smtp/smtp_parse.h"
 
 enum { ST_BOL, ST_DOT, ST_DOT_CR, ST_MID, ST_CR };
 

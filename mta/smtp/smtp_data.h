@@ -13,7 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "buf.h"
+#include "base/buf.h"
 
 #define SMTP_DATA_ERR_BARE_CR 0x01u
 #define SMTP_DATA_ERR_BARE_LF 0x02u

@@ -10,11 +10,11 @@
  * spaces may follow "MAIL FROM:" / "RCPT TO:" before the path.
  * 8-bit bytes in paths are refused (no SMTPUTF8 yet).
  */
-#include "smtp_parse.h"
+#include "smtp/smtp_parse.h"
 
 #include <string.h>
 
-#include "util.h"
+#include "base/util.h"
 
 static const struct {
 	const char *name;

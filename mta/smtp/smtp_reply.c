@@ -5,7 +5,7 @@
  * *which* reply; this file owns *what it says* for parse and framing errors
  * and how reply lines are formatted.
  */
-#include "smtp_reply.h"
+#include "smtp/smtp_reply.h"
 
 #include <stdio.h>
 #include <string.h>

@@ -9,9 +9,9 @@
 
 #include <stdbool.h>
 
-#include "buf.h"
-#include "smtp_data.h"
-#include "smtp_parse.h"
+#include "base/buf.h"
+#include "smtp/smtp_data.h"
+#include "smtp/smtp_parse.h"
 
 struct smtp_reply {
 	int code;

@@ -21,7 +21,7 @@
  * detached (it completes; the message is delivered; the client saw no 250
  * and may resend: at-least-once).
  */
-#include "smtp_session.h"
+#include "smtp/smtp_session.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -36,21 +36,21 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
-#include "auth.h"
-#include "buf.h"
-#include "envelope.h"
-#include "hooks.h"
-#include "log.h"
-#include "maildir.h"
-#include "message.h"
-#include "queue.h"
+#include "base/auth.h"
+#include "base/buf.h"
+#include "mail/envelope.h"
+#include "lua/hooks.h"
+#include "base/log.h"
+#include "mail/maildir.h"
+#include "mail/message.h"
+#include "queue/queue.h"
 #include "runtime.h"
-#include "sasl.h"
-#include "smtp_data.h"
-#include "smtp_parse.h"
-#include "smtp_reply.h"
-#include "tls.h"
-#include "util.h"
+#include "base/sasl.h"
+#include "smtp/smtp_data.h"
+#include "smtp/smtp_parse.h"
+#include "smtp/smtp_reply.h"
+#include "base/tls.h"
+#include "base/util.h"
 
 #define OUTPUT_BACKLOG_MAX (64 * 1024)
 #define INPUT_HIGH_WATER (1024 * 1024)

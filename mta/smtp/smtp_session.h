@@ -11,7 +11,7 @@
 #include <event2/util.h>
 #include <sys/socket.h>
 
-#include "config.h"
+#include "lua/config.h"
 
 struct event_base;
 struct iopool;

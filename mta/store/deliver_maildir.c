@@ -14,7 +14,7 @@
  * Errors are classified here (Postfix's mbox_dsn idea): ENOSPC/EDQUOT ->
  * 452 4.2.2, other I/O errors -> 451 4.3.0, all temporary.
  */
-#include "deliver_maildir.h"
+#include "store/deliver_maildir.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -29,8 +29,8 @@
 #include <sys/time.h>
 #include <unistd.h>
 
-#include "dirsync.h"
-#include "maildir.h"
+#include "base/dirsync.h"
+#include "mail/maildir.h"
 
 #define DIR_TABLE_MAX 1024
 

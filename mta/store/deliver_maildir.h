@@ -11,7 +11,7 @@
 #include <stddef.h>
 #include <sys/uio.h>
 
-#include "util.h"
+#include "base/util.h"
 
 struct deliver_maildir;
 

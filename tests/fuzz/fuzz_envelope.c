@@ -4,9 +4,9 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "buf.h"
-#include "envelope.h"
-#include "util.h"
+#include "base/buf.h"
+#include "mail/envelope.h"
+#include "base/util.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

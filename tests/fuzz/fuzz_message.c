@@ -5,11 +5,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "buf.h"
-#include "maildir.h"
-#include "message.h"
-#include "smtp_reply.h"
-#include "util.h"
+#include "base/buf.h"
+#include "mail/maildir.h"
+#include "mail/message.h"
+#include "smtp/smtp_reply.h"
+#include "base/util.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

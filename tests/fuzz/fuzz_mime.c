@@ -14,7 +14,7 @@
 
 #include "mimeview.h"
 #include "text.h"
-#include "util.h"
+#include "base/util.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

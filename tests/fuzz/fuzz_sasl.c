@@ -4,8 +4,8 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "sasl.h"
-#include "util.h"
+#include "base/sasl.h"
+#include "base/util.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

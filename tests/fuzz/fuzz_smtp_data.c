@@ -9,9 +9,9 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "buf.h"
-#include "smtp_data.h"
-#include "util.h"
+#include "base/buf.h"
+#include "smtp/smtp_data.h"
+#include "base/util.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -4,8 +4,8 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "smtp_parse.h"
-#include "util.h"
+#include "smtp/smtp_parse.h"
+#include "base/util.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -9,7 +9,7 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "bounce.h"
+#include "mail/bounce.h"
 
 static const char orig[] = "Received: from x\nSubject: hello\n"
     "Message-ID: <1@example.org>\n\nsecret body\n";

@@ -9,7 +9,7 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "envelope.h"
+#include "mail/envelope.h"
 
 static void
 make(struct envelope *e)

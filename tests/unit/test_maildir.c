@@ -9,7 +9,7 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "maildir.h"
+#include "mail/maildir.h"
 
 static void
 test_unique_name(void **state)

@@ -12,7 +12,7 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "message.h"
+#include "mail/message.h"
 
 static void
 test_header_len(void **state)

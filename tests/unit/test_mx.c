@@ -9,7 +9,7 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "mx.h"
+#include "smtp/mx.h"
 
 static void
 test_rdata(void **state)

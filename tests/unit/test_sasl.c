@@ -9,7 +9,7 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "sasl.h"
+#include "base/sasl.h"
 
 static void
 test_b64(void **state)

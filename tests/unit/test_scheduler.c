@@ -9,7 +9,7 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "scheduler.h"
+#include "queue/scheduler.h"
 
 static void
 test_order(void **state)

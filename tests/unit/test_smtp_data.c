@@ -12,8 +12,8 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "buf.h"
-#include "smtp_data.h"
+#include "base/buf.h"
+#include "smtp/smtp_data.h"
 
 struct data_case {
 	const char *name;

@@ -9,7 +9,7 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "smtp_parse.h"
+#include "smtp/smtp_parse.h"
 
 struct parse_case {
 	const char *name;

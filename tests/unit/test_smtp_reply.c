@@ -9,7 +9,7 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "smtp_reply.h"
+#include "smtp/smtp_reply.h"
 
 static void
 test_single(void **state)
