@@ -12,8 +12,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "text.h"
 #include "base/util.h"
+#include "text.h"
 
 #define MAX_DEPTH 32
 

@@ -19,8 +19,8 @@
 #include <unistd.h>
 
 #include "base/buf.h"
-#include "store/deliver_maildir.h"
 #include "mail/maildir.h"
+#include "store/deliver_maildir.h"
 
 #define TMP_MAX_AGE (36 * 3600)
 

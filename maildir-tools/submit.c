@@ -22,10 +22,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "mail/message.h"
 #include "base/sasl.h"
-#include "smtp/smtp_reply.h"
 #include "base/util.h"
+#include "mail/message.h"
+#include "smtp/smtp_reply.h"
 
 struct conn {
 	int fd;

@@ -23,9 +23,9 @@
 #include <event2/listener.h>
 
 #include "base/log.h"
+#include "base/util.h"
 #include "runtime.h"
 #include "smtp/smtp_session.h"
-#include "base/util.h"
 
 #define IP_BUCKETS 4096
 

@@ -12,10 +12,10 @@
 #include <unistd.h>
 
 #include "base/auth.h"
-#include "lua/config.h"
-#include "lua/hooks.h"
 #include "base/tls.h"
 #include "base/util.h"
+#include "lua/config.h"
+#include "lua/hooks.h"
 
 struct runtime *
 runtime_load(const char *path, struct kvstore *kv, unsigned generation,

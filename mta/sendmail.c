@@ -32,11 +32,11 @@
 #include <unistd.h>
 
 #include "base/buf.h"
+#include "base/util.h"
 #include "lua/config.h"
 #include "mail/envelope.h"
 #include "mail/message.h"
 #include "smtp/smtp_parse.h"
-#include "base/util.h"
 
 #define EX_USAGE 64
 #define EX_DATAERR 65

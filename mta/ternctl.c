@@ -22,12 +22,12 @@
 #include <unistd.h>
 
 #include "base/auth.h"
+#include "base/log.h"
+#include "base/util.h"
 #include "lua/config.h"
 #include "lua/hooks.h"
 #include "lua/kvstore.h"
-#include "base/log.h"
 #include "runtime.h"
-#include "base/util.h"
 
 #define EX_UNAVAILABLE 69
 #define EX_CONFIG 78

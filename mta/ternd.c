@@ -26,21 +26,21 @@
 #include <event2/thread.h>
 
 #include "base/buf.h"
-#include "lua/config.h"
-#include "control.h"
-#include "store/deliver_maildir.h"
-#include "queue/dispatch.h"
 #include "base/dns.h"
-#include "lua/hooks.h"
 #include "base/iopool.h"
-#include "lua/kvstore.h"
-#include "listen.h"
 #include "base/log.h"
+#include "base/tls.h"
+#include "base/util.h"
+#include "control.h"
+#include "listen.h"
+#include "lua/config.h"
+#include "lua/hooks.h"
+#include "lua/kvstore.h"
+#include "queue/dispatch.h"
 #include "queue/queue.h"
 #include "runtime.h"
 #include "smtp/smtp_client.h"
-#include "base/tls.h"
-#include "base/util.h"
+#include "store/deliver_maildir.h"
 
 #define SHUTDOWN_GRACE_SEC 10
 #define KV_MAX_ENTRIES 1000000

@@ -26,8 +26,8 @@
 #include <unbound.h>
 
 #include "base/log.h"
-#include "smtp/mx.h"
 #include "base/util.h"
+#include "smtp/mx.h"
 
 #define RR_A 1
 #define RR_MX 15

@@ -24,9 +24,9 @@
 #include <event2/util.h>
 
 #include "base/buf.h"
+#include "base/util.h"
 #include "lua/hooks.h"
 #include "smtp/smtp_parse.h"
-#include "base/util.h"
 
 static const char embedded_default[] =
     "-- Tern's embedded default (DESIGN.md section 3): serve on loopback\n"

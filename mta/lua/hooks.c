@@ -45,10 +45,10 @@
 #include <lua.h>
 #include <lualib.h>
 
-#include "lua/hooks_int.h"
-#include "lua/kvstore.h"
 #include "base/log.h"
 #include "base/util.h"
+#include "lua/hooks_int.h"
+#include "lua/kvstore.h"
 
 #define CONFIG_MEM_MAX (16u * 1024 * 1024)
 #define CONFIG_INSN_MAX 10000000

@@ -17,12 +17,12 @@
 #include <lua.h>
 
 #include "base/buf.h"
-#include "lua/hooks_int.h"
 #include "base/log.h"
+#include "base/util.h"
+#include "lua/hooks_int.h"
 #include "mail/maildir.h"
 #include "mail/message.h"
 #include "smtp/smtp_parse.h"
-#include "base/util.h"
 
 #define MSG_MT "tern.message"
 

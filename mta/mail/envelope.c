@@ -27,8 +27,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "mail/maildir.h"
 #include "base/util.h"
+#include "mail/maildir.h"
 
 void
 envelope_init(struct envelope *env)

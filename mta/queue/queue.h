@@ -17,8 +17,8 @@
 #include <stdint.h>
 
 #include "base/buf.h"
-#include "mail/envelope.h"
 #include "base/util.h"
+#include "mail/envelope.h"
 
 struct iopool;
 struct queue;

@@ -41,9 +41,9 @@
 #include "base/dns.h"
 #include "base/log.h"
 #include "base/tls.h"
+#include "base/util.h"
 #include "mail/message.h"
 #include "smtp/smtp_reply.h"
-#include "base/util.h"
 
 #define CLIENT_LINE_MAX 4096
 

@@ -38,19 +38,19 @@
 
 #include "base/auth.h"
 #include "base/buf.h"
-#include "mail/envelope.h"
-#include "lua/hooks.h"
 #include "base/log.h"
+#include "base/sasl.h"
+#include "base/tls.h"
+#include "base/util.h"
+#include "lua/hooks.h"
+#include "mail/envelope.h"
 #include "mail/maildir.h"
 #include "mail/message.h"
 #include "queue/queue.h"
 #include "runtime.h"
-#include "base/sasl.h"
 #include "smtp/smtp_data.h"
 #include "smtp/smtp_parse.h"
 #include "smtp/smtp_reply.h"
-#include "base/tls.h"
-#include "base/util.h"
 
 #define OUTPUT_BACKLOG_MAX (64 * 1024)
 #define INPUT_HIGH_WATER (1024 * 1024)

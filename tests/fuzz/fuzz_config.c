@@ -12,8 +12,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "lua/config.h"
 #include "base/util.h"
+#include "lua/config.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -5,8 +5,8 @@
 #include <string.h>
 
 #include "base/buf.h"
-#include "mail/envelope.h"
 #include "base/util.h"
+#include "mail/envelope.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

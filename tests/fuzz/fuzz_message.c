@@ -6,10 +6,10 @@
 #include <string.h>
 
 #include "base/buf.h"
+#include "base/util.h"
 #include "mail/maildir.h"
 #include "mail/message.h"
 #include "smtp/smtp_reply.h"
-#include "base/util.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

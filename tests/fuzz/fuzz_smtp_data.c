@@ -10,8 +10,8 @@
 #include <string.h>
 
 #include "base/buf.h"
-#include "smtp/smtp_data.h"
 #include "base/util.h"
+#include "smtp/smtp_data.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -4,8 +4,8 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "smtp/smtp_parse.h"
 #include "base/util.h"
+#include "smtp/smtp_parse.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -4,8 +4,8 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "tmconfig.h"
 #include "base/util.h"
+#include "tmconfig.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

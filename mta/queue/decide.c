@@ -1,0 +1,239 @@
+/* SPDX-License-Identifier: ISC */
+/*
+ * decide.c - layer 4: the DECIDE phase of a delivery job (dispatch.c
+ * describes the phases). Runs on the loop thread, once every recipient
+ * of an attempt has a result: the delivered hooks; for temporary failures
+ * the retry hook (or the built-in RFC 5321 4.5.4.1 schedule); the bounced
+ * hooks; one RFC 3464 report per message for the recipients that failed
+ * in this attempt (never for a <> sender), and one delay warning. A report
+ * is committed to the queue before the original's state is recorded, so a
+ * crash in between sends it twice at worst, never not at all.
+ */
+#include "queue/dispatch_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "base/buf.h"
+#include "base/log.h"
+#include "base/util.h"
+#include "lua/config.h"
+#include "lua/hooks.h"
+#include "mail/bounce.h"
+#include "mail/envelope.h"
+#include "mail/message.h"
+#include "queue/queue.h"
+#include "queue/scheduler.h"
+#include "runtime.h"
+
+static void
+on_bounce_committed(void *arg, const char *id, const struct tern_err *err)
+{
+	struct job *j = arg;
+
+	if (err) {
+		/*
+		 * Not recorded as failed: the recipients stay pending and
+		 * the next attempt bounces them again.
+		 */
+		log_warnx("%s: cannot queue the report: %s", j->id, err->text);
+		j->env->warned = false;
+		for (size_t i = 0; i < j->env->nrcpts; i++)
+			if (j->plans[i].newly_failed) {
+				j->env->rcpts[i].status = RCPT_PENDING;
+				j->temp = true;
+			}
+		if (j->env->next_try <= j->now)
+			j->env->next_try = dispatch_now() + 60;
+	} else {
+		j->d->stats.reports++;
+		log_info("%s: report to the sender queued as %s", j->id, id);
+	}
+	dispatch_record(j);
+}
+
+/*
+ * Builds a report for the sender: BOUNCE_FAILED for the recipients that
+ * failed in this attempt, BOUNCE_DELAYED for those still pending. The
+ * report is committed before the original's state is recorded.
+ */
+static bool
+send_report(struct job *j, enum bounce_action action)
+{
+	struct dispatch *d = j->d;
+	const struct config *cfg = j->rt->cfg;
+	struct bounce_rcpt *br;
+	struct bounce_info bi;
+	struct envelope *env;
+	struct buf *body;
+	char date[64], arrival[64], boundary[80], msgid[160], enh[12];
+	size_t n = 0;
+	struct tm tm;
+	time_t t;
+
+	br = xcalloc(j->env->nrcpts, sizeof(*br));
+	char **addrs = xcalloc(j->env->nrcpts, sizeof(char *));
+	char **status = xcalloc(j->env->nrcpts, sizeof(char *));
+	for (size_t i = 0; i < j->env->nrcpts; i++) {
+		if (action == BOUNCE_FAILED ? !j->plans[i].newly_failed :
+		    (j->env->rcpts[i].status != RCPT_PENDING ||
+		    j->plans[i].kind == PLAN_NONE))
+			continue;
+		const char *path = j->env->rcpts[i].path;
+		const char *e = j->env->rcpts[i].error ?
+		    j->env->rcpts[i].error : action == BOUNCE_FAILED ?
+		    "550 5.0.0 failed" : "451 4.0.0 not delivered yet";
+		addrs[n] = xstrndup(path + 1, strlen(path) - 2);
+		/* "550 5.1.1 text" -> "5.1.1" */
+		char want = action == BOUNCE_FAILED ? '5' : '4';
+		if (sscanf(e, "%*d %11s", enh) != 1 || enh[0] != want)
+			(void)str_copy(enh, sizeof(enh), action ==
+			    BOUNCE_FAILED ? "5.0.0" : "4.0.0");
+		status[n] = xstrdup(enh);
+		br[n].addr = addrs[n];
+		br[n].status = status[n];
+		br[n].diagnostic = e;
+		br[n].remote_mta = NULL;
+		if (j->plans[i].remote_mta) {
+			/* "host[ip]:port" -> "host" */
+			char *h = j->plans[i].remote_mta;
+			char *b = strchr(h, '[');
+			if (b && b > h)
+				*b = '\0';
+			br[n].remote_mta = h;
+		}
+		n++;
+	}
+	env = xcalloc(1, sizeof(*env));
+	envelope_init(env);
+	queue_new_id(d->queue, env->id);
+	t = time(NULL);
+	localtime_r(&t, &tm);
+	message_format_date(date, sizeof(date), &tm, tm.tm_gmtoff);
+	t = (time_t)j->env->created;
+	localtime_r(&t, &tm);
+	message_format_date(arrival, sizeof(arrival), &tm, tm.tm_gmtoff);
+	(void)snprintf(boundary, sizeof(boundary), "%s/%s", env->id,
+	    cfg->hostname);
+	(void)snprintf(msgid, sizeof(msgid), "<%s.%s@%s>", env->id,
+	    action == BOUNCE_FAILED ? "bounce" : "delay", cfg->hostname);
+	char *sender = xstrndup(j->env->sender + 1, strlen(j->env->sender) - 2);
+	bi.action = action;
+	bi.reporting_mta = cfg->hostname;
+	bi.queue_id = j->id;
+	bi.sender = sender;
+	bi.arrival_date = arrival;
+	bi.date = date;
+	bi.boundary = boundary;
+	bi.message_id = msgid;
+	bi.rcpts = br;
+	bi.nrcpts = n;
+	bi.orig = j->body ? j->body->data : "";
+	bi.orig_len = j->body ? j->body->len : 0;
+	body = xcalloc(1, sizeof(*body));
+	buf_init(body);
+	bounce_build(body, &bi);
+	env->created = dispatch_now();
+	env->client = xstrdup("127.0.0.1");
+	env->helo = xstrdup(cfg->hostname);
+	env->protocol = xstrdup("local");
+	env->sender = xstrdup("<>");
+	env->body = xstrdup("7BIT");
+	envelope_add_rcpt(env, j->env->sender);
+	for (size_t i = 0; i < n; i++) {
+		free(addrs[i]);
+		free(status[i]);
+	}
+	free(addrs);
+	free(status);
+	free(br);
+	free(sender);
+	(void)queue_commit(d->queue, env, body, on_bounce_committed, j);
+	return true;
+}
+
+void
+dispatch_decide(struct job *j)
+{
+	struct hooks *hooks = j->rt->hooks;
+	struct hook_msg_info m;
+	char rcpt[600], sender[600];
+	bool any_failed = false;
+	int64_t delay = 0;
+	bool bounce = false;
+
+	for (size_t i = 0; i < j->env->nrcpts; i++) {
+		if (j->plans[i].delivered && j->plans[i].kind == PLAN_MAILDIR)
+			j->d->stats.delivered++;
+		if (j->plans[i].delivered && hooks_has(hooks,
+		    HOOK_DELIVERED)) {
+			dispatch_fill_info(j, i, &m, rcpt, sizeof(rcpt), sender,
+			    sizeof(sender));
+			hooks_delivered(hooks, &m);
+		}
+	}
+	if (j->temp) {
+		size_t first = 0;
+		while (first < j->env->nrcpts &&
+		    !(j->env->rcpts[first].status == RCPT_PENDING &&
+		    j->plans[first].kind != PLAN_NONE))
+			first++;
+		j->env->attempts++;
+		j->changed = true;
+		if (first < j->env->nrcpts) {
+			dispatch_fill_info(j, first, &m, rcpt, sizeof(rcpt), sender,
+			    sizeof(sender));
+			free(j->env->last_error);
+			j->env->last_error = xstrdup(m.error);
+		}
+		if (first < j->env->nrcpts &&
+		    hooks_retry(hooks, &m, &delay, &bounce)) {
+			if (bounce) {
+				for (size_t i = 0; i < j->env->nrcpts; i++)
+					if (j->env->rcpts[i].status ==
+					    RCPT_PENDING &&
+					    j->plans[i].kind != PLAN_NONE)
+						dispatch_fail_rcpt(j, i, 550, "5.4.7",
+						    j->env->rcpts[i].error ?
+						    j->env->rcpts[i].error :
+						    "delivery time expired");
+				j->temp = false;
+			}
+		} else
+			delay = scheduler_default_delay(j->env->attempts);
+		if (j->temp)
+			j->env->next_try = dispatch_now() + delay;
+	}
+	for (size_t i = 0; i < j->env->nrcpts; i++) {
+		if (!j->plans[i].newly_failed)
+			continue;
+		any_failed = true;
+		if (hooks_has(hooks, HOOK_BOUNCED)) {
+			dispatch_fill_info(j, i, &m, rcpt, sizeof(rcpt), sender,
+			    sizeof(sender));
+			hooks_bounced(hooks, &m);
+		}
+	}
+	bool null_sender = strcmp(j->env->sender, "<>") == 0;
+	if (any_failed) {
+		if (null_sender) {
+			/* Never bounce a bounce. */
+			log_info("%s: failed recipients of a <> message: "
+			    "no bounce sent", j->id);
+		} else if (send_report(j, BOUNCE_FAILED))
+			return; /* on_bounce_committed records */
+	}
+	unsigned warn_after = j->rt->cfg->delay_warning;
+	if (j->temp && !j->env->warned && warn_after > 0 && !null_sender &&
+	    j->now - j->env->created >= (int64_t)warn_after) {
+		j->env->warned = true;
+		j->changed = true;
+		log_info("%s: delayed for %llds: warning the sender", j->id,
+		    (long long)(j->now - j->env->created));
+		if (send_report(j, BOUNCE_DELAYED))
+			return;
+	}
+	dispatch_record(j);
+}
