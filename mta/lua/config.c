@@ -231,6 +231,8 @@ parse_limits(struct ctx *c, const struct cfg_node *n, struct config *cfg)
 	} keys[] = {
 #define L(k, max, u64) { #k, offsetof(struct config_limits, k), max, u64 }
 		L(max_message_size, (uint64_t)1 << 40, true),
+		L(max_header_size, 64u * 1024 * 1024, false),
+		L(max_header_fields, 1000000, false),
 		L(max_recipients, 100000, false),
 		L(max_connections, 1000000, false),
 		L(max_connections_per_ip, 1000000, false),
@@ -263,6 +265,25 @@ parse_limits(struct ctx *c, const struct cfg_node *n, struct config *cfg)
 		}
 	}
 	return 0;
+}
+
+int
+config_submission_from(const char *s)
+{
+	if (strcmp(s, "strict") == 0)
+		return SUBMISSION_FROM_STRICT;
+	if (strcmp(s, "envelope") == 0)
+		return SUBMISSION_FROM_ENVELOPE;
+	if (strcmp(s, "none") == 0)
+		return SUBMISSION_FROM_NONE;
+	return -1;
+}
+
+const char *
+config_submission_from_name(enum submission_from v)
+{
+	return v == SUBMISSION_FROM_NONE ? "none" :
+	    v == SUBMISSION_FROM_ENVELOPE ? "envelope" : "strict";
 }
 
 int
@@ -407,6 +428,15 @@ apply(struct ctx *c, const struct cfg_node *n, struct config *cfg)
 		if (n->type != CFG_BOOL)
 			return fail(c, "expected true or false");
 		cfg->auth_loopback_plaintext = n->b;
+		return 0;
+	}
+	if (strcmp(c->key, "submission_from") == 0) {
+		int sf = n->type == CFG_STR ? config_submission_from(n->s) :
+		    -1;
+		if (sf < 0)
+			return fail(c, "expected \"strict\", \"envelope\" or "
+			    "\"none\"");
+		cfg->submission_from = (enum submission_from)sf;
 		return 0;
 	}
 	if (strcmp(c->key, "resolver") == 0)
@@ -564,6 +594,9 @@ config_load(const char *path, char *err, size_t errsz)
 	cfg->io_threads = 8;
 	cfg->max_deliveries = 64;
 	cfg->limits.max_message_size = 50u * 1024 * 1024;
+	/* Postfix's header_size_limit; no real message has 1,000 fields */
+	cfg->limits.max_header_size = 100 * 1024;
+	cfg->limits.max_header_fields = 1000;
 	cfg->limits.max_recipients = 1000;
 	cfg->limits.max_connections = 10000;
 	cfg->limits.max_connections_per_ip = 50;
@@ -700,47 +733,160 @@ config_role_name(enum listen_role role)
 	    role == ROLE_SUBMISSION ? "submission" : "mx";
 }
 
+/* A Lua string literal: what was read comes back the same. */
+static void
+print_str(FILE *fp, const char *s)
+{
+	fputc('"', fp);
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		if (*p == '"' || *p == '\\')
+			fprintf(fp, "\\%c", *p);
+		else if (*p < 0x20 || *p == 0x7f)
+			fprintf(fp, "\\%03u", *p);
+		else
+			fputc(*p, fp);
+	}
+	fputc('"', fp);
+}
+
+static void
+print_str_key(FILE *fp, const char *key, const char *value)
+{
+	fprintf(fp, "%s = ", key);
+	print_str(fp, value);
+	fputc('\n', fp);
+}
+
+static void
+print_list(FILE *fp, const char *key, char *const *items, size_t n)
+{
+	fprintf(fp, "%s = {", key);
+	for (size_t i = 0; i < n; i++) {
+		fputs(i ? ", " : " ", fp);
+		print_str(fp, items[i]);
+	}
+	fputs(" }\n", fp);
+}
+
+static int
+cmp_node_key(const void *a, const void *b)
+{
+	const struct cfg_node *x = *(const struct cfg_node *const *)a;
+	const struct cfg_node *y = *(const struct cfg_node *const *)b;
+
+	return strcmp(x->key, y->key);
+}
+
+/*
+ * A value of plugin_config, as the plugin will see it: the list part in
+ * order, then the keys sorted (Lua's own order changes from run to run).
+ */
+static void
+print_node(FILE *fp, const struct cfg_node *n, int depth)
+{
+	switch (n->type) {
+	case CFG_BOOL:
+		fputs(n->b ? "true" : "false", fp);
+		return;
+	case CFG_INT:
+		fprintf(fp, "%lld", n->i);
+		return;
+	case CFG_NUM:
+		fprintf(fp, "%.17g", n->n);
+		return;
+	case CFG_STR:
+		print_str(fp, n->s);
+		return;
+	case CFG_TABLE:
+		break;
+	}
+	const struct cfg_node **items = xcalloc(n->nitems + 1,
+	    sizeof(*items));
+	size_t nkeyed = 0;
+	for (size_t i = 0; i < n->nitems; i++)
+		items[i] = &n->items[i];
+	for (size_t i = 0; i < n->nitems; i++)
+		if (n->items[i].key)
+			nkeyed++;
+	if (nkeyed == n->nitems - n->narray && nkeyed > 1)
+		qsort(items + n->narray, nkeyed, sizeof(*items), cmp_node_key);
+	fputc('{', fp);
+	for (size_t i = 0; i < n->nitems; i++) {
+		const struct cfg_node *it = items[i];
+		fprintf(fp, "%s\n%*s", i ? "," : "", 2 * (depth + 1), "");
+		if (it->key) {
+			fputc('[', fp);
+			print_str(fp, it->key);
+			fputs("] = ", fp);
+		}
+		print_node(fp, it, depth + 1);
+	}
+	if (n->nitems)
+		fprintf(fp, ",\n%*s", 2 * depth, "");
+	fputc('}', fp);
+	free(items);
+}
+
+/*
+ * Prints the configuration as a Lua file that loads back to the same
+ * configuration (tests/integration/test_config.py feeds it back): every
+ * key, defaults included; a key whose absence means something prints as
+ * "key = nil" with the meaning in a comment.
+ */
 void
 config_print(const struct config *cfg, FILE *fp)
 {
 	char addr[INET6_ADDRSTRLEN];
 
 	fprintf(fp, "-- effective configuration from %s\n", cfg->source);
-	fprintf(fp, "hostname = \"%s\"\n", cfg->hostname);
-	fprintf(fp, "data_dir = \"%s\"\n", cfg->data_dir);
+	print_str_key(fp, "hostname", cfg->hostname);
+	print_str_key(fp, "data_dir", cfg->data_dir);
 	fprintf(fp, "listen = {\n");
-	for (size_t i = 0; i < cfg->nlisten; i++)
-		fprintf(fp, "  { addr = \"%s\", role = \"%s\", tls = \"%s\" },\n",
-		    cfg->listen[i].addr, config_role_name(cfg->listen[i].role),
+	for (size_t i = 0; i < cfg->nlisten; i++) {
+		fputs("  { addr = ", fp);
+		print_str(fp, cfg->listen[i].addr);
+		fprintf(fp, ", role = \"%s\", tls = \"%s\" },\n",
+		    config_role_name(cfg->listen[i].role),
 		    cfg->listen[i].tls == LISTEN_TLS_IMPLICIT ? "implicit" :
 		    cfg->listen[i].tls == LISTEN_TLS_NONE ? "none" : "starttls");
-	fprintf(fp, "}\ntls = { cert = \"%s\", key = \"%s\" }%s\n",
-	    cfg->tls_cert, cfg->tls_key, cfg->tls_selfsigned ?
-	    "  -- self-signed, made at first start" : "");
+	}
+	fputs("}\n", fp);
+	if (cfg->tls_selfsigned) {
+		fputs("tls = nil -- self-signed, made at first start: ", fp);
+		fprintf(fp, "%s, %s\n", cfg->tls_cert, cfg->tls_key);
+	} else {
+		fputs("tls = { cert = ", fp);
+		print_str(fp, cfg->tls_cert);
+		fputs(", key = ", fp);
+		print_str(fp, cfg->tls_key);
+		fputs(" }\n", fp);
+	}
 	if (cfg->users)
-		fprintf(fp, "users = \"%s\"\n", cfg->users);
+		print_str_key(fp, "users", cfg->users);
+	else
+		fputs("users = nil -- no AUTH\n", fp);
 	fprintf(fp, "auth_loopback_plaintext = %s\n",
 	    cfg->auth_loopback_plaintext ? "true" : "false");
-	fprintf(fp, "domains = {");
-	for (size_t i = 0; i < cfg->ndomains; i++)
-		fprintf(fp, "%s\"%s\"", i ? ", " : " ", cfg->domains[i]);
-	fprintf(fp, " }\ntrusted_networks = {");
+	fprintf(fp, "submission_from = \"%s\"\n",
+	    config_submission_from_name(cfg->submission_from));
+	print_list(fp, "domains", cfg->domains, cfg->ndomains);
+	fprintf(fp, "trusted_networks = {");
 	for (size_t i = 0; i < cfg->ntrusted; i++) {
 		const struct netmask *m = &cfg->trusted[i];
 		inet_ntop(m->family, m->addr, addr, sizeof(addr));
 		fprintf(fp, "%s\"%s/%d\"", i ? ", " : " ", addr, m->bits);
 	}
 	fprintf(fp, " }\n");
-	if (cfg->recipient_delimiter)
-		fprintf(fp, "recipient_delimiter = \"%c\"\n",
-		    cfg->recipient_delimiter);
-	else
-		fprintf(fp, "recipient_delimiter = \"\"\n");
+	char delim[2] = { cfg->recipient_delimiter, '\0' };
+	print_str_key(fp, "recipient_delimiter", delim);
 	fprintf(fp, "io_threads = %u\nmax_deliveries = %u\n", cfg->io_threads,
 	    cfg->max_deliveries);
 	fprintf(fp, "limits = {\n");
 	fprintf(fp, "  max_message_size = %llu,\n",
 	    (unsigned long long)cfg->limits.max_message_size);
+	fprintf(fp, "  max_header_size = %u,\n", cfg->limits.max_header_size);
+	fprintf(fp, "  max_header_fields = %u,\n",
+	    cfg->limits.max_header_fields);
 	fprintf(fp, "  max_recipients = %u,\n", cfg->limits.max_recipients);
 	fprintf(fp, "  max_connections = %u,\n", cfg->limits.max_connections);
 	fprintf(fp, "  max_connections_per_ip = %u,\n",
@@ -750,36 +896,43 @@ config_print(const struct config *cfg, FILE *fp)
 	fprintf(fp, "  data_timeout = %u,\n", cfg->limits.data_timeout);
 	fprintf(fp, "  min_free_space = %llu,\n}\n",
 	    (unsigned long long)cfg->limits.min_free_space);
-	fprintf(fp, "plugins = {");
-	for (size_t i = 0; i < cfg->nplugins; i++)
-		fprintf(fp, "%s\"%s\"", i ? ", " : " ", cfg->plugins[i]);
-	fprintf(fp, " }\nplugin_path = {");
-	for (size_t i = 0; i < cfg->npath; i++)
-		fprintf(fp, "%s\"%s\"", i ? ", " : " ", cfg->plugin_path[i]);
-	fprintf(fp, " }\nhook_budget_ms = %u\nplugin_memory = %llu\n",
+	print_list(fp, "plugins", cfg->plugins, cfg->nplugins);
+	print_list(fp, "plugin_path", cfg->plugin_path, cfg->npath);
+	if (cfg->plugin_config) {
+		fputs("plugin_config = ", fp);
+		print_node(fp, cfg->plugin_config, 0);
+		fputc('\n', fp);
+	} else
+		fputs("plugin_config = nil\n", fp);
+	fprintf(fp, "hook_budget_ms = %u\nplugin_memory = %llu\n",
 	    cfg->hook_budget_ms, (unsigned long long)cfg->plugin_memory);
 	if (cfg->resolver)
-		fprintf(fp, "resolver = \"%s\"\n", cfg->resolver);
+		print_str_key(fp, "resolver", cfg->resolver);
+	else
+		fputs("resolver = nil -- /etc/resolv.conf\n", fp);
 	if (cfg->user)
-		fprintf(fp, "user = \"%s\"\n", cfg->user);
+		print_str_key(fp, "user", cfg->user);
 	else
-		fprintf(fp, "resolver = nil -- /etc/resolv.conf\n");
+		fputs("user = nil -- stays the user it was started as\n", fp);
 	if (cfg->relayhost)
-		fprintf(fp, "relayhost = \"%s\"\n", cfg->relayhost);
+		print_str_key(fp, "relayhost", cfg->relayhost);
 	else
-		fprintf(fp, "relayhost = nil -- MX delivery\n");
+		fputs("relayhost = nil -- MX delivery\n", fp);
 	fprintf(fp, "delay_warning = %u\ndns_timeout = %u\n",
 	    cfg->delay_warning, cfg->dns_timeout);
 	fprintf(fp, "smtp_client = { port = %u, connect_timeout = %u, "
 	    "command_timeout = %u,\n  data_timeout = %u, idle_time = %u, "
-	    "max_per_destination = %u,\n  tls = \"%s\"%s%s%s }\n",
+	    "max_per_destination = %u,\n  tls = \"%s\"",
 	    cfg->client.port, cfg->client.connect_timeout,
 	    cfg->client.command_timeout, cfg->client.data_timeout,
 	    cfg->client.idle_time, cfg->client.max_per_destination,
 	    cfg->client.tls == 2 ? "verify" : cfg->client.tls == 1 ? "none" :
-	    "may", cfg->client.ca_file ? ", ca_file = \"" : "",
-	    cfg->client.ca_file ? cfg->client.ca_file : "",
-	    cfg->client.ca_file ? "\"" : "");
+	    "may");
+	if (cfg->client.ca_file) {
+		fputs(", ca_file = ", fp);
+		print_str(fp, cfg->client.ca_file);
+	}
+	fputs(" }\n", fp);
 }
 
 bool

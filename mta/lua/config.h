@@ -19,6 +19,18 @@ struct cfg_node;
 enum listen_role { ROLE_MX, ROLE_SUBMISSION, ROLE_SUBMISSIONS };
 enum listen_tls { LISTEN_TLS_STARTTLS, LISTEN_TLS_IMPLICIT, LISTEN_TLS_NONE };
 
+/*
+ * What an authenticated submission may put in From: (RFC 6409 8.1 leaves
+ * it to the site): STRICT, only the user's own addresses, as the envelope
+ * sender; ENVELOPE, whatever matches the (checked) envelope sender; NONE,
+ * anything. The mail and data hooks may allow more.
+ */
+enum submission_from {
+	SUBMISSION_FROM_STRICT,
+	SUBMISSION_FROM_ENVELOPE,
+	SUBMISSION_FROM_NONE,
+};
+
 struct config_listen {
 	char *addr;                       /* as written: "127.0.0.1:2525" */
 	enum listen_role role;
@@ -35,6 +47,8 @@ struct netmask {
 
 struct config_limits {
 	uint64_t max_message_size;
+	unsigned max_header_size;         /* octets of the header section */
+	unsigned max_header_fields;       /* header fields, folded ones as one */
 	unsigned max_recipients;
 	unsigned max_connections;
 	unsigned max_connections_per_ip;
@@ -72,6 +86,7 @@ struct config {
 	char *tls_cert, *tls_key;         /* the server certificate */
 	char *users;                      /* user:hash table, or NULL */
 	bool auth_loopback_plaintext;     /* AUTH without TLS from trusted */
+	enum submission_from submission_from;
 	bool tls_selfsigned;              /* default paths: made at start */
 	char *resolver;                   /* NULL: /etc/resolv.conf */
 	char *user;                       /* run as this user (from root) */
@@ -98,6 +113,9 @@ bool config_is_local_domain(const struct config *cfg, const char *domain);
 /* Client address is in trusted_networks (may relay). */
 bool config_is_trusted(const struct config *cfg, const struct sockaddr *sa);
 const char *config_role_name(enum listen_role role);
+/* "strict", "envelope", "none" -> enum submission_from, else -1. */
+int config_submission_from(const char *s);
+const char *config_submission_from_name(enum submission_from v);
 /* "may" 0, "none" 1, "verify" 2 (enum smtp_tls_policy), else -1. */
 int config_tls_policy(const char *s);
 

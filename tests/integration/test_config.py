@@ -2,7 +2,7 @@
 """The Lua configuration: checked at start with file, line and reason."""
 import subprocess
 
-from conftest import TERND
+from conftest import TERND, TOP
 
 
 def run(*args, **kw):
@@ -96,3 +96,64 @@ def test_daemon_mode_reports_and_writes_pid(tmp_path):
     while pidfile.exists() and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not pidfile.exists()
+
+
+def roundtrip(tmp_path, first, env=None, name="rt"):
+    """ternd -n's output, loaded again, prints the same (but line 1, which
+    names the source)."""
+    assert first.returncode == 0, first.stderr
+    printed = tmp_path / (name + ".lua")
+    printed.write_text(first.stdout)
+    again = run("-n", "-c", str(printed), env=env)
+    assert again.returncode == 0, (first.stdout, again.stderr)
+    a = first.stdout.split("\n", 1)[1]
+    b = again.stdout.split("\n", 1)[1]
+    assert a == b
+    return first.stdout
+
+
+def test_printed_config_round_trips(tmp_path):
+    # the embedded default
+    roundtrip(tmp_path, run("-n", cwd=tmp_path), name="embedded")
+    # every kind of value, strings that need quoting, nested plugin_config
+    recip = tmp_path / "recipients"
+    recip.write_text("alice\n")
+    d = tmp_path / 'dir "with" \\ quotes'
+    f = tmp_path / "full.lua"
+    f.write_text(
+        'hostname = "mx.example.org"\n'
+        'data_dir = %s\n'
+        'listen = { { addr = "127.0.0.1:2526", role = "mx" },\n'
+        '           { addr = "127.0.0.1:2466", role = "submissions" } }\n'
+        'domains = { "example.org", "example.net" }\n'
+        'trusted_networks = { "10.1.0.0/16" }\n'
+        'resolver = "127.0.0.1:5353"\n'
+        'relayhost = "smarthost.example:587"\n'
+        'submission_from = "envelope"\n'
+        'recipient_delimiter = ""\n'
+        'limits = { max_header_size = 65536, max_header_fields = 500 }\n'
+        'smtp_client = { tls = "verify", ca_file = "/etc/ssl/certs/ca-certificates.crt" }\n'
+        'plugins = { "retry_default", "rcpt_users" }\n'
+        'plugin_config = { rcpt_users = { file = %s, zz = { 1, 2.5, true, "a\\nb" }, aa = "x" } }\n'
+        % (json_str(d), json_str(recip)))
+    out = roundtrip(tmp_path, run("-n", "-c", str(f)), name="full")
+    assert 'resolver = "127.0.0.1:5353"' in out
+    assert 'user = nil' in out
+    assert 'submission_from = "envelope"' in out
+    assert "max_header_fields = 500" in out
+    assert '"a\\010b"' in out
+
+
+def test_shipped_sample_config_is_valid(tmp_path):
+    sample = (TOP / "systemd" / "tern.lua.sample").read_text()
+    f = tmp_path / "tern.lua"
+    # the sample's data_dir is /var/lib/tern: check it, run it elsewhere
+    assert 'data_dir = "/var/lib/tern"' in sample
+    f.write_text(sample.replace("/var/lib/tern", str(tmp_path / "var")))
+    roundtrip(tmp_path, run("-n", "-c", str(f)), name="sample")
+
+
+def json_str(p):
+    """A Lua string literal for a path (json's escapes are Lua's too)."""
+    import json
+    return json.dumps(str(p))
