@@ -76,6 +76,7 @@ struct smtp_session {
 	enum listen_role role;
 	enum listen_tls tls_mode;
 	bool tls;                /* the connection is encrypted */
+	bool tls_wrapped;        /* a TLS layer is on: what it reads is TLS */
 	bool starttls_now;       /* 220 sent: wrap after this batch */
 	struct evbuffer_cb_entry *under_cb; /* closing: TLS bytes in flight */
 	char tls_desc[128];
@@ -816,6 +817,7 @@ session_starttls(struct smtp_session *s)
 	}
 	s->starttls_now = false;
 	s->bev = tls_server_wrap(s->env.rt->tls, s->env.base, s->bev);
+	s->tls_wrapped = s->bev != NULL;
 	if (s->bev == NULL) {
 		log_warnx("session %s: cannot start TLS", s->id);
 		s->env.on_close(s->env.arg, s);  /* see session_free */
@@ -1032,10 +1034,33 @@ session_flush(struct smtp_session *s)
 	}
 }
 
+/*
+ * The handshake is done: from here on the session is encrypted. Decided
+ * by what the TLS layer delivers, not by when its "connected" event
+ * comes: a GnuTLS client sends its last handshake flight and EHLO in one
+ * segment, and the EHLO may be read before that event; its reply must
+ * already offer AUTH and no STARTTLS. Idempotent.
+ */
+static void
+session_tls_ready(struct smtp_session *s)
+{
+	if (s->tls)
+		return;
+	s->tls = true;
+	s->hs.tls = true;
+	tls_describe(s->bev, s->tls_desc, sizeof(s->tls_desc));
+	log_info("session %s: TLS %s client=%s", s->id, s->tls_desc, s->ip);
+}
+
 static void
 session_on_read(struct bufferevent *bev, void *arg)
 {
-	session_process(arg);
+	struct smtp_session *s = arg;
+
+	/* bytes out of a TLS layer exist only after its handshake */
+	if (s->tls_wrapped)
+		session_tls_ready(s);
+	session_process(s);
 }
 
 static void
@@ -1063,11 +1088,7 @@ session_on_event(struct bufferevent *bev, short what, void *arg)
 
 	if (what & BEV_EVENT_CONNECTED) {
 		/* a TLS handshake (STARTTLS or implicit) completed */
-		s->tls = true;
-		s->hs.tls = true;
-		tls_describe(s->bev, s->tls_desc, sizeof(s->tls_desc));
-		log_info("session %s: TLS %s client=%s", s->id, s->tls_desc,
-		    s->ip);
+		session_tls_ready(s);
 		return;
 	}
 	if ((what & (BEV_EVENT_ERROR | BEV_EVENT_EOF)) && !s->tls &&
@@ -1157,9 +1178,10 @@ smtp_session_new(const struct smtp_session_env *env, evutil_socket_t fd,
 		(void)str_copy(s->ip, sizeof(s->ip), "unknown");
 	s->trusted = config_is_trusted(cfg, sa);
 
-	if (tls_mode == LISTEN_TLS_IMPLICIT && env->rt->tls != NULL)
+	if (tls_mode == LISTEN_TLS_IMPLICIT && env->rt->tls != NULL) {
 		s->bev = tls_server_socket(env->rt->tls, env->base, fd);
-	else
+		s->tls_wrapped = true;
+	} else
 		s->bev = bufferevent_socket_new(env->base, fd,
 		    BEV_OPT_CLOSE_ON_FREE);
 	TERN_ASSERT(s->bev != NULL);

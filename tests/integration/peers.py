@@ -105,6 +105,7 @@ class Recorder:
         self.eightbit = eightbit
         self.data_reply = data_reply
         self.tls = []
+        self.quits = 0
 
     async def handle_EHLO(self, server, session, envelope, hostname, responses):
         self.ehlos += 1
@@ -114,6 +115,10 @@ class Recorder:
             # the last line must be a final "250 " line
             responses[-1] = "250 " + responses[-1][4:]
         return responses
+
+    async def handle_QUIT(self, server, session, envelope):
+        self.quits += 1
+        return "221 Bye"
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         for bad in self.reject_rcpt:

@@ -235,8 +235,10 @@ def test_broken_plugins_fail_closed_and_alone(make_ternd):
             if addr:match("^garbage@") then return 42 end
             if addr:match("^unknown@") then return "maybe" end
             if addr:match("^memory@") then
-              local t = {}
-              for i = 1, 1e9 do t[i] = string.rep("x", 1000) .. i end
+              -- one allocation over the cap: fails at once, however slow
+              -- the machine, so the time budget can never come first
+              local big = string.rep("x", 64 * 1024 * 1024)
+              return #big
             end
             if addr:match("^stale@") then return kept:header("Subject") end
           end,
@@ -246,11 +248,11 @@ def test_broken_plugins_fail_closed_and_alone(make_ternd):
     c = Raw(t.port)
     c.cmd("EHLO client.test")
     c.cmd("MAIL FROM:<bob@example.org>")
+    # each case meets exactly one limit; a stall would show as the
+    # client's 10 s timeout, not as a timing assertion
     for who in ("err", "loop", "sneaky", "garbage", "unknown", "memory"):
-        t0 = time.monotonic()
         code, lines = c.cmd("RCPT TO:<%s@localhost>" % who)
         assert code == 451 and "4.3.0" in lines[0], (who, lines)
-        assert time.monotonic() - t0 < 5, who
     # a normal message still flows, on the same connection and on another
     assert c.cmd("RCPT TO:<fine@localhost>")[0] == 250
     assert c.cmd("DATA")[0] == 354

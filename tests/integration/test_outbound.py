@@ -111,7 +111,11 @@ def test_mx_order_and_fallback(world):
     send(w.t, ["u@mxorder.test"])              # mx1 (preferred) is down
     assert len(mx2.wait(1)) == 1
     assert mx2.messages[0][1] == ["u@mxorder.test"]
-    time.sleep(1.5)                             # the idle connection is gone
+    # the idle connection is gone (idle_time = 1): it said QUIT
+    deadline = time.monotonic() + 30
+    while mx2.handler.quits < 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert mx2.handler.quits == 1
     mx1 = w.peer("127.0.0.2")
     send(w.t, ["v@mxorder.test"])
     assert len(mx1.wait(1)) == 1 and len(mx2.messages) == 1

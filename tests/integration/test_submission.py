@@ -179,3 +179,92 @@ def test_failure_limit_per_address(msa):
     code, _ = s.docmd("AUTH", "PLAIN AGFsaWNlAHMzY3JldCBwYXNz")  # right one
     assert code == 454                              # still blocked
     s.close()
+
+
+def coalesced_starttls_ehlo(port):
+    """STARTTLS, then the client's last handshake flight (TLS 1.3
+    Finished) and its EHLO in one segment, as GnuTLS clients (msmtp,
+    neomutt) send them. Returns the EHLO reply's lines."""
+    import socket
+    sock = socket.create_connection(("127.0.0.1", port), 10)
+    f = sock.makefile("rb")
+
+    def reply():
+        lines = []
+        while True:
+            line = f.readline().rstrip(b"\r\n").decode()
+            lines.append(line)
+            if line[3:4] != "-":
+                return lines
+    reply()
+    sock.sendall(b"EHLO client.test\r\n")
+    reply()
+    sock.sendall(b"STARTTLS\r\n")
+    assert reply()[0].startswith("220")
+    ctx = unverified()
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+    inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = ctx.wrap_bio(inc, out)
+    while True:
+        try:
+            tls.do_handshake()
+            break
+        except ssl.SSLWantReadError:
+            if out.pending:
+                sock.sendall(out.read())
+            data = sock.recv(65536)
+            assert data, "server closed during the handshake"
+            inc.write(data)
+    # the Finished flight is still in out: the EHLO joins it
+    tls.write(b"EHLO client.test\r\n")
+    sock.sendall(out.read())
+    text = b""
+    while not text.endswith(b"\r\n") or text.split(b"\r\n")[-2][3:4] == b"-":
+        try:
+            text += tls.read(65536)
+        except ssl.SSLWantReadError:
+            data = sock.recv(65536)
+            assert data, "server closed before answering EHLO"
+            inc.write(data)
+    sock.close()
+    return text.decode().split("\r\n")[:-1]
+
+
+def test_ehlo_in_the_same_segment_as_the_tls_finished(msa):
+    lines = coalesced_starttls_ehlo(msa.sub_port)
+    assert lines[0].startswith("250-")
+    words = [l[4:] for l in lines]
+    assert "STARTTLS" not in words, lines
+    assert any(w.startswith("AUTH ") for w in words), lines
+
+
+def test_msmtp_sends_on_submission(msa, tmp_path):
+    """msmtp (GnuTLS) on 587: STARTTLS, AUTH, the message delivered."""
+    import shutil
+    if shutil.which("msmtp") is None:
+        pytest.fail("msmtp is not installed (scripts/deps test installs it)")
+    rc = tmp_path / "msmtprc"
+    rc.write_text(
+        "defaults\n"
+        "account tern\n"
+        "host 127.0.0.1\n"
+        "port %d\n"
+        "domain client.test\n"
+        "tls on\n"
+        "tls_starttls on\n"
+        "tls_certcheck off\n"
+        "auth plain\n"
+        "user alice\n"
+        "password s3cret pass\n"
+        "from alice@localhost\n"
+        "logfile %s\n" % (msa.sub_port, tmp_path / "msmtp.log"))
+    rc.chmod(0o600)
+    msg = (b"From: alice@localhost\r\nTo: dora@localhost\r\n"
+           b"Subject: from msmtp\r\n\r\nsent by msmtp\r\n")
+    r = subprocess.run(["msmtp", "-C", str(rc), "-a", "tern",
+                        "dora@localhost"], input=msg, capture_output=True,
+                       timeout=30)
+    assert r.returncode == 0, (r.stderr, msa.log()[-2000:])
+    msgs = msa.wait_messages("dora", 1)
+    assert len(msgs) == 1 and b"sent by msmtp" in msgs[0]
+    assert b"with ESMTPSA id" in msgs[0]
