@@ -105,6 +105,7 @@ struct hook_session {
 	const char *role;
 	bool tls;
 	const char *helo;         /* NULL before HELO/EHLO */
+	const char *user;         /* the AUTH user, NULL before AUTH */
 };
 
 struct hook_tx {

@@ -42,7 +42,7 @@ struct msg_ud {
 static void
 push_session(lua_State *L, const struct hook_session *s)
 {
-	lua_createtable(L, 0, 5);
+	lua_createtable(L, 0, 6);
 	lua_pushstring(L, s->ip);
 	lua_setfield(L, -2, "ip");
 	lua_pushinteger(L, s->port);
@@ -54,6 +54,10 @@ push_session(lua_State *L, const struct hook_session *s)
 	if (s->helo) {
 		lua_pushstring(L, s->helo);
 		lua_setfield(L, -2, "helo");
+	}
+	if (s->user) {
+		lua_pushstring(L, s->user);
+		lua_setfield(L, -2, "user");
 	}
 }
 

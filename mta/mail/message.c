@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: ISC */
 /*
  * message.c - layer 1 (pure). RFC 5322 2.2 header fields (name, colon,
- * value, folding by leading WSP), 3.3 dates, RFC 5321 4.4 trace fields.
+ * value, folding by leading WSP), 3.3 dates, 3.4 address lists, RFC 5321
+ * 4.4 trace fields.
  * Bytes are LF-terminated lines as the queue and Maildirs store them.
  * Header values pass through as they are: only our own fields are built
  * here, from values the session has already validated (no CR/LF).
@@ -79,6 +80,237 @@ message_find_field(const char *msg, size_t len, const char *name,
 		if (f->name_len == nlen && ascii_strncaseeq(f->name, name, nlen))
 			return true;
 	return false;
+}
+
+/* --- address lists (RFC 5322 3.4) ------------------------------------ */
+
+#define ADDR_BAD ((size_t)-1)
+
+/* Skips white space, folding and (nested) comments; ADDR_BAD if unclosed. */
+static size_t
+skip_cfws(const char *v, size_t len, size_t i)
+{
+	for (;;) {
+		while (i < len && (v[i] == ' ' || v[i] == '\t' || v[i] == '\r' ||
+		    v[i] == '\n'))
+			i++;
+		if (i >= len || v[i] != '(')
+			return i;
+		size_t depth = 0;
+		while (i < len) {
+			if (v[i] == '\\' && i + 1 < len) {
+				i += 2;
+				continue;
+			}
+			if (v[i] == '(')
+				depth++;
+			else if (v[i] == ')' && --depth == 0) {
+				i++;
+				break;
+			}
+			i++;
+		}
+		if (depth > 0)
+			return ADDR_BAD;
+	}
+}
+
+/* atext (RFC 5322 3.2.3), and 8-bit octets for UTF-8 (RFC 6532) */
+static bool
+is_atext(unsigned char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+	    (c >= '0' && c <= '9') || c >= 0x80 ||
+	    strchr("!#$%&'*+-/=?^_`{|}~", c) != NULL;
+}
+
+static bool
+put(char *out, size_t outsz, size_t *n, char c)
+{
+	if (*n + 1 >= outsz)
+		return false;
+	out[(*n)++] = c;
+	out[*n] = '\0';
+	return true;
+}
+
+/* A quoted string at v[i] == '"', its content appended unescaped. */
+static size_t
+quoted(const char *v, size_t len, size_t i, char *out, size_t outsz,
+    size_t *n)
+{
+	for (i++; i < len && v[i] != '"'; i++) {
+		if (v[i] == '\\' && i + 1 < len)
+			i++;
+		if (out && !put(out, outsz, n, v[i]))
+			return ADDR_BAD;
+	}
+	return i < len ? i + 1 : ADDR_BAD;
+}
+
+/*
+ * word *("." word) for a local part, or dot-atom / domain-literal for a
+ * domain, with CFWS allowed around the dots (obs-local-part,
+ * obs-domain). Appends to out.
+ */
+static size_t
+dotted(const char *v, size_t len, size_t i, bool domain, char *out,
+    size_t outsz)
+{
+	size_t n = 0;
+
+	out[0] = '\0';
+	if ((i = skip_cfws(v, len, i)) == ADDR_BAD)
+		return ADDR_BAD;
+	if (domain && i < len && v[i] == '[') {
+		while (i < len && v[i] != ']') {
+			if (v[i] == '\\' || (v[i] == '[' && n > 0) ||
+			    !put(out, outsz, &n, v[i]))
+				return ADDR_BAD;
+			i++;
+		}
+		if (i >= len || !put(out, outsz, &n, ']'))
+			return ADDR_BAD;
+		return skip_cfws(v, len, i + 1);
+	}
+	for (;;) {
+		size_t before = n;
+		if ((i = skip_cfws(v, len, i)) == ADDR_BAD)
+			return ADDR_BAD;
+		if (i < len && v[i] == '"' && !domain)
+			i = quoted(v, len, i, out, outsz, &n);
+		else
+			while (i < len && is_atext((unsigned char)v[i]))
+				if (!put(out, outsz, &n, v[i++]))
+					return ADDR_BAD;
+		if (i == ADDR_BAD || n == before)
+			return ADDR_BAD;    /* an empty word */
+		if ((i = skip_cfws(v, len, i)) == ADDR_BAD)
+			return ADDR_BAD;
+		if (i >= len || v[i] != '.')
+			return i;
+		if (!put(out, outsz, &n, '.'))
+			return ADDR_BAD;
+		i++;
+	}
+}
+
+static size_t
+addr_spec(const char *v, size_t len, size_t i, struct message_addr *a)
+{
+	i = dotted(v, len, i, false, a->local, sizeof(a->local));
+	if (i == ADDR_BAD || i >= len || v[i] != '@')
+		return ADDR_BAD;
+	return dotted(v, len, i + 1, true, a->domain, sizeof(a->domain));
+}
+
+/*
+ * Looks ahead from i at the top level (outside quotes and comments) for
+ * the first of ':' (a group), '<' (a name-addr), '@' (an addr-spec) or a
+ * separator; returns it, or 0 at the end.
+ */
+static char
+next_special(const char *v, size_t len, size_t i)
+{
+	while (i < len) {
+		if (v[i] == '"') {
+			if ((i = quoted(v, len, i, NULL, 0, NULL)) == ADDR_BAD)
+				return 0;
+			continue;
+		}
+		if (v[i] == '(') {
+			if ((i = skip_cfws(v, len, i)) == ADDR_BAD)
+				return 0;
+			continue;
+		}
+		if (strchr(":<@,;", v[i]))
+			return v[i];
+		i++;
+	}
+	return 0;
+}
+
+/* A mailbox at i: name-addr or addr-spec. */
+static size_t
+mailbox(const char *v, size_t len, size_t i, struct message_addr *a)
+{
+	if (next_special(v, len, i) == '<') {
+		/* skip the display name (a phrase) up to the '<' */
+		while (i < len && v[i] != '<') {
+			if (v[i] == '"')
+				i = quoted(v, len, i, NULL, 0, NULL);
+			else if (v[i] == '(')
+				i = skip_cfws(v, len, i);
+			else
+				i++;
+			if (i == ADDR_BAD)
+				return ADDR_BAD;
+		}
+		i = skip_cfws(v, len, i + 1);
+		/* obs-route: "@a,@b:" before the addr-spec */
+		if (i != ADDR_BAD && i < len && v[i] == '@') {
+			while (i < len && v[i] != ':' && v[i] != '>')
+				i++;
+			if (i >= len || v[i] != ':')
+				return ADDR_BAD;
+			i++;
+		}
+		if (i == ADDR_BAD ||
+		    (i = addr_spec(v, len, i, a)) == ADDR_BAD ||
+		    i >= len || v[i] != '>')
+			return ADDR_BAD;
+		return skip_cfws(v, len, i + 1);
+	}
+	return addr_spec(v, len, i, a);
+}
+
+int
+message_parse_addresses(const char *v, size_t len, struct message_addr *out,
+    size_t max)
+{
+	struct message_addr scratch;
+	size_t i = 0, n = 0;
+	bool in_group = false;
+
+	for (;;) {
+		if ((i = skip_cfws(v, len, i)) == ADDR_BAD)
+			return -1;
+		if (i >= len)
+			break;
+		if (v[i] == ',') {              /* obs: empty list elements */
+			i++;
+			continue;
+		}
+		if (in_group && v[i] == ';') {
+			in_group = false;
+			i++;
+			continue;
+		}
+		if (!in_group && next_special(v, len, i) == ':') {
+			while (v[i] != ':') {   /* the group's display name */
+				if (v[i] == '"')
+					i = quoted(v, len, i, NULL, 0, NULL);
+				else if (v[i] == '(')
+					i = skip_cfws(v, len, i);
+				else
+					i++;
+				if (i == ADDR_BAD || i >= len)
+					return -1;
+			}
+			i++;
+			in_group = true;
+			continue;
+		}
+		struct message_addr *a = n < max ? &out[n] : &scratch;
+		if ((i = mailbox(v, len, i, a)) == ADDR_BAD)
+			return -1;
+		n++;
+		if (i < len && v[i] != ',' && !(in_group && v[i] == ';'))
+			return -1;
+		if (n > 100000)
+			return -1;
+	}
+	return in_group ? -1 : (int)n;
 }
 
 void

@@ -77,6 +77,7 @@ struct smtp_session {
 	enum listen_tls tls_mode;
 	bool tls;                /* the connection is encrypted */
 	bool tls_wrapped;        /* a TLS layer is on: what it reads is TLS */
+	bool sender_by_hook;     /* a mail hook accepted the sender */
 	bool starttls_now;       /* 220 sent: wrap after this batch */
 	struct evbuffer_cb_entry *under_cb; /* closing: TLS bytes in flight */
 	char tls_desc[128];
@@ -116,6 +117,7 @@ static void session_on_event(struct bufferevent *bev, short what, void *arg);
 static bool starttls_offered(const struct smtp_session *s);
 static bool auth_offered(const struct smtp_session *s);
 static bool submission_role(const struct smtp_session *s);
+static bool from_allowed(struct smtp_session *s);
 static bool sender_owned(const struct smtp_session *s,
     const struct smtp_addr *a);
 static void session_starttls(struct smtp_session *s);
@@ -334,6 +336,7 @@ cmd_mail(struct smtp_session *s, struct smtp_cmd *cmd)
 			return;
 	}
 	/* An authenticated user sends as themself unless a plugin widens it. */
+	s->sender_by_hook = mv.kind == HOOK_ACCEPT;
 	if (s->auth_user[0] && mv.kind != HOOK_ACCEPT &&
 	    !sender_owned(s, &cmd->addr)) {
 		log_info("session %s: user=%s may not send as %s", s->id,
@@ -500,7 +503,7 @@ on_commit(void *arg, const char *id, const struct tern_err *err)
  * the transaction is over (refused or discarded, already answered).
  */
 static bool
-data_hook(struct smtp_session *s)
+data_hook(struct smtp_session *s, bool *accepted)
 {
 	struct tx_view view;
 	struct hook_verdict v;
@@ -524,6 +527,7 @@ data_hook(struct smtp_session *s)
 		tx_reset(s);
 		return false;
 	}
+	*accepted = v.kind == HOOK_ACCEPT;
 	return true;
 }
 
@@ -559,8 +563,14 @@ data_end(struct smtp_session *s)
 			return;
 		}
 	}
-	if (hooks_has(s->hooks, HOOK_DATA) && !data_hook(s))
+	bool hook_accepted = false;
+	if (hooks_has(s->hooks, HOOK_DATA) && !data_hook(s, &hook_accepted))
 		return;
+	if (submission_role(s) && s->auth_user[0] && !hook_accepted &&
+	    !from_allowed(s)) {
+		tx_reset(s);
+		return;
+	}
 	log_info("%s: accepted session=%s client=%s from=%s size=%zu nrcpt=%zu",
 	    s->tx->id, s->id, s->ip, s->tx->sender, s->body->len,
 	    s->tx->nrcpts);
@@ -637,6 +647,7 @@ on_auth_checked(void *arg, bool ok)
 	s->auth = NULL;
 	if (ok) {
 		(void)str_copy(s->auth_user, sizeof(s->auth_user), user);
+		s->hs.user = s->auth_user;
 		log_info("session %s: authenticated user=%s client=%s", s->id,
 		    s->auth_user, s->ip);
 		reply(s, 235, "2.7.0", "Authentication successful");
@@ -758,21 +769,90 @@ cmd_auth(struct smtp_session *s, struct smtp_cmd *cmd)
 		reply(s, 504, "5.5.4", "Unrecognized authentication type");
 }
 
-/* May the authenticated user send as this sender? */
+/*
+ * Is local@domain one of the authenticated user's addresses? The user
+ * "alice" owns alice@ of every local domain, "bob@example.org" only that
+ * address; either with a +extension (recipient_delimiter), since mail to
+ * alice+tag@ is delivered to alice.
+ */
+static bool
+user_owns(const struct smtp_session *s, const char *local, const char *domain)
+{
+	char base[SMTP_LOCAL_MAX + 1], addr[SMTP_LOCAL_MAX + SMTP_DOMAIN_MAX + 2];
+	char delim = s->cfg->recipient_delimiter;
+
+	if (str_copy(base, sizeof(base), local) != 0)
+		return false;
+	char *ext = delim ? strchr(base, delim) : NULL;
+	if (ext && ext > base)
+		*ext = '\0';
+	if (strchr(s->auth_user, '@')) {
+		(void)snprintf(addr, sizeof(addr), "%s@%s", base, domain);
+		return ascii_strcaseeq(addr, s->auth_user);
+	}
+	return ascii_strcaseeq(base, s->auth_user) &&
+	    config_is_local_domain(s->cfg, domain);
+}
+
+/* May the authenticated user send as this envelope sender? */
 static bool
 sender_owned(const struct smtp_session *s, const struct smtp_addr *a)
 {
-	char addr[SMTP_LOCAL_MAX + SMTP_DOMAIN_MAX + 2];
+	return !a->null && user_owns(s, a->local, a->domain);
+}
 
-	if (a->null)
+/*
+ * submission_from: may an authenticated user's message carry this From:?
+ * "strict": each of its mailboxes is one of the user's addresses, or the
+ * envelope sender a mail hook allowed; "envelope": it is the envelope
+ * sender; "none": anything. A data hook's "accept" skips the check
+ * (data_end). False with the reply sent.
+ */
+static bool
+from_allowed(struct smtp_session *s)
+{
+	enum submission_from mode = s->cfg->submission_from;
+	const char *msg = s->body->data + s->received_len;
+	size_t len = s->body->len - s->received_len;
+	struct message_addr addrs[8];
+	struct message_field f;
+	char sender[SMTP_PATH_MAX + 1];
+	int n;
+
+	if (mode == SUBMISSION_FROM_NONE)
+		return true;
+	len = message_header_len(msg, len);
+	/* message_submission_fixup made sure there is a From: */
+	if (!message_find_field(msg, len, "From", &f))
+		return true;
+	n = message_parse_addresses(f.value, f.value_len, addrs, 8);
+	if (n <= 0 || n > 8) {
+		reply(s, 550, "5.6.0", "Error: the From: header field is not "
+		    "a list of addresses");
 		return false;
-	if (strchr(s->auth_user, '@')) {
-		(void)snprintf(addr, sizeof(addr), "%s@%s", a->local,
-		    a->domain);
-		return ascii_strcaseeq(addr, s->auth_user);
 	}
-	return ascii_strcaseeq(a->local, s->auth_user) &&
-	    config_is_local_domain(s->cfg, a->domain);
+	/* the envelope sender as "local@domain", without the brackets */
+	size_t sl = strlen(s->tx->sender);
+	(void)snprintf(sender, sizeof(sender), "%.*s", (int)(sl - 2),
+	    s->tx->sender + 1);
+	for (int i = 0; i < n; i++) {
+		char addr[MESSAGE_ADDR_LOCAL_MAX + MESSAGE_ADDR_DOMAIN_MAX + 2];
+		if (str_fmt(addr, sizeof(addr), "%s@%s", addrs[i].local,
+		    addrs[i].domain) != 0)
+			addr[0] = '\0';   /* cannot happen: sizes add up */
+		bool is_sender = ascii_strcaseeq(addr, sender);
+		if (mode == SUBMISSION_FROM_ENVELOPE ? is_sender :
+		    (user_owns(s, addrs[i].local, addrs[i].domain) ||
+		    (is_sender && s->sender_by_hook)))
+			continue;
+		log_info("session %s: user=%s may not use From: %s "
+		    "(submission_from=%s)", s->id, s->auth_user, addr,
+		    config_submission_from_name(mode));
+		reply(s, 550, "5.7.1", "From: address %s not owned by user %s",
+		    addr, s->auth_user);
+		return false;
+	}
+	return true;
 }
 
 static bool
@@ -838,6 +918,7 @@ session_starttls(struct smtp_session *s)
 	s->hs.helo = NULL;
 	s->esmtp = false;
 	s->auth_user[0] = '\0';
+	s->hs.user = NULL;
 	s->auth_step = AUTH_NONE;
 }
 
@@ -1200,6 +1281,7 @@ smtp_session_new(const struct smtp_session_env *env, evutil_socket_t fd,
 	s->hs.role = config_role_name(role);
 	s->hs.tls = false;
 	s->hs.helo = NULL;
+	s->hs.user = NULL;
 	hooks_connect(s->hooks, &s->hs, &v);
 	if (v.kind == HOOK_REJECT || v.kind == HOOK_TEMPFAIL) {
 		log_info("session %s: connection refused by plugin: %d %s %s",

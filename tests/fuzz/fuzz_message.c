@@ -1,5 +1,8 @@
 /* SPDX-License-Identifier: ISC */
-/* libFuzzer harness: RFC 5322 header iteration and Maildir name parsing. */
+/*
+ * libFuzzer harness: RFC 5322 header iteration, address lists, the 8-bit
+ * downgrade, the reply reader and Maildir name parsing.
+ */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -29,6 +32,13 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		TERN_ASSERT(++n <= size);
 	}
 	(void)message_find_field(msg, size, "Subject", &f);
+	/* the whole input as an address list */
+	struct message_addr addrs[3];
+	int na = message_parse_addresses(msg, size, addrs, 3);
+	TERN_ASSERT(na >= -1 && (size_t)(na < 0 ? 0 : na) <= size);
+	for (int k = 0; k < na && k < 3; k++)
+		TERN_ASSERT(strlen(addrs[k].local) <= MESSAGE_ADDR_LOCAL_MAX &&
+		    strlen(addrs[k].domain) <= MESSAGE_ADDR_DOMAIN_MAX);
 	/* the 8-bit downgrade: 7-bit clean when it succeeds */
 	struct buf out;
 	buf_init(&out);

@@ -20,13 +20,13 @@ def unverified():
     return ctx
 
 
-@pytest.fixture
-def msa(make_ternd, tmp_path):
-    users = tmp_path / "users"
+def start_msa(make_ternd, tmp_path, settings="", sub="a"):
+    users = tmp_path / ("users-" + sub)
     users.write_text("# user:hash\n")
     sport = free_port()
-    t = make_ternd(start=False)
-    t.write_config('users = "%s"\ntrusted_networks = { "127.0.0.1/32" }\n' % users)
+    t = make_ternd(start=False, sub=sub)
+    t.write_config('users = "%s"\ntrusted_networks = { "127.0.0.1/32" }\n%s\n'
+                   % (users, settings))
     t.config.write_text(t.config.read_text().replace(
         'role = "submission" },', 'role = "submission" },\n'
         '  { addr = "127.0.0.1:%d", role = "submissions" },' % sport))
@@ -39,6 +39,11 @@ def msa(make_ternd, tmp_path):
     t.start()
     t.sport = sport
     return t
+
+
+@pytest.fixture
+def msa(make_ternd, tmp_path):
+    return start_msa(make_ternd, tmp_path)
 
 
 def login(t, user="alice", pw="s3cret pass", mech=None):
@@ -111,6 +116,92 @@ def test_sender_must_be_the_users_own(msa):
     s = login(msa, "bob@example.test", "bobpw")
     assert s.mail("bob@localhost")[0] == 553          # bob is one address
     s.quit()
+
+
+def test_plus_addresses_are_the_users_own(msa):
+    s = login(msa)
+    assert s.mail("alice+lists@localhost")[0] == 250
+    s.rset()
+    assert s.mail("alice+@localhost")[0] == 250
+    s.rset()
+    assert s.mail("alicex@localhost")[0] == 553
+    s.rset()
+    assert s.mail("+alice@localhost")[0] == 553
+    s.quit()
+    s = login(msa, "bob@example.test", "bobpw")
+    assert s.mail("bob+x@example.test")[0] == 250
+    s.quit()
+
+
+def submit(t, sender, from_header, rcpt="gail@localhost", user="alice",
+           pw="s3cret pass"):
+    """Sends as user with this From: field; the 250 or the refusal."""
+    s = login(t, user, pw)
+    try:
+        s.sendmail(sender, [rcpt], ("From: %s\r\nTo: %s\r\nSubject: f\r\n"
+                                    "\r\nx\r\n" % (from_header, rcpt)).encode())
+        return 250, b""
+    except smtplib.SMTPDataError as e:
+        return e.smtp_code, e.smtp_error
+    finally:
+        s.quit()
+
+
+def test_from_header_is_the_users_own_by_default(msa):
+    ok = ["alice@localhost", "Alice <alice@localhost>",
+          '"Alice, the one" <alice+news@example.test>',
+          "alice@localhost (Alice)", "ALICE@LOCALHOST"]
+    for f in ok:
+        assert submit(msa, "alice@localhost", f)[0] == 250, f
+    bad = ["bob@example.test", "Alice <ceo@bank.test>",
+           '"alice@localhost" <ceo@bank.test>',
+           "alice@localhost, ceo@bank.test", "(alice@localhost) ceo@bank.test"]
+    for f in bad:
+        code, text = submit(msa, "alice@localhost", f)
+        assert code == 550 and b"5.7.1" in text and b"not owned" in text, f
+    code, text = submit(msa, "alice@localhost", "not an address")
+    assert code == 550 and b"5.6.0" in text
+    assert "may not use From: ceo@bank.test (submission_from=strict)" in msa.log()
+    assert len(msa.wait_messages("gail", len(ok))) == len(ok)
+
+
+def test_submission_from_envelope_and_none(make_ternd, tmp_path):
+    t = start_msa(make_ternd, tmp_path, 'submission_from = "envelope"', "e")
+    assert submit(t, "alice+x@localhost", "alice+x@localhost")[0] == 250
+    # the envelope sender, not just any of the user's addresses
+    assert submit(t, "alice+x@localhost", "alice@localhost")[0] == 550
+    t = start_msa(make_ternd, tmp_path, 'submission_from = "none"', "n")
+    assert submit(t, "alice@localhost", "Someone <ceo@bank.test>")[0] == 250
+
+
+def test_hooks_may_allow_other_senders(make_ternd, tmp_path):
+    pdir = tmp_path / "plugins"
+    pdir.mkdir()
+    (pdir / "roles.lua").write_text("""
+        return {
+          -- alice may also send as the help desk
+          mail = function(tx, addr)
+            if tx.session.user == "alice" and addr == "help@localhost" then
+              return "accept"
+            end
+          end,
+          -- and a newsletter tool may put anything in From:
+          data = function(tx, msg)
+            if msg:header("X-Newsletter") then return "accept" end
+          end,
+        }
+    """)
+    t = start_msa(make_ternd, tmp_path,
+                  'plugin_path = { "%s" }\nplugins = { "roles" }' % pdir, "h")
+    # the envelope the mail hook allowed, and a From: equal to it
+    assert submit(t, "help@localhost", "Help Desk <help@localhost>")[0] == 250
+    assert submit(t, "help@localhost", "other@bank.test")[0] == 550
+    s = login(t)
+    s.sendmail("alice@localhost", ["gail@localhost"],
+               b"From: Big News <news@bank.test>\r\nTo: gail@localhost\r\n"
+               b"X-Newsletter: 1\r\n\r\nx\r\n")
+    s.quit()
+    assert len(t.wait_messages("gail", 2)) == 2
 
 
 def test_authenticated_users_may_relay(msa):

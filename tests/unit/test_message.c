@@ -162,6 +162,83 @@ test_downgrade(void **state)
 		assert_true(nl - l <= 76);
 	buf_clear(&b);
 }
+static void
+test_addresses(void **state)
+{
+	static const struct {
+		const char *name, *value;
+		int n;                  /* -1: not an address list */
+		const char *first;      /* "local@domain" of the first */
+		const char *second;
+	} cases[] = {
+		{ "bare", "alice@example.org", 1, "alice@example.org", NULL },
+		{ "name-addr", "Alice Liddell <alice@example.org>", 1,
+		    "alice@example.org", NULL },
+		{ "quoted name with <> and @ inside",
+		    "\"Eve <eve@evil.test>, x\" <alice@example.org>", 1,
+		    "alice@example.org", NULL },
+		{ "comment that looks like an address",
+		    "alice@example.org (bob@other.test)", 1,
+		    "alice@example.org", NULL },
+		{ "nested comments", "(a (b) c) alice@example.org", 1,
+		    "alice@example.org", NULL },
+		{ "two", "a@x.test, \"B\" <b@y.test>", 2, "a@x.test",
+		    "b@y.test" },
+		{ "quoted local part", "\"john doe\"@example.org", 1,
+		    "john doe@example.org", NULL },
+		{ "group", "friends: a@x.test, b@y.test;", 2, "a@x.test",
+		    "b@y.test" },
+		{ "empty group", "undisclosed-recipients:;", 0, NULL, NULL },
+		{ "obs-route", "<@relay.test:alice@example.org>", 1,
+		    "alice@example.org", NULL },
+		{ "folded", "Alice\n <alice@example.org>", 1,
+		    "alice@example.org", NULL },
+		{ "domain literal", "a@[192.0.2.1]", 1, "a@[192.0.2.1]", NULL },
+		{ "obs CFWS around dots", "a . b @ example . org", 1,
+		    "a.b@example.org", NULL },
+		{ "UTF-8 (RFC 6532)", "J\xc3\xb6rg <j\xc3\xb6rg@example.org>", 1,
+		    "j\xc3\xb6rg@example.org", NULL },
+		{ "no at sign", "alice", -1, NULL, NULL },
+		{ "unclosed angle", "Alice <alice@example.org", -1, NULL, NULL },
+		{ "unclosed comment", "alice@example.org (x", -1, NULL, NULL },
+		{ "unclosed quote", "\"Alice <a@b.test>", -1, NULL, NULL },
+		{ "two without comma", "a@x.test b@y.test", -1, NULL, NULL },
+		{ "unclosed group", "g: a@x.test", -1, NULL, NULL },
+		{ "empty", "", 0, NULL, NULL },
+		{ "local part too long",
+		    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+		    "@x.test", -1, NULL, NULL },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct message_addr a[4];
+		char got[400];
+		int n = message_parse_addresses(cases[i].value,
+		    strlen(cases[i].value), a, 4);
+		if (n != cases[i].n)
+			fail_msg("%s: %d addresses, want %d", cases[i].name, n,
+			    cases[i].n);
+		if (cases[i].first) {
+			snprintf(got, sizeof(got), "%s@%s", a[0].local,
+			    a[0].domain);
+			if (strcmp(got, cases[i].first) != 0)
+				fail_msg("%s: got %s", cases[i].name, got);
+		}
+		if (cases[i].second) {
+			snprintf(got, sizeof(got), "%s@%s", a[1].local,
+			    a[1].domain);
+			if (strcmp(got, cases[i].second) != 0)
+				fail_msg("%s: second %s", cases[i].name, got);
+		}
+	}
+	/* more than max: all counted, max stored */
+	struct message_addr one[1];
+	assert_int_equal(message_parse_addresses("a@x.test, b@x.test, c@x.test",
+	    28, one, 1), 3);
+	assert_string_equal(one[0].local, "a");
+}
+
 
 int
 main(void)
@@ -173,6 +250,7 @@ main(void)
 		cmocka_unit_test(test_received),
 		cmocka_unit_test(test_wire),
 		cmocka_unit_test(test_downgrade),
+		cmocka_unit_test(test_addresses),
 	};
 	return cmocka_run_group_tests_name("message", tests, NULL, NULL);
 }
