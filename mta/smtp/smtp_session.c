@@ -440,6 +440,22 @@ cmd_data(struct smtp_session *s, struct smtp_cmd *cmd)
 		    "Error: need RCPT command" : "Error: need MAIL command");
 		return;
 	}
+	/*
+	 * RFC 2920 3.1: DATA ends a pipelined group; the client waits for the
+	 * 354. Octets already here were sent before it could have seen one
+	 * (it has not been sent): a client that writes its message blindly
+	 * (spam tools, smuggling probes). Refused and disconnected, as
+	 * Postfix's smtpd_forbid_unauth_pipelining does.
+	 */
+	size_t early = evbuffer_get_length(bufferevent_get_input(s->bev));
+	if (early > 0) {
+		log_info("session %s: improper pipelining after DATA client=%s "
+		    "(%zu octets sent before the 354)", s->id, s->ip, early);
+		reply(s, 554, "5.5.0", "Error: SMTP protocol synchronization "
+		    "(message text sent before the 354 reply)");
+		s->closing = true;
+		return;
+	}
 	queue_new_id(s->env.queue, s->tx->id);
 	gettimeofday(&s->data_start, NULL);
 	now = s->data_start.tv_sec;

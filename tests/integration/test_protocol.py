@@ -8,18 +8,25 @@ import pytest
 from conftest import Raw
 
 
-def txn(rcpt, body):
-    return (b"MAIL FROM:<bob@example.org>\r\nRCPT TO:<%s>\r\nDATA\r\n" % rcpt
-            + body + b"\r\n.\r\n")
+def group(rcpt):
+    return b"MAIL FROM:<bob@example.org>\r\nRCPT TO:<%s>\r\nDATA\r\n" % rcpt
 
 
 def test_100_messages_pipelined(ternd):
+    """As much pipelining as RFC 2920 allows: each message's text, its end
+    and the next MAIL/RCPT/DATA in one write; only the 354 is waited for."""
     c = Raw(ternd.port)
     c.cmd("EHLO client.test")
-    batch = b"".join(txn(b"pipe@localhost", b"Subject: p%d\r\n\r\nbody" % i)
-                     for i in range(100))
-    c.send(batch + b"QUIT\r\n")
-    codes = [c.reply()[0] for _ in range(100 * 4 + 1)]
+    c.send(group(b"pipe@localhost"))
+    codes = [c.reply()[0] for _ in range(3)]
+    for i in range(100):
+        body = b"Subject: p%d\r\n\r\nbody\r\n.\r\n" % i
+        if i < 99:
+            c.send(body + group(b"pipe@localhost"))
+            codes += [c.reply()[0] for _ in range(4)]
+        else:
+            c.send(body + b"QUIT\r\n")
+            codes += [c.reply()[0] for _ in range(2)]
     assert codes[-1] == 221
     per_txn = [codes[i:i + 4] for i in range(0, 400, 4)]
     assert all(t == [250, 250, 354, 250] for t in per_txn), per_txn[:3]
@@ -118,3 +125,31 @@ def test_shutdown_says_421(ternd):
     ternd.stop()
     code, lines = c.reply()
     assert code == 421 and "4.3.2" in lines[0]
+
+
+def test_text_before_the_354_is_refused(ternd):
+    """RFC 2920 3.1: DATA ends a pipelined group. A client that sends its
+    message without waiting for the 354 is refused and disconnected, and
+    nothing it sent after DATA is read as commands."""
+    c = Raw(ternd.port)
+    c.cmd("EHLO client.test")
+    c.send(b"MAIL FROM:<bob@example.org>\r\nRCPT TO:<early@localhost>\r\n"
+           b"DATA\r\nSubject: too early\r\n\r\nx\r\n.\r\n"
+           b"MAIL FROM:<bob@example.org>\r\n")
+    assert c.reply()[0] == 250
+    assert c.reply()[0] == 250
+    code, lines = c.reply()
+    assert code == 554 and "5.5.0" in lines[0], lines
+    assert c.closed()
+    assert "improper pipelining after DATA" in ternd.log()
+    # a pipelined group that waits for the 354 is fine
+    c = Raw(ternd.port)
+    c.cmd("EHLO client.test")
+    c.send(b"MAIL FROM:<bob@example.org>\r\nRCPT TO:<early@localhost>\r\n"
+           b"DATA\r\n")
+    assert [c.reply()[0] for _ in range(3)] == [250, 250, 354]
+    c.send(b"Subject: in time\r\n\r\nx\r\n.\r\n")
+    assert c.reply()[0] == 250
+    c.cmd("QUIT")
+    msgs = ternd.wait_messages("early", 1)
+    assert len(msgs) == 1 and b"in time" in msgs[0]
