@@ -462,7 +462,7 @@ boundary_param(const char *v, size_t n, char *out, size_t outsz)
 }
 
 static int downgrade_entity(const char *m, size_t len, struct buf *out,
-    bool top, int depth);
+    bool top, bool digest, int depth);
 
 /* Copies a header section, dropping Content-Transfer-Encoding fields. */
 static void
@@ -484,7 +484,7 @@ copy_header_without_cte(const char *h, size_t hlen, struct buf *out)
 
 static int
 downgrade_multipart(const char *m, size_t len, size_t hlen,
-    const char *boundary, struct buf *out, int depth)
+    const char *boundary, bool digest, struct buf *out, int depth)
 {
 	size_t blen = strlen(boundary), i = hlen;
 	bool in_part = false, closed = false;
@@ -518,7 +518,7 @@ downgrade_multipart(const char *m, size_t len, size_t hlen,
 				/* the part ends before the line break */
 				size_t pend = i > part_start ? i - 1 : i;
 				if (downgrade_entity(m + part_start,
-				    pend - part_start, out, false,
+				    pend - part_start, out, false, digest,
 				    depth + 1) != 0)
 					return -1;
 				buf_append_char(out, '\n');
@@ -540,13 +540,21 @@ downgrade_multipart(const char *m, size_t len, size_t hlen,
 	return 0;
 }
 
+/*
+ * One entity. Its type is its Content-Type, else the default of RFC 2045
+ * 5.2 (text/plain; charset=us-ascii) or, inside multipart/digest,
+ * message/rfc822 (RFC 2046 5.1.5). An 8-bit leaf without a Content-Type
+ * has an undeclared charset: it is labelled "unknown-8bit" (RFC 1428) as
+ * it is encoded, so that readers do not take it for ASCII.
+ */
 static int
 downgrade_entity(const char *m, size_t len, struct buf *out, bool top,
-    int depth)
+    bool digest, int depth)
 {
 	size_t hlen = message_header_len(m, len);
 	struct message_field f;
-	char type[128] = "text/plain", boundary[200];
+	char type[128], boundary[200];
+	bool typed;
 
 	if (depth > DOWNGRADE_DEPTH_MAX || message_has_8bit(m, hlen))
 		return -1;
@@ -554,13 +562,17 @@ downgrade_entity(const char *m, size_t len, struct buf *out, bool top,
 		buf_append(out, m, len);
 		return 0;
 	}
-	if (message_find_field(m, hlen, "Content-Type", &f))
+	(void)str_copy(type, sizeof(type), digest ? "message/rfc822" :
+	    "text/plain");
+	typed = message_find_field(m, hlen, "Content-Type", &f);
+	if (typed)
 		media_type(f.value, f.value_len, type, sizeof(type));
 	if (strncmp(type, "multipart/", 10) == 0) {
 		if (boundary_param(f.value, f.value_len, boundary,
 		    sizeof(boundary)) != 0)
 			return -1;
-		return downgrade_multipart(m, len, hlen, boundary, out, depth);
+		return downgrade_multipart(m, len, hlen, boundary,
+		    strcmp(type, "multipart/digest") == 0, out, depth);
 	}
 	if (strncmp(type, "message/", 8) == 0)
 		return -1; /* RFC 2046 5.2: never encoded */
@@ -575,6 +587,9 @@ downgrade_entity(const char *m, size_t len, struct buf *out, bool top,
 	copy_header_without_cte(m, hdr_end, out);
 	if (top && !message_find_field(m, hlen, "MIME-Version", &f))
 		buf_append_str(out, "MIME-Version: 1.0\n");
+	if (!typed)
+		buf_append_str(out, "Content-Type: text/plain; "
+		    "charset=unknown-8bit\n");
 	buf_append_str(out, "Content-Transfer-Encoding: quoted-printable\n\n");
 	qp_encode(m + body_at, len - body_at, out);
 	return 0;
@@ -585,7 +600,7 @@ message_downgrade(const char *msg, size_t len, struct buf *out)
 {
 	size_t mark = out->len;
 
-	if (downgrade_entity(msg, len, out, true, 0) != 0) {
+	if (downgrade_entity(msg, len, out, true, false, 0) != 0) {
 		out->len = mark;
 		return -1;
 	}

@@ -102,8 +102,9 @@ void message_to_wire(const char *msg, size_t len, struct buf *out);
  * RFC 6152 3: makes an 8-bit message 7-bit clean for a next hop without
  * 8BITMIME. Leaf parts with 8-bit bodies are re-encoded quoted-printable
  * (RFC 2045 6.7), through multipart nesting; headers are never changed
- * except a part's Content-Transfer-Encoding (and a missing MIME-Version
- * at the top). Returns 0 with the result in out, or -1 when it cannot be
+ * except a part's Content-Transfer-Encoding, a missing MIME-Version at
+ * the top, and a missing Content-Type of an 8-bit leaf, which becomes
+ * "text/plain; charset=unknown-8bit" (RFC 1428). Returns 0 with the result in out, or -1 when it cannot be
  * done safely: 8-bit  octets in a header, in a message/ part, in a
  * preamble, or a multipart without its boundary.
  */

@@ -117,8 +117,15 @@ static const struct dg_case dg_cases[] = {
 	{ "7-bit untouched", "Subject: a\n\nplain\n", 0, "Subject: a\n\nplain\n" },
 	{ "8-bit leaf", "Subject: a\nContent-Transfer-Encoding: 8bit\n\n"
 	  "caf\xc3\xa9 \n", 0,
-	  "Subject: a\nMIME-Version: 1.0\nContent-Transfer-Encoding: "
+	  "Subject: a\nMIME-Version: 1.0\nContent-Type: text/plain; "
+	  "charset=unknown-8bit\nContent-Transfer-Encoding: "
 	  "quoted-printable\n\ncaf=C3=A9=20\n" },
+	{ "declared type kept", "MIME-Version: 1.0\nContent-Type: text/plain; "
+	  "charset=utf-8\n\n\xc3\xa9\n", 0, "MIME-Version: 1.0\nContent-Type: "
+	  "text/plain; charset=utf-8\nContent-Transfer-Encoding: "
+	  "quoted-printable\n\n=C3=A9\n" },
+	{ "digest part is message/rfc822", "Content-Type: multipart/digest; "
+	  "boundary=b\n\n--b\n\nSubject: x\n\n\xe9\n--b--\n", -1, NULL },
 	{ "equals sign", "\n\xff=\n", 0, "=FF=3D\n" },
 	{ "8-bit header", "Subject: caf\xc3\xa9\n\nx\xff\n", -1, NULL },
 	{ "message part", "Content-Type: message/rfc822\n\nx\xff\n", -1, NULL },
@@ -129,6 +136,10 @@ static const struct dg_case dg_cases[] = {
 	  "--b\nContent-Type: text/plain\n\n\xe9\n--b\n\nascii\n--b--\n", 0,
 	  "--b\nContent-Type: text/plain\nContent-Transfer-Encoding: "
 	  "quoted-printable\n\n=E9\n--b\n\nascii\n--b--\n" },
+	{ "untyped 8-bit part", "Content-Type: multipart/mixed; boundary=b\n\n"
+	  "--b\n\n\xe9\n--b--\n", 0, "--b\nContent-Type: text/plain; "
+	  "charset=unknown-8bit\nContent-Transfer-Encoding: quoted-printable"
+	  "\n\n=E9\n--b--\n" },
 };
 
 static void
