@@ -483,8 +483,10 @@ on_remote_done(void *arg, struct smtp_delivery *d)
 		int code = d->codes[k];
 		const char *text = d->texts[k] ? d->texts[k] : "451 4.4.0 no reply";
 
+		/* only a reply of that host names it (RFC 3464 2.3.5) */
 		free(p->remote_mta);
-		p->remote_mta = remote ? xstrdup(remote) : NULL;
+		p->remote_mta = remote && d->answered[k] ? xstrdup(remote) :
+		    NULL;
 		free(r->error);
 		r->error = xstrdup(text);
 		if (code / 100 == 2) {

@@ -125,21 +125,24 @@ static void conn_try_addr(struct conn *cn);
 
 /* --- deliveries ------------------------------------------------------- */
 
+/* peer: the text is the next hop's reply (else Tern's own words). */
 static void
-set_result(struct smtp_delivery *d, size_t i, int code, const char *text)
+set_result(struct smtp_delivery *d, size_t i, int code, const char *text,
+    bool peer)
 {
 	free(d->texts[i]);
 	d->codes[i] = code;
 	d->texts[i] = xstrdup(text);
+	d->answered[i] = peer;
 }
 
 /* Every recipient without a final answer gets this one. */
 static void
-set_all_open(struct smtp_delivery *d, int code, const char *text)
+set_all_open(struct smtp_delivery *d, int code, const char *text, bool peer)
 {
 	for (size_t i = 0; i < d->nrcpts; i++)
 		if (d->codes[i] == 0 || d->codes[i] / 100 == 2)
-			set_result(d, i, code, text);
+			set_result(d, i, code, text, peer);
 }
 
 static void
@@ -159,7 +162,7 @@ dest_fail_queue(struct dest *dt, int code, const char *text)
 		TAILQ_REMOVE(&dt->queue, p, entry);
 		for (size_t i = 0; i < p->d->nrcpts; i++)
 			if (p->d->codes[i] == 0)
-				set_result(p->d, i, code, text);
+				set_result(p->d, i, code, text, false);
 		pending_done(p);
 	}
 }
@@ -171,8 +174,10 @@ smtp_delivery_clear(struct smtp_delivery *d)
 		free(d->texts[i]);
 	free(d->texts);
 	free(d->codes);
+	free(d->answered);
 	d->texts = NULL;
 	d->codes = NULL;
+	d->answered = NULL;
 }
 
 /* --- output helpers --------------------------------------------------- */
@@ -232,7 +237,7 @@ tx_start(struct conn *cn, struct pending *p)
 		    &cn->wire) != 0) {
 			set_all_open(d, 554, "554 5.6.3 the message has 8-bit "
 			    "content the next hop does not accept (no "
-			    "8BITMIME) and it cannot be converted");
+			    "8BITMIME) and it cannot be converted", false);
 			tx_finish(cn);
 			return;
 		}
@@ -249,7 +254,7 @@ tx_start(struct conn *cn, struct pending *p)
 		(void)snprintf(text, sizeof(text), "552 5.3.4 message size "
 		    "%zu exceeds the limit of %s (%lu)", cn->wire.len,
 		    cn->host, cn->size_max);
-		set_all_open(d, 552, text);
+		set_all_open(d, 552, text, false);
 		tx_finish(cn);
 		return;
 	}
@@ -287,7 +292,7 @@ tx_reply(struct conn *cn, int code, const char *text)
 		return;
 	case C_MAIL:
 		if (code / 100 != 2) {
-			set_all_open(d, code, text);
+			set_all_open(d, code, text, true);
 			cn->need_rset = true;
 			if (cn->pipelining) {
 				/* RCPT and DATA replies still come: read them */
@@ -309,7 +314,7 @@ tx_reply(struct conn *cn, int code, const char *text)
 				if (code / 100 == 2)
 					cn->accepted++;
 				set_result(d, i, code / 100 == 2 ? 0 : code,
-				    text);
+				    text, true);
 				if (code / 100 == 2)
 					d->codes[i] = 0; /* pending DATA */
 			}
@@ -345,7 +350,7 @@ tx_reply(struct conn *cn, int code, const char *text)
 		}
 		for (size_t i = 0; i < d->nrcpts; i++)
 			if (d->codes[i] == 0)
-				set_result(d, i, code, text);
+				set_result(d, i, code, text, true);
 		cn->need_rset = true;
 		tx_finish(cn);
 		return;
@@ -356,7 +361,7 @@ tx_reply(struct conn *cn, int code, const char *text)
 	case C_BODY:
 		for (size_t i = 0; i < d->nrcpts; i++)
 			if (d->codes[i] == 0)
-				set_result(d, i, code, text);
+				set_result(d, i, code, text, true);
 		if (code / 100 != 2)
 			cn->need_rset = true;
 		set_timeout(cn, cn->dest->c->s.command_timeout);
@@ -417,10 +422,10 @@ conn_fail(struct conn *cn, const char *why)
 	if (cn->cur) {
 		struct pending *p = cn->cur;
 		cn->cur = NULL;
-		set_all_open(p->d, 451, text);
+		set_all_open(p->d, 451, text, false);
 		for (size_t i = 0; i < p->d->nrcpts; i++)
 			if (p->d->codes[i] == 0)
-				set_result(p->d, i, 451, text);
+				set_result(p->d, i, 451, text, false);
 		(void)str_copy(p->d->remote, sizeof(p->d->remote), cn->host);
 		pending_done(p);
 	}
@@ -860,7 +865,7 @@ conn_free(struct conn *cn)
 	if (cn->cur) {
 		/* not expected: every path answers cur first */
 		struct pending *p = cn->cur;
-		set_all_open(p->d, 451, "451 4.4.2 connection dropped");
+		set_all_open(p->d, 451, "451 4.4.2 connection dropped", false);
 		pending_done(p);
 	}
 	if (!cn->ready)
@@ -949,6 +954,7 @@ smtp_client_send(struct smtp_client *c, struct smtp_delivery *d,
 
 	d->codes = xcalloc(d->nrcpts ? d->nrcpts : 1, sizeof(int));
 	d->texts = xcalloc(d->nrcpts ? d->nrcpts : 1, sizeof(char *));
+	d->answered = xcalloc(d->nrcpts ? d->nrcpts : 1, sizeof(bool));
 	d->remote[0] = '\0';
 	p->d = d;
 	p->cb = cb;

@@ -41,7 +41,9 @@ enum smtp_dest_kind { SMTP_DEST_MX, SMTP_DEST_RELAY };
 /*
  * One message for one destination, owned by the caller. The client fills
  * codes/texts per recipient (codes[i] 2xx: delivered; 4xx: try later;
- * 5xx: failed) and remote (the host that answered, or "").
+ * 5xx: failed), answered[i] (the text is the next hop's own reply, not
+ * one Tern made: only then may a bounce name it as Remote-MTA) and remote
+ * (the host last talked to, or "").
  */
 struct smtp_delivery {
 	enum smtp_dest_kind kind;
@@ -55,6 +57,7 @@ struct smtp_delivery {
 	bool eightbit;                    /* the body has 8-bit octets */
 	int *codes;                       /* nrcpts, allocated by the client */
 	char **texts;                     /* nrcpts, owned by the delivery */
+	bool *answered;                   /* nrcpts, allocated by the client */
 	char remote[300];
 };
 
@@ -68,7 +71,7 @@ struct smtp_client *smtp_client_new(struct event_base *base, struct dns *dns,
  */
 void smtp_client_send(struct smtp_client *c, struct smtp_delivery *d,
     smtp_client_cb cb, void *arg);
-/* Frees codes/texts. */
+/* Frees codes/texts/answered. */
 void smtp_delivery_clear(struct smtp_delivery *d);
 /* Closes idle connections (shutdown); active ones finish. */
 void smtp_client_close_idle(struct smtp_client *c);

@@ -266,6 +266,8 @@ def test_8bit_header_cannot_be_converted_and_bounces(world):
     assert c.reply()[0] == 250
     raw, blocks = bounce_of(w.t)
     assert blocks[0]["Status"] == "5.6.3"
+    # Tern refused it, not the next hop: no Remote-MTA (RFC 3464 2.3.5)
+    assert blocks[0]["Remote-MTA"] is None
 
 
 def test_remote_size_limit(world):
@@ -273,6 +275,7 @@ def test_remote_size_limit(world):
     w.peer("127.0.0.8", size=1000)
     send(w.t, ["big@small.test"], b"Subject: big\r\n\r\n" + (b"x" * 70 + b"\r\n") * 40)
     raw, blocks = bounce_of(w.t)
+    assert blocks[0]["Remote-MTA"] is None      # Tern's own SIZE check
     assert blocks[0]["Status"] == "5.3.4"
 
 
