@@ -29,6 +29,40 @@ smtp_data_init(struct smtp_data *d, struct buf *out, uint64_t max_size)
 	d->max_size = max_size;
 	d->errors = 0;
 	d->out = out;
+	d->in_header = true;
+	d->header_size = 0;
+	d->fields = 0;
+	d->max_header_size = 0;
+	d->max_fields = 0;
+}
+
+void
+smtp_data_set_header_limits(struct smtp_data *d, uint64_t max_size,
+    unsigned max_fields)
+{
+	d->max_header_size = max_size;
+	d->max_fields = max_fields;
+}
+
+/* The first octet of a line while in the header: a new field or a fold. */
+static void
+header_line_start(struct smtp_data *d, char c)
+{
+	if (c == ' ' || c == '\t')
+		return;
+	d->fields++;
+	if (d->max_fields && d->fields > d->max_fields)
+		d->errors |= SMTP_DATA_ERR_TOO_MANY_FIELDS;
+}
+
+static void
+header_count(struct smtp_data *d, size_t n)
+{
+	if (!d->in_header)
+		return;
+	d->header_size += n;
+	if (d->max_header_size && d->header_size > d->max_header_size)
+		d->errors |= SMTP_DATA_ERR_HEADER_TOO_BIG;
 }
 
 static void
@@ -42,6 +76,7 @@ emit(struct smtp_data *d, const char *p, size_t n)
 static void
 count(struct smtp_data *d, size_t n)
 {
+	header_count(d, n);
 	d->linelen += n;
 	d->size += n;
 	if (d->linelen > SMTP_TEXT_LINE_MAX - 2)
@@ -53,6 +88,9 @@ count(struct smtp_data *d, size_t n)
 static void
 end_line(struct smtp_data *d)
 {
+	header_count(d, 2);
+	if (d->linelen == 0)
+		d->in_header = false;   /* the empty line ends the header */
 	d->size += 2;
 	if (d->max_size && d->size > d->max_size)
 		d->errors |= SMTP_DATA_ERR_TOO_BIG;
@@ -112,6 +150,9 @@ smtp_data_feed(struct smtp_data *d, const char *p, size_t n, bool *done)
 		case ST_MID: {
 			/* Copy a run of ordinary bytes in one go. */
 			size_t start = i;
+			if (d->in_header && d->linelen == 0 && p[i] != '\r' &&
+			    p[i] != '\n' && p[i] != '\0')
+				header_line_start(d, p[i]);
 			while (i < n && p[i] != '\r' && p[i] != '\n' &&
 			    p[i] != '\0')
 				i++;

@@ -20,6 +20,8 @@
 #define SMTP_DATA_ERR_NUL 0x04u
 #define SMTP_DATA_ERR_LINE_TOO_LONG 0x08u
 #define SMTP_DATA_ERR_TOO_BIG 0x10u
+#define SMTP_DATA_ERR_HEADER_TOO_BIG 0x20u
+#define SMTP_DATA_ERR_TOO_MANY_FIELDS 0x40u
 
 struct smtp_data {
 	int state;
@@ -28,10 +30,24 @@ struct smtp_data {
 	uint64_t max_size;      /* 0: no limit */
 	unsigned errors;        /* SMTP_DATA_ERR_* */
 	struct buf *out;        /* borrowed; not written once errors is set */
+	/* the header section: up to the first empty line */
+	bool in_header;
+	uint64_t header_size;   /* octets so far, CRLF = 2 */
+	unsigned fields;        /* lines that start a field (not folded) */
+	uint64_t max_header_size; /* 0: no limit */
+	unsigned max_fields;    /* 0: no limit */
 };
 
 /* Starts a new transfer; out receives the message (LF line ends). */
 void smtp_data_init(struct smtp_data *d, struct buf *out, uint64_t max_size);
+
+/*
+ * Limits on the header section (after smtp_data_init): its size and the
+ * number of fields, folded lines counting as part of their field. Over
+ * either, the rest is read and dropped, as for max_size.
+ */
+void smtp_data_set_header_limits(struct smtp_data *d, uint64_t max_size,
+    unsigned max_fields);
 
 /*
  * Consumes bytes from p[0..n). Returns how many were consumed; *done is set

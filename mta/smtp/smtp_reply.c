@@ -43,6 +43,7 @@ smtp_reply_for_data_errors(unsigned errors)
 	if (errors & SMTP_DATA_ERR_TOO_BIG)
 		return (struct smtp_reply){ 552, "5.3.4",
 		    "Message size exceeds fixed maximum message size" };
+
 	if (errors & (SMTP_DATA_ERR_BARE_LF | SMTP_DATA_ERR_BARE_CR))
 		return (struct smtp_reply){ 554, "5.6.0",
 		    "Message contains bare CR or LF; lines must end in CRLF" };
@@ -52,6 +53,13 @@ smtp_reply_for_data_errors(unsigned errors)
 	if (errors & SMTP_DATA_ERR_LINE_TOO_LONG)
 		return (struct smtp_reply){ 500, "5.5.2",
 		    "Line too long (more than 998 octets)" };
+	/* then the site's limits on the header section */
+	if (errors & SMTP_DATA_ERR_TOO_MANY_FIELDS)
+		return (struct smtp_reply){ 552, "5.3.4",
+		    "Message has too many header fields" };
+	if (errors & SMTP_DATA_ERR_HEADER_TOO_BIG)
+		return (struct smtp_reply){ 552, "5.3.4",
+		    "Message header section exceeds the size limit" };
 	return (struct smtp_reply){ 554, "5.6.0", "Malformed message" };
 }
 

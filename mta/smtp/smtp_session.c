@@ -485,6 +485,8 @@ cmd_data(struct smtp_session *s, struct smtp_cmd *cmd)
 	s->received_len = s->body->len;
 	/* The message proper starts after our field. */
 	smtp_data_init(&s->data, s->body, cfg->limits.max_message_size);
+	smtp_data_set_header_limits(&s->data, cfg->limits.max_header_size,
+	    cfg->limits.max_header_fields);
 	s->state = SESSION_DATA;
 	bufferevent_set_timeouts(s->bev, &(struct timeval){
 	    cfg->limits.data_timeout, 0 }, &(struct timeval){

@@ -153,3 +153,26 @@ def test_text_before_the_354_is_refused(ternd):
     c.cmd("QUIT")
     msgs = ternd.wait_messages("early", 1)
     assert len(msgs) == 1 and b"in time" in msgs[0]
+
+
+def test_header_size_and_field_limits(make_ternd):
+    t = make_ternd("limits = { max_header_size = 4096, max_header_fields = 20 }")
+    c = Raw(t.port)
+    c.cmd("EHLO client.test")
+
+    def txn(header):
+        c.cmd("MAIL FROM:<bob@example.org>")
+        c.cmd("RCPT TO:<hl@localhost>")
+        assert c.cmd("DATA")[0] == 354
+        c.send(header + b"\r\nbody\r\n.\r\n")
+        return c.reply()
+    code, lines = txn(b"".join(b"X-F%d: v\r\n" % i for i in range(21)))
+    assert code == 552 and lines[0] == "552 5.3.4 Message has too many header fields"
+    code, lines = txn(b"Subject: " + b"word\r\n " * 1000 + b"end\r\n")
+    assert code == 552 and "header section exceeds the size limit" in lines[0]
+    # at the limits exactly: accepted (20 fields, folded lines part of one)
+    code, lines = txn(b"".join(b"X-F%d: v\r\n\tmore\r\n" % i for i in range(20)))
+    assert code == 250, lines
+    c.cmd("QUIT")
+    assert len(t.wait_messages("hl", 1)) == 1
+    assert "errors=0x40" in t.log() and "errors=0x20" in t.log()

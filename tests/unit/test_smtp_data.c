@@ -151,6 +151,63 @@ test_size(void **state)
 	buf_clear(&out);
 }
 
+/* Runs text (then the end of data) byte by byte under header limits. */
+static unsigned
+header_errors(const char *text, uint64_t max_size, unsigned max_fields,
+    unsigned *fields)
+{
+	struct smtp_data d;
+	struct buf out;
+	bool done = false;
+
+	buf_init(&out);
+	smtp_data_init(&d, &out, 0);
+	smtp_data_set_header_limits(&d, max_size, max_fields);
+	for (size_t i = 0; text[i]; i++)
+		smtp_data_feed(&d, text + i, 1, &done);
+	smtp_data_feed(&d, ".\r\n", 3, &done);
+	assert_true(done);
+	buf_clear(&out);
+	*fields = d.fields;
+	return d.errors;
+}
+
+static void
+test_header_limits(void **state)
+{
+	static const struct {
+		const char *name, *text;
+		uint64_t max_size;
+		unsigned max_fields, fields, errors;
+	} hcases[] = {
+		{ "within", "A: 1\r\nB: 2\r\n\r\nbody\r\n", 14, 2, 2, 0 },
+		{ "size counts CRLF and the empty line",
+		  "A: 1\r\nB: 2\r\n\r\nbody\r\n", 13, 0, 2,
+		  SMTP_DATA_ERR_HEADER_TOO_BIG },
+		{ "folded lines are one field", "A: 1\r\n 2\r\n\t3\r\n\r\n",
+		  0, 1, 1, 0 },
+		{ "one field too many", "A: 1\r\nB: 2\r\nC: 3\r\n\r\n", 0, 2, 3,
+		  SMTP_DATA_ERR_TOO_MANY_FIELDS },
+		{ "the body is not the header", "A: 1\r\n\r\nB: 2\r\nC: 3\r\n"
+		  "D: 4\r\n", 10, 1, 1, 0 },
+		{ "no body at all", "A: 1\r\nB: 2\r\n", 0, 1, 2,
+		  SMTP_DATA_ERR_TOO_MANY_FIELDS },
+		{ "a stuffed dot starts a field", "..A: 1\r\nB: 2\r\n\r\n", 0, 0,
+		  2, 0 },
+		{ "no limits", "A: 1\r\nB: 2\r\n\r\n", 0, 0, 2, 0 },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(hcases) / sizeof(hcases[0]); i++) {
+		unsigned fields;
+		unsigned e = header_errors(hcases[i].text, hcases[i].max_size,
+		    hcases[i].max_fields, &fields);
+		if (e != hcases[i].errors || fields != hcases[i].fields)
+			fail_msg("%s: errors 0x%x fields %u", hcases[i].name, e,
+			    fields);
+	}
+}
+
 int
 main(void)
 {
@@ -159,6 +216,7 @@ main(void)
 		cmocka_unit_test(test_bytewise),
 		cmocka_unit_test(test_long_line),
 		cmocka_unit_test(test_size),
+		cmocka_unit_test(test_header_limits),
 	};
 	return cmocka_run_group_tests_name("smtp_data", tests, NULL, NULL);
 }

@@ -73,6 +73,16 @@ test_tables(void **state)
 	assert_string_equal(r.enh, "5.5.2");
 	r = smtp_reply_for_data_errors(SMTP_DATA_ERR_NUL);
 	assert_int_equal(r.code, 554);
+	/* the header limits come last; fields before size */
+	r = smtp_reply_for_data_errors(SMTP_DATA_ERR_LINE_TOO_LONG |
+	    SMTP_DATA_ERR_HEADER_TOO_BIG);
+	assert_int_equal(r.code, 500);
+	r = smtp_reply_for_data_errors(SMTP_DATA_ERR_HEADER_TOO_BIG |
+	    SMTP_DATA_ERR_TOO_MANY_FIELDS);
+	assert_int_equal(r.code, 552);
+	assert_string_equal(r.text, "Message has too many header fields");
+	r = smtp_reply_for_data_errors(SMTP_DATA_ERR_HEADER_TOO_BIG);
+	assert_string_equal(r.enh, "5.3.4");
 }
 
 static void
