@@ -58,6 +58,8 @@ struct listen_ctx {
 	size_t nlisteners;
 	TAILQ_HEAD(, conn) conns;
 	size_t nconns;
+	unsigned long sessions_total;   /* sessions since start */
+	unsigned long refused_total;    /* connections refused (limits) */
 	struct ip_count *ips[IP_BUCKETS];
 	struct event *resume;
 	bool shutting_down;
@@ -152,6 +154,7 @@ on_accept(struct evconnlistener *ev, evutil_socket_t fd,
 		return;
 	}
 	if (ctx->nconns >= cfg->limits.max_connections) {
+		ctx->refused_total++;
 		log_warnx("refused client=%s: too many connections (%zu)", ip,
 		    ctx->nconns);
 		refuse(fd, cfg, "too many connections");
@@ -159,6 +162,7 @@ on_accept(struct evconnlistener *ev, evutil_socket_t fd,
 	}
 	ipc = ip_get(ctx, ip);
 	if (ipc->n >= cfg->limits.max_connections_per_ip) {
+		ctx->refused_total++;
 		log_warnx("refused client=%s: too many connections from this "
 		    "address (%u)", ip, ipc->n);
 		if (ipc->n == 0) { /* a limit of 0: drop the new entry */
@@ -174,6 +178,7 @@ on_accept(struct evconnlistener *ev, evutil_socket_t fd,
 	c->ipc = ipc;
 	TAILQ_INSERT_TAIL(&ctx->conns, c, entry);
 	ctx->nconns++;
+	ctx->sessions_total++;
 	env.base = ctx->base;
 	env.rt = *ctx->current;
 	env.queue = ctx->queue;
@@ -275,6 +280,14 @@ size_t
 listen_session_count(const struct listen_ctx *ctx)
 {
 	return ctx->nconns;
+}
+
+void
+listen_get_stats(const struct listen_ctx *ctx, struct listen_stats *st)
+{
+	st->open = ctx->nconns;
+	st->total = ctx->sessions_total;
+	st->refused = ctx->refused_total;
 }
 
 void

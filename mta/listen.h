@@ -26,7 +26,14 @@ struct listen_ctx *listen_start(struct event_base *base,
     char *err, size_t errsz);
 /* Stops accepting and asks every session to finish (421). */
 void listen_shutdown(struct listen_ctx *ctx);
+/* Sessions open now. */
 size_t listen_session_count(const struct listen_ctx *ctx);
+struct listen_stats {
+	size_t open;                /* sessions open now */
+	unsigned long total;        /* sessions since start */
+	unsigned long refused;      /* connections refused by the limits */
+};
+void listen_get_stats(const struct listen_ctx *ctx, struct listen_stats *st);
 /* Closes listeners; sessions still open are dropped. NULL is a no-op. */
 void listen_free(struct listen_ctx *ctx);
 

@@ -228,26 +228,33 @@ static char *
 stats_text(struct ternd *t, bool json)
 {
 	struct dispatch_stats st;
+	struct listen_stats ls;
 	long up = (long)(time(NULL) - t->started);
 
 	dispatch_get_stats(t->dispatch, &st);
+	listen_get_stats(t->listen, &ls);
 	if (json)
-		return xasprintf("{\"uptime\": %ld, \"sessions\": %zu, "
+		return xasprintf("{\"uptime\": %ld, \"sessions_open\": %zu, "
+		    "\"sessions_total\": %lu, \"connections_refused\": %lu, "
 		    "\"received\": %lu, \"delivered\": %lu, \"failed\": "
 		    "%lu, \"deferred\": %lu, \"reports\": %lu, \"queued\": "
 		    "%zu, \"held\": %zu, \"delivering\": %zu, "
-		    "\"generation\": %u, \"plugins\": %zu}\n", up,
-		    listen_session_count(t->listen), st.received,
-		    st.delivered, st.failed, st.deferred, st.reports,
-		    st.queued, st.held, st.inflight, t->rt->generation,
+		    "\"generation\": %u, \"plugins\": %zu}\n", up, ls.open,
+		    ls.total, ls.refused, st.received, st.delivered,
+		    st.failed, st.deferred, st.reports, st.queued, st.held,
+		    st.inflight, t->rt->generation,
 		    hooks_plugin_count(t->rt->hooks));
-	return xasprintf("uptime      %lds\nsessions    %zu\nreceived    "
-	    "%lu\ndelivered   %lu\nfailed      %lu\ndeferred    %lu\n"
-	    "reports     %lu\nqueued      %zu\nheld        %zu\n"
-	    "delivering  %zu\ngeneration  %u\nplugins     %zu\n", up,
-	    listen_session_count(t->listen), st.received, st.delivered,
-	    st.failed, st.deferred, st.reports, st.queued, st.held,
-	    st.inflight, t->rt->generation, hooks_plugin_count(t->rt->hooks));
+	return xasprintf("uptime               %lds\n"
+	    "sessions open        %zu\nsessions since start %lu\n"
+	    "connections refused  %lu\nreceived             %lu\n"
+	    "delivered            %lu\nfailed               %lu\n"
+	    "deferred             %lu\nreports              %lu\n"
+	    "queued               %zu\nheld                 %zu\n"
+	    "delivering           %zu\ngeneration           %u\n"
+	    "plugins              %zu\n", up, ls.open, ls.total, ls.refused,
+	    st.received, st.delivered, st.failed, st.deferred, st.reports,
+	    st.queued, st.held, st.inflight, t->rt->generation,
+	    hooks_plugin_count(t->rt->hooks));
 }
 
 static void

@@ -18,7 +18,8 @@
  * accepts such). Unknown keys are errors: a newer Tern's queue is not
  * half-read by an older one. The state file has the same shape with
  * "tern-state: 1", "attempts:", "next:", "rcpt-done: N", "rcpt-failed: N
- * text", "last-error:". An envelope may also say "folder: N Name": the
+ * text", "rcpt-deferred: N text" (the last temporary failure of a
+ * recipient still pending), "last-error:". An envelope may also say "folder: N Name": the
  * Maildir++ folder a data hook chose for recipient N.
  */
 #include "mail/envelope.h"
@@ -123,6 +124,8 @@ envelope_state_serialize(const struct envelope *env, struct buf *out)
 			buf_printf(out, "rcpt-done: %zu\n", i);
 		else if (r->status == RCPT_FAILED)
 			buf_printf(out, "rcpt-failed: %zu %s\n", i, nz(r->error));
+		else if (r->error)
+			buf_printf(out, "rcpt-deferred: %zu %s\n", i, r->error);
 	}
 	if (env->last_error)
 		buf_printf(out, "last-error: %s\n", env->last_error);
@@ -343,6 +346,12 @@ envelope_state_parse(const char *text, size_t len, struct envelope *env,
 			rc = parse_index(&l, env, &idx, &rest, &rlen);
 			if (rc == 0) {
 				env->rcpts[idx].status = RCPT_FAILED;
+				free(env->rcpts[idx].error);
+				env->rcpts[idx].error = xstrndup(rest, rlen);
+			}
+		} else if (key_is(&l, "rcpt-deferred")) {
+			rc = parse_index(&l, env, &idx, &rest, &rlen);
+			if (rc == 0 && env->rcpts[idx].status == RCPT_PENDING) {
 				free(env->rcpts[idx].error);
 				env->rcpts[idx].error = xstrndup(rest, rlen);
 			}

@@ -126,6 +126,21 @@ format_age(char *out, size_t sz, int64_t secs)
 		    (long long)secs % 86400 / 3600);
 }
 
+/*
+ * A recipient's last result: its own (a failure, or since the state file
+ * keeps it, the last temporary one), else for a pending recipient the
+ * message's last error (state files written before rcpt-deferred).
+ */
+static const char *
+last_result(const struct envelope *env, size_t i)
+{
+	const struct envelope_rcpt *r = &env->rcpts[i];
+
+	if (r->error)
+		return r->error;
+	return r->status == RCPT_PENDING ? env->last_error : NULL;
+}
+
 static void
 list_one(void *arg, const char *id)
 {
@@ -160,9 +175,10 @@ list_one(void *arg, const char *id)
 			json_str(&c->text, env.rcpts[i].path);
 			buf_append_str(&c->text, ", \"status\": ");
 			json_str(&c->text, status_name(env.rcpts[i].status));
-			if (env.rcpts[i].error) {
+			const char *last = last_result(&env, i);
+			if (last) {
 				buf_append_str(&c->text, ", \"last\": ");
-				json_str(&c->text, env.rcpts[i].error);
+				json_str(&c->text, last);
 			}
 			buf_append_char(&c->text, '}');
 		}
@@ -179,8 +195,9 @@ list_one(void *arg, const char *id)
 				buf_printf(&c->text, "  attempts=%u next=%s",
 				    env.attempts, env.next_try > now ? next :
 				    "now");
-			if (r->error && r->status != RCPT_DONE)
-				buf_printf(&c->text, "  last=%s", r->error);
+			const char *last = last_result(&env, i);
+			if (last && r->status != RCPT_DONE)
+				buf_printf(&c->text, "  last=%s", last);
 			buf_append_char(&c->text, '\n');
 		}
 	}

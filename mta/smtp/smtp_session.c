@@ -111,6 +111,7 @@ struct smtp_session {
 static void session_process(struct smtp_session *s);
 static void session_flush(struct smtp_session *s);
 static void session_free(struct smtp_session *s);
+static const char *state_name(const struct smtp_session *s);
 static void session_on_read(struct bufferevent *bev, void *arg);
 static void session_on_write(struct bufferevent *bev, void *arg);
 static void session_on_event(struct bufferevent *bev, short what, void *arg);
@@ -1201,8 +1202,8 @@ session_on_event(struct bufferevent *bev, short what, void *arg)
 
 	if (what & BEV_EVENT_TIMEOUT && !s->closing &&
 	    (what & BEV_EVENT_READING)) {
-		log_info("session %s: timeout client=%s state=%d", s->id,
-		    s->ip, (int)s->state);
+		log_info("session %s: timeout after %s client=%s", s->id,
+		    state_name(s), s->ip);
 		reply(s, 421, "4.4.2", "%s Error: timeout exceeded",
 		    s->cfg->hostname);
 		bufferevent_enable(s->bev, EV_WRITE);
@@ -1210,7 +1211,36 @@ session_on_event(struct bufferevent *bev, short what, void *arg)
 		return;
 	}
 	/* EOF, error, or write timeout: nothing more can be said. */
+	if (!s->closing && !s->shutdown && s->state > SESSION_READY) {
+		/* the client went away in the middle of a transaction */
+		if (s->state == SESSION_DATA)
+			log_info("session %s: lost connection after DATA "
+			    "(%llu bytes) client=%s", s->id,
+			    (unsigned long long)s->data.size, s->ip);
+		else
+			log_info("session %s: lost connection after %s "
+			    "client=%s", s->id, state_name(s), s->ip);
+	}
 	session_free(s);
+}
+
+/* The last command that moved the session on (Postfix's log words). */
+static const char *
+state_name(const struct smtp_session *s)
+{
+	switch (s->state) {
+	case SESSION_GREETED:
+		return "CONNECT";
+	case SESSION_READY:
+		return s->esmtp ? "EHLO" : "HELO";
+	case SESSION_MAIL:
+		return "MAIL";
+	case SESSION_RCPT:
+		return "RCPT";
+	case SESSION_DATA:
+		return "DATA";
+	}
+	return "?";
 }
 
 static void

@@ -176,3 +176,24 @@ def test_header_size_and_field_limits(make_ternd):
     c.cmd("QUIT")
     assert len(t.wait_messages("hl", 1)) == 1
     assert "errors=0x40" in t.log() and "errors=0x20" in t.log()
+
+
+def test_lost_connection_is_logged_with_the_state(ternd):
+    c = Raw(ternd.port)
+    c.cmd("EHLO client.test")
+    c.cmd("MAIL FROM:<bob@example.org>")
+    c.cmd("RCPT TO:<gone@localhost>")
+    assert c.cmd("DATA")[0] == 354
+    c.send(b"Subject: half\r\n\r\n12345")
+    c.close()
+    c = Raw(ternd.port)
+    c.cmd("EHLO client.test")
+    c.cmd("MAIL FROM:<bob@example.org>")
+    c.close()
+    deadline = time.monotonic() + 10
+    while "lost connection after MAIL" not in ternd.log() and \
+            time.monotonic() < deadline:
+        time.sleep(0.05)
+    log = ternd.log()
+    assert "lost connection after DATA (22 bytes)" in log, log[-1500:]
+    assert "lost connection after MAIL" in log

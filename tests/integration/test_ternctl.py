@@ -42,8 +42,13 @@ def test_queue_show_hold_release_flush_remove(make_ternd):
     assert m["from"] == "<alice@localhost>"
     st = {r["to"]: r["status"] for r in m["rcpts"]}
     assert st == {"<bob@remote.example>": "pending", "<carol@localhost>": "done"}
+    # the last delivery result of the pending recipient, in both forms
+    last = {r["to"]: r.get("last") for r in m["rcpts"]}["<bob@remote.example>"]
+    assert last and last.startswith("4"), m
     r = ctl(t, "queue")
     assert r.returncode == 0 and m["id"] in r.stdout and "attempts=1" in r.stdout
+    line = [l for l in r.stdout.splitlines() if "<bob@remote.example>" in l][0]
+    assert "last=" + last in line, r.stdout
     r = ctl(t, "show", m["id"])
     assert r.returncode == 0
     assert "rcpt: <bob@remote.example>" in r.stdout and "Subject: stuck" in r.stdout
@@ -78,11 +83,16 @@ def test_queue_show_hold_release_flush_remove(make_ternd):
 
 def test_stats_reload_and_errors(make_ternd):
     t = make_ternd()
+    before = json.loads(ctl(t, "stats", "--json").stdout)["sessions_total"]
     with smtplib.SMTP("127.0.0.1", t.port, local_hostname="client.test") as s:
         s.sendmail("a@localhost", ["b@localhost"], b"Subject: s\r\n\r\nx\r\n")
     t.wait_messages("b", 1)
     st = json.loads(ctl(t, "stats", "--json").stdout)
     assert st["received"] == 1 and st["delivered"] == 1 and st["generation"] == 1
+    assert st["sessions_open"] == 0 and st["sessions_total"] == before + 1
+    r = ctl(t, "stats")
+    assert "sessions open        0" in r.stdout
+    assert "sessions since start %d" % (before + 1) in r.stdout
     r = ctl(t, "reload")
     assert r.returncode == 0 and "generation 2" in r.stdout
     t.config.write_text(t.config.read_text() + "nonsense = 1\n")

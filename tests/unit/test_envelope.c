@@ -57,6 +57,7 @@ test_round_trip(void **state)
 	a.attempts = 3;
 	a.next_try = 1795739000;
 	a.last_error = strdup("451 4.3.0 disk");
+	a.rcpts[1].error = strdup("451 4.4.2 mx.example: connection refused");
 	a.warned = true;
 	buf_reset(&t);
 	envelope_state_serialize(&a, &t);
@@ -64,6 +65,9 @@ test_round_trip(void **state)
 	    sizeof(err)), 0);
 	assert_int_equal(b.rcpts[0].status, RCPT_DONE);
 	assert_int_equal(b.rcpts[1].status, RCPT_PENDING);
+	/* a pending recipient keeps its last temporary failure */
+	assert_string_equal(b.rcpts[1].error,
+	    "451 4.4.2 mx.example: connection refused");
 	assert_int_equal(b.attempts, 3);
 	assert_int_equal(b.next_try, 1795739000);
 	assert_true(b.warned);
