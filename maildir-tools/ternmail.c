@@ -1483,7 +1483,7 @@ main(int argc, char **argv)
 			usage(stdout);
 			return 0;
 		} else if (strcmp(argv[i], "--version") == 0) {
-			printf("ternmail %s\n", PACKAGE_VERSION);
+			printf("ternmail (Tern) %s\n", PACKAGE_VERSION);
 			return 0;
 		} else {
 			usage(stderr);
