@@ -134,7 +134,10 @@ put(char *out, size_t outsz, size_t *n, char c)
 	return true;
 }
 
-/* A quoted string at v[i] == '"', its content appended unescaped. */
+/*
+ * A quoted string at v[i] == '"': the index after it. Its content is
+ * appended unescaped to out, unless out is NULL (only skipping it).
+ */
 static size_t
 quoted(const char *v, size_t len, size_t i, char *out, size_t outsz,
     size_t *n)
@@ -142,7 +145,9 @@ quoted(const char *v, size_t len, size_t i, char *out, size_t outsz,
 	for (i++; i < len && v[i] != '"'; i++) {
 		if (v[i] == '\\' && i + 1 < len)
 			i++;
-		if (out && !put(out, outsz, n, v[i]))
+		if (out == NULL || n == NULL)
+			continue;
+		if (!put(out, outsz, n, v[i]))
 			return ADDR_BAD;
 	}
 	return i < len ? i + 1 : ADDR_BAD;
