@@ -239,15 +239,36 @@ next_special(const char *v, size_t len, size_t i)
 static size_t
 mailbox(const char *v, size_t len, size_t i, struct message_addr *a)
 {
+	size_t nn = 0;
+
+	a->name[0] = '\0';
 	if (next_special(v, len, i) == '<') {
-		/* skip the display name (a phrase) up to the '<' */
+		/*
+		 * The display name (a phrase) up to the '<': quoted strings
+		 * unquoted, comments dropped, white space runs as one space.
+		 */
+		bool space = false;
 		while (i < len && v[i] != '<') {
-			if (v[i] == '"')
-				i = quoted(v, len, i, NULL, 0, NULL);
-			else if (v[i] == '(')
+			if (v[i] == '"') {
+				if (space && nn > 0)
+					(void)put(a->name, sizeof(a->name), &nn, ' ');
+				space = false;
+				i = quoted(v, len, i, a->name, sizeof(a->name), &nn);
+				if (i == ADDR_BAD)   /* too long: keep what fits */
+					return ADDR_BAD;
+			} else if (v[i] == '(')
 				i = skip_cfws(v, len, i);
-			else
+			else if (v[i] == ' ' || v[i] == '\t' || v[i] == '\r' ||
+			    v[i] == '\n') {
+				space = true;
 				i++;
+			} else {
+				if (space && nn > 0)
+					(void)put(a->name, sizeof(a->name), &nn, ' ');
+				space = false;
+				(void)put(a->name, sizeof(a->name), &nn, v[i]);
+				i++;
+			}
 			if (i == ADDR_BAD)
 				return ADDR_BAD;
 		}

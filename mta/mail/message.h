@@ -40,16 +40,20 @@ bool message_find_field(const char *msg, size_t len, const char *name,
 /*
  * The mailboxes of an address-list field value (From:, To:, Cc:; RFC 5322
  * 3.4, with the obsolete forms of 4.4: routes, CFWS around dots): display
- * names, quoted strings, comments and groups are understood and dropped,
- * each addr-spec is kept with its local part unquoted. Returns the number
+ * names (kept, unquoted, as written: encoded-words stay encoded), quoted
+ * strings, comments and groups are understood; each addr-spec is kept
+ * with its local part unquoted. Returns the number
  * of mailboxes (up to max stored in out, the rest counted), or -1 if the
  * value is not an address list.
  */
 #define MESSAGE_ADDR_LOCAL_MAX 64     /* RFC 5321 4.5.3.1.1 */
 #define MESSAGE_ADDR_DOMAIN_MAX 255   /* RFC 5321 4.5.3.1.2 */
+#define MESSAGE_ADDR_NAME_MAX 255
 struct message_addr {
 	char local[MESSAGE_ADDR_LOCAL_MAX + 1];
 	char domain[MESSAGE_ADDR_DOMAIN_MAX + 1];
+	char name[MESSAGE_ADDR_NAME_MAX + 1];  /* display name as written
+	                                         * (quotes undone), or "" */
 };
 int message_parse_addresses(const char *v, size_t len,
     struct message_addr *out, size_t max);

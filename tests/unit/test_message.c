@@ -243,6 +243,12 @@ test_addresses(void **state)
 				fail_msg("%s: second %s", cases[i].name, got);
 		}
 	}
+	/* display names */
+	struct message_addr n[2];
+	const char *v = "\"Liddell, Alice\" (the girl) <a@x.test>, Bob  Smith <b@y.test>";
+	assert_int_equal(message_parse_addresses(v, strlen(v), n, 2), 2);
+	assert_string_equal(n[0].name, "Liddell, Alice");
+	assert_string_equal(n[1].name, "Bob Smith");
 	/* more than max: all counted, max stored */
 	struct message_addr one[1];
 	assert_int_equal(message_parse_addresses("a@x.test, b@x.test, c@x.test",

@@ -1,0 +1,46 @@
+/* SPDX-License-Identifier: ISC */
+/*
+ * libFuzzer harness: mail/mime.c, the MIME structure IMAP shows. Every
+ * part lies inside the message, BODYSTRUCTURE and ENVELOPE are written
+ * for any input, and every section number found resolves.
+ */
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "base/buf.h"
+#include "base/util.h"
+#include "mail/mime.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static void
+check(const struct mime_part *p, size_t size, int depth)
+{
+	TERN_ASSERT(depth < 100);
+	TERN_ASSERT(p->hdr_off + p->hdr_len <= size);
+	TERN_ASSERT(p->body_off + p->body_len <= size);
+	for (size_t i = 0; i < p->nchildren; i++)
+		check(&p->children[i], size, depth + 1);
+}
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	const char *msg = (const char *)data;
+	struct mime_part *root = mime_parse(msg, size);
+	struct buf b;
+
+	check(root, size, 0);
+	buf_init(&b);
+	mime_write_bodystructure(&b, msg, root, true);
+	mime_write_envelope(&b, msg + root->hdr_off, root->hdr_len);
+	(void)mime_find_part(root, "1.2.3");
+	(void)mime_find_part(root, "2");
+	buf_reset(&b);
+	mime_append_crlf(&b, msg, size);
+	TERN_ASSERT(b.len == mime_crlf_size(msg, size));
+	buf_clear(&b);
+	mime_free(root);
+	return 0;
+}

@@ -1,0 +1,162 @@
+/* SPDX-License-Identifier: ISC */
+/*
+ * Unit tests for mail/mime.c: BODYSTRUCTURE and ENVELOPE of stored (LF)
+ * messages, golden strings in the form RFC 9051 7.5.2 gives, sizes as
+ * CRLF text, and section lookup.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "mail/mime.h"
+
+static char *
+bodystructure(const char *msg, bool ext)
+{
+	struct mime_part *p = mime_parse(msg, strlen(msg));
+	struct buf b;
+
+	buf_init(&b);
+	mime_write_bodystructure(&b, msg, p, ext);
+	mime_free(p);
+	return buf_steal(&b, NULL);
+}
+
+static void
+test_simple(void **state)
+{
+	static const char msg[] = "From: a@x.test\nSubject: hi\n\nline 1\nline 2\n";
+	char *s;
+
+	(void)state;
+	s = bodystructure(msg, false);
+	/* 14 octets as CRLF text, 2 lines */
+	assert_string_equal(s, "(\"TEXT\" \"PLAIN\" (\"CHARSET\" \"us-ascii\") "
+	    "NIL NIL \"7BIT\" 16 2)");
+	free(s);
+	s = bodystructure(msg, true);
+	assert_string_equal(s, "(\"TEXT\" \"PLAIN\" (\"CHARSET\" \"us-ascii\") "
+	    "NIL NIL \"7BIT\" 16 2 NIL NIL NIL NIL)");
+	free(s);
+}
+
+static void
+test_multipart(void **state)
+{
+	static const char msg[] =
+	    "Content-Type: multipart/mixed; boundary=\"=b=\"\n\n"
+	    "preamble\n"
+	    "--=b=\n"
+	    "Content-Type: text/plain; charset=utf-8\n"
+	    "Content-Transfer-Encoding: quoted-printable\n\n"
+	    "caf=C3=A9\n"
+	    "--=b=\n"
+	    "Content-Type: application/pdf; name=\"a b.pdf\"\n"
+	    "Content-Disposition: attachment; filename=\"a b.pdf\"\n"
+	    "Content-Transfer-Encoding: base64\n\n"
+	    "JVBERi0=\n"
+	    "--=b=\n"
+	    "Content-Type: message/rfc822\n\n"
+	    "From: Bob <b@y.test>\nSubject: inner\n\nhello\n"
+	    "--=b=--\n"
+	    "epilogue\n";
+	struct mime_part *p = mime_parse(msg, strlen(msg));
+	struct buf b;
+
+	(void)state;
+	assert_int_equal(p->nchildren, 3);
+	buf_init(&b);
+	mime_write_bodystructure(&b, msg, p, false);
+	assert_string_equal(b.data,
+	    "((\"TEXT\" \"PLAIN\" (\"CHARSET\" \"utf-8\") NIL NIL "
+	    "\"QUOTED-PRINTABLE\" 9 1)"
+	    "(\"APPLICATION\" \"PDF\" (\"NAME\" \"a b.pdf\") NIL NIL \"BASE64\" 8)"
+	    "(\"MESSAGE\" \"RFC822\" NIL NIL NIL \"7BIT\" 45 "
+	    "(NIL \"inner\" ((\"Bob\" NIL \"b\" \"y.test\")) "
+	    "((\"Bob\" NIL \"b\" \"y.test\")) ((\"Bob\" NIL \"b\" \"y.test\")) "
+	    "NIL NIL NIL NIL NIL) "
+	    "(\"TEXT\" \"PLAIN\" (\"CHARSET\" \"us-ascii\") NIL NIL \"7BIT\" 5 1) 4)"
+	    " \"MIXED\")");
+	buf_reset(&b);
+	mime_write_bodystructure(&b, msg, p, true);
+	assert_non_null(strstr(b.data, "(\"ATTACHMENT\" (\"FILENAME\" \"a b.pdf\"))"));
+	assert_non_null(strstr(b.data, " \"MIXED\" (\"BOUNDARY\" \"=b=\") NIL NIL NIL)"));
+	/* sections */
+	const struct mime_part *q = mime_find_part(p, "2");
+	assert_string_equal(q->subtype, "pdf");
+	q = mime_find_part(p, "3.1");
+	assert_string_equal(q->type, "text");
+	assert_int_equal(q->body_len, 5);
+	assert_null(mime_find_part(p, "4"));
+	assert_null(mime_find_part(p, "1.2"));
+	assert_null(mime_find_part(p, "0"));
+	assert_ptr_equal(mime_find_part(p, "1.1"), mime_find_part(p, "1"));
+	buf_clear(&b);
+	mime_free(p);
+}
+
+static void
+test_envelope(void **state)
+{
+	static const char hdr[] =
+	    "Date: Tue, 1 Dec 2026 21:00:00 +0000\n"
+	    "From: \"Liddell, Alice\" <alice@x.test>\n"
+	    "Subject: a \"quoted\"\n word\n"
+	    "To: b@y.test, Carl <c@z.test>\n"
+	    "Message-ID: <1@x.test>\n\n";
+	struct buf b;
+
+	(void)state;
+	buf_init(&b);
+	mime_write_envelope(&b, hdr, strlen(hdr));
+	assert_string_equal(b.data,
+	    "(\"Tue, 1 Dec 2026 21:00:00 +0000\" \"a \\\"quoted\\\" word\" "
+	    "((\"Liddell, Alice\" NIL \"alice\" \"x.test\")) "
+	    "((\"Liddell, Alice\" NIL \"alice\" \"x.test\")) "
+	    "((\"Liddell, Alice\" NIL \"alice\" \"x.test\")) "
+	    "((NIL NIL \"b\" \"y.test\")(\"Carl\" NIL \"c\" \"z.test\")) "
+	    "NIL NIL NIL \"<1@x.test>\")");
+	buf_clear(&b);
+}
+
+static void
+test_broken(void **state)
+{
+	/* no closing delimiter, a boundary that is only a prefix, deep nesting */
+	static const char msg[] =
+	    "Content-Type: multipart/mixed; boundary=b\n\n"
+	    "--b\n\nfirst\n--bb\nnot a delimiter\n--b\n\nlast, unclosed\n";
+	struct mime_part *p = mime_parse(msg, strlen(msg));
+	struct buf b;
+
+	(void)state;
+	assert_int_equal(p->nchildren, 2);
+	buf_init(&b);
+	for (int i = 0; i < 50; i++)
+		buf_append_str(&b, "Content-Type: message/rfc822\n\n");
+	buf_append_str(&b, "x\n");
+	struct mime_part *d = mime_parse(b.data, b.len);
+	buf_reset(&b);
+	mime_write_bodystructure(&b, "", d, true);   /* bounded, no crash */
+	mime_free(d);
+	buf_clear(&b);
+	mime_free(p);
+	assert_int_equal(mime_crlf_size("a\nb\n", 4), 6);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_simple),
+		cmocka_unit_test(test_multipart),
+		cmocka_unit_test(test_envelope),
+		cmocka_unit_test(test_broken),
+	};
+	return cmocka_run_group_tests_name("mime", tests, NULL, NULL);
+}
