@@ -100,10 +100,12 @@ static int
 header_v1(const char *l, size_t len, struct uidlist *ul)
 {
 	/* "1 <uidvalidity> <nextuid>" */
+	if (len < 5 || l[1] != ' ')
+		return -1;
 	const char *a = l + 2, *end = l + len;
 	const char *sp = memchr(a, ' ', (size_t)(end - a));
 
-	if (len < 5 || l[1] != ' ' || sp == NULL)
+	if (sp == NULL)
 		return -1;
 	if (!get_u32(a, (size_t)(sp - a), &ul->uidvalidity) ||
 	    !get_u32(sp + 1, (size_t)(end - sp - 1), &ul->next_uid) ||

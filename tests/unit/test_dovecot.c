@@ -83,7 +83,7 @@ test_uidlist_v1_and_bad_headers(void **state)
 {
 	static const char v1[] = "1 1100000000 4\n1 one\n3 three:2,RS\n";
 	static const char *bad[] = { "", "2 V1 N1\n", "3 N5\n", "3 V0 N1\n",
-		"1 x y\n", "3 Vabc\n" };
+		"1 x y\n", "3 Vabc\n", "1", "1 ", "1 5" };   /* "1": fuzz_dovecot */
 	struct uidlist ul;
 	struct buf out;
 	char err[100];

@@ -1,0 +1,989 @@
+/* SPDX-License-Identifier: ISC */
+/*
+ * mailbox.c - layer 2: a Maildir++ folder with Dovecot's UID files
+ * (mailbox.h). Runs on I/O workers only, one call per box at a time
+ * (store.c). The crash rules: a message file is fsynced in tmp/ before it
+ * is renamed into cur/; a UID is final only once the uidlist naming it is
+ * fsynced and renamed into place, which happens before any caller may
+ * tell a client about it (APPENDUID, COPYUID). The uidlist is replaced
+ * the way Dovecot does it: dovecot-uidlist.lock is created with O_EXCL
+ * (the lock), the new text is written into it, and it is renamed over
+ * dovecot-uidlist (the unlock). A lock older than 120 s is stale.
+ */
+#include "store/mailbox.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "mail/mime.h"
+
+#define LOCK_STALE_SECS 120
+#define LOCK_WAIT_MS 10000
+#define UIDLIST "dovecot-uidlist"
+#define UIDLIST_LOCK "dovecot-uidlist.lock"
+#define KEYWORDS "dovecot-keywords"
+
+static void
+fail_errno(struct tern_err *err, const char *what, const char *path)
+{
+	int e = errno;
+
+	tern_err_set(err, e == ENOSPC || e == EDQUOT ? 452 : 451,
+	    e == ENOSPC || e == EDQUOT ? "4.3.1" : "4.3.0", "%s %s: %s", what,
+	    path, strerror(e));
+	err->temp = true;
+}
+
+struct mbox *
+mbox_new(const char *path)
+{
+	struct mbox *b = xcalloc(1, sizeof(*b));
+
+	b->path = xstrdup(path);
+	keywords_init(&b->kw);
+	return b;
+}
+
+static void
+msg_clear(struct mbox_msg *m)
+{
+	free(m->base);
+	free(m->fname);
+}
+
+void
+mbox_free(struct mbox *b)
+{
+	if (b == NULL)
+		return;
+	for (size_t i = 0; i < b->n; i++)
+		msg_clear(&b->m[i]);
+	free(b->m);
+	free(b->exp);
+	keywords_clear(&b->kw);
+	free(b->path);
+	free(b);
+}
+
+ssize_t
+mbox_find_uid(const struct mbox *b, uint32_t uid)
+{
+	size_t lo = 0, hi = b->n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (b->m[mid].uid == uid)
+			return (ssize_t)mid;
+		if (b->m[mid].uid < uid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return -1;
+}
+
+/* --- names and flags -------------------------------------------------- */
+
+/* Flags and keywords from a name's ":2," info. */
+static void
+info_flags(const char *name, uint8_t *flags, uint32_t *kw)
+{
+	const char *info = strstr(name, ":2,");
+
+	*flags = 0;
+	*kw = 0;
+	if (info == NULL)
+		return;
+	for (const char *p = info + 3; *p; p++) {
+		switch (*p) {
+		case 'S': *flags |= MBOX_SEEN; break;
+		case 'R': *flags |= MBOX_ANSWERED; break;
+		case 'F': *flags |= MBOX_FLAGGED; break;
+		case 'T': *flags |= MBOX_DELETED; break;
+		case 'D': *flags |= MBOX_DRAFT; break;
+		case 'P': *flags |= MBOX_FORWARDED; break;
+		default:
+			if (*p >= 'a' && *p <= 'z')
+				*kw |= 1u << (*p - 'a');
+		}
+	}
+}
+
+void
+mbox_flag_letters(uint8_t flags, uint32_t kw, char *out, size_t outsz)
+{
+	size_t n = 0;
+
+	/* Maildir: letters in ASCII order, upper case before lower */
+	if ((flags & MBOX_DRAFT) && n + 1 < outsz)
+		out[n++] = 'D';
+	if ((flags & MBOX_FLAGGED) && n + 1 < outsz)
+		out[n++] = 'F';
+	if ((flags & MBOX_FORWARDED) && n + 1 < outsz)
+		out[n++] = 'P';
+	if ((flags & MBOX_ANSWERED) && n + 1 < outsz)
+		out[n++] = 'R';
+	if ((flags & MBOX_SEEN) && n + 1 < outsz)
+		out[n++] = 'S';
+	if ((flags & MBOX_DELETED) && n + 1 < outsz)
+		out[n++] = 'T';
+	for (int i = 0; i < KEYWORDS_MAX; i++)
+		if ((kw & (1u << i)) && n + 1 < outsz)
+			out[n++] = (char)('a' + i);
+	out[n] = '\0';
+}
+
+static char *
+base_of(const char *name)
+{
+	const char *c = strchr(name, ':');
+
+	return c ? xstrndup(name, (size_t)(c - name)) : xstrdup(name);
+}
+
+/* W= of a base name, or 0. */
+static uint64_t
+name_vsize(const char *base)
+{
+	const char *w = strstr(base, ",W=");
+	uint64_t v = 0;
+
+	if (w == NULL)
+		return 0;
+	for (w += 3; *w >= '0' && *w <= '9'; w++)
+		v = v * 10 + (uint64_t)(*w - '0');
+	return v;
+}
+
+/* --- the uidlist lock ------------------------------------------------- */
+
+/* Creates the lock (O_EXCL); its fd takes the new text. */
+static int
+lock_uidlist(const struct mbox *b, struct tern_err *err)
+{
+	char path[4096];
+	int waited = 0;
+
+	if (str_fmt(path, sizeof(path), "%s/" UIDLIST_LOCK, b->path) != 0) {
+		errno = ENAMETOOLONG;
+		fail_errno(err, "lock", b->path);
+		return -1;
+	}
+	for (;;) {
+		int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
+		    0600);
+		if (fd >= 0)
+			return fd;
+		if (errno != EEXIST) {
+			fail_errno(err, "cannot lock", path);
+			return -1;
+		}
+		struct stat st;
+		if (stat(path, &st) == 0 &&
+		    time(NULL) - st.st_mtime > LOCK_STALE_SECS) {
+			(void)unlink(path);     /* stale: its owner is gone */
+			continue;
+		}
+		if (waited >= LOCK_WAIT_MS) {
+			tern_err_set(err, 451, "4.3.0", "%s is locked", path);
+			err->temp = true;
+			return -1;
+		}
+		struct timespec ts = { 0, 10 * 1000 * 1000 };
+		nanosleep(&ts, NULL);
+		waited += 10;
+	}
+}
+
+static void
+unlock_uidlist(const struct mbox *b, int fd)
+{
+	char path[4096];
+
+	close(fd);
+	if (str_fmt(path, sizeof(path), "%s/" UIDLIST_LOCK, b->path) == 0)
+		(void)unlink(path);
+}
+
+static int
+fsync_dir(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (fd < 0)
+		return -1;
+	int rc = fsync(fd);
+	close(fd);
+	return rc;
+}
+
+/* Writes ul into the lock's fd and renames it into place (unlocks). */
+static int
+commit_uidlist(const struct mbox *b, int fd, const struct uidlist *ul,
+    struct tern_err *err)
+{
+	char lock[4096], final[4096];
+	struct buf text;
+
+	buf_init(&text);
+	uidlist_serialize(ul, &text);
+	(void)str_fmt(lock, sizeof(lock), "%s/" UIDLIST_LOCK, b->path);
+	(void)str_fmt(final, sizeof(final), "%s/" UIDLIST, b->path);
+	size_t off = 0;
+	while (off < text.len) {
+		ssize_t w = write(fd, text.data + off, text.len - off);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			fail_errno(err, "write", lock);
+			buf_clear(&text);
+			unlock_uidlist(b, fd);
+			return -1;
+		}
+		off += (size_t)w;
+	}
+	buf_clear(&text);
+	if (fsync(fd) != 0 || close(fd) != 0) {
+		fail_errno(err, "fsync", lock);
+		(void)unlink(lock);
+		return -1;
+	}
+	if (rename(lock, final) != 0) {
+		fail_errno(err, "rename", final);
+		(void)unlink(lock);
+		return -1;
+	}
+	if (fsync_dir(b->path) != 0) {
+		fail_errno(err, "fsync", b->path);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+read_file(const char *path, struct buf *out, size_t max)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	char chunk[65536];
+	ssize_t r;
+
+	if (fd < 0)
+		return -1;
+	while ((r = read(fd, chunk, sizeof(chunk))) > 0) {
+		if (out->len + (size_t)r > max) {
+			close(fd);
+			errno = EFBIG;
+			return -1;
+		}
+		buf_append(out, chunk, (size_t)r);
+	}
+	int e = errno;
+	close(fd);
+	errno = e;
+	return r < 0 ? -1 : 0;
+}
+
+/* Reads the uidlist, or starts one with a new UIDVALIDITY. */
+static void
+load_uidlist(const struct mbox *b, const char *root, struct uidlist *ul)
+{
+	char path[4096], err[100];
+	struct buf text;
+
+	buf_init(&text);
+	uidlist_init(ul);
+	if (str_fmt(path, sizeof(path), "%s/" UIDLIST, b->path) == 0 &&
+	    read_file(path, &text, 256u << 20) == 0 &&
+	    uidlist_parse(text.data ? text.data : "", text.len, ul, err,
+	    sizeof(err)) == 0) {
+		buf_clear(&text);
+		return;
+	}
+	buf_clear(&text);
+	uidlist_init(ul);
+	ul->version = 3;
+	ul->uidvalidity = b->uidvalidity ? b->uidvalidity :
+	    mbox_next_uidvalidity(root);
+	ul->next_uid = 1;
+	unsigned char g[16];
+	int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		if (read(fd, g, sizeof(g)) == (ssize_t)sizeof(g))
+			for (int i = 0; i < 16; i++)
+				(void)snprintf(ul->guid + 2 * i, 3, "%02x", g[i]);
+		close(fd);
+	}
+}
+
+uint32_t
+mbox_next_uidvalidity(const char *root)
+{
+	char path[4096], tmp[4096], text[32];
+	uint32_t last = 0, next = (uint32_t)time(NULL);
+	int fd;
+
+	if (str_fmt(path, sizeof(path), "%s/dovecot-uidvalidity", root) != 0)
+		return next;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		ssize_t n = read(fd, text, sizeof(text) - 1);
+		close(fd);
+		if (n > 0) {
+			text[n] = '\0';
+			last = (uint32_t)strtoul(text, NULL, 16);
+		}
+	}
+	if (next <= last)
+		next = last + 1;
+	if (str_fmt(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid()) != 0)
+		return next;
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd >= 0) {
+		int n = snprintf(text, sizeof(text), "%08x", next);
+		bool ok = write(fd, text, (size_t)n) == n && fsync(fd) == 0;
+		if (close(fd) == 0 && ok && rename(tmp, path) == 0)
+			(void)fsync_dir(root);
+		else
+			(void)unlink(tmp);
+	}
+	return next;
+}
+
+/* --- sync -------------------------------------------------------------- */
+
+struct entry {
+	char *name;
+	char *base;
+	bool in_new;
+};
+
+static int
+cmp_entry(const void *a, const void *b)
+{
+	return strcmp(((const struct entry *)a)->base,
+	    ((const struct entry *)b)->base);
+}
+
+static int
+cmp_msg_uid(const void *a, const void *b)
+{
+	const struct mbox_msg *x = a, *y = b;
+
+	return x->uid < y->uid ? -1 : x->uid > y->uid;
+}
+
+struct rec_name {
+	const char *name;
+	size_t idx;
+};
+
+static int
+cmp_rec_name(const void *a, const void *b)
+{
+	const struct rec_name *x = a, *y = b;
+	int c = strcmp(x->name, y->name);
+
+	/* equal names (a broken file): the lower uid first */
+	return c ? c : (x->idx < y->idx ? -1 : x->idx > y->idx);
+}
+
+static int
+list_dir(const char *dir, bool in_new, struct entry **e, size_t *n,
+    size_t *cap)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+
+	if (d == NULL)
+		return errno == ENOENT ? 0 : -1;
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_name[0] == '.')
+			continue;
+		if (*n == *cap) {
+			*cap = *cap ? *cap * 2 : 256;
+			*e = xreallocarray(*e, *cap, sizeof(**e));
+		}
+		(*e)[*n].name = xstrdup(de->d_name);
+		(*e)[*n].base = base_of(de->d_name);
+		(*e)[*n].in_new = in_new;
+		(*n)++;
+	}
+	closedir(d);
+	return 0;
+}
+
+static int64_t
+mtime_ns(const char *path)
+{
+	struct stat st;
+
+	if (stat(path, &st) != 0)
+		return -1;
+	return (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+}
+
+static void
+load_keywords(struct mbox *b)
+{
+	char path[4096];
+	struct buf text;
+
+	buf_init(&text);
+	if (str_fmt(path, sizeof(path), "%s/" KEYWORDS, b->path) == 0 &&
+	    read_file(path, &text, 1 << 20) == 0)
+		keywords_parse(text.data ? text.data : "", text.len, &b->kw);
+	buf_clear(&text);
+}
+
+int
+mbox_save_keywords(struct mbox *b, struct tern_err *err)
+{
+	char path[4096], tmp[4096];
+	struct buf text;
+	int fd;
+
+	buf_init(&text);
+	keywords_serialize(&b->kw, &text);
+	(void)str_fmt(path, sizeof(path), "%s/" KEYWORDS, b->path);
+	(void)str_fmt(tmp, sizeof(tmp), "%s/" KEYWORDS ".tmp", b->path);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	bool ok = fd >= 0 && write(fd, text.data ? text.data : "", text.len) ==
+	    (ssize_t)text.len && fsync(fd) == 0;
+	if (fd >= 0 && close(fd) != 0)
+		ok = false;
+	buf_clear(&text);
+	if (!ok || rename(tmp, path) != 0) {
+		fail_errno(err, "write", path);
+		(void)unlink(tmp);
+		return -1;
+	}
+	return 0;
+}
+
+static void
+record_expunge(struct mbox *b, uint32_t uid)
+{
+	if (b->nexp == b->capexp) {
+		b->capexp = b->capexp ? b->capexp * 2 : 16;
+		b->exp = xreallocarray(b->exp, b->capexp, sizeof(*b->exp));
+	}
+	b->exp[b->nexp].uid = uid;
+	b->exp[b->nexp].modseq = ++b->modseq;
+	b->nexp++;
+}
+
+int
+mbox_sync(struct mbox *b, const char *root, bool move_new, bool *changed,
+    struct tern_err *err)
+{
+	char dnew[4096], dcur[4096], ulp[4096];
+	struct entry *e = NULL;
+	size_t ne = 0, cape = 0;
+	struct uidlist ul;
+	int lockfd;
+
+	*changed = false;
+	if (str_fmt(dnew, sizeof(dnew), "%s/new", b->path) != 0 ||
+	    str_fmt(dcur, sizeof(dcur), "%s/cur", b->path) != 0 ||
+	    str_fmt(ulp, sizeof(ulp), "%s/" UIDLIST, b->path) != 0) {
+		tern_err_set(err, 451, "4.3.0", "path too long");
+		return -1;
+	}
+	int64_t mn = mtime_ns(dnew), mc = mtime_ns(dcur), mu = mtime_ns(ulp);
+	if (b->synced && mn == b->seen_new && mc == b->seen_cur &&
+	    mu == b->seen_ul)
+		return 0;     /* nothing touched the folder */
+	if (mc < 0) {
+		errno = ENOENT;
+		fail_errno(err, "no folder", b->path);
+		return -1;
+	}
+	if ((lockfd = lock_uidlist(b, err)) < 0)
+		return -1;
+	load_uidlist(b, root, &ul);
+	if (!b->synced) {
+		keywords_clear(&b->kw);
+		load_keywords(b);
+	}
+	if (list_dir(dcur, false, &e, &ne, &cape) != 0 ||
+	    list_dir(dnew, true, &e, &ne, &cape) != 0) {
+		fail_errno(err, "readdir", b->path);
+		unlock_uidlist(b, lockfd);
+		uidlist_clear(&ul);
+		for (size_t i = 0; i < ne; i++) {
+			free(e[i].name);
+			free(e[i].base);
+		}
+		free(e);
+		return -1;
+	}
+	qsort(e, ne, sizeof(*e), cmp_entry);
+	/* the uidlist's records by name, to find files again */
+	struct rec_name *rn = xcalloc(ul.n + 1, sizeof(*rn));
+	for (size_t i = 0; i < ul.n; i++) {
+		rn[i].name = ul.recs[i].name;
+		rn[i].idx = i;
+	}
+	qsort(rn, ul.n, sizeof(*rn), cmp_rec_name);
+	bool *seen_rec = xcalloc(ul.n + 1, sizeof(bool));
+	uint32_t *uid_of = xcalloc(ne + 1, sizeof(uint32_t));
+	size_t a = 0;
+	for (size_t i = 0; i < ne; i++) {
+		while (a < ul.n && strcmp(rn[a].name, e[i].base) < 0)
+			a++;
+		if (a < ul.n && strcmp(rn[a].name, e[i].base) == 0 &&
+		    !seen_rec[rn[a].idx]) {
+			uid_of[i] = ul.recs[rn[a].idx].uid;
+			seen_rec[rn[a].idx] = true;
+		}
+	}
+	free(rn);
+	bool ul_changed = false;
+	/* records whose file is gone */
+	size_t w = 0;
+	for (size_t i = 0; i < ul.n; i++) {
+		if (seen_rec[i]) {
+			ul.recs[w++] = ul.recs[i];
+			continue;
+		}
+		free(ul.recs[i].name);
+		free(ul.recs[i].fields);
+		ul_changed = true;
+	}
+	ul.n = w;
+	free(seen_rec);
+	/* new files: the next UIDs, in name (= arrival time) order */
+	for (size_t i = 0; i < ne; i++) {
+		if (uid_of[i])
+			continue;
+		uint32_t uid = uidlist_next_uid(&ul);
+		uidlist_add(&ul, uid, e[i].base, NULL);
+		uid_of[i] = uid;
+		ul_changed = true;
+	}
+	/* new/ -> cur/ (Dovecot does it too when a folder is opened) */
+	if (move_new)
+		for (size_t i = 0; i < ne; i++) {
+			if (!e[i].in_new)
+				continue;
+			char from[4096], to[4096], *nn;
+			nn = strchr(e[i].name, ':') ? xstrdup(e[i].name) :
+			    xasprintf("%s:2,", e[i].name);
+			if (str_fmt(from, sizeof(from), "%s/%s", dnew,
+			    e[i].name) == 0 && str_fmt(to, sizeof(to), "%s/%s",
+			    dcur, nn) == 0 && rename(from, to) == 0) {
+				free(e[i].name);
+				e[i].name = nn;
+				e[i].in_new = false;
+			} else
+				free(nn);
+		}
+	if (ul_changed || ul.version != 3) {
+		if (commit_uidlist(b, lockfd, &ul, err) != 0) {
+			lockfd = -1;
+			goto fail;
+		}
+	} else
+		unlock_uidlist(b, lockfd);
+	lockfd = -1;
+	b->uidvalidity = ul.uidvalidity;
+	b->uidnext = uidlist_next_uid(&ul);
+	memcpy(b->guid, ul.guid, sizeof(b->guid));
+
+	/* the new message list, in uid order, against the old one */
+	struct mbox_msg *m = xcalloc(ne + 1, sizeof(*m));
+	for (size_t i = 0; i < ne; i++) {
+		m[i].uid = uid_of[i];
+		m[i].base = e[i].base;
+		m[i].fname = e[i].name;
+		m[i].in_new = e[i].in_new;
+		info_flags(e[i].name, &m[i].flags, &m[i].kw);
+		e[i].base = e[i].name = NULL;
+	}
+	/* by uid (the files were in name order) */
+	qsort(m, ne, sizeof(*m), cmp_msg_uid);
+	size_t o = 0;
+	for (size_t i = 0; i < ne; i++) {
+		while (o < b->n && b->m[o].uid < m[i].uid) {
+			record_expunge(b, b->m[o].uid);
+			*changed = true;
+			o++;
+		}
+		if (o < b->n && b->m[o].uid == m[i].uid) {
+			const struct mbox_msg *old = &b->m[o];
+			m[i].internaldate = old->internaldate;
+			m[i].vsize = old->vsize;
+			m[i].recent = old->recent;
+			m[i].modseq = old->modseq;
+			if (old->flags != m[i].flags || old->kw != m[i].kw) {
+				m[i].modseq = ++b->modseq;
+				*changed = true;
+			}
+			o++;
+			continue;
+		}
+		/* new to us */
+		char path[4096];
+		struct stat st;
+		if (str_fmt(path, sizeof(path), "%s/%s", m[i].in_new ? dnew :
+		    dcur, m[i].fname) == 0 && stat(path, &st) == 0)
+			m[i].internaldate = st.st_mtime;
+		m[i].vsize = name_vsize(m[i].base);
+		m[i].recent = b->synced;
+		m[i].modseq = ++b->modseq;
+		*changed = true;
+	}
+	while (o < b->n) {
+		record_expunge(b, b->m[o].uid);
+		*changed = true;
+		o++;
+	}
+	for (size_t i = 0; i < b->n; i++)
+		msg_clear(&b->m[i]);
+	free(b->m);
+	b->m = m;
+	b->n = b->cap = ne;
+	if (!b->synced)
+		*changed = true;
+	b->synced = true;
+	b->seen_new = mtime_ns(dnew);
+	b->seen_cur = mtime_ns(dcur);
+	b->seen_ul = mtime_ns(ulp);
+	free(uid_of);
+	free(e);
+	uidlist_clear(&ul);
+	return 0;
+fail:
+	for (size_t i = 0; i < ne; i++) {
+		free(e[i].name);
+		free(e[i].base);
+	}
+	free(e);
+	free(uid_of);
+	uidlist_clear(&ul);
+	if (lockfd >= 0)
+		unlock_uidlist(b, lockfd);
+	return -1;
+}
+
+/* --- changes ----------------------------------------------------------- */
+
+int
+mbox_set_flags(struct mbox *b, size_t i, uint8_t flags, uint32_t kw,
+    struct tern_err *err)
+{
+	struct mbox_msg *m = &b->m[i];
+	char letters[40], from[4096], to[4096], *name;
+
+	if (m->flags == flags && m->kw == kw && !m->in_new)
+		return 0;
+	mbox_flag_letters(flags, kw, letters, sizeof(letters));
+	name = xasprintf("%s:2,%s", m->base, letters);
+	if (str_fmt(from, sizeof(from), "%s/%s/%s", b->path, m->in_new ? "new" :
+	    "cur", m->fname) != 0 || str_fmt(to, sizeof(to), "%s/cur/%s",
+	    b->path, name) != 0) {
+		free(name);
+		tern_err_set(err, 451, "4.3.0", "path too long");
+		return -1;
+	}
+	if (rename(from, to) != 0) {
+		fail_errno(err, "rename", from);
+		free(name);
+		return -1;
+	}
+	free(m->fname);
+	m->fname = name;
+	m->in_new = false;
+	m->flags = flags;
+	m->kw = kw;
+	m->modseq = ++b->modseq;
+	return 0;
+}
+
+static unsigned long name_seq;
+
+/* Writes data into tmp/ durably; the unique base name in *base. */
+static int
+write_tmp(struct mbox *b, const char *data, size_t len, char **base,
+    char *tmp, size_t tmpsz, struct tern_err *err)
+{
+	char host[256];
+	struct timeval tv;
+	int fd = -1;
+
+	if (gethostname(host, sizeof(host)) != 0)
+		(void)str_copy(host, sizeof(host), "localhost");
+	host[sizeof(host) - 1] = '\0';
+	for (char *p = host; *p; p++)
+		if (*p == '/' || *p == ':')
+			*p = '_';
+	uint64_t vsize = mime_crlf_size(data, len);
+	for (int tries = 0; tries < 100 && fd < 0; tries++) {
+		gettimeofday(&tv, NULL);
+		free(*base);
+		*base = xasprintf("%lld.M%ldP%ldQ%lu.%s,S=%zu,W=%llu",
+		    (long long)tv.tv_sec, (long)tv.tv_usec, (long)getpid(),
+		    __atomic_add_fetch(&name_seq, 1, __ATOMIC_RELAXED), host,
+		    len, (unsigned long long)vsize);
+		if (str_fmt(tmp, tmpsz, "%s/tmp/%s", b->path, *base) != 0) {
+			tern_err_set(err, 451, "4.3.0", "path too long");
+			return -1;
+		}
+		fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		if (fd < 0 && errno != EEXIST) {
+			fail_errno(err, "create", tmp);
+			return -1;
+		}
+	}
+	if (fd < 0) {
+		fail_errno(err, "create", tmp);
+		return -1;
+	}
+	size_t off = 0;
+	while (off < len) {
+		ssize_t w = write(fd, data + off, len - off);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0) {
+			fail_errno(err, "write", tmp);
+			close(fd);
+			(void)unlink(tmp);
+			return -1;
+		}
+		off += (size_t)w;
+	}
+	if (fsync(fd) != 0 || close(fd) != 0) {
+		fail_errno(err, "fsync", tmp);
+		(void)unlink(tmp);
+		return -1;
+	}
+	return 0;
+}
+
+int
+mbox_append(struct mbox *b, const char *root, const char *data, size_t len,
+    uint8_t flags, uint32_t kw, int64_t internaldate, uint32_t *uid,
+    struct tern_err *err)
+{
+	char tmp[4096], final[4096], letters[40], dcur[4096];
+	char *base = NULL;
+	bool changed;
+	struct uidlist ul;
+	int lockfd;
+
+	if (mbox_sync(b, root, false, &changed, err) != 0)
+		return -1;
+	if (write_tmp(b, data, len, &base, tmp, sizeof(tmp), err) != 0) {
+		free(base);
+		return -1;
+	}
+	if (internaldate > 0) {
+		struct timespec ts[2] = { { (time_t)internaldate, 0 },
+			{ (time_t)internaldate, 0 } };
+		(void)utimensat(AT_FDCWD, tmp, ts, 0);
+	}
+	mbox_flag_letters(flags, kw, letters, sizeof(letters));
+	char *fname = xasprintf("%s:2,%s", base, letters);
+	(void)str_fmt(final, sizeof(final), "%s/cur/%s", b->path, fname);
+	(void)str_fmt(dcur, sizeof(dcur), "%s/cur", b->path);
+	if ((lockfd = lock_uidlist(b, err)) < 0)
+		goto fail;
+	load_uidlist(b, root, &ul);
+	if (rename(tmp, final) != 0 || fsync_dir(dcur) != 0) {
+		fail_errno(err, "rename", final);
+		uidlist_clear(&ul);
+		unlock_uidlist(b, lockfd);
+		goto fail;
+	}
+	*uid = uidlist_next_uid(&ul);
+	uidlist_add(&ul, *uid, base, NULL);
+	if (commit_uidlist(b, lockfd, &ul, err) != 0) {
+		/* the file stays: the next sync gives it a UID */
+		uidlist_clear(&ul);
+		free(base);
+		free(fname);
+		return -1;
+	}
+	b->uidvalidity = ul.uidvalidity;
+	b->uidnext = uidlist_next_uid(&ul);
+	uidlist_clear(&ul);
+	/* in memory at once, so the session sees it without a rescan */
+	if (b->n == b->cap) {
+		b->cap = b->cap ? b->cap * 2 : 64;
+		b->m = xreallocarray(b->m, b->cap, sizeof(*b->m));
+	}
+	struct mbox_msg *m = &b->m[b->n++];
+	memset(m, 0, sizeof(*m));
+	m->uid = *uid;
+	m->base = base;
+	m->fname = fname;
+	m->flags = flags;
+	m->kw = kw;
+	m->vsize = name_vsize(base);
+	m->internaldate = internaldate > 0 ? internaldate : time(NULL);
+	m->modseq = ++b->modseq;
+	m->recent = true;
+	return 0;
+fail:
+	(void)unlink(tmp);
+	free(base);
+	free(fname);
+	return -1;
+}
+
+int
+mbox_copy(struct mbox *src, const size_t *idx, size_t n, struct mbox *dst,
+    const char *root, uint32_t *uids, struct tern_err *err)
+{
+	bool changed;
+	struct uidlist ul;
+	char dcur[4096];
+	int lockfd;
+	bool kwsave = false;
+
+	if (mbox_sync(dst, root, false, &changed, err) != 0)
+		return -1;
+	char **names = xcalloc(n + 1, sizeof(char *));
+	char **bases = xcalloc(n + 1, sizeof(char *));
+	size_t done = 0;
+	(void)str_fmt(dcur, sizeof(dcur), "%s/cur", dst->path);
+	for (; done < n; done++) {
+		const struct mbox_msg *m = &src->m[idx[done]];
+		uint32_t kw = 0;
+		for (int k = 0; k < KEYWORDS_MAX; k++)
+			if ((m->kw & (1u << k)) && src->kw.names[k]) {
+				int j = keywords_add(&dst->kw, src->kw.names[k]);
+				if (j >= 0) {
+					kw |= 1u << j;
+					kwsave = true;
+				}
+			}
+		char letters[40], from[4096], to[4096];
+		mbox_flag_letters(m->flags, kw, letters, sizeof(letters));
+		bases[done] = xstrdup(m->base);
+		names[done] = xasprintf("%s:2,%s", m->base, letters);
+		(void)str_fmt(from, sizeof(from), "%s/%s/%s", src->path,
+		    m->in_new ? "new" : "cur", m->fname);
+		(void)str_fmt(to, sizeof(to), "%s/%s", dcur, names[done]);
+		if (link(from, to) == 0)
+			continue;
+		if (errno != EEXIST && errno != EXDEV && errno != EPERM) {
+			fail_errno(err, "link", to);
+			break;
+		}
+		/* the same message is there already, or no hard links: a
+		 * new file with its own name */
+		struct buf data;
+		buf_init(&data);
+		char tmp[4096];
+		char *base = NULL;
+		if (read_file(from, &data, SIZE_MAX) != 0 ||
+		    write_tmp(dst, data.data ? data.data : "", data.len, &base,
+		    tmp, sizeof(tmp), err) != 0) {
+			if (err->text[0] == '\0')
+				fail_errno(err, "read", from);
+			buf_clear(&data);
+			free(base);
+			break;
+		}
+		buf_clear(&data);
+		free(bases[done]);
+		free(names[done]);
+		bases[done] = base;
+		names[done] = xasprintf("%s:2,%s", base, letters);
+		(void)str_fmt(to, sizeof(to), "%s/%s", dcur, names[done]);
+		if (rename(tmp, to) != 0) {
+			fail_errno(err, "rename", to);
+			(void)unlink(tmp);
+			break;
+		}
+	}
+	if (done < n)
+		goto undo;
+	if (kwsave && mbox_save_keywords(dst, err) != 0)
+		goto undo;
+	if (fsync_dir(dcur) != 0) {
+		fail_errno(err, "fsync", dcur);
+		goto undo;
+	}
+	if ((lockfd = lock_uidlist(dst, err)) < 0)
+		goto undo;
+	load_uidlist(dst, root, &ul);
+	for (size_t i = 0; i < n; i++) {
+		uids[i] = uidlist_next_uid(&ul);
+		uidlist_add(&ul, uids[i], bases[i], NULL);
+	}
+	if (commit_uidlist(dst, lockfd, &ul, err) != 0) {
+		uidlist_clear(&ul);
+		goto undo;
+	}
+	dst->uidvalidity = ul.uidvalidity;
+	uidlist_clear(&ul);
+	for (size_t i = 0; i < n; i++) {
+		free(bases[i]);
+		free(names[i]);
+	}
+	free(bases);
+	free(names);
+	/* dst learns its new messages at its next sync */
+	dst->seen_cur = -2;
+	return 0;
+undo:
+	for (size_t i = 0; i < n; i++) {
+		if (i < done && names[i]) {
+			char to[4096];
+			if (str_fmt(to, sizeof(to), "%s/%s", dcur, names[i]) == 0)
+				(void)unlink(to);
+		}
+		free(bases[i]);
+		free(names[i]);
+	}
+	free(bases);
+	free(names);
+	return -1;
+}
+
+int
+mbox_remove(struct mbox *b, size_t i, struct tern_err *err)
+{
+	char path[4096];
+	const struct mbox_msg *m = &b->m[i];
+
+	if (str_fmt(path, sizeof(path), "%s/%s/%s", b->path, m->in_new ?
+	    "new" : "cur", m->fname) != 0) {
+		tern_err_set(err, 451, "4.3.0", "path too long");
+		return -1;
+	}
+	if (unlink(path) != 0 && errno != ENOENT) {
+		fail_errno(err, "unlink", path);
+		return -1;
+	}
+	return 0;
+}
+
+int
+mbox_read(const struct mbox *b, size_t i, struct buf *out, size_t max,
+    struct tern_err *err)
+{
+	char path[4096];
+	const struct mbox_msg *m = &b->m[i];
+
+	if (str_fmt(path, sizeof(path), "%s/%s/%s", b->path, m->in_new ?
+	    "new" : "cur", m->fname) != 0) {
+		tern_err_set(err, 451, "4.3.0", "path too long");
+		return -1;
+	}
+	if (read_file(path, out, max) != 0) {
+		fail_errno(err, "read", path);
+		return -1;
+	}
+	return 0;
+}

@@ -1,0 +1,128 @@
+/* SPDX-License-Identifier: ISC */
+/*
+ * mailbox.h - layer 2: one Maildir++ folder as IMAP sees it, kept in step
+ * with the files and the Dovecot-compatible UID files (DESIGN.md section
+ * 10). Every function here blocks on the disk and runs on an I/O worker;
+ * store.c makes sure that only one of them runs on a box at a time and
+ * that the loop thread reads a box only between them.
+ *
+ * Maildir stays the truth: flags live in file names (":2,<flags>"),
+ * UIDs in dovecot-uidlist (changed only under dovecot-uidlist.lock, as
+ * Dovecot does, so both can work on one tree), keyword letters in
+ * dovecot-keywords. A message's INTERNALDATE is its file's mtime.
+ */
+#ifndef TERN_MAILBOX_H
+#define TERN_MAILBOX_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "base/buf.h"
+#include "base/util.h"
+#include "store/dovecot.h"
+
+/* system flags (Maildir letters D F P R S T) */
+#define MBOX_SEEN 0x01u       /* S */
+#define MBOX_ANSWERED 0x02u   /* R */
+#define MBOX_FLAGGED 0x04u    /* F */
+#define MBOX_DELETED 0x08u    /* T */
+#define MBOX_DRAFT 0x10u      /* D */
+#define MBOX_FORWARDED 0x20u  /* P: the keyword $Forwarded */
+
+struct mbox_msg {
+	uint32_t uid;
+	char *base;               /* the name without its ":2," info */
+	char *fname;              /* the name as it is now in cur/ or new/ */
+	bool in_new;
+	uint8_t flags;
+	uint32_t kw;              /* bit i: dovecot-keywords index i */
+	uint64_t vsize;           /* octets as CRLF text (W=, or counted) */
+	int64_t internaldate;     /* mtime, seconds */
+	uint64_t modseq;          /* in memory: last change seen */
+	bool recent;
+};
+
+struct mbox_expunged {
+	uint32_t uid;
+	uint64_t modseq;
+};
+
+struct mbox {
+	char *path;               /* the Maildir directory */
+	uint32_t uidvalidity, uidnext;
+	struct mbox_msg *m;       /* ascending uid */
+	size_t n, cap;
+	struct keywords kw;
+	uint64_t modseq;          /* highest change, in memory */
+	struct mbox_expunged *exp;   /* expunges since open, for sessions */
+	size_t nexp, capexp;
+	char guid[33];
+	/* what the last sync saw, to skip a rescan when nothing changed */
+	int64_t seen_new, seen_cur, seen_ul;   /* mtimes, ns */
+	bool synced;
+};
+
+/* A new box for path (nothing read yet). */
+struct mbox *mbox_new(const char *path);
+void mbox_free(struct mbox *b);
+
+/*
+ * Brings b in step with the disk: reads dovecot-uidlist (creating it with
+ * a new UIDVALIDITY from the root's dovecot-uidvalidity if missing), lists
+ * new/ and cur/, moves new/ files into cur/ when move_new, keeps the UID
+ * of every file found again by its base name (a file renamed by another
+ * program keeps its UID), gives new files the next UIDs in name order,
+ * drops vanished ones (recorded in b->exp), and writes the uidlist back
+ * (fsynced) when it changed. root: the account's Maildir, for
+ * dovecot-uidvalidity. *changed: anything seen that sessions must hear.
+ */
+int mbox_sync(struct mbox *b, const char *root, bool move_new, bool *changed,
+    struct tern_err *err);
+
+/* Sets flags and keywords of message i (a rename in cur/). */
+int mbox_set_flags(struct mbox *b, size_t i, uint8_t flags, uint32_t kw,
+    struct tern_err *err);
+
+/*
+ * Stores a new message (data with LF line ends) with these flags and
+ * INTERNALDATE (0: now): tmp/ -> fsync -> cur/, then its UID in the
+ * uidlist, fsynced before it returns (so the UID may be announced).
+ */
+int mbox_append(struct mbox *b, const char *root, const char *data,
+    size_t len, uint8_t flags, uint32_t kw, int64_t internaldate,
+    uint32_t *uid, struct tern_err *err);
+
+/*
+ * Copies messages idx[0..n) of src into dst (hard links, keeping base
+ * names, so one file is one message in two folders), with new UIDs in
+ * dst given in order in uids[] (dst is synced first). Keywords are
+ * carried by name.
+ */
+int mbox_copy(struct mbox *src, const size_t *idx, size_t n, struct mbox *dst,
+    const char *root, uint32_t *uids, struct tern_err *err);
+
+/* Removes message i's file; the next sync records the expunge. */
+int mbox_remove(struct mbox *b, size_t i, struct tern_err *err);
+
+/* Reads message i (LF line ends) into out, at most max octets. */
+int mbox_read(const struct mbox *b, size_t i, struct buf *out, size_t max,
+    struct tern_err *err);
+
+/* The index of uid, or -1. */
+ssize_t mbox_find_uid(const struct mbox *b, uint32_t uid);
+
+/* Flag letters for a file name (sorted, as Maildir wants). */
+void mbox_flag_letters(uint8_t flags, uint32_t kw, char *out, size_t outsz);
+
+/* Saves dovecot-keywords (after mbox_keyword adds one). */
+int mbox_save_keywords(struct mbox *b, struct tern_err *err);
+
+/*
+ * The next UIDVALIDITY for a new folder of the account at root, from and
+ * into root/dovecot-uidvalidity (hex), as Dovecot keeps it.
+ */
+uint32_t mbox_next_uidvalidity(const char *root);
+
+#endif
