@@ -45,6 +45,7 @@ int
 imap_utf7_to_utf8(const char *s, struct buf *out)
 {
 	size_t mark = out->len;
+	const char *shift_end = NULL;
 
 	while (*s) {
 		unsigned char c = (unsigned char)*s;
@@ -61,6 +62,10 @@ imap_utf7_to_utf8(const char *s, struct buf *out)
 			s++;
 			continue;
 		}
+		/* two runs back to back are one run written as two: only
+		 * one form may name a mailbox */
+		if (s - 1 == shift_end)
+			goto bad;
 		/* a shifted run: 16-bit units from 6-bit digits */
 		uint32_t bits = 0, high = 0;
 		int nbits = 0;
@@ -87,8 +92,9 @@ imap_utf7_to_utf8(const char *s, struct buf *out)
 				high = u;
 			else if (u >= 0xdc00 && u <= 0xdfff)
 				goto bad;
-			else if (u >= 0x20 && u <= 0x7e)
-				goto bad;   /* must have been written directly */
+			else if (u <= 0x7f)
+				goto bad;   /* printable: written directly;
+				             * controls: never in a name */
 			else
 				put_utf8(out, u);
 		}
@@ -96,6 +102,7 @@ imap_utf7_to_utf8(const char *s, struct buf *out)
 		if (*s != '-' || units == 0 || high || nbits >= 6 || bits != 0)
 			goto bad;
 		s++;
+		shift_end = s;
 	}
 	return 0;
 bad:

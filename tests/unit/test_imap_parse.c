@@ -222,7 +222,8 @@ test_utf7(void **state)
 		{ "&2D3eAA-", "\xf0\x9f\x98\x80" },   /* a surrogate pair */
 	};
 	static const char *bad7[] = { "&", "&AGE-", "&ZeV", "&Z!-", "a\x80",
-		"&2D0-", "&AOQ", "&AOQB-" };
+		"&2D0-", "&AOQ", "&AOQB-",
+		"&APw-&APw-" /* two runs for one: fuzz_imap_parse */ };
 	static const char *bad8[] = { "\xff", "a\x01", "\xed\xa0\x80" };
 	struct buf b;
 
