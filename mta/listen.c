@@ -24,6 +24,7 @@
 
 #include "base/log.h"
 #include "base/util.h"
+#include "imap/imap_session.h"
 #include "runtime.h"
 #include "smtp/smtp_session.h"
 
@@ -38,7 +39,8 @@ struct ip_count {
 struct conn {
 	TAILQ_ENTRY(conn) entry;
 	struct listen_ctx *ctx;
-	struct smtp_session *s;
+	struct smtp_session *s;      /* one of the two */
+	struct imap_session *is;
 	struct ip_count *ipc;
 };
 
@@ -54,6 +56,7 @@ struct listen_ctx {
 	struct runtime **current;
 	struct queue *queue;
 	struct iopool *pool;
+	struct store *store;
 	struct listener *listeners;
 	size_t nlisteners;
 	TAILQ_HEAD(, conn) conns;
@@ -107,15 +110,26 @@ ip_put(struct listen_ctx *ctx, struct ip_count *ipc)
 }
 
 static void
-on_session_close(void *arg, struct smtp_session *s)
+conn_closed(struct conn *c)
 {
-	struct conn *c = arg;
 	struct listen_ctx *ctx = c->ctx;
 
 	TAILQ_REMOVE(&ctx->conns, c, entry);
 	ctx->nconns--;
 	ip_put(ctx, c->ipc);
 	free(c);
+}
+
+static void
+on_session_close(void *arg, struct smtp_session *s)
+{
+	conn_closed(arg);
+}
+
+static void
+on_imap_close(void *arg, struct imap_session *s)
+{
+	conn_closed(arg);
 }
 
 static void
@@ -179,6 +193,13 @@ on_accept(struct evconnlistener *ev, evutil_socket_t fd,
 	TAILQ_INSERT_TAIL(&ctx->conns, c, entry);
 	ctx->nconns++;
 	ctx->sessions_total++;
+	if (l->role == ROLE_IMAP || l->role == ROLE_IMAPS) {
+		struct imap_session_env ienv = { ctx->base, *ctx->current,
+			ctx->pool, ctx->store, on_imap_close, c };
+		c->is = imap_session_new(&ienv, fd, sa, (socklen_t)salen,
+		    l->tls);
+		return;
+	}
 	env.base = ctx->base;
 	env.rt = *ctx->current;
 	env.queue = ctx->queue;
@@ -217,11 +238,13 @@ on_accept_error(struct evconnlistener *ev, void *arg)
 
 struct listen_ctx *
 listen_start(struct event_base *base, struct runtime **current,
-    struct queue *q, struct iopool *pool, char *err, size_t errsz)
+    struct queue *q, struct iopool *pool, struct store *store, char *err,
+    size_t errsz)
 {
 	struct listen_ctx *ctx = xcalloc(1, sizeof(*ctx));
 	const struct config *cfg = (*current)->cfg;
 
+	ctx->store = store;
 	ctx->base = base;
 	ctx->current = current;
 	ctx->pool = pool;
@@ -272,7 +295,10 @@ listen_shutdown(struct listen_ctx *ctx)
 	/* A session may free itself (and its conn) inside the call. */
 	for (c = TAILQ_FIRST(&ctx->conns); c; c = next) {
 		next = TAILQ_NEXT(c, entry);
-		smtp_session_shutdown(c->s);
+		if (c->is)
+			imap_session_shutdown(c->is);
+		else
+			smtp_session_shutdown(c->s);
 	}
 }
 

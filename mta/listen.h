@@ -15,6 +15,7 @@ struct iopool;
 struct queue;
 struct runtime;
 struct listen_ctx;
+struct store;
 
 /*
  * Binds every listener of (*current)->cfg; NULL with err if one cannot be
@@ -23,7 +24,7 @@ struct listen_ctx;
  */
 struct listen_ctx *listen_start(struct event_base *base,
     struct runtime **current, struct queue *q, struct iopool *pool,
-    char *err, size_t errsz);
+    struct store *store, char *err, size_t errsz);
 /* Stops accepting and asks every session to finish (421). */
 void listen_shutdown(struct listen_ctx *ctx);
 /* Sessions open now. */

@@ -48,8 +48,9 @@ runtime_load(const char *path, struct kvstore *kv, unsigned generation,
 		free(rt);
 		return NULL;
 	}
-	if (cfg->users && (rt->users = auth_users_load(cfg->users, err,
-	    errsz)) == NULL) {
+	if (cfg->users && !(cfg->users_default && access(cfg->users, F_OK) !=
+	    0) && (rt->users = auth_users_load(cfg->users, err, errsz)) ==
+	    NULL) {
 		runtime_unref(rt);
 		return NULL;
 	}

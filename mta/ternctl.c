@@ -19,6 +19,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "base/auth.h"
@@ -121,6 +122,8 @@ read_password(char *out, size_t outsz)
 }
 
 /* Replaces or adds USER's line in the users table, atomically. */
+static int request(const char *path, const char *line);
+
 static int
 passwd(const char *cfg_path, const char *user)
 {
@@ -157,6 +160,8 @@ passwd(const char *cfg_path, const char *user)
 		config_free(cfg);
 		return 1;
 	}
+	if (cfg->users_default)
+		(void)mkdir(cfg->data_dir, 0711);  /* before ternd's first run */
 	(void)snprintf(tmp, sizeof(tmp), "%s.tmp", cfg->users);
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0 || (out = fdopen(fd, "w")) == NULL) {
@@ -189,8 +194,16 @@ passwd(const char *cfg_path, const char *user)
 		config_free(cfg);
 		return 1;
 	}
-	printf("%s %s in %s; `ternctl reload` makes ternd use it\n", user,
-	    replaced ? "changed" : "added", cfg->users);
+	printf("%s %s in %s\n", user, replaced ? "changed" : "added",
+	    cfg->users);
+	/* a running ternd uses it at once */
+	char *sock = xasprintf("%s/ternd.sock", cfg->run_dir);
+	if (access(sock, F_OK) == 0) {
+		fflush(stdout);
+		if (request(sock, "reload") == 0)
+			printf("ternd reloaded: the new password is in use\n");
+	}
+	free(sock);
 	config_free(cfg);
 	return 0;
 }

@@ -40,6 +40,7 @@
 #include "queue/queue.h"
 #include "runtime.h"
 #include "smtp/smtp_client.h"
+#include "store/store.h"
 #include "store/deliver_maildir.h"
 
 #define SHUTDOWN_GRACE_SEC 10
@@ -63,6 +64,7 @@ struct ternd {
 	struct tls_client *tls_client;
 	struct dispatch *dispatch;
 	struct listen_ctx *listen;
+	struct store *store;
 	struct control *control;
 	time_t started;
 	struct event *ev_term, *ev_int, *ev_hup, *ev_check;
@@ -70,6 +72,12 @@ struct ternd {
 	bool stopping;
 	char *pidfile;
 };
+
+static void
+on_maildir_delivery(void *arg, const char *maildir)
+{
+	store_notify_path(arg, maildir);
+}
 
 static void
 usage(FILE *fp)
@@ -613,7 +621,8 @@ main(int argc, char **argv)
 	    t.cfg->limits.min_free_space, err, sizeof(err));
 	if (t.queue == NULL)
 		startup_fail(err);
-	t.listen = listen_start(t.base, &t.rt, t.queue, t.pool, err,
+	t.store = store_new(t.base, t.pool);
+	t.listen = listen_start(t.base, &t.rt, t.queue, t.pool, t.store, err,
 	    sizeof(err));
 	if (t.listen == NULL)
 		startup_fail(err);
@@ -644,6 +653,8 @@ main(int argc, char **argv)
 	t.dm = deliver_maildir_new(t.cfg->hostname);
 	t.dispatch = dispatch_new(t.base, &t.rt, t.queue, t.dm, t.pool,
 	    t.client);
+	/* deliveries reach IMAP sessions on that folder at once */
+	dispatch_set_on_maildir(t.dispatch, on_maildir_delivery, t.store);
 	t.started = time(NULL);
 	char *sock = xasprintf("%s/ternd.sock", t.cfg->run_dir);
 	t.control = control_new(t.base, sock, on_control, &t, err,
@@ -689,6 +700,7 @@ main(int argc, char **argv)
 	tls_client_free(t.tls_client);
 	dns_free(t.dns);
 	dispatch_free(t.dispatch);
+	store_free(t.store);
 	queue_close(t.queue);
 	deliver_maildir_free(t.dm);
 	if (t.ev_check)

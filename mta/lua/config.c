@@ -34,6 +34,7 @@ static const char embedded_default[] =
     "listen = {\n"
     "  { addr = \"127.0.0.1:2525\", role = \"mx\" },\n"
     "  { addr = \"127.0.0.1:2587\", role = \"submission\" },\n"
+    "  { addr = \"127.0.0.1:2143\", role = \"imap\" },\n"
     "}\n"
     "trusted_networks = { \"127.0.0.0/8\", \"::1/128\" }\n"
     "plugins = { \"retry_default\" }\n";
@@ -198,12 +199,18 @@ parse_listen(struct ctx *c, const struct cfg_node *n, struct config *cfg)
 			l->role = ROLE_SUBMISSION;
 		else if (strcmp(role, "submissions") == 0)
 			l->role = ROLE_SUBMISSIONS;
+		else if (strcmp(role, "imap") == 0)
+			l->role = ROLE_IMAP;
+		else if (strcmp(role, "imaps") == 0)
+			l->role = ROLE_IMAPS;
 		else
 			return fail(c, "item %zu: role must be \"mx\", "
-			    "\"submission\" or \"submissions\"", i + 1);
+			    "\"submission\", \"submissions\", \"imap\" or "
+			    "\"imaps\"", i + 1);
 		if (tls == NULL)
-			l->tls = l->role == ROLE_SUBMISSIONS ?
-			    LISTEN_TLS_IMPLICIT : LISTEN_TLS_STARTTLS;
+			l->tls = l->role == ROLE_SUBMISSIONS ||
+			    l->role == ROLE_IMAPS ? LISTEN_TLS_IMPLICIT :
+			    LISTEN_TLS_STARTTLS;
 		else if (strcmp(tls, "starttls") == 0)
 			l->tls = LISTEN_TLS_STARTTLS;
 		else if (strcmp(tls, "implicit") == 0)
@@ -213,9 +220,10 @@ parse_listen(struct ctx *c, const struct cfg_node *n, struct config *cfg)
 		else
 			return fail(c, "item %zu: tls must be \"starttls\", "
 			    "\"implicit\" or \"none\"", i + 1);
-		if (l->role == ROLE_SUBMISSIONS && l->tls != LISTEN_TLS_IMPLICIT)
-			return fail(c, "item %zu: role \"submissions\" is "
-			    "implicit TLS (RFC 8314)", i + 1);
+		if ((l->role == ROLE_SUBMISSIONS || l->role == ROLE_IMAPS) &&
+		    l->tls != LISTEN_TLS_IMPLICIT)
+			return fail(c, "item %zu: roles \"submissions\" and "
+			    "\"imaps\" are implicit TLS (RFC 8314)", i + 1);
 	}
 	return 0;
 }
@@ -672,6 +680,11 @@ config_load(const char *path, char *err, size_t errsz)
 		cfg->tls_selfsigned = true;
 	}
 	cfg->mail_dir = xasprintf("%s/mail", cfg->data_dir);
+	if (cfg->users == NULL) {
+		/* data_dir/users, used once `ternctl passwd` made it */
+		cfg->users = xasprintf("%s/users", cfg->data_dir);
+		cfg->users_default = true;
+	}
 	cfg->run_dir = xasprintf("%s/run", cfg->data_dir);
 	if (cfg->domains == NULL) {
 		cfg->domains = xcalloc(3, sizeof(char *));
@@ -730,7 +743,8 @@ const char *
 config_role_name(enum listen_role role)
 {
 	return role == ROLE_SUBMISSIONS ? "submissions" :
-	    role == ROLE_SUBMISSION ? "submission" : "mx";
+	    role == ROLE_SUBMISSION ? "submission" : role == ROLE_IMAP ?
+	    "imap" : role == ROLE_IMAPS ? "imaps" : "mx";
 }
 
 /* A Lua string literal: what was read comes back the same. */
@@ -861,10 +875,11 @@ config_print(const struct config *cfg, FILE *fp)
 		print_str(fp, cfg->tls_key);
 		fputs(" }\n", fp);
 	}
-	if (cfg->users)
+	if (cfg->users && !cfg->users_default)
 		print_str_key(fp, "users", cfg->users);
 	else
-		fputs("users = nil -- no AUTH\n", fp);
+		fprintf(fp, "users = nil -- %s, once ternctl passwd made it\n",
+		    cfg->users);
 	fprintf(fp, "auth_loopback_plaintext = %s\n",
 	    cfg->auth_loopback_plaintext ? "true" : "false");
 	fprintf(fp, "submission_from = \"%s\"\n",

@@ -16,7 +16,8 @@
 
 struct cfg_node;
 
-enum listen_role { ROLE_MX, ROLE_SUBMISSION, ROLE_SUBMISSIONS };
+enum listen_role { ROLE_MX, ROLE_SUBMISSION, ROLE_SUBMISSIONS, ROLE_IMAP,
+	ROLE_IMAPS };
 enum listen_tls { LISTEN_TLS_STARTTLS, LISTEN_TLS_IMPLICIT, LISTEN_TLS_NONE };
 
 /*
@@ -84,7 +85,9 @@ struct config {
 	struct cfg_node *tree;            /* the evaluated file, kept */
 	/* outbound */
 	char *tls_cert, *tls_key;         /* the server certificate */
-	char *users;                      /* user:hash table, or NULL */
+	char *users;                      /* user:hash table */
+	bool users_default;               /* not configured: data_dir/users,
+	                                   * optional until it exists */
 	bool auth_loopback_plaintext;     /* AUTH without TLS from trusted */
 	enum submission_from submission_from;
 	bool tls_selfsigned;              /* default paths: made at start */

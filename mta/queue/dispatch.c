@@ -567,7 +567,23 @@ phase_remote(struct job *j)
 static void
 done_deliver(void *arg)
 {
-	phase_remote(arg);
+	struct job *j = arg;
+
+	if (j->d->on_maildir)
+		for (size_t i = 0; i < j->nplans; i++)
+			if (j->plans[i].delivered &&
+			    j->plans[i].kind == PLAN_MAILDIR)
+				j->d->on_maildir(j->d->on_maildir_arg,
+				    j->plans[i].maildir);
+	phase_remote(j);
+}
+
+void
+dispatch_set_on_maildir(struct dispatch *d,
+    void (*cb)(void *arg, const char *maildir), void *arg)
+{
+	d->on_maildir = cb;
+	d->on_maildir_arg = arg;
 }
 
 /* --- RECORD (worker) -------------------------------------------------- */

@@ -27,6 +27,9 @@ struct dispatch;
 struct dispatch *dispatch_new(struct event_base *base,
     struct runtime **current, struct queue *q, struct deliver_maildir *dm,
     struct iopool *pool, struct smtp_client *client);
+/* Told (on the loop) of every Maildir a message was delivered into. */
+void dispatch_set_on_maildir(struct dispatch *d,
+    void (*cb)(void *arg, const char *maildir), void *arg);
 /* Start-up: schedules every message found in the spool. */
 void dispatch_load_queue(struct dispatch *d);
 /* Stops starting deliveries (shutdown). */

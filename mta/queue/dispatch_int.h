@@ -52,6 +52,8 @@ struct dispatch {
 	size_t inflight;
 	bool stopped;
 	struct dispatch_stats stats;
+	void (*on_maildir)(void *arg, const char *maildir);
+	void *on_maildir_arg;
 	bool pickup_running;
 	struct event *pickup_timer;
 };

@@ -1,0 +1,398 @@
+/* SPDX-License-Identifier: ISC */
+/*
+ * store.c - layer 3: accounts, shared open folders, their job queues and
+ * change notifications (store.h). Loop thread only, but for the work
+ * functions it hands to the I/O pool, which touch nothing here except
+ * the box's mbox and its changed flag (the box is theirs alone then).
+ * inotify watches new/ and cur/ of every open folder; events are
+ * coalesced for 20 ms into one sync job.
+ */
+#include "store/store.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/inotify.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "base/iopool.h"
+#include "base/log.h"
+#include "base/util.h"
+#include "store/mailbox.h"
+
+#define COALESCE_USEC 20000
+
+struct job {
+	struct store_box *box;
+	store_work_fn work;
+	store_done_fn done;
+	void *arg;
+	TAILQ_ENTRY(job) entry;
+};
+
+struct store_box {
+	struct store_account *acct;
+	char *name, *path;
+	struct mbox *mb;
+	unsigned refs;
+	unsigned selected;
+	bool busy;
+	bool changed;             /* set by the running job */
+	bool sync_queued;         /* a sync job is queued or armed */
+	TAILQ_HEAD(, job) jobs;
+	TAILQ_HEAD(, store_watch) watchers;
+	struct event *timer;
+	int wd_new, wd_cur;
+	TAILQ_ENTRY(store_box) entry;
+};
+
+struct store_account {
+	struct store *s;
+	char *user, *root;
+	unsigned refs;
+	TAILQ_HEAD(, store_box) boxes;
+	TAILQ_ENTRY(store_account) entry;
+};
+
+struct store {
+	struct event_base *base;
+	struct iopool *pool;
+	TAILQ_HEAD(, store_account) accounts;
+	int ifd;
+	struct event *iev;
+};
+
+static void on_inotify(evutil_socket_t fd, short what, void *arg);
+
+struct store *
+store_new(struct event_base *base, struct iopool *pool)
+{
+	struct store *s = xcalloc(1, sizeof(*s));
+
+	s->base = base;
+	s->pool = pool;
+	TAILQ_INIT(&s->accounts);
+	s->ifd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	if (s->ifd >= 0) {
+		s->iev = event_new(base, s->ifd, EV_READ | EV_PERSIST,
+		    on_inotify, s);
+		event_add(s->iev, NULL);
+	} else
+		log_warn("store: no inotify; changes by other programs are "
+		    "seen at the next command");
+	return s;
+}
+
+void
+store_free(struct store *s)
+{
+	if (s == NULL)
+		return;
+	if (s->iev)
+		event_free(s->iev);
+	if (s->ifd >= 0)
+		close(s->ifd);
+	free(s);
+}
+
+struct iopool *
+store_pool(const struct store *s)
+{
+	return s->pool;
+}
+
+struct store *
+store_of(const struct store_account *a)
+{
+	return a->s;
+}
+
+struct store_account *
+store_account_open(struct store *s, const char *user, const char *root)
+{
+	struct store_account *a;
+
+	TAILQ_FOREACH(a, &s->accounts, entry)
+		if (strcmp(a->root, root) == 0) {
+			a->refs++;
+			return a;
+		}
+	a = xcalloc(1, sizeof(*a));
+	a->s = s;
+	a->user = xstrdup(user);
+	a->root = xstrdup(root);
+	a->refs = 1;
+	TAILQ_INIT(&a->boxes);
+	TAILQ_INSERT_TAIL(&s->accounts, a, entry);
+	return a;
+}
+
+void
+store_account_close(struct store_account *a)
+{
+	if (a == NULL || --a->refs > 0)
+		return;
+	TAILQ_REMOVE(&a->s->accounts, a, entry);
+	free(a->user);
+	free(a->root);
+	free(a);
+}
+
+const char *
+store_account_root(const struct store_account *a)
+{
+	return a->root;
+}
+
+static void on_sync_timer(evutil_socket_t fd, short what, void *arg);
+
+struct store_box *
+store_box_open(struct store_account *a, const char *name, const char *path)
+{
+	struct store_box *b;
+
+	TAILQ_FOREACH(b, &a->boxes, entry)
+		if (strcmp(b->path, path) == 0) {
+			b->refs++;
+			return b;
+		}
+	b = xcalloc(1, sizeof(*b));
+	b->acct = a;
+	a->refs++;
+	b->name = xstrdup(name);
+	b->path = xstrdup(path);
+	b->mb = mbox_new(path);
+	b->refs = 1;
+	b->wd_new = b->wd_cur = -1;
+	TAILQ_INIT(&b->jobs);
+	TAILQ_INIT(&b->watchers);
+	b->timer = evtimer_new(a->s->base, on_sync_timer, b);
+	TAILQ_INSERT_TAIL(&a->boxes, b, entry);
+	if (a->s->ifd >= 0) {
+		char *d = xasprintf("%s/new", path);
+		uint32_t mask = IN_CREATE | IN_DELETE | IN_MOVED_FROM |
+		    IN_MOVED_TO | IN_ONLYDIR;
+		b->wd_new = inotify_add_watch(a->s->ifd, d, mask);
+		free(d);
+		d = xasprintf("%s/cur", path);
+		b->wd_cur = inotify_add_watch(a->s->ifd, d, mask);
+		free(d);
+	}
+	return b;
+}
+
+static void
+box_free(struct store_box *b)
+{
+	struct store *s = b->acct->s;
+
+	if (s->ifd >= 0) {
+		/* the same directory may be watched for another box: no */
+		if (b->wd_new >= 0)
+			(void)inotify_rm_watch(s->ifd, b->wd_new);
+		if (b->wd_cur >= 0)
+			(void)inotify_rm_watch(s->ifd, b->wd_cur);
+	}
+	TAILQ_REMOVE(&b->acct->boxes, b, entry);
+	event_free(b->timer);
+	mbox_free(b->mb);
+	store_account_close(b->acct);
+	free(b->name);
+	free(b->path);
+	free(b);
+}
+
+void
+store_box_close(struct store_box *b)
+{
+	if (b == NULL || --b->refs > 0)
+		return;
+	if (b->busy || !TAILQ_EMPTY(&b->jobs))
+		return;     /* the last job's completion frees it */
+	box_free(b);
+}
+
+struct mbox *
+store_box_mbox(struct store_box *b)
+{
+	return b->mb;
+}
+
+const char *
+store_box_name(const struct store_box *b)
+{
+	return b->name;
+}
+
+struct store_account *
+store_box_account(const struct store_box *b)
+{
+	return b->acct;
+}
+
+void
+store_box_mark_changed(struct store_box *b)
+{
+	b->changed = true;
+}
+
+static void box_pump(struct store_box *b);
+
+static void
+job_work(void *arg)
+{
+	struct job *j = arg;
+
+	j->work(j->box, j->arg);
+}
+
+static void
+job_done(void *arg)
+{
+	struct job *j = arg;
+	struct store_box *b = j->box;
+	bool changed = b->changed;
+	struct store_watch *w, *next;
+
+	b->busy = false;
+	b->changed = false;
+	b->refs++;        /* callbacks may close the box */
+	if (j->done)
+		j->done(b, j->arg);
+	free(j);
+	if (changed)
+		for (w = TAILQ_FIRST(&b->watchers); w; w = next) {
+			next = TAILQ_NEXT(w, entry);
+			w->changed(w->arg);
+		}
+	if (--b->refs == 0 && TAILQ_EMPTY(&b->jobs)) {
+		box_free(b);
+		return;
+	}
+	box_pump(b);
+}
+
+static void
+box_pump(struct store_box *b)
+{
+	struct job *j;
+
+	if (b->busy || (j = TAILQ_FIRST(&b->jobs)) == NULL)
+		return;
+	TAILQ_REMOVE(&b->jobs, j, entry);
+	b->busy = true;
+	iopool_submit(b->acct->s->pool, job_work, job_done, j);
+}
+
+void
+store_box_run(struct store_box *b, store_work_fn work, store_done_fn done,
+    void *arg)
+{
+	struct job *j = xcalloc(1, sizeof(*j));
+
+	j->box = b;
+	j->work = work;
+	j->done = done;
+	j->arg = arg;
+	TAILQ_INSERT_TAIL(&b->jobs, j, entry);
+	box_pump(b);
+}
+
+void
+store_box_watch(struct store_box *b, struct store_watch *w)
+{
+	TAILQ_INSERT_TAIL(&b->watchers, w, entry);
+}
+
+void
+store_box_unwatch(struct store_box *b, struct store_watch *w)
+{
+	TAILQ_REMOVE(&b->watchers, w, entry);
+}
+
+void
+store_box_select(struct store_box *b, bool on)
+{
+	if (on)
+		b->selected++;
+	else if (b->selected > 0)
+		b->selected--;
+}
+
+static void
+sync_work(struct store_box *b, void *arg)
+{
+	struct tern_err err;
+	bool changed = false;
+
+	(void)arg;
+	memset(&err, 0, sizeof(err));
+	if (mbox_sync(b->mb, b->acct->root, b->selected > 0, &changed,
+	    &err) != 0)
+		log_warnx("store: %s: %s", b->path, err.text);
+	if (changed)
+		store_box_mark_changed(b);
+}
+
+static void
+sync_done(struct store_box *b, void *arg)
+{
+	(void)arg;
+	b->sync_queued = false;
+}
+
+static void
+on_sync_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct store_box *b = arg;
+
+	store_box_run(b, sync_work, sync_done, NULL);
+}
+
+void
+store_box_sync_soon(struct store_box *b)
+{
+	struct timeval tv = { 0, COALESCE_USEC };
+
+	if (b->sync_queued)
+		return;
+	b->sync_queued = true;
+	evtimer_add(b->timer, &tv);
+}
+
+void
+store_notify_path(struct store *s, const char *path)
+{
+	struct store_account *a;
+	struct store_box *b;
+
+	TAILQ_FOREACH(a, &s->accounts, entry)
+		TAILQ_FOREACH(b, &a->boxes, entry)
+			if (strcmp(b->path, path) == 0 && !b->sync_queued) {
+				b->sync_queued = true;
+				store_box_run(b, sync_work, sync_done, NULL);
+			}
+}
+
+static void
+on_inotify(evutil_socket_t fd, short what, void *arg)
+{
+	struct store *s = arg;
+	char ev[8192] __attribute__((aligned(__alignof__(struct inotify_event))));
+	ssize_t n;
+
+	while ((n = read(fd, ev, sizeof(ev))) > 0) {
+		for (char *p = ev; p < ev + n;) {
+			const struct inotify_event *ie = (const void *)p;
+			struct store_account *a;
+			struct store_box *b;
+			TAILQ_FOREACH(a, &s->accounts, entry)
+				TAILQ_FOREACH(b, &a->boxes, entry)
+					if (ie->wd == b->wd_new ||
+					    ie->wd == b->wd_cur)
+						store_box_sync_soon(b);
+			p += sizeof(*ie) + ie->len;
+		}
+	}
+}
