@@ -380,6 +380,22 @@ cmp_msg_uid(const void *a, const void *b)
 	return x->uid < y->uid ? -1 : x->uid > y->uid;
 }
 
+struct arrival {
+	size_t i;
+	int64_t t;
+	const char *name;
+};
+
+static int
+cmp_arrival(const void *a, const void *b)
+{
+	const struct arrival *x = a, *y = b;
+
+	if (x->t != y->t)
+		return x->t < y->t ? -1 : 1;
+	return strcmp(x->name, y->name);
+}
+
 struct rec_name {
 	const char *name;
 	size_t idx;
@@ -547,6 +563,15 @@ mbox_sync(struct mbox *b, const char *root, bool move_new, bool *changed,
 	}
 	free(rn);
 	bool ul_changed = false;
+	/*
+	 * A UID is never given twice: the next one is fixed before records
+	 * of vanished files go (Dovecot leaves N behind and keeps an
+	 * expunged message's record until it rewrites the file).
+	 */
+	if (ul.next_uid < uidlist_next_uid(&ul)) {
+		ul.next_uid = uidlist_next_uid(&ul);
+		ul_changed = true;
+	}
 	/* records whose file is gone */
 	size_t w = 0;
 	for (size_t i = 0; i < ul.n; i++) {
@@ -560,15 +585,35 @@ mbox_sync(struct mbox *b, const char *root, bool move_new, bool *changed,
 	}
 	ul.n = w;
 	free(seen_rec);
-	/* new files: the next UIDs, in name (= arrival time) order */
+	/*
+	 * New files: the next UIDs in arrival order, by the files' mtimes
+	 * (names do not sort by time: the microseconds are not padded),
+	 * then by name.
+	 */
+	size_t nnew = 0;
+	struct arrival *arr = xcalloc(ne + 1, sizeof(*arr));
 	for (size_t i = 0; i < ne; i++) {
 		if (uid_of[i])
 			continue;
+		char path[4096];
+		struct stat st;
+		arr[nnew].i = i;
+		arr[nnew].name = e[i].name;
+		if (str_fmt(path, sizeof(path), "%s/%s", e[i].in_new ? dnew :
+		    dcur, e[i].name) == 0 && stat(path, &st) == 0)
+			arr[nnew].t = (int64_t)st.st_mtim.tv_sec * 1000000000 +
+			    st.st_mtim.tv_nsec;
+		nnew++;
+	}
+	qsort(arr, nnew, sizeof(*arr), cmp_arrival);
+	for (size_t k = 0; k < nnew; k++) {
+		size_t i = arr[k].i;
 		uint32_t uid = uidlist_next_uid(&ul);
 		uidlist_add(&ul, uid, e[i].base, NULL);
 		uid_of[i] = uid;
 		ul_changed = true;
 	}
+	free(arr);
 	/* new/ -> cur/ (Dovecot does it too when a folder is opened) */
 	if (move_new)
 		for (size_t i = 0; i < ne; i++) {

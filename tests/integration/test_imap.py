@@ -296,3 +296,105 @@ def test_a_user_sees_only_their_own_tree(imap):
     b = connect(imap, "bob", "bob pw")
     assert b.select("INBOX")[1] == [b"1"]
     b.logout()
+
+
+def tree(root):
+    """{folder: sorted [(Subject, flags)]} of a Maildir++ tree (mbsync's
+    Verbatim layout: each folder a plain Maildir under root)."""
+    import email
+    out = {}
+    for d, dirs, files in os.walk(root):
+        if os.path.basename(d) not in ("cur", "new"):
+            continue
+        folder = os.path.relpath(os.path.dirname(d), root)
+        for f in files:
+            with open(os.path.join(d, f), "rb") as fh:
+                subj = email.message_from_bytes(fh.read())["Subject"]
+            flags = f.split(":2,")[1] if ":2," in f else ""
+            flags = "".join(c for c in flags if c.isupper())
+            out.setdefault(folder, []).append((subj, flags))
+    return {k: sorted(v) for k, v in out.items() if v}
+
+
+def server_tree(t, user="alice"):
+    m = connect(t, user, user + " pw")
+    out = {}
+    typ, data = m.list('""', "*")
+    for line in data:
+        name = line.decode().rsplit(' "/" ', 1)[1].strip('"')
+        typ, d = m.select('"%s"' % name, readonly=True)
+        if int(d[0]) == 0:
+            continue
+        typ, d = m.fetch("1:*", "(FLAGS BODY.PEEK[HEADER.FIELDS (Subject)])")
+        msgs = []
+        for item in d:
+            if not isinstance(item, tuple):
+                continue
+            subj = item[1].decode().split(":", 1)[1].strip()
+            fl = item[0].decode()
+            letters = "".join(l for f, l in (("\\Draft", "D"),
+                              ("\\Flagged", "F"), ("\\Answered", "R"),
+                              ("\\Seen", "S"), ("\\Deleted", "T")) if f in fl)
+            msgs.append((subj, letters))
+        out[name] = sorted(msgs)
+    m.logout()
+    return out
+
+
+def test_mbsync_two_way(imap, tmp_path):
+    """isync's mbsync: the tree comes down, local changes go up, and both
+    sides end the same."""
+    import shutil
+    if shutil.which("mbsync") is None:
+        pytest.fail("mbsync is missing (scripts/deps test installs isync)")
+    deliver(imap, subject="one")
+    deliver(imap, subject="two")
+    assert len(imap.wait_messages("alice", 2)) == 2
+    local = tmp_path / "local"
+    local.mkdir()
+    rc = tmp_path / "mbsyncrc"
+    rc.write_text(
+        "IMAPAccount tern\nHost 127.0.0.1\nPort %d\nUser alice\n"
+        "Pass \"alice pw\"\nSSLType STARTTLS\nCertificateFile %s\n\n"
+        "IMAPStore tern-remote\nAccount tern\n\n"
+        "MaildirStore tern-local\nPath %s/\nInbox %s/INBOX\n"
+        "SubFolders Verbatim\n\n"
+        "Channel tern\nFar :tern-remote:\nNear :tern-local:\nPatterns *\n"
+        "Create Both\nExpunge Both\nSyncState *\n"
+        % (imap.imap_port, imap.data / "tls" / "cert.pem", local, local))
+
+    def sync():
+        r = subprocess.run(["mbsync", "-c", str(rc), "-a"],
+                           capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r.stdout + r.stderr + imap.log()[-2000:]
+
+    sync()
+    assert tree(local)["INBOX"] == [("one", ""), ("two", "")]
+    # locally: read one, flag two, a new message in Archive
+    cur = local / "INBOX" / "cur"
+    new = local / "INBOX" / "new"
+    for d in (cur, new):
+        for f in os.listdir(d):
+            path = d / f
+            msg = path.read_bytes()
+            base = f.split(":2,")[0]
+            flags = "S" if b"Subject: one" in msg else "F"
+            os.rename(path, cur / (base + ":2," + flags))
+    arch = local / "Archive"
+    (arch / "cur").mkdir(parents=True, exist_ok=True)
+    (arch / "cur" / "1700000000.M1P1.local:2,S").write_bytes(
+        b"From: alice@localhost\nSubject: kept\n\nold mail\n")
+    sync()
+    s = server_tree(imap)
+    assert s["INBOX"] == [("one", "S"), ("two", "F")]
+    assert s["Archive"] == [("kept", "S")]
+    # on the server: delete one; the next sync deletes it locally
+    m = connect(imap)
+    m.select("INBOX")
+    typ, data = m.search(None, "SUBJECT", "one")
+    m.store(data[0].decode(), "+FLAGS", "\\Deleted")
+    m.expunge()
+    m.logout()
+    sync()
+    assert tree(local)["INBOX"] == [("two", "F")]
+    assert tree(local) == {k: v for k, v in server_tree(imap).items()}
