@@ -291,8 +291,11 @@ read_file(const char *path, struct buf *out, size_t max)
 	return r < 0 ? -1 : 0;
 }
 
-/* Reads the uidlist, or starts one with a new UIDVALIDITY. */
-static void
+/*
+ * Reads the uidlist, or starts one with a new UIDVALIDITY: then true,
+ * and the caller must write it before any client hears the UIDVALIDITY.
+ */
+static bool
 load_uidlist(const struct mbox *b, const char *root, struct uidlist *ul)
 {
 	char path[4096], err[100];
@@ -305,7 +308,7 @@ load_uidlist(const struct mbox *b, const char *root, struct uidlist *ul)
 	    uidlist_parse(text.data ? text.data : "", text.len, ul, err,
 	    sizeof(err)) == 0) {
 		buf_clear(&text);
-		return;
+		return false;
 	}
 	buf_clear(&text);
 	uidlist_init(ul);
@@ -321,6 +324,7 @@ load_uidlist(const struct mbox *b, const char *root, struct uidlist *ul)
 				(void)snprintf(ul->guid + 2 * i, 3, "%02x", g[i]);
 		close(fd);
 	}
+	return true;
 }
 
 uint32_t
@@ -524,7 +528,7 @@ mbox_sync(struct mbox *b, const char *root, bool move_new, bool *changed,
 	}
 	if ((lockfd = lock_uidlist(b, err)) < 0)
 		return -1;
-	load_uidlist(b, root, &ul);
+	bool fresh = load_uidlist(b, root, &ul);
 	if (!b->synced) {
 		keywords_clear(&b->kw);
 		load_keywords(b);
@@ -562,7 +566,7 @@ mbox_sync(struct mbox *b, const char *root, bool move_new, bool *changed,
 		}
 	}
 	free(rn);
-	bool ul_changed = false;
+	bool ul_changed = fresh;   /* a new UIDVALIDITY is kept from now */
 	/*
 	 * A UID is never given twice: the next one is fixed before records
 	 * of vanished files go (Dovecot leaves N behind and keeps an

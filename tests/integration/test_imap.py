@@ -27,9 +27,12 @@ def unverified():
 def imap(make_ternd):
     t = make_ternd(start=False)
     t.imap_port = free_port()
+    t.imaps_port = free_port()
     t.config.write_text(t.config.read_text().replace(
         'role = "submission" },', 'role = "submission" },\n'
-        '  { addr = "127.0.0.1:%d", role = "imap" },' % t.imap_port))
+        '  { addr = "127.0.0.1:%d", role = "imap" },\n'
+        '  { addr = "127.0.0.1:%d", role = "imaps" },'
+        % (t.imap_port, t.imaps_port)))
     t.write_config = lambda *a: None
     for user, pw in (("alice", "alice pw"), ("bob", "bob pw")):
         r = subprocess.run([str(TERNCTL), "-c", str(t.config), "passwd", user],
@@ -398,3 +401,49 @@ def test_mbsync_two_way(imap, tmp_path):
     sync()
     assert tree(local)["INBOX"] == [("two", "F")]
     assert tree(local) == {k: v for k, v in server_tree(imap).items()}
+
+
+def test_offlineimap_one_shot_sync(imap, tmp_path):
+    """offlineimap3 over implicit TLS (imaps; it pins the self-signed
+    certificate by fingerprint): down, then a local change up."""
+    import hashlib
+    import shutil
+    if shutil.which("offlineimap") is None:
+        pytest.fail("offlineimap is missing (scripts/deps test installs "
+                    "offlineimap3)")
+    deliver(imap, subject="for offlineimap")
+    assert imap.wait_messages("alice", 1)
+    der = ssl.PEM_cert_to_DER_cert((imap.data / "tls" / "cert.pem").read_text())
+    local = tmp_path / "oi"
+    rc = tmp_path / "offlineimaprc"
+    rc.write_text(
+        "[general]\naccounts = tern\nmetadata = %s/meta\n"
+        "[Account tern]\nlocalrepository = local\nremoterepository = remote\n"
+        "[Repository local]\ntype = Maildir\nlocalfolders = %s\n"
+        "[Repository remote]\ntype = IMAP\nremotehost = 127.0.0.1\n"
+        "remoteport = %d\nremoteuser = alice\nremotepass = alice pw\n"
+        "ssl = yes\ncert_fingerprint = %s\n"
+        % (tmp_path, local, imap.imaps_port, hashlib.sha512(der).hexdigest()))
+
+    def sync():
+        r = subprocess.run(["offlineimap", "-c", str(rc), "-o", "-u", "basic"],
+                           capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0 and "ERROR" not in r.stdout + r.stderr, \
+            r.stdout[-3000:] + r.stderr[-2000:]
+
+    sync()
+    assert tree(local)["INBOX"] == [("for offlineimap", "")]
+    # read it locally; and file a message into Archive
+    for d in ("new", "cur"):
+        for f in os.listdir(local / "INBOX" / d):
+            os.rename(local / "INBOX" / d / f, local / "INBOX" / "cur" /
+                      (f.split(":2,")[0] + ":2,S"))
+    arch = local / "Archive" / "new"
+    (arch / "x").parent.mkdir(parents=True, exist_ok=True)
+    (arch / "1700000000.M1P1.local").write_bytes(
+        b"From: alice@localhost\nSubject: archived\n\nold\n")
+    sync()
+    s = server_tree(imap)
+    assert s["INBOX"] == [("for offlineimap", "S")]
+    assert s["Archive"] == [("archived", "")]
+    assert tree(local) == s
