@@ -93,7 +93,10 @@ def test_login_needs_tls_and_the_right_password(imap):
 
 
 def test_read_flag_search_copy_move_expunge(imap):
+    # one after the other: deliveries run in parallel, and UIDs follow
+    # the order the files arrived in
     deliver(imap, subject="one")
+    assert len(imap.wait_messages("alice", 1, domain="localhost")) == 1
     deliver(imap, subject="two", body="needle in here")
     assert len(imap.wait_messages("alice", 2, domain="localhost")) == 2
     m = connect(imap)
