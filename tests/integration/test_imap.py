@@ -450,3 +450,41 @@ def test_offlineimap_one_shot_sync(imap, tmp_path):
     assert s["INBOX"] == [("for offlineimap", "S")]
     assert s["Archive"] == [("archived", "")]
     assert tree(local) == s
+
+
+def test_kill_during_appends_loses_no_announced_uid(imap):
+    """SIGKILL while a client appends: after the restart every APPEND that
+    was answered is there, under the UID its APPENDUID announced."""
+    import threading
+    acked = {}
+    stop = threading.Event()
+
+    def appender():
+        try:
+            m = connect(imap)
+            for i in range(10000):
+                if stop.is_set():
+                    break
+                body = b"Subject: a%d\r\n\r\nnumber %d\r\n" % (i, i)
+                typ, data = m.append("INBOX", None, None, body)
+                if typ == "OK":
+                    uid = int(data[0].split(b"[APPENDUID ")[1].split()[1]
+                              .rstrip(b"]"))
+                    acked[uid] = body
+        except (OSError, imaplib.IMAP4.abort, imaplib.IMAP4.error):
+            pass
+
+    th = threading.Thread(target=appender)
+    th.start()
+    assert wait_for(lambda: len(acked) >= 20, timeout=60)
+    imap.kill9()
+    stop.set()
+    th.join(timeout=30)
+    imap.start()
+    m = connect(imap)
+    m.select("INBOX")
+    for uid, body in sorted(acked.items()):
+        typ, data = m.uid("FETCH", str(uid), "(BODY.PEEK[])")
+        assert typ == "OK" and data[0] and data[0][1] == body, uid
+    m.logout()
+    print("\nappends acknowledged before the kill: %d, all found" % len(acked))
