@@ -545,7 +545,8 @@ mbox_sync(struct mbox *b, const char *root, bool move_new, bool *changed,
 		free(e);
 		return -1;
 	}
-	qsort(e, ne, sizeof(*e), cmp_entry);
+	if (ne > 1)
+		qsort(e, ne, sizeof(*e), cmp_entry);
 	/* the uidlist's records by name, to find files again */
 	struct rec_name *rn = xcalloc(ul.n + 1, sizeof(*rn));
 	for (size_t i = 0; i < ul.n; i++) {
