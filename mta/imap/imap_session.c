@@ -2610,6 +2610,9 @@ session_free(struct imap_session *s)
 	}
 	log_info("imap %s: logout client=%s user=%s commands=%lu fetched=%lu",
 	    s->id, s->ip, s->user[0] ? s->user : "-", s->cmds, s->fetched);
+	if (s->other && s->other != s->box)   /* a STATUS or APPEND cut off */
+		store_box_close(s->other);
+	s->other = NULL;
 	deselect(s);
 	store_account_close(s->acct);
 	if (s->under_cb) {
