@@ -846,8 +846,9 @@ from_allowed(struct smtp_session *s)
 		return true;
 	n = message_parse_addresses(f.value, f.value_len, addrs, 8);
 	if (n <= 0 || n > 8) {
-		reply(s, 550, "5.6.0", "Error: the From: header field is not "
-		    "a list of addresses");
+		reply(s, 550, "5.6.0", n > 8 ? "Error: more than 8 From: "
+		    "addresses" : "Error: the From: header field is not a list "
+		    "of addresses");
 		return false;
 	}
 	/* the envelope sender as "local@domain", without the brackets */
