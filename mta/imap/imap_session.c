@@ -319,33 +319,42 @@ deselect(struct imap_session *s)
 typedef void (*job_fn)(struct imap_session *s, struct mbox *mb);
 typedef void (*job_end)(struct imap_session *s);
 
-/* Runs work on box b (the selected one, or another), then end. */
-static void
-run_box_job(struct imap_session *s, struct store_box *b, job_fn work,
-    job_end end);
-
-struct bjob {
+/*
+ * A job of the session: on a folder (box_work, run by the folder's queue)
+ * or on the account (acct_work, straight on the pool). Either way the
+ * session counts it (refs), waits for it (busy), and on completion sends
+ * what the job wrote, then runs end.
+ */
+struct sjob {
 	struct imap_session *s;
-	job_fn work;
+	job_fn box_work;
+	void (*acct_work)(struct imap_session *s);
 	job_end end;
 };
 
 static void
-bjob_work(struct store_box *b, void *arg)
+sjob_box_work(struct store_box *b, void *arg)
 {
-	struct bjob *j = arg;
+	struct sjob *j = arg;
 
-	j->work(j->s, store_box_mbox(b));
+	j->box_work(j->s, store_box_mbox(b));
 }
 
 static void
-bjob_done(struct store_box *b, void *arg)
+sjob_acct_work(void *arg)
 {
-	struct bjob *j = arg;
+	struct sjob *j = arg;
+
+	j->acct_work(j->s);
+}
+
+static void
+sjob_done(void *arg)
+{
+	struct sjob *j = arg;
 	struct imap_session *s = j->s;
 	job_end end = j->end;
 
-	(void)b;
 	free(j);
 	s->refs--;
 	if (s->dead) {
@@ -363,75 +372,46 @@ bjob_done(struct store_box *b, void *arg)
 }
 
 static void
-run_box_job(struct imap_session *s, struct store_box *b, job_fn work,
-    job_end end)
+sjob_box_done(struct store_box *b, void *arg)
 {
-	struct bjob *j = xcalloc(1, sizeof(*j));
+	(void)b;
+	sjob_done(arg);
+}
+
+static struct sjob *
+sjob_new(struct imap_session *s, job_end end)
+{
+	struct sjob *j = xcalloc(1, sizeof(*j));
 
 	j->s = s;
-	j->work = work;
 	j->end = end;
 	s->refs++;
 	s->busy = true;
 	buf_reset(&s->jout);
 	memset(&s->jerr, 0, sizeof(s->jerr));
 	s->jrc = 0;
-	store_box_run(b, bjob_work, bjob_done, j);
-}
-
-/* An account-level job (folders, subscriptions) straight on the pool. */
-struct ajob {
-	struct imap_session *s;
-	void (*work)(struct imap_session *s);
-	job_end end;
-};
-
-static void
-ajob_work(void *arg)
-{
-	struct ajob *j = arg;
-
-	j->work(j->s);
+	return j;
 }
 
 static void
-ajob_done(void *arg)
+run_box_job(struct imap_session *s, struct store_box *b, job_fn work,
+    job_end end)
 {
-	struct ajob *j = arg;
-	struct imap_session *s = j->s;
-	job_end end = j->end;
+	struct sjob *j = sjob_new(s, end);
 
-	free(j);
-	s->refs--;
-	if (s->dead) {
-		if (s->refs == 0)
-			session_free(s);
-		return;
-	}
-	if (s->jout.len)
-		bufferevent_write(s->bev, s->jout.data, s->jout.len);
-	buf_reset(&s->jout);
-	end(s);
-	flush(s);
-	if (!s->busy)
-		process(s);
+	j->box_work = work;
+	store_box_run(b, sjob_box_work, sjob_box_done, j);
 }
 
+/* An account-level job (folders, subscriptions). */
 static void
 run_acct_job(struct imap_session *s, void (*work)(struct imap_session *s),
     job_end end)
 {
-	struct ajob *j = xcalloc(1, sizeof(*j));
+	struct sjob *j = sjob_new(s, end);
 
-	j->s = s;
-	j->work = work;
-	j->end = end;
-	s->refs++;
-	s->busy = true;
-	buf_reset(&s->jout);
-	memset(&s->jerr, 0, sizeof(s->jerr));
-	s->jrc = 0;
-	iopool_submit(s->env.pool, ajob_work, ajob_done, j);
+	j->acct_work = work;
+	iopool_submit(s->env.pool, sjob_acct_work, sjob_done, j);
 }
 
 /* --- argument helpers ----------------------------------------------- */
