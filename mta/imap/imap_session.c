@@ -42,7 +42,9 @@
 #include "base/sasl.h"
 #include "base/tls.h"
 #include "base/util.h"
+#include "imap/imap_fetch.h"
 #include "imap/imap_parse.h"
+#include "imap/imap_search.h"
 #include "imap/imap_utf7.h"
 #include "mail/maildir.h"
 #include "mail/message.h"
@@ -208,31 +210,6 @@ view_seq(const struct imap_session *s, uint32_t uid)
 	return 0;
 }
 
-static void
-write_flags(struct buf *b, const struct mbox *mb, const struct mbox_msg *m)
-{
-	bool sp = false;
-
-	buf_append_char(b, '(');
-#define F(bit, name) if (m->flags & (bit)) { buf_printf(b, "%s%s", sp ? " " : \
-	"", name); sp = true; }
-	F(MBOX_SEEN, "\\Seen")
-	F(MBOX_ANSWERED, "\\Answered")
-	F(MBOX_FLAGGED, "\\Flagged")
-	F(MBOX_DELETED, "\\Deleted")
-	F(MBOX_DRAFT, "\\Draft")
-	F(MBOX_FORWARDED, "$Forwarded")
-#undef F
-	for (int i = 0; i < KEYWORDS_MAX; i++)
-		if ((m->kw & (1u << i)) && mb->kw.names[i]) {
-			buf_printf(b, "%s%s", sp ? " " : "", mb->kw.names[i]);
-			sp = true;
-		}
-	if (m->recent)
-		buf_printf(b, "%s\\Recent", sp ? " " : "");
-	buf_append_char(b, ')');
-}
-
 /*
  * What changed in the folder since this session last looked: EXPUNGE
  * (when allowed), EXISTS, and FLAGS of messages others changed. Only
@@ -276,7 +253,7 @@ updates(struct imap_session *s, bool expunges)
 		if (seq == 0)
 			continue;
 		buf_printf(&b, "* %zu FETCH (UID %u FLAGS ", seq, m->uid);
-		write_flags(&b, mb, m);
+		imap_write_flags(&b, mb, m);
 		buf_append_str(&b, ")\r\n");
 	}
 	s->seen_modseq = mb->modseq;
@@ -1052,32 +1029,6 @@ kw_bits(struct mbox *mb, const struct flagset *f, bool add, bool *saved)
 	return bits;
 }
 
-static const char *const months[] = { "Jan", "Feb", "Mar", "Apr", "May",
-	"Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
-
-/* "1-Dec-2026 21:00:00 +0000" (RFC 3501 date-time); -1 if not one. */
-static int64_t
-parse_datetime(const char *s)
-{
-	int d, y, H, M, S, zh;
-	char mon[4], sign;
-
-	if (sscanf(s, " %d-%3s-%d %d:%d:%d %c%4d", &d, mon, &y, &H, &M, &S,
-	    &sign, &zh) != 8 || (sign != '+' && sign != '-'))
-		return -1;
-	int m = -1;
-	for (int i = 0; i < 12; i++)
-		if (ascii_strcaseeq(mon, months[i]))
-			m = i;
-	if (m < 0 || d < 1 || d > 31 || y < 1970 || H > 23 || M > 59 || S > 60)
-		return -1;
-	struct tm tm = { .tm_year = y - 1900, .tm_mon = m, .tm_mday = d,
-		.tm_hour = H, .tm_min = M, .tm_sec = S };
-	int64_t t = (int64_t)timegm(&tm);
-	int off = (zh / 100) * 3600 + (zh % 100) * 60;
-	return sign == '+' ? t - off : t + off;
-}
-
 /* The parts of an APPEND, from the parsed command. */
 struct append_args {
 	const struct imap_arg *flags, *date, *msg;
@@ -1112,7 +1063,7 @@ append_job(struct imap_session *s, struct mbox *mb)
 	memset(&f, 0, sizeof(f));
 	if (a.flags)
 		(void)parse_flags(a.flags, &f);
-	int64_t date = a.date ? parse_datetime(a.date->s) : 0;
+	int64_t date = a.date ? imap_parse_datetime(a.date->s) : 0;
 	/* CRLF to LF: Maildir files have LF line ends */
 	buf_init(&lf);
 	buf_reserve(&lf, a.msg->len + 1);
@@ -1171,7 +1122,7 @@ cmd_append(struct imap_session *s)
 		done(s, "BAD", "bad flag");
 		return;
 	}
-	if (a.date && parse_datetime(a.date->s) < 0) {
+	if (a.date && imap_parse_datetime(a.date->s) < 0) {
 		done(s, "BAD", "bad date-time");
 		return;
 	}
@@ -1226,376 +1177,6 @@ valid_set(struct imap_session *s, const char *set)
 
 /* FETCH -------------------------------------------------------------- */
 
-enum fitem_kind { FI_UID, FI_FLAGS, FI_INTERNALDATE, FI_SIZE, FI_ENVELOPE,
-	FI_BODYSTRUCTURE, FI_BODY_BASIC, FI_SECTION, FI_RFC822,
-	FI_RFC822_HEADER, FI_RFC822_TEXT };
-
-struct fitem {
-	enum fitem_kind kind;
-	char echo[300];          /* the item's name in the answer */
-	char part[64];           /* "1.2", or "" */
-	char spec[32];           /* "", HEADER, TEXT, MIME, HEADER.FIELDS[.NOT] */
-	char **fields;           /* HEADER.FIELDS names */
-	size_t nfields;
-	bool peek;
-	bool partial;
-	uint64_t p_off, p_len;
-};
-
-struct fetch {
-	struct fitem *it;
-	size_t n;
-	bool need_file, sets_seen;
-};
-
-static void
-fetch_clear(struct fetch *f)
-{
-	for (size_t i = 0; i < f->n; i++) {
-		for (size_t k = 0; k < f->it[i].nfields; k++)
-			free(f->it[i].fields[k]);
-		free(f->it[i].fields);
-	}
-	free(f->it);
-	memset(f, 0, sizeof(*f));
-}
-
-/* BODY[...] / BODY.PEEK[...]<o.l>: the section and partial. */
-static int
-parse_section(const char *t, struct fitem *it)
-{
-	const char *lb = strchr(t, '['), *rb = strrchr(t, ']');
-
-	if (lb == NULL || rb == NULL || rb < lb)
-		return -1;
-	it->kind = FI_SECTION;
-	it->peek = ascii_strncaseeq(t, "BODY.PEEK[", 10);
-	/* the section text: [part.]spec [(fields)] */
-	char sec[256];
-	size_t sl = (size_t)(rb - lb - 1);
-	if (sl >= sizeof(sec))
-		return -1;
-	memcpy(sec, lb + 1, sl);
-	sec[sl] = '\0';
-	char *p = sec;
-	size_t pl = 0;
-	while (p[pl] && (isdigit((unsigned char)p[pl]) || p[pl] == '.')) {
-		if (p[pl] == '.' && !isdigit((unsigned char)p[pl + 1]))
-			break;
-		pl++;
-	}
-	if (pl >= sizeof(it->part))
-		return -1;
-	memcpy(it->part, p, pl);
-	it->part[pl] = '\0';
-	p += pl;
-	if (*p == '.')
-		p++;
-	char *sp = strchr(p, ' ');
-	size_t specl = sp ? (size_t)(sp - p) : strlen(p);
-	if (specl >= sizeof(it->spec))
-		return -1;
-	for (size_t i = 0; i < specl; i++)
-		it->spec[i] = (char)toupper((unsigned char)p[i]);
-	it->spec[specl] = '\0';
-	if (it->spec[0] && strcmp(it->spec, "HEADER") != 0 &&
-	    strcmp(it->spec, "TEXT") != 0 && strcmp(it->spec, "MIME") != 0 &&
-	    strcmp(it->spec, "HEADER.FIELDS") != 0 &&
-	    strcmp(it->spec, "HEADER.FIELDS.NOT") != 0)
-		return -1;
-	if (strcmp(it->spec, "MIME") == 0 && it->part[0] == '\0')
-		return -1;
-	if (strncmp(it->spec, "HEADER.FIELDS", 13) == 0) {
-		if (sp == NULL || sp[1] != '(')
-			return -1;
-		char *q = sp + 2;
-		char *end = strchr(q, ')');
-		if (end == NULL)
-			return -1;
-		*end = '\0';
-		for (char *tok = strtok(q, " "); tok; tok = strtok(NULL, " ")) {
-			it->fields = xreallocarray(it->fields, it->nfields + 1,
-			    sizeof(char *));
-			it->fields[it->nfields++] = xstrdup(tok);
-		}
-	} else if (sp)
-		return -1;
-	/* the answer names the section as asked, without PEEK */
-	(void)str_fmt(it->echo, sizeof(it->echo), "BODY[%.*s]", (int)(rb - lb -
-	    1), lb + 1);
-	if (rb[1] == '<') {
-		unsigned long long o, l;
-		if (sscanf(rb + 2, "%llu.%llu>", &o, &l) != 2 || l == 0)
-			return -1;
-		it->partial = true;
-		it->p_off = o;
-		it->p_len = l;
-		size_t el = strlen(it->echo);
-		(void)snprintf(it->echo + el, sizeof(it->echo) - el, "<%llu>",
-		    o);
-	} else if (rb[1] != '\0')
-		return -1;
-	return 0;
-}
-
-static int
-parse_fetch_item(const char *t, struct fetch *f)
-{
-	struct fitem it;
-
-	memset(&it, 0, sizeof(it));
-	(void)str_copy(it.echo, sizeof(it.echo), t);
-	for (char *p = it.echo; *p && *p != '['; p++)
-		*p = (char)toupper((unsigned char)*p);
-	if (ascii_strcaseeq(t, "UID"))
-		it.kind = FI_UID;
-	else if (ascii_strcaseeq(t, "FLAGS"))
-		it.kind = FI_FLAGS;
-	else if (ascii_strcaseeq(t, "INTERNALDATE"))
-		it.kind = FI_INTERNALDATE;
-	else if (ascii_strcaseeq(t, "RFC822.SIZE"))
-		it.kind = FI_SIZE;
-	else if (ascii_strcaseeq(t, "ENVELOPE"))
-		it.kind = FI_ENVELOPE;
-	else if (ascii_strcaseeq(t, "BODYSTRUCTURE"))
-		it.kind = FI_BODYSTRUCTURE;
-	else if (ascii_strcaseeq(t, "BODY"))
-		it.kind = FI_BODY_BASIC;
-	else if (ascii_strcaseeq(t, "RFC822"))
-		it.kind = FI_RFC822;
-	else if (ascii_strcaseeq(t, "RFC822.HEADER"))
-		it.kind = FI_RFC822_HEADER;
-	else if (ascii_strcaseeq(t, "RFC822.TEXT"))
-		it.kind = FI_RFC822_TEXT;
-	else if ((ascii_strncaseeq(t, "BODY[", 5) ||
-	    ascii_strncaseeq(t, "BODY.PEEK[", 10)) && parse_section(t, &it) == 0)
-		;
-	else {
-		for (size_t k = 0; k < it.nfields; k++)
-			free(it.fields[k]);
-		free(it.fields);
-		return -1;
-	}
-	if (it.kind >= FI_ENVELOPE)
-		f->need_file = true;
-	if ((it.kind == FI_SECTION && !it.peek) || it.kind == FI_RFC822 ||
-	    it.kind == FI_RFC822_TEXT)
-		f->sets_seen = true;
-	f->it = xreallocarray(f->it, f->n + 1, sizeof(*f->it));
-	f->it[f->n++] = it;
-	return 0;
-}
-
-static int
-parse_fetch(const struct imap_arg *a, struct fetch *f)
-{
-	memset(f, 0, sizeof(*f));
-	if (a->type == IMAP_ARG_ATOM) {
-		const char *t = a->s;
-		const char *macro[3][5] = {
-			{ "ALL", "FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE" },
-			{ "FAST", "FLAGS", "INTERNALDATE", "RFC822.SIZE", NULL },
-			{ "FULL", "FLAGS", "INTERNALDATE", "RFC822.SIZE",
-			  "ENVELOPE" },
-		};
-		for (int m = 0; m < 3; m++)
-			if (ascii_strcaseeq(t, macro[m][0])) {
-				for (int k = 1; k < 5 && macro[m][k]; k++)
-					(void)parse_fetch_item(macro[m][k], f);
-				if (m == 2)
-					(void)parse_fetch_item("BODY", f);
-				return 0;
-			}
-		return parse_fetch_item(t, f);
-	}
-	if (a->type != IMAP_ARG_LIST || a->nitems == 0)
-		return -1;
-	for (size_t i = 0; i < a->nitems; i++)
-		if (a->items[i].type != IMAP_ARG_ATOM ||
-		    parse_fetch_item(a->items[i].s, f) != 0) {
-			fetch_clear(f);
-			return -1;
-		}
-	return 0;
-}
-
-/* A header section with only (or all but) the named fields. */
-static void
-header_subset(struct buf *out, const char *h, size_t hlen,
-    char *const *names, size_t n, bool not)
-{
-	size_t pos = 0, start;
-	struct message_field f;
-
-	for (;;) {
-		start = pos;
-		if (!message_next_field(h, hlen, &pos, &f))
-			break;
-		bool hit = false;
-		for (size_t i = 0; i < n; i++)
-			if (strlen(names[i]) == f.name_len &&
-			    ascii_strncaseeq(f.name, names[i], f.name_len))
-				hit = true;
-		if (hit != not)
-			mime_append_crlf(out, h + start, pos - start);
-	}
-	buf_append_str(out, "\r\n");
-}
-
-static void
-literal(struct buf *out, const struct buf *data, const struct fitem *it)
-{
-	size_t off = 0, len = data->len;
-
-	if (it->partial) {
-		off = it->p_off > len ? len : (size_t)it->p_off;
-		len = len - off < it->p_len ? len - off : (size_t)it->p_len;
-	}
-	buf_printf(out, "{%zu}\r\n", len);
-	buf_append(out, data->data ? data->data + off : "", len);
-}
-
-/* One section of a message (LF text) as CRLF octets. */
-static void
-section(struct buf *out, const char *msg, const struct mime_part *root,
-    const struct fitem *it)
-{
-	const struct mime_part *p = mime_find_part(root, it->part);
-	struct buf d;
-
-	buf_init(&d);
-	if (p) {
-		/* a part that is a message: HEADER/TEXT are its message's */
-		const struct mime_part *m = p;
-		if (it->part[0] && p->is_message && p->nchildren == 1 &&
-		    strcmp(it->spec, "MIME") != 0 && it->spec[0])
-			m = &p->children[0];
-		if (it->spec[0] == '\0') {
-			if (it->part[0] == '\0')
-				mime_append_crlf(&d, msg, root->hdr_len +
-				    root->body_len);
-			else
-				mime_append_crlf(&d, msg + p->body_off,
-				    p->body_len);
-		} else if (strcmp(it->spec, "HEADER") == 0 ||
-		    strcmp(it->spec, "MIME") == 0)
-			mime_append_crlf(&d, msg + m->hdr_off, m->hdr_len);
-		else if (strcmp(it->spec, "TEXT") == 0)
-			mime_append_crlf(&d, msg + m->body_off, m->body_len);
-		else
-			header_subset(&d, msg + m->hdr_off, m->hdr_len,
-			    it->fields, it->nfields,
-			    strcmp(it->spec, "HEADER.FIELDS.NOT") == 0);
-	}
-	literal(out, &d, it);
-	buf_clear(&d);
-}
-
-static void
-fetch_one(struct imap_session *s, struct mbox *mb, const struct fetch *f,
-    size_t idx, size_t seq, bool uid_cmd)
-{
-	struct mbox_msg *m = &mb->m[idx];
-	struct buf file;
-	struct mime_part *root = NULL;
-	bool sp = false, flags_sent = false;
-
-	buf_init(&file);
-	if (f->need_file || m->vsize == 0) {
-		if (mbox_read(mb, idx, &file, SIZE_MAX, &s->jerr) != 0) {
-			buf_clear(&file);
-			return;   /* gone under us: the next sync tells */
-		}
-		m->vsize = mime_crlf_size(file.data ? file.data : "", file.len);
-		if (f->need_file)
-			root = mime_parse(file.data ? file.data : "", file.len);
-	}
-	if (f->sets_seen && !s->readonly && !(m->flags & MBOX_SEEN)) {
-		if (mbox_set_flags(mb, idx, m->flags | MBOX_SEEN, m->kw,
-		    &s->jerr) == 0) {
-			store_box_mark_changed(s->box);
-		}
-	}
-	struct buf *o = &s->jout;
-	buf_printf(o, "* %zu FETCH (", seq);
-	if (uid_cmd) {
-		buf_printf(o, "UID %u", m->uid);
-		sp = true;
-	}
-	const char *msg = file.data ? file.data : "";
-	for (size_t i = 0; i < f->n; i++) {
-		const struct fitem *it = &f->it[i];
-		if ((it->kind == FI_UID && uid_cmd) ||
-		    (it->kind == FI_FLAGS && flags_sent))
-			continue;
-		if (sp)
-			buf_append_char(o, ' ');
-		sp = true;
-		switch (it->kind) {
-		case FI_UID:
-			buf_printf(o, "UID %u", m->uid);
-			break;
-		case FI_FLAGS:
-			buf_append_str(o, "FLAGS ");
-			write_flags(o, mb, m);
-			flags_sent = true;
-			break;
-		case FI_INTERNALDATE: {
-			struct tm tm;
-			time_t t = (time_t)m->internaldate;
-			gmtime_r(&t, &tm);
-			buf_printf(o, "INTERNALDATE \"%2d-%s-%04d %02d:%02d:%02d "
-			    "+0000\"", tm.tm_mday, months[tm.tm_mon],
-			    tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
-			break;
-		}
-		case FI_SIZE:
-			buf_printf(o, "RFC822.SIZE %llu",
-			    (unsigned long long)m->vsize);
-			break;
-		case FI_ENVELOPE:
-			buf_append_str(o, "ENVELOPE ");
-			mime_write_envelope(o, msg, root->hdr_len);
-			break;
-		case FI_BODYSTRUCTURE:
-			buf_append_str(o, "BODYSTRUCTURE ");
-			mime_write_bodystructure(o, msg, root, true);
-			break;
-		case FI_BODY_BASIC:
-			buf_append_str(o, "BODY ");
-			mime_write_bodystructure(o, msg, root, false);
-			break;
-		case FI_SECTION:
-			buf_printf(o, "%s ", it->echo);
-			section(o, msg, root, it);
-			break;
-		case FI_RFC822:
-		case FI_RFC822_HEADER:
-		case FI_RFC822_TEXT: {
-			struct buf d;
-			buf_init(&d);
-			size_t off = it->kind == FI_RFC822_TEXT ? root->hdr_len : 0;
-			size_t len = it->kind == FI_RFC822_HEADER ?
-			    root->hdr_len : file.len - off;
-			mime_append_crlf(&d, msg + off, len);
-			buf_printf(o, "%s ", it->echo);
-			literal(o, &d, it);
-			buf_clear(&d);
-			break;
-		}
-		}
-	}
-	/* \Seen set by this FETCH: the client hears it here (RFC 3501 6.4.5) */
-	if (f->sets_seen && !flags_sent && !s->readonly) {
-		buf_append_str(o, " FLAGS ");
-		write_flags(o, mb, m);
-	}
-	buf_append_str(o, ")\r\n");
-	mime_free(root);
-	buf_clear(&file);
-	s->fetched++;
-}
-
 /* The args of the command after "UID" and its name. */
 static const struct imap_arg *
 cmd_arg(struct imap_session *s, size_t i)
@@ -1613,17 +1194,21 @@ cnargs(const struct imap_session *s)
 static void
 fetch_job(struct imap_session *s, struct mbox *mb)
 {
-	struct fetch f;
+	struct imap_fetch *f = imap_fetch_parse(cmd_arg(s, 1));
 	size_t *idx, *seqs;
+	bool changed = false;
 
-	(void)parse_fetch(cmd_arg(s, 1), &f);
 	s->own_after = mb->modseq;   /* \Seen set here is in the answer */
 	size_t n = resolve_set(s, mb, s->j_set, s->j_uidcmd, &idx, &seqs);
-	for (size_t i = 0; i < n; i++)
-		fetch_one(s, mb, &f, idx[i], seqs[i], s->j_uidcmd);
+	for (size_t i = 0; f && i < n; i++)
+		imap_fetch_message(&s->jout, mb, idx[i], seqs[i], f,
+		    s->j_uidcmd, s->readonly, &changed, &s->jerr);
+	s->fetched += n;
+	if (changed)
+		store_box_mark_changed(s->box);
 	free(idx);
 	free(seqs);
-	fetch_clear(&f);
+	imap_fetch_free(f);
 }
 
 static void
@@ -1636,7 +1221,7 @@ fetch_end(struct imap_session *s)
 static void
 cmd_fetch(struct imap_session *s)
 {
-	struct fetch f;
+	struct imap_fetch *f;
 	const struct imap_arg *set = cmd_arg(s, 0), *items = cmd_arg(s, 1);
 
 	if (cnargs(s) != 2 || set->type != IMAP_ARG_ATOM ||
@@ -1644,11 +1229,11 @@ cmd_fetch(struct imap_session *s)
 		done(s, "BAD", "FETCH sequence-set items");
 		return;
 	}
-	if (parse_fetch(items, &f) != 0) {
+	if ((f = imap_fetch_parse(items)) == NULL) {
 		done(s, "BAD", "unknown FETCH item");
 		return;
 	}
-	fetch_clear(&f);
+	imap_fetch_free(f);
 	s->j_set = set->s;
 	run_box_job(s, s->box, fetch_job, fetch_end);
 }
@@ -1687,7 +1272,7 @@ store_job(struct imap_session *s, struct mbox *mb)
 			if (s->j_uidcmd)
 				buf_printf(&s->jout, "UID %u ", m->uid);
 			buf_append_str(&s->jout, "FLAGS ");
-			write_flags(&s->jout, mb, m);
+			imap_write_flags(&s->jout, mb, m);
 			buf_append_str(&s->jout, ")\r\n");
 		}
 	}
@@ -1733,251 +1318,9 @@ cmd_store(struct imap_session *s)
 
 /* SEARCH ------------------------------------------------------------- */
 
-struct sctx {
-	struct imap_session *s;
-	struct mbox *mb;
-	size_t idx, seq;
-	struct buf file;
-	bool loaded, failed;
-};
-
-static bool
-load(struct sctx *c)
-{
-	if (!c->loaded) {
-		c->loaded = true;
-		if (mbox_read(c->mb, c->idx, &c->file, SIZE_MAX,
-		    &c->s->jerr) != 0)
-			c->failed = true;
-	}
-	return !c->failed;
-}
-
-static bool
-contains(const char *hay, size_t n, const char *needle)
-{
-	size_t nl = strlen(needle);
-
-	if (nl == 0)
-		return true;
-	for (size_t i = 0; i + nl <= n; i++)
-		if (ascii_strncaseeq(hay + i, needle, nl))
-			return true;
-	return false;
-}
-
-static bool
-header_has(struct sctx *c, const char *name, const char *needle)
-{
-	struct message_field f;
-	size_t pos = 0, nlen = strlen(name);
-
-	if (!load(c))
-		return false;
-	const char *m = c->file.data ? c->file.data : "";
-	size_t hl = message_header_len(m, c->file.len);
-	while (message_next_field(m, hl, &pos, &f))
-		if (f.name_len == nlen && ascii_strncaseeq(f.name, name, nlen) &&
-		    contains(f.value, f.value_len, needle))
-			return true;
-	return false;
-}
-
-/* "1-Dec-2026" */
-static int64_t
-parse_date(const char *s)
-{
-	int d, y;
-	char mon[4];
-
-	if (sscanf(s, "%d-%3s-%d", &d, mon, &y) != 3)
-		return -1;
-	for (int i = 0; i < 12; i++)
-		if (ascii_strcaseeq(mon, months[i])) {
-			struct tm tm = { .tm_year = y - 1900, .tm_mon = i,
-				.tm_mday = d };
-			return (int64_t)timegm(&tm);
-		}
-	return -1;
-}
-
-/* The Date: field's day, or -1. */
-static int64_t
-sent_day(struct sctx *c)
-{
-	struct message_field f;
-	char v[128], mon[4];
-	int d, y;
-
-	if (!load(c))
-		return -1;
-	const char *m = c->file.data ? c->file.data : "";
-	if (!message_find_field(m, message_header_len(m, c->file.len), "Date",
-	    &f) || f.value_len >= sizeof(v))
-		return -1;
-	memcpy(v, f.value, f.value_len);
-	v[f.value_len] = '\0';
-	const char *p = strchr(v, ',') ? strchr(v, ',') + 1 : v;
-	if (sscanf(p, "%d %3s %d", &d, mon, &y) != 3)
-		return -1;
-	char buf[32];
-	(void)snprintf(buf, sizeof(buf), "%d-%s-%d", d, mon, y);
-	return parse_date(buf);
-}
-
-/* Evaluates keys args[*i..]; advances *i past one key. -1: bad key. */
-static int
-eval(struct sctx *c, const struct imap_arg *a, size_t n, size_t *i, int depth)
-{
-	const struct mbox_msg *m = &c->mb->m[c->idx];
-
-	if (*i >= n || depth > 50)
-		return -1;
-	const struct imap_arg *k = &a[(*i)++];
-	if (k->type == IMAP_ARG_LIST) {
-		size_t j = 0;
-		int all = 1;
-		if (k->nitems == 0)
-			return -1;
-		while (j < k->nitems) {
-			int r = eval(c, k->items, k->nitems, &j, depth + 1);
-			if (r < 0)
-				return -1;
-			all &= r;
-		}
-		return all;
-	}
-	const char *t = imap_arg_text(k);
-	if (t == NULL)
-		return -1;
-	const char *v = *i < n ? imap_arg_text(&a[*i]) : NULL;
-#define FLAG(name, bit, want) if (ascii_strcaseeq(t, name)) \
-	return ((m->flags & (bit)) != 0) == (want);
-	FLAG("SEEN", MBOX_SEEN, true) FLAG("UNSEEN", MBOX_SEEN, false)
-	FLAG("ANSWERED", MBOX_ANSWERED, true)
-	FLAG("UNANSWERED", MBOX_ANSWERED, false)
-	FLAG("FLAGGED", MBOX_FLAGGED, true) FLAG("UNFLAGGED", MBOX_FLAGGED, false)
-	FLAG("DELETED", MBOX_DELETED, true) FLAG("UNDELETED", MBOX_DELETED, false)
-	FLAG("DRAFT", MBOX_DRAFT, true) FLAG("UNDRAFT", MBOX_DRAFT, false)
-#undef FLAG
-	if (ascii_strcaseeq(t, "ALL"))
-		return 1;
-	if (ascii_strcaseeq(t, "RECENT"))
-		return m->recent;
-	if (ascii_strcaseeq(t, "OLD"))
-		return !m->recent;
-	if (ascii_strcaseeq(t, "NEW"))
-		return m->recent && !(m->flags & MBOX_SEEN);
-	if (ascii_strcaseeq(t, "NOT")) {
-		int r = eval(c, a, n, i, depth + 1);
-		return r < 0 ? -1 : !r;
-	}
-	if (ascii_strcaseeq(t, "OR")) {
-		int x = eval(c, a, n, i, depth + 1);
-		int y = x < 0 ? -1 : eval(c, a, n, i, depth + 1);
-		return x < 0 || y < 0 ? -1 : (x || y);
-	}
-	/* keys with one argument */
-	if (v == NULL) {
-		struct imap_seqset ss;
-		/* a bare sequence set */
-		uint32_t max = (uint32_t)c->s->n;
-		if (imap_seqset_parse(t, max, &ss) != 0)
-			return -1;
-		int r = imap_seqset_has(&ss, (uint32_t)c->seq);
-		imap_seqset_clear(&ss);
-		return r;
-	}
-	static const char *const one[] = { "UID", "KEYWORD", "UNKEYWORD",
-		"LARGER", "SMALLER", "BEFORE", "ON", "SINCE", "SENTBEFORE",
-		"SENTON", "SENTSINCE", "FROM", "TO", "CC", "BCC", "SUBJECT",
-		"BODY", "TEXT", "HEADER", NULL };
-	bool known = false;
-	for (int q = 0; one[q]; q++)
-		if (ascii_strcaseeq(t, one[q]))
-			known = true;
-	if (!known) {
-		struct imap_seqset ss;
-		if (imap_seqset_parse(t, (uint32_t)c->s->n, &ss) != 0)
-			return -1;
-		int r = imap_seqset_has(&ss, (uint32_t)c->seq);
-		imap_seqset_clear(&ss);
-		return r;
-	}
-	(*i)++;
-	if (ascii_strcaseeq(t, "UID")) {
-		struct imap_seqset ss;
-		uint32_t max = c->s->n ? c->s->uids[c->s->n - 1] : 0;
-		if (imap_seqset_parse(v, max, &ss) != 0)
-			return -1;
-		int r = imap_seqset_has(&ss, m->uid);
-		imap_seqset_clear(&ss);
-		return r;
-	}
-	if (ascii_strcaseeq(t, "KEYWORD") || ascii_strcaseeq(t, "UNKEYWORD")) {
-		bool want = ascii_strcaseeq(t, "KEYWORD");
-		bool has;
-		if (ascii_strcaseeq(v, "$Forwarded"))
-			has = m->flags & MBOX_FORWARDED;
-		else {
-			int kk = keywords_find(&c->mb->kw, v);
-			has = kk >= 0 && (m->kw & (1u << kk));
-		}
-		return has == want;
-	}
-	if (ascii_strcaseeq(t, "LARGER") || ascii_strcaseeq(t, "SMALLER")) {
-		uint64_t x;
-		if (parse_u64(v, strlen(v), &x) != 0)
-			return -1;
-		if (m->vsize == 0 && load(c))
-			((struct mbox_msg *)m)->vsize = mime_crlf_size(
-			    c->file.data ? c->file.data : "", c->file.len);
-		return ascii_strcaseeq(t, "LARGER") ? m->vsize > x : m->vsize < x;
-	}
-	if (ascii_strcaseeq(t, "BEFORE") || ascii_strcaseeq(t, "ON") ||
-	    ascii_strcaseeq(t, "SINCE") || ascii_strcaseeq(t, "SENTBEFORE") ||
-	    ascii_strcaseeq(t, "SENTON") || ascii_strcaseeq(t, "SENTSINCE")) {
-		int64_t day = parse_date(v);
-		if (day < 0)
-			return -1;
-		bool sent = (t[0] == 'S' || t[0] == 's') && (t[1] == 'E' ||
-		    t[1] == 'e') && (t[2] == 'N' || t[2] == 'n');
-		int64_t d = sent ? sent_day(c) : m->internaldate -
-		    (m->internaldate % 86400);
-		if (d < 0)
-			return 0;
-		const char *w = sent ? t + 4 : t;
-		if (ascii_strcaseeq(w, "BEFORE"))
-			return d < day;
-		if (ascii_strcaseeq(w, "ON"))
-			return d >= day && d < day + 86400;
-		return d >= day;
-	}
-	if (ascii_strcaseeq(t, "HEADER")) {
-		const char *needle = *i < n ? imap_arg_text(&a[*i]) : NULL;
-		if (needle == NULL)
-			return -1;
-		(*i)++;
-		return header_has(c, v, needle);
-	}
-	if (ascii_strcaseeq(t, "BODY") || ascii_strcaseeq(t, "TEXT")) {
-		if (!load(c))
-			return 0;
-		const char *msg = c->file.data ? c->file.data : "";
-		size_t hl = ascii_strcaseeq(t, "BODY") ?
-		    message_header_len(msg, c->file.len) : 0;
-		return contains(msg + hl, c->file.len - hl, v);
-	}
-	/* FROM TO CC BCC SUBJECT */
-	char field[16];
-	(void)str_copy(field, sizeof(field), t);
-	return header_has(c, field, v);
-}
-
 static void
 search_job(struct imap_session *s, struct mbox *mb)
 {
-	struct sctx c;
 	size_t start = 0;
 	const struct imap_arg *a = cmd_arg(s, 0);
 	size_t n = cnargs(s);
@@ -1990,26 +1333,13 @@ search_job(struct imap_session *s, struct mbox *mb)
 		ssize_t k = mbox_find_uid(mb, s->uids[q]);
 		if (k < 0)
 			continue;
-		memset(&c, 0, sizeof(c));
-		c.s = s;
-		c.mb = mb;
-		c.idx = (size_t)k;
-		c.seq = q + 1;
-		buf_init(&c.file);
-		size_t i = start;
-		int all = 1;
-		while (i < n) {
-			int r = eval(&c, a, n, &i, 0);
-			if (r < 0) {
-				s->jrc = -2;
-				break;
-			}
-			all &= r;
-		}
-		buf_clear(&c.file);
-		if (s->jrc == -2)
+		int r = imap_search_match(mb, (size_t)k, q + 1, s->uids, s->n,
+		    a + start, n - start, &s->jerr);
+		if (r < 0) {
+			s->jrc = -2;
 			return;
-		if (all)
+		}
+		if (r)
 			buf_printf(&s->jout, " %u", s->j_uidcmd ? s->uids[q] :
 			    (uint32_t)(q + 1));
 	}

@@ -1,0 +1,44 @@
+/* SPDX-License-Identifier: ISC */
+/*
+ * imap_fetch.h - layer 3 helper of the IMAP session: FETCH (RFC 3501
+ * 6.4.5), message flags as IMAP writes them, and IMAP date-times. The
+ * answer functions run on an I/O worker inside a folder's job.
+ */
+#ifndef TERN_IMAP_FETCH_H
+#define TERN_IMAP_FETCH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/buf.h"
+#include "base/util.h"
+
+struct imap_arg;
+struct imap_fetch;
+struct mbox;
+struct mbox_msg;
+
+extern const char *const imap_months[12];
+
+/* The items of a FETCH (an atom, a macro or a list); NULL if bad. */
+struct imap_fetch *imap_fetch_parse(const struct imap_arg *a);
+void imap_fetch_free(struct imap_fetch *f);
+
+/*
+ * Appends "* seq FETCH (...)" for message idx of mb. Items that read the
+ * body set \Seen unless readonly (then *changed = true). A file gone
+ * under us answers nothing (the next sync tells the client).
+ */
+void imap_fetch_message(struct buf *out, struct mbox *mb, size_t idx,
+    size_t seq, const struct imap_fetch *f, bool uid_cmd, bool readonly,
+    bool *changed, struct tern_err *err);
+
+/* "(\Seen $Work \Recent)" */
+void imap_write_flags(struct buf *b, const struct mbox *mb,
+    const struct mbox_msg *m);
+
+/* "1-Dec-2026 21:00:00 +0000" (RFC 3501 date-time) to seconds; -1. */
+int64_t imap_parse_datetime(const char *s);
+
+#endif
