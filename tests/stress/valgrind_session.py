@@ -2,8 +2,10 @@
 # SPDX-License-Identifier: ISC
 """Runs ternd under valgrind's memcheck for the lifetime of a few
 sessions (plain, STARTTLS, pipelined, refused, relayed to a peer that
-fails, ternctl) and a clean stop; prints the leak summary and exits 1 on
+fails, ternctl, an IMAP session through most commands and IDLE, an IMAP
+client that vanishes mid-literal) and a clean stop; prints the leak summary and exits 1 on
 any memory error or any definitely or indirectly lost block."""
+import imaplib
 import pathlib
 import re
 import signal
@@ -17,7 +19,7 @@ import time
 
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "integration"))
-from conftest import BUILD, TERND, Ternd  # noqa: E402
+from conftest import BUILD, TERND, Ternd, free_port  # noqa: E402
 
 TERNCTL = BUILD / "mta" / "ternctl"
 
@@ -36,9 +38,53 @@ def wait_port(port, proc, timeout=120):
     return False
 
 
+def imap_session(port, ctx):
+    """Most IMAP commands once, IDLE, and a client that vanishes."""
+    m = imaplib.IMAP4("127.0.0.1", port, timeout=120)
+    m.starttls(ssl_context=ctx)
+    m.login("vg", "vg pw")
+    m.list()
+    m.select("INBOX")
+    m.fetch("1:*", "(UID FLAGS ENVELOPE BODYSTRUCTURE BODY.PEEK[HEADER] "
+            "BODY[TEXT])")
+    m.search(None, "OR", "TEXT", "body", "NOT", "SEEN")
+    m.store("1", "+FLAGS", "(\\Deleted Keyword)")
+    m.copy("2", "Archive")
+    m.uid("MOVE", "3", "Trash")
+    m.expunge()
+    m.status("Trash", "(MESSAGES UIDNEXT)")
+    m.append("Drafts", "(\\Draft)", None, b"Subject: d\r\n\r\nx\r\n")
+    m.create("A/B")
+    m.rename("A", "C")
+    m.delete("C/B")
+    m.subscribe("C")
+    m.lsub('""', "*")
+    s = m.socket()
+    s.sendall(b"I1 IDLE\r\n")
+    f = s.makefile("rb")
+    f.readline()
+    s.sendall(b"DONE\r\n")
+    f.readline()
+    m.logout()
+    with socket.create_connection(("127.0.0.1", port), 30) as x:
+        x.recv(500)
+        x.sendall(b"a1 STARTTLS\r\n")     # and leave during the handshake
+    with socket.create_connection(("127.0.0.1", port), 30) as x:
+        x.recv(500)
+        x.sendall(b"a1 LOGIN {5}\r\n")    # and leave mid-literal
+        x.recv(100)
+    time.sleep(1)
+
+
 def main():
     work = pathlib.Path(tempfile.mkdtemp(prefix="tern-vg-"))
     t = Ternd(work, 'relayhost = "127.0.0.1:1"\n')
+    imap_port = free_port()
+    t.config.write_text(t.config.read_text().replace(
+        'role = "submission" },', 'role = "submission" },\n'
+        '  { addr = "127.0.0.1:%d", role = "imap" },' % imap_port))
+    subprocess.run([str(TERNCTL), "-c", str(t.config), "passwd", "vg"],
+                   input="vg pw\n", capture_output=True, text=True, timeout=60)
     log = work / "valgrind.log"
     proc = subprocess.Popen(
         ["valgrind", "--leak-check=full", "--show-leak-kinds=definite,indirect",
@@ -74,6 +120,7 @@ def main():
     while time.monotonic() < deadline and len(t.messages("vg")) < 6:
         time.sleep(0.3)
     delivered = len(t.messages("vg"))
+    imap_session(imap_port, ctx)
     proc.send_signal(signal.SIGTERM)
     rc = proc.wait(timeout=120)
     text = log.read_text(errors="replace")
