@@ -15,10 +15,27 @@ BUILD = pathlib.Path(os.environ.get("TERN_BUILDDIR", TOP))
 TERND = BUILD / "mta" / "ternd"
 
 
+_given = set()
+
+
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A loopback TCP port free now, below the ephemeral range (Linux:
+    32768-60999): a port the kernel hands out itself may be taken by any
+    outgoing connection before ternd binds it. Never the same twice in a
+    run."""
+    import random
+    for _ in range(1000):
+        port = random.randrange(20000, 32000)
+        if port in _given:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _given.add(port)
+        return port
+    raise RuntimeError("no free port below the ephemeral range")
 
 
 class Ternd:
