@@ -18,6 +18,7 @@
 
 #include "base/buf.h"
 #include "imap/imap_utf7.h"
+#include "store/deliver_maildir.h"
 #include "store/dovecot.h"
 
 static const char *const special[][2] = {
@@ -134,18 +135,6 @@ folders_list_free(char **names, size_t n)
 	free(names);
 }
 
-static int
-fsync_path(const char *path)
-{
-	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-
-	if (fd < 0)
-		return -1;
-	int rc = fsync(fd);
-	close(fd);
-	return rc;
-}
-
 int
 folders_create(const char *root, const char *name, struct tern_err *err)
 {
@@ -175,7 +164,7 @@ folders_create(const char *root, const char *name, struct tern_err *err)
 	int fd = open(sub, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
 	if (fd >= 0)
 		close(fd);
-	if (fsync_path(path) != 0 || fsync_path(root) != 0) {
+	if (deliver_fsync_dir(path) != 0 || deliver_fsync_dir(root) != 0) {
 		fail_errno(err, "fsync", path);
 		return -1;
 	}
@@ -227,7 +216,7 @@ folders_delete(const char *root, const char *name, struct tern_err *err)
 		fail_errno(err, "rmdir", path);
 		return -1;
 	}
-	(void)fsync_path(root);
+	(void)deliver_fsync_dir(root);
 	return 0;
 }
 
@@ -273,7 +262,7 @@ folders_rename(const char *root, const char *from, const char *to,
 		}
 		folders_list_free(names, n);
 	}
-	(void)fsync_path(root);
+	(void)deliver_fsync_dir(root);
 	return 0;
 }
 

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "mail/mime.h"
+#include "store/deliver_maildir.h"
 
 #define LOCK_STALE_SECS 120
 #define LOCK_WAIT_MS 10000
@@ -213,18 +214,6 @@ unlock_uidlist(const struct mbox *b, int fd)
 		(void)unlink(path);
 }
 
-static int
-fsync_dir(const char *path)
-{
-	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-
-	if (fd < 0)
-		return -1;
-	int rc = fsync(fd);
-	close(fd);
-	return rc;
-}
-
 /* Writes ul into the lock's fd and renames it into place (unlocks). */
 static int
 commit_uidlist(const struct mbox *b, int fd, const struct uidlist *ul,
@@ -261,7 +250,7 @@ commit_uidlist(const struct mbox *b, int fd, const struct uidlist *ul,
 		(void)unlink(lock);
 		return -1;
 	}
-	if (fsync_dir(b->path) != 0) {
+	if (deliver_fsync_dir(b->path) != 0) {
 		fail_errno(err, "fsync", b->path);
 		return -1;
 	}
@@ -354,7 +343,7 @@ mbox_next_uidvalidity(const char *root)
 		int n = snprintf(text, sizeof(text), "%08x", next);
 		bool ok = write(fd, text, (size_t)n) == n && fsync(fd) == 0;
 		if (close(fd) == 0 && ok && rename(tmp, path) == 0)
-			(void)fsync_dir(root);
+			(void)deliver_fsync_dir(root);
 		else
 			(void)unlink(tmp);
 	}
@@ -847,7 +836,7 @@ mbox_append(struct mbox *b, const char *root, const char *data, size_t len,
 	if ((lockfd = lock_uidlist(b, err)) < 0)
 		goto fail;
 	load_uidlist(b, root, &ul);
-	if (rename(tmp, final) != 0 || fsync_dir(dcur) != 0) {
+	if (rename(tmp, final) != 0 || deliver_fsync_dir(dcur) != 0) {
 		fail_errno(err, "rename", final);
 		uidlist_clear(&ul);
 		unlock_uidlist(b, lockfd);
@@ -960,7 +949,7 @@ mbox_copy(struct mbox *src, const size_t *idx, size_t n, struct mbox *dst,
 		goto undo;
 	if (kwsave && mbox_save_keywords(dst, err) != 0)
 		goto undo;
-	if (fsync_dir(dcur) != 0) {
+	if (deliver_fsync_dir(dcur) != 0) {
 		fail_errno(err, "fsync", dcur);
 		goto undo;
 	}
