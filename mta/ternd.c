@@ -684,6 +684,7 @@ main(int argc, char **argv)
 	event_base_dispatch(t.base);
 
 	/* Finish disk work first: its completions still reach sessions. */
+	store_pool_closing(t.store);
 	iopool_free(t.pool);
 	if (kvstore_dirty(t.kv)) {
 		struct buf text;

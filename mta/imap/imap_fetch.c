@@ -73,7 +73,8 @@ imap_write_flags(struct buf *b, const struct mbox *mb, const struct mbox_msg *m)
 }
 
 
-enum fitem_kind { FI_UID, FI_FLAGS, FI_INTERNALDATE, FI_SIZE, FI_ENVELOPE,
+enum fitem_kind { FI_UID, FI_FLAGS, FI_INTERNALDATE, FI_SIZE, FI_MODSEQ,
+	FI_ENVELOPE,
 	FI_BODYSTRUCTURE, FI_BODY_BASIC, FI_SECTION, FI_RFC822,
 	FI_RFC822_HEADER, FI_RFC822_TEXT };
 
@@ -93,6 +94,7 @@ struct imap_fetch {
 	struct fitem *it;
 	size_t n;
 	bool need_file, sets_seen;
+	bool modseq;             /* MODSEQ asked for (or CHANGEDSINCE) */
 };
 
 static void
@@ -202,6 +204,10 @@ parse_fetch_item(const char *t, struct imap_fetch *f)
 		it.kind = FI_INTERNALDATE;
 	else if (ascii_strcaseeq(t, "RFC822.SIZE"))
 		it.kind = FI_SIZE;
+	else if (ascii_strcaseeq(t, "MODSEQ")) {
+		it.kind = FI_MODSEQ;
+		f->modseq = true;
+	}
 	else if (ascii_strcaseeq(t, "ENVELOPE"))
 		it.kind = FI_ENVELOPE;
 	else if (ascii_strcaseeq(t, "BODYSTRUCTURE"))
@@ -340,13 +346,13 @@ section(struct buf *out, const char *msg, const struct mime_part *root,
 
 void
 imap_fetch_message(struct buf *o, struct mbox *mb, size_t idx, size_t seq,
-    const struct imap_fetch *f, bool uid_cmd, bool readonly, bool *changed,
-    struct tern_err *err)
+    const struct imap_fetch *f, bool uid_cmd, bool readonly, bool condstore,
+    bool *changed, struct tern_err *err)
 {
 	struct mbox_msg *m = &mb->m[idx];
 	struct buf file;
 	struct mime_part *root = NULL;
-	bool sp = false, flags_sent = false;
+	bool sp = false, flags_sent = false, modseq_sent = false;
 
 	buf_init(&file);
 	if (f->need_file || m->vsize == 0) {
@@ -354,7 +360,11 @@ imap_fetch_message(struct buf *o, struct mbox *mb, size_t idx, size_t seq,
 			buf_clear(&file);
 			return;   /* gone under us: the next sync tells */
 		}
-		m->vsize = mime_crlf_size(file.data ? file.data : "", file.len);
+		uint64_t v = mime_crlf_size(file.data ? file.data : "", file.len);
+		if (v != m->vsize) {
+			m->vsize = v;
+			m->dirty = mb->dirty = true;   /* the index keeps it */
+		}
 		if (f->need_file)
 			root = mime_parse(file.data ? file.data : "", file.len);
 	}
@@ -373,7 +383,8 @@ imap_fetch_message(struct buf *o, struct mbox *mb, size_t idx, size_t seq,
 	for (size_t i = 0; i < f->n; i++) {
 		const struct fitem *it = &f->it[i];
 		if ((it->kind == FI_UID && uid_cmd) ||
-		    (it->kind == FI_FLAGS && flags_sent))
+		    (it->kind == FI_FLAGS && flags_sent) ||
+		    (it->kind == FI_MODSEQ && modseq_sent))
 			continue;
 		if (sp)
 			buf_append_char(o, ' ');
@@ -399,6 +410,11 @@ imap_fetch_message(struct buf *o, struct mbox *mb, size_t idx, size_t seq,
 		case FI_SIZE:
 			buf_printf(o, "RFC822.SIZE %llu",
 			    (unsigned long long)m->vsize);
+			break;
+		case FI_MODSEQ:
+			buf_printf(o, "MODSEQ (%llu)",
+			    (unsigned long long)m->modseq);
+			modseq_sent = true;
 			break;
 		case FI_ENVELOPE:
 			buf_append_str(o, "ENVELOPE ");
@@ -436,12 +452,28 @@ imap_fetch_message(struct buf *o, struct mbox *mb, size_t idx, size_t seq,
 	if (f->sets_seen && !flags_sent && !readonly) {
 		buf_append_str(o, " FLAGS ");
 		imap_write_flags(o, mb, m);
+		flags_sent = true;
 	}
+	/* RFC 7162 3.1.4: with CONDSTORE on, flags come with their MODSEQ */
+	if ((f->modseq || (condstore && flags_sent)) && !modseq_sent)
+		buf_printf(o, " MODSEQ (%llu)", (unsigned long long)m->modseq);
 	buf_append_str(o, ")\r\n");
 	mime_free(root);
 	buf_clear(&file);
 }
 
+
+bool
+imap_fetch_modseq(const struct imap_fetch *f)
+{
+	return f->modseq;
+}
+
+void
+imap_fetch_want_modseq(struct imap_fetch *f)
+{
+	f->modseq = true;
+}
 
 struct imap_fetch *
 imap_fetch_parse(const struct imap_arg *a)

@@ -27,12 +27,17 @@ void imap_fetch_free(struct imap_fetch *f);
 
 /*
  * Appends "* seq FETCH (...)" for message idx of mb. Items that read the
- * body set \Seen unless readonly (then *changed = true). A file gone
- * under us answers nothing (the next sync tells the client).
+ * body set \Seen unless readonly (then *changed = true, and FLAGS are in
+ * the answer). With condstore, FLAGS come with MODSEQ. A file gone under
+ * us answers nothing (the next sync tells the client).
  */
 void imap_fetch_message(struct buf *out, struct mbox *mb, size_t idx,
     size_t seq, const struct imap_fetch *f, bool uid_cmd, bool readonly,
-    bool *changed, struct tern_err *err);
+    bool condstore, bool *changed, struct tern_err *err);
+
+/* MODSEQ is among the items (a CONDSTORE enabling FETCH); adds it. */
+bool imap_fetch_modseq(const struct imap_fetch *f);
+void imap_fetch_want_modseq(struct imap_fetch *f);
 
 /* "(\Seen $Work \Recent)" */
 void imap_write_flags(struct buf *b, const struct mbox *mb,

@@ -30,6 +30,7 @@ struct sctx {
 	size_t idx, seq;
 	struct buf file;
 	bool loaded, failed;
+	bool modseq_key;
 };
 
 static bool
@@ -168,6 +169,26 @@ eval(struct sctx *c, const struct imap_arg *a, size_t n, size_t *i, int depth)
 		int y = x < 0 ? -1 : eval(c, a, n, i, depth + 1);
 		return x < 0 || y < 0 ? -1 : (x || y);
 	}
+	if (ascii_strcaseeq(t, "MODSEQ")) {
+		/* MODSEQ ["/flags/\\Seen" priv|shared|all] n (RFC 7162 3.1.5);
+		 * one MODSEQ per message here, whatever the entry */
+		if (v && v[0] == '/') {
+			const char *ty = *i + 1 < n ? imap_arg_text(&a[*i + 1]) :
+			    NULL;
+			if (ty == NULL || (!ascii_strcaseeq(ty, "priv") &&
+			    !ascii_strcaseeq(ty, "shared") &&
+			    !ascii_strcaseeq(ty, "all")))
+				return -1;
+			*i += 2;
+			v = *i < n ? imap_arg_text(&a[*i]) : NULL;
+		}
+		uint64_t x;
+		if (v == NULL || parse_u64(v, strlen(v), &x) != 0)
+			return -1;
+		(*i)++;
+		c->modseq_key = true;
+		return m->modseq >= x;
+	}
 	/* keys with one argument */
 	if (v == NULL) {
 		struct imap_seqset ss;
@@ -269,7 +290,7 @@ eval(struct sctx *c, const struct imap_arg *a, size_t n, size_t *i, int depth)
 int
 imap_search_match(struct mbox *mb, size_t idx, size_t seq,
     const uint32_t *view, size_t nview, const struct imap_arg *keys,
-    size_t nkeys, struct tern_err *err)
+    size_t nkeys, bool *modseq_key, struct tern_err *err)
 {
 	struct sctx c;
 	size_t i = 0;
@@ -292,5 +313,7 @@ imap_search_match(struct mbox *mb, size_t idx, size_t seq,
 		all &= r;
 	}
 	buf_clear(&c.file);
+	if (modseq_key && c.modseq_key)
+		*modseq_key = true;
 	return all;
 }

@@ -18,10 +18,11 @@ struct mbox;
 /*
  * Message idx of mb, number seq in the session's view (view[0..nview)
  * are its UIDs), against keys[0..nkeys) (ANDed): 1 if it matches, 0 if
- * not, -1 if a key is not a SEARCH key.
+ * not, -1 if a key is not a SEARCH key. *modseq_key (if not NULL) is set
+ * when a MODSEQ key was met (the answer then carries the highest MODSEQ).
  */
 int imap_search_match(struct mbox *mb, size_t idx, size_t seq,
     const uint32_t *view, size_t nview, const struct imap_arg *keys,
-    size_t nkeys, struct tern_err *err);
+    size_t nkeys, bool *modseq_key, struct tern_err *err);
 
 #endif

@@ -51,6 +51,7 @@
 #include "mail/mime.h"
 #include "runtime.h"
 #include "store/folders.h"
+#include "store/index.h"
 #include "store/mailbox.h"
 #include "store/store.h"
 
@@ -109,6 +110,21 @@ struct imap_session {
 	const char *j_set;           /* the set argument (in pc) */
 	size_t j_arg;                /* where the command's own args start */
 	bool j_nobox;                /* the target folder does not exist */
+	/* CONDSTORE and QRESYNC (RFC 7162) */
+	bool condstore, qresync;     /* enabled in this session */
+	uint64_t j_since;            /* FETCH CHANGEDSINCE, STORE UNCHANGEDSINCE */
+	bool j_has_since;
+	bool j_vanished;             /* UID FETCH ... VANISHED */
+	bool j_unchanged;            /* STORE UNCHANGEDSINCE j_since */
+	size_t j_op;                 /* STORE: where the operation is */
+	bool j_modseq;               /* SEARCH had a MODSEQ key */
+	uint32_t *j_mod;             /* STORE: what failed UNCHANGEDSINCE */
+	size_t j_nmod;
+	bool j_qr;                   /* SELECT (QRESYNC (...)) */
+	uint32_t j_qr_uv;
+	uint64_t j_qr_ms;
+	const char *j_qr_known;      /* known-uids, or NULL */
+	struct buf jqr;              /* what QRESYNC tells, after SELECT's */
 };
 
 struct cmd_def {
@@ -123,6 +139,7 @@ struct cmd_def {
 #define AUTHED (ST(I_AUTH) | ST(I_SELECTED))
 
 static void session_free(struct imap_session *s);
+static bool valid_set(struct imap_session *s, const char *set);
 static void process(struct imap_session *s);
 static void flush(struct imap_session *s);
 static void updates(struct imap_session *s, bool expunges);
@@ -175,7 +192,8 @@ capabilities(struct imap_session *s, struct buf *b)
 	for (const struct cmd_def *c = commands(); c->name; c++)
 		if (c->cap && s->state != I_NOTAUTH)
 			buf_printf(b, " %s", c->cap);
-	buf_append_str(b, " LITERAL+ CHILDREN ID ENABLE SPECIAL-USE");
+	buf_append_str(b, " LITERAL+ CHILDREN ID ENABLE SPECIAL-USE"
+	    " CONDSTORE QRESYNC");
 	buf_printf(b, " APPENDLIMIT=%llu",
 	    (unsigned long long)s->cfg->limits.max_message_size);
 }
@@ -210,6 +228,14 @@ view_seq(const struct imap_session *s, uint32_t uid)
 	return 0;
 }
 
+static int
+cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
 /*
  * What changed in the folder since this session last looked: EXPUNGE
  * (when allowed), EXISTS, and FLAGS of messages others changed. Only
@@ -226,15 +252,30 @@ updates(struct imap_session *s, bool expunges)
 	mb = store_box_mbox(s->box);
 	buf_init(&b);
 	if (expunges) {
+		/* QRESYNC: VANISHED with the UIDs, else EXPUNGE per message */
+		uint32_t *gone = NULL;
+		size_t ngone = 0;
+		if (s->qresync && mb->nexp > s->seen_exp)
+			gone = xcalloc(mb->nexp - s->seen_exp, sizeof(uint32_t));
 		for (size_t k = s->seen_exp; k < mb->nexp; k++) {
 			size_t seq = view_seq(s, mb->exp[k].uid);
 			if (seq == 0)
 				continue;
-			buf_printf(&b, "* %zu EXPUNGE\r\n", seq);
+			if (gone)
+				gone[ngone++] = mb->exp[k].uid;
+			else
+				buf_printf(&b, "* %zu EXPUNGE\r\n", seq);
 			memmove(s->uids + seq - 1, s->uids + seq,
 			    (s->n - seq) * sizeof(uint32_t));
 			s->n--;
 		}
+		if (ngone) {
+			qsort(gone, ngone, sizeof(uint32_t), cmp_u32);
+			buf_append_str(&b, "* VANISHED ");
+			imap_seqset_write(&b, gone, ngone);
+			buf_append_str(&b, "\r\n");
+		}
+		free(gone);
 		s->seen_exp = mb->nexp;
 	}
 	uint32_t last = s->n ? s->uids[s->n - 1] : 0;
@@ -254,6 +295,9 @@ updates(struct imap_session *s, bool expunges)
 			continue;
 		buf_printf(&b, "* %zu FETCH (UID %u FLAGS ", seq, m->uid);
 		imap_write_flags(&b, mb, m);
+		if (s->condstore)
+			buf_printf(&b, " MODSEQ (%llu)",
+			    (unsigned long long)m->modseq);
 		buf_append_str(&b, ")\r\n");
 	}
 	s->seen_modseq = mb->modseq;
@@ -639,8 +683,28 @@ cmd_authenticate(struct imap_session *s)
 static void
 cmd_enable(struct imap_session *s)
 {
-	/* nothing this server knows needs enabling (no CONDSTORE yet) */
-	say(s, "* ENABLED");
+	struct buf on;
+
+	if (s->pc.nargs == 0) {
+		done(s, "BAD", "ENABLE capability...");
+		return;
+	}
+	buf_init(&on);
+	buf_append_str(&on, "* ENABLED");
+	for (size_t i = 0; i < s->pc.nargs; i++) {
+		const char *c = arg_str(s, i);
+		if (c && ascii_strcaseeq(c, "CONDSTORE") && !s->condstore) {
+			s->condstore = true;
+			buf_append_str(&on, " CONDSTORE");
+		} else if (c && ascii_strcaseeq(c, "QRESYNC") && !s->qresync) {
+			/* QRESYNC brings CONDSTORE (RFC 7162 3.2.3) */
+			s->qresync = s->condstore = true;
+			buf_append_str(&on, " QRESYNC");
+		}
+	}
+	buf_append_char(&on, '\0');
+	say(s, "%s", on.data);
+	buf_clear(&on);
 	done(s, "OK", "ENABLE completed");
 }
 
@@ -765,12 +829,30 @@ folder_work(struct imap_session *s)
 			*p = '/';
 		}
 		s->jrc = folders_create(s->root, tmp, &s->jerr);
-	} else if (strcmp(n, "DELETE") == 0)
+	} else if (strcmp(n, "DELETE") == 0) {
+		char pa[4096];
 		s->jrc = folders_delete(s->root, a, &s->jerr);
-	else if (strcmp(n, "RENAME") == 0)
-		s->jrc = folders_rename(s->root, a, folders_canonical(b),
-		    &s->jerr);
-	else
+		struct tern_err e;
+		memset(&e, 0, sizeof(e));
+		if (s->jrc == 0 && folders_path(s->root, a, pa, sizeof(pa)) == 0 &&
+		    tindex_drop(store_account_index(s->acct),
+		    store_rel(s->acct, pa), &e) != 0)
+			log_warnx("imap: %s", e.text);
+	} else if (strcmp(n, "RENAME") == 0) {
+		char pa[4096], pb[4096];
+		b = folders_canonical(b);
+		s->jrc = folders_rename(s->root, a, b, &s->jerr);
+		struct tern_err e;
+		memset(&e, 0, sizeof(e));
+		/* the folder keeps its MODSEQs and expunge log (not INBOX,
+		 * whose messages move into a new folder) */
+		if (s->jrc == 0 && !ascii_strcaseeq(a, "INBOX") &&
+		    folders_path(s->root, a, pa, sizeof(pa)) == 0 &&
+		    folders_path(s->root, b, pb, sizeof(pb)) == 0 &&
+		    tindex_rename(store_account_index(s->acct),
+		    store_rel(s->acct, pa), store_rel(s->acct, pb), &e) != 0)
+			log_warnx("imap: %s", e.text);
+	} else
 		s->jrc = folders_subscribe(s->root, a, strcmp(n, "SUBSCRIBE") ==
 		    0, &s->jerr);
 }
@@ -818,14 +900,101 @@ cmd_folder(struct imap_session *s)
 
 /* SELECT and EXAMINE ------------------------------------------------- */
 
+/*
+ * SELECT (QRESYNC (uidvalidity modseq [known-uids])): what the client
+ * missed since modseq, as VANISHED (EARLIER) and FETCH responses, into
+ * jout (written after the SELECT's own responses).
+ */
+static void
+qresync_job(struct imap_session *s, struct mbox *mb)
+{
+	struct imap_seqset known;
+	bool have_known = false, complete;
+	uint32_t *gone;
+	size_t ngone;
+	struct tern_err err;
+	uint32_t top = mb->uidnext ? mb->uidnext - 1 : 0;
+
+	if (s->j_qr_uv != mb->uidvalidity)
+		return;     /* another numbering: the client starts again */
+	if (s->j_qr_known)
+		have_known = imap_seqset_parse(s->j_qr_known, top, &known) == 0;
+	memset(&err, 0, sizeof(err));
+	if (tindex_expunged_since(store_account_index(s->acct),
+	    store_rel(s->acct, mb->path), mb->uidvalidity, s->j_qr_ms, &gone,
+	    &ngone, &complete, &err) != 0) {
+		complete = false;
+		ngone = 0;
+	}
+	/* expunges in this run that the index has not been told of yet
+	 * are in mb->exp too (it is committed after this job) */
+	for (size_t k = 0; k < mb->nexp; k++)
+		if (mb->exp[k].modseq > s->j_qr_ms) {
+			gone = xreallocarray(gone, ngone + 1, sizeof(uint32_t));
+			gone[ngone++] = mb->exp[k].uid;
+		}
+	if (!complete) {
+		/*
+		 * The index does not reach back to modseq (it was rebuilt):
+		 * every UID below UIDNEXT that is not here may have gone,
+		 * which RFC 7162 3.2.5.1 allows the server to say.
+		 */
+		free(gone);
+		gone = NULL;
+		ngone = 0;
+		size_t k = 0;
+		for (uint32_t u = 1; u <= top; u++) {
+			while (k < mb->n && mb->m[k].uid < u)
+				k++;
+			if (k < mb->n && mb->m[k].uid == u)
+				continue;
+			if (have_known && !imap_seqset_has(&known, u))
+				continue;
+			gone = xreallocarray(gone, ngone + 1, sizeof(uint32_t));
+			gone[ngone++] = u;
+			if (!have_known && ngone > 1000000)
+				break;
+		}
+	}
+	if (ngone > 1)
+		qsort(gone, ngone, sizeof(uint32_t), cmp_u32);
+	size_t w = 0;
+	for (size_t k = 0; k < ngone; k++)
+		if ((!have_known || imap_seqset_has(&known, gone[k])) &&
+		    (w == 0 || gone[w - 1] != gone[k]) &&
+		    mbox_find_uid(mb, gone[k]) < 0)
+			gone[w++] = gone[k];
+	if (w) {
+		buf_append_str(&s->jqr, "* VANISHED (EARLIER) ");
+		imap_seqset_write(&s->jqr, gone, w);
+		buf_append_str(&s->jqr, "\r\n");
+	}
+	free(gone);
+	for (size_t i = 0; i < mb->n; i++) {
+		const struct mbox_msg *m = &mb->m[i];
+		if (m->modseq <= s->j_qr_ms || (have_known &&
+		    !imap_seqset_has(&known, m->uid)))
+			continue;
+		buf_printf(&s->jqr, "* %zu FETCH (UID %u FLAGS ", i + 1, m->uid);
+		imap_write_flags(&s->jqr, mb, m);
+		buf_printf(&s->jqr, " MODSEQ (%llu))\r\n",
+		    (unsigned long long)m->modseq);
+	}
+	if (have_known)
+		imap_seqset_clear(&known);
+}
+
 static void
 select_job(struct imap_session *s, struct mbox *mb)
 {
 	bool changed;
 
+	buf_reset(&s->jqr);
 	s->jrc = mbox_sync(mb, s->root, !s->readonly, &changed, &s->jerr);
 	if (changed)
 		store_box_mark_changed(s->box);
+	if (s->jrc == 0 && s->j_qr)
+		qresync_job(s, mb);
 }
 
 static void
@@ -866,9 +1035,61 @@ select_end(struct imap_session *s)
 		say(s, "* OK [UNSEEN %zu] First unseen", unseen);
 	say(s, "* OK [UIDVALIDITY %u] UIDs valid", mb->uidvalidity);
 	say(s, "* OK [UIDNEXT %u] Predicted next UID", mb->uidnext);
+	say(s, "* OK [HIGHESTMODSEQ %llu] Highest",
+	    (unsigned long long)mb->modseq);
+	if (s->jqr.len)
+		bufferevent_write(s->bev, s->jqr.data, s->jqr.len);
+	buf_reset(&s->jqr);
 	s->state = I_SELECTED;
 	done(s, "OK", "[%s] %s completed", s->readonly ? "READ-ONLY" :
 	    "READ-WRITE", s->pc.name);
+}
+
+/* (CONDSTORE) or (QRESYNC (uidvalidity modseq [known-uids [...]])) */
+static int
+select_params(struct imap_session *s)
+{
+	s->j_qr = false;
+	if (s->pc.nargs == 1)
+		return 0;
+	const struct imap_arg *l = &s->pc.args[1];
+	if (s->pc.nargs != 2 || l->type != IMAP_ARG_LIST) {
+		done(s, "BAD", "%s mailbox [(parameters)]", s->pc.name);
+		return -1;
+	}
+	for (size_t i = 0; i < l->nitems; i++) {
+		const char *p = imap_arg_text(&l->items[i]);
+		if (p && ascii_strcaseeq(p, "CONDSTORE")) {
+			s->condstore = true;
+			continue;
+		}
+		const struct imap_arg *q = i + 1 < l->nitems ? &l->items[i + 1] :
+		    NULL;
+		uint64_t uv, ms;
+		if (p && ascii_strcaseeq(p, "QRESYNC") && q &&
+		    q->type == IMAP_ARG_LIST && q->nitems >= 2 &&
+		    q->items[0].type == IMAP_ARG_ATOM &&
+		    q->items[1].type == IMAP_ARG_ATOM &&
+		    parse_u64(q->items[0].s, strlen(q->items[0].s), &uv) == 0 &&
+		    uv > 0 && uv <= UINT32_MAX &&
+		    parse_u64(q->items[1].s, strlen(q->items[1].s), &ms) == 0 &&
+		    (q->nitems < 3 || (q->items[2].type == IMAP_ARG_ATOM &&
+		    valid_set(s, q->items[2].s))) && q->nitems <= 4) {
+			if (!s->qresync) {
+				done(s, "BAD", "QRESYNC is not enabled");
+				return -1;
+			}
+			s->j_qr = true;
+			s->j_qr_uv = (uint32_t)uv;
+			s->j_qr_ms = ms;
+			s->j_qr_known = q->nitems >= 3 ? q->items[2].s : NULL;
+			i++;
+			continue;
+		}
+		done(s, "BAD", "unknown %s parameter", s->pc.name);
+		return -1;
+	}
+	return 0;
 }
 
 static void
@@ -882,6 +1103,8 @@ cmd_select(struct imap_session *s)
 		say(s, "* OK [CLOSED] Previous mailbox closed");
 	}
 	if ((name = arg_mailbox(s, 0, path, sizeof(path))) == NULL)
+		return;
+	if (select_params(s) != 0)
 		return;
 	s->readonly = strcmp(s->pc.name, "EXAMINE") == 0;
 	s->box = store_box_open(s->acct, name, path);
@@ -908,17 +1131,29 @@ status_job(struct imap_session *s, struct mbox *mb)
 	const char *name = folders_canonical(arg_str(s, 0));
 	imap_write_string(&s->jout, name, strlen(name), false);
 	buf_append_str(&s->jout, " (");
+	size_t unseen = 0, recent = 0;
+	uint64_t size = 0;
+	for (size_t k = 0; k < mb->n; k++) {
+		if (!(mb->m[k].flags & MBOX_SEEN))
+			unseen++;
+		if (mb->m[k].recent)
+			recent++;
+		if (mb->m[k].vsize == 0) {
+			/* no W= or S= in its name: counted once */
+			struct buf d;
+			struct tern_err e;
+			buf_init(&d);
+			memset(&e, 0, sizeof(e));
+			if (mbox_read(mb, k, &d, SIZE_MAX, &e) == 0)
+				mb->m[k].vsize = mime_crlf_size(d.data ? d.data :
+				    "", d.len);
+			mb->m[k].dirty = mb->dirty = true;
+			buf_clear(&d);
+		}
+		size += mb->m[k].vsize;
+	}
 	for (size_t i = 0; i < items->nitems; i++) {
 		const char *it = imap_arg_text(&items->items[i]);
-		size_t unseen = 0, recent = 0;
-		uint64_t size = 0;
-		for (size_t k = 0; k < mb->n; k++) {
-			if (!(mb->m[k].flags & MBOX_SEEN))
-				unseen++;
-			if (mb->m[k].recent)
-				recent++;
-			size += mb->m[k].vsize;
-		}
 		if (i)
 			buf_append_char(&s->jout, ' ');
 		if (it && ascii_strcaseeq(it, "MESSAGES"))
@@ -931,7 +1166,13 @@ status_job(struct imap_session *s, struct mbox *mb)
 			buf_printf(&s->jout, "UNSEEN %zu", unseen);
 		else if (it && ascii_strcaseeq(it, "RECENT"))
 			buf_printf(&s->jout, "RECENT %zu", recent);
-		else {
+		else if (it && ascii_strcaseeq(it, "SIZE"))
+			buf_printf(&s->jout, "SIZE %llu",
+			    (unsigned long long)size);
+		else if (it && ascii_strcaseeq(it, "HIGHESTMODSEQ")) {
+			buf_printf(&s->jout, "HIGHESTMODSEQ %llu",
+			    (unsigned long long)mb->modseq);
+		} else {
 			s->jrc = -2;
 			return;
 		}
@@ -967,6 +1208,11 @@ cmd_status(struct imap_session *s)
 	}
 	if ((name = arg_mailbox(s, 0, path, sizeof(path))) == NULL)
 		return;
+	for (size_t i = 0; i < s->pc.args[1].nitems; i++) {
+		const char *it = imap_arg_text(&s->pc.args[1].items[i]);
+		if (it && ascii_strcaseeq(it, "HIGHESTMODSEQ"))
+			s->condstore = true;   /* an enabling command */
+	}
 	s->other = store_box_open(s->acct, name, path);
 	run_box_job(s, s->other, status_job, status_end);
 }
@@ -1191,6 +1437,54 @@ cnargs(const struct imap_session *s)
 	return s->pc.nargs - s->j_arg;
 }
 
+/* UID FETCH ... (CHANGEDSINCE m VANISHED): UIDs of the set gone since m */
+static void
+fetch_vanished(struct imap_session *s, struct mbox *mb)
+{
+	struct imap_seqset ss;
+	uint32_t *gone = NULL;
+	size_t ngone = 0, w = 0;
+	bool complete;
+	struct tern_err err;
+	uint32_t top = mb->uidnext ? mb->uidnext - 1 : 0;
+
+	if (imap_seqset_parse(s->j_set, top, &ss) != 0)
+		return;
+	memset(&err, 0, sizeof(err));
+	if (tindex_expunged_since(store_account_index(s->acct),
+	    store_rel(s->acct, mb->path), mb->uidvalidity, s->j_since, &gone,
+	    &ngone, &complete, &err) != 0)
+		complete = false;
+	if (!complete) {
+		/* not known that far back: every UID of the set not here */
+		free(gone);
+		gone = NULL;
+		ngone = 0;
+		for (size_t r = 0; r < ss.n; r++)
+			for (uint32_t u = ss.r[r].lo; u <= ss.r[r].hi &&
+			    u <= top && ngone < 1000000; u++) {
+				gone = xreallocarray(gone, ngone + 1,
+				    sizeof(uint32_t));
+				gone[ngone++] = u;
+				if (u == UINT32_MAX)
+					break;
+			}
+		qsort(gone, ngone, sizeof(uint32_t), cmp_u32);
+	}
+	for (size_t k = 0; k < ngone; k++)
+		if (imap_seqset_has(&ss, gone[k]) &&
+		    mbox_find_uid(mb, gone[k]) < 0 &&
+		    (w == 0 || gone[w - 1] != gone[k]))
+			gone[w++] = gone[k];
+	if (w) {
+		buf_append_str(&s->jout, "* VANISHED (EARLIER) ");
+		imap_seqset_write(&s->jout, gone, w);
+		buf_append_str(&s->jout, "\r\n");
+	}
+	free(gone);
+	imap_seqset_clear(&ss);
+}
+
 static void
 fetch_job(struct imap_session *s, struct mbox *mb)
 {
@@ -1199,10 +1493,17 @@ fetch_job(struct imap_session *s, struct mbox *mb)
 	bool changed = false;
 
 	s->own_after = mb->modseq;   /* \Seen set here is in the answer */
+	if (f && s->j_has_since)
+		imap_fetch_want_modseq(f);
+	if (s->j_vanished)
+		fetch_vanished(s, mb);
 	size_t n = resolve_set(s, mb, s->j_set, s->j_uidcmd, &idx, &seqs);
-	for (size_t i = 0; f && i < n; i++)
+	for (size_t i = 0; f && i < n; i++) {
+		if (s->j_has_since && mb->m[idx[i]].modseq <= s->j_since)
+			continue;
 		imap_fetch_message(&s->jout, mb, idx[i], seqs[i], f,
-		    s->j_uidcmd, s->readonly, &changed, &s->jerr);
+		    s->j_uidcmd, s->readonly, s->condstore, &changed, &s->jerr);
+	}
 	s->fetched += n;
 	if (changed)
 		store_box_mark_changed(s->box);
@@ -1224,16 +1525,54 @@ cmd_fetch(struct imap_session *s)
 	struct imap_fetch *f;
 	const struct imap_arg *set = cmd_arg(s, 0), *items = cmd_arg(s, 1);
 
-	if (cnargs(s) != 2 || set->type != IMAP_ARG_ATOM ||
+	if ((cnargs(s) != 2 && cnargs(s) != 3) || set->type != IMAP_ARG_ATOM ||
 	    !valid_set(s, set->s)) {
-		done(s, "BAD", "FETCH sequence-set items");
+		done(s, "BAD", "FETCH sequence-set items [(modifiers)]");
 		return;
 	}
 	if ((f = imap_fetch_parse(items)) == NULL) {
 		done(s, "BAD", "unknown FETCH item");
 		return;
 	}
+	if (imap_fetch_modseq(f))
+		s->condstore = true;       /* an enabling command */
 	imap_fetch_free(f);
+	s->j_since = 0;
+	s->j_has_since = false;
+	s->j_vanished = false;
+	if (cnargs(s) == 3) {
+		/* (CHANGEDSINCE modseq [VANISHED]) RFC 7162 3.1.4, 3.2.6 */
+		const struct imap_arg *m = cmd_arg(s, 2);
+		for (size_t i = 0; m->type == IMAP_ARG_LIST && i < m->nitems;
+		    i++) {
+			const char *t = imap_arg_text(&m->items[i]);
+			const char *v = i + 1 < m->nitems ?
+			    imap_arg_text(&m->items[i + 1]) : NULL;
+			if (t && ascii_strcaseeq(t, "CHANGEDSINCE") && v &&
+			    parse_u64(v, strlen(v), &s->j_since) == 0) {
+				s->j_has_since = true;
+				i++;
+				continue;
+			}
+			if (t && ascii_strcaseeq(t, "VANISHED")) {
+				s->j_vanished = true;
+				continue;
+			}
+			done(s, "BAD", "FETCH modifiers: (CHANGEDSINCE modseq "
+			    "[VANISHED])");
+			return;
+		}
+		if (m->type != IMAP_ARG_LIST || !s->j_has_since) {
+			done(s, "BAD", "FETCH modifiers: (CHANGEDSINCE modseq "
+			    "[VANISHED])");
+			return;
+		}
+		if (s->j_vanished && (!s->j_uidcmd || !s->qresync)) {
+			done(s, "BAD", "VANISHED needs UID FETCH and QRESYNC");
+			return;
+		}
+		s->condstore = true;
+	}
 	s->j_set = set->s;
 	run_box_job(s, s->box, fetch_job, fetch_end);
 }
@@ -1245,12 +1584,12 @@ store_job(struct imap_session *s, struct mbox *mb)
 {
 	struct flagset fs;
 	size_t *idx, *seqs;
-	const char *op = cmd_arg(s, 1)->s;
+	const char *op = cmd_arg(s, s->j_op)->s;
 	bool silent = strstr(op, ".SILENT") || strstr(op, ".silent");
 	int mode = op[0] == '+' ? 1 : op[0] == '-' ? -1 : 0;
 	bool saved = false;
 
-	(void)parse_flags(cmd_arg(s, 2), &fs);
+	(void)parse_flags(cmd_arg(s, s->j_op + 1), &fs);
 	s->own_after = mb->modseq;
 	uint32_t kw = kw_bits(mb, &fs, mode >= 0, &saved);
 	if (saved)
@@ -1262,17 +1601,33 @@ store_job(struct imap_session *s, struct mbox *mb)
 		    mode < 0 ? (uint8_t)(m->flags & ~fs.flags) : fs.flags;
 		uint32_t nk = mode > 0 ? m->kw | kw : mode < 0 ? m->kw & ~kw :
 		    kw;
+		if (s->j_unchanged && m->modseq > s->j_since) {
+			/* changed since the client looked: not touched */
+			s->j_mod = xreallocarray(s->j_mod, s->j_nmod + 1,
+			    sizeof(uint32_t));
+			s->j_mod[s->j_nmod++] = s->j_uidcmd ? m->uid :
+			    (uint32_t)seqs[i];
+			continue;
+		}
+		uint64_t before = m->modseq;
 		if (mbox_set_flags(mb, idx[i], nf, nk, &s->jerr) != 0) {
 			s->jrc = -1;
 			continue;
 		}
-		store_box_mark_changed(s->box);
-		if (!silent) {
+		if (m->modseq != before)
+			store_box_mark_changed(s->box);
+		if (!silent || (s->condstore && m->modseq != before)) {
 			buf_printf(&s->jout, "* %zu FETCH (", seqs[i]);
 			if (s->j_uidcmd)
 				buf_printf(&s->jout, "UID %u ", m->uid);
-			buf_append_str(&s->jout, "FLAGS ");
-			imap_write_flags(&s->jout, mb, m);
+			if (!silent) {
+				buf_append_str(&s->jout, "FLAGS ");
+				imap_write_flags(&s->jout, mb, m);
+			}
+			/* RFC 7162 3.1.3: MODSEQ even with .SILENT */
+			if (s->condstore)
+				buf_printf(&s->jout, "%sMODSEQ (%llu)", silent ?
+				    "" : " ", (unsigned long long)m->modseq);
 			buf_append_str(&s->jout, ")\r\n");
 		}
 	}
@@ -1286,18 +1641,49 @@ store_end(struct imap_session *s)
 	updates(s, s->j_uidcmd);
 	if (s->jrc != 0)
 		done(s, "NO", "some flags could not be stored: %s", s->jerr.text);
-	else
+	else if (s->j_nmod) {
+		struct buf b;
+		buf_init(&b);
+		qsort(s->j_mod, s->j_nmod, sizeof(uint32_t), cmp_u32);
+		imap_seqset_write(&b, s->j_mod, s->j_nmod);
+		buf_append_char(&b, '\0');
+		done(s, "OK", "[MODIFIED %s] Conditional STORE failed for some",
+		    b.data);
+		buf_clear(&b);
+	} else
 		done(s, "OK", "%sSTORE completed", s->j_uidcmd ? "UID " : "");
+	free(s->j_mod);
+	s->j_mod = NULL;
+	s->j_nmod = 0;
 }
 
 static void
 cmd_store(struct imap_session *s)
 {
-	const struct imap_arg *set = cmd_arg(s, 0), *op = cmd_arg(s, 1),
-	    *fl = cmd_arg(s, 2);
+	const struct imap_arg *set = cmd_arg(s, 0), *op, *fl;
 	struct flagset fs;
 
-	if (cnargs(s) != 3 || set->type != IMAP_ARG_ATOM ||
+	/* STORE set [(UNCHANGEDSINCE modseq)] op flags (RFC 7162 3.1.3) */
+	s->j_op = 1;
+	s->j_unchanged = false;
+	if (cnargs(s) == 4) {
+		const struct imap_arg *m = cmd_arg(s, 1);
+		const char *t = m->type == IMAP_ARG_LIST && m->nitems == 2 ?
+		    imap_arg_text(&m->items[0]) : NULL;
+		const char *v = t ? imap_arg_text(&m->items[1]) : NULL;
+		if (t == NULL || !ascii_strcaseeq(t, "UNCHANGEDSINCE") ||
+		    v == NULL || parse_u64(v, strlen(v), &s->j_since) != 0) {
+			done(s, "BAD", "STORE modifiers: (UNCHANGEDSINCE "
+			    "modseq)");
+			return;
+		}
+		s->j_unchanged = true;
+		s->condstore = true;       /* an enabling command */
+		s->j_op = 2;
+	}
+	op = cmd_arg(s, s->j_op);
+	fl = cmd_arg(s, s->j_op + 1);
+	if (cnargs(s) != s->j_op + 2 || set->type != IMAP_ARG_ATOM ||
 	    !valid_set(s, set->s) || op->type != IMAP_ARG_ATOM ||
 	    parse_flags(fl, &fs) != 0) {
 		done(s, "BAD", "STORE sequence-set [+-]FLAGS[.SILENT] (flags)");
@@ -1329,20 +1715,29 @@ search_job(struct imap_session *s, struct mbox *mb)
 	if (n >= 2 && imap_arg_text(a) && ascii_strcaseeq(a->s, "CHARSET"))
 		start = 2;
 	buf_append_str(&s->jout, "* SEARCH");
+	bool modseq_key = false;
+	uint64_t top = 0;
 	for (size_t q = 0; q < s->n; q++) {
 		ssize_t k = mbox_find_uid(mb, s->uids[q]);
 		if (k < 0)
 			continue;
 		int r = imap_search_match(mb, (size_t)k, q + 1, s->uids, s->n,
-		    a + start, n - start, &s->jerr);
+		    a + start, n - start, &modseq_key, &s->jerr);
 		if (r < 0) {
 			s->jrc = -2;
 			return;
 		}
-		if (r)
+		if (r) {
 			buf_printf(&s->jout, " %u", s->j_uidcmd ? s->uids[q] :
 			    (uint32_t)(q + 1));
+			if (mb->m[k].modseq > top)
+				top = mb->m[k].modseq;
+		}
 	}
+	s->j_modseq = modseq_key;
+	/* RFC 7162 3.1.5: the highest MODSEQ of what matched */
+	if (modseq_key && top)
+		buf_printf(&s->jout, " (MODSEQ %llu)", (unsigned long long)top);
 	buf_append_str(&s->jout, "\r\n");
 }
 
@@ -1354,6 +1749,8 @@ search_end(struct imap_session *s)
 		done(s, "BAD", "bad SEARCH key");
 		return;
 	}
+	if (s->j_modseq)
+		s->condstore = true;       /* an enabling command */
 	updates(s, s->j_uidcmd);
 	done(s, "OK", "%sSEARCH completed", s->j_uidcmd ? "UID " : "");
 }
@@ -1934,6 +2331,8 @@ session_free(struct imap_session *s)
 	imap_cmd_clear(&s->pc);
 	buf_clear(&s->cmd);
 	buf_clear(&s->jout);
+	buf_clear(&s->jqr);
+	free(s->j_mod);
 	free(s->uids);
 	event_free(s->keepalive);
 	bufferevent_free(s->bev);
@@ -1957,6 +2356,7 @@ imap_session_new(const struct imap_session_env *env, evutil_socket_t fd,
 	s->tls_mode = tls;
 	buf_init(&s->cmd);
 	buf_init(&s->jout);
+	buf_init(&s->jqr);
 	gettimeofday(&tv, NULL);
 	(void)snprintf(s->id, sizeof(s->id), "%016llx",
 	    (unsigned long long)(((uint64_t)tv.tv_sec << 24) |

@@ -304,7 +304,8 @@ load_uidlist(const struct mbox *b, const char *root, struct uidlist *ul)
 	ul->version = 3;
 	ul->uidvalidity = b->uidvalidity ? b->uidvalidity :
 	    mbox_next_uidvalidity(root);
-	ul->next_uid = 1;
+	/* never a UID given out before (the index may remember some) */
+	ul->next_uid = b->uidnext ? b->uidnext : 1;
 	unsigned char g[16];
 	int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
 	if (fd >= 0) {
@@ -439,12 +440,16 @@ mtime_ns(const char *path)
 	return (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
 }
 
-static void
-load_keywords(struct mbox *b)
+void
+mbox_load_keywords(struct mbox *b)
 {
 	char path[4096];
 	struct buf text;
 
+	if (b->kw_loaded)
+		return;
+	b->kw_loaded = true;
+	keywords_clear(&b->kw);
 	buf_init(&text);
 	if (str_fmt(path, sizeof(path), "%s/" KEYWORDS, b->path) == 0 &&
 	    read_file(path, &text, 1 << 20) == 0)
@@ -518,10 +523,14 @@ mbox_sync(struct mbox *b, const char *root, bool move_new, bool *changed,
 	if ((lockfd = lock_uidlist(b, err)) < 0)
 		return -1;
 	bool fresh = load_uidlist(b, root, &ul);
-	if (!b->synced) {
-		keywords_clear(&b->kw);
-		load_keywords(b);
+	mbox_load_keywords(b);
+	if (b->preloaded && !fresh && ul.uidvalidity != b->uidvalidity) {
+		/* the index knew another numbering: none of it holds */
+		for (size_t i = 0; i < b->n; i++)
+			msg_clear(&b->m[i]);
+		b->n = 0;
 	}
+	b->preloaded = false;
 	if (list_dir(dcur, false, &e, &ne, &cape) != 0 ||
 	    list_dir(dnew, true, &e, &ne, &cape) != 0) {
 		fail_errno(err, "readdir", b->path);

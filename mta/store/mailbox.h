@@ -42,6 +42,7 @@ struct mbox_msg {
 	int64_t internaldate;     /* mtime, seconds */
 	uint64_t modseq;          /* in memory: last change seen */
 	bool recent;
+	bool dirty;               /* vsize learnt: the index wants the row */
 };
 
 struct mbox_expunged {
@@ -55,7 +56,12 @@ struct mbox {
 	struct mbox_msg *m;       /* ascending uid */
 	size_t n, cap;
 	struct keywords kw;
-	uint64_t modseq;          /* highest change, in memory */
+	uint64_t modseq;          /* highest change (HIGHESTMODSEQ) */
+	uint64_t committed;       /* changes up to here are in the index */
+	bool preloaded;           /* m[] came from the index, not yet synced */
+	bool index_stale;         /* the index needs every row again */
+	bool dirty;               /* some m[].dirty is set */
+	bool kw_loaded;
 	struct mbox_expunged *exp;   /* expunges since open, for sessions */
 	size_t nexp, capexp;
 	char guid[33];
@@ -115,6 +121,9 @@ ssize_t mbox_find_uid(const struct mbox *b, uint32_t uid);
 
 /* Flag letters for a file name (sorted, as Maildir wants). */
 void mbox_flag_letters(uint8_t flags, uint32_t kw, char *out, size_t outsz);
+
+/* Reads dovecot-keywords (once; mbox_sync does it if nobody did). */
+void mbox_load_keywords(struct mbox *b);
 
 /* Saves dovecot-keywords (after mbox_keyword adds one). */
 int mbox_save_keywords(struct mbox *b, struct tern_err *err);

@@ -19,6 +19,7 @@
 #include "base/iopool.h"
 #include "base/log.h"
 #include "base/util.h"
+#include "store/index.h"
 #include "store/mailbox.h"
 
 #define COALESCE_USEC 20000
@@ -35,6 +36,8 @@ struct store_box {
 	struct store_account *acct;
 	char *name, *path;
 	struct mbox *mb;
+	const char *rel;          /* path below the root: the index's key */
+	bool loaded;              /* the index was asked for the box */
 	unsigned refs;
 	unsigned selected;
 	bool busy;
@@ -50,6 +53,7 @@ struct store_box {
 struct store_account {
 	struct store *s;
 	char *user, *root;
+	struct tindex *idx;       /* its own lock; used from workers only */
 	unsigned refs;
 	TAILQ_HEAD(, store_box) boxes;
 	TAILQ_ENTRY(store_account) entry;
@@ -61,6 +65,7 @@ struct store {
 	TAILQ_HEAD(, store_account) accounts;
 	int ifd;
 	struct event *iev;
+	bool pool_closing;
 };
 
 static void on_inotify(evutil_socket_t fd, short what, void *arg);
@@ -96,6 +101,12 @@ store_free(struct store *s)
 	free(s);
 }
 
+void
+store_pool_closing(struct store *s)
+{
+	s->pool_closing = true;
+}
+
 struct iopool *
 store_pool(const struct store *s)
 {
@@ -122,10 +133,17 @@ store_account_open(struct store *s, const char *user, const char *root)
 	a->s = s;
 	a->user = xstrdup(user);
 	a->root = xstrdup(root);
+	a->idx = tindex_new(root);
 	a->refs = 1;
 	TAILQ_INIT(&a->boxes);
 	TAILQ_INSERT_TAIL(&s->accounts, a, entry);
 	return a;
+}
+
+static void
+index_free_work(void *arg)
+{
+	tindex_free(arg);
 }
 
 void
@@ -134,6 +152,11 @@ store_account_close(struct store_account *a)
 	if (a == NULL || --a->refs > 0)
 		return;
 	TAILQ_REMOVE(&a->s->accounts, a, entry);
+	/* closing may checkpoint the WAL: not on the loop, while it runs */
+	if (a->s->pool_closing)
+		tindex_free(a->idx);
+	else
+		iopool_submit(a->s->pool, index_free_work, NULL, a->idx);
 	free(a->user);
 	free(a->root);
 	free(a);
@@ -143,6 +166,23 @@ const char *
 store_account_root(const struct store_account *a)
 {
 	return a->root;
+}
+
+struct tindex *
+store_account_index(const struct store_account *a)
+{
+	return a->idx;
+}
+
+const char *
+store_rel(const struct store_account *a, const char *path)
+{
+	size_t n = strlen(a->root);
+
+	if (strncmp(path, a->root, n) == 0 && (path[n] == '\0' ||
+	    path[n] == '/'))
+		return path[n] ? path + n + 1 : path + n;
+	return path;
 }
 
 static void on_sync_timer(evutil_socket_t fd, short what, void *arg);
@@ -162,6 +202,7 @@ store_box_open(struct store_account *a, const char *name, const char *path)
 	a->refs++;
 	b->name = xstrdup(name);
 	b->path = xstrdup(path);
+	b->rel = store_rel(a, b->path);
 	b->mb = mbox_new(path);
 	b->refs = 1;
 	b->wd_new = b->wd_cur = -1;
@@ -239,12 +280,28 @@ store_box_mark_changed(struct store_box *b)
 
 static void box_pump(struct store_box *b);
 
+/*
+ * Every job of a box: the index fills the box before its first sync and
+ * takes its changes after each job (one transaction per job).
+ */
 static void
 job_work(void *arg)
 {
 	struct job *j = arg;
+	struct store_box *b = j->box;
+	struct tern_err err;
 
-	j->work(j->box, j->arg);
+	memset(&err, 0, sizeof(err));
+	if (!b->loaded) {
+		b->loaded = true;
+		if (!b->mb->synced && tindex_load_box(b->acct->idx, b->rel,
+		    b->mb, &err) != 0)
+			log_warnx("store: %s", err.text);
+	}
+	j->work(b, j->arg);
+	memset(&err, 0, sizeof(err));
+	if (tindex_commit_box(b->acct->idx, b->rel, b->mb, &err) != 0)
+		log_warnx("store: %s", err.text);
 }
 
 static void

@@ -22,15 +22,22 @@ struct mbox;
 struct store;
 struct store_account;
 struct store_box;
+struct tindex;
 
 struct store *store_new(struct event_base *base, struct iopool *pool);
 void store_free(struct store *s);
+/* The I/O pool is about to stop: accounts closed from now on close here. */
+void store_pool_closing(struct store *s);
 
 /* The account rooted at the Maildir root (one per user); ref counted. */
 struct store_account *store_account_open(struct store *s, const char *user,
     const char *root);
 void store_account_close(struct store_account *a);
 const char *store_account_root(const struct store_account *a);
+/* The account's index (index.h): for work functions on the I/O pool. */
+struct tindex *store_account_index(const struct store_account *a);
+/* A folder's path below the account's root ("" for the root: INBOX). */
+const char *store_rel(const struct store_account *a, const char *path);
 struct iopool *store_pool(const struct store *s);
 struct store *store_of(const struct store_account *a);
 

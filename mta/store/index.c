@@ -1,0 +1,574 @@
+/* SPDX-License-Identifier: ISC */
+/*
+ * index.c - layer 2: the account's SQLite index (index.h). I/O workers
+ * only; a mutex per handle makes it the one writer of its database.
+ *
+ * Durability: WAL with synchronous=NORMAL. A killed ternd loses nothing
+ * that was committed; a machine that loses power may lose the last
+ * transactions, which costs MODSEQs that are given out again for other
+ * changes of that folder. That is the price of not fsyncing per flag
+ * change; the Maildir and the uidlist (fsynced) never lose anything. A
+ * database that does not open, fails quick_check or has another schema
+ * version is moved aside and made again.
+ */
+#include "store/index.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "base/log.h"
+#include "store/mailbox.h"
+
+#define SCHEMA_VERSION 1
+
+static const char schema[] =
+    "CREATE TABLE IF NOT EXISTS meta(k TEXT PRIMARY KEY, v) WITHOUT ROWID;"
+    /* known_since: MODSEQs at or below it predate what the index saw */
+    "CREATE TABLE IF NOT EXISTS mailbox(id INTEGER PRIMARY KEY,"
+    " path TEXT UNIQUE NOT NULL, uidvalidity INTEGER NOT NULL,"
+    " uidnext INTEGER NOT NULL, highestmodseq INTEGER NOT NULL,"
+    " known_since INTEGER NOT NULL, guid TEXT);"
+    "CREATE TABLE IF NOT EXISTS msg(mailbox INTEGER NOT NULL,"
+    " uid INTEGER NOT NULL, base TEXT NOT NULL, flags INTEGER NOT NULL,"
+    " keywords TEXT, modseq INTEGER NOT NULL, size INTEGER NOT NULL,"
+    " internaldate INTEGER NOT NULL, PRIMARY KEY(mailbox, uid))"
+    " WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS expunged(mailbox INTEGER NOT NULL,"
+    " uid INTEGER NOT NULL, modseq INTEGER NOT NULL,"
+    " PRIMARY KEY(mailbox, uid)) WITHOUT ROWID;"
+    "CREATE INDEX IF NOT EXISTS expunged_modseq ON expunged(mailbox, modseq);";
+
+struct tindex {
+	pthread_mutex_t mu;
+	char *root, *path;
+	sqlite3 *db;
+	bool tried;
+};
+
+struct tindex *
+tindex_new(const char *root)
+{
+	struct tindex *x = xcalloc(1, sizeof(*x));
+
+	pthread_mutex_init(&x->mu, NULL);
+	x->root = xstrdup(root);
+	x->path = xasprintf("%s/" TINDEX_FILE, root);
+	return x;
+}
+
+void
+tindex_free(struct tindex *x)
+{
+	if (x == NULL)
+		return;
+	if (x->db)
+		sqlite3_close(x->db);
+	pthread_mutex_destroy(&x->mu);
+	free(x->root);
+	free(x->path);
+	free(x);
+}
+
+static void
+db_fail(struct tindex *x, struct tern_err *err, const char *what)
+{
+	tern_err_set(err, 451, "4.3.0", "index %s: %s: %s", x->path, what,
+	    x->db ? sqlite3_errmsg(x->db) : "not open");
+	err->temp = true;
+}
+
+static int
+exec(struct tindex *x, const char *sql)
+{
+	return sqlite3_exec(x->db, sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : -1;
+}
+
+static int
+version_of(sqlite3 *db)
+{
+	sqlite3_stmt *st;
+	int v = -1;
+
+	if (sqlite3_prepare_v2(db, "SELECT v FROM meta WHERE k='version'", -1,
+	    &st, NULL) != SQLITE_OK)
+		return -1;
+	if (sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	return v;
+}
+
+static bool
+healthy(sqlite3 *db)
+{
+	sqlite3_stmt *st;
+	bool ok = false;
+
+	if (sqlite3_prepare_v2(db, "PRAGMA quick_check", -1, &st, NULL) !=
+	    SQLITE_OK)
+		return false;
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		const unsigned char *r = sqlite3_column_text(st, 0);
+		ok = r && strcmp((const char *)r, "ok") == 0;
+	}
+	sqlite3_finalize(st);
+	return ok;
+}
+
+/* Opens the database, making it (again) when it is missing or unusable. */
+static int
+db_open(struct tindex *x, struct tern_err *err)
+{
+	for (int attempt = 0; attempt < 2; attempt++) {
+		if (sqlite3_open_v2(x->path, &x->db, SQLITE_OPEN_READWRITE |
+		    SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL) == SQLITE_OK) {
+			sqlite3_busy_timeout(x->db, 10000);
+			int v = -2;
+			if (exec(x, "PRAGMA journal_mode=WAL") == 0 &&
+			    exec(x, "PRAGMA synchronous=NORMAL") == 0 &&
+			    healthy(x->db) && exec(x, schema) == 0 &&
+			    ((v = version_of(x->db)) == SCHEMA_VERSION ||
+			    (v == -1 && exec(x, "INSERT INTO meta VALUES"
+			    "('version', 1)") == 0)))
+				return 0;
+			log_warnx("index %s: unusable (%s%s), made again",
+			    x->path, v >= 0 ? "schema version " : "",
+			    v >= 0 ? "differs" : sqlite3_errmsg(x->db));
+		}
+		sqlite3_close(x->db);
+		x->db = NULL;
+		/* kept for a look, replaced by the next one set aside */
+		char *aside = xasprintf("%s.broken", x->path);
+		(void)rename(x->path, aside);
+		free(aside);
+		for (int i = 0; i < 2; i++) {
+			char *p = xasprintf("%s%s", x->path, i ? "-shm" : "-wal");
+			(void)unlink(p);
+			free(p);
+		}
+	}
+	db_fail(x, err, "open");
+	return -1;
+}
+
+static int
+lock(struct tindex *x, struct tern_err *err)
+{
+	pthread_mutex_lock(&x->mu);
+	if (x->db || (!x->tried && (x->tried = true) && db_open(x, err) == 0))
+		return 0;
+	if (x->db == NULL && err->text[0] == '\0')
+		db_fail(x, err, "open");
+	pthread_mutex_unlock(&x->mu);
+	return -1;
+}
+
+static void
+unlock(struct tindex *x)
+{
+	pthread_mutex_unlock(&x->mu);
+}
+
+static uint64_t
+modseq_seed(void)
+{
+	struct timeval tv;
+
+	gettimeofday(&tv, NULL);
+	return (uint64_t)tv.tv_sec * 1000 + (uint64_t)tv.tv_usec / 1000;
+}
+
+static void
+keywords_to_bits(struct mbox *b, const char *text, uint32_t *kw)
+{
+	*kw = 0;
+	while (text && *text) {
+		const char *sp = strchr(text, ' ');
+		size_t len = sp ? (size_t)(sp - text) : strlen(text);
+		char name[256];
+		if (len > 0 && len < sizeof(name)) {
+			memcpy(name, text, len);
+			name[len] = '\0';
+			int k = keywords_find(&b->kw, name);
+			if (k >= 0)
+				*kw |= 1u << k;
+		}
+		text = sp ? sp + 1 : NULL;
+	}
+}
+
+static char *
+bits_to_keywords(const struct mbox *b, uint32_t kw)
+{
+	struct buf out;
+
+	if (kw == 0)
+		return NULL;
+	buf_init(&out);
+	for (int k = 0; k < KEYWORDS_MAX; k++)
+		if ((kw & (1u << k)) && b->kw.names[k]) {
+			if (out.len)
+				buf_append_char(&out, ' ');
+			buf_append_str(&out, b->kw.names[k]);
+		}
+	if (out.len == 0) {
+		buf_clear(&out);
+		return NULL;
+	}
+	buf_append_char(&out, '\0');
+	return out.data;
+}
+
+int
+tindex_load_box(struct tindex *x, const char *rel, struct mbox *b,
+    struct tern_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	int64_t id = -1;
+
+	if (lock(x, err) != 0)
+		return -1;
+	mbox_load_keywords(b);
+	if (sqlite3_prepare_v2(x->db, "SELECT id, uidvalidity, uidnext,"
+	    " highestmodseq FROM mailbox WHERE path=?", -1, &st, NULL) !=
+	    SQLITE_OK)
+		goto fail;
+	sqlite3_bind_text(st, 1, rel, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		id = sqlite3_column_int64(st, 0);
+		b->uidvalidity = (uint32_t)sqlite3_column_int64(st, 1);
+		b->uidnext = (uint32_t)sqlite3_column_int64(st, 2);
+		b->modseq = (uint64_t)sqlite3_column_int64(st, 3);
+	} else
+		b->modseq = modseq_seed();
+	b->committed = b->modseq;
+	sqlite3_finalize(st);
+	st = NULL;
+	if (id < 0) {
+		unlock(x);
+		return 0;
+	}
+	if (sqlite3_prepare_v2(x->db, "SELECT uid, base, flags, keywords,"
+	    " modseq, size, internaldate FROM msg WHERE mailbox=?"
+	    " ORDER BY uid", -1, &st, NULL) != SQLITE_OK)
+		goto fail;
+	sqlite3_bind_int64(st, 1, id);
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (b->n == b->cap) {
+			b->cap = b->cap ? b->cap * 2 : 256;
+			b->m = xreallocarray(b->m, b->cap, sizeof(*b->m));
+		}
+		struct mbox_msg *m = &b->m[b->n++];
+		memset(m, 0, sizeof(*m));
+		m->uid = (uint32_t)sqlite3_column_int64(st, 0);
+		m->base = xstrdup((const char *)sqlite3_column_text(st, 1));
+		m->fname = xstrdup(m->base);
+		m->flags = (uint8_t)sqlite3_column_int(st, 2);
+		keywords_to_bits(b, (const char *)sqlite3_column_text(st, 3),
+		    &m->kw);
+		m->modseq = (uint64_t)sqlite3_column_int64(st, 4);
+		m->vsize = (uint64_t)sqlite3_column_int64(st, 5);
+		m->internaldate = sqlite3_column_int64(st, 6);
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		db_fail(x, err, "load");
+		for (size_t i = 0; i < b->n; i++) {
+			free(b->m[i].base);
+			free(b->m[i].fname);
+		}
+		b->n = 0;
+		b->modseq = b->committed = modseq_seed();
+		b->uidvalidity = b->uidnext = 0;
+		unlock(x);
+		return -1;
+	}
+	b->preloaded = true;
+	unlock(x);
+	return 0;
+fail:
+	sqlite3_finalize(st);
+	db_fail(x, err, "load");
+	unlock(x);
+	return -1;
+}
+
+/* The id of rel's row, made or reset to b's UIDVALIDITY; -1 on error. */
+static int64_t
+box_row(struct tindex *x, const char *rel, const struct mbox *b)
+{
+	sqlite3_stmt *st;
+	int64_t id = -1;
+	uint32_t uv = 0;
+
+	if (sqlite3_prepare_v2(x->db, "SELECT id, uidvalidity FROM mailbox"
+	    " WHERE path=?", -1, &st, NULL) != SQLITE_OK)
+		return -1;
+	sqlite3_bind_text(st, 1, rel, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		id = sqlite3_column_int64(st, 0);
+		uv = (uint32_t)sqlite3_column_int64(st, 1);
+	}
+	sqlite3_finalize(st);
+	if (id >= 0 && uv == b->uidvalidity)
+		return id;
+	if (id >= 0) {
+		/* a new UIDVALIDITY: nothing of the old numbering holds */
+		char *q = sqlite3_mprintf("DELETE FROM msg WHERE mailbox=%lld;"
+		    "DELETE FROM expunged WHERE mailbox=%lld;"
+		    "UPDATE mailbox SET uidvalidity=%u, known_since=%llu"
+		    " WHERE id=%lld", (long long)id, (long long)id,
+		    b->uidvalidity, (unsigned long long)b->committed,
+		    (long long)id);
+		int rc = exec(x, q);
+		sqlite3_free(q);
+		return rc == 0 ? id : -1;
+	}
+	if (sqlite3_prepare_v2(x->db, "INSERT INTO mailbox(path, uidvalidity,"
+	    " uidnext, highestmodseq, known_since, guid) VALUES(?,?,?,?,?,?)",
+	    -1, &st, NULL) != SQLITE_OK)
+		return -1;
+	sqlite3_bind_text(st, 1, rel, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, b->uidvalidity);
+	sqlite3_bind_int64(st, 3, b->uidnext);
+	sqlite3_bind_int64(st, 4, (sqlite3_int64)b->committed);
+	sqlite3_bind_int64(st, 5, (sqlite3_int64)b->committed);
+	sqlite3_bind_text(st, 6, b->guid, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_DONE)
+		id = sqlite3_last_insert_rowid(x->db);
+	sqlite3_finalize(st);
+	return id;
+}
+
+int
+tindex_commit_box(struct tindex *x, const char *rel, struct mbox *b,
+    struct tern_err *err)
+{
+	sqlite3_stmt *up = NULL, *del = NULL, *gone = NULL, *box = NULL;
+	int64_t id;
+
+	if (!b->synced || (b->modseq == b->committed && !b->index_stale &&
+	    !b->dirty))
+		return 0;
+	if (lock(x, err) != 0)
+		return -1;
+	if (exec(x, "BEGIN IMMEDIATE") != 0)
+		goto fail;
+	if ((id = box_row(x, rel, b)) < 0)
+		goto rollback;
+	if (sqlite3_prepare_v2(x->db, "INSERT OR REPLACE INTO msg VALUES"
+	    "(?,?,?,?,?,?,?,?)", -1, &up, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(x->db, "DELETE FROM msg WHERE mailbox=? AND"
+	    " uid=?", -1, &del, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(x->db, "INSERT OR REPLACE INTO expunged VALUES"
+	    "(?,?,?)", -1, &gone, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(x->db, "UPDATE mailbox SET uidnext=?,"
+	    " highestmodseq=?, guid=? WHERE id=?", -1, &box, NULL) != SQLITE_OK)
+		goto rollback;
+	uint64_t since = b->index_stale ? 0 : b->committed;
+	for (size_t i = 0; i < b->n; i++) {
+		struct mbox_msg *m = &b->m[i];
+		if (m->modseq <= since && !m->dirty)
+			continue;
+		m->dirty = false;
+		char *kw = bits_to_keywords(b, m->kw);
+		sqlite3_bind_int64(up, 1, id);
+		sqlite3_bind_int64(up, 2, m->uid);
+		sqlite3_bind_text(up, 3, m->base, -1, SQLITE_STATIC);
+		sqlite3_bind_int(up, 4, m->flags);
+		if (kw)
+			sqlite3_bind_text(up, 5, kw, -1, free);
+		else
+			sqlite3_bind_null(up, 5);
+		sqlite3_bind_int64(up, 6, (sqlite3_int64)m->modseq);
+		sqlite3_bind_int64(up, 7, (sqlite3_int64)m->vsize);
+		sqlite3_bind_int64(up, 8, m->internaldate);
+		int rc = sqlite3_step(up);
+		sqlite3_reset(up);
+		if (rc != SQLITE_DONE)
+			goto rollback;
+	}
+	for (size_t i = 0; i < b->nexp; i++) {
+		const struct mbox_expunged *e = &b->exp[i];
+		if (e->modseq <= b->committed)
+			continue;
+		sqlite3_bind_int64(del, 1, id);
+		sqlite3_bind_int64(del, 2, e->uid);
+		sqlite3_bind_int64(gone, 1, id);
+		sqlite3_bind_int64(gone, 2, e->uid);
+		sqlite3_bind_int64(gone, 3, (sqlite3_int64)e->modseq);
+		int r1 = sqlite3_step(del), r2 = sqlite3_step(gone);
+		sqlite3_reset(del);
+		sqlite3_reset(gone);
+		if (r1 != SQLITE_DONE || r2 != SQLITE_DONE)
+			goto rollback;
+	}
+	sqlite3_bind_int64(box, 1, b->uidnext);
+	sqlite3_bind_int64(box, 2, (sqlite3_int64)b->modseq);
+	sqlite3_bind_text(box, 3, b->guid, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(box, 4, id);
+	if (sqlite3_step(box) != SQLITE_DONE)
+		goto rollback;
+	if (exec(x, "COMMIT") != 0)
+		goto rollback;
+	sqlite3_finalize(up);
+	sqlite3_finalize(del);
+	sqlite3_finalize(gone);
+	sqlite3_finalize(box);
+	b->committed = b->modseq;
+	b->index_stale = false;
+	b->dirty = false;
+	unlock(x);
+	return 0;
+rollback:
+	db_fail(x, err, "commit");
+	(void)exec(x, "ROLLBACK");
+	sqlite3_finalize(up);
+	sqlite3_finalize(del);
+	sqlite3_finalize(gone);
+	sqlite3_finalize(box);
+	/* written again in full by the next commit */
+	b->index_stale = true;
+	unlock(x);
+	return -1;
+fail:
+	db_fail(x, err, "commit");
+	unlock(x);
+	return -1;
+}
+
+int
+tindex_expunged_since(struct tindex *x, const char *rel,
+    uint32_t uidvalidity, uint64_t modseq, uint32_t **uids, size_t *n,
+    bool *complete, struct tern_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	size_t cap = 0;
+	int64_t id = -1;
+
+	*uids = NULL;
+	*n = 0;
+	*complete = false;
+	if (lock(x, err) != 0)
+		return -1;
+	if (sqlite3_prepare_v2(x->db, "SELECT id, known_since FROM mailbox"
+	    " WHERE path=? AND uidvalidity=?", -1, &st, NULL) != SQLITE_OK)
+		goto fail;
+	sqlite3_bind_text(st, 1, rel, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, uidvalidity);
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		id = sqlite3_column_int64(st, 0);
+		*complete = modseq >= (uint64_t)sqlite3_column_int64(st, 1);
+	}
+	sqlite3_finalize(st);
+	st = NULL;
+	if (id < 0) {
+		unlock(x);
+		return 0;
+	}
+	if (sqlite3_prepare_v2(x->db, "SELECT uid FROM expunged WHERE"
+	    " mailbox=? AND modseq>? ORDER BY uid", -1, &st, NULL) != SQLITE_OK)
+		goto fail;
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)modseq);
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (*n == cap) {
+			cap = cap ? cap * 2 : 64;
+			*uids = xreallocarray(*uids, cap, sizeof(uint32_t));
+		}
+		(*uids)[(*n)++] = (uint32_t)sqlite3_column_int64(st, 0);
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		free(*uids);
+		*uids = NULL;
+		*n = 0;
+		db_fail(x, err, "expunged");
+		unlock(x);
+		return -1;
+	}
+	unlock(x);
+	return 0;
+fail:
+	sqlite3_finalize(st);
+	db_fail(x, err, "expunged");
+	unlock(x);
+	return -1;
+}
+
+int
+tindex_rename(struct tindex *x, const char *from, const char *to,
+    struct tern_err *err)
+{
+	if (lock(x, err) != 0)
+		return -1;
+	/*
+	 * The folder and its children (".A" and ".A.*"); rows left at the
+	 * new names by folders the index never heard were deleted go first.
+	 */
+	int fl = (int)strlen(from) + 1, tl = (int)strlen(to) + 1;
+	char *q = sqlite3_mprintf("BEGIN;"
+	    "CREATE TEMP TABLE IF NOT EXISTS gone(id INTEGER);"
+	    "DELETE FROM gone;"
+	    "INSERT INTO gone SELECT id FROM mailbox WHERE path=%Q OR"
+	    " substr(path,1,%d)=%Q||'.';"
+	    "DELETE FROM msg WHERE mailbox IN (SELECT id FROM gone);"
+	    "DELETE FROM expunged WHERE mailbox IN (SELECT id FROM gone);"
+	    "DELETE FROM mailbox WHERE id IN (SELECT id FROM gone);"
+	    "UPDATE mailbox SET path=%Q||substr(path,%d) WHERE path=%Q OR"
+	    " substr(path,1,%d)=%Q||'.';"
+	    "COMMIT", to, tl, to, to, fl, from, fl, from);
+	int rc = exec(x, q);
+	sqlite3_free(q);
+	if (rc != 0) {
+		db_fail(x, err, "rename");
+		(void)exec(x, "ROLLBACK");
+	}
+	unlock(x);
+	return rc;
+}
+
+int
+tindex_drop(struct tindex *x, const char *rel, struct tern_err *err)
+{
+	if (lock(x, err) != 0)
+		return -1;
+	char *q = sqlite3_mprintf("BEGIN;"
+	    "DELETE FROM msg WHERE mailbox IN (SELECT id FROM mailbox"
+	    " WHERE path=%Q);"
+	    "DELETE FROM expunged WHERE mailbox IN (SELECT id FROM mailbox"
+	    " WHERE path=%Q);"
+	    "DELETE FROM mailbox WHERE path=%Q; COMMIT", rel, rel, rel);
+	int rc = exec(x, q);
+	sqlite3_free(q);
+	if (rc != 0) {
+		db_fail(x, err, "drop");
+		(void)exec(x, "ROLLBACK");
+	}
+	unlock(x);
+	return rc;
+}
+
+int
+tindex_reset(struct tindex *x, struct tern_err *err)
+{
+	if (lock(x, err) != 0)
+		return -1;
+	int rc = exec(x, "BEGIN; DELETE FROM msg; DELETE FROM expunged;"
+	    " DELETE FROM mailbox; COMMIT");
+	if (rc != 0) {
+		db_fail(x, err, "reset");
+		(void)exec(x, "ROLLBACK");
+	}
+	unlock(x);
+	return rc;
+}

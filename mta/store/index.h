@@ -1,0 +1,71 @@
+/* SPDX-License-Identifier: ISC */
+/*
+ * index.h - layer 2: Tern's index of one account (DESIGN.md section 10),
+ * an SQLite database in the account's Maildir root (tern-index.sqlite,
+ * WAL). It is a cache that remembers what the Maildir cannot: each
+ * message's MODSEQ, each folder's HIGHESTMODSEQ and the UIDs expunged
+ * since a MODSEQ (IMAP CONDSTORE/QRESYNC, and JMAP's states next), plus
+ * sizes and INTERNALDATEs, so that opening a folder needs no stat of its
+ * files. Maildir and dovecot-uidlist stay the truth: a missing, torn or
+ * older index is rebuilt from them, and the only loss is that MODSEQs
+ * start again above any that were given out (they are seeded from the
+ * clock in milliseconds, a counter no change rate here ever catches up).
+ *
+ * Every function blocks on the disk and runs on an I/O worker; one handle
+ * per account, which serialises its callers with a mutex (one writer per
+ * account, as the design asks). Folders are keyed by their path relative
+ * to the root ("" is INBOX, ".Sent" a folder).
+ */
+#ifndef TERN_INDEX_H
+#define TERN_INDEX_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/util.h"
+
+struct mbox;
+struct tindex;
+
+#define TINDEX_FILE "tern-index.sqlite"
+
+/* A handle; the database is opened (or made, or rebuilt) at first use. */
+struct tindex *tindex_new(const char *root);
+void tindex_free(struct tindex *x);
+
+/*
+ * Fills a box that has not been synced yet with what the index knows of
+ * its folder at rel (UIDVALIDITY, next UID, HIGHESTMODSEQ, and per
+ * message UID, base name, flags, keywords, MODSEQ, size, INTERNALDATE),
+ * so that the first mbox_sync() only compares. A folder the index does
+ * not know gets a fresh MODSEQ seed. 0, or -1 (then the box is left
+ * empty, as without an index).
+ */
+int tindex_load_box(struct tindex *x, const char *rel, struct mbox *b,
+    struct tern_err *err);
+
+/* Writes every change of b (MODSEQ above b->committed) in one transaction. */
+int tindex_commit_box(struct tindex *x, const char *rel, struct mbox *b,
+    struct tern_err *err);
+
+/*
+ * The UIDs of rel expunged after modseq under uidvalidity, ascending, in
+ * *uids (malloc'd); *complete is false when the index does not go back
+ * that far (then the caller must report every UID it cannot vouch for).
+ */
+int tindex_expunged_since(struct tindex *x, const char *rel,
+    uint32_t uidvalidity, uint64_t modseq, uint32_t **uids, size_t *n,
+    bool *complete, struct tern_err *err);
+
+/* A folder and its subfolders were renamed (rel and rel.*), or deleted. */
+int tindex_rename(struct tindex *x, const char *from, const char *to,
+    struct tern_err *err);
+int tindex_drop(struct tindex *x, const char *rel, struct tern_err *err);
+
+/*
+ * Forgets everything (ternctl index rebuild): the next load of each
+ * folder finds nothing and rebuilds its rows from the Maildir.
+ */
+int tindex_reset(struct tindex *x, struct tern_err *err);
+
+#endif

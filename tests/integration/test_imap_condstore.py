@@ -1,0 +1,243 @@
+# SPDX-License-Identifier: ISC
+"""CONDSTORE and QRESYNC (RFC 7162) on the store's SQLite index: MODSEQs
+that survive restarts and changes made while ternd was down, conditional
+STORE, CHANGEDSINCE, VANISHED, and an index that is lost or torn."""
+import itertools
+import os
+import re
+
+from test_imap import connect, deliver, imap, maildir, wait_for  # noqa: F401
+
+_tags = itertools.count(1)
+
+
+def cmd(m, text):
+    """Sends one command on imaplib's connection; returns (untagged, tagged)."""
+    tag = "C%d" % next(_tags)
+    m.send(("%s %s\r\n" % (tag, text)).encode())
+    lines = []
+    while True:
+        line = m.readline()
+        assert line, "connection closed after %r" % lines
+        line = line.decode("utf-8", "replace").rstrip("\r\n")
+        lit = re.search(r"\{(\d+)\}$", line)
+        if lit:
+            line += m.read(int(lit.group(1))).decode("utf-8", "replace")
+            line += m.readline().decode("utf-8", "replace").rstrip("\r\n")
+        if line.startswith(tag + " "):
+            return lines, line[len(tag) + 1:]
+        lines.append(line)
+
+
+def ok(m, text):
+    lines, tagged = cmd(m, text)
+    assert tagged.startswith("OK"), (text, lines, tagged)
+    return lines, tagged
+
+
+def code(lines, name):
+    for line in lines:
+        hit = re.search(r"\[%s ([^\]]*)\]" % name, line)
+        if hit:
+            return hit.group(1)
+    raise AssertionError("no %s in %r" % (name, lines))
+
+
+def modseqs(lines):
+    """{uid: modseq} from FETCH responses."""
+    out = {}
+    for line in lines:
+        u = re.search(r"UID (\d+)", line)
+        ms = re.search(r"MODSEQ \((\d+)\)", line)
+        if "FETCH" in line and u and ms:
+            out[int(u.group(1))] = int(ms.group(1))
+    return out
+
+
+def files_by_uid(t):
+    """{uid: path} from the folder's dovecot-uidlist and cur/."""
+    root = maildir(t)
+    by_base = {p.name.split(":2,")[0]: p for p in (root / "cur").iterdir()}
+    out = {}
+    for line in (root / "dovecot-uidlist").read_text().splitlines()[1:]:
+        uid, base = line.split(" ", 1)[0], line.split(":", 1)[1]
+        if base in by_base:
+            out[int(uid)] = by_base[base]
+    return out
+
+
+def fill(t, n=3):
+    for i in range(n):
+        deliver(t, subject="message %d" % i)
+    assert t.wait_messages("alice", n, domain="localhost")
+
+
+def test_modseqs_are_kept_across_restarts(imap):
+    fill(imap)
+    m = connect(imap)
+    assert "CONDSTORE" in m.capabilities and "QRESYNC" in m.capabilities
+    lines, _ = ok(m, "ENABLE CONDSTORE")
+    assert "* ENABLED CONDSTORE" in lines
+    lines, _ = ok(m, "SELECT INBOX")
+    h1 = int(code(lines, "HIGHESTMODSEQ"))
+    lines, _ = ok(m, "UID FETCH 1:* (FLAGS MODSEQ)")
+    before = modseqs(lines)
+    assert sorted(before) == [1, 2, 3] and max(before.values()) <= h1
+    # a flag change: a new MODSEQ above every other, in the answer
+    lines, _ = ok(m, "UID STORE 2 +FLAGS (\\Flagged)")
+    ms2 = modseqs(lines)[2]
+    assert ms2 > h1
+    # CHANGEDSINCE: only what changed
+    lines, _ = ok(m, "UID FETCH 1:* (FLAGS) (CHANGEDSINCE %d)" % h1)
+    assert list(modseqs(lines)) == [2]
+    # SEARCH MODSEQ answers with the highest MODSEQ of the matches
+    lines, _ = ok(m, "SEARCH MODSEQ %d" % (h1 + 1))
+    assert lines == ["* SEARCH 2 (MODSEQ %d)" % ms2]
+    lines, _ = ok(m, "STATUS INBOX (HIGHESTMODSEQ MESSAGES)")
+    assert "HIGHESTMODSEQ %d" % ms2 in lines[0]
+    m.logout()
+    assert (maildir(imap) / "tern-index.sqlite").exists()
+
+    imap.stop()
+    imap.start()
+    m = connect(imap)
+    lines, _ = ok(m, "SELECT INBOX (CONDSTORE)")
+    assert int(code(lines, "HIGHESTMODSEQ")) == ms2
+    lines, _ = ok(m, "UID FETCH 1:* (MODSEQ)")
+    after = modseqs(lines)
+    assert after == {**before, 2: ms2}
+    m.logout()
+
+
+def test_conditional_store(imap):
+    fill(imap)
+    a, b = connect(imap), connect(imap)
+    lines, _ = ok(a, "SELECT INBOX (CONDSTORE)")
+    seen = int(code(lines, "HIGHESTMODSEQ"))
+    ok(b, "SELECT INBOX")
+    ok(b, "STORE 1 +FLAGS (\\Answered)")   # after a looked
+    lines, tagged = ok(a, "STORE 1:3 (UNCHANGEDSINCE %d) +FLAGS.SILENT "
+                          "(\\Seen)" % seen)
+    assert tagged.startswith("OK [MODIFIED 1]"), tagged
+    # .SILENT, yet the stored messages come back with their MODSEQ
+    stored = [l for l in lines if "MODSEQ" in l and "FLAGS" not in l]
+    assert [l.split()[1] for l in stored] == ["2", "3"], lines
+    lines, _ = ok(a, "FETCH 1:3 (FLAGS)")
+    flags = {l.split()[1]: l for l in lines if "FETCH" in l}
+    assert "\\Seen" not in flags["1"] and "\\Answered" in flags["1"]
+    assert "\\Seen" in flags["2"] and "\\Seen" in flags["3"]
+    # UNCHANGEDSINCE 0 fails for everything; bad modifiers are BAD
+    _, tagged = ok(a, "UID STORE 1:* (UNCHANGEDSINCE 0) +FLAGS (\\Draft)")
+    assert tagged.startswith("OK [MODIFIED 1:3]"), tagged
+    for bad in ("STORE 1 (UNCHANGEDSINCE x) +FLAGS (\\Seen)",
+                "STORE 1 (FROB 1) +FLAGS (\\Seen)",
+                "FETCH 1 (FLAGS) (CHANGEDSINCE)",
+                "FETCH 1 (FLAGS) (CHANGEDSINCE 1 VANISHED)",
+                "SELECT INBOX (QRESYNC (1 1))",
+                "SELECT INBOX (FROB)"):
+        _, tagged = cmd(a, bad)
+        assert tagged.startswith("BAD"), (bad, tagged)
+    a.logout()
+    b.logout()
+
+
+def test_qresync_after_changes_made_while_ternd_was_down(imap):
+    fill(imap, 4)
+    m = connect(imap)
+    ok(m, "ENABLE QRESYNC")
+    lines, _ = ok(m, "SELECT INBOX")
+    uv = int(code(lines, "UIDVALIDITY"))
+    known = int(code(lines, "HIGHESTMODSEQ"))
+    m.logout()
+    imap.stop()
+    # another program (mutt, mblaze, rsync) while ternd is down: one
+    # message deleted, one flagged by renaming its file
+    files = files_by_uid(imap)
+    assert sorted(files) == [1, 2, 3, 4]
+    os.unlink(files[2])
+    os.rename(files[3], str(files[3]).split(":2,")[0] + ":2,F")
+    imap.start()
+    m = connect(imap)
+    ok(m, "ENABLE QRESYNC")
+    lines, _ = ok(m, "SELECT INBOX (QRESYNC (%d %d 1:4))" % (uv, known))
+    assert "* VANISHED (EARLIER) 2" in lines, "\n".join(lines)
+    changed = [l for l in lines if "FETCH" in l]
+    assert len(changed) == 1 and "UID 3 " in changed[0] and \
+        "\\Flagged" in changed[0], lines
+    assert int(code(lines, "HIGHESTMODSEQ")) > known
+    # UID FETCH ... VANISHED tells the same
+    lines, _ = ok(m, "UID FETCH 1:* (FLAGS) (CHANGEDSINCE %d VANISHED)"
+                  % known)
+    assert lines[0] == "* VANISHED (EARLIER) 2", lines
+    assert list(modseqs(lines)) == [3]
+    # a stale UIDVALIDITY: nothing to resync, the client starts over
+    lines, _ = ok(m, "SELECT INBOX (QRESYNC (%d %d))" % (uv + 1, known))
+    assert not [l for l in lines if "VANISHED" in l or "FETCH" in l]
+    assert "* OK [CLOSED] Previous mailbox closed" in lines
+    m.logout()
+
+
+def test_vanished_pushed_to_an_idle_qresync_client(imap):
+    fill(imap)
+    a = connect(imap)
+    ok(a, "ENABLE QRESYNC")
+    ok(a, "SELECT INBOX")
+    a.send(b"I1 IDLE\r\n")
+    assert a.readline().startswith(b"+ ")
+    b = connect(imap)
+    ok(b, "SELECT INBOX")
+    ok(b, "STORE 2 +FLAGS (\\Deleted)")
+    seen = []
+    while True:
+        line = a.readline().decode()
+        seen.append(line)
+        if "FETCH" in line:
+            assert "MODSEQ (" in line and "UID 2 " in line, line
+            break
+    ok(b, "EXPUNGE")
+    while True:
+        line = a.readline().decode()
+        seen.append(line)
+        if "VANISHED" in line or "EXPUNGE" in line:
+            assert line.strip() == "* VANISHED 2", seen
+            break
+    a.send(b"DONE\r\n")
+    assert a.readline().startswith(b"I1 OK")
+    a.logout()
+    b.logout()
+
+
+def test_a_lost_or_torn_index_is_made_again(imap):
+    fill(imap, 3)
+    m = connect(imap)
+    ok(m, "ENABLE QRESYNC")
+    lines, _ = ok(m, "SELECT INBOX")
+    uv = int(code(lines, "UIDVALIDITY"))
+    known = int(code(lines, "HIGHESTMODSEQ"))
+    ok(m, "STORE 1 +FLAGS (\\Deleted)")
+    ok(m, "EXPUNGE")
+    m.logout()
+    imap.stop()
+    index = maildir(imap) / "tern-index.sqlite"
+    for p in maildir(imap).glob("tern-index.sqlite*"):
+        p.unlink()
+    imap.start()
+    m = connect(imap)
+    ok(m, "ENABLE QRESYNC")
+    lines, _ = ok(m, "SELECT INBOX (QRESYNC (%d %d))" % (uv, known))
+    # the index forgot the expunge: every UID it cannot vouch for
+    assert "* VANISHED (EARLIER) 1" in lines, lines
+    # MODSEQs start again above any given out before
+    assert int(code(lines, "HIGHESTMODSEQ")) > known
+    lines, _ = ok(m, "UID FETCH 1:* (UID)")
+    assert len([l for l in lines if "FETCH" in l]) == 2
+    m.logout()
+    imap.stop()
+    index.write_bytes(b"this is not an SQLite database" * 100)
+    imap.start()
+    m = connect(imap)
+    lines, _ = ok(m, "SELECT INBOX")
+    assert "* 2 EXISTS" in lines
+    m.logout()
+    assert "unusable" in imap.log()
+    assert (maildir(imap) / "tern-index.sqlite.broken").exists()
