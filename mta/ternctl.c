@@ -28,7 +28,9 @@
 #include "lua/config.h"
 #include "lua/hooks.h"
 #include "lua/kvstore.h"
+#include "mail/maildir.h"
 #include "runtime.h"
+#include "store/index.h"
 
 #define EX_UNAVAILABLE 69
 #define EX_CONFIG 78
@@ -49,6 +51,10 @@ usage(FILE *fp)
 	    "  stats [--json]   counters since start\n"
 	    "  reload           re-read the configuration and plugins\n"
 	    "  pickup           take what tern-sendmail dropped, now\n"
+	    "  index rebuild USER\n"
+	    "                   make USER's mail index again from the\n"
+	    "                   Maildirs (offline: remove it, so that ternd\n"
+	    "                   makes it at its next start)\n"
 	    "Offline:\n"
 	    "  check-config     check the configuration and plugins, print it\n"
 	    "  passwd USER      set USER's password in the users table (from\n"
@@ -123,6 +129,60 @@ read_password(char *out, size_t outsz)
 
 /* Replaces or adds USER's line in the users table, atomically. */
 static int request(const char *path, const char *line);
+
+/*
+ * ternctl index rebuild USER: the running ternd rebuilds it; without one
+ * the index files are removed and the next start makes them again.
+ */
+static int
+index_rebuild(const char *cfg_path, const char *user)
+{
+	char err[1024], root[4096], line[600];
+	struct config *cfg = config_load(cfg_path, err, sizeof(err));
+	struct stat st;
+
+	if (cfg == NULL) {
+		fprintf(stderr, "ternctl: %s\n", err);
+		return EX_CONFIG;
+	}
+	if (maildir_user_root(cfg->mail_dir, cfg->domains[0], user, root,
+	    sizeof(root)) != 0) {
+		fprintf(stderr, "ternctl: '%s' cannot be a user name\n", user);
+		config_free(cfg);
+		return 2;
+	}
+	char *sock = xasprintf("%s/ternd.sock", cfg->run_dir);
+	if (access(sock, F_OK) == 0) {
+		(void)str_fmt(line, sizeof(line), "index-rebuild %s", user);
+		int rc = request(sock, line);
+		free(sock);
+		config_free(cfg);
+		return rc;
+	}
+	free(sock);
+	config_free(cfg);
+	if (stat(root, &st) != 0) {
+		fprintf(stderr, "ternctl: %s has no mail (no %s)\n", user, root);
+		return 1;
+	}
+	int removed = 0;
+	for (int i = 0; i < 3; i++) {
+		static const char *const tail[] = { "", "-wal", "-shm" };
+		char *p = xasprintf("%s/%s%s", root, TINDEX_FILE, tail[i]);
+		if (unlink(p) == 0)
+			removed++;
+		else if (errno != ENOENT) {
+			fprintf(stderr, "ternctl: %s: %s\n", p, strerror(errno));
+			free(p);
+			return 1;
+		}
+		free(p);
+	}
+	printf("ternd is not running: %s's index %s; it is made again when "
+	    "ternd next opens the mailbox\n", user, removed ? "removed" :
+	    "was not there");
+	return 0;
+}
 
 static int
 passwd(const char *cfg_path, const char *user)
@@ -315,6 +375,13 @@ main(int argc, char **argv)
 	}
 	const char *cmd = argv[optind];
 	const char *arg = optind + 1 < argc ? argv[optind + 1] : "";
+	if (strcmp(cmd, "index") == 0) {
+		if (optind + 3 != argc || strcmp(arg, "rebuild") != 0) {
+			fprintf(stderr, "ternctl: index rebuild USER\n");
+			return 2;
+		}
+		return index_rebuild(cfg_path, argv[optind + 2]);
+	}
 	if (optind + 2 < argc) {
 		fprintf(stderr, "ternctl: too many arguments\n");
 		return 2;

@@ -40,6 +40,7 @@
 #include "queue/queue.h"
 #include "runtime.h"
 #include "smtp/smtp_client.h"
+#include "mail/maildir.h"
 #include "store/store.h"
 #include "store/deliver_maildir.h"
 
@@ -265,6 +266,54 @@ stats_text(struct ternd *t, bool json)
 	    hooks_plugin_count(t->rt->hooks));
 }
 
+struct rebuild_req {
+	struct control_req *req;
+	char *user;
+};
+
+static void
+on_rebuilt(void *arg, int rc, size_t folders, size_t messages,
+    const char *error)
+{
+	struct rebuild_req *r = arg;
+
+	if (rc == 0) {
+		log_info("index: rebuilt for %s: %zu folder(s), %zu message(s)",
+		    r->user, folders, messages);
+		control_answer(r->req, true, xasprintf("index of %s rebuilt: "
+		    "%zu folder(s), %zu message(s)\n", r->user, folders,
+		    messages));
+	} else
+		control_answer(r->req, false, xasprintf("index of %s: %s",
+		    r->user, error));
+	free(r->user);
+	free(r);
+}
+
+/* ternctl index rebuild USER */
+static void
+index_rebuild(struct ternd *t, struct control_req *req, const char *user)
+{
+	char root[4096];
+	struct stat st;
+
+	if (*user == '\0' || maildir_user_root(t->cfg->mail_dir,
+	    t->cfg->domains[0], user, root, sizeof(root)) != 0) {
+		control_answer(req, false, xasprintf("'%s' cannot be a user "
+		    "name", user));
+		return;
+	}
+	if (stat(root, &st) != 0 || !S_ISDIR(st.st_mode)) {
+		control_answer(req, false, xasprintf("%s has no mail (no %s)",
+		    user, root));
+		return;
+	}
+	struct rebuild_req *r = xcalloc(1, sizeof(*r));
+	r->req = req;
+	r->user = xstrdup(user);
+	store_rebuild(t->store, user, root, on_rebuilt, r);
+}
+
 static void
 on_control(void *arg, struct control_req *req, const char *verb,
     const char *a)
@@ -290,6 +339,8 @@ on_control(void *arg, struct control_req *req, const char *verb,
 		dispatch_pickup(t->dispatch, control_answer, req);
 	else if (strcmp(verb, "stats") == 0)
 		control_answer(req, true, stats_text(t, json));
+	else if (strcmp(verb, "index-rebuild") == 0)
+		index_rebuild(t, req, a);
 	else if (strcmp(verb, "reload") == 0) {
 		if (reload(t, err, sizeof(err)) == 0)
 			control_answer(req, true, xasprintf("reloaded: "

@@ -540,18 +540,8 @@ cmd_starttls(struct imap_session *s)
 static int
 user_root(struct imap_session *s, const char *user)
 {
-	char local[SASL_FIELD_MAX], lnorm[256], dnorm[256];
-	const char *at = strrchr(user, '@');
-	const char *domain = at ? at + 1 : s->cfg->domains[0];
-
-	(void)str_copy(local, sizeof(local), user);
-	if (at)
-		local[at - user] = '\0';
-	if (maildir_local_normalize(local, '\0', lnorm, sizeof(lnorm)) != 0 ||
-	    maildir_domain_normalize(domain, dnorm, sizeof(dnorm)) != 0)
-		return -1;
-	return str_fmt(s->root, sizeof(s->root), "%s/%s/%s", s->cfg->mail_dir,
-	    dnorm, lnorm);
+	return maildir_user_root(s->cfg->mail_dir, s->cfg->domains[0], user,
+	    s->root, sizeof(s->root));
 }
 
 static void

@@ -145,3 +145,21 @@ maildir_folder_valid(const char *name)
 	}
 	return n > 0 && n <= 100 && name[n - 1] != '.';
 }
+
+int
+maildir_user_root(const char *mail_dir, const char *default_domain,
+    const char *user, char *out, size_t outsz)
+{
+	char local[256], lnorm[256], dnorm[256];
+	const char *at = strrchr(user, '@');
+	const char *domain = at ? at + 1 : default_domain;
+
+	if (str_copy(local, sizeof(local), user) != 0)
+		return -1;
+	if (at)
+		local[at - user] = '\0';
+	if (maildir_local_normalize(local, '\0', lnorm, sizeof(lnorm)) != 0 ||
+	    maildir_domain_normalize(domain, dnorm, sizeof(dnorm)) != 0)
+		return -1;
+	return str_fmt(out, outsz, "%s/%s/%s", mail_dir, dnorm, lnorm);
+}

@@ -50,6 +50,15 @@ int maildir_local_normalize(const char *local, char delim, char *out,
 int maildir_domain_normalize(const char *domain, char *out, size_t outsz);
 
 /*
+ * The Maildir root of a login name: "alice@example.org" is
+ * mail_dir/example.org/alice, "alice" is mail_dir/<default_domain>/alice
+ * (the one delivery to alice@<first domain> uses). 0, or -1 if the name
+ * cannot be one.
+ */
+int maildir_user_root(const char *mail_dir, const char *default_domain,
+    const char *user, char *out, size_t outsz);
+
+/*
  * Splits a Maildir file name: the unique part and, when present, the flags
  * after ":2,". Flags must be upper-case letters in ASCII order without
  * repeats (lower-case experimental flags are kept but not checked for

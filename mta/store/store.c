@@ -19,6 +19,7 @@
 #include "base/iopool.h"
 #include "base/log.h"
 #include "base/util.h"
+#include "store/folders.h"
 #include "store/index.h"
 #include "store/mailbox.h"
 
@@ -452,4 +453,106 @@ on_inotify(evutil_socket_t fd, short what, void *arg)
 			p += sizeof(*ie) + ie->len;
 		}
 	}
+}
+
+/* --- ternctl index rebuild ---------------------------------------------- */
+
+struct rebuild {
+	struct store_account *a;
+	char **names;
+	size_t n, left;
+	size_t messages;          /* added to by workers: atomically */
+	int rc;
+	struct tern_err err;
+	store_rebuild_done done;
+	void *arg;
+};
+
+static void
+rebuild_finish(struct rebuild *r)
+{
+	r->done(r->arg, r->rc, r->rc == 0 ? r->n : 0,
+	    __atomic_load_n(&r->messages, __ATOMIC_RELAXED), r->err.text);
+	folders_list_free(r->names, r->n);
+	store_account_close(r->a);
+	free(r);
+}
+
+static void
+rebuild_box_work(struct store_box *b, void *arg)
+{
+	struct rebuild *r = arg;
+	struct tern_err err;
+	bool changed = false;
+
+	memset(&err, 0, sizeof(err));
+	/* job_work commits every row after this, whatever the index had */
+	b->mb->index_stale = true;
+	if (mbox_sync(b->mb, b->acct->root, b->selected > 0, &changed,
+	    &err) != 0)
+		log_warnx("store: rebuild: %s: %s", b->path, err.text);
+	else
+		__atomic_add_fetch(&r->messages, b->mb->n, __ATOMIC_RELAXED);
+	if (changed)
+		store_box_mark_changed(b);
+}
+
+static void
+rebuild_box_done(struct store_box *b, void *arg)
+{
+	struct rebuild *r = arg;
+
+	store_box_close(b);
+	if (--r->left == 0)
+		rebuild_finish(r);
+}
+
+static void
+rebuild_reset_work(void *arg)
+{
+	struct rebuild *r = arg;
+
+	if (tindex_reset(r->a->idx, &r->err) != 0 ||
+	    folders_list(r->a->root, &r->names, &r->n) != 0) {
+		if (r->err.text[0] == '\0')
+			tern_err_set(&r->err, 451, "4.3.0", "cannot list %s",
+			    r->a->root);
+		r->rc = -1;
+	}
+}
+
+static void
+rebuild_reset_done(void *arg)
+{
+	struct rebuild *r = arg;
+
+	if (r->rc != 0) {
+		rebuild_finish(r);
+		return;
+	}
+	r->left = r->n + 1;    /* one more, so done waits for the loop */
+	for (size_t i = 0; i < r->n; i++) {
+		char path[4096];
+		if (folders_path(r->a->root, r->names[i], path,
+		    sizeof(path)) != 0) {
+			r->left--;
+			continue;
+		}
+		struct store_box *b = store_box_open(r->a, r->names[i], path);
+		store_box_run(b, rebuild_box_work, rebuild_box_done, r);
+	}
+	if (--r->left == 0)
+		rebuild_finish(r);
+}
+
+void
+store_rebuild(struct store *s, const char *user, const char *root,
+    store_rebuild_done done, void *arg)
+{
+	struct rebuild *r = xcalloc(1, sizeof(*r));
+
+	r->a = store_account_open(s, user, root);
+	r->done = done;
+	r->arg = arg;
+	iopool_submit(s->pool, rebuild_reset_work, rebuild_reset_done, r);
 }

@@ -75,6 +75,16 @@ void store_box_select(struct store_box *b, bool on);
 void store_box_sync_soon(struct store_box *b);
 
 /*
+ * ternctl index rebuild: forgets the account's index, then syncs every
+ * folder into it again (open folders included: their sessions carry on).
+ * done runs once on the loop with 0 or -1, the folders and messages seen.
+ */
+typedef void (*store_rebuild_done)(void *arg, int rc, size_t folders,
+    size_t messages, const char *error);
+void store_rebuild(struct store *s, const char *user, const char *root,
+    store_rebuild_done done, void *arg);
+
+/*
  * ternd delivered into the Maildir at path: an open box there syncs now,
  * so its IDLE clients hear of it without waiting for inotify.
  */

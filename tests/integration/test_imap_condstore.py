@@ -5,8 +5,10 @@ STORE, CHANGEDSINCE, VANISHED, and an index that is lost or torn."""
 import itertools
 import os
 import re
+import sqlite3
+import subprocess
 
-from test_imap import connect, deliver, imap, maildir, wait_for  # noqa: F401
+from test_imap import TERNCTL, connect, deliver, imap, maildir  # noqa: F401
 
 _tags = itertools.count(1)
 
@@ -241,3 +243,50 @@ def test_a_lost_or_torn_index_is_made_again(imap):
     m.logout()
     assert "unusable" in imap.log()
     assert (maildir(imap) / "tern-index.sqlite.broken").exists()
+
+
+def index_rows(t):
+    db = sqlite3.connect(str(maildir(t) / "tern-index.sqlite"))
+    try:
+        return db.execute("SELECT count(*) FROM msg").fetchone()[0]
+    finally:
+        db.close()
+
+
+def test_ternctl_index_rebuild(imap):
+    fill(imap, 3)
+    m = connect(imap)
+    ok(m, "CREATE Archive/2026")
+    ok(m, "SELECT INBOX (CONDSTORE)")
+    ok(m, "COPY 1:2 Archive/2026")
+    lines, _ = ok(m, "UID FETCH 1:* (MODSEQ)")
+    before = modseqs(lines)
+    ternctl = [str(TERNCTL), "-c", str(imap.config)]
+    r = subprocess.run(ternctl + ["index", "rebuild", "alice"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    # INBOX, Archive, Archive/2026 and the special-use folders
+    assert re.search(r"index of alice rebuilt: \d+ folder\(s\), 5 message",
+                     r.stdout), r.stdout
+    assert index_rows(imap) == 5
+    # the open session carries on; MODSEQs never go back
+    lines, _ = ok(m, "UID STORE 1 +FLAGS (\\Seen)")
+    assert modseqs(lines)[1] > max(before.values())
+    m.logout()
+    for bad in (["index", "rebuild"], ["index", "frob", "alice"]):
+        assert subprocess.run(ternctl + bad, capture_output=True).returncode == 2
+    r = subprocess.run(ternctl + ["index", "rebuild", "nobody"],
+                       capture_output=True, text=True)
+    assert r.returncode == 1 and "no mail" in r.stderr
+    # offline: the files go, and the next start makes them again
+    imap.stop()
+    r = subprocess.run(ternctl + ["index", "rebuild", "alice"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0 and "removed" in r.stdout, r.stdout + r.stderr
+    assert not (maildir(imap) / "tern-index.sqlite").exists()
+    imap.start()
+    m = connect(imap)
+    lines, _ = ok(m, "SELECT INBOX")
+    assert "* 3 EXISTS" in lines
+    m.logout()
+    assert index_rows(imap) == 3
