@@ -125,6 +125,15 @@ struct imap_session {
 	uint64_t j_qr_ms;
 	const char *j_qr_known;      /* known-uids, or NULL */
 	struct buf jqr;              /* what QRESYNC tells, after SELECT's */
+	/* LIST-EXTENDED, LIST-STATUS */
+	bool l_sel;                  /* extended syntax used */
+	bool l_subscribed, l_recursive, l_special, l_ret_subscribed;
+	const struct imap_arg *l_status;   /* RETURN (STATUS (items)) */
+	const char *l_pat[16];
+	size_t l_npat;
+	struct list_status *l_st;    /* folders awaiting their STATUS */
+	size_t l_nst, l_ist;
+	struct buf l_tail;
 };
 
 struct cmd_def {
@@ -140,6 +149,9 @@ struct cmd_def {
 
 static void session_free(struct imap_session *s);
 static bool valid_set(struct imap_session *s, const char *set);
+static bool status_items_ok(const struct imap_arg *items);
+static void status_answer(struct imap_session *s, struct mbox *mb,
+    const char *name, const struct imap_arg *items);
 static void process(struct imap_session *s);
 static void flush(struct imap_session *s);
 static void updates(struct imap_session *s, bool expunges);
@@ -193,7 +205,7 @@ capabilities(struct imap_session *s, struct buf *b)
 		if (c->cap && s->state != I_NOTAUTH)
 			buf_printf(b, " %s", c->cap);
 	buf_append_str(b, " LITERAL+ CHILDREN ID ENABLE SPECIAL-USE"
-	    " CONDSTORE QRESYNC");
+	    " CONDSTORE QRESYNC LIST-EXTENDED LIST-STATUS STATUS=SIZE ESEARCH");
 	buf_printf(b, " APPENDLIMIT=%llu",
 	    (unsigned long long)s->cfg->limits.max_message_size);
 }
@@ -733,63 +745,266 @@ match(const char *pat, const char *name)
 	return eq && match(pat + 1, name + 1);
 }
 
+/*
+ * LIST with RFC 5258 (LIST-EXTENDED) and RFC 5819 (LIST-STATUS):
+ * LIST [(selection)] reference pattern|(patterns) [RETURN (options)].
+ * Folder attributes (children, special use) are always given; STATUS
+ * answers follow each selectable folder, from its shared box.
+ */
+struct list_status {
+	char *name, *path;
+	char *out;                /* the LIST lines up to this folder's */
+};
+
+static bool
+list_matches(struct imap_session *s, const char *ref, const char *name,
+    bool inbox)
+{
+	for (size_t i = 0; i < s->l_npat; i++) {
+		char *full = xasprintf("%s%s", ref, s->l_pat[i]);
+		bool m = match(full, name) || (inbox && ascii_strcaseeq(full,
+		    "INBOX"));
+		free(full);
+		if (m)
+			return true;
+	}
+	return false;
+}
+
+static bool
+name_in(char *const *names, size_t n, const char *name)
+{
+	for (size_t k = 0; k < n; k++)
+		if (strcmp(names[k], name) == 0)
+			return true;
+	return false;
+}
+
 static void
 list_work(struct imap_session *s)
 {
 	char **names = NULL, **subs = NULL;
 	size_t n = 0, ns = 0;
 	bool lsub = strcmp(s->pc.name, "LSUB") == 0;
-	const char *ref = arg_str(s, 0), *pat = arg_str(s, 1);
-	char *full = xasprintf("%s%s", ref ? ref : "", pat ? pat : "");
+	const char *ref = arg_str(s, s->l_sel ? 1 : 0);
 
+	ref = ref ? ref : "";
 	(void)folders_list(s->root, &names, &n);
 	(void)folders_subscriptions(s->root, &subs, &ns);
-	for (size_t i = 0; i < n; i++) {
-		const char *nm = names[i];
-		bool m = match(full, nm) || (i == 0 && ascii_strcaseeq(full,
-		    "INBOX"));
-		if (!m)
-			continue;
-		bool sub = false;
+	/* candidates: the folders, then subscribed names that are gone */
+	size_t nall = n;
+	char **all = xcalloc(n + ns + 1, sizeof(char *));
+	memcpy(all, names, n * sizeof(char *));
+	if (s->l_subscribed || lsub)
 		for (size_t k = 0; k < ns; k++)
-			if (strcmp(subs[k], nm) == 0)
-				sub = true;
-		if (lsub && !sub)
+			if (!name_in(names, n, subs[k]))
+				all[nall++] = subs[k];
+	for (size_t i = 0; i < nall; i++) {
+		const char *nm = all[i];
+		bool exists = i < n;
+		if (!list_matches(s, ref, nm, i == 0))
 			continue;
-		bool children = false;
+		bool sub = name_in(subs, ns, nm);
 		size_t l = strlen(nm);
+		bool children = false, sub_child = false;
 		for (size_t k = 1; k < n; k++)
 			if (strncmp(names[k], nm, l) == 0 && names[k][l] == '/')
 				children = true;
-		const char *su = folders_special_use(nm);
-		buf_printf(&s->jout, "* %s (%s%s%s%s) \"/\" ", lsub ? "LSUB" :
-		    "LIST", children ? "\\HasChildren" : "\\HasNoChildren",
-		    su ? " " : "", su ? su : "", sub && !lsub ?
-		    " \\Subscribed" : "");
+		for (size_t k = 0; k < ns; k++)
+			if (strncmp(subs[k], nm, l) == 0 && subs[k][l] == '/')
+				sub_child = true;
+		const char *su = exists ? folders_special_use(nm) : NULL;
+		bool childinfo = false;
+		if ((s->l_subscribed || lsub) && !sub) {
+			if (!(s->l_recursive && sub_child))
+				continue;
+			childinfo = true;
+		}
+		if (s->l_special && su == NULL)
+			continue;
+		struct buf attr;
+		buf_init(&attr);
+		if (!exists)
+			buf_append_str(&attr, "\\NonExistent ");
+		buf_append_str(&attr, children ? "\\HasChildren" :
+		    "\\HasNoChildren");
+		if (su)
+			buf_printf(&attr, " %s", su);
+		if (sub && !lsub && (s->l_ret_subscribed || s->l_subscribed ||
+		    !s->l_sel))
+			buf_append_str(&attr, " \\Subscribed");
+		buf_append_char(&attr, '\0');
+		buf_printf(&s->jout, "* %s (%s) \"/\" ", lsub ? "LSUB" : "LIST",
+		    attr.data);
+		buf_clear(&attr);
 		imap_write_string(&s->jout, nm, strlen(nm), false);
+		if (childinfo && !lsub)
+			buf_append_str(&s->jout, " (\"CHILDINFO\" (\"SUBSCRIBED\"))");
 		buf_append_str(&s->jout, "\r\n");
+		char path[4096];
+		if (s->l_status && exists &&
+		    folders_path(s->root, nm, path, sizeof(path)) == 0) {
+			/* the LIST lines so far go out, then this one's STATUS */
+			s->l_st = xreallocarray(s->l_st, s->l_nst + 1,
+			    sizeof(*s->l_st));
+			s->l_st[s->l_nst].name = xstrdup(nm);
+			s->l_st[s->l_nst].path = xstrdup(path);
+			s->l_st[s->l_nst].out = xstrndup(s->jout.data,
+			    s->jout.len);
+			s->l_nst++;
+			buf_reset(&s->jout);
+		}
 	}
+	/* after the last folder with a STATUS: sent at the end */
+	if (s->l_nst) {
+		buf_append(&s->l_tail, s->jout.data ? s->jout.data : "",
+		    s->jout.len);
+		buf_reset(&s->jout);
+	}
+	free(all);
 	folders_list_free(names, n);
 	folders_list_free(subs, ns);
-	free(full);
+}
+
+static void list_status_next(struct imap_session *s);
+
+static void
+list_status_job(struct imap_session *s, struct mbox *mb)
+{
+	status_answer(s, mb, s->l_st[s->l_ist].name, s->l_status);
+}
+
+static void
+list_status_end(struct imap_session *s)
+{
+	store_box_close(s->other);
+	s->other = NULL;
+	s->l_ist++;
+	list_status_next(s);
+}
+
+static void
+list_free_status(struct imap_session *s)
+{
+	for (size_t i = 0; i < s->l_nst; i++) {
+		free(s->l_st[i].name);
+		free(s->l_st[i].path);
+		free(s->l_st[i].out);
+	}
+	free(s->l_st);
+	s->l_st = NULL;
+	s->l_nst = s->l_ist = 0;
+}
+
+static void
+list_status_next(struct imap_session *s)
+{
+	if (s->l_ist >= s->l_nst) {
+		/* what came after the last folder with a STATUS */
+		if (s->l_tail.len)
+			bufferevent_write(s->bev, s->l_tail.data, s->l_tail.len);
+		buf_reset(&s->l_tail);
+		list_free_status(s);
+		done(s, "OK", "%s completed", s->pc.name);
+		return;
+	}
+	struct list_status *ls = &s->l_st[s->l_ist];
+	bufferevent_write(s->bev, ls->out, strlen(ls->out));
+	s->other = store_box_open(s->acct, ls->name, ls->path);
+	run_box_job(s, s->other, list_status_job, list_status_end);
 }
 
 static void
 list_end(struct imap_session *s)
 {
+	if (s->l_nst) {
+		list_status_next(s);
+		return;
+	}
 	done(s, "OK", "%s completed", s->pc.name);
+}
+
+/* The selection options, patterns and return options of a LIST. */
+static int
+list_parse(struct imap_session *s)
+{
+	size_t i = 0;
+	bool lsub = strcmp(s->pc.name, "LSUB") == 0;
+
+	s->l_sel = s->l_subscribed = s->l_recursive = s->l_special = false;
+	s->l_ret_subscribed = false;
+	s->l_status = NULL;
+	s->l_npat = 0;
+	if (!lsub && s->pc.nargs > 0 && s->pc.args[0].type == IMAP_ARG_LIST) {
+		const struct imap_arg *o = &s->pc.args[0];
+		s->l_sel = true;
+		i = 1;
+		for (size_t k = 0; k < o->nitems; k++) {
+			const char *t = imap_arg_text(&o->items[k]);
+			if (t && ascii_strcaseeq(t, "SUBSCRIBED"))
+				s->l_subscribed = true;
+			else if (t && ascii_strcaseeq(t, "RECURSIVEMATCH"))
+				s->l_recursive = true;
+			else if (t && ascii_strcaseeq(t, "SPECIAL-USE"))
+				s->l_special = true;
+			else if (t && ascii_strcaseeq(t, "REMOTE"))
+				;
+			else
+				return -1;
+		}
+		/* RECURSIVEMATCH alone is an error (RFC 5258 3) */
+		if (s->l_recursive && !s->l_subscribed && !s->l_special)
+			return -1;
+	}
+	if (s->pc.nargs < i + 2 || arg_str(s, i) == NULL)
+		return -1;
+	const struct imap_arg *p = &s->pc.args[i + 1];
+	if (p->type == IMAP_ARG_LIST && !lsub) {
+		if (p->nitems == 0 || p->nitems > 16)
+			return -1;
+		for (size_t k = 0; k < p->nitems; k++)
+			if ((s->l_pat[s->l_npat++] = imap_arg_text(&p->items[k])) ==
+			    NULL)
+				return -1;
+		s->l_sel = true;
+	} else if ((s->l_pat[s->l_npat++] = arg_str(s, i + 1)) == NULL)
+		return -1;
+	i += 2;
+	if (i == s->pc.nargs)
+		return 0;
+	const char *r = arg_str(s, i);
+	if (lsub || r == NULL || !ascii_strcaseeq(r, "RETURN") ||
+	    i + 2 != s->pc.nargs || s->pc.args[i + 1].type != IMAP_ARG_LIST)
+		return -1;
+	s->l_sel = true;
+	const struct imap_arg *o = &s->pc.args[i + 1];
+	for (size_t k = 0; k < o->nitems; k++) {
+		const char *t = imap_arg_text(&o->items[k]);
+		if (t && ascii_strcaseeq(t, "SUBSCRIBED"))
+			s->l_ret_subscribed = true;
+		else if (t && (ascii_strcaseeq(t, "CHILDREN") ||
+		    ascii_strcaseeq(t, "SPECIAL-USE")))
+			;   /* always given */
+		else if (t && ascii_strcaseeq(t, "STATUS") && k + 1 < o->nitems &&
+		    o->items[k + 1].type == IMAP_ARG_LIST &&
+		    o->items[k + 1].nitems > 0 &&
+		    status_items_ok(&o->items[k + 1])) {
+			s->l_status = &o->items[++k];
+		} else
+			return -1;
+	}
+	return 0;
 }
 
 static void
 cmd_list(struct imap_session *s)
 {
-	const char *ref = arg_str(s, 0), *pat = arg_str(s, 1);
-
-	if (ref == NULL || pat == NULL || s->pc.nargs != 2) {
-		done(s, "BAD", "%s reference pattern", s->pc.name);
+	if (list_parse(s) != 0) {
+		done(s, "BAD", "%s [(selection)] reference pattern [RETURN "
+		    "(options)]", s->pc.name);
 		return;
 	}
-	if (pat[0] == '\0') {
+	if (s->l_npat == 1 && s->l_pat[0][0] == '\0' && !s->l_sel) {
 		say(s, "* LIST (\\Noselect) \"/\" \"\"");
 		done(s, "OK", "LIST completed");
 		return;
@@ -1108,19 +1323,40 @@ cmd_select(struct imap_session *s)
 
 /* STATUS ------------------------------------------------------------- */
 
-static void
-status_job(struct imap_session *s, struct mbox *mb)
+static const char *const status_items[] = { "MESSAGES", "UIDNEXT",
+	"UIDVALIDITY", "UNSEEN", "RECENT", "SIZE", "HIGHESTMODSEQ", NULL };
+
+static bool
+status_items_ok(const struct imap_arg *items)
 {
-	bool changed;
+	if (items->type != IMAP_ARG_LIST || items->nitems == 0)
+		return false;
+	for (size_t i = 0; i < items->nitems; i++) {
+		const char *it = imap_arg_text(&items->items[i]);
+		bool known = false;
+		for (size_t k = 0; it && status_items[k]; k++)
+			known |= ascii_strcaseeq(it, status_items[k]);
+		if (!known)
+			return false;
+	}
+	return true;
+}
+
+/* "* STATUS name (...)" into jout, after a sync; s->jrc says how it went. */
+static void
+status_answer(struct imap_session *s, struct mbox *mb, const char *name,
+    const struct imap_arg *items)
+{
+	bool changed, want_size = false;
 
 	s->jrc = mbox_sync(mb, s->root, false, &changed, &s->jerr);
 	if (s->jrc != 0)
 		return;
-	const struct imap_arg *items = &s->pc.args[1];
-	buf_append_str(&s->jout, "* STATUS ");
-	const char *name = folders_canonical(arg_str(s, 0));
-	imap_write_string(&s->jout, name, strlen(name), false);
-	buf_append_str(&s->jout, " (");
+	if (changed)
+		store_box_mark_changed(s->other);
+	for (size_t i = 0; i < items->nitems; i++)
+		want_size |= ascii_strcaseeq(imap_arg_text(&items->items[i]),
+		    "SIZE");
 	size_t unseen = 0, recent = 0;
 	uint64_t size = 0;
 	for (size_t k = 0; k < mb->n; k++) {
@@ -1128,47 +1364,53 @@ status_job(struct imap_session *s, struct mbox *mb)
 			unseen++;
 		if (mb->m[k].recent)
 			recent++;
-		if (mb->m[k].vsize == 0) {
-			/* no W= or S= in its name: counted once */
+		if (want_size && mb->m[k].vsize == 0) {
+			/* no W= or S= in its name: counted once, then kept */
 			struct buf d;
 			struct tern_err e;
 			buf_init(&d);
 			memset(&e, 0, sizeof(e));
-			if (mbox_read(mb, k, &d, SIZE_MAX, &e) == 0)
+			if (mbox_read(mb, k, &d, SIZE_MAX, &e) == 0) {
 				mb->m[k].vsize = mime_crlf_size(d.data ? d.data :
 				    "", d.len);
-			mb->m[k].dirty = mb->dirty = true;
+				mb->m[k].dirty = mb->dirty = true;
+			}
 			buf_clear(&d);
 		}
 		size += mb->m[k].vsize;
 	}
+	buf_append_str(&s->jout, "* STATUS ");
+	imap_write_string(&s->jout, name, strlen(name), false);
+	buf_append_str(&s->jout, " (");
 	for (size_t i = 0; i < items->nitems; i++) {
 		const char *it = imap_arg_text(&items->items[i]);
 		if (i)
 			buf_append_char(&s->jout, ' ');
-		if (it && ascii_strcaseeq(it, "MESSAGES"))
+		if (ascii_strcaseeq(it, "MESSAGES"))
 			buf_printf(&s->jout, "MESSAGES %zu", mb->n);
-		else if (it && ascii_strcaseeq(it, "UIDNEXT"))
+		else if (ascii_strcaseeq(it, "UIDNEXT"))
 			buf_printf(&s->jout, "UIDNEXT %u", mb->uidnext);
-		else if (it && ascii_strcaseeq(it, "UIDVALIDITY"))
+		else if (ascii_strcaseeq(it, "UIDVALIDITY"))
 			buf_printf(&s->jout, "UIDVALIDITY %u", mb->uidvalidity);
-		else if (it && ascii_strcaseeq(it, "UNSEEN"))
+		else if (ascii_strcaseeq(it, "UNSEEN"))
 			buf_printf(&s->jout, "UNSEEN %zu", unseen);
-		else if (it && ascii_strcaseeq(it, "RECENT"))
+		else if (ascii_strcaseeq(it, "RECENT"))
 			buf_printf(&s->jout, "RECENT %zu", recent);
-		else if (it && ascii_strcaseeq(it, "SIZE"))
+		else if (ascii_strcaseeq(it, "SIZE"))
 			buf_printf(&s->jout, "SIZE %llu",
 			    (unsigned long long)size);
-		else if (it && ascii_strcaseeq(it, "HIGHESTMODSEQ")) {
+		else if (ascii_strcaseeq(it, "HIGHESTMODSEQ"))
 			buf_printf(&s->jout, "HIGHESTMODSEQ %llu",
 			    (unsigned long long)mb->modseq);
-		} else {
-			s->jrc = -2;
-			return;
-		}
 	}
 	buf_append_str(&s->jout, ")\r\n");
-	(void)changed;
+}
+
+static void
+status_job(struct imap_session *s, struct mbox *mb)
+{
+	status_answer(s, mb, folders_canonical(arg_str(s, 0)),
+	    &s->pc.args[1]);
 }
 
 static void
@@ -1192,8 +1434,9 @@ cmd_status(struct imap_session *s)
 	char path[4096];
 	const char *name;
 
-	if (s->pc.nargs != 2 || s->pc.args[1].type != IMAP_ARG_LIST) {
-		done(s, "BAD", "STATUS mailbox (items)");
+	if (s->pc.nargs != 2 || !status_items_ok(&s->pc.args[1])) {
+		done(s, "BAD", "STATUS mailbox (items), items: MESSAGES UIDNEXT "
+		    "UIDVALIDITY UNSEEN RECENT SIZE HIGHESTMODSEQ");
 		return;
 	}
 	if ((name = arg_mailbox(s, 0, path, sizeof(path))) == NULL)
@@ -1694,19 +1937,65 @@ cmd_store(struct imap_session *s)
 
 /* SEARCH ------------------------------------------------------------- */
 
+/* ESEARCH (RFC 4731): SEARCH RETURN (MIN MAX COUNT ALL) keys */
+#define SR_MIN 1u
+#define SR_MAX 2u
+#define SR_COUNT 4u
+#define SR_ALL 8u
+
+static int
+search_return(const struct imap_arg *a, unsigned *ret)
+{
+	*ret = 0;
+	if (a->type != IMAP_ARG_LIST)
+		return -1;
+	for (size_t i = 0; i < a->nitems; i++) {
+		const char *t = imap_arg_text(&a->items[i]);
+		if (t && ascii_strcaseeq(t, "MIN"))
+			*ret |= SR_MIN;
+		else if (t && ascii_strcaseeq(t, "MAX"))
+			*ret |= SR_MAX;
+		else if (t && ascii_strcaseeq(t, "COUNT"))
+			*ret |= SR_COUNT;
+		else if (t && ascii_strcaseeq(t, "ALL"))
+			*ret |= SR_ALL;
+		else
+			return -1;
+	}
+	if (*ret == 0)
+		*ret = SR_ALL;    /* RETURN () */
+	return 0;
+}
+
 static void
 search_job(struct imap_session *s, struct mbox *mb)
 {
 	size_t start = 0;
 	const struct imap_arg *a = cmd_arg(s, 0);
 	size_t n = cnargs(s);
+	unsigned ret = 0;
+	bool esearch = false;
 
-	/* CHARSET x: only ASCII and UTF-8 are matched (bytes) */
-	if (n >= 2 && imap_arg_text(a) && ascii_strcaseeq(a->s, "CHARSET"))
+	if (n >= 2 && imap_arg_text(a) && ascii_strcaseeq(a->s, "RETURN")) {
+		if (search_return(&a[1], &ret) != 0) {
+			s->jrc = -2;
+			return;
+		}
+		esearch = true;
 		start = 2;
-	buf_append_str(&s->jout, "* SEARCH");
+	}
+	/* CHARSET x: only ASCII and UTF-8 are matched (bytes) */
+	if (n >= start + 2 && imap_arg_text(&a[start]) &&
+	    ascii_strcaseeq(a[start].s, "CHARSET"))
+		start += 2;
+	if (start >= n) {
+		s->jrc = -2;
+		return;
+	}
 	bool modseq_key = false;
 	uint64_t top = 0;
+	uint32_t *hits = xcalloc(s->n + 1, sizeof(uint32_t));
+	size_t nhits = 0;
 	for (size_t q = 0; q < s->n; q++) {
 		ssize_t k = mbox_find_uid(mb, s->uids[q]);
 		if (k < 0)
@@ -1715,20 +2004,47 @@ search_job(struct imap_session *s, struct mbox *mb)
 		    a + start, n - start, &modseq_key, &s->jerr);
 		if (r < 0) {
 			s->jrc = -2;
+			free(hits);
 			return;
 		}
 		if (r) {
-			buf_printf(&s->jout, " %u", s->j_uidcmd ? s->uids[q] :
-			    (uint32_t)(q + 1));
+			hits[nhits++] = s->j_uidcmd ? s->uids[q] :
+			    (uint32_t)(q + 1);
 			if (mb->m[k].modseq > top)
 				top = mb->m[k].modseq;
 		}
 	}
 	s->j_modseq = modseq_key;
-	/* RFC 7162 3.1.5: the highest MODSEQ of what matched */
-	if (modseq_key && top)
-		buf_printf(&s->jout, " (MODSEQ %llu)", (unsigned long long)top);
+	if (!esearch) {
+		buf_append_str(&s->jout, "* SEARCH");
+		for (size_t i = 0; i < nhits; i++)
+			buf_printf(&s->jout, " %u", hits[i]);
+		/* RFC 7162 3.1.5: the highest MODSEQ of what matched */
+		if (modseq_key && top)
+			buf_printf(&s->jout, " (MODSEQ %llu)",
+			    (unsigned long long)top);
+	} else {
+		buf_append_str(&s->jout, "* ESEARCH (TAG ");
+		imap_write_string(&s->jout, s->tag, strlen(s->tag), false);
+		buf_append_char(&s->jout, ')');
+		if (s->j_uidcmd)
+			buf_append_str(&s->jout, " UID");
+		if ((ret & SR_MIN) && nhits)
+			buf_printf(&s->jout, " MIN %u", hits[0]);
+		if ((ret & SR_MAX) && nhits)
+			buf_printf(&s->jout, " MAX %u", hits[nhits - 1]);
+		if (ret & SR_COUNT)
+			buf_printf(&s->jout, " COUNT %zu", nhits);
+		if ((ret & SR_ALL) && nhits) {
+			buf_append_str(&s->jout, " ALL ");
+			imap_seqset_write(&s->jout, hits, nhits);
+		}
+		if (modseq_key && top)
+			buf_printf(&s->jout, " MODSEQ %llu",
+			    (unsigned long long)top);
+	}
 	buf_append_str(&s->jout, "\r\n");
+	free(hits);
 }
 
 static void
@@ -2322,6 +2638,8 @@ session_free(struct imap_session *s)
 	buf_clear(&s->cmd);
 	buf_clear(&s->jout);
 	buf_clear(&s->jqr);
+	buf_clear(&s->l_tail);
+	list_free_status(s);
 	free(s->j_mod);
 	free(s->uids);
 	event_free(s->keepalive);
@@ -2347,6 +2665,7 @@ imap_session_new(const struct imap_session_env *env, evutil_socket_t fd,
 	buf_init(&s->cmd);
 	buf_init(&s->jout);
 	buf_init(&s->jqr);
+	buf_init(&s->l_tail);
 	gettimeofday(&tv, NULL);
 	(void)snprintf(s->id, sizeof(s->id), "%016llx",
 	    (unsigned long long)(((uint64_t)tv.tv_sec << 24) |

@@ -1,0 +1,78 @@
+# SPDX-License-Identifier: ISC
+"""LIST-EXTENDED (RFC 5258), LIST-STATUS (RFC 5819), STATUS=SIZE (RFC
+8438) and ESEARCH (RFC 4731) against a real ternd."""
+from test_imap import connect, imap  # noqa: F401
+from test_imap_condstore import cmd, fill, ok
+
+
+def test_list_extended_and_list_status(imap):
+    fill(imap, 2)
+    m = connect(imap)
+    caps = m.capabilities
+    for c in ("LIST-EXTENDED", "LIST-STATUS", "STATUS=SIZE", "ESEARCH"):
+        assert c in caps, caps
+    ok(m, "CREATE Work/Reports")
+    ok(m, "SUBSCRIBE Work/Reports")
+    ok(m, "SUBSCRIBE Gone")            # subscribed, never made
+    ok(m, "SELECT INBOX")
+    ok(m, "COPY 1 Work/Reports")
+    # several patterns, STATUS of each selectable folder after its LIST
+    lines, _ = ok(m, 'LIST "" (INBOX Work/*) RETURN (STATUS (MESSAGES '
+                  'UIDNEXT SIZE) SUBSCRIBED)')
+    assert lines[0].startswith("* LIST (") and lines[0].endswith(' "INBOX"')
+    assert lines[1].startswith('* STATUS "INBOX" (MESSAGES 2 UIDNEXT 3 SIZE ')
+    assert lines[2].startswith("* LIST (") and "Work/Reports" in lines[2] \
+        and "\\Subscribed" in lines[2]
+    assert lines[3].startswith('* STATUS "Work/Reports" (MESSAGES 1 ')
+    assert len(lines) == 4, lines
+    size = int(lines[1].split("SIZE ")[1].rstrip(")"))
+    lines, _ = ok(m, "STATUS INBOX (SIZE)")
+    assert lines == ['* STATUS "INBOX" (SIZE %d)' % size]
+    # selection SUBSCRIBED: a subscribed name that does not exist, and
+    # with RECURSIVEMATCH the parent of a subscribed folder
+    lines, _ = ok(m, 'LIST (SUBSCRIBED) "" "*"')
+    gone = [l for l in lines if l.endswith(' "Gone"')]
+    assert gone and "\\NonExistent" in gone[0] and "\\Subscribed" in gone[0]
+    assert not [l for l in lines if l.endswith(' "Work"')]
+    lines, _ = ok(m, 'LIST (SUBSCRIBED RECURSIVEMATCH) "" "%"')
+    work = [l for l in lines if '"Work"' in l]
+    assert work and "CHILDINFO" in work[0], lines
+    # SPECIAL-USE selection: only the folders made for it
+    lines, _ = ok(m, 'LIST (SPECIAL-USE) "" "*"')
+    assert lines and all("\\Sent" in l or "\\Drafts" in l or "\\Trash" in l
+                         or "\\Junk" in l or "\\Archive" in l
+                         for l in lines), lines
+    for bad in ('LIST (RECURSIVEMATCH) "" "*"', 'LIST (FROB) "" "*"',
+                'LIST "" "*" RETURN (FROB)', 'LIST "" "*" RETURN',
+                'LIST "" "*" RETURN (STATUS (FROB))',
+                "STATUS INBOX (FROB)", "STATUS INBOX ()"):
+        _, tagged = cmd(m, bad)
+        assert tagged.startswith("BAD"), (bad, tagged)
+    m.logout()
+
+
+def test_esearch(imap):
+    fill(imap, 4)
+    m = connect(imap)
+    ok(m, "SELECT INBOX")
+    ok(m, "STORE 2,4 +FLAGS (\\Flagged)")
+    lines, tagged = cmd(m, "SEARCH RETURN (MIN MAX COUNT) FLAGGED")
+    tag = None
+    assert lines[0].startswith('* ESEARCH (TAG "C'), lines
+    assert lines[0].endswith(") MIN 2 MAX 4 COUNT 2"), lines
+    lines, _ = ok(m, "UID SEARCH RETURN () 1:*")
+    assert lines[0].endswith(") UID ALL 1:4"), lines
+    lines, _ = ok(m, "SEARCH RETURN (COUNT ALL) DELETED")
+    assert lines[0].endswith(") COUNT 0"), lines
+    ok(m, "ENABLE CONDSTORE")
+    lines, _ = ok(m, "SEARCH RETURN (ALL) CHARSET UTF-8 MODSEQ 1")
+    assert " ALL 1:4 MODSEQ " in lines[0], lines
+    # the plain form is unchanged
+    lines, _ = ok(m, "SEARCH FLAGGED")
+    assert lines == ["* SEARCH 2 4"]
+    for bad in ("SEARCH RETURN (FROB) ALL", "SEARCH RETURN ALL",
+                "SEARCH RETURN (MIN)"):
+        _, tagged = cmd(m, bad)
+        assert tagged.startswith("BAD"), (bad, tagged)
+    assert tag is None
+    m.logout()
