@@ -14,14 +14,121 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "base/iopool.h"
 #include "base/sasl.h"
+#include "base/tls.h"
 #include "base/util.h"
 
 #define AUTH_FAIL_MAX 10
 #define AUTH_FAIL_WINDOW 600
 #define AUTH_IP_SLOTS 1024
+#define CACHE_TTL 3600          /* as Dovecot's auth_cache_ttl */
+#define CACHE_BUCKETS 4096
+#define CACHE_MAX 20000
+
+/*
+ * The check cache: after crypt(3) said yes, the user's hash and a keyed
+ * digest of the password are kept for CACHE_TTL seconds, so that the
+ * next login with the same password (a client's second connection, a
+ * phone coming back) costs a digest instead of a yescrypt. A changed
+ * hash (ternctl passwd) never matches; failures are not cached. Loop
+ * thread only. The cost: a process memory dump gives digests that are
+ * quicker to attack than yescrypt, for an hour (Dovecot's auth cache
+ * makes the same trade).
+ */
+struct cache_ent {
+	char *user, *hash;
+	unsigned char mac[32];
+	long expires;
+	struct cache_ent *next;
+};
+static struct cache_ent *cache[CACHE_BUCKETS];
+static size_t cache_n;
+
+static unsigned
+cache_bucket(const char *user)
+{
+	unsigned h = 2166136261u;
+
+	for (; *user; user++)
+		h = (h ^ (unsigned char)*user) * 16777619u;
+	return h % CACHE_BUCKETS;
+}
+
+static void
+cache_clear(void)
+{
+	for (size_t i = 0; i < CACHE_BUCKETS; i++)
+		while (cache[i]) {
+			struct cache_ent *e = cache[i];
+			cache[i] = e->next;
+			free(e->user);
+			free(e->hash);
+			explicit_bzero(e->mac, sizeof(e->mac));
+			free(e);
+		}
+	cache_n = 0;
+}
+
+static int
+pass_mac(const char *user, const char *pass, unsigned char out[32])
+{
+	char in[2 * SASL_FIELD_MAX + 2];
+	size_t ul = strlen(user), pl = strlen(pass);
+
+	if (ul + pl + 1 > sizeof(in))
+		return -1;
+	memcpy(in, user, ul + 1);
+	memcpy(in + ul + 1, pass, pl);
+	int rc = tls_keyed_digest(in, ul + 1 + pl, out);
+	explicit_bzero(in, sizeof(in));
+	return rc;
+}
+
+static bool
+cache_hit(const char *user, const char *hash, const char *pass, long now)
+{
+	unsigned char mac[32];
+	struct cache_ent *e;
+
+	for (e = cache[cache_bucket(user)]; e; e = e->next)
+		if (strcmp(e->user, user) == 0)
+			break;
+	if (e == NULL || e->expires <= now || strcmp(e->hash, hash) != 0 ||
+	    pass_mac(user, pass, mac) != 0)
+		return false;
+	unsigned char d = 0;
+	for (size_t i = 0; i < sizeof(mac); i++)
+		d |= (unsigned char)(mac[i] ^ e->mac[i]);
+	return d == 0;
+}
+
+static void
+cache_put(const char *user, const char *hash, const unsigned char mac[32],
+    long now)
+{
+	unsigned b = cache_bucket(user);
+	struct cache_ent *e;
+
+	for (e = cache[b]; e; e = e->next)
+		if (strcmp(e->user, user) == 0)
+			break;
+	if (e == NULL) {
+		if (cache_n >= CACHE_MAX)
+			cache_clear();
+		e = xcalloc(1, sizeof(*e));
+		e->user = xstrdup(user);
+		e->next = cache[b];
+		cache[b] = e;
+		cache_n++;
+	}
+	free(e->hash);
+	e->hash = xstrdup(hash);
+	memcpy(e->mac, mac, 32);
+	e->expires = now + CACHE_TTL;
+}
 
 /* a yescrypt hash of a random password: unknown users cost the same */
 static const char dummy_hash[] =
@@ -38,9 +145,11 @@ struct auth_users {
 };
 
 struct auth_check {
-	char user[SASL_FIELD_MAX];
+	char user[SASL_FIELD_MAX];     /* lower-cased */
 	char pass[SASL_FIELD_MAX];
 	char hash[512];
+	unsigned char mac[32];         /* of the password, for the cache */
+	bool have_mac, cached;
 	bool ok;
 	auth_cb cb;
 	void *arg;
@@ -112,6 +221,9 @@ static void
 check_work(void *arg)
 {
 	struct auth_check *c = arg;
+
+	if (c->cached)
+		return;     /* the answer is known; only the order is kept */
 	struct crypt_data *cd = xcalloc(1, sizeof(*cd));
 	const char *h = c->hash[0] ? c->hash : dummy_hash;
 	const char *out = crypt_r(c->pass, h, cd);
@@ -126,6 +238,9 @@ check_done(void *arg)
 {
 	struct auth_check *c = arg;
 
+	if (c->ok && !c->cached && c->have_mac)
+		cache_put(c->user, c->hash, c->mac, (long)time(NULL));
+	explicit_bzero(c->mac, sizeof(c->mac));
 	if (c->cb)
 		c->cb(c->arg, c->ok);
 	free(c);
@@ -138,13 +253,20 @@ auth_check(struct auth_users *u, struct iopool *pool, const char *user,
 	struct auth_check *c = xcalloc(1, sizeof(*c));
 	char lower[SASL_FIELD_MAX];
 
-	(void)str_copy(c->user, sizeof(c->user), user);
 	(void)str_copy(c->pass, sizeof(c->pass), pass);
 	(void)str_copy(lower, sizeof(lower), user);
 	ascii_lower(lower);
+	(void)str_copy(c->user, sizeof(c->user), lower);
 	for (size_t i = 0; u && i < u->n; i++)
 		if (strcmp(u->v[i].name, lower) == 0)
 			(void)str_copy(c->hash, sizeof(c->hash), u->v[i].hash);
+	if (c->hash[0]) {
+		if (cache_hit(lower, c->hash, pass, (long)time(NULL))) {
+			c->cached = c->ok = true;
+			explicit_bzero(c->pass, sizeof(c->pass));
+		} else
+			c->have_mac = pass_mac(lower, pass, c->mac) == 0;
+	}
 	c->cb = cb;
 	c->arg = arg;
 	iopool_submit(pool, check_work, check_done, c);

@@ -37,6 +37,12 @@ void tls_describe(struct bufferevent *bev, char *out, size_t outsz);
 /* The last TLS error on this bufferevent, for logs. */
 void tls_error(struct bufferevent *bev, char *out, size_t outsz);
 
+/*
+ * HMAC-SHA-256 of data under a random key made once per process: a
+ * digest worth nothing outside it (the password check cache). 0 or -1.
+ */
+int tls_keyed_digest(const void *data, size_t len, unsigned char out[32]);
+
 /* --- server ---------------------------------------------------------- */
 
 struct tls_server;

@@ -1069,8 +1069,19 @@ folder_end(struct imap_session *s)
 		done(s, "NO", "%s%s", strstr(s->jerr.text, "exists") ?
 		    "[ALREADYEXISTS] " : strstr(s->jerr.text, "no such") ?
 		    "[NONEXISTENT] " : "", s->jerr.text);
-	else
+	else {
+		/* a folder gone or moved: no box of it may linger on */
+		bool del = strcmp(s->pc.name, "DELETE") == 0,
+		    ren = strcmp(s->pc.name, "RENAME") == 0;
+		for (size_t i = 0; (del || ren) && i < (ren ? 2u : 1u); i++) {
+			char path[4096];
+			const char *n = arg_str(s, i);
+			if (n && folders_path(s->root, folders_canonical(n), path,
+			    sizeof(path)) == 0)
+				store_forget_path(s->env.store, path);
+		}
 		done(s, "OK", "%s completed", s->pc.name);
+	}
 }
 
 static void

@@ -8,8 +8,10 @@
  * transactions, which costs MODSEQs that are given out again for other
  * changes of that folder. That is the price of not fsyncing per flag
  * change; the Maildir and the uidlist (fsynced) never lose anything. A
- * database that does not open, fails quick_check or has another schema
- * version is moved aside and made again.
+ * database that does not open or has another schema version is moved
+ * aside and made again; one that SQLite finds corrupt while it is used
+ * is closed, checked (quick_check) when it is opened again, and moved
+ * aside if it fails.
  */
 #include "store/index.h"
 
@@ -26,7 +28,9 @@
 #include "base/log.h"
 #include "store/mailbox.h"
 
-#define SCHEMA_VERSION 1
+#define SCHEMA_VERSION 2
+#define STR2(x) #x
+#define TERN_STR(x) STR2(x)
 
 static const char schema[] =
     "CREATE TABLE IF NOT EXISTS meta(k TEXT PRIMARY KEY, v) WITHOUT ROWID;"
@@ -34,11 +38,14 @@ static const char schema[] =
     "CREATE TABLE IF NOT EXISTS mailbox(id INTEGER PRIMARY KEY,"
     " path TEXT UNIQUE NOT NULL, uidvalidity INTEGER NOT NULL,"
     " uidnext INTEGER NOT NULL, highestmodseq INTEGER NOT NULL,"
-    " known_since INTEGER NOT NULL, guid TEXT);"
+    " known_since INTEGER NOT NULL, guid TEXT,"
+    /* new/, cur/ and uidlist times of the last full look (ns) */
+    " seen_new INTEGER, seen_cur INTEGER, seen_ul INTEGER);"
     "CREATE TABLE IF NOT EXISTS msg(mailbox INTEGER NOT NULL,"
     " uid INTEGER NOT NULL, base TEXT NOT NULL, flags INTEGER NOT NULL,"
     " keywords TEXT, modseq INTEGER NOT NULL, size INTEGER NOT NULL,"
-    " internaldate INTEGER NOT NULL, PRIMARY KEY(mailbox, uid))"
+    " internaldate INTEGER NOT NULL, fname TEXT, in_new INTEGER,"
+    " PRIMARY KEY(mailbox, uid))"
     " WITHOUT ROWID;"
     "CREATE TABLE IF NOT EXISTS expunged(mailbox INTEGER NOT NULL,"
     " uid INTEGER NOT NULL, modseq INTEGER NOT NULL,"
@@ -50,6 +57,8 @@ struct tindex {
 	char *root, *path;
 	sqlite3 *db;
 	bool tried;
+	bool check;               /* quick_check at the next open */
+	bool broken;              /* SQLite said corrupt: reopen */
 };
 
 struct tindex *
@@ -79,6 +88,16 @@ tindex_free(struct tindex *x)
 static void
 db_fail(struct tindex *x, struct tern_err *err, const char *what)
 {
+	int ec = x->db ? sqlite3_errcode(x->db) : SQLITE_OK;
+
+	/*
+	 * A torn database shows itself when it is used: closed, it is
+	 * checked at the next use, and made again if it is not sound.
+	 */
+	if (ec == SQLITE_CORRUPT || ec == SQLITE_NOTADB) {
+		x->broken = true;
+		x->check = true;
+	}
 	tern_err_set(err, 451, "4.3.0", "index %s: %s: %s", x->path, what,
 	    x->db ? sqlite3_errmsg(x->db) : "not open");
 	err->temp = true;
@@ -133,10 +152,11 @@ db_open(struct tindex *x, struct tern_err *err)
 			int v = -2;
 			if (exec(x, "PRAGMA journal_mode=WAL") == 0 &&
 			    exec(x, "PRAGMA synchronous=NORMAL") == 0 &&
-			    healthy(x->db) && exec(x, schema) == 0 &&
+			    (!x->check || healthy(x->db)) &&
+			    exec(x, schema) == 0 &&
 			    ((v = version_of(x->db)) == SCHEMA_VERSION ||
 			    (v == -1 && exec(x, "INSERT INTO meta VALUES"
-			    "('version', 1)") == 0)))
+			    "('version', " TERN_STR(SCHEMA_VERSION) ")") == 0)))
 				return 0;
 			log_warnx("index %s: unusable (%s%s), made again",
 			    x->path, v >= 0 ? "schema version " : "",
@@ -162,6 +182,12 @@ static int
 lock(struct tindex *x, struct tern_err *err)
 {
 	pthread_mutex_lock(&x->mu);
+	if (x->broken && x->db) {
+		sqlite3_close(x->db);
+		x->db = NULL;
+		x->tried = false;
+		x->broken = false;
+	}
 	if (x->db || (!x->tried && (x->tried = true) && db_open(x, err) == 0))
 		return 0;
 	if (x->db == NULL && err->text[0] == '\0')
@@ -236,9 +262,11 @@ tindex_load_box(struct tindex *x, const char *rel, struct mbox *b,
 	if (lock(x, err) != 0)
 		return -1;
 	mbox_load_keywords(b);
+	int64_t seen[3] = { -1, -1, -1 };
+	const char *guid = NULL;
 	if (sqlite3_prepare_v2(x->db, "SELECT id, uidvalidity, uidnext,"
-	    " highestmodseq FROM mailbox WHERE path=?", -1, &st, NULL) !=
-	    SQLITE_OK)
+	    " highestmodseq, seen_new, seen_cur, seen_ul, guid FROM mailbox"
+	    " WHERE path=?", -1, &st, NULL) != SQLITE_OK)
 		goto fail;
 	sqlite3_bind_text(st, 1, rel, -1, SQLITE_STATIC);
 	if (sqlite3_step(st) == SQLITE_ROW) {
@@ -246,6 +274,12 @@ tindex_load_box(struct tindex *x, const char *rel, struct mbox *b,
 		b->uidvalidity = (uint32_t)sqlite3_column_int64(st, 1);
 		b->uidnext = (uint32_t)sqlite3_column_int64(st, 2);
 		b->modseq = (uint64_t)sqlite3_column_int64(st, 3);
+		for (int k = 0; k < 3; k++)
+			if (sqlite3_column_type(st, 4 + k) == SQLITE_INTEGER)
+				seen[k] = sqlite3_column_int64(st, 4 + k);
+		guid = (const char *)sqlite3_column_text(st, 7);
+		if (guid && strlen(guid) < sizeof(b->guid))
+			memcpy(b->guid, guid, strlen(guid) + 1);
 	} else
 		b->modseq = modseq_seed();
 	b->committed = b->modseq;
@@ -256,9 +290,10 @@ tindex_load_box(struct tindex *x, const char *rel, struct mbox *b,
 		return 0;
 	}
 	if (sqlite3_prepare_v2(x->db, "SELECT uid, base, flags, keywords,"
-	    " modseq, size, internaldate FROM msg WHERE mailbox=?"
-	    " ORDER BY uid", -1, &st, NULL) != SQLITE_OK)
+	    " modseq, size, internaldate, fname, in_new FROM msg WHERE"
+	    " mailbox=? ORDER BY uid", -1, &st, NULL) != SQLITE_OK)
 		goto fail;
+	bool names = true;       /* every row knows its file's name */
 	sqlite3_bind_int64(st, 1, id);
 	int rc;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -270,7 +305,10 @@ tindex_load_box(struct tindex *x, const char *rel, struct mbox *b,
 		memset(m, 0, sizeof(*m));
 		m->uid = (uint32_t)sqlite3_column_int64(st, 0);
 		m->base = xstrdup((const char *)sqlite3_column_text(st, 1));
-		m->fname = xstrdup(m->base);
+		const char *fn = (const char *)sqlite3_column_text(st, 7);
+		m->fname = xstrdup(fn ? fn : m->base);
+		m->in_new = sqlite3_column_int(st, 8) != 0;
+		names &= fn != NULL;
 		m->flags = (uint8_t)sqlite3_column_int(st, 2);
 		keywords_to_bits(b, (const char *)sqlite3_column_text(st, 3),
 		    &m->kw);
@@ -293,6 +331,15 @@ tindex_load_box(struct tindex *x, const char *rel, struct mbox *b,
 	}
 	b->preloaded = true;
 	unlock(x);
+	/*
+	 * Nothing touched new/, cur/ or the uidlist since the index last
+	 * looked: what it says is the folder, and no listing is needed
+	 * (the way Dovecot trusts its index). Any change of theirs is seen
+	 * by the next sync, as the times then differ.
+	 */
+	if (names && seen[0] >= 0 && seen[1] >= 0 && seen[2] >= 0 &&
+	    mbox_times_are(b, seen[0], seen[1], seen[2]))
+		b->preloaded = false;
 	return 0;
 fail:
 	sqlite3_finalize(st);
@@ -356,7 +403,7 @@ tindex_commit_box(struct tindex *x, const char *rel, struct mbox *b,
 	int64_t id;
 
 	if (!b->synced || (b->modseq == b->committed && !b->index_stale &&
-	    !b->dirty))
+	    !b->dirty && !b->seen_changed))
 		return 0;
 	if (lock(x, err) != 0)
 		return -1;
@@ -365,13 +412,14 @@ tindex_commit_box(struct tindex *x, const char *rel, struct mbox *b,
 	if ((id = box_row(x, rel, b)) < 0)
 		goto rollback;
 	if (sqlite3_prepare_v2(x->db, "INSERT OR REPLACE INTO msg VALUES"
-	    "(?,?,?,?,?,?,?,?)", -1, &up, NULL) != SQLITE_OK ||
+	    "(?,?,?,?,?,?,?,?,?,?)", -1, &up, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(x->db, "DELETE FROM msg WHERE mailbox=? AND"
 	    " uid=?", -1, &del, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(x->db, "INSERT OR REPLACE INTO expunged VALUES"
 	    "(?,?,?)", -1, &gone, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(x->db, "UPDATE mailbox SET uidnext=?,"
-	    " highestmodseq=?, guid=? WHERE id=?", -1, &box, NULL) != SQLITE_OK)
+	    " highestmodseq=?, guid=?, seen_new=?, seen_cur=?, seen_ul=?"
+	    " WHERE id=?", -1, &box, NULL) != SQLITE_OK)
 		goto rollback;
 	uint64_t since = b->index_stale ? 0 : b->committed;
 	for (size_t i = 0; i < b->n; i++) {
@@ -391,6 +439,8 @@ tindex_commit_box(struct tindex *x, const char *rel, struct mbox *b,
 		sqlite3_bind_int64(up, 6, (sqlite3_int64)m->modseq);
 		sqlite3_bind_int64(up, 7, (sqlite3_int64)m->vsize);
 		sqlite3_bind_int64(up, 8, m->internaldate);
+		sqlite3_bind_text(up, 9, m->fname, -1, SQLITE_STATIC);
+		sqlite3_bind_int(up, 10, m->in_new);
 		int rc = sqlite3_step(up);
 		sqlite3_reset(up);
 		if (rc != SQLITE_DONE)
@@ -414,7 +464,10 @@ tindex_commit_box(struct tindex *x, const char *rel, struct mbox *b,
 	sqlite3_bind_int64(box, 1, b->uidnext);
 	sqlite3_bind_int64(box, 2, (sqlite3_int64)b->modseq);
 	sqlite3_bind_text(box, 3, b->guid, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(box, 4, id);
+	sqlite3_bind_int64(box, 4, b->seen_new);
+	sqlite3_bind_int64(box, 5, b->seen_cur);
+	sqlite3_bind_int64(box, 6, b->seen_ul);
+	sqlite3_bind_int64(box, 7, id);
 	if (sqlite3_step(box) != SQLITE_DONE)
 		goto rollback;
 	if (exec(x, "COMMIT") != 0)
@@ -426,6 +479,7 @@ tindex_commit_box(struct tindex *x, const char *rel, struct mbox *b,
 	b->committed = b->modseq;
 	b->index_stale = false;
 	b->dirty = false;
+	b->seen_changed = false;
 	unlock(x);
 	return 0;
 rollback:

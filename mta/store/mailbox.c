@@ -357,7 +357,19 @@ struct entry {
 	char *name;
 	char *base;
 	bool in_new;
+	int64_t mtime;            /* ns, once looked at (else 0) */
 };
+
+/* A file's mtime (ns) by its directory's descriptor: one lookup. */
+static int64_t
+entry_mtime(int dfd, const char *name)
+{
+	struct stat st;
+
+	if (dfd < 0 || fstatat(dfd, name, &st, 0) != 0)
+		return 0;
+	return (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+}
 
 static int
 cmp_entry(const void *a, const void *b)
@@ -424,6 +436,7 @@ list_dir(const char *dir, bool in_new, struct entry **e, size_t *n,
 		(*e)[*n].name = xstrdup(de->d_name);
 		(*e)[*n].base = base_of(de->d_name);
 		(*e)[*n].in_new = in_new;
+		(*e)[*n].mtime = 0;
 		(*n)++;
 	}
 	closedir(d);
@@ -494,6 +507,24 @@ record_expunge(struct mbox *b, uint32_t uid)
 	b->nexp++;
 }
 
+bool
+mbox_times_are(struct mbox *b, int64_t t_new, int64_t t_cur, int64_t t_ul)
+{
+	char dnew[4096], dcur[4096], ulp[4096];
+
+	if (str_fmt(dnew, sizeof(dnew), "%s/new", b->path) != 0 ||
+	    str_fmt(dcur, sizeof(dcur), "%s/cur", b->path) != 0 ||
+	    str_fmt(ulp, sizeof(ulp), "%s/" UIDLIST, b->path) != 0 ||
+	    mtime_ns(dnew) != t_new || mtime_ns(dcur) != t_cur ||
+	    mtime_ns(ulp) != t_ul)
+		return false;
+	b->seen_new = t_new;
+	b->seen_cur = t_cur;
+	b->seen_ul = t_ul;
+	b->synced = true;
+	return true;
+}
+
 int
 mbox_sync(struct mbox *b, const char *root, bool move_new, bool *changed,
     struct tern_err *err)
@@ -512,9 +543,10 @@ mbox_sync(struct mbox *b, const char *root, bool move_new, bool *changed,
 		return -1;
 	}
 	int64_t mn = mtime_ns(dnew), mc = mtime_ns(dcur), mu = mtime_ns(ulp);
-	if (b->synced && mn == b->seen_new && mc == b->seen_cur &&
-	    mu == b->seen_ul)
+	if (b->synced && !b->force_sync && mn == b->seen_new &&
+	    mc == b->seen_cur && mu == b->seen_ul)
 		return 0;     /* nothing touched the folder */
+	b->force_sync = false;
 	if (mc < 0) {
 		errno = ENOENT;
 		fail_errno(err, "no folder", b->path);
@@ -595,17 +627,16 @@ mbox_sync(struct mbox *b, const char *root, bool move_new, bool *changed,
 	 */
 	size_t nnew = 0;
 	struct arrival *arr = xcalloc(ne + 1, sizeof(*arr));
+	int dfd_new = open(dnew, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int dfd_cur = open(dcur, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	for (size_t i = 0; i < ne; i++) {
 		if (uid_of[i])
 			continue;
-		char path[4096];
-		struct stat st;
 		arr[nnew].i = i;
 		arr[nnew].name = e[i].name;
-		if (str_fmt(path, sizeof(path), "%s/%s", e[i].in_new ? dnew :
-		    dcur, e[i].name) == 0 && stat(path, &st) == 0)
-			arr[nnew].t = (int64_t)st.st_mtim.tv_sec * 1000000000 +
-			    st.st_mtim.tv_nsec;
+		e[i].mtime = entry_mtime(e[i].in_new ? dfd_new : dfd_cur,
+		    e[i].name);
+		arr[nnew].t = e[i].mtime;
 		nnew++;
 	}
 	qsort(arr, nnew, sizeof(*arr), cmp_arrival);
@@ -618,6 +649,7 @@ mbox_sync(struct mbox *b, const char *root, bool move_new, bool *changed,
 	}
 	free(arr);
 	/* new/ -> cur/ (Dovecot does it too when a folder is opened) */
+	bool touched = ul_changed || ul.version != 3;
 	if (move_new)
 		for (size_t i = 0; i < ne; i++) {
 			if (!e[i].in_new)
@@ -631,6 +663,7 @@ mbox_sync(struct mbox *b, const char *root, bool move_new, bool *changed,
 				free(e[i].name);
 				e[i].name = nn;
 				e[i].in_new = false;
+				touched = true;
 			} else
 				free(nn);
 		}
@@ -653,6 +686,7 @@ mbox_sync(struct mbox *b, const char *root, bool move_new, bool *changed,
 		m[i].base = e[i].base;
 		m[i].fname = e[i].name;
 		m[i].in_new = e[i].in_new;
+		m[i].internaldate = e[i].mtime / 1000000000;   /* 0: unknown */
 		info_flags(e[i].name, &m[i].flags, &m[i].kw);
 		e[i].base = e[i].name = NULL;
 	}
@@ -671,6 +705,11 @@ mbox_sync(struct mbox *b, const char *root, bool move_new, bool *changed,
 			m[i].vsize = old->vsize;
 			m[i].recent = old->recent;
 			m[i].modseq = old->modseq;
+			/* the index keeps file names: a new one is written */
+			if (old->dirty || old->in_new != m[i].in_new ||
+			    old->fname == NULL ||
+			    strcmp(old->fname, m[i].fname) != 0)
+				m[i].dirty = b->dirty = true;
 			if (old->flags != m[i].flags || old->kw != m[i].kw) {
 				m[i].modseq = ++b->modseq;
 				*changed = true;
@@ -679,11 +718,9 @@ mbox_sync(struct mbox *b, const char *root, bool move_new, bool *changed,
 			continue;
 		}
 		/* new to us */
-		char path[4096];
-		struct stat st;
-		if (str_fmt(path, sizeof(path), "%s/%s", m[i].in_new ? dnew :
-		    dcur, m[i].fname) == 0 && stat(path, &st) == 0)
-			m[i].internaldate = st.st_mtime;
+		if (m[i].internaldate == 0)
+			m[i].internaldate = entry_mtime(m[i].in_new ? dfd_new :
+			    dfd_cur, m[i].fname) / 1000000000;
 		m[i].vsize = name_vsize(m[i].base);
 		m[i].recent = b->synced;
 		m[i].modseq = ++b->modseq;
@@ -702,14 +739,37 @@ mbox_sync(struct mbox *b, const char *root, bool move_new, bool *changed,
 	if (!b->synced)
 		*changed = true;
 	b->synced = true;
-	b->seen_new = mtime_ns(dnew);
-	b->seen_cur = mtime_ns(dcur);
-	b->seen_ul = mtime_ns(ulp);
+	/*
+	 * What the next sync compares with. After changes of our own the
+	 * directories' times are read again (else every sync would be
+	 * followed by one more); without any, the times from before the
+	 * listing, so that a file another program dropped while we listed
+	 * is found by the next sync (its times then differ).
+	 */
+	int64_t sn = mn, sc = mc, su = mu;
+	if (touched) {
+		sn = mtime_ns(dnew);
+		sc = mtime_ns(dcur);
+		su = mtime_ns(ulp);
+	}
+	if (sn != b->seen_new || sc != b->seen_cur || su != b->seen_ul)
+		b->seen_changed = true;
+	b->seen_new = sn;
+	b->seen_cur = sc;
+	b->seen_ul = su;
 	free(uid_of);
 	free(e);
 	uidlist_clear(&ul);
+	if (dfd_new >= 0)
+		close(dfd_new);
+	if (dfd_cur >= 0)
+		close(dfd_cur);
 	return 0;
 fail:
+	if (dfd_new >= 0)
+		close(dfd_new);
+	if (dfd_cur >= 0)
+		close(dfd_cur);
 	for (size_t i = 0; i < ne; i++) {
 		free(e[i].name);
 		free(e[i].base);
@@ -863,6 +923,15 @@ mbox_append(struct mbox *b, const char *root, const char *data, size_t len,
 	b->uidvalidity = ul.uidvalidity;
 	b->uidnext = uidlist_next_uid(&ul);
 	uidlist_clear(&ul);
+	/*
+	 * The box was in step before (the sync above) and knows what this
+	 * changed: the next sync need not list the folder again. A change
+	 * by another program in between is not lost: inotify tells the
+	 * store, whose sync then lists whatever the times say.
+	 */
+	b->seen_cur = mtime_ns(dcur);
+	(void)str_fmt(final, sizeof(final), "%s/" UIDLIST, b->path);
+	b->seen_ul = mtime_ns(final);
 	/* in memory at once, so the session sees it without a rescan */
 	if (b->n == b->cap) {
 		b->cap = b->cap ? b->cap * 2 : 64;

@@ -61,6 +61,8 @@ struct mbox {
 	bool preloaded;           /* m[] came from the index, not yet synced */
 	bool index_stale;         /* the index needs every row again */
 	bool dirty;               /* some m[].dirty is set */
+	bool seen_changed;        /* seen_* differ from what the index has */
+	bool force_sync;          /* the next sync lists the directories */
 	bool kw_loaded;
 	struct mbox_expunged *exp;   /* expunges since open, for sessions */
 	size_t nexp, capexp;
@@ -121,6 +123,13 @@ ssize_t mbox_find_uid(const struct mbox *b, uint32_t uid);
 
 /* Flag letters for a file name (sorted, as Maildir wants). */
 void mbox_flag_letters(uint8_t flags, uint32_t kw, char *out, size_t outsz);
+
+/*
+ * True, and b counts as synced with those times, if new/, cur/ and the
+ * uidlist still have these mtimes (ns): for a box filled from the index.
+ */
+bool mbox_times_are(struct mbox *b, int64_t t_new, int64_t t_cur,
+    int64_t t_ul);
 
 /* Reads dovecot-keywords (once; mbox_sync does it if nobody did). */
 void mbox_load_keywords(struct mbox *b);

@@ -24,6 +24,14 @@
 #include "store/mailbox.h"
 
 #define COALESCE_USEC 20000
+/*
+ * A folder nobody shows stays in memory this long (its account and
+ * index too), so that the next SELECT, a client's reconnect or the next
+ * poll of a phone, costs what a second session's does; at most
+ * LINGER_MSGS messages in all are kept that way, the oldest go first.
+ */
+#define LINGER_SECS 300
+#define LINGER_MSGS 500000
 
 struct job {
 	struct store_box *box;
@@ -39,16 +47,23 @@ struct store_box {
 	struct mbox *mb;
 	const char *rel;          /* path below the root: the index's key */
 	bool loaded;              /* the index was asked for the box */
+	bool commit_later;        /* a big commit waits for its own job */
 	unsigned refs;
 	unsigned selected;
 	bool busy;
 	bool changed;             /* set by the running job */
 	bool sync_queued;         /* a sync job is queued or armed */
+	bool sync_again;          /* a change came meanwhile: one more */
+	bool force_next;          /* the next sync lists, whatever the times */
 	TAILQ_HEAD(, job) jobs;
 	TAILQ_HEAD(, store_watch) watchers;
 	struct event *timer;
 	int wd_new, wd_cur;
 	TAILQ_ENTRY(store_box) entry;
+	bool lingering;
+	size_t linger_n;          /* its messages when it began to linger */
+	struct timeval idle_since;
+	TAILQ_ENTRY(store_box) lentry;
 };
 
 struct store_account {
@@ -67,9 +82,14 @@ struct store {
 	int ifd;
 	struct event *iev;
 	bool pool_closing;
+	TAILQ_HEAD(, store_box) linger;   /* oldest first */
+	size_t linger_msgs;
+	struct event *linger_ev;
 };
 
 static void on_inotify(evutil_socket_t fd, short what, void *arg);
+static void on_linger(evutil_socket_t fd, short what, void *arg);
+static void box_free(struct store_box *b);
 
 struct store *
 store_new(struct event_base *base, struct iopool *pool)
@@ -79,6 +99,8 @@ store_new(struct event_base *base, struct iopool *pool)
 	s->base = base;
 	s->pool = pool;
 	TAILQ_INIT(&s->accounts);
+	TAILQ_INIT(&s->linger);
+	s->linger_ev = evtimer_new(base, on_linger, s);
 	s->ifd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
 	if (s->ifd >= 0) {
 		s->iev = event_new(base, s->ifd, EV_READ | EV_PERSIST,
@@ -95,6 +117,9 @@ store_free(struct store *s)
 {
 	if (s == NULL)
 		return;
+	while (!TAILQ_EMPTY(&s->linger))
+		box_free(TAILQ_FIRST(&s->linger));
+	event_free(s->linger_ev);
 	if (s->iev)
 		event_free(s->iev);
 	if (s->ifd >= 0)
@@ -195,6 +220,11 @@ store_box_open(struct store_account *a, const char *name, const char *path)
 
 	TAILQ_FOREACH(b, &a->boxes, entry)
 		if (strcmp(b->path, path) == 0) {
+			if (b->lingering) {
+				TAILQ_REMOVE(&a->s->linger, b, lentry);
+				a->s->linger_msgs -= b->linger_n;
+				b->lingering = false;
+			}
 			b->refs++;
 			return b;
 		}
@@ -229,6 +259,11 @@ box_free(struct store_box *b)
 {
 	struct store *s = b->acct->s;
 
+	if (b->lingering) {
+		TAILQ_REMOVE(&s->linger, b, lentry);
+		s->linger_msgs -= b->linger_n;
+		b->lingering = false;
+	}
 	if (s->ifd >= 0) {
 		/* the same directory may be watched for another box: no */
 		if (b->wd_new >= 0)
@@ -245,14 +280,57 @@ box_free(struct store_box *b)
 	free(b);
 }
 
+/* Nobody holds b and it has no job: it lingers, or goes. */
+static void
+box_idle(struct store_box *b)
+{
+	struct store *s = b->acct->s;
+
+	if (s->pool_closing || !b->mb->synced || b->mb->n > LINGER_MSGS) {
+		box_free(b);
+		return;
+	}
+	if (!b->lingering) {
+		b->lingering = true;
+		event_base_gettimeofday_cached(s->base, &b->idle_since);
+		TAILQ_INSERT_TAIL(&s->linger, b, lentry);
+		b->linger_n = b->mb->n;
+		s->linger_msgs += b->linger_n;
+	}
+	while (s->linger_msgs > LINGER_MSGS && !TAILQ_EMPTY(&s->linger))
+		box_free(TAILQ_FIRST(&s->linger));
+	if (!evtimer_pending(s->linger_ev, NULL)) {
+		struct timeval tv = { LINGER_SECS, 0 };
+		evtimer_add(s->linger_ev, &tv);
+	}
+}
+
+static void
+on_linger(evutil_socket_t fd, short what, void *arg)
+{
+	struct store *s = arg;
+	struct timeval now;
+	struct store_box *b;
+
+	event_base_gettimeofday_cached(s->base, &now);
+	while ((b = TAILQ_FIRST(&s->linger)) != NULL &&
+	    now.tv_sec - b->idle_since.tv_sec >= LINGER_SECS)
+		box_free(b);
+	if ((b = TAILQ_FIRST(&s->linger)) != NULL) {
+		struct timeval tv = { LINGER_SECS - (now.tv_sec -
+		    b->idle_since.tv_sec), 0 };
+		evtimer_add(s->linger_ev, &tv);
+	}
+}
+
 void
 store_box_close(struct store_box *b)
 {
 	if (b == NULL || --b->refs > 0)
 		return;
 	if (b->busy || !TAILQ_EMPTY(&b->jobs))
-		return;     /* the last job's completion frees it */
-	box_free(b);
+		return;     /* the last job's completion sees to it */
+	box_idle(b);
 }
 
 struct mbox *
@@ -281,6 +359,16 @@ store_box_mark_changed(struct store_box *b)
 
 static void box_pump(struct store_box *b);
 
+#define BIG_COMMIT 2000
+
+/* the commit job_work does after every work function is the job */
+static void
+commit_work(struct store_box *b, void *arg)
+{
+	(void)b;
+	(void)arg;
+}
+
 /*
  * Every job of a box: the index fills the box before its first sync and
  * takes its changes after each job (one transaction per job).
@@ -300,6 +388,16 @@ job_work(void *arg)
 			log_warnx("store: %s", err.text);
 	}
 	j->work(b, j->arg);
+	/*
+	 * Thousands of rows (a folder the index has not seen): the answer
+	 * goes first and a job of its own writes them, next in line. A
+	 * crash in between costs nothing but fresh MODSEQs for them.
+	 */
+	if (j->work != commit_work && b->mb->modseq - b->mb->committed >
+	    BIG_COMMIT) {
+		b->commit_later = true;
+		return;
+	}
 	memset(&err, 0, sizeof(err));
 	if (tindex_commit_box(b->acct->idx, b->rel, b->mb, &err) != 0)
 		log_warnx("store: %s", err.text);
@@ -315,6 +413,14 @@ job_done(void *arg)
 
 	b->busy = false;
 	b->changed = false;
+	if (b->commit_later) {
+		b->commit_later = false;
+		/* first in line, before what the callbacks may queue */
+		struct job *c = xcalloc(1, sizeof(*c));
+		c->box = b;
+		c->work = commit_work;
+		TAILQ_INSERT_HEAD(&b->jobs, c, entry);
+	}
 	b->refs++;        /* callbacks may close the box */
 	if (j->done)
 		j->done(b, j->arg);
@@ -325,7 +431,7 @@ job_done(void *arg)
 			w->changed(w->arg);
 		}
 	if (--b->refs == 0 && TAILQ_EMPTY(&b->jobs)) {
-		box_free(b);
+		box_idle(b);
 		return;
 	}
 	box_pump(b);
@@ -384,8 +490,9 @@ sync_work(struct store_box *b, void *arg)
 	struct tern_err err;
 	bool changed = false;
 
-	(void)arg;
 	memset(&err, 0, sizeof(err));
+	if (arg != NULL)
+		b->mb->force_sync = true;   /* inotify saw something */
 	if (mbox_sync(b->mb, b->acct->root, b->selected > 0, &changed,
 	    &err) != 0)
 		log_warnx("store: %s: %s", b->path, err.text);
@@ -398,23 +505,38 @@ sync_done(struct store_box *b, void *arg)
 {
 	(void)arg;
 	b->sync_queued = false;
+	if (b->sync_again) {
+		b->sync_again = false;
+		store_box_sync_soon(b);
+	}
 }
 
 static void
 on_sync_timer(evutil_socket_t fd, short what, void *arg)
 {
 	struct store_box *b = arg;
+	bool force = b->force_next;
 
-	store_box_run(b, sync_work, sync_done, NULL);
+	b->force_next = false;
+	store_box_run(b, sync_work, sync_done, force ? b : NULL);
 }
 
+/*
+ * inotify saw a change (maybe ours, maybe another program's): a listing
+ * soon, even if the directories' times say nothing changed (a change
+ * within the same tick as one of ours). Changes that come while a sync
+ * is queued or running get one more.
+ */
 void
 store_box_sync_soon(struct store_box *b)
 {
 	struct timeval tv = { 0, COALESCE_USEC };
 
-	if (b->sync_queued)
+	b->force_next = true;
+	if (b->sync_queued) {
+		b->sync_again = true;
 		return;
+	}
 	b->sync_queued = true;
 	evtimer_add(b->timer, &tv);
 }
@@ -555,4 +677,18 @@ store_rebuild(struct store *s, const char *user, const char *root,
 	r->done = done;
 	r->arg = arg;
 	iopool_submit(s->pool, rebuild_reset_work, rebuild_reset_done, r);
+}
+
+void
+store_forget_path(struct store *s, const char *path)
+{
+	struct store_box *b, *next;
+	size_t l = strlen(path);
+
+	for (b = TAILQ_FIRST(&s->linger); b; b = next) {
+		next = TAILQ_NEXT(b, lentry);
+		if (strncmp(b->path, path, l) == 0 && (b->path[l] == '\0' ||
+		    b->path[l] == '.'))
+			box_free(b);
+	}
 }

@@ -85,6 +85,12 @@ void store_rebuild(struct store *s, const char *user, const char *root,
     store_rebuild_done done, void *arg);
 
 /*
+ * The folder at path (and those below it) was deleted or renamed: a box
+ * of it kept in memory after its last session goes.
+ */
+void store_forget_path(struct store *s, const char *path);
+
+/*
  * ternd delivered into the Maildir at path: an open box there syncs now,
  * so its IDLE clients hear of it without waiting for inotify.
  */

@@ -113,11 +113,35 @@ test_parse_name(void **state)
 	assert_string_equal(info.flags, "");
 }
 
+static void
+test_user_root(void **state)
+{
+	char out[256];
+
+	(void)state;
+	assert_int_equal(maildir_user_root("/m", "example.org", "Alice", out,
+	    sizeof(out)), 0);
+	assert_string_equal(out, "/m/example.org/alice");
+	assert_int_equal(maildir_user_root("/m", "example.org",
+	    "bob@Other.Test", out, sizeof(out)), 0);
+	assert_string_equal(out, "/m/other.test/bob");
+	/* never a path out of mail_dir */
+	assert_int_equal(maildir_user_root("/m", "example.org", "../x", out,
+	    sizeof(out)), -1);
+	assert_int_equal(maildir_user_root("/m", "example.org", "a@../x", out,
+	    sizeof(out)), -1);
+	assert_int_equal(maildir_user_root("/m", "example.org", "", out,
+	    sizeof(out)), -1);
+	assert_int_equal(maildir_user_root("/m", "example.org", "a@", out,
+	    sizeof(out)), -1);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_unique_name),
+		cmocka_unit_test(test_user_root),
 		cmocka_unit_test(test_local),
 		cmocka_unit_test(test_domain),
 		cmocka_unit_test(test_parse_name),
