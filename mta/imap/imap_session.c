@@ -134,6 +134,8 @@ struct imap_session {
 	struct list_status *l_st;    /* folders awaiting their STATUS */
 	size_t l_nst, l_ist;
 	struct buf l_tail;
+	struct store_append app;     /* the APPEND in flight */
+	struct flagset *app_flags;
 };
 
 struct cmd_def {
@@ -1542,41 +1544,6 @@ append_args(struct imap_session *s, struct append_args *a)
 }
 
 static void
-append_job(struct imap_session *s, struct mbox *mb)
-{
-	struct append_args a;
-	struct flagset f;
-	struct buf lf;
-	bool saved = false, changed;
-
-	(void)append_args(s, &a);
-	memset(&f, 0, sizeof(f));
-	if (a.flags)
-		(void)parse_flags(a.flags, &f);
-	int64_t date = a.date ? imap_parse_datetime(a.date->s) : 0;
-	/* CRLF to LF: Maildir files have LF line ends */
-	buf_init(&lf);
-	buf_reserve(&lf, a.msg->len + 1);
-	for (size_t i = 0; i < a.msg->len; i++)
-		if (!(a.msg->s[i] == '\r' && i + 1 < a.msg->len &&
-		    a.msg->s[i + 1] == '\n'))
-			buf_append_char(&lf, a.msg->s[i]);
-	s->jrc = mbox_sync(mb, s->root, false, &changed, &s->jerr);
-	s->j_nobox = s->jrc != 0;
-	uint32_t kw = 0;
-	if (s->jrc == 0) {
-		kw = kw_bits(mb, &f, true, &saved);
-		if (saved)
-			(void)mbox_save_keywords(mb, &s->jerr);
-		s->jrc = mbox_append(mb, s->root, lf.data ? lf.data : "", lf.len,
-		    f.flags, kw, date, &s->j_uid, &s->jerr);
-		s->j_validity = mb->uidvalidity;
-	}
-	buf_clear(&lf);
-	store_box_mark_changed(s->other ? s->other : s->box);
-}
-
-static void
 append_end(struct imap_session *s)
 {
 	if (s->other != s->box)
@@ -1592,6 +1559,28 @@ append_end(struct imap_session *s)
 		updates(s, false);
 	done(s, "OK", "[APPENDUID %u %u] APPEND completed", s->j_validity,
 	    s->j_uid);
+}
+
+static void
+append_finished(void *arg)
+{
+	struct imap_session *s = arg;
+
+	s->refs--;
+	if (s->dead) {
+		if (s->refs == 0)
+			session_free(s);
+		return;
+	}
+	s->jrc = s->app.rc;
+	s->jerr = s->app.err;
+	s->j_nobox = s->app.nobox;
+	s->j_uid = s->app.uid;
+	s->j_validity = s->app.uidvalidity;
+	append_end(s);
+	flush(s);
+	if (!s->busy)
+		process(s);
 }
 
 static void
@@ -1622,7 +1611,25 @@ cmd_append(struct imap_session *s)
 	}
 	s->other = s->box && strcmp(store_box_name(s->box), name) == 0 ?
 	    s->box : store_box_open(s->acct, name, path);
-	run_box_job(s, s->other, append_job, append_end);
+	/* staged beside other clients' work, committed in a batch */
+	free(s->app_flags);
+	s->app_flags = xcalloc(1, sizeof(*s->app_flags));
+	if (a.flags)
+		(void)parse_flags(a.flags, s->app_flags);
+	memset(&s->app, 0, sizeof(s->app));
+	s->app.data = a.msg->s;
+	s->app.len = a.msg->len;
+	s->app.crlf = true;
+	s->app.flags = s->app_flags->flags;
+	s->app.kw = s->app_flags->kw;
+	s->app.nkw = s->app_flags->nkw;
+	s->app.internaldate = a.date ? imap_parse_datetime(a.date->s) : 0;
+	s->app.done = append_finished;
+	s->app.arg = s;
+	s->refs++;
+	s->busy = true;
+	memset(&s->jerr, 0, sizeof(s->jerr));
+	store_box_append(s->other, &s->app);
 }
 
 /* Messages of a set: the view's, by sequence number or UID. ------------ */
@@ -2650,6 +2657,7 @@ session_free(struct imap_session *s)
 	buf_clear(&s->jout);
 	buf_clear(&s->jqr);
 	buf_clear(&s->l_tail);
+	free(s->app_flags);
 	list_free_status(s);
 	free(s->j_mod);
 	free(s->uids);

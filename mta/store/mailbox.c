@@ -820,7 +820,7 @@ static unsigned long name_seq;
 
 /* Writes data into tmp/ durably; the unique base name in *base. */
 static int
-write_tmp(struct mbox *b, const char *data, size_t len, char **base,
+write_tmp(const char *dir, const char *data, size_t len, char **base,
     char *tmp, size_t tmpsz, struct tern_err *err)
 {
 	char host[256];
@@ -841,7 +841,7 @@ write_tmp(struct mbox *b, const char *data, size_t len, char **base,
 		    (long long)tv.tv_sec, (long)tv.tv_usec, (long)getpid(),
 		    __atomic_add_fetch(&name_seq, 1, __ATOMIC_RELAXED), host,
 		    len, (unsigned long long)vsize);
-		if (str_fmt(tmp, tmpsz, "%s/tmp/%s", b->path, *base) != 0) {
+		if (str_fmt(tmp, tmpsz, "%s/tmp/%s", dir, *base) != 0) {
 			tern_err_set(err, 451, "4.3.0", "path too long");
 			return -1;
 		}
@@ -877,20 +877,14 @@ write_tmp(struct mbox *b, const char *data, size_t len, char **base,
 }
 
 int
-mbox_append(struct mbox *b, const char *root, const char *data, size_t len,
-    uint8_t flags, uint32_t kw, int64_t internaldate, uint32_t *uid,
+mbox_stage(const char *path, const char *data, size_t len,
+    int64_t internaldate, char **base, char *tmp, size_t tmpsz,
     struct tern_err *err)
 {
-	char tmp[4096], final[4096], letters[40], dcur[4096];
-	char *base = NULL;
-	bool changed;
-	struct uidlist ul;
-	int lockfd;
-
-	if (mbox_sync(b, root, false, &changed, err) != 0)
-		return -1;
-	if (write_tmp(b, data, len, &base, tmp, sizeof(tmp), err) != 0) {
-		free(base);
+	*base = NULL;
+	if (write_tmp(path, data, len, base, tmp, tmpsz, err) != 0) {
+		free(*base);
+		*base = NULL;
 		return -1;
 	}
 	if (internaldate > 0) {
@@ -898,28 +892,63 @@ mbox_append(struct mbox *b, const char *root, const char *data, size_t len,
 			{ (time_t)internaldate, 0 } };
 		(void)utimensat(AT_FDCWD, tmp, ts, 0);
 	}
-	mbox_flag_letters(flags, kw, letters, sizeof(letters));
-	char *fname = xasprintf("%s:2,%s", base, letters);
-	(void)str_fmt(final, sizeof(final), "%s/cur/%s", b->path, fname);
+	return 0;
+}
+
+int
+mbox_commit_staged(struct mbox *b, const char *root, struct mbox_staged *st,
+    size_t n, struct tern_err *err)
+{
+	char dcur[4096], ulp[4096];
+	bool changed;
+	struct uidlist ul;
+	int lockfd;
+	size_t moved = 0;
+
 	(void)str_fmt(dcur, sizeof(dcur), "%s/cur", b->path);
-	if ((lockfd = lock_uidlist(b, err)) < 0)
+	(void)str_fmt(ulp, sizeof(ulp), "%s/" UIDLIST, b->path);
+	if (mbox_sync(b, root, false, &changed, err) != 0 ||
+	    (lockfd = lock_uidlist(b, err)) < 0)
 		goto fail;
 	load_uidlist(b, root, &ul);
-	if (rename(tmp, final) != 0 || deliver_fsync_dir(dcur) != 0) {
-		fail_errno(err, "rename", final);
+	for (size_t i = 0; i < n; i++) {
+		char letters[40], final[4096];
+		mbox_flag_letters(st[i].flags, st[i].kw, letters,
+		    sizeof(letters));
+		st[i].fname = xasprintf("%s:2,%s", st[i].base, letters);
+		(void)str_fmt(final, sizeof(final), "%s/%s", dcur, st[i].fname);
+		if (rename(st[i].tmp, final) != 0) {
+			fail_errno(&st[i].err, "rename", final);
+			st[i].rc = -1;
+			(void)unlink(st[i].tmp);
+			continue;
+		}
+		moved++;
+	}
+	/* one directory fsync for all, then their UIDs in one uidlist */
+	if (moved && deliver_fsync_dir(dcur) != 0) {
+		fail_errno(err, "fsync", dcur);
 		uidlist_clear(&ul);
 		unlock_uidlist(b, lockfd);
-		goto fail;
+		goto undo;
 	}
-	*uid = uidlist_next_uid(&ul);
-	uidlist_add(&ul, *uid, base, NULL);
-	if (commit_uidlist(b, lockfd, &ul, err) != 0) {
-		/* the file stays: the next sync gives it a UID */
+	for (size_t i = 0; i < n; i++)
+		if (st[i].rc == 0) {
+			st[i].uid = uidlist_next_uid(&ul);
+			uidlist_add(&ul, st[i].uid, st[i].base, NULL);
+		}
+	if (moved && commit_uidlist(b, lockfd, &ul, err) != 0) {
+		/* the files stay: the next sync gives them UIDs */
 		uidlist_clear(&ul);
-		free(base);
-		free(fname);
+		for (size_t i = 0; i < n; i++)
+			if (st[i].rc == 0) {
+				st[i].rc = -1;
+				st[i].uid = 0;
+			}
 		return -1;
 	}
+	if (!moved)
+		unlock_uidlist(b, lockfd);
 	b->uidvalidity = ul.uidvalidity;
 	b->uidnext = uidlist_next_uid(&ul);
 	uidlist_clear(&ul);
@@ -930,30 +959,74 @@ mbox_append(struct mbox *b, const char *root, const char *data, size_t len,
 	 * store, whose sync then lists whatever the times say.
 	 */
 	b->seen_cur = mtime_ns(dcur);
-	(void)str_fmt(final, sizeof(final), "%s/" UIDLIST, b->path);
-	b->seen_ul = mtime_ns(final);
-	/* in memory at once, so the session sees it without a rescan */
-	if (b->n == b->cap) {
-		b->cap = b->cap ? b->cap * 2 : 64;
-		b->m = xreallocarray(b->m, b->cap, sizeof(*b->m));
+	b->seen_ul = mtime_ns(ulp);
+	/* in memory at once, so the sessions see them without a rescan */
+	for (size_t i = 0; i < n; i++) {
+		if (st[i].rc != 0)
+			continue;
+		if (b->n == b->cap) {
+			b->cap = b->cap ? b->cap * 2 : 64;
+			b->m = xreallocarray(b->m, b->cap, sizeof(*b->m));
+		}
+		struct mbox_msg *m = &b->m[b->n++];
+		memset(m, 0, sizeof(*m));
+		m->uid = st[i].uid;
+		m->base = xstrdup(st[i].base);
+		m->fname = st[i].fname;
+		st[i].fname = NULL;
+		m->flags = st[i].flags;
+		m->kw = st[i].kw;
+		m->vsize = name_vsize(m->base);
+		m->internaldate = st[i].internaldate > 0 ? st[i].internaldate :
+		    time(NULL);
+		m->modseq = ++b->modseq;
+		m->recent = true;
 	}
-	struct mbox_msg *m = &b->m[b->n++];
-	memset(m, 0, sizeof(*m));
-	m->uid = *uid;
-	m->base = base;
-	m->fname = fname;
-	m->flags = flags;
-	m->kw = kw;
-	m->vsize = name_vsize(base);
-	m->internaldate = internaldate > 0 ? internaldate : time(NULL);
-	m->modseq = ++b->modseq;
-	m->recent = true;
 	return 0;
+undo:
+	for (size_t i = 0; i < n; i++)
+		if (st[i].rc == 0 && st[i].fname) {
+			char final[4096];
+			if (str_fmt(final, sizeof(final), "%s/%s", dcur,
+			    st[i].fname) == 0)
+				(void)unlink(final);
+		}
 fail:
-	(void)unlink(tmp);
-	free(base);
-	free(fname);
+	for (size_t i = 0; i < n; i++) {
+		if (st[i].rc == 0) {
+			st[i].rc = -1;
+			st[i].err = *err;
+			(void)unlink(st[i].tmp);
+		}
+	}
 	return -1;
+}
+
+int
+mbox_append(struct mbox *b, const char *root, const char *data, size_t len,
+    uint8_t flags, uint32_t kw, int64_t internaldate, uint32_t *uid,
+    struct tern_err *err)
+{
+	char tmp[4096];
+	struct mbox_staged st;
+
+	memset(&st, 0, sizeof(st));
+	if (mbox_stage(b->path, data, len, internaldate, &st.base, tmp,
+	    sizeof(tmp), err) != 0)
+		return -1;
+	st.tmp = tmp;
+	st.flags = flags;
+	st.kw = kw;
+	st.internaldate = internaldate;
+	int rc = mbox_commit_staged(b, root, &st, 1, err);
+	if (rc == 0 && st.rc != 0) {
+		*err = st.err;
+		rc = -1;
+	}
+	*uid = st.uid;
+	free(st.base);
+	free(st.fname);
+	return rc;
 }
 
 int
@@ -1003,7 +1076,7 @@ mbox_copy(struct mbox *src, const size_t *idx, size_t n, struct mbox *dst,
 		char tmp[4096];
 		char *base = NULL;
 		if (read_file(from, &data, SIZE_MAX) != 0 ||
-		    write_tmp(dst, data.data ? data.data : "", data.len, &base,
+		    write_tmp(dst->path, data.data ? data.data : "", data.len, &base,
 		    tmp, sizeof(tmp), err) != 0) {
 			if (err->text[0] == '\0')
 				fail_errno(err, "read", from);

@@ -103,6 +103,32 @@ int mbox_append(struct mbox *b, const char *root, const char *data,
     uint32_t *uid, struct tern_err *err);
 
 /*
+ * APPEND in two steps, so that many can share one directory fsync and
+ * one uidlist write: mbox_stage() writes a message into the folder at
+ * path's tmp/, fsynced, with its INTERNALDATE (any thread: it touches no
+ * box); mbox_commit_staged() moves staged files into cur/ in order and
+ * gives them the next UIDs (rc and uid per message), fsynced before it
+ * returns (so the UIDs may be announced). On a failure of the whole a
+ * staged file is removed.
+ */
+struct mbox_staged {
+	const char *tmp;          /* in: the staged file */
+	char *base;               /* in: its base name (the caller frees) */
+	uint8_t flags;
+	uint32_t kw;
+	int64_t internaldate;
+	char *fname;              /* the caller frees (NULL once taken) */
+	uint32_t uid;             /* out */
+	int rc;                   /* out: 0, or -1 with err */
+	struct tern_err err;
+};
+int mbox_stage(const char *path, const char *data, size_t len,
+    int64_t internaldate, char **base, char *tmp, size_t tmpsz,
+    struct tern_err *err);
+int mbox_commit_staged(struct mbox *b, const char *root,
+    struct mbox_staged *st, size_t n, struct tern_err *err);
+
+/*
  * Copies messages idx[0..n) of src into dst (hard links, keeping base
  * names, so one file is one message in two folders), with new UIDs in
  * dst given in order in uids[] (dst is synced first). Keywords are

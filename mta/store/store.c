@@ -21,6 +21,7 @@
 #include "base/util.h"
 #include "store/folders.h"
 #include "store/index.h"
+#include "base/buf.h"
 #include "store/mailbox.h"
 
 #define COALESCE_USEC 20000
@@ -38,7 +39,14 @@ struct job {
 	store_work_fn work;
 	store_done_fn done;
 	void *arg;
+	/* on the loop, as the job goes to the pool (a batch closes) */
+	void (*on_start)(struct store_box *b, void *arg);
 	TAILQ_ENTRY(job) entry;
+};
+
+struct append_batch {
+	TAILQ_HEAD(, store_append) list;
+	size_t n;
 };
 
 struct store_box {
@@ -48,6 +56,7 @@ struct store_box {
 	const char *rel;          /* path below the root: the index's key */
 	bool loaded;              /* the index was asked for the box */
 	bool commit_later;        /* a big commit waits for its own job */
+	struct append_batch *batch;   /* staged APPENDs awaiting their job */
 	unsigned refs;
 	unsigned selected;
 	bool busy;
@@ -446,6 +455,8 @@ box_pump(struct store_box *b)
 		return;
 	TAILQ_REMOVE(&b->jobs, j, entry);
 	b->busy = true;
+	if (j->on_start)
+		j->on_start(b, j->arg);
 	iopool_submit(b->acct->s->pool, job_work, job_done, j);
 }
 
@@ -691,4 +702,143 @@ store_forget_path(struct store *s, const char *path)
 		    b->path[l] == '.'))
 			box_free(b);
 	}
+}
+
+/* --- APPEND, batched ----------------------------------------------------- */
+
+static void
+stage_work(void *arg)
+{
+	struct store_append *a = arg;
+	struct buf lf;
+	const char *data = a->data;
+	size_t len = a->len;
+
+	buf_init(&lf);
+	if (a->crlf) {
+		/* Maildir files have LF line ends */
+		buf_reserve(&lf, a->len + 1);
+		for (size_t i = 0; i < a->len; i++)
+			if (!(a->data[i] == '\r' && i + 1 < a->len &&
+			    a->data[i + 1] == '\n'))
+				buf_append_char(&lf, a->data[i]);
+		data = lf.data ? lf.data : "";
+		len = lf.len;
+	}
+	if (mbox_stage(a->box->path, data, len, a->internaldate, &a->base,
+	    a->tmp, sizeof(a->tmp), &a->err) != 0) {
+		a->rc = -1;
+		a->nobox = access(a->box->path, F_OK) != 0;
+	}
+	buf_clear(&lf);
+}
+
+static void
+batch_start(struct store_box *b, void *arg)
+{
+	/* appends staged from now on go into a new batch */
+	if (b->batch == arg)
+		b->batch = NULL;
+}
+
+static void
+batch_work(struct store_box *b, void *arg)
+{
+	struct append_batch *bt = arg;
+	struct mbox *mb = b->mb;
+	struct mbox_staged *st = xcalloc(bt->n + 1, sizeof(*st));
+	struct store_append *a;
+	struct tern_err err;
+	size_t i = 0;
+	bool kwsave = false;
+
+	memset(&err, 0, sizeof(err));
+	/* keywords by name into this folder's letters (after a sync) */
+	bool changed = false;
+	(void)mbox_sync(mb, b->acct->root, false, &changed, &err);
+	TAILQ_FOREACH(a, &bt->list, entry) {
+		st[i].tmp = a->tmp;
+		st[i].base = a->base;
+		st[i].flags = a->flags;
+		st[i].internaldate = a->internaldate;
+		for (size_t k = 0; k < a->nkw; k++) {
+			int x = keywords_add(&mb->kw, a->kw[k]);
+			if (x >= 0) {
+				st[i].kw |= 1u << x;
+				kwsave = true;
+			}
+		}
+		i++;
+	}
+	if (kwsave)
+		(void)mbox_save_keywords(mb, &err);
+	memset(&err, 0, sizeof(err));
+	(void)mbox_commit_staged(mb, b->acct->root, st, bt->n, &err);
+	i = 0;
+	TAILQ_FOREACH(a, &bt->list, entry) {
+		a->rc = st[i].rc;
+		if (a->rc != 0)
+			a->err = st[i].err.text[0] ? st[i].err : err;
+		a->uid = st[i].uid;
+		a->uidvalidity = mb->uidvalidity;
+		free(st[i].fname);
+		i++;
+	}
+	free(st);
+	store_box_mark_changed(b);
+}
+
+static void
+batch_done(struct store_box *b, void *arg)
+{
+	struct append_batch *bt = arg;
+	struct store_append *a;
+
+	(void)b;
+	while ((a = TAILQ_FIRST(&bt->list)) != NULL) {
+		TAILQ_REMOVE(&bt->list, a, entry);
+		free(a->base);
+		a->base = NULL;
+		a->done(a->arg);
+	}
+	free(bt);
+}
+
+static void
+stage_done(void *arg)
+{
+	struct store_append *a = arg;
+	struct store_box *b = a->box;
+
+	if (a->rc != 0) {
+		free(a->base);
+		a->base = NULL;
+		a->done(a->arg);
+		return;
+	}
+	if (b->batch == NULL) {
+		b->batch = xcalloc(1, sizeof(*b->batch));
+		TAILQ_INIT(&b->batch->list);
+		struct job *j = xcalloc(1, sizeof(*j));
+		j->box = b;
+		j->work = batch_work;
+		j->done = batch_done;
+		j->arg = b->batch;
+		j->on_start = batch_start;
+		TAILQ_INSERT_TAIL(&b->jobs, j, entry);
+	}
+	TAILQ_INSERT_TAIL(&b->batch->list, a, entry);
+	b->batch->n++;
+	box_pump(b);
+}
+
+void
+store_box_append(struct store_box *b, struct store_append *a)
+{
+	a->box = b;
+	a->rc = 0;
+	a->nobox = false;
+	a->base = NULL;
+	memset(&a->err, 0, sizeof(a->err));
+	iopool_submit(b->acct->s->pool, stage_work, stage_done, a);
 }

@@ -14,7 +14,10 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/queue.h>
+
+#include "base/util.h"
 
 struct event_base;
 struct iopool;
@@ -60,6 +63,37 @@ typedef void (*store_done_fn)(struct store_box *b, void *arg);  /* loop */
 void store_box_run(struct store_box *b, store_work_fn work,
     store_done_fn done, void *arg);
 void store_box_mark_changed(struct store_box *b);
+
+/*
+ * APPEND, batched: the message is staged (written and fsynced in tmp/)
+ * on the I/O pool beside other work, then committed together with every
+ * other APPEND staged into the box meanwhile (one directory fsync, one
+ * uidlist write). done runs on the loop, once, with rc/uid/uidvalidity
+ * (nobox: the folder does not exist). The caller keeps a, data and the
+ * keyword names alive until then, and holds the box open.
+ */
+struct store_append {
+	const char *data;         /* the message as the client sent it */
+	size_t len;
+	bool crlf;                /* CRLF line ends: stored with LF */
+	uint8_t flags;
+	const char *const *kw;    /* keyword names */
+	size_t nkw;
+	int64_t internaldate;     /* 0: now */
+	void (*done)(void *arg);
+	void *arg;
+	/* results */
+	int rc;
+	bool nobox;
+	uint32_t uid, uidvalidity;
+	struct tern_err err;
+	/* the store's */
+	struct store_box *box;
+	char *base;
+	char tmp[4096];
+	TAILQ_ENTRY(store_append) entry;
+};
+void store_box_append(struct store_box *b, struct store_append *a);
 
 /* Sessions that show the box; told after any job that changed it. */
 struct store_watch {

@@ -76,3 +76,46 @@ def test_esearch(imap):
         assert tagged.startswith("BAD"), (bad, tagged)
     assert tag is None
     m.logout()
+
+
+def test_concurrent_appends_share_commits_and_keep_their_uids(imap):
+    import re
+    import threading
+    got, errors = {}, []
+
+    def client(k):
+        try:
+            m = connect(imap)
+            for i in range(15):
+                subject = "c%d-%d" % (k, i)
+                msg = ("From: a@localhost\r\nTo: alice@localhost\r\n"
+                       "Subject: %s\r\n\r\nbody %s\r\n" % (subject, subject))
+                typ, data = m.append("INBOX", "(\\Seen $Work)" if i % 2 else
+                                     None, None, msg.encode())
+                assert typ == "OK", data
+                uid = int(re.search(rb"APPENDUID \d+ (\d+)", data[0]).group(1))
+                got[subject] = uid
+            m.logout()
+        except Exception as e:  # reported below
+            errors.append(repr(e))
+
+    threads = [threading.Thread(target=client, args=(k,)) for k in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors, errors
+    assert len(got) == 120 and len(set(got.values())) == 120
+    m = connect(imap)
+    ok(m, "SELECT INBOX")
+    lines, _ = ok(m, "UID FETCH 1:* (FLAGS BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+    seen = {}
+    for line in lines:
+        uid = re.search(r"UID (\d+)", line)
+        subj = re.search(r"Subject: (\S+)", line)
+        if uid and subj:
+            seen[subj.group(1)] = int(uid.group(1))
+            odd = int(subj.group(1).split("-")[1]) % 2
+            assert ("$Work" in line) == bool(odd), line
+    assert seen == got
+    m.logout()
