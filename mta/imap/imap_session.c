@@ -42,6 +42,7 @@
 #include "base/sasl.h"
 #include "base/tls.h"
 #include "base/util.h"
+#include "imap/imap_compress.h"
 #include "imap/imap_fetch.h"
 #include "imap/imap_parse.h"
 #include "imap/imap_search.h"
@@ -73,6 +74,7 @@ struct imap_session {
 	bool trusted;
 	enum listen_tls tls_mode;
 	bool tls, tls_wrapped, starttls_now;
+	bool compress_now, compressed;   /* COMPRESS=DEFLATE (RFC 4978) */
 	char tls_desc[128];
 	enum istate state;
 	char user[SASL_FIELD_MAX];
@@ -100,6 +102,7 @@ struct imap_session {
 	unsigned refs;
 	struct event *keepalive;
 	struct evbuffer_cb_entry *under_cb;
+	struct evbuffer *under_buf;  /* the layer under_cb is on */
 	uint64_t own_after;          /* changes after this modseq are ours */
 	unsigned long cmds, fetched;
 	struct buf jout;             /* a job's untagged output */
@@ -475,6 +478,20 @@ arg_mailbox(struct imap_session *s, size_t i, char *path, size_t pathsz)
 	return name;
 }
 
+/*
+ * The idle timeout, on every layer of the connection: the socket's own
+ * (under TLS and deflate) would end a logged-in session at the pre-login
+ * timeout otherwise.
+ */
+static void
+set_timeouts(struct imap_session *s, int secs)
+{
+	struct timeval tv = { secs, 0 };
+
+	for (struct bufferevent *b = s->bev; b; b = bufferevent_get_underlying(b))
+		bufferevent_set_timeouts(b, &tv, &tv);
+}
+
 /* --- not authenticated ----------------------------------------------- */
 
 static void
@@ -597,8 +614,7 @@ on_auth_checked(void *arg, bool ok)
 	s->acct = store_account_open(s->env.store, s->user, s->root);
 	log_info("imap %s: login user=%s client=%s tls=%s", s->id, s->user,
 	    s->ip, s->tls ? s->tls_desc : "no");
-	bufferevent_set_timeouts(s->bev, &(struct timeval){
-	    IMAP_AUTH_TIMEOUT, 0 }, &(struct timeval){ IMAP_AUTH_TIMEOUT, 0 });
+	set_timeouts(s, IMAP_AUTH_TIMEOUT);
 	run_acct_job(s, login_prepare, login_end);
 }
 
@@ -683,6 +699,23 @@ cmd_authenticate(struct imap_session *s)
 }
 
 /* --- authenticated ---------------------------------------------------- */
+
+static void
+cmd_compress(struct imap_session *s)
+{
+	const char *m = arg_str(s, 0);
+
+	if (s->pc.nargs != 1 || m == NULL || !ascii_strcaseeq(m, "DEFLATE")) {
+		done(s, "BAD", "COMPRESS DEFLATE");
+		return;
+	}
+	if (s->compressed) {
+		done(s, "NO", "[COMPRESSIONACTIVE] already deflating");
+		return;
+	}
+	done(s, "OK", "DEFLATE active");
+	s->compress_now = true;     /* flush() wraps, after the OK */
+}
 
 static void
 cmd_enable(struct imap_session *s)
@@ -2338,6 +2371,7 @@ static const struct cmd_def table[] = {
 	{ "LOGIN", ST(I_NOTAUTH), cmd_login, NULL },
 	{ "AUTHENTICATE", ST(I_NOTAUTH), cmd_authenticate, NULL },
 	{ "ENABLE", AUTHED, cmd_enable, NULL },
+	{ "COMPRESS", AUTHED, cmd_compress, "COMPRESS=DEFLATE" },
 	{ "NAMESPACE", AUTHED, cmd_namespace, "NAMESPACE" },
 	{ "LIST", AUTHED, cmd_list, NULL },
 	{ "LSUB", AUTHED, cmd_list, NULL },
@@ -2431,6 +2465,27 @@ session_starttls(struct imap_session *s)
 	s->tls_wrapped = true;
 }
 
+/* After "OK DEFLATE active" (which goes out as it is): both ways deflated. */
+static void
+session_compress(struct imap_session *s)
+{
+	struct bufferevent *under = s->bev;
+
+	s->compress_now = false;
+	struct bufferevent *b = imap_compress_wrap(under, IMAP_LINE_MAX +
+	    s->cfg->limits.max_message_size + 65536);
+	if (b == NULL) {
+		s->closing = true;
+		return;
+	}
+	s->bev = b;
+	s->compressed = true;
+	/* what the client sent behind COMPRESS is deflated already */
+	if (evbuffer_get_length(bufferevent_get_input(under)) > 0)
+		bufferevent_trigger(under, EV_READ, BEV_TRIG_IGNORE_WATERMARKS |
+		    BEV_TRIG_DEFER_CALLBACKS);
+}
+
 static void session_on_read(struct bufferevent *bev, void *arg);
 static void session_on_write(struct bufferevent *bev, void *arg);
 static void session_on_event(struct bufferevent *bev, short what, void *arg);
@@ -2449,8 +2504,11 @@ under_drained(struct evbuffer *buf, const struct evbuffer_cb_info *info,
 static void
 flush(struct imap_session *s)
 {
-	if (s->starttls_now) {
-		session_starttls(s);
+	if (s->starttls_now || s->compress_now) {
+		if (s->starttls_now)
+			session_starttls(s);
+		else
+			session_compress(s);
 		if (!s->closing) {
 			bufferevent_setcb(s->bev, session_on_read,
 			    session_on_write, session_on_event, s);
@@ -2459,17 +2517,20 @@ flush(struct imap_session *s)
 	}
 	if (s->closing && !s->dead) {
 		/* input is ignored now; EOF still ends the session */
-		struct bufferevent *u = bufferevent_get_underlying(s->bev);
 		if (evbuffer_get_length(bufferevent_get_output(s->bev)) != 0 ||
 		    s->refs > 0 || s->auth)
 			return;     /* on_write comes back */
-		if (u && evbuffer_get_length(bufferevent_get_output(u)) != 0) {
-			/* the TLS layer's bytes are still going out */
-			if (s->under_cb == NULL)
-				s->under_cb = evbuffer_add_cb(
-				    bufferevent_get_output(u), under_drained, s);
-			return;
-		}
+		/* the layers below (deflate, TLS) may still have bytes */
+		for (struct bufferevent *u = bufferevent_get_underlying(s->bev);
+		    u; u = bufferevent_get_underlying(u))
+			if (evbuffer_get_length(bufferevent_get_output(u)) != 0) {
+				if (s->under_cb == NULL) {
+					s->under_buf = bufferevent_get_output(u);
+					s->under_cb = evbuffer_add_cb(
+					    s->under_buf, under_drained, s);
+				}
+				return;
+			}
 		session_free(s);
 	}
 }
@@ -2479,7 +2540,8 @@ process(struct imap_session *s)
 {
 	struct evbuffer *in = bufferevent_get_input(s->bev);
 
-	while (!s->closing && !s->starttls_now && !s->dead) {
+	while (!s->closing && !s->starttls_now && !s->compress_now &&
+	    !s->dead) {
 		if (s->in_lit) {
 			size_t have = evbuffer_get_length(in);
 			if (have == 0)
@@ -2646,12 +2708,8 @@ session_free(struct imap_session *s)
 	s->other = NULL;
 	deselect(s);
 	store_account_close(s->acct);
-	if (s->under_cb) {
-		struct bufferevent *u = bufferevent_get_underlying(s->bev);
-		if (u)
-			evbuffer_remove_cb_entry(bufferevent_get_output(u),
-			    s->under_cb);
-	}
+	if (s->under_cb)
+		evbuffer_remove_cb_entry(s->under_buf, s->under_cb);
 	imap_cmd_clear(&s->pc);
 	buf_clear(&s->cmd);
 	buf_clear(&s->jout);
@@ -2709,9 +2767,7 @@ imap_session_new(const struct imap_session_env *env, evutil_socket_t fd,
 	s->keepalive = event_new(env->base, -1, EV_PERSIST, on_keepalive, s);
 	bufferevent_setcb(s->bev, session_on_read, session_on_write,
 	    session_on_event, s);
-	bufferevent_set_timeouts(s->bev, &(struct timeval){
-	    IMAP_PREAUTH_TIMEOUT, 0 }, &(struct timeval){ IMAP_PREAUTH_TIMEOUT,
-	    0 });
+	set_timeouts(s, IMAP_PREAUTH_TIMEOUT);
 	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
 	log_info("imap %s: connect client=%s%s", s->id, s->ip,
 	    tls == LISTEN_TLS_IMPLICIT ? " tls=implicit" : "");

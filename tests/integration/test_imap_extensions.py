@@ -119,3 +119,83 @@ def test_concurrent_appends_share_commits_and_keep_their_uids(imap):
             assert ("$Work" in line) == bool(odd), line
     assert seen == got
     m.logout()
+
+
+class Deflated:
+    """Raw IMAP over imaplib's (TLS) socket after COMPRESS DEFLATE."""
+
+    def __init__(self, sock):
+        import zlib
+        self.sock = sock
+        self.z_out = zlib.compressobj(6, zlib.DEFLATED, -15)
+        self.z_in = zlib.decompressobj(-15)
+        self.buf = b""
+
+    def send(self, data):
+        import zlib
+        self.sock.sendall(self.z_out.compress(data) +
+                          self.z_out.flush(zlib.Z_SYNC_FLUSH))
+
+    def until(self, tag):
+        """(what came before the tagged line, the tagged line)"""
+        while True:
+            at = (b"\r\n" + self.buf).find(b"\r\n" + tag + b" ")
+            if at >= 0 and self.buf.find(b"\r\n", at) >= 0:
+                break
+            chunk = self.sock.recv(65536)
+            assert chunk, "closed; got %r" % self.buf[-300:]
+            self.buf += self.z_in.decompress(chunk)
+        head = self.buf[:at]
+        end = self.buf.find(b"\r\n", at)
+        line = self.buf[at + len(tag) + 1:end]
+        self.buf = self.buf[end + 2:]
+        return head, line
+
+
+def test_compress_deflate(imap):
+    fill(imap, 3)
+    m = connect(imap)
+    assert b"COMPRESS=DEFLATE" in m.capability()[1][0]
+    sock = m.socket()
+    # COMPRESS and, in the same packet, nothing else: then deflated
+    m.send(b"z1 COMPRESS DEFLATE\r\n")
+    assert m.readline().startswith(b"z1 OK")
+    d = Deflated(sock)
+    big = "x" * 20000
+    # a pipelined burst, a literal and a large body, all deflated
+    d.send(b"z2 SELECT INBOX\r\nz3 FETCH 1:* (UID BODY.PEEK[])\r\n"
+           b"z4 APPEND INBOX {%d+}\r\n%s\r\nz5 COMPRESS DEFLATE\r\n"
+           % (len(big) + 10, b"S: big\r\n\r\n" + big.encode()))
+    head, line = d.until(b"z2")
+    assert line.startswith(b"OK") and b"* 3 EXISTS" in head
+    head, line = d.until(b"z3")
+    assert line.startswith(b"OK") and head.count(b" FETCH (") == 3
+    head, line = d.until(b"z4")
+    assert line.startswith(b"OK [APPENDUID"), (head, line)
+    head, line = d.until(b"z5")
+    assert line.startswith(b"NO [COMPRESSIONACTIVE]"), line
+    d.send(b"z6 UID FETCH 4 (RFC822.SIZE BODY.PEEK[TEXT])\r\n")
+    head, line = d.until(b"z6")
+    assert line.startswith(b"OK") and big.encode() in head
+    d.send(b"z7 LOGOUT\r\n")
+    head, line = d.until(b"z7")
+    assert b"* BYE" in head and line.startswith(b"OK")
+    # a stream that is not deflate: the server ends the connection
+    m2 = connect(imap)
+    m2.send(b"y1 COMPRESS DEFLATE\r\n")
+    assert m2.readline().startswith(b"y1 OK")
+    m2.socket().sendall(b"\xff" * 64 + b"garbage\r\n")
+    m2.socket().settimeout(10)
+    closed = False
+    while True:
+        try:
+            chunk = m2.socket().recv(4096)
+        except OSError:
+            break
+        if not chunk:
+            closed = True
+            break
+    assert closed, "the server kept a broken deflate stream open"
+    m3 = connect(imap)          # and carries on for everybody else
+    assert m3.noop()[0] == "OK"
+    m3.logout()
