@@ -95,6 +95,7 @@ struct imap_fetch {
 	size_t n;
 	bool need_file, sets_seen;
 	bool modseq;             /* MODSEQ asked for (or CHANGEDSINCE) */
+	bool envelope;           /* ENVELOPE: the header, or its cache */
 };
 
 static void
@@ -229,8 +230,10 @@ parse_fetch_item(const char *t, struct imap_fetch *f)
 		free(it.fields);
 		return -1;
 	}
-	if (it.kind >= FI_ENVELOPE)
+	if (it.kind > FI_ENVELOPE)
 		f->need_file = true;
+	if (it.kind == FI_ENVELOPE)
+		f->envelope = true;
 	if ((it.kind == FI_SECTION && !it.peek) || it.kind == FI_RFC822 ||
 	    it.kind == FI_RFC822_TEXT)
 		f->sets_seen = true;
@@ -355,11 +358,16 @@ imap_fetch_message(struct buf *o, struct mbox *mb, size_t idx, size_t seq,
 	bool sp = false, flags_sent = false, modseq_sent = false;
 
 	buf_init(&file);
-	if (f->need_file || m->vsize == 0) {
-		if (mbox_read(mb, idx, &file, SIZE_MAX, err) != 0) {
+	bool whole = f->need_file || m->vsize == 0;
+	if (whole || (f->envelope && m->envelope == NULL)) {
+		/* for ENVELOPE alone the header is enough: 256 KiB of it */
+		if ((whole ? mbox_read(mb, idx, &file, SIZE_MAX, err) :
+		    mbox_read_head(mb, idx, &file, 256 * 1024, err)) != 0) {
 			buf_clear(&file);
 			return;   /* gone under us: the next sync tells */
 		}
+	}
+	if (whole) {
 		uint64_t v = mime_crlf_size(file.data ? file.data : "", file.len);
 		if (v != m->vsize) {
 			m->vsize = v;
@@ -367,6 +375,15 @@ imap_fetch_message(struct buf *o, struct mbox *mb, size_t idx, size_t seq,
 		}
 		if (f->need_file)
 			root = mime_parse(file.data ? file.data : "", file.len);
+	}
+	if (f->envelope && m->envelope == NULL) {
+		struct buf e;
+		const char *t = file.data ? file.data : "";
+		buf_init(&e);
+		mime_write_envelope(&e, t, root ? root->hdr_len :
+		    message_header_len(t, file.len));
+		buf_append_char(&e, '\0');
+		m->envelope = e.data;   /* kept while the box lives */
 	}
 	if (f->sets_seen && !readonly && !(m->flags & MBOX_SEEN)) {
 		if (mbox_set_flags(mb, idx, m->flags | MBOX_SEEN, m->kw,
@@ -418,7 +435,7 @@ imap_fetch_message(struct buf *o, struct mbox *mb, size_t idx, size_t seq,
 			break;
 		case FI_ENVELOPE:
 			buf_append_str(o, "ENVELOPE ");
-			mime_write_envelope(o, msg, root->hdr_len);
+			buf_append_str(o, m->envelope ? m->envelope : "NIL");
 			break;
 		case FI_BODYSTRUCTURE:
 			buf_append_str(o, "BODYSTRUCTURE ");

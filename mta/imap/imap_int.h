@@ -134,6 +134,8 @@ void imap_session_free(struct imap_session *s);
 
 /* the view of the selected folder (imap_session.c) */
 void imap_view_add(struct imap_session *s, uint32_t uid);
+/* seq (1-based) of uid in the view, or 0 */
+size_t imap_view_seq(const struct imap_session *s, uint32_t uid);
 void imap_updates(struct imap_session *s, bool expunges);
 void imap_on_box_changed(void *arg);
 void imap_deselect(struct imap_session *s);
@@ -163,6 +165,8 @@ void imap_cmd_append(struct imap_session *s);
 void imap_cmd_fetch(struct imap_session *s);
 void imap_cmd_store(struct imap_session *s);
 void imap_cmd_search(struct imap_session *s);
+void imap_cmd_sort(struct imap_session *s);
+void imap_cmd_thread(struct imap_session *s);
 void imap_cmd_copy(struct imap_session *s);
 void imap_cmd_expunge(struct imap_session *s);
 void imap_cmd_close(struct imap_session *s);

@@ -16,6 +16,7 @@
 
 #include "imap/imap_fetch.h"
 #include "imap/imap_search.h"
+#include "imap/imap_sort.h"
 #include "store/folders.h"
 #include "store/index.h"
 #include "store/mailbox.h"
@@ -562,6 +563,46 @@ search_return(const struct imap_arg *a, unsigned *ret)
 	return 0;
 }
 
+/* The messages of the view that match keys: box index and number each */
+struct matches {
+	size_t *idx;
+	uint32_t *num;            /* UID for UID commands, else seq */
+	size_t n;
+	bool modseq_key;
+	uint64_t top;             /* the highest MODSEQ among them */
+};
+
+static int
+search_matches(struct imap_session *s, struct mbox *mb,
+    const struct imap_arg *keys, size_t nkeys, struct matches *mt)
+{
+	memset(mt, 0, sizeof(*mt));
+	mt->idx = xcalloc(s->n + 1, sizeof(size_t));
+	mt->num = xcalloc(s->n + 1, sizeof(uint32_t));
+	for (size_t q = 0; q < s->n; q++) {
+		ssize_t k = mbox_find_uid(mb, s->uids[q]);
+		if (k < 0)
+			continue;
+		int r = imap_search_match(mb, (size_t)k, q + 1, s->uids, s->n,
+		    keys, nkeys, &mt->modseq_key, &s->jerr);
+		if (r < 0) {
+			free(mt->idx);
+			free(mt->num);
+			memset(mt, 0, sizeof(*mt));
+			return -1;
+		}
+		if (r) {
+			mt->idx[mt->n] = (size_t)k;
+			mt->num[mt->n++] = s->j_uidcmd ? s->uids[q] :
+			    (uint32_t)(q + 1);
+			if (mb->m[k].modseq > mt->top)
+				mt->top = mb->m[k].modseq;
+		}
+	}
+	s->j_modseq = mt->modseq_key;
+	return 0;
+}
+
 static void
 search_job(struct imap_session *s, struct mbox *mb)
 {
@@ -587,29 +628,16 @@ search_job(struct imap_session *s, struct mbox *mb)
 		s->jrc = -2;
 		return;
 	}
-	bool modseq_key = false;
-	uint64_t top = 0;
-	uint32_t *hits = xcalloc(s->n + 1, sizeof(uint32_t));
-	size_t nhits = 0;
-	for (size_t q = 0; q < s->n; q++) {
-		ssize_t k = mbox_find_uid(mb, s->uids[q]);
-		if (k < 0)
-			continue;
-		int r = imap_search_match(mb, (size_t)k, q + 1, s->uids, s->n,
-		    a + start, n - start, &modseq_key, &s->jerr);
-		if (r < 0) {
-			s->jrc = -2;
-			free(hits);
-			return;
-		}
-		if (r) {
-			hits[nhits++] = s->j_uidcmd ? s->uids[q] :
-			    (uint32_t)(q + 1);
-			if (mb->m[k].modseq > top)
-				top = mb->m[k].modseq;
-		}
+	struct matches mt;
+	if (search_matches(s, mb, a + start, n - start, &mt) != 0) {
+		s->jrc = -2;
+		return;
 	}
-	s->j_modseq = modseq_key;
+	uint32_t *hits = mt.num;
+	size_t nhits = mt.n;
+	bool modseq_key = mt.modseq_key;
+	uint64_t top = mt.top;
+	free(mt.idx);
 	if (!esearch) {
 		buf_append_str(&s->jout, "* SEARCH");
 		for (size_t i = 0; i < nhits; i++)
@@ -653,7 +681,8 @@ search_end(struct imap_session *s)
 	if (s->j_modseq)
 		s->condstore = true;       /* an enabling command */
 	imap_updates(s, s->j_uidcmd);
-	imap_done(s, "OK", "%sSEARCH completed", s->j_uidcmd ? "UID " : "");
+	imap_done(s, "OK", "%s%s completed", s->j_uidcmd ? "UID " : "",
+	    s->j_uidcmd ? s->pc.args[0].s : s->pc.name);
 }
 
 void
@@ -666,6 +695,137 @@ imap_cmd_search(struct imap_session *s)
 	/* the keys are checked as they run (against the first message);
 	 * a mailbox without messages checks nothing */
 	imap_run_box_job(s, s->box, search_job, search_end);
+}
+
+/* SORT (RFC 5256, 5957; ESORT RFC 5267) and THREAD (RFC 5256) -------- */
+
+static bool
+charset_ok(const char *c)
+{
+	return c && (ascii_strcaseeq(c, "UTF-8") || ascii_strcaseeq(c,
+	    "US-ASCII"));
+}
+
+static void
+sort_job(struct imap_session *s, struct mbox *mb)
+{
+	const struct imap_arg *a = cmd_arg(s, 0);
+	size_t n = cnargs(s), at = 0;
+	unsigned ret = 0;
+	bool esort = false;
+	struct imap_sort crit;
+	struct matches mt;
+
+	if (n >= 2 && imap_arg_text(a) && ascii_strcaseeq(a->s, "RETURN")) {
+		(void)search_return(&a[1], &ret);
+		esort = true;
+		at = 2;
+	}
+	(void)imap_sort_parse(&a[at], &crit);
+	if (search_matches(s, mb, a + at + 2, n - at - 2, &mt) != 0) {
+		s->jrc = -2;
+		return;
+	}
+	imap_sort_run(mb, mt.idx, mt.n, &crit);
+	/* the numbers in the sorted order */
+	for (size_t i = 0; i < mt.n; i++)
+		mt.num[i] = s->j_uidcmd ? mb->m[mt.idx[i]].uid :
+		    (uint32_t)imap_view_seq(s, mb->m[mt.idx[i]].uid);
+	if (!esort) {
+		buf_append_str(&s->jout, "* SORT");
+		for (size_t i = 0; i < mt.n; i++)
+			buf_printf(&s->jout, " %u", mt.num[i]);
+		if (mt.modseq_key && mt.top)
+			buf_printf(&s->jout, " (MODSEQ %llu)",
+			    (unsigned long long)mt.top);
+	} else {
+		/* RFC 5267: MIN and MAX are the first and last in order */
+		buf_append_str(&s->jout, "* ESEARCH (TAG ");
+		imap_write_string(&s->jout, s->tag, strlen(s->tag), false);
+		buf_append_char(&s->jout, ')');
+		if (s->j_uidcmd)
+			buf_append_str(&s->jout, " UID");
+		if ((ret & SR_MIN) && mt.n)
+			buf_printf(&s->jout, " MIN %u", mt.num[0]);
+		if ((ret & SR_MAX) && mt.n)
+			buf_printf(&s->jout, " MAX %u", mt.num[mt.n - 1]);
+		if (ret & SR_COUNT)
+			buf_printf(&s->jout, " COUNT %zu", mt.n);
+		if ((ret & SR_ALL) && mt.n) {
+			buf_append_str(&s->jout, " ALL ");
+			for (size_t i = 0; i < mt.n; i++)
+				buf_printf(&s->jout, "%s%u", i ? "," : "",
+				    mt.num[i]);
+		}
+		if (mt.modseq_key && mt.top)
+			buf_printf(&s->jout, " MODSEQ %llu",
+			    (unsigned long long)mt.top);
+	}
+	buf_append_str(&s->jout, "\r\n");
+	free(mt.idx);
+	free(mt.num);
+}
+
+void
+imap_cmd_sort(struct imap_session *s)
+{
+	const struct imap_arg *a = cmd_arg(s, 0);
+	size_t n = cnargs(s), at = 0;
+	unsigned ret;
+	struct imap_sort crit;
+
+	if (n >= 2 && imap_arg_text(a) && ascii_strcaseeq(a->s, "RETURN")) {
+		if (search_return(&a[1], &ret) != 0) {
+			imap_done(s, "BAD", "SORT RETURN (MIN MAX COUNT ALL)");
+			return;
+		}
+		at = 2;
+	}
+	if (n < at + 3 || imap_sort_parse(&a[at], &crit) != 0) {
+		imap_done(s, "BAD", "SORT (criteria) charset keys");
+		return;
+	}
+	if (!charset_ok(imap_arg_text(&a[at + 1]))) {
+		imap_done(s, "NO", "[BADCHARSET (UTF-8 US-ASCII)] unknown charset");
+		return;
+	}
+	imap_run_box_job(s, s->box, sort_job, search_end);
+}
+
+static void
+thread_job(struct imap_session *s, struct mbox *mb)
+{
+	const struct imap_arg *a = cmd_arg(s, 0);
+	struct matches mt;
+
+	if (search_matches(s, mb, a + 2, cnargs(s) - 2, &mt) != 0) {
+		s->jrc = -2;
+		return;
+	}
+	imap_thread_run(&s->jout, mb, mt.idx, mt.num, mt.n,
+	    ascii_strcaseeq(a->s, "REFERENCES"));
+	free(mt.idx);
+	free(mt.num);
+}
+
+void
+imap_cmd_thread(struct imap_session *s)
+{
+	const struct imap_arg *a = cmd_arg(s, 0);
+	const char *alg = cnargs(s) >= 3 ? imap_arg_text(a) : NULL;
+
+	if (alg == NULL || a->type != IMAP_ARG_ATOM ||
+	    (!ascii_strcaseeq(alg, "ORDEREDSUBJECT") &&
+	    !ascii_strcaseeq(alg, "REFERENCES"))) {
+		imap_done(s, "BAD", "THREAD ORDEREDSUBJECT|REFERENCES charset "
+		    "keys");
+		return;
+	}
+	if (!charset_ok(imap_arg_text(&a[1]))) {
+		imap_done(s, "NO", "[BADCHARSET (UTF-8 US-ASCII)] unknown charset");
+		return;
+	}
+	imap_run_box_job(s, s->box, thread_job, search_end);
 }
 
 /* COPY and MOVE ------------------------------------------------------ */

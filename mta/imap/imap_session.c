@@ -120,8 +120,8 @@ imap_view_add(struct imap_session *s, uint32_t uid)
 }
 
 /* seq (1-based) of uid in the view, or 0 */
-static size_t
-view_seq(const struct imap_session *s, uint32_t uid)
+size_t
+imap_view_seq(const struct imap_session *s, uint32_t uid)
 {
 	size_t lo = 0, hi = s->n;
 
@@ -167,7 +167,7 @@ imap_updates(struct imap_session *s, bool expunges)
 		if (s->qresync && mb->nexp > s->seen_exp)
 			gone = xcalloc(mb->nexp - s->seen_exp, sizeof(uint32_t));
 		for (size_t k = s->seen_exp; k < mb->nexp; k++) {
-			size_t seq = view_seq(s, mb->exp[k].uid);
+			size_t seq = imap_view_seq(s, mb->exp[k].uid);
 			if (seq == 0)
 				continue;
 			if (gone)
@@ -199,7 +199,7 @@ imap_updates(struct imap_session *s, bool expunges)
 		if (m->modseq <= s->seen_modseq || m->uid > last ||
 		    (s->own_after && m->modseq > s->own_after))
 			continue;
-		size_t seq = view_seq(s, m->uid);
+		size_t seq = imap_view_seq(s, m->uid);
 		if (seq == 0)
 			continue;
 		buf_printf(&b, "* %zu FETCH (UID %u FLAGS ", seq, m->uid);
@@ -698,13 +698,18 @@ cmd_uid(struct imap_session *s)
 		imap_cmd_store(s);
 	else if (sub && ascii_strcaseeq(sub, "SEARCH"))
 		imap_cmd_search(s);
+	else if (sub && ascii_strcaseeq(sub, "SORT"))
+		imap_cmd_sort(s);
+	else if (sub && ascii_strcaseeq(sub, "THREAD"))
+		imap_cmd_thread(s);
 	else if (sub && (ascii_strcaseeq(sub, "COPY") ||
 	    ascii_strcaseeq(sub, "MOVE")))
 		imap_cmd_copy(s);
 	else if (sub && ascii_strcaseeq(sub, "EXPUNGE"))
 		imap_cmd_expunge(s);
 	else
-		imap_done(s, "BAD", "UID FETCH, STORE, SEARCH, COPY, MOVE or EXPUNGE");
+		imap_done(s, "BAD", "UID FETCH, STORE, SEARCH, SORT, THREAD, COPY, "
+		    "MOVE or EXPUNGE");
 }
 
 /* --- the command table ------------------------------------------------ */
@@ -737,6 +742,9 @@ static const struct cmd_def table[] = {
 	{ "UNSELECT", ST(I_SELECTED), imap_cmd_unselect, "UNSELECT" },
 	{ "EXPUNGE", ST(I_SELECTED), imap_cmd_expunge, NULL },
 	{ "SEARCH", ST(I_SELECTED), imap_cmd_search, NULL },
+	{ "SORT", ST(I_SELECTED), imap_cmd_sort, "SORT SORT=DISPLAY ESORT" },
+	{ "THREAD", ST(I_SELECTED), imap_cmd_thread,
+	  "THREAD=ORDEREDSUBJECT THREAD=REFERENCES" },
 	{ "FETCH", ST(I_SELECTED), imap_cmd_fetch, NULL },
 	{ "STORE", ST(I_SELECTED), imap_cmd_store, NULL },
 	{ "COPY", ST(I_SELECTED), imap_cmd_copy, NULL },

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "mail/mime.h"
+#include "mail/sortkeys.h"
 #include "store/deliver_maildir.h"
 
 #define LOCK_STALE_SECS 120
@@ -58,6 +59,11 @@ msg_clear(struct mbox_msg *m)
 {
 	free(m->base);
 	free(m->fname);
+	if (m->keys) {
+		sort_keys_clear(m->keys);
+		free(m->keys);
+	}
+	free(m->envelope);
 }
 
 void
@@ -258,7 +264,7 @@ commit_uidlist(const struct mbox *b, int fd, const struct uidlist *ul,
 }
 
 static int
-read_file(const char *path, struct buf *out, size_t max)
+read_file_part(const char *path, struct buf *out, size_t max, bool cut)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	char chunk[65536];
@@ -267,6 +273,11 @@ read_file(const char *path, struct buf *out, size_t max)
 	if (fd < 0)
 		return -1;
 	while ((r = read(fd, chunk, sizeof(chunk))) > 0) {
+		if (cut && out->len + (size_t)r >= max) {
+			buf_append(out, chunk, max - out->len);
+			close(fd);
+			return 0;
+		}
 		if (out->len + (size_t)r > max) {
 			close(fd);
 			errno = EFBIG;
@@ -278,6 +289,12 @@ read_file(const char *path, struct buf *out, size_t max)
 	close(fd);
 	errno = e;
 	return r < 0 ? -1 : 0;
+}
+
+static int
+read_file(const char *path, struct buf *out, size_t max)
+{
+	return read_file_part(path, out, max, false);
 }
 
 /*
@@ -704,6 +721,11 @@ mbox_sync(struct mbox *b, const char *root, bool move_new, bool *changed,
 			m[i].internaldate = old->internaldate;
 			m[i].vsize = old->vsize;
 			m[i].recent = old->recent;
+			/* what was read from the file stays with it */
+			m[i].keys = old->keys;
+			m[i].envelope = old->envelope;
+			((struct mbox_msg *)old)->keys = NULL;
+			((struct mbox_msg *)old)->envelope = NULL;
 			m[i].modseq = old->modseq;
 			/* the index keeps file names: a new one is written */
 			if (old->dirty || old->in_new != m[i].in_new ||
@@ -1172,6 +1194,25 @@ mbox_read(const struct mbox *b, size_t i, struct buf *out, size_t max,
 		return -1;
 	}
 	if (read_file(path, out, max) != 0) {
+		fail_errno(err, "read", path);
+		return -1;
+	}
+	return 0;
+}
+
+int
+mbox_read_head(const struct mbox *b, size_t i, struct buf *out, size_t max,
+    struct tern_err *err)
+{
+	char path[4096];
+	const struct mbox_msg *m = &b->m[i];
+
+	if (str_fmt(path, sizeof(path), "%s/%s/%s", b->path, m->in_new ?
+	    "new" : "cur", m->fname) != 0) {
+		tern_err_set(err, 451, "4.3.0", "path too long");
+		return -1;
+	}
+	if (read_file_part(path, out, max, true) != 0) {
 		fail_errno(err, "read", path);
 		return -1;
 	}

@@ -31,6 +31,8 @@
 #define MBOX_DRAFT 0x10u      /* D */
 #define MBOX_FORWARDED 0x20u  /* P: the keyword $Forwarded */
 
+struct sort_keys;
+
 struct mbox_msg {
 	uint32_t uid;
 	char *base;               /* the name without its ":2," info */
@@ -43,6 +45,9 @@ struct mbox_msg {
 	uint64_t modseq;          /* in memory: last change seen */
 	bool recent;
 	bool dirty;               /* vsize learnt: the index wants the row */
+	/* read from the file once, while the box lives (not in the index) */
+	struct sort_keys *keys;   /* SORT, THREAD, THREADID */
+	char *envelope;           /* FETCH ENVELOPE's text */
 };
 
 struct mbox_expunged {
@@ -143,6 +148,10 @@ int mbox_remove(struct mbox *b, size_t i, struct tern_err *err);
 /* Reads message i (LF line ends) into out, at most max octets. */
 int mbox_read(const struct mbox *b, size_t i, struct buf *out, size_t max,
     struct tern_err *err);
+
+/* The first max octets of message i (all of it if it is shorter). */
+int mbox_read_head(const struct mbox *b, size_t i, struct buf *out,
+    size_t max, struct tern_err *err);
 
 /* The index of uid, or -1. */
 ssize_t mbox_find_uid(const struct mbox *b, uint32_t uid);

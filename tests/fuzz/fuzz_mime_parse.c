@@ -1,16 +1,20 @@
 /* SPDX-License-Identifier: ISC */
 /*
- * libFuzzer harness: mail/mime.c, the MIME structure IMAP shows. Every
- * part lies inside the message, BODYSTRUCTURE and ENVELOPE are written
- * for any input, and every section number found resolves.
+ * libFuzzer harness: mail/mime.c, the MIME structure IMAP shows, and
+ * mail/sortkeys.c, the SORT and THREAD keys. Every part lies inside the
+ * message, BODYSTRUCTURE and ENVELOPE are written for any input, every
+ * section number found resolves, and the keys are always made.
  */
 #include <stddef.h>
 #include <stdint.h>
+#include <stdbool.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "base/buf.h"
 #include "base/util.h"
 #include "mail/mime.h"
+#include "mail/sortkeys.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -41,6 +45,15 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	mime_append_crlf(&b, msg, size);
 	TERN_ASSERT(b.len == mime_crlf_size(msg, size));
 	buf_clear(&b);
+	struct sort_keys k;
+	sort_keys_parse(msg, root->hdr_len, &k);
+	TERN_ASSERT(k.subject != NULL);
+	bool reply;
+	char *bs = sort_base_subject(msg, size > 300 ? 300 : size, &reply);
+	TERN_ASSERT(bs != NULL && strlen(bs) <= size);
+	free(bs);
+	sort_keys_clear(&k);
+	(void)sort_parse_date(msg, size > 100 ? 100 : size);
 	mime_free(root);
 	return 0;
 }

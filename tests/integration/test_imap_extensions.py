@@ -199,3 +199,98 @@ def test_compress_deflate(imap):
     m3 = connect(imap)          # and carries on for everybody else
     assert m3.noop()[0] == "OK"
     m3.logout()
+
+
+def put(m, subject, frm, date, msgid, refs=None, irt=None, body="x"):
+    hdr = ("From: %s\r\nTo: alice@localhost\r\nSubject: %s\r\n"
+           "Date: %s\r\nMessage-ID: %s\r\n" % (frm, subject, date, msgid))
+    if refs:
+        hdr += "References: %s\r\n" % refs
+    if irt:
+        hdr += "In-Reply-To: %s\r\n" % irt
+    typ, _ = m.append("INBOX", None, None, (hdr + "\r\n" + body + "\r\n").encode())
+    assert typ == "OK"
+
+
+def test_sort_and_thread(imap):
+    m = connect(imap)
+    caps = m.capability()[1][0].decode()
+    for c in ("SORT", "SORT=DISPLAY", "ESORT", "THREAD=ORDEREDSUBJECT",
+              "THREAD=REFERENCES"):
+        assert c in caps.split(), caps
+    # 1 lunch, 2 Re: lunch (reply to 1), 3 budget, 4 Re: Re: lunch
+    # (reply to 2), 5 Re: budget (reply to 3, References only), 6 a
+    # reply to a message this folder does not have
+    put(m, "lunch", "Carol <carol@example.org>",
+        "Tue, 01 Dec 2026 09:00:00 +0000", "<1@x>")
+    put(m, "Re: lunch", "alice@example.org",
+        "Tue, 01 Dec 2026 09:30:00 +0000", "<2@x>", refs="<1@x>")
+    put(m, "[team] budget", "bob@example.org",
+        "Tue, 01 Dec 2026 08:00:00 +0000", "<3@x>", body="x" * 500)
+    put(m, "Re: Re: lunch", "Bob <bob@example.org>",
+        "Tue, 01 Dec 2026 10:00:00 +0100", "<4@x>", refs="<1@x> <2@x>")
+    put(m, "Re: budget", "dave@example.org",
+        "Wed, 02 Dec 2026 08:00:00 +0000", "<5@x>", irt="<3@x>")
+    put(m, "Re: gone", "erin@example.org",
+        "Wed, 02 Dec 2026 09:00:00 +0000", "<6@x>", refs="<0@x>")
+    ok(m, "SELECT INBOX")
+    lines, _ = ok(m, "SORT (DATE) UTF-8 ALL")
+    # 4 is 09:00 UTC (+0100), the same as 1: seq breaks the tie
+    assert lines == ["* SORT 3 1 4 2 5 6"], lines
+    lines, _ = ok(m, "SORT (REVERSE DATE) UTF-8 ALL")
+    # the sequence number breaks ties, in ascending order even here
+    assert lines == ["* SORT 6 5 2 1 4 3"], lines
+    lines, _ = ok(m, "SORT (SUBJECT DATE) UTF-8 ALL")
+    assert lines == ["* SORT 3 5 6 1 4 2"], lines   # budget, gone, lunch
+    lines, _ = ok(m, "SORT (FROM) UTF-8 ALL")
+    assert lines == ["* SORT 2 3 4 1 5 6"], lines   # alice bob bob carol ..
+    lines, _ = ok(m, "SORT (DISPLAYFROM) UTF-8 ALL")
+    # alice@.., bob (name), bob@.., carol (name), dave@.., erin@..
+    assert lines == ["* SORT 2 4 3 1 5 6"], lines
+    lines, _ = ok(m, "SORT (REVERSE SIZE) UTF-8 FROM bob")
+    assert lines == ["* SORT 3 4"], lines
+    lines, _ = ok(m, "UID SORT (DATE) US-ASCII SUBJECT lunch")
+    assert lines == ["* SORT 1 4 2"], lines
+    lines, _ = ok(m, "SORT RETURN (MIN MAX COUNT ALL) (DATE) UTF-8 ALL")
+    assert lines[0].endswith(" MIN 3 MAX 6 COUNT 6 ALL 3,1,4,2,5,6"), lines
+    lines, _ = ok(m, "THREAD ORDEREDSUBJECT UTF-8 ALL")
+    # threads by their first message's date: budget (3), lunch (1), gone
+    assert lines == ["* THREAD (3 5)(1 (4)(2))(6)"], lines
+    lines, _ = ok(m, "THREAD REFERENCES UTF-8 ALL")
+    # 2 under 1, 4 under 2; 5 under 3 by In-Reply-To; 6's parent is
+    # missing: it stands alone
+    assert lines == ["* THREAD (3 5)(1 2 4)(6)"], lines
+    lines, _ = ok(m, "UID THREAD REFERENCES UTF-8 NOT SUBJECT budget")
+    assert lines == ["* THREAD (1 2 4)(6)"], lines
+    for bad, want in (("SORT (FROB) UTF-8 ALL", "BAD"),
+                      ("SORT (REVERSE) UTF-8 ALL", "BAD"),
+                      ("SORT DATE UTF-8 ALL", "BAD"),
+                      ("SORT (DATE) KOI8-R ALL", "NO [BADCHARSET"),
+                      ("THREAD X UTF-8 ALL", "BAD"),
+                      ("THREAD REFERENCES UTF-8", "BAD")):
+        _, tagged = cmd(m, bad)
+        assert tagged.startswith(want), (bad, tagged)
+    m.logout()
+
+
+def test_thread_references_survives_loops_and_duplicates(imap):
+    m = connect(imap)
+    d = "Tue, 01 Dec 2026 09:00:00 +0000"
+    put(m, "a", "x@y", d, "<a@x>", refs="<b@x>")
+    put(m, "b", "x@y", d, "<b@x>", refs="<a@x>")          # a loop
+    put(m, "c", "x@y", d, "<a@x>", refs="<c@x> <a@x>")    # a duplicate id
+    put(m, "d", "x@y", "garbage date", "<d@x>", refs="<d@x>")   # itself
+    put(m, "e", "x@y", d, "no angle brackets", refs="<<>> <> <e")
+    ok(m, "SELECT INBOX")
+    for alg in ("REFERENCES", "ORDEREDSUBJECT"):
+        lines, _ = ok(m, "THREAD %s UTF-8 ALL" % alg)
+        assert len(lines) == 1 and lines[0].startswith("* THREAD ("), lines
+        nums = sorted(int(x) for x in
+                      lines[0][len("* THREAD "):].replace("(", " ")
+                      .replace(")", " ").split())
+        assert nums == [1, 2, 3, 4, 5], lines
+    lines, _ = ok(m, "THREAD REFERENCES UTF-8 SUBJECT nothing-matches")
+    assert lines == ["* THREAD"], lines
+    lines, _ = ok(m, "SORT (DATE) UTF-8 ALL")
+    assert lines[0].startswith("* SORT"), lines
+    m.logout()

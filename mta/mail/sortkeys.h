@@ -1,0 +1,40 @@
+/* SPDX-License-Identifier: ISC */
+/*
+ * sortkeys.h - layer 1 (pure): what IMAP SORT and THREAD (RFC 5256, RFC
+ * 5957 SORT=DISPLAY) and OBJECTID's THREADID need from a message's header
+ * section: the sent date, the base subject, the first address of From,
+ * To and Cc, display names, Message-ID and the references. No I/O;
+ * fuzzed with the MIME harness (fuzz_mime_parse).
+ */
+#ifndef TERN_SORTKEYS_H
+#define TERN_SORTKEYS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct sort_keys {
+	int64_t sent;             /* Date: in seconds (UTC), or -1 */
+	char *subject;            /* base subject, ASCII lower-cased */
+	bool reply;               /* Re:/Fwd: were taken off the subject */
+	char *from, *to, *cc;     /* addr-mailbox of the first, lower case */
+	char *dfrom, *dto;        /* display name, else addr-spec, lower */
+	char *msgid;              /* "<id@host>", or NULL */
+	char **refs;              /* References, then In-Reply-To if new */
+	size_t nrefs;
+};
+
+/* From a header section (LF or CRLF line ends). Never fails. */
+void sort_keys_parse(const char *hdr, size_t len, struct sort_keys *k);
+void sort_keys_clear(struct sort_keys *k);
+
+/*
+ * RFC 5256 2.1 base subject of s (len octets) into a new string (ASCII
+ * lower-cased); *reply says whether Re:/Fwd:/(fwd) were removed.
+ */
+char *sort_base_subject(const char *s, size_t len, bool *reply);
+
+/* An RFC 5322 date-time ("Tue, 1 Dec 2026 10:00:00 +0100") in seconds. */
+int64_t sort_parse_date(const char *s, size_t len);
+
+#endif

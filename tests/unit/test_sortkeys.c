@@ -1,0 +1,110 @@
+/* SPDX-License-Identifier: ISC */
+/* cmocka: mail/sortkeys.c (RFC 5256 base subjects, dates, SORT keys). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "mail/sortkeys.h"
+
+static void
+subject(const char *in, const char *want, bool want_reply)
+{
+	bool reply;
+	char *got = sort_base_subject(in, strlen(in), &reply);
+
+	assert_string_equal(got, want);
+	assert_int_equal(reply, want_reply);
+	free(got);
+}
+
+static void
+test_base_subject(void **state)
+{
+	(void)state;
+	subject("Weekly report", "weekly report", false);
+	subject("Re: Weekly report", "weekly report", true);
+	subject("RE: re:  Fwd: Weekly\n report", "weekly report", true);
+	subject("[tern-dev] Re: [tern-dev] build fails", "build fails", true);
+	subject("Re[2]: parts", "parts", true);
+	subject("Fw: the plan (fwd)", "the plan", true);
+	subject("[Fwd: Re: the plan]", "the plan", true);
+	subject("[only a blob]", "[only a blob]", false);
+	subject("   ", "", false);
+	subject("Réunion", "réunion", false);   /* bytes past ASCII stay */
+}
+
+static void
+test_dates(void **state)
+{
+	(void)state;
+	const char *d = "Tue, 01 Dec 2026 10:00:00 +0000";
+	int64_t t = sort_parse_date(d, strlen(d));
+	assert_int_equal(t, 1796119200);
+	d = "1 Dec 2026 11:00 +0100";
+	assert_int_equal(sort_parse_date(d, strlen(d)), 1796119200);
+	d = "Tue, 1 Dec 26 05:00:00 EST";
+	assert_int_equal(sort_parse_date(d, strlen(d)), 1796119200);
+	d = "Tue, 01 Dec 2026 10:00:00 +0000 (UTC)";
+	assert_int_equal(sort_parse_date(d, strlen(d)), 1796119200);
+	d = "yesterday";
+	assert_int_equal(sort_parse_date(d, strlen(d)), -1);
+	d = "Tue, 41 Dec 2026 10:00:00 +0000";
+	assert_int_equal(sort_parse_date(d, strlen(d)), -1);
+}
+
+static void
+test_keys(void **state)
+{
+	const char *h =
+	    "From: \"Ann Other\" <Ann@Example.ORG>\n"
+	    "To: bob@example.net, carol@example.net\n"
+	    "Cc: Dave <dave@example.com>\n"
+	    "Subject: Re: lunch\n"
+	    "Date: Tue, 01 Dec 2026 10:00:00 +0000\n"
+	    "Message-ID: <m2@example.org>\n"
+	    "In-Reply-To: <m1@example.org>\n"
+	    "References: <m0@example.org>\n <m1@example.org> <m0@example.org>\n"
+	    "\n";
+	struct sort_keys k;
+
+	(void)state;
+	sort_keys_parse(h, strlen(h), &k);
+	assert_int_equal(k.sent, 1796119200);
+	assert_string_equal(k.subject, "lunch");
+	assert_true(k.reply);
+	assert_string_equal(k.from, "ann");
+	assert_string_equal(k.dfrom, "ann other");
+	assert_string_equal(k.to, "bob");
+	assert_string_equal(k.dto, "bob@example.net");
+	assert_string_equal(k.cc, "dave");
+	assert_string_equal(k.msgid, "<m2@example.org>");
+	assert_int_equal(k.nrefs, 2);
+	assert_string_equal(k.refs[0], "<m0@example.org>");
+	assert_string_equal(k.refs[1], "<m1@example.org>");
+	sort_keys_clear(&k);
+	/* In-Reply-To when there is no References; nothing at all */
+	h = "In-Reply-To: <x@y> (comment)\n\n";
+	sort_keys_parse(h, strlen(h), &k);
+	assert_int_equal(k.nrefs, 1);
+	assert_string_equal(k.refs[0], "<x@y>");
+	assert_int_equal(k.sent, -1);
+	assert_string_equal(k.subject, "");
+	assert_null(k.from);
+	sort_keys_clear(&k);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_base_subject),
+		cmocka_unit_test(test_dates),
+		cmocka_unit_test(test_keys),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
