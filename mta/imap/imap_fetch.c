@@ -17,8 +17,10 @@
 
 #include "base/util.h"
 #include "imap/imap_parse.h"
+#include "imap/imap_sort.h"
 #include "mail/message.h"
 #include "mail/mime.h"
+#include "mail/sortkeys.h"
 #include "store/mailbox.h"
 
 const char *const imap_months[12] = { "Jan", "Feb", "Mar", "Apr", "May",
@@ -74,6 +76,7 @@ imap_write_flags(struct buf *b, const struct mbox *mb, const struct mbox_msg *m)
 
 
 enum fitem_kind { FI_UID, FI_FLAGS, FI_INTERNALDATE, FI_SIZE, FI_MODSEQ,
+	FI_EMAILID, FI_THREADID,
 	FI_ENVELOPE,
 	FI_BODYSTRUCTURE, FI_BODY_BASIC, FI_SECTION, FI_RFC822,
 	FI_RFC822_HEADER, FI_RFC822_TEXT };
@@ -205,6 +208,10 @@ parse_fetch_item(const char *t, struct imap_fetch *f)
 		it.kind = FI_INTERNALDATE;
 	else if (ascii_strcaseeq(t, "RFC822.SIZE"))
 		it.kind = FI_SIZE;
+	else if (ascii_strcaseeq(t, "EMAILID"))
+		it.kind = FI_EMAILID;
+	else if (ascii_strcaseeq(t, "THREADID"))
+		it.kind = FI_THREADID;
 	else if (ascii_strcaseeq(t, "MODSEQ")) {
 		it.kind = FI_MODSEQ;
 		f->modseq = true;
@@ -428,6 +435,18 @@ imap_fetch_message(struct buf *o, struct mbox *mb, size_t idx, size_t seq,
 			buf_printf(o, "RFC822.SIZE %llu",
 			    (unsigned long long)m->vsize);
 			break;
+		case FI_EMAILID: {
+			char id[SORT_ID_LEN];
+			sort_email_id(m->base, id);
+			buf_printf(o, "EMAILID (%s)", id);
+			break;
+		}
+		case FI_THREADID: {
+			char id[SORT_ID_LEN];
+			sort_thread_id(imap_sort_keys(mb, idx), m->base, id);
+			buf_printf(o, "THREADID (%s)", id);
+			break;
+		}
 		case FI_MODSEQ:
 			buf_printf(o, "MODSEQ (%llu)",
 			    (unsigned long long)m->modseq);

@@ -108,6 +108,7 @@ struct imap_session {
 	struct list_status *l_st;    /* folders awaiting their STATUS */
 	size_t l_nst, l_ist;
 	struct buf l_tail;
+	char j_mboxid[40];           /* CREATE: the new folder's MAILBOXID */
 	struct store_append app;     /* the APPEND in flight */
 	struct flagset *app_flags;
 };

@@ -20,6 +20,20 @@
 #include "store/index.h"
 #include "store/mailbox.h"
 static bool status_items_ok(const struct imap_arg *items);
+
+/*
+ * OBJECTID's MAILBOXID (RFC 8474): "F" and the folder's GUID from its
+ * dovecot-uidlist, which moves with it on RENAME, as Dovecot's does.
+ */
+static void
+mailbox_id(const struct mbox *mb, char out[40])
+{
+	if (mb->guid[0])
+		(void)snprintf(out, 40, "F%s", mb->guid);
+	else
+		(void)snprintf(out, 40, "F%08x", mb->uidvalidity);
+}
+
 static void status_answer(struct imap_session *s, struct mbox *mb,
     const char *name, const struct imap_arg *items);
 
@@ -340,6 +354,19 @@ folder_work(struct imap_session *s)
 			*p = '/';
 		}
 		s->jrc = folders_create(s->root, tmp, &s->jerr);
+		/* its uidlist now, for the MAILBOXID in the answer */
+		char path[4096];
+		s->j_mboxid[0] = '\0';
+		if (s->jrc == 0 && folders_path(s->root, tmp, path,
+		    sizeof(path)) == 0) {
+			struct mbox *mb = mbox_new(path);
+			struct tern_err e;
+			bool changed;
+			memset(&e, 0, sizeof(e));
+			if (mbox_sync(mb, s->root, false, &changed, &e) == 0)
+				mailbox_id(mb, s->j_mboxid);
+			mbox_free(mb);
+		}
 	} else if (strcmp(n, "DELETE") == 0) {
 		char pa[4096];
 		s->jrc = folders_delete(s->root, a, &s->jerr);
@@ -386,7 +413,11 @@ folder_end(struct imap_session *s)
 			    sizeof(path)) == 0)
 				store_forget_path(s->env.store, path);
 		}
-		imap_done(s, "OK", "%s completed", s->pc.name);
+		if (strcmp(s->pc.name, "CREATE") == 0 && s->j_mboxid[0])
+			imap_done(s, "OK", "[MAILBOXID (%s)] CREATE completed",
+			    s->j_mboxid);
+		else
+			imap_done(s, "OK", "%s completed", s->pc.name);
 	}
 }
 
@@ -505,6 +536,9 @@ select_end(struct imap_session *s)
 		imap_say(s, "* OK [UNSEEN %zu] First unseen", unseen);
 	imap_say(s, "* OK [UIDVALIDITY %u] UIDs valid", mb->uidvalidity);
 	imap_say(s, "* OK [UIDNEXT %u] Predicted next UID", mb->uidnext);
+	char id[40];
+	mailbox_id(mb, id);
+	imap_say(s, "* OK [MAILBOXID (%s)] Ok", id);
 	imap_say(s, "* OK [HIGHESTMODSEQ %llu] Highest",
 	    (unsigned long long)mb->modseq);
 	if (s->jqr.len)
@@ -589,7 +623,8 @@ imap_cmd_select(struct imap_session *s)
 /* STATUS ------------------------------------------------------------- */
 
 static const char *const status_items[] = { "MESSAGES", "UIDNEXT",
-	"UIDVALIDITY", "UNSEEN", "RECENT", "SIZE", "HIGHESTMODSEQ", NULL };
+	"UIDVALIDITY", "UNSEEN", "RECENT", "SIZE", "HIGHESTMODSEQ", "MAILBOXID",
+	NULL };
 
 static bool
 status_items_ok(const struct imap_arg *items)
@@ -667,6 +702,11 @@ status_answer(struct imap_session *s, struct mbox *mb, const char *name,
 		else if (ascii_strcaseeq(it, "HIGHESTMODSEQ"))
 			buf_printf(&s->jout, "HIGHESTMODSEQ %llu",
 			    (unsigned long long)mb->modseq);
+		else if (ascii_strcaseeq(it, "MAILBOXID")) {
+			char id[40];
+			mailbox_id(mb, id);
+			buf_printf(&s->jout, "MAILBOXID (%s)", id);
+		}
 	}
 	buf_append_str(&s->jout, ")\r\n");
 }

@@ -17,8 +17,10 @@
 #include "base/util.h"
 #include "imap/imap_fetch.h"
 #include "imap/imap_parse.h"
+#include "imap/imap_sort.h"
 #include "mail/message.h"
 #include "mail/mime.h"
+#include "mail/sortkeys.h"
 #include "store/dovecot.h"
 #include "store/mailbox.h"
 
@@ -199,6 +201,18 @@ eval(struct sctx *c, const struct imap_arg *a, size_t n, size_t *i, int depth)
 		int r = imap_seqset_has(&ss, (uint32_t)c->seq);
 		imap_seqset_clear(&ss);
 		return r;
+	}
+	if (ascii_strcaseeq(t, "EMAILID") || ascii_strcaseeq(t, "THREADID")) {
+		/* RFC 8474 6 */
+		char id[SORT_ID_LEN];
+		if (v == NULL)
+			return -1;
+		(*i)++;
+		if (t[0] == 'E' || t[0] == 'e')
+			sort_email_id(m->base, id);
+		else
+			sort_thread_id(imap_sort_keys(c->mb, c->idx), m->base, id);
+		return strcmp(id, v) == 0;
 	}
 	static const char *const one[] = { "UID", "KEYWORD", "UNKEYWORD",
 		"LARGER", "SMALLER", "BEFORE", "ON", "SINCE", "SENTBEFORE",

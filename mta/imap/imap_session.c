@@ -102,7 +102,8 @@ capabilities(struct imap_session *s, struct buf *b)
 		if (c->cap && s->state != I_NOTAUTH)
 			buf_printf(b, " %s", c->cap);
 	buf_append_str(b, " LITERAL+ CHILDREN ID ENABLE SPECIAL-USE"
-	    " CONDSTORE QRESYNC LIST-EXTENDED LIST-STATUS STATUS=SIZE ESEARCH");
+	    " CONDSTORE QRESYNC LIST-EXTENDED LIST-STATUS STATUS=SIZE ESEARCH"
+	    " OBJECTID");
 	buf_printf(b, " APPENDLIMIT=%llu",
 	    (unsigned long long)s->cfg->limits.max_message_size);
 }

@@ -336,3 +336,43 @@ sort_keys_clear(struct sort_keys *k)
 	free(k->refs);
 	memset(k, 0, sizeof(*k));
 }
+
+static uint64_t
+fnv64(const char *s)
+{
+	uint64_t h = 14695981039346656037u;
+
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211u;
+	return h;
+}
+
+static void
+hex_id(char tag, uint64_t h, char out[SORT_ID_LEN])
+{
+	static const char hex[] = "0123456789abcdef";
+
+	out[0] = tag;
+	for (int i = 0; i < 16; i++)
+		out[1 + i] = hex[(h >> (60 - 4 * i)) & 0xf];
+	out[17] = '\0';
+}
+
+void
+sort_email_id(const char *base, char out[SORT_ID_LEN])
+{
+	hex_id('M', fnv64(base), out);
+}
+
+void
+sort_thread_id(const struct sort_keys *k, const char *base,
+    char out[SORT_ID_LEN])
+{
+	const char *root = k && k->nrefs ? k->refs[0] : k && k->msgid ?
+	    k->msgid : NULL;
+
+	if (root)
+		hex_id('T', fnv64(root), out);
+	else
+		hex_id('T', fnv64(base), out);
+}

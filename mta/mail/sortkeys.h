@@ -34,6 +34,19 @@ void sort_keys_clear(struct sort_keys *k);
  */
 char *sort_base_subject(const char *s, size_t len, bool *reply);
 
+/*
+ * OBJECTID (RFC 8474) and JMAP ids, 1-255 of [A-Za-z0-9_-]: an Email id
+ * from the Maildir base name ("M" + 16 hex digits of a 64-bit hash; a
+ * flag change never changes it, hard links in two folders share it, and
+ * a rebuilt index gives the same one); a Thread id from the first
+ * Message-ID the thread knows (its first reference, else its own, else
+ * the Email id: a message without ids is a thread of its own).
+ */
+#define SORT_ID_LEN 18            /* with the NUL */
+void sort_email_id(const char *base, char out[SORT_ID_LEN]);
+void sort_thread_id(const struct sort_keys *k, const char *base,
+    char out[SORT_ID_LEN]);
+
 /* An RFC 5322 date-time ("Tue, 1 Dec 2026 10:00:00 +0100") in seconds. */
 int64_t sort_parse_date(const char *s, size_t len);
 

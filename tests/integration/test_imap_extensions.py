@@ -2,7 +2,7 @@
 """LIST-EXTENDED (RFC 5258), LIST-STATUS (RFC 5819), STATUS=SIZE (RFC
 8438) and ESEARCH (RFC 4731) against a real ternd."""
 from test_imap import connect, imap  # noqa: F401
-from test_imap_condstore import cmd, fill, ok
+from test_imap_condstore import cmd, code, fill, ok
 
 
 def test_list_extended_and_list_status(imap):
@@ -293,4 +293,43 @@ def test_thread_references_survives_loops_and_duplicates(imap):
     assert lines == ["* THREAD"], lines
     lines, _ = ok(m, "SORT (DATE) UTF-8 ALL")
     assert lines[0].startswith("* SORT"), lines
+    m.logout()
+
+
+def test_objectid(imap):
+    import re
+    m = connect(imap)
+    assert "OBJECTID" in m.capability()[1][0].decode().split()
+    d = "Tue, 01 Dec 2026 09:00:00 +0000"
+    put(m, "lunch", "x@y", d, "<1@x>")
+    put(m, "Re: lunch", "x@y", d, "<2@x>", refs="<1@x>")
+    put(m, "other", "x@y", d, "<3@x>")
+    lines, tagged = ok(m, "CREATE Keep")
+    box_id = re.search(r"\[MAILBOXID \((F[0-9a-f]+)\)\]", tagged).group(1)
+    lines, _ = ok(m, "SELECT INBOX")
+    inbox_id = code(lines, "MAILBOXID").strip("()")
+    assert inbox_id.startswith("F") and inbox_id != box_id
+    lines, _ = ok(m, "FETCH 1:* (EMAILID THREADID)")
+    ids = [re.search(r"EMAILID \((M[0-9a-f]{16})\) THREADID \((T[0-9a-f]{16})\)",
+                     l).groups() for l in lines]
+    assert len({e for e, t in ids}) == 3
+    assert ids[0][1] == ids[1][1] != ids[2][1]          # one thread
+    # a flag change or a copy keeps the Email id
+    ok(m, "STORE 1 +FLAGS (\\Flagged)")
+    ok(m, "COPY 1 Keep")
+    lines, _ = ok(m, "STATUS Keep (MAILBOXID MESSAGES)")
+    assert "MAILBOXID (%s)" % box_id in lines[0]
+    ok(m, "SELECT Keep")
+    lines, _ = ok(m, "FETCH 1 (EMAILID)")
+    assert ids[0][0] in lines[0]
+    # RENAME keeps the MAILBOXID; SEARCH finds by id
+    ok(m, "UNSELECT")
+    ok(m, "RENAME Keep Kept")
+    lines, _ = ok(m, "STATUS Kept (MAILBOXID)")
+    assert "MAILBOXID (%s)" % box_id in lines[0]
+    ok(m, "SELECT INBOX")
+    lines, _ = ok(m, "SEARCH EMAILID %s" % ids[2][0])
+    assert lines == ["* SEARCH 3"]
+    lines, _ = ok(m, "SEARCH THREADID %s" % ids[0][1])
+    assert lines == ["* SEARCH 1 2"]
     m.logout()

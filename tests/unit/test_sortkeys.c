@@ -98,6 +98,35 @@ test_keys(void **state)
 	sort_keys_clear(&k);
 }
 
+static void
+test_ids(void **state)
+{
+	char a[SORT_ID_LEN], b[SORT_ID_LEN];
+	struct sort_keys k;
+	const char *h = "Message-ID: <m2@x>\nReferences: <m0@x> <m1@x>\n\n";
+
+	(void)state;
+	sort_email_id("1700000000.M1P1.host,S=10", a);
+	sort_email_id("1700000000.M1P1.host,S=10", b);
+	assert_string_equal(a, b);
+	assert_int_equal(strlen(a), 17);
+	assert_int_equal(a[0], 'M');
+	sort_email_id("1700000000.M2P1.host,S=10", b);
+	assert_string_not_equal(a, b);
+	/* a thread is named after its first reference */
+	sort_keys_parse(h, strlen(h), &k);
+	sort_thread_id(&k, "x", a);
+	sort_keys_clear(&k);
+	h = "Message-ID: <m0@x>\n\n";
+	sort_keys_parse(h, strlen(h), &k);
+	sort_thread_id(&k, "y", b);
+	sort_keys_clear(&k);
+	assert_string_equal(a, b);
+	assert_int_equal(a[0], 'T');
+	sort_thread_id(NULL, "y", b);
+	assert_string_not_equal(a, b);
+}
+
 int
 main(void)
 {
@@ -105,6 +134,7 @@ main(void)
 		cmocka_unit_test(test_base_subject),
 		cmocka_unit_test(test_dates),
 		cmocka_unit_test(test_keys),
+		cmocka_unit_test(test_ids),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
