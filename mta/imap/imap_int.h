@@ -109,6 +109,7 @@ struct imap_session {
 	size_t l_nst, l_ist;
 	struct buf l_tail;
 	char j_mboxid[40];           /* CREATE: the new folder's MAILBOXID */
+	bool userip;                 /* counted in the user+address limit */
 	struct store_append app;     /* the APPEND in flight */
 	struct flagset *app_flags;
 };
@@ -160,6 +161,7 @@ void imap_cmd_folder(struct imap_session *s);
 void imap_cmd_select(struct imap_session *s);
 void imap_cmd_status(struct imap_session *s);
 void imap_list_free_status(struct imap_session *s);
+void imap_cmd_quota(struct imap_session *s);
 
 /* imap_messages.c */
 void imap_cmd_append(struct imap_session *s);

@@ -19,6 +19,7 @@
 #include "store/folders.h"
 #include "store/index.h"
 #include "store/mailbox.h"
+#include "store/quota.h"
 static bool status_items_ok(const struct imap_arg *items);
 
 /*
@@ -618,6 +619,77 @@ imap_cmd_select(struct imap_session *s)
 	if (!s->readonly)
 		store_box_select(s->box, true);
 	imap_run_box_job(s, s->box, select_job, select_end);
+}
+
+/* QUOTA (RFC 9208): one root, "", for the whole account ----------------- */
+
+static void
+quota_line(struct imap_session *s, struct buf *out)
+{
+	const struct config_limits *l = &s->cfg->limits;
+	struct quota_use u;
+
+	quota_use(s->root, &u);
+	buf_append_str(out, "* QUOTA \"\" (");
+	if (l->quota_storage)
+		buf_printf(out, "STORAGE %llu %llu",
+		    (unsigned long long)((u.bytes + 1023) / 1024),
+		    (unsigned long long)(l->quota_storage / 1024));
+	if (l->quota_messages)
+		buf_printf(out, "%sMESSAGE %llu %u", l->quota_storage ? " " : "",
+		    (unsigned long long)u.messages, l->quota_messages);
+	buf_append_str(out, ")\r\n");
+}
+
+static bool
+have_quota(const struct imap_session *s)
+{
+	return s->cfg->limits.quota_storage || s->cfg->limits.quota_messages;
+}
+
+static void
+getquota_work(struct imap_session *s)
+{
+	if (strcmp(s->pc.name, "GETQUOTAROOT") == 0) {
+		const char *name = folders_canonical(imap_arg_str(s, 0));
+		buf_append_str(&s->jout, "* QUOTAROOT ");
+		imap_write_string(&s->jout, name, strlen(name), false);
+		buf_append_str(&s->jout, have_quota(s) ? " \"\"\r\n" : "\r\n");
+	}
+	if (have_quota(s))
+		quota_line(s, &s->jout);
+}
+
+static void
+getquota_end(struct imap_session *s)
+{
+	imap_done(s, "OK", "%s completed", s->pc.name);
+}
+
+void
+imap_cmd_quota(struct imap_session *s)
+{
+	char path[4096];
+
+	if (strcmp(s->pc.name, "SETQUOTA") == 0) {
+		imap_done(s, "NO", "[NOPERM] quotas are set in ternd's "
+		    "configuration");
+		return;
+	}
+	if (s->pc.nargs != 1 || imap_arg_str(s, 0) == NULL) {
+		imap_done(s, "BAD", "%s %s", s->pc.name,
+		    strcmp(s->pc.name, "GETQUOTA") == 0 ? "root" : "mailbox");
+		return;
+	}
+	if (strcmp(s->pc.name, "GETQUOTA") == 0 &&
+	    (imap_arg_str(s, 0)[0] != '\0' || !have_quota(s))) {
+		imap_done(s, "NO", "[NONEXISTENT] no such quota root");
+		return;
+	}
+	if (strcmp(s->pc.name, "GETQUOTAROOT") == 0 &&
+	    imap_arg_mailbox(s, 0, path, sizeof(path)) == NULL)
+		return;
+	imap_run_acct_job(s, getquota_work, getquota_end);
 }
 
 /* STATUS ------------------------------------------------------------- */

@@ -20,6 +20,7 @@
 #include "store/folders.h"
 #include "store/index.h"
 #include "store/mailbox.h"
+#include "store/quota.h"
 /* APPEND ------------------------------------------------------------- */
 
 /* A flag list; -1 for a flag that is not one (\Recent is refused). */
@@ -175,6 +176,8 @@ imap_cmd_append(struct imap_session *s)
 	s->app.kw = s->app_flags->kw;
 	s->app.nkw = s->app_flags->nkw;
 	s->app.internaldate = a.date ? imap_parse_datetime(a.date->s) : 0;
+	s->app.quota_bytes = s->cfg->limits.quota_storage;
+	s->app.quota_messages = s->cfg->limits.quota_messages;
 	s->app.done = append_finished;
 	s->app.arg = s;
 	s->refs++;
@@ -942,6 +945,7 @@ expunge_job(struct imap_session *s, struct mbox *mb)
 			(void)mbox_remove(mb, i, &s->jerr);
 	if (have)
 		imap_seqset_clear(&ss);
+	quota_forget(s->root);     /* counted again at the next look */
 	s->jrc = mbox_sync(mb, s->root, true, &changed, &s->jerr);
 	if (changed)
 		store_box_mark_changed(s->box);

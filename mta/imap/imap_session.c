@@ -484,6 +484,68 @@ login_end(struct imap_session *s)
 	buf_clear(&b);
 }
 
+/*
+ * Logged-in sessions per user and client address, at most
+ * limits.imap_connections_per_user (a client that leaks connections
+ * cannot take all of them). Loop thread only.
+ */
+struct userip {
+	char *key;                /* "user\0ip" as "user ip" */
+	unsigned n;
+	struct userip *next;
+};
+#define USERIP_BUCKETS 1024
+static struct userip *userips[USERIP_BUCKETS];
+
+static struct userip **
+userip_slot(const char *key)
+{
+	unsigned h = 2166136261u;
+
+	for (const char *p = key; *p; p++)
+		h = (h ^ (unsigned char)*p) * 16777619u;
+	struct userip **e = &userips[h % USERIP_BUCKETS];
+	while (*e && strcmp((*e)->key, key) != 0)
+		e = &(*e)->next;
+	return e;
+}
+
+static bool
+userip_take(struct imap_session *s)
+{
+	char key[SASL_FIELD_MAX + INET6_ADDRSTRLEN + 2];
+
+	(void)snprintf(key, sizeof(key), "%s %s", s->user, s->ip);
+	struct userip **e = userip_slot(key);
+	if (*e && s->cfg->limits.imap_connections_per_user &&
+	    (*e)->n >= s->cfg->limits.imap_connections_per_user)
+		return false;
+	if (*e == NULL) {
+		*e = xcalloc(1, sizeof(**e));
+		(*e)->key = xstrdup(key);
+	}
+	(*e)->n++;
+	s->userip = true;
+	return true;
+}
+
+static void
+userip_give(struct imap_session *s)
+{
+	char key[SASL_FIELD_MAX + INET6_ADDRSTRLEN + 2];
+
+	if (!s->userip)
+		return;
+	s->userip = false;
+	(void)snprintf(key, sizeof(key), "%s %s", s->user, s->ip);
+	struct userip **e = userip_slot(key), *x = *e;
+	if (x && --x->n == 0) {
+		*e = x->next;
+		free(x->key);
+		free(x);
+	}
+}
+
 static void
 on_auth_checked(void *arg, bool ok)
 {
@@ -496,6 +558,17 @@ on_auth_checked(void *arg, bool ok)
 		    s->user, s->ip);
 		s->user[0] = '\0';
 		imap_done(s, "NO", "[AUTHENTICATIONFAILED] Authentication failed");
+		imap_flush(s);
+		imap_process(s);
+		return;
+	}
+	if (!userip_take(s)) {
+		log_info("imap %s: refused user=%s client=%s: more than %u "
+		    "connections", s->id, s->user, s->ip,
+		    s->cfg->limits.imap_connections_per_user);
+		s->user[0] = '\0';
+		imap_done(s, "NO", "[LIMIT] Too many connections for this user "
+		    "from this address");
 		imap_flush(s);
 		imap_process(s);
 		return;
@@ -737,6 +810,10 @@ static const struct cmd_def table[] = {
 	{ "SUBSCRIBE", AUTHED, imap_cmd_folder, NULL },
 	{ "UNSUBSCRIBE", AUTHED, imap_cmd_folder, NULL },
 	{ "APPEND", AUTHED, imap_cmd_append, "UIDPLUS" },
+	{ "GETQUOTAROOT", AUTHED, imap_cmd_quota,
+	  "QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE" },
+	{ "GETQUOTA", AUTHED, imap_cmd_quota, NULL },
+	{ "SETQUOTA", AUTHED, imap_cmd_quota, NULL },
 	{ "IDLE", AUTHED, cmd_idle, "IDLE" },
 	{ "CHECK", ST(I_SELECTED), cmd_noop, NULL },
 	{ "CLOSE", ST(I_SELECTED), imap_cmd_close, NULL },
@@ -1049,6 +1126,7 @@ session_on_event(struct bufferevent *bev, short what, void *arg)
 void
 imap_session_free(struct imap_session *s)
 {
+	userip_give(s);
 	if (s->auth) {
 		auth_check_detach(s->auth);
 		s->auth = NULL;

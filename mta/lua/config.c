@@ -248,6 +248,9 @@ parse_limits(struct ctx *c, const struct cfg_node *n, struct config *cfg)
 		L(command_timeout, 86400, false),
 		L(data_timeout, 86400, false),
 		L(min_free_space, (uint64_t)1 << 50, true),
+		L(quota_storage, (uint64_t)1 << 50, true),
+		L(quota_messages, 1000000000, false),
+		L(imap_connections_per_user, 1000000, false),
 #undef L
 	};
 
@@ -612,6 +615,7 @@ config_load(const char *path, char *err, size_t errsz)
 	cfg->limits.command_timeout = 300;  /* RFC 5321 4.5.3.2.7 */
 	cfg->limits.data_timeout = 600;     /* RFC 5321 4.5.3.2.6 */
 	cfg->limits.min_free_space = 64u * 1024 * 1024;
+	cfg->limits.imap_connections_per_user = 50;  /* Dovecot's is 10 */
 	cfg->hook_budget_ms = 100;
 	cfg->plugin_memory = 64u * 1024 * 1024;
 	cfg->delay_warning = 4 * 3600;
@@ -909,8 +913,13 @@ config_print(const struct config *cfg, FILE *fp)
 	fprintf(fp, "  max_errors = %u,\n", cfg->limits.max_errors);
 	fprintf(fp, "  command_timeout = %u,\n", cfg->limits.command_timeout);
 	fprintf(fp, "  data_timeout = %u,\n", cfg->limits.data_timeout);
-	fprintf(fp, "  min_free_space = %llu,\n}\n",
+	fprintf(fp, "  min_free_space = %llu,\n",
 	    (unsigned long long)cfg->limits.min_free_space);
+	fprintf(fp, "  quota_storage = %llu,\n  quota_messages = %u,\n",
+	    (unsigned long long)cfg->limits.quota_storage,
+	    cfg->limits.quota_messages);
+	fprintf(fp, "  imap_connections_per_user = %u,\n}\n",
+	    cfg->limits.imap_connections_per_user);
 	print_list(fp, "plugins", cfg->plugins, cfg->nplugins);
 	print_list(fp, "plugin_path", cfg->plugin_path, cfg->npath);
 	if (cfg->plugin_config) {

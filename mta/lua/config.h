@@ -57,6 +57,9 @@ struct config_limits {
 	unsigned command_timeout;         /* seconds */
 	unsigned data_timeout;            /* seconds */
 	uint64_t min_free_space;          /* bytes kept free on the spool fs */
+	uint64_t quota_storage;           /* per user, bytes; 0: none */
+	unsigned quota_messages;          /* per user; 0: none */
+	unsigned imap_connections_per_user;   /* per user and address */
 };
 
 struct config {

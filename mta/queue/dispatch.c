@@ -59,6 +59,7 @@
 #include "smtp/smtp_client.h"
 #include "smtp/smtp_parse.h"
 #include "store/deliver_maildir.h"
+#include "store/quota.h"
 
 uint64_t
 dispatch_make_key(uint32_t slot, uint32_t gen)
@@ -409,8 +410,18 @@ deliver_one(struct job *j, size_t i)
 	iov[0].iov_len = head.len;
 	iov[1].iov_base = j->body->data;
 	iov[1].iov_len = j->body->len;
-	rc = deliver_maildir_sync(j->d->dm, p->maildir, tag, iov, 2, name,
-	    sizeof(name), &err);
+	/* over quota: 452 4.2.2, the message waits in the queue */
+	const struct config_limits *lim = &j->rt->cfg->limits;
+	char root[4096];
+	quota_root(p->maildir, root, sizeof(root));
+	memset(&err, 0, sizeof(err));
+	rc = quota_check(root, lim->quota_storage, lim->quota_messages,
+	    head.len + j->body->len, &err);
+	if (rc == 0)
+		rc = deliver_maildir_sync(j->d->dm, p->maildir, tag, iov, 2,
+		    name, sizeof(name), &err);
+	if (rc == 0)
+		quota_add(root, (int64_t)(head.len + j->body->len), 1);
 	buf_clear(&head);
 	free(r->error);
 	if (rc == 0) {

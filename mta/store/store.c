@@ -23,6 +23,7 @@
 #include "store/index.h"
 #include "base/buf.h"
 #include "store/mailbox.h"
+#include "store/quota.h"
 
 #define COALESCE_USEC 20000
 /*
@@ -725,11 +726,15 @@ stage_work(void *arg)
 		data = lf.data ? lf.data : "";
 		len = lf.len;
 	}
-	if (mbox_stage(a->box->path, data, len, a->internaldate, &a->base,
-	    a->tmp, sizeof(a->tmp), &a->err) != 0) {
+	if (quota_check(a->box->acct->root, a->quota_bytes, a->quota_messages,
+	    len, &a->err) != 0)
+		a->rc = -1;
+	else if (mbox_stage(a->box->path, data, len, a->internaldate,
+	    &a->base, a->tmp, sizeof(a->tmp), &a->err) != 0) {
 		a->rc = -1;
 		a->nobox = access(a->box->path, F_OK) != 0;
-	}
+	} else
+		quota_add(a->box->acct->root, (int64_t)len, 1);
 	buf_clear(&lf);
 }
 

@@ -80,6 +80,8 @@ struct store_append {
 	const char *const *kw;    /* keyword names */
 	size_t nkw;
 	int64_t internaldate;     /* 0: now */
+	uint64_t quota_bytes;     /* the account's limits (0: none) */
+	uint64_t quota_messages;
 	void (*done)(void *arg);
 	void *arg;
 	/* results */

@@ -1,7 +1,12 @@
 # SPDX-License-Identifier: ISC
 """LIST-EXTENDED (RFC 5258), LIST-STATUS (RFC 5819), STATUS=SIZE (RFC
 8438) and ESEARCH (RFC 4731) against a real ternd."""
-from test_imap import connect, imap  # noqa: F401
+import imaplib
+import subprocess
+
+import pytest
+
+from test_imap import TERNCTL, connect, imap, maildir, wait_for  # noqa: F401
 from test_imap_condstore import cmd, code, fill, ok
 
 
@@ -332,4 +337,55 @@ def test_objectid(imap):
     assert lines == ["* SEARCH 3"]
     lines, _ = ok(m, "SEARCH THREADID %s" % ids[0][1])
     assert lines == ["* SEARCH 1 2"]
+    m.logout()
+
+
+def test_quota_for_append_delivery_and_imap(imap):
+    import smtplib
+    imap.stop()
+    imap.config.write_text(imap.config.read_text() +
+                           "limits = { quota_storage = 20480, "
+                           "quota_messages = 6, "
+                           "imap_connections_per_user = 3 }\n")
+    imap.start()
+    m = connect(imap)
+    caps = m.capability()[1][0].decode().split()
+    assert "QUOTA" in caps and "QUOTA=RES-STORAGE" in caps
+    lines, _ = ok(m, "GETQUOTAROOT INBOX")
+    assert lines == ['* QUOTAROOT "INBOX" ""', '* QUOTA "" (STORAGE 0 20 '
+                     'MESSAGE 0 6)'], lines
+    # APPEND until the storage limit: NO [OVERQUOTA], nothing written
+    big = "Subject: big\r\n\r\n" + "y" * 9000 + "\r\n"
+    assert m.append("INBOX", None, None, big.encode())[0] == "OK"
+    assert m.append("INBOX", None, None, big.encode())[0] == "OK"
+    _, tagged = cmd(m, "APPEND INBOX {%d+}\r\n%s" % (len(big), big))
+    assert tagged.startswith("NO [OVERQUOTA]"), tagged
+    lines, _ = ok(m, 'GETQUOTA ""')
+    assert lines[0].startswith('* QUOTA "" (STORAGE 18 20 MESSAGE 2 6)'), lines
+    _, tagged = cmd(m, 'SETQUOTA "" (STORAGE 100)')
+    assert tagged.startswith("NO"), tagged
+    _, tagged = cmd(m, 'GETQUOTA "other"')
+    assert tagged.startswith("NO [NONEXISTENT]"), tagged
+    # a delivery over quota waits in the queue: 452 4.2.2, then goes in
+    # once an expunge made room
+    with smtplib.SMTP("127.0.0.1", imap.port) as s:
+        s.sendmail("you@example.org", ["alice@localhost"],
+                   b"Subject: waits\r\n\r\n" + (b"z" * 70 + b"\r\n") * 50)
+    assert wait_for(lambda: "4.2.2" in imap.log())
+    assert "mailbox full" in imap.log()
+    ok(m, "SELECT INBOX")
+    ok(m, "STORE 1 +FLAGS (\\Deleted)")
+    ok(m, "EXPUNGE")
+    r = subprocess.run([str(TERNCTL), "-c", str(imap.config), "flush"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert wait_for(lambda: len(list((maildir(imap) / "new").iterdir())) +
+                    len(list((maildir(imap) / "cur").iterdir())) == 2)
+    # at most 3 logged-in sessions per user and address
+    others = [connect(imap), connect(imap)]
+    with pytest.raises(imaplib.IMAP4.error) as e:
+        connect(imap)
+    assert "LIMIT" in str(e.value)
+    others.pop().logout()
+    connect(imap).logout()           # room again
     m.logout()
