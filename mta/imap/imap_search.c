@@ -202,6 +202,16 @@ eval(struct sctx *c, const struct imap_arg *a, size_t n, size_t *i, int depth)
 		imap_seqset_clear(&ss);
 		return r;
 	}
+	if (ascii_strcaseeq(t, "YOUNGER") || ascii_strcaseeq(t, "OLDER")) {
+		/* WITHIN (RFC 5032): INTERNALDATE against now, in seconds */
+		uint64_t secs;
+		if (v == NULL || parse_u64(v, strlen(v), &secs) != 0)
+			return -1;
+		(*i)++;
+		int64_t age = (int64_t)time(NULL) - m->internaldate;
+		return (t[0] == 'Y' || t[0] == 'y') ? age <= (int64_t)secs :
+		    age >= (int64_t)secs;
+	}
 	if (ascii_strcaseeq(t, "EMAILID") || ascii_strcaseeq(t, "THREADID")) {
 		/* RFC 8474 6 */
 		char id[SORT_ID_LEN];

@@ -103,7 +103,7 @@ capabilities(struct imap_session *s, struct buf *b)
 			buf_printf(b, " %s", c->cap);
 	buf_append_str(b, " LITERAL+ CHILDREN ID ENABLE SPECIAL-USE"
 	    " CONDSTORE QRESYNC LIST-EXTENDED LIST-STATUS STATUS=SIZE ESEARCH"
-	    " OBJECTID");
+	    " OBJECTID WITHIN");
 	buf_printf(b, " APPENDLIMIT=%llu",
 	    (unsigned long long)s->cfg->limits.max_message_size);
 }

@@ -389,3 +389,21 @@ def test_quota_for_append_delivery_and_imap(imap):
     others.pop().logout()
     connect(imap).logout()           # room again
     m.logout()
+
+
+def test_within(imap):
+    import time
+    m = connect(imap)
+    now = time.time()
+    for age in (10, 3600 * 24 * 3):
+        t = time.strftime("%d-%b-%Y %H:%M:%S +0000", time.gmtime(now - age))
+        assert m.append("INBOX", None, '"%s"' % t,
+                        b"Subject: w\r\n\r\nx\r\n")[0] == "OK"
+    ok(m, "SELECT INBOX")
+    lines, _ = ok(m, "SEARCH YOUNGER 3600")
+    assert lines == ["* SEARCH 1"], lines
+    lines, _ = ok(m, "SEARCH OLDER 86400")
+    assert lines == ["* SEARCH 2"], lines
+    _, tagged = cmd(m, "SEARCH YOUNGER soon")
+    assert tagged.startswith("BAD"), tagged
+    m.logout()
