@@ -30,10 +30,12 @@
  * A folder nobody shows stays in memory this long (its account and
  * index too), so that the next SELECT, a client's reconnect or the next
  * poll of a phone, costs what a second session's does; at most
- * LINGER_MSGS messages in all are kept that way, the oldest go first.
+ * LINGER_MSGS messages and LINGER_BOXES folders in all are kept that way,
+ * the oldest go first.
  */
 #define LINGER_SECS 300
 #define LINGER_MSGS 500000
+#define LINGER_BOXES 2000        /* each holds two inotify watches */
 
 struct job {
 	struct store_box *box;
@@ -93,7 +95,7 @@ struct store {
 	struct event *iev;
 	bool pool_closing;
 	TAILQ_HEAD(, store_box) linger;   /* oldest first */
-	size_t linger_msgs;
+	size_t linger_msgs, linger_boxes;
 	struct event *linger_ev;
 };
 
@@ -233,6 +235,7 @@ store_box_open(struct store_account *a, const char *name, const char *path)
 			if (b->lingering) {
 				TAILQ_REMOVE(&a->s->linger, b, lentry);
 				a->s->linger_msgs -= b->linger_n;
+				a->s->linger_boxes--;
 				b->lingering = false;
 			}
 			b->refs++;
@@ -272,6 +275,7 @@ box_free(struct store_box *b)
 	if (b->lingering) {
 		TAILQ_REMOVE(&s->linger, b, lentry);
 		s->linger_msgs -= b->linger_n;
+		s->linger_boxes--;
 		b->lingering = false;
 	}
 	if (s->ifd >= 0) {
@@ -306,8 +310,10 @@ box_idle(struct store_box *b)
 		TAILQ_INSERT_TAIL(&s->linger, b, lentry);
 		b->linger_n = b->mb->n;
 		s->linger_msgs += b->linger_n;
+		s->linger_boxes++;
 	}
-	while (s->linger_msgs > LINGER_MSGS && !TAILQ_EMPTY(&s->linger))
+	while ((s->linger_msgs > LINGER_MSGS ||
+	    s->linger_boxes > LINGER_BOXES) && !TAILQ_EMPTY(&s->linger))
 		box_free(TAILQ_FIRST(&s->linger));
 	if (!evtimer_pending(s->linger_ev, NULL)) {
 		struct timeval tv = { LINGER_SECS, 0 };
