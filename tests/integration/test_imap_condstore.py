@@ -8,7 +8,7 @@ import re
 import sqlite3
 import subprocess
 
-from test_imap import TERNCTL, connect, deliver, imap, maildir  # noqa: F401
+from test_imap import TERNCTL, connect, deliver, imap, maildir, wait_for  # noqa: F401
 
 _tags = itertools.count(1)
 
@@ -290,3 +290,52 @@ def test_ternctl_index_rebuild(imap):
     assert "* 3 EXISTS" in lines
     m.logout()
     assert index_rows(imap) == 3
+
+
+def test_kill_during_a_flag_storm(imap):
+    """SIGKILL while two clients flip flags: after the restart every message
+    is there once under its UID, flags are ones a client set, MODSEQs and
+    HIGHESTMODSEQ did not go back, and the index agrees with the files."""
+    import threading
+    fill(imap, 30)
+    m = connect(imap)
+    lines, _ = ok(m, "SELECT INBOX (CONDSTORE)")
+    before_top = int(code(lines, "HIGHESTMODSEQ"))
+    uids_before = sorted(files_by_uid(imap))
+    m.logout()
+    stop = threading.Event()
+    count = [0]
+
+    def storm(flag):
+        try:
+            c = connect(imap)
+            c.select("INBOX")
+            while not stop.is_set():
+                c.store("1:*", "+FLAGS", flag)
+                c.store("1:*", "-FLAGS", flag)
+                count[0] += 2
+        except Exception:  # the kill ends it
+            pass
+
+    threads = [threading.Thread(target=storm, args=(f,))
+               for f in ("\\Flagged", "$Work")]
+    for t in threads:
+        t.start()
+    assert wait_for(lambda: count[0] >= 20, timeout=60)
+    imap.kill9()
+    stop.set()
+    for t in threads:
+        t.join(timeout=30)
+    imap.start()
+    m = connect(imap)
+    lines, _ = ok(m, "SELECT INBOX (CONDSTORE)")
+    assert "* 30 EXISTS" in lines
+    assert int(code(lines, "HIGHESTMODSEQ")) >= before_top
+    assert sorted(files_by_uid(imap)) == uids_before
+    lines, _ = ok(m, "UID FETCH 1:* (FLAGS MODSEQ)")
+    for line in lines:
+        flags = set(re.search(r"FLAGS \(([^)]*)\)", line).group(1).split())
+        assert flags <= {"\\Flagged", "$Work", "\\Recent"}, line
+    assert sorted(modseqs(lines)) == uids_before
+    m.logout()
+    print("\nflag changes before the kill: %d" % count[0])
