@@ -294,11 +294,12 @@ on_rebuilt(void *arg, int rc, size_t folders, size_t messages,
 static void
 index_rebuild(struct ternd *t, struct control_req *req, const char *user)
 {
+	const struct config *cfg = t->rt->cfg;   /* this generation's */
 	char root[4096];
 	struct stat st;
 
-	if (*user == '\0' || maildir_user_root(t->cfg->mail_dir,
-	    t->cfg->domains[0], user, root, sizeof(root)) != 0) {
+	if (*user == '\0' || maildir_user_root(cfg->mail_dir,
+	    cfg->domains[0], user, root, sizeof(root)) != 0) {
 		control_answer(req, false, xasprintf("'%s' cannot be a user "
 		    "name", user));
 		return;

@@ -262,6 +262,9 @@ def test_ternctl_index_rebuild(imap):
     lines, _ = ok(m, "UID FETCH 1:* (MODSEQ)")
     before = modseqs(lines)
     ternctl = [str(TERNCTL), "-c", str(imap.config)]
+    # after a reload too (ternd once read a freed configuration here)
+    assert subprocess.run(ternctl + ["reload"],
+                          capture_output=True).returncode == 0
     r = subprocess.run(ternctl + ["index", "rebuild", "alice"],
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
