@@ -484,8 +484,12 @@ imap_thread_run(struct buf *out, struct mbox *mb, const size_t *idx,
 		}
 		/* the groups are in date order; keep that order of firsts */
 	} else {
-		size_t cap = 1;
-		while (cap < 4 * n + 4)
+		/* room for every id (a message's own and its references),
+		 * at most half full */
+		size_t ids = 0, cap = 1;
+		for (size_t i = 0; i < n; i++)
+			ids += 1 + mb->m[idx[i]].keys->nrefs;
+		while (cap < 2 * ids + 2)
 			cap <<= 1;
 		f.cap = cap;
 		f.tab = xcalloc(cap, sizeof(*f.tab));

@@ -286,6 +286,9 @@ def test_thread_references_survives_loops_and_duplicates(imap):
     put(m, "c", "x@y", d, "<a@x>", refs="<c@x> <a@x>")    # a duplicate id
     put(m, "d", "x@y", "garbage date", "<d@x>", refs="<d@x>")   # itself
     put(m, "e", "x@y", d, "no angle brackets", refs="<<>> <> <e")
+    # many references in one message (more ids than messages)
+    put(m, "f", "x@y", d, "<f@x>",
+        refs=" ".join("<r%d@x>" % i for i in range(150)))
     ok(m, "SELECT INBOX")
     for alg in ("REFERENCES", "ORDEREDSUBJECT"):
         lines, _ = ok(m, "THREAD %s UTF-8 ALL" % alg)
@@ -293,7 +296,7 @@ def test_thread_references_survives_loops_and_duplicates(imap):
         nums = sorted(int(x) for x in
                       lines[0][len("* THREAD "):].replace("(", " ")
                       .replace(")", " ").split())
-        assert nums == [1, 2, 3, 4, 5], lines
+        assert nums == [1, 2, 3, 4, 5, 6], lines
     lines, _ = ok(m, "THREAD REFERENCES UTF-8 SUBJECT nothing-matches")
     assert lines == ["* THREAD"], lines
     lines, _ = ok(m, "SORT (DATE) UTF-8 ALL")
