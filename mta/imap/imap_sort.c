@@ -223,6 +223,23 @@ by_id(struct forest *f, const char *id)
 	return f->tab[i] = node_new(f, id, -1);
 }
 
+/*
+ * Threads deeper than this are cut (the rest starts a thread of its own):
+ * every walk up a thread and the recursions over it stay bounded, however
+ * the References of hostile mail are chained.
+ */
+#define THREAD_DEPTH_MAX 256
+
+static size_t
+depth_of(const struct node *x)
+{
+	size_t d = 0;
+
+	for (; x && d <= THREAD_DEPTH_MAX; x = x->parent)
+		d++;
+	return d;
+}
+
 static bool
 is_ancestor(const struct node *a, const struct node *x)
 {
@@ -504,15 +521,23 @@ imap_thread_run(struct buf *out, struct mbox *mb, const size_t *idx,
 			for (size_t r = 0; r < k->nrefs; r++) {
 				struct node *y = by_id(&f, k->refs[r]);
 				if (prev && y->parent == NULL && y != prev &&
+				    depth_of(prev) < THREAD_DEPTH_MAX &&
 				    !is_ancestor(y, prev))
 					add_child(prev, y);
 				prev = y;
 			}
 			/* the message's parent is its last reference */
 			unlink_node(x);
-			if (prev && prev != x && !is_ancestor(x, prev))
+			if (prev && prev != x &&
+			    depth_of(prev) < THREAD_DEPTH_MAX &&
+			    !is_ancestor(x, prev))
 				add_child(prev, x);
 		}
+		/* whatever is still too deep starts a thread of its own (a
+		 * later cut only makes the others shallower) */
+		for (size_t i = 0; i < f.n; i++)
+			if (depth_of(f.v[i]) > THREAD_DEPTH_MAX)
+				unlink_node(f.v[i]);
 		for (size_t i = 0; i < f.n; i++)
 			if (f.v[i]->parent == NULL) {
 				*tail = f.v[i];

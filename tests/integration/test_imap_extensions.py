@@ -410,3 +410,20 @@ def test_within(imap):
     _, tagged = cmd(m, "SEARCH YOUNGER soon")
     assert tagged.startswith("BAD"), tagged
     m.logout()
+
+
+def test_thread_of_a_long_chain_is_cut_not_overflowed(imap):
+    """300 messages each answering the one before (a chain a hostile
+    sender can build): THREAD answers, with every message once."""
+    m = connect(imap)
+    d = "Tue, 01 Dec 2026 09:00:00 +0000"
+    # the newest first, so that linking meets whole chains
+    for i in reversed(range(300)):
+        put(m, "Re: chain", "x@y", d, "<c%d@x>" % i,
+            irt="<c%d@x>" % (i - 1) if i else None)
+    ok(m, "SELECT INBOX")
+    lines, _ = ok(m, "THREAD REFERENCES UTF-8 ALL")
+    nums = sorted(int(x) for x in lines[0][len("* THREAD "):]
+                  .replace("(", " ").replace(")", " ").split())
+    assert nums == list(range(1, 301)), lines[0][:200]
+    m.logout()
