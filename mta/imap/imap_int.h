@@ -110,6 +110,12 @@ struct imap_session {
 	struct buf l_tail;
 	char j_mboxid[40];           /* CREATE: the new folder's MAILBOXID */
 	bool userip;                 /* counted in the user+address limit */
+	/* SEARCHRES (RFC 5182): what SEARCH RETURN (SAVE) found, as "$" */
+	uint32_t *saved;             /* UIDs, ascending */
+	size_t nsaved;
+	bool j_save;                 /* this SEARCH saves */
+	uint32_t *j_saved;           /* its result, moved into saved */
+	size_t j_nsaved;
 	struct store_append app;     /* the APPEND in flight */
 	struct flagset *app_flags;
 };

@@ -198,6 +198,19 @@ resolve_set(struct imap_session *s, const struct mbox *mb, const char *set,
 
 	*idx = xcalloc(s->n + 1, sizeof(size_t));
 	*seqs = xcalloc(s->n + 1, sizeof(size_t));
+	if (strcmp(set, "$") == 0) {
+		/* the saved result, in UID and sequence commands alike */
+		for (size_t i = 0; i < s->nsaved && n < s->n; i++) {
+			size_t seq = imap_view_seq(s, s->saved[i]);
+			ssize_t k = seq ? mbox_find_uid(mb, s->saved[i]) : -1;
+			if (k < 0)
+				continue;
+			(*idx)[n] = (size_t)k;
+			(*seqs)[n] = seq;
+			n++;
+		}
+		return n;
+	}
 	uint32_t max = uid ? (s->n ? s->uids[s->n - 1] : 0) : (uint32_t)s->n;
 	if (imap_seqset_parse(set, max, &ss) != 0)
 		return 0;
@@ -220,6 +233,8 @@ imap_valid_set(struct imap_session *s, const char *set)
 {
 	struct imap_seqset ss;
 
+	if (set && strcmp(set, "$") == 0)
+		return true;    /* SEARCHRES */
 	if (set == NULL || imap_seqset_parse(set, 1, &ss) != 0)
 		return false;
 	imap_seqset_clear(&ss);
@@ -541,6 +556,7 @@ imap_cmd_store(struct imap_session *s)
 #define SR_MAX 2u
 #define SR_COUNT 4u
 #define SR_ALL 8u
+#define SR_SAVE 16u    /* SEARCHRES (RFC 5182) */
 
 static int
 search_return(const struct imap_arg *a, unsigned *ret)
@@ -558,6 +574,8 @@ search_return(const struct imap_arg *a, unsigned *ret)
 			*ret |= SR_COUNT;
 		else if (t && ascii_strcaseeq(t, "ALL"))
 			*ret |= SR_ALL;
+		else if (t && ascii_strcaseeq(t, "SAVE"))
+			*ret |= SR_SAVE;
 		else
 			return -1;
 	}
@@ -640,7 +658,19 @@ search_job(struct imap_session *s, struct mbox *mb)
 	size_t nhits = mt.n;
 	bool modseq_key = mt.modseq_key;
 	uint64_t top = mt.top;
+	if (ret & SR_SAVE) {
+		/* "$" from now on: the UIDs (the view is in UID order) */
+		s->j_saved = xcalloc(nhits + 1, sizeof(uint32_t));
+		for (size_t i = 0; i < nhits; i++)
+			s->j_saved[i] = mb->m[mt.idx[i]].uid;
+		s->j_nsaved = nhits;
+	}
 	free(mt.idx);
+	if (ret == SR_SAVE) {
+		/* RFC 5182 2.1: SAVE alone answers nothing but OK */
+		free(hits);
+		return;
+	}
 	if (!esearch) {
 		buf_append_str(&s->jout, "* SEARCH");
 		for (size_t i = 0; i < nhits; i++)
@@ -676,6 +706,17 @@ search_job(struct imap_session *s, struct mbox *mb)
 static void
 search_end(struct imap_session *s)
 {
+	if (s->j_save) {
+		/* a SEARCH that fails leaves "$" empty (RFC 5182 2.1) */
+		free(s->saved);
+		s->saved = s->jrc == 0 ? s->j_saved : NULL;
+		s->nsaved = s->jrc == 0 ? s->j_nsaved : 0;
+		if (s->jrc != 0)
+			free(s->j_saved);
+		s->j_saved = NULL;
+		s->j_nsaved = 0;
+		s->j_save = false;
+	}
 	if (s->jrc == -2) {
 		buf_reset(&s->jout);
 		imap_done(s, "BAD", "bad SEARCH key");
@@ -691,10 +732,16 @@ search_end(struct imap_session *s)
 void
 imap_cmd_search(struct imap_session *s)
 {
+	const struct imap_arg *a = cmd_arg(s, 0);
+	unsigned ret = 0;
+
 	if (cnargs(s) == 0) {
 		imap_done(s, "BAD", "SEARCH keys");
 		return;
 	}
+	s->j_save = cnargs(s) >= 2 && imap_arg_text(a) &&
+	    ascii_strcaseeq(a->s, "RETURN") && search_return(&a[1], &ret) == 0 &&
+	    (ret & SR_SAVE);
 	/* the keys are checked as they run (against the first message);
 	 * a mailbox without messages checks nothing */
 	imap_run_box_job(s, s->box, search_job, search_end);
@@ -778,7 +825,7 @@ imap_cmd_sort(struct imap_session *s)
 	struct imap_sort crit;
 
 	if (n >= 2 && imap_arg_text(a) && ascii_strcaseeq(a->s, "RETURN")) {
-		if (search_return(&a[1], &ret) != 0) {
+		if (search_return(&a[1], &ret) != 0 || (ret & SR_SAVE)) {
 			imap_done(s, "BAD", "SORT RETURN (MIN MAX COUNT ALL)");
 			return;
 		}
@@ -935,14 +982,23 @@ expunge_job(struct imap_session *s, struct mbox *mb)
 	struct imap_seqset ss;
 	bool have = false, changed;
 
-	if (s->j_set) {
+	bool dollar = s->j_set && strcmp(s->j_set, "$") == 0;
+	if (s->j_set && !dollar) {
 		uint32_t max = s->n ? s->uids[s->n - 1] : 0;
 		have = imap_seqset_parse(s->j_set, max, &ss) == 0;
+		if (!have)
+			return;    /* checked before; never "all" by mistake */
 	}
-	for (size_t i = 0; i < mb->n; i++)
-		if ((mb->m[i].flags & MBOX_DELETED) && (!have ||
-		    imap_seqset_has(&ss, mb->m[i].uid)))
-			(void)mbox_remove(mb, i, &s->jerr);
+	for (size_t i = 0; i < mb->n; i++) {
+		if (!(mb->m[i].flags & MBOX_DELETED))
+			continue;
+		if (have && !imap_seqset_has(&ss, mb->m[i].uid))
+			continue;
+		if (dollar && bsearch(&mb->m[i].uid, s->saved, s->nsaved,
+		    sizeof(uint32_t), imap_cmp_u32) == NULL)
+			continue;
+		(void)mbox_remove(mb, i, &s->jerr);
+	}
 	if (have)
 		imap_seqset_clear(&ss);
 	quota_forget(s->root);     /* counted again at the next look */

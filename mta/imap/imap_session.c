@@ -103,7 +103,7 @@ capabilities(struct imap_session *s, struct buf *b)
 			buf_printf(b, " %s", c->cap);
 	buf_append_str(b, " LITERAL+ CHILDREN ID ENABLE SPECIAL-USE"
 	    " CONDSTORE QRESYNC LIST-EXTENDED LIST-STATUS STATUS=SIZE ESEARCH"
-	    " OBJECTID WITHIN");
+	    " OBJECTID WITHIN SEARCHRES");
 	buf_printf(b, " APPENDLIMIT=%llu",
 	    (unsigned long long)s->cfg->limits.max_message_size);
 }
@@ -241,6 +241,9 @@ imap_deselect(struct imap_session *s)
 	s->seen_exp = 0;
 	s->seen_modseq = 0;
 	s->own_after = 0;
+	free(s->saved);               /* "$" belongs to the folder */
+	s->saved = NULL;
+	s->nsaved = 0;
 	if (s->state == I_SELECTED)
 		s->state = I_AUTH;
 }
@@ -1150,6 +1153,8 @@ imap_session_free(struct imap_session *s)
 	buf_clear(&s->jqr);
 	buf_clear(&s->l_tail);
 	free(s->app_flags);
+	free(s->saved);
+	free(s->j_saved);
 	imap_list_free_status(s);
 	free(s->j_mod);
 	free(s->uids);

@@ -3,7 +3,8 @@
  * imap_session.h - layer 3: the IMAP4rev1 server state machine (RFC 3501,
  * with IDLE, UIDPLUS, MOVE, NAMESPACE, ID, ENABLE, UNSELECT, CHILDREN,
  * LITERAL+, SASL-IR, SPECIAL-USE, CONDSTORE, QRESYNC, LIST-EXTENDED,
- * LIST-STATUS, STATUS=SIZE, ESEARCH, COMPRESS=DEFLATE), one per
+ * LIST-STATUS, STATUS=SIZE, ESEARCH, SORT, THREAD, OBJECTID, WITHIN,
+ * SEARCHRES, QUOTA, COMPRESS=DEFLATE), one per
  * connection. Owns no files: the
  * store (store/) does all disk work on the I/O pool and the session
  * answers from its results. Loop thread only.

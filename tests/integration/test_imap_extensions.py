@@ -427,3 +427,38 @@ def test_thread_of_a_long_chain_is_cut_not_overflowed(imap):
                   .replace("(", " ").replace(")", " ").split())
     assert nums == list(range(1, 301)), lines[0][:200]
     m.logout()
+
+
+def test_searchres(imap):
+    fill(imap, 5)
+    m = connect(imap)
+    assert "SEARCHRES" in m.capability()[1][0].decode().split()
+    ok(m, "SELECT INBOX")
+    ok(m, "STORE 2,4 +FLAGS (\\Flagged)")
+    lines, _ = ok(m, "SEARCH RETURN (SAVE) FLAGGED")
+    assert lines == [], lines                  # SAVE alone: only OK
+    lines, _ = ok(m, "FETCH $ (UID)")
+    assert [l.split()[1] for l in lines] == ["2", "4"], lines
+    # UID EXPUNGE $ takes only what is deleted among the saved
+    ok(m, "STORE 1:5 +FLAGS.SILENT (\\Deleted)")
+    lines, _ = ok(m, "UID EXPUNGE $")
+    assert lines == ["* 2 EXPUNGE", "* 3 EXPUNGE"], lines   # UIDs 2, 4
+    lines, _ = ok(m, "SEARCH DELETED")
+    assert lines == ["* SEARCH 1 2 3"], lines
+    ok(m, "STORE 1:* -FLAGS.SILENT (\\Deleted)")
+    lines, _ = ok(m, "SEARCH RETURN (SAVE MIN) ALL")
+    assert lines[0].endswith(" MIN 1"), lines
+    lines, _ = ok(m, "UID STORE $ +FLAGS (\\Seen)")
+    assert len(lines) == 3, lines
+    # a failed SEARCH with SAVE empties "$"; SELECT resets it
+    _, tagged = cmd(m, "SEARCH RETURN (SAVE) FROB")
+    assert tagged.startswith("BAD")
+    lines, _ = ok(m, "FETCH $ (UID)")
+    assert lines == [], lines
+    ok(m, "SEARCH RETURN (SAVE) ALL")
+    ok(m, "SELECT INBOX")
+    lines, _ = ok(m, "FETCH $ (UID)")
+    assert lines == [], lines
+    _, tagged = cmd(m, "SORT RETURN (SAVE) (DATE) UTF-8 ALL")
+    assert tagged.startswith("BAD"), tagged
+    m.logout()
