@@ -1163,19 +1163,45 @@ undo:
 	return -1;
 }
 
+/* The path of message i's file, or -1 with 451 in err. */
+static int
+msg_path(const struct mbox *b, size_t i, char *path, size_t sz,
+    struct tern_err *err)
+{
+	const struct mbox_msg *m = &b->m[i];
+
+	if (str_fmt(path, sz, "%s/%s/%s", b->path, m->in_new ? "new" : "cur",
+	    m->fname) != 0) {
+		tern_err_set(err, 451, "4.3.0", "path too long");
+		return -1;
+	}
+	return 0;
+}
+
 int
 mbox_remove(struct mbox *b, size_t i, struct tern_err *err)
 {
 	char path[4096];
-	const struct mbox_msg *m = &b->m[i];
 
-	if (str_fmt(path, sizeof(path), "%s/%s/%s", b->path, m->in_new ?
-	    "new" : "cur", m->fname) != 0) {
-		tern_err_set(err, 451, "4.3.0", "path too long");
+	if (msg_path(b, i, path, sizeof(path), err) != 0)
 		return -1;
-	}
 	if (unlink(path) != 0 && errno != ENOENT) {
 		fail_errno(err, "unlink", path);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+read_msg(const struct mbox *b, size_t i, struct buf *out, size_t max,
+    bool cut, struct tern_err *err)
+{
+	char path[4096];
+
+	if (msg_path(b, i, path, sizeof(path), err) != 0)
+		return -1;
+	if (read_file_part(path, out, max, cut) != 0) {
+		fail_errno(err, "read", path);
 		return -1;
 	}
 	return 0;
@@ -1185,36 +1211,12 @@ int
 mbox_read(const struct mbox *b, size_t i, struct buf *out, size_t max,
     struct tern_err *err)
 {
-	char path[4096];
-	const struct mbox_msg *m = &b->m[i];
-
-	if (str_fmt(path, sizeof(path), "%s/%s/%s", b->path, m->in_new ?
-	    "new" : "cur", m->fname) != 0) {
-		tern_err_set(err, 451, "4.3.0", "path too long");
-		return -1;
-	}
-	if (read_file(path, out, max) != 0) {
-		fail_errno(err, "read", path);
-		return -1;
-	}
-	return 0;
+	return read_msg(b, i, out, max, false, err);
 }
 
 int
 mbox_read_head(const struct mbox *b, size_t i, struct buf *out, size_t max,
     struct tern_err *err)
 {
-	char path[4096];
-	const struct mbox_msg *m = &b->m[i];
-
-	if (str_fmt(path, sizeof(path), "%s/%s/%s", b->path, m->in_new ?
-	    "new" : "cur", m->fname) != 0) {
-		tern_err_set(err, 451, "4.3.0", "path too long");
-		return -1;
-	}
-	if (read_file_part(path, out, max, true) != 0) {
-		fail_errno(err, "read", path);
-		return -1;
-	}
-	return 0;
+	return read_msg(b, i, out, max, true, err);
 }

@@ -108,6 +108,9 @@ def test_modseqs_are_kept_across_restarts(imap):
     lines, _ = ok(m, "UID FETCH 1:* (MODSEQ)")
     after = modseqs(lines)
     assert after == {**before, 2: ms2}
+    # opened from the index without a listing: its file names are right
+    lines, _ = ok(m, "UID FETCH 1:* (BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+    assert sum("Subject: message" in l for l in lines) == 3, lines
     m.logout()
 
 
