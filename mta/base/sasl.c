@@ -9,21 +9,7 @@
 
 #include <string.h>
 
-static int
-b64val(int c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == '/')
-		return 63;
-	return -1;
-}
+#include "base/util.h"
 
 int
 sasl_b64_decode(const char *in, size_t len, char *out, size_t outsz,
@@ -41,7 +27,7 @@ sasl_b64_decode(const char *in, size_t len, char *out, size_t outsz,
 				pad++;
 				continue;
 			}
-			if (pad || (v[k] = b64val((unsigned char)in[i + k])) < 0)
+			if (pad || (v[k] = b64_digit((unsigned char)in[i + k])) < 0)
 				return -1;
 		}
 		unsigned triple = (unsigned)v[0] << 18 | (unsigned)v[1] << 12 |

@@ -47,6 +47,9 @@ bool ascii_strcaseeq(const char *a, const char *b);
 bool ascii_strncaseeq(const char *a, const char *b, size_t n);
 void ascii_lower(char *s);
 
+/* The value of a base64 digit (RFC 4648 4), or -1. */
+int b64_digit(int c);
+
 /* Parse a decimal unsigned number of the whole string; -1 on junk/overflow. */
 int parse_u64(const char *s, size_t len, uint64_t *out);
 

@@ -50,7 +50,8 @@ imap_parse_datetime(const char *s)
 }
 
 void
-imap_write_flags(struct buf *b, const struct mbox *mb, const struct mbox_msg *m)
+imap_write_flags(struct buf *b, const struct mbox *mb, const struct mbox_msg *m,
+    bool recent_ok)
 {
 	bool sp = false;
 
@@ -69,17 +70,17 @@ imap_write_flags(struct buf *b, const struct mbox *mb, const struct mbox_msg *m)
 			buf_printf(b, "%s%s", sp ? " " : "", mb->kw.names[i]);
 			sp = true;
 		}
-	if (m->recent)
+	if (m->recent && recent_ok)
 		buf_printf(b, "%s\\Recent", sp ? " " : "");
 	buf_append_char(b, ')');
 }
 
 
 enum fitem_kind { FI_UID, FI_FLAGS, FI_INTERNALDATE, FI_SIZE, FI_MODSEQ,
-	FI_EMAILID, FI_THREADID,
+	FI_EMAILID, FI_THREADID, FI_SAVEDATE,
 	FI_ENVELOPE,
 	FI_BODYSTRUCTURE, FI_BODY_BASIC, FI_SECTION, FI_RFC822,
-	FI_RFC822_HEADER, FI_RFC822_TEXT };
+	FI_RFC822_HEADER, FI_RFC822_TEXT, FI_BINARY, FI_BINARY_SIZE };
 
 struct fitem {
 	enum fitem_kind kind;
@@ -99,6 +100,7 @@ struct imap_fetch {
 	bool need_file, sets_seen;
 	bool modseq;             /* MODSEQ asked for (or CHANGEDSINCE) */
 	bool envelope;           /* ENVELOPE: the header, or its cache */
+	bool binary;             /* BINARY items: parts decoded */
 };
 
 static void
@@ -111,6 +113,25 @@ fetch_clear(struct imap_fetch *f)
 	}
 	free(f->it);
 	memset(f, 0, sizeof(*f));
+}
+
+/* What follows a section's ']': nothing, or "<offset.length>". */
+static int
+parse_partial(const char *p, struct fitem *it)
+{
+	unsigned long long o, l;
+
+	if (*p == '\0')
+		return 0;
+	if (*p != '<' || sscanf(p + 1, "%llu.%llu>", &o, &l) != 2 || l == 0 ||
+	    p[strlen(p) - 1] != '>')
+		return -1;
+	it->partial = true;
+	it->p_off = o;
+	it->p_len = l;
+	size_t el = strlen(it->echo);
+	(void)snprintf(it->echo + el, sizeof(it->echo) - el, "<%llu>", o);
+	return 0;
 }
 
 /* BODY[...] / BODY.PEEK[...]<o.l>: the section and partial. */
@@ -176,19 +197,46 @@ parse_section(const char *t, struct fitem *it)
 	/* the answer names the section as asked, without PEEK */
 	(void)str_fmt(it->echo, sizeof(it->echo), "BODY[%.*s]", (int)(rb - lb -
 	    1), lb + 1);
-	if (rb[1] == '<') {
-		unsigned long long o, l;
-		if (sscanf(rb + 2, "%llu.%llu>", &o, &l) != 2 || l == 0)
-			return -1;
-		it->partial = true;
-		it->p_off = o;
-		it->p_len = l;
-		size_t el = strlen(it->echo);
-		(void)snprintf(it->echo + el, sizeof(it->echo) - el, "<%llu>",
-		    o);
-	} else if (rb[1] != '\0')
+	return parse_partial(rb + 1, it);
+}
+
+/*
+ * BINARY[part]<o.l>, BINARY.PEEK[part]<o.l>, BINARY.SIZE[part] (RFC 3516
+ * 4.2): a part number only, no HEADER or TEXT.
+ */
+static int
+parse_binary(const char *t, struct fitem *it)
+{
+	const char *lb = strchr(t, '['), *rb = strchr(t, ']');
+	size_t hl = lb ? (size_t)(lb - t) : 0;
+
+	if (lb == NULL || rb == NULL || rb < lb ||
+	    (size_t)(rb - lb - 1) >= sizeof(it->part))
 		return -1;
-	return 0;
+	if (hl == 6 && ascii_strncaseeq(t, "BINARY", 6))
+		it->kind = FI_BINARY;
+	else if (hl == 11 && ascii_strncaseeq(t, "BINARY.PEEK", 11)) {
+		it->kind = FI_BINARY;
+		it->peek = true;
+	} else if (hl == 11 && ascii_strncaseeq(t, "BINARY.SIZE", 11))
+		it->kind = FI_BINARY_SIZE;
+	else
+		return -1;
+	size_t pl = (size_t)(rb - lb - 1);
+	for (size_t i = 0; i < pl; i++) {
+		char c = lb[1 + i];
+		bool dot = c == '.';
+		if (!(c >= '0' && c <= '9') && !(dot && i > 0 && i + 1 < pl &&
+		    lb[i] != '.'))
+			return -1;
+	}
+	memcpy(it->part, lb + 1, pl);
+	it->part[pl] = '\0';
+	(void)str_fmt(it->echo, sizeof(it->echo), "%s[%s]",
+	    it->kind == FI_BINARY_SIZE ? "BINARY.SIZE" : "BINARY", it->part);
+	if (rb[1] == '<' && it->kind != FI_BINARY)
+		return -1;       /* BINARY.SIZE has no partial */
+	return parse_partial(rb + 1, it);
 }
 
 static int
@@ -212,6 +260,8 @@ parse_fetch_item(const char *t, struct imap_fetch *f)
 		it.kind = FI_EMAILID;
 	else if (ascii_strcaseeq(t, "THREADID"))
 		it.kind = FI_THREADID;
+	else if (ascii_strcaseeq(t, "SAVEDATE"))
+		it.kind = FI_SAVEDATE;
 	else if (ascii_strcaseeq(t, "MODSEQ")) {
 		it.kind = FI_MODSEQ;
 		f->modseq = true;
@@ -231,6 +281,8 @@ parse_fetch_item(const char *t, struct imap_fetch *f)
 	else if ((ascii_strncaseeq(t, "BODY[", 5) ||
 	    ascii_strncaseeq(t, "BODY.PEEK[", 10)) && parse_section(t, &it) == 0)
 		;
+	else if (ascii_strncaseeq(t, "BINARY", 6) && parse_binary(t, &it) == 0)
+		;
 	else {
 		for (size_t k = 0; k < it.nfields; k++)
 			free(it.fields[k]);
@@ -241,8 +293,10 @@ parse_fetch_item(const char *t, struct imap_fetch *f)
 		f->need_file = true;
 	if (it.kind == FI_ENVELOPE)
 		f->envelope = true;
-	if ((it.kind == FI_SECTION && !it.peek) || it.kind == FI_RFC822 ||
-	    it.kind == FI_RFC822_TEXT)
+	if (it.kind == FI_BINARY || it.kind == FI_BINARY_SIZE)
+		f->binary = true;
+	if (((it.kind == FI_SECTION || it.kind == FI_BINARY) && !it.peek) ||
+	    it.kind == FI_RFC822 || it.kind == FI_RFC822_TEXT)
 		f->sets_seen = true;
 	f->it = xreallocarray(f->it, f->n + 1, sizeof(*f->it));
 	f->it[f->n++] = it;
@@ -314,8 +368,27 @@ literal(struct buf *out, const struct buf *data, const struct fitem *it)
 		off = it->p_off > len ? len : (size_t)it->p_off;
 		len = len - off < it->p_len ? len - off : (size_t)it->p_len;
 	}
-	buf_printf(out, "{%zu}\r\n", len);
-	buf_append(out, data->data ? data->data + off : "", len);
+	const char *p = data->data ? data->data + off : "";
+	/* NUL only in a literal8 (RFC 3516 4.3) */
+	buf_printf(out, "%s{%zu}\r\n", it->kind == FI_BINARY &&
+	    memchr(p, '\0', len) ? "~" : "", len);
+	buf_append(out, p, len);
+}
+
+/* A part's content with its transfer encoding undone; -1: unknown CTE. */
+static int
+binary_section(struct buf *d, const char *msg, const struct mime_part *root,
+    const struct fitem *it)
+{
+	const struct mime_part *p = mime_find_part(root, it->part);
+
+	if (p == NULL)
+		return 0;
+	if (it->part[0] == '\0') {
+		mime_append_crlf(d, msg, root->hdr_len + root->body_len);
+		return 0;
+	}
+	return mime_decode_part(msg, p, d);
 }
 
 /* One section of a message (LF text) as CRLF octets. */
@@ -354,11 +427,27 @@ section(struct buf *out, const char *msg, const struct mime_part *root,
 	buf_clear(&d);
 }
 
-void
-imap_fetch_message(struct buf *o, struct mbox *mb, size_t idx, size_t seq,
-    const struct imap_fetch *f, bool uid_cmd, bool readonly, bool condstore,
-    bool *changed, struct tern_err *err)
+/* "1-Dec-2026 21:00:00 +0000", quoted */
+static void
+write_datetime(struct buf *o, int64_t secs)
 {
+	struct tm tm;
+	time_t t = (time_t)secs;
+
+	gmtime_r(&t, &tm);
+	buf_printf(o, "\"%2d-%s-%04d %02d:%02d:%02d +0000\"", tm.tm_mday,
+	    imap_months[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min,
+	    tm.tm_sec);
+}
+
+int
+imap_fetch_message(struct buf *o, struct mbox *mb, size_t idx, size_t seq,
+    const struct imap_fetch *f, unsigned opts, bool *changed,
+    struct tern_err *err)
+{
+	bool uid_cmd = opts & IMAP_FETCH_UID, readonly = opts &
+	    IMAP_FETCH_READONLY, condstore = opts & IMAP_FETCH_CONDSTORE;
+	bool recent_ok = !(opts & IMAP_FETCH_REV2);
 	struct mbox_msg *m = &mb->m[idx];
 	struct buf file;
 	struct mime_part *root = NULL;
@@ -371,7 +460,7 @@ imap_fetch_message(struct buf *o, struct mbox *mb, size_t idx, size_t seq,
 		if ((whole ? mbox_read(mb, idx, &file, SIZE_MAX, err) :
 		    mbox_read_head(mb, idx, &file, 256 * 1024, err)) != 0) {
 			buf_clear(&file);
-			return;   /* gone under us: the next sync tells */
+			return 0;   /* gone under us: the next sync tells */
 		}
 	}
 	if (whole) {
@@ -391,6 +480,21 @@ imap_fetch_message(struct buf *o, struct mbox *mb, size_t idx, size_t seq,
 		    message_header_len(t, file.len));
 		buf_append_char(&e, '\0');
 		m->envelope = e.data;   /* kept while the box lives */
+	}
+	/* BINARY of a part whose encoding is unknown: no answer at all */
+	struct buf *bin = f->binary ? xcalloc(f->n, sizeof(struct buf)) : NULL;
+	for (size_t i = 0; bin && i < f->n; i++) {
+		if (f->it[i].kind != FI_BINARY && f->it[i].kind != FI_BINARY_SIZE)
+			continue;
+		if (binary_section(&bin[i], file.data ? file.data : "", root,
+		    &f->it[i]) != 0) {
+			for (size_t k = 0; k < f->n; k++)
+				buf_clear(&bin[k]);
+			free(bin);
+			mime_free(root);
+			buf_clear(&file);
+			return -1;
+		}
 	}
 	if (f->sets_seen && !readonly && !(m->flags & MBOX_SEEN)) {
 		if (mbox_set_flags(mb, idx, m->flags | MBOX_SEEN, m->kw,
@@ -419,18 +523,21 @@ imap_fetch_message(struct buf *o, struct mbox *mb, size_t idx, size_t seq,
 			break;
 		case FI_FLAGS:
 			buf_append_str(o, "FLAGS ");
-			imap_write_flags(o, mb, m);
+			imap_write_flags(o, mb, m, recent_ok);
 			flags_sent = true;
 			break;
-		case FI_INTERNALDATE: {
-			struct tm tm;
-			time_t t = (time_t)m->internaldate;
-			gmtime_r(&t, &tm);
-			buf_printf(o, "INTERNALDATE \"%2d-%s-%04d %02d:%02d:%02d "
-			    "+0000\"", tm.tm_mday, imap_months[tm.tm_mon],
-			    tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+		case FI_INTERNALDATE:
+			buf_append_str(o, "INTERNALDATE ");
+			write_datetime(o, m->internaldate);
 			break;
-		}
+		case FI_SAVEDATE:
+			/* RFC 8514 */
+			buf_append_str(o, "SAVEDATE ");
+			if (m->savedate > 0)
+				write_datetime(o, m->savedate);
+			else
+				buf_append_str(o, "NIL");
+			break;
 		case FI_SIZE:
 			buf_printf(o, "RFC822.SIZE %llu",
 			    (unsigned long long)m->vsize);
@@ -468,6 +575,13 @@ imap_fetch_message(struct buf *o, struct mbox *mb, size_t idx, size_t seq,
 			buf_printf(o, "%s ", it->echo);
 			section(o, msg, root, it);
 			break;
+		case FI_BINARY:
+			buf_printf(o, "%s ", it->echo);
+			literal(o, &bin[i], it);
+			break;
+		case FI_BINARY_SIZE:
+			buf_printf(o, "%s %zu", it->echo, bin[i].len);
+			break;
 		case FI_RFC822:
 		case FI_RFC822_HEADER:
 		case FI_RFC822_TEXT: {
@@ -487,15 +601,19 @@ imap_fetch_message(struct buf *o, struct mbox *mb, size_t idx, size_t seq,
 	/* \Seen set by this FETCH: the client hears it here (RFC 3501 6.4.5) */
 	if (f->sets_seen && !flags_sent && !readonly) {
 		buf_append_str(o, " FLAGS ");
-		imap_write_flags(o, mb, m);
+		imap_write_flags(o, mb, m, recent_ok);
 		flags_sent = true;
 	}
 	/* RFC 7162 3.1.4: with CONDSTORE on, flags come with their MODSEQ */
 	if ((f->modseq || (condstore && flags_sent)) && !modseq_sent)
 		buf_printf(o, " MODSEQ (%llu)", (unsigned long long)m->modseq);
 	buf_append_str(o, ")\r\n");
+	for (size_t k = 0; bin && k < f->n; k++)
+		buf_clear(&bin[k]);
+	free(bin);
 	mime_free(root);
 	buf_clear(&file);
+	return 0;
 }
 
 

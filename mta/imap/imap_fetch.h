@@ -29,19 +29,24 @@ void imap_fetch_free(struct imap_fetch *f);
  * Appends "* seq FETCH (...)" for message idx of mb. Items that read the
  * body set \Seen unless readonly (then *changed = true, and FLAGS are in
  * the answer). With condstore, FLAGS come with MODSEQ. A file gone under
- * us answers nothing (the next sync tells the client).
+ * us answers nothing (the next sync tells the client). -1 (nothing
+ * written) when a BINARY item meets an encoding it cannot undo.
  */
-void imap_fetch_message(struct buf *out, struct mbox *mb, size_t idx,
-    size_t seq, const struct imap_fetch *f, bool uid_cmd, bool readonly,
-    bool condstore, bool *changed, struct tern_err *err);
+#define IMAP_FETCH_UID 0x01u        /* a UID FETCH: UID comes first */
+#define IMAP_FETCH_READONLY 0x02u   /* EXAMINE: \Seen is not set */
+#define IMAP_FETCH_CONDSTORE 0x04u  /* FLAGS come with MODSEQ */
+#define IMAP_FETCH_REV2 0x08u       /* IMAP4rev2: no \Recent */
+int imap_fetch_message(struct buf *out, struct mbox *mb, size_t idx,
+    size_t seq, const struct imap_fetch *f, unsigned opts, bool *changed,
+    struct tern_err *err);
 
 /* MODSEQ is among the items (a CONDSTORE enabling FETCH); adds it. */
 bool imap_fetch_modseq(const struct imap_fetch *f);
 void imap_fetch_want_modseq(struct imap_fetch *f);
 
-/* "(\Seen $Work \Recent)" */
+/* "(\Seen $Work \Recent)"; \Recent only if recent_ok (not IMAP4rev2) */
 void imap_write_flags(struct buf *b, const struct mbox *mb,
-    const struct mbox_msg *m);
+    const struct mbox_msg *m, bool recent_ok);
 
 /* "1-Dec-2026 21:00:00 +0000" (RFC 3501 date-time) to seconds; -1. */
 int64_t imap_parse_datetime(const char *s);

@@ -86,6 +86,10 @@ struct imap_session {
 	bool j_nobox;                /* the target folder does not exist */
 	/* CONDSTORE and QRESYNC (RFC 7162) */
 	bool condstore, qresync;     /* enabled in this session */
+	/* ENABLE IMAP4rev2 (RFC 9051) or UTF8=ACCEPT (RFC 6855) */
+	bool rev2;                   /* no \Recent, ESEARCH for SEARCH */
+	bool utf8;                   /* mailbox names and strings in UTF-8 */
+	bool utf8_enabled;           /* UTF8=ACCEPT itself was enabled */
 	uint64_t j_since;            /* FETCH CHANGEDSINCE, STORE UNCHANGEDSINCE */
 	bool j_has_since;
 	bool j_vanished;             /* UID FETCH ... VANISHED */
@@ -116,8 +120,9 @@ struct imap_session {
 	bool j_save;                 /* this SEARCH saves */
 	uint32_t *j_saved;           /* its result, moved into saved */
 	size_t j_nsaved;
-	struct store_append app;     /* the APPEND in flight */
+	struct store_append *apps;   /* the APPEND in flight (MULTIAPPEND) */
 	struct flagset *app_flags;
+	size_t napps, app_pending;
 };
 
 /* FLAGS arguments: system flags and keyword names */
@@ -155,10 +160,22 @@ void imap_run_box_job(struct imap_session *s, struct store_box *b,
 void imap_run_acct_job(struct imap_session *s,
     void (*work)(struct imap_session *s), job_end end);
 
+/* IMAP_FETCH_* (imap_fetch.h) for this session and command */
+unsigned imap_fetch_opts(const struct imap_session *s);
+
 /* arguments */
 const char *imap_arg_str(struct imap_session *s, size_t i);
 const char *imap_arg_mailbox(struct imap_session *s, size_t i, char *path,
     size_t pathsz);
+/*
+ * Argument i as a mailbox name the way folders name it (modified UTF-7):
+ * a UTF-8 session's name is converted in place, once. NULL (nothing
+ * sent) if it is not a string, or not UTF-8 in a UTF-8 session.
+ */
+const char *imap_arg_name(struct imap_session *s, size_t i);
+/* A folder's name as this session sees it (UTF-8 or modified UTF-7). */
+void imap_write_mailbox(struct imap_session *s, struct buf *out,
+    const char *name);
 bool imap_valid_set(struct imap_session *s, const char *set);
 
 /* imap_mailboxes.c */

@@ -15,6 +15,7 @@
 
 #include "base/log.h"
 #include "imap/imap_fetch.h"
+#include "imap/imap_utf7.h"
 #include "mail/mime.h"
 #include "store/folders.h"
 #include "store/index.h"
@@ -123,7 +124,16 @@ list_work(struct imap_session *s)
 	for (size_t i = 0; i < nall; i++) {
 		const char *nm = all[i];
 		bool exists = i < n;
-		if (!list_matches(s, ref, nm, i == 0))
+		/* a UTF-8 session's patterns are UTF-8: matched against the
+		 * names it sees */
+		struct buf u;
+		buf_init(&u);
+		bool conv = s->utf8 && imap_utf7_to_utf8(nm, &u) == 0;
+		if (conv)
+			buf_append_char(&u, '\0');
+		bool hit = list_matches(s, ref, conv ? u.data : nm, i == 0);
+		buf_clear(&u);
+		if (!hit)
 			continue;
 		bool sub = name_in(subs, ns, nm);
 		size_t l = strlen(nm);
@@ -158,7 +168,7 @@ list_work(struct imap_session *s)
 		buf_printf(&s->jout, "* %s (%s) \"/\" ", lsub ? "LSUB" : "LIST",
 		    attr.data);
 		buf_clear(&attr);
-		imap_write_string(&s->jout, nm, strlen(nm), false);
+		imap_write_mailbox(s, &s->jout, nm);
 		if (childinfo && !lsub)
 			buf_append_str(&s->jout, " (\"CHILDINFO\" (\"SUBSCRIBED\"))");
 		buf_append_str(&s->jout, "\r\n");
@@ -427,10 +437,11 @@ imap_cmd_folder(struct imap_session *s)
 {
 	char path[4096];
 	size_t want = strcmp(s->pc.name, "RENAME") == 0 ? 2 : 1;
-	const char *name = imap_arg_str(s, 0);
+	const char *name = imap_arg_name(s, 0);
 	char tmp[FOLDER_NAME_MAX + 2];
 
-	if (s->pc.nargs != want || name == NULL) {
+	if (s->pc.nargs != want || name == NULL || (want == 2 &&
+	    imap_arg_name(s, 1) == NULL)) {
 		imap_done(s, "BAD", "%s needs %zu mailbox name(s)", s->pc.name, want);
 		return;
 	}
@@ -478,7 +489,7 @@ qresync_job(struct imap_session *s, struct mbox *mb)
 		    !imap_seqset_has(&known, m->uid)))
 			continue;
 		buf_printf(&s->jqr, "* %zu FETCH (UID %u FLAGS ", i + 1, m->uid);
-		imap_write_flags(&s->jqr, mb, m);
+		imap_write_flags(&s->jqr, mb, m, !s->rev2);
 		buf_printf(&s->jqr, " MODSEQ (%llu))\r\n",
 		    (unsigned long long)m->modseq);
 	}
@@ -532,7 +543,20 @@ select_end(struct imap_session *s)
 	    s->readonly ? "" : " \\*");
 	buf_clear(&kw);
 	imap_say(s, "* %zu EXISTS", s->n);
-	imap_say(s, "* %zu RECENT", recent);
+	if (!s->rev2)
+		imap_say(s, "* %zu RECENT", recent);
+	else {
+		/* RFC 9051 6.3.2: the folder's LIST line */
+		struct buf l;
+		const char *nm = store_box_name(s->box);
+		const char *su = folders_special_use(nm);
+		buf_init(&l);
+		buf_printf(&l, "* LIST (%s) \"/\" ", su ? su : "");
+		imap_write_mailbox(s, &l, nm);
+		buf_append_str(&l, "\r\n");
+		bufferevent_write(s->bev, l.data, l.len);
+		buf_clear(&l);
+	}
 	if (unseen)
 		imap_say(s, "* OK [UNSEEN %zu] First unseen", unseen);
 	imap_say(s, "* OK [UIDVALIDITY %u] UIDs valid", mb->uidvalidity);
@@ -653,7 +677,7 @@ getquota_work(struct imap_session *s)
 	if (strcmp(s->pc.name, "GETQUOTAROOT") == 0) {
 		const char *name = folders_canonical(imap_arg_str(s, 0));
 		buf_append_str(&s->jout, "* QUOTAROOT ");
-		imap_write_string(&s->jout, name, strlen(name), false);
+		imap_write_mailbox(s, &s->jout, name);
 		buf_append_str(&s->jout, have_quota(s) ? " \"\"\r\n" : "\r\n");
 	}
 	if (have_quota(s))
@@ -696,7 +720,7 @@ imap_cmd_quota(struct imap_session *s)
 
 static const char *const status_items[] = { "MESSAGES", "UIDNEXT",
 	"UIDVALIDITY", "UNSEEN", "RECENT", "SIZE", "HIGHESTMODSEQ", "MAILBOXID",
-	NULL };
+	"DELETED", NULL };
 
 static bool
 status_items_ok(const struct imap_arg *items)
@@ -729,11 +753,13 @@ status_answer(struct imap_session *s, struct mbox *mb, const char *name,
 	for (size_t i = 0; i < items->nitems; i++)
 		want_size |= ascii_strcaseeq(imap_arg_text(&items->items[i]),
 		    "SIZE");
-	size_t unseen = 0, recent = 0;
+	size_t unseen = 0, recent = 0, deleted = 0;
 	uint64_t size = 0;
 	for (size_t k = 0; k < mb->n; k++) {
 		if (!(mb->m[k].flags & MBOX_SEEN))
 			unseen++;
+		if (mb->m[k].flags & MBOX_DELETED)
+			deleted++;
 		if (mb->m[k].recent)
 			recent++;
 		if (want_size && mb->m[k].vsize == 0) {
@@ -752,7 +778,7 @@ status_answer(struct imap_session *s, struct mbox *mb, const char *name,
 		size += mb->m[k].vsize;
 	}
 	buf_append_str(&s->jout, "* STATUS ");
-	imap_write_string(&s->jout, name, strlen(name), false);
+	imap_write_mailbox(s, &s->jout, name);
 	buf_append_str(&s->jout, " (");
 	for (size_t i = 0; i < items->nitems; i++) {
 		const char *it = imap_arg_text(&items->items[i]);
@@ -768,6 +794,8 @@ status_answer(struct imap_session *s, struct mbox *mb, const char *name,
 			buf_printf(&s->jout, "UNSEEN %zu", unseen);
 		else if (ascii_strcaseeq(it, "RECENT"))
 			buf_printf(&s->jout, "RECENT %zu", recent);
+		else if (ascii_strcaseeq(it, "DELETED"))
+			buf_printf(&s->jout, "DELETED %zu", deleted);
 		else if (ascii_strcaseeq(it, "SIZE"))
 			buf_printf(&s->jout, "SIZE %llu",
 			    (unsigned long long)size);
@@ -813,7 +841,8 @@ imap_cmd_status(struct imap_session *s)
 
 	if (s->pc.nargs != 2 || !status_items_ok(&s->pc.args[1])) {
 		imap_done(s, "BAD", "STATUS mailbox (items), items: MESSAGES UIDNEXT "
-		    "UIDVALIDITY UNSEEN RECENT SIZE HIGHESTMODSEQ");
+		    "UIDVALIDITY UNSEEN DELETED RECENT SIZE HIGHESTMODSEQ "
+		    "MAILBOXID");
 		return;
 	}
 	if ((name = imap_arg_mailbox(s, 0, path, sizeof(path))) == NULL)

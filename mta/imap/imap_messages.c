@@ -73,25 +73,63 @@ kw_bits(struct mbox *mb, const struct flagset *f, bool add, bool *saved)
 	return bits;
 }
 
-/* The parts of an APPEND, from the parsed command. */
-struct append_args {
+/*
+ * The messages of an APPEND (RFC 3502 MULTIAPPEND: one or more), each
+ * [(flags)] [date-time] and a literal, or UTF8 (literal8) (RFC 6855 4).
+ */
+struct append_msg {
 	const struct imap_arg *flags, *date, *msg;
 };
 
 static int
-append_args(struct imap_session *s, struct append_args *a)
+append_args(struct imap_session *s, struct append_msg **out, size_t *nout,
+    const char **why)
 {
-	size_t i = 1;
+	size_t i = 1, n = 0;
+	struct append_msg *v = NULL;
+	const struct imap_arg *a = s->pc.args;
 
-	memset(a, 0, sizeof(*a));
-	if (i < s->pc.nargs && s->pc.args[i].type == IMAP_ARG_LIST)
-		a->flags = &s->pc.args[i++];
-	if (i + 1 < s->pc.nargs && s->pc.args[i].type == IMAP_ARG_STRING &&
-	    !s->pc.args[i].literal)
-		a->date = &s->pc.args[i++];
-	if (i + 1 != s->pc.nargs || s->pc.args[i].type != IMAP_ARG_STRING)
+	*why = "APPEND mailbox [(flags)] [date-time] message ...";
+	while (i < s->pc.nargs) {
+		struct append_msg m = { NULL, NULL, NULL };
+		size_t g = i;
+		if (a[i].type == IMAP_ARG_LIST)
+			m.flags = &a[i++];
+		if (i + 1 < s->pc.nargs && a[i].type == IMAP_ARG_STRING &&
+		    !a[i].literal)
+			m.date = &a[i++];
+		if (i + 1 < s->pc.nargs && a[i].type == IMAP_ARG_ATOM &&
+		    ascii_strcaseeq(a[i].s, "UTF8")) {
+			if (!s->utf8) {
+				*why = "UTF8 APPEND needs ENABLE UTF8=ACCEPT";
+				i = g;
+				break;
+			}
+			if (a[i + 1].type != IMAP_ARG_LIST ||
+			    a[i + 1].nitems != 1 ||
+			    a[i + 1].items[0].type != IMAP_ARG_STRING ||
+			    !a[i + 1].items[0].literal8) {
+				i = g;
+				break;
+			}
+			m.msg = &a[i + 1].items[0];
+			i += 2;
+		} else if (i < s->pc.nargs && a[i].type == IMAP_ARG_STRING &&
+		    (a[i].literal || i + 1 == s->pc.nargs))
+			m.msg = &a[i++];
+		else {
+			i = g;     /* flags or a date with no message after */
+			break;
+		}
+		v = xreallocarray(v, n + 1, sizeof(*v));
+		v[n++] = m;
+	}
+	if (i != s->pc.nargs || n == 0) {
+		free(v);
 		return -1;
-	a->msg = &s->pc.args[i];
+	}
+	*out = v;
+	*nout = n;
 	return 0;
 }
 
@@ -101,16 +139,30 @@ append_end(struct imap_session *s)
 	if (s->other != s->box)
 		store_box_close(s->other);
 	s->other = NULL;
-	if (s->jrc != 0) {
-		imap_done(s, "NO", "[%s] %s", s->j_nobox ? "TRYCREATE" :
-		    s->jerr.code == 452 ? "OVERQUOTA" : "SERVERBUG",
-		    s->j_nobox ? "no such mailbox" : s->jerr.text);
+	/* all or nothing (RFC 3502): the first failure answers */
+	for (size_t k = 0; k < s->napps; k++) {
+		const struct store_append *a = &s->apps[k];
+		if (a->rc == 0)
+			continue;
+		imap_done(s, "NO", "[%s] %s", a->nobox ? "TRYCREATE" :
+		    a->err.code == 452 ? "OVERQUOTA" : "SERVERBUG",
+		    a->nobox ? "no such mailbox" : a->err.text);
 		return;
 	}
 	if (s->state == I_SELECTED)
 		imap_updates(s, false);
-	imap_done(s, "OK", "[APPENDUID %u %u] APPEND completed", s->j_validity,
-	    s->j_uid);
+	uint32_t *uids = xcalloc(s->napps, sizeof(uint32_t));
+	for (size_t k = 0; k < s->napps; k++)
+		uids[k] = s->apps[k].uid;
+	qsort(uids, s->napps, sizeof(uint32_t), imap_cmp_u32);
+	struct buf set;
+	buf_init(&set);
+	imap_seqset_write(&set, uids, s->napps);
+	buf_append_char(&set, '\0');
+	imap_done(s, "OK", "[APPENDUID %u %s] APPEND completed",
+	    s->apps[0].uidvalidity, set.data);
+	buf_clear(&set);
+	free(uids);
 }
 
 static void
@@ -124,11 +176,8 @@ append_finished(void *arg)
 			imap_session_free(s);
 		return;
 	}
-	s->jrc = s->app.rc;
-	s->jerr = s->app.err;
-	s->j_nobox = s->app.nobox;
-	s->j_uid = s->app.uid;
-	s->j_validity = s->app.uidvalidity;
+	if (--s->app_pending > 0)
+		return;
 	append_end(s);
 	imap_flush(s);
 	if (!s->busy)
@@ -139,51 +188,65 @@ void
 imap_cmd_append(struct imap_session *s)
 {
 	char path[4096];
-	const char *name;
-	struct append_args a;
+	const char *name, *why;
+	struct append_msg *v;
+	size_t n;
 	struct flagset f;
 
 	if ((name = imap_arg_mailbox(s, 0, path, sizeof(path))) == NULL)
 		return;
-	if (append_args(s, &a) != 0) {
-		imap_done(s, "BAD", "APPEND mailbox [(flags)] [date-time] message");
+	if (append_args(s, &v, &n, &why) != 0) {
+		imap_done(s, "BAD", "%s", why);
 		return;
 	}
-	if (a.flags && parse_flags(a.flags, &f) != 0) {
-		imap_done(s, "BAD", "bad flag");
-		return;
-	}
-	if (a.date && imap_parse_datetime(a.date->s) < 0) {
-		imap_done(s, "BAD", "bad date-time");
-		return;
-	}
-	if (a.msg->len > s->cfg->limits.max_message_size) {
-		imap_done(s, "NO", "[TOOBIG] message larger than APPENDLIMIT");
-		return;
+	for (size_t k = 0; k < n; k++) {
+		if (v[k].flags && parse_flags(v[k].flags, &f) != 0) {
+			imap_done(s, "BAD", "bad flag");
+			free(v);
+			return;
+		}
+		if (v[k].date && imap_parse_datetime(v[k].date->s) < 0) {
+			imap_done(s, "BAD", "bad date-time");
+			free(v);
+			return;
+		}
+		if (v[k].msg->len > s->cfg->limits.max_message_size) {
+			imap_done(s, "NO", "[TOOBIG] message larger than "
+			    "APPENDLIMIT");
+			free(v);
+			return;
+		}
 	}
 	s->other = s->box && strcmp(store_box_name(s->box), name) == 0 ?
 	    s->box : store_box_open(s->acct, name, path);
 	/* staged beside other clients' work, committed in a batch */
 	free(s->app_flags);
-	s->app_flags = xcalloc(1, sizeof(*s->app_flags));
-	if (a.flags)
-		(void)parse_flags(a.flags, s->app_flags);
-	memset(&s->app, 0, sizeof(s->app));
-	s->app.data = a.msg->s;
-	s->app.len = a.msg->len;
-	s->app.crlf = true;
-	s->app.flags = s->app_flags->flags;
-	s->app.kw = s->app_flags->kw;
-	s->app.nkw = s->app_flags->nkw;
-	s->app.internaldate = a.date ? imap_parse_datetime(a.date->s) : 0;
-	s->app.quota_bytes = s->cfg->limits.quota_storage;
-	s->app.quota_messages = s->cfg->limits.quota_messages;
-	s->app.done = append_finished;
-	s->app.arg = s;
-	s->refs++;
+	free(s->apps);
+	s->app_flags = xcalloc(n, sizeof(*s->app_flags));
+	s->apps = xcalloc(n, sizeof(*s->apps));
+	s->napps = s->app_pending = n;
+	for (size_t k = 0; k < n; k++) {
+		struct store_append *a = &s->apps[k];
+		if (v[k].flags)
+			(void)parse_flags(v[k].flags, &s->app_flags[k]);
+		a->data = v[k].msg->s;
+		a->len = v[k].msg->len;
+		a->crlf = true;
+		a->flags = s->app_flags[k].flags;
+		a->kw = s->app_flags[k].kw;
+		a->nkw = s->app_flags[k].nkw;
+		a->internaldate = v[k].date ? imap_parse_datetime(v[k].date->s) :
+		    0;
+		a->quota_bytes = s->cfg->limits.quota_storage;
+		a->quota_messages = s->cfg->limits.quota_messages;
+		a->done = append_finished;
+		a->arg = s;
+	}
+	free(v);
+	s->refs += n;
 	s->busy = true;
 	memset(&s->jerr, 0, sizeof(s->jerr));
-	store_box_append(s->other, &s->app);
+	store_box_append_group(s->other, s->apps, n);
 }
 
 /* Messages of a set: the view's, by sequence number or UID. ------------ */
@@ -348,8 +411,11 @@ fetch_job(struct imap_session *s, struct mbox *mb)
 	for (size_t i = 0; f && i < n; i++) {
 		if (s->j_has_since && mb->m[idx[i]].modseq <= s->j_since)
 			continue;
-		imap_fetch_message(&s->jout, mb, idx[i], seqs[i], f,
-		    s->j_uidcmd, s->readonly, s->condstore, &changed, &s->jerr);
+		if (imap_fetch_message(&s->jout, mb, idx[i], seqs[i], f,
+		    imap_fetch_opts(s), &changed, &s->jerr) != 0) {
+			s->jrc = -3;    /* RFC 3516 4.3 */
+			break;
+		}
 	}
 	s->fetched += n;
 	if (changed)
@@ -363,7 +429,12 @@ static void
 fetch_end(struct imap_session *s)
 {
 	imap_updates(s, s->j_uidcmd);
-	imap_done(s, "OK", "%sFETCH completed", s->j_uidcmd ? "UID " : "");
+	if (s->jrc == -3)
+		imap_done(s, "NO", "[UNKNOWN-CTE] a part's transfer encoding is "
+		    "not known here");
+	else
+		imap_done(s, "OK", "%sFETCH completed", s->j_uidcmd ? "UID " :
+		    "");
 }
 
 void
@@ -469,7 +540,7 @@ store_job(struct imap_session *s, struct mbox *mb)
 				buf_printf(&s->jout, "UID %u ", m->uid);
 			if (!silent) {
 				buf_append_str(&s->jout, "FLAGS ");
-				imap_write_flags(&s->jout, mb, m);
+				imap_write_flags(&s->jout, mb, m, !s->rev2);
 			}
 			/* RFC 7162 3.1.3: MODSEQ even with .SILENT */
 			if (s->condstore)
@@ -600,12 +671,13 @@ search_matches(struct imap_session *s, struct mbox *mb,
 	memset(mt, 0, sizeof(*mt));
 	mt->idx = xcalloc(s->n + 1, sizeof(size_t));
 	mt->num = xcalloc(s->n + 1, sizeof(uint32_t));
+	struct imap_search_view v = { s->uids, s->n, s->saved, s->nsaved };
 	for (size_t q = 0; q < s->n; q++) {
 		ssize_t k = mbox_find_uid(mb, s->uids[q]);
 		if (k < 0)
 			continue;
-		int r = imap_search_match(mb, (size_t)k, q + 1, s->uids, s->n,
-		    keys, nkeys, &mt->modseq_key, &s->jerr);
+		int r = imap_search_match(mb, (size_t)k, q + 1, &v, keys, nkeys,
+		    &mt->modseq_key, &s->jerr);
 		if (r < 0) {
 			free(mt->idx);
 			free(mt->num);
@@ -640,6 +712,10 @@ search_job(struct imap_session *s, struct mbox *mb)
 		}
 		esearch = true;
 		start = 2;
+	} else if (s->rev2) {
+		/* RFC 9051 6.4.4: ESEARCH is IMAP4rev2's only answer */
+		esearch = true;
+		ret = SR_ALL;
 	}
 	/* CHARSET x: only ASCII and UTF-8 are matched (bytes) */
 	if (n >= start + 2 && imap_arg_text(&a[start]) &&
@@ -957,7 +1033,8 @@ void
 imap_cmd_copy(struct imap_session *s)
 {
 	const struct imap_arg *set = cmd_arg(s, 0);
-	const char *dname = cnargs(s) == 2 ? imap_arg_text(cmd_arg(s, 1)) : NULL;
+	const char *dname = cnargs(s) == 2 ? imap_arg_name(s, s->j_arg + 1) :
+	    NULL;
 	char path[4096];
 
 	if (cnargs(s) != 2 || set->type != IMAP_ARG_ATOM ||

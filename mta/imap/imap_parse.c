@@ -112,8 +112,9 @@ parse_literal(struct parser *ps, struct imap_arg *a)
 {
 	uint64_t n = 0;
 	size_t digits = 0;
+	bool eight = at(ps, '~');
 
-	if (at(ps, '~'))
+	if (eight)
 		ps->i++;
 	ps->i++;  /* '{' */
 	while (ps->i < ps->len && ps->p[ps->i] >= '0' && ps->p[ps->i] <= '9') {
@@ -137,6 +138,7 @@ parse_literal(struct parser *ps, struct imap_arg *a)
 	}
 	a->type = IMAP_ARG_STRING;
 	a->literal = true;
+	a->literal8 = eight;
 	a->len = (size_t)n;
 	a->s = xmalloc((size_t)n + 1);
 	memcpy(a->s, ps->p + ps->i, (size_t)n);

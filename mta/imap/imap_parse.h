@@ -42,6 +42,8 @@ struct imap_arg {
 	char *s;                   /* ATOM, STRING: NUL-terminated copy */
 	size_t len;                /* (a literal may hold NUL octets) */
 	bool literal;              /* STRING: was a literal */
+	bool literal8;             /* STRING: was a literal8 "~{n}" */
+	bool native;               /* a mailbox name, now as folders name it */
 	struct imap_arg *items;    /* LIST */
 	size_t nitems;
 };

@@ -27,6 +27,8 @@
 struct sctx {
 	const uint32_t *view;     /* the session's UIDs, seq i = view[i-1] */
 	size_t nview;
+	const uint32_t *saved;    /* "$" */
+	size_t nsaved;
 	struct tern_err *err;
 	struct mbox *mb;
 	size_t idx, seq;
@@ -119,6 +121,23 @@ sent_day(struct sctx *c)
 	return parse_date(buf);
 }
 
+static int
+in_saved(const struct sctx *c, uint32_t uid)
+{
+	size_t lo = 0, hi = c->nsaved;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (c->saved[mid] == uid)
+			return 1;
+		if (c->saved[mid] < uid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return 0;
+}
+
 /* Evaluates keys args[*i..]; advances *i past one key. -1: bad key. */
 static int
 eval(struct sctx *c, const struct imap_arg *a, size_t n, size_t *i, int depth)
@@ -154,8 +173,15 @@ eval(struct sctx *c, const struct imap_arg *a, size_t n, size_t *i, int depth)
 	FLAG("DELETED", MBOX_DELETED, true) FLAG("UNDELETED", MBOX_DELETED, false)
 	FLAG("DRAFT", MBOX_DRAFT, true) FLAG("UNDRAFT", MBOX_DRAFT, false)
 #undef FLAG
-	if (ascii_strcaseeq(t, "ALL"))
-		return 1;
+	if (ascii_strcaseeq(t, "ALL") || ascii_strcaseeq(t, "SAVEDATESUPPORTED"))
+		return 1;     /* every folder keeps save dates (RFC 8514) */
+	/* SEARCHRES: the saved result as a key (RFC 5182 2.3) */
+	if (strcmp(t, "$") == 0 && k->type == IMAP_ARG_ATOM)
+		return in_saved(c, m->uid);
+	if (ascii_strcaseeq(t, "UID") && v && strcmp(v, "$") == 0) {
+		(*i)++;
+		return in_saved(c, m->uid);
+	}
 	if (ascii_strcaseeq(t, "RECENT"))
 		return m->recent;
 	if (ascii_strcaseeq(t, "OLD"))
@@ -226,7 +252,8 @@ eval(struct sctx *c, const struct imap_arg *a, size_t n, size_t *i, int depth)
 	}
 	static const char *const one[] = { "UID", "KEYWORD", "UNKEYWORD",
 		"LARGER", "SMALLER", "BEFORE", "ON", "SINCE", "SENTBEFORE",
-		"SENTON", "SENTSINCE", "FROM", "TO", "CC", "BCC", "SUBJECT",
+		"SENTON", "SENTSINCE", "SAVEDBEFORE", "SAVEDON", "SAVEDSINCE",
+		"FROM", "TO", "CC", "BCC", "SUBJECT",
 		"BODY", "TEXT", "HEADER", NULL };
 	bool known = false;
 	for (int q = 0; one[q]; q++)
@@ -272,17 +299,20 @@ eval(struct sctx *c, const struct imap_arg *a, size_t n, size_t *i, int depth)
 	}
 	if (ascii_strcaseeq(t, "BEFORE") || ascii_strcaseeq(t, "ON") ||
 	    ascii_strcaseeq(t, "SINCE") || ascii_strcaseeq(t, "SENTBEFORE") ||
-	    ascii_strcaseeq(t, "SENTON") || ascii_strcaseeq(t, "SENTSINCE")) {
+	    ascii_strcaseeq(t, "SENTON") || ascii_strcaseeq(t, "SENTSINCE") ||
+	    ascii_strcaseeq(t, "SAVEDBEFORE") || ascii_strcaseeq(t, "SAVEDON") ||
+	    ascii_strcaseeq(t, "SAVEDSINCE")) {
 		int64_t day = parse_date(v);
 		if (day < 0)
 			return -1;
-		bool sent = (t[0] == 'S' || t[0] == 's') && (t[1] == 'E' ||
-		    t[1] == 'e') && (t[2] == 'N' || t[2] == 'n');
-		int64_t d = sent ? sent_day(c) : m->internaldate -
+		bool sent = ascii_strncaseeq(t, "SENT", 4);
+		bool saved = ascii_strncaseeq(t, "SAVED", 5);
+		int64_t d = sent ? sent_day(c) : saved ? m->savedate -
+		    (m->savedate % 86400) : m->internaldate -
 		    (m->internaldate % 86400);
 		if (d < 0)
 			return 0;
-		const char *w = sent ? t + 4 : t;
+		const char *w = sent ? t + 4 : saved ? t + 5 : t;
 		if (ascii_strcaseeq(w, "BEFORE"))
 			return d < day;
 		if (ascii_strcaseeq(w, "ON"))
@@ -313,7 +343,7 @@ eval(struct sctx *c, const struct imap_arg *a, size_t n, size_t *i, int depth)
 
 int
 imap_search_match(struct mbox *mb, size_t idx, size_t seq,
-    const uint32_t *view, size_t nview, const struct imap_arg *keys,
+    const struct imap_search_view *v, const struct imap_arg *keys,
     size_t nkeys, bool *modseq_key, struct tern_err *err)
 {
 	struct sctx c;
@@ -321,8 +351,10 @@ imap_search_match(struct mbox *mb, size_t idx, size_t seq,
 	int all = 1;
 
 	memset(&c, 0, sizeof(c));
-	c.view = view;
-	c.nview = nview;
+	c.view = v->uids;
+	c.nview = v->n;
+	c.saved = v->saved;
+	c.nsaved = v->nsaved;
 	c.err = err;
 	c.mb = mb;
 	c.idx = idx;

@@ -36,6 +36,7 @@
 #include "base/tls.h"
 #include "imap/imap_compress.h"
 #include "imap/imap_fetch.h"
+#include "imap/imap_utf7.h"
 #include "mail/maildir.h"
 #include "runtime.h"
 #include "store/folders.h"
@@ -88,7 +89,7 @@ static const struct cmd_def *commands(void);
 static void
 capabilities(struct imap_session *s, struct buf *b)
 {
-	buf_append_str(b, "IMAP4rev1");
+	buf_append_str(b, "IMAP4rev1 IMAP4rev2");
 	if (s->state == I_NOTAUTH) {
 		if (!s->tls && s->env.rt->tls && s->tls_mode ==
 		    LISTEN_TLS_STARTTLS)
@@ -103,7 +104,8 @@ capabilities(struct imap_session *s, struct buf *b)
 			buf_printf(b, " %s", c->cap);
 	buf_append_str(b, " LITERAL+ CHILDREN ID ENABLE SPECIAL-USE"
 	    " CONDSTORE QRESYNC LIST-EXTENDED LIST-STATUS STATUS=SIZE ESEARCH"
-	    " OBJECTID WITHIN SEARCHRES");
+	    " OBJECTID WITHIN SEARCHRES UTF8=ACCEPT BINARY MULTIAPPEND"
+	    " SAVEDATE");
 	buf_printf(b, " APPENDLIMIT=%llu",
 	    (unsigned long long)s->cfg->limits.max_message_size);
 }
@@ -204,7 +206,7 @@ imap_updates(struct imap_session *s, bool expunges)
 		if (seq == 0)
 			continue;
 		buf_printf(&b, "* %zu FETCH (UID %u FLAGS ", seq, m->uid);
-		imap_write_flags(&b, mb, m);
+		imap_write_flags(&b, mb, m, !s->rev2);
 		if (s->condstore)
 			buf_printf(&b, " MODSEQ (%llu)",
 			    (unsigned long long)m->modseq);
@@ -347,20 +349,71 @@ imap_run_acct_job(struct imap_session *s, void (*work)(struct imap_session *s),
 
 /* --- argument helpers ----------------------------------------------- */
 
+unsigned
+imap_fetch_opts(const struct imap_session *s)
+{
+	return (s->j_uidcmd ? IMAP_FETCH_UID : 0) | (s->readonly ?
+	    IMAP_FETCH_READONLY : 0) | (s->condstore ? IMAP_FETCH_CONDSTORE :
+	    0) | (s->rev2 ? IMAP_FETCH_REV2 : 0);
+}
+
 const char *
 imap_arg_str(struct imap_session *s, size_t i)
 {
 	return i < s->pc.nargs ? imap_arg_text(&s->pc.args[i]) : NULL;
 }
 
+const char *
+imap_arg_name(struct imap_session *s, size_t i)
+{
+	struct imap_arg *a = i < s->pc.nargs ? &s->pc.args[i] : NULL;
+	const char *t = a ? imap_arg_text(a) : NULL;
+
+	if (t == NULL || a->native || !s->utf8)
+		return t;
+	/* RFC 6855 3, RFC 9051 5.1: UTF-8 on the wire, modified UTF-7 in
+	 * the folder's directory name (as Dovecot names it) */
+	struct buf b;
+	buf_init(&b);
+	if (strlen(t) != a->len || imap_utf8_to_utf7(t, &b) != 0) {
+		buf_clear(&b);
+		return NULL;
+	}
+	buf_append_char(&b, '\0');
+	free(a->s);
+	a->s = buf_steal(&b, &a->len);
+	a->len = strlen(a->s);
+	a->native = true;
+	return a->s;
+}
+
+void
+imap_write_mailbox(struct imap_session *s, struct buf *out, const char *name)
+{
+	struct buf b;
+
+	if (!s->utf8) {
+		imap_write_string(out, name, strlen(name), false);
+		return;
+	}
+	buf_init(&b);
+	if (imap_utf7_to_utf8(name, &b) == 0) {
+		buf_append_char(&b, '\0');
+		imap_write_string(out, b.data, strlen(b.data), true);
+	} else   /* a directory not named in modified UTF-7: as it is */
+		imap_write_string(out, name, strlen(name), false);
+	buf_clear(&b);
+}
+
 /* A mailbox argument: its canonical name, or NULL (BAD sent). */
 const char *
 imap_arg_mailbox(struct imap_session *s, size_t i, char *path, size_t pathsz)
 {
-	const char *name = imap_arg_str(s, i);
+	const char *name = imap_arg_name(s, i);
 
 	if (name == NULL) {
-		imap_done(s, "BAD", "mailbox name expected");
+		imap_done(s, "BAD", s->utf8 && imap_arg_str(s, i) ?
+		    "mailbox name is not UTF-8" : "mailbox name expected");
 		return NULL;
 	}
 	name = folders_canonical(name);
@@ -703,6 +756,14 @@ cmd_enable(struct imap_session *s)
 			/* QRESYNC brings CONDSTORE (RFC 7162 3.2.3) */
 			s->qresync = s->condstore = true;
 			buf_append_str(&on, " QRESYNC");
+		} else if (c && ascii_strcaseeq(c, "IMAP4rev2") && !s->rev2) {
+			/* RFC 9051: UTF-8 names, no \Recent, ESEARCH */
+			s->rev2 = s->utf8 = true;
+			buf_append_str(&on, " IMAP4rev2");
+		} else if (c && ascii_strcaseeq(c, "UTF8=ACCEPT") &&
+		    !s->utf8_enabled) {
+			s->utf8 = s->utf8_enabled = true;
+			buf_append_str(&on, " UTF8=ACCEPT");
 		}
 	}
 	buf_append_char(&on, '\0');
@@ -1049,7 +1110,11 @@ imap_process(struct imap_session *s)
 		bool lit = imap_line_literal(line, len - 2, &n, &nonsync);
 		free(line);
 		if (lit) {
-			if (n > s->cfg->limits.max_message_size) {
+			/* one message up to APPENDLIMIT; a MULTIAPPEND's
+			 * messages together no more than that either */
+			if (n > s->cfg->limits.max_message_size ||
+			    s->cmd.len + n > s->cfg->limits.max_message_size +
+			    65536) {
 				if (nonsync) {
 					imap_say(s, "* BYE Literal too large");
 					s->closing = true;
@@ -1153,6 +1218,7 @@ imap_session_free(struct imap_session *s)
 	buf_clear(&s->jqr);
 	buf_clear(&s->l_tail);
 	free(s->app_flags);
+	free(s->apps);
 	free(s->saved);
 	free(s->j_saved);
 	imap_list_free_status(s);

@@ -8,6 +8,7 @@
  */
 #include "mail/mime.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -669,4 +670,113 @@ mime_find_part(const struct mime_part *root, const char *numbers)
 			return NULL;
 	}
 	return p;
+}
+
+/* --- Content-Transfer-Encoding (RFC 2045 6) ----------------------------- */
+
+/* Lenient, as readers must be (RFC 2045 6.8): what is not base64 is
+ * skipped, '=' ends the data. */
+static void
+decode_base64(const char *p, size_t len, struct buf *out)
+{
+	uint32_t acc = 0;
+	int bits = 0;
+
+	for (size_t i = 0; i < len; i++) {
+		if (p[i] == '=')
+			break;
+		int v = b64_digit((unsigned char)p[i]);
+		if (v < 0)
+			continue;
+		acc = (acc << 6) | (uint32_t)v;
+		bits += 6;
+		if (bits >= 8) {
+			bits -= 8;
+			buf_append_char(out, (char)((acc >> bits) & 0xff));
+		}
+	}
+}
+
+static int
+hex_value(unsigned char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}
+
+/* Quoted-printable (RFC 2045 6.7): hard line breaks become CRLF, soft
+ * ones ("=" at the end of a line) and trailing blanks go; an "=" that
+ * starts no escape is kept as it is. */
+static void
+decode_qp(const char *p, size_t len, struct buf *out)
+{
+	size_t i = 0;
+
+	while (i < len) {
+		size_t e = i;
+		while (e < len && p[e] != '\n')
+			e++;
+		size_t end = e;           /* the line without its LF */
+		if (end > i && p[end - 1] == '\r')
+			end--;
+		while (end > i && (p[end - 1] == ' ' || p[end - 1] == '\t'))
+			end--;
+		bool soft = end > i && p[end - 1] == '=';
+		if (soft)
+			end--;
+		for (size_t k = i; k < end; k++) {
+			int h, l;
+			if (p[k] == '=' && k + 2 < end &&
+			    (h = hex_value((unsigned char)p[k + 1])) >= 0 &&
+			    (l = hex_value((unsigned char)p[k + 2])) >= 0) {
+				buf_append_char(out, (char)(h << 4 | l));
+				k += 2;
+			} else
+				buf_append_char(out, p[k]);
+		}
+		if (e < len && !soft)
+			buf_append_str(out, "\r\n");
+		i = e < len ? e + 1 : e;
+	}
+}
+
+int
+mime_decode(const char *encoding, const char *p, size_t len, struct buf *out)
+{
+	char enc[32];
+	size_t n = 0;
+
+	/* the value without blanks or a comment, any case */
+	for (const char *e = encoding ? encoding : ""; *e && *e != '(' &&
+	    n + 1 < sizeof(enc); e++)
+		if (*e != ' ' && *e != '\t' && *e != '\r' && *e != '\n')
+			enc[n++] = (char)tolower((unsigned char)*e);
+	enc[n] = '\0';
+	if (n == 0 || strcmp(enc, "7bit") == 0 || strcmp(enc, "8bit") == 0 ||
+	    strcmp(enc, "binary") == 0)
+		mime_append_crlf(out, p, len);
+	else if (strcmp(enc, "base64") == 0)
+		decode_base64(p, len, out);
+	else if (strcmp(enc, "quoted-printable") == 0)
+		decode_qp(p, len, out);
+	else
+		return -1;
+	return 0;
+}
+
+int
+mime_decode_part(const char *msg, const struct mime_part *p, struct buf *out)
+{
+	/* a multipart or an enclosed message has no encoding of its own
+	 * to undo (RFC 2045 6.4): as it is */
+	if (strcmp(p->type, "multipart") == 0 || p->is_message) {
+		mime_append_crlf(out, msg + p->body_off, p->body_len);
+		return 0;
+	}
+	return mime_decode(p->encoding, msg + p->body_off, p->body_len, out);
 }

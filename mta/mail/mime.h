@@ -66,6 +66,17 @@ void mime_write_envelope(struct buf *out, const char *hdr, size_t len);
 const struct mime_part *mime_find_part(const struct mime_part *root,
     const char *numbers);
 
+/*
+ * Content-Transfer-Encoding undone (RFC 2045 6): base64 and
+ * quoted-printable decoded, 7bit/8bit/binary (or none) as they are, in
+ * CRLF form; -1 (nothing written) for an encoding not known here.
+ */
+int mime_decode(const char *encoding, const char *p, size_t len,
+    struct buf *out);
+/* A part's body decoded (multiparts and enclosed messages as they are). */
+int mime_decode_part(const char *msg, const struct mime_part *p,
+    struct buf *out);
+
 /* Appends text with its LF line ends as CRLF. */
 void mime_append_crlf(struct buf *out, const char *p, size_t len);
 /* The CRLF size of text with LF line ends. */

@@ -28,7 +28,7 @@
 #include "base/log.h"
 #include "store/mailbox.h"
 
-#define SCHEMA_VERSION 2
+#define SCHEMA_VERSION 3
 #define STR2(x) #x
 #define TERN_STR(x) STR2(x)
 
@@ -45,6 +45,8 @@ static const char schema[] =
     " uid INTEGER NOT NULL, base TEXT NOT NULL, flags INTEGER NOT NULL,"
     " keywords TEXT, modseq INTEGER NOT NULL, size INTEGER NOT NULL,"
     " internaldate INTEGER NOT NULL, fname TEXT, in_new INTEGER,"
+    /* SAVEDATE (RFC 8514): when the folder got it, s (v3) */
+    " savedate INTEGER,"
     " PRIMARY KEY(mailbox, uid))"
     " WITHOUT ROWID;"
     "CREATE TABLE IF NOT EXISTS expunged(mailbox INTEGER NOT NULL,"
@@ -141,6 +143,14 @@ healthy(sqlite3 *db)
 	return ok;
 }
 
+/* Version 2 had no savedate: its rows get one from INTERNALDATE on load. */
+static int
+upgrade_2(struct tindex *x)
+{
+	return exec(x, "BEGIN; ALTER TABLE msg ADD COLUMN savedate INTEGER;"
+	    " UPDATE meta SET v=3 WHERE k='version'; COMMIT");
+}
+
 /* Opens the database, making it (again) when it is missing or unusable. */
 static int
 db_open(struct tindex *x, struct tern_err *err)
@@ -155,6 +165,7 @@ db_open(struct tindex *x, struct tern_err *err)
 			    (!x->check || healthy(x->db)) &&
 			    exec(x, schema) == 0 &&
 			    ((v = version_of(x->db)) == SCHEMA_VERSION ||
+			    (v == 2 && upgrade_2(x) == 0) ||
 			    (v == -1 && exec(x, "INSERT INTO meta VALUES"
 			    "('version', " TERN_STR(SCHEMA_VERSION) ")") == 0)))
 				return 0;
@@ -290,7 +301,7 @@ tindex_load_box(struct tindex *x, const char *rel, struct mbox *b,
 		return 0;
 	}
 	if (sqlite3_prepare_v2(x->db, "SELECT uid, base, flags, keywords,"
-	    " modseq, size, internaldate, fname, in_new FROM msg WHERE"
+	    " modseq, size, internaldate, fname, in_new, savedate FROM msg WHERE"
 	    " mailbox=? ORDER BY uid", -1, &st, NULL) != SQLITE_OK)
 		goto fail;
 	bool names = true;       /* every row knows its file's name */
@@ -315,6 +326,9 @@ tindex_load_box(struct tindex *x, const char *rel, struct mbox *b,
 		m->modseq = (uint64_t)sqlite3_column_int64(st, 4);
 		m->vsize = (uint64_t)sqlite3_column_int64(st, 5);
 		m->internaldate = sqlite3_column_int64(st, 6);
+		m->savedate = sqlite3_column_int64(st, 9);
+		if (m->savedate == 0)
+			m->savedate = m->internaldate;
 	}
 	sqlite3_finalize(st);
 	if (rc != SQLITE_DONE) {
@@ -412,7 +426,7 @@ tindex_commit_box(struct tindex *x, const char *rel, struct mbox *b,
 	if ((id = box_row(x, rel, b)) < 0)
 		goto rollback;
 	if (sqlite3_prepare_v2(x->db, "INSERT OR REPLACE INTO msg VALUES"
-	    "(?,?,?,?,?,?,?,?,?,?)", -1, &up, NULL) != SQLITE_OK ||
+	    "(?,?,?,?,?,?,?,?,?,?,?)", -1, &up, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(x->db, "DELETE FROM msg WHERE mailbox=? AND"
 	    " uid=?", -1, &del, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(x->db, "INSERT OR REPLACE INTO expunged VALUES"
@@ -441,6 +455,7 @@ tindex_commit_box(struct tindex *x, const char *rel, struct mbox *b,
 		sqlite3_bind_int64(up, 8, m->internaldate);
 		sqlite3_bind_text(up, 9, m->fname, -1, SQLITE_STATIC);
 		sqlite3_bind_int(up, 10, m->in_new);
+		sqlite3_bind_int64(up, 11, m->savedate);
 		int rc = sqlite3_step(up);
 		sqlite3_reset(up);
 		if (rc != SQLITE_DONE)

@@ -719,6 +719,7 @@ mbox_sync(struct mbox *b, const char *root, bool move_new, bool *changed,
 		if (o < b->n && b->m[o].uid == m[i].uid) {
 			const struct mbox_msg *old = &b->m[o];
 			m[i].internaldate = old->internaldate;
+			m[i].savedate = old->savedate;
 			m[i].vsize = old->vsize;
 			m[i].recent = old->recent;
 			/* what was read from the file stays with it */
@@ -745,6 +746,10 @@ mbox_sync(struct mbox *b, const char *root, bool move_new, bool *changed,
 			    dfd_cur, m[i].fname) / 1000000000;
 		m[i].vsize = name_vsize(m[i].base);
 		m[i].recent = b->synced;
+		/* SAVEDATE: now for what arrives while the folder is open;
+		 * what was there before anyone looked came at its mtime */
+		m[i].savedate = b->synced ? (int64_t)time(NULL) :
+		    m[i].internaldate;
 		m[i].modseq = ++b->modseq;
 		*changed = true;
 	}
@@ -917,6 +922,12 @@ mbox_stage(const char *path, const char *data, size_t len,
 	return 0;
 }
 
+void
+mbox_unstage(const char *tmp)
+{
+	(void)unlink(tmp);
+}
+
 int
 mbox_commit_staged(struct mbox *b, const char *root, struct mbox_staged *st,
     size_t n, struct tern_err *err)
@@ -1001,6 +1012,7 @@ mbox_commit_staged(struct mbox *b, const char *root, struct mbox_staged *st,
 		m->vsize = name_vsize(m->base);
 		m->internaldate = st[i].internaldate > 0 ? st[i].internaldate :
 		    time(NULL);
+		m->savedate = (int64_t)time(NULL);
 		m->modseq = ++b->modseq;
 		m->recent = true;
 	}

@@ -42,6 +42,7 @@ struct mbox_msg {
 	uint32_t kw;              /* bit i: dovecot-keywords index i */
 	uint64_t vsize;           /* octets as CRLF text (W=, or counted) */
 	int64_t internaldate;     /* mtime, seconds */
+	int64_t savedate;         /* came into this folder (RFC 8514), s */
 	uint64_t modseq;          /* in memory: last change seen */
 	bool recent;
 	bool dirty;               /* vsize learnt: the index wants the row */
@@ -132,6 +133,8 @@ int mbox_stage(const char *path, const char *data, size_t len,
     struct tern_err *err);
 int mbox_commit_staged(struct mbox *b, const char *root,
     struct mbox_staged *st, size_t n, struct tern_err *err);
+/* A staged file that will not be committed (a failed MULTIAPPEND's). */
+void mbox_unstage(const char *tmp);
 
 /*
  * Copies messages idx[0..n) of src into dst (hard links, keeping base

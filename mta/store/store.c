@@ -52,6 +52,13 @@ struct append_batch {
 	size_t n;
 };
 
+/* The APPENDs of one MULTIAPPEND, while they are staged. */
+struct append_group {
+	struct store_append *a;
+	size_t n, pending;
+	bool failed;
+};
+
 struct store_box {
 	struct store_account *acct;
 	char *name, *path;
@@ -739,8 +746,10 @@ stage_work(void *arg)
 	    &a->base, a->tmp, sizeof(a->tmp), &a->err) != 0) {
 		a->rc = -1;
 		a->nobox = access(a->box->path, F_OK) != 0;
-	} else
+	} else {
 		quota_add(a->box->acct->root, (int64_t)len, 1);
+		a->staged = len;
+	}
 	buf_clear(&lf);
 }
 
@@ -750,6 +759,42 @@ batch_start(struct store_box *b, void *arg)
 	/* appends staged from now on go into a new batch */
 	if (b->batch == arg)
 		b->batch = NULL;
+}
+
+/*
+ * A MULTIAPPEND of which one message could not be committed (a rename
+ * that failed): the others are removed again, their UIDs never told.
+ */
+static void
+group_undo(struct store_box *b, struct append_batch *bt)
+{
+	struct store_append *a, *f;
+	bool removed = false;
+
+	TAILQ_FOREACH(a, &bt->list, entry) {
+		struct append_group *g = a->group;
+		if (g == NULL || a->discard || a->rc == 0)
+			continue;
+		for (size_t k = 0; k < g->n; k++) {
+			f = &g->a[k];
+			if (f->rc != 0)
+				continue;
+			ssize_t x = mbox_find_uid(b->mb, f->uid);
+			struct tern_err e;
+			memset(&e, 0, sizeof(e));
+			if (x >= 0 && mbox_remove(b->mb, (size_t)x, &e) == 0)
+				removed = true;
+			f->rc = -1;
+			f->uid = 0;
+			f->err = a->err;
+		}
+	}
+	if (removed) {
+		bool changed;
+		struct tern_err e;
+		memset(&e, 0, sizeof(e));
+		(void)mbox_sync(b->mb, b->acct->root, false, &changed, &e);
+	}
 }
 
 static void
@@ -767,7 +812,15 @@ batch_work(struct store_box *b, void *arg)
 	/* keywords by name into this folder's letters (after a sync) */
 	bool changed = false;
 	(void)mbox_sync(mb, b->acct->root, false, &changed, &err);
+	/* a failed MULTIAPPEND's staged files: gone, uncounted */
+	TAILQ_FOREACH(a, &bt->list, entry)
+		if (a->discard) {
+			mbox_unstage(a->tmp);
+			quota_add(b->acct->root, -(int64_t)a->staged, -1);
+		}
 	TAILQ_FOREACH(a, &bt->list, entry) {
+		if (a->discard)
+			continue;
 		st[i].tmp = a->tmp;
 		st[i].base = a->base;
 		st[i].flags = a->flags;
@@ -784,18 +837,23 @@ batch_work(struct store_box *b, void *arg)
 	if (kwsave)
 		(void)mbox_save_keywords(mb, &err);
 	memset(&err, 0, sizeof(err));
-	(void)mbox_commit_staged(mb, b->acct->root, st, bt->n, &err);
+	size_t nst = i;
+	if (nst)
+		(void)mbox_commit_staged(mb, b->acct->root, st, nst, &err);
 	i = 0;
 	TAILQ_FOREACH(a, &bt->list, entry) {
+		a->uidvalidity = mb->uidvalidity;
+		if (a->discard)
+			continue;    /* rc and err were set when it failed */
 		a->rc = st[i].rc;
 		if (a->rc != 0)
 			a->err = st[i].err.text[0] ? st[i].err : err;
 		a->uid = st[i].uid;
-		a->uidvalidity = mb->uidvalidity;
 		free(st[i].fname);
 		i++;
 	}
 	free(st);
+	group_undo(b, bt);
 	store_box_mark_changed(b);
 }
 
@@ -806,27 +864,87 @@ batch_done(struct store_box *b, void *arg)
 	struct store_append *a;
 
 	(void)b;
+	/* a MULTIAPPEND's group goes after its last member is told (the
+	 * members may be freed by their done) */
+	struct append_group **groups = xcalloc(bt->n + 1, sizeof(*groups));
+	size_t ng = 0;
+	TAILQ_FOREACH(a, &bt->list, entry)
+		if (a->group && a == &a->group->a[a->group->n - 1])
+			groups[ng++] = a->group;
 	while ((a = TAILQ_FIRST(&bt->list)) != NULL) {
 		TAILQ_REMOVE(&bt->list, a, entry);
 		free(a->base);
 		a->base = NULL;
 		a->done(a->arg);
 	}
+	for (size_t k = 0; k < ng; k++)
+		free(groups[k]);
+	free(groups);
 	free(bt);
 }
+
+static void batch_add(struct store_box *b, struct store_append *a);
 
 static void
 stage_done(void *arg)
 {
 	struct store_append *a = arg;
 	struct store_box *b = a->box;
+	struct append_group *g = a->group;
 
+	if (g) {
+		/* all of a MULTIAPPEND staged: into the batch together */
+		if (a->rc != 0 && !g->failed) {
+			g->failed = true;
+			for (size_t k = 0; k < g->n; k++)
+				if (&g->a[k] != a) {
+					g->a[k].err = a->err;
+					g->a[k].nobox = a->nobox;
+				}
+		}
+		if (--g->pending > 0)
+			return;
+		bool failed = g->failed;
+		for (size_t k = 0; k < g->n; k++) {
+			struct store_append *x = &g->a[k];
+			if (failed && x->rc == 0) {
+				/* staged: the batch's job removes it */
+				x->rc = -1;
+				x->discard = true;
+			}
+			if (x->rc != 0 && !x->discard) {
+				free(x->base);
+				x->base = NULL;
+			}
+		}
+		for (size_t k = 0; k < g->n; k++) {
+			g->a[k].group = failed ? NULL : g;
+			if (g->a[k].discard || !failed)
+				batch_add(b, &g->a[k]);
+		}
+		if (failed) {
+			for (size_t k = 0; k < g->n; k++)
+				if (!g->a[k].discard)
+					g->a[k].done(g->a[k].arg);
+		}
+		if (failed)
+			free(g);
+		box_pump(b);
+		return;
+	}
 	if (a->rc != 0) {
 		free(a->base);
 		a->base = NULL;
 		a->done(a->arg);
 		return;
 	}
+	batch_add(b, a);
+	box_pump(b);
+}
+
+static void
+batch_add(struct store_box *b, struct store_append *a)
+{
 	if (b->batch == NULL) {
 		b->batch = xcalloc(1, sizeof(*b->batch));
 		TAILQ_INIT(&b->batch->list);
@@ -840,16 +958,43 @@ stage_done(void *arg)
 	}
 	TAILQ_INSERT_TAIL(&b->batch->list, a, entry);
 	b->batch->n++;
-	box_pump(b);
 }
 
-void
-store_box_append(struct store_box *b, struct store_append *a)
+static void
+append_init(struct store_box *b, struct store_append *a)
 {
 	a->box = b;
 	a->rc = 0;
 	a->nobox = false;
 	a->base = NULL;
+	a->staged = 0;
+	a->group = NULL;
+	a->discard = false;
 	memset(&a->err, 0, sizeof(a->err));
+}
+
+void
+store_box_append(struct store_box *b, struct store_append *a)
+{
+	append_init(b, a);
 	iopool_submit(b->acct->s->pool, stage_work, stage_done, a);
+}
+
+void
+store_box_append_group(struct store_box *b, struct store_append *a,
+    size_t n)
+{
+	if (n == 1) {
+		store_box_append(b, a);
+		return;
+	}
+	struct append_group *g = xcalloc(1, sizeof(*g));
+	g->a = a;
+	g->n = g->pending = n;
+	for (size_t k = 0; k < n; k++) {
+		append_init(b, &a[k]);
+		a[k].group = g;
+	}
+	for (size_t k = 0; k < n; k++)
+		iopool_submit(b->acct->s->pool, stage_work, stage_done, &a[k]);
 }

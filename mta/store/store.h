@@ -93,9 +93,19 @@ struct store_append {
 	struct store_box *box;
 	char *base;
 	char tmp[4096];
+	size_t staged;            /* octets written (counted in the quota) */
+	struct append_group *group;
+	bool discard;             /* its group failed: the file goes */
 	TAILQ_ENTRY(store_append) entry;
 };
 void store_box_append(struct store_box *b, struct store_append *a);
+/*
+ * MULTIAPPEND (RFC 3502): a[0..n) all, in order, or none: when one
+ * cannot be staged or committed, none stays (every rc is then -1, with
+ * the first error). Each a[i].done runs once.
+ */
+void store_box_append_group(struct store_box *b, struct store_append *a,
+    size_t n);
 
 /* Sessions that show the box; told after any job that changed it. */
 struct store_watch {

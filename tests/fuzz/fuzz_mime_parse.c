@@ -3,6 +3,7 @@
  * libFuzzer harness: mail/mime.c, the MIME structure IMAP shows, and
  * mail/sortkeys.c, the SORT and THREAD keys. Every part lies inside the
  * message, BODYSTRUCTURE and ENVELOPE are written for any input, every
+ * part's transfer encoding is undone within bounds, every
  * section number found resolves, and the keys are always made.
  */
 #include <stddef.h>
@@ -28,6 +29,19 @@ check(const struct mime_part *p, size_t size, int depth)
 		check(&p->children[i], size, depth + 1);
 }
 
+static void
+decode_all(const char *msg, const struct mime_part *p, int depth)
+{
+	struct buf d;
+
+	buf_init(&d);
+	if (mime_decode_part(msg, p, &d) == 0)
+		TERN_ASSERT(d.len <= 2 * p->body_len);
+	buf_clear(&d);
+	for (size_t i = 0; i < p->nchildren && depth < 100; i++)
+		decode_all(msg, &p->children[i], depth + 1);
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -41,6 +55,14 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	mime_write_envelope(&b, msg + root->hdr_off, root->hdr_len);
 	(void)mime_find_part(root, "1.2.3");
 	(void)mime_find_part(root, "2");
+	/* BINARY: every part decoded, never longer than twice its text */
+	decode_all(msg, root, 0);
+	buf_reset(&b);
+	(void)mime_decode("quoted-printable", msg, size, &b);
+	TERN_ASSERT(b.len <= 2 * size);
+	buf_reset(&b);
+	(void)mime_decode("base64", msg, size, &b);
+	TERN_ASSERT(b.len <= size);
 	buf_reset(&b);
 	mime_append_crlf(&b, msg, size);
 	TERN_ASSERT(b.len == mime_crlf_size(msg, size));

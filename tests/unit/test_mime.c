@@ -2,7 +2,7 @@
 /*
  * Unit tests for mail/mime.c: BODYSTRUCTURE and ENVELOPE of stored (LF)
  * messages, golden strings in the form RFC 9051 7.5.2 gives, sizes as
- * CRLF text, and section lookup.
+ * CRLF text, section lookup, and transfer encodings undone.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -152,6 +152,56 @@ test_broken(void **state)
 	assert_int_equal(mime_crlf_size("a\nb\n", 4), 6);
 }
 
+static void
+expect_decoded(const char *enc, const char *in, const char *want,
+    size_t wantlen)
+{
+	struct buf b;
+
+	buf_init(&b);
+	assert_int_equal(mime_decode(enc, in, strlen(in), &b), 0);
+	assert_int_equal(b.len, wantlen);
+	assert_memory_equal(b.len ? b.data : "", want, wantlen);
+	buf_clear(&b);
+}
+
+static void
+test_decode(void **state)
+{
+	struct buf b;
+
+	(void)state;
+	/* base64: line breaks and junk skipped, '=' ends, NULs kept */
+	expect_decoded("base64", "AAEC\nA/8A\r\naGVs bG8=\nIGlnbm9yZWQ=",
+	    "\0\1\2\3\377\0hello", 11);
+	expect_decoded(" Base64 (a comment)", "aGk=", "hi", 2);
+	expect_decoded("base64", "", "", 0);
+	/* quoted-printable: escapes, soft breaks, trailing blanks, CRLF */
+	expect_decoded("quoted-printable", "a=3Db=3d \t\nsoft=\nline\n"
+	    "=XYz=\n=4", "a=b=\r\nsoftline\r\n=XYz=4", 22);
+	expect_decoded("QUOTED-PRINTABLE", "no newline", "no newline", 10);
+	/* identities, in CRLF form */
+	expect_decoded(NULL, "a\nb", "a\r\nb", 4);
+	expect_decoded("8bit", "\xc3\xa9\n", "\xc3\xa9\r\n", 4);
+	expect_decoded("binary", "x", "x", 1);
+	buf_init(&b);
+	assert_int_equal(mime_decode("x-uuencode", "begin", 5, &b), -1);
+	assert_int_equal(b.len, 0);
+	/* a part of a message, and a multipart as it is */
+	static const char msg[] =
+	    "Content-Type: multipart/mixed; boundary=b\n\n"
+	    "--b\nContent-Transfer-Encoding: base64\n\naGk=\n--b--\n";
+	struct mime_part *p = mime_parse(msg, strlen(msg));
+	assert_int_equal(mime_decode_part(msg, &p->children[0], &b), 0);
+	assert_int_equal(b.len, 2);
+	assert_memory_equal(b.data, "hi", 2);
+	buf_reset(&b);
+	assert_int_equal(mime_decode_part(msg, p, &b), 0);
+	assert_true(b.len > 10);
+	mime_free(p);
+	buf_clear(&b);
+}
+
 int
 main(void)
 {
@@ -160,6 +210,7 @@ main(void)
 		cmocka_unit_test(test_multipart),
 		cmocka_unit_test(test_envelope),
 		cmocka_unit_test(test_broken),
+		cmocka_unit_test(test_decode),
 	};
 	return cmocka_run_group_tests_name("mime", tests, NULL, NULL);
 }
