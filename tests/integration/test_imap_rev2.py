@@ -268,3 +268,36 @@ def test_savedate_and_saved_result_as_key(imap):
     lines, _ = ok(m, "UID SEARCH UID $ SUBJECT old")
     assert lines == ["* SEARCH 4"], lines
     m.logout()
+
+
+def test_index_of_version_2_is_upgraded_in_place(imap):
+    import sqlite3
+    fill(imap, 2)
+    m = connect(imap)
+    ok(m, "ENABLE CONDSTORE")
+    ok(m, "SELECT INBOX")
+    ok(m, "STORE 2 +FLAGS (\\Flagged)")
+    before, _ = ok(m, "FETCH 1:* (UID MODSEQ INTERNALDATE)")
+    m.logout()
+    imap.stop()
+    # the index as the version before SAVEDATE wrote it
+    db = sqlite3.connect(str(maildir(imap) / "tern-index.sqlite"))
+    db.execute("ALTER TABLE msg DROP COLUMN savedate")
+    db.execute("UPDATE meta SET v=2 WHERE k='version'")
+    db.commit()
+    db.close()
+    imap.start()
+    m = connect(imap)
+    ok(m, "ENABLE CONDSTORE")
+    ok(m, "SELECT INBOX")
+    # not made again: the MODSEQs are those it had; the save date of a
+    # row that had none is its INTERNALDATE
+    after, _ = ok(m, "FETCH 1:* (UID MODSEQ INTERNALDATE SAVEDATE)")
+    for b, a in zip(before, after):
+        idate = re.search(r'INTERNALDATE ("[^"]+")', b).group(1)
+        assert b.rstrip(")") in a and ("SAVEDATE " + idate) in a, (b, a)
+    assert not (maildir(imap) / "tern-index.sqlite.broken").exists()
+    db = sqlite3.connect(str(maildir(imap) / "tern-index.sqlite"))
+    assert db.execute("SELECT v FROM meta WHERE k='version'").fetchone() == (3,)
+    db.close()
+    m.logout()
