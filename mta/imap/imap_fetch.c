@@ -97,7 +97,8 @@ struct fitem {
 struct imap_fetch {
 	struct fitem *it;
 	size_t n;
-	bool need_file, sets_seen;
+	bool need_file, sets_seen;   /* need_file: sections, RFC822, BINARY */
+	bool structure, basic;       /* BODYSTRUCTURE, BODY: file or cache */
 	bool modseq;             /* MODSEQ asked for (or CHANGEDSINCE) */
 	bool envelope;           /* ENVELOPE: the header, or its cache */
 	bool binary;             /* BINARY items: parts decoded */
@@ -289,8 +290,12 @@ parse_fetch_item(const char *t, struct imap_fetch *f)
 		free(it.fields);
 		return -1;
 	}
-	if (it.kind > FI_ENVELOPE)
+	if (it.kind >= FI_SECTION)
 		f->need_file = true;
+	if (it.kind == FI_BODYSTRUCTURE)
+		f->structure = true;
+	if (it.kind == FI_BODY_BASIC)
+		f->basic = true;
 	if (it.kind == FI_ENVELOPE)
 		f->envelope = true;
 	if (it.kind == FI_BINARY || it.kind == FI_BINARY_SIZE)
@@ -454,7 +459,10 @@ imap_fetch_message(struct buf *o, struct mbox *mb, size_t idx, size_t seq,
 	bool sp = false, flags_sent = false, modseq_sent = false;
 
 	buf_init(&file);
-	bool whole = f->need_file || m->vsize == 0;
+	/* BODYSTRUCTURE and BODY from what the box (or the index) keeps */
+	bool parse = f->need_file || (f->structure && m->structure == NULL) ||
+	    (f->basic && m->body == NULL);
+	bool whole = parse || m->vsize == 0;
 	if (whole || (f->envelope && m->envelope == NULL)) {
 		/* for ENVELOPE alone the header is enough: 256 KiB of it */
 		if ((whole ? mbox_read(mb, idx, &file, SIZE_MAX, err) :
@@ -469,8 +477,20 @@ imap_fetch_message(struct buf *o, struct mbox *mb, size_t idx, size_t seq,
 			m->vsize = v;
 			m->dirty = mb->dirty = true;   /* the index keeps it */
 		}
-		if (f->need_file)
+		if (parse)
 			root = mime_parse(file.data ? file.data : "", file.len);
+	}
+	for (int k = 0; root && k < 2; k++) {
+		char **slot = k ? &m->body : &m->structure;
+		if (*slot || !(k ? f->basic : f->structure))
+			continue;
+		struct buf b;
+		buf_init(&b);
+		mime_write_bodystructure(&b, file.data ? file.data : "", root,
+		    k == 0);
+		buf_append_char(&b, '\0');
+		*slot = b.data;
+		m->cache_dirty = mb->dirty = true;
 	}
 	if (f->envelope && m->envelope == NULL) {
 		struct buf e;
@@ -480,6 +500,7 @@ imap_fetch_message(struct buf *o, struct mbox *mb, size_t idx, size_t seq,
 		    message_header_len(t, file.len));
 		buf_append_char(&e, '\0');
 		m->envelope = e.data;   /* kept while the box lives */
+		m->cache_dirty = mb->dirty = true;
 	}
 	/* BINARY of a part whose encoding is unknown: no answer at all */
 	struct buf *bin = f->binary ? xcalloc(f->n, sizeof(struct buf)) : NULL;
@@ -565,11 +586,11 @@ imap_fetch_message(struct buf *o, struct mbox *mb, size_t idx, size_t seq,
 			break;
 		case FI_BODYSTRUCTURE:
 			buf_append_str(o, "BODYSTRUCTURE ");
-			mime_write_bodystructure(o, msg, root, true);
+			buf_append_str(o, m->structure ? m->structure : "NIL");
 			break;
 		case FI_BODY_BASIC:
 			buf_append_str(o, "BODY ");
-			mime_write_bodystructure(o, msg, root, false);
+			buf_append_str(o, m->body ? m->body : "NIL");
 			break;
 		case FI_SECTION:
 			buf_printf(o, "%s ", it->echo);
@@ -616,6 +637,17 @@ imap_fetch_message(struct buf *o, struct mbox *mb, size_t idx, size_t seq,
 	return 0;
 }
 
+
+bool
+imap_fetch_cached(const struct imap_fetch *f)
+{
+	if (f->envelope || f->structure || f->basic)
+		return true;
+	for (size_t i = 0; i < f->n; i++)
+		if (f->it[i].kind == FI_THREADID)
+			return true;
+	return false;
+}
 
 bool
 imap_fetch_modseq(const struct imap_fetch *f)

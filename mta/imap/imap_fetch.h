@@ -40,6 +40,10 @@ int imap_fetch_message(struct buf *out, struct mbox *mb, size_t idx,
     size_t seq, const struct imap_fetch *f, unsigned opts, bool *changed,
     struct tern_err *err);
 
+/* The items read what the index's cache keeps (ENVELOPE, BODYSTRUCTURE,
+ * BODY, THREADID): fill it first. */
+bool imap_fetch_cached(const struct imap_fetch *f);
+
 /* MODSEQ is among the items (a CONDSTORE enabling FETCH); adds it. */
 bool imap_fetch_modseq(const struct imap_fetch *f);
 void imap_fetch_want_modseq(struct imap_fetch *f);

@@ -187,6 +187,9 @@ void imap_list_free_status(struct imap_session *s);
 void imap_cmd_quota(struct imap_session *s);
 
 /* imap_messages.c */
+/* The index's cache for messages idx[0..n) of mb (on the I/O pool). */
+void imap_cache_fill(struct imap_session *s, struct mbox *mb,
+    const size_t *idx, size_t n);
 void imap_cmd_append(struct imap_session *s);
 void imap_cmd_fetch(struct imap_session *s);
 void imap_cmd_store(struct imap_session *s);

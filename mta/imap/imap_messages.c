@@ -14,6 +14,7 @@
 #include <string.h>
 
 
+#include "base/log.h"
 #include "imap/imap_fetch.h"
 #include "imap/imap_search.h"
 #include "imap/imap_sort.h"
@@ -408,6 +409,8 @@ fetch_job(struct imap_session *s, struct mbox *mb)
 	if (s->j_vanished)
 		fetch_vanished(s, mb);
 	size_t n = resolve_set(s, mb, s->j_set, s->j_uidcmd, &idx, &seqs);
+	if (f && imap_fetch_cached(f))
+		imap_cache_fill(s, mb, idx, n);
 	for (size_t i = 0; f && i < n; i++) {
 		if (s->j_has_since && mb->m[idx[i]].modseq <= s->j_since)
 			continue;
@@ -423,6 +426,19 @@ fetch_job(struct imap_session *s, struct mbox *mb)
 	free(idx);
 	free(seqs);
 	imap_fetch_free(f);
+}
+
+/* Best effort: what the index cannot say is read from the files. */
+void
+imap_cache_fill(struct imap_session *s, struct mbox *mb, const size_t *idx,
+    size_t n)
+{
+	struct tern_err e;
+
+	memset(&e, 0, sizeof(e));
+	if (tindex_cache_fill(store_account_index(s->acct), mb, idx, n,
+	    &e) != 0)
+		log_warnx("imap %s: %s", s->id, e.text);
 }
 
 static void
@@ -852,6 +868,7 @@ sort_job(struct imap_session *s, struct mbox *mb)
 		s->jrc = -2;
 		return;
 	}
+	imap_cache_fill(s, mb, mt.idx, mt.n);
 	imap_sort_run(mb, mt.idx, mt.n, &crit);
 	/* the numbers in the sorted order */
 	for (size_t i = 0; i < mt.n; i++)
@@ -928,6 +945,7 @@ thread_job(struct imap_session *s, struct mbox *mb)
 		s->jrc = -2;
 		return;
 	}
+	imap_cache_fill(s, mb, mt.idx, mt.n);
 	imap_thread_run(&s->jout, mb, mt.idx, mt.num, mt.n,
 	    ascii_strcaseeq(a->s, "REFERENCES"));
 	free(mt.idx);

@@ -69,12 +69,15 @@ imap_sort_keys(struct mbox *mb, size_t i)
 		m->keys = xcalloc(1, sizeof(*m->keys));
 		const char *t = "";
 		size_t hl = 0;
-		if (mbox_read_head(mb, i, &h, 64 * 1024, &err) == 0 && h.data) {
+		bool read = mbox_read_head(mb, i, &h, 64 * 1024, &err) == 0;
+		if (read && h.data) {
 			t = h.data;
 			hl = message_header_len(t, h.len);
 		}
 		sort_keys_parse(t, hl, m->keys);
 		buf_clear(&h);
+		if (read)      /* the index keeps them (not what a failure gave) */
+			m->cache_dirty = mb->dirty = true;
 	}
 	return m->keys;
 }

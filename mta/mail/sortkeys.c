@@ -337,6 +337,108 @@ sort_keys_clear(struct sort_keys *k)
 	memset(k, 0, sizeof(*k));
 }
 
+/* --- the keys as one string (the index's cache) --------------------- */
+
+static void
+pack_str(struct buf *b, const char *v)
+{
+	if (v == NULL)
+		buf_append_str(b, "-");
+	else {
+		buf_printf(b, "%zu:", strlen(v));
+		buf_append_str(b, v);
+	}
+}
+
+char *
+sort_keys_pack(const struct sort_keys *k, size_t *len)
+{
+	struct buf b;
+
+	buf_init(&b);
+	buf_printf(&b, "k1 %lld %d %zu ", (long long)k->sent, k->reply ? 1 : 0,
+	    k->nrefs);
+	pack_str(&b, k->subject);
+	pack_str(&b, k->from);
+	pack_str(&b, k->to);
+	pack_str(&b, k->cc);
+	pack_str(&b, k->dfrom);
+	pack_str(&b, k->dto);
+	pack_str(&b, k->msgid);
+	for (size_t i = 0; i < k->nrefs; i++)
+		pack_str(&b, k->refs[i]);
+	buf_append_char(&b, '\0');
+	return buf_steal(&b, len);
+}
+
+/* One field at *pos: a new string (none: NULL, *ok stays); -1 if bad. */
+static int
+unpack_str(const char *s, size_t len, size_t *pos, char **out)
+{
+	size_t p = *pos, n = 0, digits = 0;
+
+	*out = NULL;
+	if (p < len && s[p] == '-') {
+		*pos = p + 1;
+		return 0;
+	}
+	while (p < len && s[p] >= '0' && s[p] <= '9') {
+		if (++digits > 9)
+			return -1;
+		n = n * 10 + (size_t)(s[p++] - '0');
+	}
+	if (digits == 0 || p >= len || s[p] != ':' || n > len - p - 1)
+		return -1;
+	p++;
+	/* a NUL inside would make the C string shorter than it says */
+	if (memchr(s + p, '\0', n) != NULL)
+		return -1;
+	*out = xstrndup(s + p, n);
+	*pos = p + n;
+	return 0;
+}
+
+int
+sort_keys_unpack(const char *s, size_t len, struct sort_keys *k)
+{
+	long long sent;
+	int reply, used = 0;
+	size_t nrefs;
+	char head[64];
+
+	memset(k, 0, sizeof(*k));
+	size_t hl = len < sizeof(head) - 1 ? len : sizeof(head) - 1;
+	memcpy(head, s, hl);
+	head[hl] = '\0';
+	if (sscanf(head, "k1 %lld %d %zu %n", &sent, &reply, &nrefs,
+	    &used) != 3 || used == 0 || (reply != 0 && reply != 1) ||
+	    nrefs > SORT_REFS_MAX)
+		return -1;
+	k->sent = sent;
+	k->reply = reply == 1;
+	size_t pos = (size_t)used;
+	char **f[] = { &k->subject, &k->from, &k->to, &k->cc, &k->dfrom,
+		&k->dto, &k->msgid };
+	for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++)
+		if (unpack_str(s, len, &pos, f[i]) != 0)
+			goto bad;
+	if (k->subject == NULL)
+		goto bad;           /* sort_keys_parse always makes one */
+	k->refs = xcalloc(nrefs + 1, sizeof(char *));
+	for (size_t i = 0; i < nrefs; i++) {
+		if (unpack_str(s, len, &pos, &k->refs[i]) != 0 ||
+		    k->refs[i] == NULL)
+			goto bad;
+		k->nrefs++;
+	}
+	if (pos != len)
+		goto bad;
+	return 0;
+bad:
+	sort_keys_clear(k);
+	return -1;
+}
+
 static uint64_t
 fnv64(const char *s)
 {

@@ -29,6 +29,16 @@ void sort_keys_parse(const char *hdr, size_t len, struct sort_keys *k);
 void sort_keys_clear(struct sort_keys *k);
 
 /*
+ * The keys as one string for the index's cache, and back: fields as
+ * "<length>:<octets>" ("-" for none), so any octet may be in them.
+ * sort_keys_unpack() fills k from what sort_keys_pack() made, or fails
+ * (-1, k cleared) on anything else. The refs are bounded (SORT_REFS_MAX).
+ */
+#define SORT_REFS_MAX 1000
+char *sort_keys_pack(const struct sort_keys *k, size_t *len);
+int sort_keys_unpack(const char *s, size_t len, struct sort_keys *k);
+
+/*
  * RFC 5256 2.1 base subject of s (len octets) into a new string (ASCII
  * lower-cased); *reply says whether Re:/Fwd:/(fwd) were removed.
  */

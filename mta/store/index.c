@@ -26,6 +26,7 @@
 #include <sqlite3.h>
 
 #include "base/log.h"
+#include "mail/sortkeys.h"
 #include "store/mailbox.h"
 
 #define SCHEMA_VERSION 3
@@ -52,7 +53,12 @@ static const char schema[] =
     "CREATE TABLE IF NOT EXISTS expunged(mailbox INTEGER NOT NULL,"
     " uid INTEGER NOT NULL, modseq INTEGER NOT NULL,"
     " PRIMARY KEY(mailbox, uid)) WITHOUT ROWID;"
-    "CREATE INDEX IF NOT EXISTS expunged_modseq ON expunged(mailbox, modseq);";
+    "CREATE INDEX IF NOT EXISTS expunged_modseq ON expunged(mailbox, modseq);"
+    /* v3: what was read from a message's file once, by base name (one
+     * row for all its copies): ENVELOPE, BODYSTRUCTURE, BODY, sort keys */
+    "CREATE TABLE IF NOT EXISTS cache(base TEXT PRIMARY KEY, envelope TEXT,"
+    " structure TEXT, body TEXT, keys TEXT) WITHOUT ROWID;"
+    "CREATE INDEX IF NOT EXISTS msg_base ON msg(base);";
 
 struct tindex {
 	pthread_mutex_t mu;
@@ -409,11 +415,95 @@ box_row(struct tindex *x, const char *rel, const struct mbox *b)
 	return id;
 }
 
+static void
+bind_nullable(sqlite3_stmt *st, int col, const char *v)
+{
+	if (v)
+		sqlite3_bind_text(st, col, v, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(st, col);
+}
+
+/* The cache row of m: what is known of it now (the rest stays NULL). */
+static int
+cache_put(sqlite3_stmt *st, const struct mbox_msg *m)
+{
+	char *keys = m->keys ? sort_keys_pack(m->keys, NULL) : NULL;
+
+	sqlite3_bind_text(st, 1, m->base, -1, SQLITE_STATIC);
+	bind_nullable(st, 2, m->envelope);
+	bind_nullable(st, 3, m->structure);
+	bind_nullable(st, 4, m->body);
+	bind_nullable(st, 5, keys);
+	int rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	free(keys);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+static char *
+column_dup(sqlite3_stmt *st, int col)
+{
+	const unsigned char *t = sqlite3_column_text(st, col);
+	return t ? xstrdup((const char *)t) : NULL;
+}
+
+int
+tindex_cache_fill(struct tindex *x, struct mbox *b, const size_t *idx,
+    size_t n, struct tern_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	size_t asked = 0;
+
+	for (size_t i = 0; i < n && asked == 0; i++)
+		asked += !b->m[idx[i]].cache_tried;
+	if (asked == 0)
+		return 0;
+	if (lock(x, err) != 0)
+		return -1;
+	if (sqlite3_prepare_v2(x->db, "SELECT envelope, structure, body, keys"
+	    " FROM cache WHERE base=?", -1, &st, NULL) != SQLITE_OK) {
+		db_fail(x, err, "cache");
+		unlock(x);
+		return -1;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct mbox_msg *m = &b->m[idx[i]];
+		if (m->cache_tried)
+			continue;
+		m->cache_tried = true;
+		sqlite3_bind_text(st, 1, m->base, -1, SQLITE_STATIC);
+		if (sqlite3_step(st) == SQLITE_ROW) {
+			/* what this box read itself meanwhile stays */
+			if (m->envelope == NULL)
+				m->envelope = column_dup(st, 0);
+			if (m->structure == NULL)
+				m->structure = column_dup(st, 1);
+			if (m->body == NULL)
+				m->body = column_dup(st, 2);
+			const char *k = (const char *)sqlite3_column_text(st, 3);
+			if (m->keys == NULL && k) {
+				struct sort_keys *sk = xcalloc(1, sizeof(*sk));
+				if (sort_keys_unpack(k, (size_t)sqlite3_column_bytes(st,
+				    3), sk) == 0)
+					m->keys = sk;
+				else
+					free(sk);
+			}
+		}
+		sqlite3_reset(st);
+	}
+	sqlite3_finalize(st);
+	unlock(x);
+	return 0;
+}
+
 int
 tindex_commit_box(struct tindex *x, const char *rel, struct mbox *b,
     struct tern_err *err)
 {
 	sqlite3_stmt *up = NULL, *del = NULL, *gone = NULL, *box = NULL;
+	sqlite3_stmt *cput = NULL, *cdel = NULL;
 	int64_t id;
 
 	if (!b->synced || (b->modseq == b->committed && !b->index_stale &&
@@ -433,11 +523,29 @@ tindex_commit_box(struct tindex *x, const char *rel, struct mbox *b,
 	    "(?,?,?)", -1, &gone, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(x->db, "UPDATE mailbox SET uidnext=?,"
 	    " highestmodseq=?, guid=?, seen_new=?, seen_cur=?, seen_ul=?"
-	    " WHERE id=?", -1, &box, NULL) != SQLITE_OK)
+	    " WHERE id=?", -1, &box, NULL) != SQLITE_OK ||
+	    /* what another copy's box learnt is kept */
+	    sqlite3_prepare_v2(x->db, "INSERT INTO cache VALUES(?,?,?,?,?)"
+	    " ON CONFLICT(base) DO UPDATE SET"
+	    " envelope=coalesce(excluded.envelope, envelope),"
+	    " structure=coalesce(excluded.structure, structure),"
+	    " body=coalesce(excluded.body, body),"
+	    " keys=coalesce(excluded.keys, keys)", -1, &cput, NULL) !=
+	    SQLITE_OK ||
+	    /* an expunged message's cache row, unless a copy still has it */
+	    sqlite3_prepare_v2(x->db, "DELETE FROM cache WHERE base=(SELECT"
+	    " base FROM msg WHERE mailbox=?1 AND uid=?2) AND NOT EXISTS"
+	    " (SELECT 1 FROM msg m WHERE m.base=cache.base AND NOT"
+	    " (m.mailbox=?1 AND m.uid=?2))", -1, &cdel, NULL) != SQLITE_OK)
 		goto rollback;
 	uint64_t since = b->index_stale ? 0 : b->committed;
 	for (size_t i = 0; i < b->n; i++) {
 		struct mbox_msg *m = &b->m[i];
+		if (m->cache_dirty) {
+			if (cache_put(cput, m) != 0)
+				goto rollback;
+			m->cache_dirty = false;
+		}
 		if (m->modseq <= since && !m->dirty)
 			continue;
 		m->dirty = false;
@@ -465,6 +573,12 @@ tindex_commit_box(struct tindex *x, const char *rel, struct mbox *b,
 		const struct mbox_expunged *e = &b->exp[i];
 		if (e->modseq <= b->committed)
 			continue;
+		sqlite3_bind_int64(cdel, 1, id);
+		sqlite3_bind_int64(cdel, 2, e->uid);
+		int r0 = sqlite3_step(cdel);
+		sqlite3_reset(cdel);
+		if (r0 != SQLITE_DONE)
+			goto rollback;
 		sqlite3_bind_int64(del, 1, id);
 		sqlite3_bind_int64(del, 2, e->uid);
 		sqlite3_bind_int64(gone, 1, id);
@@ -491,6 +605,8 @@ tindex_commit_box(struct tindex *x, const char *rel, struct mbox *b,
 	sqlite3_finalize(del);
 	sqlite3_finalize(gone);
 	sqlite3_finalize(box);
+	sqlite3_finalize(cput);
+	sqlite3_finalize(cdel);
 	b->committed = b->modseq;
 	b->index_stale = false;
 	b->dirty = false;
@@ -504,6 +620,8 @@ rollback:
 	sqlite3_finalize(del);
 	sqlite3_finalize(gone);
 	sqlite3_finalize(box);
+	sqlite3_finalize(cput);
+	sqlite3_finalize(cdel);
 	/* written again in full by the next commit */
 	b->index_stale = true;
 	unlock(x);
@@ -616,7 +734,9 @@ tindex_drop(struct tindex *x, const char *rel, struct tern_err *err)
 	    " WHERE path=%Q);"
 	    "DELETE FROM expunged WHERE mailbox IN (SELECT id FROM mailbox"
 	    " WHERE path=%Q);"
-	    "DELETE FROM mailbox WHERE path=%Q; COMMIT", rel, rel, rel);
+	    "DELETE FROM mailbox WHERE path=%Q;"
+	    "DELETE FROM cache WHERE base NOT IN (SELECT base FROM msg);"
+	    " COMMIT", rel, rel, rel);
 	int rc = exec(x, q);
 	sqlite3_free(q);
 	if (rc != 0) {
@@ -633,7 +753,7 @@ tindex_reset(struct tindex *x, struct tern_err *err)
 	if (lock(x, err) != 0)
 		return -1;
 	int rc = exec(x, "BEGIN; DELETE FROM msg; DELETE FROM expunged;"
-	    " DELETE FROM mailbox; COMMIT");
+	    " DELETE FROM mailbox; DELETE FROM cache; COMMIT");
 	if (rc != 0) {
 		db_fail(x, err, "reset");
 		(void)exec(x, "ROLLBACK");

@@ -19,6 +19,7 @@
 #ifndef TERN_INDEX_H
 #define TERN_INDEX_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -56,6 +57,15 @@ int tindex_commit_box(struct tindex *x, const char *rel, struct mbox *b,
 int tindex_expunged_since(struct tindex *x, const char *rel,
     uint32_t uidvalidity, uint64_t modseq, uint32_t **uids, size_t *n,
     bool *complete, struct tern_err *err);
+
+/*
+ * The cache (ENVELOPE, BODYSTRUCTURE, BODY, sort keys; by base name) for
+ * messages idx[0..n) of b that have not asked it yet: what it has fills
+ * the fields that are still empty. What a box reads from files goes into
+ * it with tindex_commit_box() (cache_dirty).
+ */
+int tindex_cache_fill(struct tindex *x, struct mbox *b, const size_t *idx,
+    size_t n, struct tern_err *err);
 
 /* A folder and its subfolders were renamed (rel and rel.*), or deleted. */
 int tindex_rename(struct tindex *x, const char *from, const char *to,

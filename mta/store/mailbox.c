@@ -64,6 +64,8 @@ msg_clear(struct mbox_msg *m)
 		free(m->keys);
 	}
 	free(m->envelope);
+	free(m->structure);
+	free(m->body);
 }
 
 void
@@ -725,8 +727,16 @@ mbox_sync(struct mbox *b, const char *root, bool move_new, bool *changed,
 			/* what was read from the file stays with it */
 			m[i].keys = old->keys;
 			m[i].envelope = old->envelope;
+			m[i].structure = old->structure;
+			m[i].body = old->body;
+			m[i].cache_dirty = old->cache_dirty;
+			m[i].cache_tried = old->cache_tried;
+			if (m[i].cache_dirty)
+				b->dirty = true;
 			((struct mbox_msg *)old)->keys = NULL;
 			((struct mbox_msg *)old)->envelope = NULL;
+			((struct mbox_msg *)old)->structure = NULL;
+			((struct mbox_msg *)old)->body = NULL;
 			m[i].modseq = old->modseq;
 			/* the index keeps file names: a new one is written */
 			if (old->dirty || old->in_new != m[i].in_new ||

@@ -46,9 +46,14 @@ struct mbox_msg {
 	uint64_t modseq;          /* in memory: last change seen */
 	bool recent;
 	bool dirty;               /* vsize learnt: the index wants the row */
-	/* read from the file once, while the box lives (not in the index) */
+	/* read from the file once, kept while the box lives and in the
+	 * index's cache (by base name: one row for every copy) */
 	struct sort_keys *keys;   /* SORT, THREAD, THREADID */
 	char *envelope;           /* FETCH ENVELOPE's text */
+	char *structure;          /* FETCH BODYSTRUCTURE's text */
+	char *body;               /* FETCH BODY's text (the basic form) */
+	bool cache_dirty;         /* one of the four is new: the index wants it */
+	bool cache_tried;         /* the index's cache was asked for them */
 };
 
 struct mbox_expunged {

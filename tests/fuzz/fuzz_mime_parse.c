@@ -74,6 +74,20 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	char *bs = sort_base_subject(msg, size > 300 ? 300 : size, &reply);
 	TERN_ASSERT(bs != NULL && strlen(bs) <= size);
 	free(bs);
+	/* the index's form of the keys: back as they were; any input
+	 * either unpacks or is refused */
+	size_t plen;
+	char *packed = sort_keys_pack(&k, &plen);
+	struct sort_keys u;
+	TERN_ASSERT(sort_keys_unpack(packed, strlen(packed), &u) == 0);
+	char *again = sort_keys_pack(&u, NULL);
+	TERN_ASSERT(strcmp(packed, again) == 0);
+	free(again);
+	free(packed);
+	sort_keys_clear(&u);
+	if (sort_keys_unpack(msg, size, &u) == 0)
+		TERN_ASSERT(u.subject != NULL);
+	sort_keys_clear(&u);
 	sort_keys_clear(&k);
 	(void)sort_parse_date(msg, size > 100 ? 100 : size);
 	mime_free(root);

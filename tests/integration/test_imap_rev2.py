@@ -301,3 +301,53 @@ def test_index_of_version_2_is_upgraded_in_place(imap):
     assert db.execute("SELECT v FROM meta WHERE k='version'").fetchone() == (3,)
     db.close()
     m.logout()
+
+
+def test_index_caches_envelope_structure_and_sort_keys(imap):
+    import sqlite3
+    import os
+    from test_imap_condstore import files_by_uid
+    fill(imap, 3)
+    m = connect(imap)
+    ok(m, "SELECT INBOX")
+    want, _ = ok(m, "FETCH 1:* (ENVELOPE BODYSTRUCTURE BODY THREADID)")
+    ok(m, "COPY 2 Archive")
+    sort, _ = ok(m, "SORT (REVERSE SUBJECT) UTF-8 ALL")
+    assert sorted(sort[0].split()[2:]) == ["1", "2", "3"], sort
+    m.logout()
+    imap.stop()
+    db = sqlite3.connect(str(maildir(imap) / "tern-index.sqlite"))
+    rows = db.execute("SELECT envelope, structure, body, keys FROM cache"
+                      ).fetchall()
+    db.close()
+    # one row per message, the copy in Archive shares it
+    assert len(rows) == 3 and all(all(r) for r in rows), rows
+    # prove the answers come from the cache: the files' Subjects are
+    # changed behind ternd's back (a Maildir file never changes; this
+    # one does only to show where the answer comes from)
+    for path in files_by_uid(imap).values():
+        text = path.read_bytes().replace(b"Subject: message",
+                                         b"Subject: changed")
+        st = os.stat(path)
+        path.write_bytes(text)
+        os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    imap.start()
+    m = connect(imap)
+    ok(m, "SELECT INBOX")
+    got, _ = ok(m, "FETCH 1:* (ENVELOPE BODYSTRUCTURE BODY THREADID)")
+    assert got == want, (got, want)
+    assert ok(m, "SORT (REVERSE SUBJECT) UTF-8 ALL")[0] == sort
+    # a section reads the file itself
+    lines, _ = ok(m, "FETCH 1 BODY.PEEK[HEADER.FIELDS (Subject)]")
+    assert "changed" in lines[0], lines
+    # an expunged message's row goes, unless a copy the index knows
+    # still has it (Archive's, once a STATUS looked at it)
+    ok(m, "STATUS Archive (MESSAGES)")
+    ok(m, "STORE 1:2 +FLAGS.SILENT (\\Deleted)")
+    ok(m, "EXPUNGE")
+    m.logout()
+    imap.stop()
+    db = sqlite3.connect(str(maildir(imap) / "tern-index.sqlite"))
+    assert db.execute("SELECT count(*) FROM cache").fetchone() == (2,)
+    db.close()
+    imap.start()

@@ -127,6 +127,53 @@ test_ids(void **state)
 	assert_string_not_equal(a, b);
 }
 
+static void
+test_pack(void **state)
+{
+	static const char h[] =
+	    "Date: Tue, 1 Dec 2026 10:00:00 +0100\n"
+	    "Subject: Re: lunch: 12:30?\n"
+	    "From: \"Ann\" <ann@example.org>\n"
+	    "Message-ID: <3@x>\nReferences: <1@x> <2@x>\n\n";
+	struct sort_keys k, u;
+	size_t len;
+
+	(void)state;
+	sort_keys_parse(h, strlen(h), &k);
+	char *p = sort_keys_pack(&k, &len);
+	assert_int_equal(sort_keys_unpack(p, strlen(p), &u), 0);
+	assert_int_equal(u.sent, k.sent);
+	assert_true(u.reply);
+	assert_string_equal(u.subject, k.subject);
+	assert_string_equal(u.from, "ann");
+	assert_null(u.to);
+	assert_string_equal(u.msgid, "<3@x>");
+	assert_int_equal(u.nrefs, 2);
+	assert_string_equal(u.refs[1], "<2@x>");
+	/* packed again: the same string */
+	char *q = sort_keys_pack(&u, NULL);
+	assert_string_equal(p, q);
+	sort_keys_clear(&u);
+	/* anything else is refused, with nothing left behind */
+	static const char *const bad[] = { "", "k1", "k2 0 0 0 1:a------",
+		"k1 0 0 0 1:a-----", "k1 0 0 0 1:a-------x", "k1 0 0 1 1:a------",
+		"k1 0 0 1 1:a-------", "k1 0 2 0 1:a------", "k1 0 0 0 9:a------",
+		"k1 0 0 0 -------", "k1 0 0 99999 1:a------", NULL };
+	for (int i = 0; bad[i]; i++) {
+		assert_int_equal(sort_keys_unpack(bad[i], strlen(bad[i]), &u), -1);
+		assert_null(u.subject);
+	}
+	assert_int_equal(sort_keys_unpack("k1 -1 0 0 0:------", 18, &u), 0);
+	assert_string_equal(u.subject, "");
+	assert_int_equal(u.sent, -1);
+	sort_keys_clear(&u);
+	/* a NUL inside a field is not a string */
+	assert_int_equal(sort_keys_unpack("k1 0 0 0 1:\0------", 18, &u), -1);
+	free(p);
+	free(q);
+	sort_keys_clear(&k);
+}
+
 int
 main(void)
 {
@@ -135,6 +182,7 @@ main(void)
 		cmocka_unit_test(test_dates),
 		cmocka_unit_test(test_keys),
 		cmocka_unit_test(test_ids),
+		cmocka_unit_test(test_pack),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
