@@ -490,7 +490,7 @@ imap_fetch_message(struct buf *o, struct mbox *mb, size_t idx, size_t seq,
 		    k == 0);
 		buf_append_char(&b, '\0');
 		*slot = b.data;
-		m->cache_dirty = mb->dirty = true;
+		mbox_cache_learnt(mb, m);
 	}
 	if (f->envelope && m->envelope == NULL) {
 		struct buf e;
@@ -500,7 +500,7 @@ imap_fetch_message(struct buf *o, struct mbox *mb, size_t idx, size_t seq,
 		    message_header_len(t, file.len));
 		buf_append_char(&e, '\0');
 		m->envelope = e.data;   /* kept while the box lives */
-		m->cache_dirty = mb->dirty = true;
+		mbox_cache_learnt(mb, m);
 	}
 	/* BINARY of a part whose encoding is unknown: no answer at all */
 	struct buf *bin = f->binary ? xcalloc(f->n, sizeof(struct buf)) : NULL;

@@ -436,8 +436,8 @@ imap_cache_fill(struct imap_session *s, struct mbox *mb, const size_t *idx,
 	struct tern_err e;
 
 	memset(&e, 0, sizeof(e));
-	if (tindex_cache_fill(store_account_index(s->acct), mb, idx, n,
-	    &e) != 0)
+	if (tindex_cache_fill(store_account_index(s->acct), store_rel(s->acct,
+	    mb->path), mb, idx, n, &e) != 0)
 		log_warnx("imap %s: %s", s->id, e.text);
 }
 

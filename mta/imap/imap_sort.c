@@ -77,7 +77,7 @@ imap_sort_keys(struct mbox *mb, size_t i)
 		sort_keys_parse(t, hl, m->keys);
 		buf_clear(&h);
 		if (read)      /* the index keeps them (not what a failure gave) */
-			m->cache_dirty = mb->dirty = true;
+			mbox_cache_learnt(mb, m);
 	}
 	return m->keys;
 }

@@ -780,3 +780,167 @@ mime_decode_part(const char *msg, const struct mime_part *p, struct buf *out)
 	}
 	return mime_decode(p->encoding, msg + p->body_off, p->body_len, out);
 }
+
+/* --- text for SEARCH (the index's full-text rows) ----------------------- */
+
+/* ISO-8859-1 (and what calls itself US-ASCII or Windows-1252, near
+ * enough for searching) to UTF-8; other charsets are kept as they are. */
+static bool
+latin1_charset(const char *cs)
+{
+	return cs && (ascii_strcaseeq(cs, "iso-8859-1") ||
+	    ascii_strcaseeq(cs, "latin1") || ascii_strcaseeq(cs, "iso_8859-1") ||
+	    ascii_strcaseeq(cs, "windows-1252") || ascii_strcaseeq(cs, "cp1252"));
+}
+
+static void
+append_charset(struct buf *out, const char *p, size_t len, bool latin1)
+{
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)p[i];
+		if (latin1 && c >= 0x80) {
+			buf_append_char(out, (char)(0xc0 | (c >> 6)));
+			buf_append_char(out, (char)(0x80 | (c & 0x3f)));
+		} else
+			buf_append_char(out, (char)c);
+	}
+}
+
+/* One encoded word at p ("=?cs?B?...?=", RFC 2047 2): decoded into out
+ * (unless NULL), its length returned; 0 if p does not start one. */
+static size_t
+encoded_word(const char *p, size_t len, struct buf *out)
+{
+	char cs[64];
+	size_t i = 2, n = 0;
+
+	if (len < 8 || p[0] != '=' || p[1] != '?')
+		return 0;
+	while (i < len && p[i] != '?' && n + 1 < sizeof(cs)) {
+		if ((unsigned char)p[i] <= ' ')
+			return 0;
+		cs[n++] = p[i++];
+	}
+	cs[n] = '\0';
+	char *star = strchr(cs, '*');   /* RFC 2231 language */
+	if (star)
+		*star = '\0';
+	if (i + 3 >= len || p[i] != '?' || p[i + 2] != '?')
+		return 0;
+	char enc = (char)tolower((unsigned char)p[i + 1]);
+	if (enc != 'b' && enc != 'q')
+		return 0;
+	size_t start = i + 3, end = start;
+	while (end + 1 < len && !(p[end] == '?' && p[end + 1] == '=')) {
+		if ((unsigned char)p[end] <= ' ')
+			return 0;
+		end++;
+	}
+	if (end + 1 >= len)
+		return 0;
+	if (out == NULL)
+		return end + 2;
+	struct buf d;
+	buf_init(&d);
+	if (enc == 'b')
+		decode_base64(p + start, end - start, &d);
+	else
+		for (size_t k = start; k < end; k++) {
+			int h, l;
+			if (p[k] == '_')
+				buf_append_char(&d, ' ');
+			else if (p[k] == '=' && k + 2 < end &&
+			    (h = hex_value((unsigned char)p[k + 1])) >= 0 &&
+			    (l = hex_value((unsigned char)p[k + 2])) >= 0) {
+				buf_append_char(&d, (char)(h << 4 | l));
+				k += 2;
+			} else
+				buf_append_char(&d, p[k]);
+		}
+	append_charset(out, d.data ? d.data : "", d.len, latin1_charset(cs));
+	buf_clear(&d);
+	return end + 2;
+}
+
+void
+mime_decode_words(const char *v, size_t len, struct buf *out)
+{
+	size_t i = 0;
+	bool after_word = false;
+
+	while (i < len) {
+		size_t w = encoded_word(v + i, len - i, out);
+		if (w) {
+			i += w;
+			after_word = true;
+			continue;
+		}
+		if (v[i] == ' ' || v[i] == '\t' || v[i] == '\r' || v[i] == '\n') {
+			size_t j = i;
+			while (j < len && (v[j] == ' ' || v[j] == '\t' ||
+			    v[j] == '\r' || v[j] == '\n'))
+				j++;
+			/* blanks between two encoded words are not text */
+			if (!(after_word && j < len && encoded_word(v + j, len - j,
+			    NULL) > 0))
+				buf_append_char(out, ' ');
+			i = j;
+			continue;
+		}
+		after_word = false;
+		buf_append_char(out, v[i++]);
+	}
+}
+
+static void
+search_header(const char *h, size_t hlen, struct buf *out)
+{
+	struct message_field f;
+	size_t pos = 0;
+
+	while (message_next_field(h, hlen, &pos, &f)) {
+		buf_append(out, f.name, f.name_len);
+		buf_append_str(out, ": ");
+		mime_decode_words(f.value, f.value_len, out);
+		buf_append_char(out, '\n');
+	}
+}
+
+static void
+search_part(const char *msg, const struct mime_part *p, struct buf *hdr,
+    struct buf *body, size_t max, int depth)
+{
+	if (depth > MIME_DEPTH_MAX || body->len >= max)
+		return;
+	if (p->is_message && p->nchildren == 1) {
+		/* an enclosed message: its header is text of the body */
+		const struct mime_part *c = &p->children[0];
+		search_header(msg + c->hdr_off, c->hdr_len, body);
+		search_part(msg, c, hdr, body, max, depth + 1);
+		return;
+	}
+	if (p->nchildren) {
+		for (size_t i = 0; i < p->nchildren; i++)
+			search_part(msg, &p->children[i], hdr, body, max, depth + 1);
+		return;
+	}
+	if (strcmp(p->type, "text") != 0)
+		return;       /* attachments: not searched as text */
+	struct buf d;
+	buf_init(&d);
+	if (mime_decode_part(msg, p, &d) == 0) {
+		size_t n = d.len < max - body->len ? d.len : max - body->len;
+		append_charset(body, d.data ? d.data : "", n,
+		    latin1_charset(param_get(p, "charset")));
+		buf_append_char(body, '\n');
+	}
+	buf_clear(&d);
+}
+
+void
+mime_search_text(const char *msg, const struct mime_part *root,
+    struct buf *hdr, struct buf *body, size_t max)
+{
+	search_header(msg + root->hdr_off, root->hdr_len, hdr);
+	search_part(msg, root, hdr, body, max, 0);
+}

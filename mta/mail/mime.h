@@ -77,6 +77,23 @@ int mime_decode(const char *encoding, const char *p, size_t len,
 int mime_decode_part(const char *msg, const struct mime_part *p,
     struct buf *out);
 
+/*
+ * A header field's value as a reader sees it (RFC 2047): encoded words
+ * decoded (B and Q; ISO-8859-1 and Windows-1252 made UTF-8, other
+ * charsets kept as octets), line breaks unfolded.
+ */
+void mime_decode_words(const char *v, size_t len, struct buf *out);
+
+/*
+ * What SEARCH TEXT and BODY look in (the index's full-text rows): into
+ * hdr the message's header fields, decoded, one per line; into body
+ * (at most max octets) its text parts with their transfer encoding
+ * undone, and the header and text of enclosed messages. Attachments
+ * (parts of a type other than text) are left out.
+ */
+void mime_search_text(const char *msg, const struct mime_part *root,
+    struct buf *hdr, struct buf *body, size_t max);
+
 /* Appends text with its LF line ends as CRLF. */
 void mime_append_crlf(struct buf *out, const char *p, size_t len);
 /* The CRLF size of text with LF line ends. */

@@ -448,54 +448,89 @@ column_dup(sqlite3_stmt *st, int col)
 	return t ? xstrdup((const char *)t) : NULL;
 }
 
+/* A cache row (columns from, from+3) into the fields m lacks. */
+static void
+cache_take(sqlite3_stmt *st, int from, struct mbox_msg *m)
+{
+	m->cache_tried = true;
+	/* what this box read itself meanwhile stays */
+	if (m->envelope == NULL)
+		m->envelope = column_dup(st, from);
+	if (m->structure == NULL)
+		m->structure = column_dup(st, from + 1);
+	if (m->body == NULL)
+		m->body = column_dup(st, from + 2);
+	const char *k = (const char *)sqlite3_column_text(st, from + 3);
+	if (m->keys == NULL && k) {
+		struct sort_keys *sk = xcalloc(1, sizeof(*sk));
+		if (sort_keys_unpack(k, (size_t)sqlite3_column_bytes(st, from + 3),
+		    sk) == 0)
+			m->keys = sk;
+		else
+			free(sk);
+	}
+}
+
+#define CACHE_BY_FOLDER 256   /* more to ask: the folder's rows at once */
+
 int
-tindex_cache_fill(struct tindex *x, struct mbox *b, const size_t *idx,
-    size_t n, struct tern_err *err)
+tindex_cache_fill(struct tindex *x, const char *rel, struct mbox *b,
+    const size_t *idx, size_t n, struct tern_err *err)
 {
 	sqlite3_stmt *st = NULL;
 	size_t asked = 0;
+	int rc;
 
-	for (size_t i = 0; i < n && asked == 0; i++)
+	for (size_t i = 0; i < n; i++)
 		asked += !b->m[idx[i]].cache_tried;
 	if (asked == 0)
 		return 0;
 	if (lock(x, err) != 0)
 		return -1;
-	if (sqlite3_prepare_v2(x->db, "SELECT envelope, structure, body, keys"
-	    " FROM cache WHERE base=?", -1, &st, NULL) != SQLITE_OK) {
-		db_fail(x, err, "cache");
+	if (asked > CACHE_BY_FOLDER) {
+		/* one pass over the folder's rows beats as many lookups */
+		if (sqlite3_prepare_v2(x->db, "SELECT m.uid, m.base, c.envelope,"
+		    " c.structure, c.body, c.keys FROM mailbox f JOIN msg m ON"
+		    " m.mailbox=f.id JOIN cache c ON c.base=m.base WHERE"
+		    " f.path=?", -1, &st, NULL) != SQLITE_OK)
+			goto fail;
+		sqlite3_bind_text(st, 1, rel, -1, SQLITE_STATIC);
+		while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+			ssize_t k = mbox_find_uid(b, (uint32_t)sqlite3_column_int64(
+			    st, 0));
+			const char *base = (const char *)sqlite3_column_text(st, 1);
+			/* the row may be older than the box: the same file? */
+			if (k >= 0 && !b->m[k].cache_tried && base &&
+			    strcmp(b->m[k].base, base) == 0)
+				cache_take(st, 2, &b->m[k]);
+		}
+		sqlite3_finalize(st);
+		st = NULL;
+		for (size_t i = 0; i < n; i++)
+			b->m[idx[i]].cache_tried = true;
 		unlock(x);
-		return -1;
+		return rc == SQLITE_DONE ? 0 : -1;
 	}
+	if (sqlite3_prepare_v2(x->db, "SELECT envelope, structure, body, keys"
+	    " FROM cache WHERE base=?", -1, &st, NULL) != SQLITE_OK)
+		goto fail;
 	for (size_t i = 0; i < n; i++) {
 		struct mbox_msg *m = &b->m[idx[i]];
 		if (m->cache_tried)
 			continue;
 		m->cache_tried = true;
 		sqlite3_bind_text(st, 1, m->base, -1, SQLITE_STATIC);
-		if (sqlite3_step(st) == SQLITE_ROW) {
-			/* what this box read itself meanwhile stays */
-			if (m->envelope == NULL)
-				m->envelope = column_dup(st, 0);
-			if (m->structure == NULL)
-				m->structure = column_dup(st, 1);
-			if (m->body == NULL)
-				m->body = column_dup(st, 2);
-			const char *k = (const char *)sqlite3_column_text(st, 3);
-			if (m->keys == NULL && k) {
-				struct sort_keys *sk = xcalloc(1, sizeof(*sk));
-				if (sort_keys_unpack(k, (size_t)sqlite3_column_bytes(st,
-				    3), sk) == 0)
-					m->keys = sk;
-				else
-					free(sk);
-			}
-		}
+		if (sqlite3_step(st) == SQLITE_ROW)
+			cache_take(st, 0, m);
 		sqlite3_reset(st);
 	}
 	sqlite3_finalize(st);
 	unlock(x);
 	return 0;
+fail:
+	db_fail(x, err, "cache");
+	unlock(x);
+	return -1;
 }
 
 int
@@ -610,6 +645,7 @@ tindex_commit_box(struct tindex *x, const char *rel, struct mbox *b,
 	b->committed = b->modseq;
 	b->index_stale = false;
 	b->dirty = false;
+	b->cache_pending = 0;
 	b->seen_changed = false;
 	unlock(x);
 	return 0;

@@ -64,8 +64,8 @@ int tindex_expunged_since(struct tindex *x, const char *rel,
  * the fields that are still empty. What a box reads from files goes into
  * it with tindex_commit_box() (cache_dirty).
  */
-int tindex_cache_fill(struct tindex *x, struct mbox *b, const size_t *idx,
-    size_t n, struct tern_err *err);
+int tindex_cache_fill(struct tindex *x, const char *rel, struct mbox *b,
+    const size_t *idx, size_t n, struct tern_err *err);
 
 /* A folder and its subfolders were renamed (rel and rel.*), or deleted. */
 int tindex_rename(struct tindex *x, const char *from, const char *to,

@@ -82,6 +82,14 @@ mbox_free(struct mbox *b)
 	free(b);
 }
 
+void
+mbox_cache_learnt(struct mbox *b, struct mbox_msg *m)
+{
+	if (!m->cache_dirty)
+		b->cache_pending++;
+	m->cache_dirty = b->dirty = true;
+}
+
 ssize_t
 mbox_find_uid(const struct mbox *b, uint32_t uid)
 {

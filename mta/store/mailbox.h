@@ -75,6 +75,7 @@ struct mbox {
 	bool seen_changed;        /* seen_* differ from what the index has */
 	bool force_sync;          /* the next sync lists the directories */
 	bool kw_loaded;
+	size_t cache_pending;     /* messages with cache_dirty */
 	struct mbox_expunged *exp;   /* expunges since open, for sessions */
 	size_t nexp, capexp;
 	char guid[33];
@@ -160,6 +161,9 @@ int mbox_read(const struct mbox *b, size_t i, struct buf *out, size_t max,
 /* The first max octets of message i (all of it if it is shorter). */
 int mbox_read_head(const struct mbox *b, size_t i, struct buf *out,
     size_t max, struct tern_err *err);
+
+/* Something of m was read from its file: the index's cache takes it. */
+void mbox_cache_learnt(struct mbox *b, struct mbox_msg *m);
 
 /* The index of uid, or -1. */
 ssize_t mbox_find_uid(const struct mbox *b, uint32_t uid);

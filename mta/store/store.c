@@ -416,8 +416,8 @@ job_work(void *arg)
 	 * goes first and a job of its own writes them, next in line. A
 	 * crash in between costs nothing but fresh MODSEQs for them.
 	 */
-	if (j->work != commit_work && b->mb->modseq - b->mb->committed >
-	    BIG_COMMIT) {
+	if (j->work != commit_work && (b->mb->modseq - b->mb->committed >
+	    BIG_COMMIT || b->mb->cache_pending > BIG_COMMIT)) {
 		b->commit_later = true;
 		return;
 	}

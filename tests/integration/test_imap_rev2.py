@@ -351,3 +351,28 @@ def test_index_caches_envelope_structure_and_sort_keys(imap):
     assert db.execute("SELECT count(*) FROM cache").fetchone() == (2,)
     db.close()
     imap.start()
+
+
+def test_index_cache_of_a_whole_folder_in_one_pass(imap):
+    import os
+    m = connect(imap)
+    msgs = b" ".join(lit(b"Subject: n%d\r\nMessage-ID: <%d@x>\r\n\r\nx\r\n"
+                         % (i, i)) for i in range(300))
+    _, tagged = bcmd(m, b"APPEND INBOX " + msgs)
+    assert re.match(rb"OK \[APPENDUID \d+ 1:300\]", tagged), tagged
+    ok(m, "SELECT INBOX")
+    want, _ = ok(m, "FETCH 1:* (ENVELOPE THREADID)")
+    assert len(want) == 300
+    m.logout()
+    imap.stop()
+    for path in (maildir(imap) / "cur").iterdir():
+        st = os.stat(path)
+        path.write_bytes(path.read_bytes().replace(b"Subject: n",
+                                                   b"Subject: z"))
+        os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    imap.start()
+    m = connect(imap)
+    ok(m, "SELECT INBOX")
+    got, _ = ok(m, "FETCH 1:* (ENVELOPE THREADID)")
+    assert got == want
+    m.logout()
