@@ -680,6 +680,60 @@ struct matches {
 	uint64_t top;             /* the highest MODSEQ among them */
 };
 
+#define SEARCH_TEXT_KEYS 16     /* TEXT/BODY keys the index answers */
+#define FTS_INLINE 5000         /* messages a SEARCH adds to the index */
+
+/*
+ * TEXT and BODY keys from the full-text index: what the view has that
+ * the index lacks goes into it first (at most FTS_INLINE messages: the
+ * rest is looked for in the files, the same way, and goes in with the
+ * next SEARCH). Returns how many hits[] were filled.
+ */
+static size_t
+text_hits(struct imap_session *s, struct mbox *mb,
+    const struct imap_arg *keys, size_t nkeys, struct imap_text_hits *hits)
+{
+	const struct imap_arg *key[SEARCH_TEXT_KEYS];
+	const char *needle[SEARCH_TEXT_KEYS];
+	size_t nk = imap_search_text_keys(keys, nkeys, key, needle,
+	    SEARCH_TEXT_KEYS), nh = 0, done;
+	struct tindex *x = store_account_index(s->acct);
+	struct tern_err e;
+
+	if (nk == 0 || s->n == 0)
+		return 0;
+	size_t *idx = xcalloc(s->n, sizeof(size_t)), n = 0;
+	for (size_t q = 0; q < s->n; q++) {
+		ssize_t k = mbox_find_uid(mb, s->uids[q]);
+		if (k >= 0 && !mb->m[k].in_fts)
+			idx[n++] = (size_t)k;
+	}
+	memset(&e, 0, sizeof(e));
+	if (n && tindex_fts_update(x, mb, idx, n, FTS_INLINE, &done, &e) != 0)
+		log_warnx("imap %s: %s", s->id, e.text);
+	free(idx);
+	for (size_t i = 0; i < nk; i++) {
+		memset(&e, 0, sizeof(e));
+		int r = tindex_fts_find(x, needle[i], ascii_strcaseeq(key[i]->s,
+		    "TEXT"), &hits[nh].bases, &hits[nh].n, &e);
+		if (r < 0)
+			log_warnx("imap %s: %s", s->id, e.text);
+		if (r == 0)
+			hits[nh++].key = key[i];
+	}
+	return nh;
+}
+
+static void
+text_hits_free(struct imap_text_hits *hits, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		for (size_t k = 0; k < hits[i].n; k++)
+			free(hits[i].bases[k]);
+		free(hits[i].bases);
+	}
+}
+
 static int
 search_matches(struct imap_session *s, struct mbox *mb,
     const struct imap_arg *keys, size_t nkeys, struct matches *mt)
@@ -687,7 +741,9 @@ search_matches(struct imap_session *s, struct mbox *mb,
 	memset(mt, 0, sizeof(*mt));
 	mt->idx = xcalloc(s->n + 1, sizeof(size_t));
 	mt->num = xcalloc(s->n + 1, sizeof(uint32_t));
-	struct imap_search_view v = { s->uids, s->n, s->saved, s->nsaved };
+	struct imap_text_hits hits[SEARCH_TEXT_KEYS];
+	struct imap_search_view v = { s->uids, s->n, s->saved, s->nsaved,
+		hits, text_hits(s, mb, keys, nkeys, hits) };
 	for (size_t q = 0; q < s->n; q++) {
 		ssize_t k = mbox_find_uid(mb, s->uids[q]);
 		if (k < 0)
@@ -698,6 +754,7 @@ search_matches(struct imap_session *s, struct mbox *mb,
 			free(mt->idx);
 			free(mt->num);
 			memset(mt, 0, sizeof(*mt));
+			text_hits_free(hits, v.nhits);
 			return -1;
 		}
 		if (r) {
@@ -709,6 +766,7 @@ search_matches(struct imap_session *s, struct mbox *mb,
 		}
 	}
 	s->j_modseq = mt->modseq_key;
+	text_hits_free(hits, v.nhits);
 	return 0;
 }
 

@@ -29,6 +29,10 @@ struct sctx {
 	size_t nview;
 	const uint32_t *saved;    /* "$" */
 	size_t nsaved;
+	const struct imap_text_hits *hits;
+	size_t nhits;
+	struct buf thdr, tbody;   /* the text TEXT and BODY look in */
+	bool text_loaded;
 	struct tern_err *err;
 	struct mbox *mb;
 	size_t idx, seq;
@@ -47,6 +51,71 @@ load(struct sctx *c)
 			c->failed = true;
 	}
 	return !c->failed;
+}
+
+static bool contains(const char *hay, size_t n, const char *needle);
+
+/* TEXT and BODY without the index: the same text, from the file. */
+static int
+text_key(struct sctx *c, const struct imap_arg *k, const char *needle,
+    bool text)
+{
+	const struct mbox_msg *m = &c->mb->m[c->idx];
+
+	for (size_t i = 0; i < c->nhits && m->in_fts; i++) {
+		const struct imap_text_hits *h = &c->hits[i];
+		if (h->key != k)
+			continue;
+		size_t lo = 0, hi = h->n;
+		while (lo < hi) {
+			size_t mid = lo + (hi - lo) / 2;
+			int r = strcmp(h->bases[mid], m->base);
+			if (r == 0)
+				return 1;
+			if (r < 0)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		return 0;
+	}
+	if (!c->text_loaded) {
+		c->text_loaded = true;
+		if (load(c)) {
+			const char *t = c->file.data ? c->file.data : "";
+			struct mime_part *root = mime_parse(t, c->file.len);
+			mime_search_text(t, root, &c->thdr, &c->tbody, 4u << 20);
+			mime_free(root);
+		}
+	}
+	return contains(c->tbody.data ? c->tbody.data : "", c->tbody.len,
+	    needle) || (text && contains(c->thdr.data ? c->thdr.data : "",
+	    c->thdr.len, needle));
+}
+
+size_t
+imap_search_text_keys(const struct imap_arg *keys, size_t n,
+    const struct imap_arg **key, const char **needle, size_t max)
+{
+	size_t found = 0;
+
+	for (size_t i = 0; i < n && found < max; i++) {
+		const struct imap_arg *a = &keys[i];
+		if (a->type == IMAP_ARG_LIST) {
+			found += imap_search_text_keys(a->items, a->nitems,
+			    key + found, needle + found, max - found);
+			continue;
+		}
+		const char *t = imap_arg_text(a);
+		const char *v = i + 1 < n ? imap_arg_text(&keys[i + 1]) : NULL;
+		if (t && v && a->type == IMAP_ARG_ATOM &&
+		    (ascii_strcaseeq(t, "TEXT") || ascii_strcaseeq(t, "BODY"))) {
+			key[found] = a;
+			needle[found++] = v;
+			i++;
+		}
+	}
+	return found;
 }
 
 static bool
@@ -72,10 +141,20 @@ header_has(struct sctx *c, const char *name, const char *needle)
 		return false;
 	const char *m = c->file.data ? c->file.data : "";
 	size_t hl = message_header_len(m, c->file.len);
-	while (message_next_field(m, hl, &pos, &f))
-		if (f.name_len == nlen && ascii_strncaseeq(f.name, name, nlen) &&
-		    contains(f.value, f.value_len, needle))
+	while (message_next_field(m, hl, &pos, &f)) {
+		if (f.name_len != nlen || !ascii_strncaseeq(f.name, name, nlen))
+			continue;
+		if (contains(f.value, f.value_len, needle))
 			return true;
+		/* as a reader sees it: encoded words decoded (RFC 2047) */
+		struct buf d;
+		buf_init(&d);
+		mime_decode_words(f.value, f.value_len, &d);
+		bool hit = contains(d.data ? d.data : "", d.len, needle);
+		buf_clear(&d);
+		if (hit)
+			return true;
+	}
 	return false;
 }
 
@@ -326,14 +405,8 @@ eval(struct sctx *c, const struct imap_arg *a, size_t n, size_t *i, int depth)
 		(*i)++;
 		return header_has(c, v, needle);
 	}
-	if (ascii_strcaseeq(t, "BODY") || ascii_strcaseeq(t, "TEXT")) {
-		if (!load(c))
-			return 0;
-		const char *msg = c->file.data ? c->file.data : "";
-		size_t hl = ascii_strcaseeq(t, "BODY") ?
-		    message_header_len(msg, c->file.len) : 0;
-		return contains(msg + hl, c->file.len - hl, v);
-	}
+	if (ascii_strcaseeq(t, "BODY") || ascii_strcaseeq(t, "TEXT"))
+		return text_key(c, k, v, ascii_strcaseeq(t, "TEXT"));
 	/* FROM TO CC BCC SUBJECT */
 	char field[16];
 	(void)str_copy(field, sizeof(field), t);
@@ -355,6 +428,10 @@ imap_search_match(struct mbox *mb, size_t idx, size_t seq,
 	c.nview = v->n;
 	c.saved = v->saved;
 	c.nsaved = v->nsaved;
+	c.hits = v->hits;
+	c.nhits = v->nhits;
+	buf_init(&c.thdr);
+	buf_init(&c.tbody);
 	c.err = err;
 	c.mb = mb;
 	c.idx = idx;
@@ -369,6 +446,8 @@ imap_search_match(struct mbox *mb, size_t idx, size_t seq,
 		all &= r;
 	}
 	buf_clear(&c.file);
+	buf_clear(&c.thdr);
+	buf_clear(&c.tbody);
 	if (modseq_key && c.modseq_key)
 		*modseq_key = true;
 	return all;

@@ -915,7 +915,12 @@ search_part(const char *msg, const struct mime_part *p, struct buf *hdr,
 	if (p->is_message && p->nchildren == 1) {
 		/* an enclosed message: its header is text of the body */
 		const struct mime_part *c = &p->children[0];
-		search_header(msg + c->hdr_off, c->hdr_len, body);
+		struct buf h;
+		buf_init(&h);
+		search_header(msg + c->hdr_off, c->hdr_len, &h);
+		buf_append(body, h.data ? h.data : "", h.len < max - body->len ?
+		    h.len : max - body->len);
+		buf_clear(&h);
 		search_part(msg, c, hdr, body, max, depth + 1);
 		return;
 	}

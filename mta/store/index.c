@@ -26,6 +26,7 @@
 #include <sqlite3.h>
 
 #include "base/log.h"
+#include "mail/mime.h"
 #include "mail/sortkeys.h"
 #include "store/mailbox.h"
 
@@ -46,8 +47,9 @@ static const char schema[] =
     " uid INTEGER NOT NULL, base TEXT NOT NULL, flags INTEGER NOT NULL,"
     " keywords TEXT, modseq INTEGER NOT NULL, size INTEGER NOT NULL,"
     " internaldate INTEGER NOT NULL, fname TEXT, in_new INTEGER,"
-    /* SAVEDATE (RFC 8514): when the folder got it, s (v3) */
-    " savedate INTEGER,"
+    /* SAVEDATE (RFC 8514): when the folder got it, s (v3); fts: its
+     * text is in the full-text index (v3) */
+    " savedate INTEGER, fts INTEGER,"
     " PRIMARY KEY(mailbox, uid))"
     " WITHOUT ROWID;"
     "CREATE TABLE IF NOT EXISTS expunged(mailbox INTEGER NOT NULL,"
@@ -58,7 +60,21 @@ static const char schema[] =
      * row for all its copies): ENVELOPE, BODYSTRUCTURE, BODY, sort keys */
     "CREATE TABLE IF NOT EXISTS cache(base TEXT PRIMARY KEY, envelope TEXT,"
     " structure TEXT, body TEXT, keys TEXT) WITHOUT ROWID;"
-    "CREATE INDEX IF NOT EXISTS msg_base ON msg(base);";
+    "CREATE INDEX IF NOT EXISTS msg_base ON msg(base);"
+    /* v3: the full-text index of SEARCH TEXT and BODY, one document per
+     * base name: decoded header fields and text parts, trigram-indexed
+     * so that LIKE '%...%' (IMAP's substring match) uses it */
+    "CREATE TABLE IF NOT EXISTS ftsdoc(id INTEGER PRIMARY KEY,"
+    " base TEXT UNIQUE NOT NULL);"
+    "CREATE VIRTUAL TABLE IF NOT EXISTS fts USING fts5(hdr, body,"
+    " tokenize='trigram', detail='none');"
+    /* the last copy of a message gone: its cache and text go too */
+    "CREATE TRIGGER IF NOT EXISTS msg_gone AFTER DELETE ON msg"
+    " WHEN NOT EXISTS (SELECT 1 FROM msg WHERE base=OLD.base) BEGIN"
+    " DELETE FROM cache WHERE base=OLD.base;"
+    " DELETE FROM fts WHERE rowid IN (SELECT id FROM ftsdoc"
+    " WHERE base=OLD.base);"
+    " DELETE FROM ftsdoc WHERE base=OLD.base; END;";
 
 struct tindex {
 	pthread_mutex_t mu;
@@ -149,11 +165,13 @@ healthy(sqlite3 *db)
 	return ok;
 }
 
-/* Version 2 had no savedate: its rows get one from INTERNALDATE on load. */
+/* Version 2 had no savedate (its rows get one from INTERNALDATE on
+ * load), no cache and no full-text index (made empty). */
 static int
 upgrade_2(struct tindex *x)
 {
 	return exec(x, "BEGIN; ALTER TABLE msg ADD COLUMN savedate INTEGER;"
+	    " ALTER TABLE msg ADD COLUMN fts INTEGER;"
 	    " UPDATE meta SET v=3 WHERE k='version'; COMMIT");
 }
 
@@ -307,7 +325,8 @@ tindex_load_box(struct tindex *x, const char *rel, struct mbox *b,
 		return 0;
 	}
 	if (sqlite3_prepare_v2(x->db, "SELECT uid, base, flags, keywords,"
-	    " modseq, size, internaldate, fname, in_new, savedate FROM msg WHERE"
+	    " modseq, size, internaldate, fname, in_new, savedate, fts FROM msg"
+	    " WHERE"
 	    " mailbox=? ORDER BY uid", -1, &st, NULL) != SQLITE_OK)
 		goto fail;
 	bool names = true;       /* every row knows its file's name */
@@ -335,6 +354,7 @@ tindex_load_box(struct tindex *x, const char *rel, struct mbox *b,
 		m->savedate = sqlite3_column_int64(st, 9);
 		if (m->savedate == 0)
 			m->savedate = m->internaldate;
+		m->in_fts = sqlite3_column_int(st, 10) != 0;
 	}
 	sqlite3_finalize(st);
 	if (rc != SQLITE_DONE) {
@@ -538,7 +558,7 @@ tindex_commit_box(struct tindex *x, const char *rel, struct mbox *b,
     struct tern_err *err)
 {
 	sqlite3_stmt *up = NULL, *del = NULL, *gone = NULL, *box = NULL;
-	sqlite3_stmt *cput = NULL, *cdel = NULL;
+	sqlite3_stmt *cput = NULL;
 	int64_t id;
 
 	if (!b->synced || (b->modseq == b->committed && !b->index_stale &&
@@ -551,7 +571,7 @@ tindex_commit_box(struct tindex *x, const char *rel, struct mbox *b,
 	if ((id = box_row(x, rel, b)) < 0)
 		goto rollback;
 	if (sqlite3_prepare_v2(x->db, "INSERT OR REPLACE INTO msg VALUES"
-	    "(?,?,?,?,?,?,?,?,?,?,?)", -1, &up, NULL) != SQLITE_OK ||
+	    "(?,?,?,?,?,?,?,?,?,?,?,?)", -1, &up, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(x->db, "DELETE FROM msg WHERE mailbox=? AND"
 	    " uid=?", -1, &del, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(x->db, "INSERT OR REPLACE INTO expunged VALUES"
@@ -566,12 +586,7 @@ tindex_commit_box(struct tindex *x, const char *rel, struct mbox *b,
 	    " structure=coalesce(excluded.structure, structure),"
 	    " body=coalesce(excluded.body, body),"
 	    " keys=coalesce(excluded.keys, keys)", -1, &cput, NULL) !=
-	    SQLITE_OK ||
-	    /* an expunged message's cache row, unless a copy still has it */
-	    sqlite3_prepare_v2(x->db, "DELETE FROM cache WHERE base=(SELECT"
-	    " base FROM msg WHERE mailbox=?1 AND uid=?2) AND NOT EXISTS"
-	    " (SELECT 1 FROM msg m WHERE m.base=cache.base AND NOT"
-	    " (m.mailbox=?1 AND m.uid=?2))", -1, &cdel, NULL) != SQLITE_OK)
+	    SQLITE_OK)
 		goto rollback;
 	uint64_t since = b->index_stale ? 0 : b->committed;
 	for (size_t i = 0; i < b->n; i++) {
@@ -599,6 +614,7 @@ tindex_commit_box(struct tindex *x, const char *rel, struct mbox *b,
 		sqlite3_bind_text(up, 9, m->fname, -1, SQLITE_STATIC);
 		sqlite3_bind_int(up, 10, m->in_new);
 		sqlite3_bind_int64(up, 11, m->savedate);
+		sqlite3_bind_int(up, 12, m->in_fts);
 		int rc = sqlite3_step(up);
 		sqlite3_reset(up);
 		if (rc != SQLITE_DONE)
@@ -608,12 +624,6 @@ tindex_commit_box(struct tindex *x, const char *rel, struct mbox *b,
 		const struct mbox_expunged *e = &b->exp[i];
 		if (e->modseq <= b->committed)
 			continue;
-		sqlite3_bind_int64(cdel, 1, id);
-		sqlite3_bind_int64(cdel, 2, e->uid);
-		int r0 = sqlite3_step(cdel);
-		sqlite3_reset(cdel);
-		if (r0 != SQLITE_DONE)
-			goto rollback;
 		sqlite3_bind_int64(del, 1, id);
 		sqlite3_bind_int64(del, 2, e->uid);
 		sqlite3_bind_int64(gone, 1, id);
@@ -641,7 +651,6 @@ tindex_commit_box(struct tindex *x, const char *rel, struct mbox *b,
 	sqlite3_finalize(gone);
 	sqlite3_finalize(box);
 	sqlite3_finalize(cput);
-	sqlite3_finalize(cdel);
 	b->committed = b->modseq;
 	b->index_stale = false;
 	b->dirty = false;
@@ -657,7 +666,6 @@ rollback:
 	sqlite3_finalize(gone);
 	sqlite3_finalize(box);
 	sqlite3_finalize(cput);
-	sqlite3_finalize(cdel);
 	/* written again in full by the next commit */
 	b->index_stale = true;
 	unlock(x);
@@ -770,9 +778,7 @@ tindex_drop(struct tindex *x, const char *rel, struct tern_err *err)
 	    " WHERE path=%Q);"
 	    "DELETE FROM expunged WHERE mailbox IN (SELECT id FROM mailbox"
 	    " WHERE path=%Q);"
-	    "DELETE FROM mailbox WHERE path=%Q;"
-	    "DELETE FROM cache WHERE base NOT IN (SELECT base FROM msg);"
-	    " COMMIT", rel, rel, rel);
+	    "DELETE FROM mailbox WHERE path=%Q; COMMIT", rel, rel, rel);
 	int rc = exec(x, q);
 	sqlite3_free(q);
 	if (rc != 0) {
@@ -788,12 +794,184 @@ tindex_reset(struct tindex *x, struct tern_err *err)
 {
 	if (lock(x, err) != 0)
 		return -1;
-	int rc = exec(x, "BEGIN; DELETE FROM msg; DELETE FROM expunged;"
-	    " DELETE FROM mailbox; DELETE FROM cache; COMMIT");
+	int rc = exec(x, "BEGIN; DELETE FROM cache; DELETE FROM fts;"
+	    " DELETE FROM ftsdoc; DELETE FROM msg; DELETE FROM expunged;"
+	    " DELETE FROM mailbox; COMMIT");
 	if (rc != 0) {
 		db_fail(x, err, "reset");
 		(void)exec(x, "ROLLBACK");
 	}
 	unlock(x);
 	return rc;
+}
+
+/* --- the full-text index (SEARCH TEXT and BODY) -------------------------- */
+
+#define FTS_READ_MAX (64u << 20)   /* a message's octets read for its text */
+#define FTS_TEXT_MAX (4u << 20)    /* its body text kept */
+#define FTS_CHUNK 64               /* messages read, then written together */
+
+struct fts_doc {
+	struct mbox_msg *m;
+	struct buf hdr, body;
+};
+
+static int
+fts_write(struct tindex *x, struct fts_doc *d, size_t n, struct tern_err *err)
+{
+	sqlite3_stmt *doc = NULL, *txt = NULL;
+
+	if (lock(x, err) != 0)
+		return -1;
+	if (exec(x, "BEGIN IMMEDIATE") != 0 ||
+	    sqlite3_prepare_v2(x->db, "INSERT OR IGNORE INTO ftsdoc(base)"
+	    " VALUES(?)", -1, &doc, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(x->db, "INSERT INTO fts(rowid, hdr, body)"
+	    " VALUES(?,?,?)", -1, &txt, NULL) != SQLITE_OK)
+		goto fail;
+	for (size_t i = 0; i < n; i++) {
+		sqlite3_bind_text(doc, 1, d[i].m->base, -1, SQLITE_STATIC);
+		if (sqlite3_step(doc) != SQLITE_DONE)
+			goto fail;
+		sqlite3_reset(doc);
+		if (sqlite3_changes(x->db) == 0)
+			continue;    /* a copy elsewhere was indexed already */
+		sqlite3_bind_int64(txt, 1, sqlite3_last_insert_rowid(x->db));
+		sqlite3_bind_text(txt, 2, d[i].hdr.data ? d[i].hdr.data : "",
+		    (int)d[i].hdr.len, SQLITE_STATIC);
+		sqlite3_bind_text(txt, 3, d[i].body.data ? d[i].body.data : "",
+		    (int)d[i].body.len, SQLITE_STATIC);
+		if (sqlite3_step(txt) != SQLITE_DONE)
+			goto fail;
+		sqlite3_reset(txt);
+	}
+	if (exec(x, "COMMIT") != 0)
+		goto fail;
+	sqlite3_finalize(doc);
+	sqlite3_finalize(txt);
+	unlock(x);
+	return 0;
+fail:
+	db_fail(x, err, "full-text");
+	(void)exec(x, "ROLLBACK");
+	sqlite3_finalize(doc);
+	sqlite3_finalize(txt);
+	unlock(x);
+	return -1;
+}
+
+/* Writes d[0..n), then frees them. */
+static int
+fts_flush(struct tindex *x, struct mbox *b, struct fts_doc *d, size_t n,
+    struct tern_err *err)
+{
+	int rc = fts_write(x, d, n, err);
+
+	for (size_t k = 0; k < n; k++) {
+		if (rc == 0) {
+			d[k].m->in_fts = true;
+			d[k].m->dirty = b->dirty = true;   /* its row says so */
+		}
+		buf_clear(&d[k].hdr);
+		buf_clear(&d[k].body);
+	}
+	return rc;
+}
+
+int
+tindex_fts_update(struct tindex *x, struct mbox *b, const size_t *idx,
+    size_t n, size_t max, size_t *done, struct tern_err *err)
+{
+	struct fts_doc d[FTS_CHUNK];
+	struct buf file;
+	size_t nd = 0;
+	int rc = 0;
+
+	*done = 0;
+	buf_init(&file);
+	for (size_t i = 0; i < n && *done < max && rc == 0; i++) {
+		struct mbox_msg *m = &b->m[idx[i]];
+		if (m->in_fts)
+			continue;
+		struct tern_err e;
+		memset(&e, 0, sizeof(e));
+		buf_reset(&file);
+		if (mbox_read(b, idx[i], &file, FTS_READ_MAX, &e) != 0)
+			continue;    /* gone under us: the next sync tells */
+		const char *t = file.data ? file.data : "";
+		struct mime_part *root = mime_parse(t, file.len);
+		d[nd].m = m;
+		buf_init(&d[nd].hdr);
+		buf_init(&d[nd].body);
+		mime_search_text(t, root, &d[nd].hdr, &d[nd].body, FTS_TEXT_MAX);
+		mime_free(root);
+		nd++;
+		(*done)++;
+		if (nd == FTS_CHUNK) {
+			rc = fts_flush(x, b, d, nd, err);
+			nd = 0;
+		}
+	}
+	if (nd)        /* (only if no chunk failed: the loop stops then) */
+		rc = fts_flush(x, b, d, nd, err);
+	buf_clear(&file);
+	return rc;
+}
+
+static int
+cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int
+tindex_fts_find(struct tindex *x, const char *needle, bool text,
+    char ***bases, size_t *n, struct tern_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	size_t cap = 0;
+	int rc;
+
+	*bases = NULL;
+	*n = 0;
+	/* LIKE with ESCAPE does not use the trigram index: a needle with
+	 * LIKE's wildcards in it is not for the index */
+	if (strpbrk(needle, "%_") != NULL)
+		return 1;
+	if (lock(x, err) != 0)
+		return -1;
+	if (sqlite3_prepare_v2(x->db, text ?
+	    "SELECT d.base FROM fts JOIN ftsdoc d ON d.id=fts.rowid WHERE"
+	    " fts.hdr LIKE ?1 UNION SELECT d.base FROM fts JOIN ftsdoc d ON"
+	    " d.id=fts.rowid WHERE fts.body LIKE ?1" :
+	    "SELECT d.base FROM fts JOIN ftsdoc d ON d.id=fts.rowid WHERE"
+	    " fts.body LIKE ?1", -1, &st, NULL) != SQLITE_OK) {
+		db_fail(x, err, "full-text");
+		unlock(x);
+		return -1;
+	}
+	char *pat = xasprintf("%%%s%%", needle);
+	sqlite3_bind_text(st, 1, pat, -1, free);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (*n == cap) {
+			cap = cap ? cap * 2 : 64;
+			*bases = xreallocarray(*bases, cap, sizeof(char *));
+		}
+		(*bases)[(*n)++] = xstrdup((const char *)sqlite3_column_text(st,
+		    0));
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		db_fail(x, err, "full-text");
+		unlock(x);
+		for (size_t i = 0; i < *n; i++)
+			free((*bases)[i]);
+		free(*bases);
+		*bases = NULL;
+		*n = 0;
+		return -1;
+	}
+	unlock(x);
+	qsort(*bases, *n, sizeof(char *), cmp_str);
+	return 0;
 }

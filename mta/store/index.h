@@ -67,6 +67,21 @@ int tindex_expunged_since(struct tindex *x, const char *rel,
 int tindex_cache_fill(struct tindex *x, const char *rel, struct mbox *b,
     const size_t *idx, size_t n, struct tern_err *err);
 
+/*
+ * The full-text index of SEARCH TEXT and BODY (one document per base
+ * name: decoded header fields and text parts, mime_search_text()).
+ * tindex_fts_update() adds messages idx[0..n) of b that are not in it
+ * yet, at most max of them (*done: how many were read), and marks them
+ * in_fts. tindex_fts_find() gives the base names (sorted, malloc'd) whose
+ * body (text: header or body) holds needle, ASCII case-insensitively as
+ * IMAP's substring match; 1 (nothing found, look in the files) for a
+ * needle the index cannot look for.
+ */
+int tindex_fts_update(struct tindex *x, struct mbox *b, const size_t *idx,
+    size_t n, size_t max, size_t *done, struct tern_err *err);
+int tindex_fts_find(struct tindex *x, const char *needle, bool text,
+    char ***bases, size_t *n, struct tern_err *err);
+
 /* A folder and its subfolders were renamed (rel and rel.*), or deleted. */
 int tindex_rename(struct tindex *x, const char *from, const char *to,
     struct tern_err *err);

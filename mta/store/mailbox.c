@@ -739,6 +739,7 @@ mbox_sync(struct mbox *b, const char *root, bool move_new, bool *changed,
 			m[i].body = old->body;
 			m[i].cache_dirty = old->cache_dirty;
 			m[i].cache_tried = old->cache_tried;
+			m[i].in_fts = old->in_fts;
 			if (m[i].cache_dirty)
 				b->dirty = true;
 			((struct mbox_msg *)old)->keys = NULL;

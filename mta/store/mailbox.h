@@ -54,6 +54,7 @@ struct mbox_msg {
 	char *body;               /* FETCH BODY's text (the basic form) */
 	bool cache_dirty;         /* one of the four is new: the index wants it */
 	bool cache_tried;         /* the index's cache was asked for them */
+	bool in_fts;              /* its text is in the full-text index */
 };
 
 struct mbox_expunged {

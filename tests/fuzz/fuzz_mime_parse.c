@@ -57,6 +57,17 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	(void)mime_find_part(root, "2");
 	/* BINARY: every part decoded, never longer than twice its text */
 	decode_all(msg, root, 0);
+	/* SEARCH's text: bounded as asked; header words decoded */
+	struct buf th, tb;
+	buf_init(&th);
+	buf_init(&tb);
+	mime_search_text(msg, root, &th, &tb, 4096);
+	TERN_ASSERT(tb.len <= 4096 + MIME_PARTS_MAX);   /* a LF a part */
+	buf_reset(&th);
+	mime_decode_words(msg, size, &th);
+	TERN_ASSERT(th.len <= 2 * size);
+	buf_clear(&th);
+	buf_clear(&tb);
 	buf_reset(&b);
 	(void)mime_decode("quoted-printable", msg, size, &b);
 	TERN_ASSERT(b.len <= 2 * size);

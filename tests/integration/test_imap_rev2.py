@@ -282,8 +282,12 @@ def test_index_of_version_2_is_upgraded_in_place(imap):
     imap.stop()
     # the index as the version before SAVEDATE wrote it
     db = sqlite3.connect(str(maildir(imap) / "tern-index.sqlite"))
-    db.execute("ALTER TABLE msg DROP COLUMN savedate")
-    db.execute("UPDATE meta SET v=2 WHERE k='version'")
+    for q in ("DROP TRIGGER msg_gone", "DROP TABLE cache", "DROP TABLE fts",
+              "DROP TABLE ftsdoc", "DROP INDEX msg_base",
+              "ALTER TABLE msg DROP COLUMN savedate",
+              "ALTER TABLE msg DROP COLUMN fts",
+              "UPDATE meta SET v=2 WHERE k='version'"):
+        db.execute(q)
     db.commit()
     db.close()
     imap.start()

@@ -202,6 +202,65 @@ test_decode(void **state)
 	buf_clear(&b);
 }
 
+static char *
+words(const char *v)
+{
+	struct buf b;
+
+	buf_init(&b);
+	mime_decode_words(v, strlen(v), &b);
+	buf_append_char(&b, '\0');
+	return buf_steal(&b, NULL);
+}
+
+static void
+test_search_text(void **state)
+{
+	char *w;
+
+	(void)state;
+	/* RFC 2047: B and Q, blanks between words dropped, Latin-1 made
+	 * UTF-8, broken words kept as text, folding unfolded */
+	w = words("=?utf-8?q?Caf=C3=A9_menu?= =?UTF-8?B?Z3LDvMOfZQ==?= !");
+	assert_string_equal(w, "Caf\xc3\xa9 menugr\xc3\xbc\xc3\x9f" "e !");
+	free(w);
+	w = words("=?iso-8859-1?q?caf=E9?=\n\tand =?x?y?z?= =?utf-8?q?open");
+	assert_string_equal(w, "caf\xc3\xa9 and =?x?y?z?= =?utf-8?q?open");
+	free(w);
+	w = words("=?utf-8*en?q?a?=");
+	assert_string_equal(w, "a");
+	free(w);
+	/* text parts decoded, attachments left out, enclosed messages in */
+	static const char msg[] =
+	    "Subject: =?utf-8?q?hi_there?=\n"
+	    "Content-Type: multipart/mixed; boundary=b\n\n"
+	    "--b\nContent-Transfer-Encoding: base64\n\naGVsbG8=\n"
+	    "--b\nContent-Type: image/png\n\nPNGDATA\n"
+	    "--b\nContent-Type: message/rfc822\n\n"
+	    "Subject: inner\n\ninner text\n"
+	    "--b\nContent-Type: text/plain; charset=latin1\n\ncaf\xe9\n"
+	    "--b--\n";
+	struct mime_part *p = mime_parse(msg, strlen(msg));
+	struct buf h, b;
+	buf_init(&h);
+	buf_init(&b);
+	mime_search_text(msg, p, &h, &b, 1 << 20);
+	buf_append_char(&h, '\0');
+	buf_append_char(&b, '\0');
+	assert_non_null(strstr(h.data, "Subject: hi there\n"));
+	assert_non_null(strstr(b.data, "hello"));
+	assert_null(strstr(b.data, "PNGDATA"));
+	assert_non_null(strstr(b.data, "Subject: inner"));
+	assert_non_null(strstr(b.data, "inner text"));
+	assert_non_null(strstr(b.data, "caf\xc3\xa9"));
+	buf_reset(&b);
+	mime_search_text(msg, p, &h, &b, 3);    /* bounded */
+	assert_true(b.len <= 4);
+	mime_free(p);
+	buf_clear(&h);
+	buf_clear(&b);
+}
+
 int
 main(void)
 {
@@ -211,6 +270,7 @@ main(void)
 		cmocka_unit_test(test_envelope),
 		cmocka_unit_test(test_broken),
 		cmocka_unit_test(test_decode),
+		cmocka_unit_test(test_search_text),
 	};
 	return cmocka_run_group_tests_name("mime", tests, NULL, NULL);
 }
