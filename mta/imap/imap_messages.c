@@ -681,13 +681,13 @@ struct matches {
 };
 
 #define SEARCH_TEXT_KEYS 16     /* TEXT/BODY keys the index answers */
-#define FTS_INLINE 5000         /* messages a SEARCH adds to the index */
+#define FTS_INLINE 2000         /* messages a SEARCH adds to the index */
 
 /*
  * TEXT and BODY keys from the full-text index: what the view has that
  * the index lacks goes into it first (at most FTS_INLINE messages: the
- * rest is looked for in the files, the same way, and goes in with the
- * next SEARCH). Returns how many hits[] were filled.
+ * rest is looked for in the files, the same way, and the store adds it
+ * while the folder is idle). Returns how many hits[] were filled.
  */
 static size_t
 text_hits(struct imap_session *s, struct mbox *mb,
@@ -711,6 +711,8 @@ text_hits(struct imap_session *s, struct mbox *mb,
 	memset(&e, 0, sizeof(e));
 	if (n && tindex_fts_update(x, mb, idx, n, FTS_INLINE, &done, &e) != 0)
 		log_warnx("imap %s: %s", s->id, e.text);
+	else if (n > FTS_INLINE)
+		mb->fts_wanted = true;     /* the store adds the rest, idle */
 	free(idx);
 	for (size_t i = 0; i < nk; i++) {
 		memset(&e, 0, sizeof(e));

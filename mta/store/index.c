@@ -972,6 +972,7 @@ tindex_fts_find(struct tindex *x, const char *needle, bool text,
 		return -1;
 	}
 	unlock(x);
-	qsort(*bases, *n, sizeof(char *), cmp_str);
+	if (*n > 1)
+		qsort(*bases, *n, sizeof(char *), cmp_str);
 	return 0;
 }

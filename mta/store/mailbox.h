@@ -77,6 +77,8 @@ struct mbox {
 	bool force_sync;          /* the next sync lists the directories */
 	bool kw_loaded;
 	size_t cache_pending;     /* messages with cache_dirty */
+	bool fts_wanted;          /* searched, and not all in the full-text
+	                           * index: the store adds the rest when idle */
 	struct mbox_expunged *exp;   /* expunges since open, for sessions */
 	size_t nexp, capexp;
 	char guid[33];

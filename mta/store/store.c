@@ -426,6 +426,36 @@ job_work(void *arg)
 		log_warnx("store: %s", err.text);
 }
 
+#define FTS_IDLE_CHUNK 200   /* messages a job of its own indexes */
+
+/*
+ * The full-text index catches up with a folder its user searched,
+ * FTS_IDLE_CHUNK messages a job, while the folder has nothing else to
+ * do (a session's command waits at most for one chunk).
+ */
+static void
+fts_work(struct store_box *b, void *arg)
+{
+	struct mbox *mb = b->mb;
+	struct tern_err err;
+	size_t n = 0, done = 0;
+
+	(void)arg;
+	size_t *idx = xcalloc(mb->n + 1, sizeof(size_t));
+	for (size_t i = 0; i < mb->n; i++)
+		if (!mb->m[i].in_fts)
+			idx[n++] = i;
+	memset(&err, 0, sizeof(err));
+	if (n && tindex_fts_update(b->acct->idx, mb, idx, n, FTS_IDLE_CHUNK,
+	    &done, &err) != 0) {
+		log_warnx("store: %s", err.text);
+		done = 0;
+	}
+	if (done == 0 || done == n)
+		mb->fts_wanted = false;
+	free(idx);
+}
+
 static void
 job_done(void *arg)
 {
@@ -457,7 +487,11 @@ job_done(void *arg)
 		box_idle(b);
 		return;
 	}
-	box_pump(b);
+	if (TAILQ_EMPTY(&b->jobs) && b->mb->fts_wanted &&
+	    !b->acct->s->pool_closing)
+		store_box_run(b, fts_work, NULL, NULL);   /* pumps */
+	else
+		box_pump(b);
 }
 
 static void

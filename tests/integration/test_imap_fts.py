@@ -116,3 +116,30 @@ def test_search_without_the_index_answers_the_same(imap):
     assert idx.is_dir() and "warning: store: index" in imap.log()
     idx.rmdir()
     imap.start()
+
+
+def test_a_searched_folder_is_indexed_while_idle(imap):
+    import re
+    from test_imap import wait_for
+    m = connect(imap)
+    n = 2100                      # more than one SEARCH indexes itself
+    for start in range(0, n, 700):
+        msgs = b" ".join(lit(b"Subject: s%d\r\n\r\nword%d here\r\n" % (i, i))
+                         for i in range(start, min(n, start + 700)))
+        _, tagged = bcmd(m, b"APPEND INBOX " + msgs)
+        assert tagged.startswith(b"OK"), tagged
+    ok(m, "SELECT INBOX")
+    # the answer is whole at once, from the index and the files together
+    assert search(m, "BODY word2099") == ["2100"]
+    assert search(m, 'BODY "word7 "') == ["8"]
+    db = sqlite3.connect(str(maildir(imap) / "tern-index.sqlite"))
+
+    def indexed():
+        return db.execute("SELECT count(*) FROM ftsdoc").fetchone()[0]
+    # the rest goes in while the folder is idle
+    assert wait_for(lambda: indexed() == n, timeout=120), indexed()
+    db.close()
+    assert search(m, "BODY word2099") == ["2100"]
+    lines, _ = ok(m, "SEARCH RETURN (COUNT) BODY here")
+    assert re.search(r"COUNT %d$" % n, lines[0]), lines
+    m.logout()
