@@ -483,15 +483,18 @@ job_done(void *arg)
 			next = TAILQ_NEXT(w, entry);
 			w->changed(w->arg);
 		}
-	if (--b->refs == 0 && TAILQ_EMPTY(&b->jobs)) {
+	b->refs--;
+	if (TAILQ_EMPTY(&b->jobs) && b->mb->fts_wanted &&
+	    !b->acct->s->pool_closing) {
+		/* even with no session left: its user searched here */
+		store_box_run(b, fts_work, NULL, NULL);   /* pumps */
+		return;
+	}
+	if (b->refs == 0 && TAILQ_EMPTY(&b->jobs)) {
 		box_idle(b);
 		return;
 	}
-	if (TAILQ_EMPTY(&b->jobs) && b->mb->fts_wanted &&
-	    !b->acct->s->pool_closing)
-		store_box_run(b, fts_work, NULL, NULL);   /* pumps */
-	else
-		box_pump(b);
+	box_pump(b);
 }
 
 static void

@@ -12,6 +12,7 @@
  *              and a third after both logged out (ms each)
  *   fetch      FETCH 1:* (UID FLAGS RFC822.SIZE INTERNALDATE), twice
  *   envelope   FETCH 1:* ENVELOPE, twice
+ *   search     SEARCH TEXT for one message's subject words, twice (ms)
  *   store      STORE 1:N +FLAGS.SILENT (\Flagged), then -FLAGS back
  *   append     C connections APPEND N messages of 4 KiB in all to FOLDER
  *   idle       C connections SELECT FOLDER and IDLE; one file is dropped
@@ -270,6 +271,25 @@ mode_fetch(const char *items, const char *name)
 }
 
 static void
+mode_search(void)
+{
+	struct conn c;
+	char f[256];
+	long h1, h2;
+
+	open_conn(&c);
+	snprintf(f, sizeof(f), "EXAMINE \"%s\"", folder);
+	cmd(&c, NULL, "%s", f);
+	/* one message's words: a subject the bench tree gives one message */
+	const char *q = "SEARCH TEXT \"number 4242 about\"";
+	double t1 = timed(&c, &h1, "* SEARCH 4243", q);
+	double t2 = timed(&c, &h2, "* SEARCH 4243", q);
+	close_conn(&c);
+	printf("search_first_ms=%.1f search_second_ms=%.1f search_hits=%ld\n",
+	    t1 * 1e3, t2 * 1e3, h1 + h2);
+}
+
+static void
 mode_store(void)
 {
 	struct conn c;
@@ -509,6 +529,8 @@ main(int argc, char **argv)
 		mode_fetch("(UID FLAGS RFC822.SIZE INTERNALDATE)", "fetch");
 	else if (strcmp(m, "envelope") == 0)
 		mode_fetch("ENVELOPE", "envelope");
+	else if (strcmp(m, "search") == 0)
+		mode_search();
 	else if (strcmp(m, "store") == 0)
 		mode_store();
 	else if (strcmp(m, "append") == 0)
