@@ -232,6 +232,24 @@ store_rel(const struct store_account *a, const char *path)
 
 static void on_sync_timer(evutil_socket_t fd, short what, void *arg);
 
+/*
+ * A lingering box is wanted again (a session, or a job: a delivery's
+ * sync, the full-text index): out of the list whose boxes may be freed
+ * at any time. It goes back when it is idle again.
+ */
+static void
+linger_leave(struct store_box *b)
+{
+	struct store *s = b->acct->s;
+
+	if (b->lingering) {
+		TAILQ_REMOVE(&s->linger, b, lentry);
+		s->linger_msgs -= b->linger_n;
+		s->linger_boxes--;
+		b->lingering = false;
+	}
+}
+
 struct store_box *
 store_box_open(struct store_account *a, const char *name, const char *path)
 {
@@ -239,12 +257,7 @@ store_box_open(struct store_account *a, const char *name, const char *path)
 
 	TAILQ_FOREACH(b, &a->boxes, entry)
 		if (strcmp(b->path, path) == 0) {
-			if (b->lingering) {
-				TAILQ_REMOVE(&a->s->linger, b, lentry);
-				a->s->linger_msgs -= b->linger_n;
-				a->s->linger_boxes--;
-				b->lingering = false;
-			}
+			linger_leave(b);
 			b->refs++;
 			return b;
 		}
@@ -521,6 +534,7 @@ store_box_run(struct store_box *b, store_work_fn work, store_done_fn done,
 	j->work = work;
 	j->done = done;
 	j->arg = arg;
+	linger_leave(b);      /* never freed with a job queued or running */
 	TAILQ_INSERT_TAIL(&b->jobs, j, entry);
 	box_pump(b);
 }
