@@ -213,6 +213,9 @@ uidlist_parse(const char *text, size_t len, struct uidlist *ul, char *err,
 		}
 		if (ln == 0)
 			continue;
+		/* an unfinished last line is a torn append, not a record */
+		if (nl == NULL)
+			break;
 		size_t before = ul->n;
 		record(l, ln, ul);
 		if (ul->n > before && before > 0 &&

@@ -570,8 +570,15 @@ tindex_commit_box(struct tindex *x, const char *rel, struct mbox *b,
 		goto fail;
 	if ((id = box_row(x, rel, b)) < 0)
 		goto rollback;
-	if (sqlite3_prepare_v2(x->db, "INSERT OR REPLACE INTO msg VALUES"
-	    "(?,?,?,?,?,?,?,?,?,?,?,?)", -1, &up, NULL) != SQLITE_OK ||
+	/* in place (not REPLACE: that deletes and inserts, index and all) */
+	if (sqlite3_prepare_v2(x->db, "INSERT INTO msg VALUES"
+	    "(?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(mailbox, uid) DO UPDATE SET"
+	    " base=excluded.base, flags=excluded.flags,"
+	    " keywords=excluded.keywords, modseq=excluded.modseq,"
+	    " size=excluded.size, internaldate=excluded.internaldate,"
+	    " fname=excluded.fname, in_new=excluded.in_new,"
+	    " savedate=excluded.savedate, fts=excluded.fts", -1, &up, NULL) !=
+	    SQLITE_OK ||
 	    sqlite3_prepare_v2(x->db, "DELETE FROM msg WHERE mailbox=? AND"
 	    " uid=?", -1, &del, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(x->db, "INSERT OR REPLACE INTO expunged VALUES"

@@ -230,6 +230,80 @@ unlock_uidlist(const struct mbox *b, int fd)
 		(void)unlink(path);
 }
 
+/* Does the file end in a line break (a torn append does not)? */
+static bool
+ends_in_newline(const char *path)
+{
+	char c = 0;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	struct stat st;
+
+	if (fd < 0)
+		return false;
+	bool ok = fstat(fd, &st) == 0 && st.st_size > 0 &&
+	    pread(fd, &c, 1, st.st_size - 1) == 1 && c == '\n';
+	close(fd);
+	return ok;
+}
+
+/* A part-written append taken off again; if even that fails, the torn
+ * line has no line break after it: the next commit writes the whole
+ * file (ends_in_newline), and a reader ignores an unfinished line. */
+static void
+cut_back(int fd, off_t size)
+{
+	if (ftruncate(fd, size) != 0)
+		return;
+}
+
+/*
+ * The records of the staged messages that made it (rc 0) appended to
+ * the uidlist and fsynced, under the lock (which it then drops); a
+ * failed write is cut off again.
+ */
+static int
+append_uidlist(const struct mbox *b, int lockfd, const char *ulp,
+    const struct mbox_staged *st, size_t n, struct tern_err *err)
+{
+	struct buf text;
+	struct stat sb;
+	int rc = -1;
+
+	buf_init(&text);
+	for (size_t i = 0; i < n; i++)
+		if (st[i].rc == 0)
+			buf_printf(&text, "%u :%s\n", st[i].uid, st[i].base);
+	int fd = open(ulp, O_WRONLY | O_APPEND | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &sb) != 0) {
+		fail_errno(err, "open", ulp);
+		goto out;
+	}
+	size_t off = 0;
+	while (off < text.len) {
+		ssize_t w = write(fd, text.data + off, text.len - off);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			fail_errno(err, "write", ulp);
+			cut_back(fd, sb.st_size);
+			goto out;
+		}
+		off += (size_t)w;
+	}
+	if (fdatasync(fd) != 0) {
+		fail_errno(err, "fsync", ulp);
+		cut_back(fd, sb.st_size);
+		goto out;
+	}
+	rc = 0;
+out:
+	if (fd >= 0)
+		close(fd);
+	buf_clear(&text);
+	unlock_uidlist(b, lockfd);
+	return rc;
+}
+
 /* Writes ul into the lock's fd and renames it into place (unlocks). */
 static int
 commit_uidlist(const struct mbox *b, int fd, const struct uidlist *ul,
@@ -628,12 +702,13 @@ mbox_sync(struct mbox *b, const char *root, bool move_new, bool *changed,
 	/*
 	 * A UID is never given twice: the next one is fixed before records
 	 * of vanished files go (Dovecot leaves N behind and keeps an
-	 * expunged message's record until it rewrites the file).
+	 * expunged message's record until it rewrites the file). N behind
+	 * the last record alone is no reason to write the file: appended
+	 * records (Dovecot's, and ours) leave it so, and max(N, last + 1)
+	 * holds while the records stay.
 	 */
-	if (ul.next_uid < uidlist_next_uid(&ul)) {
+	if (ul.next_uid < uidlist_next_uid(&ul))
 		ul.next_uid = uidlist_next_uid(&ul);
-		ul_changed = true;
-	}
 	/* records whose file is gone */
 	size_t w = 0;
 	for (size_t i = 0; i < ul.n; i++) {
@@ -962,7 +1037,18 @@ mbox_commit_staged(struct mbox *b, const char *root, struct mbox_staged *st,
 	if (mbox_sync(b, root, false, &changed, err) != 0 ||
 	    (lockfd = lock_uidlist(b, err)) < 0)
 		goto fail;
-	load_uidlist(b, root, &ul);
+	/*
+	 * The uidlist as the sync left it (its time says nobody wrote it
+	 * since): the new lines are appended, as Dovecot appends them,
+	 * rather than the whole file written again.
+	 */
+	int64_t ul_t = mtime_ns(ulp);
+	bool append = b->synced && ul_t > 0 && ul_t == b->seen_ul &&
+	    b->uidnext > 0 && ends_in_newline(ulp);
+	if (append)
+		uidlist_init(&ul);
+	else
+		load_uidlist(b, root, &ul);
 	for (size_t i = 0; i < n; i++) {
 		char letters[40], final[4096];
 		mbox_flag_letters(st[i].flags, st[i].kw, letters,
@@ -984,12 +1070,15 @@ mbox_commit_staged(struct mbox *b, const char *root, struct mbox_staged *st,
 		unlock_uidlist(b, lockfd);
 		goto undo;
 	}
+	uint32_t next = b->uidnext;
 	for (size_t i = 0; i < n; i++)
 		if (st[i].rc == 0) {
-			st[i].uid = uidlist_next_uid(&ul);
-			uidlist_add(&ul, st[i].uid, st[i].base, NULL);
+			st[i].uid = append ? next++ : uidlist_next_uid(&ul);
+			if (!append)
+				uidlist_add(&ul, st[i].uid, st[i].base, NULL);
 		}
-	if (moved && commit_uidlist(b, lockfd, &ul, err) != 0) {
+	if (moved && (append ? append_uidlist(b, lockfd, ulp, st, n, err) :
+	    commit_uidlist(b, lockfd, &ul, err)) != 0) {
 		/* the files stay: the next sync gives them UIDs */
 		uidlist_clear(&ul);
 		for (size_t i = 0; i < n; i++)
@@ -1001,8 +1090,12 @@ mbox_commit_staged(struct mbox *b, const char *root, struct mbox_staged *st,
 	}
 	if (!moved)
 		unlock_uidlist(b, lockfd);
-	b->uidvalidity = ul.uidvalidity;
-	b->uidnext = uidlist_next_uid(&ul);
+	if (append)
+		b->uidnext = next;
+	else {
+		b->uidvalidity = ul.uidvalidity;
+		b->uidnext = uidlist_next_uid(&ul);
+	}
 	uidlist_clear(&ul);
 	/*
 	 * The box was in step before (the sync above) and knows what this

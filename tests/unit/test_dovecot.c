@@ -76,6 +76,14 @@ test_uidlist_next_uid_and_order(void **state)
 	uidlist_add(&ul, 10, "d", NULL);
 	assert_int_equal(uidlist_next_uid(&ul), 11);
 	uidlist_clear(&ul);
+	/* an append torn by a crash: the unfinished line is no record */
+	static const char torn[] = "3 V1 N3\n3 :c\n4 :d\n12 :1764.M12";
+	uidlist_init(&ul);
+	assert_int_equal(uidlist_parse(torn, strlen(torn), &ul, err,
+	    sizeof(err)), 0);
+	assert_int_equal(ul.n, 2);
+	assert_int_equal(uidlist_next_uid(&ul), 5);
+	uidlist_clear(&ul);
 }
 
 static void
