@@ -82,6 +82,82 @@ mbox_free(struct mbox *b)
 	free(b);
 }
 
+static char *
+dup_or_null(const char *s)
+{
+	return s ? xstrdup(s) : NULL;
+}
+
+struct mbox *
+mbox_snapshot(struct mbox *b)
+{
+	struct mbox *c = xcalloc(1, sizeof(*c));
+	uint64_t since = b->index_stale ? 0 : b->committed;
+
+	c->path = xstrdup(b->path);
+	keywords_init(&c->kw);
+	for (int k = 0; k < KEYWORDS_MAX; k++)
+		c->kw.names[k] = dup_or_null(b->kw.names[k]);
+	c->uidvalidity = b->uidvalidity;
+	c->uidnext = b->uidnext;
+	c->modseq = b->modseq;
+	c->committed = b->committed;
+	c->index_stale = b->index_stale;
+	c->dirty = b->dirty;
+	c->seen_changed = b->seen_changed;
+	c->synced = b->synced;
+	memcpy(c->guid, b->guid, sizeof(c->guid));
+	c->seen_new = b->seen_new;
+	c->seen_cur = b->seen_cur;
+	c->seen_ul = b->seen_ul;
+	c->m = xcalloc(b->n + 1, sizeof(*c->m));
+	for (size_t i = 0; i < b->n; i++) {
+		struct mbox_msg *m = &b->m[i];
+		if (m->modseq <= since && !m->dirty && !m->cache_dirty)
+			continue;
+		struct mbox_msg *d = &c->m[c->n++];
+		d->uid = m->uid;
+		d->base = xstrdup(m->base);
+		d->fname = dup_or_null(m->fname);
+		d->in_new = m->in_new;
+		d->flags = m->flags;
+		d->kw = m->kw;
+		d->vsize = m->vsize;
+		d->internaldate = m->internaldate;
+		d->savedate = m->savedate;
+		d->modseq = m->modseq;
+		d->dirty = m->dirty;
+		d->in_fts = m->in_fts;
+		d->cache_dirty = m->cache_dirty;
+		if (m->cache_dirty) {
+			d->envelope = dup_or_null(m->envelope);
+			d->structure = dup_or_null(m->structure);
+			d->body = dup_or_null(m->body);
+			if (m->keys) {
+				char *p = sort_keys_pack(m->keys, NULL);
+				d->keys = xcalloc(1, sizeof(*d->keys));
+				if (sort_keys_unpack(p, strlen(p), d->keys) != 0) {
+					free(d->keys);
+					d->keys = NULL;
+				}
+				free(p);
+			}
+		}
+		m->dirty = m->cache_dirty = false;
+	}
+	c->cap = c->n;
+	c->exp = xcalloc(b->nexp + 1, sizeof(*c->exp));
+	for (size_t i = 0; i < b->nexp; i++)
+		if (b->exp[i].modseq > b->committed)
+			c->exp[c->nexp++] = b->exp[i];
+	c->capexp = c->nexp;
+	/* b counts as written from now: the copy is what gets written */
+	b->committed = b->modseq;
+	b->index_stale = b->dirty = b->seen_changed = false;
+	b->cache_pending = 0;
+	return c;
+}
+
 void
 mbox_cache_learnt(struct mbox *b, struct mbox_msg *m)
 {
@@ -217,6 +293,22 @@ lock_uidlist(const struct mbox *b, struct tern_err *err)
 		struct timespec ts = { 0, 10 * 1000 * 1000 };
 		nanosleep(&ts, NULL);
 		waited += 10;
+	}
+}
+
+/*
+ * Work under the lock that takes long (a new/ of many thousands of
+ * files): the lock's time is brought forward every 30 s, so that neither
+ * Dovecot nor another ternd takes it for stale (after 120 s).
+ */
+static void
+lock_refresh(int fd, time_t *since)
+{
+	time_t now = time(NULL);
+
+	if (fd >= 0 && now - *since >= 30) {
+		(void)futimens(fd, NULL);
+		*since = now;
 	}
 }
 
@@ -752,10 +844,14 @@ mbox_sync(struct mbox *b, const char *root, bool move_new, bool *changed,
 	free(arr);
 	/* new/ -> cur/ (Dovecot does it too when a folder is opened) */
 	bool touched = ul_changed || ul.version != 3;
+	time_t locked_at = time(NULL);
 	if (move_new)
 		for (size_t i = 0; i < ne; i++) {
 			if (!e[i].in_new)
 				continue;
+			/* a long move: the lock is not left to look stale */
+			if ((i & 1023) == 0)
+				lock_refresh(lockfd, &locked_at);
 			char from[4096], to[4096], *nn;
 			nn = strchr(e[i].name, ':') ? xstrdup(e[i].name) :
 			    xasprintf("%s:2,", e[i].name);

@@ -165,6 +165,13 @@ int mbox_read(const struct mbox *b, size_t i, struct buf *out, size_t max,
 int mbox_read_head(const struct mbox *b, size_t i, struct buf *out,
     size_t max, struct tern_err *err);
 
+/*
+ * What the index has not got yet of b, as a box of its own (only the
+ * rows to write, copied) for tindex_commit_box() to write elsewhere;
+ * b counts as written from now.
+ */
+struct mbox *mbox_snapshot(struct mbox *b);
+
 /* Something of m was read from its file: the index's cache takes it. */
 void mbox_cache_learnt(struct mbox *b, struct mbox_msg *m);
 

@@ -65,7 +65,6 @@ struct store_box {
 	struct mbox *mb;
 	const char *rel;          /* path below the root: the index's key */
 	bool loaded;              /* the index was asked for the box */
-	bool commit_later;        /* a big commit waits for its own job */
 	struct append_batch *batch;   /* staged APPENDs awaiting their job */
 	unsigned refs;
 	unsigned selected;
@@ -74,6 +73,10 @@ struct store_box {
 	bool sync_queued;         /* a sync job is queued or armed */
 	bool sync_again;          /* a change came meanwhile: one more */
 	bool force_next;          /* the next sync lists, whatever the times */
+	struct mbox *snap;        /* a big commit's rows, to write aside */
+	struct mbox *snap_writing;   /* those being written */
+	bool snap_inflight;       /* being written (atomic: workers read it) */
+	bool snap_failed;         /* that write failed (atomic) */
 	TAILQ_HEAD(, job) jobs;
 	TAILQ_HEAD(, store_watch) watchers;
 	struct event *timer;
@@ -425,13 +428,23 @@ job_work(void *arg)
 	}
 	j->work(b, j->arg);
 	/*
-	 * Thousands of rows (a folder the index has not seen): the answer
-	 * goes first and a job of its own writes them, next in line. A
-	 * crash in between costs nothing but fresh MODSEQs for them.
+	 * While a big commit is being written aside, the rows of later jobs
+	 * wait for the commit job that follows it (written in order).
+	 */
+	if (__atomic_load_n(&b->snap_inflight, __ATOMIC_ACQUIRE))
+		return;
+	if (__atomic_exchange_n(&b->snap_failed, false, __ATOMIC_ACQ_REL))
+		b->mb->index_stale = true;     /* all of it again */
+	/*
+	 * Thousands of rows (a folder the index has not seen, a FETCH that
+	 * filled the cache): the answer goes first, and the rows, copied,
+	 * are written beside the box's queue, so that the next session's
+	 * SELECT does not wait for them. A crash in between costs nothing
+	 * but fresh MODSEQs for them.
 	 */
 	if (j->work != commit_work && (b->mb->modseq - b->mb->committed >
 	    BIG_COMMIT || b->mb->cache_pending > BIG_COMMIT)) {
-		b->commit_later = true;
+		b->snap = mbox_snapshot(b->mb);
 		return;
 	}
 	memset(&err, 0, sizeof(err));
@@ -469,6 +482,54 @@ fts_work(struct store_box *b, void *arg)
 	free(idx);
 }
 
+/* A big commit, written beside the box's queue (snap_start). */
+static void
+snap_work(void *arg)
+{
+	struct store_box *b = arg;
+	struct tern_err err;
+
+	memset(&err, 0, sizeof(err));
+	if (tindex_commit_box(b->acct->idx, b->rel, b->snap_writing,
+	    &err) != 0) {
+		log_warnx("store: %s", err.text);
+		__atomic_store_n(&b->snap_failed, true, __ATOMIC_RELEASE);
+	}
+}
+
+static void
+snap_done(void *arg)
+{
+	struct store_box *b = arg;
+
+	mbox_free(b->snap_writing);
+	b->snap_writing = NULL;
+	__atomic_store_n(&b->snap_inflight, false, __ATOMIC_RELEASE);
+	/* what the box's jobs changed meanwhile, in order after it */
+	if (!b->acct->s->pool_closing)
+		store_box_run(b, commit_work, NULL, NULL);
+	store_box_close(b);
+}
+
+static void
+snap_start(struct store_box *b)
+{
+	b->snap_writing = b->snap;
+	b->snap = NULL;
+	if (b->acct->s->pool_closing) {
+		/* no pool to give it to: written here, at shutdown */
+		b->refs++;
+		snap_work(b);
+		b->refs--;
+		mbox_free(b->snap_writing);
+		b->snap_writing = NULL;
+		return;
+	}
+	b->refs++;                  /* until snap_done */
+	__atomic_store_n(&b->snap_inflight, true, __ATOMIC_RELEASE);
+	iopool_submit(b->acct->s->pool, snap_work, snap_done, b);
+}
+
 static void
 job_done(void *arg)
 {
@@ -479,14 +540,8 @@ job_done(void *arg)
 
 	b->busy = false;
 	b->changed = false;
-	if (b->commit_later) {
-		b->commit_later = false;
-		/* first in line, before what the callbacks may queue */
-		struct job *c = xcalloc(1, sizeof(*c));
-		c->box = b;
-		c->work = commit_work;
-		TAILQ_INSERT_HEAD(&b->jobs, c, entry);
-	}
+	if (b->snap)
+		snap_start(b);
 	b->refs++;        /* callbacks may close the box */
 	if (j->done)
 		j->done(b, j->arg);

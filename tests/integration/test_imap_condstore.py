@@ -345,3 +345,38 @@ def test_kill_during_a_flag_storm(imap):
     assert sorted(modseqs(lines)) == uids_before
     m.logout()
     print("\nflag changes before the kill: %d" % count[0])
+
+
+def test_a_big_first_commit_is_written_beside_the_folder(imap):
+    """2,500 messages new to the index: SELECT answers, their rows are
+    written beside the folder's queue (a second session's SELECT does
+    not wait for them), and they are in the index after a restart."""
+    cur = maildir(imap) / "cur"
+    cur.mkdir(parents=True, exist_ok=True)
+    for i in range(2500):
+        (cur / ("1700000%03d.M%dP1.big:2,S" % (i % 1000, i))).write_bytes(
+            b"Subject: big %d\n\nx\n" % i)
+    m = connect(imap)
+    ok(m, "ENABLE CONDSTORE")
+    lines, _ = ok(m, "SELECT INBOX")
+    assert "* 2500 EXISTS" in lines, lines
+    other = connect(imap)
+    lines, _ = ok(other, "SELECT INBOX")
+    assert "* 2500 EXISTS" in lines, lines
+    ok(other, "STORE 7 +FLAGS (\\Flagged)")      # while it may be written
+    before, _ = ok(m, "UID FETCH 1:* (FLAGS MODSEQ)")
+    before = modseqs(before)
+    other.logout()
+    m.logout()
+    imap.stop()
+    db = sqlite3.connect(str(maildir(imap) / "tern-index.sqlite"))
+    assert db.execute("SELECT count(*) FROM msg").fetchone() == (2500,)
+    db.close()
+    imap.start()
+    m = connect(imap)
+    ok(m, "ENABLE CONDSTORE")
+    ok(m, "SELECT INBOX")
+    after, _ = ok(m, "UID FETCH 1:* (FLAGS MODSEQ)")
+    assert modseqs(after) == before
+    assert "\\Flagged" in [l for l in after if "UID 7 " in l][0]
+    m.logout()
