@@ -32,7 +32,10 @@ struct auth_check;
 #define IMAP_PREAUTH_TIMEOUT 60
 #define IMAP_AUTH_TIMEOUT (31 * 60)     /* RFC 9051 5.4: >= 30 minutes */
 #define IMAP_IDLE_KEEPALIVE 120
-#define OUTPUT_HIGH (1024 * 1024)
+#define OUTPUT_HIGH (1024 * 1024)     /* a FETCH job's answer, at most */
+#define OUTPUT_LOW (256 * 1024)       /* the next part goes below this */
+#define UNDER_HIGH (64 * 1024)        /* what a TLS or deflate layer
+                                       * hands the one below at once */
 
 enum istate { I_NOTAUTH, I_AUTH, I_SELECTED, I_LOGOUT };
 
@@ -93,6 +96,9 @@ struct imap_session {
 	uint64_t j_since;            /* FETCH CHANGEDSINCE, STORE UNCHANGEDSINCE */
 	bool j_has_since;
 	bool j_vanished;             /* UID FETCH ... VANISHED */
+	size_t j_last_seq;           /* FETCH in parts: the last one done */
+	bool j_more;                 /* another part follows */
+	bool fetch_wait;             /* for the client to read the last one */
 	bool j_unchanged;            /* STORE UNCHANGEDSINCE j_since */
 	size_t j_op;                 /* STORE: where the operation is */
 	bool j_modseq;               /* SEARCH had a MODSEQ key */
@@ -192,6 +198,8 @@ void imap_cache_fill(struct imap_session *s, struct mbox *mb,
     const size_t *idx, size_t n);
 void imap_cmd_append(struct imap_session *s);
 void imap_cmd_fetch(struct imap_session *s);
+/* The next part of a FETCH, once the client read the last (on_write). */
+void imap_fetch_next(struct imap_session *s);
 void imap_cmd_store(struct imap_session *s);
 void imap_cmd_search(struct imap_session *s);
 void imap_cmd_sort(struct imap_session *s);

@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <event2/buffer.h>
+#include <event2/event.h>
 
 #include "base/log.h"
 #include "imap/imap_fetch.h"
@@ -403,15 +405,31 @@ fetch_job(struct imap_session *s, struct mbox *mb)
 	size_t *idx, *seqs;
 	bool changed = false;
 
-	s->own_after = mb->modseq;   /* \Seen set here is in the answer */
+	bool first = s->j_last_seq == 0;
+	if (first)
+		s->own_after = mb->modseq;   /* \Seen set here is answered */
 	if (f && s->j_has_since)
 		imap_fetch_want_modseq(f);
-	if (s->j_vanished)
+	if (s->j_vanished && first)
 		fetch_vanished(s, mb);
 	size_t n = resolve_set(s, mb, s->j_set, s->j_uidcmd, &idx, &seqs);
 	if (f && imap_fetch_cached(f))
 		imap_cache_fill(s, mb, idx, n);
+	/*
+	 * At most OUTPUT_HIGH of answer a job: the rest follows in another
+	 * job once the client has read most of it (fetch_end), from where
+	 * this one stopped in the session's view.
+	 */
+	s->j_more = false;
 	for (size_t i = 0; f && i < n; i++) {
+		if (seqs[i] <= s->j_last_seq)
+			continue;
+		if (s->jout.len >= OUTPUT_HIGH) {
+			s->j_more = true;
+			break;
+		}
+		s->j_last_seq = seqs[i];
+		s->fetched++;
 		if (s->j_has_since && mb->m[idx[i]].modseq <= s->j_since)
 			continue;
 		if (imap_fetch_message(&s->jout, mb, idx[i], seqs[i], f,
@@ -420,7 +438,6 @@ fetch_job(struct imap_session *s, struct mbox *mb)
 			break;
 		}
 	}
-	s->fetched += n;
 	if (changed)
 		store_box_mark_changed(s->box);
 	free(idx);
@@ -444,6 +461,16 @@ imap_cache_fill(struct imap_session *s, struct mbox *mb, const size_t *idx,
 static void
 fetch_end(struct imap_session *s)
 {
+	if (s->j_more && s->jrc == 0) {
+		/* the next part when the client has read this one */
+		if (evbuffer_get_length(bufferevent_get_output(s->bev)) >
+		    OUTPUT_LOW) {
+			s->fetch_wait = true;
+			bufferevent_setwatermark(s->bev, EV_WRITE, OUTPUT_LOW, 0);
+		} else
+			imap_fetch_next(s);
+		return;
+	}
 	imap_updates(s, s->j_uidcmd);
 	if (s->jrc == -3)
 		imap_done(s, "NO", "[UNKNOWN-CTE] a part's transfer encoding is "
@@ -451,6 +478,14 @@ fetch_end(struct imap_session *s)
 	else
 		imap_done(s, "OK", "%sFETCH completed", s->j_uidcmd ? "UID " :
 		    "");
+}
+
+void
+imap_fetch_next(struct imap_session *s)
+{
+	s->fetch_wait = false;
+	bufferevent_setwatermark(s->bev, EV_WRITE, 0, 0);
+	imap_run_box_job(s, s->box, fetch_job, fetch_end);
 }
 
 void
@@ -474,6 +509,8 @@ imap_cmd_fetch(struct imap_session *s)
 	s->j_since = 0;
 	s->j_has_since = false;
 	s->j_vanished = false;
+	s->j_last_seq = 0;
+	s->j_more = false;
 	if (cnargs(s) == 3) {
 		/* (CHANGEDSINCE modseq [VANISHED]) RFC 7162 3.1.4, 3.2.6 */
 		const struct imap_arg *m = cmd_arg(s, 2);

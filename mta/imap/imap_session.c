@@ -952,12 +952,16 @@ session_starttls(struct imap_session *s)
 	evbuffer_drain(in, evbuffer_get_length(in));
 	buf_reset(&s->cmd);
 	s->starttls_now = false;
+	struct bufferevent *under = s->bev;
 	struct bufferevent *b = tls_server_wrap(s->env.rt->tls, s->env.base,
-	    s->bev);
+	    under);
 	if (b == NULL) {
 		s->closing = true;
 		return;
 	}
+	/* the filter hands on only what the socket can take soon: what
+	 * waits stays in the top layer, where FETCH looks (OUTPUT_LOW) */
+	bufferevent_setwatermark(under, EV_WRITE, 0, UNDER_HIGH);
 	s->bev = b;
 	s->tls_wrapped = true;
 }
@@ -975,6 +979,7 @@ session_compress(struct imap_session *s)
 		s->closing = true;
 		return;
 	}
+	bufferevent_setwatermark(under, EV_WRITE, 0, UNDER_HIGH);
 	s->bev = b;
 	s->compressed = true;
 	/* what the client sent behind COMPRESS is deflated already */
@@ -1163,7 +1168,9 @@ session_on_write(struct bufferevent *bev, void *arg)
 {
 	struct imap_session *s = arg;
 
-	if (s->closing)
+	if (s->fetch_wait && !s->closing && !s->dead)
+		imap_fetch_next(s);
+	else if (s->closing)
 		imap_flush(s);
 }
 

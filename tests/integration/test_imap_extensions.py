@@ -206,6 +206,37 @@ def test_compress_deflate(imap):
     m3.logout()
 
 
+def test_a_big_fetch_goes_out_in_parts(imap):
+    """FETCH 1:* BODY[] of 12 MiB: answered in parts of about 1 MiB as
+    the client reads them (TLS, then deflate), every message whole and in
+    order, and other commands pipelined behind it answered after it."""
+    import hashlib
+    m = connect(imap)
+    bodies = []
+    for i in range(12):
+        text = (b"Subject: part %d\r\n\r\n" % i) + \
+            hashlib.sha256(b"%d" % i).hexdigest().encode() * 32768 + b"\r\n"
+        assert m.append("INBOX", None, None, text)[0] == "OK"
+        bodies.append(text)
+    m.select("INBOX")
+    typ, data = m.fetch("1:*", "(UID BODY.PEEK[])")
+    got = [d[1] for d in data if isinstance(d, tuple)]
+    assert got == bodies
+    # the same deflated, with a command pipelined behind it
+    m.send(b"z1 COMPRESS DEFLATE\r\n")
+    assert m.readline().startswith(b"z1 OK")
+    d = Deflated(m.socket())
+    d.send(b"z2 FETCH 1:* (BODY.PEEK[])\r\nz3 NOOP\r\n")
+    head, line = d.until(b"z2")
+    assert line.startswith(b"OK") and head.count(b" FETCH (") == 12
+    for b in bodies:
+        assert b in head
+    head, line = d.until(b"z3")
+    assert line.startswith(b"OK")
+    d.send(b"z4 LOGOUT\r\n")
+    d.until(b"z4")
+
+
 def put(m, subject, frm, date, msgid, refs=None, irt=None, body="x"):
     hdr = ("From: %s\r\nTo: alice@localhost\r\nSubject: %s\r\n"
            "Date: %s\r\nMessage-ID: %s\r\n" % (frm, subject, date, msgid))
