@@ -192,12 +192,30 @@ imap_updates(struct imap_session *s, bool expunges)
 	}
 	uint32_t last = s->n ? s->uids[s->n - 1] : 0;
 	size_t before = s->n;
-	for (size_t i = 0; i < mb->n; i++)
-		if (mb->m[i].uid > last)
-			imap_view_add(s, mb->m[i].uid);
+	/* new messages: those above the last UID shown (m[] is by UID) */
+	size_t lo = 0, hi = mb->n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (mb->m[mid].uid <= last)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (size_t i = lo; i < mb->n; i++)
+		imap_view_add(s, mb->m[i].uid);
 	if (s->n != before)
 		buf_printf(&b, "* %zu EXISTS\r\n", s->n);
-	for (size_t i = 0; i < mb->n; i++) {
+	/* flags others changed: from the folder's list of recent changes
+	 * when it reaches back so far (1,000 IDLE sessions on a folder of
+	 * 100,000 must not each look at every message), else all */
+	uint32_t *chg;
+	size_t nchg;
+	bool listed = mbox_changes_since(mb, s->seen_modseq, &chg, &nchg);
+	size_t count = listed ? nchg : mb->n;
+	for (size_t k = 0; k < count; k++) {
+		ssize_t i = listed ? mbox_find_uid(mb, chg[k]) : (ssize_t)k;
+		if (i < 0)
+			continue;
 		const struct mbox_msg *m = &mb->m[i];
 		if (m->modseq <= s->seen_modseq || m->uid > last ||
 		    (s->own_after && m->modseq > s->own_after))
@@ -212,6 +230,7 @@ imap_updates(struct imap_session *s, bool expunges)
 			    (unsigned long long)m->modseq);
 		buf_append_str(&b, ")\r\n");
 	}
+	free(chg);
 	s->seen_modseq = mb->modseq;
 	s->own_after = 0;
 	if (b.len)

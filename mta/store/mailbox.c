@@ -77,9 +77,61 @@ mbox_free(struct mbox *b)
 		msg_clear(&b->m[i]);
 	free(b->m);
 	free(b->exp);
+	free(b->chg);
 	keywords_clear(&b->kw);
 	free(b->path);
 	free(b);
+}
+
+/*
+ * The last MBOX_CHANGES flag changes (UID and MODSEQ, in MODSEQ order),
+ * so that a session hears of them without a look at every message.
+ */
+static void
+note_change(struct mbox *b, uint32_t uid)
+{
+	if (b->chg == NULL)
+		b->chg = xcalloc(MBOX_CHANGES, sizeof(*b->chg));
+	struct mbox_change *c = &b->chg[b->chg_next % MBOX_CHANGES];
+	if (b->chg_next >= MBOX_CHANGES)
+		b->chg_floor = c->modseq;     /* overwritten: no longer told */
+	c->uid = uid;
+	c->modseq = b->modseq;
+	b->chg_next++;
+}
+
+static int
+cmp_uid32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+bool
+mbox_changes_since(const struct mbox *b, uint64_t since, uint32_t **uids,
+    size_t *n)
+{
+	*uids = NULL;
+	*n = 0;
+	if (since < b->chg_floor)
+		return false;     /* older than what the list holds */
+	size_t have = b->chg_next < MBOX_CHANGES ? b->chg_next : MBOX_CHANGES;
+	uint32_t *v = xcalloc(have + 1, sizeof(uint32_t));
+	for (size_t k = 0; k < have; k++) {
+		const struct mbox_change *c = &b->chg[(b->chg_next - 1 - k) %
+		    MBOX_CHANGES];
+		if (c->modseq <= since)
+			break;
+		v[(*n)++] = c->uid;
+	}
+	qsort(v, *n, sizeof(uint32_t), cmp_uid32);
+	size_t w = 0;
+	for (size_t k = 0; k < *n; k++)
+		if (w == 0 || v[w - 1] != v[k])
+			v[w++] = v[k];
+	*n = w;
+	*uids = v;
+	return true;
 }
 
 static char *
@@ -925,6 +977,7 @@ mbox_sync(struct mbox *b, const char *root, bool move_new, bool *changed,
 				m[i].dirty = b->dirty = true;
 			if (old->flags != m[i].flags || old->kw != m[i].kw) {
 				m[i].modseq = ++b->modseq;
+				note_change(b, m[i].uid);
 				*changed = true;
 			}
 			o++;
@@ -1030,6 +1083,7 @@ mbox_set_flags(struct mbox *b, size_t i, uint8_t flags, uint32_t kw,
 	m->flags = flags;
 	m->kw = kw;
 	m->modseq = ++b->modseq;
+	note_change(b, m->uid);
 	return 0;
 }
 

@@ -62,6 +62,13 @@ struct mbox_expunged {
 	uint64_t modseq;
 };
 
+#define MBOX_CHANGES 4096
+
+struct mbox_change {
+	uint32_t uid;
+	uint64_t modseq;
+};
+
 struct mbox {
 	char *path;               /* the Maildir directory */
 	uint32_t uidvalidity, uidnext;
@@ -79,6 +86,9 @@ struct mbox {
 	size_t cache_pending;     /* messages with cache_dirty */
 	bool fts_wanted;          /* searched, and not all in the full-text
 	                           * index: the store adds the rest when idle */
+	struct mbox_change *chg;  /* the last flag changes (a ring) */
+	size_t chg_next;          /* changes noted in all */
+	uint64_t chg_floor;       /* those at or below it may be gone */
 	struct mbox_expunged *exp;   /* expunges since open, for sessions */
 	size_t nexp, capexp;
 	char guid[33];
@@ -174,6 +184,14 @@ struct mbox *mbox_snapshot(struct mbox *b);
 
 /* Something of m was read from its file: the index's cache takes it. */
 void mbox_cache_learnt(struct mbox *b, struct mbox_msg *m);
+
+/*
+ * The UIDs (sorted, each once; malloc'd) of the messages whose flags
+ * changed after MODSEQ since, if the list of recent changes reaches back
+ * that far; false if not (then every message must be looked at).
+ */
+bool mbox_changes_since(const struct mbox *b, uint64_t since,
+    uint32_t **uids, size_t *n);
 
 /* The index of uid, or -1. */
 ssize_t mbox_find_uid(const struct mbox *b, uint32_t uid);

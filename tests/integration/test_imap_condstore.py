@@ -380,3 +380,32 @@ def test_a_big_first_commit_is_written_beside_the_folder(imap):
     assert modseqs(after) == before
     assert "\\Flagged" in [l for l in after if "UID 7 " in l][0]
     m.logout()
+
+
+def test_other_sessions_hear_every_flag_change(imap):
+    """Flag changes reach other sessions from the folder's list of recent
+    changes, or, when there were more than it keeps, from every message."""
+    from test_imap_rev2 import bcmd, lit
+    a = connect(imap)
+    for start in range(0, 5000, 1000):
+        msgs = b" ".join(lit(b"Subject: f%d\r\n\r\nx\r\n" % i)
+                         for i in range(start, start + 1000))
+        _, tagged = bcmd(a, b"APPEND INBOX " + msgs)
+        assert tagged.startswith(b"OK"), tagged
+    ok(a, "SELECT INBOX")
+    b = connect(imap)
+    ok(b, "SELECT INBOX")
+    ok(b, "STORE 1:5000 +FLAGS.SILENT (\\Flagged)")     # more than kept
+    lines, _ = ok(a, "NOOP")
+    fetches = [l for l in lines if " FETCH (" in l and "\\Flagged" in l]
+    assert len(fetches) == 5000, len(fetches)
+    ok(b, "STORE 7,4000 -FLAGS.SILENT (\\Flagged)")      # from the list
+    ok(b, "STORE 4000 +FLAGS.SILENT (\\Seen)")
+    lines, _ = ok(a, "NOOP")
+    fetches = [l for l in lines if " FETCH (" in l]
+    assert len(fetches) == 2, fetches
+    assert fetches[0].startswith("* 7 FETCH (UID 7 FLAGS (") and \
+        "\\Flagged" not in fetches[0], fetches
+    assert "\\Seen" in fetches[1] and "\\Flagged" not in fetches[1]
+    b.logout()
+    a.logout()
