@@ -24,9 +24,11 @@
 
 #include "base/log.h"
 #include "base/util.h"
+#include "mail/maildir.h"
 #include "imap/imap_session.h"
 #include "runtime.h"
 #include "smtp/smtp_session.h"
+#include "store/quota.h"
 
 #define IP_BUCKETS 4096
 
@@ -92,6 +94,27 @@ ip_get(struct listen_ctx *ctx, const char *ip)
 	c->next = ctx->ips[h];
 	ctx->ips[h] = c;
 	return c;
+}
+
+/*
+ * For RCPT: the Maildir delivery would use (mail_dir/domain/mailbox) is
+ * at the quota by its last count (quota_peek: no disk on the loop). No
+ * count: not full (delivery checks again; the message then waits).
+ */
+static bool
+mailbox_full(const struct config *cfg, const char *mailbox, const char *domain)
+{
+	const struct config_limits *l = &cfg->limits;
+	char d[256], root[4096];
+	struct quota_use u;
+
+	if ((l->quota_storage == 0 && l->quota_messages == 0) ||
+	    maildir_domain_normalize(domain, d, sizeof(d)) != 0 ||
+	    str_fmt(root, sizeof(root), "%s/%s/%s", cfg->mail_dir, d,
+	    mailbox) != 0 || quota_peek(root, &u) != 0)
+		return false;
+	return (l->quota_storage && u.bytes >= l->quota_storage) ||
+	    (l->quota_messages && u.messages >= l->quota_messages);
 }
 
 static void
@@ -204,6 +227,7 @@ on_accept(struct evconnlistener *ev, evutil_socket_t fd,
 	env.rt = *ctx->current;
 	env.queue = ctx->queue;
 	env.pool = ctx->pool;
+	env.mailbox_full = mailbox_full;
 	env.on_close = on_session_close;
 	env.arg = c;
 	c->s = smtp_session_new(&env, fd, sa, (socklen_t)salen, l->role,

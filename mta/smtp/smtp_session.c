@@ -411,6 +411,13 @@ cmd_rcpt(struct smtp_session *s, struct smtp_cmd *cmd)
 		s->tx_rejected++;
 		return;
 	}
+	if (local && s->env.mailbox_full && s->env.mailbox_full(cfg, mailbox,
+	    a->domain)) {
+		/* known full: the sender keeps it (delivery checks again) */
+		reply(s, 452, "4.2.2", "Mailbox full");
+		s->tx_rejected++;
+		return;
+	}
 	/* The same recipient twice is accepted once (one delivery). */
 	for (size_t i = 0; i < s->tx->nrcpts; i++)
 		if (ascii_strcaseeq(s->tx->rcpts[i].path, path)) {

@@ -24,6 +24,12 @@ struct smtp_session_env {
 	struct runtime *rt;          /* the session takes its own reference */
 	struct queue *queue;
 	struct iopool *pool;         /* for password checks */
+	/*
+	 * Is this local mailbox known to be at its quota (without touching
+	 * the disk)? Then RCPT gets 452 4.2.2. NULL: never asked.
+	 */
+	bool (*mailbox_full)(const struct config *cfg, const char *mailbox,
+	    const char *domain);
 	/* Called once, from the session's single destruction path. */
 	void (*on_close)(void *arg, struct smtp_session *s);
 	void *arg;

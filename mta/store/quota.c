@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #define QUOTA_TTL 30
+#define QUOTA_PEEK_TTL 600     /* what RCPT may go by, never counting */
 #define QUOTA_SLOTS 256
 
 struct slot {
@@ -141,6 +142,22 @@ quota_use(const char *root, struct quota_use *u)
 	s->use = *u;
 	s->counted = now;
 	pthread_mutex_unlock(&mu);
+}
+
+int
+quota_peek(const char *root, struct quota_use *u)
+{
+	time_t now = time(NULL);
+	int rc = -1;
+
+	pthread_mutex_lock(&mu);
+	struct slot *s = find(root, false, now);
+	if (s && now - s->counted < QUOTA_PEEK_TTL) {
+		*u = s->use;
+		rc = 0;
+	}
+	pthread_mutex_unlock(&mu);
+	return rc;
 }
 
 void

@@ -20,6 +20,12 @@ struct quota_use {
 
 /* The account's use (counted now, or a count at most 30 s old). */
 void quota_use(const char *root, struct quota_use *u);
+/*
+ * The last count (at most 10 minutes old, moved along by ternd's own
+ * writes) without counting: 0, or -1 if there is none. For the loop
+ * thread (SMTP RCPT): it never touches the disk.
+ */
+int quota_peek(const char *root, struct quota_use *u);
 /* What this process added or removed since the last count. */
 void quota_add(const char *root, int64_t bytes, int64_t messages);
 /* Count again at the next look (after expunges, say). */

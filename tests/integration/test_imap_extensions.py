@@ -425,6 +425,34 @@ def test_quota_for_append_delivery_and_imap(imap):
     m.logout()
 
 
+def test_a_full_mailbox_is_refused_at_rcpt(imap):
+    import smtplib
+    imap.stop()
+    imap.config.write_text(imap.config.read_text() +
+                           "limits = { quota_messages = 2 }\n")
+    imap.start()
+    m = connect(imap)
+    for i in range(2):
+        assert m.append("INBOX", None, None,
+                        b"Subject: %d\r\n\r\nx\r\n" % i)[0] == "OK"
+    # counted full: RCPT gets 452 4.2.2, the sender keeps the message
+    with smtplib.SMTP("127.0.0.1", imap.port) as s:
+        s.ehlo("client.test")
+        s.mail("you@example.org")
+        code, msg = s.rcpt("alice@localhost")
+        assert code == 452 and b"4.2.2" in msg, (code, msg)
+        assert s.rcpt("bob@localhost")[0] == 250     # another account
+    # room again after an expunge: accepted
+    ok(m, "SELECT INBOX")
+    ok(m, "STORE 1 +FLAGS (\\Deleted)")
+    ok(m, "EXPUNGE")
+    with smtplib.SMTP("127.0.0.1", imap.port) as s:
+        s.ehlo("client.test")
+        s.mail("you@example.org")
+        assert s.rcpt("alice@localhost")[0] == 250
+    m.logout()
+
+
 def test_within(imap):
     import time
     m = connect(imap)
