@@ -405,26 +405,38 @@ cut_back(int fd, off_t size)
  * the uidlist and fsynced, under the lock (which it then drops); a
  * failed write is cut off again.
  */
+static int append_records(const struct mbox *b, int lockfd, const char *ulp,
+    struct buf *text, struct tern_err *err);
+
 static int
 append_uidlist(const struct mbox *b, int lockfd, const char *ulp,
     const struct mbox_staged *st, size_t n, struct tern_err *err)
 {
 	struct buf text;
-	struct stat sb;
-	int rc = -1;
 
 	buf_init(&text);
 	for (size_t i = 0; i < n; i++)
 		if (st[i].rc == 0)
 			buf_printf(&text, "%u :%s\n", st[i].uid, st[i].base);
+	return append_records(b, lockfd, ulp, &text, err);
+}
+
+/* text (uidlist records) appended and fdatasynced; unlocks; frees text */
+static int
+append_records(const struct mbox *b, int lockfd, const char *ulp,
+    struct buf *text, struct tern_err *err)
+{
+	struct stat sb;
+	int rc = -1;
+
 	int fd = open(ulp, O_WRONLY | O_APPEND | O_CLOEXEC);
 	if (fd < 0 || fstat(fd, &sb) != 0) {
 		fail_errno(err, "open", ulp);
 		goto out;
 	}
 	size_t off = 0;
-	while (off < text.len) {
-		ssize_t w = write(fd, text.data + off, text.len - off);
+	while (off < text->len) {
+		ssize_t w = write(fd, text->data + off, text->len - off);
 		if (w < 0 && errno == EINTR)
 			continue;
 		if (w <= 0) {
@@ -443,7 +455,7 @@ append_uidlist(const struct mbox *b, int lockfd, const char *ulp,
 out:
 	if (fd >= 0)
 		close(fd);
-	buf_clear(&text);
+	buf_clear(text);
 	unlock_uidlist(b, lockfd);
 	return rc;
 }
@@ -770,6 +782,198 @@ mbox_times_are(struct mbox *b, int64_t t_new, int64_t t_cur, int64_t t_ul)
 	return true;
 }
 
+static int
+cmp_idx_base(const void *a, const void *b, void *arg)
+{
+	const struct mbox *mb = arg;
+
+	return strcmp(mb->m[*(const size_t *)a].base,
+	    mb->m[*(const size_t *)b].base);
+}
+
+/*
+ * Only new/ changed (cur/ and the uidlist are as the last sync saw them,
+ * under the lock): new/ alone is listed, its new files get the next
+ * UIDs, appended to the uidlist. A delivery into a folder of 100,000
+ * reaches its IDLE sessions without a listing of cur/ or a read of the
+ * uidlist. 1: not so simple after all (the caller lists everything).
+ */
+#define SYNC_NEW_MAX 64    /* new files that sync_new() takes */
+
+static int
+sync_new(struct mbox *b, bool move_new, bool *changed, struct tern_err *err)
+{
+	char dnew[4096], dcur[4096], ulp[4096];
+	struct entry *e = NULL;
+	size_t ne = 0, cape = 0;
+	int lockfd;
+
+	(void)str_fmt(dnew, sizeof(dnew), "%s/new", b->path);
+	(void)str_fmt(dcur, sizeof(dcur), "%s/cur", b->path);
+	(void)str_fmt(ulp, sizeof(ulp), "%s/" UIDLIST, b->path);
+	if ((lockfd = lock_uidlist(b, err)) < 0)
+		return -1;
+	int64_t mn = mtime_ns(dnew);
+	if (mtime_ns(ulp) != b->seen_ul || mtime_ns(dcur) != b->seen_cur ||
+	    b->uidnext == 0 || !ends_in_newline(ulp) ||
+	    list_dir(dnew, true, &e, &ne, &cape) != 0) {
+		unlock_uidlist(b, lockfd);
+		for (size_t i = 0; i < ne; i++) {
+			free(e[i].name);
+			free(e[i].base);
+		}
+		free(e);
+		return 1;
+	}
+	mbox_load_keywords(b);
+	/* the messages the box has in new/, by base name */
+	size_t *in = xcalloc(b->n + 1, sizeof(size_t)), nin = 0;
+	for (size_t i = 0; i < b->n; i++)
+		if (b->m[i].in_new)
+			in[nin++] = i;
+	qsort_r(in, nin, sizeof(size_t), cmp_idx_base, b);
+	bool *found = xcalloc(nin + 1, sizeof(bool));
+	struct arrival *arr = xcalloc(ne + 1, sizeof(*arr));
+	size_t nnew = 0;
+	int dfd_new = open(dnew, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	for (size_t i = 0; i < ne; i++) {
+		size_t lo = 0, hi = nin;
+		bool known = false;
+		while (lo < hi) {
+			size_t mid = lo + (hi - lo) / 2;
+			int c = strcmp(b->m[in[mid]].base, e[i].base);
+			if (c == 0) {
+				found[mid] = known = true;
+				break;
+			}
+			if (c < 0)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		if (known)
+			continue;
+		if (nnew == SYNC_NEW_MAX)
+			break;        /* many: a full listing does it better */
+		/* a base the box has in cur/ is not a new message either */
+		for (size_t k = 0; !known && k < b->n; k++)
+			known = strcmp(b->m[k].base, e[i].base) == 0;
+		if (known)
+			continue;
+		e[i].mtime = entry_mtime(dfd_new, e[i].name);
+		arr[nnew].i = i;
+		arr[nnew].t = e[i].mtime;
+		arr[nnew].name = e[i].name;
+		nnew++;
+	}
+	if (dfd_new >= 0)
+		close(dfd_new);
+	if (nnew == SYNC_NEW_MAX) {
+		unlock_uidlist(b, lockfd);
+		for (size_t i = 0; i < ne; i++) {
+			free(e[i].name);
+			free(e[i].base);
+		}
+		free(e);
+		free(arr);
+		free(found);
+		free(in);
+		return 1;
+	}
+	qsort(arr, nnew, sizeof(*arr), cmp_arrival);
+	/* their UIDs go into the uidlist first: then the box may show them */
+	struct buf rec;
+	buf_init(&rec);
+	uint32_t next = b->uidnext;
+	for (size_t k = 0; k < nnew; k++)
+		buf_printf(&rec, "%u :%s\n", next++, e[arr[k].i].base);
+	int rc = 0;
+	if (nnew && append_records(b, lockfd, ulp, &rec, err) != 0)
+		rc = -1;
+	else if (!nnew) {
+		buf_clear(&rec);
+		unlock_uidlist(b, lockfd);
+	}
+	if (rc == 0) {
+		/* files gone from new/ (deleted: a move to cur/ changes cur/) */
+		size_t w = 0, g = 0;
+		bool *gone = xcalloc(b->n + 1, sizeof(bool));
+		for (size_t k = 0; k < nin; k++)
+			if (!found[k])
+				gone[in[k]] = true;
+		for (size_t i = 0; i < b->n; i++) {
+			if (gone[i]) {
+				record_expunge(b, b->m[i].uid);
+				msg_clear(&b->m[i]);
+				g++;
+				continue;
+			}
+			b->m[w++] = b->m[i];
+		}
+		b->n = w;
+		free(gone);
+		if (b->n + nnew > b->cap) {
+			b->cap = b->n + nnew + 64;
+			b->m = xreallocarray(b->m, b->cap, sizeof(*b->m));
+		}
+		for (size_t k = 0; k < nnew; k++) {
+			struct entry *x = &e[arr[k].i];
+			struct mbox_msg *m = &b->m[b->n++];
+			memset(m, 0, sizeof(*m));
+			m->uid = b->uidnext++;
+			m->base = x->base;
+			m->fname = x->name;
+			x->base = x->name = NULL;
+			m->in_new = true;
+			info_flags(m->fname, &m->flags, &m->kw);
+			m->internaldate = x->mtime / 1000000000;
+			m->vsize = name_vsize(m->base);
+			m->recent = true;
+			m->savedate = (int64_t)time(NULL);
+			m->modseq = ++b->modseq;
+		}
+		if (nnew || g)
+			*changed = true;
+		/* a selected folder's new/ goes to cur/, as a full sync does */
+		bool moved = false;
+		for (size_t i = 0; move_new && i < b->n; i++) {
+			struct mbox_msg *m = &b->m[i];
+			if (!m->in_new)
+				continue;
+			char from[4096], to[4096];
+			char *nn = strchr(m->fname, ':') ? xstrdup(m->fname) :
+			    xasprintf("%s:2,", m->fname);
+			if (str_fmt(from, sizeof(from), "%s/%s", dnew, m->fname) ==
+			    0 && str_fmt(to, sizeof(to), "%s/%s", dcur, nn) == 0 &&
+			    rename(from, to) == 0) {
+				free(m->fname);
+				m->fname = nn;
+				m->in_new = false;
+				m->dirty = b->dirty = true;
+				moved = true;
+			} else
+				free(nn);
+		}
+		int64_t sn = moved || nnew ? mtime_ns(dnew) : mn;
+		int64_t sc = moved ? mtime_ns(dcur) : b->seen_cur;
+		int64_t su = nnew ? mtime_ns(ulp) : b->seen_ul;
+		if (sn != b->seen_new || sc != b->seen_cur || su != b->seen_ul)
+			b->seen_changed = true;
+		b->seen_new = sn;
+		b->seen_cur = sc;
+		b->seen_ul = su;
+	}
+	for (size_t i = 0; i < ne; i++) {
+		free(e[i].name);
+		free(e[i].base);
+	}
+	free(e);
+	free(arr);
+	free(found);
+	free(in);
+	return rc;
+}
+
 int
 mbox_sync(struct mbox *b, const char *root, bool move_new, bool *changed,
     struct tern_err *err)
@@ -788,10 +992,18 @@ mbox_sync(struct mbox *b, const char *root, bool move_new, bool *changed,
 		return -1;
 	}
 	int64_t mn = mtime_ns(dnew), mc = mtime_ns(dcur), mu = mtime_ns(ulp);
-	if (b->synced && !b->force_sync && mn == b->seen_new &&
-	    mc == b->seen_cur && mu == b->seen_ul)
-		return 0;     /* nothing touched the folder */
+	if (b->synced && !b->force_sync && mc == b->seen_cur &&
+	    mu == b->seen_ul && mc >= 0) {
+		if (mn == b->seen_new && !b->list_new)
+			return 0;     /* nothing touched the folder */
+		/* only new/ (a delivery, a file dropped in) */
+		b->list_new = false;
+		int r = sync_new(b, move_new, changed, err);
+		if (r != 1)
+			return r;
+	}
 	b->force_sync = false;
+	b->list_new = false;
 	if (mc < 0) {
 		errno = ENOENT;
 		fail_errno(err, "no folder", b->path);

@@ -82,6 +82,7 @@ struct mbox {
 	bool dirty;               /* some m[].dirty is set */
 	bool seen_changed;        /* seen_* differ from what the index has */
 	bool force_sync;          /* the next sync lists the directories */
+	bool list_new;            /* the next sync lists new/ at least */
 	bool kw_loaded;
 	size_t cache_pending;     /* messages with cache_dirty */
 	bool fts_wanted;          /* searched, and not all in the full-text

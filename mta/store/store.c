@@ -73,6 +73,7 @@ struct store_box {
 	bool sync_queued;         /* a sync job is queued or armed */
 	bool sync_again;          /* a change came meanwhile: one more */
 	bool force_next;          /* the next sync lists, whatever the times */
+	bool new_next;            /* the next lists new/ at least */
 	struct mbox *snap;        /* a big commit's rows, to write aside */
 	struct mbox *snap_writing;   /* those being written */
 	bool snap_inflight;       /* being written (atomic: workers read it) */
@@ -234,6 +235,7 @@ store_rel(const struct store_account *a, const char *path)
 }
 
 static void on_sync_timer(evutil_socket_t fd, short what, void *arg);
+static void sync_soon(struct store_box *b, bool full);
 
 /*
  * A lingering box is wanted again (a session, or a job: a delivery's
@@ -615,6 +617,9 @@ store_box_select(struct store_box *b, bool on)
 		b->selected--;
 }
 
+/* what a timed sync is to list (sync_work's argument) */
+static char SYNC_FULL, SYNC_NEW;
+
 static void
 sync_work(struct store_box *b, void *arg)
 {
@@ -622,8 +627,10 @@ sync_work(struct store_box *b, void *arg)
 	bool changed = false;
 
 	memset(&err, 0, sizeof(err));
-	if (arg != NULL)
-		b->mb->force_sync = true;   /* inotify saw something */
+	if (arg == &SYNC_FULL)
+		b->mb->force_sync = true;   /* inotify saw cur/ change */
+	else if (arg == &SYNC_NEW)
+		b->mb->list_new = true;     /* inotify saw new/ change */
 	if (mbox_sync(b->mb, b->acct->root, b->selected > 0, &changed,
 	    &err) != 0)
 		log_warnx("store: %s: %s", b->path, err.text);
@@ -637,8 +644,11 @@ sync_done(struct store_box *b, void *arg)
 	(void)arg;
 	b->sync_queued = false;
 	if (b->sync_again) {
+		/* what came meanwhile (force_next, new_next say what) */
+		struct timeval tv = { 0, COALESCE_USEC };
 		b->sync_again = false;
-		store_box_sync_soon(b);
+		b->sync_queued = true;
+		evtimer_add(b->timer, &tv);
 	}
 }
 
@@ -646,10 +656,11 @@ static void
 on_sync_timer(evutil_socket_t fd, short what, void *arg)
 {
 	struct store_box *b = arg;
-	bool force = b->force_next;
+	void *mode = b->force_next ? &SYNC_FULL : b->new_next ? &SYNC_NEW :
+	    NULL;
 
-	b->force_next = false;
-	store_box_run(b, sync_work, sync_done, force ? b : NULL);
+	b->force_next = b->new_next = false;
+	store_box_run(b, sync_work, sync_done, mode);
 }
 
 /*
@@ -661,9 +672,22 @@ on_sync_timer(evutil_socket_t fd, short what, void *arg)
 void
 store_box_sync_soon(struct store_box *b)
 {
+	sync_soon(b, true);
+}
+
+/*
+ * full: cur/ (or anything) changed, everything is listed; else only new/
+ * did, and new/ is listed even if its time looks the same.
+ */
+static void
+sync_soon(struct store_box *b, bool full)
+{
 	struct timeval tv = { 0, COALESCE_USEC };
 
-	b->force_next = true;
+	if (full)
+		b->force_next = true;
+	else
+		b->new_next = true;
 	if (b->sync_queued) {
 		b->sync_again = true;
 		return;
@@ -700,9 +724,11 @@ on_inotify(evutil_socket_t fd, short what, void *arg)
 			struct store_box *b;
 			TAILQ_FOREACH(a, &s->accounts, entry)
 				TAILQ_FOREACH(b, &a->boxes, entry)
-					if (ie->wd == b->wd_new ||
-					    ie->wd == b->wd_cur)
-						store_box_sync_soon(b);
+					if (ie->wd == b->wd_cur ||
+					    (ie->mask & IN_Q_OVERFLOW))
+						sync_soon(b, true);
+					else if (ie->wd == b->wd_new)
+						sync_soon(b, false);
 			p += sizeof(*ie) + ie->len;
 		}
 	}

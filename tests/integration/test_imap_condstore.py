@@ -409,3 +409,49 @@ def test_other_sessions_hear_every_flag_change(imap):
     assert "\\Seen" in fetches[1] and "\\Flagged" not in fetches[1]
     b.logout()
     a.logout()
+
+
+def test_new_files_alone_are_listed_alone(imap):
+    """Files that come into new/ (cur/ and the uidlist untouched) are
+    taken from a listing of new/ alone: the next UIDs, appended to the
+    uidlist; one deleted from new/ is an expunge; a base the folder has
+    in cur/ is never a second message; a move to cur/ keeps the UID."""
+    import os
+    import time
+    from test_imap import wait_for
+    root = maildir(imap)
+    for sub in ("cur", "new", "tmp"):
+        (root / ".Work" / sub).mkdir(parents=True, exist_ok=True)
+    work = root / ".Work"
+    (work / "cur" / "1700000000.M1P1.x:2,S").write_bytes(b"Subject: a\n\nx\n")
+    m = connect(imap)
+    m.subscribe("Work")
+
+    def status():
+        lines, _ = ok(m, "STATUS Work (MESSAGES UIDNEXT)")
+        return lines[0]
+    assert status().endswith("(MESSAGES 1 UIDNEXT 2)"), status()
+    ul_before = (work / "dovecot-uidlist").read_text()
+    for i in range(3):
+        (work / "new" / ("17000000%02d.M%dP2.y" % (i, i))).write_bytes(
+            b"Subject: n%d\n\nx\n" % i)
+        time.sleep(0.01)
+    # a hard link of the cur/ message into new/: the same message
+    os.link(work / "cur" / "1700000000.M1P1.x:2,S",
+            work / "new" / "1700000000.M1P1.x")
+    assert wait_for(lambda: status().endswith("(MESSAGES 4 UIDNEXT 5)")), \
+        status()
+    ul = (work / "dovecot-uidlist").read_text()
+    assert ul.startswith(ul_before) and ul.count("\n") == 5, ul  # appended
+    (work / "new" / "1700000000.M1P1.x").unlink()
+    (work / "new" / "1700000001.M1P2.y").unlink()          # UID 3
+    assert wait_for(lambda: status().endswith("(MESSAGES 3 UIDNEXT 5)")), \
+        status()
+    os.rename(work / "new" / "1700000002.M2P2.y",
+              work / "cur" / "1700000002.M2P2.y:2,F")
+    ok(m, "SELECT Work")
+    lines, _ = ok(m, "UID FETCH 1:* FLAGS")
+    got = sorted(l.split("UID ")[1].split()[0] for l in lines)
+    assert got == ["1", "2", "4"], lines
+    assert "\\Flagged" in [l for l in lines if "UID 4 " in l][0], lines
+    m.logout()
