@@ -134,6 +134,59 @@ mbox_changes_since(const struct mbox *b, uint64_t since, uint32_t **uids,
 	return true;
 }
 
+/* --- our own changes, as inotify will report them ------------------------ */
+
+enum { OWN_NEW, OWN_CUR };
+
+static void
+own_expect(struct mbox *b, int dir, size_t n)
+{
+	__atomic_add_fetch(&b->own[dir], n, __ATOMIC_ACQ_REL);
+}
+
+/* The change failed: its events will not come. */
+static void
+own_cancel(struct mbox *b, int dir, size_t n)
+{
+	for (size_t k = 0; k < n; k++)
+		(void)mbox_own_event(b, dir == OWN_CUR);
+}
+
+bool
+mbox_own_event(struct mbox *b, bool cur)
+{
+	size_t *c = &b->own[cur ? OWN_CUR : OWN_NEW];
+	size_t v = __atomic_load_n(c, __ATOMIC_ACQUIRE);
+
+	while (v > 0)
+		if (__atomic_compare_exchange_n(c, &v, v - 1, false,
+		    __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+			return true;
+	return false;
+}
+
+void
+mbox_own_reset(struct mbox *b)
+{
+	__atomic_store_n(&b->own[OWN_NEW], 0, __ATOMIC_RELEASE);
+	__atomic_store_n(&b->own[OWN_CUR], 0, __ATOMIC_RELEASE);
+}
+
+/* rename() within the folder, counted as our own change */
+static int
+own_rename(struct mbox *b, const char *from, bool from_new, const char *to)
+{
+	own_expect(b, from_new ? OWN_NEW : OWN_CUR, 1);
+	own_expect(b, OWN_CUR, 1);
+	if (rename(from, to) == 0)
+		return 0;
+	int e = errno;
+	own_cancel(b, from_new ? OWN_NEW : OWN_CUR, 1);
+	own_cancel(b, OWN_CUR, 1);
+	errno = e;
+	return -1;
+}
+
 static char *
 dup_or_null(const char *s)
 {
@@ -945,7 +998,7 @@ sync_new(struct mbox *b, bool move_new, bool *changed, struct tern_err *err)
 			    xasprintf("%s:2,", m->fname);
 			if (str_fmt(from, sizeof(from), "%s/%s", dnew, m->fname) ==
 			    0 && str_fmt(to, sizeof(to), "%s/%s", dcur, nn) == 0 &&
-			    rename(from, to) == 0) {
+			    own_rename(b, from, true, to) == 0) {
 				free(m->fname);
 				m->fname = nn;
 				m->in_new = false;
@@ -1121,7 +1174,7 @@ mbox_sync(struct mbox *b, const char *root, bool move_new, bool *changed,
 			    xasprintf("%s:2,", e[i].name);
 			if (str_fmt(from, sizeof(from), "%s/%s", dnew,
 			    e[i].name) == 0 && str_fmt(to, sizeof(to), "%s/%s",
-			    dcur, nn) == 0 && rename(from, to) == 0) {
+			    dcur, nn) == 0 && own_rename(b, from, true, to) == 0) {
 				free(e[i].name);
 				e[i].name = nn;
 				e[i].in_new = false;
@@ -1284,11 +1337,17 @@ mbox_set_flags(struct mbox *b, size_t i, uint8_t flags, uint32_t kw,
 		tern_err_set(err, 451, "4.3.0", "path too long");
 		return -1;
 	}
-	if (rename(from, to) != 0) {
+	/* in step with cur/ before: still so after our own rename */
+	char dcur[4096];
+	(void)str_fmt(dcur, sizeof(dcur), "%s/cur", b->path);
+	bool in_step = b->synced && mtime_ns(dcur) == b->seen_cur;
+	if (own_rename(b, from, m->in_new, to) != 0) {
 		fail_errno(err, "rename", from);
 		free(name);
 		return -1;
 	}
+	if (in_step)
+		b->seen_cur = mtime_ns(dcur);
 	free(m->fname);
 	m->fname = name;
 	m->in_new = false;
@@ -1417,7 +1476,9 @@ mbox_commit_staged(struct mbox *b, const char *root, struct mbox_staged *st,
 		    sizeof(letters));
 		st[i].fname = xasprintf("%s:2,%s", st[i].base, letters);
 		(void)str_fmt(final, sizeof(final), "%s/%s", dcur, st[i].fname);
+		own_expect(b, OWN_CUR, 1);
 		if (rename(st[i].tmp, final) != 0) {
+			own_cancel(b, OWN_CUR, 1);
 			fail_errno(&st[i].err, "rename", final);
 			st[i].rc = -1;
 			(void)unlink(st[i].tmp);
@@ -1671,9 +1732,14 @@ mbox_remove(struct mbox *b, size_t i, struct tern_err *err)
 
 	if (msg_path(b, i, path, sizeof(path), err) != 0)
 		return -1;
-	if (unlink(path) != 0 && errno != ENOENT) {
-		fail_errno(err, "unlink", path);
-		return -1;
+	int dir = b->m[i].in_new ? OWN_NEW : OWN_CUR;
+	own_expect(b, dir, 1);
+	if (unlink(path) != 0) {
+		own_cancel(b, dir, 1);
+		if (errno != ENOENT) {
+			fail_errno(err, "unlink", path);
+			return -1;
+		}
 	}
 	return 0;
 }

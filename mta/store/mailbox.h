@@ -83,6 +83,9 @@ struct mbox {
 	bool seen_changed;        /* seen_* differ from what the index has */
 	bool force_sync;          /* the next sync lists the directories */
 	bool list_new;            /* the next sync lists new/ at least */
+	/* inotify events our own renames and unlinks will cause, in new/
+	 * and cur/ (atomic: workers add, the loop takes) */
+	size_t own[2];
 	bool kw_loaded;
 	size_t cache_pending;     /* messages with cache_dirty */
 	bool fts_wanted;          /* searched, and not all in the full-text
@@ -182,6 +185,17 @@ int mbox_read_head(const struct mbox *b, size_t i, struct buf *out,
  * b counts as written from now.
  */
 struct mbox *mbox_snapshot(struct mbox *b);
+
+/*
+ * Loop thread, for each inotify event in new/ (cur false) or cur/: true
+ * if it is one that a change of our own was to cause (then nothing need
+ * be listed for it). An event of another program's that comes first
+ * takes the place of ours, whose event then asks for the listing: no
+ * change of another's is ever taken for ours without one that follows.
+ */
+bool mbox_own_event(struct mbox *b, bool cur);
+/* The events were lost (the inotify queue overflowed): none is ours. */
+void mbox_own_reset(struct mbox *b);
 
 /* Something of m was read from its file: the index's cache takes it. */
 void mbox_cache_learnt(struct mbox *b, struct mbox_msg *m);

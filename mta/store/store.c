@@ -724,10 +724,14 @@ on_inotify(evutil_socket_t fd, short what, void *arg)
 			struct store_box *b;
 			TAILQ_FOREACH(a, &s->accounts, entry)
 				TAILQ_FOREACH(b, &a->boxes, entry)
-					if (ie->wd == b->wd_cur ||
-					    (ie->mask & IN_Q_OVERFLOW))
+					if (ie->mask & IN_Q_OVERFLOW) {
+						mbox_own_reset(b->mb);
 						sync_soon(b, true);
-					else if (ie->wd == b->wd_new)
+					} else if (ie->wd == b->wd_cur &&
+					    !mbox_own_event(b->mb, true))
+						sync_soon(b, true);
+					else if (ie->wd == b->wd_new &&
+					    !mbox_own_event(b->mb, false))
 						sync_soon(b, false);
 			p += sizeof(*ie) + ie->len;
 		}

@@ -455,3 +455,31 @@ def test_new_files_alone_are_listed_alone(imap):
     assert got == ["1", "2", "4"], lines
     assert "\\Flagged" in [l for l in lines if "UID 4 " in l][0], lines
     m.logout()
+
+
+def test_a_change_by_another_program_amid_our_own_is_seen(imap):
+    """Our own renames are not listed for again; one by another program
+    in between still is (its inotify event asks, or ours then does)."""
+    from test_imap import wait_for
+    fill(imap, 4)
+    a = connect(imap)
+    ok(a, "SELECT INBOX")
+    b = connect(imap)
+    ok(b, "SELECT INBOX")
+    for round_ in range(3):
+        ok(b, "STORE 1:4 -FLAGS.SILENT (\\Seen \\Answered)")
+        ok(a, "NOOP")
+        ok(b, "STORE 1,3 +FLAGS.SILENT (\\Answered)")   # ours
+        paths = files_by_uid(imap)
+        p = paths[2]                                    # another's
+        p.rename(p.with_name(p.name.split(":2,")[0] + ":2,S"))
+        ok(b, "STORE 4 +FLAGS.SILENT (\\Answered)")     # ours again
+
+        def seen():
+            lines, _ = ok(a, "FETCH 2 FLAGS")
+            return "\\Seen" in lines[0]
+        assert wait_for(seen), round_
+        lines, _ = ok(b, "FETCH 2 FLAGS")
+        assert "\\Seen" in lines[0], lines
+    a.logout()
+    b.logout()
