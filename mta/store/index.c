@@ -493,6 +493,19 @@ cache_take(sqlite3_stmt *st, int from, struct mbox_msg *m)
 
 #define CACHE_BY_FOLDER 256   /* more to ask: the folder's rows at once */
 
+static bool
+cache_empty(struct tindex *x)
+{
+	sqlite3_stmt *st;
+	bool empty = false;
+
+	if (sqlite3_prepare_v2(x->db, "SELECT NOT EXISTS(SELECT 1 FROM cache)",
+	    -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+		empty = sqlite3_column_int(st, 0) != 0;
+	sqlite3_finalize(st);
+	return empty;
+}
+
 int
 tindex_cache_fill(struct tindex *x, const char *rel, struct mbox *b,
     const size_t *idx, size_t n, struct tern_err *err)
@@ -507,6 +520,13 @@ tindex_cache_fill(struct tindex *x, const char *rel, struct mbox *b,
 		return 0;
 	if (lock(x, err) != 0)
 		return -1;
+	if (asked > CACHE_BY_FOLDER && cache_empty(x)) {
+		/* nothing cached anywhere yet (a new account): no pass */
+		for (size_t i = 0; i < n; i++)
+			b->m[idx[i]].cache_tried = true;
+		unlock(x);
+		return 0;
+	}
 	if (asked > CACHE_BY_FOLDER) {
 		/* one pass over the folder's rows beats as many lookups */
 		if (sqlite3_prepare_v2(x->db, "SELECT m.uid, m.base, c.envelope,"
