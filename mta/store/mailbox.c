@@ -807,6 +807,37 @@ mbox_save_keywords(struct mbox *b, struct tern_err *err)
 	return 0;
 }
 
+/* The entries list_dir() made. */
+static void
+entries_free(struct entry *e, size_t ne)
+{
+	for (size_t i = 0; i < ne; i++) {
+		free(e[i].name);
+		free(e[i].base);
+	}
+	free(e);
+}
+
+/*
+ * A file of new/ into cur/ (":2," added if it had no info), as a
+ * selected folder's are: its new name, or NULL if it stayed.
+ */
+static char *
+move_to_cur(struct mbox *b, const char *dnew, const char *dcur,
+    const char *name)
+{
+	char from[4096], to[4096];
+	char *nn = strchr(name, ':') ? xstrdup(name) :
+	    xasprintf("%s:2,", name);
+
+	if (str_fmt(from, sizeof(from), "%s/%s", dnew, name) == 0 &&
+	    str_fmt(to, sizeof(to), "%s/%s", dcur, nn) == 0 &&
+	    own_rename(b, from, true, to) == 0)
+		return nn;
+	free(nn);
+	return NULL;
+}
+
 static void
 record_expunge(struct mbox *b, uint32_t uid)
 {
@@ -873,11 +904,7 @@ sync_new(struct mbox *b, bool move_new, bool *changed, struct tern_err *err)
 	    b->uidnext == 0 || !ends_in_newline(ulp) ||
 	    list_dir(dnew, true, &e, &ne, &cape) != 0) {
 		unlock_uidlist(b, lockfd);
-		for (size_t i = 0; i < ne; i++) {
-			free(e[i].name);
-			free(e[i].base);
-		}
-		free(e);
+		entries_free(e, ne);
 		return 1;
 	}
 	mbox_load_keywords(b);
@@ -923,17 +950,11 @@ sync_new(struct mbox *b, bool move_new, bool *changed, struct tern_err *err)
 	}
 	if (dfd_new >= 0)
 		close(dfd_new);
+	int rc = 0;
 	if (nnew == SYNC_NEW_MAX) {
 		unlock_uidlist(b, lockfd);
-		for (size_t i = 0; i < ne; i++) {
-			free(e[i].name);
-			free(e[i].base);
-		}
-		free(e);
-		free(arr);
-		free(found);
-		free(in);
-		return 1;
+		rc = 1;
+		goto out;
 	}
 	qsort(arr, nnew, sizeof(*arr), cmp_arrival);
 	/* their UIDs go into the uidlist first: then the box may show them */
@@ -942,7 +963,6 @@ sync_new(struct mbox *b, bool move_new, bool *changed, struct tern_err *err)
 	uint32_t next = b->uidnext;
 	for (size_t k = 0; k < nnew; k++)
 		buf_printf(&rec, "%u :%s\n", next++, e[arr[k].i].base);
-	int rc = 0;
 	if (nnew && append_records(b, lockfd, ulp, &rec, err) != 0)
 		rc = -1;
 	else if (!nnew) {
@@ -993,21 +1013,15 @@ sync_new(struct mbox *b, bool move_new, bool *changed, struct tern_err *err)
 		bool moved = false;
 		for (size_t i = 0; move_new && i < b->n; i++) {
 			struct mbox_msg *m = &b->m[i];
-			if (!m->in_new)
+			char *nn = m->in_new ? move_to_cur(b, dnew, dcur,
+			    m->fname) : NULL;
+			if (nn == NULL)
 				continue;
-			char from[4096], to[4096];
-			char *nn = strchr(m->fname, ':') ? xstrdup(m->fname) :
-			    xasprintf("%s:2,", m->fname);
-			if (str_fmt(from, sizeof(from), "%s/%s", dnew, m->fname) ==
-			    0 && str_fmt(to, sizeof(to), "%s/%s", dcur, nn) == 0 &&
-			    own_rename(b, from, true, to) == 0) {
-				free(m->fname);
-				m->fname = nn;
-				m->in_new = false;
-				m->dirty = b->dirty = true;
-				moved = true;
-			} else
-				free(nn);
+			free(m->fname);
+			m->fname = nn;
+			m->in_new = false;
+			m->dirty = b->dirty = true;
+			moved = true;
 		}
 		int64_t sn = moved || nnew ? mtime_ns(dnew) : mn;
 		int64_t sc = moved ? mtime_ns(dcur) : b->seen_cur;
@@ -1018,11 +1032,8 @@ sync_new(struct mbox *b, bool move_new, bool *changed, struct tern_err *err)
 		b->seen_cur = sc;
 		b->seen_ul = su;
 	}
-	for (size_t i = 0; i < ne; i++) {
-		free(e[i].name);
-		free(e[i].base);
-	}
-	free(e);
+out:
+	entries_free(e, ne);
 	free(arr);
 	free(found);
 	free(in);
@@ -1080,11 +1091,7 @@ mbox_sync(struct mbox *b, const char *root, bool move_new, bool *changed,
 		fail_errno(err, "readdir", b->path);
 		unlock_uidlist(b, lockfd);
 		uidlist_clear(&ul);
-		for (size_t i = 0; i < ne; i++) {
-			free(e[i].name);
-			free(e[i].base);
-		}
-		free(e);
+		entries_free(e, ne);
 		return -1;
 	}
 	if (ne > 1)
@@ -1171,18 +1178,13 @@ mbox_sync(struct mbox *b, const char *root, bool move_new, bool *changed,
 			/* a long move: the lock is not left to look stale */
 			if ((i & 1023) == 0)
 				lock_refresh(lockfd, &locked_at);
-			char from[4096], to[4096], *nn;
-			nn = strchr(e[i].name, ':') ? xstrdup(e[i].name) :
-			    xasprintf("%s:2,", e[i].name);
-			if (str_fmt(from, sizeof(from), "%s/%s", dnew,
-			    e[i].name) == 0 && str_fmt(to, sizeof(to), "%s/%s",
-			    dcur, nn) == 0 && own_rename(b, from, true, to) == 0) {
-				free(e[i].name);
-				e[i].name = nn;
-				e[i].in_new = false;
-				touched = true;
-			} else
-				free(nn);
+			char *nn = move_to_cur(b, dnew, dcur, e[i].name);
+			if (nn == NULL)
+				continue;
+			free(e[i].name);
+			e[i].name = nn;
+			e[i].in_new = false;
+			touched = true;
 		}
 	if (ul_changed || ul.version != 3) {
 		if (commit_uidlist(b, lockfd, &ul, err) != 0) {
@@ -1307,11 +1309,7 @@ fail:
 		close(dfd_new);
 	if (dfd_cur >= 0)
 		close(dfd_cur);
-	for (size_t i = 0; i < ne; i++) {
-		free(e[i].name);
-		free(e[i].base);
-	}
-	free(e);
+	entries_free(e, ne);
 	free(uid_of);
 	uidlist_clear(&ul);
 	if (lockfd >= 0)

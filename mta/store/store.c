@@ -297,12 +297,7 @@ box_free(struct store_box *b)
 {
 	struct store *s = b->acct->s;
 
-	if (b->lingering) {
-		TAILQ_REMOVE(&s->linger, b, lentry);
-		s->linger_msgs -= b->linger_n;
-		s->linger_boxes--;
-		b->lingering = false;
-	}
+	linger_leave(b);
 	if (s->ifd >= 0) {
 		/* the same directory may be watched for another box: no */
 		if (b->wd_new >= 0)
