@@ -25,6 +25,8 @@
 #include "base/log.h"
 #include "base/util.h"
 #include "mail/maildir.h"
+#include "http/http_app.h"
+#include "http/http_conn.h"
 #include "imap/imap_session.h"
 #include "runtime.h"
 #include "smtp/smtp_session.h"
@@ -43,6 +45,7 @@ struct conn {
 	struct listen_ctx *ctx;
 	struct smtp_session *s;      /* one of the two */
 	struct imap_session *is;
+	struct http_conn *hc;
 	struct ip_count *ipc;
 };
 
@@ -59,6 +62,7 @@ struct listen_ctx {
 	struct queue *queue;
 	struct iopool *pool;
 	struct store *store;
+	struct http_app *http;
 	struct listener *listeners;
 	size_t nlisteners;
 	TAILQ_HEAD(, conn) conns;
@@ -156,11 +160,26 @@ on_imap_close(void *arg, struct imap_session *s)
 }
 
 static void
-refuse(evutil_socket_t fd, const struct config *cfg, const char *why)
+on_http_close(void *arg, struct http_conn *c)
+{
+	conn_closed(arg);
+}
+
+/* HTTP timeouts (s): a whole head, a pause in a body, idle keep-alive */
+#define HTTP_HEAD_TIMEOUT 30
+#define HTTP_BODY_TIMEOUT 60
+#define HTTP_KEEPALIVE_TIMEOUT 120
+
+static void
+refuse(evutil_socket_t fd, const struct config *cfg, const char *why,
+    enum listen_role role)
 {
 	char line[400];
-	int n = snprintf(line, sizeof(line), "421 4.7.0 %s Error: %s\r\n",
-	    cfg->hostname, why);
+	int n = role == ROLE_HTTP || role == ROLE_HTTPS ?
+	    snprintf(line, sizeof(line), "HTTP/1.1 503 Service Unavailable\r\n"
+	    "Connection: close\r\nContent-Length: 0\r\nRetry-After: 10\r\n"
+	    "\r\n") : snprintf(line, sizeof(line),
+	    "421 4.7.0 %s Error: %s\r\n", cfg->hostname, why);
 
 	if (n > 0)
 		(void)!write(fd, line, (size_t)n < sizeof(line) ? (size_t)n :
@@ -187,14 +206,14 @@ on_accept(struct evconnlistener *ev, evutil_socket_t fd,
 		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)sa)->sin6_addr,
 		    ip, sizeof(ip));
 	if (ctx->shutting_down) {
-		refuse(fd, cfg, "service shutting down");
+		refuse(fd, cfg, "service shutting down", l->role);
 		return;
 	}
 	if (ctx->nconns >= cfg->limits.max_connections) {
 		ctx->refused_total++;
 		log_warnx("refused client=%s: too many connections (%zu)", ip,
 		    ctx->nconns);
-		refuse(fd, cfg, "too many connections");
+		refuse(fd, cfg, "too many connections", l->role);
 		return;
 	}
 	ipc = ip_get(ctx, ip);
@@ -206,7 +225,8 @@ on_accept(struct evconnlistener *ev, evutil_socket_t fd,
 			ipc->n = 1;
 			ip_put(ctx, ipc);
 		}
-		refuse(fd, cfg, "too many connections from your address");
+		refuse(fd, cfg, "too many connections from your address",
+		    l->role);
 		return;
 	}
 	ipc->n++;
@@ -216,6 +236,14 @@ on_accept(struct evconnlistener *ev, evutil_socket_t fd,
 	TAILQ_INSERT_TAIL(&ctx->conns, c, entry);
 	ctx->nconns++;
 	ctx->sessions_total++;
+	if (l->role == ROLE_HTTP || l->role == ROLE_HTTPS) {
+		struct http_conn_env henv = { ctx->base, *ctx->current,
+			http_app_body_limit, http_app_handle, ctx->http,
+			on_http_close, c, HTTP_HEAD_TIMEOUT, HTTP_BODY_TIMEOUT,
+			HTTP_KEEPALIVE_TIMEOUT };
+		c->hc = http_conn_new(&henv, fd, sa, (socklen_t)salen, l->tls);
+		return;
+	}
 	if (l->role == ROLE_IMAP || l->role == ROLE_IMAPS) {
 		struct imap_session_env ienv = { ctx->base, *ctx->current,
 			ctx->pool, ctx->store, on_imap_close, c };
@@ -273,6 +301,7 @@ listen_start(struct event_base *base, struct runtime **current,
 	ctx->current = current;
 	ctx->pool = pool;
 	ctx->queue = q;
+	ctx->http = http_app_new(base, current, store, pool);
 	TAILQ_INIT(&ctx->conns);
 	ctx->resume = evtimer_new(base, on_resume, ctx);
 	ctx->listeners = xcalloc(cfg->nlisten, sizeof(*ctx->listeners));
@@ -321,6 +350,8 @@ listen_shutdown(struct listen_ctx *ctx)
 		next = TAILQ_NEXT(c, entry);
 		if (c->is)
 			imap_session_shutdown(c->is);
+		else if (c->hc)
+			http_conn_shutdown(c->hc);
 		else
 			smtp_session_shutdown(c->s);
 	}
@@ -349,6 +380,7 @@ listen_free(struct listen_ctx *ctx)
 		evconnlistener_free(ctx->listeners[i].ev);
 	free(ctx->listeners);
 	event_free(ctx->resume);
+	http_app_free(ctx->http);
 	for (size_t i = 0; i < IP_BUCKETS; i++) {
 		struct ip_count *ipc, *next;
 		for (ipc = ctx->ips[i]; ipc; ipc = next) {

@@ -23,19 +23,6 @@
 #include "store/quota.h"
 static bool status_items_ok(const struct imap_arg *items);
 
-/*
- * OBJECTID's MAILBOXID (RFC 8474): "F" and the folder's GUID from its
- * dovecot-uidlist, which moves with it on RENAME, as Dovecot's does.
- */
-static void
-mailbox_id(const struct mbox *mb, char out[40])
-{
-	if (mb->guid[0])
-		(void)snprintf(out, 40, "F%s", mb->guid);
-	else
-		(void)snprintf(out, 40, "F%08x", mb->uidvalidity);
-}
-
 static void status_answer(struct imap_session *s, struct mbox *mb,
     const char *name, const struct imap_arg *items);
 
@@ -375,7 +362,7 @@ folder_work(struct imap_session *s)
 			bool changed;
 			memset(&e, 0, sizeof(e));
 			if (mbox_sync(mb, s->root, false, &changed, &e) == 0)
-				mailbox_id(mb, s->j_mboxid);
+				mbox_id(mb, s->j_mboxid);
 			mbox_free(mb);
 		}
 	} else if (strcmp(n, "DELETE") == 0) {
@@ -562,7 +549,7 @@ select_end(struct imap_session *s)
 	imap_say(s, "* OK [UIDVALIDITY %u] UIDs valid", mb->uidvalidity);
 	imap_say(s, "* OK [UIDNEXT %u] Predicted next UID", mb->uidnext);
 	char id[40];
-	mailbox_id(mb, id);
+	mbox_id(mb, id);
 	imap_say(s, "* OK [MAILBOXID (%s)] Ok", id);
 	imap_say(s, "* OK [HIGHESTMODSEQ %llu] Highest",
 	    (unsigned long long)mb->modseq);
@@ -804,7 +791,7 @@ status_answer(struct imap_session *s, struct mbox *mb, const char *name,
 			    (unsigned long long)mb->modseq);
 		else if (ascii_strcaseeq(it, "MAILBOXID")) {
 			char id[40];
-			mailbox_id(mb, id);
+			mbox_id(mb, id);
 			buf_printf(&s->jout, "MAILBOXID (%s)", id);
 		}
 	}

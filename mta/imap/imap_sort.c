@@ -59,27 +59,7 @@ imap_sort_parse(const struct imap_arg *a, struct imap_sort *s)
 const struct sort_keys *
 imap_sort_keys(struct mbox *mb, size_t i)
 {
-	struct mbox_msg *m = &mb->m[i];
-
-	if (m->keys == NULL) {
-		struct buf h;
-		struct tern_err err;
-		buf_init(&h);
-		memset(&err, 0, sizeof(err));
-		m->keys = xcalloc(1, sizeof(*m->keys));
-		const char *t = "";
-		size_t hl = 0;
-		bool read = mbox_read_head(mb, i, &h, 64 * 1024, &err) == 0;
-		if (read && h.data) {
-			t = h.data;
-			hl = message_header_len(t, h.len);
-		}
-		sort_keys_parse(t, hl, m->keys);
-		buf_clear(&h);
-		if (read)      /* the index keeps them (not what a failure gave) */
-			mbox_cache_learnt(mb, m);
-	}
-	return m->keys;
+	return mbox_sort_keys(mb, i);
 }
 
 struct ctx {

@@ -35,9 +35,23 @@ static const char embedded_default[] =
     "  { addr = \"127.0.0.1:2525\", role = \"mx\" },\n"
     "  { addr = \"127.0.0.1:2587\", role = \"submission\" },\n"
     "  { addr = \"127.0.0.1:2143\", role = \"imap\" },\n"
+    "  { addr = \"127.0.0.1:2080\", role = \"http\" },\n"
     "}\n"
     "trusted_networks = { \"127.0.0.0/8\", \"::1/128\" }\n"
     "plugins = { \"retry_default\" }\n";
+
+/* 127.0.0.0/8 or ::1 (plain HTTP may listen only there) */
+static bool
+sockaddr_is_loopback(const struct sockaddr_storage *ss)
+{
+	if (ss->ss_family == AF_INET)
+		return (ntohl(((const struct sockaddr_in *)ss)->sin_addr.s_addr)
+		    >> 24) == 127;
+	if (ss->ss_family == AF_INET6)
+		return IN6_IS_ADDR_LOOPBACK(
+		    &((const struct sockaddr_in6 *)ss)->sin6_addr);
+	return false;
+}
 
 struct ctx {
 	const char *source;
@@ -203,14 +217,23 @@ parse_listen(struct ctx *c, const struct cfg_node *n, struct config *cfg)
 			l->role = ROLE_IMAP;
 		else if (strcmp(role, "imaps") == 0)
 			l->role = ROLE_IMAPS;
+		else if (strcmp(role, "http") == 0)
+			l->role = ROLE_HTTP;
+		else if (strcmp(role, "https") == 0)
+			l->role = ROLE_HTTPS;
 		else
 			return fail(c, "item %zu: role must be \"mx\", "
-			    "\"submission\", \"submissions\", \"imap\" or "
-			    "\"imaps\"", i + 1);
+			    "\"submission\", \"submissions\", \"imap\", "
+			    "\"imaps\", \"http\" or \"https\"", i + 1);
+		if (l->role == ROLE_HTTP && !sockaddr_is_loopback(&l->ss))
+			return fail(c, "item %zu: plain HTTP only on a "
+			    "loopback address (127.0.0.0/8, ::1); elsewhere "
+			    "role \"https\"", i + 1);
 		if (tls == NULL)
 			l->tls = l->role == ROLE_SUBMISSIONS ||
-			    l->role == ROLE_IMAPS ? LISTEN_TLS_IMPLICIT :
-			    LISTEN_TLS_STARTTLS;
+			    l->role == ROLE_IMAPS || l->role == ROLE_HTTPS ?
+			    LISTEN_TLS_IMPLICIT : l->role == ROLE_HTTP ?
+			    LISTEN_TLS_NONE : LISTEN_TLS_STARTTLS;
 		else if (strcmp(tls, "starttls") == 0)
 			l->tls = LISTEN_TLS_STARTTLS;
 		else if (strcmp(tls, "implicit") == 0)
@@ -220,10 +243,14 @@ parse_listen(struct ctx *c, const struct cfg_node *n, struct config *cfg)
 		else
 			return fail(c, "item %zu: tls must be \"starttls\", "
 			    "\"implicit\" or \"none\"", i + 1);
-		if ((l->role == ROLE_SUBMISSIONS || l->role == ROLE_IMAPS) &&
-		    l->tls != LISTEN_TLS_IMPLICIT)
-			return fail(c, "item %zu: roles \"submissions\" and "
-			    "\"imaps\" are implicit TLS (RFC 8314)", i + 1);
+		if ((l->role == ROLE_SUBMISSIONS || l->role == ROLE_IMAPS ||
+		    l->role == ROLE_HTTPS) && l->tls != LISTEN_TLS_IMPLICIT)
+			return fail(c, "item %zu: roles \"submissions\", "
+			    "\"imaps\" and \"https\" are implicit TLS "
+			    "(RFC 8314)", i + 1);
+		if (l->role == ROLE_HTTP && l->tls != LISTEN_TLS_NONE)
+			return fail(c, "item %zu: role \"http\" is without "
+			    "TLS (use role \"https\")", i + 1);
 	}
 	return 0;
 }
@@ -748,7 +775,8 @@ config_role_name(enum listen_role role)
 {
 	return role == ROLE_SUBMISSIONS ? "submissions" :
 	    role == ROLE_SUBMISSION ? "submission" : role == ROLE_IMAP ?
-	    "imap" : role == ROLE_IMAPS ? "imaps" : "mx";
+	    "imap" : role == ROLE_IMAPS ? "imaps" : role == ROLE_HTTP ?
+	    "http" : role == ROLE_HTTPS ? "https" : "mx";
 }
 
 /* A Lua string literal: what was read comes back the same. */

@@ -806,6 +806,30 @@ append_charset(struct buf *out, const char *p, size_t len, bool latin1)
 	}
 }
 
+int
+mime_part_text(const char *msg, const struct mime_part *p, struct buf *out)
+{
+	struct buf d;
+	int rc;
+
+	buf_init(&d);
+	rc = mime_decode_part(msg, p, &d);
+	if (rc == 0) {
+		/* CRLF back to LF: text for readers, not for the wire */
+		const char *t = d.data ? d.data : "";
+		bool latin1 = latin1_charset(param_get(p, "charset"));
+		size_t i = 0, start = 0;
+		for (; i < d.len; i++)
+			if (t[i] == '\r' && i + 1 < d.len && t[i + 1] == '\n') {
+				append_charset(out, t + start, i - start, latin1);
+				start = i + 1;
+			}
+		append_charset(out, t + start, d.len - start, latin1);
+	}
+	buf_clear(&d);
+	return rc;
+}
+
 /* One encoded word at p ("=?cs?B?...?=", RFC 2047 2): decoded into out
  * (unless NULL), its length returned; 0 if p does not start one. */
 static size_t

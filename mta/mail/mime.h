@@ -78,6 +78,14 @@ int mime_decode_part(const char *msg, const struct mime_part *p,
     struct buf *out);
 
 /*
+ * A text part's body as a reader sees it: transfer encoding undone, LF
+ * line ends, ISO-8859-1 and Windows-1252 made UTF-8 (other charsets as
+ * octets); -1 for an unknown transfer encoding.
+ */
+int mime_part_text(const char *msg, const struct mime_part *p,
+    struct buf *out);
+
+/*
  * A header field's value as a reader sees it (RFC 2047): encoded words
  * decoded (B and Q; ISO-8859-1 and Windows-1252 made UTF-8, other
  * charsets kept as octets), line breaks unfolded.

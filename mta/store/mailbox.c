@@ -23,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "mail/message.h"
 #include "mail/mime.h"
 #include "mail/sortkeys.h"
 #include "store/deliver_maildir.h"
@@ -1771,4 +1772,39 @@ mbox_read_head(const struct mbox *b, size_t i, struct buf *out, size_t max,
     struct tern_err *err)
 {
 	return read_msg(b, i, out, max, true, err);
+}
+
+void
+mbox_id(const struct mbox *b, char out[MBOX_ID_LEN])
+{
+	if (b->guid[0])
+		(void)snprintf(out, MBOX_ID_LEN, "F%s", b->guid);
+	else
+		(void)snprintf(out, MBOX_ID_LEN, "F%08x", b->uidvalidity);
+}
+
+const struct sort_keys *
+mbox_sort_keys(struct mbox *mb, size_t i)
+{
+	struct mbox_msg *m = &mb->m[i];
+
+	if (m->keys == NULL) {
+		struct buf h;
+		struct tern_err err;
+		buf_init(&h);
+		memset(&err, 0, sizeof(err));
+		m->keys = xcalloc(1, sizeof(*m->keys));
+		const char *t = "";
+		size_t hl = 0;
+		bool read = mbox_read_head(mb, i, &h, 64 * 1024, &err) == 0;
+		if (read && h.data) {
+			t = h.data;
+			hl = message_header_len(t, h.len);
+		}
+		sort_keys_parse(t, hl, m->keys);
+		buf_clear(&h);
+		if (read)      /* the index keeps them (not what a failure gave) */
+			mbox_cache_learnt(mb, m);
+	}
+	return m->keys;
 }

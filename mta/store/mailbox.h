@@ -208,6 +208,21 @@ void mbox_cache_learnt(struct mbox *b, struct mbox_msg *m);
 bool mbox_changes_since(const struct mbox *b, uint64_t since,
     uint32_t **uids, size_t *n);
 
+/*
+ * The folder's id (OBJECTID's MAILBOXID, RFC 8474, and JMAP's Mailbox
+ * id): "F" and the GUID of its dovecot-uidlist, which moves with it on
+ * RENAME, as Dovecot's does.
+ */
+#define MBOX_ID_LEN 40
+void mbox_id(const struct mbox *b, char out[MBOX_ID_LEN]);
+
+/*
+ * The sort keys of message i (SORT, THREAD, JMAP's threads), read from
+ * its file's header the first time (then kept, and given to the index's
+ * cache). Never NULL.
+ */
+const struct sort_keys *mbox_sort_keys(struct mbox *b, size_t i);
+
 /* The index of uid, or -1. */
 ssize_t mbox_find_uid(const struct mbox *b, uint32_t uid);
 

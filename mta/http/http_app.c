@@ -1,0 +1,679 @@
+/* SPDX-License-Identifier: ISC */
+/*
+ * http_app.c - layer 3: the routes of the HTTP listeners (http_app.h).
+ *
+ *   GET  /.well-known/jmap               the JMAP session (RFC 8620 2)
+ *   POST /jmap/api/                      the API (RFC 8620 3)
+ *   GET  /jmap/download/{acc}/{blob}/{name}?accept=   a blob (6.2)
+ *   GET  /jmap/eventsource/?types=&closeafter=&ping=  push (7.3)
+ *   GET  /                               what this server is
+ *
+ * Every request but "/" authenticates with HTTP Basic (RFC 7617) against
+ * the users table, over TLS or from a loopback client; the check runs
+ * crypt(3) on the I/O pool (auth.c, whose cache makes the next request
+ * of the same user cheap); failures count against the client address
+ * as on SMTP and IMAP. Answers carry nosniff, no-referrer and no-store.
+ */
+#include "http/http_app.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <event2/event.h>
+#include <jansson.h>
+
+#include "base/auth.h"
+#include "base/log.h"
+#include "base/sasl.h"
+#include "base/util.h"
+#include "http/jmap_account.h"
+#include "http/jmap_api.h"
+#include "mail/maildir.h"
+#include "mail/mime.h"
+#include "runtime.h"
+#include "store/mailbox.h"
+
+#define API_BODY_MAX 10000000     /* maxSizeRequest */
+#define DOWNLOAD_MAX (50u << 20)
+
+static const char common_headers[] =
+    "X-Content-Type-Options: nosniff\r\n"
+    "Referrer-Policy: no-referrer\r\n"
+    "Cache-Control: no-store\r\n";
+
+struct push;
+
+struct http_app {
+	struct event_base *base;
+	struct runtime **current;
+	struct store *store;
+	struct iopool *pool;
+	size_t streams;
+};
+
+enum route { R_SESSION, R_API, R_DOWNLOAD, R_EVENTSOURCE };
+
+/* One request on its way through authentication to its route. */
+struct hreq {
+	struct http_app *app;
+	struct http_conn *c;
+	const struct http_request *req;
+	const struct buf *body;
+	struct runtime *rt;
+	enum route route;
+	char user[SASL_FIELD_MAX];
+	char root[4096];
+	struct auth_check *auth;
+	struct jacct *acct;
+};
+
+struct http_app *
+http_app_new(struct event_base *base, struct runtime **current,
+    struct store *store, struct iopool *pool)
+{
+	struct http_app *app = xcalloc(1, sizeof(*app));
+
+	app->base = base;
+	app->current = current;
+	app->store = store;
+	app->pool = pool;
+	return app;
+}
+
+void
+http_app_free(struct http_app *app)
+{
+	free(app);
+}
+
+size_t
+http_app_streams(const struct http_app *app)
+{
+	return app->streams;
+}
+
+uint64_t
+http_app_body_limit(void *arg, const struct http_request *req)
+{
+	(void)arg;
+	if (strcmp(req->method, "POST") == 0 &&
+	    (strcmp(req->path, "/jmap/api/") == 0 ||
+	    strcmp(req->path, "/jmap/api") == 0))
+		return API_BODY_MAX;
+	return 0;
+}
+
+static void
+hreq_free(struct hreq *h)
+{
+	if (h->auth)
+		auth_check_detach(h->auth);
+	jacct_close(h->acct);
+	runtime_unref(h->rt);
+	free(h);
+}
+
+static void
+respond_text(struct http_conn *c, int code, const char *headers,
+    const char *text)
+{
+	char hdr[512];
+
+	(void)snprintf(hdr, sizeof(hdr), "%s%s", common_headers,
+	    headers ? headers : "");
+	http_respond(c, code, "text/plain; charset=utf-8", hdr, text,
+	    strlen(text));
+}
+
+static void
+respond_json(struct http_conn *c, int code, const char *ctype,
+    const char *json, size_t len)
+{
+	http_respond(c, code, ctype, common_headers, json, len);
+}
+
+/* --- the session resource (RFC 8620 2) ----------------------------------- */
+
+/* scheme://host:port of the listener the client reached */
+static void
+base_url(struct http_conn *c, char *out, size_t outsz)
+{
+	const struct sockaddr *sa = http_conn_local(c);
+	char ip[64] = "127.0.0.1";
+	unsigned port = 0;
+
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *s4 = (const void *)sa;
+		inet_ntop(AF_INET, &s4->sin_addr, ip, sizeof(ip));
+		port = ntohs(s4->sin_port);
+		(void)snprintf(out, outsz, "%s://%s:%u", http_conn_tls(c) ?
+		    "https" : "http", ip, port);
+	} else if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *s6 = (const void *)sa;
+		inet_ntop(AF_INET6, &s6->sin6_addr, ip, sizeof(ip));
+		port = ntohs(s6->sin6_port);
+		(void)snprintf(out, outsz, "%s://[%s]:%u", http_conn_tls(c) ?
+		    "https" : "http", ip, port);
+	} else
+		(void)snprintf(out, outsz, "http://127.0.0.1");
+}
+
+static void
+session(struct hreq *h)
+{
+	char base[128], acc[20], url[512];
+	json_t *s, *accounts;
+
+	base_url(h->c, base, sizeof(base));
+	jmap_account_id(h->user, acc);
+	accounts = json_object();
+	json_object_set_new(accounts, acc, json_pack("{s:s,s:b,s:b,s:o}",
+	    "name", h->user, "isPersonal", 1, "isReadOnly", 0,
+	    "accountCapabilities", jmap_api_account_capabilities()));
+	s = json_pack("{s:o,s:o,s:{s:s},s:s}", "capabilities",
+	    jmap_api_capabilities(), "accounts", accounts,
+	    "primaryAccounts", "urn:ietf:params:jmap:mail", acc,
+	    "username", h->user);
+	(void)snprintf(url, sizeof(url), "%s/jmap/api/", base);
+	json_object_set_new(s, "apiUrl", json_string(url));
+	(void)snprintf(url, sizeof(url), "%s/jmap/download/{accountId}/"
+	    "{blobId}/{name}?accept={type}", base);
+	json_object_set_new(s, "downloadUrl", json_string(url));
+	(void)snprintf(url, sizeof(url), "%s/jmap/upload/{accountId}/", base);
+	json_object_set_new(s, "uploadUrl", json_string(url));
+	(void)snprintf(url, sizeof(url), "%s/jmap/eventsource/?types={types}"
+	    "&closeafter={closeafter}&ping={ping}", base);
+	json_object_set_new(s, "eventSourceUrl", json_string(url));
+	json_object_set_new(s, "state", json_string("s1"));
+	char *text = json_dumps(s, JSON_COMPACT);
+	json_decref(s);
+	respond_json(h->c, 200, "application/json", text, strlen(text));
+	free(text);
+	hreq_free(h);
+}
+
+/* --- the API ------------------------------------------------------------- */
+
+static void
+api_done(void *arg, int status, const char *json, size_t len)
+{
+	struct hreq *h = arg;
+
+	respond_json(h->c, status, status == 200 ? "application/json" :
+	    "application/problem+json", json, len);
+	hreq_free(h);
+}
+
+static void
+api(struct hreq *h)
+{
+	jmap_api_run(h->acct, h->body->data ? h->body->data : "", h->body->len,
+	    api_done, h);
+}
+
+/* --- query strings ------------------------------------------------------- */
+
+/* The value of name in an application/x-www-form-urlencoded query. */
+static bool
+query_param(const char *q, const char *name, char *out, size_t outsz)
+{
+	size_t nl = strlen(name);
+
+	while (*q) {
+		const char *amp = strchr(q, '&');
+		size_t len = amp ? (size_t)(amp - q) : strlen(q);
+		if (len > nl && q[nl] == '=' && strncmp(q, name, nl) == 0) {
+			char raw[1024];
+			if (len - nl - 1 >= sizeof(raw))
+				return false;
+			memcpy(raw, q + nl + 1, len - nl - 1);
+			raw[len - nl - 1] = '\0';
+			for (char *p = raw; *p; p++)
+				if (*p == '+')
+					*p = ' ';
+			return http_path_decode(raw, out, outsz) == 0;
+		}
+		q += len;
+		if (*q == '&')
+			q++;
+	}
+	return false;
+}
+
+/* --- downloads (RFC 8620 6.2) -------------------------------------------- */
+
+struct dl {
+	struct hreq *h;
+	uint32_t uid;
+	char type[128];
+	char name[256];
+	struct buf data;
+	int rc;
+};
+
+static void
+dl_work(struct mbox *mb, void *arg)
+{
+	struct dl *d = arg;
+	ssize_t i = mbox_find_uid(mb, d->uid);
+	struct tern_err err;
+	struct buf lf;
+
+	d->rc = -1;
+	if (i < 0)
+		return;
+	buf_init(&lf);
+	memset(&err, 0, sizeof(err));
+	if (mbox_read(mb, (size_t)i, &lf, DOWNLOAD_MAX, &err) == 0) {
+		mime_append_crlf(&d->data, lf.data ? lf.data : "", lf.len);
+		d->rc = 0;
+	}
+	buf_clear(&lf);
+}
+
+static void
+dl_done(void *arg)
+{
+	struct dl *d = arg;
+	struct hreq *h = d->h;
+	char hdr[1024];
+
+	if (d->rc != 0)
+		respond_text(h->c, 404, NULL, "no such blob\n");
+	else {
+		(void)snprintf(hdr, sizeof(hdr), "%sContent-Disposition: "
+		    "attachment; filename=\"%s\"\r\n", common_headers,
+		    d->name);
+		http_respond(h->c, 200, d->type, hdr, d->data.data,
+		    d->data.len);
+	}
+	buf_clear(&d->data);
+	free(d);
+	hreq_free(h);
+}
+
+/* A media type we pass on: type/subtype of token characters. */
+static bool
+safe_type(const char *t)
+{
+	const char *slash = strchr(t, '/');
+
+	if (slash == NULL || slash == t || slash[1] == '\0' ||
+	    strchr(slash + 1, '/'))
+		return false;
+	for (; *t; t++)
+		if (!((*t >= 'a' && *t <= 'z') || (*t >= 'A' && *t <= 'Z') ||
+		    (*t >= '0' && *t <= '9') || strchr("/.+-_", *t)))
+			return false;
+	return true;
+}
+
+static void
+download_refreshed(void *arg)
+{
+	struct dl *d = arg;
+	struct hreq *h = d->h;
+	char blob[64];
+	const char *p = h->req->path + strlen("/jmap/download/");
+	const char *s1 = strchr(p, '/'), *s2 = s1 ? strchr(s1 + 1, '/') : NULL;
+	size_t n = 0;
+	const struct jloc *l = NULL;
+
+	if (s2 && (size_t)(s2 - s1 - 1) < sizeof(blob)) {
+		memcpy(blob, s1 + 1, (size_t)(s2 - s1 - 1));
+		blob[s2 - s1 - 1] = '\0';
+		if (blob[0] == 'm')
+			l = jacct_find(h->acct, blob + 1, &n);
+	}
+	if (l == NULL) {
+		free(d);
+		respond_text(h->c, 404, NULL, "no such blob\n");
+		hreq_free(h);
+		return;
+	}
+	d->uid = jacct_box(h->acct, l[0].box)->s.m[l[0].idx].uid;
+	jacct_box_run(h->acct, l[0].box, dl_work, dl_done, d);
+}
+
+static void
+download(struct hreq *h)
+{
+	struct dl *d = xcalloc(1, sizeof(*d));
+	char acc[20];
+	const char *p = h->req->path + strlen("/jmap/download/");
+	const char *s1 = strchr(p, '/'), *s2 = s1 ? strchr(s1 + 1, '/') : NULL;
+
+	d->h = h;
+	buf_init(&d->data);
+	jmap_account_id(h->user, acc);
+	if (s1 == NULL || s2 == NULL || (size_t)(s1 - p) != strlen(acc) ||
+	    strncmp(p, acc, strlen(acc)) != 0) {
+		free(d);
+		respond_text(h->c, 404, NULL, "no such account or blob\n");
+		hreq_free(h);
+		return;
+	}
+	if (!query_param(h->req->query, "accept", d->type, sizeof(d->type)) ||
+	    !safe_type(d->type))
+		(void)str_copy(d->type, sizeof(d->type),
+		    "application/octet-stream");
+	/* the name, %-decoded, with nothing that could end the quoted
+	 * filename parameter */
+	if (http_path_decode(s2 + 1, d->name, sizeof(d->name)) != 0)
+		d->name[0] = '\0';
+	for (char *c = d->name; *c; c++)
+		if (*c == '"' || *c == '\\' || (unsigned char)*c < ' ' ||
+		    *c == 0x7f)
+			*c = '_';
+	if (d->name[0] == '\0')
+		(void)str_copy(d->name, sizeof(d->name), "blob");
+	jacct_refresh(h->acct, download_refreshed, d);
+}
+
+/* --- push: EventSource (RFC 8620 7.3) ------------------------------------ */
+
+enum { T_EMAIL = 1, T_MAILBOX = 2, T_THREAD = 4 };
+
+struct push {
+	struct http_app *app;
+	struct http_conn *c;
+	struct jacct *acct;
+	struct jacct_watch w;
+	struct event *ping;
+	unsigned ping_secs;
+	unsigned types;
+	bool closeafter;
+	bool refreshing, again, dead;
+	char account_id[20];
+	char email[32], mailbox[32];
+};
+
+static void
+push_free(struct push *p)
+{
+	jacct_unwatch(p->acct, &p->w);
+	jacct_close(p->acct);
+	event_free(p->ping);
+	p->app->streams--;
+	free(p);
+}
+
+static void
+push_gone(void *arg)
+{
+	struct push *p = arg;
+
+	p->dead = true;
+	p->c = NULL;
+	if (!p->refreshing)
+		push_free(p);
+}
+
+static void push_refreshed(void *arg);
+
+static void
+push_changed(void *arg)
+{
+	struct push *p = arg;
+
+	if (p->refreshing) {
+		p->again = true;
+		return;
+	}
+	p->refreshing = true;
+	jacct_refresh(p->acct, push_refreshed, p);
+}
+
+static void
+push_refreshed(void *arg)
+{
+	struct push *p = arg;
+	char email[32], mailbox[32];
+	json_t *ch;
+
+	p->refreshing = false;
+	if (p->dead) {
+		push_free(p);
+		return;
+	}
+	jacct_email_state(p->acct, email, sizeof(email));
+	jacct_mailbox_state(p->acct, mailbox, sizeof(mailbox));
+	ch = json_object();
+	if ((p->types & (T_EMAIL | T_THREAD)) && strcmp(email, p->email)) {
+		if (p->types & T_EMAIL)
+			json_object_set_new(ch, "Email", json_string(email));
+		if (p->types & T_THREAD)
+			json_object_set_new(ch, "Thread", json_string(email));
+	}
+	if ((p->types & T_MAILBOX) && strcmp(mailbox, p->mailbox))
+		json_object_set_new(ch, "Mailbox", json_string(mailbox));
+	memcpy(p->email, email, sizeof(email));
+	memcpy(p->mailbox, mailbox, sizeof(mailbox));
+	if (json_object_size(ch) > 0) {
+		json_t *ev = json_pack("{s:s,s:{s:o}}", "@type", "StateChange",
+		    "changed", p->account_id, ch);
+		char *text = json_dumps(ev, JSON_COMPACT);
+		struct buf b;
+		buf_init(&b);
+		buf_printf(&b, "event: state\ndata: %s\n\n", text);
+		http_stream_write(p->c, b.data, b.len);
+		buf_clear(&b);
+		free(text);
+		json_decref(ev);
+		if (p->closeafter) {
+			struct http_conn *c = p->c;
+			p->c = NULL;
+			push_free(p);
+			http_stream_end(c);
+			return;
+		}
+	} else
+		json_decref(ch);
+	if (p->again) {
+		p->again = false;
+		push_changed(p);
+	}
+}
+
+static void
+on_ping(evutil_socket_t fd, short what, void *arg)
+{
+	struct push *p = arg;
+	char line[96];
+	int n = snprintf(line, sizeof(line), "event: ping\ndata: "
+	    "{\"@type\":\"Ping\",\"interval\":%u}\n\n", p->ping_secs);
+
+	if (!p->dead && n > 0)
+		http_stream_write(p->c, line, (size_t)n);
+}
+
+static void
+eventsource(struct hreq *h)
+{
+	struct push *p = xcalloc(1, sizeof(*p));
+	char v[256];
+
+	p->app = h->app;
+	p->c = h->c;
+	p->acct = jacct_ref(h->acct);
+	p->types = T_EMAIL | T_MAILBOX | T_THREAD;
+	jmap_account_id(h->user, p->account_id);
+	if (query_param(h->req->query, "types", v, sizeof(v)) &&
+	    strcmp(v, "*") != 0) {
+		p->types = 0;
+		for (char *t = strtok(v, ","); t; t = strtok(NULL, ","))
+			p->types |= strcmp(t, "Email") == 0 ? T_EMAIL :
+			    strcmp(t, "Mailbox") == 0 ? T_MAILBOX :
+			    strcmp(t, "Thread") == 0 ? T_THREAD : 0;
+	}
+	p->closeafter = query_param(h->req->query, "closeafter", v,
+	    sizeof(v)) && strcmp(v, "state") == 0;
+	if (query_param(h->req->query, "ping", v, sizeof(v))) {
+		uint64_t s;
+		if (parse_u64(v, strlen(v), &s) == 0)
+			p->ping_secs = s == 0 ? 0 : s < 5 ? 5 : s > 3600 ?
+			    3600 : (unsigned)s;
+	}
+	p->ping = event_new(h->app->base, -1, EV_PERSIST, on_ping, p);
+	if (p->ping_secs) {
+		struct timeval tv = { (time_t)p->ping_secs, 0 };
+		evtimer_add(p->ping, &tv);
+	}
+	p->w.changed = push_changed;
+	p->w.arg = p;
+	jacct_watch(p->acct, &p->w);
+	h->app->streams++;
+	p->refreshing = true;     /* push_gone may come at once: it waits */
+	http_stream_start(h->c, "text/event-stream", common_headers,
+	    push_gone, p);
+	hreq_free(h);
+	if (p->dead) {
+		push_free(p);
+		return;
+	}
+	/* the states now, as the first event: a client knows from it
+	 * that the stream is live (and closeafter=state ends here) */
+	jacct_refresh(p->acct, push_refreshed, p);
+}
+
+/* --- authentication and routing ------------------------------------------ */
+
+static void
+route(struct hreq *h)
+{
+	switch (h->route) {
+	case R_SESSION: session(h); break;
+	case R_API: api(h); break;
+	case R_DOWNLOAD: download(h); break;
+	case R_EVENTSOURCE: eventsource(h); break;
+	}
+}
+
+static void
+unauthorized(struct hreq *h, const char *why)
+{
+	respond_text(h->c, 401, "WWW-Authenticate: Basic realm=\"Tern\", "
+	    "charset=\"UTF-8\"\r\n", why);
+	hreq_free(h);
+}
+
+static void
+on_auth_checked(void *arg, bool ok)
+{
+	struct hreq *h = arg;
+	const struct config *cfg = h->rt->cfg;
+
+	h->auth = NULL;
+	if (!ok || maildir_user_root(cfg->mail_dir, cfg->domains[0], h->user,
+	    h->root, sizeof(h->root)) != 0) {
+		auth_ip_failed(http_conn_ip(h->c), (long)time(NULL));
+		log_info("http %s: login failed user=%s client=%s",
+		    http_conn_id(h->c), h->user, http_conn_ip(h->c));
+		unauthorized(h, "authentication failed\n");
+		return;
+	}
+	h->acct = jacct_open(h->app->base, h->app->store, h->app->pool,
+	    h->user, h->root);
+	route(h);
+}
+
+/* A client whose traffic never leaves this host. */
+static bool
+loopback(const char *ip)
+{
+	return strncmp(ip, "127.", 4) == 0 || strcmp(ip, "::1") == 0 ||
+	    strncmp(ip, "::ffff:127.", 11) == 0;
+}
+
+static void
+authenticate(struct hreq *h)
+{
+	const char *a = http_field(h->req, "Authorization");
+	char dec[2 * SASL_FIELD_MAX + 2];
+	size_t dlen;
+
+	if (!http_conn_tls(h->c) && !loopback(http_conn_ip(h->c))) {
+		respond_text(h->c, 403, NULL, "use https\n");
+		hreq_free(h);
+		return;
+	}
+	if (h->rt->users == NULL) {
+		respond_text(h->c, 503, NULL, "no users table\n");
+		hreq_free(h);
+		return;
+	}
+	if (a == NULL || !ascii_strncaseeq(a, "Basic ", 6)) {
+		unauthorized(h, "authentication required\n");
+		return;
+	}
+	if (auth_ip_blocked(http_conn_ip(h->c), (long)time(NULL))) {
+		respond_text(h->c, 429, "Retry-After: 60\r\n",
+		    "too many failed logins; try later\n");
+		hreq_free(h);
+		return;
+	}
+	a += 6;
+	while (*a == ' ')
+		a++;
+	char *colon;
+	if (sasl_b64_decode(a, strlen(a), dec, sizeof(dec), &dlen) != 0 ||
+	    memchr(dec, '\0', dlen) || (colon = strchr(dec, ':')) == NULL ||
+	    colon == dec || (size_t)(colon - dec) >= sizeof(h->user)) {
+		unauthorized(h, "malformed credentials\n");
+		return;
+	}
+	*colon = '\0';
+	(void)str_copy(h->user, sizeof(h->user), dec);
+	h->auth = auth_check(h->rt->users, h->app->pool, h->user, colon + 1,
+	    on_auth_checked, h);
+	explicit_bzero(dec, sizeof(dec));
+}
+
+void
+http_app_handle(void *arg, struct http_conn *c, const struct http_request *req,
+    const struct buf *body)
+{
+	struct http_app *app = arg;
+	struct hreq *h;
+	const char *m = req->method, *p = req->path;
+	bool get = strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0;
+	enum route r;
+
+	if (get && strcmp(p, "/") == 0) {
+		respond_text(c, 200, NULL, "Tern mail server. JMAP: "
+		    "/.well-known/jmap\n");
+		return;
+	}
+	if (get && strcmp(p, "/.well-known/jmap") == 0)
+		r = R_SESSION;
+	else if (strcmp(m, "POST") == 0 && (strcmp(p, "/jmap/api/") == 0 ||
+	    strcmp(p, "/jmap/api") == 0))
+		r = R_API;
+	else if (get && strncmp(p, "/jmap/download/", 15) == 0)
+		r = R_DOWNLOAD;
+	else if (get && (strcmp(p, "/jmap/eventsource/") == 0 ||
+	    strcmp(p, "/jmap/eventsource") == 0))
+		r = R_EVENTSOURCE;
+	else if (strcmp(p, "/jmap/api/") == 0 || strcmp(p, "/jmap/api") == 0 ||
+	    strcmp(p, "/.well-known/jmap") == 0) {
+		respond_text(c, 405, strcmp(p, "/.well-known/jmap") == 0 ?
+		    "Allow: GET, HEAD\r\n" : "Allow: POST\r\n",
+		    "method not allowed\n");
+		return;
+	} else {
+		respond_text(c, 404, NULL, "not found\n");
+		return;
+	}
+	h = xcalloc(1, sizeof(*h));
+	h->app = app;
+	h->c = c;
+	h->req = req;
+	h->body = body;
+	h->rt = runtime_ref(*app->current);
+	h->route = r;
+	authenticate(h);
+}

@@ -1,0 +1,1037 @@
+/* SPDX-License-Identifier: ISC */
+/*
+ * jmap_api.c - layer 3: JMAP requests and methods (jmap_api.h). A request
+ * is parsed whole (jmap_req.c), the account refreshed once, then each
+ * method call runs: its "#" arguments resolved against the responses so
+ * far, its arguments checked (an unknown or mistyped one is
+ * invalidArguments, RFC 8620 3.6.2), then the method, which answers at
+ * once or after jobs on the folders (Email/get reading files); the next
+ * call starts when it has answered. Snapshot pointers are never held
+ * across a job: what a job needs is copied into it first.
+ */
+#include "http/jmap_api.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/buf.h"
+#include "base/log.h"
+#include "base/util.h"
+#include "http/jmap_account.h"
+#include "http/jmap_email.h"
+#include "http/jmap_req.h"
+#include "imap/imap_utf7.h"
+#include "mail/mime.h"
+#include "mail/sortkeys.h"
+#include "store/mailbox.h"
+
+#define CAP_CORE "urn:ietf:params:jmap:core"
+#define CAP_MAIL "urn:ietf:params:jmap:mail"
+#define MAX_OBJECTS_IN_GET 1000
+#define MAX_SIZE_REQUEST 10000000
+#define MAX_SIZE_UPLOAD 50000000
+#define MAX_QUERY_LIMIT 1000      /* a query's page at most */
+#define HEAD_READ_MAX (256 * 1024)
+
+struct jreq;
+typedef void (*method_fn)(struct jreq *q, json_t *args);
+
+struct method {
+	const char *name;
+	const char *cap;
+	method_fn fn;
+};
+
+struct jreq {
+	struct jacct *acct;
+	char account_id[20];
+	struct jmap_request r;
+	json_t *responses;
+	size_t i;                 /* the call running */
+	const char *call_id;
+	const char *call_name;
+	jmap_api_done done;
+	void *arg;
+	bool answered;            /* the running call has answered */
+	bool in_call;             /* inside its method function */
+};
+
+void
+jmap_account_id(const char *user, char out[20])
+{
+	uint64_t h = 14695981039346656037ull;
+
+	for (const unsigned char *p = (const unsigned char *)user; *p; p++)
+		h = (h ^ *p) * 1099511628211ull;
+	(void)snprintf(out, 20, "A%016llx", (unsigned long long)h);
+}
+
+json_t *
+jmap_api_capabilities(void)
+{
+	return json_pack("{s:{s:I,s:i,s:I,s:i,s:i,s:i,s:i,s:[s]},s:{}}",
+	    CAP_CORE, "maxSizeUpload", (json_int_t)MAX_SIZE_UPLOAD,
+	    "maxConcurrentUpload", 4, "maxSizeRequest",
+	    (json_int_t)MAX_SIZE_REQUEST, "maxConcurrentRequests", 4,
+	    "maxCallsInRequest", JMAP_CALLS_MAX, "maxObjectsInGet",
+	    MAX_OBJECTS_IN_GET, "maxObjectsInSet", MAX_OBJECTS_IN_GET,
+	    "collationAlgorithms", "i;ascii-casemap", CAP_MAIL);
+}
+
+json_t *
+jmap_api_account_capabilities(void)
+{
+	return json_pack("{s:{s:n,s:n,s:i,s:I,s:[s,s],s:b}}", CAP_MAIL,
+	    "maxMailboxesPerEmail", "maxMailboxDepth", "maxSizeMailboxName",
+	    255, "maxSizeAttachmentsPerEmail", (json_int_t)MAX_SIZE_UPLOAD,
+	    "emailQuerySortOptions", "receivedAt", "size",
+	    "mayCreateTopLevelMailbox", true);
+}
+
+/* --- answering ----------------------------------------------------------- */
+
+static void run_next(struct jreq *q);
+
+static void
+answer(struct jreq *q, const char *name, json_t *args)
+{
+	json_array_append_new(q->responses, json_pack("[s,o,s]", name, args,
+	    q->call_id));
+	q->answered = true;
+	if (!q->in_call)
+		run_next(q);
+}
+
+static void
+reply(struct jreq *q, json_t *args)
+{
+	answer(q, q->call_name, args);
+}
+
+static void
+error(struct jreq *q, const char *type, const char *desc)
+{
+	json_t *e = json_pack("{s:s}", "type", type);
+
+	if (desc)
+		json_object_set_new(e, "description", json_string(desc));
+	answer(q, "error", e);
+}
+
+static void
+finish(struct jreq *q, int status, json_t *body)
+{
+	char *text = json_dumps(body, JSON_COMPACT);
+
+	json_decref(body);
+	q->done(q->arg, status, text ? text : "{}", text ? strlen(text) : 2);
+	free(text);
+	json_decref(q->responses);
+	jmap_request_clear(&q->r);
+	jacct_close(q->acct);
+	free(q);
+}
+
+static json_t *
+problem(const char *type, int status, const char *detail)
+{
+	return json_pack("{s:s,s:i,s:s}", "type", type, "status", status,
+	    "detail", detail);
+}
+
+/* --- argument checking --------------------------------------------------- */
+
+enum atype { A_ANY, A_STR, A_STR_NULL, A_BOOL, A_INT, A_UINT, A_OBJ_NULL,
+	A_ARR_NULL, A_IDS_NULL, A_STRS_NULL };
+
+struct aspec {
+	const char *name;
+	enum atype type;
+};
+
+static bool
+type_ok(json_t *v, enum atype t)
+{
+	size_t i;
+	json_t *x;
+
+	switch (t) {
+	case A_ANY: return true;
+	case A_STR: return json_is_string(v);
+	case A_STR_NULL: return json_is_string(v) || json_is_null(v);
+	case A_BOOL: return json_is_boolean(v);
+	case A_INT: return json_is_integer(v);
+	case A_UINT: return json_is_integer(v) && json_integer_value(v) >= 0;
+	case A_OBJ_NULL: return json_is_object(v) || json_is_null(v);
+	case A_ARR_NULL: return json_is_array(v) || json_is_null(v);
+	case A_IDS_NULL:
+	case A_STRS_NULL:
+		if (json_is_null(v))
+			return true;
+		if (!json_is_array(v))
+			return false;
+		json_array_foreach(v, i, x)
+			if (!json_is_string(x) || (t == A_IDS_NULL &&
+			    !jmap_is_id(json_string_value(x))))
+				return false;
+		return true;
+	}
+	return false;
+}
+
+/*
+ * Every argument known and of its type, accountId ours: else the error
+ * is sent and false returned.
+ */
+static bool
+check_args(struct jreq *q, json_t *args, const struct aspec *spec)
+{
+	const char *k;
+	json_t *v;
+	char d[200];
+
+	json_object_foreach(args, k, v) {
+		const struct aspec *s = spec;
+		while (s->name && strcmp(s->name, k) != 0)
+			s++;
+		if (s->name == NULL) {
+			(void)snprintf(d, sizeof(d), "unknown argument '%.64s'", k);
+			error(q, "invalidArguments", d);
+			return false;
+		}
+		if (!type_ok(v, s->type)) {
+			(void)snprintf(d, sizeof(d), "argument '%.64s' has the "
+			    "wrong type", k);
+			error(q, "invalidArguments", d);
+			return false;
+		}
+	}
+	for (const struct aspec *s = spec; s->name; s++)
+		if (strcmp(s->name, "accountId") == 0) {
+			v = json_object_get(args, "accountId");
+			if (v == NULL) {
+				error(q, "invalidArguments", "accountId is "
+				    "required");
+				return false;
+			}
+			if (strcmp(json_string_value(v), q->account_id) != 0) {
+				error(q, "accountNotFound", NULL);
+				return false;
+			}
+		}
+	return true;
+}
+
+/* --- Core/echo ----------------------------------------------------------- */
+
+static void
+core_echo(struct jreq *q, json_t *args)
+{
+	reply(q, json_incref(args));
+}
+
+/* --- Mailbox/get (RFC 8621 2.1) ------------------------------------------ */
+
+static json_t *
+mailbox_object(struct jacct *a, size_t i, json_t *props)
+{
+	struct jbox *jb = jacct_box(a, i);
+	json_t *o = json_object();
+	const char *slash = strrchr(jb->name, '/');
+	struct buf name;
+	ssize_t parent = -1;
+
+	buf_init(&name);
+	if (imap_utf7_to_utf8(slash ? slash + 1 : jb->name, &name) != 0) {
+		buf_reset(&name);
+		buf_append_str(&name, slash ? slash + 1 : jb->name);
+	}
+	if (strcmp(jb->name, "INBOX") == 0) {
+		buf_reset(&name);
+		buf_append_str(&name, "Inbox");
+	}
+	if (slash) {
+		char *p = xstrndup(jb->name, (size_t)(slash - jb->name));
+		parent = jacct_box_by_name(a, p);
+		free(p);
+	}
+	json_object_set_new(o, "id", json_string(jb->s.id));
+	json_object_set_new(o, "name", jmap_string(name.data ? name.data : "",
+	    name.len));
+	json_object_set_new(o, "parentId", parent >= 0 ?
+	    json_string(jacct_box(a, (size_t)parent)->s.id) : json_null());
+	json_object_set_new(o, "role", jb->role ? json_string(jb->role) :
+	    json_null());
+	json_object_set_new(o, "sortOrder", json_integer(jb->role &&
+	    strcmp(jb->role, "inbox") == 0 ? 0 : jb->role ? 1 : 10));
+	/* threads are counted as messages until Thread lands */
+	json_object_set_new(o, "totalEmails", json_integer((json_int_t)jb->s.n));
+	json_object_set_new(o, "unreadEmails", json_integer(jb->s.unread));
+	json_object_set_new(o, "totalThreads", json_integer((json_int_t)jb->s.n));
+	json_object_set_new(o, "unreadThreads", json_integer(jb->s.unread));
+	json_object_set_new(o, "myRights", json_pack("{s:b,s:b,s:b,s:b,s:b,"
+	    "s:b,s:b,s:b,s:b}", "mayReadItems", 1, "mayAddItems", 1,
+	    "mayRemoveItems", 1, "maySetSeen", 1, "maySetKeywords", 1,
+	    "mayCreateChild", 1, "mayRename", jb->role == NULL, "mayDelete",
+	    jb->role == NULL, "maySubmit", 1));
+	json_object_set_new(o, "isSubscribed", json_boolean(jb->subscribed));
+	buf_clear(&name);
+	if (json_is_array(props)) {
+		json_t *f = json_object();
+		size_t k;
+		json_t *p;
+		json_object_set(f, "id", json_object_get(o, "id"));
+		json_array_foreach(props, k, p) {
+			json_t *v = json_object_get(o, json_string_value(p));
+			if (v)
+				json_object_set(f, json_string_value(p), v);
+		}
+		json_decref(o);
+		return f;
+	}
+	return o;
+}
+
+static const char *const mailbox_props[] = { "id", "name", "parentId",
+	"role", "sortOrder", "totalEmails", "unreadEmails", "totalThreads",
+	"unreadThreads", "myRights", "isSubscribed", NULL };
+
+static bool
+props_known(struct jreq *q, json_t *props, const char *const *known,
+    unsigned (*extra)(const char *))
+{
+	size_t i;
+	json_t *p;
+
+	if (!json_is_array(props))
+		return true;
+	json_array_foreach(props, i, p) {
+		const char *n = json_string_value(p);
+		const char *const *k = known;
+		while (*k && strcmp(*k, n) != 0)
+			k++;
+		if (*k == NULL && !(extra && extra(n))) {
+			char d[200];
+			(void)snprintf(d, sizeof(d), "unknown property "
+			    "'%.64s'", n);
+			error(q, "invalidArguments", d);
+			return false;
+		}
+	}
+	return true;
+}
+
+static void
+mailbox_get(struct jreq *q, json_t *args)
+{
+	static const struct aspec spec[] = { { "accountId", A_STR },
+		{ "ids", A_IDS_NULL }, { "properties", A_STRS_NULL },
+		{ NULL, A_ANY } };
+	json_t *ids, *props, *list, *nf, *v;
+	char state[32];
+	size_t k;
+
+	if (!check_args(q, args, spec))
+		return;
+	ids = json_object_get(args, "ids");
+	props = json_object_get(args, "properties");
+	if (!props_known(q, props, mailbox_props, NULL))
+		return;
+	list = json_array();
+	nf = json_array();
+	if (json_is_array(ids)) {
+		if (json_array_size(ids) > MAX_OBJECTS_IN_GET) {
+			json_decref(list);
+			json_decref(nf);
+			error(q, "requestTooLarge", NULL);
+			return;
+		}
+		json_array_foreach(ids, k, v) {
+			ssize_t b = jacct_box_by_id(q->acct,
+			    json_string_value(v));
+			if (b < 0)
+				json_array_append(nf, v);
+			else
+				json_array_append_new(list, mailbox_object(
+				    q->acct, (size_t)b, props));
+		}
+	} else
+		for (size_t b = 0; b < jacct_nboxes(q->acct); b++)
+			json_array_append_new(list, mailbox_object(q->acct, b,
+			    props));
+	jacct_mailbox_state(q->acct, state, sizeof(state));
+	reply(q, json_pack("{s:s,s:s,s:o,s:o}", "accountId", q->account_id,
+	    "state", state, "list", list, "notFound", nf));
+}
+
+/* --- Email/query (RFC 8621 4.4) ------------------------------------------ */
+
+struct qfilter {
+	ssize_t in_box;           /* inMailbox, or -1 */
+	ssize_t not_in[16];       /* inMailboxOtherThan */
+	size_t nnot;
+	int64_t before, after;    /* receivedAt bounds, or INT64_MIN/MAX */
+	uint64_t min_size, max_size;
+	const char *has_kw, *not_kw;
+};
+
+static bool
+parse_date(const char *s, int64_t *t)
+{
+	int y, mo, d, h, mi, se;
+	char z;
+
+	/* UTCDate: "2026-12-01T10:00:00Z" (RFC 8620 1.4) */
+	if (strlen(s) != 20 || sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%c", &y, &mo,
+	    &d, &h, &mi, &se, &z) != 7 || z != 'Z' || mo < 1 || mo > 12 ||
+	    d < 1 || d > 31 || h > 23 || mi > 59 || se > 60)
+		return false;
+	/* days from civil */
+	y -= mo <= 2;
+	int64_t era = (y >= 0 ? y : y - 399) / 400;
+	int64_t yoe = y - era * 400;
+	int64_t doy = (153 * (mo + (mo > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+	int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+	*t = (era * 146097 + doe - 719468) * 86400 + h * 3600 + mi * 60 + se;
+	return true;
+}
+
+/* A keyword's name as IMAP keeps it ("$seen" is the flag \Seen). */
+static const struct {
+	const char *kw;
+	uint8_t flag;
+} sys_kw[] = {
+	{ "$seen", MBOX_SEEN }, { "$answered", MBOX_ANSWERED },
+	{ "$flagged", MBOX_FLAGGED }, { "$draft", MBOX_DRAFT },
+	{ "$forwarded", MBOX_FORWARDED },
+};
+
+static bool
+has_keyword(const struct jbox *jb, const struct jsnap_msg *m, const char *kw)
+{
+	for (size_t i = 0; i < sizeof(sys_kw) / sizeof(sys_kw[0]); i++)
+		if (ascii_strcaseeq(kw, sys_kw[i].kw))
+			return (m->flags & sys_kw[i].flag) != 0;
+	for (size_t i = 0; i < jb->s.nkw; i++)
+		if (jb->s.kw[i] && (m->kw & (1u << i)) &&
+		    ascii_strcaseeq(jb->s.kw[i], kw))
+			return true;
+	return false;
+}
+
+static const char *
+filter_parse(struct jreq *q, json_t *f, struct qfilter *qf)
+{
+	const char *k;
+	json_t *v;
+
+	qf->in_box = -1;
+	qf->before = INT64_MAX;
+	qf->after = INT64_MIN;
+	qf->max_size = UINT64_MAX;
+	if (f == NULL || json_is_null(f))
+		return NULL;
+	if (!json_is_object(f))
+		return "invalidArguments";
+	if (json_object_get(f, "operator"))
+		return "unsupportedFilter";
+	json_object_foreach(f, k, v) {
+		if (strcmp(k, "inMailbox") == 0 && json_is_string(v)) {
+			qf->in_box = jacct_box_by_id(q->acct,
+			    json_string_value(v));
+			if (qf->in_box < 0)
+				qf->in_box = (ssize_t)jacct_nboxes(q->acct);
+		} else if (strcmp(k, "inMailboxOtherThan") == 0 &&
+		    json_is_array(v) && json_array_size(v) <= 16) {
+			size_t i;
+			json_t *x;
+			json_array_foreach(v, i, x) {
+				if (!json_is_string(x))
+					return "invalidArguments";
+				qf->not_in[qf->nnot++] = jacct_box_by_id(
+				    q->acct, json_string_value(x));
+			}
+		} else if ((strcmp(k, "before") == 0 ||
+		    strcmp(k, "after") == 0) && json_is_string(v)) {
+			int64_t t;
+			if (!parse_date(json_string_value(v), &t))
+				return "invalidArguments";
+			if (k[0] == 'b')
+				qf->before = t;
+			else
+				qf->after = t;
+		} else if (strcmp(k, "minSize") == 0 && json_is_integer(v) &&
+		    json_integer_value(v) >= 0)
+			qf->min_size = (uint64_t)json_integer_value(v);
+		else if (strcmp(k, "maxSize") == 0 && json_is_integer(v) &&
+		    json_integer_value(v) >= 0)
+			qf->max_size = (uint64_t)json_integer_value(v);
+		else if (strcmp(k, "hasKeyword") == 0 && json_is_string(v))
+			qf->has_kw = json_string_value(v);
+		else if (strcmp(k, "notKeyword") == 0 && json_is_string(v))
+			qf->not_kw = json_string_value(v);
+		else if (strcmp(k, "inMailbox") == 0 ||
+		    strcmp(k, "inMailboxOtherThan") == 0 ||
+		    strcmp(k, "before") == 0 || strcmp(k, "after") == 0 ||
+		    strcmp(k, "minSize") == 0 || strcmp(k, "maxSize") == 0 ||
+		    strcmp(k, "hasKeyword") == 0 || strcmp(k, "notKeyword") == 0)
+			return "invalidArguments";
+		else
+			return "unsupportedFilter";
+	}
+	return NULL;
+}
+
+static bool
+filter_match(struct jacct *a, const struct qfilter *qf, size_t box,
+    const struct jsnap_msg *m)
+{
+	const struct jbox *jb = jacct_box(a, box);
+
+	if (m->received >= qf->before || m->received < qf->after ||
+	    m->size < qf->min_size || m->size >= qf->max_size)
+		return false;
+	if (qf->has_kw && !has_keyword(jb, m, qf->has_kw))
+		return false;
+	if (qf->not_kw && has_keyword(jb, m, qf->not_kw))
+		return false;
+	if (qf->nnot) {
+		/* in some mailbox other than those */
+		size_t n;
+		const struct jloc *l = jacct_find(a, m->id, &n);
+		bool other = false;
+		for (size_t i = 0; i < n && !other; i++) {
+			bool listed = false;
+			for (size_t k = 0; k < qf->nnot; k++)
+				if (qf->not_in[k] == (ssize_t)l[i].box)
+					listed = true;
+			other = !listed;
+		}
+		if (!other)
+			return false;
+	}
+	return true;
+}
+
+struct hit {
+	const char *id;
+	int64_t received;
+	uint64_t size;
+	uint32_t uid;
+};
+
+struct sortspec {
+	int key;                  /* 0 receivedAt, 1 size */
+	bool asc;
+};
+
+static int
+cmp_hit(const void *x, const void *y, void *arg)
+{
+	const struct hit *a = x, *b = y;
+	const struct sortspec *s = arg;
+	int c = 0;
+
+	if (s->key == 1)
+		c = a->size < b->size ? -1 : a->size > b->size;
+	if (c == 0)
+		c = a->received < b->received ? -1 : a->received > b->received;
+	if (c == 0)
+		c = strcmp(a->id, b->id);
+	return s->asc ? c : -c;
+}
+
+static const char *
+sort_parse(json_t *sort, struct sortspec *ss)
+{
+	json_t *c, *p, *asc;
+
+	ss->key = 0;
+	ss->asc = false;
+	if (sort == NULL || json_is_null(sort) || json_array_size(sort) == 0)
+		return NULL;
+	if (!json_is_array(sort) || json_array_size(sort) > 1)
+		return json_is_array(sort) ? "unsupportedSort" :
+		    "invalidArguments";
+	c = json_array_get(sort, 0);
+	p = json_object_get(c, "property");
+	asc = json_object_get(c, "isAscending");
+	if (!json_is_object(c) || !json_is_string(p) ||
+	    (asc && !json_is_boolean(asc)))
+		return "invalidArguments";
+	if (strcmp(json_string_value(p), "receivedAt") == 0)
+		ss->key = 0;
+	else if (strcmp(json_string_value(p), "size") == 0)
+		ss->key = 1;
+	else
+		return "unsupportedSort";
+	ss->asc = asc ? json_is_true(asc) : true;
+	return NULL;
+}
+
+static void
+email_query(struct jreq *q, json_t *args)
+{
+	static const struct aspec spec[] = { { "accountId", A_STR },
+		{ "filter", A_OBJ_NULL }, { "sort", A_ARR_NULL },
+		{ "position", A_INT }, { "anchor", A_STR_NULL },
+		{ "anchorOffset", A_INT }, { "limit", A_UINT },
+		{ "calculateTotal", A_BOOL }, { "collapseThreads", A_BOOL },
+		{ NULL, A_ANY } };
+	struct qfilter qf;
+	struct sortspec ss;
+	const char *err;
+	struct hit *hits;
+	size_t nh = 0;
+	bool plain;
+	json_t *v;
+	char state[32];
+
+	if (!check_args(q, args, spec))
+		return;
+	memset(&qf, 0, sizeof(qf));
+	if ((err = filter_parse(q, json_object_get(args, "filter"), &qf)) ||
+	    (err = sort_parse(json_object_get(args, "sort"), &ss))) {
+		error(q, err, NULL);
+		return;
+	}
+	plain = qf.nnot == 0 && qf.has_kw == NULL && qf.not_kw == NULL &&
+	    qf.before == INT64_MAX && qf.after == INT64_MIN &&
+	    qf.min_size == 0 && qf.max_size == UINT64_MAX;
+	if (qf.in_box >= (ssize_t)jacct_nboxes(q->acct)) {
+		hits = xcalloc(1, sizeof(*hits));     /* no such mailbox */
+	} else if (qf.in_box >= 0) {
+		const struct jbox *jb = jacct_box(q->acct, (size_t)qf.in_box);
+		hits = xcalloc(jb->s.n + 1, sizeof(*hits));
+		for (size_t k = 0; k < jb->s.n; k++) {
+			/* newest first already: the common case needs no sort */
+			const struct jsnap_msg *m = &jb->s.m[jb->s.by_date[k]];
+			if (!plain && !filter_match(q->acct, &qf,
+			    (size_t)qf.in_box, m))
+				continue;
+			hits[nh++] = (struct hit){ m->id, m->received,
+			    m->size, m->uid };
+		}
+		if (ss.key != 0 || ss.asc)
+			qsort_r(hits, nh, sizeof(*hits), cmp_hit, &ss);
+	} else {
+		size_t n;
+		const struct jloc *l = jacct_all(q->acct, &n);
+		hits = xcalloc(n + 1, sizeof(*hits));
+		for (size_t k = 0; k < n; k++) {
+			const struct jsnap_msg *m =
+			    &jacct_box(q->acct, l[k].box)->s.m[l[k].idx];
+			if (!plain && !filter_match(q->acct, &qf, l[k].box, m))
+				continue;
+			hits[nh++] = (struct hit){ m->id, m->received,
+			    m->size, m->uid };
+		}
+		qsort_r(hits, nh, sizeof(*hits), cmp_hit, &ss);
+	}
+	/* the window: position or anchor, then limit (RFC 8620 5.5) */
+	int64_t pos = (v = json_object_get(args, "position")) ?
+	    json_integer_value(v) : 0;
+	const char *anchor = json_string_value(json_object_get(args, "anchor"));
+	size_t limit = (v = json_object_get(args, "limit")) ?
+	    (size_t)json_integer_value(v) : MAX_QUERY_LIMIT;
+	if (limit > MAX_QUERY_LIMIT)
+		limit = MAX_QUERY_LIMIT;
+	if (anchor) {
+		size_t k = 0;
+		while (k < nh && strcmp(hits[k].id, anchor) != 0)
+			k++;
+		if (k == nh) {
+			free(hits);
+			error(q, "anchorNotFound", NULL);
+			return;
+		}
+		int64_t off = (v = json_object_get(args, "anchorOffset")) ?
+		    json_integer_value(v) : 0;
+		pos = (int64_t)k + off;
+		if (pos < 0)
+			pos = 0;
+	} else if (pos < 0) {
+		pos += (int64_t)nh;
+		if (pos < 0)
+			pos = 0;
+	}
+	if ((size_t)pos > nh)
+		pos = (int64_t)nh;
+	json_t *ids = json_array();
+	for (size_t k = (size_t)pos; k < nh && k < (size_t)pos + limit; k++)
+		json_array_append_new(ids, json_string(hits[k].id));
+	jacct_email_state(q->acct, state, sizeof(state));
+	json_t *res = json_pack("{s:s,s:s,s:b,s:I,s:o}", "accountId",
+	    q->account_id, "queryState", state, "canCalculateChanges", 0,
+	    "position", (json_int_t)pos, "ids", ids);
+	if (json_is_true(json_object_get(args, "calculateTotal")))
+		json_object_set_new(res, "total", json_integer((json_int_t)nh));
+	if (json_object_get(args, "limit") &&
+	    (size_t)json_integer_value(json_object_get(args, "limit")) > limit)
+		json_object_set_new(res, "limit", json_integer((json_int_t)limit));
+	free(hits);
+	reply(q, res);
+}
+
+/* --- Email/get (RFC 8621 4.2) -------------------------------------------- */
+
+static const char *const email_default[] = { "id", "blobId", "threadId",
+	"mailboxIds", "keywords", "size", "receivedAt", "messageId",
+	"inReplyTo", "references", "sender", "from", "to", "cc", "bcc",
+	"replyTo", "subject", "sentAt", "hasAttachment", "preview", NULL };
+
+/* One message to read in a folder's job. */
+struct eitem {
+	uint32_t uid;
+	json_t *obj;              /* filled by the job */
+};
+
+struct egroup {
+	struct eget *g;
+	struct eitem *it;
+	size_t n;
+	unsigned want;
+	bool thread;
+	bool size;                /* count the CRLF size where not known */
+};
+
+struct eget {
+	struct jreq *q;
+	json_t *list;             /* objects in the order asked */
+	json_t *nf;
+	size_t pending;
+	json_t *props;
+};
+
+static void
+eget_work(struct mbox *mb, void *arg)
+{
+	struct egroup *gr = arg;
+	struct buf b;
+	struct tern_err err;
+
+	buf_init(&b);
+	for (size_t k = 0; k < gr->n; k++) {
+		ssize_t i = mbox_find_uid(mb, gr->it[k].uid);
+		if (i < 0)
+			continue;          /* gone since: left as it is */
+		if (gr->thread) {
+			char tid[SORT_ID_LEN];
+			sort_thread_id(mbox_sort_keys(mb, (size_t)i),
+			    mb->m[i].base, tid);
+			json_object_set_new(gr->it[k].obj, "threadId",
+			    json_string(tid));
+		}
+		struct mbox_msg *m = &mb->m[i];
+		bool count = gr->size && m->vsize == 0;
+		if (gr->want == 0 && !count)
+			continue;
+		buf_reset(&b);
+		memset(&err, 0, sizeof(err));
+		int rc = count || (gr->want & (JE_HAS_ATTACHMENT | JE_PREVIEW)) ?
+		    mbox_read(mb, (size_t)i, &b, MAX_SIZE_UPLOAD, &err) :
+		    mbox_read_head(mb, (size_t)i, &b, HEAD_READ_MAX, &err);
+		if (rc != 0)
+			continue;
+		if (count) {
+			m->vsize = mime_crlf_size(b.data ? b.data : "", b.len);
+			m->dirty = mb->dirty = true;     /* the index keeps it */
+		}
+		if (gr->size)
+			json_object_set_new(gr->it[k].obj, "size",
+			    json_integer((json_int_t)m->vsize));
+		jmap_email_props(gr->it[k].obj, b.data ? b.data : "", b.len,
+		    gr->want);
+	}
+	buf_clear(&b);
+}
+
+static void
+eget_finish(struct eget *g)
+{
+	char state[32];
+	struct jreq *q = g->q;
+
+	jacct_email_state(q->acct, state, sizeof(state));
+	json_t *res = json_pack("{s:s,s:s,s:o,s:o}", "accountId",
+	    q->account_id, "state", state, "list", g->list, "notFound", g->nf);
+	free(g);
+	reply(q, res);
+}
+
+static void
+eget_done(void *arg)
+{
+	struct egroup *gr = arg;
+	struct eget *g = gr->g;
+
+	free(gr->it);
+	free(gr);
+	if (--g->pending == 0)
+		eget_finish(g);
+}
+
+static bool
+want_prop(json_t *props, const char *name)
+{
+	size_t i;
+	json_t *p;
+
+	if (!json_is_array(props))
+		return true;
+	json_array_foreach(props, i, p)
+		if (strcmp(json_string_value(p), name) == 0)
+			return true;
+	return false;
+}
+
+static unsigned
+email_file_prop(const char *name)
+{
+	return jmap_email_prop_bit(name);
+}
+
+/* The keywords object of a copy: system flags and the folder's keywords. */
+static json_t *
+keywords_object(const struct jbox *jb, const struct jsnap_msg *m)
+{
+	json_t *o = json_object();
+
+	for (size_t i = 0; i < sizeof(sys_kw) / sizeof(sys_kw[0]); i++)
+		if (m->flags & sys_kw[i].flag)
+			json_object_set_new(o, sys_kw[i].kw, json_true());
+	for (size_t i = 0; i < jb->s.nkw; i++)
+		if (jb->s.kw[i] && (m->kw & (1u << i))) {
+			/* keywords are case-insensitive: JMAP's lower case */
+			char *l = xstrdup(jb->s.kw[i]);
+			ascii_lower(l);
+			json_object_set_new(o, l, json_true());
+			free(l);
+		}
+	return o;
+}
+
+static void
+email_get(struct jreq *q, json_t *args)
+{
+	static const struct aspec spec[] = { { "accountId", A_STR },
+		{ "ids", A_IDS_NULL }, { "properties", A_STRS_NULL },
+		{ "bodyProperties", A_STRS_NULL },
+		{ "fetchTextBodyValues", A_BOOL },
+		{ "fetchHTMLBodyValues", A_BOOL },
+		{ "fetchAllBodyValues", A_BOOL },
+		{ "maxBodyValueBytes", A_UINT }, { NULL, A_ANY } };
+	json_t *ids, *props, *v;
+	size_t k, nboxes = jacct_nboxes(q->acct);
+	unsigned want = 0;
+
+	if (!check_args(q, args, spec))
+		return;
+	ids = json_object_get(args, "ids");
+	props = json_object_get(args, "properties");
+	if (!props_known(q, props, email_default, NULL))
+		return;
+	if (!json_is_array(props)) {
+		props = json_array();
+		for (const char *const *p = email_default; *p; p++)
+			json_array_append_new(props, json_string(*p));
+	} else
+		json_incref(props);
+	json_array_foreach(props, k, v)
+		want |= email_file_prop(json_string_value(v));
+	bool thread = want_prop(props, "threadId");
+	bool size = want_prop(props, "size");
+	if (!json_is_array(ids)) {
+		size_t n;
+		const struct jloc *l = jacct_all(q->acct, &n);
+		if (n > MAX_OBJECTS_IN_GET) {
+			json_decref(props);
+			error(q, "requestTooLarge", NULL);
+			return;
+		}
+		ids = json_array();
+		for (size_t i = 0; i < n; i++)
+			json_array_append_new(ids, json_string(l[i].id));
+	} else {
+		if (json_array_size(ids) > MAX_OBJECTS_IN_GET) {
+			json_decref(props);
+			error(q, "requestTooLarge", NULL);
+			return;
+		}
+		json_incref(ids);
+	}
+	struct eget *g = xcalloc(1, sizeof(*g));
+	struct egroup **groups = xcalloc(nboxes + 1, sizeof(*groups));
+	g->q = q;
+	g->list = json_array();
+	g->nf = json_array();
+	json_array_foreach(ids, k, v) {
+		size_t n;
+		const char *id = json_string_value(v);
+		const struct jloc *l = jacct_find(q->acct, id, &n);
+		if (l == NULL) {
+			json_array_append(g->nf, v);
+			continue;
+		}
+		const struct jbox *jb = jacct_box(q->acct, l[0].box);
+		const struct jsnap_msg *m = &jb->s.m[l[0].idx];
+		json_t *o = json_object();
+		json_object_set_new(o, "id", json_string(id));
+		if (want_prop(props, "blobId")) {
+			char blob[SORT_ID_LEN + 2];
+			(void)snprintf(blob, sizeof(blob), "m%s", id);
+			json_object_set_new(o, "blobId", json_string(blob));
+		}
+		if (want_prop(props, "mailboxIds")) {
+			json_t *mb = json_object();
+			for (size_t i = 0; i < n; i++)
+				json_object_set_new(mb, jacct_box(q->acct,
+				    l[i].box)->s.id, json_true());
+			json_object_set_new(o, "mailboxIds", mb);
+		}
+		if (want_prop(props, "keywords"))
+			json_object_set_new(o, "keywords", keywords_object(jb,
+			    m));
+		if (want_prop(props, "size"))
+			json_object_set_new(o, "size",
+			    json_integer((json_int_t)m->size));
+		if (want_prop(props, "receivedAt")) {
+			char d[21];
+			jmap_utc_date(m->received, d);
+			json_object_set_new(o, "receivedAt", json_string(d));
+		}
+		json_array_append_new(g->list, o);
+		if (want == 0 && !thread && !size)
+			continue;
+		struct egroup *gr = groups[l[0].box];
+		if (gr == NULL) {
+			gr = groups[l[0].box] = xcalloc(1, sizeof(*gr));
+			gr->g = g;
+			gr->want = want;
+			gr->thread = thread;
+			gr->size = size;
+			gr->it = xcalloc(json_array_size(ids), sizeof(*gr->it));
+		}
+		gr->it[gr->n].uid = m->uid;
+		gr->it[gr->n].obj = o;     /* borrowed: g->list holds it */
+		gr->n++;
+	}
+	json_decref(ids);
+	json_decref(props);
+	g->pending = 1;                    /* until every job is out */
+	for (size_t b = 0; b < nboxes; b++)
+		if (groups[b]) {
+			g->pending++;
+			jacct_box_run(q->acct, b, eget_work, eget_done,
+			    groups[b]);
+		}
+	free(groups);
+	if (--g->pending == 0)
+		eget_finish(g);
+}
+
+/* --- the request --------------------------------------------------------- */
+
+static const struct method methods[] = {
+	{ "Core/echo", CAP_CORE, core_echo },
+	{ "Mailbox/get", CAP_MAIL, mailbox_get },
+	{ "Email/query", CAP_MAIL, email_query },
+	{ "Email/get", CAP_MAIL, email_get },
+	{ NULL, NULL, NULL },
+};
+
+static bool
+using_has(const struct jreq *q, const char *cap)
+{
+	for (size_t i = 0; i < q->r.nusing; i++)
+		if (strcmp(q->r.using[i], cap) == 0)
+			return true;
+	return false;
+}
+
+static void
+run_next(struct jreq *q)
+{
+	while (q->i < q->r.ncalls) {
+		const struct jmap_call *c = &q->r.calls[q->i++];
+		const struct method *m = methods;
+		const char *type;
+		char desc[300];
+		json_t *args;
+
+		q->call_id = c->id;
+		q->call_name = c->name;
+		q->answered = false;
+		while (m->name && strcmp(m->name, c->name) != 0)
+			m++;
+		if (m->name == NULL || !using_has(q, m->cap)) {
+			q->in_call = true;
+			error(q, "unknownMethod", NULL);
+			q->in_call = false;
+			continue;
+		}
+		args = jmap_resolve_refs(c->args, q->responses, &type, desc,
+		    sizeof(desc));
+		q->in_call = true;
+		if (args == NULL)
+			error(q, type, desc);
+		else {
+			m->fn(q, args);
+			json_decref(args);
+		}
+		q->in_call = false;
+		if (!q->answered)
+			return;        /* a job answers, and calls us again */
+	}
+	json_t *body = json_pack("{s:O,s:s}", "methodResponses",
+	    q->responses, "sessionState", "s1");
+	if (q->r.created_ids)
+		json_object_set(body, "createdIds", q->r.created_ids);
+	finish(q, 200, body);
+}
+
+static void
+refreshed(void *arg)
+{
+	run_next(arg);
+}
+
+void
+jmap_api_run(struct jacct *a, const char *body, size_t len,
+    jmap_api_done done, void *arg)
+{
+	struct jreq *q = xcalloc(1, sizeof(*q));
+	char why[256];
+	enum jmap_req_status st;
+
+	q->acct = jacct_ref(a);
+	jmap_account_id(jacct_user(q->acct), q->account_id);
+	q->done = done;
+	q->arg = arg;
+	q->responses = json_array();
+	st = jmap_request_parse(body, len, &q->r, why, sizeof(why));
+	if (st != JMAP_REQ_OK) {
+		static const char *const types[] = { "",
+			"urn:ietf:params:jmap:error:notJSON",
+			"urn:ietf:params:jmap:error:notRequest",
+			"urn:ietf:params:jmap:error:limit" };
+		json_t *p = problem(types[st], 400, why);
+		if (st == JMAP_REQ_LIMIT)
+			json_object_set_new(p, "limit",
+			    json_string("maxCallsInRequest"));
+		finish(q, 400, p);
+		return;
+	}
+	for (size_t i = 0; i < q->r.nusing; i++)
+		if (strcmp(q->r.using[i], CAP_CORE) != 0 &&
+		    strcmp(q->r.using[i], CAP_MAIL) != 0) {
+			char d[300];
+			(void)snprintf(d, sizeof(d), "unknown capability "
+			    "'%.200s'", q->r.using[i]);
+			finish(q, 400, problem("urn:ietf:params:jmap:error:"
+			    "unknownCapability", 400, d));
+			return;
+		}
+	jacct_refresh(q->acct, refreshed, q);
+}

@@ -1,0 +1,245 @@
+/* SPDX-License-Identifier: ISC */
+/*
+ * Unit tests for http/jmap_req.c and http/jmap_email.c: requests read as
+ * strict I-JSON (one row per refusal), result references, JSON Pointer
+ * with "*", Ids, and Email properties from message bytes.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "http/jmap_email.h"
+#include "http/jmap_req.h"
+
+static enum jmap_req_status
+req(const char *text)
+{
+	struct jmap_request r;
+	char why[256];
+	enum jmap_req_status st = jmap_request_parse(text, strlen(text), &r,
+	    why, sizeof(why));
+
+	jmap_request_clear(&r);
+	return st;
+}
+
+static void
+test_request(void **state)
+{
+	struct jmap_request r;
+	char why[256];
+	const char *ok = "{\"using\":[\"urn:ietf:params:jmap:core\"],"
+	    "\"methodCalls\":[[\"Core/echo\",{\"a\":1},\"c1\"]],"
+	    "\"createdIds\":{\"k\":\"Mx\"}}";
+
+	(void)state;
+	assert_int_equal(jmap_request_parse(ok, strlen(ok), &r, why,
+	    sizeof(why)), JMAP_REQ_OK);
+	assert_int_equal(r.nusing, 1);
+	assert_int_equal(r.ncalls, 1);
+	assert_string_equal(r.calls[0].name, "Core/echo");
+	assert_string_equal(r.calls[0].id, "c1");
+	jmap_request_clear(&r);
+	static const struct {
+		const char *name, *text;
+		enum jmap_req_status st;
+	} rows[] = {
+		{ "not json", "{", JMAP_REQ_NOT_JSON },
+		{ "duplicate key", "{\"using\":[],\"using\":[],"
+		    "\"methodCalls\":[]}", JMAP_REQ_NOT_JSON },
+		{ "invalid utf-8", "{\"using\":[\"\xff\"],\"methodCalls\":[]}",
+		    JMAP_REQ_NOT_JSON },
+		{ "lone surrogate", "{\"using\":[\"\\ud800\"],"
+		    "\"methodCalls\":[]}", JMAP_REQ_NOT_JSON },
+		{ "nan", "{\"using\":[],\"methodCalls\":[],\"x\":NaN}",
+		    JMAP_REQ_NOT_JSON },
+		{ "nul escape", "{\"using\":[\"a\\u0000\"],\"methodCalls\":[]}",
+		    JMAP_REQ_NOT_JSON },
+		{ "beyond 2^53", "{\"using\":[],\"methodCalls\":[[\"a\","
+		    "{\"n\":9007199254740993},\"c\"]]}", JMAP_REQ_NOT_JSON },
+		{ "array", "[]", JMAP_REQ_NOT_REQUEST },
+		{ "no using", "{\"methodCalls\":[]}", JMAP_REQ_NOT_REQUEST },
+		{ "unknown key", "{\"using\":[],\"methodCalls\":[],\"x\":1}",
+		    JMAP_REQ_NOT_REQUEST },
+		{ "call of two", "{\"using\":[],\"methodCalls\":[[\"a\",{}]]}",
+		    JMAP_REQ_NOT_REQUEST },
+		{ "args not object", "{\"using\":[],\"methodCalls\":"
+		    "[[\"a\",[],\"c\"]]}", JMAP_REQ_NOT_REQUEST },
+		{ "created id bad", "{\"using\":[],\"methodCalls\":[],"
+		    "\"createdIds\":{\"a\":\"b c\"}}", JMAP_REQ_NOT_REQUEST },
+	};
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		enum jmap_req_status st = req(rows[i].text);
+		if (st != rows[i].st)
+			fail_msg("%s: status %d", rows[i].name, st);
+	}
+	/* nesting: 64 levels is I-JSON for us, 65 is not */
+	char deep[400];
+	size_t n = 0;
+	n += (size_t)snprintf(deep + n, sizeof(deep) - n,
+	    "{\"using\":[],\"methodCalls\":[[\"a\",");
+	for (int i = 0; i < 63; i++)
+		deep[n++] = '[';
+	for (int i = 0; i < 63; i++)
+		deep[n++] = ']';
+	(void)snprintf(deep + n, sizeof(deep) - n, ",\"c\"]]}");
+	assert_int_equal(req(deep), JMAP_REQ_NOT_JSON);
+	/* too many calls */
+	struct buf b;
+	buf_init(&b);
+	buf_append_str(&b, "{\"using\":[],\"methodCalls\":[");
+	for (int i = 0; i <= JMAP_CALLS_MAX; i++)
+		buf_printf(&b, "%s[\"a\",{},\"c\"]", i ? "," : "");
+	buf_append_str(&b, "]}");
+	assert_int_equal(req(b.data), JMAP_REQ_LIMIT);
+	buf_clear(&b);
+}
+
+static void
+test_pointer(void **state)
+{
+	json_t *doc = json_loads("{\"list\":[{\"id\":\"a\",\"t\":[\"x\",\"y\"]},"
+	    "{\"id\":\"b\",\"t\":[\"z\"]}],\"a/b\":1,\"m~n\":2}", 0, NULL);
+	json_t *v;
+	char *s;
+
+	(void)state;
+	v = jmap_pointer_eval(doc, "/list/*/id");
+	s = json_dumps(v, JSON_COMPACT);
+	assert_string_equal(s, "[\"a\",\"b\"]");
+	free(s);
+	json_decref(v);
+	v = jmap_pointer_eval(doc, "/list/*/t");    /* arrays concatenated */
+	s = json_dumps(v, JSON_COMPACT);
+	assert_string_equal(s, "[\"x\",\"y\",\"z\"]");
+	free(s);
+	json_decref(v);
+	v = jmap_pointer_eval(doc, "/list/1/id");
+	assert_string_equal(json_string_value(v), "b");
+	json_decref(v);
+	v = jmap_pointer_eval(doc, "/a~1b");
+	assert_int_equal(json_integer_value(v), 1);
+	json_decref(v);
+	v = jmap_pointer_eval(doc, "/m~0n");
+	assert_int_equal(json_integer_value(v), 2);
+	json_decref(v);
+	assert_null(jmap_pointer_eval(doc, "/list/2"));
+	assert_null(jmap_pointer_eval(doc, "/list/01"));
+	assert_null(jmap_pointer_eval(doc, "/nope"));
+	assert_null(jmap_pointer_eval(doc, "list"));
+	assert_null(jmap_pointer_eval(doc, "/a~2b"));
+	json_decref(doc);
+}
+
+static void
+test_refs(void **state)
+{
+	json_t *resp = json_loads("[[\"Email/query\",{\"ids\":[\"M1\",\"M2\"]},"
+	    "\"q\"]]", 0, NULL);
+	json_t *args = json_loads("{\"accountId\":\"A\",\"#ids\":{\"resultOf\":"
+	    "\"q\",\"name\":\"Email/query\",\"path\":\"/ids\"}}", 0, NULL);
+	const char *type;
+	char desc[200];
+	json_t *out;
+
+	(void)state;
+	out = jmap_resolve_refs(args, resp, &type, desc, sizeof(desc));
+	assert_non_null(out);
+	assert_int_equal(json_array_size(json_object_get(out, "ids")), 2);
+	assert_null(json_object_get(out, "#ids"));
+	json_decref(out);
+	json_decref(args);
+	/* the wrong method name, a missing path, both #x and x */
+	static const char *const bad[][2] = {
+		{ "{\"#ids\":{\"resultOf\":\"q\",\"name\":\"Email/get\","
+		    "\"path\":\"/ids\"}}", "invalidResultReference" },
+		{ "{\"#ids\":{\"resultOf\":\"q\",\"name\":\"Email/query\","
+		    "\"path\":\"/nope\"}}", "invalidResultReference" },
+		{ "{\"#ids\":{\"resultOf\":\"zz\",\"name\":\"Email/query\","
+		    "\"path\":\"/ids\"}}", "invalidResultReference" },
+		{ "{\"#ids\":1}", "invalidResultReference" },
+		{ "{\"ids\":[],\"#ids\":{\"resultOf\":\"q\",\"name\":"
+		    "\"Email/query\",\"path\":\"/ids\"}}", "invalidArguments" },
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		args = json_loads(bad[i][0], 0, NULL);
+		assert_null(jmap_resolve_refs(args, resp, &type, desc,
+		    sizeof(desc)));
+		assert_string_equal(type, bad[i][1]);
+		json_decref(args);
+	}
+	json_decref(resp);
+	assert_true(jmap_is_id("Mabc-_9"));
+	assert_false(jmap_is_id(""));
+	assert_false(jmap_is_id("a b"));
+	assert_false(jmap_is_id("a/b"));
+}
+
+static void
+test_email(void **state)
+{
+	static const char msg[] =
+	    "From: =?utf-8?q?J=C3=B6rg?= <jorg@example.org>\n"
+	    "To: a@b.example, \"Bee, C\" <c@d.example>\n"
+	    "Subject: =?iso-8859-1?q?caf=E9?=\n"
+	    " folded\n"
+	    "Message-ID: <1@x.example>\n"
+	    "References: <0@x.example> <00@x.example>\n"
+	    "Date: Tue, 1 Dec 2026 10:00:00 +0100\n"
+	    "Content-Type: multipart/mixed; boundary=b\n"
+	    "\n"
+	    "--b\n"
+	    "Content-Type: text/plain\n"
+	    "\n"
+	    "Hello   there,\n\n  friend\xff\n"
+	    "--b\n"
+	    "Content-Type: application/pdf\n"
+	    "Content-Disposition: attachment; filename=x.pdf\n"
+	    "\n"
+	    "PDF\n"
+	    "--b--\n";
+	json_t *o = json_object();
+	char *s;
+
+	(void)state;
+	jmap_email_props(o, msg, sizeof(msg) - 1, JE_FROM | JE_TO | JE_CC |
+	    JE_SUBJECT | JE_MESSAGE_ID | JE_REFERENCES | JE_IN_REPLY_TO |
+	    JE_SENT_AT | JE_HAS_ATTACHMENT | JE_PREVIEW);
+	s = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
+	assert_string_equal(s, "{\"cc\":null,"
+	    "\"from\":[{\"email\":\"jorg@example.org\",\"name\":\"J\xc3\xb6rg\"}],"
+	    "\"hasAttachment\":true,\"inReplyTo\":null,"
+	    "\"messageId\":[\"1@x.example\"],"
+	    "\"preview\":\"Hello there, friend\xef\xbf\xbd\","
+	    "\"references\":[\"0@x.example\",\"00@x.example\"],"
+	    "\"sentAt\":\"2026-12-01T09:00:00Z\","
+	    "\"subject\":\"caf\xc3\xa9 folded\","
+	    "\"to\":[{\"email\":\"a@b.example\",\"name\":null},"
+	    "{\"email\":\"c@d.example\",\"name\":\"Bee, C\"}]}");
+	free(s);
+	json_decref(o);
+	char d[21];
+	jmap_utc_date(0, d);
+	assert_string_equal(d, "1970-01-01T00:00:00Z");
+	jmap_utc_date(1796190394, d);
+	assert_string_equal(d, "2026-12-02T05:46:34Z");
+	assert_int_equal(jmap_email_prop_bit("subject"), JE_SUBJECT);
+	assert_int_equal(jmap_email_prop_bit("id"), 0);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_request),
+		cmocka_unit_test(test_pointer),
+		cmocka_unit_test(test_refs),
+		cmocka_unit_test(test_email),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
