@@ -12,6 +12,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -230,6 +231,14 @@ on_accept(struct evconnlistener *ev, evutil_socket_t fd,
 		return;
 	}
 	ipc->n++;
+	/*
+	 * Every answer is written whole, so Nagle only ever holds back its
+	 * tail: libevent writes at most 16 KiB a call, and the part after
+	 * that waited for the peer's delayed ACK (40 ms on Linux) - a JMAP
+	 * answer over 16 KiB took 44 ms instead of 2.
+	 */
+	int one = 1;
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	c = xcalloc(1, sizeof(*c));
 	c->ctx = ctx;
 	c->ipc = ipc;
