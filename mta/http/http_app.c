@@ -251,6 +251,7 @@ struct dl {
 	uint32_t uid;
 	char type[128];
 	char name[256];
+	char blob[64];            /* the blobId asked for */
 	struct buf data;
 	int rc;
 };
@@ -317,18 +318,10 @@ download_refreshed(void *arg)
 {
 	struct dl *d = arg;
 	struct hreq *h = d->h;
-	char blob[64];
-	const char *p = h->req->path + strlen("/jmap/download/");
-	const char *s1 = strchr(p, '/'), *s2 = s1 ? strchr(s1 + 1, '/') : NULL;
 	size_t n = 0;
-	const struct jloc *l = NULL;
+	const struct jloc *l = d->blob[0] == 'm' ?
+	    jacct_find(h->acct, d->blob + 1, &n) : NULL;
 
-	if (s2 && (size_t)(s2 - s1 - 1) < sizeof(blob)) {
-		memcpy(blob, s1 + 1, (size_t)(s2 - s1 - 1));
-		blob[s2 - s1 - 1] = '\0';
-		if (blob[0] == 'm')
-			l = jacct_find(h->acct, blob + 1, &n);
-	}
 	if (l == NULL) {
 		free(d);
 		respond_text(h->c, 404, NULL, "no such blob\n");
@@ -339,6 +332,7 @@ download_refreshed(void *arg)
 	jacct_box_run(h->acct, l[0].box, dl_work, dl_done, d);
 }
 
+/* /jmap/download/{accountId}/{blobId}/{name}?accept={type} */
 static void
 download(struct hreq *h)
 {
@@ -351,12 +345,14 @@ download(struct hreq *h)
 	buf_init(&d->data);
 	jmap_account_id(h->user, acc);
 	if (s1 == NULL || s2 == NULL || (size_t)(s1 - p) != strlen(acc) ||
-	    strncmp(p, acc, strlen(acc)) != 0) {
+	    strncmp(p, acc, strlen(acc)) != 0 ||
+	    (size_t)(s2 - s1 - 1) >= sizeof(d->blob)) {
 		free(d);
 		respond_text(h->c, 404, NULL, "no such account or blob\n");
 		hreq_free(h);
 		return;
 	}
+	memcpy(d->blob, s1 + 1, (size_t)(s2 - s1 - 1));
 	if (!query_param(h->req->query, "accept", d->type, sizeof(d->type)) ||
 	    !safe_type(d->type))
 		(void)str_copy(d->type, sizeof(d->type),
@@ -505,7 +501,9 @@ eventsource(struct hreq *h)
 	if (query_param(h->req->query, "types", v, sizeof(v)) &&
 	    strcmp(v, "*") != 0) {
 		p->types = 0;
-		for (char *t = strtok(v, ","); t; t = strtok(NULL, ","))
+		char *save = NULL;
+		for (char *t = strtok_r(v, ",", &save); t;
+		    t = strtok_r(NULL, ",", &save))
 			p->types |= strcmp(t, "Email") == 0 ? T_EMAIL :
 			    strcmp(t, "Mailbox") == 0 ? T_MAILBOX :
 			    strcmp(t, "Thread") == 0 ? T_THREAD : 0;

@@ -220,7 +220,7 @@ read_head(struct http_conn *c)
 		len = HTTP_HEAD_MAX;
 	const char *data = (const char *)evbuffer_pullup(in, (ssize_t)len);
 	/* look again only when a line ended, or one may be too long */
-	const char *lf = len > c->scanned ? memchr(data + c->scanned, '\n',
+	const char *lf = len > c->scanned ? memrchr(data + c->scanned, '\n',
 	    len - c->scanned) : NULL;
 	if (lf)
 		c->last_lf = (size_t)(lf - data) + 1;
@@ -469,8 +469,14 @@ http_conn_shutdown(struct http_conn *c)
 	if (c->state == C_HEAD &&
 	    evbuffer_get_length(bufferevent_get_input(c->bev)) == 0)
 		conn_dead(c);
-	else if (c->state == C_STREAM)
+	else if (c->state == C_STREAM) {
+		/* the stream's owner must let go of c: it ends here */
+		void (*gone)(void *) = c->gone;
+		c->gone = NULL;
+		if (gone)
+			gone(c->gone_arg);
 		http_stream_end(c);
+	}
 }
 
 const char *

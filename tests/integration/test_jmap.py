@@ -85,10 +85,8 @@ def api(t, calls, using=(CORE, MAIL), user="alice", pw="alice pw"):
     return json.loads(data)["methodResponses"]
 
 
-def raw(t, data, timeout=10):
-    """Sends bytes on a fresh connection; what came back before the close."""
-    s = socket.create_connection(("127.0.0.1", t.http_port), timeout)
-    s.sendall(data)
+def read_to_close(s):
+    """What comes on s until the server closes it (or the timeout)."""
     out = b""
     try:
         while True:
@@ -100,6 +98,13 @@ def raw(t, data, timeout=10):
         pass
     s.close()
     return out
+
+
+def raw(t, data, timeout=10):
+    """Sends bytes on a fresh connection; what came back before the close."""
+    s = socket.create_connection(("127.0.0.1", t.http_port), timeout)
+    s.sendall(data)
+    return read_to_close(s)
 
 
 def test_smuggling_and_malformed_requests_are_refused(web):
@@ -162,13 +167,7 @@ def test_chunked_body_expect_continue_and_pipelining(web):
     # the body, then two more requests in the same packet
     s.sendall(chunks + b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
               b"GET /nope HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-    out = b""
-    while True:
-        b = s.recv(65536)
-        if not b:
-            break
-        out += b
-    s.close()
+    out = read_to_close(s)
     parts = out.split(b"HTTP/1.1 ")
     assert [p[:3] for p in parts[1:]] == [b"200", b"200", b"404"], out
     assert b'"hello":"chunked"' in parts[1]
@@ -388,12 +387,6 @@ def test_eventsource_push_on_delivery(web):
     s.sendall(("GET /jmap/eventsource/?types=Email&closeafter=state&ping=0 "
                "HTTP/1.1\r\nHost: x\r\nAuthorization: %s\r\n\r\n"
                % auth()).encode())
-    out = b""
-    while True:
-        b = s.recv(65536)
-        if not b:
-            break
-        out += b
-    s.close()
+    out = read_to_close(s)
     assert out.count(b"event: state") == 1 and b'"Email"' in out
     assert b'"Mailbox"' not in out
