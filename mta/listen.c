@@ -310,7 +310,7 @@ listen_start(struct event_base *base, struct runtime **current,
 	ctx->current = current;
 	ctx->pool = pool;
 	ctx->queue = q;
-	ctx->http = http_app_new(base, current, store, pool);
+	ctx->http = http_app_new(base, current, store, pool, q);
 	TAILQ_INIT(&ctx->conns);
 	ctx->resume = evtimer_new(base, on_resume, ctx);
 	ctx->listeners = xcalloc(cfg->nlisten, sizeof(*ctx->listeners));

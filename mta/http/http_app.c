@@ -32,6 +32,7 @@
 #include "base/util.h"
 #include "http/jmap_account.h"
 #include "http/jmap_api.h"
+#include "http/jmap_body.h"
 #include "mail/maildir.h"
 #include "mail/mime.h"
 #include "runtime.h"
@@ -52,6 +53,7 @@ struct http_app {
 	struct runtime **current;
 	struct store *store;
 	struct iopool *pool;
+	struct queue *queue;
 	size_t streams;
 };
 
@@ -69,11 +71,12 @@ struct hreq {
 	char root[4096];
 	struct auth_check *auth;
 	struct jacct *acct;
+	struct jmap_env env;
 };
 
 struct http_app *
 http_app_new(struct event_base *base, struct runtime **current,
-    struct store *store, struct iopool *pool)
+    struct store *store, struct iopool *pool, struct queue *queue)
 {
 	struct http_app *app = xcalloc(1, sizeof(*app));
 
@@ -81,6 +84,7 @@ http_app_new(struct event_base *base, struct runtime **current,
 	app->current = current;
 	app->store = store;
 	app->pool = pool;
+	app->queue = queue;
 	return app;
 }
 
@@ -211,8 +215,12 @@ api_done(void *arg, int status, const char *json, size_t len)
 static void
 api(struct hreq *h)
 {
-	jmap_api_run(h->acct, h->body->data ? h->body->data : "", h->body->len,
-	    api_done, h);
+	h->env.queue = h->app->queue;
+	h->env.rt = h->rt;
+	h->env.client_ip = http_conn_ip(h->c);
+	h->env.tls = http_conn_tls(h->c);
+	jmap_api_run(h->acct, &h->env, h->body->data ? h->body->data : "",
+	    h->body->len, api_done, h);
 }
 
 /* --- query strings ------------------------------------------------------- */
@@ -251,29 +259,37 @@ struct dl {
 	uint32_t uid;
 	char type[128];
 	char name[256];
-	char blob[64];            /* the blobId asked for */
+	char blob[JMAP_BLOB_LEN]; /* the blobId asked for */
+	char part[JMAP_PART_LEN]; /* its part, or "": the whole message */
 	struct buf data;
 	int rc;
 };
 
-static void
+static bool
 dl_work(struct mbox *mb, void *arg)
 {
 	struct dl *d = arg;
 	ssize_t i = mbox_find_uid(mb, d->uid);
 	struct tern_err err;
 	struct buf lf;
+	char type[130];
 
 	d->rc = -1;
 	if (i < 0)
-		return;
+		return false;
 	buf_init(&lf);
 	memset(&err, 0, sizeof(err));
 	if (mbox_read(mb, (size_t)i, &lf, DOWNLOAD_MAX, &err) == 0) {
-		mime_append_crlf(&d->data, lf.data ? lf.data : "", lf.len);
-		d->rc = 0;
+		if (d->part[0] == '\0') {
+			mime_append_crlf(&d->data, lf.data ? lf.data : "",
+			    lf.len);
+			d->rc = 0;
+		} else
+			d->rc = jmap_part_data(lf.data ? lf.data : "", lf.len,
+			    d->part, &d->data, type, sizeof(type));
 	}
 	buf_clear(&lf);
+	return false;
 }
 
 static void
@@ -319,8 +335,13 @@ download_refreshed(void *arg)
 	struct dl *d = arg;
 	struct hreq *h = d->h;
 	size_t n = 0;
-	const struct jloc *l = d->blob[0] == 'm' ?
-	    jacct_find(h->acct, d->blob + 1, &n) : NULL;
+	char email[JMAP_BLOB_LEN];
+	const struct jloc *l = NULL;
+
+	if (d->blob[0] == 'm')
+		l = jacct_find(h->acct, d->blob + 1, &n);
+	else if (jmap_part_blob_parse(d->blob, email, sizeof(email), d->part))
+		l = jacct_find(h->acct, email, &n);
 
 	if (l == NULL) {
 		free(d);

@@ -14,13 +14,15 @@
 
 struct event_base;
 struct iopool;
+struct queue;
 struct runtime;
 struct store;
 struct http_app;
 
 /* current: the daemon's runtime pointer (a reload swaps *current). */
 struct http_app *http_app_new(struct event_base *base,
-    struct runtime **current, struct store *store, struct iopool *pool);
+    struct runtime **current, struct store *store, struct iopool *pool,
+    struct queue *queue);
 void http_app_free(struct http_app *app);
 
 /* The handler and body limit an http_conn_env takes (arg: the app). */

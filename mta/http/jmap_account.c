@@ -181,6 +181,12 @@ jacct_user(const struct jacct *a)
 	return a->user;
 }
 
+struct store *
+jacct_store(const struct jacct *a)
+{
+	return a->store;
+}
+
 const char *
 jacct_root(const struct jacct *a)
 {
@@ -604,7 +610,7 @@ jacct_mailbox_state(const struct jacct *a, char *out, size_t outsz)
 /* --- jobs and watchers --------------------------------------------------- */
 
 struct boxjob {
-	void (*work)(struct mbox *mb, void *arg);
+	bool (*work)(struct mbox *mb, void *arg);
 	void (*done)(void *arg);
 	void *arg;
 };
@@ -614,7 +620,8 @@ boxjob_work(struct store_box *b, void *arg)
 {
 	struct boxjob *j = arg;
 
-	j->work(store_box_mbox(b), j->arg);
+	if (j->work(store_box_mbox(b), j->arg))
+		store_box_mark_changed(b);
 }
 
 static void
@@ -629,7 +636,7 @@ boxjob_done(struct store_box *b, void *arg)
 
 void
 jacct_box_run(struct jacct *a, size_t i,
-    void (*work)(struct mbox *mb, void *arg), void (*done)(void *arg),
+    bool (*work)(struct mbox *mb, void *arg), void (*done)(void *arg),
     void *arg)
 {
 	struct boxjob *j = xcalloc(1, sizeof(*j));

@@ -85,6 +85,7 @@ void jacct_close(struct jacct *a);
 struct jacct *jacct_ref(struct jacct *a);
 const char *jacct_user(const struct jacct *a);
 const char *jacct_root(const struct jacct *a);
+struct store *jacct_store(const struct jacct *a);
 
 /*
  * Lists the folders again and brings every snapshot in step with its
@@ -113,9 +114,12 @@ const struct jloc *jacct_all(struct jacct *a, size_t *n);
 void jacct_email_state(const struct jacct *a, char *out, size_t outsz);
 void jacct_mailbox_state(const struct jacct *a, char *out, size_t outsz);
 
-/* Runs work on box i's folder (a job of it), then done on the loop. */
+/*
+ * Runs work on box i's folder (a job of it), then done on the loop; work
+ * returns true if it changed the folder (its watchers are told).
+ */
 void jacct_box_run(struct jacct *a, size_t i,
-    void (*work)(struct mbox *mb, void *arg), void (*done)(void *arg),
+    bool (*work)(struct mbox *mb, void *arg), void (*done)(void *arg),
     void *arg);
 
 void jacct_watch(struct jacct *a, struct jacct_watch *w);

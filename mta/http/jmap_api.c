@@ -19,43 +19,15 @@
 #include "base/log.h"
 #include "base/util.h"
 #include "http/jmap_account.h"
+#include "http/jmap_body.h"
 #include "http/jmap_email.h"
+#include "http/jmap_int.h"
 #include "http/jmap_req.h"
 #include "imap/imap_utf7.h"
+#include "mail/message.h"
 #include "mail/mime.h"
 #include "mail/sortkeys.h"
 #include "store/mailbox.h"
-
-#define CAP_CORE "urn:ietf:params:jmap:core"
-#define CAP_MAIL "urn:ietf:params:jmap:mail"
-#define MAX_OBJECTS_IN_GET 1000
-#define MAX_SIZE_REQUEST 10000000
-#define MAX_SIZE_UPLOAD 50000000
-#define MAX_QUERY_LIMIT 1000      /* a query's page at most */
-#define HEAD_READ_MAX (256 * 1024)
-
-struct jreq;
-typedef void (*method_fn)(struct jreq *q, json_t *args);
-
-struct method {
-	const char *name;
-	const char *cap;
-	method_fn fn;
-};
-
-struct jreq {
-	struct jacct *acct;
-	char account_id[20];
-	struct jmap_request r;
-	json_t *responses;
-	size_t i;                 /* the call running */
-	const char *call_id;
-	const char *call_name;
-	jmap_api_done done;
-	void *arg;
-	bool answered;            /* the running call has answered */
-	bool in_call;             /* inside its method function */
-};
 
 void
 jmap_account_id(const char *user, char out[20])
@@ -70,31 +42,41 @@ jmap_account_id(const char *user, char out[20])
 json_t *
 jmap_api_capabilities(void)
 {
-	return json_pack("{s:{s:I,s:i,s:I,s:i,s:i,s:i,s:i,s:[s]},s:{}}",
+	return json_pack("{s:{s:I,s:i,s:I,s:i,s:i,s:i,s:i,s:[s]},s:{},s:{}}",
 	    CAP_CORE, "maxSizeUpload", (json_int_t)MAX_SIZE_UPLOAD,
 	    "maxConcurrentUpload", 4, "maxSizeRequest",
 	    (json_int_t)MAX_SIZE_REQUEST, "maxConcurrentRequests", 4,
 	    "maxCallsInRequest", JMAP_CALLS_MAX, "maxObjectsInGet",
-	    MAX_OBJECTS_IN_GET, "maxObjectsInSet", MAX_OBJECTS_IN_GET,
-	    "collationAlgorithms", "i;ascii-casemap", CAP_MAIL);
+	    MAX_OBJECTS_IN_GET, "maxObjectsInSet", MAX_OBJECTS_IN_SET,
+	    "collationAlgorithms", "i;ascii-casemap", CAP_MAIL,
+	    CAP_SUBMISSION);
 }
 
 json_t *
 jmap_api_account_capabilities(void)
 {
-	return json_pack("{s:{s:n,s:n,s:i,s:I,s:[s,s],s:b}}", CAP_MAIL,
+	return json_pack("{s:{s:n,s:n,s:i,s:I,s:[s,s],s:b},"
+	    "s:{s:i,s:{}}}", CAP_MAIL,
 	    "maxMailboxesPerEmail", "maxMailboxDepth", "maxSizeMailboxName",
 	    255, "maxSizeAttachmentsPerEmail", (json_int_t)MAX_SIZE_UPLOAD,
 	    "emailQuerySortOptions", "receivedAt", "size",
-	    "mayCreateTopLevelMailbox", true);
+	    "mayCreateTopLevelMailbox", true, CAP_SUBMISSION,
+	    "maxDelayedSend", 0, "submissionExtensions");
 }
 
 /* --- answering ----------------------------------------------------------- */
 
 static void run_next(struct jreq *q);
 
-static void
-answer(struct jreq *q, const char *name, json_t *args)
+void
+jq_push(struct jreq *q, const char *name, json_t *args)
+{
+	json_array_append_new(q->responses, json_pack("[s,o,s]", name, args,
+	    q->call_id));
+}
+
+void
+jq_answer(struct jreq *q, const char *name, json_t *args)
 {
 	json_array_append_new(q->responses, json_pack("[s,o,s]", name, args,
 	    q->call_id));
@@ -103,20 +85,20 @@ answer(struct jreq *q, const char *name, json_t *args)
 		run_next(q);
 }
 
-static void
-reply(struct jreq *q, json_t *args)
+void
+jq_reply(struct jreq *q, json_t *args)
 {
-	answer(q, q->call_name, args);
+	jq_answer(q, q->call_name, args);
 }
 
-static void
-error(struct jreq *q, const char *type, const char *desc)
+void
+jq_error(struct jreq *q, const char *type, const char *desc)
 {
 	json_t *e = json_pack("{s:s}", "type", type);
 
 	if (desc)
 		json_object_set_new(e, "description", json_string(desc));
-	answer(q, "error", e);
+	jq_answer(q, "error", e);
 }
 
 static void
@@ -128,6 +110,7 @@ finish(struct jreq *q, int status, json_t *body)
 	q->done(q->arg, status, text ? text : "{}", text ? strlen(text) : 2);
 	free(text);
 	json_decref(q->responses);
+	json_decref(q->created);
 	jmap_request_clear(&q->r);
 	jacct_close(q->acct);
 	free(q);
@@ -141,14 +124,6 @@ problem(const char *type, int status, const char *detail)
 }
 
 /* --- argument checking --------------------------------------------------- */
-
-enum atype { A_ANY, A_STR, A_STR_NULL, A_BOOL, A_INT, A_UINT, A_OBJ_NULL,
-	A_ARR_NULL, A_IDS_NULL, A_STRS_NULL };
-
-struct aspec {
-	const char *name;
-	enum atype type;
-};
 
 static bool
 type_ok(json_t *v, enum atype t)
@@ -173,7 +148,8 @@ type_ok(json_t *v, enum atype t)
 			return false;
 		json_array_foreach(v, i, x)
 			if (!json_is_string(x) || (t == A_IDS_NULL &&
-			    !jmap_is_id(json_string_value(x))))
+			    !jmap_is_id(json_string_value(x) +
+			    (json_string_value(x)[0] == '#'))))
 				return false;
 		return true;
 	}
@@ -184,8 +160,8 @@ type_ok(json_t *v, enum atype t)
  * Every argument known and of its type, accountId ours: else the error
  * is sent and false returned.
  */
-static bool
-check_args(struct jreq *q, json_t *args, const struct aspec *spec)
+bool
+jq_check_args(struct jreq *q, json_t *args, const struct aspec *spec)
 {
 	const char *k;
 	json_t *v;
@@ -197,13 +173,13 @@ check_args(struct jreq *q, json_t *args, const struct aspec *spec)
 			s++;
 		if (s->name == NULL) {
 			(void)snprintf(d, sizeof(d), "unknown argument '%.64s'", k);
-			error(q, "invalidArguments", d);
+			jq_error(q, "invalidArguments", d);
 			return false;
 		}
 		if (!type_ok(v, s->type)) {
 			(void)snprintf(d, sizeof(d), "argument '%.64s' has the "
 			    "wrong type", k);
-			error(q, "invalidArguments", d);
+			jq_error(q, "invalidArguments", d);
 			return false;
 		}
 	}
@@ -211,16 +187,42 @@ check_args(struct jreq *q, json_t *args, const struct aspec *spec)
 		if (strcmp(s->name, "accountId") == 0) {
 			v = json_object_get(args, "accountId");
 			if (v == NULL) {
-				error(q, "invalidArguments", "accountId is "
+				jq_error(q, "invalidArguments", "accountId is "
 				    "required");
 				return false;
 			}
 			if (strcmp(json_string_value(v), q->account_id) != 0) {
-				error(q, "accountNotFound", NULL);
+				jq_error(q, "accountNotFound", NULL);
 				return false;
 			}
 		}
 	return true;
+}
+
+const char *
+jq_id(struct jreq *q, const char *id)
+{
+	if (id[0] != '#')
+		return id;
+	return json_string_value(json_object_get(q->created, id + 1));
+}
+
+void
+jq_created(struct jreq *q, const char *cid, const char *id)
+{
+	json_object_set_new(q->created, cid, json_string(id));
+}
+
+json_t *
+jq_set_error(const char *type, const char *desc, const char *prop)
+{
+	json_t *e = json_pack("{s:s}", "type", type);
+
+	if (desc)
+		json_object_set_new(e, "description", json_string(desc));
+	if (prop)
+		json_object_set_new(e, "properties", json_pack("[s]", prop));
+	return e;
 }
 
 /* --- Core/echo ----------------------------------------------------------- */
@@ -228,7 +230,7 @@ check_args(struct jreq *q, json_t *args, const struct aspec *spec)
 static void
 core_echo(struct jreq *q, json_t *args)
 {
-	reply(q, json_incref(args));
+	jq_reply(q, json_incref(args));
 }
 
 /* --- Mailbox/get (RFC 8621 2.1) ------------------------------------------ */
@@ -297,8 +299,8 @@ static const char *const mailbox_props[] = { "id", "name", "parentId",
 	"role", "sortOrder", "totalEmails", "unreadEmails", "totalThreads",
 	"unreadThreads", "myRights", "isSubscribed", NULL };
 
-static bool
-props_known(struct jreq *q, json_t *props, const char *const *known,
+bool
+jq_props_known(struct jreq *q, json_t *props, const char *const *known,
     unsigned (*extra)(const char *))
 {
 	size_t i;
@@ -315,7 +317,7 @@ props_known(struct jreq *q, json_t *props, const char *const *known,
 			char d[200];
 			(void)snprintf(d, sizeof(d), "unknown property "
 			    "'%.64s'", n);
-			error(q, "invalidArguments", d);
+			jq_error(q, "invalidArguments", d);
 			return false;
 		}
 	}
@@ -332,11 +334,11 @@ mailbox_get(struct jreq *q, json_t *args)
 	char state[32];
 	size_t k;
 
-	if (!check_args(q, args, spec))
+	if (!jq_check_args(q, args, spec))
 		return;
 	ids = json_object_get(args, "ids");
 	props = json_object_get(args, "properties");
-	if (!props_known(q, props, mailbox_props, NULL))
+	if (!jq_props_known(q, props, mailbox_props, NULL))
 		return;
 	list = json_array();
 	nf = json_array();
@@ -344,7 +346,7 @@ mailbox_get(struct jreq *q, json_t *args)
 		if (json_array_size(ids) > MAX_OBJECTS_IN_GET) {
 			json_decref(list);
 			json_decref(nf);
-			error(q, "requestTooLarge", NULL);
+			jq_error(q, "requestTooLarge", NULL);
 			return;
 		}
 		json_array_foreach(ids, k, v) {
@@ -361,7 +363,7 @@ mailbox_get(struct jreq *q, json_t *args)
 			json_array_append_new(list, mailbox_object(q->acct, b,
 			    props));
 	jacct_mailbox_state(q->acct, state, sizeof(state));
-	reply(q, json_pack("{s:s,s:s,s:o,s:o}", "accountId", q->account_id,
+	jq_reply(q, json_pack("{s:s,s:s,s:o,s:o}", "accountId", q->account_id,
 	    "state", state, "list", list, "notFound", nf));
 }
 
@@ -376,27 +378,6 @@ struct qfilter {
 	const char *has_kw, *not_kw;
 };
 
-static bool
-parse_date(const char *s, int64_t *t)
-{
-	int y, mo, d, h, mi, se;
-	char z;
-
-	/* UTCDate: "2026-12-01T10:00:00Z" (RFC 8620 1.4) */
-	if (strlen(s) != 20 || sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%c", &y, &mo,
-	    &d, &h, &mi, &se, &z) != 7 || z != 'Z' || mo < 1 || mo > 12 ||
-	    d < 1 || d > 31 || h > 23 || mi > 59 || se > 60)
-		return false;
-	/* days from civil */
-	y -= mo <= 2;
-	int64_t era = (y >= 0 ? y : y - 399) / 400;
-	int64_t yoe = y - era * 400;
-	int64_t doy = (153 * (mo + (mo > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-	int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-	*t = (era * 146097 + doe - 719468) * 86400 + h * 3600 + mi * 60 + se;
-	return true;
-}
-
 /* A keyword's name as IMAP keeps it ("$seen" is the flag \Seen). */
 static const struct {
 	const char *kw;
@@ -406,6 +387,15 @@ static const struct {
 	{ "$flagged", MBOX_FLAGGED }, { "$draft", MBOX_DRAFT },
 	{ "$forwarded", MBOX_FORWARDED },
 };
+
+uint8_t
+jq_sys_flag(const char *kw)
+{
+	for (size_t i = 0; i < sizeof(sys_kw) / sizeof(sys_kw[0]); i++)
+		if (ascii_strcaseeq(kw, sys_kw[i].kw))
+			return sys_kw[i].flag;
+	return 0;
+}
 
 static bool
 has_keyword(const struct jbox *jb, const struct jsnap_msg *m, const char *kw)
@@ -455,7 +445,7 @@ filter_parse(struct jreq *q, json_t *f, struct qfilter *qf)
 		} else if ((strcmp(k, "before") == 0 ||
 		    strcmp(k, "after") == 0) && json_is_string(v)) {
 			int64_t t;
-			if (!parse_date(json_string_value(v), &t))
+			if (!jmap_parse_utc_date(json_string_value(v), &t))
 				return "invalidArguments";
 			if (k[0] == 'b')
 				qf->before = t;
@@ -588,12 +578,12 @@ email_query(struct jreq *q, json_t *args)
 	json_t *v;
 	char state[32];
 
-	if (!check_args(q, args, spec))
+	if (!jq_check_args(q, args, spec))
 		return;
 	memset(&qf, 0, sizeof(qf));
 	if ((err = filter_parse(q, json_object_get(args, "filter"), &qf)) ||
 	    (err = sort_parse(json_object_get(args, "sort"), &ss))) {
-		error(q, err, NULL);
+		jq_error(q, err, NULL);
 		return;
 	}
 	plain = qf.nnot == 0 && qf.has_kw == NULL && qf.not_kw == NULL &&
@@ -643,7 +633,7 @@ email_query(struct jreq *q, json_t *args)
 			k++;
 		if (k == nh) {
 			free(hits);
-			error(q, "anchorNotFound", NULL);
+			jq_error(q, "anchorNotFound", NULL);
 			return;
 		}
 		int64_t off = (v = json_object_get(args, "anchorOffset")) ?
@@ -671,7 +661,7 @@ email_query(struct jreq *q, json_t *args)
 	    (size_t)json_integer_value(json_object_get(args, "limit")) > limit)
 		json_object_set_new(res, "limit", json_integer((json_int_t)limit));
 	free(hits);
-	reply(q, res);
+	jq_reply(q, res);
 }
 
 /* --- Email/get (RFC 8621 4.2) -------------------------------------------- */
@@ -679,11 +669,13 @@ email_query(struct jreq *q, json_t *args)
 static const char *const email_default[] = { "id", "blobId", "threadId",
 	"mailboxIds", "keywords", "size", "receivedAt", "messageId",
 	"inReplyTo", "references", "sender", "from", "to", "cc", "bcc",
-	"replyTo", "subject", "sentAt", "hasAttachment", "preview", NULL };
+	"replyTo", "subject", "sentAt", "hasAttachment", "preview",
+	"bodyValues", "textBody", "htmlBody", "attachments", NULL };
 
 /* One message to read in a folder's job. */
 struct eitem {
 	uint32_t uid;
+	char id[SORT_ID_LEN];
 	json_t *obj;              /* filled by the job */
 };
 
@@ -692,6 +684,9 @@ struct egroup {
 	struct eitem *it;
 	size_t n;
 	unsigned want;
+	unsigned bwant;           /* JB_ bits */
+	struct jmap_body_opts opts;
+	json_t *hprops;           /* header:... properties (borrowed) */
 	bool thread;
 	bool size;                /* count the CRLF size where not known */
 };
@@ -702,9 +697,10 @@ struct eget {
 	json_t *nf;
 	size_t pending;
 	json_t *props;
+	json_t *bprops, *hprops;  /* held for the jobs */
 };
 
-static void
+static bool
 eget_work(struct mbox *mb, void *arg)
 {
 	struct egroup *gr = arg;
@@ -725,11 +721,13 @@ eget_work(struct mbox *mb, void *arg)
 		}
 		struct mbox_msg *m = &mb->m[i];
 		bool count = gr->size && m->vsize == 0;
-		if (gr->want == 0 && !count)
+		bool hdrs = json_array_size(gr->hprops) > 0;
+		if (gr->want == 0 && gr->bwant == 0 && !hdrs && !count)
 			continue;
 		buf_reset(&b);
 		memset(&err, 0, sizeof(err));
-		int rc = count || (gr->want & (JE_HAS_ATTACHMENT | JE_PREVIEW)) ?
+		int rc = count || gr->bwant ||
+		    (gr->want & (JE_HAS_ATTACHMENT | JE_PREVIEW)) ?
 		    mbox_read(mb, (size_t)i, &b, MAX_SIZE_UPLOAD, &err) :
 		    mbox_read_head(mb, (size_t)i, &b, HEAD_READ_MAX, &err);
 		if (rc != 0)
@@ -741,10 +739,24 @@ eget_work(struct mbox *mb, void *arg)
 		if (gr->size)
 			json_object_set_new(gr->it[k].obj, "size",
 			    json_integer((json_int_t)m->vsize));
-		jmap_email_props(gr->it[k].obj, b.data ? b.data : "", b.len,
-		    gr->want);
+		const char *msg = b.data ? b.data : "";
+		jmap_email_props(gr->it[k].obj, msg, b.len, gr->want);
+		if (hdrs) {
+			size_t hl = message_header_len(msg, b.len), h;
+			json_t *hp;
+			json_array_foreach(gr->hprops, h, hp)
+				jmap_header_prop(gr->it[k].obj,
+				    json_string_value(hp), msg, hl);
+		}
+		if (gr->bwant) {
+			struct jmap_body_opts o = gr->opts;
+			o.email_id = gr->it[k].id;
+			jmap_email_body(gr->it[k].obj, msg, b.len, gr->bwant,
+			    &o);
+		}
 	}
 	buf_clear(&b);
+	return false;
 }
 
 static void
@@ -756,8 +768,10 @@ eget_finish(struct eget *g)
 	jacct_email_state(q->acct, state, sizeof(state));
 	json_t *res = json_pack("{s:s,s:s,s:o,s:o}", "accountId",
 	    q->account_id, "state", state, "list", g->list, "notFound", g->nf);
+	json_decref(g->bprops);
+	json_decref(g->hprops);
 	free(g);
-	reply(q, res);
+	jq_reply(q, res);
 }
 
 static void
@@ -772,8 +786,8 @@ eget_done(void *arg)
 		eget_finish(g);
 }
 
-static bool
-want_prop(json_t *props, const char *name)
+bool
+jq_want_prop(json_t *props, const char *name)
 {
 	size_t i;
 	json_t *p;
@@ -790,6 +804,13 @@ static unsigned
 email_file_prop(const char *name)
 {
 	return jmap_email_prop_bit(name);
+}
+
+/* Email properties beyond the list: body ones and header:... forms. */
+static unsigned
+email_extra_prop(const char *name)
+{
+	return jmap_body_prop_bit(name) || jmap_header_prop_valid(name);
 }
 
 /* The keywords object of a copy: system flags and the folder's keywords. */
@@ -826,28 +847,52 @@ email_get(struct jreq *q, json_t *args)
 	size_t k, nboxes = jacct_nboxes(q->acct);
 	unsigned want = 0;
 
-	if (!check_args(q, args, spec))
+	if (!jq_check_args(q, args, spec))
 		return;
 	ids = json_object_get(args, "ids");
 	props = json_object_get(args, "properties");
-	if (!props_known(q, props, email_default, NULL))
+	if (!jq_props_known(q, props, email_default, email_extra_prop))
 		return;
+	json_t *bprops = json_object_get(args, "bodyProperties");
+	if (json_is_array(bprops)) {
+		json_array_foreach(bprops, k, v)
+			if (!jmap_body_prop_known(json_string_value(v))) {
+				jq_error(q, "invalidArguments", "unknown body "
+				    "property");
+				return;
+			}
+	} else
+		bprops = NULL;
+	unsigned bwant = 0;
+	json_t *hprops = json_array();
 	if (!json_is_array(props)) {
 		props = json_array();
 		for (const char *const *p = email_default; *p; p++)
 			json_array_append_new(props, json_string(*p));
 	} else
 		json_incref(props);
-	json_array_foreach(props, k, v)
-		want |= email_file_prop(json_string_value(v));
-	bool thread = want_prop(props, "threadId");
-	bool size = want_prop(props, "size");
+	json_array_foreach(props, k, v) {
+		const char *n = json_string_value(v);
+		want |= email_file_prop(n);
+		bwant |= jmap_body_prop_bit(n);
+		if (strncmp(n, "header:", 7) == 0)
+			json_array_append(hprops, v);
+	}
+	struct jmap_body_opts bopts = { NULL, bprops,
+		json_is_true(json_object_get(args, "fetchTextBodyValues")),
+		json_is_true(json_object_get(args, "fetchHTMLBodyValues")),
+		json_is_true(json_object_get(args, "fetchAllBodyValues")),
+		(size_t)json_integer_value(json_object_get(args,
+		    "maxBodyValueBytes")) };
+	bool thread = jq_want_prop(props, "threadId");
+	bool size = jq_want_prop(props, "size");
 	if (!json_is_array(ids)) {
 		size_t n;
 		const struct jloc *l = jacct_all(q->acct, &n);
 		if (n > MAX_OBJECTS_IN_GET) {
 			json_decref(props);
-			error(q, "requestTooLarge", NULL);
+			json_decref(hprops);
+			jq_error(q, "requestTooLarge", NULL);
 			return;
 		}
 		ids = json_array();
@@ -856,7 +901,8 @@ email_get(struct jreq *q, json_t *args)
 	} else {
 		if (json_array_size(ids) > MAX_OBJECTS_IN_GET) {
 			json_decref(props);
-			error(q, "requestTooLarge", NULL);
+			json_decref(hprops);
+			jq_error(q, "requestTooLarge", NULL);
 			return;
 		}
 		json_incref(ids);
@@ -864,12 +910,14 @@ email_get(struct jreq *q, json_t *args)
 	struct eget *g = xcalloc(1, sizeof(*g));
 	struct egroup **groups = xcalloc(nboxes + 1, sizeof(*groups));
 	g->q = q;
+	g->bprops = json_incref(bprops);
+	g->hprops = hprops;
 	g->list = json_array();
 	g->nf = json_array();
 	json_array_foreach(ids, k, v) {
-		size_t n;
-		const char *id = json_string_value(v);
-		const struct jloc *l = jacct_find(q->acct, id, &n);
+		size_t n = 0;
+		const char *id = jq_id(q, json_string_value(v));
+		const struct jloc *l = id ? jacct_find(q->acct, id, &n) : NULL;
 		if (l == NULL) {
 			json_array_append(g->nf, v);
 			continue;
@@ -878,42 +926,47 @@ email_get(struct jreq *q, json_t *args)
 		const struct jsnap_msg *m = &jb->s.m[l[0].idx];
 		json_t *o = json_object();
 		json_object_set_new(o, "id", json_string(id));
-		if (want_prop(props, "blobId")) {
+		if (jq_want_prop(props, "blobId")) {
 			char blob[SORT_ID_LEN + 2];
 			(void)snprintf(blob, sizeof(blob), "m%s", id);
 			json_object_set_new(o, "blobId", json_string(blob));
 		}
-		if (want_prop(props, "mailboxIds")) {
+		if (jq_want_prop(props, "mailboxIds")) {
 			json_t *mb = json_object();
 			for (size_t i = 0; i < n; i++)
 				json_object_set_new(mb, jacct_box(q->acct,
 				    l[i].box)->s.id, json_true());
 			json_object_set_new(o, "mailboxIds", mb);
 		}
-		if (want_prop(props, "keywords"))
+		if (jq_want_prop(props, "keywords"))
 			json_object_set_new(o, "keywords", keywords_object(jb,
 			    m));
-		if (want_prop(props, "size"))
+		if (jq_want_prop(props, "size"))
 			json_object_set_new(o, "size",
 			    json_integer((json_int_t)m->size));
-		if (want_prop(props, "receivedAt")) {
+		if (jq_want_prop(props, "receivedAt")) {
 			char d[21];
 			jmap_utc_date(m->received, d);
 			json_object_set_new(o, "receivedAt", json_string(d));
 		}
 		json_array_append_new(g->list, o);
-		if (want == 0 && !thread && !size)
+		if (want == 0 && bwant == 0 && json_array_size(hprops) == 0 &&
+		    !thread && !size)
 			continue;
 		struct egroup *gr = groups[l[0].box];
 		if (gr == NULL) {
 			gr = groups[l[0].box] = xcalloc(1, sizeof(*gr));
 			gr->g = g;
 			gr->want = want;
+			gr->bwant = bwant;
+			gr->opts = bopts;
+			gr->hprops = hprops;
 			gr->thread = thread;
 			gr->size = size;
 			gr->it = xcalloc(json_array_size(ids), sizeof(*gr->it));
 		}
 		gr->it[gr->n].uid = m->uid;
+		(void)str_copy(gr->it[gr->n].id, sizeof(gr->it[gr->n].id), id);
 		gr->it[gr->n].obj = o;     /* borrowed: g->list holds it */
 		gr->n++;
 	}
@@ -933,7 +986,7 @@ email_get(struct jreq *q, json_t *args)
 
 /* --- the request --------------------------------------------------------- */
 
-static const struct method methods[] = {
+static const struct method api_methods[] = {
 	{ "Core/echo", CAP_CORE, core_echo },
 	{ "Mailbox/get", CAP_MAIL, mailbox_get },
 	{ "Email/query", CAP_MAIL, email_query },
@@ -950,12 +1003,25 @@ using_has(const struct jreq *q, const char *cap)
 	return false;
 }
 
+static const struct method *
+find_method(const char *name)
+{
+	static const struct method *const tables[] = { api_methods,
+		jmap_set_methods, jmap_submit_methods };
+
+	for (size_t t = 0; t < sizeof(tables) / sizeof(tables[0]); t++)
+		for (const struct method *m = tables[t]; m->name; m++)
+			if (strcmp(m->name, name) == 0)
+				return m;
+	return NULL;
+}
+
 static void
 run_next(struct jreq *q)
 {
 	while (q->i < q->r.ncalls) {
 		const struct jmap_call *c = &q->r.calls[q->i++];
-		const struct method *m = methods;
+		const struct method *m = find_method(c->name);
 		const char *type;
 		char desc[300];
 		json_t *args;
@@ -963,11 +1029,9 @@ run_next(struct jreq *q)
 		q->call_id = c->id;
 		q->call_name = c->name;
 		q->answered = false;
-		while (m->name && strcmp(m->name, c->name) != 0)
-			m++;
-		if (m->name == NULL || !using_has(q, m->cap)) {
+		if (m == NULL || !using_has(q, m->cap)) {
 			q->in_call = true;
-			error(q, "unknownMethod", NULL);
+			jq_error(q, "unknownMethod", NULL);
 			q->in_call = false;
 			continue;
 		}
@@ -975,7 +1039,7 @@ run_next(struct jreq *q)
 		    sizeof(desc));
 		q->in_call = true;
 		if (args == NULL)
-			error(q, type, desc);
+			jq_error(q, type, desc);
 		else {
 			m->fn(q, args);
 			json_decref(args);
@@ -987,7 +1051,7 @@ run_next(struct jreq *q)
 	json_t *body = json_pack("{s:O,s:s}", "methodResponses",
 	    q->responses, "sessionState", "s1");
 	if (q->r.created_ids)
-		json_object_set(body, "createdIds", q->r.created_ids);
+		json_object_set(body, "createdIds", q->created);
 	finish(q, 200, body);
 }
 
@@ -998,8 +1062,8 @@ refreshed(void *arg)
 }
 
 void
-jmap_api_run(struct jacct *a, const char *body, size_t len,
-    jmap_api_done done, void *arg)
+jmap_api_run(struct jacct *a, const struct jmap_env *env, const char *body,
+    size_t len, jmap_api_done done, void *arg)
 {
 	struct jreq *q = xcalloc(1, sizeof(*q));
 	char why[256];
@@ -1009,7 +1073,9 @@ jmap_api_run(struct jacct *a, const char *body, size_t len,
 	jmap_account_id(jacct_user(q->acct), q->account_id);
 	q->done = done;
 	q->arg = arg;
+	q->env = env;
 	q->responses = json_array();
+	q->created = json_object();
 	st = jmap_request_parse(body, len, &q->r, why, sizeof(why));
 	if (st != JMAP_REQ_OK) {
 		static const char *const types[] = { "",
@@ -1025,7 +1091,8 @@ jmap_api_run(struct jacct *a, const char *body, size_t len,
 	}
 	for (size_t i = 0; i < q->r.nusing; i++)
 		if (strcmp(q->r.using[i], CAP_CORE) != 0 &&
-		    strcmp(q->r.using[i], CAP_MAIL) != 0) {
+		    strcmp(q->r.using[i], CAP_MAIL) != 0 &&
+		    strcmp(q->r.using[i], CAP_SUBMISSION) != 0) {
 			char d[300];
 			(void)snprintf(d, sizeof(d), "unknown capability "
 			    "'%.200s'", q->r.using[i]);
@@ -1033,5 +1100,12 @@ jmap_api_run(struct jacct *a, const char *body, size_t len,
 			    "unknownCapability", 400, d));
 			return;
 		}
+	if (q->r.created_ids) {
+		const char *k;
+		json_t *v;
+		json_object_foreach(q->r.created_ids, k, v)
+			if (json_is_string(v))
+				json_object_set(q->created, k, v);
+	}
 	jacct_refresh(q->acct, refreshed, q);
 }

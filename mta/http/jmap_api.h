@@ -10,11 +10,14 @@
 #ifndef TERN_JMAP_API_H
 #define TERN_JMAP_API_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include <jansson.h>
 
 struct jacct;
+struct queue;
+struct runtime;
 
 /* The capabilities and limits this server announces (session object). */
 json_t *jmap_api_capabilities(void);
@@ -29,9 +32,18 @@ void jmap_account_id(const char *user, char out[20]);
  * text (owned by the callee: copy it). The request holds its own
  * reference to the account.
  */
+/* What the methods that write need of the daemon. */
+struct jmap_env {
+	struct queue *queue;      /* EmailSubmission's messages go here */
+	struct runtime *rt;       /* the config (a reference the caller holds
+	                           * until done) */
+	const char *client_ip;    /* for the Received: field */
+	bool tls;
+};
+
 typedef void (*jmap_api_done)(void *arg, int status, const char *json,
     size_t len);
-void jmap_api_run(struct jacct *a, const char *body, size_t len,
-    jmap_api_done done, void *arg);
+void jmap_api_run(struct jacct *a, const struct jmap_env *env,
+    const char *body, size_t len, jmap_api_done done, void *arg);
 
 #endif

@@ -129,6 +129,33 @@ jmap_utc_date(int64_t t, char out[21])
 	    mm, ss);
 }
 
+int64_t
+jmap_days_from_civil(int64_t y, int64_t mo, int64_t d)
+{
+	y -= mo <= 2;
+	int64_t era = (y >= 0 ? y : y - 399) / 400;
+	int64_t yoe = y - era * 400;
+	int64_t doy = (153 * (mo + (mo > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+	int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+	return era * 146097 + doe - 719468;
+}
+
+bool
+jmap_parse_utc_date(const char *s, int64_t *t)
+{
+	int y, mo, d, h, mi, se;
+	char z;
+
+	/* UTCDate: "2026-12-01T10:00:00Z" (RFC 8620 1.4) */
+	if (strlen(s) != 20 || sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%c", &y, &mo,
+	    &d, &h, &mi, &se, &z) != 7 || z != 'Z' || mo < 1 || mo > 12 ||
+	    d < 1 || d > 31 || h > 23 || mi > 59 || se > 60 || s[4] != '-' ||
+	    s[7] != '-' || s[13] != ':' || s[16] != ':')
+		return false;
+	*t = jmap_days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + se;
+	return true;
+}
+
 /* The unfolded, decoded text of a field (asText). */
 static json_t *
 as_text(const char *v, size_t len)
@@ -323,6 +350,163 @@ headers_prop(json_t *obj, const char *hdr, size_t hlen)
 		json_array_append_new(arr, o);
 	}
 	json_object_set_new(obj, "headers", arr);
+}
+
+static json_t *
+as_raw(const char *v, size_t len)
+{
+	struct buf b;
+	json_t *j;
+
+	/* the octets after the colon: the leading space kept */
+	buf_init(&b);
+	buf_append_char(&b, ' ');
+	buf_append(&b, v, len);
+	j = jmap_string(b.data, b.len);
+	buf_clear(&b);
+	return j;
+}
+
+static json_t *
+as_date(const char *v, size_t len)
+{
+	int64_t t = sort_parse_date(v, len);
+	char d[21];
+
+	if (t < 0)
+		return json_null();
+	jmap_utc_date(t, d);
+	return json_string(d);
+}
+
+/* One group without a name holding every mailbox (groups are flattened). */
+static json_t *
+as_grouped(const char *v, size_t len)
+{
+	return json_pack("[{s:n,s:o}]", "name", "addresses",
+	    as_addresses(v, len));
+}
+
+/* List-* fields: the URLs in angle brackets (RFC 2369), or null. */
+static json_t *
+as_urls(const char *v, size_t len)
+{
+	json_t *arr = json_array();
+	size_t i = 0;
+
+	while (i < len) {
+		const char *lt = memchr(v + i, '<', len - i), *gt;
+		if (lt == NULL || (gt = memchr(lt, '>', len -
+		    (size_t)(lt - v))) == NULL)
+			break;
+		struct buf b;
+		buf_init(&b);
+		for (const char *p = lt + 1; p < gt; p++)
+			if ((unsigned char)*p > ' ')
+				buf_append_char(&b, *p);
+		if (b.len)
+			json_array_append_new(arr, jmap_string(b.data, b.len));
+		buf_clear(&b);
+		i = (size_t)(gt - v) + 1;
+	}
+	if (json_array_size(arr) == 0) {
+		json_decref(arr);
+		return json_null();
+	}
+	return arr;
+}
+
+static const struct {
+	const char *name;
+	json_t *(*fn)(const char *, size_t);
+} forms[] = {
+	{ "asRaw", as_raw }, { "asText", as_text },
+	{ "asAddresses", as_addresses }, { "asGroupedAddresses", as_grouped },
+	{ "asMessageIds", as_message_ids }, { "asDate", as_date },
+	{ "asURLs", as_urls },
+};
+
+/* Splits a valid header: property; the form's function, *all. */
+static bool
+header_prop_split(const char *prop, char *name, size_t namesz,
+    json_t *(**fn)(const char *, size_t), bool *all)
+{
+	const char *p = prop + 7, *c;
+	size_t nl;
+
+	if (strncmp(prop, "header:", 7) != 0)
+		return false;
+	c = strchr(p, ':');
+	nl = c ? (size_t)(c - p) : strlen(p);
+	if (nl == 0 || nl >= namesz)
+		return false;
+	for (size_t i = 0; i < nl; i++)
+		if ((unsigned char)p[i] <= ' ' || (unsigned char)p[i] > '~')
+			return false;
+	memcpy(name, p, nl);
+	name[nl] = '\0';
+	*fn = as_raw;
+	*all = false;
+	if (c == NULL)
+		return true;
+	p = c + 1;
+	if (strcmp(p, "all") == 0) {
+		*all = true;
+		return true;
+	}
+	for (size_t i = 0; i < sizeof(forms) / sizeof(forms[0]); i++) {
+		size_t fl = strlen(forms[i].name);
+		if (strncmp(p, forms[i].name, fl) == 0 && (p[fl] == '\0' ||
+		    strcmp(p + fl, ":all") == 0)) {
+			*fn = forms[i].fn;
+			*all = p[fl] != '\0';
+			return true;
+		}
+	}
+	return false;
+}
+
+bool
+jmap_header_prop_valid(const char *prop)
+{
+	char name[256];
+	json_t *(*fn)(const char *, size_t);
+	bool all;
+
+	return header_prop_split(prop, name, sizeof(name), &fn, &all);
+}
+
+void
+jmap_header_prop(json_t *obj, const char *prop, const char *hdr, size_t hlen)
+{
+	char name[256];
+	json_t *(*fn)(const char *, size_t);
+	bool all;
+	struct message_field f;
+	size_t pos = 0;
+	json_t *last = NULL, *arr = json_array();
+
+	if (!header_prop_split(prop, name, sizeof(name), &fn, &all)) {
+		json_decref(arr);
+		return;
+	}
+	while (message_next_field(hdr, hlen, &pos, &f)) {
+		if (f.name_len != strlen(name) || !ascii_strncaseeq(f.name, name,
+		    f.name_len))
+			continue;
+		if (all)
+			json_array_append_new(arr, fn(f.value, f.value_len));
+		else {
+			json_decref(last);
+			last = fn(f.value, f.value_len);   /* the last one */
+		}
+	}
+	if (all)
+		json_object_set_new(obj, prop, arr);
+	else {
+		json_decref(arr);
+		json_object_set_new(obj, prop, last ? last : json_null());
+	}
 }
 
 void

@@ -9,6 +9,7 @@
 #ifndef TERN_JMAP_EMAIL_H
 #define TERN_JMAP_EMAIL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -46,10 +47,25 @@ unsigned jmap_email_prop_bit(const char *name);
 void jmap_email_props(json_t *obj, const char *msg, size_t len,
     unsigned want);
 
+/*
+ * "header:Name[:asForm][:all]" (RFC 8621 4.1.3): true if prop is one
+ * (forms asRaw, asText, asAddresses, asGroupedAddresses, asMessageIds,
+ * asDate, asURLs).
+ */
+bool jmap_header_prop_valid(const char *prop);
+/* Sets obj[prop] from the header section hdr[0..hlen); prop is valid. */
+void jmap_header_prop(json_t *obj, const char *prop, const char *hdr,
+    size_t hlen);
+
 /* Appends s[0..len) to out with every invalid UTF-8 sequence as U+FFFD. */
 void jmap_utf8_clean(const char *s, size_t len, struct buf *out);
 /* A JSON string of s[0..len) made valid UTF-8 (never NULL). */
 json_t *jmap_string(const char *s, size_t len);
+
+/* Days since 1970-01-01 of a civil date (proleptic Gregorian). */
+int64_t jmap_days_from_civil(int64_t y, int64_t mo, int64_t d);
+/* A UTCDate ("2026-12-01T10:00:00Z") to seconds; false if it is not one. */
+bool jmap_parse_utc_date(const char *s, int64_t *t);
 
 /* RFC 3339 UTC date-time ("2026-12-01T10:00:00Z") of t (seconds). */
 void jmap_utc_date(int64_t t, char out[21]);

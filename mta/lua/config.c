@@ -996,6 +996,26 @@ config_is_local_domain(const struct config *cfg, const char *domain)
 	return false;
 }
 
+bool
+config_user_owns(const struct config *cfg, const char *user,
+    const char *local, const char *domain)
+{
+	char base[256], addr[512];
+	char delim = cfg->recipient_delimiter;
+
+	if (str_copy(base, sizeof(base), local) != 0)
+		return false;
+	char *ext = delim ? strchr(base, delim) : NULL;
+	if (ext && ext > base)
+		*ext = '\0';
+	if (strchr(user, '@')) {
+		(void)snprintf(addr, sizeof(addr), "%s@%s", base, domain);
+		return ascii_strcaseeq(addr, user);
+	}
+	return ascii_strcaseeq(base, user) && config_is_local_domain(cfg,
+	    domain);
+}
+
 static bool
 mask_match(const struct netmask *m, const unsigned char *a)
 {

@@ -116,6 +116,13 @@ void config_print(const struct config *cfg, FILE *fp);
 
 /* Domain (without trailing dot) is one of ours; case-insensitive. */
 bool config_is_local_domain(const struct config *cfg, const char *domain);
+/*
+ * local@domain is one of user's addresses: user "alice" owns alice (and
+ * alice+ext with the recipient delimiter) at every local domain; user
+ * "alice@example.org" owns that address (and its +ext forms) only.
+ */
+bool config_user_owns(const struct config *cfg, const char *user,
+    const char *local, const char *domain);
 /* Client address is in trusted_networks (may relay). */
 bool config_is_trusted(const struct config *cfg, const struct sockaddr *sa);
 const char *config_role_name(enum listen_role role);

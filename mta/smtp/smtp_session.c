@@ -804,20 +804,7 @@ cmd_auth(struct smtp_session *s, struct smtp_cmd *cmd)
 static bool
 user_owns(const struct smtp_session *s, const char *local, const char *domain)
 {
-	char base[SMTP_LOCAL_MAX + 1], addr[SMTP_LOCAL_MAX + SMTP_DOMAIN_MAX + 2];
-	char delim = s->cfg->recipient_delimiter;
-
-	if (str_copy(base, sizeof(base), local) != 0)
-		return false;
-	char *ext = delim ? strchr(base, delim) : NULL;
-	if (ext && ext > base)
-		*ext = '\0';
-	if (strchr(s->auth_user, '@')) {
-		(void)snprintf(addr, sizeof(addr), "%s@%s", base, domain);
-		return ascii_strcaseeq(addr, s->auth_user);
-	}
-	return ascii_strcaseeq(base, s->auth_user) &&
-	    config_is_local_domain(s->cfg, domain);
+	return config_user_owns(s->cfg, s->auth_user, local, domain);
 }
 
 /* May the authenticated user send as this envelope sender? */

@@ -777,8 +777,10 @@ mbox_load_keywords(struct mbox *b)
 	b->kw_loaded = true;
 	keywords_clear(&b->kw);
 	buf_init(&text);
+	b->kw_mtime = -1;
 	if (str_fmt(path, sizeof(path), "%s/" KEYWORDS, b->path) == 0 &&
-	    read_file(path, &text, 1 << 20) == 0)
+	    (b->kw_mtime = mtime_ns(path), read_file(path, &text,
+	    1 << 20) == 0))
 		keywords_parse(text.data ? text.data : "", text.len, &b->kw);
 	buf_clear(&text);
 }
@@ -1079,6 +1081,12 @@ mbox_sync(struct mbox *b, const char *root, bool move_new, bool *changed,
 	if ((lockfd = lock_uidlist(b, err)) < 0)
 		return -1;
 	bool fresh = load_uidlist(b, root, &ul);
+	/* another writer (a COPY's private view of this folder, Dovecot)
+	 * may have added keywords: names only grow, so read them again */
+	char kwp[4096];
+	if (b->kw_loaded && str_fmt(kwp, sizeof(kwp), "%s/" KEYWORDS,
+	    b->path) == 0 && mtime_ns(kwp) != b->kw_mtime)
+		b->kw_loaded = false;
 	mbox_load_keywords(b);
 	if (b->preloaded && !fresh && ul.uidvalidity != b->uidvalidity) {
 		/* the index knew another numbering: none of it holds */

@@ -87,6 +87,7 @@ struct mbox {
 	 * and cur/ (atomic: workers add, the loop takes) */
 	size_t own[2];
 	bool kw_loaded;
+	int64_t kw_mtime;         /* dovecot-keywords' mtime when read, ns */
 	size_t cache_pending;     /* messages with cache_dirty */
 	bool fts_wanted;          /* searched, and not all in the full-text
 	                           * index: the store adds the rest when idle */

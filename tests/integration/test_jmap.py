@@ -188,7 +188,7 @@ def test_auth_basic_and_failure_limit(web):
     acc = s["primaryAccounts"][MAIL]
     assert s["accounts"][acc]["accountCapabilities"][MAIL][
         "maxMailboxesPerEmail"] is None
-    assert set(s["capabilities"]) == {CORE, MAIL}
+    assert set(s["capabilities"]) == {CORE, MAIL, "urn:ietf:params:jmap:submission"}
     for k in ("downloadUrl", "uploadUrl", "eventSourceUrl", "state"):
         assert k in s
     r, _ = request(web, "GET", "/.well-known/jmap")

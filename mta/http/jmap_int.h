@@ -1,0 +1,97 @@
+/* SPDX-License-Identifier: ISC */
+/*
+ * jmap_int.h - layer 3: what the files of the JMAP API share: a request
+ * in progress, the answering and argument-checking helpers (jmap_api.c),
+ * and the method tables of the other files (jmap_set.c: Email/set,
+ * Mailbox/set; jmap_submit.c: Identity, EmailSubmission). Loop thread
+ * only.
+ */
+#ifndef TERN_JMAP_INT_H
+#define TERN_JMAP_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "http/jmap_api.h"
+#include "http/jmap_req.h"
+
+#define CAP_CORE "urn:ietf:params:jmap:core"
+#define CAP_MAIL "urn:ietf:params:jmap:mail"
+#define CAP_SUBMISSION "urn:ietf:params:jmap:submission"
+#define MAX_OBJECTS_IN_GET 1000
+#define MAX_OBJECTS_IN_SET 500
+#define MAX_SIZE_REQUEST 10000000
+#define MAX_SIZE_UPLOAD 50000000
+#define MAX_QUERY_LIMIT 1000      /* a query's page at most */
+#define HEAD_READ_MAX (256 * 1024)
+
+struct jreq;
+typedef void (*method_fn)(struct jreq *q, json_t *args);
+
+struct method {
+	const char *name;
+	const char *cap;
+	method_fn fn;
+};
+
+struct jreq {
+	struct jacct *acct;
+	const struct jmap_env *env;
+	char account_id[20];
+	struct jmap_request r;
+	json_t *responses;
+	json_t *created;          /* creation id -> id, this request's */
+	size_t i;                 /* the call running */
+	const char *call_id;
+	const char *call_name;
+	jmap_api_done done;
+	void *arg;
+	bool answered;            /* the running call has answered */
+	bool in_call;             /* inside its method function */
+};
+
+enum atype { A_ANY, A_STR, A_STR_NULL, A_BOOL, A_INT, A_UINT, A_OBJ_NULL,
+	A_ARR_NULL, A_IDS_NULL, A_STRS_NULL };
+
+struct aspec {
+	const char *name;
+	enum atype type;
+};
+
+/* The method's response (args owned); the next call runs after it. */
+void jq_reply(struct jreq *q, json_t *args);
+void jq_error(struct jreq *q, const char *type, const char *desc);
+/* Arguments known and typed, accountId ours; else the error is sent. */
+bool jq_check_args(struct jreq *q, json_t *args, const struct aspec *spec);
+bool jq_props_known(struct jreq *q, json_t *props, const char *const *known,
+    unsigned (*extra)(const char *));
+bool jq_want_prop(json_t *props, const char *name);
+/* An id, or "#creation-id" made earlier in this request: NULL if unknown. */
+const char *jq_id(struct jreq *q, const char *id);
+/* Records a creation id's new id (RFC 8620 5.3 createdIds). */
+void jq_created(struct jreq *q, const char *cid, const char *id);
+/* The SetError object {type, description, properties}. */
+json_t *jq_set_error(const char *type, const char *desc, const char *prop);
+
+/* Appends a response named name (args owned), and nothing else. */
+void jq_push(struct jreq *q, const char *name, json_t *args);
+/* Appends a response named name (args owned); the next call runs after. */
+void jq_answer(struct jreq *q, const char *name, json_t *args);
+/* The Maildir flag of a system keyword ("$seen": MBOX_SEEN), or 0. */
+uint8_t jq_sys_flag(const char *kw);
+
+/*
+ * Email/set's work (RFC 8621 4.6) for args already checked: done gets
+ * the response arguments (owned). EmailSubmission's onSuccess* use it.
+ */
+typedef void (*jmap_set_done)(struct jreq *q, json_t *res, void *arg);
+void jmap_email_set_run(struct jreq *q, json_t *args, jmap_set_done done,
+    void *arg);
+
+extern const struct method jmap_set_methods[];
+extern const struct method jmap_submit_methods[];
+
+#endif

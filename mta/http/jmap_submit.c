@@ -1,0 +1,665 @@
+/* SPDX-License-Identifier: ISC */
+/*
+ * jmap_submit.c - layer 3: sending over HTTP (RFC 8621 6 and 7):
+ * Identity/get (the user's own addresses) and EmailSubmission/set. A
+ * submission reads the Email's file, then makes of it what port 587
+ * would have taken: the envelope (the identity's address, or the one
+ * given, which the user must own; recipients given, or To/Cc/Bcc), a
+ * Received: field, the submission fix-ups (Date:, Message-ID: added,
+ * Bcc: removed; From: and a recipient field required) and the
+ * submission_from check of From:, the size and recipient limits; then
+ * it is committed to the durable queue (fsynced before the answer), and
+ * dispatch delivers or relays it as any other. onSuccessUpdateEmail and
+ * onSuccessDestroyEmail then run as an Email/set of their own.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "base/buf.h"
+#include "base/log.h"
+#include "base/util.h"
+#include "http/jmap_account.h"
+#include "http/jmap_email.h"
+#include "http/jmap_int.h"
+#include "lua/config.h"
+#include "mail/envelope.h"
+#include "mail/message.h"
+#include "queue/queue.h"
+#include "runtime.h"
+#include "smtp/smtp_parse.h"
+#include "store/mailbox.h"
+
+#define ADDR_MAX 320
+
+/* --- Identity (RFC 8621 6) ----------------------------------------------- */
+
+/* The addresses of user: itself if it has a domain, else at each one. */
+static json_t *
+identities(const struct jreq *q)
+{
+	const struct config *cfg = q->env->rt->cfg;
+	const char *user = jacct_user(q->acct);
+	json_t *list = json_array();
+	char email[ADDR_MAX + 1];
+
+	for (size_t i = 0; i < (strchr(user, '@') ? 1 : cfg->ndomains ?
+	    cfg->ndomains : 1); i++) {
+		if (strchr(user, '@'))
+			(void)str_copy(email, sizeof(email), user);
+		else
+			(void)snprintf(email, sizeof(email), "%s@%s", user,
+			    cfg->ndomains ? cfg->domains[i] : cfg->hostname);
+		ascii_lower(email);
+		uint64_t h = 14695981039346656037ull;
+		for (const unsigned char *p = (const unsigned char *)email; *p;
+		    p++)
+			h = (h ^ *p) * 1099511628211ull;
+		char id[24];
+		(void)snprintf(id, sizeof(id), "I%016llx",
+		    (unsigned long long)h);
+		json_array_append_new(list, json_pack("{s:s,s:s,s:s,s:n,s:n,"
+		    "s:s,s:s,s:b}", "id", id, "name", "", "email", email,
+		    "replyTo", "bcc", "textSignature", "", "htmlSignature", "",
+		    "mayDelete", false));
+	}
+	return list;
+}
+
+static void
+identity_get(struct jreq *q, json_t *args)
+{
+	static const struct aspec spec[] = { { "accountId", A_STR },
+		{ "ids", A_IDS_NULL }, { "properties", A_STRS_NULL },
+		{ NULL, A_ANY } };
+	static const char *const known[] = { "id", "name", "email", "replyTo",
+		"bcc", "textSignature", "htmlSignature", "mayDelete", NULL };
+	json_t *ids, *props, *all, *list, *nf, *v, *o;
+	size_t k, i;
+
+	if (!jq_check_args(q, args, spec))
+		return;
+	props = json_object_get(args, "properties");
+	if (!jq_props_known(q, props, known, NULL))
+		return;
+	ids = json_object_get(args, "ids");
+	all = identities(q);
+	list = json_array();
+	nf = json_array();
+	json_array_foreach(all, i, o) {
+		bool asked = !json_is_array(ids);
+		json_array_foreach(ids, k, v)
+			asked |= json_equal(v, json_object_get(o, "id"));
+		if (!asked)
+			continue;
+		if (json_is_array(props)) {
+			json_t *f = json_pack("{s:O}", "id", json_object_get(o,
+			    "id"));
+			json_array_foreach(props, k, v)
+				json_object_set(f, json_string_value(v),
+				    json_object_get(o, json_string_value(v)));
+			json_array_append_new(list, f);
+		} else
+			json_array_append(list, o);
+	}
+	json_array_foreach(ids, k, v) {
+		bool found = false;
+		json_array_foreach(all, i, o)
+			found |= json_equal(v, json_object_get(o, "id"));
+		if (!found)
+			json_array_append(nf, v);
+	}
+	json_decref(all);
+	jq_reply(q, json_pack("{s:s,s:s,s:o,s:o}", "accountId", q->account_id,
+	    "state", "i1", "list", list, "notFound", nf));
+}
+
+/* The identity's address of an id, or NULL. */
+static char *
+identity_email(const struct jreq *q, const char *id)
+{
+	json_t *all = identities(q), *o;
+	size_t i;
+	char *email = NULL;
+
+	json_array_foreach(all, i, o)
+		if (strcmp(json_string_value(json_object_get(o, "id")), id) ==
+		    0)
+			email = xstrdup(json_string_value(json_object_get(o,
+			    "email")));
+	json_decref(all);
+	return email;
+}
+
+/* --- EmailSubmission/set (RFC 8621 7.5) ---------------------------------- */
+
+struct sub {
+	struct subset *ss;
+	char *cid;                /* creation id */
+	char *email_id;
+	char *identity;           /* its address */
+	json_t *envelope;         /* as given, or NULL */
+	uint32_t uid;             /* the Email's first copy */
+	struct buf msg;           /* its text (LF) */
+	int rc;
+	json_t *err;
+	char qid[ENVELOPE_ID_LEN + 1];
+	json_t *rcpts;            /* the envelope's recipients, as sent */
+	char *mail_from;
+	int64_t send_at;
+	struct queue_commit *commit;
+	int stage;                /* 0 to read, 1 read, 2 done */
+};
+
+struct subset {
+	struct jreq *q;
+	json_t *args;             /* held, for onSuccess* */
+	struct sub *subs;
+	size_t n, pending;
+};
+
+static bool
+sub_read(struct mbox *mb, void *arg)
+{
+	struct sub *s = arg;
+	ssize_t i = mbox_find_uid(mb, s->uid);
+	struct tern_err err;
+
+	s->rc = -1;
+	if (i >= 0 && mbox_read(mb, (size_t)i, &s->msg,
+	    MAX_SIZE_UPLOAD, &err) == 0)
+		s->rc = 0;
+	return false;
+}
+
+static void sub_next(struct subset *ss);
+
+static void
+sub_fail(struct sub *s, const char *type, const char *desc,
+    const char *prop)
+{
+	if (s->err == NULL)
+		s->err = jq_set_error(type, desc, prop);
+}
+
+/* An address from JSON or a header, as "<local@domain>"; false if bad. */
+static bool
+path_of(const char *addr, char *out, size_t outsz, struct smtp_addr *a)
+{
+	return smtp_parse_mailbox(addr, strlen(addr), a) == 0 && !a->null &&
+	    a->domain[0] && smtp_addr_format(a, out, outsz) == 0;
+}
+
+static void
+add_rcpt(json_t *rcpts, const char *email)
+{
+	size_t i;
+	json_t *r;
+
+	json_array_foreach(rcpts, i, r)
+		if (ascii_strcaseeq(json_string_value(json_object_get(r,
+		    "email")), email))
+			return;
+	json_array_append_new(rcpts, json_pack("{s:s,s:n}", "email", email,
+	    "parameters"));
+}
+
+/* The recipients of To:, Cc: and Bcc: (before the fix-ups drop Bcc:). */
+static bool
+header_rcpts(const char *msg, size_t len, json_t *rcpts)
+{
+	static const char *const fields[] = { "To", "Cc", "Bcc" };
+	size_t hl = message_header_len(msg, len);
+	struct message_addr *a = xcalloc(100, sizeof(*a));
+	bool ok = true;
+
+	for (size_t f = 0; f < 3; f++) {
+		struct message_field mf;
+		size_t pos = 0;
+		while (message_next_field(msg, hl, &pos, &mf)) {
+			if (mf.name_len != strlen(fields[f]) ||
+			    !ascii_strncaseeq(mf.name, fields[f], mf.name_len))
+				continue;
+			int n = message_parse_addresses(mf.value, mf.value_len,
+			    a, 100);
+			if (n < 0 || n > 100) {
+				ok = false;
+				break;
+			}
+			for (int i = 0; i < n; i++) {
+				char e[MESSAGE_ADDR_LOCAL_MAX + MESSAGE_ADDR_DOMAIN_MAX + 2];
+				if (str_fmt(e, sizeof(e), "%s@%s", a[i].local,
+				    a[i].domain) != 0)
+					continue;
+				add_rcpt(rcpts, e);
+			}
+		}
+	}
+	free(a);
+	return ok;
+}
+
+/* submission_from (as on port 587): may From: carry these addresses? */
+static bool
+from_allowed(const struct sub *s, const struct config *cfg,
+    const char *user, const char *msg, size_t len)
+{
+	struct message_addr a[8];
+	struct message_field f;
+	size_t hl = message_header_len(msg, len);
+
+	if (cfg->submission_from == SUBMISSION_FROM_NONE)
+		return true;
+	if (!message_find_field(msg, hl, "From", &f))
+		return false;
+	int n = message_parse_addresses(f.value, f.value_len, a, 8);
+	if (n <= 0 || n > 8)
+		return false;
+	for (int i = 0; i < n; i++) {
+		char e[MESSAGE_ADDR_LOCAL_MAX + MESSAGE_ADDR_DOMAIN_MAX + 2];
+		if (str_fmt(e, sizeof(e), "%s@%s", a[i].local, a[i].domain) != 0)
+			return false;
+		if (cfg->submission_from == SUBMISSION_FROM_ENVELOPE ?
+		    !ascii_strcaseeq(e, s->mail_from) :
+		    !config_user_owns(cfg, user, a[i].local, a[i].domain))
+			return false;
+	}
+	return true;
+}
+
+static void
+sub_committed(void *arg, const char *id, const struct tern_err *err)
+{
+	struct sub *s = arg;
+
+	s->commit = NULL;
+	if (err)
+		sub_fail(s, "serverFail", err->text, NULL);
+	else
+		log_info("%s: submitted over JMAP user=%s from=<%s> nrcpt=%zu",
+		    id, jacct_user(s->ss->q->acct), s->mail_from,
+		    json_array_size(s->rcpts));
+	sub_next(s->ss);
+}
+
+/* The message read: its envelope and checks, then the queue. */
+static void
+sub_send(struct sub *s)
+{
+	struct jreq *q = s->ss->q;
+	const struct config *cfg = q->env->rt->cfg;
+	const char *user = jacct_user(q->acct);
+	struct smtp_addr sa;
+	char path[SMTP_PATH_MAX + 1];
+	const char *msg = s->msg.data ? s->msg.data : "";
+
+	/* the envelope */
+	json_t *mf = json_object_get(s->envelope, "mailFrom");
+	const char *from = mf ? json_string_value(json_object_get(mf,
+	    "email")) : s->identity;
+	if (from == NULL || !path_of(from, path, sizeof(path), &sa)) {
+		sub_fail(s, "invalidProperties", "envelope.mailFrom is not an "
+		    "address", "envelope");
+		return;
+	}
+	if (!config_user_owns(cfg, user, sa.local, sa.domain)) {
+		sub_fail(s, "forbiddenMailFrom", "not one of your addresses",
+		    NULL);
+		return;
+	}
+	s->mail_from = xstrdup(from);
+	s->rcpts = json_array();
+	json_t *rt = json_object_get(s->envelope, "rcptTo");
+	if (s->envelope) {
+		size_t i;
+		json_t *r;
+		if (!json_is_array(rt)) {
+			sub_fail(s, "invalidProperties", NULL, "envelope");
+			return;
+		}
+		json_array_foreach(rt, i, r) {
+			const char *e = json_string_value(json_object_get(r,
+			    "email"));
+			if (e == NULL) {
+				sub_fail(s, "invalidProperties", NULL,
+				    "envelope");
+				return;
+			}
+			add_rcpt(s->rcpts, e);
+		}
+	} else if (!header_rcpts(msg, s->msg.len, s->rcpts)) {
+		sub_fail(s, "invalidEmail", "a recipient field does not "
+		    "parse", NULL);
+		return;
+	}
+	size_t nr = json_array_size(s->rcpts);
+	if (nr == 0) {
+		sub_fail(s, "noRecipients", NULL, NULL);
+		return;
+	}
+	if (cfg->limits.max_recipients && nr > cfg->limits.max_recipients) {
+		json_t *e = jq_set_error("tooManyRecipients", NULL, NULL);
+		json_object_set_new(e, "maxRecipients",
+		    json_integer(cfg->limits.max_recipients));
+		s->err = e;
+		return;
+	}
+	struct envelope *env = xcalloc(1, sizeof(*env));
+	envelope_init(env);
+	json_t *bad = json_array();
+	size_t i;
+	json_t *r;
+	json_array_foreach(s->rcpts, i, r) {
+		const char *e = json_string_value(json_object_get(r, "email"));
+		if (!path_of(e, path, sizeof(path), &sa))
+			json_array_append_new(bad, json_string(e));
+		else
+			(void)envelope_add_rcpt(env, path);
+	}
+	if (json_array_size(bad)) {
+		json_t *e = jq_set_error("invalidRecipients", NULL, NULL);
+		json_object_set_new(e, "invalidRecipients", bad);
+		s->err = e;
+		envelope_clear(env);
+		free(env);
+		return;
+	}
+	json_decref(bad);
+
+	/* the message, as port 587 makes it */
+	struct buf *body = xcalloc(1, sizeof(*body));
+	struct message_trace t = { 0 };
+	char date[64], msgid[300];
+	struct tm tm;
+	time_t now = time(NULL);
+	buf_init(body);
+	queue_new_id(q->env->queue, env->id);
+	localtime_r(&now, &tm);
+	message_format_date(date, sizeof(date), &tm, tm.tm_gmtoff);
+	t.helo = "jmap";
+	t.client_ip = q->env->client_ip;
+	t.by_host = cfg->hostname;
+	t.protocol = q->env->tls ? "HTTPS" : "HTTP";
+	t.queue_id = env->id;
+	t.for_rcpt = env->nrcpts == 1 ? env->rcpts[0].path : NULL;
+	t.date = date;
+	message_append_received(body, &t);
+	size_t start = body->len;
+	buf_append(body, msg, s->msg.len);
+	(void)snprintf(msgid, sizeof(msgid), "<%s@%s>", env->id,
+	    cfg->hostname);
+	const char *why = NULL;
+	if (message_submission_fixup(body, start, date, msgid, &why) != 0 ||
+	    !from_allowed(s, cfg, user, body->data + start, body->len - start)) {
+		sub_fail(s, why ? "invalidEmail" : "forbiddenFrom", why ? why :
+		    "From: holds an address that is not yours", NULL);
+		buf_clear(body);
+		free(body);
+		envelope_clear(env);
+		free(env);
+		return;
+	}
+	if (cfg->limits.max_message_size &&
+	    body->len > cfg->limits.max_message_size) {
+		json_t *e = jq_set_error("tooLarge", NULL, NULL);
+		json_object_set_new(e, "maxSize", json_integer((json_int_t)
+		    cfg->limits.max_message_size));
+		s->err = e;
+		buf_clear(body);
+		free(body);
+		envelope_clear(env);
+		free(env);
+		return;
+	}
+	(void)snprintf(path, sizeof(path), "<%s>", s->mail_from);
+	if (smtp_parse_mailbox(s->mail_from, strlen(s->mail_from), &sa) == 0)
+		(void)smtp_addr_format(&sa, path, sizeof(path));
+	env->created = (int64_t)now;
+	env->client = xstrdup(q->env->client_ip);
+	env->helo = xstrdup("jmap");
+	env->protocol = xstrdup(t.protocol);
+	env->sender = xstrdup(path);
+	env->body = xstrdup(message_has_8bit(body->data + start, body->len -
+	    start) ? "8BITMIME" : "7BIT");
+	(void)str_copy(s->qid, sizeof(s->qid), env->id);
+	s->send_at = (int64_t)now;
+	s->commit = queue_commit(q->env->queue, env, body, sub_committed, s);
+}
+
+static void
+sub_read_done(void *arg)
+{
+	struct sub *s = arg;
+
+	if (s->rc != 0)
+		sub_fail(s, "invalidProperties", "the Email cannot be read",
+		    "emailId");
+	sub_next(s->ss);
+}
+
+static void subset_finish(struct subset *ss);
+
+static void
+sub_next(struct subset *ss)
+{
+	struct jreq *q = ss->q;
+
+	for (size_t i = 0; i < ss->n; i++) {
+		struct sub *s = &ss->subs[i];
+		if (s->err || s->stage == 2)
+			continue;
+		if (s->stage == 0) {
+			size_t n;
+			const struct jloc *l = jacct_find(q->acct, s->email_id,
+			    &n);
+			s->stage = 1;
+			if (l == NULL) {
+				sub_fail(s, "invalidProperties", "no such "
+				    "Email", "emailId");
+				continue;
+			}
+			s->uid = jacct_box(q->acct, l[0].box)->s.m[l[0].idx].uid;
+			jacct_box_run(q->acct, l[0].box, sub_read, sub_read_done,
+			    s);
+			return;
+		}
+		s->stage = 2;
+		sub_send(s);
+		if (s->commit)
+			return;       /* sub_committed goes on */
+	}
+	subset_finish(ss);
+}
+
+static void
+subset_free(struct subset *ss)
+{
+	for (size_t i = 0; i < ss->n; i++) {
+		struct sub *s = &ss->subs[i];
+		free(s->cid);
+		free(s->email_id);
+		free(s->identity);
+		free(s->mail_from);
+		json_decref(s->envelope);
+		json_decref(s->err);
+		json_decref(s->rcpts);
+		buf_clear(&s->msg);
+	}
+	free(ss->subs);
+	json_decref(ss->args);
+	free(ss);
+}
+
+static void
+on_success_done(struct jreq *q, json_t *res, void *arg)
+{
+	(void)arg;
+	jq_answer(q, "Email/set", res);
+}
+
+/* "#creation-id" or a submission's id -> its sub, or NULL. */
+static struct sub *
+sub_by_ref(struct subset *ss, const char *ref)
+{
+	for (size_t i = 0; i < ss->n; i++) {
+		struct sub *s = &ss->subs[i];
+		if (s->err)
+			continue;
+		if (ref[0] == '#' ? strcmp(ref + 1, s->cid) == 0 :
+		    ref[0] == 'S' && strcmp(ref + 1, s->qid) == 0)
+			return s;
+	}
+	return NULL;
+}
+
+static void
+subset_finish(struct subset *ss)
+{
+	struct jreq *q = ss->q;
+	json_t *created = json_object(), *nc = json_object();
+	char d[21];
+
+	for (size_t i = 0; i < ss->n; i++) {
+		struct sub *s = &ss->subs[i];
+		if (s->err) {
+			json_object_set(nc, s->cid, s->err);
+			continue;
+		}
+		char id[ENVELOPE_ID_LEN + 2];
+		(void)snprintf(id, sizeof(id), "S%s", s->qid);
+		jmap_utc_date(s->send_at, d);
+		json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:s,s:{s:{s:s,s:n},"
+		    "s:O},s:o,s:[],s:[]}", "id", id, "identityId", "",
+		    "emailId", s->email_id, "threadId", "", "undoStatus",
+		    "final", "envelope", "mailFrom", "email", s->mail_from,
+		    "parameters", "rcptTo", s->rcpts, "sendAt", json_string(d),
+		    "dsnBlobIds", "mdnBlobIds");
+		json_object_del(o, "identityId");
+		json_object_del(o, "threadId");
+		json_object_set_new(created, s->cid, o);
+		jq_created(q, s->cid, id);
+	}
+	json_t *res = json_pack("{s:s,s:s,s:s}", "accountId", q->account_id,
+	    "oldState", "u0", "newState", "u0");
+	json_object_set_new(res, "created", json_object_size(created) ?
+	    created : (json_decref(created), json_null()));
+	json_object_set_new(res, "notCreated", json_object_size(nc) ? nc :
+	    (json_decref(nc), json_null()));
+	json_object_set_new(res, "updated", json_null());
+	json_object_set_new(res, "destroyed", json_null());
+
+	/* onSuccessUpdateEmail / onSuccessDestroyEmail: an Email/set */
+	json_t *upd = json_object_get(ss->args, "onSuccessUpdateEmail");
+	json_t *des = json_object_get(ss->args, "onSuccessDestroyEmail");
+	json_t *eargs = NULL;
+	if (json_object_size(upd) || json_array_size(des)) {
+		json_t *u = json_object(), *x = json_array(), *v;
+		const char *k;
+		size_t i;
+		json_object_foreach(upd, k, v) {
+			struct sub *s = sub_by_ref(ss, k);
+			if (s)
+				json_object_set(u, s->email_id, v);
+		}
+		json_array_foreach(des, i, v) {
+			struct sub *s = json_is_string(v) ? sub_by_ref(ss,
+			    json_string_value(v)) : NULL;
+			if (s)
+				json_array_append_new(x, json_string(
+				    s->email_id));
+		}
+		eargs = json_pack("{s:s,s:o,s:o}", "accountId", q->account_id,
+		    "update", u, "destroy", x);
+	}
+	subset_free(ss);
+	if (eargs == NULL) {
+		jq_reply(q, res);
+		return;
+	}
+	jq_push(q, q->call_name, res);
+	jmap_email_set_run(q, eargs, on_success_done, NULL);
+	json_decref(eargs);
+}
+
+static void
+submission_set(struct jreq *q, json_t *args)
+{
+	static const struct aspec spec[] = { { "accountId", A_STR },
+		{ "ifInState", A_STR_NULL }, { "create", A_OBJ_NULL },
+		{ "update", A_OBJ_NULL }, { "destroy", A_IDS_NULL },
+		{ "onSuccessUpdateEmail", A_OBJ_NULL },
+		{ "onSuccessDestroyEmail", A_ARR_NULL }, { NULL, A_ANY } };
+	json_t *create, *v;
+	const char *k;
+
+	if (!jq_check_args(q, args, spec))
+		return;
+	if (json_object_size(json_object_get(args, "update")) ||
+	    json_array_size(json_object_get(args, "destroy"))) {
+		/* every submission is final at once: nothing to change */
+		json_t *nu = json_object(), *nd = json_object(), *x;
+		size_t i;
+		json_object_foreach(json_object_get(args, "update"), k, v)
+			json_object_set_new(nu, k, jq_set_error("cannotUnsend",
+			    "sent at once (no delayed sending)", NULL));
+		json_array_foreach(json_object_get(args, "destroy"), i, x)
+			json_object_set_new(nd, json_string_value(x),
+			    jq_set_error("notFound", NULL, NULL));
+		jq_reply(q, json_pack("{s:s,s:s,s:s,s:n,s:n,s:n,s:o,s:o}",
+		    "accountId", q->account_id, "oldState", "u0", "newState",
+		    "u0", "created", "updated", "destroyed", "notUpdated",
+		    json_object_size(nu) ? nu : (json_decref(nu), json_null()),
+		    "notDestroyed", json_object_size(nd) ? nd :
+		    (json_decref(nd), json_null())));
+		return;
+	}
+	create = json_object_get(args, "create");
+	if (json_object_size(create) > MAX_OBJECTS_IN_SET) {
+		jq_error(q, "requestTooLarge", NULL);
+		return;
+	}
+	struct subset *ss = xcalloc(1, sizeof(*ss));
+	ss->q = q;
+	ss->args = json_incref(args);
+	ss->subs = xcalloc(json_object_size(create) + 1, sizeof(*ss->subs));
+	json_object_foreach(create, k, v) {
+		struct sub *s = &ss->subs[ss->n++];
+		s->ss = ss;
+		s->cid = xstrdup(k);
+		buf_init(&s->msg);
+		const char *eid = json_string_value(json_object_get(v,
+		    "emailId"));
+		const char *iid = json_string_value(json_object_get(v,
+		    "identityId"));
+		json_t *env = json_object_get(v, "envelope");
+		const char *key;
+		json_t *x;
+		json_object_foreach(v, key, x)
+			if (strcmp(key, "emailId") && strcmp(key, "identityId") &&
+			    strcmp(key, "envelope"))
+				sub_fail(s, "invalidProperties", NULL, key);
+		const char *rid = eid ? jq_id(q, eid) : NULL;
+		if (rid == NULL)
+			sub_fail(s, "invalidProperties", NULL, "emailId");
+		else
+			s->email_id = xstrdup(rid);
+		if (iid == NULL || (s->identity = identity_email(q,
+		    iid)) == NULL)
+			sub_fail(s, "invalidProperties", NULL, "identityId");
+		if (env && !json_is_null(env)) {
+			if (!json_is_object(env))
+				sub_fail(s, "invalidProperties", NULL,
+				    "envelope");
+			else
+				s->envelope = json_incref(env);
+		}
+	}
+	sub_next(ss);
+}
+
+const struct method jmap_submit_methods[] = {
+	{ "Identity/get", CAP_SUBMISSION, identity_get },
+	{ "EmailSubmission/set", CAP_SUBMISSION, submission_set },
+	{ NULL, NULL, NULL },
+};
