@@ -19,8 +19,10 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdio.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
 
 #include <event2/event.h>
@@ -48,6 +50,40 @@ static const char common_headers[] =
 
 struct push;
 
+/* A webmail login: the cookie's token, the CSRF token, who. */
+#define SESS_MAX 10000
+#define SESS_IDLE (12 * 3600)     /* seconds without a request */
+struct websess {
+	char token[65];
+	char csrf[33];
+	char user[SASL_FIELD_MAX];
+	time_t last;
+};
+
+/* The webmail's files, read once (share/tern/webmail, else the source). */
+#define WEBFILES 4
+struct webfile {
+	const char *path;         /* the URL path */
+	const char *name;         /* the file */
+	const char *type;
+	struct buf data;
+	bool ok;
+};
+static const struct {
+	const char *path, *name, *type;
+} webfiles[WEBFILES] = {
+	{ "/", "index.html", "text/html; charset=utf-8" },
+	{ "/webmail/app.js", "app.js", "text/javascript; charset=utf-8" },
+	{ "/webmail/app.css", "app.css", "text/css; charset=utf-8" },
+	{ "/webmail/icon.svg", "icon.svg", "image/svg+xml" },
+};
+/* The app's own policy: its scripts and styles only, no inline code. */
+static const char app_csp[] =
+    "Content-Security-Policy: default-src 'none'; script-src 'self'; "
+    "style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+    "frame-src 'self'; form-action 'self'; base-uri 'none'; "
+    "frame-ancestors 'none'\r\n";
+
 struct http_app {
 	struct event_base *base;
 	struct runtime **current;
@@ -55,9 +91,14 @@ struct http_app {
 	struct iopool *pool;
 	struct queue *queue;
 	size_t streams;
+	struct websess *sess;     /* the webmail's cookie sessions */
+	size_t nsess;
+	struct webfile files[WEBFILES];
+	bool files_loaded;
 };
 
-enum route { R_SESSION, R_API, R_DOWNLOAD, R_EVENTSOURCE };
+enum route { R_SESSION, R_API, R_DOWNLOAD, R_EVENTSOURCE, R_LOGIN,
+	R_WHOAMI, R_LOGOUT };
 
 /* One request on its way through authentication to its route. */
 struct hreq {
@@ -72,7 +113,43 @@ struct hreq {
 	struct auth_check *auth;
 	struct jacct *acct;
 	struct jmap_env env;
+	struct websess *ws;       /* logged in by the webmail's cookie */
 };
+
+/* Reads the webmail's files once, at start (small; the loop is not yet
+ * serving). */
+static void
+load_webfiles(struct http_app *app)
+{
+	char dir[4096], path[4096 + 64];
+	struct stat st;
+
+	(void)snprintf(dir, sizeof(dir), "%s/webmail", PKGDATADIR);
+	(void)snprintf(path, sizeof(path), "%s/index.html", dir);
+	if (stat(path, &st) != 0)
+		(void)snprintf(dir, sizeof(dir), "%s", TERN_SRC_WEBMAIL);
+	for (size_t i = 0; i < WEBFILES; i++) {
+		struct webfile *f = &app->files[i];
+		f->path = webfiles[i].path;
+		f->name = webfiles[i].name;
+		f->type = webfiles[i].type;
+		buf_init(&f->data);
+		(void)snprintf(path, sizeof(path), "%s/%s", dir, f->name);
+		FILE *fp = fopen(path, "rb");
+		if (fp == NULL)
+			continue;
+		char chunk[8192];
+		size_t n;
+		while ((n = fread(chunk, 1, sizeof(chunk), fp)) > 0 &&
+		    f->data.len < (4u << 20))
+			buf_append(&f->data, chunk, n);
+		f->ok = !ferror(fp);
+		(void)fclose(fp);
+	}
+	if (!app->files[0].ok)
+		log_warnx("webmail: no %s/index.html: / serves a note instead",
+		    dir);
+}
 
 struct http_app *
 http_app_new(struct event_base *base, struct runtime **current,
@@ -85,12 +162,18 @@ http_app_new(struct event_base *base, struct runtime **current,
 	app->store = store;
 	app->pool = pool;
 	app->queue = queue;
+	load_webfiles(app);
 	return app;
 }
 
 void
 http_app_free(struct http_app *app)
 {
+	for (size_t i = 0; i < WEBFILES; i++)
+		buf_clear(&app->files[i].data);
+	if (app->sess)
+		explicit_bzero(app->sess, app->nsess * sizeof(*app->sess));
+	free(app->sess);
 	free(app);
 }
 
@@ -108,6 +191,9 @@ http_app_body_limit(void *arg, const struct http_request *req)
 	    (strcmp(req->path, "/jmap/api/") == 0 ||
 	    strcmp(req->path, "/jmap/api") == 0))
 		return API_BODY_MAX;
+	if (strcmp(req->method, "POST") == 0 &&
+	    strcmp(req->path, "/webmail/login") == 0)
+		return 4096;
 	return 0;
 }
 
@@ -261,6 +347,8 @@ struct dl {
 	char name[256];
 	char blob[JMAP_BLOB_LEN]; /* the blobId asked for */
 	char part[JMAP_PART_LEN]; /* its part, or "": the whole message */
+	bool view;                /* the webmail shows a text part: UTF-8 */
+	bool remote;              /* ... with remote images allowed */
 	struct buf data;
 	int rc;
 };
@@ -284,7 +372,10 @@ dl_work(struct mbox *mb, void *arg)
 			mime_append_crlf(&d->data, lf.data ? lf.data : "",
 			    lf.len);
 			d->rc = 0;
-		} else
+		} else if (d->view)
+			d->rc = jmap_part_text(lf.data ? lf.data : "", lf.len,
+			    d->part, &d->data);
+		else
 			d->rc = jmap_part_data(lf.data ? lf.data : "", lf.len,
 			    d->part, &d->data, type, sizeof(type));
 	}
@@ -301,10 +392,21 @@ dl_done(void *arg)
 
 	if (d->rc != 0)
 		respond_text(h->c, 404, NULL, "no such blob\n");
-	else {
+	else if (d->view) {
+		/* a mail's HTML, shown in the webmail's sandboxed frame:
+		 * no script, nothing from elsewhere unless asked */
 		(void)snprintf(hdr, sizeof(hdr), "%sContent-Disposition: "
-		    "attachment; filename=\"%s\"\r\n", common_headers,
-		    d->name);
+		    "inline\r\nContent-Security-Policy: sandbox; default-src "
+		    "'none'; style-src 'unsafe-inline'; img-src data:%s; "
+		    "font-src data:\r\n", common_headers, d->remote ?
+		    " https: http:" : "");
+		http_respond(h->c, 200, strcmp(d->type, "text/html") == 0 ?
+		    "text/html; charset=utf-8" : "text/plain; charset=utf-8",
+		    hdr, d->data.data, d->data.len);
+	} else {
+		(void)snprintf(hdr, sizeof(hdr), "%sContent-Disposition: "
+		    "attachment; filename=\"%s\"\r\nContent-Security-Policy: "
+		    "sandbox; default-src 'none'\r\n", common_headers, d->name);
 		http_respond(h->c, 200, d->type, hdr, d->data.data,
 		    d->data.len);
 	}
@@ -378,6 +480,11 @@ download(struct hreq *h)
 	    !safe_type(d->type))
 		(void)str_copy(d->type, sizeof(d->type),
 		    "application/octet-stream");
+	char flag[8];
+	d->view = query_param(h->req->query, "view", flag, sizeof(flag)) &&
+	    strcmp(flag, "1") == 0;
+	d->remote = query_param(h->req->query, "remote", flag, sizeof(flag)) &&
+	    strcmp(flag, "1") == 0;
 	/* the name, %-decoded, with nothing that could end the quoted
 	 * filename parameter */
 	if (http_path_decode(s2 + 1, d->name, sizeof(d->name)) != 0)
@@ -561,6 +668,10 @@ eventsource(struct hreq *h)
 
 /* --- authentication and routing ------------------------------------------ */
 
+static void session_user_ok(struct hreq *h);
+static void login(struct hreq *h);
+static void logout(struct hreq *h);
+
 static void
 route(struct hreq *h)
 {
@@ -569,6 +680,12 @@ route(struct hreq *h)
 	case R_API: api(h); break;
 	case R_DOWNLOAD: download(h); break;
 	case R_EVENTSOURCE: eventsource(h); break;
+	case R_LOGIN: login(h); break;
+	case R_LOGOUT: logout(h); break;
+	case R_WHOAMI:            /* answered in authenticate() */
+		respond_text(h->c, 401, NULL, "not logged in\n");
+		hreq_free(h);
+		break;
 	}
 }
 
@@ -600,6 +717,211 @@ on_auth_checked(void *arg, bool ok)
 	route(h);
 }
 
+/* A cookie session's user: its Maildir, then the route. */
+static void
+session_user_ok(struct hreq *h)
+{
+	const struct config *cfg = h->rt->cfg;
+
+	if (maildir_user_root(cfg->mail_dir, cfg->domains[0], h->user,
+	    h->root, sizeof(h->root)) != 0) {
+		unauthorized(h, "no such user\n");
+		return;
+	}
+	h->acct = jacct_open(h->app->base, h->app->store, h->app->pool,
+	    h->user, h->root);
+	route(h);
+}
+
+/* --- the webmail's cookie sessions --------------------------------------- */
+
+static bool
+ct_equal(const char *a, const char *b, size_t n)
+{
+	unsigned char d = 0;
+
+	for (size_t i = 0; i < n; i++)
+		d |= (unsigned char)(a[i] ^ b[i]);
+	return d == 0;
+}
+
+static void
+random_hex(char *out, size_t bytes)
+{
+	unsigned char r[32];
+
+	TERN_ASSERT(bytes <= sizeof(r));
+	if (getrandom(r, bytes, 0) != (ssize_t)bytes)
+		abort();          /* no randomness: no tokens */
+	for (size_t i = 0; i < bytes; i++)
+		(void)snprintf(out + 2 * i, 3, "%02x", r[i]);
+	explicit_bzero(r, sizeof(r));
+}
+
+static void
+sess_expire(struct http_app *app, time_t now)
+{
+	for (size_t i = 0; i < app->nsess;)
+		if (now - app->sess[i].last > SESS_IDLE) {
+			app->sess[i] = app->sess[--app->nsess];
+			explicit_bzero(&app->sess[app->nsess],
+			    sizeof(app->sess[0]));
+		} else
+			i++;
+}
+
+/* The session of the request's tern_session cookie, or NULL. */
+static struct websess *
+sess_find(struct http_app *app, const struct http_request *req)
+{
+	const char *c = http_field(req, "Cookie");
+	time_t now = time(NULL);
+
+	sess_expire(app, now);
+	while (c && *c) {
+		while (*c == ' ' || *c == ';')
+			c++;
+		if (strncmp(c, "tern_session=", 13) == 0) {
+			const char *v = c + 13;
+			size_t n = strcspn(v, "; ");
+			if (n != 64)
+				return NULL;
+			for (size_t i = 0; i < app->nsess; i++)
+				if (ct_equal(app->sess[i].token, v, 64)) {
+					app->sess[i].last = now;
+					return &app->sess[i];
+				}
+			return NULL;
+		}
+		c = strchr(c, ';');
+	}
+	return NULL;
+}
+
+static struct websess *
+sess_new(struct http_app *app, const char *user)
+{
+	if (app->nsess == SESS_MAX)
+		return NULL;
+	if (app->sess == NULL)
+		app->sess = xcalloc(SESS_MAX, sizeof(*app->sess));
+	struct websess *w = &app->sess[app->nsess++];
+	random_hex(w->token, 32);
+	random_hex(w->csrf, 16);
+	(void)str_copy(w->user, sizeof(w->user), user);
+	w->last = time(NULL);
+	return w;
+}
+
+static void
+sess_answer(struct hreq *h, struct websess *w, const char *cookie)
+{
+	char hdr[1024];
+	json_t *o = json_pack("{s:s,s:s}", "username", w->user, "csrf",
+	    w->csrf);
+	char *text = json_dumps(o, JSON_COMPACT);
+
+	(void)snprintf(hdr, sizeof(hdr), "%s%s", common_headers,
+	    cookie ? cookie : "");
+	http_respond(h->c, 200, "application/json", hdr, text, strlen(text));
+	free(text);
+	json_decref(o);
+}
+
+/* POST /webmail/login {"username","password"}: checked, then a cookie. */
+static void
+login_checked(void *arg, bool ok)
+{
+	struct hreq *h = arg;
+	char cookie[256];
+
+	h->auth = NULL;
+	if (!ok) {
+		auth_ip_failed(http_conn_ip(h->c), (long)time(NULL));
+		log_info("http %s: webmail login failed user=%s client=%s",
+		    http_conn_id(h->c), h->user, http_conn_ip(h->c));
+		static const char e[] =
+		    "{\"error\":\"wrong user name or password\"}";
+		respond_json(h->c, 401, "application/json", e, sizeof(e) - 1);
+		hreq_free(h);
+		return;
+	}
+	struct websess *w = sess_new(h->app, h->user);
+	if (w == NULL) {
+		respond_text(h->c, 503, NULL, "too many sessions\n");
+		hreq_free(h);
+		return;
+	}
+	log_info("http %s: webmail login user=%s client=%s", http_conn_id(h->c),
+	    h->user, http_conn_ip(h->c));
+	(void)snprintf(cookie, sizeof(cookie), "Set-Cookie: tern_session=%s; "
+	    "Path=/; HttpOnly; SameSite=Strict%s\r\n", w->token,
+	    http_conn_tls(h->c) ? "; Secure" : "");
+	sess_answer(h, w, cookie);
+	hreq_free(h);
+}
+
+static void
+login(struct hreq *h)
+{
+	json_error_t e;
+	json_t *o = json_loadb(h->body->data ? h->body->data : "",
+	    h->body->len, JSON_REJECT_DUPLICATES, &e);
+	const char *u = json_string_value(json_object_get(o, "username"));
+	const char *pw = json_string_value(json_object_get(o, "password"));
+
+	if (u == NULL || pw == NULL || *u == '\0' ||
+	    str_copy(h->user, sizeof(h->user), u) != 0) {
+		json_decref(o);
+		respond_text(h->c, 400, NULL, "username and password, as "
+		    "JSON\n");
+		hreq_free(h);
+		return;
+	}
+	h->auth = auth_check(h->rt->users, h->app->pool, h->user, pw,
+	    login_checked, h);
+	json_decref(o);
+}
+
+static void
+logout(struct hreq *h)
+{
+	struct http_app *app = h->app;
+
+	if (h->ws) {
+		size_t i = (size_t)(h->ws - app->sess);
+		app->sess[i] = app->sess[--app->nsess];
+		explicit_bzero(&app->sess[app->nsess], sizeof(app->sess[0]));
+	}
+	respond_text(h->c, 200, "Set-Cookie: tern_session=; Path=/; "
+	    "HttpOnly; SameSite=Strict; Max-Age=0\r\n", "logged out\n");
+	hreq_free(h);
+}
+
+static void
+serve_file(struct http_app *app, struct http_conn *c, const char *path)
+{
+	char hdr[1024];
+
+	for (size_t i = 0; i < WEBFILES; i++) {
+		const struct webfile *f = &app->files[i];
+		if (strcmp(f->path, path) != 0)
+			continue;
+		if (!f->ok)
+			break;
+		(void)snprintf(hdr, sizeof(hdr), "X-Content-Type-Options: "
+		    "nosniff\r\nReferrer-Policy: no-referrer\r\n"
+		    "Cache-Control: no-cache\r\n%s", app_csp);
+		http_respond(c, 200, f->type, hdr, f->data.data, f->data.len);
+		return;
+	}
+	if (strcmp(path, "/") == 0)
+		respond_text(c, 200, NULL, "Tern mail server. JMAP: "
+		    "/.well-known/jmap\n");
+	else
+		respond_text(c, 404, NULL, "not found\n");
+}
+
 /* A client whose traffic never leaves this host. */
 static bool
 loopback(const char *ip)
@@ -622,6 +944,47 @@ authenticate(struct hreq *h)
 	}
 	if (h->rt->users == NULL) {
 		respond_text(h->c, 503, NULL, "no users table\n");
+		hreq_free(h);
+		return;
+	}
+	if (h->route == R_LOGIN) {
+		if (auth_ip_blocked(http_conn_ip(h->c), (long)time(NULL))) {
+			respond_text(h->c, 429, "Retry-After: 60\r\n",
+			    "too many failed logins; try later\n");
+			hreq_free(h);
+			return;
+		}
+		login(h);
+		return;
+	}
+	if (a == NULL && (h->ws = sess_find(h->app, h->req)) != NULL) {
+		/* the webmail: its cookie, and on what changes anything its
+		 * CSRF token in a header a cross-site form cannot send */
+		const char *t = http_field(h->req, "X-CSRF-Token");
+		if (strcmp(h->req->method, "POST") == 0 && (t == NULL ||
+		    strlen(t) != 32 || !ct_equal(t, h->ws->csrf, 32))) {
+			respond_text(h->c, 403, NULL, "missing or wrong "
+			    "X-CSRF-Token\n");
+			hreq_free(h);
+			return;
+		}
+		(void)str_copy(h->user, sizeof(h->user), h->ws->user);
+		if (h->route == R_WHOAMI) {
+			sess_answer(h, h->ws, NULL);
+			hreq_free(h);
+			return;
+		}
+		if (h->route == R_LOGOUT) {
+			logout(h);
+			return;
+		}
+		h->auth = NULL;
+		session_user_ok(h);
+		return;
+	}
+	if (h->route == R_WHOAMI || h->route == R_LOGOUT) {
+		static const char e[] = "{\"error\":\"not logged in\"}";
+		respond_json(h->c, 401, "application/json", e, sizeof(e) - 1);
 		hreq_free(h);
 		return;
 	}
@@ -662,12 +1025,18 @@ http_app_handle(void *arg, struct http_conn *c, const struct http_request *req,
 	bool get = strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0;
 	enum route r;
 
-	if (get && strcmp(p, "/") == 0) {
-		respond_text(c, 200, NULL, "Tern mail server. JMAP: "
-		    "/.well-known/jmap\n");
+	if (get && (strcmp(p, "/") == 0 || strncmp(p, "/webmail/", 9) == 0) &&
+	    strcmp(p, "/webmail/session") != 0) {
+		serve_file(app, c, p);
 		return;
 	}
-	if (get && strcmp(p, "/.well-known/jmap") == 0)
+	if (strcmp(m, "POST") == 0 && strcmp(p, "/webmail/login") == 0)
+		r = R_LOGIN;
+	else if (strcmp(m, "POST") == 0 && strcmp(p, "/webmail/logout") == 0)
+		r = R_LOGOUT;
+	else if (get && strcmp(p, "/webmail/session") == 0)
+		r = R_WHOAMI;
+	else if (get && strcmp(p, "/.well-known/jmap") == 0)
 		r = R_SESSION;
 	else if (strcmp(m, "POST") == 0 && (strcmp(p, "/jmap/api/") == 0 ||
 	    strcmp(p, "/jmap/api") == 0))

@@ -347,9 +347,17 @@ refresh_end(struct jacct *a)
 		free(w);
 	}
 	if (a->next) {
+		/* asked while the last one ran: a refresh that a waiter
+		 * above started is new enough for them too (joined to its
+		 * waiters, which must not be lost); else one more */
+		struct waiter *tail = a->next;
+		while (tail->next)
+			tail = tail->next;
+		tail->next = a->now;
 		a->now = a->next;
 		a->next = NULL;
-		refresh_start(a);
+		if (!a->running)
+			refresh_start(a);
 	}
 	jacct_close(a);
 }

@@ -120,6 +120,27 @@ jmap_part_data(const char *msg, size_t len, const char *part,
 	return rc;
 }
 
+int
+jmap_part_text(const char *msg, size_t len, const char *part,
+    struct buf *out)
+{
+	struct mime_part *root = mime_parse(msg, len);
+	const struct mime_part *p = mime_find_part(root, part);
+	int rc = -1;
+
+	if (p && strcmp(p->type, "text") == 0) {
+		struct buf t;
+		buf_init(&t);
+		if (mime_part_text(msg, p, &t) == 0) {
+			jmap_utf8_clean(t.data ? t.data : "", t.len, out);
+			rc = 0;
+		}
+		buf_clear(&t);
+	}
+	mime_free(root);
+	return rc;
+}
+
 /* --- reading ------------------------------------------------------------- */
 
 struct walk {
@@ -810,6 +831,16 @@ single_part(json_t *create, const char *key, const char **bad)
 	return json_array_get(a, 0);
 }
 
+/* A body part without a type, or with this one. */
+static bool
+part_type_is(json_t *part, const char *type)
+{
+	json_t *t = part ? json_object_get(part, "type") : NULL;
+
+	return t == NULL || (json_is_string(t) && strcmp(json_string_value(t),
+	    type) == 0);
+}
+
 static const struct jmap_blob *
 blob_find(const struct jmap_blob *blobs, size_t n, const char *id)
 {
@@ -971,13 +1002,9 @@ jmap_email_build(json_t *create, const char *date, const char *msgid,
 	json_t *att = json_object_get(create, "attachments");
 	if (!err && att && !json_is_array(att))
 		err = "attachments";
-	if (!err && tp && json_object_get(tp, "type") &&
-	    !json_equal(json_object_get(tp, "type"), json_string("text/plain")))
+	if (!err && !part_type_is(tp, "text/plain"))
 		err = "textBody";
-	if (!err && hp && json_object_get(hp, "type") &&
-	    strcmp(json_string_value(json_object_get(hp, "type")) ?
-	    json_string_value(json_object_get(hp, "type")) : "",
-	    "text/html") != 0)
+	if (!err && !part_type_is(hp, "text/html"))
 		err = "htmlBody";
 	if (err) {
 		out->len = start;

@@ -58,6 +58,10 @@ bool jmap_part_blob_parse(const char *blob, char *email_id, size_t idsz,
 int jmap_part_data(const char *msg, size_t len, const char *part,
     struct buf *out, char *type, size_t typesz);
 
+/* A text part as UTF-8 (transfer encoding and charset undone); -1 if none. */
+int jmap_part_text(const char *msg, size_t len, const char *part,
+    struct buf *out);
+
 /* A blob an Email/set create refers to (attachments), with its bytes. */
 struct jmap_blob {
 	const char *id;

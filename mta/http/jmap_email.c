@@ -282,6 +282,26 @@ first_text(const struct mime_part *p, const char *subtype, int depth)
 	return NULL;
 }
 
+/* At "<": a tag that starts or ends a block (or a line break)? */
+static bool
+block_tag(const char *p, size_t len)
+{
+	static const char *const blocks[] = { "br", "p", "div", "li", "tr",
+		"td", "th", "h1", "h2", "h3", "h4", "h5", "h6", "table", "ul",
+		"ol", "blockquote", "hr", "pre", "script", "style", NULL };
+	size_t i = 1;
+
+	if (i < len && p[i] == '/')
+		i++;
+	for (const char *const *b = blocks; *b; b++) {
+		size_t n = strlen(*b);
+		if (i + n < len && ascii_strncaseeq(p + i, *b, n) &&
+		    strchr(" \t\n/>", p[i + n]))
+			return true;
+	}
+	return false;
+}
+
 /* The preview: white space runs as one space, tags out of HTML. */
 static json_t *
 preview(const char *msg, const struct mime_part *root)
@@ -302,7 +322,35 @@ preview(const char *msg, const struct mime_part *root)
 	for (size_t i = 0; i < t.len && chars < JMAP_PREVIEW_MAX; i++) {
 		unsigned char c = (unsigned char)t.data[i];
 		if (html && c == '<') {
+			/* what a script or style element holds is no text */
+			static const char *const skip[] = { "script", "style" };
+			for (size_t k = 0; k < 2; k++) {
+				size_t sl = strlen(skip[k]);
+				if (i + 1 + sl <= t.len && ascii_strncaseeq(t.data +
+				    i + 1, skip[k], sl)) {
+					char end[16];
+					(void)snprintf(end, sizeof(end), "</%s",
+					    skip[k]);
+					const char *e = NULL;
+					for (size_t j = i + 1; j + sl + 2 <= t.len;
+					    j++)
+						if (ascii_strncaseeq(t.data + j, end,
+						    sl + 2)) {
+							e = t.data + j;
+							break;
+						}
+					i = e ? (size_t)(e - t.data) : t.len;
+					break;
+				}
+			}
 			tag = true;
+			/* a block's tag parts words ("a<br>b" is "a b") */
+			if (!space && block_tag(t.data + i, t.len - i)) {
+				buf_append_char(&o, ' ');
+				space = true;
+			}
+			if (i >= t.len)
+				break;
 			continue;
 		}
 		if (tag) {

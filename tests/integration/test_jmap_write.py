@@ -277,3 +277,59 @@ def test_submission_checks_of_port_587(web):
     assert nc["x"]["properties"] == ["from"]
     assert nc["y"]["properties"] == ["mailboxIds"]
     assert nc["z"]["type"] == "invalidProperties"
+
+
+def test_webmail_login_cookie_csrf_and_the_html_frame(web):
+    r, data = request(web, "GET", "/", user=None)
+    assert r.status == 200 and b"<script type=\"module\"" in data
+    csp = r.getheader("Content-Security-Policy")
+    assert "script-src 'self'" in csp and "frame-ancestors 'none'" in csp
+    assert "unsafe-inline" not in csp.split("style-src")[0]
+    r, data = request(web, "POST", "/webmail/login", user=None,
+                      body={"username": "alice", "password": "wrong"})
+    assert r.status == 401 and r.getheader("Set-Cookie") is None
+    r, data = request(web, "POST", "/webmail/login", user=None,
+                      body={"username": "alice", "password": "alice pw"})
+    assert r.status == 200, data
+    cookie = r.getheader("Set-Cookie")
+    assert "HttpOnly" in cookie and "SameSite=Strict" in cookie
+    assert "Secure" not in cookie          # plain http on loopback
+    csrf = json.loads(data)["csrf"]
+    jar = {"Cookie": cookie.split(";")[0]}
+    r, data = request(web, "GET", "/webmail/session", user=None, headers=jar)
+    assert json.loads(data)["username"] == "alice"
+    call = {"using": [CORE, MAIL], "methodCalls": [["Core/echo", {}, "e"]]}
+    r, data = request(web, "POST", "/jmap/api/", call, user=None, headers=jar)
+    assert r.status == 403                 # no CSRF token: refused
+    r, data = request(web, "POST", "/jmap/api/", call, user=None,
+                      headers=dict(jar, **{"X-CSRF-Token": "0" * 32}))
+    assert r.status == 403
+    r, data = request(web, "POST", "/jmap/api/", call, user=None,
+                      headers=dict(jar, **{"X-CSRF-Token": csrf}))
+    assert r.status == 200, data
+    # over https the cookie is Secure
+    r, data = request(web, "POST", "/webmail/login", user=None, tls=True,
+                      body={"username": "alice", "password": "alice pw"})
+    assert "Secure" in r.getheader("Set-Cookie")
+    # the HTML of a mail: inline, sandboxed, nothing remote
+    send_raw(web, MIXED)
+    assert wait_for(lambda: len(ids_in(web, boxes(web)["inbox"])) == 1)
+    eid = ids_in(web, boxes(web)["inbox"])[0]
+    r = api(web, [["Email/get", {"accountId": acc(web), "ids": [eid],
+                                 "properties": ["htmlBody"]}, "g"]])
+    blob = r[0][1]["list"][0]["htmlBody"][0]["blobId"]
+    path = "/jmap/download/%s/%s/m.html?accept=text/html&view=1" % (
+        acc(web), blob)
+    r, data = request(web, "GET", path, user=None, headers=jar)
+    assert r.status == 200 and r.getheader("Content-Type").startswith(
+        "text/html; charset=utf-8")
+    assert "Caf\u00e9" in data.decode()    # UTF-8, whatever it was sent in
+    csp = r.getheader("Content-Security-Policy")
+    assert csp.startswith("sandbox;") and "img-src data:;" in csp
+    r, data = request(web, "GET", path + "&remote=1", user=None, headers=jar)
+    assert "https:" in r.getheader("Content-Security-Policy")
+    r, data = request(web, "POST", "/webmail/logout", user=None,
+                      headers=dict(jar, **{"X-CSRF-Token": csrf}))
+    assert r.status == 200
+    r, data = request(web, "GET", "/webmail/session", user=None, headers=jar)
+    assert r.status == 401

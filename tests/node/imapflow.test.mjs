@@ -7,9 +7,9 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, execFileSync } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { freePort, waitPort } from './helpers.mjs';
 import { ImapFlow } from 'imapflow';
 
 const top = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..', '..');
@@ -18,32 +18,6 @@ const terndBin = path.join(build, 'mta', 'ternd');
 const ternctlBin = path.join(build, 'mta', 'ternctl');
 
 let dir, ternd, imapPort, smtpPort;
-const usedPorts = new Set();
-
-function freePort() {
-  // below the ephemeral range, as the Python tests do
-  for (;;) {
-    const p = 20000 + Math.floor(Math.random() * 12000);
-    if (!usedPorts.has(p)) { usedPorts.add(p); return p; }
-  }
-}
-
-function waitPort(port, ms = 10000) {
-  const deadline = Date.now() + ms;
-  return new Promise((resolve, reject) => {
-    const tryOnce = () => {
-      const s = net.connect(port, '127.0.0.1');
-      s.once('connect', () => { s.destroy(); resolve(); });
-      s.once('error', () => {
-        s.destroy();
-        if (Date.now() > deadline) reject(new Error('ternd did not start'));
-        else setTimeout(tryOnce, 50);
-      });
-    };
-    tryOnce();
-  });
-}
-
 function client() {
   return new ImapFlow({
     host: '127.0.0.1', port: imapPort, secure: false,

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "http/jmap_body.h"
 #include "http/jmap_email.h"
 #include "http/jmap_req.h"
 
@@ -228,8 +229,175 @@ test_email(void **state)
 	assert_string_equal(d, "1970-01-01T00:00:00Z");
 	jmap_utc_date(1796190394, d);
 	assert_string_equal(d, "2026-12-02T05:46:34Z");
+	/* an HTML preview: no script or style text, blocks part words */
+	static const char html[] = "Content-Type: text/html\n\n"
+	    "<style>p{}</style><p>One</p><p>two <b>three</b>.<br>four"
+	    "<script>alert(1)</script><SCRIPT>x</SCRIPT></p>";
+	o = json_object();
+	jmap_email_props(o, html, sizeof(html) - 1, JE_PREVIEW);
+	assert_string_equal(json_string_value(json_object_get(o, "preview")),
+	    "One two three. four");
+	json_decref(o);
 	assert_int_equal(jmap_email_prop_bit("subject"), JE_SUBJECT);
 	assert_int_equal(jmap_email_prop_bit("id"), 0);
+}
+
+/* The partIds of list key of obj, joined by spaces. */
+static void
+part_ids(json_t *obj, const char *key, char *out, size_t outsz)
+{
+	size_t i;
+	json_t *p;
+
+	out[0] = '\0';
+	json_array_foreach(json_object_get(obj, key), i, p) {
+		size_t n = strlen(out);
+		(void)snprintf(out + n, outsz - n, "%s%s", n ? " " : "",
+		    json_string_value(json_object_get(p, "partId")));
+	}
+}
+
+static void
+test_body(void **state)
+{
+	/* RFC 8621 4.1.4's example shape, cut down: mixed(alt(plain, html),
+	 * inline image, plain, attachment) */
+	static const char msg[] =
+	    "Subject: x\n"
+	    "Content-Type: multipart/mixed; boundary=a\n\n"
+	    "--a\nContent-Type: multipart/alternative; boundary=b\n\n"
+	    "--b\nContent-Type: text/plain\n\nplain one\n"
+	    "--b\nContent-Type: text/html\n\n<p>html one</p>\n"
+	    "--b--\n"
+	    "--a\nContent-Type: image/png\nContent-Disposition: inline\n"
+	    "Content-Transfer-Encoding: base64\n\niVBORw==\n"
+	    "--a\nContent-Type: text/plain; charset=iso-8859-1\n"
+	    "Content-Transfer-Encoding: quoted-printable\n\ncaf=E9\n"
+	    "--a\nContent-Type: application/zip; name=\"z.zip\"\n\nPK\n"
+	    "--a--\n";
+	struct jmap_body_opts o = { "M1", NULL, true, true, false, 0 };
+	json_t *obj = json_object();
+	char ids[200], blob[JMAP_BLOB_LEN], eid[40], part[JMAP_PART_LEN];
+
+	(void)state;
+	jmap_email_body(obj, msg, sizeof(msg) - 1, JB_STRUCTURE | JB_TEXT |
+	    JB_HTML | JB_ATTACHMENTS | JB_VALUES, &o);
+	part_ids(obj, "textBody", ids, sizeof(ids));
+	assert_string_equal(ids, "1.1 2 3");
+	part_ids(obj, "htmlBody", ids, sizeof(ids));
+	assert_string_equal(ids, "1.2 2 3");
+	part_ids(obj, "attachments", ids, sizeof(ids));
+	assert_string_equal(ids, "4");
+	json_t *v = json_object_get(obj, "bodyValues");
+	assert_string_equal(json_string_value(json_object_get(json_object_get(
+	    v, "3"), "value")), "caf\xc3\xa9");
+	assert_non_null(json_object_get(v, "1.2"));
+	json_t *img = json_array_get(json_object_get(obj, "textBody"), 1);
+	assert_int_equal(json_integer_value(json_object_get(img, "size")), 4);
+	assert_string_equal(json_string_value(json_object_get(img, "blobId")),
+	    "PM1_2");
+	json_decref(obj);
+	jmap_part_blob_id("Mab", "1.2", blob);
+	assert_string_equal(blob, "PMab_1-2");
+	assert_true(jmap_part_blob_parse(blob, eid, sizeof(eid), part));
+	assert_string_equal(eid, "Mab");
+	assert_string_equal(part, "1.2");
+	assert_false(jmap_part_blob_parse("PMab_1/2", eid, sizeof(eid), part));
+	assert_false(jmap_part_blob_parse("Mab", eid, sizeof(eid), part));
+
+	/* a plain message: its body is part 1 in both lists */
+	obj = json_object();
+	jmap_email_body(obj, "Subject: y\n\nhi\n", 15, JB_TEXT | JB_HTML, &o);
+	part_ids(obj, "textBody", ids, sizeof(ids));
+	assert_string_equal(ids, "1");
+	part_ids(obj, "htmlBody", ids, sizeof(ids));
+	assert_string_equal(ids, "1");
+	json_decref(obj);
+
+	assert_true(jmap_header_prop_valid("header:Subject"));
+	assert_true(jmap_header_prop_valid("header:To:asAddresses:all"));
+	assert_true(jmap_header_prop_valid("header:X:all"));
+	assert_false(jmap_header_prop_valid("header:To:asNothing"));
+	assert_false(jmap_header_prop_valid("header::asText"));
+	assert_false(jmap_header_prop_valid("header:A B"));
+}
+
+static void
+test_build(void **state)
+{
+	json_error_t e;
+	json_t *c = json_loads("{\"from\":[{\"name\":\"J\u00f6rg\","
+	    "\"email\":\"j@x.example\"}],\"to\":[{\"name\":\"Bee, C\","
+	    "\"email\":\"c@x.example\"}],\"subject\":\"caf\u00e9 ok\","
+	    "\"sentAt\":\"2026-12-02T10:00:00+01:00\","
+	    "\"textBody\":[{\"partId\":\"t\"}],"
+	    "\"bodyValues\":{\"t\":{\"value\":\"na\u00efve =\\n\"}},"
+	    "\"attachments\":[{\"blobId\":\"B1\",\"name\":\"a.txt\"}]}",
+	    0, &e);
+	struct jmap_blob b = { "B1", "data", 4, "text/plain" };
+	struct buf out;
+	const char *bad;
+	char why[200];
+
+	(void)state;
+	assert_non_null(c);
+	buf_init(&out);
+	assert_int_equal(jmap_email_build(c, "D", "m@x", "s", &b, 1, &out, &bad,
+	    why, sizeof(why)), 0);
+	/* it reads back as what was asked for */
+	json_t *o = json_object();
+	struct jmap_body_opts opts = { "M", NULL, true, false, false, 0 };
+	jmap_email_props(o, out.data, out.len, JE_FROM | JE_TO | JE_SUBJECT |
+	    JE_SENT_AT | JE_MESSAGE_ID | JE_HAS_ATTACHMENT);
+	jmap_email_body(o, out.data, out.len, JB_VALUES | JB_ATTACHMENTS |
+	    JB_TEXT, &opts);
+	json_t *from = json_array_get(json_object_get(o, "from"), 0);
+	assert_string_equal(json_string_value(json_object_get(from, "name")),
+	    "J\xc3\xb6rg");
+	json_t *to = json_array_get(json_object_get(o, "to"), 0);
+	assert_string_equal(json_string_value(json_object_get(to, "name")),
+	    "Bee, C");
+	assert_string_equal(json_string_value(json_object_get(o, "subject")),
+	    "caf\xc3\xa9 ok");
+	assert_string_equal(json_string_value(json_object_get(o, "sentAt")),
+	    "2026-12-02T09:00:00Z");
+	assert_string_equal(json_string_value(json_array_get(json_object_get(o,
+	    "messageId"), 0)), "m@x");
+	assert_true(json_is_true(json_object_get(o, "hasAttachment")));
+	json_t *t = json_array_get(json_object_get(o, "textBody"), 0);
+	const char *pid = json_string_value(json_object_get(t, "partId"));
+	assert_string_equal(json_string_value(json_object_get(json_object_get(
+	    json_object_get(o, "bodyValues"), pid), "value")),
+	    "na\xc3\xafve =\n");
+	json_t *a = json_array_get(json_object_get(o, "attachments"), 0);
+	assert_string_equal(json_string_value(json_object_get(a, "name")),
+	    "a.txt");
+	assert_int_equal(json_integer_value(json_object_get(a, "size")), 4);
+	json_decref(o);
+	buf_clear(&out);
+
+	/* what cannot be made says which property */
+	static const struct {
+		const char *json, *bad;
+	} bads[] = {
+		{ "{\"from\":[{\"email\":\"no at\"}]}", "from" },
+		{ "{\"to\":[]}", "to" },
+		{ "{\"sentAt\":\"yesterday\"}", "sentAt" },
+		{ "{\"size\":4}", "size" },
+		{ "{\"header:From:asText\":\"x\"}", "header:From:asText" },
+		{ "{\"textBody\":[{\"partId\":\"t\"}]}", "bodyValues" },
+		{ "{\"attachments\":[{\"blobId\":\"B9\"}]}", "attachments" },
+	};
+	for (size_t i = 0; i < sizeof(bads) / sizeof(bads[0]); i++) {
+		json_t *x = json_loads(bads[i].json, 0, &e);
+		buf_init(&out);
+		assert_int_equal(jmap_email_build(x, "D", "m@x", "s", &b, 1,
+		    &out, &bad, why, sizeof(why)), -1);
+		assert_string_equal(bad, bads[i].bad);
+		buf_clear(&out);
+		json_decref(x);
+	}
+	json_decref(c);
 }
 
 int
@@ -240,6 +408,8 @@ main(void)
 		cmocka_unit_test(test_pointer),
 		cmocka_unit_test(test_refs),
 		cmocka_unit_test(test_email),
+		cmocka_unit_test(test_body),
+		cmocka_unit_test(test_build),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

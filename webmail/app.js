@@ -1,0 +1,460 @@
+// SPDX-License-Identifier: ISC
+// Tern's webmail: plain JavaScript on JMAP (RFC 8620/8621), nothing else.
+// Mail content is only ever put into the page as text (textContent);
+// HTML mail is shown by the server in a sandboxed frame with its own
+// Content-Security-Policy (no script, no remote content until asked).
+
+const CORE = "urn:ietf:params:jmap:core";
+const MAIL = "urn:ietf:params:jmap:mail";
+const SUB = "urn:ietf:params:jmap:submission";
+const PAGE = 50;
+
+const $ = (sel) => document.querySelector(sel);
+const state = {
+  csrf: "", user: "", session: null, account: "",
+  boxes: [], box: null, ids: [], emails: new Map(), total: 0, position: 0,
+  current: -1, open: null, identities: [], draftId: null, draftTimer: 0,
+  replyTo: null, events: null,
+};
+
+function el(tag, props = {}, ...kids) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(props)) {
+    if (k === "class") e.className = v;
+    else if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
+    else if (k === "text") e.textContent = v;
+    else e.setAttribute(k, v);
+  }
+  for (const k of kids) e.append(k);
+  return e;
+}
+
+function status(msg) {
+  $("#status").textContent = msg;
+  if (msg) setTimeout(() => { if ($("#status").textContent === msg) $("#status").textContent = ""; }, 4000);
+}
+
+// --- the server ----------------------------------------------------------
+
+async function api(calls, using = [CORE, MAIL]) {
+  const r = await fetch(state.session.apiUrl, {
+    method: "POST", credentials: "same-origin",
+    headers: { "Content-Type": "application/json", "X-CSRF-Token": state.csrf },
+    body: JSON.stringify({ using, methodCalls: calls }),
+  });
+  if (r.status === 401 || r.status === 403) { showLogin(); throw new Error("logged out"); }
+  if (!r.ok) throw new Error("server: " + r.status);
+  const out = (await r.json()).methodResponses;
+  for (const [name, args] of out)
+    if (name === "error") throw new Error(args.type + (args.description ? ": " + args.description : ""));
+  return out;
+}
+
+function downloadUrl(blobId, name, type, extra = "") {
+  return state.session.downloadUrl
+    .replace("{accountId}", encodeURIComponent(state.account))
+    .replace("{blobId}", encodeURIComponent(blobId))
+    .replace("{name}", encodeURIComponent(name || "download"))
+    .replace("{type}", encodeURIComponent(type || "application/octet-stream")) + extra;
+}
+
+// --- log in --------------------------------------------------------------
+
+function showLogin() {
+  $("#app").hidden = true;
+  $("#login").hidden = false;
+  if (state.events) { state.events.close(); state.events = null; }
+}
+
+async function start(who) {
+  state.csrf = who.csrf;
+  state.user = who.username;
+  const r = await fetch("/.well-known/jmap", { credentials: "same-origin" });
+  if (!r.ok) { showLogin(); return; }
+  state.session = await r.json();
+  state.account = state.session.primaryAccounts[MAIL];
+  $("#who").textContent = state.user;
+  $("#login").hidden = true;
+  $("#app").hidden = false;
+  await loadBoxes();
+  const inbox = state.boxes.find((b) => b.role === "inbox") || state.boxes[0];
+  await openBox(inbox);
+  const id = await api([["Identity/get", { accountId: state.account }, "i"]], [CORE, MAIL, SUB]);
+  state.identities = id[0][1].list;
+  listen();
+}
+
+$("#login-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  const f = ev.target;
+  $("#login-error").textContent = "";
+  const r = await fetch("/webmail/login", {
+    method: "POST", credentials: "same-origin",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ username: f.username.value, password: f.password.value }),
+  });
+  if (r.status === 429) { $("#login-error").textContent = "Too many failed logins; try again in a minute."; return; }
+  if (!r.ok) { $("#login-error").textContent = "Wrong user name or password."; return; }
+  f.password.value = "";
+  await start(await r.json());
+});
+
+$("#logout").addEventListener("click", async () => {
+  await fetch("/webmail/logout", { method: "POST", credentials: "same-origin",
+                                   headers: { "X-CSRF-Token": state.csrf } });
+  showLogin();
+});
+
+// --- folders -------------------------------------------------------------
+
+const ROLE_ORDER = ["inbox", "drafts", "sent", "archive", "junk", "trash"];
+
+async function loadBoxes() {
+  const r = await api([["Mailbox/get", { accountId: state.account }, "m"]]);
+  const rank = (b) => { const i = ROLE_ORDER.indexOf(b.role); return i < 0 ? 99 : i; };
+  state.boxes = r[0][1].list.sort((a, b) => rank(a) - rank(b) || a.name.localeCompare(b.name));
+  const nav = $("#folders");
+  nav.replaceChildren(...state.boxes.map((b) => el("a", {
+    href: "#", "data-id": b.id, class: state.box && b.id === state.box.id ? "current" : "",
+    onclick: (ev) => { ev.preventDefault(); $("#folders").classList.remove("open"); openBox(b); },
+  }, el("span", { text: b.name }), el("span", { class: "count", text: b.unreadEmails ? String(b.unreadEmails) : "" }))));
+  if (state.box) state.box = state.boxes.find((b) => b.id === state.box.id) || state.box;
+}
+
+function boxByRole(role) { return state.boxes.find((b) => b.role === role); }
+
+async function openBox(b, position = 0) {
+  state.box = b;
+  state.position = position;
+  for (const a of $("#folders").children) a.classList.toggle("current", a.dataset.id === b.id);
+  await loadList();
+}
+
+// --- the message list ----------------------------------------------------
+
+async function loadList() {
+  const r = await api([
+    ["Email/query", { accountId: state.account, filter: { inMailbox: state.box.id },
+                      sort: [{ property: "receivedAt", isAscending: false }],
+                      position: state.position, limit: PAGE, calculateTotal: true }, "q"],
+    ["Email/get", { accountId: state.account, "#ids": { resultOf: "q", name: "Email/query", path: "/ids" },
+                    properties: ["from", "to", "subject", "receivedAt", "preview", "keywords", "mailboxIds"] }, "g"],
+  ]);
+  state.ids = r[0][1].ids;
+  state.total = r[0][1].total;
+  for (const e of r[1][1].list) state.emails.set(e.id, e);
+  renderList();
+}
+
+function who(addrs) {
+  if (!addrs || !addrs.length) return "(nobody)";
+  return addrs.map((a) => a.name || a.email).join(", ");
+}
+
+function shortDate(iso) {
+  const d = new Date(iso), now = new Date();
+  return d.toDateString() === now.toDateString()
+    ? d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })
+    : d.toLocaleDateString([], { month: "short", day: "numeric" });
+}
+
+function renderList() {
+  const ul = $("#messages");
+  const sent = state.box.role === "sent" || state.box.role === "drafts";
+  ul.replaceChildren(...state.ids.map((id, i) => {
+    const e = state.emails.get(id);
+    const unread = !e.keywords.$seen;
+    return el("li", { class: (unread ? "unread " : "") + (i === state.current ? "current" : ""),
+                      "data-id": id, onclick: () => { state.current = i; openEmail(id); } },
+      el("div", { class: "top" },
+        el("span", { class: "from", text: sent ? "To: " + who(e.to) : who(e.from) }),
+        el("span", { class: "date", text: (e.keywords.$flagged ? "\u2691 " : "") + shortDate(e.receivedAt) })),
+      el("div", { class: "subject", text: e.subject || "(no subject)" }),
+      el("div", { class: "preview", text: e.preview }));
+  }));
+  const last = Math.min(state.position + state.ids.length, state.total);
+  $("#range").textContent = state.total ? `${state.position + 1}\u2013${last} of ${state.total}` : "No messages";
+  $("#prev").disabled = state.position === 0;
+  $("#next").disabled = last >= state.total;
+}
+
+$("#prev").addEventListener("click", () => openBox(state.box, Math.max(0, state.position - PAGE)));
+$("#next").addEventListener("click", () => openBox(state.box, state.position + PAGE));
+
+// --- reading -------------------------------------------------------------
+
+// Plain text with links and quote levels, as DOM nodes (never HTML).
+function renderText(text) {
+  const root = el("div", { class: "text" });
+  const stack = [root];
+  for (const line of text.split("\n")) {
+    const m = /^((?:>\s?)*)/.exec(line);
+    const depth = (m[1].match(/>/g) || []).length;
+    while (stack.length - 1 < depth) { const q = el("blockquote"); stack[stack.length - 1].append(q); stack.push(q); }
+    while (stack.length - 1 > depth) stack.pop();
+    const body = line.slice(m[1].length);
+    const target = stack[stack.length - 1];
+    let last = 0;
+    for (const u of body.matchAll(/\bhttps?:\/\/[^\s<>"]+[^\s<>".,;:!?)]/g)) {
+      target.append(body.slice(last, u.index));
+      target.append(el("a", { href: u[0], rel: "noopener noreferrer", target: "_blank", text: u[0] }));
+      last = u.index + u[0].length;
+    }
+    target.append(body.slice(last) + "\n");
+  }
+  return root;
+}
+
+async function openEmail(id) {
+  const r = await api([["Email/get", { accountId: state.account, ids: [id],
+    properties: ["from", "to", "cc", "replyTo", "subject", "sentAt", "receivedAt", "messageId", "references",
+                 "keywords", "mailboxIds", "textBody", "htmlBody", "attachments", "bodyValues"],
+    fetchTextBodyValues: true }, "g"]]);
+  const e = r[0][1].list[0];
+  if (!e) return;
+  state.open = e;
+  $("#composer").hidden = true;
+  $("#help").hidden = true;
+  const rd = $("#reader");
+  rd.hidden = false;
+  const text = e.textBody.map((p) => (e.bodyValues[p.partId] || {}).value || "").join("\n");
+  state.openText = text;
+  const html = e.htmlBody.find((p) => p.type === "text/html");
+  const tools = el("div", { class: "tools" },
+    el("button", { class: "back", text: "\u2190 Back", onclick: () => { $("#reader").hidden = true; } }),
+    el("button", { text: "Reply", title: "r", onclick: () => compose("reply") }),
+    el("button", { text: "Reply all", title: "R", onclick: () => compose("all") }),
+    el("button", { text: "Forward", title: "f", onclick: () => compose("forward") }),
+    el("button", { text: "Archive", title: "a", onclick: () => moveTo("archive") }),
+    el("button", { text: "Delete", title: "#", onclick: () => remove() }),
+    el("button", { text: state.box.role === "junk" ? "Not junk" : "Junk", onclick: () => junk() }),
+    el("button", { text: "Mark unread", onclick: () => setKeyword("$seen", false) }),
+    el("button", { text: e.keywords.$flagged ? "Unflag" : "Flag", onclick: () => setKeyword("$flagged", !e.keywords.$flagged) }),
+    moveMenu());
+  const body = el("div", { class: "body" });
+  if (html) {
+    const frame = el("iframe", { sandbox: "", title: "Message", referrerpolicy: "no-referrer",
+      src: downloadUrl(html.blobId, "message.html", "text/html", "&view=1") });
+    const note = el("div", { class: "notice" }, "Remote images are blocked. ",
+      el("button", { text: "Show them for this message", onclick: () => {
+        frame.src = downloadUrl(html.blobId, "message.html", "text/html", "&view=1&remote=1"); note.remove(); } }));
+    body.append(note, frame);
+  } else body.append(renderText(text));
+  const att = el("div", { class: "attachments" }, ...e.attachments.map((a) =>
+    el("a", { href: downloadUrl(a.blobId, a.name || "attachment", a.type), download: a.name || "attachment",
+              text: "\u{1F4CE} " + (a.name || a.type) + " (" + Math.ceil(a.size / 1024) + " KB)" })));
+  rd.replaceChildren(el("h2", { text: e.subject || "(no subject)" }),
+    el("div", { class: "meta", text: `From ${who(e.from)} to ${who(e.to)}` +
+      (e.cc && e.cc.length ? `, cc ${who(e.cc)}` : "") + " \u00b7 " + new Date(e.receivedAt).toLocaleString() }),
+    tools, att, body);
+  if (!e.keywords.$seen) await setKeyword("$seen", true, true);
+  renderList();
+}
+
+function moveMenu() {
+  const s = el("select", { "aria-label": "Move to", onchange: () => { if (s.value) moveToId(s.value); } },
+    el("option", { value: "", text: "Move to\u2026" }),
+    ...state.boxes.filter((b) => b.id !== state.box.id).map((b) => el("option", { value: b.id, text: b.name })));
+  return s;
+}
+
+async function setKeyword(kw, on, quiet = false) {
+  const e = state.open;
+  await api([["Email/set", { accountId: state.account, update: { [e.id]: { ["keywords/" + kw]: on ? true : null } } }, "s"]]);
+  e.keywords[kw] = on || undefined;
+  const listed = state.emails.get(e.id);
+  if (listed) { if (on) listed.keywords[kw] = true; else delete listed.keywords[kw]; }
+  if (!quiet) { renderList(); status(kw === "$seen" ? (on ? "Marked read" : "Marked unread") : "Done"); }
+  await loadBoxes();
+}
+
+async function moveToId(boxId, extra = {}) {
+  const e = state.open;
+  await api([["Email/set", { accountId: state.account, update: { [e.id]: { mailboxIds: { [boxId]: true }, ...extra } } }, "s"]]);
+  $("#reader").hidden = true;
+  state.open = null;
+  status("Moved to " + (state.boxes.find((b) => b.id === boxId) || {}).name);
+  await loadBoxes();
+  await loadList();
+}
+
+async function moveTo(role) {
+  const b = boxByRole(role);
+  if (b && state.open) await moveToId(b.id);
+}
+
+async function remove() {
+  if (!state.open) return;
+  if (state.box.role === "trash") {
+    await api([["Email/set", { accountId: state.account, destroy: [state.open.id] }, "s"]]);
+    $("#reader").hidden = true;
+    status("Deleted");
+    await loadBoxes();
+    await loadList();
+  } else await moveTo("trash");
+}
+
+async function junk() {
+  if (state.box.role === "junk") {
+    await moveToId(boxByRole("inbox").id, { "keywords/$junk": null, "keywords/$notjunk": true });
+  } else {
+    await moveToId(boxByRole("junk").id, { "keywords/$junk": true, "keywords/$notjunk": null });
+  }
+}
+
+// --- writing -------------------------------------------------------------
+
+function parseAddrs(s) {
+  return s.split(/[,;]/).map((x) => x.trim()).filter(Boolean).map((x) => {
+    const m = /^(.*?)\s*<([^>]+)>$/.exec(x);
+    return m ? { name: m[1].replace(/^"|"$/g, "") || null, email: m[2] } : { name: null, email: x };
+  });
+}
+
+function fmtAddrs(list) {
+  return (list || []).map((a) => (a.name ? `${a.name} <${a.email}>` : a.email)).join(", ");
+}
+
+function compose(mode = "new") {
+  const f = $("#composer");
+  const e = state.open;
+  f.reset();
+  state.draftId = null;
+  state.replyTo = null;
+  if (e && mode !== "new") {
+    const me = new Set(state.identities.map((i) => i.email.toLowerCase()));
+    const text = state.openText || "";
+    const quoted = text.split("\n").map((l) => "> " + l).join("\n");
+    if (mode === "forward") {
+      f.subject.value = /^fwd?:/i.test(e.subject || "") ? e.subject : "Fwd: " + (e.subject || "");
+      f.body.value = `\n\n---- Forwarded message ----\nFrom: ${fmtAddrs(e.from)}\nSubject: ${e.subject || ""}\n\n${text}`;
+    } else {
+      f.subject.value = /^re:/i.test(e.subject || "") ? e.subject : "Re: " + (e.subject || "");
+      f.to.value = fmtAddrs(e.replyTo && e.replyTo.length ? e.replyTo : e.from);
+      if (mode === "all") {
+        const others = [...(e.to || []), ...(e.cc || [])].filter((a) => !me.has(a.email.toLowerCase()));
+        f.cc.value = fmtAddrs(others);
+      }
+      f.body.value = `\n\nOn ${new Date(e.sentAt || e.receivedAt).toLocaleString()}, ${who(e.from)} wrote:\n${quoted}\n`;
+      state.replyTo = { inReplyTo: e.messageId, references: [...(e.references || []), ...(e.messageId || [])] };
+    }
+  }
+  $("#reader").hidden = true;
+  $("#help").hidden = true;
+  f.hidden = false;
+  $("#draft-state").textContent = "";
+  (mode === "new" || mode === "forward" ? f.to : f.body).focus();
+  if (mode !== "new" && mode !== "forward") f.body.setSelectionRange(0, 0);
+}
+
+function draftObject() {
+  const f = $("#composer");
+  const ident = state.identities[0];
+  const o = {
+    mailboxIds: { [boxByRole("drafts").id]: true },
+    keywords: { $draft: true, $seen: true },
+    from: [{ name: ident.name || null, email: ident.email }],
+    subject: f.subject.value,
+    textBody: [{ partId: "t", type: "text/plain" }],
+    bodyValues: { t: { value: f.body.value } },
+  };
+  for (const k of ["to", "cc", "bcc"]) { const a = parseAddrs(f[k].value); if (a.length) o[k] = a; }
+  if (state.replyTo && state.replyTo.inReplyTo) {
+    o.inReplyTo = state.replyTo.inReplyTo;
+    o.references = state.replyTo.references;
+  }
+  return o;
+}
+
+// Saves the draft: a new one in Drafts, the one before destroyed.
+async function saveDraft() {
+  clearTimeout(state.draftTimer);
+  const args = { accountId: state.account, create: { d: draftObject() } };
+  if (state.draftId) args.destroy = [state.draftId];
+  const r = await api([["Email/set", args, "s"]]);
+  const c = r[0][1].created && r[0][1].created.d;
+  if (c) { state.draftId = c.id; $("#draft-state").textContent = "Draft saved " + new Date().toLocaleTimeString(); }
+  return state.draftId;
+}
+
+$("#composer").addEventListener("input", () => {
+  clearTimeout(state.draftTimer);
+  state.draftTimer = setTimeout(() => saveDraft().catch((e) => status(e.message)), 2000);
+});
+
+$("#composer").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  const f = $("#composer");
+  if (!parseAddrs(f.to.value + "," + f.cc.value + "," + f.bcc.value).length) { status("Who is it for?"); return; }
+  clearTimeout(state.draftTimer);
+  const drafts = boxByRole("drafts").id, sent = boxByRole("sent").id;
+  const args = { accountId: state.account, create: { d: draftObject() } };
+  if (state.draftId) args.destroy = [state.draftId];
+  try {
+    const r = await api([
+      ["Email/set", args, "0"],
+      ["EmailSubmission/set", { accountId: state.account,
+        create: { s: { identityId: state.identities[0].id, emailId: "#d" } },
+        onSuccessUpdateEmail: { "#s": { ["mailboxIds/" + drafts]: null, ["mailboxIds/" + sent]: true,
+                                         "keywords/$draft": null } } }, "1"],
+    ], [CORE, MAIL, SUB]);
+    const nc = r[1][1].notCreated;
+    if (nc && nc.s) { status("Not sent: " + (nc.s.description || nc.s.type)); return; }
+    if (state.open && state.replyTo) await setKeyword("$answered", true, true).catch(() => {});
+    f.hidden = true;
+    state.draftId = null;
+    status("Sent");
+    await loadBoxes();
+    await loadList();
+  } catch (e) { status("Not sent: " + e.message); }
+});
+
+$("#discard").addEventListener("click", async () => {
+  clearTimeout(state.draftTimer);
+  if (state.draftId) await api([["Email/set", { accountId: state.account, destroy: [state.draftId] }, "s"]]);
+  state.draftId = null;
+  $("#composer").hidden = true;
+});
+
+$("#compose").addEventListener("click", () => compose("new"));
+$("#menu").addEventListener("click", () => $("#folders").classList.toggle("open"));
+
+// --- live updates (EventSource; the cookie logs it in) -------------------
+
+function listen() {
+  if (state.events) state.events.close();
+  const url = state.session.eventSourceUrl.replace("{types}", "*").replace("{closeafter}", "no").replace("{ping}", "60");
+  state.events = new EventSource(url, { withCredentials: true });
+  let pending = 0;
+  state.events.addEventListener("state", () => {
+    clearTimeout(pending);
+    pending = setTimeout(async () => { await loadBoxes(); await loadList(); }, 100);
+  });
+}
+
+// --- keyboard ------------------------------------------------------------
+
+document.addEventListener("keydown", (ev) => {
+  if (ev.target.closest("input, textarea, select") || ev.ctrlKey || ev.metaKey || ev.altKey || $("#app").hidden) return;
+  const go = (d) => {
+    if (!state.ids.length) return;
+    state.current = Math.max(0, Math.min(state.ids.length - 1, state.current + d));
+    renderList();
+    openEmail(state.ids[state.current]);
+  };
+  const keys = {
+    j: () => go(1), k: () => go(-1),
+    Enter: () => go(0), c: () => compose("new"),
+    r: () => state.open && compose("reply"), R: () => state.open && compose("all"),
+    f: () => state.open && compose("forward"), a: () => moveTo("archive"), "#": () => remove(),
+    "?": () => { $("#help").hidden = !$("#help").hidden; },
+  };
+  if (keys[ev.key]) { ev.preventDefault(); keys[ev.key](); }
+});
+
+// --- start: logged in already (the cookie), or the login form ------------
+
+(async () => {
+  const r = await fetch("/webmail/session", { credentials: "same-origin" });
+  if (r.ok) await start(await r.json()); else showLogin();
+})();
