@@ -117,8 +117,42 @@ async function loadBoxes() {
   nav.replaceChildren(...state.boxes.map((b) => el("a", {
     href: "#", "data-id": b.id, class: state.box && b.id === state.box.id ? "current" : "",
     onclick: (ev) => { ev.preventDefault(); $("#folders").classList.remove("open"); openBox(b); },
-  }, el("span", { text: b.name }), el("span", { class: "count", text: b.unreadEmails ? String(b.unreadEmails) : "" }))));
+  }, el("span", { text: b.name }), el("span", { class: "count", text: b.unreadEmails ? String(b.unreadEmails) : "" }))),
+  el("div", { class: "folder-tools" },
+    el("button", { text: "New folder", onclick: () => folderSet("create") }),
+    el("button", { text: "Rename", id: "rename-folder", onclick: () => folderSet("rename") }),
+    el("button", { text: "Delete", id: "delete-folder", onclick: () => folderSet("destroy") })));
   if (state.box) state.box = state.boxes.find((b) => b.id === state.box.id) || state.box;
+  const special = !state.box || state.box.role;
+  $("#rename-folder").disabled = !!special;
+  $("#delete-folder").disabled = !!special;
+}
+
+// Folders: created at the top, renamed, deleted (with their mail, asked).
+async function folderSet(what) {
+  const b = state.box;
+  let args = { accountId: state.account };
+  if (what === "create") {
+    const name = prompt("Name of the new folder");
+    if (!name) return;
+    args.create = { n: { name, isSubscribed: true } };
+  } else if (what === "rename") {
+    const name = prompt("New name of " + b.name, b.name);
+    if (!name || name === b.name) return;
+    args.update = { [b.id]: { name } };
+  } else {
+    if (!confirm(`Delete ${b.name}` + (b.totalEmails ? ` and its ${b.totalEmails} messages?` : "?"))) return;
+    args.destroy = [b.id];
+    args.onDestroyRemoveEmails = true;
+  }
+  const r = await api([["Mailbox/set", args, "m"]]);
+  const res = r[0][1];
+  const err = Object.values(res.notCreated || res.notUpdated || res.notDestroyed || {})[0];
+  if (err) { status("Not done: " + (err.description || err.type)); return; }
+  await loadBoxes();
+  if (what === "destroy") await openBox(boxByRole("inbox"));
+  else if (what === "create") await openBox(state.boxes.find((x) => x.id === res.created.n.id));
+  else await loadList();
 }
 
 function boxByRole(role) { return state.boxes.find((b) => b.role === role); }
@@ -127,6 +161,7 @@ async function openBox(b, position = 0) {
   state.box = b;
   state.position = position;
   for (const a of $("#folders").children) a.classList.toggle("current", a.dataset.id === b.id);
+  $("#rename-folder").disabled = $("#delete-folder").disabled = !!b.role;
   await loadList();
 }
 

@@ -187,6 +187,12 @@ jacct_store(const struct jacct *a)
 	return a->store;
 }
 
+struct store_account *
+jacct_store_account(const struct jacct *a)
+{
+	return a->sa;
+}
+
 const char *
 jacct_root(const struct jacct *a)
 {

@@ -26,6 +26,7 @@ struct event_base;
 struct iopool;
 struct store;
 struct store_box;
+struct store_account;
 struct jacct;
 
 struct jsnap_msg {
@@ -86,6 +87,7 @@ struct jacct *jacct_ref(struct jacct *a);
 const char *jacct_user(const struct jacct *a);
 const char *jacct_root(const struct jacct *a);
 struct store *jacct_store(const struct jacct *a);
+struct store_account *jacct_store_account(const struct jacct *a);
 
 /*
  * Lists the folders again and brings every snapshot in step with its

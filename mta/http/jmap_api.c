@@ -213,6 +213,76 @@ jq_created(struct jreq *q, const char *cid, const char *id)
 	json_object_set_new(q->created, cid, json_string(id));
 }
 
+void
+jq_setres_init(struct jq_setres *r)
+{
+	r->created = json_object();
+	r->updated = json_object();
+	r->destroyed = json_array();
+	r->not_created = json_object();
+	r->not_updated = json_object();
+	r->not_destroyed = json_object();
+}
+
+void
+jq_setres_created(struct jq_setres *r, const char *key, json_t *err,
+    json_t *obj)
+{
+	if (err)
+		json_object_set(r->not_created, key, err);
+	else
+		json_object_set_new(r->created, key, obj);
+}
+
+void
+jq_setres_updated(struct jq_setres *r, const char *key, json_t *err)
+{
+	if (err)
+		json_object_set(r->not_updated, key, err);
+	else
+		json_object_set_new(r->updated, key, json_null());
+}
+
+void
+jq_setres_destroyed(struct jq_setres *r, const char *key, json_t *err)
+{
+	if (err)
+		json_object_set(r->not_destroyed, key, err);
+	else
+		json_array_append_new(r->destroyed, json_string(key));
+}
+
+static void
+put_or_null(json_t *res, const char *key, json_t *v, size_t n)
+{
+	if (n)
+		json_object_set_new(res, key, v);
+	else {
+		json_decref(v);
+		json_object_set_new(res, key, json_null());
+	}
+}
+
+json_t *
+jq_setres_finish(struct jreq *q, struct jq_setres *r, const char *old_state,
+    const char *new_state)
+{
+	json_t *res = json_pack("{s:s,s:s,s:s}", "accountId", q->account_id,
+	    "oldState", old_state, "newState", new_state);
+
+	put_or_null(res, "created", r->created, json_object_size(r->created));
+	put_or_null(res, "updated", r->updated, json_object_size(r->updated));
+	put_or_null(res, "destroyed", r->destroyed,
+	    json_array_size(r->destroyed));
+	put_or_null(res, "notCreated", r->not_created,
+	    json_object_size(r->not_created));
+	put_or_null(res, "notUpdated", r->not_updated,
+	    json_object_size(r->not_updated));
+	put_or_null(res, "notDestroyed", r->not_destroyed,
+	    json_object_size(r->not_destroyed));
+	return res;
+}
+
 json_t *
 jq_set_error(const char *type, const char *desc, const char *prop)
 {
@@ -1007,7 +1077,7 @@ static const struct method *
 find_method(const char *name)
 {
 	static const struct method *const tables[] = { api_methods,
-		jmap_set_methods, jmap_submit_methods };
+		jmap_set_methods, jmap_submit_methods, jmap_mbset_methods };
 
 	for (size_t t = 0; t < sizeof(tables) / sizeof(tables[0]); t++)
 		for (const struct method *m = tables[t]; m->name; m++)

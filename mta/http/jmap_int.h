@@ -2,9 +2,9 @@
 /*
  * jmap_int.h - layer 3: what the files of the JMAP API share: a request
  * in progress, the answering and argument-checking helpers (jmap_api.c),
- * and the method tables of the other files (jmap_set.c: Email/set,
- * Mailbox/set; jmap_submit.c: Identity, EmailSubmission). Loop thread
- * only.
+ * and the method tables of the other files (jmap_set.c: Email/set;
+ * jmap_mbset.c: Mailbox/set; jmap_submit.c: Identity, EmailSubmission).
+ * Loop thread only.
  */
 #ifndef TERN_JMAP_INT_H
 #define TERN_JMAP_INT_H
@@ -73,6 +73,21 @@ bool jq_want_prop(json_t *props, const char *name);
 const char *jq_id(struct jreq *q, const char *id);
 /* Records a creation id's new id (RFC 8620 5.3 createdIds). */
 void jq_created(struct jreq *q, const char *cid, const char *id);
+/* A /set call's outcome (RFC 8620 5.3), gathered object by object. */
+struct jq_setres {
+	json_t *created, *updated, *destroyed;
+	json_t *not_created, *not_updated, *not_destroyed;
+};
+void jq_setres_init(struct jq_setres *r);
+/* err NULL: done (created: obj is its server-set properties, owned). */
+void jq_setres_created(struct jq_setres *r, const char *key, json_t *err,
+    json_t *obj);
+void jq_setres_updated(struct jq_setres *r, const char *key, json_t *err);
+void jq_setres_destroyed(struct jq_setres *r, const char *key, json_t *err);
+/* The response arguments; empty maps and lists as null. */
+json_t *jq_setres_finish(struct jreq *q, struct jq_setres *r,
+    const char *old_state, const char *new_state);
+
 /* The SetError object {type, description, properties}. */
 json_t *jq_set_error(const char *type, const char *desc, const char *prop);
 
@@ -93,5 +108,6 @@ void jmap_email_set_run(struct jreq *q, json_t *args, jmap_set_done done,
 
 extern const struct method jmap_set_methods[];
 extern const struct method jmap_submit_methods[];
+extern const struct method jmap_mbset_methods[];
 
 #endif

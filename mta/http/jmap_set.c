@@ -510,58 +510,34 @@ static void
 finish(struct eset *es)
 {
 	struct jreq *q = es->q;
-	json_t *created = json_object(), *updated = json_object();
-	json_t *destroyed = json_array(), *nc = json_object();
-	json_t *nu = json_object(), *nd = json_object();
+	struct jq_setres r;
 	char state[32];
 
+	jq_setres_init(&r);
 	for (size_t i = 0; i < es->nobjs; i++) {
 		struct eobj *o = &es->objs[i];
 		switch (o->kind) {
 		case K_CREATE: {
-			if (o->err) {
-				json_object_set(nc, o->key, o->err);
-				break;
-			}
 			char blob[SORT_ID_LEN + 2];
 			(void)snprintf(blob, sizeof(blob), "m%s", o->id);
-			json_object_set_new(created, o->key, json_pack(
-			    "{s:s,s:s,s:s,s:I}", "id", o->id, "blobId", blob,
-			    "threadId", o->tid, "size", (json_int_t)o->size));
-			jq_created(q, o->key, o->id);
+			jq_setres_created(&r, o->key, o->err, o->err ? NULL :
+			    json_pack("{s:s,s:s,s:s,s:I}", "id", o->id, "blobId",
+			    blob, "threadId", o->tid, "size",
+			    (json_int_t)o->size));
+			if (!o->err)
+				jq_created(q, o->key, o->id);
 			break;
 		}
 		case K_UPDATE:
-			if (o->err)
-				json_object_set(nu, o->key, o->err);
-			else
-				json_object_set_new(updated, o->key,
-				    json_null());
+			jq_setres_updated(&r, o->key, o->err);
 			break;
 		case K_DESTROY:
-			if (o->err)
-				json_object_set(nd, o->key, o->err);
-			else
-				json_array_append_new(destroyed,
-				    json_string(o->key));
+			jq_setres_destroyed(&r, o->key, o->err);
 			break;
 		}
 	}
 	jacct_email_state(q->acct, state, sizeof(state));
-	json_t *res = json_pack("{s:s,s:s,s:s}", "accountId", q->account_id,
-	    "oldState", es->old_state, "newState", state);
-	json_object_set_new(res, "created", json_object_size(created) ?
-	    created : (json_decref(created), json_null()));
-	json_object_set_new(res, "updated", json_object_size(updated) ?
-	    updated : (json_decref(updated), json_null()));
-	json_object_set_new(res, "destroyed", json_array_size(destroyed) ?
-	    destroyed : (json_decref(destroyed), json_null()));
-	json_object_set_new(res, "notCreated", json_object_size(nc) ? nc :
-	    (json_decref(nc), json_null()));
-	json_object_set_new(res, "notUpdated", json_object_size(nu) ? nu :
-	    (json_decref(nu), json_null()));
-	json_object_set_new(res, "notDestroyed", json_object_size(nd) ? nd :
-	    (json_decref(nd), json_null()));
+	json_t *res = jq_setres_finish(q, &r, es->old_state, state);
 	jmap_set_done done = es->done;
 	void *arg = es->arg;
 	eset_free(es);

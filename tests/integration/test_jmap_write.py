@@ -333,3 +333,55 @@ def test_webmail_login_cookie_csrf_and_the_html_frame(web):
     assert r.status == 200
     r, data = request(web, "GET", "/webmail/session", user=None, headers=jar)
     assert r.status == 401
+
+
+def test_mailbox_set_create_rename_move_destroy(web):
+    a = acc(web)
+    b = boxes(web)
+    r = api(web, [["Mailbox/set", {"accountId": a, "create": {
+        "p": {"name": "Projekte \u00e4", "isSubscribed": True},
+        "bad": {"name": "a/b"}, "in": {"name": "INBOX"},
+        "dup": {"name": "Archive"}}}, "s"]])
+    res = r[0][1]
+    pid = res["created"]["p"]["id"]
+    assert res["notCreated"]["bad"]["properties"] == ["name"]
+    assert res["notCreated"]["in"]["properties"] == ["name"]
+    assert res["notCreated"]["dup"]["type"] == "alreadyExists"
+    r = api(web, [["Mailbox/set", {"accountId": a, "create": {
+        "c": {"name": "2026", "parentId": pid}}}, "s"]])
+    cid = r[0][1]["created"]["c"]["id"]
+    m = connect(web)
+    typ, data = m.list()
+    names = b" ".join(data).decode()
+    assert "Projekte &AOQ-/2026" in names, names
+    typ, data = m.lsub()
+    assert b"Projekte &AOQ-" in b" ".join(data)
+    # a message in the child; the parent cannot go, nor the full child
+    assert m.append('"Projekte &AOQ-/2026"', None, None,
+                    b"Subject: kept\r\n\r\nx\r\n")[0] == "OK"
+    r = api(web, [["Mailbox/set", {"accountId": a,
+                                   "destroy": [pid, cid, b["inbox"]]}, "s"]])
+    nd = r[0][1]["notDestroyed"]
+    assert nd[pid]["type"] == "mailboxHasChild"
+    assert nd[cid]["type"] == "mailboxHasEmail"
+    assert nd[b["inbox"]]["type"] == "forbidden"
+    # rename the child and move it to the top: same id, same message
+    r = api(web, [["Mailbox/set", {"accountId": a, "update": {
+        cid: {"name": "Done", "parentId": None}}}, "s"],
+        ["Mailbox/get", {"accountId": a, "ids": [cid],
+                         "properties": ["name", "parentId", "totalEmails"]},
+         "g"]])
+    assert r[0][1]["updated"] == {cid: None}, r
+    got = r[1][1]["list"][0]
+    assert (got["name"], got["parentId"], got["totalEmails"]) == (
+        "Done", None, 1)
+    typ, data = m.select("Done")
+    assert typ == "OK" and data == [b"1"]
+    m.close()
+    r = api(web, [["Mailbox/set", {"accountId": a, "destroy": [cid, pid],
+                                   "onDestroyRemoveEmails": True}, "s"]])
+    assert sorted(r[0][1]["destroyed"]) == sorted([cid, pid]), r
+    typ, data = m.list()
+    assert b"Done" not in b" ".join(data) and b"Projekte" not in b" ".join(data)
+    m.logout()
+    assert cid not in boxes(web).values()

@@ -182,6 +182,19 @@ test('webmail: log in, read, reply (delivered by SMTP), safe HTML, archive, dele
   await page.waitForSelector('#messages li:has-text("Re: Lunch?")');
   await page.screenshot({ path: path.join(shots, '5-sent.png') });
 
+  // a folder of one's own: made, renamed, deleted (the dialogs answered)
+  page.once('dialog', (d) => d.accept('Receipts'));
+  await page.click('.folder-tools button:has-text("New folder")');
+  await page.waitForSelector('#folders a.current:has-text("Receipts")');
+  page.once('dialog', (d) => d.accept('Bills'));
+  await page.click('#rename-folder');
+  await page.waitForSelector('#folders a:has-text("Bills")');
+  assert.ok(fs.existsSync(path.join(dir, 'var', 'mail', 'localhost', 'alice', '.Bills', 'cur')));
+  page.once('dialog', (d) => d.accept());
+  await page.click('#delete-folder');
+  await page.waitForSelector('#folders a.current:has-text("Inbox")');
+  assert.equal(await page.locator('#folders a:has-text("Bills")').count(), 0);
+
   // at 360 px, in the dark
   const small = await ctx.newPage();                 // the same cookie jar
   await small.setViewportSize({ width: 360, height: 740 });
