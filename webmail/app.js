@@ -358,7 +358,7 @@ function compose(mode = "new") {
   state.replyTo = null;
   if (e && mode !== "new") {
     const me = new Set(state.identities.map((i) => i.email.toLowerCase()));
-    const text = state.openText || "";
+    const text = (state.openText || "").replace(/\s+$/, "");
     const quoted = text.split("\n").map((l) => "> " + l).join("\n");
     if (mode === "forward") {
       f.subject.value = /^fwd?:/i.test(e.subject || "") ? e.subject : "Fwd: " + (e.subject || "");
