@@ -482,7 +482,8 @@ def test_kill_during_appends_loses_no_announced_uid(imap):
     th.join(timeout=30)
     imap.start()
     m = connect(imap)
-    m.select("INBOX")
+    typ, data = m.select("INBOX")
+    assert typ == "OK", (typ, data)
     for uid, body in sorted(acked.items()):
         typ, data = m.uid("FETCH", str(uid), "(BODY.PEEK[])")
         assert typ == "OK" and data[0] and data[0][1] == body, uid
