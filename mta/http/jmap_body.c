@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/sasl.h"
 #include "base/util.h"
 #include "http/jmap_email.h"
 #include "mail/message.h"
@@ -525,12 +526,20 @@ ascii_only(const char *s, size_t n)
 	return true;
 }
 
+/* Appends n <= 57 octets of d as base64 (the project's encoder). */
+static void
+append_b64(struct buf *out, const char *d, size_t n)
+{
+	char enc[80];
+
+	if (sasl_b64_encode(d, n, enc, sizeof(enc)) == 0)
+		buf_append_str(out, enc);
+}
+
 /* s as one or more RFC 2047 B words (UTF-8), each under 75 octets. */
 static void
 encode_words(struct buf *out, const char *s, size_t n)
 {
-	static const char b64[] =
-	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 	size_t i = 0;
 
 	while (i < n) {
@@ -542,18 +551,7 @@ encode_words(struct buf *out, const char *s, size_t n)
 		if (i > 0)
 			buf_append_str(out, "\n ");
 		buf_append_str(out, "=?UTF-8?B?");
-		for (size_t k = 0; k < take; k += 3) {
-			unsigned v = (unsigned char)s[i + k] << 16;
-			if (k + 1 < take)
-				v |= (unsigned char)s[i + k + 1] << 8;
-			if (k + 2 < take)
-				v |= (unsigned char)s[i + k + 2];
-			buf_append_char(out, b64[v >> 18 & 63]);
-			buf_append_char(out, b64[v >> 12 & 63]);
-			buf_append_char(out, k + 1 < take ? b64[v >> 6 & 63] :
-			    '=');
-			buf_append_char(out, k + 2 < take ? b64[v & 63] : '=');
-		}
+		append_b64(out, s + i, take);
 		buf_append_str(out, "?=");
 		i += take;
 	}
@@ -763,23 +761,8 @@ put_text_part(struct buf *out, const char *type, const char *v)
 static void
 put_base64(struct buf *out, const char *d, size_t n)
 {
-	static const char b64[] =
-	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
 	for (size_t i = 0; i < n; i += 57) {
-		size_t take = n - i > 57 ? 57 : n - i;
-		for (size_t k = 0; k < take; k += 3) {
-			unsigned v = (unsigned char)d[i + k] << 16;
-			if (k + 1 < take)
-				v |= (unsigned char)d[i + k + 1] << 8;
-			if (k + 2 < take)
-				v |= (unsigned char)d[i + k + 2];
-			buf_append_char(out, b64[v >> 18 & 63]);
-			buf_append_char(out, b64[v >> 12 & 63]);
-			buf_append_char(out, k + 1 < take ? b64[v >> 6 & 63] :
-			    '=');
-			buf_append_char(out, k + 2 < take ? b64[v & 63] : '=');
-		}
+		append_b64(out, d + i, n - i > 57 ? 57 : n - i);
 		buf_append_char(out, '\n');
 	}
 }
