@@ -8,16 +8,20 @@
  * tell a client about it (APPENDUID, COPYUID). The uidlist is replaced
  * the way Dovecot does it: dovecot-uidlist.lock is created with O_EXCL
  * (the lock), the new text is written into it, and it is renamed over
- * dovecot-uidlist (the unlock). A lock older than 120 s is stale.
+ * dovecot-uidlist (the unlock). A lock older than 120 s is stale, and
+ * one a killed ternd left is known at once by tern-uidlist.lock (see
+ * the uidlist lock below).
  */
 #include "store/mailbox.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <time.h>
@@ -366,41 +370,134 @@ name_vsize(const char *base)
 
 /* --- the uidlist lock ------------------------------------------------- */
 
-/* Creates the lock (O_EXCL); its fd takes the new text. */
-static int
-lock_uidlist(const struct mbox *b, struct tern_err *err)
+/*
+ * The dotlock is Dovecot's protocol; what it cannot tell is whether the
+ * process that made a lock is still alive, so a lock left by a killed
+ * writer blocks the folder until it is 120 s old. Between ternd processes
+ * (and ternmail) the owner file says more: a writer holds an flock on
+ * OWNER while it holds the dotlock, and writes the dotlock's device and
+ * inode into it. A dotlock found under an OWNER we could flock, whose
+ * record names that very file, was made by a writer that is gone (the
+ * kernel dropped its flock): it is removed at once. Any other dotlock
+ * is Dovecot's, or from before this file existed, and is waited for.
+ */
+#define OWNER "tern-uidlist.lock"
+
+struct ul_lock {
+	int fd;        /* the dotlock, taking the new text; -1: not held */
+	int owner;     /* OWNER, flocked; -1: none (cannot be created) */
+};
+
+static bool
+owner_clear(int owner)
 {
-	char path[4096];
+	return ftruncate(owner, 0) == 0;
+}
+
+static void
+owner_note(int owner, const struct stat *st)
+{
+	char rec[64];
+	int n = snprintf(rec, sizeof(rec), "%ju %ju\n", (uintmax_t)st->st_dev,
+	    (uintmax_t)st->st_ino);
+
+	/* a short record names no lock: that one is then waited for */
+	if (owner >= 0 && owner_clear(owner) &&
+	    pwrite(owner, rec, (size_t)n, 0) != n)
+		return;
+}
+
+/* Did the writer recorded in OWNER make the dotlock st (and is gone)? */
+static bool
+owner_made(int owner, const struct stat *st)
+{
+	char rec[64];
+	ssize_t n;
+	uintmax_t dev, ino;
+
+	if (owner < 0 || (n = pread(owner, rec, sizeof(rec) - 1, 0)) <= 0)
+		return false;
+	rec[n] = '\0';
+	return sscanf(rec, "%ju %ju", &dev, &ino) == 2 &&
+	    dev == (uintmax_t)st->st_dev && ino == (uintmax_t)st->st_ino;
+}
+
+static void
+owner_release(struct ul_lock *lk)
+{
+	if (lk->owner >= 0) {
+		/* if this fails, the record names a file that is gone */
+		(void)owner_clear(lk->owner);
+		close(lk->owner);      /* drops the flock */
+		lk->owner = -1;
+	}
+}
+
+static bool
+lock_pause(int *waited)
+{
+	struct timespec ts = { 0, 10 * 1000 * 1000 };
+
+	if (*waited >= LOCK_WAIT_MS)
+		return false;
+	nanosleep(&ts, NULL);
+	*waited += 10;
+	return true;
+}
+
+/* Takes OWNER, then creates the dotlock (O_EXCL); 0, or -1 and err. */
+static int
+lock_uidlist(const struct mbox *b, struct ul_lock *lk, struct tern_err *err)
+{
+	char path[4096], opath[4096];
 	int waited = 0;
 
-	if (str_fmt(path, sizeof(path), "%s/" UIDLIST_LOCK, b->path) != 0) {
+	lk->fd = lk->owner = -1;
+	if (str_fmt(path, sizeof(path), "%s/" UIDLIST_LOCK, b->path) != 0 ||
+	    str_fmt(opath, sizeof(opath), "%s/" OWNER, b->path) != 0) {
 		errno = ENAMETOOLONG;
 		fail_errno(err, "lock", b->path);
 		return -1;
 	}
-	for (;;) {
-		int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
-		    0600);
-		if (fd >= 0)
-			return fd;
-		if (errno != EEXIST) {
-			fail_errno(err, "cannot lock", path);
-			return -1;
-		}
-		struct stat st;
-		if (stat(path, &st) == 0 &&
-		    time(NULL) - st.st_mtime > LOCK_STALE_SECS) {
-			(void)unlink(path);     /* stale: its owner is gone */
-			continue;
-		}
-		if (waited >= LOCK_WAIT_MS) {
-			tern_err_set(err, 451, "4.3.0", "%s is locked", path);
+	/* a folder we may not write: the dotlock's own error tells */
+	lk->owner = open(opath, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	while (lk->owner >= 0 && flock(lk->owner, LOCK_EX | LOCK_NB) != 0) {
+		if (errno != EWOULDBLOCK && errno != EINTR) {
+			close(lk->owner);
+			lk->owner = -1;
+		} else if (!lock_pause(&waited)) {
+			close(lk->owner);
+			lk->owner = -1;
+			tern_err_set(err, 451, "4.3.0", "%s is locked", opath);
 			err->temp = true;
 			return -1;
 		}
-		struct timespec ts = { 0, 10 * 1000 * 1000 };
-		nanosleep(&ts, NULL);
-		waited += 10;
+	}
+	for (;;) {
+		struct stat st;
+		lk->fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
+		    0600);
+		if (lk->fd >= 0) {
+			if (fstat(lk->fd, &st) == 0)
+				owner_note(lk->owner, &st);
+			return 0;
+		}
+		if (errno != EEXIST) {
+			fail_errno(err, "cannot lock", path);
+			owner_release(lk);
+			return -1;
+		}
+		if (stat(path, &st) == 0 && (owner_made(lk->owner, &st) ||
+		    time(NULL) - st.st_mtime > LOCK_STALE_SECS)) {
+			(void)unlink(path);     /* stale: its owner is gone */
+			continue;
+		}
+		if (!lock_pause(&waited)) {
+			tern_err_set(err, 451, "4.3.0", "%s is locked", path);
+			err->temp = true;
+			owner_release(lk);
+			return -1;
+		}
 	}
 }
 
@@ -410,24 +507,30 @@ lock_uidlist(const struct mbox *b, struct tern_err *err)
  * Dovecot nor another ternd takes it for stale (after 120 s).
  */
 static void
-lock_refresh(int fd, time_t *since)
+lock_refresh(const struct ul_lock *lk, time_t *since)
 {
 	time_t now = time(NULL);
 
-	if (fd >= 0 && now - *since >= 30) {
-		(void)futimens(fd, NULL);
+	if (lk->fd >= 0 && now - *since >= 30) {
+		(void)futimens(lk->fd, NULL);
 		*since = now;
 	}
 }
 
+/* The dotlock removed (nothing written), then OWNER let go. */
 static void
-unlock_uidlist(const struct mbox *b, int fd)
+unlock_uidlist(const struct mbox *b, struct ul_lock *lk)
 {
 	char path[4096];
 
-	close(fd);
-	if (str_fmt(path, sizeof(path), "%s/" UIDLIST_LOCK, b->path) == 0)
-		(void)unlink(path);
+	if (lk->fd >= 0) {
+		close(lk->fd);
+		lk->fd = -1;
+		if (str_fmt(path, sizeof(path), "%s/" UIDLIST_LOCK,
+		    b->path) == 0)
+			(void)unlink(path);
+	}
+	owner_release(lk);
 }
 
 /* Does the file end in a line break (a torn append does not)? */
@@ -461,11 +564,11 @@ cut_back(int fd, off_t size)
  * the uidlist and fsynced, under the lock (which it then drops); a
  * failed write is cut off again.
  */
-static int append_records(const struct mbox *b, int lockfd, const char *ulp,
+static int append_records(const struct mbox *b, struct ul_lock *lk, const char *ulp,
     struct buf *text, struct tern_err *err);
 
 static int
-append_uidlist(const struct mbox *b, int lockfd, const char *ulp,
+append_uidlist(const struct mbox *b, struct ul_lock *lk, const char *ulp,
     const struct mbox_staged *st, size_t n, struct tern_err *err)
 {
 	struct buf text;
@@ -474,12 +577,12 @@ append_uidlist(const struct mbox *b, int lockfd, const char *ulp,
 	for (size_t i = 0; i < n; i++)
 		if (st[i].rc == 0)
 			buf_printf(&text, "%u :%s\n", st[i].uid, st[i].base);
-	return append_records(b, lockfd, ulp, &text, err);
+	return append_records(b, lk, ulp, &text, err);
 }
 
 /* text (uidlist records) appended and fdatasynced; unlocks; frees text */
 static int
-append_records(const struct mbox *b, int lockfd, const char *ulp,
+append_records(const struct mbox *b, struct ul_lock *lk, const char *ulp,
     struct buf *text, struct tern_err *err)
 {
 	struct stat sb;
@@ -512,17 +615,19 @@ out:
 	if (fd >= 0)
 		close(fd);
 	buf_clear(text);
-	unlock_uidlist(b, lockfd);
+	unlock_uidlist(b, lk);
 	return rc;
 }
 
-/* Writes ul into the lock's fd and renames it into place (unlocks). */
+/* Writes ul into the dotlock and renames it into place: the lock is
+ * let go whatever the outcome. */
 static int
-commit_uidlist(const struct mbox *b, int fd, const struct uidlist *ul,
-    struct tern_err *err)
+commit_uidlist(const struct mbox *b, struct ul_lock *lk,
+    const struct uidlist *ul, struct tern_err *err)
 {
 	char lock[4096], final[4096];
 	struct buf text;
+	int fd = lk->fd, rc = -1;
 
 	buf_init(&text);
 	uidlist_serialize(ul, &text);
@@ -536,27 +641,25 @@ commit_uidlist(const struct mbox *b, int fd, const struct uidlist *ul,
 				continue;
 			fail_errno(err, "write", lock);
 			buf_clear(&text);
-			unlock_uidlist(b, fd);
+			unlock_uidlist(b, lk);
 			return -1;
 		}
 		off += (size_t)w;
 	}
 	buf_clear(&text);
+	lk->fd = -1;
 	if (fsync(fd) != 0 || close(fd) != 0) {
 		fail_errno(err, "fsync", lock);
 		(void)unlink(lock);
-		return -1;
-	}
-	if (rename(lock, final) != 0) {
+	} else if (rename(lock, final) != 0) {
 		fail_errno(err, "rename", final);
 		(void)unlink(lock);
-		return -1;
-	}
-	if (deliver_fsync_dir(b->path) != 0) {
+	} else if (deliver_fsync_dir(b->path) != 0)
 		fail_errno(err, "fsync", b->path);
-		return -1;
-	}
-	return 0;
+	else
+		rc = 0;
+	owner_release(lk);
+	return rc;
 }
 
 static int
@@ -895,18 +998,18 @@ sync_new(struct mbox *b, bool move_new, bool *changed, struct tern_err *err)
 	char dnew[4096], dcur[4096], ulp[4096];
 	struct entry *e = NULL;
 	size_t ne = 0, cape = 0;
-	int lockfd;
+	struct ul_lock lk = { -1, -1 };
 
 	(void)str_fmt(dnew, sizeof(dnew), "%s/new", b->path);
 	(void)str_fmt(dcur, sizeof(dcur), "%s/cur", b->path);
 	(void)str_fmt(ulp, sizeof(ulp), "%s/" UIDLIST, b->path);
-	if ((lockfd = lock_uidlist(b, err)) < 0)
+	if (lock_uidlist(b, &lk, err) != 0)
 		return -1;
 	int64_t mn = mtime_ns(dnew);
 	if (mtime_ns(ulp) != b->seen_ul || mtime_ns(dcur) != b->seen_cur ||
 	    b->uidnext == 0 || !ends_in_newline(ulp) ||
 	    list_dir(dnew, true, &e, &ne, &cape) != 0) {
-		unlock_uidlist(b, lockfd);
+		unlock_uidlist(b, &lk);
 		entries_free(e, ne);
 		return 1;
 	}
@@ -955,7 +1058,7 @@ sync_new(struct mbox *b, bool move_new, bool *changed, struct tern_err *err)
 		close(dfd_new);
 	int rc = 0;
 	if (nnew == SYNC_NEW_MAX) {
-		unlock_uidlist(b, lockfd);
+		unlock_uidlist(b, &lk);
 		rc = 1;
 		goto out;
 	}
@@ -966,11 +1069,11 @@ sync_new(struct mbox *b, bool move_new, bool *changed, struct tern_err *err)
 	uint32_t next = b->uidnext;
 	for (size_t k = 0; k < nnew; k++)
 		buf_printf(&rec, "%u :%s\n", next++, e[arr[k].i].base);
-	if (nnew && append_records(b, lockfd, ulp, &rec, err) != 0)
+	if (nnew && append_records(b, &lk, ulp, &rec, err) != 0)
 		rc = -1;
 	else if (!nnew) {
 		buf_clear(&rec);
-		unlock_uidlist(b, lockfd);
+		unlock_uidlist(b, &lk);
 	}
 	if (rc == 0) {
 		/* files gone from new/ (deleted: a move to cur/ changes cur/) */
@@ -1051,7 +1154,7 @@ mbox_sync(struct mbox *b, const char *root, bool move_new, bool *changed,
 	struct entry *e = NULL;
 	size_t ne = 0, cape = 0;
 	struct uidlist ul;
-	int lockfd;
+	struct ul_lock lk = { -1, -1 };
 
 	*changed = false;
 	if (str_fmt(dnew, sizeof(dnew), "%s/new", b->path) != 0 ||
@@ -1078,7 +1181,7 @@ mbox_sync(struct mbox *b, const char *root, bool move_new, bool *changed,
 		fail_errno(err, "no folder", b->path);
 		return -1;
 	}
-	if ((lockfd = lock_uidlist(b, err)) < 0)
+	if (lock_uidlist(b, &lk, err) != 0)
 		return -1;
 	bool fresh = load_uidlist(b, root, &ul);
 	/* another writer (a COPY's private view of this folder, Dovecot)
@@ -1098,7 +1201,7 @@ mbox_sync(struct mbox *b, const char *root, bool move_new, bool *changed,
 	if (list_dir(dcur, false, &e, &ne, &cape) != 0 ||
 	    list_dir(dnew, true, &e, &ne, &cape) != 0) {
 		fail_errno(err, "readdir", b->path);
-		unlock_uidlist(b, lockfd);
+		unlock_uidlist(b, &lk);
 		uidlist_clear(&ul);
 		entries_free(e, ne);
 		return -1;
@@ -1186,7 +1289,7 @@ mbox_sync(struct mbox *b, const char *root, bool move_new, bool *changed,
 				continue;
 			/* a long move: the lock is not left to look stale */
 			if ((i & 1023) == 0)
-				lock_refresh(lockfd, &locked_at);
+				lock_refresh(&lk, &locked_at);
 			char *nn = move_to_cur(b, dnew, dcur, e[i].name);
 			if (nn == NULL)
 				continue;
@@ -1196,13 +1299,10 @@ mbox_sync(struct mbox *b, const char *root, bool move_new, bool *changed,
 			touched = true;
 		}
 	if (ul_changed || ul.version != 3) {
-		if (commit_uidlist(b, lockfd, &ul, err) != 0) {
-			lockfd = -1;
+		if (commit_uidlist(b, &lk, &ul, err) != 0)
 			goto fail;
-		}
 	} else
-		unlock_uidlist(b, lockfd);
-	lockfd = -1;
+		unlock_uidlist(b, &lk);
 	b->uidvalidity = ul.uidvalidity;
 	b->uidnext = uidlist_next_uid(&ul);
 	memcpy(b->guid, ul.guid, sizeof(b->guid));
@@ -1321,8 +1421,7 @@ fail:
 	entries_free(e, ne);
 	free(uid_of);
 	uidlist_clear(&ul);
-	if (lockfd >= 0)
-		unlock_uidlist(b, lockfd);
+	unlock_uidlist(b, &lk);
 	return -1;
 }
 
@@ -1459,13 +1558,13 @@ mbox_commit_staged(struct mbox *b, const char *root, struct mbox_staged *st,
 	char dcur[4096], ulp[4096];
 	bool changed;
 	struct uidlist ul;
-	int lockfd;
+	struct ul_lock lk = { -1, -1 };
 	size_t moved = 0;
 
 	(void)str_fmt(dcur, sizeof(dcur), "%s/cur", b->path);
 	(void)str_fmt(ulp, sizeof(ulp), "%s/" UIDLIST, b->path);
 	if (mbox_sync(b, root, false, &changed, err) != 0 ||
-	    (lockfd = lock_uidlist(b, err)) < 0)
+	    lock_uidlist(b, &lk, err) != 0)
 		goto fail;
 	/*
 	 * The uidlist as the sync left it (its time says nobody wrote it
@@ -1499,7 +1598,7 @@ mbox_commit_staged(struct mbox *b, const char *root, struct mbox_staged *st,
 	if (moved && deliver_fsync_dir(dcur) != 0) {
 		fail_errno(err, "fsync", dcur);
 		uidlist_clear(&ul);
-		unlock_uidlist(b, lockfd);
+		unlock_uidlist(b, &lk);
 		goto undo;
 	}
 	uint32_t next = b->uidnext;
@@ -1509,8 +1608,8 @@ mbox_commit_staged(struct mbox *b, const char *root, struct mbox_staged *st,
 			if (!append)
 				uidlist_add(&ul, st[i].uid, st[i].base, NULL);
 		}
-	if (moved && (append ? append_uidlist(b, lockfd, ulp, st, n, err) :
-	    commit_uidlist(b, lockfd, &ul, err)) != 0) {
+	if (moved && (append ? append_uidlist(b, &lk, ulp, st, n, err) :
+	    commit_uidlist(b, &lk, &ul, err)) != 0) {
 		/* the files stay: the next sync gives them UIDs */
 		uidlist_clear(&ul);
 		for (size_t i = 0; i < n; i++)
@@ -1521,7 +1620,7 @@ mbox_commit_staged(struct mbox *b, const char *root, struct mbox_staged *st,
 		return -1;
 	}
 	if (!moved)
-		unlock_uidlist(b, lockfd);
+		unlock_uidlist(b, &lk);
 	if (append)
 		b->uidnext = next;
 	else {
@@ -1614,7 +1713,7 @@ mbox_copy(struct mbox *src, const size_t *idx, size_t n, struct mbox *dst,
 	bool changed;
 	struct uidlist ul;
 	char dcur[4096];
-	int lockfd;
+	struct ul_lock lk = { -1, -1 };
 	bool kwsave = false;
 
 	if (mbox_sync(dst, root, false, &changed, err) != 0)
@@ -1682,14 +1781,14 @@ mbox_copy(struct mbox *src, const size_t *idx, size_t n, struct mbox *dst,
 		fail_errno(err, "fsync", dcur);
 		goto undo;
 	}
-	if ((lockfd = lock_uidlist(dst, err)) < 0)
+	if (lock_uidlist(dst, &lk, err) != 0)
 		goto undo;
 	load_uidlist(dst, root, &ul);
 	for (size_t i = 0; i < n; i++) {
 		uids[i] = uidlist_next_uid(&ul);
 		uidlist_add(&ul, uids[i], bases[i], NULL);
 	}
-	if (commit_uidlist(dst, lockfd, &ul, err) != 0) {
+	if (commit_uidlist(dst, &lk, &ul, err) != 0) {
 		uidlist_clear(&ul);
 		goto undo;
 	}

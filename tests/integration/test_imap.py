@@ -489,3 +489,41 @@ def test_kill_during_appends_loses_no_announced_uid(imap):
         assert typ == "OK" and data[0] and data[0][1] == body, uid
     m.logout()
     print("\nappends acknowledged before the kill: %d, all found" % len(acked))
+
+
+def test_a_lock_left_by_a_killed_writer_is_taken_at_once(imap):
+    """A dovecot-uidlist.lock whose maker is gone (its owner record names
+    it, nobody holds the flock) does not block the folder for 120 s."""
+    deliver(imap)
+    m = connect(imap)
+    assert m.select("INBOX")[0] == "OK"
+    md = maildir(imap)
+    lock = md / "dovecot-uidlist.lock"
+    lock.write_bytes(b"3 V1 N2\n1 :half-written\n")
+    st = lock.stat()
+    (md / "tern-uidlist.lock").write_text("%d %d\n" % (st.st_dev, st.st_ino))
+    typ, data = m.append("INBOX", None, None, b"Subject: after\r\n\r\nx\r\n")
+    assert typ == "OK", data
+    assert not lock.exists()
+    assert (md / "tern-uidlist.lock").read_bytes() == b""
+    typ, data = m.uid("SEARCH", "SUBJECT", "after")
+    assert typ == "OK" and len(data[0].split()) == 1
+    m.logout()
+
+
+def test_a_live_dovecot_lock_is_waited_for_not_broken(imap):
+    """A dotlock no ternd recorded (Dovecot's) is respected: the APPEND
+    gives up with a temporary NO and the lock is left as it was."""
+    deliver(imap)
+    m = connect(imap)
+    assert m.select("INBOX")[0] == "OK"
+    md = maildir(imap)
+    lock = md / "dovecot-uidlist.lock"
+    lock.write_bytes(b"dovecot is writing\n")
+    typ, data = m.append("INBOX", None, None, b"Subject: blocked\r\n\r\nx\r\n")
+    assert typ == "NO", data
+    assert lock.read_bytes() == b"dovecot is writing\n"
+    lock.unlink()
+    typ, data = m.append("INBOX", None, None, b"Subject: later\r\n\r\nx\r\n")
+    assert typ == "OK", data
+    m.logout()
