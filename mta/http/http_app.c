@@ -513,7 +513,7 @@ struct push {
 	bool closeafter;
 	bool refreshing, again, dead;
 	char account_id[20];
-	char email[32], mailbox[32];
+	char *email, *mailbox;    /* the states last sent */
 };
 
 static void
@@ -523,6 +523,8 @@ push_free(struct push *p)
 	jacct_close(p->acct);
 	event_free(p->ping);
 	p->app->streams--;
+	free(p->email);
+	free(p->mailbox);
 	free(p);
 }
 
@@ -556,7 +558,7 @@ static void
 push_refreshed(void *arg)
 {
 	struct push *p = arg;
-	char email[32], mailbox[32];
+	char *email, *mailbox;
 	json_t *ch;
 
 	p->refreshing = false;
@@ -564,19 +566,23 @@ push_refreshed(void *arg)
 		push_free(p);
 		return;
 	}
-	jacct_email_state(p->acct, email, sizeof(email));
-	jacct_mailbox_state(p->acct, mailbox, sizeof(mailbox));
+	email = jacct_email_state(p->acct);
+	mailbox = jacct_mailbox_state(p->acct);
 	ch = json_object();
-	if ((p->types & (T_EMAIL | T_THREAD)) && strcmp(email, p->email)) {
+	if ((p->types & (T_EMAIL | T_THREAD)) &&
+	    (p->email == NULL || strcmp(email, p->email) != 0)) {
 		if (p->types & T_EMAIL)
 			json_object_set_new(ch, "Email", json_string(email));
 		if (p->types & T_THREAD)
 			json_object_set_new(ch, "Thread", json_string(email));
 	}
-	if ((p->types & T_MAILBOX) && strcmp(mailbox, p->mailbox))
+	if ((p->types & T_MAILBOX) &&
+	    (p->mailbox == NULL || strcmp(mailbox, p->mailbox) != 0))
 		json_object_set_new(ch, "Mailbox", json_string(mailbox));
-	memcpy(p->email, email, sizeof(email));
-	memcpy(p->mailbox, mailbox, sizeof(mailbox));
+	free(p->email);
+	free(p->mailbox);
+	p->email = email;
+	p->mailbox = mailbox;
 	if (json_object_size(ch) > 0) {
 		json_t *ev = json_pack("{s:s,s:{s:o}}", "@type", "StateChange",
 		    "changed", p->account_id, ch);

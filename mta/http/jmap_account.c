@@ -19,6 +19,7 @@
 #include "base/iopool.h"
 #include "base/log.h"
 #include "base/util.h"
+#include "http/jmap_state.h"
 #include "store/folders.h"
 #include "store/store.h"
 
@@ -67,14 +68,15 @@ static void
 snap_clear(struct jsnap *sn)
 {
 	free(sn->m);
+	free(sn->del);
 	free(sn->by_date);
 	for (size_t i = 0; i < sn->nkw; i++)
 		free(sn->kw[i]);
 	free(sn->kw);
-	sn->m = NULL;
+	sn->m = sn->del = NULL;
 	sn->by_date = NULL;
 	sn->kw = NULL;
-	sn->n = sn->nkw = 0;
+	sn->n = sn->ndel = sn->nkw = 0;
 }
 
 static void
@@ -308,16 +310,27 @@ snap_work(struct store_box *b, void *arg)
 	struct jsnap *sn = xcalloc(1, sizeof(*sn));
 	mbox_load_keywords(mb);
 	sn->uidvalidity = mb->uidvalidity;
+	sn->uidnext = mb->uidnext;
 	sn->modseq = mb->modseq;
 	sn->mb_n = mb->n;
 	mbox_id(mb, sn->id);
 	sn->m = xcalloc(mb->n + 1, sizeof(*sn->m));
 	for (size_t i = 0; i < mb->n; i++) {
 		const struct mbox_msg *m = &mb->m[i];
-		if (m->flags & MBOX_DELETED)
-			continue;        /* invisible to JMAP (RFC 8621 1.4) */
-		struct jsnap_msg *s = &sn->m[sn->n++];
+		struct jsnap_msg *s;
+		if (m->flags & MBOX_DELETED) {
+			/* invisible to JMAP (RFC 8621 1.4): for /changes */
+			if (sn->del == NULL)
+				sn->del = xcalloc(mb->n, sizeof(*sn->del));
+			s = &sn->del[sn->ndel++];
+			s->uid = m->uid;
+			s->modseq = m->modseq;
+			sort_email_id(m->base, s->id);
+			continue;
+		}
+		s = &sn->m[sn->n++];
 		s->uid = m->uid;
+		s->modseq = m->modseq;
 		sort_email_id(m->base, s->id);
 		s->flags = m->flags;
 		s->kw = m->kw;
@@ -586,39 +599,56 @@ fnv(uint64_t h, const void *p, size_t n)
 	return h;
 }
 
-/*
- * The folders' (UIDVALIDITY, HIGHESTMODSEQ) in one hash: every change of
- * a message is a new MODSEQ of its folder, so any change gives a new
- * state. (Email/changes will need the vector itself, not its hash.)
- */
-void
-jacct_email_state(const struct jacct *a, char *out, size_t outsz)
+uint64_t
+jacct_box_names(const struct jbox *jb)
 {
 	uint64_t h = 14695981039346656037ull;
 
-	for (size_t i = 0; i < a->nboxes; i++) {
-		const struct jbox *jb = a->boxes[i];
-		h = fnv(h, &jb->s.uidvalidity, sizeof(jb->s.uidvalidity));
-		h = fnv(h, &jb->s.modseq, sizeof(jb->s.modseq));
-	}
-	(void)snprintf(out, outsz, "e%016llx", (unsigned long long)h);
+	h = fnv(h, jb->name, strlen(jb->name) + 1);
+	h = fnv(h, &jb->subscribed, sizeof(jb->subscribed));
+	return h & 0xffffffffffffull;
 }
 
-/* Names, subscriptions and counts: what Mailbox objects show. */
-void
-jacct_mailbox_state(const struct jacct *a, char *out, size_t outsz)
+/* Every change of a message is a new MODSEQ of its folder, so any
+ * change gives a new state; the next UID tells arrivals from changes. */
+static char *
+state_of(const struct jacct *a, char kind)
 {
-	uint64_t h = 14695981039346656037ull;
+	struct jstate_ent *e = xcalloc(a->nboxes + 1, sizeof(*e));
+	struct buf out;
 
 	for (size_t i = 0; i < a->nboxes; i++) {
 		const struct jbox *jb = a->boxes[i];
-		h = fnv(h, jb->name, strlen(jb->name) + 1);
-		h = fnv(h, jb->s.id, strlen(jb->s.id) + 1);
-		h = fnv(h, &jb->subscribed, sizeof(jb->subscribed));
-		h = fnv(h, &jb->s.n, sizeof(jb->s.n));
-		h = fnv(h, &jb->s.unread, sizeof(jb->s.unread));
+		(void)str_fmt(e[i].id, sizeof(e[i].id), "%s", jb->s.id);
+		e[i].modseq = jb->s.modseq;
+		e[i].extra = kind == 'e' ? jb->s.uidnext : jacct_box_names(jb);
 	}
-	(void)snprintf(out, outsz, "m%016llx", (unsigned long long)h);
+	buf_init(&out);
+	jstate_format(kind, e, a->nboxes, &out);
+	free(e);
+	return buf_steal(&out, NULL);
+}
+
+char *
+jacct_email_state(const struct jacct *a)
+{
+	return state_of(a, 'e');
+}
+
+char *
+jacct_mailbox_state(const struct jacct *a)
+{
+	return state_of(a, 'm');
+}
+
+void
+jacct_query_state(const struct jacct *a, char *out, size_t outsz)
+{
+	char *st = jacct_email_state(a);
+
+	(void)snprintf(out, outsz, "q%016llx", (unsigned long long)fnv(
+	    14695981039346656037ull, st, strlen(st)));
+	free(st);
 }
 
 /* --- jobs and watchers --------------------------------------------------- */

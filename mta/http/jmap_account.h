@@ -36,16 +36,19 @@ struct jsnap_msg {
 	uint32_t kw;              /* bits into jbox.kw */
 	uint64_t size;            /* octets as CRLF text */
 	int64_t received;         /* INTERNALDATE, s */
+	uint64_t modseq;          /* its last change */
 };
 
 /* What a refresh saw of a folder; made on a worker, swapped in on the loop. */
 struct jsnap {
 	char id[MBOX_ID_LEN];     /* Mailbox id */
-	uint32_t uidvalidity;
+	uint32_t uidvalidity, uidnext;
 	uint64_t modseq;          /* the folder's HIGHESTMODSEQ then */
 	size_t mb_n;              /* its messages, \Deleted ones too */
 	struct jsnap_msg *m;      /* by UID; \Deleted ones left out */
 	size_t n;
+	struct jsnap_msg *del;    /* those (gone for JMAP), by UID */
+	size_t ndel;
 	uint32_t *by_date;        /* indexes into m, newest first */
 	char **kw;                /* keyword names of the kw bits */
 	size_t nkw;
@@ -112,9 +115,18 @@ const struct jloc *jacct_find(struct jacct *a, const char *id, size_t *n);
 /* Every Email once (its first copy), by id: valid until the next refresh. */
 const struct jloc *jacct_all(struct jacct *a, size_t *n);
 
-/* State strings of the snapshots (RFC 8620 5.1 "state"). */
-void jacct_email_state(const struct jacct *a, char *out, size_t outsz);
-void jacct_mailbox_state(const struct jacct *a, char *out, size_t outsz);
+/*
+ * State strings of the snapshots (RFC 8620 5.1 "state"; jmap_state.h),
+ * malloc'd: Email states name each folder's HIGHESTMODSEQ and next UID,
+ * Mailbox states its HIGHESTMODSEQ (the counts) and jacct_box_names().
+ * jacct_query_state() is a short hash of the Email state.
+ */
+char *jacct_email_state(const struct jacct *a);
+char *jacct_mailbox_state(const struct jacct *a);
+void jacct_query_state(const struct jacct *a, char *out, size_t outsz);
+/* A hash of what a Mailbox shows besides its counts (name, parent,
+ * role, subscription). */
+uint64_t jacct_box_names(const struct jbox *jb);
 
 /*
  * Runs work on box i's folder (a job of it), then done on the loop; work

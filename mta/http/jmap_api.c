@@ -401,7 +401,6 @@ mailbox_get(struct jreq *q, json_t *args)
 		{ "ids", A_IDS_NULL }, { "properties", A_STRS_NULL },
 		{ NULL, A_ANY } };
 	json_t *ids, *props, *list, *nf, *v;
-	char state[32];
 	size_t k;
 
 	if (!jq_check_args(q, args, spec))
@@ -432,9 +431,10 @@ mailbox_get(struct jreq *q, json_t *args)
 		for (size_t b = 0; b < jacct_nboxes(q->acct); b++)
 			json_array_append_new(list, mailbox_object(q->acct, b,
 			    props));
-	jacct_mailbox_state(q->acct, state, sizeof(state));
+	char *state = jacct_mailbox_state(q->acct);
 	jq_reply(q, json_pack("{s:s,s:s,s:o,s:o}", "accountId", q->account_id,
 	    "state", state, "list", list, "notFound", nf));
+	free(state);
 }
 
 /* --- Email/query (RFC 8621 4.4) ------------------------------------------ */
@@ -721,7 +721,7 @@ email_query(struct jreq *q, json_t *args)
 	json_t *ids = json_array();
 	for (size_t k = (size_t)pos; k < nh && k < (size_t)pos + limit; k++)
 		json_array_append_new(ids, json_string(hits[k].id));
-	jacct_email_state(q->acct, state, sizeof(state));
+	jacct_query_state(q->acct, state, sizeof(state));
 	json_t *res = json_pack("{s:s,s:s,s:b,s:I,s:o}", "accountId",
 	    q->account_id, "queryState", state, "canCalculateChanges", 0,
 	    "position", (json_int_t)pos, "ids", ids);
@@ -832,12 +832,12 @@ eget_work(struct mbox *mb, void *arg)
 static void
 eget_finish(struct eget *g)
 {
-	char state[32];
 	struct jreq *q = g->q;
 
-	jacct_email_state(q->acct, state, sizeof(state));
+	char *state = jacct_email_state(q->acct);
 	json_t *res = json_pack("{s:s,s:s,s:o,s:o}", "accountId",
 	    q->account_id, "state", state, "list", g->list, "notFound", g->nf);
+	free(state);
 	json_decref(g->bprops);
 	json_decref(g->hprops);
 	free(g);
@@ -1077,7 +1077,8 @@ static const struct method *
 find_method(const char *name)
 {
 	static const struct method *const tables[] = { api_methods,
-		jmap_set_methods, jmap_submit_methods, jmap_mbset_methods };
+		jmap_set_methods, jmap_submit_methods, jmap_mbset_methods,
+		jmap_changes_methods };
 
 	for (size_t t = 0; t < sizeof(tables) / sizeof(tables[0]); t++)
 		for (const struct method *m = tables[t]; m->name; m++)

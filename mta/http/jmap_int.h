@@ -2,7 +2,7 @@
 /*
  * jmap_int.h - layer 3: what the files of the JMAP API share: a request
  * in progress, the answering and argument-checking helpers (jmap_api.c),
- * and the method tables of the other files (jmap_set.c: Email/set;
+ * and the method tables of the other files (jmap_set.c: Email/set; jmap_changes.c: the /changes;
  * jmap_mbset.c: Mailbox/set; jmap_submit.c: Identity, EmailSubmission).
  * Loop thread only.
  */
@@ -109,5 +109,6 @@ void jmap_email_set_run(struct jreq *q, json_t *args, jmap_set_done done,
 extern const struct method jmap_set_methods[];
 extern const struct method jmap_submit_methods[];
 extern const struct method jmap_mbset_methods[];
+extern const struct method jmap_changes_methods[];
 
 #endif

@@ -46,7 +46,7 @@ struct mbset {
 	struct jreq *q;
 	struct mop *ops;
 	size_t n, next;
-	char old_state[32];
+	char *old_state;
 	char *root;
 	struct tindex *index;
 	struct store_account *sa;
@@ -284,7 +284,7 @@ mbset_refreshed(void *arg)
 	struct mbset *ms = arg;
 	struct jreq *q = ms->q;
 	struct jq_setres r;
-	char state[32], path[4096];
+	char *state, path[4096];
 
 	jq_setres_init(&r);
 	for (size_t i = 0; i < ms->n; i++) {
@@ -308,8 +308,10 @@ mbset_refreshed(void *arg)
 		free(o->to);
 		json_decref(o->err);
 	}
-	jacct_mailbox_state(q->acct, state, sizeof(state));
+	state = jacct_mailbox_state(q->acct);
 	json_t *res = jq_setres_finish(q, &r, ms->old_state, state);
+	free(state);
+	free(ms->old_state);
 	free(ms->ops);
 	free(ms->root);
 	free(ms);
@@ -355,9 +357,10 @@ mailbox_set(struct jreq *q, json_t *args)
 	}
 	struct mbset *ms = xcalloc(1, sizeof(*ms));
 	ms->q = q;
-	jacct_mailbox_state(q->acct, ms->old_state, sizeof(ms->old_state));
+	ms->old_state = jacct_mailbox_state(q->acct);
 	if ((v = json_object_get(args, "ifInState")) && json_is_string(v) &&
 	    strcmp(json_string_value(v), ms->old_state) != 0) {
+		free(ms->old_state);
 		free(ms);
 		jq_error(q, "stateMismatch", NULL);
 		return;

@@ -90,7 +90,7 @@ struct eset {
 	size_t nobjs;
 	struct step *steps;
 	size_t nsteps, next;
-	char old_state[32];
+	char *old_state;
 	jmap_set_done done;
 	void *arg;
 	bool running;             /* inside step(): do not recurse */
@@ -503,6 +503,7 @@ eset_free(struct eset *es)
 	}
 	free(es->objs);
 	free(es->steps);
+	free(es->old_state);
 	free(es);
 }
 
@@ -511,7 +512,7 @@ finish(struct eset *es)
 {
 	struct jreq *q = es->q;
 	struct jq_setres r;
-	char state[32];
+	char *state;
 
 	jq_setres_init(&r);
 	for (size_t i = 0; i < es->nobjs; i++) {
@@ -536,8 +537,9 @@ finish(struct eset *es)
 			break;
 		}
 	}
-	jacct_email_state(q->acct, state, sizeof(state));
+	state = jacct_email_state(q->acct);
 	json_t *res = jq_setres_finish(q, &r, es->old_state, state);
+	free(state);
 	jmap_set_done done = es->done;
 	void *arg = es->arg;
 	eset_free(es);
@@ -784,7 +786,7 @@ jmap_email_set_run(struct jreq *q, json_t *args, jmap_set_done done,
 	es->q = q;
 	es->done = done;
 	es->arg = arg;
-	jacct_email_state(q->acct, es->old_state, sizeof(es->old_state));
+	es->old_state = jacct_email_state(q->acct);
 	json_object_foreach(create, k, v)
 		plan_create(es, k, v);
 	json_object_foreach(update, k, v) {
@@ -812,7 +814,6 @@ email_set(struct jreq *q, json_t *args)
 		{ "ifInState", A_STR_NULL }, { "create", A_OBJ_NULL },
 		{ "update", A_OBJ_NULL }, { "destroy", A_IDS_NULL },
 		{ NULL, A_ANY } };
-	char state[32];
 	json_t *v;
 
 	if (!jq_check_args(q, args, spec))
@@ -824,9 +825,11 @@ email_set(struct jreq *q, json_t *args)
 		jq_error(q, "requestTooLarge", NULL);
 		return;
 	}
-	jacct_email_state(q->acct, state, sizeof(state));
-	if ((v = json_object_get(args, "ifInState")) && json_is_string(v) &&
-	    strcmp(json_string_value(v), state) != 0) {
+	char *state = jacct_email_state(q->acct);
+	bool mismatch = (v = json_object_get(args, "ifInState")) &&
+	    json_is_string(v) && strcmp(json_string_value(v), state) != 0;
+	free(state);
+	if (mismatch) {
 		jq_error(q, "stateMismatch", NULL);
 		return;
 	}

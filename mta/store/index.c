@@ -30,7 +30,7 @@
 #include "mail/sortkeys.h"
 #include "store/mailbox.h"
 
-#define SCHEMA_VERSION 3
+#define SCHEMA_VERSION 4
 #define STR2(x) #x
 #define TERN_STR(x) STR2(x)
 
@@ -52,8 +52,9 @@ static const char schema[] =
     " savedate INTEGER, fts INTEGER,"
     " PRIMARY KEY(mailbox, uid))"
     " WITHOUT ROWID;"
+    /* v4: email, the expunged message's Email id (JMAP's destroyed) */
     "CREATE TABLE IF NOT EXISTS expunged(mailbox INTEGER NOT NULL,"
-    " uid INTEGER NOT NULL, modseq INTEGER NOT NULL,"
+    " uid INTEGER NOT NULL, modseq INTEGER NOT NULL, email TEXT,"
     " PRIMARY KEY(mailbox, uid)) WITHOUT ROWID;"
     "CREATE INDEX IF NOT EXISTS expunged_modseq ON expunged(mailbox, modseq);"
     /* v3: what was read from a message's file once, by base name (one
@@ -175,6 +176,15 @@ upgrade_2(struct tindex *x)
 	    " UPDATE meta SET v=3 WHERE k='version'; COMMIT");
 }
 
+/* Version 3 kept no Email id of an expunge: changes back to then are
+ * ones JMAP cannot calculate (the id is NULL). */
+static int
+upgrade_3(struct tindex *x)
+{
+	return exec(x, "BEGIN; ALTER TABLE expunged ADD COLUMN email TEXT;"
+	    " UPDATE meta SET v=4 WHERE k='version'; COMMIT");
+}
+
 /* Opens the database, making it (again) when it is missing or unusable. */
 static int
 db_open(struct tindex *x, struct tern_err *err)
@@ -189,7 +199,8 @@ db_open(struct tindex *x, struct tern_err *err)
 			    (!x->check || healthy(x->db)) &&
 			    exec(x, schema) == 0 &&
 			    ((v = version_of(x->db)) == SCHEMA_VERSION ||
-			    (v == 2 && upgrade_2(x) == 0) ||
+			    (v == 2 && upgrade_2(x) == 0 && upgrade_3(x) == 0) ||
+			    (v == 3 && upgrade_3(x) == 0) ||
 			    (v == -1 && exec(x, "INSERT INTO meta VALUES"
 			    "('version', " TERN_STR(SCHEMA_VERSION) ")") == 0)))
 				return 0;
@@ -602,7 +613,7 @@ tindex_commit_box(struct tindex *x, const char *rel, struct mbox *b,
 	    sqlite3_prepare_v2(x->db, "DELETE FROM msg WHERE mailbox=? AND"
 	    " uid=?", -1, &del, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(x->db, "INSERT OR REPLACE INTO expunged VALUES"
-	    "(?,?,?)", -1, &gone, NULL) != SQLITE_OK ||
+	    "(?,?,?,?)", -1, &gone, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(x->db, "UPDATE mailbox SET uidnext=?,"
 	    " highestmodseq=?, guid=?, seen_new=?, seen_cur=?, seen_ul=?"
 	    " WHERE id=?", -1, &box, NULL) != SQLITE_OK ||
@@ -656,6 +667,7 @@ tindex_commit_box(struct tindex *x, const char *rel, struct mbox *b,
 		sqlite3_bind_int64(gone, 1, id);
 		sqlite3_bind_int64(gone, 2, e->uid);
 		sqlite3_bind_int64(gone, 3, (sqlite3_int64)e->modseq);
+		sqlite3_bind_text(gone, 4, e->email, -1, SQLITE_STATIC);
 		int r1 = sqlite3_step(del), r2 = sqlite3_step(gone);
 		sqlite3_reset(del);
 		sqlite3_reset(gone);
@@ -704,15 +716,15 @@ fail:
 }
 
 int
-tindex_expunged_since(struct tindex *x, const char *rel,
-    uint32_t uidvalidity, uint64_t modseq, uint32_t **uids, size_t *n,
-    bool *complete, struct tern_err *err)
+tindex_expunges(struct tindex *x, const char *rel, uint32_t uidvalidity,
+    uint64_t modseq, struct mbox_expunged **out, size_t *n, bool *complete,
+    struct tern_err *err)
 {
 	sqlite3_stmt *st = NULL;
 	size_t cap = 0;
 	int64_t id = -1;
 
-	*uids = NULL;
+	*out = NULL;
 	*n = 0;
 	*complete = false;
 	if (lock(x, err) != 0)
@@ -732,8 +744,9 @@ tindex_expunged_since(struct tindex *x, const char *rel,
 		unlock(x);
 		return 0;
 	}
-	if (sqlite3_prepare_v2(x->db, "SELECT uid FROM expunged WHERE"
-	    " mailbox=? AND modseq>? ORDER BY uid", -1, &st, NULL) != SQLITE_OK)
+	if (sqlite3_prepare_v2(x->db, "SELECT uid, modseq, email FROM expunged"
+	    " WHERE mailbox=? AND modseq>? ORDER BY uid", -1, &st, NULL) !=
+	    SQLITE_OK)
 		goto fail;
 	sqlite3_bind_int64(st, 1, id);
 	sqlite3_bind_int64(st, 2, (sqlite3_int64)modseq);
@@ -741,14 +754,21 @@ tindex_expunged_since(struct tindex *x, const char *rel,
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		if (*n == cap) {
 			cap = cap ? cap * 2 : 64;
-			*uids = xreallocarray(*uids, cap, sizeof(uint32_t));
+			*out = xreallocarray(*out, cap, sizeof(**out));
 		}
-		(*uids)[(*n)++] = (uint32_t)sqlite3_column_int64(st, 0);
+		struct mbox_expunged *e = &(*out)[(*n)++];
+		const unsigned char *em = sqlite3_column_text(st, 2);
+		e->uid = (uint32_t)sqlite3_column_int64(st, 0);
+		e->modseq = (uint64_t)sqlite3_column_int64(st, 1);
+		/* a row from before v4 has none: "" */
+		if (str_fmt(e->email, sizeof(e->email), "%s",
+		    em ? (const char *)em : "") != 0)
+			e->email[0] = '\0';
 	}
 	sqlite3_finalize(st);
 	if (rc != SQLITE_DONE) {
-		free(*uids);
-		*uids = NULL;
+		free(*out);
+		*out = NULL;
 		*n = 0;
 		db_fail(x, err, "expunged");
 		unlock(x);
@@ -761,6 +781,26 @@ fail:
 	db_fail(x, err, "expunged");
 	unlock(x);
 	return -1;
+}
+
+int
+tindex_expunged_since(struct tindex *x, const char *rel,
+    uint32_t uidvalidity, uint64_t modseq, uint32_t **uids, size_t *n,
+    bool *complete, struct tern_err *err)
+{
+	struct mbox_expunged *e;
+
+	*uids = NULL;
+	if (tindex_expunges(x, rel, uidvalidity, modseq, &e, n, complete,
+	    err) != 0)
+		return -1;
+	if (*n) {
+		*uids = xcalloc(*n, sizeof(uint32_t));
+		for (size_t i = 0; i < *n; i++)
+			(*uids)[i] = e[i].uid;
+	}
+	free(e);
+	return 0;
 }
 
 int

@@ -945,13 +945,14 @@ move_to_cur(struct mbox *b, const char *dnew, const char *dcur,
 }
 
 static void
-record_expunge(struct mbox *b, uint32_t uid)
+record_expunge(struct mbox *b, const struct mbox_msg *m)
 {
 	if (b->nexp == b->capexp) {
 		b->capexp = b->capexp ? b->capexp * 2 : 16;
 		b->exp = xreallocarray(b->exp, b->capexp, sizeof(*b->exp));
 	}
-	b->exp[b->nexp].uid = uid;
+	b->exp[b->nexp].uid = m->uid;
+	sort_email_id(m->base, b->exp[b->nexp].email);
 	b->exp[b->nexp].modseq = ++b->modseq;
 	b->nexp++;
 }
@@ -1084,7 +1085,7 @@ sync_new(struct mbox *b, bool move_new, bool *changed, struct tern_err *err)
 				gone[in[k]] = true;
 		for (size_t i = 0; i < b->n; i++) {
 			if (gone[i]) {
-				record_expunge(b, b->m[i].uid);
+				record_expunge(b, &b->m[i]);
 				msg_clear(&b->m[i]);
 				g++;
 				continue;
@@ -1323,7 +1324,7 @@ mbox_sync(struct mbox *b, const char *root, bool move_new, bool *changed,
 	size_t o = 0;
 	for (size_t i = 0; i < ne; i++) {
 		while (o < b->n && b->m[o].uid < m[i].uid) {
-			record_expunge(b, b->m[o].uid);
+			record_expunge(b, &b->m[o]);
 			*changed = true;
 			o++;
 		}
@@ -1375,7 +1376,7 @@ mbox_sync(struct mbox *b, const char *root, bool move_new, bool *changed,
 		*changed = true;
 	}
 	while (o < b->n) {
-		record_expunge(b, b->m[o].uid);
+		record_expunge(b, &b->m[o]);
 		*changed = true;
 		o++;
 	}

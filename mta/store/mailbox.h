@@ -21,6 +21,7 @@
 
 #include "base/buf.h"
 #include "base/util.h"
+#include "mail/sortkeys.h"
 #include "store/dovecot.h"
 
 /* system flags (Maildir letters D F P R S T) */
@@ -60,6 +61,7 @@ struct mbox_msg {
 struct mbox_expunged {
 	uint32_t uid;
 	uint64_t modseq;
+	char email[SORT_ID_LEN];  /* its Email id (JMAP's destroyed) */
 };
 
 #define MBOX_CHANGES 4096

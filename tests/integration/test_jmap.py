@@ -276,10 +276,11 @@ def test_mailboxes_query_get_and_download(web):
     assert e["preview"].startswith("Body number")
     assert e["size"] > 50 and e["threadId"] and e["blobId"]
     assert e["receivedAt"].endswith("Z") and e["sentAt"] is None
-    assert g["state"] == q["queryState"]
+    assert g["state"].startswith("e") and q["queryState"]
     # newest first: the last two came a second after the first three
     rest = api(web, [["Email/query", {"accountId": acc, "filter": {
         "inMailbox": inbox["id"]}, "position": 3}, "q"]])[0][1]
+    assert rest["queryState"] == q["queryState"]    # nothing changed
     assert len(rest["ids"]) == 2 and not set(rest["ids"]) & set(q["ids"])
     old = api(web, [["Email/get", {"accountId": acc, "ids": rest["ids"],
                                    "properties": ["subject"]}, "g"]])

@@ -16,6 +16,7 @@
 #include "http/jmap_body.h"
 #include "http/jmap_email.h"
 #include "http/jmap_req.h"
+#include "http/jmap_state.h"
 
 static enum jmap_req_status
 req(const char *text)
@@ -400,6 +401,47 @@ test_build(void **state)
 	json_decref(c);
 }
 
+/* State strings: written sorted, read back; anything else refused. */
+static void
+test_state(void **state)
+{
+	struct jstate_ent in[3] = { { "Fzz", 36, 1 }, { "Fa1", 0, 35 },
+		{ "F09", UINT64_MAX >> 1, 4294967296ull } };
+	struct jstate_ent *e;
+	struct buf out;
+	size_t n;
+
+	(void)state;
+	buf_init(&out);
+	jstate_format('e', in, 3, &out);
+	assert_string_equal(out.data,
+	    "eF09.1y2p0ij32e8e7.1z141z4_Fa1.0.z_Fzz.10.1");
+	assert_int_equal(jstate_parse('e', out.data, &e, &n), 0);
+	assert_int_equal(n, 3);
+	assert_string_equal(e[0].id, "F09");
+	assert_true(e[0].modseq == UINT64_MAX >> 1);
+	assert_true(e[0].extra == 4294967296ull);
+	assert_true(e[2].modseq == 36 && e[2].extra == 1);
+	assert_ptr_equal(jstate_find(e, n, "Fa1"), &e[1]);
+	assert_null(jstate_find(e, n, "Fa2"));
+	free(e);
+	/* a Mailbox state is not an Email state */
+	assert_int_equal(jstate_parse('m', out.data, &e, &n), -1);
+	assert_int_equal(jstate_parse('e', "e", &e, &n), 0);
+	assert_int_equal(n, 0);
+	free(e);
+	static const char *const bad[] = { "", "e_", "eFa", "eFa.", "eFa.1",
+		"eFa.1.", "eFa.1.1_", "eFa.1.1_Fa.1.1", "eFb.1.1_Fa.1.1",
+		"eFa.01.1", "eFa.1.1/", "eF-a.1.1", "eFa.A.1",
+		"eFa.zzzzzzzzzzzzzz.1", "eFa.1.1__Fb.1.1", NULL };
+	for (size_t i = 0; bad[i]; i++) {
+		assert_int_equal(jstate_parse('e', bad[i], &e, &n), -1);
+		assert_null(e);
+		assert_int_equal(n, 0);
+	}
+	buf_clear(&out);
+}
+
 int
 main(void)
 {
@@ -410,6 +452,7 @@ main(void)
 		cmocka_unit_test(test_email),
 		cmocka_unit_test(test_body),
 		cmocka_unit_test(test_build),
+		cmocka_unit_test(test_state),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,165 @@
+# SPDX-License-Identifier: ISC
+"""JMAP's /changes from the store's change log: Email/changes sees
+arrivals, flags set over IMAP, \\Deleted and expunged mail and moves
+made over JMAP, page by page under maxChanges, and its states still work
+after ternd restarts; Mailbox/changes sees a folder made, its counts,
+a rename and a destroy; states this server did not give out are
+cannotCalculateChanges.
+"""
+from test_imap import connect, deliver, wait_for
+from test_jmap import api, web  # noqa: F401
+from test_jmap_write import acc, boxes, ids_in
+
+
+def email_state(t):
+    r = api(t, [["Email/get", {"accountId": acc(t), "ids": []}, "g"]])
+    return r[0][1]["state"]
+
+
+def changes(t, since, kind="Email", **kw):
+    args = {"accountId": acc(t), "sinceState": since}
+    args.update(kw)
+    r = api(t, [[kind + "/changes", args, "c"]])
+    return r[0][:2]
+
+
+def test_email_changes_follow_imap_and_jmap(web):
+    deliver(web, subject="first")
+    inbox = boxes(web)["inbox"]
+    assert wait_for(lambda: len(ids_in(web, inbox)) == 1)
+    first = ids_in(web, inbox)[0]
+    s0 = email_state(web)
+    assert changes(web, s0)[1]["created"] == []
+
+    deliver(web, subject="second")
+    assert wait_for(lambda: len(ids_in(web, inbox)) == 2)
+    name, r = changes(web, s0)
+    assert name == "Email/changes", r
+    second = r["created"][0]
+    assert r["created"] == [second] and second != first
+    assert r["updated"] == [] and r["destroyed"] == []
+    assert r["oldState"] == s0 and r["newState"] == email_state(web)
+    assert r["hasMoreChanges"] is False
+    s1 = r["newState"]
+
+    # a flag set over IMAP is an update
+    m = connect(web)
+    m.select("INBOX")
+    typ, data = m.uid("SEARCH", "SUBJECT", "first")
+    uid_first = data[0].decode()
+    assert m.uid("STORE", uid_first, "+FLAGS", "(\\Flagged)")[0] == "OK"
+    r = changes(web, s1)[1]
+    assert (r["created"], r["updated"], r["destroyed"]) == ([], [first], [])
+    s2 = r["newState"]
+
+    # moved over JMAP: one Email, updated (its mailboxIds), not made anew
+    arch = boxes(web)["archive"]
+    r = api(web, [["Email/set", {"accountId": acc(web), "update": {
+        second: {"mailboxIds": {arch: True}}}}, "s"]])
+    assert second in r[0][1]["updated"], r
+    r = changes(web, s2)[1]
+    assert (r["created"], r["updated"], r["destroyed"]) == ([], [second], [])
+    s3 = r["newState"]
+
+    # \Deleted hides it from JMAP at once; the expunge changes nothing more
+    assert m.uid("STORE", uid_first, "+FLAGS", "(\\Deleted)")[0] == "OK"
+    r = changes(web, s3)[1]
+    assert (r["created"], r["updated"], r["destroyed"]) == ([], [], [first])
+    s4 = r["newState"]
+    assert m.expunge()[0] == "OK"
+    m.logout()
+    r = changes(web, s3)[1]
+    assert (r["created"], r["updated"], r["destroyed"]) == ([], [], [first])
+    assert changes(web, s0)[1]["destroyed"] == [first]
+    # (from s4 the expunge is named once more: the log does not say the
+    # message was \Deleted already, and a client drops an unknown id)
+    assert changes(web, s4)[1]["destroyed"] in ([], [first])
+    s5 = email_state(web)
+
+    # the state string carries what it needs: good after a restart
+    web.stop()
+    web.start()
+    r = changes(web, s5)[1]
+    assert (r["created"], r["updated"], r["destroyed"]) == ([], [], [])
+    r = changes(web, s2)[1]
+    assert sorted(r["updated"]) == [second] and r["destroyed"] == [first]
+
+
+def test_email_changes_in_pages(web):
+    s0 = email_state(web)
+    for i in range(5):
+        deliver(web, subject="page %d" % i)
+    inbox = boxes(web)["inbox"]
+    assert wait_for(lambda: len(ids_in(web, inbox)) == 5)
+    seen, state, calls = [], s0, 0
+    while True:
+        r = changes(web, state, maxChanges=2)[1]
+        assert len(r["created"]) + len(r["updated"]) <= 2, r
+        seen += r["created"] + r["updated"]
+        state = r["newState"]
+        calls += 1
+        assert calls <= 5
+        if not r["hasMoreChanges"]:
+            break
+    assert sorted(seen) == sorted(ids_in(web, inbox))
+    assert calls == 3
+    assert state == email_state(web)
+    name, r = changes(web, s0, maxChanges=0)
+    assert name == "error" and r["type"] == "invalidArguments"
+
+
+def test_states_not_ours_cannot_be_calculated(web):
+    for bad in ("", "x", "e!!", "eF1.2", "eFb.1.1_Fa.1.1", "m"):
+        name, r = changes(web, bad)
+        assert name == "error" and r["type"] == "cannotCalculateChanges", \
+            (bad, r)
+    # a folder of the old state gone: its messages are not known any more
+    s = email_state(web)
+    assert "_" in s
+    name, r = changes(web, s + "_Fzzzz.1.1")
+    assert r["type"] == "cannotCalculateChanges", r
+    name, r, _ = api(web, [["Email/queryChanges", {
+        "accountId": acc(web), "sinceQueryState": "q1"}, "q"]])[0]
+    assert r["type"] == "cannotCalculateChanges"
+
+
+def test_mailbox_changes(web):
+    a = acc(web)
+    r = api(web, [["Mailbox/get", {"accountId": a, "ids": []}, "m"]])
+    m0 = r[0][1]["state"]
+    r = api(web, [["Mailbox/set", {"accountId": a, "create": {
+        "n": {"name": "Projects"}}}, "s"]])
+    pid = r[0][1]["created"]["n"]["id"]
+    r = changes(web, m0, kind="Mailbox")[1]
+    assert (r["created"], r["updated"], r["destroyed"]) == ([pid], [], [])
+    m1 = r["newState"]
+
+    deliver(web, subject="counts")
+    inbox = boxes(web)["inbox"]
+    assert wait_for(lambda: len(ids_in(web, inbox)) == 1)
+    r = changes(web, m1, kind="Mailbox")[1]
+    assert r["updated"] == [inbox] and r["created"] == []
+    assert "unreadEmails" in r["updatedProperties"]
+    m2 = r["newState"]
+
+    api(web, [["Mailbox/set", {"accountId": a, "update": {
+        pid: {"name": "Plans"}}}, "s"]])
+    r = changes(web, m2, kind="Mailbox")[1]
+    assert r["updated"] == [pid] and r["updatedProperties"] is None
+    m3 = r["newState"]
+
+    api(web, [["Mailbox/set", {"accountId": a, "destroy": [pid]}, "s"]])
+    r = changes(web, m3, kind="Mailbox")[1]
+    assert (r["created"], r["updated"], r["destroyed"]) == ([], [], [pid])
+    # paged: one change at a time, three of them
+    api(web, [["Mailbox/set", {"accountId": a, "create": {
+        "x": {"name": "One"}, "y": {"name": "Two"}}}, "s"]])
+    state, got = m3, []
+    for _ in range(3):
+        r = changes(web, state, kind="Mailbox", maxChanges=1)[1]
+        got += r["created"] + r["updated"] + r["destroyed"]
+        assert len(got) <= 3
+        state = r["newState"]
+    assert r["hasMoreChanges"] is False and len(got) == 3 and pid in got
+    r = api(web, [["Mailbox/get", {"accountId": a, "ids": []}, "m"]])
+    assert state == r[0][1]["state"]
