@@ -163,3 +163,35 @@ def test_mailbox_changes(web):
     assert r["hasMoreChanges"] is False and len(got) == 3 and pid in got
     r = api(web, [["Mailbox/get", {"accountId": a, "ids": []}, "m"]])
     assert state == r[0][1]["state"]
+
+
+def test_expunges_from_an_index_of_version_3(web):
+    """Version 3 kept no Email id with an expunge: the index is upgraded
+    in place, and changes that reach back to such an expunge cannot be
+    calculated; later ones can."""
+    import sqlite3
+    from test_imap import maildir
+    deliver(web, subject="old")
+    inbox = boxes(web)["inbox"]
+    assert wait_for(lambda: len(ids_in(web, inbox)) == 1)
+    s0 = email_state(web)
+    api(web, [["Email/set", {"accountId": acc(web),
+                             "destroy": ids_in(web, inbox)}, "d"]])
+    s1 = email_state(web)
+    web.stop()
+    path = str(maildir(web) / "tern-index.sqlite")
+    db = sqlite3.connect(path)
+    assert db.execute("SELECT count(*) FROM expunged WHERE email IS NOT NULL"
+                      ).fetchone() == (1,)
+    for q in ("ALTER TABLE expunged DROP COLUMN email",
+              "UPDATE meta SET v=3 WHERE k='version'"):
+        db.execute(q)
+    db.commit()
+    db.close()
+    web.start()
+    name, r = changes(web, s0)
+    assert name == "error" and r["type"] == "cannotCalculateChanges", r
+    assert changes(web, s1)[1]["destroyed"] == []
+    db = sqlite3.connect(path)
+    assert db.execute("SELECT v FROM meta WHERE k='version'").fetchone() == (4,)
+    db.close()
