@@ -573,8 +573,11 @@ push_refreshed(void *arg)
 	    (p->email == NULL || strcmp(email, p->email) != 0)) {
 		if (p->types & T_EMAIL)
 			json_object_set_new(ch, "Email", json_string(email));
-		if (p->types & T_THREAD)
-			json_object_set_new(ch, "Thread", json_string(email));
+		if (p->types & T_THREAD) {
+			char *t = jacct_thread_state(p->acct);
+			json_object_set_new(ch, "Thread", json_string(t));
+			free(t);
+		}
 	}
 	if ((p->types & T_MAILBOX) &&
 	    (p->mailbox == NULL || strcmp(mailbox, p->mailbox) != 0))

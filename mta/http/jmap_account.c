@@ -21,6 +21,7 @@
 #include "base/util.h"
 #include "http/jmap_state.h"
 #include "store/folders.h"
+#include "store/index.h"
 #include "store/store.h"
 
 #define LINGER_SECS 300
@@ -53,6 +54,7 @@ struct jacct {
 	size_t nloc;
 	struct jloc *uniq;        /* one per id */
 	size_t nuniq;
+	struct jloc *thr;         /* uniq by thread, then date: or NULL */
 	bool map_stale;
 	TAILQ_HEAD(, jacct_watch) watchers;
 };
@@ -114,6 +116,7 @@ acct_free(struct jacct *a)
 	free(a->boxes);
 	free(a->loc);
 	free(a->uniq);
+	free(a->thr);
 	store_account_close(a->sa);
 	event_free(a->linger);
 	free(a->user);
@@ -287,6 +290,56 @@ lf_size(const char *base)
 }
 
 /*
+ * The sort keys (a thread id needs the Message-ID and References) of
+ * every message from the index's cache first; what it has not, read
+ * from the files by mbox_sort_keys() then (and learnt by the cache).
+ */
+static void
+keys_fill(struct jbox *jb, struct mbox *mb)
+{
+	struct store_account *sa = jb->acct->sa;
+	size_t *idx = xcalloc(mb->n + 1, sizeof(*idx)), n = 0;
+	struct tern_err err;
+
+	for (size_t i = 0; i < mb->n; i++)
+		if (mb->m[i].keys == NULL && !mb->m[i].cache_tried)
+			idx[n++] = i;
+	memset(&err, 0, sizeof(err));
+	if (n && tindex_cache_fill(store_account_index(sa), store_rel(sa,
+	    mb->path), mb, idx, n, &err) != 0)
+		log_warnx("jmap: %s: %s", jb->path, err.text);
+	free(idx);
+}
+
+static int
+cmp_tid(const void *x, const void *y)
+{
+	return strcmp(((const struct jsnap_msg *const *)x)[0]->tid,
+	    ((const struct jsnap_msg *const *)y)[0]->tid);
+}
+
+/* Threads with a message in the folder, and those with one unread. */
+static void
+count_threads(struct jsnap *sn)
+{
+	const struct jsnap_msg **p = xcalloc(sn->n + 1, sizeof(*p));
+
+	for (size_t i = 0; i < sn->n; i++)
+		p[i] = &sn->m[i];
+	qsort(p, sn->n, sizeof(*p), cmp_tid);
+	for (size_t i = 0; i < sn->n;) {
+		size_t j = i;
+		bool unread = false;
+		for (; j < sn->n && strcmp(p[j]->tid, p[i]->tid) == 0; j++)
+			unread |= !(p[j]->flags & MBOX_SEEN);
+		sn->threads++;
+		sn->unread_threads += unread;
+		i = j;
+	}
+	free(p);
+}
+
+/*
  * On the worker, in the folder's job: sync, then a new snapshot in
  * jb->fresh if the folder moved (the loop swaps it in: requests read
  * jb->s meanwhile).
@@ -314,6 +367,7 @@ snap_work(struct store_box *b, void *arg)
 	sn->modseq = mb->modseq;
 	sn->mb_n = mb->n;
 	mbox_id(mb, sn->id);
+	keys_fill(jb, mb);
 	sn->m = xcalloc(mb->n + 1, sizeof(*sn->m));
 	for (size_t i = 0; i < mb->n; i++) {
 		const struct mbox_msg *m = &mb->m[i];
@@ -326,12 +380,14 @@ snap_work(struct store_box *b, void *arg)
 			s->uid = m->uid;
 			s->modseq = m->modseq;
 			sort_email_id(m->base, s->id);
+			sort_thread_id(mbox_sort_keys(mb, i), m->base, s->tid);
 			continue;
 		}
 		s = &sn->m[sn->n++];
 		s->uid = m->uid;
 		s->modseq = m->modseq;
 		sort_email_id(m->base, s->id);
+		sort_thread_id(mbox_sort_keys(mb, i), m->base, s->tid);
 		s->flags = m->flags;
 		s->kw = m->kw;
 		s->size = m->vsize ? m->vsize : lf_size(m->base);
@@ -347,6 +403,7 @@ snap_work(struct store_box *b, void *arg)
 	for (size_t i = 0; i < sn->n; i++)
 		sn->by_date[i] = (uint32_t)i;
 	qsort_r(sn->by_date, sn->n, sizeof(uint32_t), cmp_date, sn->m);
+	count_threads(sn);
 	jb->fresh = sn;
 }
 
@@ -541,6 +598,8 @@ map_build(struct jacct *a)
 		n += a->boxes[i]->s.n;
 	free(a->loc);
 	free(a->uniq);
+	free(a->thr);
+	a->thr = NULL;
 	a->loc = xcalloc(n + 1, sizeof(*a->loc));
 	for (size_t i = 0; i < a->nboxes; i++)
 		for (size_t j = 0; j < a->boxes[i]->s.n; j++) {
@@ -587,6 +646,56 @@ jacct_all(struct jacct *a, size_t *n)
 	return a->uniq;
 }
 
+const struct jsnap_msg *
+jacct_msg(const struct jacct *a, const struct jloc *l)
+{
+	return &a->boxes[l->box]->s.m[l->idx];
+}
+
+static int
+cmp_thr(const void *x, const void *y, void *arg)
+{
+	const struct jacct *a = arg;
+	const struct jsnap_msg *m = jacct_msg(a, x), *n = jacct_msg(a, y);
+	int c = strcmp(m->tid, n->tid);
+
+	if (c)
+		return c;
+	if (m->received != n->received)
+		return m->received < n->received ? -1 : 1;
+	/* the same second: in one folder, the order of arrival */
+	if (((const struct jloc *)x)->box == ((const struct jloc *)y)->box &&
+	    m->uid != n->uid)
+		return m->uid < n->uid ? -1 : 1;
+	return strcmp(m->id, n->id);
+}
+
+const struct jloc *
+jacct_thread(struct jacct *a, const char *tid, size_t *n)
+{
+	size_t lo = 0, hi;
+
+	map_build(a);
+	if (a->thr == NULL) {
+		a->thr = xcalloc(a->nuniq + 1, sizeof(*a->thr));
+		memcpy(a->thr, a->uniq, a->nuniq * sizeof(*a->thr));
+		qsort_r(a->thr, a->nuniq, sizeof(*a->thr), cmp_thr, a);
+	}
+	hi = a->nuniq;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (strcmp(jacct_msg(a, &a->thr[mid])->tid, tid) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	*n = 0;
+	while (lo + *n < a->nuniq &&
+	    strcmp(jacct_msg(a, &a->thr[lo + *n])->tid, tid) == 0)
+		(*n)++;
+	return *n ? &a->thr[lo] : NULL;
+}
+
 /* --- states -------------------------------------------------------------- */
 
 static uint64_t
@@ -621,7 +730,7 @@ state_of(const struct jacct *a, char kind)
 		const struct jbox *jb = a->boxes[i];
 		(void)str_fmt(e[i].id, sizeof(e[i].id), "%s", jb->s.id);
 		e[i].modseq = jb->s.modseq;
-		e[i].extra = kind == 'e' ? jb->s.uidnext : jacct_box_names(jb);
+		e[i].extra = kind == 'm' ? jacct_box_names(jb) : jb->s.uidnext;
 	}
 	buf_init(&out);
 	jstate_format(kind, e, a->nboxes, &out);
@@ -639,6 +748,12 @@ char *
 jacct_mailbox_state(const struct jacct *a)
 {
 	return state_of(a, 'm');
+}
+
+char *
+jacct_thread_state(const struct jacct *a)
+{
+	return state_of(a, 't');
 }
 
 void

@@ -37,6 +37,7 @@ struct jsnap_msg {
 	uint64_t size;            /* octets as CRLF text */
 	int64_t received;         /* INTERNALDATE, s */
 	uint64_t modseq;          /* its last change */
+	char tid[SORT_ID_LEN];    /* its thread (sort_thread_id) */
 };
 
 /* What a refresh saw of a folder; made on a worker, swapped in on the loop. */
@@ -53,6 +54,7 @@ struct jsnap {
 	char **kw;                /* keyword names of the kw bits */
 	size_t nkw;
 	unsigned unread;
+	size_t threads, unread_threads;   /* in this folder */
 };
 
 struct jbox {
@@ -114,6 +116,12 @@ ssize_t jacct_box_by_name(const struct jacct *a, const char *name);
 const struct jloc *jacct_find(struct jacct *a, const char *id, size_t *n);
 /* Every Email once (its first copy), by id: valid until the next refresh. */
 const struct jloc *jacct_all(struct jacct *a, size_t *n);
+/* The Emails of thread tid (one copy each), oldest first, or NULL. */
+const struct jloc *jacct_thread(struct jacct *a, const char *tid,
+    size_t *n);
+/* The snapshot's message at l. */
+const struct jsnap_msg *jacct_msg(const struct jacct *a,
+    const struct jloc *l);
 
 /*
  * State strings of the snapshots (RFC 8620 5.1 "state"; jmap_state.h),
@@ -123,6 +131,8 @@ const struct jloc *jacct_all(struct jacct *a, size_t *n);
  */
 char *jacct_email_state(const struct jacct *a);
 char *jacct_mailbox_state(const struct jacct *a);
+/* Thread states are Email states under their own letter. */
+char *jacct_thread_state(const struct jacct *a);
 void jacct_query_state(const struct jacct *a, char *out, size_t outsz);
 /* A hash of what a Mailbox shows besides its counts (name, parent,
  * role, subscription). */

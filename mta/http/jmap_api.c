@@ -337,11 +337,12 @@ mailbox_object(struct jacct *a, size_t i, json_t *props)
 	    json_null());
 	json_object_set_new(o, "sortOrder", json_integer(jb->role &&
 	    strcmp(jb->role, "inbox") == 0 ? 0 : jb->role ? 1 : 10));
-	/* threads are counted as messages until Thread lands */
 	json_object_set_new(o, "totalEmails", json_integer((json_int_t)jb->s.n));
 	json_object_set_new(o, "unreadEmails", json_integer(jb->s.unread));
-	json_object_set_new(o, "totalThreads", json_integer((json_int_t)jb->s.n));
-	json_object_set_new(o, "unreadThreads", json_integer(jb->s.unread));
+	json_object_set_new(o, "totalThreads",
+	    json_integer((json_int_t)jb->s.threads));
+	json_object_set_new(o, "unreadThreads",
+	    json_integer((json_int_t)jb->s.unread_threads));
 	json_object_set_new(o, "myRights", json_pack("{s:b,s:b,s:b,s:b,s:b,"
 	    "s:b,s:b,s:b,s:b}", "mayReadItems", 1, "mayAddItems", 1,
 	    "mayRemoveItems", 1, "maySetSeen", 1, "maySetKeywords", 1,
@@ -579,7 +580,42 @@ struct hit {
 	int64_t received;
 	uint64_t size;
 	uint32_t uid;
+	const char *tid;
 };
+
+/* A thread id's 64 bits ("T" and 16 hex digits, sort_thread_id). */
+static uint64_t
+tid_bits(const char *tid)
+{
+	uint64_t v = 0;
+
+	for (const char *p = tid + 1; *p; p++)
+		v = v << 4 | (uint64_t)(*p <= '9' ? *p - '0' : (*p | 32) - 'a' + 10);
+	return v;
+}
+
+/* collapseThreads: the first hit of each thread stays, in order. */
+static size_t
+collapse(struct hit *hits, size_t nh)
+{
+	size_t cap = 16, w = 0;
+
+	while (cap < nh * 2)
+		cap <<= 1;
+	uint64_t *set = xcalloc(cap, sizeof(*set));    /* 0: free */
+	for (size_t k = 0; k < nh; k++) {
+		uint64_t v = tid_bits(hits[k].tid) | 1;   /* never 0 */
+		size_t i = (size_t)(v * 0x9e3779b97f4a7c15ull) & (cap - 1);
+		while (set[i] && set[i] != v)
+			i = (i + 1) & (cap - 1);
+		if (set[i])
+			continue;
+		set[i] = v;
+		hits[w++] = hits[k];
+	}
+	free(set);
+	return w;
+}
 
 struct sortspec {
 	int key;                  /* 0 receivedAt, 1 size */
@@ -671,7 +707,7 @@ email_query(struct jreq *q, json_t *args)
 			    (size_t)qf.in_box, m))
 				continue;
 			hits[nh++] = (struct hit){ m->id, m->received,
-			    m->size, m->uid };
+			    m->size, m->uid, m->tid };
 		}
 		if (ss.key != 0 || ss.asc)
 			qsort_r(hits, nh, sizeof(*hits), cmp_hit, &ss);
@@ -685,10 +721,12 @@ email_query(struct jreq *q, json_t *args)
 			if (!plain && !filter_match(q->acct, &qf, l[k].box, m))
 				continue;
 			hits[nh++] = (struct hit){ m->id, m->received,
-			    m->size, m->uid };
+			    m->size, m->uid, m->tid };
 		}
 		qsort_r(hits, nh, sizeof(*hits), cmp_hit, &ss);
 	}
+	if (json_is_true(json_object_get(args, "collapseThreads")))
+		nh = collapse(hits, nh);
 	/* the window: position or anchor, then limit (RFC 8620 5.5) */
 	int64_t pos = (v = json_object_get(args, "position")) ?
 	    json_integer_value(v) : 0;
@@ -1054,6 +1092,96 @@ email_get(struct jreq *q, json_t *args)
 		eget_finish(g);
 }
 
+/* --- Thread/get (RFC 8621 3.1) ------------------------------------------- */
+
+static const char *const thread_props[] = { "id", "emailIds", NULL };
+
+static int
+cmp_strp(const void *x, const void *y)
+{
+	return strcmp(*(const char *const *)x, *(const char *const *)y);
+}
+
+static json_t *
+thread_object(struct jreq *q, const char *tid, json_t *props)
+{
+	size_t n;
+	const struct jloc *l = jacct_thread(q->acct, tid, &n);
+	json_t *o, *ids;
+
+	if (l == NULL)
+		return NULL;
+	o = json_pack("{s:s}", "id", tid);
+	if (jq_want_prop(props, "emailIds")) {
+		ids = json_array();
+		for (size_t k = 0; k < n; k++)
+			json_array_append_new(ids, json_string(l[k].id));
+		json_object_set_new(o, "emailIds", ids);
+	}
+	return o;
+}
+
+static void
+thread_get(struct jreq *q, json_t *args)
+{
+	static const struct aspec spec[] = { { "accountId", A_STR },
+		{ "ids", A_IDS_NULL }, { "properties", A_STRS_NULL },
+		{ NULL, A_ANY } };
+	json_t *ids, *props, *list, *nf, *v, *o;
+	size_t k, n;
+
+	if (!jq_check_args(q, args, spec))
+		return;
+	ids = json_object_get(args, "ids");
+	props = json_object_get(args, "properties");
+	if (!jq_props_known(q, props, thread_props, NULL))
+		return;
+	list = json_array();
+	nf = json_array();
+	if (json_is_array(ids)) {
+		if (json_array_size(ids) > MAX_OBJECTS_IN_GET) {
+			json_decref(list);
+			json_decref(nf);
+			jq_error(q, "requestTooLarge", NULL);
+			return;
+		}
+		json_array_foreach(ids, k, v) {
+			const char *id = jq_id(q, json_string_value(v));
+			if (id && (o = thread_object(q, id, props)))
+				json_array_append_new(list, o);
+			else
+				json_array_append(nf, v);
+		}
+	} else {
+		/* every thread: one per run of jacct_thread's order */
+		const struct jloc *all = jacct_all(q->acct, &n);
+		const char **tids = xcalloc(n + 1, sizeof(*tids));
+		size_t nt = 0;
+		for (k = 0; k < n; k++)
+			tids[nt++] = jacct_msg(q->acct, &all[k])->tid;
+		qsort(tids, nt, sizeof(*tids), cmp_strp);
+		size_t distinct = 0;
+		for (k = 0; k < nt; k++)
+			distinct += k == 0 || strcmp(tids[k], tids[k - 1]) != 0;
+		if (distinct > MAX_OBJECTS_IN_GET) {
+			free(tids);
+			json_decref(list);
+			json_decref(nf);
+			jq_error(q, "requestTooLarge", NULL);
+			return;
+		}
+		for (k = 0; k < nt; k++)
+			if (k == 0 || strcmp(tids[k], tids[k - 1]) != 0)
+				json_array_append_new(list, thread_object(q,
+				    tids[k], props));
+		free(tids);
+	}
+	char *state = jacct_thread_state(q->acct);
+	jq_reply(q, json_pack("{s:s,s:s,s:o,s:o}", "accountId", q->account_id,
+	    "state", state, "list", list, "notFound", nf));
+	free(state);
+}
+
 /* --- the request --------------------------------------------------------- */
 
 static const struct method api_methods[] = {
@@ -1061,6 +1189,7 @@ static const struct method api_methods[] = {
 	{ "Mailbox/get", CAP_MAIL, mailbox_get },
 	{ "Email/query", CAP_MAIL, email_query },
 	{ "Email/get", CAP_MAIL, email_get },
+	{ "Thread/get", CAP_MAIL, thread_get },
 	{ NULL, NULL, NULL },
 };
 

@@ -1,8 +1,11 @@
 /* SPDX-License-Identifier: ISC */
 /*
- * jmap_changes.c - layer 3: Email/changes and Mailbox/changes (RFC 8620
- * 5.2, RFC 8621 2.2 and 4.3), and the /queryChanges of both, which say
- * cannotCalculateChanges (our query states are not kept).
+ * jmap_changes.c - layer 3: Email/changes, Thread/changes and
+ * Mailbox/changes (RFC 8620 5.2, RFC 8621 2.2, 3.2 and 4.3), and the
+ * /queryChanges of Email and Mailbox, which say cannotCalculateChanges
+ * (our query states are not kept). A Thread changes when an Email is
+ * made in it or gone from it; the thread of an Email gone is the one
+ * its expunge record names.
  *
  * A state names each folder's HIGHESTMODSEQ and next UID (jmap_state.h).
  * What changed in a folder since is what the store's change log has:
@@ -39,6 +42,7 @@ struct rec {
 	uint64_t modseq;
 	uint32_t uid;
 	uint8_t kind;
+	const char *tid;          /* its thread ("": not known) */
 };
 
 struct echg_box {
@@ -59,6 +63,7 @@ struct echg {
 	size_t nb;
 	size_t pending;
 	size_t max;
+	char kind;                /* 'e' Email/changes, 't' Thread/changes */
 	struct rec **recs;        /* each folder's, in MODSEQ order */
 	size_t *nrec;
 };
@@ -123,12 +128,6 @@ cmp_rec_modseq(const void *x, const void *y)
 	return a->uid < b->uid ? -1 : a->uid > b->uid;
 }
 
-static int
-cmp_str(const void *x, const void *y)
-{
-	return strcmp(*(const char *const *)x, *(const char *const *)y);
-}
-
 /* Did Email id exist at the old state? (ids marked by a record aside) */
 static bool
 existed_then(struct echg *c, const char *id)
@@ -160,6 +159,83 @@ cmp_info(const void *x, const void *y)
 	    ((const struct idinfo *)y)->id);
 }
 
+static int
+cmp_rec_id(const void *x, const void *y)
+{
+	return strcmp((*(const struct rec *const *)x)->id,
+	    (*(const struct rec *const *)y)->id);
+}
+
+static bool
+email_now(struct echg *c, const char *id)
+{
+	size_t n;
+
+	return jacct_find(c->q->acct, id, &n) != NULL;
+}
+
+static bool
+email_then(struct echg *c, const struct idinfo *info, size_t ni,
+    const char *id)
+{
+	struct idinfo key = { id, false };
+	const struct idinfo *in = bsearch(&key, info, ni, sizeof(*info),
+	    cmp_info);
+
+	return (in && in->then) || existed_then(c, id);
+}
+
+struct verdicts {
+	json_t *created, *updated, *destroyed;
+};
+
+static void
+verdict(struct verdicts *v, const char *id, bool now, bool then)
+{
+	if (now && then)
+		json_array_append_new(v->updated, json_string(id));
+	else if (now)
+		json_array_append_new(v->created, json_string(id));
+	else if (then)
+		json_array_append_new(v->destroyed, json_string(id));
+	/* neither: came and went in between */
+}
+
+/* A thread an Email was made in or gone from. */
+struct tv {
+	const char *tid;
+	bool gone;
+};
+
+static int
+cmp_tv(const void *x, const void *y)
+{
+	return strcmp(((const struct tv *)x)->tid, ((const struct tv *)y)->tid);
+}
+
+/*
+ * Thread/changes: a thread existed then if an Email of it was gone
+ * since, or one of its Emails now existed then; it exists now if it
+ * has an Email.
+ */
+static void
+thread_verdicts(struct echg *c, const struct idinfo *info, size_t ni,
+    struct tv *tv, size_t n, struct verdicts *v)
+{
+	qsort(tv, n, sizeof(*tv), cmp_tv);
+	for (size_t k = 0; k < n;) {
+		size_t j = k, ne;
+		bool then = false;
+		for (; j < n && strcmp(tv[j].tid, tv[k].tid) == 0; j++)
+			then |= tv[j].gone;
+		const struct jloc *l = jacct_thread(c->q->acct, tv[k].tid, &ne);
+		for (size_t i = 0; i < ne && !then; i++)
+			then = email_then(c, info, ni, l[i].id);
+		verdict(v, tv[k].tid, l != NULL, then);
+		k = j;
+	}
+}
+
 static void
 echg_fail(struct echg *c, const char *why)
 {
@@ -188,19 +264,21 @@ box_records(struct echg *c, size_t i)
 	for (size_t k = 0; k < s->n; k++)
 		if (s->m[k].modseq > since)
 			r[n++] = (struct rec){ s->m[k].id, s->m[k].modseq,
-			    s->m[k].uid, s->m[k].uid < unext ? R_UPD : R_IN };
+			    s->m[k].uid, s->m[k].uid < unext ? R_UPD : R_IN,
+			    s->m[k].tid };
 	for (size_t k = 0; k < s->ndel; k++)
 		if (s->del[k].modseq > since && s->del[k].uid < unext)
 			r[n++] = (struct rec){ s->del[k].id, s->del[k].modseq,
-			    s->del[k].uid, R_OUT };
+			    s->del[k].uid, R_OUT, s->del[k].tid };
 	for (size_t k = 0; k < eb->nexp; k++) {
 		const struct mbox_expunged *e = &eb->exp[k];
 		/* newer than the snapshot: for the next call */
 		if (e->uid >= unext || e->modseq > s->modseq)
 			continue;
-		if (e->email[0] == '\0')
+		if (e->email[0] == '\0' || (c->kind == 't' && !e->thread[0]))
 			return "expunges from before the index kept ids";
-		r[n++] = (struct rec){ e->email, e->modseq, e->uid, R_OUT };
+		r[n++] = (struct rec){ e->email, e->modseq, e->uid, R_OUT,
+		    e->thread };
 	}
 	qsort(r, n, sizeof(*r), cmp_rec_modseq);
 	/* one expunge may be in the index and still in the box */
@@ -246,7 +324,7 @@ echg_finish(struct echg *c)
 			info[nu++] = info[k];
 	}
 	/* the page: whole MODSEQs, folder by folder, up to max ids */
-	const char **taken = xcalloc(total + 1, sizeof(*taken));
+	const struct rec **taken = xcalloc(total + 1, sizeof(*taken));
 	size_t nt = 0, cut_box = c->nb, cut_at = 0;
 	for (size_t i = 0; i < c->nb && cut_box == c->nb; i++)
 		for (size_t k = 0; k < nrec[i]; k++) {
@@ -255,7 +333,7 @@ echg_finish(struct echg *c)
 				cut_at = k;
 				break;
 			}
-			taken[nt++] = recs[i][k].id;
+			taken[nt++] = &recs[i][k];
 		}
 	/* a MODSEQ is not split (an index rebuilt gives many the same) */
 	if (cut_box < c->nb) {
@@ -273,26 +351,46 @@ echg_finish(struct echg *c)
 			return;
 		}
 	}
-	qsort(taken, nt, sizeof(*taken), cmp_str);
-	json_t *created = json_array(), *updated = json_array(),
-	    *destroyed = json_array();
+	qsort(taken, nt, sizeof(*taken), cmp_rec_id);
+	struct verdicts v = { json_array(), json_array(), json_array() };
+	struct tv *tv = xcalloc(nt + 1, sizeof(*tv));
+	size_t ntv = 0;
 	for (size_t k = 0; k < nt; k++) {
-		if (k && strcmp(taken[k], taken[k - 1]) == 0)
+		const char *id = taken[k]->id;
+		if (k && strcmp(id, taken[k - 1]->id) == 0)
 			continue;
-		struct idinfo key = { taken[k], false };
-		const struct idinfo *in = bsearch(&key, info, nu,
-		    sizeof(*info), cmp_info);
+		bool now = email_now(c, id), then = email_then(c, info, nu, id);
+		const char *tid = "";
 		size_t n;
-		bool now = jacct_find(q->acct, taken[k], &n) != NULL;
-		bool then = (in && in->then) || existed_then(c, taken[k]);
-		if (now && then)
-			json_array_append_new(updated, json_string(taken[k]));
-		else if (now)
-			json_array_append_new(created, json_string(taken[k]));
-		else if (then)
-			json_array_append_new(destroyed, json_string(taken[k]));
-		/* neither: came and went in between */
+		if (now)
+			tid = jacct_msg(q->acct, jacct_find(q->acct, id, &n))->tid;
+		else       /* the thread a record of the destroyed one names */
+			for (size_t j = k; j < nt && !strcmp(taken[j]->id, id);
+			    j++)
+				if (taken[j]->kind == R_OUT && taken[j]->tid[0])
+					tid = taken[j]->tid;
+		if (c->kind == 'e')
+			verdict(&v, id, now, then);
+		else if (now != then) {
+			/* made or gone: the thread's emailIds change */
+			if (!tid[0]) {
+				free(info);
+				free(taken);
+				free(tv);
+				json_decref(v.created);
+				json_decref(v.updated);
+				json_decref(v.destroyed);
+				echg_fail(c, "the thread of an Email gone is "
+				    "not known");
+				return;
+			}
+			tv[ntv].tid = tid;
+			tv[ntv++].gone = then;
+		}
 	}
+	if (c->kind == 't')
+		thread_verdicts(c, info, nu, tv, ntv, &v);
+	free(tv);
 	/* the new state: up to the cut, the folders as they are now */
 	struct jstate_ent *e = xcalloc(c->nb + 1, sizeof(*e));
 	size_t ne = 0;
@@ -321,11 +419,11 @@ echg_finish(struct echg *c)
 	}
 	struct buf st;
 	buf_init(&st);
-	jstate_format('e', e, ne, &st);
+	jstate_format(c->kind, e, ne, &st);
 	json_t *res = json_pack("{s:s,s:s,s:s,s:b,s:o,s:o,s:o}", "accountId",
 	    q->account_id, "oldState", c->since, "newState", st.data,
-	    "hasMoreChanges", cut_box < c->nb, "created", created, "updated",
-	    updated, "destroyed", destroyed);
+	    "hasMoreChanges", cut_box < c->nb, "created", v.created, "updated",
+	    v.updated, "destroyed", v.destroyed);
 	buf_clear(&st);
 	free(e);
 	free(info);
@@ -380,8 +478,9 @@ changes_args(struct jreq *q, json_t *args)
 	return true;
 }
 
+/* Email/changes ('e') and Thread/changes ('t') */
 static void
-email_changes(struct jreq *q, json_t *args)
+changes_run(struct jreq *q, json_t *args, char kind)
 {
 	struct echg *c;
 	size_t max;
@@ -391,9 +490,10 @@ email_changes(struct jreq *q, json_t *args)
 	c = xcalloc(1, sizeof(*c));
 	c->q = q;
 	c->max = max;
+	c->kind = kind;
 	c->since = xstrdup(json_string_value(json_object_get(args,
 	    "sinceState")));
-	if (jstate_parse('e', c->since, &c->old, &c->nold) != 0) {
+	if (jstate_parse(kind, c->since, &c->old, &c->nold) != 0) {
 		echg_fail(c, "not a state of this server");
 		return;
 	}
@@ -435,6 +535,18 @@ email_changes(struct jreq *q, json_t *args)
 	}
 	if (--c->pending == 0)
 		echg_finish(c);
+}
+
+static void
+email_changes(struct jreq *q, json_t *args)
+{
+	changes_run(q, args, 'e');
+}
+
+static void
+thread_changes(struct jreq *q, json_t *args)
+{
+	changes_run(q, args, 't');
 }
 
 /* --- Mailbox/changes ----------------------------------------------------- */
@@ -544,6 +656,7 @@ query_changes(struct jreq *q, json_t *args)
 const struct method jmap_changes_methods[] = {
 	{ "Email/changes", CAP_MAIL, email_changes },
 	{ "Mailbox/changes", CAP_MAIL, mailbox_changes },
+	{ "Thread/changes", CAP_MAIL, thread_changes },
 	{ "Email/queryChanges", CAP_MAIL, query_changes },
 	{ "Mailbox/queryChanges", CAP_MAIL, query_changes },
 	{ NULL, NULL, NULL },

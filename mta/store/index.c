@@ -52,9 +52,9 @@ static const char schema[] =
     " savedate INTEGER, fts INTEGER,"
     " PRIMARY KEY(mailbox, uid))"
     " WITHOUT ROWID;"
-    /* v4: email, the expunged message's Email id (JMAP's destroyed) */
+    /* v4: the expunged message's Email id and thread id, for JMAP */
     "CREATE TABLE IF NOT EXISTS expunged(mailbox INTEGER NOT NULL,"
-    " uid INTEGER NOT NULL, modseq INTEGER NOT NULL, email TEXT,"
+    " uid INTEGER NOT NULL, modseq INTEGER NOT NULL, email TEXT, thread TEXT,"
     " PRIMARY KEY(mailbox, uid)) WITHOUT ROWID;"
     "CREATE INDEX IF NOT EXISTS expunged_modseq ON expunged(mailbox, modseq);"
     /* v3: what was read from a message's file once, by base name (one
@@ -182,6 +182,7 @@ static int
 upgrade_3(struct tindex *x)
 {
 	return exec(x, "BEGIN; ALTER TABLE expunged ADD COLUMN email TEXT;"
+	    " ALTER TABLE expunged ADD COLUMN thread TEXT;"
 	    " UPDATE meta SET v=4 WHERE k='version'; COMMIT");
 }
 
@@ -613,7 +614,7 @@ tindex_commit_box(struct tindex *x, const char *rel, struct mbox *b,
 	    sqlite3_prepare_v2(x->db, "DELETE FROM msg WHERE mailbox=? AND"
 	    " uid=?", -1, &del, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(x->db, "INSERT OR REPLACE INTO expunged VALUES"
-	    "(?,?,?,?)", -1, &gone, NULL) != SQLITE_OK ||
+	    "(?,?,?,?,?)", -1, &gone, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(x->db, "UPDATE mailbox SET uidnext=?,"
 	    " highestmodseq=?, guid=?, seen_new=?, seen_cur=?, seen_ul=?"
 	    " WHERE id=?", -1, &box, NULL) != SQLITE_OK ||
@@ -668,6 +669,10 @@ tindex_commit_box(struct tindex *x, const char *rel, struct mbox *b,
 		sqlite3_bind_int64(gone, 2, e->uid);
 		sqlite3_bind_int64(gone, 3, (sqlite3_int64)e->modseq);
 		sqlite3_bind_text(gone, 4, e->email, -1, SQLITE_STATIC);
+		if (e->thread[0])
+			sqlite3_bind_text(gone, 5, e->thread, -1, SQLITE_STATIC);
+		else
+			sqlite3_bind_null(gone, 5);
 		int r1 = sqlite3_step(del), r2 = sqlite3_step(gone);
 		sqlite3_reset(del);
 		sqlite3_reset(gone);
@@ -744,7 +749,8 @@ tindex_expunges(struct tindex *x, const char *rel, uint32_t uidvalidity,
 		unlock(x);
 		return 0;
 	}
-	if (sqlite3_prepare_v2(x->db, "SELECT uid, modseq, email FROM expunged"
+	if (sqlite3_prepare_v2(x->db, "SELECT uid, modseq, email, thread"
+	    " FROM expunged"
 	    " WHERE mailbox=? AND modseq>? ORDER BY uid", -1, &st, NULL) !=
 	    SQLITE_OK)
 		goto fail;
@@ -758,12 +764,16 @@ tindex_expunges(struct tindex *x, const char *rel, uint32_t uidvalidity,
 		}
 		struct mbox_expunged *e = &(*out)[(*n)++];
 		const unsigned char *em = sqlite3_column_text(st, 2);
+		const unsigned char *th = sqlite3_column_text(st, 3);
 		e->uid = (uint32_t)sqlite3_column_int64(st, 0);
 		e->modseq = (uint64_t)sqlite3_column_int64(st, 1);
 		/* a row from before v4 has none: "" */
 		if (str_fmt(e->email, sizeof(e->email), "%s",
 		    em ? (const char *)em : "") != 0)
 			e->email[0] = '\0';
+		if (str_fmt(e->thread, sizeof(e->thread), "%s",
+		    th ? (const char *)th : "") != 0)
+			e->thread[0] = '\0';
 	}
 	sqlite3_finalize(st);
 	if (rc != SQLITE_DONE) {

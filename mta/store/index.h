@@ -58,8 +58,9 @@ int tindex_commit_box(struct tindex *x, const char *rel, struct mbox *b,
 int tindex_expunged_since(struct tindex *x, const char *rel,
     uint32_t uidvalidity, uint64_t modseq, uint32_t **uids, size_t *n,
     bool *complete, struct tern_err *err);
-/* The same, each with its MODSEQ and Email id ("" for one expunged
- * before the index kept ids), in *out (malloc'd). */
+/* The same, each with its MODSEQ, Email id ("" for one expunged before
+ * the index kept ids) and thread id ("" if not known), in *out
+ * (malloc'd). */
 int tindex_expunges(struct tindex *x, const char *rel, uint32_t uidvalidity,
     uint64_t modseq, struct mbox_expunged **out, size_t *n, bool *complete,
     struct tern_err *err);

@@ -564,8 +564,8 @@ cut_back(int fd, off_t size)
  * the uidlist and fsynced, under the lock (which it then drops); a
  * failed write is cut off again.
  */
-static int append_records(const struct mbox *b, struct ul_lock *lk, const char *ulp,
-    struct buf *text, struct tern_err *err);
+static int append_records(const struct mbox *b, struct ul_lock *lk,
+    const char *ulp, struct buf *text, struct tern_err *err);
 
 static int
 append_uidlist(const struct mbox *b, struct ul_lock *lk, const char *ulp,
@@ -953,6 +953,11 @@ record_expunge(struct mbox *b, const struct mbox_msg *m)
 	}
 	b->exp[b->nexp].uid = m->uid;
 	sort_email_id(m->base, b->exp[b->nexp].email);
+	/* the thread only if its keys were read (the file may be gone) */
+	if (m->keys)
+		sort_thread_id(m->keys, m->base, b->exp[b->nexp].thread);
+	else
+		b->exp[b->nexp].thread[0] = '\0';
 	b->exp[b->nexp].modseq = ++b->modseq;
 	b->nexp++;
 }

@@ -62,6 +62,7 @@ struct mbox_expunged {
 	uint32_t uid;
 	uint64_t modseq;
 	char email[SORT_ID_LEN];  /* its Email id (JMAP's destroyed) */
+	char thread[SORT_ID_LEN]; /* its thread id, "" if not known then */
 };
 
 #define MBOX_CHANGES 4096

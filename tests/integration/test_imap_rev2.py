@@ -287,6 +287,7 @@ def test_index_of_version_2_is_upgraded_in_place(imap):
               "ALTER TABLE msg DROP COLUMN savedate",
               "ALTER TABLE msg DROP COLUMN fts",
               "ALTER TABLE expunged DROP COLUMN email",
+              "ALTER TABLE expunged DROP COLUMN thread",
               "UPDATE meta SET v=2 WHERE k='version'"):
         db.execute(q)
     db.commit()

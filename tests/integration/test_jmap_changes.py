@@ -184,6 +184,7 @@ def test_expunges_from_an_index_of_version_3(web):
     assert db.execute("SELECT count(*) FROM expunged WHERE email IS NOT NULL"
                       ).fetchone() == (1,)
     for q in ("ALTER TABLE expunged DROP COLUMN email",
+              "ALTER TABLE expunged DROP COLUMN thread",
               "UPDATE meta SET v=3 WHERE k='version'"):
         db.execute(q)
     db.commit()
@@ -195,3 +196,70 @@ def test_expunges_from_an_index_of_version_3(web):
     db = sqlite3.connect(path)
     assert db.execute("SELECT v FROM meta WHERE k='version'").fetchone() == (4,)
     db.close()
+
+
+def mail(mid, subject, refs=None):
+    head = ("From: Carol <carol@example.org>\r\nTo: alice@localhost\r\n"
+            "Subject: %s\r\nMessage-ID: <%s>\r\n" % (subject, mid))
+    if refs:
+        head += "In-Reply-To: <%s>\r\nReferences: <%s>\r\n" % (refs, refs)
+    return head + "\r\nText of %s.\r\n" % mid
+
+
+def test_threads_get_counts_collapse_and_changes(web):
+    from test_jmap_write import send_raw
+    a = acc(web)
+    inbox = boxes(web)["inbox"]
+    send_raw(web, mail("a@x", "plans"))
+    send_raw(web, mail("b@x", "Re: plans", refs="a@x"))
+    send_raw(web, mail("c@x", "other"))
+    assert wait_for(lambda: len(ids_in(web, inbox)) == 3)
+    r = api(web, [["Email/query", {"accountId": a, "sort": [
+        {"property": "receivedAt", "isAscending": True}]}, "q"],
+        ["Email/get", {"accountId": a, "#ids": {
+            "resultOf": "q", "name": "Email/query", "path": "/ids"},
+            "properties": ["threadId", "messageId"]}, "g"]])
+    got = {e["messageId"][0]: e for e in r[1][1]["list"]}
+    ea, eb, ec = got["a@x"], got["b@x"], got["c@x"]
+    assert ea["threadId"] == eb["threadId"] != ec["threadId"]
+    ta, tc = ea["threadId"], ec["threadId"]
+    r = api(web, [["Thread/get", {"accountId": a, "ids": [ta, tc, "Tnone"]},
+                   "t"]])[0][1]
+    threads = {t["id"]: t["emailIds"] for t in r["list"]}
+    assert threads == {ta: [ea["id"], eb["id"]], tc: [ec["id"]]}
+    assert r["notFound"] == ["Tnone"]
+    t0 = r["state"]
+    assert t0.startswith("t")
+
+    def counts():
+        r = api(web, [["Mailbox/get", {"accountId": a, "ids": [inbox]},
+                       "m"]])[0][1]["list"][0]
+        return (r["totalEmails"], r["totalThreads"], r["unreadThreads"])
+    assert counts() == (3, 2, 2)
+    api(web, [["Email/set", {"accountId": a, "update": {
+        ec["id"]: {"keywords/$seen": True}}}, "s"]])
+    assert counts() == (3, 2, 1)
+
+    r = api(web, [["Email/query", {"accountId": a, "filter": {
+        "inMailbox": inbox}, "collapseThreads": True,
+        "calculateTotal": True}, "q"]])[0][1]
+    assert r["total"] == 2 and set(r["ids"]) == {eb["id"], ec["id"]}, r
+
+    # a reply joins the thread, a new message is a thread, and the one
+    # message of a thread destroyed takes the thread with it
+    send_raw(web, mail("d@x", "Re: plans", refs="a@x"))
+    send_raw(web, mail("e@x", "new"))
+    assert wait_for(lambda: len(ids_in(web, inbox)) == 5)
+    api(web, [["Email/set", {"accountId": a, "destroy": [ec["id"]]}, "d"]])
+    name, r = changes(web, t0, kind="Thread")
+    assert name == "Thread/changes", r
+    assert r["updated"] == [ta] and r["destroyed"] == [tc], r
+    assert len(r["created"]) == 1 and r["created"][0] not in (ta, tc)
+    r2 = api(web, [["Thread/get", {"accountId": a, "ids": [ta]}, "t"]])
+    assert len(r2[0][1]["list"][0]["emailIds"]) == 3
+    assert r["newState"] == r2[0][1]["state"]
+    # a flag is no change of a Thread
+    api(web, [["Email/set", {"accountId": a, "update": {
+        ea["id"]: {"keywords/$flagged": True}}}, "s"]])
+    r = changes(web, r["newState"], kind="Thread")[1]
+    assert (r["created"], r["updated"], r["destroyed"]) == ([], [], [])
