@@ -56,6 +56,7 @@ struct jacct {
 	size_t nuniq;
 	struct jloc *thr;         /* uniq by thread, then date: or NULL */
 	bool map_stale;
+	unsigned gen;             /* the box list's, moved by every change */
 	TAILQ_HEAD(, jacct_watch) watchers;
 };
 
@@ -202,6 +203,12 @@ const char *
 jacct_root(const struct jacct *a)
 {
 	return a->root;
+}
+
+unsigned
+jacct_generation(const struct jacct *a)
+{
+	return a->gen;
 }
 
 size_t
@@ -387,7 +394,9 @@ snap_work(struct store_box *b, void *arg)
 		s->uid = m->uid;
 		s->modseq = m->modseq;
 		sort_email_id(m->base, s->id);
-		sort_thread_id(mbox_sort_keys(mb, i), m->base, s->tid);
+		const struct sort_keys *sk = mbox_sort_keys(mb, i);
+		sort_thread_id(sk, m->base, s->tid);
+		s->sent = sk->sent;
 		s->flags = m->flags;
 		s->kw = m->kw;
 		s->size = m->vsize ? m->vsize : lf_size(m->base);
@@ -498,6 +507,7 @@ list_done(void *arg)
 	struct jacct *a = l->a;
 	struct jbox **nb;
 	size_t n = 0;
+	bool same = true;
 
 	if (l->rc != 0) {
 		log_warnx("jmap: %s: cannot list folders", a->root);
@@ -517,6 +527,7 @@ list_done(void *arg)
 			a->boxes[k] = NULL;
 		} else if ((jb = box_new(a, l->names[i])) == NULL)
 			continue;
+		same &= k == (ssize_t)n;
 		jb->subscribed = strcmp(jb->name, "INBOX") == 0;
 		for (size_t s = 0; s < l->nsubs; s++)
 			if (strcmp(l->subs[s], jb->name) == 0)
@@ -530,6 +541,8 @@ list_done(void *arg)
 		}
 	if (n != a->nboxes)
 		a->map_stale = true;
+	if (!same || n != a->nboxes)
+		a->gen++;
 	free(a->boxes);
 	a->boxes = nb;
 	a->nboxes = n;

@@ -36,6 +36,7 @@ struct jsnap_msg {
 	uint32_t kw;              /* bits into jbox.kw */
 	uint64_t size;            /* octets as CRLF text */
 	int64_t received;         /* INTERNALDATE, s */
+	int64_t sent;             /* Date:, s, or -1 */
 	uint64_t modseq;          /* its last change */
 	char tid[SORT_ID_LEN];    /* its thread (sort_thread_id) */
 };
@@ -103,6 +104,11 @@ struct store_account *jacct_store_account(const struct jacct *a);
 void jacct_refresh(struct jacct *a, void (*done)(void *arg), void *arg);
 
 size_t jacct_nboxes(const struct jacct *a);
+/*
+ * Moves whenever the list of boxes changes (a folder made, gone or
+ * renamed): box indexes held across a job are good only while it stays.
+ */
+unsigned jacct_generation(const struct jacct *a);
 struct jbox *jacct_box(struct jacct *a, size_t i);
 /* The box of a Mailbox id, or -1. */
 ssize_t jacct_box_by_id(const struct jacct *a, const char *id);

@@ -55,11 +55,13 @@ jmap_api_capabilities(void)
 json_t *
 jmap_api_account_capabilities(void)
 {
-	return json_pack("{s:{s:n,s:n,s:i,s:I,s:[s,s],s:b},"
+	return json_pack("{s:{s:n,s:n,s:i,s:I,s:[s,s,s,s,s,s,s,s,s],s:b},"
 	    "s:{s:i,s:{}}}", CAP_MAIL,
 	    "maxMailboxesPerEmail", "maxMailboxDepth", "maxSizeMailboxName",
 	    255, "maxSizeAttachmentsPerEmail", (json_int_t)MAX_SIZE_UPLOAD,
-	    "emailQuerySortOptions", "receivedAt", "size",
+	    "emailQuerySortOptions", "receivedAt", "sentAt", "size", "from",
+	    "to", "subject", "hasKeyword", "someInThreadHaveKeyword",
+	    "allInThreadHaveKeyword",
 	    "mayCreateTopLevelMailbox", true, CAP_SUBMISSION,
 	    "maxDelayedSend", 0, "submissionExtensions");
 }
@@ -438,16 +440,7 @@ mailbox_get(struct jreq *q, json_t *args)
 	free(state);
 }
 
-/* --- Email/query (RFC 8621 4.4) ------------------------------------------ */
-
-struct qfilter {
-	ssize_t in_box;           /* inMailbox, or -1 */
-	ssize_t not_in[16];       /* inMailboxOtherThan */
-	size_t nnot;
-	int64_t before, after;    /* receivedAt bounds, or INT64_MIN/MAX */
-	uint64_t min_size, max_size;
-	const char *has_kw, *not_kw;
-};
+/* --- keywords ----------------------------------------------------------- */
 
 /* A keyword's name as IMAP keeps it ("$seen" is the flag \Seen). */
 static const struct {
@@ -466,310 +459,6 @@ jq_sys_flag(const char *kw)
 		if (ascii_strcaseeq(kw, sys_kw[i].kw))
 			return sys_kw[i].flag;
 	return 0;
-}
-
-static bool
-has_keyword(const struct jbox *jb, const struct jsnap_msg *m, const char *kw)
-{
-	for (size_t i = 0; i < sizeof(sys_kw) / sizeof(sys_kw[0]); i++)
-		if (ascii_strcaseeq(kw, sys_kw[i].kw))
-			return (m->flags & sys_kw[i].flag) != 0;
-	for (size_t i = 0; i < jb->s.nkw; i++)
-		if (jb->s.kw[i] && (m->kw & (1u << i)) &&
-		    ascii_strcaseeq(jb->s.kw[i], kw))
-			return true;
-	return false;
-}
-
-static const char *
-filter_parse(struct jreq *q, json_t *f, struct qfilter *qf)
-{
-	const char *k;
-	json_t *v;
-
-	qf->in_box = -1;
-	qf->before = INT64_MAX;
-	qf->after = INT64_MIN;
-	qf->max_size = UINT64_MAX;
-	if (f == NULL || json_is_null(f))
-		return NULL;
-	if (!json_is_object(f))
-		return "invalidArguments";
-	if (json_object_get(f, "operator"))
-		return "unsupportedFilter";
-	json_object_foreach(f, k, v) {
-		if (strcmp(k, "inMailbox") == 0 && json_is_string(v)) {
-			qf->in_box = jacct_box_by_id(q->acct,
-			    json_string_value(v));
-			if (qf->in_box < 0)
-				qf->in_box = (ssize_t)jacct_nboxes(q->acct);
-		} else if (strcmp(k, "inMailboxOtherThan") == 0 &&
-		    json_is_array(v) && json_array_size(v) <= 16) {
-			size_t i;
-			json_t *x;
-			json_array_foreach(v, i, x) {
-				if (!json_is_string(x))
-					return "invalidArguments";
-				qf->not_in[qf->nnot++] = jacct_box_by_id(
-				    q->acct, json_string_value(x));
-			}
-		} else if ((strcmp(k, "before") == 0 ||
-		    strcmp(k, "after") == 0) && json_is_string(v)) {
-			int64_t t;
-			if (!jmap_parse_utc_date(json_string_value(v), &t))
-				return "invalidArguments";
-			if (k[0] == 'b')
-				qf->before = t;
-			else
-				qf->after = t;
-		} else if (strcmp(k, "minSize") == 0 && json_is_integer(v) &&
-		    json_integer_value(v) >= 0)
-			qf->min_size = (uint64_t)json_integer_value(v);
-		else if (strcmp(k, "maxSize") == 0 && json_is_integer(v) &&
-		    json_integer_value(v) >= 0)
-			qf->max_size = (uint64_t)json_integer_value(v);
-		else if (strcmp(k, "hasKeyword") == 0 && json_is_string(v))
-			qf->has_kw = json_string_value(v);
-		else if (strcmp(k, "notKeyword") == 0 && json_is_string(v))
-			qf->not_kw = json_string_value(v);
-		else if (strcmp(k, "inMailbox") == 0 ||
-		    strcmp(k, "inMailboxOtherThan") == 0 ||
-		    strcmp(k, "before") == 0 || strcmp(k, "after") == 0 ||
-		    strcmp(k, "minSize") == 0 || strcmp(k, "maxSize") == 0 ||
-		    strcmp(k, "hasKeyword") == 0 || strcmp(k, "notKeyword") == 0)
-			return "invalidArguments";
-		else
-			return "unsupportedFilter";
-	}
-	return NULL;
-}
-
-static bool
-filter_match(struct jacct *a, const struct qfilter *qf, size_t box,
-    const struct jsnap_msg *m)
-{
-	const struct jbox *jb = jacct_box(a, box);
-
-	if (m->received >= qf->before || m->received < qf->after ||
-	    m->size < qf->min_size || m->size >= qf->max_size)
-		return false;
-	if (qf->has_kw && !has_keyword(jb, m, qf->has_kw))
-		return false;
-	if (qf->not_kw && has_keyword(jb, m, qf->not_kw))
-		return false;
-	if (qf->nnot) {
-		/* in some mailbox other than those */
-		size_t n;
-		const struct jloc *l = jacct_find(a, m->id, &n);
-		bool other = false;
-		for (size_t i = 0; i < n && !other; i++) {
-			bool listed = false;
-			for (size_t k = 0; k < qf->nnot; k++)
-				if (qf->not_in[k] == (ssize_t)l[i].box)
-					listed = true;
-			other = !listed;
-		}
-		if (!other)
-			return false;
-	}
-	return true;
-}
-
-struct hit {
-	const char *id;
-	int64_t received;
-	uint64_t size;
-	uint32_t uid;
-	const char *tid;
-};
-
-/* A thread id's 64 bits ("T" and 16 hex digits, sort_thread_id). */
-static uint64_t
-tid_bits(const char *tid)
-{
-	uint64_t v = 0;
-
-	for (const char *p = tid + 1; *p; p++)
-		v = v << 4 | (uint64_t)(*p <= '9' ? *p - '0' : (*p | 32) - 'a' + 10);
-	return v;
-}
-
-/* collapseThreads: the first hit of each thread stays, in order. */
-static size_t
-collapse(struct hit *hits, size_t nh)
-{
-	size_t cap = 16, w = 0;
-
-	while (cap < nh * 2)
-		cap <<= 1;
-	uint64_t *set = xcalloc(cap, sizeof(*set));    /* 0: free */
-	for (size_t k = 0; k < nh; k++) {
-		uint64_t v = tid_bits(hits[k].tid) | 1;   /* never 0 */
-		size_t i = (size_t)(v * 0x9e3779b97f4a7c15ull) & (cap - 1);
-		while (set[i] && set[i] != v)
-			i = (i + 1) & (cap - 1);
-		if (set[i])
-			continue;
-		set[i] = v;
-		hits[w++] = hits[k];
-	}
-	free(set);
-	return w;
-}
-
-struct sortspec {
-	int key;                  /* 0 receivedAt, 1 size */
-	bool asc;
-};
-
-static int
-cmp_hit(const void *x, const void *y, void *arg)
-{
-	const struct hit *a = x, *b = y;
-	const struct sortspec *s = arg;
-	int c = 0;
-
-	if (s->key == 1)
-		c = a->size < b->size ? -1 : a->size > b->size;
-	if (c == 0)
-		c = a->received < b->received ? -1 : a->received > b->received;
-	if (c == 0)
-		c = strcmp(a->id, b->id);
-	return s->asc ? c : -c;
-}
-
-static const char *
-sort_parse(json_t *sort, struct sortspec *ss)
-{
-	json_t *c, *p, *asc;
-
-	ss->key = 0;
-	ss->asc = false;
-	if (sort == NULL || json_is_null(sort) || json_array_size(sort) == 0)
-		return NULL;
-	if (!json_is_array(sort) || json_array_size(sort) > 1)
-		return json_is_array(sort) ? "unsupportedSort" :
-		    "invalidArguments";
-	c = json_array_get(sort, 0);
-	p = json_object_get(c, "property");
-	asc = json_object_get(c, "isAscending");
-	if (!json_is_object(c) || !json_is_string(p) ||
-	    (asc && !json_is_boolean(asc)))
-		return "invalidArguments";
-	if (strcmp(json_string_value(p), "receivedAt") == 0)
-		ss->key = 0;
-	else if (strcmp(json_string_value(p), "size") == 0)
-		ss->key = 1;
-	else
-		return "unsupportedSort";
-	ss->asc = asc ? json_is_true(asc) : true;
-	return NULL;
-}
-
-static void
-email_query(struct jreq *q, json_t *args)
-{
-	static const struct aspec spec[] = { { "accountId", A_STR },
-		{ "filter", A_OBJ_NULL }, { "sort", A_ARR_NULL },
-		{ "position", A_INT }, { "anchor", A_STR_NULL },
-		{ "anchorOffset", A_INT }, { "limit", A_UINT },
-		{ "calculateTotal", A_BOOL }, { "collapseThreads", A_BOOL },
-		{ NULL, A_ANY } };
-	struct qfilter qf;
-	struct sortspec ss;
-	const char *err;
-	struct hit *hits;
-	size_t nh = 0;
-	bool plain;
-	json_t *v;
-	char state[32];
-
-	if (!jq_check_args(q, args, spec))
-		return;
-	memset(&qf, 0, sizeof(qf));
-	if ((err = filter_parse(q, json_object_get(args, "filter"), &qf)) ||
-	    (err = sort_parse(json_object_get(args, "sort"), &ss))) {
-		jq_error(q, err, NULL);
-		return;
-	}
-	plain = qf.nnot == 0 && qf.has_kw == NULL && qf.not_kw == NULL &&
-	    qf.before == INT64_MAX && qf.after == INT64_MIN &&
-	    qf.min_size == 0 && qf.max_size == UINT64_MAX;
-	if (qf.in_box >= (ssize_t)jacct_nboxes(q->acct)) {
-		hits = xcalloc(1, sizeof(*hits));     /* no such mailbox */
-	} else if (qf.in_box >= 0) {
-		const struct jbox *jb = jacct_box(q->acct, (size_t)qf.in_box);
-		hits = xcalloc(jb->s.n + 1, sizeof(*hits));
-		for (size_t k = 0; k < jb->s.n; k++) {
-			/* newest first already: the common case needs no sort */
-			const struct jsnap_msg *m = &jb->s.m[jb->s.by_date[k]];
-			if (!plain && !filter_match(q->acct, &qf,
-			    (size_t)qf.in_box, m))
-				continue;
-			hits[nh++] = (struct hit){ m->id, m->received,
-			    m->size, m->uid, m->tid };
-		}
-		if (ss.key != 0 || ss.asc)
-			qsort_r(hits, nh, sizeof(*hits), cmp_hit, &ss);
-	} else {
-		size_t n;
-		const struct jloc *l = jacct_all(q->acct, &n);
-		hits = xcalloc(n + 1, sizeof(*hits));
-		for (size_t k = 0; k < n; k++) {
-			const struct jsnap_msg *m =
-			    &jacct_box(q->acct, l[k].box)->s.m[l[k].idx];
-			if (!plain && !filter_match(q->acct, &qf, l[k].box, m))
-				continue;
-			hits[nh++] = (struct hit){ m->id, m->received,
-			    m->size, m->uid, m->tid };
-		}
-		qsort_r(hits, nh, sizeof(*hits), cmp_hit, &ss);
-	}
-	if (json_is_true(json_object_get(args, "collapseThreads")))
-		nh = collapse(hits, nh);
-	/* the window: position or anchor, then limit (RFC 8620 5.5) */
-	int64_t pos = (v = json_object_get(args, "position")) ?
-	    json_integer_value(v) : 0;
-	const char *anchor = json_string_value(json_object_get(args, "anchor"));
-	size_t limit = (v = json_object_get(args, "limit")) ?
-	    (size_t)json_integer_value(v) : MAX_QUERY_LIMIT;
-	if (limit > MAX_QUERY_LIMIT)
-		limit = MAX_QUERY_LIMIT;
-	if (anchor) {
-		size_t k = 0;
-		while (k < nh && strcmp(hits[k].id, anchor) != 0)
-			k++;
-		if (k == nh) {
-			free(hits);
-			jq_error(q, "anchorNotFound", NULL);
-			return;
-		}
-		int64_t off = (v = json_object_get(args, "anchorOffset")) ?
-		    json_integer_value(v) : 0;
-		pos = (int64_t)k + off;
-		if (pos < 0)
-			pos = 0;
-	} else if (pos < 0) {
-		pos += (int64_t)nh;
-		if (pos < 0)
-			pos = 0;
-	}
-	if ((size_t)pos > nh)
-		pos = (int64_t)nh;
-	json_t *ids = json_array();
-	for (size_t k = (size_t)pos; k < nh && k < (size_t)pos + limit; k++)
-		json_array_append_new(ids, json_string(hits[k].id));
-	jacct_query_state(q->acct, state, sizeof(state));
-	json_t *res = json_pack("{s:s,s:s,s:b,s:I,s:o}", "accountId",
-	    q->account_id, "queryState", state, "canCalculateChanges", 0,
-	    "position", (json_int_t)pos, "ids", ids);
-	if (json_is_true(json_object_get(args, "calculateTotal")))
-		json_object_set_new(res, "total", json_integer((json_int_t)nh));
-	if (json_object_get(args, "limit") &&
-	    (size_t)json_integer_value(json_object_get(args, "limit")) > limit)
-		json_object_set_new(res, "limit", json_integer((json_int_t)limit));
-	free(hits);
-	jq_reply(q, res);
 }
 
 /* --- Email/get (RFC 8621 4.2) -------------------------------------------- */
@@ -1187,7 +876,6 @@ thread_get(struct jreq *q, json_t *args)
 static const struct method api_methods[] = {
 	{ "Core/echo", CAP_CORE, core_echo },
 	{ "Mailbox/get", CAP_MAIL, mailbox_get },
-	{ "Email/query", CAP_MAIL, email_query },
 	{ "Email/get", CAP_MAIL, email_get },
 	{ "Thread/get", CAP_MAIL, thread_get },
 	{ NULL, NULL, NULL },
@@ -1207,7 +895,7 @@ find_method(const char *name)
 {
 	static const struct method *const tables[] = { api_methods,
 		jmap_set_methods, jmap_submit_methods, jmap_mbset_methods,
-		jmap_changes_methods };
+		jmap_changes_methods, jmap_query_methods };
 
 	for (size_t t = 0; t < sizeof(tables) / sizeof(tables[0]); t++)
 		for (const struct method *m = tables[t]; m->name; m++)

@@ -64,6 +64,9 @@ struct echg {
 	size_t pending;
 	size_t max;
 	char kind;                /* 'e' Email/changes, 't' Thread/changes */
+	json_t *args;             /* held, to start again */
+	unsigned gen;             /* jacct_generation() when it began */
+	int tries;
 	struct rec **recs;        /* each folder's, in MODSEQ order */
 	size_t *nrec;
 };
@@ -81,6 +84,7 @@ echg_free(struct echg *c)
 	free(c->b);
 	free(c->old);
 	free(c->since);
+	json_decref(c->args);
 	free(c);
 }
 
@@ -432,6 +436,30 @@ echg_finish(struct echg *c)
 	jq_reply(q, res);
 }
 
+static void changes_run(struct jreq *q, json_t *args, char kind, int tries);
+
+/* The jobs are back: if folders came or went meanwhile, the boxes
+ * named by index are others now, and it starts again. */
+static void
+echg_ready(struct echg *c)
+{
+	struct jreq *q = c->q;
+
+	if (c->gen == jacct_generation(q->acct)) {
+		echg_finish(c);
+		return;
+	}
+	json_t *args = json_incref(c->args);
+	char kind = c->kind;
+	int tries = c->tries + 1;
+	echg_free(c);
+	if (tries < 3)
+		changes_run(q, args, kind, tries);
+	else
+		jq_error(q, "serverFail", "the folders keep changing");
+	json_decref(args);
+}
+
 static void
 expunges_done(void *arg)
 {
@@ -439,7 +467,7 @@ expunges_done(void *arg)
 	struct echg *c = eb->c;
 
 	if (--c->pending == 0)
-		echg_finish(c);
+		echg_ready(c);
 }
 
 /* maxChanges, or 0 after the error was sent */
@@ -480,7 +508,7 @@ changes_args(struct jreq *q, json_t *args)
 
 /* Email/changes ('e') and Thread/changes ('t') */
 static void
-changes_run(struct jreq *q, json_t *args, char kind)
+changes_run(struct jreq *q, json_t *args, char kind, int tries)
 {
 	struct echg *c;
 	size_t max;
@@ -491,6 +519,9 @@ changes_run(struct jreq *q, json_t *args, char kind)
 	c->q = q;
 	c->max = max;
 	c->kind = kind;
+	c->args = json_incref(args);
+	c->gen = jacct_generation(q->acct);
+	c->tries = tries;
 	c->since = xstrdup(json_string_value(json_object_get(args,
 	    "sinceState")));
 	if (jstate_parse(kind, c->since, &c->old, &c->nold) != 0) {
@@ -540,13 +571,13 @@ changes_run(struct jreq *q, json_t *args, char kind)
 static void
 email_changes(struct jreq *q, json_t *args)
 {
-	changes_run(q, args, 'e');
+	changes_run(q, args, 'e', 0);
 }
 
 static void
 thread_changes(struct jreq *q, json_t *args)
 {
-	changes_run(q, args, 't');
+	changes_run(q, args, 't', 0);
 }
 
 /* --- Mailbox/changes ----------------------------------------------------- */

@@ -262,6 +262,16 @@ has_attachment(const struct mime_part *p)
 	return strcmp(p->type, "text") != 0 && strcmp(p->type, "multipart");
 }
 
+bool
+jmap_has_attachment(const char *msg, size_t len)
+{
+	struct mime_part *root = mime_parse(msg, len);
+	bool r = has_attachment(root);
+
+	mime_free(root);
+	return r;
+}
+
 static const struct mime_part *
 first_text(const struct mime_part *p, const char *subtype, int depth)
 {

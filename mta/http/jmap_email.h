@@ -47,6 +47,9 @@ unsigned jmap_email_prop_bit(const char *name);
 void jmap_email_props(json_t *obj, const char *msg, size_t len,
     unsigned want);
 
+/* hasAttachment of msg[0..len) (RFC 8621 4.1.4). */
+bool jmap_has_attachment(const char *msg, size_t len);
+
 /*
  * "header:Name[:asForm][:all]" (RFC 8621 4.1.3): true if prop is one
  * (forms asRaw, asText, asAddresses, asGroupedAddresses, asMessageIds,

@@ -2,7 +2,7 @@
 /*
  * jmap_int.h - layer 3: what the files of the JMAP API share: a request
  * in progress, the answering and argument-checking helpers (jmap_api.c),
- * and the method tables of the other files (jmap_set.c: Email/set; jmap_changes.c: the /changes;
+ * and the method tables of the other files (jmap_set.c: Email/set; jmap_changes.c: the /changes; jmap_query.c: Email/query;
  * jmap_mbset.c: Mailbox/set; jmap_submit.c: Identity, EmailSubmission).
  * Loop thread only.
  */
@@ -110,5 +110,6 @@ extern const struct method jmap_set_methods[];
 extern const struct method jmap_submit_methods[];
 extern const struct method jmap_mbset_methods[];
 extern const struct method jmap_changes_methods[];
+extern const struct method jmap_query_methods[];
 
 #endif

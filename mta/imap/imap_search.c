@@ -20,6 +20,7 @@
 #include "imap/imap_sort.h"
 #include "mail/message.h"
 #include "mail/mime.h"
+#include "mail/search.h"
 #include "mail/sortkeys.h"
 #include "store/dovecot.h"
 #include "store/mailbox.h"
@@ -52,8 +53,6 @@ load(struct sctx *c)
 	}
 	return !c->failed;
 }
-
-static bool contains(const char *hay, size_t n, const char *needle);
 
 /* TEXT and BODY without the index: the same text, from the file. */
 static int
@@ -88,9 +87,9 @@ text_key(struct sctx *c, const struct imap_arg *k, const char *needle,
 			mime_free(root);
 		}
 	}
-	return contains(c->tbody.data ? c->tbody.data : "", c->tbody.len,
-	    needle) || (text && contains(c->thdr.data ? c->thdr.data : "",
-	    c->thdr.len, needle));
+	return search_contains(c->tbody.data ? c->tbody.data : "",
+	    c->tbody.len, needle) || (text && search_contains(c->thdr.data ?
+	    c->thdr.data : "", c->thdr.len, needle));
 }
 
 size_t
@@ -119,43 +118,13 @@ imap_search_text_keys(const struct imap_arg *keys, size_t n,
 }
 
 static bool
-contains(const char *hay, size_t n, const char *needle)
-{
-	size_t nl = strlen(needle);
-
-	if (nl == 0)
-		return true;
-	for (size_t i = 0; i + nl <= n; i++)
-		if (ascii_strncaseeq(hay + i, needle, nl))
-			return true;
-	return false;
-}
-
-static bool
 header_has(struct sctx *c, const char *name, const char *needle)
 {
-	struct message_field f;
-	size_t pos = 0, nlen = strlen(name);
-
 	if (!load(c))
 		return false;
 	const char *m = c->file.data ? c->file.data : "";
-	size_t hl = message_header_len(m, c->file.len);
-	while (message_next_field(m, hl, &pos, &f)) {
-		if (f.name_len != nlen || !ascii_strncaseeq(f.name, name, nlen))
-			continue;
-		if (contains(f.value, f.value_len, needle))
-			return true;
-		/* as a reader sees it: encoded words decoded (RFC 2047) */
-		struct buf d;
-		buf_init(&d);
-		mime_decode_words(f.value, f.value_len, &d);
-		bool hit = contains(d.data ? d.data : "", d.len, needle);
-		buf_clear(&d);
-		if (hit)
-			return true;
-	}
-	return false;
+	return search_header_has(m, message_header_len(m, c->file.len), name,
+	    needle);
 }
 
 /* "1-Dec-2026" */

@@ -227,8 +227,9 @@ def test_request_errors(web):
              ["Mailbox/get", {"accountId": "Anot-mine"}, "y"],
              ["Mailbox/get", {"accountId": acc, "ids": "no"}, "z"],
              ["Email/query", {"accountId": acc, "sort": [
-                 {"property": "from"}]}, "s"],
-             ["Email/query", {"accountId": acc, "filter": {"text": "x"}}, "f"],
+                 {"property": "color"}]}, "s"],
+             ["Email/query", {"accountId": acc, "filter": {"color": "x"}},
+              "f"],
              ["Nope/get", {}, "n"],
              ["Email/get", {"accountId": acc, "#ids": {
                  "resultOf": "zz", "name": "Email/query", "path": "/ids"}},

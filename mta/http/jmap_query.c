@@ -1,0 +1,799 @@
+/* SPDX-License-Identifier: ISC */
+/*
+ * jmap_query.c - layer 3: Email/query (RFC 8621 4.4). The filter is a
+ * tree of FilterOperators (AND, OR, NOT) and FilterConditions, every
+ * condition of section 4.4.1; the sort up to five comparators of
+ * receivedAt, sentAt, size, from, to, subject, hasKeyword,
+ * someInThreadHaveKeyword and allInThreadHaveKeyword.
+ *
+ * What the snapshots hold (folders, dates, sizes, keywords, threads) is
+ * judged on the loop. The conditions on a message's text (text, body,
+ * from, to, cc, bcc, subject, header, hasAttachment) and the sorts by
+ * from, to and subject need the folder: one job per folder in scope
+ * answers them for all its messages (jmap_search.c), and the tree is
+ * judged when the last has come back. The common query, one mailbox
+ * newest first, is the snapshot's own order and needs neither job nor
+ * sort.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/util.h"
+#include "http/jmap_account.h"
+#include "http/jmap_int.h"
+#include "http/jmap_email.h"
+#include "http/jmap_search.h"
+#include "store/store.h"
+
+#define FILTER_DEPTH 10
+#define LEAVES_MAX 16
+#define SORT_MAX 5
+#define NOT_IN_MAX 16
+
+enum { Q_COND, Q_AND, Q_OR, Q_NOT };
+
+struct qnode {
+	int op;
+	struct qnode *kids;
+	size_t nkids;
+	/* Q_COND: its properties, all of which must hold */
+	ssize_t in_box;           /* -1: none; nboxes: no such mailbox */
+	ssize_t not_in[NOT_IN_MAX];
+	size_t nnot;
+	int64_t before, after;
+	uint64_t min_size, max_size;
+	const char *has_kw, *not_kw, *all_kw, *some_kw, *none_kw;
+	size_t leaf[LEAVES_MAX];  /* into the query's leaves */
+	bool leaf_want[LEAVES_MAX];   /* false: hasAttachment false */
+	size_t nleaf;
+};
+
+enum skey { S_RECEIVED, S_SENT, S_SIZE, S_FROM, S_TO, S_SUBJECT,
+	S_HAS_KW, S_SOME_KW, S_ALL_KW };
+
+struct scomp {
+	enum skey key;
+	bool asc;
+	const char *kw;
+};
+
+struct hit {
+	const char *id;
+	const char *tid;
+	const struct jsnap_msg *m;
+	size_t box;
+	const struct jsort_row *row;   /* for S_FROM, S_TO, S_SUBJECT */
+	bool kwv[SORT_MAX];            /* the keyword sorts' values */
+};
+
+struct query {
+	struct jreq *q;
+	json_t *args;             /* held */
+	struct qnode root;
+	struct jleaf leaves[LEAVES_MAX];
+	size_t nleaves;
+	struct scomp sort[SORT_MAX];
+	size_t nsort;
+	bool rows;                /* a sort needs the header keys */
+	struct jsearch_out *out;  /* per box, when jobs ran */
+	bool *ran;                /* per box: a job answered */
+	size_t nboxes, pending;
+	unsigned gen;             /* jacct_generation() when it began */
+	int tries;
+};
+
+/* --- keywords ------------------------------------------------------------ */
+
+static bool
+has_keyword(const struct jbox *jb, const struct jsnap_msg *m, const char *kw)
+{
+	uint8_t f = jq_sys_flag(kw);
+
+	if (f)
+		return (m->flags & f) != 0;
+	for (size_t i = 0; i < jb->s.nkw; i++)
+		if (jb->s.kw[i] && (m->kw & (1u << i)) &&
+		    ascii_strcaseeq(jb->s.kw[i], kw))
+			return true;
+	return false;
+}
+
+/* Does some (all: every) Email of m's thread have kw? */
+static bool
+thread_keyword(struct jacct *a, const struct jsnap_msg *m, const char *kw,
+    bool all)
+{
+	size_t n;
+	const struct jloc *l = jacct_thread(a, m->tid, &n);
+
+	for (size_t k = 0; k < n; k++) {
+		bool h = has_keyword(jacct_box(a, l[k].box), jacct_msg(a, &l[k]),
+		    kw);
+		if (h != all)
+			return h;
+	}
+	return all;
+}
+
+/* --- the filter ---------------------------------------------------------- */
+
+static void
+node_clear(struct qnode *n)
+{
+	for (size_t i = 0; i < n->nkids; i++)
+		node_clear(&n->kids[i]);
+	free(n->kids);
+}
+
+static void
+cond_init(struct qnode *n)
+{
+	memset(n, 0, sizeof(*n));
+	n->op = Q_COND;
+	n->in_box = -1;
+	n->before = INT64_MAX;
+	n->after = INT64_MIN;
+	n->max_size = UINT64_MAX;
+}
+
+static const struct {
+	const char *name;
+	enum jleaf_kind kind;
+} leaf_names[] = {
+	{ "text", JL_TEXT }, { "body", JL_BODY }, { "from", JL_FROM },
+	{ "to", JL_TO }, { "cc", JL_CC }, { "bcc", JL_BCC },
+	{ "subject", JL_SUBJECT },
+};
+
+static const char *
+add_leaf(struct query *qu, struct qnode *n, enum jleaf_kind kind,
+    const char *needle, const char *name, bool want)
+{
+	if (qu->nleaves == LEAVES_MAX || n->nleaf == LEAVES_MAX)
+		return "unsupportedFilter";
+	struct jleaf *l = &qu->leaves[qu->nleaves];
+	l->kind = kind;
+	l->needle = needle ? xstrdup(needle) : NULL;
+	l->name = name ? xstrdup(name) : NULL;
+	n->leaf_want[n->nleaf] = want;
+	n->leaf[n->nleaf++] = qu->nleaves++;
+	return NULL;
+}
+
+static const char *
+cond_prop(struct query *qu, struct qnode *n, const char *k, json_t *v)
+{
+	struct jacct *a = qu->q->acct;
+
+	for (size_t i = 0; i < sizeof(leaf_names) / sizeof(leaf_names[0]); i++)
+		if (strcmp(k, leaf_names[i].name) == 0)
+			return json_is_string(v) ? add_leaf(qu, n,
+			    leaf_names[i].kind, json_string_value(v), NULL,
+			    true) : "invalidArguments";
+	if (strcmp(k, "header") == 0) {
+		json_t *name = json_array_get(v, 0), *val = json_array_get(v, 1);
+		if (!json_is_array(v) || json_array_size(v) < 1 ||
+		    json_array_size(v) > 2 || !json_is_string(name) ||
+		    (val && !json_is_string(val)) ||
+		    json_string_length(name) == 0 ||
+		    strpbrk(json_string_value(name), ": \t\r\n"))
+			return "invalidArguments";
+		return add_leaf(qu, n, JL_HEADER, val ? json_string_value(val) :
+		    NULL, json_string_value(name), true);
+	}
+	if (strcmp(k, "hasAttachment") == 0)
+		return json_is_boolean(v) ? add_leaf(qu, n, JL_ATTACH, NULL,
+		    NULL, json_is_true(v)) : "invalidArguments";
+	if (strcmp(k, "inMailbox") == 0) {
+		if (!json_is_string(v))
+			return "invalidArguments";
+		n->in_box = jacct_box_by_id(a, json_string_value(v));
+		if (n->in_box < 0)
+			n->in_box = (ssize_t)jacct_nboxes(a);
+		return NULL;
+	}
+	if (strcmp(k, "inMailboxOtherThan") == 0) {
+		size_t i;
+		json_t *x;
+		if (!json_is_array(v) || json_array_size(v) > NOT_IN_MAX)
+			return json_is_array(v) ? "unsupportedFilter" :
+			    "invalidArguments";
+		json_array_foreach(v, i, x) {
+			if (!json_is_string(x))
+				return "invalidArguments";
+			n->not_in[n->nnot++] = jacct_box_by_id(a,
+			    json_string_value(x));
+		}
+		return NULL;
+	}
+	if (strcmp(k, "before") == 0 || strcmp(k, "after") == 0) {
+		int64_t t;
+		if (!json_is_string(v) ||
+		    !jmap_parse_utc_date(json_string_value(v), &t))
+			return "invalidArguments";
+		*(k[0] == 'b' ? &n->before : &n->after) = t;
+		return NULL;
+	}
+	if (strcmp(k, "minSize") == 0 || strcmp(k, "maxSize") == 0) {
+		if (!json_is_integer(v) || json_integer_value(v) < 0)
+			return "invalidArguments";
+		*(k[1] == 'i' ? &n->min_size : &n->max_size) =
+		    (uint64_t)json_integer_value(v);
+		return NULL;
+	}
+	static const char *const kws[] = { "hasKeyword", "notKeyword",
+		"allInThreadHaveKeyword", "someInThreadHaveKeyword",
+		"noneInThreadHaveKeyword" };
+	const char **slot[] = { &n->has_kw, &n->not_kw, &n->all_kw,
+		&n->some_kw, &n->none_kw };
+	for (size_t i = 0; i < 5; i++)
+		if (strcmp(k, kws[i]) == 0) {
+			if (!json_is_string(v) || json_string_length(v) == 0)
+				return "invalidArguments";
+			*slot[i] = json_string_value(v);
+			return NULL;
+		}
+	return "unsupportedFilter";
+}
+
+static const char *
+filter_parse(struct query *qu, json_t *f, struct qnode *n, int depth)
+{
+	const char *k, *err;
+	json_t *v;
+
+	cond_init(n);
+	if (f == NULL || json_is_null(f))
+		return NULL;
+	if (!json_is_object(f))
+		return "invalidArguments";
+	if (depth > FILTER_DEPTH)
+		return "unsupportedFilter";
+	json_t *op = json_object_get(f, "operator");
+	if (op) {
+		json_t *conds = json_object_get(f, "conditions");
+		const char *o = json_string_value(op);
+		size_t i;
+		if (json_object_size(f) != 2 || !json_is_array(conds) || !o)
+			return "invalidArguments";
+		n->op = strcmp(o, "AND") == 0 ? Q_AND : strcmp(o, "OR") == 0 ?
+		    Q_OR : strcmp(o, "NOT") == 0 ? Q_NOT : -1;
+		if (n->op < 0)
+			return "invalidArguments";
+		n->kids = xcalloc(json_array_size(conds) + 1, sizeof(*n->kids));
+		json_array_foreach(conds, i, v) {
+			err = filter_parse(qu, v, &n->kids[n->nkids++],
+			    depth + 1);
+			if (err)
+				return err;
+		}
+		return NULL;
+	}
+	json_object_foreach(f, k, v)
+		if ((err = cond_prop(qu, n, k, v)) != NULL)
+			return err;
+	return NULL;
+}
+
+/* Is Email id (any copy of it) in box? */
+static bool
+in_box(struct jacct *a, const char *id, size_t box)
+{
+	size_t n;
+	const struct jloc *l = jacct_find(a, id, &n);
+
+	for (size_t i = 0; i < n; i++)
+		if (l[i].box == box)
+			return true;
+	return false;
+}
+
+static bool
+uid_in(const uint32_t *u, size_t n, uint32_t uid)
+{
+	size_t lo = 0, hi = n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (u[mid] == uid)
+			return true;
+		if (u[mid] < uid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return false;
+}
+
+static bool
+cond_match(struct query *qu, const struct qnode *n, const struct hit *h)
+{
+	struct jacct *a = qu->q->acct;
+	const struct jsnap_msg *m = h->m;
+	const struct jbox *jb = jacct_box(a, h->box);
+
+	if (m->received >= n->before || m->received < n->after ||
+	    m->size < n->min_size || m->size >= n->max_size)
+		return false;
+	if (n->in_box >= 0 && (n->in_box >= (ssize_t)qu->nboxes ||
+	    !in_box(a, m->id, (size_t)n->in_box)))
+		return false;
+	if (n->has_kw && !has_keyword(jb, m, n->has_kw))
+		return false;
+	if (n->not_kw && has_keyword(jb, m, n->not_kw))
+		return false;
+	if (n->all_kw && !thread_keyword(a, m, n->all_kw, true))
+		return false;
+	if (n->some_kw && !thread_keyword(a, m, n->some_kw, false))
+		return false;
+	if (n->none_kw && thread_keyword(a, m, n->none_kw, false))
+		return false;
+	if (n->nnot) {
+		/* in some mailbox other than those */
+		size_t c;
+		const struct jloc *l = jacct_find(a, m->id, &c);
+		bool other = false;
+		for (size_t i = 0; i < c && !other; i++) {
+			bool listed = false;
+			for (size_t k = 0; k < n->nnot; k++)
+				listed |= n->not_in[k] == (ssize_t)l[i].box;
+			other = !listed;
+		}
+		if (!other)
+			return false;
+	}
+	for (size_t i = 0; i < n->nleaf; i++) {
+		const struct jsearch_out *o = &qu->out[h->box];
+		size_t k = n->leaf[i];
+		bool hit = qu->ran[h->box] && uid_in(o->uids[k], o->n[k],
+		    m->uid);
+		if (hit != n->leaf_want[i])
+			return false;
+	}
+	return true;
+}
+
+static bool
+node_match(struct query *qu, const struct qnode *n, const struct hit *h)
+{
+	switch (n->op) {
+	case Q_AND:
+		for (size_t i = 0; i < n->nkids; i++)
+			if (!node_match(qu, &n->kids[i], h))
+				return false;
+		return true;
+	case Q_OR:
+		for (size_t i = 0; i < n->nkids; i++)
+			if (node_match(qu, &n->kids[i], h))
+				return true;
+		return false;
+	case Q_NOT:
+		for (size_t i = 0; i < n->nkids; i++)
+			if (node_match(qu, &n->kids[i], h))
+				return false;
+		return true;
+	default:
+		return cond_match(qu, n, h);
+	}
+}
+
+/* A condition with nothing but inMailbox (or nothing at all). */
+static bool
+only_box(const struct qnode *n)
+{
+	return n->op == Q_COND && n->nnot == 0 && n->before == INT64_MAX &&
+	    n->after == INT64_MIN && n->min_size == 0 &&
+	    n->max_size == UINT64_MAX && !n->has_kw && !n->not_kw &&
+	    !n->all_kw && !n->some_kw && !n->none_kw && n->nleaf == 0;
+}
+
+/* --- the sort ------------------------------------------------------------ */
+
+static const char *
+sort_parse(struct query *qu, json_t *sort)
+{
+	static const struct {
+		const char *name;
+		enum skey key;
+	} keys[] = {
+		{ "receivedAt", S_RECEIVED }, { "sentAt", S_SENT },
+		{ "size", S_SIZE }, { "from", S_FROM }, { "to", S_TO },
+		{ "subject", S_SUBJECT }, { "hasKeyword", S_HAS_KW },
+		{ "someInThreadHaveKeyword", S_SOME_KW },
+		{ "allInThreadHaveKeyword", S_ALL_KW },
+	};
+	size_t i;
+	json_t *c;
+
+	if (sort == NULL || json_is_null(sort))
+		return NULL;
+	if (!json_is_array(sort))
+		return "invalidArguments";
+	if (json_array_size(sort) > SORT_MAX)
+		return "unsupportedSort";
+	json_array_foreach(sort, i, c) {
+		const char *k;
+		json_t *v, *p = json_object_get(c, "property");
+		struct scomp *s = &qu->sort[qu->nsort];
+		if (!json_is_object(c) || !json_is_string(p))
+			return "invalidArguments";
+		json_object_foreach(c, k, v)
+			if (strcmp(k, "property") && strcmp(k, "isAscending") &&
+			    strcmp(k, "collation") && strcmp(k, "keyword"))
+				return "invalidArguments";
+		v = json_object_get(c, "isAscending");
+		if (v && !json_is_boolean(v))
+			return "invalidArguments";
+		s->asc = v ? json_is_true(v) : true;
+		v = json_object_get(c, "collation");
+		if (v && (!json_is_string(v) || strcmp(json_string_value(v),
+		    "i;ascii-casemap") != 0))
+			return json_is_string(v) ? "unsupportedSort" :
+			    "invalidArguments";
+		size_t k2 = 0;
+		while (k2 < sizeof(keys) / sizeof(keys[0]) &&
+		    strcmp(keys[k2].name, json_string_value(p)) != 0)
+			k2++;
+		if (k2 == sizeof(keys) / sizeof(keys[0]))
+			return "unsupportedSort";
+		s->key = keys[k2].key;
+		v = json_object_get(c, "keyword");
+		if (s->key >= S_HAS_KW) {
+			if (!json_is_string(v) || json_string_length(v) == 0)
+				return "invalidArguments";
+			s->kw = json_string_value(v);
+		} else if (v)
+			return "invalidArguments";
+		qu->rows |= s->key == S_FROM || s->key == S_TO ||
+		    s->key == S_SUBJECT;
+		qu->nsort++;
+	}
+	return NULL;
+}
+
+static int
+cmp_hit(const void *x, const void *y, void *arg)
+{
+	const struct hit *a = x, *b = y;
+	const struct query *qu = arg;
+
+	for (size_t i = 0; i < qu->nsort; i++) {
+		const struct scomp *s = &qu->sort[i];
+		int c = 0;
+		switch (s->key) {
+		case S_RECEIVED:
+			c = (a->m->received > b->m->received) -
+			    (a->m->received < b->m->received);
+			break;
+		case S_SENT:
+			c = (a->m->sent > b->m->sent) - (a->m->sent < b->m->sent);
+			break;
+		case S_SIZE:
+			c = (a->m->size > b->m->size) - (a->m->size < b->m->size);
+			break;
+		case S_FROM:
+			c = strcmp(a->row ? a->row->from : "",
+			    b->row ? b->row->from : "");
+			break;
+		case S_TO:
+			c = strcmp(a->row ? a->row->to : "",
+			    b->row ? b->row->to : "");
+			break;
+		case S_SUBJECT:
+			c = strcmp(a->row ? a->row->subject : "",
+			    b->row ? b->row->subject : "");
+			break;
+		default:
+			c = a->kwv[i] - b->kwv[i];
+			break;
+		}
+		if (c)
+			return s->asc ? c : -c;
+	}
+	/* the rest newest first, then by id: one order for every call */
+	if (a->m->received != b->m->received)
+		return a->m->received > b->m->received ? -1 : 1;
+	return strcmp(a->id, b->id);
+}
+
+static const struct jsort_row *
+row_of(const struct query *qu, size_t box, uint32_t uid)
+{
+	const struct jsearch_out *o = &qu->out[box];
+	size_t lo = 0, hi = o->nrows;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (o->rows[mid].uid == uid)
+			return &o->rows[mid];
+		if (o->rows[mid].uid < uid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+/* --- collapseThreads ----------------------------------------------------- */
+
+/* A thread id's 64 bits ("T" and 16 hex digits, sort_thread_id). */
+static uint64_t
+tid_bits(const char *tid)
+{
+	uint64_t v = 0;
+
+	for (const char *p = tid + 1; *p; p++)
+		v = v << 4 | (uint64_t)(*p <= '9' ? *p - '0' :
+		    (*p | 32) - 'a' + 10);
+	return v;
+}
+
+/* The first hit of each thread stays, in order. */
+static size_t
+collapse(struct hit *hits, size_t nh)
+{
+	size_t cap = 16, w = 0;
+
+	while (cap < nh * 2)
+		cap <<= 1;
+	uint64_t *set = xcalloc(cap, sizeof(*set));    /* 0: free */
+	for (size_t k = 0; k < nh; k++) {
+		uint64_t v = tid_bits(hits[k].tid) | 1;   /* never 0 */
+		size_t i = (size_t)(v * 0x9e3779b97f4a7c15ull) & (cap - 1);
+		while (set[i] && set[i] != v)
+			i = (i + 1) & (cap - 1);
+		if (set[i])
+			continue;
+		set[i] = v;
+		hits[w++] = hits[k];
+	}
+	free(set);
+	return w;
+}
+
+/* --- running it ---------------------------------------------------------- */
+
+static void
+query_free(struct query *qu)
+{
+	for (size_t b = 0; qu->out && b < qu->nboxes; b++)
+		jsearch_out_clear(&qu->out[b], qu->nleaves);
+	free(qu->out);
+	free(qu->ran);
+	for (size_t i = 0; i < qu->nleaves; i++) {
+		free(qu->leaves[i].needle);
+		free(qu->leaves[i].name);
+	}
+	node_clear(&qu->root);
+	json_decref(qu->args);
+	free(qu);
+}
+
+static void
+hit_fill(struct query *qu, struct hit *h, size_t box,
+    const struct jsnap_msg *m)
+{
+	memset(h, 0, sizeof(*h));
+	h->id = m->id;
+	h->tid = m->tid;
+	h->m = m;
+	h->box = box;
+}
+
+static void
+query_answer(struct query *qu)
+{
+	struct jreq *q = qu->q;
+	json_t *args = qu->args, *v;
+	struct hit *hits;
+	size_t nh = 0;
+	char state[32];
+	const struct qnode *r = &qu->root;
+	bool newest = qu->nsort == 0 || (qu->nsort == 1 &&
+	    qu->sort[0].key == S_RECEIVED && !qu->sort[0].asc);
+
+	if (r->op == Q_COND && r->in_box >= (ssize_t)qu->nboxes) {
+		hits = xcalloc(1, sizeof(*hits));     /* no such mailbox */
+	} else if (r->op == Q_COND && r->in_box >= 0) {
+		size_t b = (size_t)r->in_box;
+		const struct jbox *jb = jacct_box(q->acct, b);
+		bool plain = only_box(r);
+		hits = xcalloc(jb->s.n + 1, sizeof(*hits));
+		for (size_t k = 0; k < jb->s.n; k++) {
+			/* newest first already: the common case needs no sort */
+			hit_fill(qu, &hits[nh], b, &jb->s.m[jb->s.by_date[k]]);
+			if (plain || node_match(qu, r, &hits[nh]))
+				nh++;
+		}
+	} else {
+		size_t n;
+		const struct jloc *l = jacct_all(q->acct, &n);
+		hits = xcalloc(n + 1, sizeof(*hits));
+		for (size_t k = 0; k < n; k++) {
+			hit_fill(qu, &hits[nh], l[k].box, jacct_msg(q->acct,
+			    &l[k]));
+			if (node_match(qu, r, &hits[nh]))
+				nh++;
+		}
+		newest = false;
+	}
+	if (!newest) {
+		for (size_t k = 0; k < nh; k++) {
+			if (qu->rows)
+				hits[k].row = row_of(qu, hits[k].box,
+				    hits[k].m->uid);
+			for (size_t i = 0; i < qu->nsort; i++) {
+				const struct scomp *s = &qu->sort[i];
+				if (s->key == S_HAS_KW)
+					hits[k].kwv[i] = has_keyword(jacct_box(
+					    q->acct, hits[k].box), hits[k].m,
+					    s->kw);
+				else if (s->key >= S_SOME_KW)
+					hits[k].kwv[i] = thread_keyword(q->acct,
+					    hits[k].m, s->kw, s->key == S_ALL_KW);
+			}
+		}
+		qsort_r(hits, nh, sizeof(*hits), cmp_hit, qu);
+	}
+	if (json_is_true(json_object_get(args, "collapseThreads")))
+		nh = collapse(hits, nh);
+	/* the window: position or anchor, then limit (RFC 8620 5.5) */
+	int64_t pos = (v = json_object_get(args, "position")) ?
+	    json_integer_value(v) : 0;
+	const char *anchor = json_string_value(json_object_get(args, "anchor"));
+	size_t limit = (v = json_object_get(args, "limit")) ?
+	    (size_t)json_integer_value(v) : MAX_QUERY_LIMIT;
+	if (limit > MAX_QUERY_LIMIT)
+		limit = MAX_QUERY_LIMIT;
+	if (anchor) {
+		size_t k = 0;
+		while (k < nh && strcmp(hits[k].id, anchor) != 0)
+			k++;
+		if (k == nh) {
+			free(hits);
+			query_free(qu);
+			jq_error(q, "anchorNotFound", NULL);
+			return;
+		}
+		int64_t off = (v = json_object_get(args, "anchorOffset")) ?
+		    json_integer_value(v) : 0;
+		pos = (int64_t)k + off;
+		if (pos < 0)
+			pos = 0;
+	} else if (pos < 0) {
+		pos += (int64_t)nh;
+		if (pos < 0)
+			pos = 0;
+	}
+	if ((size_t)pos > nh)
+		pos = (int64_t)nh;
+	json_t *ids = json_array();
+	for (size_t k = (size_t)pos; k < nh && k < (size_t)pos + limit; k++)
+		json_array_append_new(ids, json_string(hits[k].id));
+	jacct_query_state(q->acct, state, sizeof(state));
+	json_t *res = json_pack("{s:s,s:s,s:b,s:I,s:o}", "accountId",
+	    q->account_id, "queryState", state, "canCalculateChanges", 0,
+	    "position", (json_int_t)pos, "ids", ids);
+	if (json_is_true(json_object_get(args, "calculateTotal")))
+		json_object_set_new(res, "total", json_integer((json_int_t)nh));
+	if (json_object_get(args, "limit") &&
+	    (size_t)json_integer_value(json_object_get(args, "limit")) > limit)
+		json_object_set_new(res, "limit", json_integer((json_int_t)limit));
+	free(hits);
+	query_free(qu);
+	jq_reply(q, res);
+}
+
+static void query_start(struct jreq *q, json_t *args, int tries);
+
+/* The jobs are back: if folders came or went meanwhile, the boxes
+ * named by index are others now, and the query starts again. */
+static void
+query_ready(struct query *qu)
+{
+	struct jreq *q = qu->q;
+
+	if (qu->gen == jacct_generation(q->acct)) {
+		query_answer(qu);
+		return;
+	}
+	json_t *args = json_incref(qu->args);
+	int tries = qu->tries + 1;
+	query_free(qu);
+	if (tries < 3)
+		query_start(q, args, tries);
+	else
+		jq_error(q, "serverFail", "the folders keep changing");
+	json_decref(args);
+}
+
+struct qjob {
+	struct query *qu;
+	size_t box;
+};
+
+static bool
+search_work(struct mbox *mb, void *arg)
+{
+	struct qjob *j = arg;
+	struct store_account *sa = jacct_store_account(j->qu->q->acct);
+
+	jsearch_folder(mb, store_account_index(sa), j->qu->leaves,
+	    j->qu->nleaves, j->qu->rows, &j->qu->out[j->box]);
+	return false;
+}
+
+static void
+search_done(void *arg)
+{
+	struct qjob *j = arg;
+	struct query *qu = j->qu;
+
+	qu->ran[j->box] = true;
+	free(j);
+	if (--qu->pending == 0)
+		query_ready(qu);
+}
+
+static void
+email_query(struct jreq *q, json_t *args)
+{
+	query_start(q, args, 0);
+}
+
+static void
+query_start(struct jreq *q, json_t *args, int tries)
+{
+	static const struct aspec spec[] = { { "accountId", A_STR },
+		{ "filter", A_OBJ_NULL }, { "sort", A_ARR_NULL },
+		{ "position", A_INT }, { "anchor", A_STR_NULL },
+		{ "anchorOffset", A_INT }, { "limit", A_UINT },
+		{ "calculateTotal", A_BOOL }, { "collapseThreads", A_BOOL },
+		{ NULL, A_ANY } };
+	struct query *qu;
+	const char *err;
+
+	if (!jq_check_args(q, args, spec))
+		return;
+	qu = xcalloc(1, sizeof(*qu));
+	qu->q = q;
+	qu->args = json_incref(args);
+	qu->nboxes = jacct_nboxes(q->acct);
+	qu->gen = jacct_generation(q->acct);
+	qu->tries = tries;
+	if ((err = filter_parse(qu, json_object_get(args, "filter"),
+	    &qu->root, 0)) != NULL ||
+	    (err = sort_parse(qu, json_object_get(args, "sort"))) != NULL) {
+		query_free(qu);
+		jq_error(q, err, NULL);
+		return;
+	}
+	qu->out = xcalloc(qu->nboxes + 1, sizeof(*qu->out));
+	qu->ran = xcalloc(qu->nboxes + 1, sizeof(*qu->ran));
+	if (qu->nleaves == 0 && !qu->rows) {
+		query_answer(qu);
+		return;
+	}
+	/* the folders in scope: the one of a top-level inMailbox, or all */
+	const struct qnode *r = &qu->root;
+	qu->pending = 1;
+	for (size_t b = 0; b < qu->nboxes; b++) {
+		if (r->op == Q_COND && r->in_box >= 0 && (size_t)r->in_box != b)
+			continue;
+		if (jacct_box(q->acct, b)->s.n == 0)
+			continue;
+		struct qjob *j = xcalloc(1, sizeof(*j));
+		j->qu = qu;
+		j->box = b;
+		qu->pending++;
+		jacct_box_run(q->acct, b, search_work, search_done, j);
+	}
+	if (--qu->pending == 0)
+		query_ready(qu);
+}
+
+const struct method jmap_query_methods[] = {
+	{ "Email/query", CAP_MAIL, email_query },
+	{ NULL, NULL, NULL },
+};

@@ -1,0 +1,149 @@
+# SPDX-License-Identifier: ISC
+"""Email/query: every filter condition of RFC 8621 4.4.1 (the text ones
+through the full-text index, and through the files for a needle the
+index cannot look for), FilterOperators nested, the sorts by sentAt,
+from, to, subject, size and keywords, and the errors of a bad filter
+or sort.
+"""
+from test_imap import wait_for
+from test_jmap import api, web  # noqa: F401
+from test_jmap_write import acc, boxes, ids_in, send_raw
+
+MAILS = {
+    "m1": ("Ann Archer <ann@example.org>", "bob@localhost", "Budget 2027",
+           "Mon, 01 Jun 2026 10:00:00 +0000", "", "The numbers are in."),
+    "m2": ("Zed Zimmer <zed@example.org>", "alice@localhost",
+           "Re: Budget 2027", "Tue, 02 Jun 2026 10:00:00 +0000",
+           "X-Tag: green\r\nCc: Carl <carl@example.org>\r\n",
+           "Looks fine to me, quokka."),
+    "m3": ("Mia Moss <mia@example.org>", "alice@localhost", "Holiday",
+           "Wed, 03 Jun 2026 10:00:00 +0000", "X-Tag: blue\r\n",
+           "See the attached plan."),
+}
+
+
+def put(t):
+    for key, (frm, to, subj, date, extra, body) in MAILS.items():
+        text = ("From: %s\r\nTo: %s\r\nSubject: %s\r\nDate: %s\r\n"
+                "Message-ID: <%s@x>\r\n%s" % (frm, to, subj, date, key, extra))
+        if key == "m3":
+            text += ('MIME-Version: 1.0\r\nContent-Type: multipart/mixed; '
+                     'boundary="b"\r\n\r\n--b\r\nContent-Type: text/plain'
+                     '\r\n\r\n%s\r\n--b\r\nContent-Type: application/pdf\r\n'
+                     'Content-Disposition: attachment; filename="p.pdf"\r\n'
+                     'Content-Transfer-Encoding: base64\r\n\r\nJVBERi0=\r\n'
+                     '--b--\r\n' % body)
+        else:
+            text += "\r\n%s\r\n" % body
+        send_raw(t, text)
+    inbox = boxes(t)["inbox"]
+    assert wait_for(lambda: len(ids_in(t, inbox)) == 3)
+    a = acc(t)
+    r = api(t, [["Email/query", {"accountId": a}, "q"],
+                ["Email/get", {"accountId": a, "#ids": {
+                    "resultOf": "q", "name": "Email/query", "path": "/ids"},
+                    "properties": ["messageId"]}, "g"]])
+    return {e["messageId"][0].split("@")[0]: e["id"]
+            for e in r[1][1]["list"]}
+
+
+def query(t, flt=None, sort=None, **kw):
+    args = {"accountId": acc(t)}
+    if flt is not None:
+        args["filter"] = flt
+    if sort is not None:
+        args["sort"] = sort
+    args.update(kw)
+    return api(t, [["Email/query", args, "q"]])[0]
+
+
+def test_filters(web):
+    ids = put(web)
+    name = {v: k for k, v in ids.items()}
+
+    def found(flt):
+        n, r, _ = query(web, flt)
+        assert n == "Email/query", r
+        return sorted(name[i] for i in r["ids"])
+    assert found({"text": "quokka"}) == ["m2"]
+    assert found({"text": "budget"}) == ["m1", "m2"]        # the subject
+    assert found({"body": "budget"}) == []
+    assert found({"body": "numbers"}) == ["m1"]
+    assert found({"from": "zimmer"}) == ["m2"]
+    assert found({"from": "mia@example"}) == ["m3"]
+    assert found({"to": "bob"}) == ["m1"]
+    assert found({"cc": "carl"}) == ["m2"]
+    assert found({"bcc": "carl"}) == []
+    assert found({"subject": "re: budget"}) == ["m2"]
+    assert found({"subject": "27"}) == ["m1", "m2"]   # too short for the index
+    assert found({"header": ["X-Tag"]}) == ["m2", "m3"]
+    assert found({"header": ["x-tag", "BLUE"]}) == ["m3"]
+    assert found({"hasAttachment": True}) == ["m3"]
+    assert found({"hasAttachment": False}) == ["m1", "m2"]
+    assert found({"after": "2026-01-01T00:00:00Z"}) == ["m1", "m2", "m3"]
+    assert found({"before": "2026-01-01T00:00:00Z"}) == []
+    assert found({"operator": "OR", "conditions": [
+        {"from": "ann"}, {"header": ["X-Tag", "blue"]}]}) == ["m1", "m3"]
+    assert found({"operator": "NOT", "conditions": [
+        {"from": "ann"}, {"from": "mia"}]}) == ["m2"]
+    assert found({"operator": "AND", "conditions": [
+        {"text": "budget"}, {"operator": "NOT", "conditions": [
+            {"subject": "re:"}]}]}) == ["m1"]
+    # keywords, and of the thread (m2 replies to nothing: threads of one)
+    api(web, [["Email/set", {"accountId": acc(web), "update": {
+        ids["m2"]: {"keywords/$flagged": True}}}, "s"]])
+    assert found({"hasKeyword": "$flagged"}) == ["m2"]
+    assert found({"notKeyword": "$flagged"}) == ["m1", "m3"]
+    assert found({"someInThreadHaveKeyword": "$flagged"}) == ["m2"]
+    assert found({"noneInThreadHaveKeyword": "$flagged"}) == ["m1", "m3"]
+    assert found({"allInThreadHaveKeyword": "$flagged"}) == ["m2"]
+    inbox = boxes(web)["inbox"]
+    assert found({"inMailbox": inbox, "text": "plan"}) == ["m3"]
+    assert found({"inMailbox": boxes(web)["archive"], "text": "plan"}) == []
+
+
+def test_sorts(web):
+    ids = put(web)
+    name = {v: k for k, v in ids.items()}
+
+    def order(*sort):
+        n, r, _ = query(web, sort=list(sort))
+        assert n == "Email/query", r
+        return [name[i] for i in r["ids"]]
+    assert order({"property": "sentAt"}) == ["m1", "m2", "m3"]
+    assert order({"property": "sentAt", "isAscending": False}) == \
+        ["m3", "m2", "m1"]
+    assert order({"property": "from"}) == ["m1", "m3", "m2"]    # Ann Mia Zed
+    assert order({"property": "to"})[2] == "m1"      # alice, alice, bob
+    # the base subject: "Re: Budget 2027" sorts as "budget 2027"
+    assert sorted(order({"property": "subject"})[:2]) == ["m1", "m2"]
+    assert order({"property": "subject"})[2] == "m3"
+    assert order({"property": "size", "isAscending": False})[0] == "m3"
+    api(web, [["Email/set", {"accountId": acc(web), "update": {
+        ids["m3"]: {"keywords/$flagged": True}}}, "s"]])
+    assert order({"property": "hasKeyword", "keyword": "$flagged",
+                  "isAscending": False},
+                 {"property": "sentAt"}) == ["m3", "m1", "m2"]
+    assert order({"property": "someInThreadHaveKeyword",
+                  "keyword": "$flagged"}, {"property": "sentAt"}) == \
+        ["m1", "m2", "m3"]
+
+
+def test_bad_filters_and_sorts(web):
+    for flt in ({"operator": "XOR", "conditions": []},
+                {"operator": "AND"},
+                {"header": []}, {"header": ["Bad Name"]},
+                {"hasAttachment": "yes"}, {"text": 1},
+                {"before": "yesterday"}):
+        n, r, _ = query(web, flt)
+        assert n == "error" and r["type"] == "invalidArguments", (flt, r)
+    n, r, _ = query(web, {"colour": "red"})
+    assert r["type"] == "unsupportedFilter"
+    for sort, kind in (([{"property": "colour"}], "unsupportedSort"),
+                       ([{"property": "from", "collation": "i;klingon"}],
+                        "unsupportedSort"),
+                       ([{"property": "hasKeyword"}], "invalidArguments"),
+                       ([{"property": "size", "isAscending": "no"}],
+                        "invalidArguments")):
+        n, r, _ = query(web, sort=sort)
+        assert n == "error" and r["type"] == kind, (sort, r)
