@@ -262,6 +262,94 @@ has_attachment(const struct mime_part *p)
 	return strcmp(p->type, "text") != 0 && strcmp(p->type, "multipart");
 }
 
+/* The longest needle that occurs at t[i], or 0. */
+static size_t
+needle_at(const char *t, size_t len, size_t i, const char *const *needles,
+    size_t n)
+{
+	size_t best = 0;
+
+	for (size_t k = 0; k < n; k++) {
+		size_t nl = strlen(needles[k]);
+		if (nl > best && nl <= len - i &&
+		    ascii_strncaseeq(t + i, needles[k], nl))
+			best = nl;
+	}
+	return best;
+}
+
+static void
+html_escaped(struct buf *out, const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		switch (s[i]) {
+		case '<': buf_append_str(out, "&lt;"); break;
+		case '>': buf_append_str(out, "&gt;"); break;
+		case '&': buf_append_str(out, "&amp;"); break;
+		case '"': buf_append_str(out, "&quot;"); break;
+		default: buf_append_char(out, s[i]); break;
+		}
+}
+
+bool
+jmap_snippet(const char *text, size_t len, const char *const *needles,
+    size_t n, bool whole, size_t max, struct buf *out)
+{
+	struct buf clean, sp;
+	size_t first = SIZE_MAX;
+
+	buf_init(&clean);
+	buf_init(&sp);
+	jmap_utf8_clean(text, len, &clean);
+	/* white space as one space */
+	for (size_t i = 0; i < clean.len; i++) {
+		char c = clean.data[i];
+		bool ws = c == ' ' || c == '\t' || c == '\r' || c == '\n';
+		if (ws && (sp.len == 0 || sp.data[sp.len - 1] == ' '))
+			continue;
+		buf_append_char(&sp, ws ? ' ' : c);
+	}
+	buf_clear(&clean);
+	if (sp.len && sp.data[sp.len - 1] == ' ')
+		sp.data[--sp.len] = '\0';
+	const char *t = sp.data ? sp.data : "";
+	for (size_t i = 0; i < sp.len && first == SIZE_MAX; i++)
+		if (needle_at(t, sp.len, i, needles, n))
+			first = i;
+	if (first == SIZE_MAX) {
+		buf_clear(&sp);
+		return false;
+	}
+	size_t from = 0, to = sp.len;
+	if (!whole) {
+		/* a few words of what comes before it */
+		from = first > 30 ? first - 30 : 0;
+		while (from > 0 && t[from] != ' ')
+			from--;
+		to = from + max < sp.len ? from + max : sp.len;
+		while (to < sp.len && ((unsigned char)t[to] & 0xc0) == 0x80)
+			to++;
+		while (from < first && ((unsigned char)t[from] & 0xc0) == 0x80)
+			from++;
+		if (from > 0)
+			buf_append_str(out, "...");
+	}
+	for (size_t i = from; i < to;) {
+		size_t nl = needle_at(t, to, i, needles, n);
+		if (nl) {
+			buf_append_str(out, "<mark>");
+			html_escaped(out, t + i, nl);
+			buf_append_str(out, "</mark>");
+			i += nl;
+		} else
+			html_escaped(out, t + i++, 1);
+	}
+	if (to < sp.len)
+		buf_append_str(out, "...");
+	buf_clear(&sp);
+	return true;
+}
+
 bool
 jmap_has_attachment(const char *msg, size_t len)
 {

@@ -47,6 +47,18 @@ unsigned jmap_email_prop_bit(const char *name);
 void jmap_email_props(json_t *obj, const char *msg, size_t len,
     unsigned want);
 
+/*
+ * A SearchSnippet field (RFC 8621 5.1): text[0..len) as HTML with each
+ * occurrence of the needles (ASCII case-insensitive) in <mark></mark>,
+ * everything else escaped. whole: all of the text; else a window of
+ * about max characters from a little before the first occurrence, with
+ * "..." where it was cut. Returns false (out untouched) if no needle
+ * occurs. Cuts only between UTF-8 characters; invalid UTF-8 becomes
+ * U+FFFD, white space runs one space.
+ */
+bool jmap_snippet(const char *text, size_t len, const char *const *needles,
+    size_t n, bool whole, size_t max, struct buf *out);
+
 /* hasAttachment of msg[0..len) (RFC 8621 4.1.4). */
 bool jmap_has_attachment(const char *msg, size_t len);
 

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: ISC */
 /*
- * jmap_query.c - layer 3: Email/query (RFC 8621 4.4). The filter is a
+ * jmap_query.c - layer 3: Email/query (RFC 8621 4.4) and
+ * SearchSnippet/get (5.1), which marks a filter's text in the subject
+ * and a stretch of the text of the Emails asked for. The filter is a
  * tree of FilterOperators (AND, OR, NOT) and FilterConditions, every
  * condition of section 4.4.1; the sort up to five comparators of
  * receivedAt, sentAt, size, from, to, subject, hasKeyword,
@@ -24,6 +26,9 @@
 #include "http/jmap_int.h"
 #include "http/jmap_email.h"
 #include "http/jmap_search.h"
+#include "mail/message.h"
+#include "mail/mime.h"
+#include "store/mailbox.h"
 #include "store/store.h"
 
 #define FILTER_DEPTH 10
@@ -793,7 +798,211 @@ query_start(struct jreq *q, json_t *args, int tries)
 		query_ready(qu);
 }
 
+/* --- SearchSnippet/get (RFC 8621 5.1) ----------------------------------- */
+
+#define SNIPPET_MAX 200           /* characters of a preview snippet */
+
+struct snip_item {
+	uint32_t uid;
+	json_t *obj;              /* borrowed: the list holds it */
+};
+
+struct snip_box {
+	struct snip *sn;
+	struct snip_item *it;
+	size_t n;
+};
+
+struct snip {
+	struct jreq *q;
+	struct query *qu;         /* the filter, for its needles */
+	const char *subj[LEAVES_MAX], *body[LEAVES_MAX];
+	size_t nsubj, nbody;
+	json_t *list, *nf;
+	size_t pending;
+};
+
+/* The needles a match shows: those of text, subject and body, not
+ * under a NOT. */
+static void
+snip_needles(struct snip *sn, const struct qnode *n)
+{
+	if (n->op == Q_NOT)
+		return;
+	for (size_t i = 0; i < n->nkids; i++)
+		snip_needles(sn, &n->kids[i]);
+	for (size_t i = 0; i < n->nleaf; i++) {
+		const struct jleaf *l = &sn->qu->leaves[n->leaf[i]];
+		if (l->needle == NULL || l->needle[0] == '\0')
+			continue;
+		if (l->kind == JL_TEXT || l->kind == JL_SUBJECT)
+			sn->subj[sn->nsubj++] = l->needle;
+		if (l->kind == JL_TEXT || l->kind == JL_BODY)
+			sn->body[sn->nbody++] = l->needle;
+	}
+}
+
+static json_t *
+snippet_json(const char *t, size_t len, const char *const *needles,
+    size_t n, bool whole)
+{
+	struct buf out;
+	json_t *j;
+
+	buf_init(&out);
+	j = jmap_snippet(t, len, needles, n, whole, SNIPPET_MAX, &out) ?
+	    json_stringn(out.data ? out.data : "", out.len) : json_null();
+	buf_clear(&out);
+	return j;
+}
+
+/* On the worker: each message's subject and text, marked. */
+static bool
+snip_work(struct mbox *mb, void *arg)
+{
+	struct snip_box *sb = arg;
+	struct snip *sn = sb->sn;
+	struct buf file, subj, thdr, tbody;
+	struct tern_err err;
+	struct message_field f;
+
+	for (size_t k = 0; k < sb->n; k++) {
+		ssize_t i = mbox_find_uid(mb, sb->it[k].uid);
+		buf_init(&file);
+		buf_init(&subj);
+		buf_init(&thdr);
+		buf_init(&tbody);
+		memset(&err, 0, sizeof(err));
+		if (i >= 0 && mbox_read(mb, (size_t)i, &file, 8u << 20,
+		    &err) == 0) {
+			const char *m = file.data ? file.data : "";
+			size_t hl = message_header_len(m, file.len);
+			if (message_find_field(m, hl, "Subject", &f))
+				mime_decode_words(f.value, f.value_len, &subj);
+			struct mime_part *root = mime_parse(m, file.len);
+			mime_search_text(m, root, &thdr, &tbody, 1u << 20);
+			mime_free(root);
+		}
+		/* the list holds the objects: set on the worker, read on
+		 * the loop only once every job is back */
+		json_object_set_new(sb->it[k].obj, "subject", snippet_json(
+		    subj.data, subj.len, sn->subj, sn->nsubj, true));
+		json_object_set_new(sb->it[k].obj, "preview", snippet_json(
+		    tbody.data, tbody.len, sn->body, sn->nbody, false));
+		buf_clear(&file);
+		buf_clear(&subj);
+		buf_clear(&thdr);
+		buf_clear(&tbody);
+	}
+	return false;
+}
+
+static void
+snip_finish(struct snip *sn)
+{
+	struct jreq *q = sn->q;
+	json_t *res = json_pack("{s:s,s:o,s:o}", "accountId", q->account_id,
+	    "list", sn->list, "notFound", json_array_size(sn->nf) ?
+	    json_incref(sn->nf) : json_null());
+
+	json_decref(sn->nf);
+	query_free(sn->qu);
+	free(sn);
+	jq_reply(q, res);
+}
+
+static void
+snip_done(void *arg)
+{
+	struct snip_box *sb = arg;
+	struct snip *sn = sb->sn;
+
+	free(sb->it);
+	free(sb);
+	if (--sn->pending == 0)
+		snip_finish(sn);
+}
+
+static void
+snippet_get(struct jreq *q, json_t *args)
+{
+	static const struct aspec spec[] = { { "accountId", A_STR },
+		{ "filter", A_OBJ_NULL }, { "emailIds", A_ANY },
+		{ NULL, A_ANY } };
+	json_t *ids = json_object_get(args, "emailIds"), *v;
+	const char *err;
+	size_t k;
+
+	if (!jq_check_args(q, args, spec))
+		return;
+	if (!json_is_array(ids)) {
+		jq_error(q, "invalidArguments", "emailIds is required");
+		return;
+	}
+	json_array_foreach(ids, k, v)
+		if (!json_is_string(v)) {
+			jq_error(q, "invalidArguments", "emailIds: not ids");
+			return;
+		}
+	if (json_array_size(ids) > MAX_OBJECTS_IN_GET) {
+		jq_error(q, "requestTooLarge", NULL);
+		return;
+	}
+	struct snip *sn = xcalloc(1, sizeof(*sn));
+	sn->q = q;
+	sn->qu = xcalloc(1, sizeof(*sn->qu));
+	sn->qu->q = q;
+	sn->qu->args = json_incref(args);
+	sn->qu->nboxes = jacct_nboxes(q->acct);
+	if ((err = filter_parse(sn->qu, json_object_get(args, "filter"),
+	    &sn->qu->root, 0)) != NULL) {
+		query_free(sn->qu);
+		free(sn);
+		jq_error(q, err, NULL);
+		return;
+	}
+	snip_needles(sn, &sn->qu->root);
+	sn->list = json_array();
+	sn->nf = json_array();
+	size_t nb = jacct_nboxes(q->acct);
+	struct snip_box **boxes = xcalloc(nb + 1, sizeof(*boxes));
+	json_array_foreach(ids, k, v) {
+		size_t n;
+		const char *id = jq_id(q, json_string_value(v));
+		const struct jloc *l = id ? jacct_find(q->acct, id, &n) : NULL;
+		if (l == NULL) {
+			json_array_append(sn->nf, v);
+			continue;
+		}
+		json_t *o = json_pack("{s:s,s:n,s:n}", "emailId", id,
+		    "subject", "preview");
+		json_array_append_new(sn->list, o);
+		if (sn->nsubj + sn->nbody == 0)
+			continue;          /* nothing to mark: nulls */
+		struct snip_box *sb = boxes[l->box];
+		if (sb == NULL) {
+			sb = boxes[l->box] = xcalloc(1, sizeof(*sb));
+			sb->sn = sn;
+			sb->it = xcalloc(json_array_size(ids) + 1,
+			    sizeof(*sb->it));
+		}
+		sb->it[sb->n].uid = jacct_msg(q->acct, l)->uid;
+		sb->it[sb->n++].obj = o;
+	}
+	sn->pending = 1;
+	for (size_t b = 0; b < nb; b++)
+		if (boxes[b]) {
+			sn->pending++;
+			jacct_box_run(q->acct, b, snip_work, snip_done,
+			    boxes[b]);
+		}
+	free(boxes);
+	if (--sn->pending == 0)
+		snip_finish(sn);
+}
+
 const struct method jmap_query_methods[] = {
 	{ "Email/query", CAP_MAIL, email_query },
+	{ "SearchSnippet/get", CAP_MAIL, snippet_get },
 	{ NULL, NULL, NULL },
 };

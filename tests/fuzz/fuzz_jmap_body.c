@@ -3,7 +3,8 @@
  * libFuzzer harness: Email bodies of the input read as a message
  * (bodyStructure, textBody/htmlBody/attachments, every body value,
  * header:Name forms, each part's blob data), and the input read as an
- * Email/set create object made into a message, which must read back.
+ * Email/set create object made into a message, which must read back;
+ * and SearchSnippets of the input as text.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -46,6 +47,18 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	jmap_header_prop(obj, "header:To:asGroupedAddresses:all", p, size);
 	jmap_header_prop(obj, "header:List-Post:asURLs", p, size);
 	walk_blobs(json_object_get(obj, "bodyStructure"), p, size, 0);
+	/* snippets of the input as text: always valid UTF-8 */
+	static const char *const needles[] = { "a", "re", "\xc3\xa9" };
+	for (int whole = 0; whole < 2; whole++) {
+		struct buf sn;
+		buf_init(&sn);
+		if (jmap_snippet(p, size, needles, 3, whole, 40, &sn)) {
+			json_t *j = json_stringn(sn.data, sn.len);
+			TERN_ASSERT(j != NULL);
+			json_decref(j);
+		}
+		buf_clear(&sn);
+	}
 	char *s = json_dumps(obj, JSON_COMPACT);
 	TERN_ASSERT(s != NULL);      /* every string it made was UTF-8 */
 	free(s);

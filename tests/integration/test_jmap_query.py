@@ -147,3 +147,32 @@ def test_bad_filters_and_sorts(web):
                         "invalidArguments")):
         n, r, _ = query(web, sort=sort)
         assert n == "error" and r["type"] == kind, (sort, r)
+
+
+def test_search_snippets(web):
+    ids = put(web)
+    a = acc(web)
+    r = api(web, [["SearchSnippet/get", {
+        "accountId": a, "filter": {"operator": "OR", "conditions": [
+            {"text": "budget"}, {"body": "quokka"}]},
+        "emailIds": [ids["m1"], ids["m2"], ids["m3"], "Mnothere"]}, "s"]])
+    name, res = r[0][0], r[0][1]
+    assert name == "SearchSnippet/get", res
+    got = {s["emailId"]: s for s in res["list"]}
+    assert got[ids["m1"]]["subject"] == "<mark>Budget</mark> 2027"
+    assert got[ids["m1"]]["preview"] is None
+    assert got[ids["m2"]]["subject"] == "Re: <mark>Budget</mark> 2027"
+    assert got[ids["m2"]]["preview"] == "Looks fine to me, <mark>quokka</mark>."
+    assert got[ids["m3"]]["subject"] is None and got[ids["m3"]]["preview"] is None
+    assert res["notFound"] == ["Mnothere"]
+    # markup in the text is escaped, never passed on
+    send_raw(web, "From: x@example.org\r\nTo: alice@localhost\r\n"
+             "Subject: <b>tags</b> & more\r\n\r\n<script>tags</script>\r\n")
+    assert wait_for(lambda: len(ids_in(web, boxes(web)["inbox"])) == 4)
+    n, r, _ = query(web, {"text": "tags"})
+    r = api(web, [["SearchSnippet/get", {"accountId": a, "filter": {
+        "text": "tags"}, "emailIds": r["ids"]}, "s"]])[0][1]
+    s = r["list"][0]
+    assert s["subject"] == "&lt;b&gt;<mark>tags</mark>&lt;/b&gt; &amp; more"
+    assert s["preview"] == "&lt;script&gt;<mark>tags</mark>&lt;/script&gt;"
+    assert r["notFound"] is None

@@ -401,6 +401,42 @@ test_build(void **state)
 	json_decref(c);
 }
 
+/* Snippets: marks, escapes, a window cut between characters. */
+static void
+test_snippet(void **state)
+{
+	const char *nd[] = { "fox", "the quick" };
+	struct buf out;
+	char text[600];
+
+	(void)state;
+	buf_init(&out);
+	assert_false(jmap_snippet("nothing", 7, nd, 2, true, 50, &out));
+	assert_int_equal(out.len, 0);
+	const char *t = "The  QUICK\n brown <fox> & the Fox";
+	assert_true(jmap_snippet(t, strlen(t), nd, 2, true, 50, &out));
+	assert_string_equal(out.data, "<mark>The QUICK</mark> brown "
+	    "&lt;<mark>fox</mark>&gt; &amp; the <mark>Fox</mark>");
+	/* far in: a window starting a few words before, cut both sides */
+	memset(text, 0, sizeof(text));
+	for (size_t i = 0; i < 100; i++)
+		strcat(text, "\xc3\xa9 ");          /* "é " */
+	strcat(text, "fox tail");
+	for (size_t i = 0; i < 40; i++)
+		strcat(text, " \xc3\xa9");
+	buf_reset(&out);
+	assert_true(jmap_snippet(text, strlen(text), nd, 1, false, 40, &out));
+	assert_true(strncmp(out.data, "...", 3) == 0);
+	assert_non_null(strstr(out.data, "<mark>fox</mark> tail"));
+	assert_true(out.len > 6 &&
+	    strcmp(out.data + out.len - 3, "...") == 0);
+	/* every byte before the marks is whole characters */
+	for (const char *p = out.data + 3; *p && *p != '<'; p++)
+		if ((unsigned char)*p == 0xc3)
+			assert_true((unsigned char)p[1] == 0xa9);
+	buf_clear(&out);
+}
+
 /* State strings: written sorted, read back; anything else refused. */
 static void
 test_state(void **state)
@@ -453,6 +489,7 @@ main(void)
 		cmocka_unit_test(test_body),
 		cmocka_unit_test(test_build),
 		cmocka_unit_test(test_state),
+		cmocka_unit_test(test_snippet),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
