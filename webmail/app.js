@@ -15,6 +15,9 @@ const state = {
   boxes: [], box: null, ids: [], emails: new Map(), total: 0, position: 0,
   current: -1, open: null, identities: [], draftId: null, draftTimer: 0,
   replyTo: null, events: null,
+  search: null,          // the filter of a search, or null: the folder
+  threads: localStorage.getItem("tern.threads") === "1",
+  snippets: new Map(), threadSize: new Map(),
 };
 
 function el(tag, props = {}, ...kids) {
@@ -160,6 +163,7 @@ function boxByRole(role) { return state.boxes.find((b) => b.role === role); }
 async function openBox(b, position = 0) {
   state.box = b;
   state.position = position;
+  if (position === 0) endSearch();
   for (const a of $("#folders").children) a.classList.toggle("current", a.dataset.id === b.id);
   $("#rename-folder").disabled = $("#delete-folder").disabled = !!b.role;
   await loadList();
@@ -168,18 +172,83 @@ async function openBox(b, position = 0) {
 // --- the message list ----------------------------------------------------
 
 async function loadList() {
-  const r = await api([
-    ["Email/query", { accountId: state.account, filter: { inMailbox: state.box.id },
-                      sort: [{ property: "receivedAt", isAscending: false }],
+  const ids = { resultOf: "q", name: "Email/query", path: "/ids" };
+  const calls = [
+    ["Email/query", { accountId: state.account, filter: state.search || { inMailbox: state.box.id },
+                      sort: [{ property: "receivedAt", isAscending: false }], collapseThreads: state.threads,
                       position: state.position, limit: PAGE, calculateTotal: true }, "q"],
-    ["Email/get", { accountId: state.account, "#ids": { resultOf: "q", name: "Email/query", path: "/ids" },
-                    properties: ["from", "to", "subject", "receivedAt", "preview", "keywords", "mailboxIds"] }, "g"],
-  ]);
+    ["Email/get", { accountId: state.account, "#ids": ids,
+                    properties: ["from", "to", "subject", "receivedAt", "preview", "keywords", "mailboxIds",
+                                 "threadId"] }, "g"],
+  ];
+  if (state.threads)
+    calls.push(["Thread/get", { accountId: state.account, "#ids": { resultOf: "g", name: "Email/get",
+                                                                  path: "/list/*/threadId" } }, "t"]);
+  if (state.search)
+    calls.push(["SearchSnippet/get", { accountId: state.account, filter: state.search,
+                                       "#emailIds": ids }, "s"]);
+  const r = await api(calls);
   state.ids = r[0][1].ids;
   state.total = r[0][1].total;
   for (const e of r[1][1].list) state.emails.set(e.id, e);
+  for (const [name, args] of r.slice(2)) {
+    if (name === "Thread/get") for (const t of args.list) state.threadSize.set(t.id, t.emailIds);
+    if (name === "SearchSnippet/get") for (const s of args.list) state.snippets.set(s.emailId, s);
+  }
   renderList();
 }
+
+// A snippet (HTML with <mark> and entities, from the server) as DOM
+// nodes: split and unescaped, never parsed as HTML.
+function marked(html) {
+  const span = el("span");
+  const unescape = (s) => s.replace(/&(lt|gt|quot|amp);/g, (_, n) => ({ lt: "<", gt: ">", quot: '"', amp: "&" })[n]);
+  for (const [i, part] of html.split(/<\/?mark>/).entries())
+    span.append(i % 2 ? el("mark", { text: unescape(part) }) : unescape(part));
+  return span;
+}
+
+// "from:ann to:bob subject:\"q3 report\" budget" as a JMAP filter
+function searchFilter(text) {
+  const conds = [], words = [];
+  for (const m of text.matchAll(/(?:(from|to|cc|subject):)?(?:"([^"]*)"|(\S+))/gi)) {
+    const value = m[2] !== undefined ? m[2] : m[3];
+    if (!value) continue;
+    if (m[1]) conds.push({ [m[1].toLowerCase()]: value }); else words.push(value);
+  }
+  if (words.length) conds.push({ text: words.join(" ") });
+  const away = ["trash", "junk"].map(boxByRole).filter(Boolean).map((b) => b.id);
+  if (away.length) conds.push({ inMailboxOtherThan: away });
+  return { operator: "AND", conditions: conds };
+}
+
+function endSearch() {
+  state.search = null;
+  state.snippets.clear();
+  $("#search").q.value = "";
+  $("#clear-search").hidden = true;
+}
+
+$("#search").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  const text = ev.target.q.value.trim();
+  if (!text) { endSearch(); await openBox(state.box); return; }
+  state.search = searchFilter(text);
+  state.snippets.clear();
+  state.position = 0;
+  state.current = -1;
+  $("#clear-search").hidden = false;
+  for (const a of $("#folders").children) a.classList.remove("current");
+  await loadList();
+});
+$("#clear-search").addEventListener("click", () => openBox(state.box));
+$("#threads").checked = state.threads;
+$("#threads").addEventListener("change", async (ev) => {
+  state.threads = ev.target.checked;
+  localStorage.setItem("tern.threads", state.threads ? "1" : "0");
+  state.position = 0;
+  await loadList();
+});
 
 function who(addrs) {
   if (!addrs || !addrs.length) return "(nobody)";
@@ -195,17 +264,21 @@ function shortDate(iso) {
 
 function renderList() {
   const ul = $("#messages");
-  const sent = state.box.role === "sent" || state.box.role === "drafts";
+  const sent = !state.search && (state.box.role === "sent" || state.box.role === "drafts");
+  $("#listname").textContent = state.search ? "Search results" : state.box.name;
   ul.replaceChildren(...state.ids.map((id, i) => {
     const e = state.emails.get(id);
     const unread = !e.keywords.$seen;
+    const snip = state.snippets.get(id);
+    const n = state.threads ? (state.threadSize.get(e.threadId) || []).length : 0;
     return el("li", { class: (unread ? "unread " : "") + (i === state.current ? "current" : ""),
                       "data-id": id, onclick: () => { state.current = i; openEmail(id); } },
       el("div", { class: "top" },
-        el("span", { class: "from", text: sent ? "To: " + who(e.to) : who(e.from) }),
+        el("span", { class: "from", text: (sent ? "To: " + who(e.to) : who(e.from)) }),
         el("span", { class: "date", text: (e.keywords.$flagged ? "\u2691 " : "") + shortDate(e.receivedAt) })),
-      el("div", { class: "subject", text: e.subject || "(no subject)" }),
-      el("div", { class: "preview", text: e.preview }));
+      el("div", { class: "subject" }, snip && snip.subject ? marked(snip.subject) : e.subject || "(no subject)",
+         n > 1 ? el("span", { class: "thread-count", text: " " + n }) : ""),
+      el("div", { class: "preview" }, snip && snip.preview ? marked(snip.preview) : e.preview));
   }));
   const last = Math.min(state.position + state.ids.length, state.total);
   $("#range").textContent = state.total ? `${state.position + 1}\u2013${last} of ${state.total}` : "No messages";
@@ -213,8 +286,8 @@ function renderList() {
   $("#next").disabled = last >= state.total;
 }
 
-$("#prev").addEventListener("click", () => openBox(state.box, Math.max(0, state.position - PAGE)));
-$("#next").addEventListener("click", () => openBox(state.box, state.position + PAGE));
+$("#prev").addEventListener("click", () => { state.position = Math.max(0, state.position - PAGE); loadList(); });
+$("#next").addEventListener("click", () => { state.position += PAGE; loadList(); });
 
 // --- reading -------------------------------------------------------------
 
@@ -243,7 +316,7 @@ function renderText(text) {
 async function openEmail(id) {
   const r = await api([["Email/get", { accountId: state.account, ids: [id],
     properties: ["from", "to", "cc", "replyTo", "subject", "sentAt", "receivedAt", "messageId", "references",
-                 "keywords", "mailboxIds", "textBody", "htmlBody", "attachments", "bodyValues"],
+                 "keywords", "mailboxIds", "textBody", "htmlBody", "attachments", "bodyValues", "threadId"],
     fetchTextBodyValues: true }, "g"]]);
   const e = r[0][1].list[0];
   if (!e) return;
@@ -281,9 +354,24 @@ async function openEmail(id) {
   rd.replaceChildren(el("h2", { text: e.subject || "(no subject)" }),
     el("div", { class: "meta", text: `From ${who(e.from)} to ${who(e.to)}` +
       (e.cc && e.cc.length ? `, cc ${who(e.cc)}` : "") + " \u00b7 " + new Date(e.receivedAt).toLocaleString() }),
-    tools, att, body);
+    tools, await conversation(e), att, body);
   if (!e.keywords.$seen) await setKeyword("$seen", true, true);
   renderList();
+}
+
+// The other messages of its thread, oldest first: one click away.
+async function conversation(e) {
+  if (!state.threads) return "";
+  const t = await api([["Thread/get", { accountId: state.account, ids: [e.threadId] }, "t"],
+    ["Email/get", { accountId: state.account, "#ids": { resultOf: "t", name: "Thread/get", path: "/list/*/emailIds" },
+                    properties: ["from", "receivedAt", "keywords"] }, "g"]]);
+  const list = t[1][1].list;
+  if (list.length < 2) return "";
+  return el("ol", { class: "conversation", "aria-label": "Conversation" }, ...list.map((m) =>
+    el("li", { class: m.id === e.id ? "current" : "" },
+      m.id === e.id ? el("span", { text: who(m.from) + " \u00b7 " + shortDate(m.receivedAt) })
+        : el("a", { href: "#", text: who(m.from) + " \u00b7 " + shortDate(m.receivedAt),
+                    onclick: (ev) => { ev.preventDefault(); openEmail(m.id); } }))));
 }
 
 function moveMenu() {
@@ -483,6 +571,7 @@ document.addEventListener("keydown", (ev) => {
     r: () => state.open && compose("reply"), R: () => state.open && compose("all"),
     f: () => state.open && compose("forward"), a: () => moveTo("archive"), "#": () => remove(),
     "?": () => { $("#help").hidden = !$("#help").hidden; },
+    "/": () => $("#search").q.focus(),
   };
   if (keys[ev.key]) { ev.preventDefault(); keys[ev.key](); }
 });

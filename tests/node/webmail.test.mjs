@@ -182,6 +182,29 @@ test('webmail: log in, read, reply (delivered by SMTP), safe HTML, archive, dele
   await page.waitForSelector('#messages li:has-text("Re: Lunch?")');
   await page.screenshot({ path: path.join(shots, '5-sent.png') });
 
+  // search: from: and a word, matches marked; Trash is not searched
+  await page.keyboard.press('/');
+  await page.keyboard.type('from:bob lunch');
+  await page.keyboard.press('Enter');
+  await page.waitForSelector('#listname:has-text("Search results")');
+  await until(async () => (await page.locator('#messages li').count()) === 1, 'one hit');
+  assert.equal(await page.locator('#messages li mark').first().innerText(), 'Lunch');
+  await page.screenshot({ path: path.join(shots, '7-search.png') });
+  await page.fill('#search input', 'subject:offer');
+  await page.press('#search input', 'Enter');
+  await until(async () => (await page.locator('#messages li').count()) === 0, 'nothing outside Trash');
+  await page.click('#clear-search');
+  await page.waitForSelector('#listname:has-text("Sent")');
+
+  // conversations: the Inbox's message and the reply in Sent are one
+  await page.click('#folders a:has-text("Inbox")');
+  await page.check('#threads');
+  await page.waitForSelector('#messages li .thread-count:has-text("2")');
+  await page.click('#messages li:has-text("Lunch?")');
+  await until(async () => (await page.locator('#reader .conversation li').count()) === 2, 'two in the conversation');
+  await page.screenshot({ path: path.join(shots, '8-conversation.png') });
+  await page.uncheck('#threads');
+
   // a folder of one's own: made, renamed, deleted (the dialogs answered)
   page.once('dialog', (d) => d.accept('Receipts'));
   await page.click('.folder-tools button:has-text("New folder")');
