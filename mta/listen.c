@@ -246,10 +246,15 @@ on_accept(struct evconnlistener *ev, evutil_socket_t fd,
 	ctx->nconns++;
 	ctx->sessions_total++;
 	if (l->role == ROLE_HTTP || l->role == ROLE_HTTPS) {
-		struct http_conn_env henv = { ctx->base, *ctx->current,
-			http_app_body_limit, http_app_handle, ctx->http,
-			on_http_close, c, HTTP_HEAD_TIMEOUT, HTTP_BODY_TIMEOUT,
-			HTTP_KEEPALIVE_TIMEOUT };
+		struct http_conn_env henv = {
+			.base = ctx->base, .rt = *ctx->current,
+			.body_limit = http_app_body_limit,
+			.handle = http_app_handle,
+			.spool_open = http_app_spool_open, .pool = ctx->pool,
+			.arg = ctx->http, .on_close = on_http_close,
+			.close_arg = c, .head_timeout = HTTP_HEAD_TIMEOUT,
+			.body_timeout = HTTP_BODY_TIMEOUT,
+			.keepalive_timeout = HTTP_KEEPALIVE_TIMEOUT };
 		c->hc = http_conn_new(&henv, fd, sa, (socklen_t)salen, l->tls);
 		return;
 	}

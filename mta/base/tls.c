@@ -28,6 +28,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/log.h"
 #include "base/util.h"
 
 struct tls_client {
@@ -310,6 +311,39 @@ tls_server_socket(struct tls_server *t, struct event_base *base, int fd)
 	}
 	bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
 	return bev;
+}
+
+struct tls_sha256 {
+	EVP_MD_CTX *ctx;
+};
+
+struct tls_sha256 *
+tls_sha256_new(void)
+{
+	struct tls_sha256 *h = xcalloc(1, sizeof(*h));
+
+	h->ctx = EVP_MD_CTX_new();
+	if (h->ctx == NULL || !EVP_DigestInit_ex(h->ctx, EVP_sha256(), NULL))
+		fatalx("sha256: cannot start");
+	return h;
+}
+
+void
+tls_sha256_update(struct tls_sha256 *h, const void *data, size_t len)
+{
+	if (!EVP_DigestUpdate(h->ctx, data, len))
+		fatalx("sha256: cannot hash");
+}
+
+void
+tls_sha256_final(struct tls_sha256 *h, unsigned char out[32])
+{
+	unsigned int n = 0;
+
+	if (!EVP_DigestFinal_ex(h->ctx, out, &n) || n != 32)
+		fatalx("sha256: cannot finish");
+	EVP_MD_CTX_free(h->ctx);
+	free(h);
 }
 
 int

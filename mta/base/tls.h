@@ -43,6 +43,13 @@ void tls_error(struct bufferevent *bev, char *out, size_t outsz);
  */
 int tls_keyed_digest(const void *data, size_t len, unsigned char out[32]);
 
+/* SHA-256, fed piece by piece (content ids of blobs, token hashes). */
+struct tls_sha256;
+struct tls_sha256 *tls_sha256_new(void);
+void tls_sha256_update(struct tls_sha256 *h, const void *data, size_t len);
+/* The digest; h is freed. */
+void tls_sha256_final(struct tls_sha256 *h, unsigned char out[32]);
+
 /* --- server ---------------------------------------------------------- */
 
 struct tls_server;

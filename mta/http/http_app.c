@@ -29,11 +29,13 @@
 #include <jansson.h>
 
 #include "base/auth.h"
+#include "base/iopool.h"
 #include "base/log.h"
 #include "base/sasl.h"
 #include "base/util.h"
 #include "http/jmap_account.h"
 #include "http/jmap_api.h"
+#include "store/blobs.h"
 #include "http/jmap_body.h"
 #include "mail/maildir.h"
 #include "mail/mime.h"
@@ -97,8 +99,8 @@ struct http_app {
 	bool files_loaded;
 };
 
-enum route { R_SESSION, R_API, R_DOWNLOAD, R_EVENTSOURCE, R_LOGIN,
-	R_WHOAMI, R_LOGOUT };
+enum route { R_SESSION, R_API, R_DOWNLOAD, R_UPLOAD, R_EVENTSOURCE,
+	R_LOGIN, R_WHOAMI, R_LOGOUT };
 
 /* One request on its way through authentication to its route. */
 struct hreq {
@@ -194,8 +196,28 @@ http_app_body_limit(void *arg, const struct http_request *req)
 	if (strcmp(req->method, "POST") == 0 &&
 	    strcmp(req->path, "/webmail/login") == 0)
 		return 4096;
+	/* an upload's size only for a client that says who it is (the
+	 * check itself comes once the body is in) */
+	if (strcmp(req->method, "POST") == 0 &&
+	    strncmp(req->path, "/jmap/upload/", 13) == 0 &&
+	    (http_field(req, "Authorization") || http_field(req, "Cookie")))
+		return JMAP_MAX_UPLOAD;
 	return 0;
 }
+
+/* An upload past 64 KiB goes to an unnamed file in the data directory
+ * (nothing is left behind if ternd dies), on the I/O pool. */
+int
+http_app_spool_open(void *arg, const struct http_request *req)
+{
+	struct http_app *app = arg;
+	const struct config *cfg = (*app->current)->cfg;
+
+	if (strncmp(req->path, "/jmap/upload/", 13) != 0)
+		return -1;
+	return blob_spool_file(cfg->data_dir);
+}
+
 
 static void
 hreq_free(struct hreq *h)
@@ -455,6 +477,15 @@ download_refreshed(void *arg)
 	jacct_box_run(h->acct, l[0].box, dl_work, dl_done, d);
 }
 
+/* An uploaded blob: read on the pool, then as for the others. */
+static void
+dl_upload_work(void *arg)
+{
+	struct dl *d = arg;
+
+	d->rc = blob_read(d->h->root, d->blob, &d->data, DOWNLOAD_MAX);
+}
+
 /* /jmap/download/{accountId}/{blobId}/{name}?accept={type} */
 static void
 download(struct hreq *h)
@@ -495,7 +526,86 @@ download(struct hreq *h)
 			*c = '_';
 	if (d->name[0] == '\0')
 		(void)str_copy(d->name, sizeof(d->name), "blob");
+	if (d->blob[0] == 'U') {
+		d->view = false;     /* shown only as what it is: a download */
+		iopool_submit(h->app->pool, dl_upload_work, dl_done, d);
+		return;
+	}
 	jacct_refresh(h->acct, download_refreshed, d);
+}
+
+/* --- uploads (RFC 8620 6.1) ---------------------------------------------- */
+
+struct ul {
+	struct hreq *h;
+	int fd;                   /* the spooled body, or -1 */
+	uint64_t fdsize;
+	char id[BLOB_ID_LEN];
+	struct tern_err err;
+	int rc;
+};
+
+static void
+ul_work(void *arg)
+{
+	struct ul *u = arg;
+	const struct buf *b = u->h->body;
+
+	u->rc = blob_store(u->h->root, b->data ? b->data : "", b->len, u->fd,
+	    u->fdsize, u->id, &u->err);
+}
+
+static void
+ul_done(void *arg)
+{
+	struct ul *u = arg;
+	struct hreq *h = u->h;
+	char acc[20], type[256];
+	const char *ct = http_field(h->req, "Content-Type");
+
+	if (u->rc != 0) {
+		log_warnx("http %s: upload: %s", http_conn_id(h->c), u->err.text);
+		respond_text(h->c, 500, NULL, "the upload could not be kept\n");
+	} else {
+		/* the type as given, parameters and all, if it is printable */
+		(void)str_copy(type, sizeof(type), ct && *ct ? ct :
+		    "application/octet-stream");
+		for (char *c = type; *c; c++)
+			if ((unsigned char)*c < ' ' || *c == 0x7f)
+				*c = ' ';
+		jmap_account_id(h->user, acc);
+		uint64_t size = u->fd >= 0 ? u->fdsize : h->body->len;
+		json_t *o = json_pack("{s:s,s:s,s:s,s:I}", "accountId", acc,
+		    "blobId", u->id, "type", type, "size", (json_int_t)size);
+		char *text = json_dumps(o, JSON_COMPACT);
+		http_respond(h->c, 201, "application/json", common_headers, text,
+		    strlen(text));
+		free(text);
+		json_decref(o);
+	}
+	free(u);
+	hreq_free(h);
+}
+
+/* POST /jmap/upload/{accountId}/ */
+static void
+upload(struct hreq *h)
+{
+	char acc[20];
+	const char *p = h->req->path + strlen("/jmap/upload/");
+	size_t al;
+
+	jmap_account_id(h->user, acc);
+	al = strlen(acc);
+	if (strncmp(p, acc, al) != 0 || (p[al] != '\0' && strcmp(p + al, "/"))) {
+		respond_text(h->c, 404, NULL, "no such account\n");
+		hreq_free(h);
+		return;
+	}
+	struct ul *u = xcalloc(1, sizeof(*u));
+	u->h = h;
+	u->fd = http_conn_body_fd(h->c, &u->fdsize);
+	iopool_submit(h->app->pool, ul_work, ul_done, u);
 }
 
 /* --- push: EventSource (RFC 8620 7.3) ------------------------------------ */
@@ -688,6 +798,7 @@ route(struct hreq *h)
 	case R_SESSION: session(h); break;
 	case R_API: api(h); break;
 	case R_DOWNLOAD: download(h); break;
+	case R_UPLOAD: upload(h); break;
 	case R_EVENTSOURCE: eventsource(h); break;
 	case R_LOGIN: login(h); break;
 	case R_LOGOUT: logout(h); break;
@@ -1052,6 +1163,8 @@ http_app_handle(void *arg, struct http_conn *c, const struct http_request *req,
 		r = R_API;
 	else if (get && strncmp(p, "/jmap/download/", 15) == 0)
 		r = R_DOWNLOAD;
+	else if (strcmp(m, "POST") == 0 && strncmp(p, "/jmap/upload/", 13) == 0)
+		r = R_UPLOAD;
 	else if (get && (strcmp(p, "/jmap/eventsource/") == 0 ||
 	    strcmp(p, "/jmap/eventsource") == 0))
 		r = R_EVENTSOURCE;

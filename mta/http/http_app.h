@@ -25,8 +25,10 @@ struct http_app *http_app_new(struct event_base *base,
     struct queue *queue);
 void http_app_free(struct http_app *app);
 
-/* The handler and body limit an http_conn_env takes (arg: the app). */
+/* The handler, body limit and spool an http_conn_env takes (arg: the
+ * app). */
 uint64_t http_app_body_limit(void *arg, const struct http_request *req);
+int http_app_spool_open(void *arg, const struct http_request *req);
 void http_app_handle(void *arg, struct http_conn *c,
     const struct http_request *req, const struct buf *body);
 /* Push connections open now (metrics, stats). */

@@ -8,6 +8,12 @@
  * first octet, whatever the pace (a slowloris client that sends a byte a
  * second gets 408 and the close); a body read may idle body_timeout.
  *
+ * A body past SPOOL_AT octets, of a route that gives a file for it
+ * (spool_open), goes there instead of memory: the octets so far are
+ * written by a job on the I/O pool while nothing more is read (SPOOL),
+ * then reading goes on; the handler finds the file with
+ * http_conn_body_fd().
+ *
  * One destruction path, conn_free(). A connection whose client went
  * while its request was with the handler stays (dead) until the handler
  * answers, so the handler's pointer is never left dangling; a stream's
@@ -16,24 +22,28 @@
 #include "http/http_conn.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
+#include "base/iopool.h"
 #include "base/log.h"
 #include "base/tls.h"
 #include "base/util.h"
 #include "runtime.h"
 
 #define HTTP_HEAD_MAX 65536     /* a whole head, octets: else 431 */
+#define SPOOL_AT 65536          /* a body past this goes to a file */
 
-enum conn_state { C_HEAD, C_BODY, C_HANDLER, C_STREAM, C_CLOSING };
+enum conn_state { C_HEAD, C_BODY, C_SPOOL, C_HANDLER, C_STREAM, C_CLOSING };
 
 struct http_conn {
 	struct http_conn_env env;
@@ -52,6 +62,10 @@ struct http_conn {
 	size_t scanned;           /* octets of the head looked at for LF */
 	size_t last_lf;           /* just after the last LF seen */
 	uint64_t limit;           /* the route's body limit */
+	int spool_fd;             /* the body's file, or -1: in body */
+	uint64_t spooled;         /* octets in it */
+	bool spool_failed;        /* a write failed: 500 at the end */
+	bool spool_last;          /* the body is complete: then dispatch */
 	bool keep;                /* another request may follow */
 	unsigned long requests;
 	void (*gone)(void *arg);
@@ -68,6 +82,8 @@ conn_free(struct http_conn *c)
 	if (c->have_req)
 		http_request_clear(&c->req);
 	buf_clear(&c->body);
+	if (c->spool_fd >= 0)
+		close(c->spool_fd);
 	event_free(c->head_timer);
 	event_free(c->resume);
 	bufferevent_free(c->bev);
@@ -86,8 +102,8 @@ conn_dead(struct http_conn *c)
 	bufferevent_disable(c->bev, EV_READ | EV_WRITE);
 	event_del(c->head_timer);
 	event_del(c->resume);
-	if (c->state == C_HANDLER)
-		return;                 /* http_respond() frees it */
+	if (c->state == C_HANDLER || c->state == C_SPOOL)
+		return;     /* http_respond() or the spool job frees it */
 	if (c->state == C_STREAM && c->gone) {
 		void (*gone)(void *) = c->gone;
 		c->gone = NULL;
@@ -248,6 +264,87 @@ read_head(struct http_conn *c)
 	}
 }
 
+struct spool_job {
+	struct http_conn *c;
+	int fd;
+	struct buf data;
+	bool failed;
+};
+
+static void
+spool_work(void *arg)
+{
+	struct spool_job *j = arg;
+	size_t off = 0;
+
+	while (off < j->data.len) {
+		ssize_t w = write(j->fd, j->data.data + off, j->data.len - off);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			j->failed = true;
+			return;
+		}
+		off += (size_t)w;
+	}
+}
+
+static void
+spool_done(void *arg)
+{
+	struct spool_job *j = arg;
+	struct http_conn *c = j->c;
+
+	c->spooled += j->data.len;
+	c->spool_failed |= j->failed;
+	buf_clear(&j->data);
+	free(j);
+	if (c->dead) {
+		c->state = C_CLOSING;
+		conn_free(c);
+		return;
+	}
+	if (c->spool_last) {
+		if (c->spool_failed) {
+			c->state = C_BODY;
+			refuse(c, 500, "cannot keep the body");
+			return;
+		}
+		dispatch(c);
+		return;
+	}
+	c->state = C_BODY;
+	bufferevent_enable(c->bev, EV_READ);
+	conn_read(c);       /* what came meanwhile */
+}
+
+/*
+ * The body so far to the file, if the route has one for it; false if
+ * it stays in memory. last: the body is complete (dispatch after).
+ */
+static bool
+spool(struct http_conn *c, bool last)
+{
+	/* small pieces gather in memory first; a body that came whole
+	 * before it was ever spooled stays there */
+	if (!last && c->body.len < SPOOL_AT)
+		return false;
+	if (c->spool_fd < 0 && (last || c->env.spool_open == NULL ||
+	    c->env.pool == NULL ||
+	    (c->spool_fd = c->env.spool_open(c->env.arg, &c->req)) < 0))
+		return false;
+	struct spool_job *j = xcalloc(1, sizeof(*j));
+	j->c = c;
+	j->fd = c->spool_fd;
+	j->data = c->body;
+	buf_init(&c->body);
+	c->spool_last = last;
+	c->state = C_SPOOL;
+	bufferevent_disable(c->bev, EV_READ);
+	iopool_submit(c->env.pool, spool_work, spool_done, j);
+	return true;
+}
+
 static void
 read_body(struct http_conn *c)
 {
@@ -262,7 +359,9 @@ read_body(struct http_conn *c)
 		evbuffer_remove(in, c->body.data + c->body.len, len);
 		c->body.len += len;
 		c->body.data[c->body.len] = '\0';
-		if (c->body.len == (size_t)c->req.content_length)
+		bool last = c->spooled + c->body.len ==
+		    (uint64_t)c->req.content_length;
+		if (!spool(c, last) && last)
 			dispatch(c);
 		return;
 	}
@@ -276,13 +375,16 @@ read_body(struct http_conn *c)
 		evbuffer_drain(in, used);
 		len -= used;
 		if (st == HTTP_OK) {
-			dispatch(c);
+			if (!spool(c, true))
+				dispatch(c);
 			return;
 		}
 		if (st != HTTP_MORE) {
 			refuse(c, status_code(st, true), "bad chunked body");
 			return;
 		}
+		if (spool(c, false))
+			return;
 	}
 }
 
@@ -302,6 +404,8 @@ on_read(struct bufferevent *bev, void *arg)
 
 	if (c->state == C_HEAD || c->state == C_BODY)
 		conn_read(c);
+	else if (c->state == C_SPOOL || c->state == C_HANDLER)
+		return;     /* read after the write, or the next request */
 	else    /* a stream's client sends nothing we read */
 		evbuffer_drain(bufferevent_get_input(bev),
 		    evbuffer_get_length(bufferevent_get_input(bev)));
@@ -352,6 +456,11 @@ next_request(struct http_conn *c)
 		http_request_clear(&c->req);
 	c->have_req = false;
 	buf_reset(&c->body);
+	if (c->spool_fd >= 0)
+		close(c->spool_fd);
+	c->spool_fd = -1;
+	c->spooled = 0;
+	c->spool_failed = c->spool_last = false;
 	if (!c->keep || c->shutdown) {
 		c->state = C_CLOSING;
 		set_timeouts(c, 0, 30);
@@ -479,6 +588,13 @@ http_conn_shutdown(struct http_conn *c)
 	}
 }
 
+int
+http_conn_body_fd(const struct http_conn *c, uint64_t *size)
+{
+	*size = c->spooled;
+	return c->spool_fd;
+}
+
 const char *
 http_conn_ip(const struct http_conn *c)
 {
@@ -522,6 +638,7 @@ http_conn_new(const struct http_conn_env *env, evutil_socket_t fd,
 	c->env = *env;
 	runtime_ref(env->rt);
 	buf_init(&c->body);
+	c->spool_fd = -1;
 	gettimeofday(&tv, NULL);
 	(void)snprintf(c->id, sizeof(c->id), "%016llx",
 	    (unsigned long long)(((uint64_t)tv.tv_sec << 24) |

@@ -24,6 +24,7 @@
 #include "lua/config.h"
 
 struct event_base;
+struct iopool;
 struct runtime;
 struct http_conn;
 
@@ -42,7 +43,14 @@ struct http_conn_env {
 	 */
 	void (*handle)(void *arg, struct http_conn *c,
 	    const struct http_request *req, const struct buf *body);
-	void *arg;                   /* for body_limit and handle */
+	/*
+	 * A body past 64 KiB goes to the file this gives (an fd open for
+	 * writing, the connection closes it after the answer), or stays
+	 * in memory if it gives -1 or is NULL. The writes run on pool.
+	 */
+	int (*spool_open)(void *arg, const struct http_request *req);
+	struct iopool *pool;
+	void *arg;                   /* for body_limit, spool_open, handle */
 	void (*on_close)(void *close_arg, struct http_conn *c);
 	void *close_arg;
 	unsigned head_timeout, body_timeout, keepalive_timeout;  /* s */
@@ -55,6 +63,11 @@ struct http_conn *http_conn_new(const struct http_conn_env *env,
 /* Server shutdown: closes once the answer in progress is out. */
 void http_conn_shutdown(struct http_conn *c);
 
+/*
+ * The file the body of the request with the handler went to (spool_open)
+ * and its size, or -1 (then it is all in the handler's body).
+ */
+int http_conn_body_fd(const struct http_conn *c, uint64_t *size);
 const char *http_conn_ip(const struct http_conn *c);
 const char *http_conn_id(const struct http_conn *c);
 bool http_conn_tls(const struct http_conn *c);

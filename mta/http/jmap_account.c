@@ -187,6 +187,12 @@ jacct_user(const struct jacct *a)
 	return a->user;
 }
 
+struct iopool *
+jacct_pool(const struct jacct *a)
+{
+	return a->pool;
+}
+
 struct store *
 jacct_store(const struct jacct *a)
 {

@@ -93,6 +93,7 @@ struct jacct *jacct_ref(struct jacct *a);
 const char *jacct_user(const struct jacct *a);
 const char *jacct_root(const struct jacct *a);
 struct store *jacct_store(const struct jacct *a);
+struct iopool *jacct_pool(const struct jacct *a);
 struct store_account *jacct_store_account(const struct jacct *a);
 
 /*

@@ -18,7 +18,9 @@
 #include "base/buf.h"
 #include "base/log.h"
 #include "base/util.h"
+#include "base/iopool.h"
 #include "http/jmap_account.h"
+#include "store/blobs.h"
 #include "http/jmap_body.h"
 #include "http/jmap_email.h"
 #include "http/jmap_int.h"
@@ -781,6 +783,248 @@ email_get(struct jreq *q, json_t *args)
 		eget_finish(g);
 }
 
+/* --- Email/parse (RFC 8621 4.9) ------------------------------------------ */
+
+static const char *const parse_default[] = { "messageId", "inReplyTo",
+	"references", "sender", "from", "to", "cc", "bcc", "replyTo",
+	"subject", "sentAt", "hasAttachment", "preview", "bodyValues",
+	"textBody", "htmlBody", "attachments", NULL };
+
+struct eparse;
+
+struct pblob {
+	struct eparse *p;
+	char id[JMAP_BLOB_LEN + JMAP_PART_LEN + 2];
+	char part[JMAP_PART_LEN];
+	uint32_t uid;
+	char *root;
+	struct buf data;
+	int rc;
+};
+
+struct eparse {
+	struct jreq *q;
+	json_t *props, *hprops, *bprops;
+	unsigned want, bwant;
+	struct jmap_body_opts opts;
+	json_t *parsed, *unparsable, *nf;
+	size_t pending;
+};
+
+static void
+pblob_upload_work(void *arg)
+{
+	struct pblob *b = arg;
+
+	b->rc = blob_read(b->root, b->id, &b->data, MAX_SIZE_UPLOAD);
+}
+
+static bool
+pblob_box_work(struct mbox *mb, void *arg)
+{
+	struct pblob *b = arg;
+	ssize_t i = mbox_find_uid(mb, b->uid);
+	struct tern_err err;
+	struct buf lf;
+	char type[130];
+
+	b->rc = -1;
+	if (i < 0)
+		return false;
+	buf_init(&lf);
+	memset(&err, 0, sizeof(err));
+	if (mbox_read(mb, (size_t)i, &lf, MAX_SIZE_UPLOAD, &err) == 0) {
+		if (b->part[0] == '\0') {
+			buf_append(&b->data, lf.data ? lf.data : "", lf.len);
+			b->rc = 0;
+		} else
+			b->rc = jmap_part_data(lf.data ? lf.data : "", lf.len,
+			    b->part, &b->data, type, sizeof(type));
+	}
+	buf_clear(&lf);
+	return false;
+}
+
+static void
+eparse_finish(struct eparse *p)
+{
+	struct jreq *q = p->q;
+	json_t *res = json_pack("{s:s,s:o,s:o,s:o}", "accountId",
+	    q->account_id,
+	    "parsed", json_object_size(p->parsed) ? json_incref(p->parsed) :
+	    json_null(),
+	    "notParsable", json_array_size(p->unparsable) ?
+	    json_incref(p->unparsable) : json_null(),
+	    "notFound", json_array_size(p->nf) ? json_incref(p->nf) :
+	    json_null());
+
+	json_decref(p->parsed);
+	json_decref(p->unparsable);
+	json_decref(p->nf);
+	json_decref(p->props);
+	json_decref(p->hprops);
+	json_decref(p->bprops);
+	free(p);
+	jq_reply(q, res);
+}
+
+/* On the loop: the blob's octets made an Email, if they are one. */
+static void
+pblob_done(void *arg)
+{
+	struct pblob *b = arg;
+	struct eparse *p = b->p;
+	struct buf lf;
+	struct message_field f;
+	size_t pos = 0;
+
+	buf_init(&lf);
+	for (size_t i = 0; b->rc == 0 && i < b->data.len; i++)
+		if (!(b->data.data[i] == '\r' && i + 1 < b->data.len &&
+		    b->data.data[i + 1] == '\n'))
+			buf_append_char(&lf, b->data.data[i]);
+	const char *msg = lf.data ? lf.data : "";
+	size_t hl = message_header_len(msg, lf.len);
+	if (b->rc != 0)
+		json_array_append_new(p->nf, json_string(b->id));
+	else if (hl == 0 || !message_next_field(msg, hl, &pos, &f))
+		json_array_append_new(p->unparsable, json_string(b->id));
+	else {
+		json_t *o = json_object();
+		static const char *const nulls[] = { "id", "mailboxIds",
+			"keywords", "receivedAt", "threadId" };
+		for (size_t i = 0; i < 5; i++)
+			if (jq_want_prop(p->props, nulls[i]))
+				json_object_set_new(o, nulls[i], json_null());
+		if (jq_want_prop(p->props, "blobId"))
+			json_object_set_new(o, "blobId", json_string(b->id));
+		if (jq_want_prop(p->props, "size"))
+			json_object_set_new(o, "size", json_integer(
+			    (json_int_t)mime_crlf_size(msg, lf.len)));
+		jmap_email_props(o, msg, lf.len, p->want);
+		size_t h;
+		json_t *hp;
+		json_array_foreach(p->hprops, h, hp)
+			jmap_header_prop(o, json_string_value(hp), msg, hl);
+		if (p->bwant) {
+			struct jmap_body_opts bo = p->opts;
+			/* a message's parts have blobs; an upload's not */
+			bo.email_id = b->id[0] == 'm' ? b->id + 1 : NULL;
+			jmap_email_body(o, msg, lf.len, p->bwant, &bo);
+		}
+		json_object_set_new(p->parsed, b->id, o);
+	}
+	buf_clear(&lf);
+	buf_clear(&b->data);
+	free(b->root);
+	free(b);
+	if (--p->pending == 0)
+		eparse_finish(p);
+}
+
+static void
+email_parse(struct jreq *q, json_t *args)
+{
+	static const struct aspec spec[] = { { "accountId", A_STR },
+		{ "blobIds", A_ANY }, { "properties", A_STRS_NULL },
+		{ "bodyProperties", A_STRS_NULL },
+		{ "fetchTextBodyValues", A_BOOL },
+		{ "fetchHTMLBodyValues", A_BOOL },
+		{ "fetchAllBodyValues", A_BOOL },
+		{ "maxBodyValueBytes", A_UINT }, { NULL, A_ANY } };
+	json_t *blobs = json_object_get(args, "blobIds"), *props, *v;
+	size_t k;
+
+	if (!jq_check_args(q, args, spec))
+		return;
+	if (!json_is_array(blobs)) {
+		jq_error(q, "invalidArguments", "blobIds is required");
+		return;
+	}
+	json_array_foreach(blobs, k, v)
+		if (!json_is_string(v)) {
+			jq_error(q, "invalidArguments", "blobIds: not ids");
+			return;
+		}
+	if (json_array_size(blobs) > MAX_OBJECTS_IN_GET) {
+		jq_error(q, "requestTooLarge", NULL);
+		return;
+	}
+	props = json_object_get(args, "properties");
+	if (!jq_props_known(q, props, email_default, email_extra_prop))
+		return;
+	json_t *bprops = json_object_get(args, "bodyProperties");
+	json_array_foreach(bprops, k, v)
+		if (!jmap_body_prop_known(json_string_value(v))) {
+			jq_error(q, "invalidArguments", "unknown body property");
+			return;
+		}
+	struct eparse *p = xcalloc(1, sizeof(*p));
+	p->q = q;
+	if (json_is_array(props))
+		p->props = json_incref(props);
+	else {
+		p->props = json_array();
+		for (const char *const *d = parse_default; *d; d++)
+			json_array_append_new(p->props, json_string(*d));
+	}
+	p->hprops = json_array();
+	json_array_foreach(p->props, k, v) {
+		const char *n = json_string_value(v);
+		p->want |= email_file_prop(n);
+		p->bwant |= jmap_body_prop_bit(n);
+		if (strncmp(n, "header:", 7) == 0)
+			json_array_append(p->hprops, v);
+	}
+	p->bprops = json_is_array(bprops) ? json_incref(bprops) : NULL;
+	p->opts = (struct jmap_body_opts){ NULL, p->bprops,
+		json_is_true(json_object_get(args, "fetchTextBodyValues")),
+		json_is_true(json_object_get(args, "fetchHTMLBodyValues")),
+		json_is_true(json_object_get(args, "fetchAllBodyValues")),
+		(size_t)json_integer_value(json_object_get(args,
+		    "maxBodyValueBytes")) };
+	p->parsed = json_object();
+	p->unparsable = json_array();
+	p->nf = json_array();
+	p->pending = 1;
+	json_array_foreach(blobs, k, v) {
+		const char *id = json_string_value(v);
+		char email[JMAP_BLOB_LEN], part[JMAP_PART_LEN] = "";
+		size_t n = 0;
+		const struct jloc *l = NULL;
+		if (strlen(id) >= sizeof(((struct pblob *)0)->id)) {
+			json_array_append(p->nf, v);
+			continue;
+		}
+		struct pblob *b = xcalloc(1, sizeof(*b));
+		b->p = p;
+		(void)str_copy(b->id, sizeof(b->id), id);
+		buf_init(&b->data);
+		if (blob_id_valid(id)) {
+			b->root = xstrdup(jacct_root(q->acct));
+			p->pending++;
+			iopool_submit(jacct_pool(q->acct), pblob_upload_work,
+			    pblob_done, b);
+			continue;
+		}
+		if (id[0] == 'm')
+			l = jacct_find(q->acct, id + 1, &n);
+		else if (jmap_part_blob_parse(id, email, sizeof(email), part))
+			l = jacct_find(q->acct, email, &n);
+		if (l == NULL) {
+			json_array_append(p->nf, v);
+			free(b);
+			continue;
+		}
+		(void)str_copy(b->part, sizeof(b->part), part);
+		b->uid = jacct_msg(q->acct, l)->uid;
+		p->pending++;
+		jacct_box_run(q->acct, l[0].box, pblob_box_work, pblob_done, b);
+	}
+	if (--p->pending == 0)
+		eparse_finish(p);
+}
+
 /* --- Thread/get (RFC 8621 3.1) ------------------------------------------- */
 
 static const char *const thread_props[] = { "id", "emailIds", NULL };
@@ -878,6 +1122,7 @@ static const struct method api_methods[] = {
 	{ "Mailbox/get", CAP_MAIL, mailbox_get },
 	{ "Email/get", CAP_MAIL, email_get },
 	{ "Thread/get", CAP_MAIL, thread_get },
+	{ "Email/parse", CAP_MAIL, email_parse },
 	{ NULL, NULL, NULL },
 };
 

@@ -19,6 +19,8 @@ struct jacct;
 struct queue;
 struct runtime;
 
+#define JMAP_MAX_UPLOAD 50000000  /* maxSizeUpload, octets */
+
 /* The capabilities and limits this server announces (session object). */
 json_t *jmap_api_capabilities(void);
 json_t *jmap_api_account_capabilities(void);

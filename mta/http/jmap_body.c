@@ -191,8 +191,10 @@ part_object(const struct walk *w, const struct mime_part *p, const char *id)
 			v = multi ? json_null() : json_string(id);
 		else if (strcmp(n, "blobId") == 0) {
 			char b[JMAP_BLOB_LEN];
-			jmap_part_blob_id(w->o->email_id, id, b);
-			v = multi ? json_null() : json_string(b);
+			if (w->o->email_id)
+				jmap_part_blob_id(w->o->email_id, id, b);
+			v = multi || !w->o->email_id ? json_null() :
+			    json_string(b);
 		} else if (strcmp(n, "size") == 0) {
 			uint64_t sz = p->body_size;
 			if (!multi && !p->is_message) {

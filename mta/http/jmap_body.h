@@ -35,7 +35,7 @@ unsigned jmap_body_prop_bit(const char *name);
 bool jmap_body_prop_known(const char *name);
 
 struct jmap_body_opts {
-	const char *email_id;     /* for the parts' blob ids */
+	const char *email_id;     /* for the parts' blob ids (NULL: none) */
 	json_t *props;            /* bodyProperties, or NULL: the default */
 	bool fetch_text, fetch_html, fetch_all;
 	size_t max_bytes;         /* of a body value; 0: no limit */

@@ -24,7 +24,7 @@
 #define MAX_OBJECTS_IN_GET 1000
 #define MAX_OBJECTS_IN_SET 500
 #define MAX_SIZE_REQUEST 10000000
-#define MAX_SIZE_UPLOAD 50000000
+#define MAX_SIZE_UPLOAD JMAP_MAX_UPLOAD
 #define MAX_QUERY_LIMIT 1000      /* a query's page at most */
 #define HEAD_READ_MAX (256 * 1024)
 

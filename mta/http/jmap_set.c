@@ -27,7 +27,9 @@
 
 #include "base/buf.h"
 #include "base/util.h"
+#include "base/iopool.h"
 #include "http/jmap_account.h"
+#include "store/blobs.h"
 #include "http/jmap_body.h"
 #include "http/jmap_email.h"
 #include "http/jmap_int.h"
@@ -53,10 +55,11 @@ struct eobj {
 	uint32_t uid;
 	char id[SORT_ID_LEN], tid[SORT_ID_LEN];
 	uint64_t size;
+	bool import;              /* Email/import: the blob is the message */
 };
 
-enum step_kind { S_READ, S_BUILD, S_APPEND, S_FLAGS, S_COPY, S_REMOVE,
-	S_INFO };
+enum step_kind { S_READ, S_UPLOAD, S_BUILD, S_APPEND, S_FLAGS, S_COPY,
+	S_REMOVE, S_INFO };
 
 struct eset;
 
@@ -329,6 +332,17 @@ step_work(struct mbox *mb, void *arg)
 	}
 }
 
+/* An uploaded blob (RFC 8620 6.1), from tern-uploads/. */
+static void
+upload_work(void *arg)
+{
+	struct step *s = arg;
+
+	s->rc = blob_read(s->root, s->blob, &s->data, MAX_SIZE_UPLOAD);
+	s->missing = s->rc != 0;
+	(void)str_copy(s->type, sizeof(s->type), "application/octet-stream");
+}
+
 static void step_run(struct eset *es);
 
 static void
@@ -340,7 +354,8 @@ step_done(void *arg)
 
 	if (s->rc != 0) {
 		if (s->missing)
-			fail(o, s->kind == S_READ ? "blobNotFound" : "notFound",
+			fail(o, s->kind == S_READ || s->kind == S_UPLOAD ?
+			    "blobNotFound" : "notFound",
 			    NULL, NULL);
 		else
 			fail(o, "serverFail", s->err.text[0] ? s->err.text :
@@ -368,6 +383,34 @@ append_done(void *arg)
 
 /* --- making a created message -------------------------------------------- */
 
+/*
+ * Email/import: the blob is the message, if it is one (a header section
+ * of fields, RFC 5322), kept with LF line ends as every Maildir file.
+ */
+static void
+import_text(struct eobj *o, const struct jmap_blob *b, struct buf *out)
+{
+	struct message_field f;
+	size_t pos = 0;
+
+	if (b == NULL || b->len == 0) {
+		fail(o, "blobNotFound", NULL, NULL);
+		return;
+	}
+	for (size_t i = 0; i < b->len; i++)
+		if (!(b->data[i] == '\r' && i + 1 < b->len &&
+		    b->data[i + 1] == '\n'))
+			buf_append_char(out, b->data[i]);
+	const char *t = out->data ? out->data : "";
+	size_t hl = message_header_len(t, out->len);
+	if (hl == 0 || !message_next_field(t, hl, &pos, &f)) {
+		buf_clear(out);
+		fail(o, "invalidEmail", "the blob is no RFC 5322 message", NULL);
+		return;
+	}
+	o->size = mime_crlf_size(t, out->len);
+}
+
 static void
 build(struct eset *es, struct step *s, struct eobj *o)
 {
@@ -382,7 +425,8 @@ build(struct eset *es, struct step *s, struct eobj *o)
 
 	for (size_t i = 0; i < es->nsteps; i++) {
 		struct step *r = &es->steps[i];
-		if (r->obj == s->obj && r->kind == S_READ && r->rc == 0 &&
+		if (r->obj == s->obj && (r->kind == S_READ ||
+		    r->kind == S_UPLOAD) && r->rc == 0 &&
 		    nb < sizeof(blobs) / sizeof(blobs[0])) {
 			blobs[nb].id = r->blob;
 			blobs[nb].data = r->data.data ? r->data.data : "";
@@ -401,6 +445,10 @@ build(struct eset *es, struct step *s, struct eobj *o)
 	    (long long)now, cfg->hostname);
 	/* the append step right after takes the text */
 	struct step *a = s + 1;
+	if (o->import) {
+		import_text(o, nb ? &blobs[0] : NULL, &a->data);
+		return;
+	}
 	if (jmap_email_build(o->create, date, msgid, seed, blobs, nb, &a->data,
 	    &bad, why, sizeof(why)) != 0) {
 		fail(o, "invalidProperties", why, bad);
@@ -437,6 +485,12 @@ step_run(struct eset *es)
 			if (s->kind == S_BUILD) {
 				build(es, s, o);
 				continue;
+			}
+			if (s->kind == S_UPLOAD) {
+				s->root = xstrdup(jacct_root(es->q->acct));
+				iopool_submit(jacct_pool(es->q->acct),
+				    upload_work, step_done, s);
+				goto out;
 			}
 			ssize_t b = name ? jacct_box_by_name(es->q->acct,
 			    name) : -1;
@@ -569,29 +623,51 @@ box_set(struct jreq *q, json_t *obj, bool *in)
 	return (int)n;
 }
 
-static void
-plan_create(struct eset *es, const char *cid, json_t *c)
+/* A step that reads blob (uploaded, a message, a part); false if the
+ * blob is not known. */
+static bool
+plan_blob(struct eset *es, const char *blob)
 {
 	struct jreq *q = es->q;
-	size_t nb = jacct_nboxes(q->acct);
-	struct eobj *o = add_obj(es, K_CREATE, cid);
-	bool *in = xcalloc(nb + 1, sizeof(bool));
-	struct kwset k = { 0 };
-	int64_t received = 0;
+	char email[JMAP_BLOB_LEN], part[JMAP_PART_LEN] = "";
+	size_t n = 0;
+	const struct jloc *l = NULL;
 
+	if (blob_id_valid(blob)) {
+		add_step(es, S_UPLOAD, NULL, 0)->blob = xstrdup(blob);
+		return true;
+	}
+	if (blob[0] == 'm')
+		l = jacct_find(q->acct, blob + 1, &n);
+	else if (jmap_part_blob_parse(blob, email, sizeof(email), part))
+		l = jacct_find(q->acct, email, &n);
+	if (l == NULL)
+		return false;
+	const struct jbox *jb = jacct_box(q->acct, l[0].box);
+	struct step *s = add_step(es, S_READ, jb->name, jb->s.m[l[0].idx].uid);
+	s->blob = xstrdup(blob);
+	(void)str_copy(s->part, sizeof(s->part), part);
+	return true;
+}
+
+/* mailboxIds, keywords and receivedAt of a create or an import. */
+static bool
+plan_where(struct eset *es, struct eobj *o, json_t *c, bool *in,
+    struct kwset *k, int64_t *received)
+{
 	if (!json_is_object(c)) {
 		fail(o, "invalidArguments", "not an object", NULL);
-		goto out;
+		return false;
 	}
-	if (box_set(q, json_object_get(c, "mailboxIds"), in) <= 0) {
+	if (box_set(es->q, json_object_get(c, "mailboxIds"), in) <= 0) {
 		fail(o, "invalidProperties", "mailboxIds must name one or more "
 		    "mailboxes", "mailboxIds");
-		goto out;
+		return false;
 	}
 	json_t *kw = json_object_get(c, "keywords");
-	if (kw && !kwset_from_json(&k, kw)) {
+	if (kw && !kwset_from_json(k, kw)) {
 		fail(o, "invalidProperties", NULL, "keywords");
-		goto out;
+		return false;
 	}
 	json_t *ra = json_object_get(c, "receivedAt");
 	if (ra) {
@@ -599,36 +675,77 @@ plan_create(struct eset *es, const char *cid, json_t *c)
 		if (!json_is_string(ra) || !jmap_parse_utc_date(
 		    json_string_value(ra), &t) || t <= 0) {
 			fail(o, "invalidProperties", NULL, "receivedAt");
-			goto out;
+			return false;
 		}
-		received = t;
+		*received = t;
 	}
-	o->create = json_incref(c);
-	/* the blobs of the attachments first */
-	json_t *refs = jmap_email_blob_refs(c);
+	return true;
+}
+
+static void plan_store(struct eset *es, struct eobj *o, const bool *in,
+    struct kwset *k, int64_t received);
+
+/* A create of Email/set, or (import) one of Email/import (RFC 8621
+ * 4.8): the blob as it is. */
+static void
+plan_new(struct eset *es, const char *cid, json_t *c, bool import)
+{
+	struct jreq *q = es->q;
+	size_t nb = jacct_nboxes(q->acct);
+	struct eobj *o = add_obj(es, K_CREATE, cid);
+	bool *in = xcalloc(nb + 1, sizeof(bool));
+	struct kwset k = { 0 };
+	int64_t received = 0;
+	const char *key;
 	size_t i;
-	json_t *r;
-	json_array_foreach(refs, i, r) {
-		const char *blob = json_string_value(r);
-		char email[JMAP_BLOB_LEN], part[JMAP_PART_LEN] = "";
-		size_t n = 0;
-		const struct jloc *l = NULL;
-		if (blob[0] == 'm')
-			l = jacct_find(q->acct, blob + 1, &n);
-		else if (jmap_part_blob_parse(blob, email, sizeof(email), part))
-			l = jacct_find(q->acct, email, &n);
-		if (l == NULL) {
-			fail(o, "blobNotFound", blob, "attachments");
-			json_decref(refs);
+	json_t *v;
+
+	o->import = import;
+	if (!plan_where(es, o, c, in, &k, &received))
+		goto out;
+	if (import) {
+		json_object_foreach(c, key, v)
+			if (strcmp(key, "blobId") && strcmp(key, "mailboxIds") &&
+			    strcmp(key, "keywords") && strcmp(key, "receivedAt")) {
+				fail(o, "invalidProperties", NULL, key);
+				goto out;
+			}
+		v = json_object_get(c, "blobId");
+		if (!json_is_string(v)) {
+			fail(o, "invalidProperties", NULL, "blobId");
 			goto out;
 		}
-		const struct jbox *jb = jacct_box(q->acct, l[0].box);
-		struct step *s = add_step(es, S_READ, jb->name,
-		    jb->s.m[l[0].idx].uid);
-		s->blob = xstrdup(blob);
-		(void)str_copy(s->part, sizeof(s->part), part);
+		if (!plan_blob(es, json_string_value(v))) {
+			fail(o, "blobNotFound", json_string_value(v), "blobId");
+			goto out;
+		}
+	} else {
+		o->create = json_incref(c);
+		/* the blobs of the attachments first */
+		json_t *refs = jmap_email_blob_refs(c);
+		json_array_foreach(refs, i, v)
+			if (!plan_blob(es, json_string_value(v))) {
+				fail(o, "blobNotFound", json_string_value(v),
+				    "attachments");
+				json_decref(refs);
+				goto out;
+			}
+		json_decref(refs);
 	}
-	json_decref(refs);
+	plan_store(es, o, in, &k, received);
+out:
+	kwset_clear(&k);
+	free(in);
+}
+
+/* The message made (or the blob checked), appended, copied, known. */
+static void
+plan_store(struct eset *es, struct eobj *o, const bool *in, struct kwset *k,
+    int64_t received)
+{
+	struct jreq *q = es->q;
+	size_t nb = jacct_nboxes(q->acct);
+
 	(void)add_step(es, S_BUILD, NULL, 0);
 	size_t first = nb;
 	for (size_t b = 0; b < nb && first == nb; b++)
@@ -637,7 +754,7 @@ plan_create(struct eset *es, const char *cid, json_t *c)
 	const struct jbox *fb = jacct_box(q->acct, first);
 	o->box = xstrdup(fb->name);
 	struct step *a = add_step(es, S_APPEND, fb->name, 0);
-	step_take_kw(a, &k);
+	step_take_kw(a, k);
 	a->received = received;
 	for (size_t b = first + 1; b < nb; b++)
 		if (in[b]) {
@@ -645,9 +762,6 @@ plan_create(struct eset *es, const char *cid, json_t *c)
 			s->dst = xstrdup(jacct_box(q->acct, b)->path);
 		}
 	(void)add_step(es, S_INFO, NULL, 0);
-out:
-	kwset_clear(&k);
-	free(in);
 }
 
 static void
@@ -788,7 +902,7 @@ jmap_email_set_run(struct jreq *q, json_t *args, jmap_set_done done,
 	es->arg = arg;
 	es->old_state = jacct_email_state(q->acct);
 	json_object_foreach(create, k, v)
-		plan_create(es, k, v);
+		plan_new(es, k, v, false);
 	json_object_foreach(update, k, v) {
 		const char *id = jq_id(q, k);
 		plan_update(es, id ? id : k, v);
@@ -836,7 +950,55 @@ email_set(struct jreq *q, json_t *args)
 	jmap_email_set_run(q, args, set_answered, NULL);
 }
 
+static void
+import_answered(struct jreq *q, json_t *res, void *arg)
+{
+	static const char *const not_import[] = { "updated", "destroyed",
+		"notUpdated", "notDestroyed" };
+
+	(void)arg;
+	for (size_t i = 0; i < 4; i++)
+		json_object_del(res, not_import[i]);
+	jq_reply(q, res);
+}
+
+static void
+email_import(struct jreq *q, json_t *args)
+{
+	static const struct aspec spec[] = { { "accountId", A_STR },
+		{ "ifInState", A_STR_NULL }, { "emails", A_OBJ_NULL },
+		{ NULL, A_ANY } };
+	json_t *emails = json_object_get(args, "emails"), *v;
+	const char *k;
+
+	if (!jq_check_args(q, args, spec))
+		return;
+	if (!json_is_object(emails)) {
+		jq_error(q, "invalidArguments", "emails is required");
+		return;
+	}
+	if (json_object_size(emails) > MAX_OBJECTS_IN_SET) {
+		jq_error(q, "requestTooLarge", NULL);
+		return;
+	}
+	struct eset *es = xcalloc(1, sizeof(*es));
+	es->q = q;
+	es->done = import_answered;
+	es->old_state = jacct_email_state(q->acct);
+	if ((v = json_object_get(args, "ifInState")) && json_is_string(v) &&
+	    strcmp(json_string_value(v), es->old_state) != 0) {
+		free(es->old_state);
+		free(es);
+		jq_error(q, "stateMismatch", NULL);
+		return;
+	}
+	json_object_foreach(emails, k, v)
+		plan_new(es, k, v, true);
+	step_run(es);
+}
+
 const struct method jmap_set_methods[] = {
 	{ "Email/set", CAP_MAIL, email_set },
+	{ "Email/import", CAP_MAIL, email_import },
 	{ NULL, NULL, NULL },
 };
