@@ -14,7 +14,7 @@ const state = {
   csrf: "", user: "", session: null, account: "",
   boxes: [], box: null, ids: [], emails: new Map(), total: 0, position: 0,
   current: -1, open: null, identities: [], draftId: null, draftTimer: 0,
-  replyTo: null, events: null,
+  replyTo: null, events: null, attachments: [],
   search: null,          // the filter of a search, or null: the folder
   threads: localStorage.getItem("tern.threads") === "1",
   snippets: new Map(), threadSize: new Map(),
@@ -444,6 +444,7 @@ function compose(mode = "new") {
   f.reset();
   state.draftId = null;
   state.replyTo = null;
+  state.attachments = [];
   if (e && mode !== "new") {
     const me = new Set(state.identities.map((i) => i.email.toLowerCase()));
     const text = (state.openText || "").replace(/\s+$/, "");
@@ -451,6 +452,7 @@ function compose(mode = "new") {
     if (mode === "forward") {
       f.subject.value = /^fwd?:/i.test(e.subject || "") ? e.subject : "Fwd: " + (e.subject || "");
       f.body.value = `\n\n---- Forwarded message ----\nFrom: ${fmtAddrs(e.from)}\nSubject: ${e.subject || ""}\n\n${text}`;
+      state.attachments = (e.attachments || []).map((a) => ({ blobId: a.blobId, name: a.name, type: a.type, size: a.size }));
     } else {
       f.subject.value = /^re:/i.test(e.subject || "") ? e.subject : "Re: " + (e.subject || "");
       f.to.value = fmtAddrs(e.replyTo && e.replyTo.length ? e.replyTo : e.from);
@@ -465,6 +467,7 @@ function compose(mode = "new") {
   $("#reader").hidden = true;
   $("#help").hidden = true;
   f.hidden = false;
+  renderAttached();
   $("#draft-state").textContent = "";
   (mode === "new" || mode === "forward" ? f.to : f.body).focus();
   if (mode !== "new" && mode !== "forward") f.body.setSelectionRange(0, 0);
@@ -482,12 +485,39 @@ function draftObject() {
     bodyValues: { t: { value: f.body.value } },
   };
   for (const k of ["to", "cc", "bcc"]) { const a = parseAddrs(f[k].value); if (a.length) o[k] = a; }
+  if (state.attachments.length)
+    o.attachments = state.attachments.map((a) => ({ blobId: a.blobId, type: a.type || "application/octet-stream",
+                                                    name: a.name, disposition: "attachment" }));
   if (state.replyTo && state.replyTo.inReplyTo) {
     o.inReplyTo = state.replyTo.inReplyTo;
     o.references = state.replyTo.references;
   }
   return o;
 }
+
+// Attachments: uploaded as they are chosen (RFC 8620 6.1), sent by blobId.
+function renderAttached() {
+  $("#attached").replaceChildren(...state.attachments.map((a, i) =>
+    el("li", {}, a.name + " (" + Math.ceil((a.size || 0) / 1024) + " KB) ",
+      el("button", { type: "button", text: "Remove", "aria-label": "Remove " + a.name,
+                     onclick: () => { state.attachments.splice(i, 1); renderAttached(); saveDraft().catch(() => {}); } }))));
+}
+
+$("#attach").addEventListener("change", async (ev) => {
+  const url = state.session.uploadUrl.replace("{accountId}", encodeURIComponent(state.account));
+  for (const file of ev.target.files) {
+    status("Uploading " + file.name + "\u2026");
+    const r = await fetch(url, { method: "POST", credentials: "same-origin", body: file,
+      headers: { "Content-Type": file.type || "application/octet-stream", "X-CSRF-Token": state.csrf } });
+    if (!r.ok) { status("Not attached: " + file.name); continue; }
+    const up = await r.json();
+    state.attachments.push({ blobId: up.blobId, name: file.name, type: file.type, size: up.size });
+  }
+  ev.target.value = "";
+  renderAttached();
+  status("");
+  saveDraft().catch((e) => status(e.message));
+});
 
 // Saves the draft: a new one in Drafts, the one before destroyed.
 async function saveDraft() {
@@ -500,7 +530,8 @@ async function saveDraft() {
   return state.draftId;
 }
 
-$("#composer").addEventListener("input", () => {
+$("#composer").addEventListener("input", (ev) => {
+  if (ev.target.type === "file") return;         // saved once uploaded
   clearTimeout(state.draftTimer);
   state.draftTimer = setTimeout(() => saveDraft().catch((e) => status(e.message)), 2000);
 });

@@ -218,6 +218,22 @@ test('webmail: log in, read, reply (delivered by SMTP), safe HTML, archive, dele
   await page.waitForSelector('#folders a.current:has-text("Inbox")');
   assert.equal(await page.locator('#folders a:has-text("Bills")').count(), 0);
 
+  // a new message with a file attached: uploaded, sent, delivered with it
+  await page.keyboard.press('c');
+  await page.fill('#composer input[name=to]', 'bob@localhost');
+  await page.fill('#composer input[name=subject]', 'The plan');
+  await page.fill('#composer textarea', 'Attached.');
+  await page.setInputFiles('#attach', { name: 'plan.txt', mimeType: 'text/plain',
+                                         buffer: Buffer.from('step one\nstep two\n') });
+  await page.waitForSelector('#attached li:has-text("plan.txt")');
+  await page.screenshot({ path: path.join(shots, '9-attach.png') });
+  await page.click('#composer button[type=submit]');
+  await page.waitForFunction(() => document.querySelector('#status').textContent === 'Sent');
+  await until(() => newMail('bob').some((m) => m.includes('Subject: The plan')), 'the plan in bob\'s Maildir');
+  const plan = newMail('bob').find((m) => m.includes('Subject: The plan'));
+  assert.match(plan, /filename="?plan\.txt"?/);
+  assert.match(plan, new RegExp(Buffer.from('step one\nstep two\n').toString('base64').slice(0, 16)));
+
   // at 360 px, in the dark
   const small = await ctx.newPage();                 // the same cookie jar
   await small.setViewportSize({ width: 360, height: 740 });
