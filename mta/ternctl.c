@@ -17,13 +17,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "base/auth.h"
 #include "base/log.h"
+#include "base/tls.h"
 #include "base/util.h"
 #include "lua/config.h"
 #include "lua/hooks.h"
@@ -59,6 +62,13 @@ usage(FILE *fp)
 	    "  check-config     check the configuration and plugins, print it\n"
 	    "  passwd USER      set USER's password in the users table (from\n"
 	    "                   stdin, or asked twice on a terminal)\n"
+	    "  token add USER [LABEL]\n"
+	    "                   a new app password for USER (HTTP bearer\n"
+	    "                   token, JMAP clients): printed once, only its\n"
+	    "                   hash is kept\n"
+	    "  token list USER  USER's app passwords: id, made, label\n"
+	    "  token revoke USER ID\n"
+	    "                   remove one (ternd stops taking it at once)\n"
 	    "\n"
 	    "  -c FILE          the configuration ternd runs with (else\n"
 	    "                   $TERN_HOME, else ./var)\n"
@@ -127,8 +137,20 @@ read_password(char *out, size_t outsz)
 	return 0;
 }
 
-/* Replaces or adds USER's line in the users table, atomically. */
 static int request(const char *path, const char *line);
+
+static void
+reload_if_running(const struct config *cfg, const char *what)
+{
+	char *sock = xasprintf("%s/ternd.sock", cfg->run_dir);
+
+	if (access(sock, F_OK) == 0) {
+		fflush(stdout);
+		if (request(sock, "reload") == 0)
+			printf("ternd reloaded: %s\n", what);
+	}
+	free(sock);
+}
 
 /*
  * ternctl index rebuild USER: the running ternd rebuilds it; without one
@@ -257,15 +279,198 @@ passwd(const char *cfg_path, const char *user)
 	printf("%s %s in %s\n", user, replaced ? "changed" : "added",
 	    cfg->users);
 	/* a running ternd uses it at once */
-	char *sock = xasprintf("%s/ternd.sock", cfg->run_dir);
-	if (access(sock, F_OK) == 0) {
-		fflush(stdout);
-		if (request(sock, "reload") == 0)
-			printf("ternd reloaded: the new password is in use\n");
-	}
-	free(sock);
+	reload_if_running(cfg, "the new password is in use");
 	config_free(cfg);
 	return 0;
+}
+
+/* --- app passwords -------------------------------------------------- */
+
+struct tok {
+	char user[256], id[16], sha[65], label[128];
+	long long made;
+};
+
+/* The tokens file's lines; *n of them (malloc'd), or NULL if none. */
+static struct tok *
+tokens_read(const char *path, size_t *n)
+{
+	FILE *fp = fopen(path, "re");
+	char line[1024];
+	struct tok *t = NULL;
+
+	*n = 0;
+	if (fp == NULL)
+		return NULL;
+	while (fgets(line, sizeof(line), fp) != NULL) {
+		struct tok k;
+		char *f[5], *p = line;
+		line[strcspn(line, "\r\n")] = '\0';
+		size_t i = 0;
+		for (; i < 5 && p; i++) {
+			f[i] = p;
+			p = i < 4 ? strchr(p, ':') : NULL;
+			if (p)
+				*p++ = '\0';
+		}
+		memset(&k, 0, sizeof(k));
+		if (i != 5 || str_copy(k.user, sizeof(k.user), f[0]) != 0 ||
+		    str_copy(k.id, sizeof(k.id), f[1]) != 0 ||
+		    str_copy(k.sha, sizeof(k.sha), f[2]) != 0)
+			continue;
+		k.made = atoll(f[3]);
+		(void)str_copy(k.label, sizeof(k.label), f[4]);
+		t = xreallocarray(t, *n + 1, sizeof(*t));
+		t[(*n)++] = k;
+	}
+	fclose(fp);
+	return t;
+}
+
+static int
+tokens_write(const char *path, const struct tok *t, size_t n)
+{
+	char tmp[4200];
+	FILE *out;
+	int fd;
+
+	if (str_fmt(tmp, sizeof(tmp), "%s.tmp", path) != 0)
+		return -1;
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0 || (out = fdopen(fd, "w")) == NULL) {
+		fprintf(stderr, "ternctl: %s: %s\n", tmp, strerror(errno));
+		return -1;
+	}
+	for (size_t i = 0; i < n; i++)
+		fprintf(out, "%s:%s:%s:%lld:%s\n", t[i].user, t[i].id, t[i].sha,
+		    t[i].made, t[i].label);
+	int ok = fflush(out) == 0 && fsync(fileno(out)) == 0;
+	ok = fclose(out) == 0 && ok;
+	if (!ok || rename(tmp, path) != 0) {
+		fprintf(stderr, "ternctl: cannot write %s: %s\n", path,
+		    strerror(errno));
+		unlink(tmp);
+		return -1;
+	}
+	return 0;
+}
+
+static void
+hex(const unsigned char *b, size_t n, char *out)
+{
+	for (size_t i = 0; i < n; i++)
+		(void)snprintf(out + 2 * i, 3, "%02x", b[i]);
+}
+
+static int
+token(const char *cfg_path, int argc, char **argv)
+{
+	char err[1024], path[4200];
+	const char *sub = argc > 0 ? argv[0] : "", *user = argc > 1 ? argv[1] :
+	    "";
+	struct config *cfg;
+	struct tok *t;
+	size_t n;
+	int rc = 0;
+
+	if ((strcmp(sub, "add") != 0 || argc < 2 || argc > 3) &&
+	    (strcmp(sub, "list") != 0 || argc != 2) &&
+	    (strcmp(sub, "revoke") != 0 || argc != 3)) {
+		fprintf(stderr, "ternctl: token add USER [LABEL] | list USER | "
+		    "revoke USER ID\n");
+		return 2;
+	}
+	if (*user == '\0' || strpbrk(user, ": \t\n") != NULL) {
+		fprintf(stderr, "ternctl: '%s' is not a user name\n", user);
+		return 2;
+	}
+	if ((cfg = config_load(cfg_path, err, sizeof(err))) == NULL) {
+		fprintf(stderr, "ternctl: %s\n", err);
+		return EX_CONFIG;
+	}
+	if (cfg->users == NULL || str_fmt(path, sizeof(path), "%s"
+	    AUTH_TOKENS_SUFFIX, cfg->users) != 0) {
+		fprintf(stderr, "ternctl: the configuration names no users "
+		    "table (users = \"/path\")\n");
+		config_free(cfg);
+		return EX_CONFIG;
+	}
+	t = tokens_read(path, &n);
+	if (strcmp(sub, "list") == 0) {
+		for (size_t i = 0; i < n; i++)
+			if (strcasecmp(t[i].user, user) == 0) {
+				char when[32];
+				time_t m = (time_t)t[i].made;
+				struct tm tm;
+				gmtime_r(&m, &tm);
+				strftime(when, sizeof(when), "%Y-%m-%d %H:%M", &tm);
+				printf("%s  %s UTC  %s\n", t[i].id, when,
+				    t[i].label);
+			}
+	} else if (strcmp(sub, "revoke") == 0) {
+		size_t w = 0;
+		for (size_t i = 0; i < n; i++)
+			if (!(strcasecmp(t[i].user, user) == 0 &&
+			    strcmp(t[i].id, argv[2]) == 0))
+				t[w++] = t[i];
+		if (w == n) {
+			fprintf(stderr, "ternctl: %s has no token %s\n", user,
+			    argv[2]);
+			rc = 1;
+		} else if (tokens_write(path, t, w) != 0)
+			rc = 1;
+		else {
+			printf("token %s of %s revoked\n", argv[2], user);
+			reload_if_running(cfg, "the token is refused");
+		}
+	} else {
+		unsigned char rnd[24], sha[32];
+		char secret[41], tokstr[64];
+		const char *label = argc > 2 ? argv[2] : "";
+		if (strpbrk(label, ":\n") != NULL || strlen(label) >= 128) {
+			fprintf(stderr, "ternctl: a label has no ':' and is "
+			    "short\n");
+			free(t);
+			config_free(cfg);
+			return 2;
+		}
+		if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd)) {
+			fprintf(stderr, "ternctl: no randomness\n");
+			free(t);
+			config_free(cfg);
+			return 1;
+		}
+		hex(rnd, 20, secret);
+		(void)snprintf(tokstr, sizeof(tokstr), "tern_%s", secret);
+		struct tls_sha256 *h = tls_sha256_new();
+		tls_sha256_update(h, tokstr, strlen(tokstr));
+		tls_sha256_final(h, sha);
+		t = xreallocarray(t, n + 1, sizeof(*t));
+		struct tok *k = &t[n++];
+		memset(k, 0, sizeof(*k));
+		(void)str_copy(k->user, sizeof(k->user), user);
+		hex(rnd + 20, 4, k->id);
+		hex(sha, 32, k->sha);
+		k->made = (long long)time(NULL);
+		(void)str_copy(k->label, sizeof(k->label), label);
+		if (cfg->users_default)
+			(void)mkdir(cfg->data_dir, 0711);
+		if (tokens_write(path, t, n) != 0)
+			rc = 1;
+		else {
+			/* the one time it is shown */
+			printf("%s\n", tokstr);
+			fprintf(stderr, "token %s for %s: use it as "
+			    "\"Authorization: Bearer ...\" (JMAP)\n", k->id,
+			    user);
+			reload_if_running(cfg, "the token is taken");
+		}
+		explicit_bzero(secret, sizeof(secret));
+		explicit_bzero(tokstr, sizeof(tokstr));
+	}
+	free(t);
+	config_free(cfg);
+	return rc;
 }
 
 static int
@@ -375,6 +580,8 @@ main(int argc, char **argv)
 	}
 	const char *cmd = argv[optind];
 	const char *arg = optind + 1 < argc ? argv[optind + 1] : "";
+	if (strcmp(cmd, "token") == 0)
+		return token(cfg_path, argc - optind - 1, argv + optind + 1);
 	if (strcmp(cmd, "index") == 0) {
 		if (optind + 3 != argc || strcmp(arg, "rebuild") != 0) {
 			fprintf(stderr, "ternctl: index rebuild USER\n");

@@ -15,7 +15,14 @@
 struct auth_users;
 struct iopool;
 
-/* Loads the table; NULL with "file:line: reason" in err. */
+/*
+ * App passwords (bearer tokens for HTTP, `ternctl token`) are in the
+ * users table's path plus this suffix: "user:id:sha256hex:created:label"
+ * lines, the token itself never kept.
+ */
+#define AUTH_TOKENS_SUFFIX ".tokens"
+
+/* Loads the table (and its tokens); NULL with "file:line: reason". */
 struct auth_users *auth_users_load(const char *path, char *err,
     size_t errsz);
 void auth_users_free(struct auth_users *u);
@@ -32,6 +39,9 @@ void auth_check_detach(struct auth_check *c);
 /* Per client address: too many recent failures? Record one. */
 bool auth_ip_blocked(const char *ip, long now);
 void auth_ip_failed(const char *ip, long now);
+
+/* The user a bearer token belongs to, or NULL (loop thread; fast). */
+const char *auth_token_user(const struct auth_users *u, const char *token);
 
 /* A new hash for a password (yescrypt); NULL on failure. Owned. */
 char *auth_hash_password(const char *pass);

@@ -813,7 +813,7 @@ static void
 unauthorized(struct hreq *h, const char *why)
 {
 	respond_text(h->c, 401, "WWW-Authenticate: Basic realm=\"Tern\", "
-	    "charset=\"UTF-8\"\r\n", why);
+	    "charset=\"UTF-8\", Bearer realm=\"Tern\"\r\n", why);
 	hreq_free(h);
 }
 
@@ -835,6 +835,32 @@ on_auth_checked(void *arg, bool ok)
 	h->acct = jacct_open(h->app->base, h->app->store, h->app->pool,
 	    h->user, h->root);
 	route(h);
+}
+
+/* An app password (ternctl token): its user, with the failure limit of
+ * the passwords. */
+static void
+bearer(struct hreq *h, const char *token)
+{
+	const char *who;
+
+	if (auth_ip_blocked(http_conn_ip(h->c), (long)time(NULL))) {
+		respond_text(h->c, 429, "Retry-After: 60\r\n",
+		    "too many failed logins; try later\n");
+		hreq_free(h);
+		return;
+	}
+	while (*token == ' ')
+		token++;
+	if ((who = auth_token_user(h->rt->users, token)) == NULL ||
+	    str_copy(h->user, sizeof(h->user), who) != 0) {
+		auth_ip_failed(http_conn_ip(h->c), (long)time(NULL));
+		log_info("http %s: bearer token refused client=%s",
+		    http_conn_id(h->c), http_conn_ip(h->c));
+		unauthorized(h, "unknown token\n");
+		return;
+	}
+	on_auth_checked(h, true);
 }
 
 /* A cookie session's user: its Maildir, then the route. */
@@ -1106,6 +1132,10 @@ authenticate(struct hreq *h)
 		static const char e[] = "{\"error\":\"not logged in\"}";
 		respond_json(h->c, 401, "application/json", e, sizeof(e) - 1);
 		hreq_free(h);
+		return;
+	}
+	if (a && ascii_strncaseeq(a, "Bearer ", 7)) {
+		bearer(h, a + 7);
 		return;
 	}
 	if (a == NULL || !ascii_strncaseeq(a, "Basic ", 6)) {

@@ -392,3 +392,40 @@ def test_eventsource_push_on_delivery(web):
     out = read_to_close(s)
     assert out.count(b"event: state") == 1 and b'"Email"' in out
     assert b'"Mailbox"' not in out
+
+
+def test_app_passwords_as_bearer_tokens(web):
+    """ternctl token add/list/revoke: the token works as Authorization:
+    Bearer (a JMAP client's app password) until it is revoked; only its
+    hash is on disk."""
+    def ctl(*args):
+        return subprocess.run([str(TERNCTL), "-c", str(web.config), "token"]
+                              + list(args), capture_output=True, text=True)
+    r = ctl("add", "alice", "aerc on the laptop")
+    assert r.returncode == 0, r.stderr
+    tok = r.stdout.strip().splitlines()[0]
+    assert tok.startswith("tern_") and len(tok) == 45
+    assert "reloaded" in r.stdout
+    on_disk = (web.dir / "var" / "users.tokens").read_text()
+    assert tok not in on_disk and on_disk.startswith("alice:")
+    listed = ctl("list", "alice").stdout
+    tid = listed.split()[0]
+    assert "aerc on the laptop" in listed and len(tid) == 8
+
+    def who(token):
+        r, data = request(web, "GET", "/.well-known/jmap", user=None,
+                          headers={"Authorization": "Bearer " + token})
+        return r.status, (json.loads(data)["username"] if r.status == 200
+                          else None)
+    assert who(tok) == (200, "alice")
+    assert who(tok[:-1] + ("0" if tok[-1] != "0" else "1"))[0] == 401
+    r, data = request(web, "POST", "/jmap/api/", {
+        "using": [CORE], "methodCalls": [["Core/echo", {"x": 1}, "e"]]},
+        user=None, headers={"Authorization": "Bearer " + tok})
+    assert r.status == 200
+    assert ctl("list", "bob").stdout == ""
+    assert ctl("revoke", "alice", "nope").returncode == 1
+    r = ctl("revoke", "alice", tid)
+    assert r.returncode == 0, r.stderr
+    assert who(tok)[0] == 401
+    assert ctl("add").returncode == 2
