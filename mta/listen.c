@@ -24,6 +24,7 @@
 #include <event2/listener.h>
 
 #include "base/log.h"
+#include "base/metrics.h"
 #include "base/util.h"
 #include "mail/maildir.h"
 #include "http/http_app.h"
@@ -48,6 +49,7 @@ struct conn {
 	struct imap_session *is;
 	struct http_conn *hc;
 	struct ip_count *ipc;
+	enum listen_role role;
 };
 
 struct listener {
@@ -242,6 +244,14 @@ on_accept(struct evconnlistener *ev, evutil_socket_t fd,
 	c = xcalloc(1, sizeof(*c));
 	c->ctx = ctx;
 	c->ipc = ipc;
+	c->role = l->role;
+	if (l->role == ROLE_MX || l->role == ROLE_SUBMISSION ||
+	    l->role == ROLE_SUBMISSIONS) {
+		char lab[64];
+		metrics_label(lab, sizeof(lab), "role",
+		    config_role_name(l->role));
+		metrics_add("tern_smtp_connections_total", lab, 1);
+	}
 	TAILQ_INSERT_TAIL(&ctx->conns, c, entry);
 	ctx->nconns++;
 	ctx->sessions_total++;
@@ -380,9 +390,16 @@ listen_session_count(const struct listen_ctx *ctx)
 void
 listen_get_stats(const struct listen_ctx *ctx, struct listen_stats *st)
 {
+	const struct conn *c;
+
 	st->open = ctx->nconns;
 	st->total = ctx->sessions_total;
 	st->refused = ctx->refused_total;
+	memset(st->by_role, 0, sizeof(st->by_role));
+	st->streams = ctx->http ? http_app_streams(ctx->http) : 0;
+	TAILQ_FOREACH(c, &ctx->conns, entry)
+		if ((size_t)c->role < LISTEN_ROLES)
+			st->by_role[c->role]++;
 }
 
 void

@@ -33,6 +33,8 @@ struct listen_stats {
 	size_t open;                /* sessions open now */
 	unsigned long total;        /* sessions since start */
 	unsigned long refused;      /* connections refused by the limits */
+	size_t by_role[LISTEN_ROLES];   /* open now, by enum listen_role */
+	size_t streams;             /* of the HTTP ones, EventSource pushes */
 };
 void listen_get_stats(const struct listen_ctx *ctx, struct listen_stats *st);
 /* Closes listeners; sessions still open are dropped. NULL is a no-op. */

@@ -29,6 +29,7 @@
 #include "base/dns.h"
 #include "base/iopool.h"
 #include "base/log.h"
+#include "base/metrics.h"
 #include "base/tls.h"
 #include "base/util.h"
 #include "control.h"
@@ -231,6 +232,33 @@ control_answer(void *arg, bool ok, char *text)
 {
 	control_reply(arg, ok, text, strlen(text));
 	free(text);
+}
+
+/* The gauges of /metrics, read when it is asked for. */
+static void
+metrics_collect(void *arg)
+{
+	struct ternd *t = arg;
+	struct dispatch_stats st;
+	struct listen_stats ls;
+	char l[64];
+
+	dispatch_get_stats(t->dispatch, &st);
+	listen_get_stats(t->listen, &ls);
+	metrics_set("tern_queue_messages", "state=\"waiting\"",
+	    (double)st.queued);
+	metrics_set("tern_queue_messages", "state=\"held\"", (double)st.held);
+	metrics_set("tern_queue_messages", "state=\"delivering\"",
+	    (double)st.inflight);
+	for (int r = 0; r < LISTEN_ROLES; r++) {
+		metrics_label(l, sizeof(l), "role", config_role_name(r));
+		metrics_set("tern_connections", l, (double)ls.by_role[r]);
+	}
+	metrics_set("tern_imap_connections", NULL,
+	    (double)(ls.by_role[ROLE_IMAP] + ls.by_role[ROLE_IMAPS]));
+	metrics_set("tern_eventsource_connections", NULL, (double)ls.streams);
+	metrics_set("tern_uptime_seconds", NULL,
+	    (double)(time(NULL) - t->started));
 }
 
 static char *
@@ -708,6 +736,7 @@ main(int argc, char **argv)
 	/* deliveries reach IMAP sessions on that folder at once */
 	dispatch_set_on_maildir(t.dispatch, on_maildir_delivery, t.store);
 	t.started = time(NULL);
+	metrics_on_collect(metrics_collect, &t);
 	char *sock = xasprintf("%s/ternd.sock", t.cfg->run_dir);
 	t.control = control_new(t.base, sock, on_control, &t, err,
 	    sizeof(err));

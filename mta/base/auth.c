@@ -17,6 +17,7 @@
 #include <time.h>
 
 #include "base/iopool.h"
+#include "base/metrics.h"
 #include "base/sasl.h"
 #include "base/tls.h"
 #include "base/util.h"
@@ -419,9 +420,13 @@ auth_ip_blocked(const char *ip, long now)
 }
 
 void
-auth_ip_failed(const char *ip, long now)
+auth_ip_failed(const char *ip, long now, const char *protocol)
 {
+	char l[64];
+
 	ip_slot(ip, now, true)->n++;
+	metrics_label(l, sizeof(l), "protocol", protocol);
+	metrics_add("tern_auth_failures_total", l, 1);
 }
 
 char *

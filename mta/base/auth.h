@@ -36,9 +36,10 @@ struct auth_check *auth_check(struct auth_users *u, struct iopool *pool,
 /* The requester is gone. */
 void auth_check_detach(struct auth_check *c);
 
-/* Per client address: too many recent failures? Record one. */
+/* Per client address: too many recent failures? Record one (and count
+ * it in tern_auth_failures_total{protocol}). */
 bool auth_ip_blocked(const char *ip, long now);
-void auth_ip_failed(const char *ip, long now);
+void auth_ip_failed(const char *ip, long now, const char *protocol);
 
 /* The user a bearer token belongs to, or NULL (loop thread; fast). */
 const char *auth_token_user(const struct auth_users *u, const char *token);

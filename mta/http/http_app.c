@@ -31,6 +31,7 @@
 #include "base/auth.h"
 #include "base/iopool.h"
 #include "base/log.h"
+#include "base/metrics.h"
 #include "base/sasl.h"
 #include "base/util.h"
 #include "http/jmap_account.h"
@@ -826,7 +827,7 @@ on_auth_checked(void *arg, bool ok)
 	h->auth = NULL;
 	if (!ok || maildir_user_root(cfg->mail_dir, cfg->domains[0], h->user,
 	    h->root, sizeof(h->root)) != 0) {
-		auth_ip_failed(http_conn_ip(h->c), (long)time(NULL));
+		auth_ip_failed(http_conn_ip(h->c), (long)time(NULL), "http");
 		log_info("http %s: login failed user=%s client=%s",
 		    http_conn_id(h->c), h->user, http_conn_ip(h->c));
 		unauthorized(h, "authentication failed\n");
@@ -854,7 +855,7 @@ bearer(struct hreq *h, const char *token)
 		token++;
 	if ((who = auth_token_user(h->rt->users, token)) == NULL ||
 	    str_copy(h->user, sizeof(h->user), who) != 0) {
-		auth_ip_failed(http_conn_ip(h->c), (long)time(NULL));
+		auth_ip_failed(http_conn_ip(h->c), (long)time(NULL), "http");
 		log_info("http %s: bearer token refused client=%s",
 		    http_conn_id(h->c), http_conn_ip(h->c));
 		unauthorized(h, "unknown token\n");
@@ -983,7 +984,7 @@ login_checked(void *arg, bool ok)
 
 	h->auth = NULL;
 	if (!ok) {
-		auth_ip_failed(http_conn_ip(h->c), (long)time(NULL));
+		auth_ip_failed(http_conn_ip(h->c), (long)time(NULL), "http");
 		log_info("http %s: webmail login failed user=%s client=%s",
 		    http_conn_id(h->c), h->user, http_conn_ip(h->c));
 		static const char e[] =
@@ -1165,6 +1166,121 @@ authenticate(struct hreq *h)
 	explicit_bzero(dec, sizeof(dec));
 }
 
+/* --- /metrics and client autoconfiguration ------------------------------- */
+
+/* Prometheus text, to loopback clients only (the listener may face
+ * the Internet; the figures are for the operator). */
+static void
+metrics(struct http_conn *c)
+{
+	struct buf out;
+
+	if (!loopback(http_conn_ip(c))) {
+		respond_text(c, 403, NULL, "metrics are for loopback clients\n");
+		return;
+	}
+	buf_init(&out);
+	metrics_render(&out);
+	http_respond(c, 200, "text/plain; version=0.0.4; charset=utf-8",
+	    common_headers, out.data ? out.data : "", out.len);
+	buf_clear(&out);
+}
+
+static void
+xml_escaped(struct buf *out, const char *s)
+{
+	for (; *s; s++)
+		switch (*s) {
+		case '<': buf_append_str(out, "&lt;"); break;
+		case '>': buf_append_str(out, "&gt;"); break;
+		case '&': buf_append_str(out, "&amp;"); break;
+		case '"': buf_append_str(out, "&quot;"); break;
+		case '\'': buf_append_str(out, "&apos;"); break;
+		default:
+			if ((unsigned char)*s >= ' ')
+				buf_append_char(out, *s);
+		}
+}
+
+/* The port of the first listener of role, or 0. */
+static unsigned
+role_port(const struct config *cfg, enum listen_role role)
+{
+	for (size_t i = 0; i < cfg->nlisten; i++)
+		if (cfg->listen[i].role == role) {
+			const char *colon = strrchr(cfg->listen[i].addr, ':');
+			return colon ? (unsigned)strtoul(colon + 1, NULL, 10) :
+			    0;
+		}
+	return 0;
+}
+
+static void
+server_xml(struct buf *x, const char *dir, const char *type, const char *host,
+    unsigned port, const char *socket)
+{
+	buf_printf(x, "    <%s type=\"%s\">\n      <hostname>", dir, type);
+	xml_escaped(x, host);
+	buf_printf(x, "</hostname>\n      <port>%u</port>\n"
+	    "      <socketType>%s</socketType>\n"
+	    "      <authentication>password-cleartext</authentication>\n"
+	    "      <username>%%EMAILLOCALPART%%</username>\n    </%s>\n",
+	    port, socket, dir);
+}
+
+/*
+ * Thunderbird's autoconfig (config-v1.1.xml): the IMAP and submission
+ * listeners of this configuration, under the name the client reached
+ * us by (its Host, else our hostname), and the JMAP session URL.
+ */
+static void
+autoconfig(struct http_app *app, struct http_conn *c,
+    const struct http_request *req)
+{
+	const struct config *cfg = (*app->current)->cfg;
+	const char *hosthdr = http_field(req, "Host");
+	char host[256], base[128];
+	struct buf x;
+	unsigned p;
+
+	(void)str_copy(host, sizeof(host), hosthdr && *hosthdr &&
+	    strlen(hosthdr) < sizeof(host) ? hosthdr : cfg->hostname);
+	char *colon = strrchr(host, ':');
+	if (colon && !strchr(host, ']'))
+		*colon = '\0';           /* the port is ours to say */
+	buf_init(&x);
+	buf_append_str(&x, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+	    "<clientConfig version=\"1.1\">\n  <emailProvider id=\"");
+	xml_escaped(&x, cfg->domains[0]);
+	buf_append_str(&x, "\">\n");
+	for (size_t i = 0; i < cfg->ndomains; i++) {
+		buf_append_str(&x, "    <domain>");
+		xml_escaped(&x, cfg->domains[i]);
+		buf_append_str(&x, "</domain>\n");
+	}
+	buf_append_str(&x, "    <displayName>");
+	xml_escaped(&x, cfg->domains[0]);
+	buf_append_str(&x, " (Tern)</displayName>\n");
+	if ((p = role_port(cfg, ROLE_IMAPS)) != 0)
+		server_xml(&x, "incomingServer", "imap", host, p, "SSL");
+	if ((p = role_port(cfg, ROLE_IMAP)) != 0)
+		server_xml(&x, "incomingServer", "imap", host, p, "STARTTLS");
+	if ((p = role_port(cfg, ROLE_SUBMISSIONS)) != 0)
+		server_xml(&x, "outgoingServer", "smtp", host, p, "SSL");
+	if ((p = role_port(cfg, ROLE_SUBMISSION)) != 0)
+		server_xml(&x, "outgoingServer", "smtp", host, p, "STARTTLS");
+	base_url(c, base, sizeof(base));
+	buf_append_str(&x, "    <incomingServer type=\"jmap\">\n      <url>");
+	xml_escaped(&x, base);
+	buf_append_str(&x, "/.well-known/jmap</url>\n"
+	    "      <authentication>http-basic</authentication>\n"
+	    "      <username>%EMAILLOCALPART%</username>\n"
+	    "    </incomingServer>\n  </emailProvider>\n</clientConfig>\n");
+	http_respond(c, 200, "application/xml; charset=utf-8", common_headers,
+	    x.data, x.len);
+	buf_clear(&x);
+}
+
 void
 http_app_handle(void *arg, struct http_conn *c, const struct http_request *req,
     const struct buf *body)
@@ -1178,6 +1294,15 @@ http_app_handle(void *arg, struct http_conn *c, const struct http_request *req,
 	if (get && (strcmp(p, "/") == 0 || strncmp(p, "/webmail/", 9) == 0) &&
 	    strcmp(p, "/webmail/session") != 0) {
 		serve_file(app, c, p);
+		return;
+	}
+	if (get && strcmp(p, "/metrics") == 0) {
+		metrics(c);
+		return;
+	}
+	if (get && (strcmp(p, "/.well-known/autoconfig/mail/config-v1.1.xml")
+	    == 0 || strcmp(p, "/mail/config-v1.1.xml") == 0)) {
+		autoconfig(app, c, req);
 		return;
 	}
 	if (strcmp(m, "POST") == 0 && strcmp(p, "/webmail/login") == 0)

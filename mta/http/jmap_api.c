@@ -19,6 +19,7 @@
 #include "base/log.h"
 #include "base/util.h"
 #include "base/iopool.h"
+#include "base/metrics.h"
 #include "http/jmap_account.h"
 #include "store/blobs.h"
 #include "http/jmap_body.h"
@@ -85,6 +86,15 @@ jq_answer(struct jreq *q, const char *name, json_t *args)
 	json_array_append_new(q->responses, json_pack("[s,o,s]", name, args,
 	    q->call_id));
 	q->answered = true;
+	if (q->call_method) {
+		struct timespec t;
+		char l[160];
+		clock_gettime(CLOCK_MONOTONIC, &t);
+		metrics_label(l, sizeof(l), "method", q->call_method);
+		metrics_observe("tern_jmap_method_duration_seconds", l,
+		    (double)(t.tv_sec - q->call_start.tv_sec) +
+		    (double)(t.tv_nsec - q->call_start.tv_nsec) / 1e9);
+	}
 	if (!q->in_call)
 		run_next(q);
 }
@@ -110,6 +120,8 @@ finish(struct jreq *q, int status, json_t *body)
 {
 	char *text = json_dumps(body, JSON_COMPACT);
 
+	metrics_add("tern_jmap_requests_total", status == 200 ?
+	    "result=\"ok\"" : "result=\"error\"", 1);
 	json_decref(body);
 	q->done(q->arg, status, text ? text : "{}", text ? strlen(text) : 2);
 	free(text);
@@ -1162,6 +1174,9 @@ run_next(struct jreq *q)
 		q->call_id = c->id;
 		q->call_name = c->name;
 		q->answered = false;
+		clock_gettime(CLOCK_MONOTONIC, &q->call_start);
+		/* a name a client made up is not a label of its own */
+		q->call_method = m ? m->name : "unknown";
 		if (m == NULL || !using_has(q, m->cap)) {
 			q->in_call = true;
 			jq_error(q, "unknownMethod", NULL);

@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include <jansson.h>
 
@@ -47,6 +48,8 @@ struct jreq {
 	size_t i;                 /* the call running */
 	const char *call_id;
 	const char *call_name;
+	struct timespec call_start;   /* for its duration (metrics) */
+	const char *call_method;  /* a method's name, or "unknown" */
 	jmap_api_done done;
 	void *arg;
 	bool answered;            /* the running call has answered */

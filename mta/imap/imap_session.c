@@ -628,7 +628,7 @@ on_auth_checked(void *arg, bool ok)
 
 	s->auth = NULL;
 	if (!ok || user_root(s, s->user) != 0) {
-		auth_ip_failed(s->ip, (long)time(NULL));
+		auth_ip_failed(s->ip, (long)time(NULL), "imap");
 		log_info("imap %s: login failed user=%s client=%s", s->id,
 		    s->user, s->ip);
 		s->user[0] = '\0';

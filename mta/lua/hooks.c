@@ -46,6 +46,7 @@
 #include <lualib.h>
 
 #include "base/log.h"
+#include "base/metrics.h"
 #include "base/util.h"
 #include "lua/hooks_int.h"
 #include "lua/kvstore.h"
@@ -552,9 +553,15 @@ hooks_pcall(struct hooks *h, size_t plugin, enum hook_id id, int nargs,
 	h->call_ns += (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000000LL +
 	    (t1.tv_nsec - t0.tv_nsec)) + (uint64_t)h->budget_ms * 1000000u;
 	if (rc != LUA_OK) {
-		log_warnx("plugin=%s hook=%s error: %s",
-		    plugin < h->nplugins ? h->plugins[plugin].name : "?",
-		    hooks_name(id), lua_tostring(L, -1));
+		const char *pname = plugin < h->nplugins ?
+		    h->plugins[plugin].name : "?";
+		char l1[160], l2[64], labels[240];
+		log_warnx("plugin=%s hook=%s error: %s", pname, hooks_name(id),
+		    lua_tostring(L, -1));
+		metrics_label(l1, sizeof(l1), "plugin", pname);
+		metrics_label(l2, sizeof(l2), "hook", hooks_name(id));
+		(void)snprintf(labels, sizeof(labels), "%s,%s", l1, l2);
+		metrics_add("tern_plugin_errors_total", labels, 1);
 		lua_pop(L, 1);
 		/* A memory error may leave garbage: collect it now. */
 		lua_gc(L, LUA_GCCOLLECT);

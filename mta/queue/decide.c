@@ -18,6 +18,7 @@
 
 #include "base/buf.h"
 #include "base/log.h"
+#include "base/metrics.h"
 #include "base/util.h"
 #include "lua/config.h"
 #include "lua/hooks.h"
@@ -154,6 +155,40 @@ send_report(struct job *j, enum bounce_action action)
 	return true;
 }
 
+/*
+ * This attempt's outcome for each recipient, in tern_deliveries_total
+ * {relay,result}, and for those done (delivered or failed) the time
+ * since the message came, in tern_delivery_delay_seconds{relay}.
+ */
+static void
+count_outcomes(const struct job *j)
+{
+	char l[96];
+
+	for (size_t i = 0; i < j->env->nrcpts; i++) {
+		const struct plan *p = &j->plans[i];
+		const char *relay = p->kind == PLAN_MAILDIR ? "local" :
+		    p->kind == PLAN_REMOTE ? "smtp" : "none", *result;
+		if (p->delivered)
+			result = "delivered";
+		else if (p->newly_failed)
+			result = "failed";
+		else if (j->temp && j->env->rcpts[i].status == RCPT_PENDING &&
+		    p->kind != PLAN_NONE)
+			result = "deferred";
+		else
+			continue;
+		(void)snprintf(l, sizeof(l), "relay=\"%s\",result=\"%s\"",
+		    relay, result);
+		metrics_add("tern_deliveries_total", l, 1);
+		if (strcmp(result, "deferred") != 0) {
+			(void)snprintf(l, sizeof(l), "relay=\"%s\"", relay);
+			metrics_observe("tern_delivery_delay_seconds", l,
+			    (double)(dispatch_now() - j->env->created));
+		}
+	}
+}
+
 void
 dispatch_decide(struct job *j)
 {
@@ -164,6 +199,7 @@ dispatch_decide(struct job *j)
 	int64_t delay = 0;
 	bool bounce = false;
 
+	count_outcomes(j);
 	for (size_t i = 0; i < j->env->nrcpts; i++) {
 		if (j->plans[i].delivered && j->plans[i].kind == PLAN_MAILDIR)
 			j->d->stats.delivered++;

@@ -39,6 +39,7 @@
 #include "base/auth.h"
 #include "base/buf.h"
 #include "base/log.h"
+#include "base/metrics.h"
 #include "base/sasl.h"
 #include "base/tls.h"
 #include "base/util.h"
@@ -103,6 +104,7 @@ struct smtp_session {
 	unsigned tx_rejected;    /* RCPTs refused in this transaction */
 	size_t received_len;     /* our Received: field at the body's start */
 	struct queue_commit *commit;
+	bool message_end;        /* the next reply ends a message (metrics) */
 	struct timeval data_start;
 	/* replies of the current batch */
 	struct buf out;
@@ -135,6 +137,13 @@ reply(struct smtp_session *s, int code, const char *enh, const char *fmt, ...)
 	(void)vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
 	smtp_reply_append(&s->out, code, enh, text);
+	if (s->message_end) {
+		/* the answer to a message's end: tern_smtp_messages_total */
+		s->message_end = false;
+		metrics_add("tern_smtp_messages_total", code < 300 ?
+		    "result=\"accepted\"" : code < 500 ?
+		    "result=\"tempfail\"" : "result=\"rejected\"", 1);
+	}
 	if (code >= 400)
 		s->errors++;
 	if (code == 421)
@@ -565,6 +574,7 @@ data_end(struct smtp_session *s)
 	bufferevent_set_timeouts(s->bev, &(struct timeval){
 	    cfg->limits.command_timeout, 0 }, &(struct timeval){
 	    cfg->limits.command_timeout, 0 });
+	s->message_end = true;    /* the next reply is its answer */
 	if (s->data.errors) {
 		log_info("session %s: message refused client=%s errors=0x%x "
 		    "size=%llu", s->id, s->ip, s->data.errors,
@@ -678,7 +688,7 @@ on_auth_checked(void *arg, bool ok)
 		    s->auth_user, s->ip);
 		reply(s, 235, "2.7.0", "Authentication successful");
 	} else {
-		auth_ip_failed(s->ip, (long)time(NULL));
+		auth_ip_failed(s->ip, (long)time(NULL), "smtp");
 		log_warnx("session %s: authentication failed user=%s "
 		    "client=%s", s->id, user, s->ip);
 		reply(s, 535, "5.7.8", "Authentication credentials invalid");
