@@ -454,6 +454,224 @@ mailbox_get(struct jreq *q, json_t *args)
 	free(state);
 }
 
+/* --- Mailbox/query (RFC 8621 2.3) ---------------------------------------- */
+
+/* A Mailbox object against a filter (FilterOperator or condition):
+ * 1, 0, or -1 and *err for a filter that is not one. */
+static int
+mbox_match(json_t *o, json_t *f, int depth, const char **err)
+{
+	const char *k;
+	json_t *v;
+
+	if (!json_is_object(f) || depth > 10) {
+		*err = "invalidArguments";
+		return -1;
+	}
+	json_t *op = json_object_get(f, "operator");
+	if (op) {
+		json_t *conds = json_object_get(f, "conditions"), *c;
+		const char *ops = json_string_value(op);
+		size_t i;
+		int any = 0, all = 1;
+		if (!ops || !json_is_array(conds) || json_object_size(f) != 2 ||
+		    (strcmp(ops, "AND") && strcmp(ops, "OR") &&
+		    strcmp(ops, "NOT"))) {
+			*err = "invalidArguments";
+			return -1;
+		}
+		json_array_foreach(conds, i, c) {
+			int r = mbox_match(o, c, depth + 1, err);
+			if (r < 0)
+				return -1;
+			any |= r;
+			all &= r;
+		}
+		return ops[0] == 'A' ? all : ops[0] == 'O' ? any : !any;
+	}
+	json_object_foreach(f, k, v) {
+		json_t *have = json_object_get(o, k);
+		if (strcmp(k, "parentId") == 0 || strcmp(k, "role") == 0) {
+			if (!json_is_null(v) && !json_is_string(v)) {
+				*err = "invalidArguments";
+				return -1;
+			}
+			if (json_is_null(v) ? !json_is_null(have) :
+			    !json_is_string(have) || strcmp(json_string_value(v),
+			    json_string_value(have)) != 0)
+				return 0;
+		} else if (strcmp(k, "name") == 0) {
+			if (!json_is_string(v)) {
+				*err = "invalidArguments";
+				return -1;
+			}
+			if (!strstr(json_string_value(have), json_string_value(v)))
+				return 0;
+		} else if (strcmp(k, "hasAnyRole") == 0 ||
+		    strcmp(k, "isSubscribed") == 0) {
+			if (!json_is_boolean(v)) {
+				*err = "invalidArguments";
+				return -1;
+			}
+			bool b = k[0] == 'h' ? !json_is_null(json_object_get(o,
+			    "role")) : json_is_true(have);
+			if (b != json_is_true(v))
+				return 0;
+		} else {
+			*err = "unsupportedFilter";
+			return -1;
+		}
+	}
+	return 1;
+}
+
+struct mbhit {
+	size_t box;
+	json_t *o;
+	char *path;               /* the names from the top, for the tree */
+};
+
+static int
+cmp_mbhit(const void *x, const void *y, void *arg)
+{
+	const struct mbhit *a = x, *b = y;
+	json_t *sort = arg, *c;
+	size_t i;
+
+	json_array_foreach(sort, i, c) {
+		const char *p = json_string_value(json_object_get(c, "property"));
+		bool asc = !json_is_false(json_object_get(c, "isAscending"));
+		int r = 0;
+		if (strcmp(p, "sortOrder") == 0) {
+			json_int_t m = json_integer_value(json_object_get(a->o,
+			    "sortOrder")), n = json_integer_value(
+			    json_object_get(b->o, "sortOrder"));
+			r = (m > n) - (m < n);
+		} else
+			r = strcmp(json_string_value(json_object_get(a->o,
+			    "name")), json_string_value(json_object_get(b->o,
+			    "name")));
+		if (r)
+			return asc ? r : -r;
+	}
+	return strcmp(a->path, b->path);
+}
+
+static void
+mailbox_query(struct jreq *q, json_t *args)
+{
+	static const struct aspec spec[] = { { "accountId", A_STR },
+		{ "filter", A_OBJ_NULL }, { "sort", A_ARR_NULL },
+		{ "position", A_INT }, { "anchor", A_STR_NULL },
+		{ "anchorOffset", A_INT }, { "limit", A_UINT },
+		{ "calculateTotal", A_BOOL }, { "sortAsTree", A_BOOL },
+		{ "filterAsTree", A_BOOL }, { NULL, A_ANY } };
+	json_t *filter = json_object_get(args, "filter");
+	json_t *sort = json_object_get(args, "sort"), *c, *v;
+	size_t n = jacct_nboxes(q->acct), nh = 0, i;
+	const char *err = NULL;
+	char state[32];
+
+	if (!jq_check_args(q, args, spec))
+		return;
+	json_array_foreach(sort, i, c) {
+		const char *p = json_string_value(json_object_get(c, "property"));
+		if (!json_is_object(c) || p == NULL) {
+			jq_error(q, "invalidArguments", NULL);
+			return;
+		}
+		if (strcmp(p, "sortOrder") && strcmp(p, "name")) {
+			jq_error(q, "unsupportedSort", NULL);
+			return;
+		}
+	}
+	struct mbhit *h = xcalloc(n + 1, sizeof(*h));
+	for (size_t b = 0; b < n; b++) {
+		json_t *o = mailbox_object(q->acct, b, NULL);
+		int r = json_is_object(filter) ? mbox_match(o, filter, 0, &err) :
+		    1;
+		if (r < 0)
+			break;
+		/* filterAsTree: a child of a Mailbox left out is left out */
+		if (r == 1 && json_is_true(json_object_get(args,
+		    "filterAsTree"))) {
+			ssize_t pb = json_is_string(json_object_get(o,
+			    "parentId")) ? jacct_box_by_id(q->acct,
+			    json_string_value(json_object_get(o, "parentId"))) :
+			    -1;
+			for (int up = 0; r == 1 && pb >= 0 && up < 64; up++) {
+				json_t *po = mailbox_object(q->acct, (size_t)pb,
+				    NULL);
+				json_t *pp = json_object_get(po, "parentId");
+				r = mbox_match(po, filter, 0, &err);
+				pb = json_is_string(pp) ? jacct_box_by_id(q->acct,
+				    json_string_value(pp)) : -1;
+				json_decref(po);
+			}
+		}
+		if (r == 1) {
+			h[nh].box = b;
+			h[nh].o = o;
+			h[nh++].path = xstrdup(jacct_box(q->acct, b)->name);
+		} else
+			json_decref(o);
+	}
+	if (err == NULL) {
+		/* sortAsTree: the path first, a parent before its children */
+		json_t *tree = json_array();
+		if (json_is_true(json_object_get(args, "sortAsTree")))
+			qsort_r(h, nh, sizeof(*h), cmp_mbhit, tree);
+		else
+			qsort_r(h, nh, sizeof(*h), cmp_mbhit, json_is_array(sort) ?
+			    sort : tree);
+		json_decref(tree);
+	}
+	json_t *ids = json_array();
+	int64_t pos = (v = json_object_get(args, "position")) ?
+	    json_integer_value(v) : 0;
+	size_t limit = (v = json_object_get(args, "limit")) ?
+	    (size_t)json_integer_value(v) : n;
+	const char *anchor = json_string_value(json_object_get(args, "anchor"));
+	if (anchor) {
+		size_t k = 0;
+		while (k < nh && strcmp(json_string_value(json_object_get(
+		    h[k].o, "id")), anchor) != 0)
+			k++;
+		if (k == nh && err == NULL)
+			err = "anchorNotFound";
+		pos = (int64_t)k + ((v = json_object_get(args, "anchorOffset")) ?
+		    json_integer_value(v) : 0);
+	}
+	if (pos < 0)
+		pos = (int64_t)nh + pos < 0 ? 0 : (int64_t)nh + pos;
+	for (size_t k = (size_t)pos; k < nh && k < (size_t)pos + limit; k++)
+		json_array_append(ids, json_object_get(h[k].o, "id"));
+	for (size_t k = 0; k < nh; k++) {
+		json_decref(h[k].o);
+		free(h[k].path);
+	}
+	free(h);
+	if (err) {
+		json_decref(ids);
+		jq_error(q, err, NULL);
+		return;
+	}
+	/* a short hash of the Mailbox state: no query is kept */
+	char *ms = jacct_mailbox_state(q->acct);
+	uint64_t hs = 14695981039346656037ull;
+	for (const char *p = ms; *p; p++)
+		hs = (hs ^ (unsigned char)*p) * 1099511628211ull;
+	(void)snprintf(state, sizeof(state), "q%016llx", (unsigned long long)hs);
+	free(ms);
+	json_t *res = json_pack("{s:s,s:s,s:b,s:I,s:o}", "accountId",
+	    q->account_id, "queryState", state, "canCalculateChanges", 0,
+	    "position", (json_int_t)(pos > (int64_t)nh ? (int64_t)nh : pos),
+	    "ids", ids);
+	if (json_is_true(json_object_get(args, "calculateTotal")))
+		json_object_set_new(res, "total", json_integer((json_int_t)nh));
+	jq_reply(q, res);
+}
+
 /* --- keywords ----------------------------------------------------------- */
 
 /* A keyword's name as IMAP keeps it ("$seen" is the flag \Seen). */
@@ -1132,6 +1350,7 @@ thread_get(struct jreq *q, json_t *args)
 static const struct method api_methods[] = {
 	{ "Core/echo", CAP_CORE, core_echo },
 	{ "Mailbox/get", CAP_MAIL, mailbox_get },
+	{ "Mailbox/query", CAP_MAIL, mailbox_query },
 	{ "Email/get", CAP_MAIL, email_get },
 	{ "Thread/get", CAP_MAIL, thread_get },
 	{ "Email/parse", CAP_MAIL, email_parse },
