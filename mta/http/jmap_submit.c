@@ -24,6 +24,7 @@
 #include "http/jmap_email.h"
 #include "http/jmap_int.h"
 #include "lua/config.h"
+#include "lua/hooks.h"
 #include "mail/envelope.h"
 #include "mail/message.h"
 #include "queue/queue.h"
@@ -284,6 +285,85 @@ sub_committed(void *arg, const char *id, const struct tern_err *err)
 }
 
 /* The message read: its envelope and checks, then the queue. */
+/* "<a@b>" -> "a@b" */
+static char *
+bare(const char *path)
+{
+	size_t n = strlen(path);
+
+	return n >= 2 && path[0] == '<' ? xstrndup(path + 1, n - 2) :
+	    xstrdup(path);
+}
+
+/* A plugin's no, as the SetError of this submission. */
+static bool
+hook_refuses(struct sub *s, const struct hook_verdict *v, const char *what)
+{
+	if (v->kind != HOOK_REJECT && v->kind != HOOK_TEMPFAIL)
+		return false;
+	log_info("jmap: submission %s refused by plugin: %d %s %s", what,
+	    v->code, v->enh, v->text);
+	/* a tempfail is mostly a rate a plugin keeps: try later */
+	sub_fail(s, v->kind == HOOK_TEMPFAIL ? "rateLimit" : "forbiddenToSend",
+	    v->text, NULL);
+	return true;
+}
+
+/*
+ * The plugins see a JMAP submission as they see one on port 587: the
+ * mail, rcpt and data hooks, in a session of role http or https whose
+ * HELO is "jmap" and whose user is the account's. False if they refused
+ * it (s->err set) or discarded it (*discard: it counts as sent).
+ */
+static bool
+submit_hooks(struct sub *s, struct envelope *env, struct buf *body,
+    size_t start, bool *discard)
+{
+	struct jreq *q = s->ss->q;
+	struct hooks *hk = q->env->rt->hooks;
+	struct hook_session hs = { q->env->client_ip, 0, q->env->tls ?
+		"https" : "http", q->env->tls, "jmap", jacct_user(q->acct) };
+	char **rc = xcalloc(env->nrcpts + 1, sizeof(char *));
+	char *sender = bare(env->sender);
+	struct hook_tx tx = { &hs, sender, (const char *const *)rc, 0, NULL, 0 };
+	struct hook_verdict v;
+	bool ok = false;
+
+	*discard = false;
+	for (size_t i = 0; i < env->nrcpts; i++)
+		rc[i] = bare(env->rcpts[i].path);
+	if (hooks_has(hk, HOOK_MAIL)) {
+		hooks_mail(hk, &tx, sender, &v);
+		if (hook_refuses(s, &v, "sender"))
+			goto out;
+	}
+	for (size_t i = 0; i < env->nrcpts; i++) {
+		if (hooks_has(hk, HOOK_RCPT)) {
+			hooks_rcpt(hk, &tx, rc[i], &v);
+			if (hook_refuses(s, &v, "recipient"))
+				goto out;
+		}
+		tx.nrcpts = i + 1;
+	}
+	if (hooks_has(hk, HOOK_DATA)) {
+		char **folders = xcalloc(env->nrcpts + 1, sizeof(char *));
+		hooks_data(hk, &tx, body, start, folders, &v);
+		for (size_t i = 0; i < env->nrcpts; i++)
+			env->rcpts[i].folder = folders[i];
+		free(folders);
+		if (hook_refuses(s, &v, "message"))
+			goto out;
+		*discard = v.kind == HOOK_DISCARD;
+	}
+	ok = true;
+out:
+	for (size_t i = 0; i < env->nrcpts; i++)
+		free(rc[i]);
+	free(rc);
+	free(sender);
+	return ok;
+}
+
 static void
 sub_send(struct sub *s)
 {
@@ -424,6 +504,17 @@ sub_send(struct sub *s)
 	    start) ? "8BITMIME" : "7BIT");
 	(void)str_copy(s->qid, sizeof(s->qid), env->id);
 	s->send_at = (int64_t)now;
+	bool discard;
+	if (!submit_hooks(s, env, body, start, &discard) || discard) {
+		if (discard)
+			log_info("%s: discarded by plugin (jmap) from=%s",
+			    env->id, env->sender);
+		buf_clear(body);
+		free(body);
+		envelope_clear(env);
+		free(env);
+		return;          /* sub_next goes on: a discard is "sent" */
+	}
 	s->commit = queue_commit(q->env->queue, env, body, sub_committed, s);
 }
 

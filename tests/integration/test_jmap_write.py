@@ -385,3 +385,74 @@ def test_mailbox_set_create_rename_move_destroy(web):
     assert b"Done" not in b" ".join(data) and b"Projekte" not in b" ".join(data)
     m.logout()
     assert cid not in boxes(web).values()
+
+
+def test_submission_runs_the_plugins(make_ternd):
+    """A JMAP submission meets the mail, rcpt and data hooks as one on
+    port 587 does (role http, HELO "jmap", the account's user): a
+    refused recipient is forbiddenToSend, a tempfail rateLimit, a
+    header a plugin adds is in the message delivered."""
+    import subprocess
+    from conftest import free_port
+    from test_hooks import plugins
+    from test_jmap import TERNCTL
+    t = make_ternd(start=False)
+    t.http_port = free_port()
+    settings = plugins(t, gate="""
+        return {
+          mail = function(tx, addr)
+            local s = tx.session
+            if s.role ~= "http" or s.helo ~= "jmap" or
+               s.user ~= "alice" then
+              return "reject", "550 5.7.1 not the session we thought"
+            end
+          end,
+          rcpt = function(tx, addr)
+            if addr:match("^blocked@") then
+              return "reject", "550 5.7.1 not to them"
+            end
+            if addr:match("^later@") then
+              return "tempfail", "451 4.7.1 slow down"
+            end
+          end,
+          data = function(tx, msg)
+            msg:add_header("X-Checked", tx.session.role .. "/" .. #tx.rcpts)
+          end,
+        }
+    """) + 'plugins = { "gate" }\n'
+    t.write_config(settings)
+    t.config.write_text(t.config.read_text().replace(
+        'role = "submission" },', 'role = "submission" },\n'
+        '  { addr = "127.0.0.1:%d", role = "http" },' % t.http_port))
+    r = subprocess.run([str(TERNCTL), "-c", str(t.config), "passwd", "alice"],
+                       input="alice pw\n", capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    t.start()
+    a = acc(t)
+    b = boxes(t)
+    ident = api(t, [["Identity/get", {"accountId": a}, "i"]],
+                using=(CORE, MAIL, SUB))[0][1]["list"][0]["id"]
+
+    def submit(to):
+        r = api(t, [
+            ["Email/set", {"accountId": a, "create": {"d": {
+                "mailboxIds": {b["drafts"]: True},
+                "from": [{"email": "alice@localhost"}],
+                "to": [{"email": to}], "subject": "hooked",
+                "textBody": [{"partId": "t", "type": "text/plain"}],
+                "bodyValues": {"t": {"value": "hi\n"}}}}}, "0"],
+            ["EmailSubmission/set", {"accountId": a, "create": {"s": {
+                "identityId": ident, "emailId": "#d"}}}, "1"]],
+            using=(CORE, MAIL, SUB))
+        return r[1][1]
+    res = submit("blocked@localhost")
+    assert res["notCreated"]["s"]["type"] == "forbiddenToSend", res
+    assert "not to them" in res["notCreated"]["s"]["description"]
+    res = submit("later@localhost")
+    assert res["notCreated"]["s"]["type"] == "rateLimit", res
+    res = submit("bob@localhost")
+    assert "s" in res["created"], res
+    new = maildir(t, "bob") / "new"
+    assert wait_for(lambda: new.is_dir() and any(new.iterdir()))
+    msg = next(new.iterdir()).read_text()
+    assert "X-Checked: http/1" in msg
