@@ -68,6 +68,87 @@ identities(const struct jreq *q)
 	return list;
 }
 
+/*
+ * The Identity state names the identities: "i" and their ids (less the
+ * "I"), joined by "_". They follow from the user and the configured
+ * domains, so the state is what /changes needs and nothing is kept.
+ */
+static char *
+identity_state(json_t *all)
+{
+	struct buf b;
+	size_t i;
+	json_t *o;
+
+	buf_init(&b);
+	buf_append_char(&b, 'i');
+	json_array_foreach(all, i, o) {
+		if (i)
+			buf_append_char(&b, '_');
+		buf_append_str(&b, json_string_value(json_object_get(o, "id")) +
+		    1);
+	}
+	return buf_steal(&b, NULL);
+}
+
+/* Is the 16-digit id tok one of list's ("_"-joined)? */
+static bool
+has_token(const char *list, const char *tok)
+{
+	for (const char *p = list; *p;) {
+		size_t n = strcspn(p, "_");
+		if (n == 16 && strncmp(p, tok, 16) == 0)
+			return true;
+		p += n + (p[n] == '_');
+	}
+	return false;
+}
+
+static void
+identity_changes(struct jreq *q, json_t *args)
+{
+	static const struct aspec spec[] = { { "accountId", A_STR },
+		{ "sinceState", A_STR }, { "maxChanges", A_ANY },
+		{ NULL, A_ANY } };
+	const char *since = json_string_value(json_object_get(args,
+	    "sinceState"));
+	json_t *all, *created, *destroyed, *o;
+	size_t i;
+
+	if (!jq_check_args(q, args, spec))
+		return;
+	if (since == NULL || since[0] != 'i') {
+		jq_error(q, "cannotCalculateChanges", "not a state of this "
+		    "server");
+		return;
+	}
+	all = identities(q);
+	char *now = identity_state(all);
+	created = json_array();
+	destroyed = json_array();
+	/* ids in one and not the other: 16 hex digits each */
+	json_array_foreach(all, i, o) {
+		const char *id = json_string_value(json_object_get(o, "id"));
+		if (!has_token(since + 1, id + 1))
+			json_array_append_new(created, json_string(id));
+	}
+	for (const char *p = since + 1; *p;) {
+		size_t n = strcspn(p, "_");
+		char id[24];
+		if (n == 16 && !has_token(now + 1, p)) {
+			(void)snprintf(id, sizeof(id), "I%.16s", p);
+			json_array_append_new(destroyed, json_string(id));
+		}
+		p += n + (p[n] == '_');
+	}
+	json_decref(all);
+	jq_reply(q, json_pack("{s:s,s:s,s:s,s:b,s:o,s:[],s:o}", "accountId",
+	    q->account_id, "oldState", since, "newState", now,
+	    "hasMoreChanges", 0, "created", created, "updated", "destroyed",
+	    destroyed));
+	free(now);
+}
+
 static void
 identity_get(struct jreq *q, json_t *args)
 {
@@ -111,9 +192,11 @@ identity_get(struct jreq *q, json_t *args)
 		if (!found)
 			json_array_append(nf, v);
 	}
+	char *state = identity_state(all);
 	json_decref(all);
 	jq_reply(q, json_pack("{s:s,s:s,s:o,s:o}", "accountId", q->account_id,
-	    "state", "i1", "list", list, "notFound", nf));
+	    "state", state, "list", list, "notFound", nf));
+	free(state);
 }
 
 /* The identity's address of an id, or NULL. */
@@ -751,6 +834,7 @@ submission_set(struct jreq *q, json_t *args)
 
 const struct method jmap_submit_methods[] = {
 	{ "Identity/get", CAP_SUBMISSION, identity_get },
+	{ "Identity/changes", CAP_SUBMISSION, identity_changes },
 	{ "EmailSubmission/set", CAP_SUBMISSION, submission_set },
 	{ NULL, NULL, NULL },
 };

@@ -456,3 +456,27 @@ def test_submission_runs_the_plugins(make_ternd):
     assert wait_for(lambda: new.is_dir() and any(new.iterdir()))
     msg = next(new.iterdir()).read_text()
     assert "X-Checked: http/1" in msg
+
+
+def test_identity_changes(web):
+    a = acc(web)
+    r = api(web, [["Identity/get", {"accountId": a}, "i"]],
+            using=(CORE, MAIL, SUB))[0][1]
+    ids = sorted(i["id"] for i in r["list"])
+    state = r["state"]
+    assert len(ids) == 3            # one per configured domain
+
+    def changes(since):
+        return api(web, [["Identity/changes", {"accountId": a,
+                                               "sinceState": since}, "c"]],
+                   using=(CORE, MAIL, SUB))[0]
+    n, c, _ = changes(state)
+    assert n == "Identity/changes", c
+    assert (c["created"], c["updated"], c["destroyed"]) == ([], [], [])
+    assert c["newState"] == state
+    # a state from before a domain was dropped and the others were added
+    n, c, _ = changes("i0123456789abcdef")
+    assert sorted(c["created"]) == ids
+    assert c["destroyed"] == ["I0123456789abcdef"]
+    n, c, _ = changes("x")
+    assert c["type"] == "cannotCalculateChanges"
