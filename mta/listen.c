@@ -168,11 +168,6 @@ on_http_close(void *arg, struct http_conn *c)
 	conn_closed(arg);
 }
 
-/* HTTP timeouts (s): a whole head, a pause in a body, idle keep-alive */
-#define HTTP_HEAD_TIMEOUT 30
-#define HTTP_BODY_TIMEOUT 60
-#define HTTP_KEEPALIVE_TIMEOUT 120
-
 static void
 refuse(evutil_socket_t fd, const struct config *cfg, const char *why,
     enum listen_role role)
@@ -262,9 +257,10 @@ on_accept(struct evconnlistener *ev, evutil_socket_t fd,
 			.handle = http_app_handle,
 			.spool_open = http_app_spool_open, .pool = ctx->pool,
 			.arg = ctx->http, .on_close = on_http_close,
-			.close_arg = c, .head_timeout = HTTP_HEAD_TIMEOUT,
-			.body_timeout = HTTP_BODY_TIMEOUT,
-			.keepalive_timeout = HTTP_KEEPALIVE_TIMEOUT };
+			.close_arg = c,
+			.head_timeout = cfg->limits.http_head_timeout,
+			.body_timeout = cfg->limits.http_body_timeout,
+			.keepalive_timeout = cfg->limits.http_keepalive_timeout };
 		c->hc = http_conn_new(&henv, fd, sa, (socklen_t)salen, l->tls);
 		return;
 	}

@@ -278,6 +278,9 @@ parse_limits(struct ctx *c, const struct cfg_node *n, struct config *cfg)
 		L(quota_storage, (uint64_t)1 << 50, true),
 		L(quota_messages, 1000000000, false),
 		L(imap_connections_per_user, 1000000, false),
+		L(http_head_timeout, 3600, false),
+		L(http_body_timeout, 3600, false),
+		L(http_keepalive_timeout, 86400, false),
 #undef L
 	};
 
@@ -643,6 +646,9 @@ config_load(const char *path, char *err, size_t errsz)
 	cfg->limits.data_timeout = 600;     /* RFC 5321 4.5.3.2.6 */
 	cfg->limits.min_free_space = 64u * 1024 * 1024;
 	cfg->limits.imap_connections_per_user = 50;  /* Dovecot's is 10 */
+	cfg->limits.http_head_timeout = 30;
+	cfg->limits.http_body_timeout = 60;
+	cfg->limits.http_keepalive_timeout = 120;
 	cfg->hook_budget_ms = 100;
 	cfg->plugin_memory = 64u * 1024 * 1024;
 	cfg->delay_warning = 4 * 3600;
@@ -946,8 +952,12 @@ config_print(const struct config *cfg, FILE *fp)
 	fprintf(fp, "  quota_storage = %llu,\n  quota_messages = %u,\n",
 	    (unsigned long long)cfg->limits.quota_storage,
 	    cfg->limits.quota_messages);
-	fprintf(fp, "  imap_connections_per_user = %u,\n}\n",
+	fprintf(fp, "  imap_connections_per_user = %u,\n",
 	    cfg->limits.imap_connections_per_user);
+	fprintf(fp, "  http_head_timeout = %u, http_body_timeout = %u,\n"
+	    "  http_keepalive_timeout = %u,\n}\n",
+	    cfg->limits.http_head_timeout, cfg->limits.http_body_timeout,
+	    cfg->limits.http_keepalive_timeout);
 	print_list(fp, "plugins", cfg->plugins, cfg->nplugins);
 	print_list(fp, "plugin_path", cfg->plugin_path, cfg->npath);
 	if (cfg->plugin_config) {

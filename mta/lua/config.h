@@ -61,6 +61,9 @@ struct config_limits {
 	uint64_t quota_storage;           /* per user, bytes; 0: none */
 	unsigned quota_messages;          /* per user; 0: none */
 	unsigned imap_connections_per_user;   /* per user and address */
+	/* HTTP, seconds: a whole request head from its first octet, each
+	 * read of a body, and idle between requests */
+	unsigned http_head_timeout, http_body_timeout, http_keepalive_timeout;
 };
 
 struct config {

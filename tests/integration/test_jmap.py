@@ -429,3 +429,31 @@ def test_app_passwords_as_bearer_tokens(web):
     assert r.returncode == 0, r.stderr
     assert who(tok)[0] == 401
     assert ctl("add").returncode == 2
+
+
+def test_slow_heads_and_bodies_get_408(make_ternd):
+    """limits.http_head_timeout and http_body_timeout: a head that does
+    not come whole in time (a slowloris client), or a body that stops,
+    gets 408 and the close. The limits are a second here; the client
+    waits far longer, so a slow machine only makes the test slower."""
+    t = make_ternd(start=False)
+    t.http_port = free_port()
+    t.write_config("limits = { http_head_timeout = 1, http_body_timeout = 1 }"
+                   "\n")
+    t.config.write_text(t.config.read_text().replace(
+        'role = "submission" },', 'role = "submission" },\n'
+        '  { addr = "127.0.0.1:%d", role = "http" },' % t.http_port))
+    t.start()
+    s = socket.create_connection(("127.0.0.1", t.http_port), 30)
+    s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n")       # and no more
+    out = read_to_close(s)
+    assert out.startswith(b"HTTP/1.1 408 "), out
+    s = socket.create_connection(("127.0.0.1", t.http_port), 30)
+    s.sendall(b"POST /jmap/api/ HTTP/1.1\r\nHost: x\r\n"
+              b"Content-Length: 100\r\n\r\n{\"using\"")
+    out = read_to_close(s)
+    assert out.startswith(b"HTTP/1.1 408 "), out
+    # the limits are what check-config prints
+    r = subprocess.run([str(TERNCTL), "-c", str(t.config), "check-config"],
+                       capture_output=True, text=True)
+    assert "http_head_timeout = 1, http_body_timeout = 1," in r.stdout
