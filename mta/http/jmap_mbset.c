@@ -103,13 +103,26 @@ has_child(struct jacct *a, const char *name)
 	return false;
 }
 
-/* The parent's IMAP name from a parentId (NULL: top); false if unknown. */
+/*
+ * The parent's IMAP name from a parentId (NULL: top); false if unknown.
+ * "#cid" may name a Mailbox made earlier in this very call.
+ */
 static bool
-parent_of(struct jreq *q, json_t *pid, const char **parent)
+parent_of(struct mbset *ms, json_t *pid, const char **parent)
 {
+	struct jreq *q = ms->q;
+
 	*parent = NULL;
 	if (pid == NULL || json_is_null(pid))
 		return true;
+	const char *ps = json_string_value(pid);
+	if (ps && ps[0] == '#')
+		for (size_t i = 0; i + 1 < ms->n; i++)
+			if (ms->ops[i].kind == M_CREATE && !ms->ops[i].err &&
+			    ms->ops[i].to && strcmp(ms->ops[i].key, ps + 1) == 0) {
+				*parent = ms->ops[i].to;
+				return true;
+			}
 	const char *id = json_is_string(pid) ? jq_id(q, json_string_value(
 	    pid)) : NULL;
 	ssize_t b = id ? jacct_box_by_id(q->acct, id) : -1;
@@ -180,7 +193,7 @@ plan_one(struct mbset *ms, enum mkind kind, const char *key, json_t *obj,
 		return;
 	}
 	const char *parent;
-	if (!parent_of(q, pid, &parent)) {
+	if (!parent_of(ms, pid, &parent)) {
 		mfail(o, "invalidProperties", "no such parent", "parentId");
 		return;
 	}
