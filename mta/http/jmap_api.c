@@ -590,8 +590,10 @@ mailbox_query(struct jreq *q, json_t *args)
 		json_t *o = mailbox_object(q->acct, b, NULL);
 		int r = json_is_object(filter) ? mbox_match(o, filter, 0, &err) :
 		    1;
-		if (r < 0)
+		if (r < 0) {
+			json_decref(o);
 			break;
+		}
 		/* filterAsTree: a child of a Mailbox left out is left out */
 		if (r == 1 && json_is_true(json_object_get(args,
 		    "filterAsTree"))) {
@@ -1371,7 +1373,8 @@ find_method(const char *name)
 {
 	static const struct method *const tables[] = { api_methods,
 		jmap_set_methods, jmap_submit_methods, jmap_mbset_methods,
-		jmap_changes_methods, jmap_query_methods };
+		jmap_changes_methods, jmap_query_methods,
+		jmap_subrec_methods };
 
 	for (size_t t = 0; t < sizeof(tables) / sizeof(tables[0]); t++)
 		for (const struct method *m = tables[t]; m->name; m++)

@@ -16,6 +16,7 @@
 
 #include <jansson.h>
 
+#include "base/util.h"
 #include "http/jmap_api.h"
 #include "http/jmap_req.h"
 
@@ -113,6 +114,39 @@ extern const struct method jmap_set_methods[];
 extern const struct method jmap_submit_methods[];
 extern const struct method jmap_mbset_methods[];
 extern const struct method jmap_changes_methods[];
+extern const struct method jmap_subrec_methods[];
+
+/*
+ * EmailSubmission records in the account's index (jmap_subrec.c): a job
+ * on the I/O pool that adds one (id, obj: its JSON), removes one (id:
+ * found says if it was there) or lists those changed after since (rows,
+ * n); top is the state's sequence after it. done runs on the loop and
+ * frees the job with jsub_job_free().
+ */
+enum jsub_op { JSUB_ADD, JSUB_REMOVE, JSUB_LIST };
+struct tindex;
+struct tindex_sub;
+struct jsub_job {
+	struct jreq *q;
+	struct tindex *x;
+	enum jsub_op op;
+	char *id, *obj;
+	int64_t since, top;
+	struct tindex_sub *rows;
+	size_t n;
+	bool found;
+	int rc;
+	struct tern_err err;
+	json_t *args;             /* held, for the method's answer */
+	void (*done)(struct jsub_job *j);
+	void *arg;
+};
+struct jsub_job *jsub_job(struct jreq *q, enum jsub_op op,
+    void (*done)(struct jsub_job *), void *arg);
+void jsub_submit(struct jsub_job *j);
+void jsub_job_free(struct jsub_job *j);
+/* The state string of sequence top ("u<n>"). */
+void jsub_state(int64_t top, char out[24]);
 extern const struct method jmap_query_methods[];
 
 #endif

@@ -234,6 +234,9 @@ struct sub {
 	int64_t send_at;
 	struct queue_commit *commit;
 	int stage;                /* 0 to read, 1 read, 2 done */
+	char *identity_id;
+	char tid[SORT_ID_LEN];    /* the Email's thread */
+	json_t *obj;              /* the record, once queued */
 };
 
 struct subset {
@@ -241,6 +244,9 @@ struct subset {
 	json_t *args;             /* held, for onSuccess* */
 	struct sub *subs;
 	size_t n, pending;
+	int64_t old_top, new_top; /* the states' sequences */
+	json_t *destroyed, *not_destroyed;
+	size_t next_destroy;
 };
 
 static bool
@@ -352,19 +358,56 @@ from_allowed(const struct sub *s, const struct config *cfg,
 	return true;
 }
 
+/* The EmailSubmission object of a queued submission (RFC 8621 7). */
+static json_t *
+sub_object(const struct sub *s)
+{
+	char id[ENVELOPE_ID_LEN + 2], d[21];
+
+	(void)snprintf(id, sizeof(id), "S%s", s->qid);
+	jmap_utc_date(s->send_at, d);
+	return json_pack("{s:s,s:s,s:s,s:s,s:s,s:{s:{s:s,s:n},s:O},s:s,"
+	    "s:n,s:[],s:[]}", "id", id, "identityId", s->identity_id,
+	    "emailId", s->email_id, "threadId", s->tid, "undoStatus", "final",
+	    "envelope", "mailFrom", "email", s->mail_from, "parameters",
+	    "rcptTo", s->rcpts, "sendAt", d, "deliveryStatus", "dsnBlobIds",
+	    "mdnBlobIds");
+}
+
+static void
+sub_recorded(struct jsub_job *j)
+{
+	struct sub *s = j->arg;
+
+	if (j->rc != 0)
+		log_warnx("jmap: submission %s queued, its record not kept: %s",
+		    s->qid, j->err.text);
+	else
+		s->ss->new_top = j->top;
+	jsub_job_free(j);
+	sub_next(s->ss);
+}
+
 static void
 sub_committed(void *arg, const char *id, const struct tern_err *err)
 {
 	struct sub *s = arg;
 
 	s->commit = NULL;
-	if (err)
+	if (err) {
 		sub_fail(s, "serverFail", err->text, NULL);
-	else
-		log_info("%s: submitted over JMAP user=%s from=<%s> nrcpt=%zu",
-		    id, jacct_user(s->ss->q->acct), s->mail_from,
-		    json_array_size(s->rcpts));
-	sub_next(s->ss);
+		sub_next(s->ss);
+		return;
+	}
+	log_info("%s: submitted over JMAP user=%s from=<%s> nrcpt=%zu", id,
+	    jacct_user(s->ss->q->acct), s->mail_from,
+	    json_array_size(s->rcpts));
+	/* the record, for EmailSubmission/get: kept before the answer */
+	s->obj = sub_object(s);
+	struct jsub_job *j = jsub_job(s->ss->q, JSUB_ADD, sub_recorded, s);
+	j->id = xstrdup(json_string_value(json_object_get(s->obj, "id")));
+	j->obj = json_dumps(s->obj, JSON_COMPACT);
+	jsub_submit(j);
 }
 
 /* The message read: its envelope and checks, then the queue. */
@@ -633,6 +676,8 @@ sub_next(struct subset *ss)
 				    "Email", "emailId");
 				continue;
 			}
+			(void)str_copy(s->tid, sizeof(s->tid),
+			    jacct_msg(q->acct, l)->tid);
 			s->uid = jacct_box(q->acct, l[0].box)->s.m[l[0].idx].uid;
 			jacct_box_run(q->acct, l[0].box, sub_read, sub_read_done,
 			    s);
@@ -658,10 +703,14 @@ subset_free(struct subset *ss)
 		json_decref(s->envelope);
 		json_decref(s->err);
 		json_decref(s->rcpts);
+		json_decref(s->obj);
+		free(s->identity_id);
 		buf_clear(&s->msg);
 	}
 	free(ss->subs);
 	json_decref(ss->args);
+	json_decref(ss->destroyed);
+	json_decref(ss->not_destroyed);
 	free(ss);
 }
 
@@ -692,7 +741,6 @@ subset_finish(struct subset *ss)
 {
 	struct jreq *q = ss->q;
 	json_t *created = json_object(), *nc = json_object();
-	char d[21];
 
 	for (size_t i = 0; i < ss->n; i++) {
 		struct sub *s = &ss->subs[i];
@@ -700,28 +748,36 @@ subset_finish(struct subset *ss)
 			json_object_set(nc, s->cid, s->err);
 			continue;
 		}
-		char id[ENVELOPE_ID_LEN + 2];
-		(void)snprintf(id, sizeof(id), "S%s", s->qid);
-		jmap_utc_date(s->send_at, d);
-		json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:s,s:{s:{s:s,s:n},"
-		    "s:O},s:o,s:[],s:[]}", "id", id, "identityId", "",
-		    "emailId", s->email_id, "threadId", "", "undoStatus",
-		    "final", "envelope", "mailFrom", "email", s->mail_from,
-		    "parameters", "rcptTo", s->rcpts, "sendAt", json_string(d),
-		    "dsnBlobIds", "mdnBlobIds");
+		/* what the server set (RFC 8620 5.3): all but what was given */
+		json_t *o = json_deep_copy(s->obj);
 		json_object_del(o, "identityId");
-		json_object_del(o, "threadId");
+		json_object_del(o, "emailId");
 		json_object_set_new(created, s->cid, o);
-		jq_created(q, s->cid, id);
+		jq_created(q, s->cid, json_string_value(json_object_get(s->obj,
+		    "id")));
 	}
+	char olds[24], news[24];
+	jsub_state(ss->old_top, olds);
+	jsub_state(ss->new_top, news);
 	json_t *res = json_pack("{s:s,s:s,s:s}", "accountId", q->account_id,
-	    "oldState", "u0", "newState", "u0");
+	    "oldState", olds, "newState", news);
 	json_object_set_new(res, "created", json_object_size(created) ?
 	    created : (json_decref(created), json_null()));
 	json_object_set_new(res, "notCreated", json_object_size(nc) ? nc :
 	    (json_decref(nc), json_null()));
 	json_object_set_new(res, "updated", json_null());
-	json_object_set_new(res, "destroyed", json_null());
+	json_t *nu = json_object(), *v2;
+	const char *k2;
+	json_object_foreach(json_object_get(ss->args, "update"), k2, v2)
+		json_object_set_new(nu, k2, jq_set_error("cannotUnsend",
+		    "sent at once (no delayed sending)", NULL));
+	json_object_set_new(res, "notUpdated", json_object_size(nu) ? nu :
+	    (json_decref(nu), json_null()));
+	json_object_set(res, "destroyed", json_array_size(ss->destroyed) ?
+	    ss->destroyed : json_null());
+	json_object_set(res, "notDestroyed",
+	    json_object_size(ss->not_destroyed) ? ss->not_destroyed :
+	    json_null());
 
 	/* onSuccessUpdateEmail / onSuccessDestroyEmail: an Email/set */
 	json_t *upd = json_object_get(ss->args, "onSuccessUpdateEmail");
@@ -756,6 +812,64 @@ subset_finish(struct subset *ss)
 	json_decref(eargs);
 }
 
+static void destroy_next(struct subset *ss);
+
+static void
+destroy_done(struct jsub_job *j)
+{
+	struct subset *ss = j->arg;
+
+	if (j->rc != 0)
+		json_object_set_new(ss->not_destroyed, j->id, jq_set_error(
+		    "serverFail", j->err.text, NULL));
+	else if (!j->found)
+		json_object_set_new(ss->not_destroyed, j->id, jq_set_error(
+		    "notFound", NULL, NULL));
+	else {
+		json_array_append_new(ss->destroyed, json_string(j->id));
+		ss->new_top = j->top;
+	}
+	jsub_job_free(j);
+	destroy_next(ss);
+}
+
+/* The records destroyed one by one (the mail itself is gone already). */
+static void
+destroy_next(struct subset *ss)
+{
+	json_t *d = json_object_get(ss->args, "destroy");
+
+	if (ss->next_destroy < json_array_size(d)) {
+		const char *id = jq_id(ss->q, json_string_value(
+		    json_array_get(d, ss->next_destroy++)));
+		struct jsub_job *j = jsub_job(ss->q, JSUB_REMOVE, destroy_done,
+		    ss);
+		j->id = xstrdup(id ? id : "");
+		jsub_submit(j);
+		return;
+	}
+	sub_next(ss);
+}
+
+static void
+set_begin(struct jsub_job *j)
+{
+	struct subset *ss = j->arg;
+	struct jreq *q = ss->q;
+	json_t *want = json_object_get(ss->args, "ifInState");
+	char state[24];
+
+	ss->old_top = ss->new_top = j->top;
+	jsub_job_free(j);
+	jsub_state(ss->old_top, state);
+	if (json_is_string(want) && strcmp(json_string_value(want), state)) {
+		subset_free(ss);
+		jq_error(q, "stateMismatch", NULL);
+		return;
+	}
+	destroy_next(ss);
+}
+
 static void
 submission_set(struct jreq *q, json_t *args)
 {
@@ -769,33 +883,18 @@ submission_set(struct jreq *q, json_t *args)
 
 	if (!jq_check_args(q, args, spec))
 		return;
-	if (json_object_size(json_object_get(args, "update")) ||
-	    json_array_size(json_object_get(args, "destroy"))) {
-		/* every submission is final at once: nothing to change */
-		json_t *nu = json_object(), *nd = json_object(), *x;
-		size_t i;
-		json_object_foreach(json_object_get(args, "update"), k, v)
-			json_object_set_new(nu, k, jq_set_error("cannotUnsend",
-			    "sent at once (no delayed sending)", NULL));
-		json_array_foreach(json_object_get(args, "destroy"), i, x)
-			json_object_set_new(nd, json_string_value(x),
-			    jq_set_error("notFound", NULL, NULL));
-		jq_reply(q, json_pack("{s:s,s:s,s:s,s:n,s:n,s:n,s:o,s:o}",
-		    "accountId", q->account_id, "oldState", "u0", "newState",
-		    "u0", "created", "updated", "destroyed", "notUpdated",
-		    json_object_size(nu) ? nu : (json_decref(nu), json_null()),
-		    "notDestroyed", json_object_size(nd) ? nd :
-		    (json_decref(nd), json_null())));
-		return;
-	}
 	create = json_object_get(args, "create");
-	if (json_object_size(create) > MAX_OBJECTS_IN_SET) {
+	if (json_object_size(create) + json_array_size(json_object_get(args,
+	    "destroy")) + json_object_size(json_object_get(args, "update")) >
+	    MAX_OBJECTS_IN_SET) {
 		jq_error(q, "requestTooLarge", NULL);
 		return;
 	}
 	struct subset *ss = xcalloc(1, sizeof(*ss));
 	ss->q = q;
 	ss->args = json_incref(args);
+	ss->destroyed = json_array();
+	ss->not_destroyed = json_object();
 	ss->subs = xcalloc(json_object_size(create) + 1, sizeof(*ss->subs));
 	json_object_foreach(create, k, v) {
 		struct sub *s = &ss->subs[ss->n++];
@@ -828,8 +927,13 @@ submission_set(struct jreq *q, json_t *args)
 			else
 				s->envelope = json_incref(env);
 		}
+		if (iid)
+			s->identity_id = xstrdup(iid);
 	}
-	sub_next(ss);
+	/* the state first (ifInState), then the destroys, then creates */
+	struct jsub_job *j = jsub_job(q, JSUB_LIST, set_begin, ss);
+	j->since = INT64_MAX;
+	jsub_submit(j);
 }
 
 const struct method jmap_submit_methods[] = {

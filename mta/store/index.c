@@ -62,6 +62,11 @@ static const char schema[] =
     "CREATE TABLE IF NOT EXISTS cache(base TEXT PRIMARY KEY, envelope TEXT,"
     " structure TEXT, body TEXT, keys TEXT) WITHOUT ROWID;"
     "CREATE INDEX IF NOT EXISTS msg_base ON msg(base);"
+    /* JMAP's EmailSubmission records (nothing in the Maildir has them):
+     * seq orders every change, a destroyed one is kept as gone */
+    "CREATE TABLE IF NOT EXISTS submission(seq INTEGER PRIMARY KEY,"
+    " id TEXT UNIQUE NOT NULL, obj TEXT NOT NULL, gone INTEGER NOT NULL"
+    " DEFAULT 0);"
     /* v3: the full-text index of SEARCH TEXT and BODY, one document per
      * base name: decoded header fields and text parts, trigram-indexed
      * so that LIKE '%...%' (IMAP's substring match) uses it */
@@ -880,6 +885,116 @@ tindex_reset(struct tindex *x, struct tern_err *err)
 	}
 	unlock(x);
 	return rc;
+}
+
+/* --- EmailSubmission records --------------------------------------------- */
+
+int
+tindex_sub_add(struct tindex *x, const char *id, const char *obj,
+    struct tern_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = -1;
+
+	if (lock(x, err) != 0)
+		return -1;
+	if (sqlite3_prepare_v2(x->db, "INSERT INTO submission(seq, id, obj)"
+	    " VALUES((SELECT coalesce(max(seq), 0) + 1 FROM submission), ?, ?)",
+	    -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, obj, -1, SQLITE_STATIC);
+		rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
+	}
+	sqlite3_finalize(st);
+	if (rc != 0)
+		db_fail(x, err, "submission");
+	unlock(x);
+	return rc;
+}
+
+int
+tindex_sub_remove(struct tindex *x, const char *id, bool *found,
+    struct tern_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = -1;
+
+	*found = false;
+	if (lock(x, err) != 0)
+		return -1;
+	if (sqlite3_prepare_v2(x->db, "UPDATE submission SET gone = 1,"
+	    " obj = '', seq = (SELECT max(seq) + 1 FROM submission)"
+	    " WHERE id = ? AND gone = 0", -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+		rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
+		*found = rc == 0 && sqlite3_changes(x->db) > 0;
+	}
+	sqlite3_finalize(st);
+	if (rc != 0)
+		db_fail(x, err, "submission");
+	unlock(x);
+	return rc;
+}
+
+int
+tindex_subs(struct tindex *x, int64_t since, struct tindex_sub **rows,
+    size_t *n, int64_t *top, struct tern_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	size_t cap = 0;
+	int rc;
+
+	*rows = NULL;
+	*n = 0;
+	*top = 0;
+	if (lock(x, err) != 0)
+		return -1;
+	if (sqlite3_prepare_v2(x->db, "SELECT seq, id, obj, gone FROM submission"
+	    " WHERE seq > ? ORDER BY seq", -1, &st, NULL) != SQLITE_OK) {
+		db_fail(x, err, "submission");
+		unlock(x);
+		return -1;
+	}
+	sqlite3_bind_int64(st, 1, since);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (*n == cap) {
+			cap = cap ? cap * 2 : 16;
+			*rows = xreallocarray(*rows, cap, sizeof(**rows));
+		}
+		struct tindex_sub *r = &(*rows)[(*n)++];
+		r->seq = sqlite3_column_int64(st, 0);
+		r->id = xstrdup((const char *)sqlite3_column_text(st, 1));
+		r->obj = xstrdup((const char *)sqlite3_column_text(st, 2));
+		r->gone = sqlite3_column_int(st, 3) != 0;
+		*top = r->seq;
+	}
+	sqlite3_finalize(st);
+	if (rc == SQLITE_DONE && *n == 0 && sqlite3_prepare_v2(x->db,
+	    "SELECT coalesce(max(seq), 0) FROM submission", -1, &st, NULL) ==
+	    SQLITE_OK) {
+		if (sqlite3_step(st) == SQLITE_ROW)
+			*top = sqlite3_column_int64(st, 0);
+		sqlite3_finalize(st);
+	}
+	unlock(x);
+	if (rc != SQLITE_DONE) {
+		tindex_subs_free(*rows, *n);
+		*rows = NULL;
+		*n = 0;
+		db_fail(x, err, "submission");
+		return -1;
+	}
+	return 0;
+}
+
+void
+tindex_subs_free(struct tindex_sub *rows, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(rows[i].id);
+		free(rows[i].obj);
+	}
+	free(rows);
 }
 
 /* --- the full-text index (SEARCH TEXT and BODY) -------------------------- */

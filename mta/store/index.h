@@ -89,6 +89,25 @@ int tindex_fts_update(struct tindex *x, struct mbox *b, const size_t *idx,
 int tindex_fts_find(struct tindex *x, const char *needle, bool text,
     char ***bases, size_t *n, struct tern_err *err);
 
+/*
+ * JMAP's EmailSubmission records, by a sequence that every change moves:
+ * tindex_sub_add() keeps one (obj: its JSON), tindex_sub_remove() marks
+ * it gone, tindex_subs() gives the rows changed after since (gone ones
+ * too, obj then "") and *top, the highest sequence there is.
+ */
+struct tindex_sub {
+	int64_t seq;
+	char *id, *obj;
+	bool gone;
+};
+int tindex_sub_add(struct tindex *x, const char *id, const char *obj,
+    struct tern_err *err);
+int tindex_sub_remove(struct tindex *x, const char *id, bool *found,
+    struct tern_err *err);
+int tindex_subs(struct tindex *x, int64_t since, struct tindex_sub **rows,
+    size_t *n, int64_t *top, struct tern_err *err);
+void tindex_subs_free(struct tindex_sub *rows, size_t n);
+
 /* A folder and its subfolders were renamed (rel and rel.*), or deleted. */
 int tindex_rename(struct tindex *x, const char *from, const char *to,
     struct tern_err *err);

@@ -480,3 +480,83 @@ def test_identity_changes(web):
     assert c["destroyed"] == ["I0123456789abcdef"]
     n, c, _ = changes("x")
     assert c["type"] == "cannotCalculateChanges"
+
+
+def test_submission_records_get_query_changes_destroy(web):
+    a = acc(web)
+    b = boxes(web)
+    using = (CORE, MAIL, SUB)
+    ident = api(web, [["Identity/get", {"accountId": a}, "i"]],
+                using=using)[0][1]["list"][0]["id"]
+    s0 = api(web, [["EmailSubmission/get", {"accountId": a, "ids": []}, "g"]],
+             using=using)[0][1]["state"]
+
+    def send(subject):
+        r = api(web, [
+            ["Email/set", {"accountId": a, "create": {"d": {
+                "mailboxIds": {b["drafts"]: True},
+                "from": [{"email": "alice@localhost"}],
+                "to": [{"email": "bob@localhost"}], "subject": subject,
+                "textBody": [{"partId": "t", "type": "text/plain"}],
+                "bodyValues": {"t": {"value": "hi\n"}}}}}, "0"],
+            ["EmailSubmission/set", {"accountId": a, "ifInState": None,
+                                     "create": {"s": {
+                                         "identityId": ident,
+                                         "emailId": "#d"}}}, "1"]],
+            using=using)
+        res = r[1][1]
+        assert res["oldState"] != res["newState"], res
+        return r[0][1]["created"]["d"]["id"], res["created"]["s"]["id"]
+    e1, s1 = send("first")
+    e2, s2 = send("second")
+    r = api(web, [["EmailSubmission/get", {"accountId": a,
+                                           "ids": [s1, "Snope"]}, "g"]],
+            using=using)[0][1]
+    got = r["list"][0]
+    assert got["id"] == s1 and got["emailId"] == e1
+    assert got["identityId"] == ident and got["undoStatus"] == "final"
+    assert got["threadId"].startswith("T") and got["sendAt"].endswith("Z")
+    assert got["envelope"]["rcptTo"][0]["email"] == "bob@localhost"
+    assert r["notFound"] == ["Snope"]
+    r = api(web, [["EmailSubmission/query", {
+        "accountId": a, "filter": {"emailIds": [e2]},
+        "calculateTotal": True}, "q"]], using=using)[0][1]
+    assert r["ids"] == [s2] and r["total"] == 1
+    r = api(web, [["EmailSubmission/query", {
+        "accountId": a, "sort": [{"property": "emailId"}]}, "q"]],
+        using=using)[0][1]
+    assert r["ids"] == [s for _, s in sorted([(e1, s1), (e2, s2)])]
+    r = api(web, [["EmailSubmission/changes", {
+        "accountId": a, "sinceState": s0, "maxChanges": 1}, "c"]],
+        using=using)[0][1]
+    assert r["created"] == [s1] and r["hasMoreChanges"] is True
+    r = api(web, [["EmailSubmission/changes", {
+        "accountId": a, "sinceState": r["newState"]}, "c"]],
+        using=using)[0][1]
+    assert r["created"] == [s2] and r["hasMoreChanges"] is False
+    mid = r["newState"]
+    # a record destroyed (the mail went anyway); a stale ifInState
+    r = api(web, [["EmailSubmission/set", {"accountId": a, "ifInState": s0,
+                                           "destroy": [s1]}, "x"]],
+            using=using)[0]
+    assert r[0] == "error" and r[1]["type"] == "stateMismatch"
+    r = api(web, [["EmailSubmission/set", {"accountId": a,
+                                           "destroy": [s1, "Snope"],
+                                           "update": {s2: {"undoStatus":
+                                                           "canceled"}}},
+                   "x"]], using=using)[0][1]
+    assert r["destroyed"] == [s1]
+    assert r["notDestroyed"]["Snope"]["type"] == "notFound"
+    assert r["notUpdated"][s2]["type"] == "cannotUnsend"
+    r = api(web, [["EmailSubmission/changes", {
+        "accountId": a, "sinceState": mid}, "c"]], using=using)[0][1]
+    assert r["destroyed"] == [s1] and r["created"] == []
+    r = api(web, [["EmailSubmission/get", {"accountId": a}, "g"]],
+            using=using)[0][1]
+    assert [x["id"] for x in r["list"]] == [s2]
+    # kept across a restart
+    web.stop()
+    web.start()
+    r = api(web, [["EmailSubmission/get", {"accountId": a, "ids": [s2]},
+                   "g"]], using=using)[0][1]
+    assert r["list"][0]["emailId"] == e2
