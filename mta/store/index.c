@@ -889,21 +889,22 @@ tindex_reset(struct tindex *x, struct tern_err *err)
 
 /* --- EmailSubmission records --------------------------------------------- */
 
-int
-tindex_sub_add(struct tindex *x, const char *id, const char *obj,
-    struct tern_err *err)
+/* sql with ? bound to a (and b, if not NULL); *changes: rows changed. */
+static int
+sub_exec(struct tindex *x, const char *sql, const char *a, const char *b,
+    int *changes, struct tern_err *err)
 {
 	sqlite3_stmt *st = NULL;
 	int rc = -1;
 
 	if (lock(x, err) != 0)
 		return -1;
-	if (sqlite3_prepare_v2(x->db, "INSERT INTO submission(seq, id, obj)"
-	    " VALUES((SELECT coalesce(max(seq), 0) + 1 FROM submission), ?, ?)",
-	    -1, &st, NULL) == SQLITE_OK) {
-		sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 2, obj, -1, SQLITE_STATIC);
+	if (sqlite3_prepare_v2(x->db, sql, -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_text(st, 1, a, -1, SQLITE_STATIC);
+		if (b)
+			sqlite3_bind_text(st, 2, b, -1, SQLITE_STATIC);
 		rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
+		*changes = rc == 0 ? sqlite3_changes(x->db) : 0;
 	}
 	sqlite3_finalize(st);
 	if (rc != 0)
@@ -913,26 +914,26 @@ tindex_sub_add(struct tindex *x, const char *id, const char *obj,
 }
 
 int
+tindex_sub_add(struct tindex *x, const char *id, const char *obj,
+    struct tern_err *err)
+{
+	int changes;
+
+	return sub_exec(x, "INSERT INTO submission(seq, id, obj) VALUES("
+	    "(SELECT coalesce(max(seq), 0) + 1 FROM submission), ?, ?)", id,
+	    obj, &changes, err);
+}
+
+int
 tindex_sub_remove(struct tindex *x, const char *id, bool *found,
     struct tern_err *err)
 {
-	sqlite3_stmt *st = NULL;
-	int rc = -1;
+	int changes = 0;
+	int rc = sub_exec(x, "UPDATE submission SET gone = 1, obj = '',"
+	    " seq = (SELECT max(seq) + 1 FROM submission)"
+	    " WHERE id = ? AND gone = 0", id, NULL, &changes, err);
 
-	*found = false;
-	if (lock(x, err) != 0)
-		return -1;
-	if (sqlite3_prepare_v2(x->db, "UPDATE submission SET gone = 1,"
-	    " obj = '', seq = (SELECT max(seq) + 1 FROM submission)"
-	    " WHERE id = ? AND gone = 0", -1, &st, NULL) == SQLITE_OK) {
-		sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-		rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
-		*found = rc == 0 && sqlite3_changes(x->db) > 0;
-	}
-	sqlite3_finalize(st);
-	if (rc != 0)
-		db_fail(x, err, "submission");
-	unlock(x);
+	*found = changes > 0;
 	return rc;
 }
 
