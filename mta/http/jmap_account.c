@@ -324,32 +324,48 @@ keys_fill(struct jbox *jb, struct mbox *mb)
 	free(idx);
 }
 
-static int
-cmp_tid(const void *x, const void *y)
+/* A thread id's 64 bits ("T" and 16 hex digits, sort_thread_id). */
+static uint64_t
+tid_bits(const char *tid)
 {
-	return strcmp(((const struct jsnap_msg *const *)x)[0]->tid,
-	    ((const struct jsnap_msg *const *)y)[0]->tid);
+	uint64_t v = 0;
+
+	for (const char *p = tid + 1; *p; p++)
+		v = v << 4 | (uint64_t)(*p <= '9' ? *p - '0' :
+		    (*p | 32) - 'a' + 10);
+	return v;
 }
 
-/* Threads with a message in the folder, and those with one unread. */
+/*
+ * Threads with a message in the folder, and those with one unread: one
+ * pass over a hash set of thread ids (a sort of 100,000 ids cost more
+ * than the rest of a snapshot).
+ */
 static void
 count_threads(struct jsnap *sn)
 {
-	const struct jsnap_msg **p = xcalloc(sn->n + 1, sizeof(*p));
+	size_t cap = 16;
 
-	for (size_t i = 0; i < sn->n; i++)
-		p[i] = &sn->m[i];
-	qsort(p, sn->n, sizeof(*p), cmp_tid);
-	for (size_t i = 0; i < sn->n;) {
-		size_t j = i;
-		bool unread = false;
-		for (; j < sn->n && strcmp(p[j]->tid, p[i]->tid) == 0; j++)
-			unread |= !(p[j]->flags & MBOX_SEEN);
-		sn->threads++;
-		sn->unread_threads += unread;
-		i = j;
+	while (cap < sn->n * 2)
+		cap <<= 1;
+	uint64_t *key = xcalloc(cap, sizeof(*key));     /* 0: free */
+	bool *unread = xcalloc(cap, sizeof(*unread));
+	for (size_t i = 0; i < sn->n; i++) {
+		uint64_t v = tid_bits(sn->m[i].tid) | 1;    /* never 0 */
+		size_t k = (size_t)(v * 0x9e3779b97f4a7c15ull) & (cap - 1);
+		while (key[k] && key[k] != v)
+			k = (k + 1) & (cap - 1);
+		if (!key[k]) {
+			key[k] = v;
+			sn->threads++;
+		}
+		if (!(sn->m[i].flags & MBOX_SEEN) && !unread[k]) {
+			unread[k] = true;
+			sn->unread_threads++;
+		}
 	}
-	free(p);
+	free(key);
+	free(unread);
 }
 
 /*
