@@ -496,9 +496,17 @@ cmp_hit(const void *x, const void *y, void *arg)
 		if (c)
 			return s->asc ? c : -c;
 	}
-	/* the rest newest first, then by id: one order for every call */
+	/* ties: newest first (oldest, under an ascending receivedAt), in
+	 * one folder by arrival (UID), then by id: one order every call */
+	bool asc = qu->nsort && qu->sort[0].key == S_RECEIVED &&
+	    qu->sort[0].asc;
+	int c = 0;
 	if (a->m->received != b->m->received)
-		return a->m->received > b->m->received ? -1 : 1;
+		c = a->m->received < b->m->received ? -1 : 1;
+	else if (a->box == b->box && a->m->uid != b->m->uid)
+		c = a->m->uid < b->m->uid ? -1 : 1;
+	if (c)
+		return asc ? c : -c;
 	return strcmp(a->id, b->id);
 }
 

@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: ISC
-// What the Node tests share: loopback ports for a ternd of their own.
+// What the Node tests share: loopback ports for a ternd of their own,
+// an SMTP client, and waiting for a condition.
+import assert from 'node:assert/strict';
 import net from 'node:net';
 
 const usedPorts = new Set();
@@ -27,4 +29,37 @@ export function waitPort(port, ms = 10000) {
     };
     tryOnce();
   });
+}
+
+// One SMTP transaction over a plain socket (what a peer MTA would send).
+export function smtpTo(port, from, to, text) {
+  return new Promise((resolve, reject) => {
+    const s = net.connect(port, '127.0.0.1');
+    const steps = [`EHLO node.test`, `MAIL FROM:<${from}>`, `RCPT TO:<${to}>`, 'DATA',
+      text.replace(/\r?\n/g, '\r\n').replace(/^\./gm, '..') + '\r\n.', 'QUIT'];
+    let buf = '', i = 0;
+    s.setEncoding('utf8');
+    s.on('data', (d) => {
+      buf += d;
+      let m;
+      while ((m = /^(\d{3})([ -]).*\r\n/m.exec(buf))) {
+        buf = buf.slice(m.index + m[0].length);
+        if (m[2] === '-') continue;
+        if (m[1][0] === '4' || m[1][0] === '5') { s.destroy(); reject(new Error('SMTP ' + m[0])); return; }
+        if (i < steps.length) s.write(steps[i++] + '\r\n');
+        else { s.end(); resolve(); return; }
+      }
+    });
+    s.on('error', reject);
+  });
+}
+
+// Polls cond (bounded: ms) until it holds.
+export async function until(cond, what, ms = 15000) {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    if (await cond()) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  assert.fail('timed out waiting for ' + what);
 }

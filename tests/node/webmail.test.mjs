@@ -14,7 +14,7 @@ import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { freePort, waitPort } from './helpers.mjs';
+import { freePort, waitPort, smtpTo, until } from './helpers.mjs';
 import { chromium } from 'playwright-core';
 
 const top = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..', '..');
@@ -25,41 +25,11 @@ const shots = path.join(build, 'artifacts', 'webmail');
 const browserPath = process.env.CHROMIUM || '/usr/bin/chromium';
 
 let dir, ternd, smtpPort, httpPort, trap, trapHits = [], browser;
-// One SMTP transaction over a plain socket (what a peer MTA would send).
-function smtpSend(from, to, text) {
-  return new Promise((resolve, reject) => {
-    const s = net.connect(smtpPort, '127.0.0.1');
-    const steps = [`EHLO node.test`, `MAIL FROM:<${from}>`, `RCPT TO:<${to}>`, 'DATA',
-      text.replace(/\r?\n/g, '\r\n').replace(/^\./gm, '..') + '\r\n.', 'QUIT'];
-    let buf = '', i = 0;
-    s.setEncoding('utf8');
-    s.on('data', (d) => {
-      buf += d;
-      let m;
-      while ((m = /^(\d{3})([ -]).*\r\n/m.exec(buf))) {
-        buf = buf.slice(m.index + m[0].length);
-        if (m[2] === '-') continue;
-        if (m[1][0] === '4' || m[1][0] === '5') { s.destroy(); reject(new Error('SMTP ' + m[0])); return; }
-        if (i < steps.length) s.write(steps[i++] + '\r\n');
-        else { s.end(); resolve(); return; }
-      }
-    });
-    s.on('error', reject);
-  });
-}
+const smtpSend = (from, to, text) => smtpTo(smtpPort, from, to, text);
 
 function newMail(user) {
   const d = path.join(dir, 'var', 'mail', 'localhost', user, 'new');
   return fs.existsSync(d) ? fs.readdirSync(d).map((f) => fs.readFileSync(path.join(d, f), 'utf8')) : [];
-}
-
-async function until(cond, what, ms = 15000) {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    if (await cond()) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  assert.fail('timed out waiting for ' + what);
 }
 
 before(async () => {
