@@ -2,7 +2,9 @@
 // What the Node tests share: loopback ports for a ternd of their own,
 // an SMTP client, and waiting for a condition.
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import net from 'node:net';
+import path from 'node:path';
 
 const usedPorts = new Set();
 
@@ -62,4 +64,16 @@ export async function until(cond, what, ms = 15000) {
     await new Promise((r) => setTimeout(r, 100));
   }
   assert.fail('timed out waiting for ' + what);
+}
+
+// A ternd configuration in dir: an mx listener on smtpPort and one of
+// role on port, the local domain localhost, no DNS. Its path.
+export function writeConfig(dir, smtpPort, role, port) {
+  const cfg = path.join(dir, 'tern.lua');
+  fs.writeFileSync(cfg,
+    `hostname = "mx.test"\ndata_dir = "${dir}/var"\n` +
+    `listen = {\n  { addr = "127.0.0.1:${smtpPort}", role = "mx" },\n` +
+    `  { addr = "127.0.0.1:${port}", role = "${role}" },\n}\n` +
+    'domains = { "localhost" }\nresolver = "127.0.0.1:1"\n');
+  return cfg;
 }

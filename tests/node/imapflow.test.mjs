@@ -9,7 +9,7 @@ import { spawn, execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { freePort, waitPort } from './helpers.mjs';
+import { freePort, waitPort, writeConfig } from './helpers.mjs';
 import { ImapFlow } from 'imapflow';
 
 const top = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..', '..');
@@ -63,12 +63,7 @@ before(async () => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tern-node.'));
   imapPort = freePort();
   smtpPort = freePort();
-  const cfg = path.join(dir, 'tern.lua');
-  fs.writeFileSync(cfg,
-    `hostname = "mx.test"\ndata_dir = "${dir}/var"\n` +
-    `listen = {\n  { addr = "127.0.0.1:${smtpPort}", role = "mx" },\n` +
-    `  { addr = "127.0.0.1:${imapPort}", role = "imap" },\n}\n` +
-    'domains = { "localhost" }\nresolver = "127.0.0.1:1"\n');
+  const cfg = writeConfig(dir, smtpPort, 'imap', imapPort);
   execFileSync(ternctlBin, ['-c', cfg, 'passwd', 'alice'], { input: 'alice pw\n' });
   ternd = spawn(terndBin, ['-f', '-c', cfg], { stdio: ['ignore', fs.openSync(path.join(dir, 'ternd.log'), 'a'), 'inherit'] });
   await waitPort(imapPort);

@@ -14,7 +14,7 @@ import os from 'node:os';
 import path from 'node:path';
 import JamClient from 'jmap-jam';
 import { EventSource } from 'eventsource';
-import { freePort, waitPort, smtpTo, until } from './helpers.mjs';
+import { freePort, waitPort, smtpTo, until, writeConfig } from './helpers.mjs';
 
 const top = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..', '..');
 const build = process.env.TERN_BUILDDIR || top;
@@ -28,12 +28,7 @@ before(async () => {
   smtpPort = freePort();
   httpPort = freePort();
   base = `http://127.0.0.1:${httpPort}`;
-  const cfg = path.join(dir, 'tern.lua');
-  fs.writeFileSync(cfg,
-    `hostname = "mx.test"\ndata_dir = "${dir}/var"\n` +
-    `listen = {\n  { addr = "127.0.0.1:${smtpPort}", role = "mx" },\n` +
-    `  { addr = "127.0.0.1:${httpPort}", role = "http" },\n}\n` +
-    'domains = { "localhost" }\nresolver = "127.0.0.1:1"\n');
+  const cfg = writeConfig(dir, smtpPort, 'http', httpPort);
   execFileSync(ternctlBin, ['-c', cfg, 'passwd', 'alice'], { input: 'alice pw\n' });
   token = execFileSync(ternctlBin, ['-c', cfg, 'token', 'add', 'alice', 'jam'],
     { stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim().split('\n')[0];

@@ -14,7 +14,7 @@ import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { freePort, waitPort, smtpTo, until } from './helpers.mjs';
+import { freePort, waitPort, smtpTo, until, writeConfig } from './helpers.mjs';
 import { chromium } from 'playwright-core';
 
 const top = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..', '..');
@@ -37,12 +37,7 @@ before(async () => {
   fs.mkdirSync(shots, { recursive: true });
   smtpPort = freePort();
   httpPort = freePort();
-  const cfg = path.join(dir, 'tern.lua');
-  fs.writeFileSync(cfg,
-    `hostname = "mx.test"\ndata_dir = "${dir}/var"\n` +
-    `listen = {\n  { addr = "127.0.0.1:${smtpPort}", role = "mx" },\n` +
-    `  { addr = "127.0.0.1:${httpPort}", role = "http" },\n}\n` +
-    'domains = { "localhost" }\nresolver = "127.0.0.1:1"\n');
+  const cfg = writeConfig(dir, smtpPort, 'http', httpPort);
   for (const [u, p] of [['alice', 'alice pw'], ['bob', 'bob pw']])
     execFileSync(ternctlBin, ['-c', cfg, 'passwd', u], { input: p + '\n' });
   ternd = spawn(terndBin, ['-f', '-c', cfg], { stdio: ['ignore', fs.openSync(path.join(dir, 'ternd.log'), 'a'), 'inherit'] });
