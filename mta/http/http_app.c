@@ -251,11 +251,17 @@ respond_json(struct http_conn *c, int code, const char *ctype,
 
 /* --- the session resource (RFC 8620 2) ----------------------------------- */
 
-/* scheme://host:port of the listener the client reached */
+/* http_public_url, else scheme://host:port of the listener reached */
 static void
-base_url(struct http_conn *c, char *out, size_t outsz)
+base_url(const struct config *cfg, struct http_conn *c, char *out,
+    size_t outsz)
 {
 	const struct sockaddr *sa = http_conn_local(c);
+
+	if (cfg->http_public_url) {
+		(void)str_copy(out, outsz, cfg->http_public_url);
+		return;
+	}
 	char ip[64] = "127.0.0.1";
 	unsigned port = 0;
 
@@ -281,7 +287,7 @@ session(struct hreq *h)
 	char base[128], acc[20], url[512];
 	json_t *s, *accounts;
 
-	base_url(h->c, base, sizeof(base));
+	base_url(h->rt->cfg, h->c, base, sizeof(base));
 	jmap_account_id(h->user, acc);
 	accounts = json_object();
 	json_object_set_new(accounts, acc, json_pack("{s:s,s:b,s:b,s:o}",
@@ -1269,7 +1275,7 @@ autoconfig(struct http_app *app, struct http_conn *c,
 		server_xml(&x, "outgoingServer", "smtp", host, p, "SSL");
 	if ((p = role_port(cfg, ROLE_SUBMISSION)) != 0)
 		server_xml(&x, "outgoingServer", "smtp", host, p, "STARTTLS");
-	base_url(c, base, sizeof(base));
+	base_url(cfg, c, base, sizeof(base));
 	buf_append_str(&x, "    <incomingServer type=\"jmap\">\n      <url>");
 	xml_escaped(&x, base);
 	buf_append_str(&x, "/.well-known/jmap</url>\n"

@@ -486,6 +486,18 @@ apply(struct ctx *c, const struct cfg_node *n, struct config *cfg)
 		return want_str(c, n, &cfg->user);
 	if (strcmp(c->key, "relayhost") == 0)
 		return want_str(c, n, &cfg->relayhost);
+	if (strcmp(c->key, "http_public_url") == 0) {
+		if (want_str(c, n, &cfg->http_public_url) != 0)
+			return -1;
+		size_t l = strlen(cfg->http_public_url);
+		if ((strncmp(cfg->http_public_url, "https://", 8) != 0 &&
+		    strncmp(cfg->http_public_url, "http://", 7) != 0) ||
+		    l > 100 || cfg->http_public_url[l - 1] == '/' ||
+		    strpbrk(cfg->http_public_url, " \t\"<>{}?#"))
+			return fail(c, "expected \"https://host[:port][/path]\" "
+			    "without a final '/'");
+		return 0;
+	}
 	if (strcmp(c->key, "smtp_client") == 0)
 		return parse_client(c, n, cfg);
 	if (strcmp(c->key, "dns_timeout") == 0)
@@ -750,6 +762,7 @@ config_free(struct config *cfg)
 	free(cfg->resolver);
 	free(cfg->user);
 	free(cfg->relayhost);
+	free(cfg->http_public_url);
 	free(cfg->tls_cert);
 	free(cfg->tls_key);
 	free(cfg->users);
@@ -976,6 +989,8 @@ config_print(const struct config *cfg, FILE *fp)
 		print_str_key(fp, "user", cfg->user);
 	else
 		fputs("user = nil -- stays the user it was started as\n", fp);
+	if (cfg->http_public_url)
+		print_str_key(fp, "http_public_url", cfg->http_public_url);
 	if (cfg->relayhost)
 		print_str_key(fp, "relayhost", cfg->relayhost);
 	else

@@ -101,6 +101,9 @@ struct config {
 	char *resolver;                   /* NULL: /etc/resolv.conf */
 	char *user;                       /* run as this user (from root) */
 	char *relayhost;                  /* NULL: MX delivery */
+	char *http_public_url;            /* JMAP's URLs, e.g. behind a proxy:
+	                                   * "https://mail.example.org"; NULL:
+	                                   * the listener reached */
 	unsigned delay_warning;           /* seconds; 0: never */
 	unsigned dns_timeout;             /* seconds per lookup */
 	struct {

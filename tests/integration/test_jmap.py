@@ -457,3 +457,25 @@ def test_slow_heads_and_bodies_get_408(make_ternd):
     r = subprocess.run([str(TERNCTL), "-c", str(t.config), "check-config"],
                        capture_output=True, text=True)
     assert "http_head_timeout = 1, http_body_timeout = 1," in r.stdout
+
+
+def test_public_url_names_the_session_urls(make_ternd):
+    t = make_ternd(start=False)
+    t.http_port = free_port()
+    t.write_config('http_public_url = "https://mail.example.test/tern"\n')
+    t.config.write_text(t.config.read_text().replace(
+        'role = "submission" },', 'role = "submission" },\n'
+        '  { addr = "127.0.0.1:%d", role = "http" },' % t.http_port))
+    r = subprocess.run([str(TERNCTL), "-c", str(t.config), "passwd", "alice"],
+                       input="alice pw\n", capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    t.start()
+    s = session(t)
+    for k in ("apiUrl", "downloadUrl", "uploadUrl", "eventSourceUrl"):
+        assert s[k].startswith("https://mail.example.test/tern/jmap/"), s[k]
+    bad = t.dir / "bad.lua"
+    bad.write_text(t.config.read_text().replace(
+        '"https://mail.example.test/tern"', '"mail.example.test/"'))
+    r = subprocess.run([str(TERNCTL), "-c", str(bad), "check-config"],
+                       capture_output=True, text=True)
+    assert r.returncode != 0 and "http_public_url" in r.stderr
