@@ -52,6 +52,8 @@ struct echg_box {
 	struct mbox_expunged *exp;
 	size_t nexp;
 	bool incomplete;
+	bool asked;               /* its expunges were read, */
+	uint64_t job_modseq;      /* when the folder was at this MODSEQ */
 };
 
 struct echg {
@@ -119,6 +121,7 @@ expunges_work(struct mbox *mb, void *arg)
 			eb->exp[eb->nexp++] = mb->exp[k];
 		}
 	eb->incomplete = !complete;
+	eb->job_modseq = mb->modseq;
 	return false;
 }
 
@@ -445,7 +448,17 @@ echg_ready(struct echg *c)
 {
 	struct jreq *q = c->q;
 
-	if (c->gen == jacct_generation(q->acct)) {
+	/* a snapshot made again meanwhile may show expunges the jobs did
+	 * not read: then too it starts again */
+	bool same = c->gen == jacct_generation(q->acct);
+	for (size_t i = 0; same && i < c->nb; i++) {
+		const struct echg_box *eb = &c->b[i];
+		uint64_t now = jacct_box(q->acct, eb->box)->s.modseq;
+		if (eb->old && (eb->asked ? now > eb->job_modseq :
+		    now != eb->old->modseq))
+			same = false;
+	}
+	if (same) {
 		echg_finish(c);
 		return;
 	}
@@ -453,7 +466,7 @@ echg_ready(struct echg *c)
 	char kind = c->kind;
 	int tries = c->tries + 1;
 	echg_free(c);
-	if (tries < 3)
+	if (tries < 5)
 		changes_run(q, args, kind, tries);
 	else
 		jq_error(q, "serverFail", "the folders keep changing");
@@ -561,6 +574,7 @@ changes_run(struct jreq *q, json_t *args, char kind, int tries)
 		    eb->old->modseq == jacct_box(q->acct, eb->box)->s.modseq)
 			continue;
 		c->pending++;
+		eb->asked = true;
 		jacct_box_run(q->acct, eb->box, expunges_work, expunges_done,
 		    eb);
 	}
