@@ -16,6 +16,8 @@
 
 #include <event2/event.h>
 
+#include <jansson.h>
+
 #include "base/iopool.h"
 #include "base/log.h"
 #include "base/util.h"
@@ -57,6 +59,7 @@ struct jacct {
 	struct jloc *thr;         /* uniq by thread, then date: or NULL */
 	bool map_stale;
 	unsigned gen;             /* the box list's, moved by every change */
+	json_t *idents;           /* Identity/set's, once read (jmap_submit) */
 	TAILQ_HEAD(, jacct_watch) watchers;
 };
 
@@ -118,6 +121,7 @@ acct_free(struct jacct *a)
 	free(a->loc);
 	free(a->uniq);
 	free(a->thr);
+	json_decref(a->idents);
 	store_account_close(a->sa);
 	event_free(a->linger);
 	free(a->user);
@@ -185,6 +189,12 @@ const char *
 jacct_user(const struct jacct *a)
 {
 	return a->user;
+}
+
+json_t **
+jacct_identities(struct jacct *a)
+{
+	return &a->idents;
 }
 
 struct iopool *

@@ -19,6 +19,8 @@
 #include <stdint.h>
 #include <sys/queue.h>
 
+#include <jansson.h>
+
 #include "mail/sortkeys.h"
 #include "store/mailbox.h"
 
@@ -94,6 +96,9 @@ const char *jacct_user(const struct jacct *a);
 const char *jacct_root(const struct jacct *a);
 struct store *jacct_store(const struct jacct *a);
 struct iopool *jacct_pool(const struct jacct *a);
+/* A slot the Identity methods keep the user's own identities in (a JSON
+ * object by id, NULL until read); the account frees it. */
+json_t **jacct_identities(struct jacct *a);
 struct store_account *jacct_store_account(const struct jacct *a);
 
 /*

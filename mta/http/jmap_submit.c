@@ -18,6 +18,7 @@
 #include <time.h>
 
 #include "base/buf.h"
+#include "base/iopool.h"
 #include "base/log.h"
 #include "base/util.h"
 #include "http/jmap_account.h"
@@ -30,20 +31,42 @@
 #include "queue/queue.h"
 #include "runtime.h"
 #include "smtp/smtp_parse.h"
+#include "store/index.h"
 #include "store/mailbox.h"
+#include "store/store.h"
 
 #define ADDR_MAX 320
 
 /* --- Identity (RFC 8621 6) ----------------------------------------------- */
 
-/* The addresses of user: itself if it has a domain, else at each one. */
+static const char *const ident_props[] = { "id", "name", "email", "replyTo",
+	"bcc", "textSignature", "htmlSignature", "mayDelete", NULL };
+
+static uint64_t
+fnv(const char *s)
+{
+	uint64_t h = 14695981039346656037ull;
+
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+		h = (h ^ *p) * 1099511628211ull;
+	return h;
+}
+
+/*
+ * The user's identities: one per address (itself if it has a domain,
+ * else at each local domain), as the configuration gives them, with
+ * what Identity/set changed of them, and those Identity/set made
+ * (mayDelete). The slot is read first (ident_ready).
+ */
 static json_t *
 identities(const struct jreq *q)
 {
 	const struct config *cfg = q->env->rt->cfg;
 	const char *user = jacct_user(q->acct);
-	json_t *list = json_array();
+	json_t *own = *jacct_identities(q->acct);
+	json_t *list = json_array(), *v;
 	char email[ADDR_MAX + 1];
+	const char *k;
 
 	for (size_t i = 0; i < (strchr(user, '@') ? 1 : cfg->ndomains ?
 	    cfg->ndomains : 1); i++) {
@@ -53,26 +76,27 @@ identities(const struct jreq *q)
 			(void)snprintf(email, sizeof(email), "%s@%s", user,
 			    cfg->ndomains ? cfg->domains[i] : cfg->hostname);
 		ascii_lower(email);
-		uint64_t h = 14695981039346656037ull;
-		for (const unsigned char *p = (const unsigned char *)email; *p;
-		    p++)
-			h = (h ^ *p) * 1099511628211ull;
 		char id[24];
 		(void)snprintf(id, sizeof(id), "I%016llx",
-		    (unsigned long long)h);
-		json_array_append_new(list, json_pack("{s:s,s:s,s:s,s:n,s:n,"
-		    "s:s,s:s,s:b}", "id", id, "name", "", "email", email,
-		    "replyTo", "bcc", "textSignature", "", "htmlSignature", "",
-		    "mayDelete", false));
+		    (unsigned long long)fnv(email));
+		json_t *o = json_pack("{s:s,s:s,s:s,s:n,s:n,s:s,s:s,s:b}", "id",
+		    id, "name", "", "email", email, "replyTo", "bcc",
+		    "textSignature", "", "htmlSignature", "", "mayDelete",
+		    false);
+		json_t *mine = json_object_get(own, id);
+		json_object_foreach(mine, k, v)
+			if (strcmp(k, "id") && strcmp(k, "email") &&
+			    strcmp(k, "mayDelete"))
+				json_object_set(o, k, v);
+		json_array_append_new(list, o);
 	}
+	json_object_foreach(own, k, v)
+		if (json_is_true(json_object_get(v, "mayDelete")))
+			json_array_append(list, v);
 	return list;
 }
 
-/*
- * The Identity state names the identities: "i" and their ids (less the
- * "I"), joined by "_". They follow from the user and the configured
- * domains, so the state is what /changes needs and nothing is kept.
- */
+/* Each identity's id (less the "I") and a hash of what it says. */
 static char *
 identity_state(json_t *all)
 {
@@ -83,40 +107,97 @@ identity_state(json_t *all)
 	buf_init(&b);
 	buf_append_char(&b, 'i');
 	json_array_foreach(all, i, o) {
-		if (i)
-			buf_append_char(&b, '_');
-		buf_append_str(&b, json_string_value(json_object_get(o, "id")) +
-		    1);
+		char *t = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
+		buf_printf(&b, "%s%s.%08x", i ? "_" : "",
+		    json_string_value(json_object_get(o, "id")) + 1,
+		    (unsigned)(fnv(t ? t : "") & 0xffffffffu));
+		free(t);
 	}
 	return buf_steal(&b, NULL);
 }
 
-/* Is the 16-digit id tok one of list's ("_"-joined)? */
-static bool
-has_token(const char *list, const char *tok)
+/* The token of 16-digit id in list ("_"-joined "id.hash"), or NULL. */
+static const char *
+find_token(const char *list, const char *id)
 {
 	for (const char *p = list; *p;) {
 		size_t n = strcspn(p, "_");
-		if (n == 16 && strncmp(p, tok, 16) == 0)
-			return true;
+		if (n == 25 && strncmp(p, id, 16) == 0)
+			return p;
 		p += n + (p[n] == '_');
 	}
-	return false;
+	return NULL;
+}
+
+/* Runs fn once the user's own identities are read into the account. */
+struct ident_wait {
+	struct jreq *q;
+	json_t *args;
+	void (*fn)(struct jreq *q, json_t *args);
+	struct tindex_sub *rows;
+	size_t n;
+	int rc;
+};
+
+static void
+ident_load_work(void *arg)
+{
+	struct ident_wait *w = arg;
+	struct tern_err err;
+
+	memset(&err, 0, sizeof(err));
+	w->rc = tindex_idents(store_account_index(jacct_store_account(
+	    w->q->acct)), &w->rows, &w->n, &err);
 }
 
 static void
-identity_changes(struct jreq *q, json_t *args)
+ident_load_done(void *arg)
 {
-	static const struct aspec spec[] = { { "accountId", A_STR },
-		{ "sinceState", A_STR }, { "maxChanges", A_ANY },
-		{ NULL, A_ANY } };
+	struct ident_wait *w = arg;
+	json_t **slot = jacct_identities(w->q->acct);
+
+	if (*slot == NULL && w->rc == 0) {
+		*slot = json_object();
+		for (size_t i = 0; i < w->n; i++) {
+			json_t *o = json_loads(w->rows[i].obj, 0, NULL);
+			if (json_is_object(o))
+				json_object_set_new(*slot, w->rows[i].id, o);
+			else
+				json_decref(o);
+		}
+	}
+	tindex_subs_free(w->rows, w->n);
+	if (*slot == NULL)
+		jq_error(w->q, "serverFail", "the identities cannot be read");
+	else
+		w->fn(w->q, w->args);
+	json_decref(w->args);
+	free(w);
+}
+
+static void
+ident_ready(struct jreq *q, json_t *args,
+    void (*fn)(struct jreq *q, json_t *args))
+{
+	if (*jacct_identities(q->acct)) {
+		fn(q, args);
+		return;
+	}
+	struct ident_wait *w = xcalloc(1, sizeof(*w));
+	w->q = q;
+	w->args = json_incref(args);
+	w->fn = fn;
+	iopool_submit(jacct_pool(q->acct), ident_load_work, ident_load_done, w);
+}
+
+static void
+identity_changes_run(struct jreq *q, json_t *args)
+{
 	const char *since = json_string_value(json_object_get(args,
 	    "sinceState"));
-	json_t *all, *created, *destroyed, *o;
+	json_t *all, *created, *updated, *destroyed, *o;
 	size_t i;
 
-	if (!jq_check_args(q, args, spec))
-		return;
 	if (since == NULL || since[0] != 'i') {
 		jq_error(q, "cannotCalculateChanges", "not a state of this "
 		    "server");
@@ -125,46 +206,52 @@ identity_changes(struct jreq *q, json_t *args)
 	all = identities(q);
 	char *now = identity_state(all);
 	created = json_array();
+	updated = json_array();
 	destroyed = json_array();
-	/* ids in one and not the other: 16 hex digits each */
 	json_array_foreach(all, i, o) {
 		const char *id = json_string_value(json_object_get(o, "id"));
-		if (!has_token(since + 1, id + 1))
+		const char *was = find_token(since + 1, id + 1);
+		const char *is = find_token(now + 1, id + 1);
+		if (was == NULL)
 			json_array_append_new(created, json_string(id));
+		else if (strncmp(was, is, 25) != 0)
+			json_array_append_new(updated, json_string(id));
 	}
 	for (const char *p = since + 1; *p;) {
 		size_t n = strcspn(p, "_");
 		char id[24];
-		if (n == 16 && !has_token(now + 1, p)) {
+		if (n == 25 && find_token(now + 1, p) == NULL) {
 			(void)snprintf(id, sizeof(id), "I%.16s", p);
 			json_array_append_new(destroyed, json_string(id));
 		}
 		p += n + (p[n] == '_');
 	}
 	json_decref(all);
-	jq_reply(q, json_pack("{s:s,s:s,s:s,s:b,s:o,s:[],s:o}", "accountId",
+	jq_reply(q, json_pack("{s:s,s:s,s:s,s:b,s:o,s:o,s:o}", "accountId",
 	    q->account_id, "oldState", since, "newState", now,
-	    "hasMoreChanges", 0, "created", created, "updated", "destroyed",
-	    destroyed));
+	    "hasMoreChanges", 0, "created", created, "updated", updated,
+	    "destroyed", destroyed));
 	free(now);
 }
 
 static void
-identity_get(struct jreq *q, json_t *args)
+identity_changes(struct jreq *q, json_t *args)
 {
 	static const struct aspec spec[] = { { "accountId", A_STR },
-		{ "ids", A_IDS_NULL }, { "properties", A_STRS_NULL },
+		{ "sinceState", A_STR }, { "maxChanges", A_ANY },
 		{ NULL, A_ANY } };
-	static const char *const known[] = { "id", "name", "email", "replyTo",
-		"bcc", "textSignature", "htmlSignature", "mayDelete", NULL };
+
+	if (jq_check_args(q, args, spec))
+		ident_ready(q, args, identity_changes_run);
+}
+
+static void
+identity_get_run(struct jreq *q, json_t *args)
+{
 	json_t *ids, *props, *all, *list, *nf, *v, *o;
 	size_t k, i;
 
-	if (!jq_check_args(q, args, spec))
-		return;
 	props = json_object_get(args, "properties");
-	if (!jq_props_known(q, props, known, NULL))
-		return;
 	ids = json_object_get(args, "ids");
 	all = identities(q);
 	list = json_array();
@@ -197,6 +284,285 @@ identity_get(struct jreq *q, json_t *args)
 	jq_reply(q, json_pack("{s:s,s:s,s:o,s:o}", "accountId", q->account_id,
 	    "state", state, "list", list, "notFound", nf));
 	free(state);
+}
+
+static void
+identity_get(struct jreq *q, json_t *args)
+{
+	static const struct aspec spec[] = { { "accountId", A_STR },
+		{ "ids", A_IDS_NULL }, { "properties", A_STRS_NULL },
+		{ NULL, A_ANY } };
+
+	if (!jq_check_args(q, args, spec) ||
+	    !jq_props_known(q, json_object_get(args, "properties"),
+	    ident_props, NULL))
+		return;
+	ident_ready(q, args, identity_get_run);
+}
+
+/* --- Identity/set -------------------------------------------------------- */
+
+struct iset {
+	struct jreq *q;
+	json_t *args;
+	char *old_state;
+	struct jq_setres r;
+	json_t *writes;           /* [[id, obj or null, kind, key]] to do */
+	size_t next;
+};
+
+static const char *const ident_settable[] = { "name", "replyTo", "bcc",
+	"textSignature", "htmlSignature", NULL };
+
+/* The settable properties of patch into o; false (*bad) if another. */
+static bool
+ident_apply(json_t *o, json_t *patch, const char **bad, bool create)
+{
+	const char *k;
+	json_t *v;
+
+	json_object_foreach(patch, k, v) {
+		bool ok = false;
+		for (size_t i = 0; ident_settable[i]; i++)
+			if (strcmp(k, ident_settable[i]) == 0)
+				ok = (i == 1 || i == 2) ? json_is_array(v) ||
+				    json_is_null(v) : json_is_string(v);
+		if (create && strcmp(k, "email") == 0 && json_is_string(v))
+			ok = true;
+		if (!ok) {
+			*bad = k;
+			return false;
+		}
+		json_object_set(o, k, v);
+	}
+	return true;
+}
+
+/* The jq_setres_* calls with an error made here: they borrow it. */
+static void
+iset_created(struct jq_setres *r, const char *key, json_t *err, json_t *obj)
+{
+	jq_setres_created(r, key, err, obj);
+	json_decref(err);
+}
+
+static void
+iset_updated(struct jq_setres *r, const char *key, json_t *err)
+{
+	jq_setres_updated(r, key, err);
+	json_decref(err);
+}
+
+static void
+iset_destroyed(struct jq_setres *r, const char *key, json_t *err)
+{
+	jq_setres_destroyed(r, key, err);
+	json_decref(err);
+}
+
+static void iset_next(struct iset *s);
+
+struct iwrite {
+	struct iset *s;
+	char *id, *obj;
+	int rc;
+};
+
+static void
+iwrite_work(void *arg)
+{
+	struct iwrite *w = arg;
+	struct tindex *x = store_account_index(jacct_store_account(
+	    w->s->q->acct));
+	struct tern_err err;
+
+	memset(&err, 0, sizeof(err));
+	w->rc = w->obj ? tindex_ident_put(x, w->id, w->obj, &err) :
+	    tindex_ident_del(x, w->id, &err);
+}
+
+static void
+iwrite_done(void *arg)
+{
+	struct iwrite *w = arg;
+	struct iset *s = w->s;
+	json_t *job = json_array_get(s->writes, s->next - 1);
+	const char *kind = json_string_value(json_array_get(job, 2));
+	const char *key = json_string_value(json_array_get(job, 3));
+	json_t *slot = *jacct_identities(s->q->acct);
+	json_t *err = w->rc ? jq_set_error("serverFail", "not kept", NULL) :
+	    NULL;
+
+	if (!err) {          /* the account's copy follows the index */
+		if (w->obj)
+			json_object_set_new(slot, w->id, json_loads(w->obj, 0,
+			    NULL));
+		else
+			json_object_del(slot, w->id);
+	}
+	if (kind[0] == 'c') {
+		iset_created(&s->r, key, err, err ? NULL :
+		    json_pack("{s:s,s:b}", "id", w->id, "mayDelete", 1));
+		if (!err)
+			jq_created(s->q, key, w->id);
+	} else if (kind[0] == 'u')
+		iset_updated(&s->r, key, err);
+	else
+		iset_destroyed(&s->r, key, err);
+	free(w->id);
+	free(w->obj);
+	free(w);
+	iset_next(s);
+}
+
+static void
+iset_next(struct iset *s)
+{
+	json_t *job = json_array_get(s->writes, s->next);
+
+	if (job) {
+		struct iwrite *w = xcalloc(1, sizeof(*w));
+		s->next++;
+		w->s = s;
+		w->id = xstrdup(json_string_value(json_array_get(job, 0)));
+		json_t *o = json_array_get(job, 1);
+		w->obj = json_is_object(o) ? json_dumps(o, JSON_COMPACT) : NULL;
+		iopool_submit(jacct_pool(s->q->acct), iwrite_work, iwrite_done,
+		    w);
+		return;
+	}
+	json_t *all = identities(s->q);
+	char *state = identity_state(all);
+	json_decref(all);
+	json_t *res = jq_setres_finish(s->q, &s->r, s->old_state, state);
+	struct jreq *q = s->q;
+	free(state);
+	free(s->old_state);
+	json_decref(s->writes);
+	json_decref(s->args);
+	free(s);
+	jq_reply(q, res);
+}
+
+static void
+identity_set_run(struct jreq *q, json_t *args)
+{
+	const struct config *cfg = q->env->rt->cfg;
+	struct iset *s = xcalloc(1, sizeof(*s));
+	json_t *all = identities(q), *v, *o;
+	const char *k, *bad;
+	size_t i, k2;
+
+	s->q = q;
+	s->args = json_incref(args);
+	s->old_state = identity_state(all);
+	s->writes = json_array();
+	jq_setres_init(&s->r);
+	if ((v = json_object_get(args, "ifInState")) && json_is_string(v) &&
+	    strcmp(json_string_value(v), s->old_state) != 0) {
+		json_decref(all);
+		free(s->old_state);
+		json_decref(s->writes);
+		json_decref(s->args);
+		json_decref(jq_setres_finish(q, &s->r, "", ""));
+		free(s);
+		jq_error(q, "stateMismatch", NULL);
+		return;
+	}
+	json_object_foreach(json_object_get(args, "create"), k, v) {
+		json_t *n = json_pack("{s:s,s:n,s:n,s:s,s:s,s:b}", "name", "",
+		    "replyTo", "bcc", "textSignature", "", "htmlSignature", "",
+		    "mayDelete", true);
+		const char *email;
+		struct smtp_addr a;
+		char rnd[40], id[24];
+		if (!json_is_object(v) || !ident_apply(n, v, &bad, true)) {
+			iset_created(&s->r, k, jq_set_error(
+			    "invalidProperties", NULL, json_is_object(v) ? bad :
+			    NULL), NULL);
+			json_decref(n);
+			continue;
+		}
+		email = json_string_value(json_object_get(n, "email"));
+		if (email == NULL || smtp_parse_mailbox(email, strlen(email),
+		    &a) != 0 || !config_user_owns(cfg, jacct_user(q->acct),
+		    a.local, a.domain)) {
+			iset_created(&s->r, k, jq_set_error("forbiddenFrom",
+			    "not one of your addresses", "email"), NULL);
+			json_decref(n);
+			continue;
+		}
+		(void)snprintf(rnd, sizeof(rnd), "%s %ld %zu", email,
+		    (long)time(NULL), json_array_size(s->writes));
+		(void)snprintf(id, sizeof(id), "I%016llx",
+		    (unsigned long long)fnv(rnd));
+		json_object_set_new(n, "id", json_string(id));
+		json_array_append_new(s->writes, json_pack("[s,o,s,s]", id, n,
+		    "c", k));
+	}
+	json_object_foreach(json_object_get(args, "update"), k, v) {
+		const char *id = jq_id(q, k);
+		json_t *cur = NULL;
+		json_array_foreach(all, i, o)
+			if (id && strcmp(json_string_value(json_object_get(o,
+			    "id")), id) == 0)
+				cur = o;
+		if (cur == NULL) {
+			iset_updated(&s->r, k, jq_set_error("notFound",
+			    NULL, NULL));
+			continue;
+		}
+		json_t *n = json_deep_copy(cur);
+		if (!json_is_object(v) || !ident_apply(n, v, &bad, false)) {
+			iset_updated(&s->r, k, jq_set_error(
+			    "invalidProperties", NULL, json_is_object(v) ? bad :
+			    NULL));
+			json_decref(n);
+			continue;
+		}
+		json_array_append_new(s->writes, json_pack("[s,o,s,s]", id, n,
+		    "u", k));
+	}
+	json_array_foreach(json_object_get(args, "destroy"), k2, v) {
+		const char *key = json_string_value(v);
+		const char *id = key ? jq_id(q, key) : NULL;
+		json_t *cur = NULL;
+		json_array_foreach(all, i, o)
+			if (id && strcmp(json_string_value(json_object_get(o,
+			    "id")), id) == 0)
+				cur = o;
+		if (cur == NULL || !json_is_true(json_object_get(cur,
+		    "mayDelete"))) {
+			iset_destroyed(&s->r, key ? key : "", jq_set_error(
+			    cur ? "forbidden" : "notFound", cur ? "an address "
+			    "of the account stays" : NULL, NULL));
+			continue;
+		}
+		json_array_append_new(s->writes, json_pack("[s,n,s,s]", id, "d",
+		    key));
+	}
+	json_decref(all);
+	iset_next(s);
+}
+
+static void
+identity_set(struct jreq *q, json_t *args)
+{
+	static const struct aspec spec[] = { { "accountId", A_STR },
+		{ "ifInState", A_STR_NULL }, { "create", A_OBJ_NULL },
+		{ "update", A_OBJ_NULL }, { "destroy", A_IDS_NULL },
+		{ NULL, A_ANY } };
+
+	if (!jq_check_args(q, args, spec))
+		return;
+	if (json_object_size(json_object_get(args, "create")) +
+	    json_object_size(json_object_get(args, "update")) +
+	    json_array_size(json_object_get(args, "destroy")) >
+	    MAX_OBJECTS_IN_SET) {
+		jq_error(q, "requestTooLarge", NULL);
+		return;
+	}
+	ident_ready(q, args, identity_set_run);
 }
 
 /* The identity's address of an id, or NULL. */
@@ -936,9 +1302,17 @@ submission_set(struct jreq *q, json_t *args)
 	jsub_submit(j);
 }
 
+/* The identities are read first: identityId may name one of Identity/set. */
+static void
+submission_set_ready(struct jreq *q, json_t *args)
+{
+	ident_ready(q, args, submission_set);
+}
+
 const struct method jmap_submit_methods[] = {
 	{ "Identity/get", CAP_SUBMISSION, identity_get },
 	{ "Identity/changes", CAP_SUBMISSION, identity_changes },
-	{ "EmailSubmission/set", CAP_SUBMISSION, submission_set },
+	{ "Identity/set", CAP_SUBMISSION, identity_set },
+	{ "EmailSubmission/set", CAP_SUBMISSION, submission_set_ready },
 	{ NULL, NULL, NULL },
 };

@@ -67,6 +67,9 @@ static const char schema[] =
     "CREATE TABLE IF NOT EXISTS submission(seq INTEGER PRIMARY KEY,"
     " id TEXT UNIQUE NOT NULL, obj TEXT NOT NULL, gone INTEGER NOT NULL"
     " DEFAULT 0);"
+    /* JMAP Identities made or changed by the user (Identity/set) */
+    "CREATE TABLE IF NOT EXISTS identity(id TEXT PRIMARY KEY,"
+    " obj TEXT NOT NULL) WITHOUT ROWID;"
     /* v3: the full-text index of SEARCH TEXT and BODY, one document per
      * base name: decoded header fields and text parts, trigram-indexed
      * so that LIKE '%...%' (IMAP's substring match) uses it */
@@ -935,6 +938,56 @@ tindex_sub_remove(struct tindex *x, const char *id, bool *found,
 
 	*found = changes > 0;
 	return rc;
+}
+
+int
+tindex_ident_put(struct tindex *x, const char *id, const char *obj,
+    struct tern_err *err)
+{
+	int changes;
+
+	return sub_exec(x, "INSERT OR REPLACE INTO identity VALUES(?, ?)", id,
+	    obj, &changes, err);
+}
+
+int
+tindex_ident_del(struct tindex *x, const char *id, struct tern_err *err)
+{
+	int changes;
+
+	return sub_exec(x, "DELETE FROM identity WHERE id = ?", id, NULL,
+	    &changes, err);
+}
+
+int
+tindex_idents(struct tindex *x, struct tindex_sub **rows, size_t *n,
+    struct tern_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	*rows = NULL;
+	*n = 0;
+	if (lock(x, err) != 0)
+		return -1;
+	if (sqlite3_prepare_v2(x->db, "SELECT id, obj FROM identity ORDER BY id",
+	    -1, &st, NULL) != SQLITE_OK) {
+		db_fail(x, err, "identity");
+		unlock(x);
+		return -1;
+	}
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		*rows = xreallocarray(*rows, *n + 1, sizeof(**rows));
+		struct tindex_sub *r = &(*rows)[(*n)++];
+		memset(r, 0, sizeof(*r));
+		r->id = xstrdup((const char *)sqlite3_column_text(st, 0));
+		r->obj = xstrdup((const char *)sqlite3_column_text(st, 1));
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		db_fail(x, err, "identity");
+	unlock(x);
+	return rc == SQLITE_DONE ? 0 : -1;
 }
 
 int

@@ -107,6 +107,13 @@ int tindex_sub_remove(struct tindex *x, const char *id, bool *found,
 int tindex_subs(struct tindex *x, int64_t since, struct tindex_sub **rows,
     size_t *n, int64_t *top, struct tern_err *err);
 void tindex_subs_free(struct tindex_sub *rows, size_t n);
+/* JMAP Identities the user made or changed (rows as tindex_sub's, seq
+ * and gone unused; freed with tindex_subs_free()). */
+int tindex_ident_put(struct tindex *x, const char *id, const char *obj,
+    struct tern_err *err);
+int tindex_ident_del(struct tindex *x, const char *id, struct tern_err *err);
+int tindex_idents(struct tindex *x, struct tindex_sub **rows, size_t *n,
+    struct tern_err *err);
 
 /* A folder and its subfolders were renamed (rel and rel.*), or deleted. */
 int tindex_rename(struct tindex *x, const char *from, const char *to,

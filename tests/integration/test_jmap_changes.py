@@ -226,7 +226,11 @@ def test_threads_get_counts_collapse_and_changes(web):
     r = api(web, [["Thread/get", {"accountId": a, "ids": [ta, tc, "Tnone"]},
                    "t"]])[0][1]
     threads = {t["id"]: t["emailIds"] for t in r["list"]}
-    assert threads == {ta: [ea["id"], eb["id"]], tc: [ec["id"]]}
+    # oldest first: the query's order (the two may arrive either way)
+    order = [x["id"] for x in got.values()]
+    in_order = [e["id"] for e in sorted((ea, eb), key=lambda e: order.index(
+        e["id"]))]
+    assert threads == {ta: in_order, tc: [ec["id"]]}
     assert r["notFound"] == ["Tnone"]
     t0 = r["state"]
     assert t0.startswith("t")

@@ -475,9 +475,45 @@ def test_identity_changes(web):
     assert (c["created"], c["updated"], c["destroyed"]) == ([], [], [])
     assert c["newState"] == state
     # a state from before a domain was dropped and the others were added
-    n, c, _ = changes("i0123456789abcdef")
+    n, c, _ = changes("i0123456789abcdef.00000000")
     assert sorted(c["created"]) == ids
     assert c["destroyed"] == ["I0123456789abcdef"]
+    # Identity/set: a name and signature on one, a second identity made
+    # (an address of alice's only), destroyed again; the defaults stay
+    r = api(web, [["Identity/set", {"accountId": a, "update": {ids[0]: {
+        "name": "Alice Liddell", "textSignature": "-- \nAlice"}},
+        "create": {"n": {"email": "alice@localhost", "name": "Work"},
+                   "x": {"email": "bob@localhost"}},
+        "destroy": [ids[1]]}, "s"]], using=(CORE, MAIL, SUB))[0][1]
+    assert ids[0] in r["updated"]
+    made = r["created"]["n"]["id"]
+    assert r["created"]["n"]["mayDelete"] is True
+    assert r["notCreated"]["x"]["type"] == "forbiddenFrom"
+    assert r["notDestroyed"][ids[1]]["type"] == "forbidden"
+    n, c, _ = changes(state)
+    assert c["updated"] == [ids[0]] and c["created"] == [made]
+    web.stop()
+    web.start()                         # kept in the account's index
+    got = {i["id"]: i for i in api(web, [["Identity/get", {
+        "accountId": a}, "i"]], using=(CORE, MAIL, SUB))[0][1]["list"]}
+    assert got[ids[0]]["name"] == "Alice Liddell"
+    assert got[made]["name"] == "Work"
+    # a submission may name the new identity
+    b = boxes(web)
+    r = api(web, [
+        ["Email/set", {"accountId": a, "create": {"d": {
+            "mailboxIds": {b["drafts"]: True},
+            "from": [{"name": "Work", "email": "alice@localhost"}],
+            "to": [{"email": "bob@localhost"}], "subject": "from work",
+            "textBody": [{"partId": "t", "type": "text/plain"}],
+            "bodyValues": {"t": {"value": "hi\n"}}}}}, "0"],
+        ["EmailSubmission/set", {"accountId": a, "create": {"s": {
+            "identityId": made, "emailId": "#d"}}}, "1"]],
+        using=(CORE, MAIL, SUB))
+    assert "s" in r[1][1]["created"], r
+    r = api(web, [["Identity/set", {"accountId": a, "destroy": [made]},
+                   "s"]], using=(CORE, MAIL, SUB))[0][1]
+    assert r["destroyed"] == [made]
     n, c, _ = changes("x")
     assert c["type"] == "cannotCalculateChanges"
 
