@@ -214,3 +214,35 @@ tern_err_set(struct tern_err *err, int code, const char *enh,
 	(void)vsnprintf(err->text, sizeof(err->text), fmt, ap);
 	va_end(ap);
 }
+
+void
+u64set_init(struct u64set *s, size_t n)
+{
+	s->cap = 16;
+	while (s->cap < n * 2)
+		s->cap <<= 1;
+	s->k = xcalloc(s->cap, sizeof(*s->k));
+}
+
+bool
+u64set_add(struct u64set *s, uint64_t v)
+{
+	size_t i;
+
+	v = v ? v : 1;
+	i = (size_t)(v * 0x9e3779b97f4a7c15ull) & (s->cap - 1);
+	while (s->k[i] && s->k[i] != v)
+		i = (i + 1) & (s->cap - 1);
+	if (s->k[i])
+		return false;
+	s->k[i] = v;
+	return true;
+}
+
+void
+u64set_clear(struct u64set *s)
+{
+	free(s->k);
+	s->k = NULL;
+	s->cap = 0;
+}

@@ -67,4 +67,14 @@ struct tern_err {
 
 void tern_err_set(struct tern_err *err, int code, const char *enh,
     const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/* A set of 64-bit values, for up to n of them (open addressing). */
+struct u64set {
+	uint64_t *k;              /* 0: free (a 0 is kept as 1) */
+	size_t cap;
+};
+void u64set_init(struct u64set *s, size_t n);
+/* Adds v; true if it was not there yet. */
+bool u64set_add(struct u64set *s, uint64_t v);
+void u64set_clear(struct u64set *s);
 #endif

@@ -334,48 +334,26 @@ keys_fill(struct jbox *jb, struct mbox *mb)
 	free(idx);
 }
 
-/* A thread id's 64 bits ("T" and 16 hex digits, sort_thread_id). */
-static uint64_t
-tid_bits(const char *tid)
-{
-	uint64_t v = 0;
-
-	for (const char *p = tid + 1; *p; p++)
-		v = v << 4 | (uint64_t)(*p <= '9' ? *p - '0' :
-		    (*p | 32) - 'a' + 10);
-	return v;
-}
-
 /*
  * Threads with a message in the folder, and those with one unread: one
- * pass over a hash set of thread ids (a sort of 100,000 ids cost more
+ * pass over two sets of thread ids (a sort of 100,000 ids cost more
  * than the rest of a snapshot).
  */
 static void
 count_threads(struct jsnap *sn)
 {
-	size_t cap = 16;
+	struct u64set all, unread;
 
-	while (cap < sn->n * 2)
-		cap <<= 1;
-	uint64_t *key = xcalloc(cap, sizeof(*key));     /* 0: free */
-	bool *unread = xcalloc(cap, sizeof(*unread));
+	u64set_init(&all, sn->n);
+	u64set_init(&unread, sn->n);
 	for (size_t i = 0; i < sn->n; i++) {
-		uint64_t v = tid_bits(sn->m[i].tid) | 1;    /* never 0 */
-		size_t k = (size_t)(v * 0x9e3779b97f4a7c15ull) & (cap - 1);
-		while (key[k] && key[k] != v)
-			k = (k + 1) & (cap - 1);
-		if (!key[k]) {
-			key[k] = v;
-			sn->threads++;
-		}
-		if (!(sn->m[i].flags & MBOX_SEEN) && !unread[k]) {
-			unread[k] = true;
-			sn->unread_threads++;
-		}
+		uint64_t v = sort_id_bits(sn->m[i].tid);
+		sn->threads += u64set_add(&all, v);
+		if (!(sn->m[i].flags & MBOX_SEEN))
+			sn->unread_threads += u64set_add(&unread, v);
 	}
-	free(key);
-	free(unread);
+	u64set_clear(&all);
+	u64set_clear(&unread);
 }
 
 /*

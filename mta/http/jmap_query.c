@@ -530,38 +530,18 @@ row_of(const struct query *qu, size_t box, uint32_t uid)
 
 /* --- collapseThreads ----------------------------------------------------- */
 
-/* A thread id's 64 bits ("T" and 16 hex digits, sort_thread_id). */
-static uint64_t
-tid_bits(const char *tid)
-{
-	uint64_t v = 0;
-
-	for (const char *p = tid + 1; *p; p++)
-		v = v << 4 | (uint64_t)(*p <= '9' ? *p - '0' :
-		    (*p | 32) - 'a' + 10);
-	return v;
-}
-
 /* The first hit of each thread stays, in order. */
 static size_t
 collapse(struct hit *hits, size_t nh)
 {
-	size_t cap = 16, w = 0;
+	struct u64set seen;
+	size_t w = 0;
 
-	while (cap < nh * 2)
-		cap <<= 1;
-	uint64_t *set = xcalloc(cap, sizeof(*set));    /* 0: free */
-	for (size_t k = 0; k < nh; k++) {
-		uint64_t v = tid_bits(hits[k].tid) | 1;   /* never 0 */
-		size_t i = (size_t)(v * 0x9e3779b97f4a7c15ull) & (cap - 1);
-		while (set[i] && set[i] != v)
-			i = (i + 1) & (cap - 1);
-		if (set[i])
-			continue;
-		set[i] = v;
-		hits[w++] = hits[k];
-	}
-	free(set);
+	u64set_init(&seen, nh);
+	for (size_t k = 0; k < nh; k++)
+		if (u64set_add(&seen, sort_id_bits(hits[k].tid)))
+			hits[w++] = hits[k];
+	u64set_clear(&seen);
 	return w;
 }
 

@@ -460,6 +460,17 @@ hex_id(char tag, uint64_t h, char out[SORT_ID_LEN])
 	out[17] = '\0';
 }
 
+uint64_t
+sort_id_bits(const char *id)
+{
+	uint64_t v = 0;
+
+	for (const char *p = id + 1; *p; p++)
+		v = v << 4 | (uint64_t)(*p <= '9' ? *p - '0' :
+		    (*p | 32) - 'a' + 10);
+	return v;
+}
+
 void
 sort_email_id(const char *base, char out[SORT_ID_LEN])
 {

@@ -54,6 +54,8 @@ char *sort_base_subject(const char *s, size_t len, bool *reply);
  */
 #define SORT_ID_LEN 18            /* with the NUL */
 void sort_email_id(const char *base, char out[SORT_ID_LEN]);
+/* The 64 bits of an id these make (a letter, 16 hex digits). */
+uint64_t sort_id_bits(const char *id);
 void sort_thread_id(const struct sort_keys *k, const char *base,
     char out[SORT_ID_LEN]);
 

@@ -23,12 +23,18 @@ CORE = "urn:ietf:params:jmap:core"
 MAIL = "urn:ietf:params:jmap:mail"
 
 
-@pytest.fixture
-def web(make_ternd):
+def web_ternd(make_ternd, settings="", **plugin_files):
+    """A ternd with settings (and the test plugins plugin_files), http,
+    https and imap listeners besides mx and submission, and the users
+    alice and bob; started."""
+    from test_hooks import plugins
     t = make_ternd(start=False)
+    if plugin_files:
+        settings = plugins(t, **plugin_files) + settings
     t.http_port = free_port()
     t.https_port = free_port()
     t.imap_port = free_port()
+    t.write_config(settings)
     t.config.write_text(t.config.read_text().replace(
         'role = "submission" },', 'role = "submission" },\n'
         '  { addr = "127.0.0.1:%d", role = "http" },\n'
@@ -42,6 +48,11 @@ def web(make_ternd):
         assert r.returncode == 0, r.stderr
     t.start()
     return t
+
+
+@pytest.fixture
+def web(make_ternd):
+    return web_ternd(make_ternd)
 
 
 def auth(user="alice", pw="alice pw"):
@@ -435,20 +446,16 @@ def test_slow_heads_and_bodies_get_408(make_ternd):
     """limits.http_head_timeout and http_body_timeout: a head that does
     not come whole in time (a slowloris client), or a body that stops,
     gets 408 and the close. The limits are a second here; the client
-    waits far longer, so a slow machine only makes the test slower."""
-    t = make_ternd(start=False)
-    t.http_port = free_port()
-    t.write_config("limits = { http_head_timeout = 1, http_body_timeout = 1 }"
-                   "\n")
-    t.config.write_text(t.config.read_text().replace(
-        'role = "submission" },', 'role = "submission" },\n'
-        '  { addr = "127.0.0.1:%d", role = "http" },' % t.http_port))
-    t.start()
-    s = socket.create_connection(("127.0.0.1", t.http_port), 30)
+    waits far longer, so a slow machine only makes the test slower (and
+    well under the defaults, 30 and 60 s, so the limits must be the
+    configured ones)."""
+    t = web_ternd(make_ternd, "limits = { http_head_timeout = 1, "
+                  "http_body_timeout = 1 }\n")
+    s = socket.create_connection(("127.0.0.1", t.http_port), 20)
     s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n")       # and no more
     out = read_to_close(s)
     assert out.startswith(b"HTTP/1.1 408 "), out
-    s = socket.create_connection(("127.0.0.1", t.http_port), 30)
+    s = socket.create_connection(("127.0.0.1", t.http_port), 20)
     s.sendall(b"POST /jmap/api/ HTTP/1.1\r\nHost: x\r\n"
               b"Content-Length: 100\r\n\r\n{\"using\"")
     out = read_to_close(s)
@@ -460,16 +467,8 @@ def test_slow_heads_and_bodies_get_408(make_ternd):
 
 
 def test_public_url_names_the_session_urls(make_ternd):
-    t = make_ternd(start=False)
-    t.http_port = free_port()
-    t.write_config('http_public_url = "https://mail.example.test/tern"\n')
-    t.config.write_text(t.config.read_text().replace(
-        'role = "submission" },', 'role = "submission" },\n'
-        '  { addr = "127.0.0.1:%d", role = "http" },' % t.http_port))
-    r = subprocess.run([str(TERNCTL), "-c", str(t.config), "passwd", "alice"],
-                       input="alice pw\n", capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
-    t.start()
+    t = web_ternd(make_ternd,
+                  'http_public_url = "https://mail.example.test/tern"\n')
     s = session(t)
     for k in ("apiUrl", "downloadUrl", "uploadUrl", "eventSourceUrl"):
         assert s[k].startswith("https://mail.example.test/tern/jmap/"), s[k]

@@ -392,13 +392,8 @@ def test_submission_runs_the_plugins(make_ternd):
     port 587 does (role http, HELO "jmap", the account's user): a
     refused recipient is forbiddenToSend, a tempfail rateLimit, a
     header a plugin adds is in the message delivered."""
-    import subprocess
-    from conftest import free_port
-    from test_hooks import plugins
-    from test_jmap import TERNCTL
-    t = make_ternd(start=False)
-    t.http_port = free_port()
-    settings = plugins(t, gate="""
+    from test_jmap import web_ternd
+    gate = """
         return {
           mail = function(tx, addr)
             local s = tx.session
@@ -419,15 +414,8 @@ def test_submission_runs_the_plugins(make_ternd):
             msg:add_header("X-Checked", tx.session.role .. "/" .. #tx.rcpts)
           end,
         }
-    """) + 'plugins = { "gate" }\n'
-    t.write_config(settings)
-    t.config.write_text(t.config.read_text().replace(
-        'role = "submission" },', 'role = "submission" },\n'
-        '  { addr = "127.0.0.1:%d", role = "http" },' % t.http_port))
-    r = subprocess.run([str(TERNCTL), "-c", str(t.config), "passwd", "alice"],
-                       input="alice pw\n", capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
-    t.start()
+    """
+    t = web_ternd(make_ternd, 'plugins = { "gate" }\n', gate=gate)
     a = acc(t)
     b = boxes(t)
     ident = api(t, [["Identity/get", {"accountId": a}, "i"]],

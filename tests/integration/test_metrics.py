@@ -12,41 +12,24 @@ import re
 import smtplib
 import ssl
 import socket
-import subprocess
 
 import xml.etree.ElementTree as ET
 
 import pytest
 
-from conftest import free_port
-from test_hooks import plugins
 from test_imap import connect, wait_for
-from test_jmap import CORE, TERNCTL, api, request
+from test_jmap import CORE, api, request, web_ternd
 
 
 @pytest.fixture
 def mt(make_ternd):
-    t = make_ternd(start=False)
-    t.http_port, t.imap_port = free_port(), free_port()
-    settings = plugins(t, oops="""
+    return web_ternd(make_ternd, 'plugins = { "oops" }\n', oops="""
         return {
           rcpt = function(tx, addr)
             if addr:match("^oops@") then error("on purpose") end
           end,
         }
-    """) + 'plugins = { "oops" }\n'
-    t.write_config(settings)
-    t.config.write_text(t.config.read_text().replace(
-        'role = "submission" },', 'role = "submission" },\n'
-        '  { addr = "127.0.0.1:%d", role = "http" },\n'
-        '  { addr = "127.0.0.1:%d", role = "imap" },'
-        % (t.http_port, t.imap_port)))
-    t.write_config = lambda *a: None
-    r = subprocess.run([str(TERNCTL), "-c", str(t.config), "passwd", "alice"],
-                       input="alice pw\n", capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
-    t.start()
-    return t
+    """)
 
 
 def scrape(t):

@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -113,6 +114,13 @@ test_ids(void **state)
 	assert_int_equal(a[0], 'M');
 	sort_email_id("1700000000.M2P1.host,S=10", b);
 	assert_string_not_equal(a, b);
+	/* the bits back: the hex digits written, one value per id */
+	char back[SORT_ID_LEN];
+	(void)snprintf(back, sizeof(back), "M%016llx",
+	    (unsigned long long)sort_id_bits(a));
+	assert_string_equal(back, a);
+	assert_true(sort_id_bits(a) != sort_id_bits(b));
+	assert_true(sort_id_bits("TFFFFFFFFFFFFFFFF") == UINT64_MAX);
 	/* a thread is named after its first reference */
 	sort_keys_parse(h, strlen(h), &k);
 	sort_thread_id(&k, "x", a);
