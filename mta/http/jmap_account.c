@@ -386,6 +386,9 @@ snap_work(struct store_box *b, void *arg)
 	mbox_id(mb, sn->id);
 	keys_fill(jb, mb);
 	sn->m = xcalloc(mb->n + 1, sizeof(*sn->m));
+	const struct jsnap *old = &jb->s;
+	size_t o = 0, old_n = jb->have && old->uidvalidity == mb->uidvalidity ?
+	    old->n : 0;
 	for (size_t i = 0; i < mb->n; i++) {
 		const struct mbox_msg *m = &mb->m[i];
 		struct jsnap_msg *s;
@@ -403,9 +406,19 @@ snap_work(struct store_box *b, void *arg)
 		s = &sn->m[sn->n++];
 		s->uid = m->uid;
 		s->modseq = m->modseq;
-		sort_email_id(m->base, s->id);
 		const struct sort_keys *sk = mbox_sort_keys(mb, i);
-		sort_thread_id(sk, m->base, s->tid);
+		/* a UID's file and thread stay: the old snapshot's ids (read
+		 * only, as the loop's requests read it) save the hashing */
+		while (o < old_n && old->m[o].uid < m->uid)
+			o++;
+		if (o < old_n && old->m[o].uid == m->uid && sk->tid[0] &&
+		    strcmp(old->m[o].tid, sk->tid) == 0) {
+			memcpy(s->id, old->m[o].id, SORT_ID_LEN);
+			memcpy(s->tid, old->m[o].tid, SORT_ID_LEN);
+		} else {
+			sort_email_id(m->base, s->id);
+			sort_thread_id(sk, m->base, s->tid);
+		}
 		s->sent = sk->sent;
 		s->flags = m->flags;
 		s->kw = m->kw;
@@ -779,14 +792,13 @@ jacct_thread_state(const struct jacct *a)
 	return state_of(a, 't');
 }
 
-void
-jacct_query_state(const struct jacct *a, char *out, size_t outsz)
+char *
+jacct_query_state(const struct jacct *a)
 {
 	char *st = jacct_email_state(a);
 
-	(void)snprintf(out, outsz, "q%016llx", (unsigned long long)fnv(
-	    14695981039346656037ull, st, strlen(st)));
-	free(st);
+	st[0] = 'q';
+	return st;
 }
 
 /* --- jobs and watchers --------------------------------------------------- */

@@ -139,13 +139,14 @@ const struct jsnap_msg *jacct_msg(const struct jacct *a,
  * State strings of the snapshots (RFC 8620 5.1 "state"; jmap_state.h),
  * malloc'd: Email states name each folder's HIGHESTMODSEQ and next UID,
  * Mailbox states its HIGHESTMODSEQ (the counts) and jacct_box_names().
- * jacct_query_state() is a short hash of the Email state.
+ * jacct_query_state() is the Email state under the letter q
+ * (Email/queryChanges reads the changes since from it).
  */
 char *jacct_email_state(const struct jacct *a);
 char *jacct_mailbox_state(const struct jacct *a);
 /* Thread states are Email states under their own letter. */
 char *jacct_thread_state(const struct jacct *a);
-void jacct_query_state(const struct jacct *a, char *out, size_t outsz);
+char *jacct_query_state(const struct jacct *a);
 /* A hash of what a Mailbox shows besides its counts (name, parent,
  * role, subscription). */
 uint64_t jacct_box_names(const struct jbox *jb);

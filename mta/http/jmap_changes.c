@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: ISC */
 /*
  * jmap_changes.c - layer 3: Email/changes, Thread/changes and
- * Mailbox/changes (RFC 8620 5.2, RFC 8621 2.2, 3.2 and 4.3), and the
- * /queryChanges of Email and Mailbox, which say cannotCalculateChanges
- * (our query states are not kept). A Thread changes when an Email is
+ * Mailbox/changes (RFC 8620 5.2, RFC 8621 2.2, 3.2 and 4.3), the
+ * Email changes Email/queryChanges builds on (jchanges_email), and
+ * Mailbox/queryChanges, which says cannotCalculateChanges. A Thread changes when an Email is
  * made in it or gone from it; the thread of an Email gone is the one
  * its expunge record names.
  *
@@ -71,6 +71,8 @@ struct echg {
 	int tries;
 	struct rec **recs;        /* each folder's, in MODSEQ order */
 	size_t *nrec;
+	jchanges_cont cont;       /* for another method (jchanges_email) */
+	void *cont_arg;
 };
 
 static void
@@ -247,9 +249,13 @@ static void
 echg_fail(struct echg *c, const char *why)
 {
 	struct jreq *q = c->q;
+	jchanges_cont cont = c->cont;
+	void *arg = c->cont_arg;
 
 	echg_free(c);
 	jq_error(q, "cannotCalculateChanges", why);
+	if (cont)
+		cont(arg, NULL);
 }
 
 /* Folder i's records since the old state: NULL, or why there are none. */
@@ -435,11 +441,17 @@ echg_finish(struct echg *c)
 	free(e);
 	free(info);
 	free(taken);
+	jchanges_cont cont = c->cont;
+	void *arg = c->cont_arg;
 	echg_free(c);
-	jq_reply(q, res);
+	if (cont)
+		cont(arg, res);
+	else
+		jq_reply(q, res);
 }
 
-static void changes_run(struct jreq *q, json_t *args, char kind, int tries);
+static void changes_run(struct jreq *q, json_t *args, char kind, int tries,
+    jchanges_cont cont, void *arg);
 
 /* The jobs are back: if folders came or went meanwhile, the boxes
  * named by index are others now, and it starts again. */
@@ -465,11 +477,16 @@ echg_ready(struct echg *c)
 	json_t *args = json_incref(c->args);
 	char kind = c->kind;
 	int tries = c->tries + 1;
+	jchanges_cont cont = c->cont;
+	void *arg = c->cont_arg;
 	echg_free(c);
 	if (tries < 5)
-		changes_run(q, args, kind, tries);
-	else
+		changes_run(q, args, kind, tries, cont, arg);
+	else {
 		jq_error(q, "serverFail", "the folders keep changing");
+		if (cont)
+			cont(arg, NULL);
+	}
 	json_decref(args);
 }
 
@@ -519,16 +536,22 @@ changes_args(struct jreq *q, json_t *args)
 	return true;
 }
 
-/* Email/changes ('e') and Thread/changes ('t') */
+/* Email/changes ('e') and Thread/changes ('t'); for cont, if not NULL */
 static void
-changes_run(struct jreq *q, json_t *args, char kind, int tries)
+changes_run(struct jreq *q, json_t *args, char kind, int tries,
+    jchanges_cont cont, void *arg)
 {
 	struct echg *c;
 	size_t max;
 
-	if (!changes_args(q, args) || (max = max_changes(q, args)) == 0)
+	if (!changes_args(q, args) || (max = max_changes(q, args)) == 0) {
+		if (cont)
+			cont(arg, NULL);
 		return;
+	}
 	c = xcalloc(1, sizeof(*c));
+	c->cont = cont;
+	c->cont_arg = arg;
 	c->q = q;
 	c->max = max;
 	c->kind = kind;
@@ -585,13 +608,24 @@ changes_run(struct jreq *q, json_t *args, char kind, int tries)
 static void
 email_changes(struct jreq *q, json_t *args)
 {
-	changes_run(q, args, 'e', 0);
+	changes_run(q, args, 'e', 0, NULL, NULL);
 }
 
 static void
 thread_changes(struct jreq *q, json_t *args)
 {
-	changes_run(q, args, 't', 0);
+	changes_run(q, args, 't', 0, NULL, NULL);
+}
+
+void
+jchanges_email(struct jreq *q, const char *since, size_t max,
+    jchanges_cont cont, void *arg)
+{
+	json_t *args = json_pack("{s:s,s:s,s:I}", "accountId", q->account_id,
+	    "sinceState", since, "maxChanges", (json_int_t)max);
+
+	changes_run(q, args, 'e', 0, cont, arg);
+	json_decref(args);
 }
 
 /* --- Mailbox/changes ----------------------------------------------------- */
@@ -682,7 +716,8 @@ mailbox_changes(struct jreq *q, json_t *args)
 	jq_reply(q, res);
 }
 
-/* Our query states are not kept: a client queries again (RFC 8620 5.6). */
+/* Mailbox query states are not kept: a client queries again (RFC 8620
+ * 5.6; the folder list is short). */
 static void
 query_changes(struct jreq *q, json_t *args)
 {
@@ -702,7 +737,6 @@ const struct method jmap_changes_methods[] = {
 	{ "Email/changes", CAP_MAIL, email_changes },
 	{ "Mailbox/changes", CAP_MAIL, mailbox_changes },
 	{ "Thread/changes", CAP_MAIL, thread_changes },
-	{ "Email/queryChanges", CAP_MAIL, query_changes },
 	{ "Mailbox/queryChanges", CAP_MAIL, query_changes },
 	{ NULL, NULL, NULL },
 };

@@ -114,6 +114,15 @@ extern const struct method jmap_set_methods[];
 extern const struct method jmap_submit_methods[];
 extern const struct method jmap_mbset_methods[];
 extern const struct method jmap_changes_methods[];
+
+/*
+ * Email/changes since the Email state `since`, at most max ids, for
+ * another method of the request (Email/queryChanges): cont gets what
+ * Email/changes would answer (owned), or NULL when an error was sent.
+ */
+typedef void (*jchanges_cont)(void *arg, json_t *res);
+void jchanges_email(struct jreq *q, const char *since, size_t max,
+    jchanges_cont cont, void *arg);
 extern const struct method jmap_subrec_methods[];
 
 /*

@@ -86,7 +86,11 @@ struct query {
 	size_t nboxes, pending;
 	unsigned gen;             /* jacct_generation() when it began */
 	int tries;
+	struct qchg *qc;          /* Email/queryChanges': all hits to it */
 };
+
+static void qchg_answer(struct qchg *c, const struct hit *hits, size_t nh);
+static void qchg_query(struct qchg *c, int tries);
 
 /* --- keywords ------------------------------------------------------------ */
 
@@ -393,6 +397,35 @@ only_box(const struct qnode *n)
 	    !n->all_kw && !n->some_kw && !n->none_kw && n->nleaf == 0;
 }
 
+/* Whether n asks anything of other Emails of a message's thread. */
+static bool
+asks_thread(const struct qnode *n)
+{
+	if (n->op == Q_COND)
+		return n->all_kw || n->some_kw || n->none_kw;
+	for (size_t i = 0; i < n->nkids; i++)
+		if (asks_thread(&n->kids[i]))
+			return true;
+	return false;
+}
+
+/*
+ * Whether Email/queryChanges can follow the query: when only an Email's
+ * own properties place it (no thread keywords, not collapsed), what
+ * moved in the results since a state is what Email/changes names.
+ */
+static bool
+calculable(const struct query *qu)
+{
+	if (json_is_true(json_object_get(qu->args, "collapseThreads")) ||
+	    asks_thread(&qu->root))
+		return false;
+	for (size_t i = 0; i < qu->nsort; i++)
+		if (qu->sort[i].key == S_SOME_KW || qu->sort[i].key == S_ALL_KW)
+			return false;
+	return true;
+}
+
 /* --- the sort ------------------------------------------------------------ */
 
 static const char *
@@ -581,7 +614,6 @@ query_answer(struct query *qu)
 	json_t *args = qu->args, *v;
 	struct hit *hits;
 	size_t nh = 0;
-	char state[32];
 	const struct qnode *r = &qu->root;
 	bool newest = qu->nsort == 0 || (qu->nsort == 1 &&
 	    qu->sort[0].key == S_RECEIVED && !qu->sort[0].asc);
@@ -629,6 +661,12 @@ query_answer(struct query *qu)
 		}
 		qsort_r(hits, nh, sizeof(*hits), cmp_hit, qu);
 	}
+	if (qu->qc) {
+		qchg_answer(qu->qc, hits, nh);
+		free(hits);
+		query_free(qu);
+		return;
+	}
 	if (json_is_true(json_object_get(args, "collapseThreads")))
 		nh = collapse(hits, nh);
 	/* the window: position or anchor, then limit (RFC 8620 5.5) */
@@ -664,10 +702,11 @@ query_answer(struct query *qu)
 	json_t *ids = json_array();
 	for (size_t k = (size_t)pos; k < nh && k < (size_t)pos + limit; k++)
 		json_array_append_new(ids, json_string(hits[k].id));
-	jacct_query_state(q->acct, state, sizeof(state));
+	char *state = jacct_query_state(q->acct);
 	json_t *res = json_pack("{s:s,s:s,s:b,s:I,s:o}", "accountId",
-	    q->account_id, "queryState", state, "canCalculateChanges", 0,
-	    "position", (json_int_t)pos, "ids", ids);
+	    q->account_id, "queryState", state, "canCalculateChanges",
+	    calculable(qu), "position", (json_int_t)pos, "ids", ids);
+	free(state);
 	if (json_is_true(json_object_get(args, "calculateTotal")))
 		json_object_set_new(res, "total", json_integer((json_int_t)nh));
 	if (json_object_get(args, "limit") &&
@@ -693,8 +732,11 @@ query_ready(struct query *qu)
 	}
 	json_t *args = json_incref(qu->args);
 	int tries = qu->tries + 1;
+	struct qchg *qc = qu->qc;
 	query_free(qu);
-	if (tries < 3)
+	if (qc)
+		qchg_query(qc, tries);
+	else if (tries < 3)
 		query_start(q, args, tries);
 	else
 		jq_error(q, "serverFail", "the folders keep changing");
@@ -735,6 +777,9 @@ email_query(struct jreq *q, json_t *args)
 	query_start(q, args, 0);
 }
 
+static struct query *query_new(struct jreq *q, json_t *args, int tries);
+static void query_launch(struct query *qu);
+
 static void
 query_start(struct jreq *q, json_t *args, int tries)
 {
@@ -745,10 +790,20 @@ query_start(struct jreq *q, json_t *args, int tries)
 		{ "calculateTotal", A_BOOL }, { "collapseThreads", A_BOOL },
 		{ NULL, A_ANY } };
 	struct query *qu;
+
+	if (!jq_check_args(q, args, spec) ||
+	    (qu = query_new(q, args, tries)) == NULL)
+		return;
+	query_launch(qu);
+}
+
+/* The query of args' filter and sort, or NULL when the error was sent. */
+static struct query *
+query_new(struct jreq *q, json_t *args, int tries)
+{
+	struct query *qu;
 	const char *err;
 
-	if (!jq_check_args(q, args, spec))
-		return;
 	qu = xcalloc(1, sizeof(*qu));
 	qu->q = q;
 	qu->args = json_incref(args);
@@ -760,8 +815,17 @@ query_start(struct jreq *q, json_t *args, int tries)
 	    (err = sort_parse(qu, json_object_get(args, "sort"))) != NULL) {
 		query_free(qu);
 		jq_error(q, err, NULL);
-		return;
+		return NULL;
 	}
+	return qu;
+}
+
+/* Its jobs, if it needs any, then the answer. */
+static void
+query_launch(struct query *qu)
+{
+	struct jreq *q = qu->q;
+
 	qu->out = xcalloc(qu->nboxes + 1, sizeof(*qu->out));
 	qu->ran = xcalloc(qu->nboxes + 1, sizeof(*qu->ran));
 	if (qu->nleaves == 0 && !qu->rows) {
@@ -784,6 +848,208 @@ query_start(struct jreq *q, json_t *args, int tries)
 	}
 	if (--qu->pending == 0)
 		query_ready(qu);
+}
+
+/* --- Email/queryChanges (RFC 8620 5.6) ----------------------------------- */
+
+/*
+ * A query state is the Email state under the letter q. What changed in
+ * the results since one is what Email/changes names: every Email made,
+ * changed or gone since is "removed", and those the query has now are
+ * "added" at their place (RFC 8620 5.6 allows removing what was not
+ * there, and adding back what stayed). The query then runs again, and
+ * its state must be the one the changes end at: else once more.
+ */
+struct qchg {
+	struct jreq *q;
+	json_t *args;             /* held */
+	char *since;              /* the Email state */
+	size_t max;               /* 0: none given */
+	json_t *changed;          /* ids, from Email/changes */
+	char *until;              /* the Email state they end at */
+	int tries;
+};
+
+static void
+qchg_free(struct qchg *c)
+{
+	json_decref(c->args);
+	json_decref(c->changed);
+	free(c->since);
+	free(c->until);
+	free(c);
+}
+
+static void
+qchg_changes_done(void *arg, json_t *res)
+{
+	struct qchg *c = arg;
+
+	if (res == NULL) {            /* the error was sent */
+		qchg_free(c);
+		return;
+	}
+	if (json_is_true(json_object_get(res, "hasMoreChanges"))) {
+		json_decref(res);
+		if (c->max)
+			jq_error(c->q, "tooManyChanges", NULL);
+		else
+			jq_error(c->q, "cannotCalculateChanges",
+			    "too many changes: query again");
+		qchg_free(c);
+		return;
+	}
+	c->changed = json_array();
+	static const char *const kinds[] = { "created", "updated",
+		"destroyed" };
+	for (size_t k = 0; k < 3; k++)
+		json_array_extend(c->changed, json_object_get(res, kinds[k]));
+	c->until = xstrdup(json_string_value(json_object_get(res,
+	    "newState")));
+	json_decref(res);
+	if (c->max && json_array_size(c->changed) > c->max) {
+		jq_error(c->q, "tooManyChanges", NULL);
+		qchg_free(c);
+		return;
+	}
+	qchg_query(c, 0);
+}
+
+static void
+qchg_start(struct qchg *c)
+{
+	/* one more than max: "removed" may not outgrow it (tooManyChanges) */
+	jchanges_email(c->q, c->since, c->max ? c->max + 1 : 100000,
+	    qchg_changes_done, c);
+}
+
+static void
+qchg_query(struct qchg *c, int tries)
+{
+	struct query *qu;
+
+	if (tries >= 3) {
+		jq_error(c->q, "serverFail", "the folders keep changing");
+		qchg_free(c);
+		return;
+	}
+	if ((qu = query_new(c->q, c->args, tries)) == NULL) {
+		qchg_free(c);
+		return;
+	}
+	qu->qc = c;
+	query_launch(qu);
+}
+
+static int
+cmp_str(const void *x, const void *y)
+{
+	return strcmp(*(const char *const *)x, *(const char *const *)y);
+}
+
+static void
+qchg_answer(struct qchg *c, const struct hit *hits, size_t nh)
+{
+	struct jreq *q = c->q;
+	char *now = jacct_email_state(q->acct);
+
+	if (strcmp(now, c->until) != 0) {
+		/* it moved on between the two: from the start */
+		free(now);
+		json_decref(c->changed);
+		c->changed = NULL;
+		free(c->until);
+		c->until = NULL;
+		if (++c->tries < 3)
+			qchg_start(c);
+		else {
+			jq_error(q, "serverFail", "the folders keep changing");
+			qchg_free(c);
+		}
+		return;
+	}
+	free(now);
+	size_t n = json_array_size(c->changed);
+	const char **ids = xcalloc(n + 1, sizeof(*ids));
+	for (size_t i = 0; i < n; i++)
+		ids[i] = json_string_value(json_array_get(c->changed, i));
+	qsort(ids, n, sizeof(*ids), cmp_str);
+	json_t *removed = json_array(), *added = json_array();
+	for (size_t i = 0; i < n; i++)
+		if (i == 0 || strcmp(ids[i], ids[i - 1]) != 0)
+			json_array_append_new(removed, json_string(ids[i]));
+	for (size_t k = 0; k < nh && n; k++)
+		if (bsearch(&hits[k].id, ids, n, sizeof(*ids), cmp_str))
+			json_array_append_new(added, json_pack("{s:s,s:I}",
+			    "id", hits[k].id, "index", (json_int_t)k));
+	free(ids);
+	if (c->max && json_array_size(removed) + json_array_size(added) >
+	    c->max) {
+		json_decref(removed);
+		json_decref(added);
+		jq_error(q, "tooManyChanges", NULL);
+		qchg_free(c);
+		return;
+	}
+	char *old = xasprintf("q%s", c->since + 1);
+	char *state = jacct_query_state(q->acct);
+	json_t *res = json_pack("{s:s,s:s,s:s,s:o,s:o}", "accountId",
+	    q->account_id, "oldQueryState", old, "newQueryState", state,
+	    "removed", removed, "added", added);
+	if (json_is_true(json_object_get(c->args, "calculateTotal")))
+		json_object_set_new(res, "total", json_integer((json_int_t)nh));
+	free(old);
+	free(state);
+	qchg_free(c);
+	jq_reply(q, res);
+}
+
+static void
+email_query_changes(struct jreq *q, json_t *args)
+{
+	static const struct aspec spec[] = { { "accountId", A_STR },
+		{ "filter", A_OBJ_NULL }, { "sort", A_ARR_NULL },
+		{ "sinceQueryState", A_STR }, { "maxChanges", A_ANY },
+		{ "upToId", A_STR_NULL }, { "calculateTotal", A_BOOL },
+		{ "collapseThreads", A_BOOL }, { NULL, A_ANY } };
+	json_t *v = json_object_get(args, "maxChanges");
+	const char *since = json_string_value(json_object_get(args,
+	    "sinceQueryState"));
+	struct query *qu;
+
+	if (!jq_check_args(q, args, spec))
+		return;
+	if (since == NULL) {
+		jq_error(q, "invalidArguments", "sinceQueryState is required");
+		return;
+	}
+	if (v && !json_is_null(v) && (!json_is_integer(v) ||
+	    json_integer_value(v) <= 0)) {
+		jq_error(q, "invalidArguments", "maxChanges must be above 0");
+		return;
+	}
+	/* the filter and sort must be sound, and not ask of threads */
+	if ((qu = query_new(q, args, 0)) == NULL)
+		return;
+	bool ok = calculable(qu);
+	query_free(qu);
+	if (!ok) {
+		jq_error(q, "cannotCalculateChanges", "the results depend on "
+		    "threads: query again");
+		return;
+	}
+	if (since[0] != 'q') {
+		jq_error(q, "cannotCalculateChanges", "not a query state of "
+		    "this server");
+		return;
+	}
+	/* upToId is a hint (RFC 8620 5.6): all changes are given */
+	struct qchg *c = xcalloc(1, sizeof(*c));
+	c->q = q;
+	c->args = json_incref(args);
+	c->since = xasprintf("e%s", since + 1);
+	c->max = v && json_is_integer(v) ? (size_t)json_integer_value(v) : 0;
+	qchg_start(c);
 }
 
 /* --- SearchSnippet/get (RFC 8621 5.1) ----------------------------------- */
@@ -991,6 +1257,7 @@ snippet_get(struct jreq *q, json_t *args)
 
 const struct method jmap_query_methods[] = {
 	{ "Email/query", CAP_MAIL, email_query },
+	{ "Email/queryChanges", CAP_MAIL, email_query_changes },
 	{ "SearchSnippet/get", CAP_MAIL, snippet_get },
 	{ NULL, NULL, NULL },
 };

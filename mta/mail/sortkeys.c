@@ -367,6 +367,8 @@ sort_keys_pack(const struct sort_keys *k, size_t *len)
 	pack_str(&b, k->msgid);
 	for (size_t i = 0; i < k->nrefs; i++)
 		pack_str(&b, k->refs[i]);
+	if (k->tid[0])                 /* since v5 of the index */
+		pack_str(&b, k->tid);
 	buf_append_char(&b, '\0');
 	return buf_steal(&b, len);
 }
@@ -431,6 +433,19 @@ sort_keys_unpack(const char *s, size_t len, struct sort_keys *k)
 			goto bad;
 		k->nrefs++;
 	}
+	if (pos < len) {
+		char *tid = NULL;
+		bool ok = unpack_str(s, len, &pos, &tid) == 0 && tid &&
+		    strlen(tid) == SORT_ID_LEN - 1 && tid[0] == 'T';
+		for (size_t i = 1; ok && i < SORT_ID_LEN - 1; i++)
+			ok = (tid[i] >= '0' && tid[i] <= '9') ||
+			    (tid[i] >= 'a' && tid[i] <= 'f');
+		if (ok)
+			memcpy(k->tid, tid, SORT_ID_LEN);
+		free(tid);
+		if (!ok)
+			goto bad;
+	}
 	if (pos != len)
 		goto bad;
 	return 0;
@@ -484,8 +499,51 @@ sort_thread_id(const struct sort_keys *k, const char *base,
 	const char *root = k && k->nrefs ? k->refs[0] : k && k->msgid ?
 	    k->msgid : NULL;
 
-	if (root)
+	if (k && k->tid[0])
+		memcpy(out, k->tid, SORT_ID_LEN);
+	else if (root)
 		hex_id('T', fnv64(root), out);
 	else
 		hex_id('T', fnv64(base), out);
+}
+
+bool
+sort_thread_root(const struct sort_keys *k, uint64_t *key)
+{
+	const char *root = k->nrefs ? k->refs[0] : k->msgid;
+
+	if (root == NULL)
+		return false;
+	*key = fnv64(root);
+	return true;
+}
+
+static uint64_t
+mix64(uint64_t h, const char *s, uint64_t n)
+{
+	for (int i = 0; i < 8; i++)
+		h = (h ^ ((n >> (8 * i)) & 0xff)) * 1099511628211u;
+	for (; s && *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211u;
+	return h;
+}
+
+uint64_t
+sort_thread_split(uint64_t key, const char *subject)
+{
+	return mix64(key ^ 0x73756a6563742121u, subject, 0);
+}
+
+bool
+sort_thread_same_subject(const char *a, const char *b)
+{
+	return a == NULL || b == NULL || *a == '\0' || *b == '\0' ||
+	    strcmp(a, b) == 0;
+}
+
+void
+sort_thread_name(uint64_t key, uint64_t part, char out[SORT_ID_LEN])
+{
+	hex_id('T', part ? mix64(key ^ 0x7061727421212121u, NULL, part) : key,
+	    out);
 }

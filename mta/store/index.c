@@ -30,7 +30,7 @@
 #include "mail/sortkeys.h"
 #include "store/mailbox.h"
 
-#define SCHEMA_VERSION 4
+#define SCHEMA_VERSION 5
 #define STR2(x) #x
 #define TERN_STR(x) STR2(x)
 
@@ -67,6 +67,11 @@ static const char schema[] =
     "CREATE TABLE IF NOT EXISTS submission(seq INTEGER PRIMARY KEY,"
     " id TEXT UNIQUE NOT NULL, obj TEXT NOT NULL, gone INTEGER NOT NULL"
     " DEFAULT 0);"
+    /* v5: how many messages each thread key (sort_thread_root()) was
+     * given, and the first subject it had; a message's thread id is in
+     * its cache row's keys */
+    "CREATE TABLE IF NOT EXISTS thread(key INTEGER PRIMARY KEY,"
+    " subject TEXT, n INTEGER NOT NULL);"
     /* JMAP Identities made or changed by the user (Identity/set) */
     "CREATE TABLE IF NOT EXISTS identity(id TEXT PRIMARY KEY,"
     " obj TEXT NOT NULL) WITHOUT ROWID;"
@@ -194,6 +199,14 @@ upgrade_3(struct tindex *x)
 	    " UPDATE meta SET v=4 WHERE k='version'; COMMIT");
 }
 
+/* Version 4 gave threads no ids of their own: they are given as the
+ * messages are seen again (the thread table is made by the schema). */
+static int
+upgrade_4(struct tindex *x)
+{
+	return exec(x, "UPDATE meta SET v=5 WHERE k='version'");
+}
+
 /* Opens the database, making it (again) when it is missing or unusable. */
 static int
 db_open(struct tindex *x, struct tern_err *err)
@@ -208,8 +221,10 @@ db_open(struct tindex *x, struct tern_err *err)
 			    (!x->check || healthy(x->db)) &&
 			    exec(x, schema) == 0 &&
 			    ((v = version_of(x->db)) == SCHEMA_VERSION ||
-			    (v == 2 && upgrade_2(x) == 0 && upgrade_3(x) == 0) ||
-			    (v == 3 && upgrade_3(x) == 0) ||
+			    (v == 2 && upgrade_2(x) == 0 && upgrade_3(x) == 0 &&
+			    upgrade_4(x) == 0) ||
+			    (v == 3 && upgrade_3(x) == 0 && upgrade_4(x) == 0) ||
+			    (v == 4 && upgrade_4(x) == 0) ||
 			    (v == -1 && exec(x, "INSERT INTO meta VALUES"
 			    "('version', " TERN_STR(SCHEMA_VERSION) ")") == 0)))
 				return 0;
@@ -526,8 +541,8 @@ cache_empty(struct tindex *x)
 	return empty;
 }
 
-int
-tindex_cache_fill(struct tindex *x, const char *rel, struct mbox *b,
+static int
+cache_fill(struct tindex *x, const char *rel, struct mbox *b,
     const size_t *idx, size_t n, struct tern_err *err)
 {
 	sqlite3_stmt *st = NULL;
@@ -590,6 +605,153 @@ tindex_cache_fill(struct tindex *x, const char *rel, struct mbox *b,
 fail:
 	db_fail(x, err, "cache");
 	unlock(x);
+	return -1;
+}
+
+int
+tindex_cache_fill(struct tindex *x, const char *rel, struct mbox *b,
+    const size_t *idx, size_t n, struct tern_err *err)
+{
+	if (cache_fill(x, rel, b, idx, n, err) != 0)
+		return -1;
+	return tindex_threads_give(x, b, idx, n, err);
+}
+
+/*
+ * A thread id for k (sort_keys.h): the one another copy's cache row has,
+ * else the next place in the thread of its root and subject, counted in
+ * the thread table. The cache row gets it at once, so that a crash
+ * before the box's commit does not count the message twice. Lock held,
+ * in a transaction.
+ */
+struct thread_stmts {
+	sqlite3_stmt *seen, *get, *put, *cput;
+};
+
+static int
+thread_give(struct thread_stmts *t, const char *base, struct sort_keys *k)
+{
+	uint64_t key;
+	int rc;
+
+	if (!sort_thread_root(k, &key)) {
+		sort_thread_id(k, base, k->tid);   /* a thread of its own */
+		return 0;
+	}
+	sqlite3_bind_text(t->seen, 1, base, -1, SQLITE_STATIC);
+	if (sqlite3_step(t->seen) == SQLITE_ROW &&
+	    sqlite3_column_text(t->seen, 0)) {
+		struct sort_keys old;
+		if (sort_keys_unpack((const char *)sqlite3_column_text(t->seen,
+		    0), (size_t)sqlite3_column_bytes(t->seen, 0), &old) == 0) {
+			memcpy(k->tid, old.tid, SORT_ID_LEN);
+			sort_keys_clear(&old);
+		}
+	}
+	sqlite3_reset(t->seen);
+	if (k->tid[0])
+		return 0;
+	for (int pass = 0; pass < 2; pass++) {
+		int64_t n = 0;
+		bool have = false, same = true;
+		sqlite3_bind_int64(t->get, 1, (sqlite3_int64)key);
+		if ((rc = sqlite3_step(t->get)) == SQLITE_ROW) {
+			have = true;
+			n = sqlite3_column_int64(t->get, 1);
+			same = sort_thread_same_subject((const char *)
+			    sqlite3_column_text(t->get, 0), k->subject);
+		}
+		sqlite3_reset(t->get);
+		if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+			return -1;
+		if (have && !same && pass == 0) {
+			key = sort_thread_split(key, k->subject);
+			continue;
+		}
+		sqlite3_bind_int64(t->put, 1, (sqlite3_int64)key);
+		bind_nullable(t->put, 2, k->subject);
+		rc = sqlite3_step(t->put);
+		sqlite3_reset(t->put);
+		if (rc != SQLITE_DONE)
+			return -1;
+		sort_thread_name(key, (uint64_t)n / SORT_THREAD_MAX, k->tid);
+		break;
+	}
+	char *packed = sort_keys_pack(k, NULL);
+	sqlite3_bind_text(t->cput, 1, base, -1, SQLITE_STATIC);
+	sqlite3_bind_text(t->cput, 2, packed, -1, free);
+	rc = sqlite3_step(t->cput);
+	sqlite3_reset(t->cput);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+static void
+thread_stmts_free(struct thread_stmts *t)
+{
+	sqlite3_finalize(t->seen);
+	sqlite3_finalize(t->get);
+	sqlite3_finalize(t->put);
+	sqlite3_finalize(t->cput);
+}
+
+int
+tindex_threads_give(struct tindex *x, struct mbox *b, const size_t *idx,
+    size_t n, struct tern_err *err)
+{
+	struct thread_stmts t = { NULL, NULL, NULL, NULL };
+	size_t *todo = NULL, want = 0;
+
+	for (size_t i = 0; i < n; i++)
+		want += b->m[idx[i]].keys && !b->m[idx[i]].keys->tid[0];
+	if (want == 0)
+		return 0;
+	todo = xcalloc(want, sizeof(*todo));
+	want = 0;
+	for (size_t i = 0; i < n; i++)
+		if (b->m[idx[i]].keys && !b->m[idx[i]].keys->tid[0])
+			todo[want++] = idx[i];
+	if (lock(x, err) != 0) {
+		free(todo);
+		return -1;
+	}
+	if (exec(x, "BEGIN IMMEDIATE") != 0) {
+		db_fail(x, err, "threads");
+		unlock(x);
+		free(todo);
+		return -1;
+	}
+	if (sqlite3_prepare_v2(x->db, "SELECT keys FROM cache WHERE base=?",
+	    -1, &t.seen, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(x->db, "SELECT subject, n FROM thread WHERE"
+	    " key=?", -1, &t.get, NULL) != SQLITE_OK ||
+	    /* the first subject that is not empty stays the thread's */
+	    sqlite3_prepare_v2(x->db, "INSERT INTO thread VALUES(?,?,1)"
+	    " ON CONFLICT(key) DO UPDATE SET n=n+1,"
+	    " subject=coalesce(nullif(subject, ''), excluded.subject)", -1,
+	    &t.put, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(x->db, "INSERT INTO cache(base, keys)"
+	    " VALUES(?,?) ON CONFLICT(base) DO UPDATE SET keys=excluded.keys",
+	    -1, &t.cput, NULL) != SQLITE_OK)
+		goto rollback;
+	for (size_t i = 0; i < want; i++)
+		if (thread_give(&t, b->m[todo[i]].base, b->m[todo[i]].keys) !=
+		    0)
+			goto rollback;
+	if (exec(x, "COMMIT") != 0)
+		goto rollback;
+	thread_stmts_free(&t);
+	unlock(x);
+	free(todo);
+	return 0;
+rollback:
+	db_fail(x, err, "threads");
+	(void)exec(x, "ROLLBACK");
+	thread_stmts_free(&t);
+	/* what the transaction gave is gone with it */
+	for (size_t i = 0; i < want; i++)
+		b->m[todo[i]].keys->tid[0] = '\0';
+	unlock(x);
+	free(todo);
 	return -1;
 }
 

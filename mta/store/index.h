@@ -75,6 +75,16 @@ int tindex_cache_fill(struct tindex *x, const char *rel, struct mbox *b,
     const size_t *idx, size_t n, struct tern_err *err);
 
 /*
+ * Thread ids (sort_keys' tid, sortkeys.h) for the messages idx[0..n) of
+ * b that have sort keys and no id yet: another copy's, else the next
+ * place in their thread, kept in the index at once. tindex_cache_fill()
+ * does it for what it filled. On failure those keys stay without one
+ * (sort_thread_id() then names the thread by its root alone).
+ */
+int tindex_threads_give(struct tindex *x, struct mbox *b, const size_t *idx,
+    size_t n, struct tern_err *err);
+
+/*
  * The full-text index of SEARCH TEXT and BODY (one document per base
  * name: decoded header fields and text parts, mime_search_text()).
  * tindex_fts_update() adds messages idx[0..n) of b that are not in it

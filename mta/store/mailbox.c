@@ -1916,8 +1916,11 @@ mbox_sort_keys(struct mbox *mb, size_t i)
 		}
 		sort_keys_parse(t, hl, m->keys);
 		buf_clear(&h);
-		if (read)      /* the index keeps them (not what a failure gave) */
+		if (read) {    /* the index keeps them (not what a failure gave) */
 			mbox_cache_learnt(mb, m);
+			if (mb->keys_read)
+				mb->keys_read(mb->keys_arg, mb, i);
+		}
 	}
 	return m->keys;
 }

@@ -103,6 +103,10 @@ struct mbox {
 	/* what the last sync saw, to skip a rescan when nothing changed */
 	int64_t seen_new, seen_cur, seen_ul;   /* mtimes, ns */
 	bool synced;
+	/* told when mbox_sort_keys() read a message's keys from its file
+	 * (the store gives it its thread id there); may be NULL */
+	void (*keys_read)(void *arg, struct mbox *b, size_t i);
+	void *keys_arg;
 };
 
 /* A new box for path (nothing read yet). */

@@ -255,6 +255,18 @@ linger_leave(struct store_box *b)
 	}
 }
 
+/* On the worker, in the box's job: a message's keys were read from its
+ * file (mbox_sort_keys): its thread id, kept in the index. */
+static void
+give_thread(void *arg, struct mbox *mb, size_t i)
+{
+	struct tern_err err;
+
+	memset(&err, 0, sizeof(err));
+	if (tindex_threads_give(arg, mb, &i, 1, &err) != 0)
+		log_warnx("store: %s", err.text);
+}
+
 struct store_box *
 store_box_open(struct store_account *a, const char *name, const char *path)
 {
@@ -273,6 +285,8 @@ store_box_open(struct store_account *a, const char *name, const char *path)
 	b->path = xstrdup(path);
 	b->rel = store_rel(a, b->path);
 	b->mb = mbox_new(path);
+	b->mb->keys_read = give_thread;
+	b->mb->keys_arg = a->idx;
 	b->refs = 1;
 	b->wd_new = b->wd_cur = -1;
 	TAILQ_INIT(&b->jobs);

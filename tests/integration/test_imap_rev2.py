@@ -304,7 +304,7 @@ def test_index_of_version_2_is_upgraded_in_place(imap):
         assert b.rstrip(")") in a and ("SAVEDATE " + idate) in a, (b, a)
     assert not (maildir(imap) / "tern-index.sqlite.broken").exists()
     db = sqlite3.connect(str(maildir(imap) / "tern-index.sqlite"))
-    assert db.execute("SELECT v FROM meta WHERE k='version'").fetchone() == (4,)
+    assert db.execute("SELECT v FROM meta WHERE k='version'").fetchone() == (5,)
     db.close()
     m.logout()
 

@@ -6,7 +6,7 @@ after ternd restarts; Mailbox/changes sees a folder made, its counts,
 a rename and a destroy; states this server did not give out are
 cannotCalculateChanges.
 """
-from test_imap import connect, deliver, wait_for
+from test_imap import connect, deliver, maildir, wait_for
 from test_jmap import api, web  # noqa: F401
 from test_jmap_write import acc, boxes, ids_in
 
@@ -194,7 +194,7 @@ def test_expunges_from_an_index_of_version_3(web):
     assert name == "error" and r["type"] == "cannotCalculateChanges", r
     assert changes(web, s1)[1]["destroyed"] == []
     db = sqlite3.connect(path)
-    assert db.execute("SELECT v FROM meta WHERE k='version'").fetchone() == (4,)
+    assert db.execute("SELECT v FROM meta WHERE k='version'").fetchone() == (5,)
     db.close()
 
 
@@ -267,3 +267,143 @@ def test_threads_get_counts_collapse_and_changes(web):
         ea["id"]: {"keywords/$flagged": True}}}, "s"]])
     r = changes(web, r["newState"], kind="Thread")[1]
     assert (r["created"], r["updated"], r["destroyed"]) == ([], [], [])
+
+
+def thread_map(t):
+    """{threadId: sorted emailIds} of the INBOX, and {Message-ID: id}
+    of the messages that head a collapsed query."""
+    a = acc(t)
+    inbox = boxes(t)["inbox"]
+    r = api(t, [["Email/query", {"accountId": a, "filter": {
+        "inMailbox": inbox}, "collapseThreads": True,
+        "calculateTotal": True}, "q"],
+        ["Email/get", {"accountId": a, "#ids": {
+            "resultOf": "q", "name": "Email/query", "path": "/ids"},
+            "properties": ["threadId"]}, "g"],
+        ["Thread/get", {"accountId": a, "#ids": {
+            "resultOf": "g", "name": "Email/get", "path": "/list/*/threadId"}},
+         "t"]])
+    assert r[2][0] == "Thread/get", r
+    return {x["id"]: sorted(x["emailIds"]) for x in r[2][1]["list"]}
+
+
+def test_threads_split_by_subject_and_by_size_and_keep_their_ids(web):
+    from test_jmap_write import send_raw
+    a = acc(web)
+    inbox = boxes(web)["inbox"]
+    send_raw(web, mail("r@x", "plans"))
+    send_raw(web, mail("s@x", "Re: plans", refs="r@x"))
+    # the same root, another subject: another conversation
+    send_raw(web, mail("u@x", "Re: something else", refs="r@x"))
+    # a reply with no subject stays with its root
+    send_raw(web, mail("v@x", "", refs="r@x"))
+    assert wait_for(lambda: len(ids_in(web, inbox)) == 4)
+    r = api(web, [["Email/query", {"accountId": a}, "q"],
+                  ["Email/get", {"accountId": a, "#ids": {
+                      "resultOf": "q", "name": "Email/query", "path": "/ids"},
+                      "properties": ["threadId", "messageId"]}, "g"]])
+    tid = {e["messageId"][0]: e["threadId"] for e in r[1][1]["list"]}
+    assert tid["r@x"] == tid["s@x"] == tid["v@x"] != tid["u@x"], tid
+
+    # IMAP's THREADID (RFC 8474) is the same id
+    m = connect(web)
+    m.select("INBOX")
+    typ, data = m.uid("SEARCH", "SUBJECT", "something")
+    typ, data = m.uid("FETCH", data[0].decode(), "(THREADID)")
+    assert ("THREADID (%s)" % tid["u@x"]).encode() in data[0], data
+    m.logout()
+
+    # a thread takes 500 messages: the next reply starts a part of its
+    # own (files put straight into cur/, as another program would)
+    md = maildir(web)
+
+    def put(i, body):
+        name = "1700000000.M%dP7.elsewhere,S=%d" % (i, len(body))
+        (md / "tmp" / name).write_bytes(body.encode())
+        (md / "tmp" / name).rename(md / "cur" / (name + ":2,"))
+    put(0, mail("big@x", "big"))
+    for i in range(1, 501):
+        put(i, mail("big%d@x" % i, "Re: big", refs="big@x"))
+    assert wait_for(lambda: len(ids_in(web, inbox)) == 505, timeout=60)
+    threads = thread_map(web)
+    assert sorted(len(v) for v in threads.values()) == [1, 1, 3, 500], [
+        len(v) for v in threads.values()]
+
+    # ids given are kept: the same threads after a restart
+    web.stop()
+    web.start()
+    assert thread_map(web) == threads
+
+
+def query_changes(t, since, **kw):
+    args = {"accountId": acc(t), "sinceQueryState": since}
+    args.update(kw)
+    return api(t, [["Email/queryChanges", args, "c"]])[0][:2]
+
+
+def apply_changes(ids, r):
+    """A client's cache of a query's ids, brought up to date by a
+    queryChanges answer (RFC 8620 5.6)."""
+    gone = set(r["removed"])
+    ids = [x for x in ids if x not in gone]
+    for a in sorted(r["added"], key=lambda a: a["index"]):
+        ids.insert(a["index"], a["id"])
+    return ids
+
+
+def test_email_query_changes_bring_a_cached_list_up_to_date(web):
+    a = acc(web)
+    inbox = boxes(web)["inbox"]
+    for i in range(3):
+        deliver(web, subject="note %d" % i)
+    assert wait_for(lambda: len(ids_in(web, inbox)) == 3)
+    flt = {"inMailbox": inbox, "notKeyword": "$seen"}
+    srt = [{"property": "receivedAt", "isAscending": False}]
+
+    def query():
+        r = api(web, [["Email/query", {"accountId": a, "filter": flt,
+                                       "sort": srt}, "q"]])[0][1]
+        return r["ids"], r["queryState"], r["canCalculateChanges"]
+    ids0, q0, can = query()
+    assert can is True and len(ids0) == 3
+    name, r = query_changes(web, q0, filter=flt, sort=srt)
+    assert name == "Email/queryChanges", r
+    assert r["oldQueryState"] == q0 == r["newQueryState"]
+    assert (r["removed"], r["added"]) == ([], [])
+
+    # one read (leaves the results), one new, one destroyed
+    api(web, [["Email/set", {"accountId": a, "update": {
+        ids0[1]: {"keywords/$seen": True}}, "destroy": [ids0[2]]}, "s"]])
+    deliver(web, subject="note 3")
+    assert wait_for(lambda: len(ids_in(web, inbox)) == 3)
+    ids1, q1, _ = query()
+    name, r = query_changes(web, q0, filter=flt, sort=srt,
+                            calculateTotal=True)
+    assert name == "Email/queryChanges", r
+    assert r["newQueryState"] == q1 and r["total"] == len(ids1) == 2
+    assert apply_changes(ids0, r) == ids1
+    assert {ids0[1], ids0[2]} <= set(r["removed"])
+    # maxChanges below what changed: tooManyChanges
+    name, r = query_changes(web, q0, filter=flt, sort=srt, maxChanges=1)
+    assert name == "error" and r["type"] == "tooManyChanges", r
+
+    # the state survives a restart
+    web.stop()
+    web.start()
+    name, r = query_changes(web, q0, filter=flt, sort=srt)
+    assert name == "Email/queryChanges" and apply_changes(ids0, r) == ids1
+
+    # results that depend on threads cannot be followed
+    r = api(web, [["Email/query", {"accountId": a, "collapseThreads": True},
+                   "q"]])[0][1]
+    assert r["canCalculateChanges"] is False
+    name, r = query_changes(web, q1, collapseThreads=True)
+    assert name == "error" and r["type"] == "cannotCalculateChanges"
+    name, r = query_changes(web, q1, filter={
+        "someInThreadHaveKeyword": "$flagged"})
+    assert name == "error" and r["type"] == "cannotCalculateChanges"
+    name, r = query_changes(web, q1, filter={"inMailbox": 7})
+    assert name == "error" and r["type"] == "invalidArguments", r
+    # a bad sinceQueryState
+    name, r = query_changes(web, "q!!", filter=flt)
+    assert name == "error" and r["type"] == "cannotCalculateChanges"

@@ -2,7 +2,7 @@
 // A JMAP client library against a real ternd: jmap-jam (npm), logged in
 // with an app password from `ternctl token add` (a bearer token), for
 // the methods a mail client uses: session, Mailbox/get|query|changes|set,
-// Email/query|get|set|changes|import|parse, Thread/get, SearchSnippet,
+// Email/query|get|set|changes|queryChanges|import|parse, Thread/get, SearchSnippet,
 // uploads and downloads, Identity/get, EmailSubmission/set|get; raw fetch
 // for what a library never sends (malformed requests); and push with the
 // eventsource package: a message sent by SMTP shows up as a StateChange.
@@ -91,6 +91,8 @@ test('jmap-jam: read, search, thread, write, upload, import, send', async () => 
   assert.match(snip.list[0].preview, /<mark>quokka<\/mark>/);
 
   // keywords and a move; the changes since say so
+  const [inq] = await jam.api.Email.query({ accountId, filter: { inMailbox: inbox.id } });
+  assert.equal(inq.canCalculateChanges, true);
   const archive = boxes.list.find((b) => b.role === 'archive');
   const [set] = await jam.api.Email.set({ accountId, update: {
     [first.id]: { 'keywords/$seen': true, mailboxIds: { [archive.id]: true } } } });
@@ -98,6 +100,11 @@ test('jmap-jam: read, search, thread, write, upload, import, send', async () => 
   const [ch] = await jam.api.Email.changes({ accountId, sinceState: state0.state });
   assert.deepEqual(ch.updated, [first.id]);
   assert.deepEqual(ch.created, []);
+  // the INBOX query's cached ids brought up to date: the moved one left
+  const [qch] = await jam.api.Email.queryChanges({ accountId, filter: { inMailbox: inbox.id },
+    sinceQueryState: inq.queryState });
+  assert.ok(qch.removed.includes(first.id));
+  assert.deepEqual(qch.added, []);
   const [mch] = await jam.api.Mailbox.changes({ accountId, sinceState: boxes.state });
   assert.ok(mch.updated.includes(inbox.id) && mch.updated.includes(archive.id));
 

@@ -133,6 +133,35 @@ test_ids(void **state)
 	assert_int_equal(a[0], 'T');
 	sort_thread_id(NULL, "y", b);
 	assert_string_not_equal(a, b);
+
+	/* part 0 of a root is the id without the index; the other parts
+	 * and the other subjects of a root are other threads */
+	uint64_t key;
+	h = "Message-ID: <m2@x>\nReferences: <m0@x> <m1@x>\n\n";
+	sort_keys_parse(h, strlen(h), &k);
+	assert_true(sort_thread_root(&k, &key));
+	sort_thread_name(key, 0, b);
+	assert_string_equal(a, b);
+	sort_thread_name(key, 1, b);
+	assert_string_not_equal(a, b);
+	assert_int_equal(b[0], 'T');
+	char c[SORT_ID_LEN];
+	sort_thread_name(key, 2, c);
+	assert_string_not_equal(b, c);
+	assert_true(sort_thread_split(key, "lunch") != key);
+	assert_true(sort_thread_split(key, "lunch") !=
+	    sort_thread_split(key, "dinner"));
+	assert_true(sort_thread_split(key, "lunch") ==
+	    sort_thread_split(key, "lunch"));
+	sort_keys_clear(&k);
+	h = "Subject: none\n\n";
+	sort_keys_parse(h, strlen(h), &k);
+	assert_false(sort_thread_root(&k, &key));
+	sort_keys_clear(&k);
+	assert_true(sort_thread_same_subject("lunch", "lunch"));
+	assert_true(sort_thread_same_subject("", "lunch"));
+	assert_true(sort_thread_same_subject("lunch", NULL));
+	assert_false(sort_thread_same_subject("lunch", "dinner"));
 }
 
 static void
@@ -175,6 +204,24 @@ test_pack(void **state)
 	assert_string_equal(u.subject, "");
 	assert_int_equal(u.sent, -1);
 	sort_keys_clear(&u);
+	/* the thread id the index gave rides along, and comes back */
+	memcpy(k.tid, "T0123456789abcdef", SORT_ID_LEN);
+	char *t = sort_keys_pack(&k, NULL);
+	assert_int_equal(sort_keys_unpack(t, strlen(t), &u), 0);
+	assert_string_equal(u.tid, "T0123456789abcdef");
+	char tid[SORT_ID_LEN];
+	sort_thread_id(&u, "x", tid);
+	assert_string_equal(tid, "T0123456789abcdef");
+	sort_keys_clear(&u);
+	assert_string_equal(u.tid, "");
+	/* an id that is not one of ours is refused */
+	char bad_tid[512];
+	(void)snprintf(bad_tid, sizeof(bad_tid), "%s17:M0123456789abcdef", p);
+	assert_int_equal(sort_keys_unpack(bad_tid, strlen(bad_tid), &u), -1);
+	(void)snprintf(bad_tid, sizeof(bad_tid), "%s3:T01", p);
+	assert_int_equal(sort_keys_unpack(bad_tid, strlen(bad_tid), &u), -1);
+	free(t);
+	k.tid[0] = '\0';
 	/* a NUL inside a field is not a string */
 	assert_int_equal(sort_keys_unpack("k1 0 0 0 1:\0------", 18, &u), -1);
 	free(p);
