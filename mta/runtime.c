@@ -15,6 +15,7 @@
 #include "base/tls.h"
 #include "base/util.h"
 #include "lua/config.h"
+#include "mail/dkim_sign.h"
 #include "lua/hooks.h"
 
 struct runtime *
@@ -73,6 +74,11 @@ runtime_load(const char *path, struct kvstore *kv, unsigned generation,
 			return NULL;
 		}
 	}
+	if (cfg->ndkim && (rt->dkim = dkim_signer_new(cfg, err, errsz)) ==
+	    NULL) {
+		runtime_unref(rt);
+		return NULL;
+	}
 	return rt;
 }
 
@@ -91,6 +97,7 @@ runtime_unref(struct runtime *rt)
 	hooks_free(rt->hooks);
 	tls_server_free(rt->tls);
 	auth_users_free(rt->users);
+	dkim_signer_free(rt->dkim);
 	config_free(rt->cfg);
 	free(rt);
 }

@@ -16,19 +16,21 @@ struct hooks;
 struct kvstore;
 struct tls_server;
 struct auth_users;
+struct dkim_signer;
 
 struct runtime {
 	struct config *cfg;
 	struct hooks *hooks;
 	struct tls_server *tls;       /* NULL: no certificate (yet) */
 	struct auth_users *users;     /* NULL: no AUTH */
+	struct dkim_signer *dkim;     /* NULL: no DKIM keys */
 	unsigned refs;
 	unsigned generation;
 };
 
 /*
- * Loads config (path NULL: embedded default), its plugins and its TLS
- * certificate; refs = 1. make_cert: create the self-signed certificate
+ * Loads config (path NULL: embedded default), its plugins, its TLS
+ * certificate and its DKIM keys; refs = 1. make_cert: create the self-signed certificate
  * (and data_dir/tls) when the config names none and it does not exist.
  */
 struct runtime *runtime_load(const char *path, struct kvstore *kv,

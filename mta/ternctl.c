@@ -26,6 +26,7 @@
 
 #include "base/auth.h"
 #include "base/log.h"
+#include "base/sasl.h"
 #include "base/tls.h"
 #include "base/util.h"
 #include "lua/config.h"
@@ -33,6 +34,7 @@
 #include "lua/kvstore.h"
 #include "mail/maildir.h"
 #include "runtime.h"
+#include "smtp/smtp_parse.h"
 #include "store/index.h"
 
 #define EX_UNAVAILABLE 69
@@ -69,10 +71,145 @@ usage(FILE *fp)
 	    "  token list USER  USER's app passwords: id, made, label\n"
 	    "  token revoke USER ID\n"
 	    "                   remove one (ternd stops taking it at once)\n"
+	    "  dkim keygen DOMAIN SELECTOR [--type rsa|ed25519] [--bits N]\n"
+	    "                   a DKIM signing key in data_dir/dkim/ (mode\n"
+	    "                   0600; RSA 2048 bits unless told), and the\n"
+	    "                   config line and DNS TXT record to add\n"
+	    "  dkim record DOMAIN SELECTOR\n"
+	    "                   the TXT record of a key made before\n"
 	    "\n"
 	    "  -c FILE          the configuration ternd runs with (else\n"
 	    "                   $TERN_HOME, else ./var)\n"
 	    "  -h, --help, -V, --version\n");
+}
+
+/* The TXT record of key k at selector._domainkey.domain. */
+static int
+dkim_print_record(const struct tls_pkey *k, const char *domain,
+    const char *selector)
+{
+	unsigned char pub[2048];
+	char b64[4096];
+	int n = tls_pkey_public(k, pub, sizeof(pub));
+
+	if (n <= 0 || sasl_b64_encode((const char *)pub, (size_t)n, b64,
+	    sizeof(b64)) != 0) {
+		fprintf(stderr, "ternctl: cannot read the public key\n");
+		return 1;
+	}
+	printf("%s._domainkey.%s. IN TXT ( \"v=DKIM1; k=%s; \"", selector,
+	    domain, tls_pkey_type(k) == TLS_KEY_RSA ? "rsa" : "ed25519");
+	/* a TXT string holds 255 octets: the key in pieces */
+	size_t l = strlen(b64);
+	for (size_t i = 0; i < l; i += 200)
+		printf("\n    \"%s%.*s\"", i == 0 ? "p=" : "",
+		    (int)(l - i < 200 ? l - i : 200), b64 + i);
+	printf(" )\n");
+	return 0;
+}
+
+static int
+dkim_cmd(const char *cfg_path, int argc, char **argv)
+{
+	char err[1024], dir[4096], path[4200];
+	enum tls_key_type type = TLS_KEY_RSA;
+	unsigned bits = 2048;
+	struct config *cfg;
+
+	if (argc < 3 || (strcmp(argv[0], "keygen") != 0 &&
+	    strcmp(argv[0], "record") != 0)) {
+		fprintf(stderr, "ternctl: dkim keygen DOMAIN SELECTOR [--type "
+		    "rsa|ed25519] [--bits N], or dkim record DOMAIN SELECTOR\n");
+		return 2;
+	}
+	bool keygen = strcmp(argv[0], "keygen") == 0;
+	char *domain = xstrdup(argv[1]);
+	const char *selector = argv[2];
+	ascii_lower(domain);
+	for (int i = 3; i < argc; i++) {
+		if (keygen && strcmp(argv[i], "--type") == 0 && i + 1 < argc) {
+			i++;
+			if (strcmp(argv[i], "rsa") == 0)
+				type = TLS_KEY_RSA;
+			else if (strcmp(argv[i], "ed25519") == 0)
+				type = TLS_KEY_ED25519;
+			else {
+				fprintf(stderr, "ternctl: --type is rsa or "
+				    "ed25519\n");
+				free(domain);
+				return 2;
+			}
+		} else if (keygen && strcmp(argv[i], "--bits") == 0 &&
+		    i + 1 < argc) {
+			bits = (unsigned)strtoul(argv[++i], NULL, 10);
+			if (bits < 2048 || bits > 4096) {
+				fprintf(stderr, "ternctl: --bits from 2048 to "
+				    "4096 (RFC 8301: 1024 at least, 2048 "
+				    "wanted)\n");
+				free(domain);
+				return 2;
+			}
+		} else {
+			fprintf(stderr, "ternctl: dkim: unknown argument '%s'\n",
+			    argv[i]);
+			free(domain);
+			return 2;
+		}
+	}
+	size_t sl = strlen(selector);
+	if (!smtp_valid_domain(domain, strlen(domain)) || sl == 0 || sl > 63 ||
+	    strspn(selector, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	    "0123456789-") != sl) {
+		fprintf(stderr, "ternctl: '%s' is not a domain or '%s' not a "
+		    "selector (letters, digits, '-')\n", domain, selector);
+		free(domain);
+		return 2;
+	}
+	if ((cfg = config_load(cfg_path, err, sizeof(err))) == NULL) {
+		fprintf(stderr, "ternctl: %s\n", err);
+		free(domain);
+		return EX_CONFIG;
+	}
+	(void)snprintf(dir, sizeof(dir), "%s/dkim", cfg->data_dir);
+	(void)snprintf(path, sizeof(path), "%s/%s.%s.key", dir, domain,
+	    selector);
+	if (keygen) {
+		(void)mkdir(cfg->data_dir, 0700);
+		if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+			fprintf(stderr, "ternctl: %s: %s\n", dir,
+			    strerror(errno));
+			config_free(cfg);
+			free(domain);
+			return 1;
+		}
+		if (tls_pkey_generate(type, bits, path, err, sizeof(err)) != 0) {
+			fprintf(stderr, "ternctl: %s\n", err);
+			config_free(cfg);
+			free(domain);
+			return 1;
+		}
+	}
+	struct tls_pkey *k = tls_pkey_load(path, err, sizeof(err));
+	if (k == NULL) {
+		fprintf(stderr, "ternctl: %s\n", err);
+		config_free(cfg);
+		free(domain);
+		return 1;
+	}
+	if (keygen) {
+		printf("-- wrote %s (%s, %u bits)\n", path, tls_pkey_type(k) ==
+		    TLS_KEY_RSA ? "RSA" : "Ed25519", tls_pkey_bits(k));
+		printf("-- add to the configuration (then ternctl reload):\n"
+		    "dkim = { { domain = \"%s\", selector = \"%s\", "
+		    "key = \"dkim/%s.%s.key\" } }\n", domain, selector,
+		    domain, selector);
+		printf("-- and publish in DNS:\n");
+	}
+	int rc = dkim_print_record(k, domain, selector);
+	tls_pkey_free(k);
+	config_free(cfg);
+	free(domain);
+	return rc;
 }
 
 static int
@@ -582,6 +719,8 @@ main(int argc, char **argv)
 	const char *arg = optind + 1 < argc ? argv[optind + 1] : "";
 	if (strcmp(cmd, "token") == 0)
 		return token(cfg_path, argc - optind - 1, argv + optind + 1);
+	if (strcmp(cmd, "dkim") == 0)
+		return dkim_cmd(cfg_path, argc - optind - 1, argv + optind + 1);
 	if (strcmp(cmd, "index") == 0) {
 		if (optind + 3 != argc || strcmp(arg, "rebuild") != 0) {
 			fprintf(stderr, "ternctl: index rebuild USER\n");

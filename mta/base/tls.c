@@ -346,6 +346,220 @@ tls_sha256_final(struct tls_sha256 *h, unsigned char out[32])
 	free(h);
 }
 
+/* --- signature keys ---------------------------------------------------- */
+
+struct tls_pkey {
+	EVP_PKEY *pk;
+	enum tls_key_type type;
+};
+
+struct tls_pkey *
+tls_pkey_load(const char *path, char *err, size_t errsz)
+{
+	FILE *fp = fopen(path, "r");
+	EVP_PKEY *pk;
+
+	if (fp == NULL) {
+		(void)snprintf(err, errsz, "%s: %s", path, strerror(errno));
+		return NULL;
+	}
+	pk = PEM_read_PrivateKey(fp, NULL, NULL, NULL);
+	(void)fclose(fp);
+	if (pk == NULL) {
+		(void)snprintf(err, errsz, "%s: not a PEM private key", path);
+		ERR_clear_error();
+		return NULL;
+	}
+	struct tls_pkey *k = xcalloc(1, sizeof(*k));
+	k->pk = pk;
+	if (EVP_PKEY_is_a(pk, "RSA"))
+		k->type = TLS_KEY_RSA;
+	else if (EVP_PKEY_is_a(pk, "ED25519"))
+		k->type = TLS_KEY_ED25519;
+	else {
+		(void)snprintf(err, errsz, "%s: neither an RSA nor an Ed25519 "
+		    "key", path);
+		tls_pkey_free(k);
+		return NULL;
+	}
+	if (k->type == TLS_KEY_RSA && EVP_PKEY_get_bits(pk) < 1024) {
+		(void)snprintf(err, errsz, "%s: an RSA key of %d bits is too "
+		    "short (RFC 8301: 1024 at least, 2048 wanted)", path,
+		    EVP_PKEY_get_bits(pk));
+		tls_pkey_free(k);
+		return NULL;
+	}
+	return k;
+}
+
+void
+tls_pkey_free(struct tls_pkey *k)
+{
+	if (k == NULL)
+		return;
+	EVP_PKEY_free(k->pk);
+	free(k);
+}
+
+enum tls_key_type
+tls_pkey_type(const struct tls_pkey *k)
+{
+	return k->type;
+}
+
+unsigned
+tls_pkey_bits(const struct tls_pkey *k)
+{
+	return (unsigned)EVP_PKEY_get_bits(k->pk);
+}
+
+static void
+sha256_of(const void *data, size_t len, unsigned char out[32])
+{
+	struct tls_sha256 *h = tls_sha256_new();
+
+	tls_sha256_update(h, data, len);
+	tls_sha256_final(h, out);
+}
+
+int
+tls_pkey_sign(const struct tls_pkey *k, const void *data, size_t len,
+    unsigned char *sig, size_t sigsz)
+{
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	unsigned char digest[32];
+	size_t n = sigsz;
+	int ok;
+
+	if (ctx == NULL)
+		return -1;
+	if (k->type == TLS_KEY_RSA)
+		ok = EVP_DigestSignInit(ctx, NULL, EVP_sha256(), NULL,
+		    k->pk) == 1 && EVP_DigestSign(ctx, sig, &n, data, len) == 1;
+	else {
+		sha256_of(data, len, digest);
+		ok = EVP_DigestSignInit(ctx, NULL, NULL, NULL, k->pk) == 1 &&
+		    EVP_DigestSign(ctx, sig, &n, digest, sizeof(digest)) == 1;
+	}
+	EVP_MD_CTX_free(ctx);
+	if (!ok) {
+		ERR_clear_error();
+		return -1;
+	}
+	return (int)n;
+}
+
+int
+tls_pkey_public(const struct tls_pkey *k, unsigned char *out, size_t outsz)
+{
+	if (k->type == TLS_KEY_ED25519) {
+		size_t n = outsz;
+		if (EVP_PKEY_get_raw_public_key(k->pk, out, &n) != 1) {
+			ERR_clear_error();
+			return -1;
+		}
+		return (int)n;
+	}
+	int n = i2d_PUBKEY(k->pk, NULL);
+	if (n <= 0 || (size_t)n > outsz)
+		return -1;
+	unsigned char *p = out;
+	return i2d_PUBKEY(k->pk, &p);
+}
+
+int
+tls_pkey_generate(enum tls_key_type type, unsigned bits, const char *path,
+    char *err, size_t errsz)
+{
+	EVP_PKEY *pk = type == TLS_KEY_RSA ?
+	    EVP_RSA_gen(bits) : EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
+	int fd;
+	FILE *fp;
+
+	if (pk == NULL) {
+		(void)snprintf(err, errsz, "cannot make the key");
+		ERR_clear_error();
+		return -1;
+	}
+	if ((fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600)) < 0) {
+		(void)snprintf(err, errsz, "%s: %s", path, strerror(errno));
+		EVP_PKEY_free(pk);
+		return -1;
+	}
+	if ((fp = fdopen(fd, "w")) == NULL) {
+		(void)snprintf(err, errsz, "%s: %s", path, strerror(errno));
+		(void)close(fd);
+		EVP_PKEY_free(pk);
+		return -1;
+	}
+	int ok = PEM_write_PrivateKey(fp, pk, NULL, NULL, 0, NULL, NULL) == 1;
+	ok &= fflush(fp) == 0 && fsync(fileno(fp)) == 0;
+	ok &= fclose(fp) == 0;
+	EVP_PKEY_free(pk);
+	if (!ok) {
+		(void)snprintf(err, errsz, "%s: cannot write the key", path);
+		(void)unlink(path);
+		ERR_clear_error();
+		return -1;
+	}
+	return 0;
+}
+
+int
+tls_verify(enum tls_key_type type, const unsigned char *pub, size_t publen,
+    const void *data, size_t len, const unsigned char *sig, size_t siglen,
+    unsigned *bits)
+{
+	EVP_PKEY *pk = NULL;
+	unsigned char digest[32];
+	const unsigned char *p = pub;
+	int rc = -1;
+
+	*bits = 0;
+	if (type == TLS_KEY_ED25519) {
+		if (publen == 32)
+			pk = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL,
+			    pub, publen);
+	} else if ((pk = d2i_PUBKEY(NULL, &p, (long)publen)) == NULL ||
+	    p != pub + publen || !EVP_PKEY_is_a(pk, "RSA")) {
+		EVP_PKEY_free(pk);
+		p = pub;
+		pk = d2i_PublicKey(EVP_PKEY_RSA, NULL, &p, (long)publen);
+		if (pk && p != pub + publen) {
+			EVP_PKEY_free(pk);
+			pk = NULL;
+		}
+	}
+	if (pk == NULL) {
+		ERR_clear_error();
+		return -1;
+	}
+	*bits = (unsigned)EVP_PKEY_get_bits(pk);
+	if (type == TLS_KEY_RSA && *bits < 1024) {
+		EVP_PKEY_free(pk);
+		return -1;         /* RFC 8301 3.2: not valid */
+	}
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	if (ctx) {
+		int r;
+		if (type == TLS_KEY_RSA)
+			r = EVP_DigestVerifyInit(ctx, NULL, EVP_sha256(), NULL,
+			    pk) == 1 ? EVP_DigestVerify(ctx, sig, siglen, data,
+			    len) : -1;
+		else {
+			sha256_of(data, len, digest);
+			r = EVP_DigestVerifyInit(ctx, NULL, NULL, NULL, pk) ==
+			    1 ? EVP_DigestVerify(ctx, sig, siglen, digest,
+			    sizeof(digest)) : -1;
+		}
+		rc = r == 1 ? 1 : 0;
+		EVP_MD_CTX_free(ctx);
+	}
+	EVP_PKEY_free(pk);
+	ERR_clear_error();
+	return rc;
+}
+
 int
 tls_keyed_digest(const void *data, size_t len, unsigned char out[32])
 {

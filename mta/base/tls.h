@@ -50,6 +50,47 @@ void tls_sha256_update(struct tls_sha256 *h, const void *data, size_t len);
 /* The digest; h is freed. */
 void tls_sha256_final(struct tls_sha256 *h, unsigned char out[32]);
 
+/* --- signature keys (DKIM, ARC) --------------------------------------- */
+
+/*
+ * A private key for signing: RSA (2048 bits and up for new keys) or
+ * Ed25519. Signing is RSASSA-PKCS1-v1_5 with SHA-256 of the data for
+ * RSA, and for Ed25519 PureEdDSA over the SHA-256 digest of the data
+ * (RFC 8463 3: "ed25519-sha256" signs the hash).
+ */
+enum tls_key_type { TLS_KEY_RSA, TLS_KEY_ED25519 };
+struct tls_pkey;
+/* A PEM private key file (PKCS#8 or traditional). NULL with err. */
+struct tls_pkey *tls_pkey_load(const char *path, char *err, size_t errsz);
+void tls_pkey_free(struct tls_pkey *k);
+enum tls_key_type tls_pkey_type(const struct tls_pkey *k);
+unsigned tls_pkey_bits(const struct tls_pkey *k);
+/* The signature of data[0..len) into sig (up to sigsz): its length, or
+ * -1. */
+int tls_pkey_sign(const struct tls_pkey *k, const void *data, size_t len,
+    unsigned char *sig, size_t sigsz);
+/*
+ * The public key as a DKIM key record's p= wants it (RFC 6376 3.6.1,
+ * RFC 8463 4.2): the DER SubjectPublicKeyInfo for RSA, the 32 raw
+ * octets for Ed25519; its length, or -1.
+ */
+int tls_pkey_public(const struct tls_pkey *k, unsigned char *out,
+    size_t outsz);
+/*
+ * Makes a key (bits: RSA only) and writes it as PEM PKCS#8 to path,
+ * mode 0600, failing if path exists. Blocking. 0, or -1 with err.
+ */
+int tls_pkey_generate(enum tls_key_type type, unsigned bits,
+    const char *path, char *err, size_t errsz);
+/*
+ * Checks sig over data with a public key in p= form (above; for RSA the
+ * RSAPublicKey form is taken too): 1 good, 0 bad, -1 the key is not
+ * usable (*bits its size when known, else 0).
+ */
+int tls_verify(enum tls_key_type type, const unsigned char *pub,
+    size_t publen, const void *data, size_t len, const unsigned char *sig,
+    size_t siglen, unsigned *bits);
+
 /* --- server ---------------------------------------------------------- */
 
 struct tls_server;

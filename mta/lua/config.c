@@ -393,6 +393,58 @@ parse_client(struct ctx *c, const struct cfg_node *n, struct config *cfg)
 	return 0;
 }
 
+/* dkim = { { domain = "...", selector = "...", key = "..." }, ... } */
+static int
+parse_dkim(struct ctx *c, const struct cfg_node *n, struct config *cfg)
+{
+	if (want_list(c, n) != 0)
+		return -1;
+	cfg->dkim = xcalloc(n->nitems + 1, sizeof(*cfg->dkim));
+	for (size_t i = 0; i < n->nitems; i++) {
+		const struct cfg_node *it = &n->items[i];
+		struct config_dkim *d = &cfg->dkim[cfg->ndkim++];
+		if (it->type != CFG_TABLE)
+			return fail(c, "item %zu: expected { domain = ..., "
+			    "selector = ..., key = ... }", i + 1);
+		for (size_t k = 0; k < it->nitems; k++) {
+			const struct cfg_node *f = &it->items[k];
+			char **slot = NULL;
+			if (f->key && strcmp(f->key, "domain") == 0)
+				slot = &d->domain;
+			else if (f->key && strcmp(f->key, "selector") == 0)
+				slot = &d->selector;
+			else if (f->key && strcmp(f->key, "key") == 0)
+				slot = &d->key;
+			if (slot == NULL || f->type != CFG_STR || *slot)
+				return fail(c, "item %zu: unknown or mistyped "
+				    "field '%s'", i + 1, f->key ? f->key : "?");
+			*slot = xstrdup(f->s);
+		}
+		if (!d->domain || !d->selector || !d->key)
+			return fail(c, "item %zu: domain, selector and key are "
+			    "required", i + 1);
+		ascii_lower(d->domain);
+		if (!smtp_valid_domain(d->domain, strlen(d->domain)))
+			return fail(c, "item %zu: '%s' is not a domain", i + 1,
+			    d->domain);
+		/* a selector is one or more labels (RFC 6376 3.1) */
+		size_t sl = strlen(d->selector);
+		if (sl == 0 || sl > 63 || strspn(d->selector,
+		    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+		    "0123456789-.") != sl || d->selector[0] == '.' ||
+		    d->selector[sl - 1] == '.' || strstr(d->selector, ".."))
+			return fail(c, "item %zu: '%s' is not a selector",
+			    i + 1, d->selector);
+		for (size_t j = 0; j + 1 < cfg->ndkim; j++)
+			if (strcmp(cfg->dkim[j].domain, d->domain) == 0 &&
+			    strcmp(cfg->dkim[j].selector, d->selector) == 0)
+				return fail(c, "item %zu: %s._domainkey.%s is "
+				    "named twice", i + 1, d->selector,
+				    d->domain);
+	}
+	return 0;
+}
+
 static int
 apply(struct ctx *c, const struct cfg_node *n, struct config *cfg)
 {
@@ -486,6 +538,8 @@ apply(struct ctx *c, const struct cfg_node *n, struct config *cfg)
 		return want_str(c, n, &cfg->user);
 	if (strcmp(c->key, "relayhost") == 0)
 		return want_str(c, n, &cfg->relayhost);
+	if (strcmp(c->key, "dkim") == 0)
+		return parse_dkim(c, n, cfg);
 	if (strcmp(c->key, "http_public_url") == 0) {
 		if (want_str(c, n, &cfg->http_public_url) != 0)
 			return -1;
@@ -735,6 +789,13 @@ config_load(const char *path, char *err, size_t errsz)
 		cfg->users_default = true;
 	}
 	cfg->run_dir = xasprintf("%s/run", cfg->data_dir);
+	for (size_t i = 0; i < cfg->ndkim; i++)
+		if (cfg->dkim[i].key[0] != '/') {     /* under data_dir */
+			char *k = xasprintf("%s/%s", cfg->data_dir,
+			    cfg->dkim[i].key);
+			free(cfg->dkim[i].key);
+			cfg->dkim[i].key = k;
+		}
 	if (cfg->domains == NULL) {
 		cfg->domains = xcalloc(3, sizeof(char *));
 		cfg->domains[cfg->ndomains++] = xstrdup("localhost");
@@ -763,6 +824,12 @@ config_free(struct config *cfg)
 	free(cfg->user);
 	free(cfg->relayhost);
 	free(cfg->http_public_url);
+	for (size_t i = 0; i < cfg->ndkim; i++) {
+		free(cfg->dkim[i].domain);
+		free(cfg->dkim[i].selector);
+		free(cfg->dkim[i].key);
+	}
+	free(cfg->dkim);
 	free(cfg->tls_cert);
 	free(cfg->tls_key);
 	free(cfg->users);
@@ -991,6 +1058,17 @@ config_print(const struct config *cfg, FILE *fp)
 		fputs("user = nil -- stays the user it was started as\n", fp);
 	if (cfg->http_public_url)
 		print_str_key(fp, "http_public_url", cfg->http_public_url);
+	fputs("dkim = {", fp);
+	for (size_t i = 0; i < cfg->ndkim; i++) {
+		fputs(i ? ",\n  { domain = " : "\n  { domain = ", fp);
+		print_str(fp, cfg->dkim[i].domain);
+		fputs(", selector = ", fp);
+		print_str(fp, cfg->dkim[i].selector);
+		fputs(", key = ", fp);
+		print_str(fp, cfg->dkim[i].key);
+		fputs(" }", fp);
+	}
+	fputs(cfg->ndkim ? "\n}\n" : " } -- no DKIM signing\n", fp);
 	if (cfg->relayhost)
 		print_str_key(fp, "relayhost", cfg->relayhost);
 	else

@@ -41,6 +41,13 @@ struct config_listen {
 	socklen_t sslen;
 };
 
+/* A DKIM key: domain and selector, and its PEM private key file. */
+struct config_dkim {
+	char *domain;                     /* lower case */
+	char *selector;
+	char *key;                        /* absolute (data_dir relative) */
+};
+
 struct netmask {
 	int family;                       /* AF_INET or AF_INET6 */
 	unsigned char addr[16];
@@ -104,6 +111,8 @@ struct config {
 	char *http_public_url;            /* JMAP's URLs, e.g. behind a proxy:
 	                                   * "https://mail.example.org"; NULL:
 	                                   * the listener reached */
+	struct config_dkim *dkim;         /* signing keys (mail/dkim_sign.h) */
+	size_t ndkim;
 	unsigned delay_warning;           /* seconds; 0: never */
 	unsigned dns_timeout;             /* seconds per lookup */
 	struct {

@@ -27,6 +27,7 @@
 #include "mail/message.h"
 #include "queue/queue.h"
 #include "queue/scheduler.h"
+#include "mail/dkim_sign.h"
 #include "runtime.h"
 
 static void
@@ -136,6 +137,11 @@ send_report(struct job *j, enum bounce_action action)
 	body = xcalloc(1, sizeof(*body));
 	buf_init(body);
 	bounce_build(body, &bi);
+	/* from MAILER-DAEMON@ our host name: signed if its domain has keys */
+	char why[200];
+	if (dkim_signer_sign(j->rt->dkim, body, 0, (int64_t)time(NULL), why,
+	    sizeof(why)) < 0)
+		log_warnx("%s: the report goes unsigned: %s", env->id, why);
 	env->created = dispatch_now();
 	env->client = xstrdup("127.0.0.1");
 	env->helo = xstrdup(cfg->hostname);

@@ -465,6 +465,7 @@ struct pickup_item {
 
 struct pickup_job {
 	struct dispatch *d;
+	struct runtime *rt;       /* held: its host name and keys */
 	struct pickup_item *items;
 	size_t n, cap;
 	dispatch_answer cb;
@@ -490,7 +491,7 @@ pickup_work(void *arg)
 {
 	struct pickup_job *p = arg;
 
-	(void)queue_pickup_sync(p->d->queue, (*p->d->current)->cfg->hostname,
+	(void)queue_pickup_sync(p->d->queue, p->rt->cfg->hostname, p->rt->dkim,
 	    pickup_collect, p);
 }
 
@@ -501,6 +502,7 @@ pickup_done(void *arg)
 	struct dispatch *d = p->d;
 
 	d->pickup_running = false;
+	runtime_unref(p->rt);
 	for (size_t i = 0; i < p->n; i++)
 		queue_handoff(d->queue, p->items[i].env, p->items[i].body);
 	if (p->cb)
@@ -522,6 +524,7 @@ dispatch_pickup(struct dispatch *d, dispatch_answer cb, void *arg)
 	}
 	p = xcalloc(1, sizeof(*p));
 	p->d = d;
+	p->rt = runtime_ref(*d->current);
 	p->cb = cb;
 	p->arg = arg;
 	d->pickup_running = true;

@@ -36,6 +36,7 @@
 #include "base/dirsync.h"
 #include "base/iopool.h"
 #include "base/log.h"
+#include "mail/dkim_sign.h"
 #include "mail/message.h"
 
 struct queue {
@@ -545,7 +546,7 @@ queue_handoff(struct queue *q, struct envelope *env, struct buf *body)
 /* One pickup file into the queue; 0 with env/body set, or -1 (logged). */
 static int
 pickup_one(struct queue *q, const char *name, const char *hostname,
-    struct envelope **envp, struct buf **bodyp)
+    const struct dkim_signer *ds, struct envelope **envp, struct buf **bodyp)
 {
 	char path[4096], tmp[4096], final[4096], why[200], date[64];
 	struct envelope *env;
@@ -613,8 +614,17 @@ pickup_one(struct queue *q, const char *name, const char *hostname,
 	message_format_date(date, sizeof(date), &tm, tm.tm_gmtoff);
 	buf_printf(body, "Received: (from uid %ld)\n\tby %s (Tern) with local "
 	    "id %s;\n\t%s\n", (long)st.st_uid, hostname, env->id, date);
+	size_t start = body->len;
 	buf_append(body, raw.data + off, raw.len - off);
 	buf_clear(&raw);
+	bool made7;
+	if (dkim_sign_submitted(ds, body, start, (int64_t)now, &made7, why,
+	    sizeof(why)) < 0)
+		log_warnx("pickup: %s: unsigned: %s", name, why);
+	if (made7) {
+		free(env->body);
+		env->body = xstrdup("7BIT");
+	}
 	env->created = (int64_t)now;
 	env->size = body->len;
 	env->nfixed = env->nrcpts;
@@ -649,7 +659,7 @@ pickup_one(struct queue *q, const char *name, const char *hostname,
 
 size_t
 queue_pickup_sync(struct queue *q, const char *hostname,
-    void (*fn)(void *arg, struct envelope *env, struct buf *body), void *arg)
+    const struct dkim_signer *ds, void (*fn)(void *arg, struct envelope *env, struct buf *body), void *arg)
 {
 	DIR *d = opendir(q->pickup_dir);
 	struct dirent *de;
@@ -663,7 +673,8 @@ queue_pickup_sync(struct queue *q, const char *hostname,
 		/* tern-sendmail writes "tmp-*" and renames when complete */
 		if (de->d_name[0] == '.' || strncmp(de->d_name, "tmp-", 4) == 0)
 			continue;
-		if (pickup_one(q, de->d_name, hostname, &env, &body) == 0) {
+		if (pickup_one(q, de->d_name, hostname, ds, &env, &body) ==
+		    0) {
 			fn(arg, env, body);
 			n++;
 		}

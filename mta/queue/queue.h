@@ -73,9 +73,13 @@ size_t queue_list_sync(struct queue *q, void (*fn)(void *arg,
  * (envelope text + message, any id). queue_pickup_sync() commits each one
  * into the queue under a new id (durably, as a commit), removes it from
  * pickup, and calls fn with the envelope and body (heap objects, the
- * caller takes them). Blocking: on a worker. Returns how many.
+ * caller takes them). Messages of a domain with keys in ds (may be
+ * NULL) are DKIM-signed as submitted mail. Blocking: on a worker.
+ * Returns how many.
  */
+struct dkim_signer;
 size_t queue_pickup_sync(struct queue *q, const char *hostname,
+    const struct dkim_signer *ds,
     void (*fn)(void *arg, struct envelope *env, struct buf *body),
     void *arg);
 /* Hands committed pickup messages to the on_commit receiver (loop). */

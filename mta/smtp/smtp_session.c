@@ -44,6 +44,7 @@
 #include "base/tls.h"
 #include "base/util.h"
 #include "lua/hooks.h"
+#include "mail/dkim_sign.h"
 #include "mail/envelope.h"
 #include "mail/maildir.h"
 #include "mail/message.h"
@@ -566,6 +567,35 @@ data_hook(struct smtp_session *s, bool *accepted)
 	return true;
 }
 
+/*
+ * Submitted mail of a domain with DKIM keys leaves signed (made 7-bit
+ * first, so no later downgrade breaks it), the signature below our
+ * Received: field. False when it cannot be signed (answered 451).
+ */
+static bool
+dkim_sign(struct smtp_session *s)
+{
+	char why[200];
+	bool made7;
+	int n = dkim_sign_submitted(s->env.rt->dkim, s->body, s->received_len,
+	    (int64_t)time(NULL), &made7, why, sizeof(why));
+
+	if (n < 0) {
+		log_warnx("%s: %s", s->tx->id, why);
+		reply(s, 451, "4.3.0", "Error: cannot sign the message now");
+		tx_reset(s);
+		return false;
+	}
+	if (made7) {
+		free(s->tx->body);
+		s->tx->body = xstrdup("7BIT");
+	}
+	if (n > 0)
+		log_info("%s: DKIM-signed (%d signature%s) session=%s",
+		    s->tx->id, n, n == 1 ? "" : "s", s->id);
+	return true;
+}
+
 static void
 data_end(struct smtp_session *s)
 {
@@ -607,6 +637,8 @@ data_end(struct smtp_session *s)
 		tx_reset(s);
 		return;
 	}
+	if (submission_role(s) && !dkim_sign(s))
+		return;
 	log_info("%s: accepted session=%s client=%s from=%s size=%zu nrcpt=%zu",
 	    s->tx->id, s->id, s->ip, s->tx->sender, s->body->len,
 	    s->tx->nrcpts);

@@ -1,0 +1,422 @@
+/* SPDX-License-Identifier: ISC */
+/*
+ * DKIM (mail/dkim.c): tag lists, the canonicalizations of RFC 6376
+ * 3.4.6, signatures and key records, and the example of RFC 8463
+ * appendix A: both its signatures verify with its keys (base/tls.c),
+ * the Ed25519 one is made again byte for byte from its private key, a
+ * change to the message breaks them, and a signature of ours verifies.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "base/sasl.h"
+#include "base/tls.h"
+#include "base/util.h"
+#include "mail/dkim.h"
+
+static void
+collect(void *arg, const void *p, size_t n)
+{
+	buf_append(arg, p, n);
+}
+
+static char *
+body_canon(enum dkim_canon c, const char *body, size_t piece)
+{
+	struct buf out;
+	struct dkim_body b;
+	size_t n = strlen(body);
+
+	buf_init(&out);
+	dkim_body_init(&b, c, UINT64_MAX, collect, &out);
+	for (size_t i = 0; i < n; i += piece)
+		dkim_body_feed(&b, body + i, n - i < piece ? n - i : piece);
+	dkim_body_end(&b);
+	buf_append_char(&out, '\0');
+	return buf_steal(&out, NULL);
+}
+
+static void
+test_tags(void **state)
+{
+	struct dkim_tag t[8];
+	size_t n;
+
+	(void)state;
+	static const char tl[] = " v = 1 ; a=rsa-sha256;\r\n\tb=AB\r\n CD;";
+	assert_int_equal(dkim_tags_parse(tl, strlen(tl), t, 8, &n), 0);
+	assert_int_equal(n, 3);
+	assert_true(t[0].nlen == 1 && t[0].vlen == 1 && t[0].val[0] == '1');
+	const struct dkim_tag *b = dkim_tag_find(t, n, "b");
+	assert_non_null(b);
+	assert_int_equal(b->vlen, 7);          /* AB CRLF SP CD */
+	assert_null(dkim_tag_find(t, n, "bh"));
+	static const char *const bad[] = { "a=1;a=2", "=1", "a", "a=1;;b=2",
+		"1a=2", "a b=1", NULL };
+	for (int i = 0; bad[i]; i++)
+		assert_int_equal(dkim_tags_parse(bad[i], strlen(bad[i]), t, 8,
+		    &n), -1);
+	assert_int_equal(dkim_tags_parse("", 0, t, 8, &n), 0);
+	assert_int_equal(n, 0);
+	/* more tags than room */
+	assert_int_equal(dkim_tags_parse("a=1;b=2;c=3", 11, t, 2, &n), -1);
+}
+
+static void
+test_canon(void **state)
+{
+	/* RFC 6376 3.4.6 */
+	static const char hdr[] = "A: X\r\nB : Y\t\r\n\tZ  \r\n\r\n";
+	static const char body[] = " C \r\nD \t E\r\n\r\n\r\n";
+	struct dkim_field *f;
+	size_t bo, nf = dkim_fields(hdr, strlen(hdr), &f, &bo);
+	struct buf out;
+
+	(void)state;
+	assert_int_equal(nf, 2);
+	assert_int_equal(bo, strlen(hdr));
+	buf_init(&out);
+	for (size_t i = 0; i < nf; i++)
+		dkim_canon_field(DKIM_RELAXED, f[i].p, f[i].len, f[i].nlen,
+		    &out);
+	assert_string_equal(out.data, "a:X\r\nb:Y Z\r\n");
+	out.len = 0;
+	for (size_t i = 0; i < nf; i++)
+		dkim_canon_field(DKIM_SIMPLE, f[i].p, f[i].len, f[i].nlen,
+		    &out);
+	buf_append_char(&out, '\0');
+	assert_string_equal(out.data, "A: X\r\nB : Y\t\r\n\tZ  \r\n");
+	buf_clear(&out);
+	free(f);
+	for (size_t piece = 1; piece <= 40; piece += 13) {
+		char *r = body_canon(DKIM_RELAXED, body, piece);
+		char *s = body_canon(DKIM_SIMPLE, body, piece);
+		assert_string_equal(r, " C\r\nD E\r\n");
+		assert_string_equal(s, " C \r\nD \t E\r\n");
+		free(r);
+		free(s);
+	}
+	/* LF line ends are line ends; an empty body; no final line end */
+	char *r = body_canon(DKIM_RELAXED, "a  b\n\n", 1);
+	assert_string_equal(r, "a b\r\n");
+	free(r);
+	r = body_canon(DKIM_RELAXED, "", 1);
+	assert_string_equal(r, "");
+	free(r);
+	r = body_canon(DKIM_SIMPLE, "", 1);
+	assert_string_equal(r, "\r\n");
+	free(r);
+	r = body_canon(DKIM_SIMPLE, "\n\n", 1);
+	assert_string_equal(r, "\r\n");
+	free(r);
+	r = body_canon(DKIM_RELAXED, "x\r", 1);      /* a CR alone stays */
+	assert_string_equal(r, "x\r\r\n");
+	free(r);
+	/* l=: only so much of it is given, all of it counted */
+	struct buf o;
+	struct dkim_body b;
+	buf_init(&o);
+	dkim_body_init(&b, DKIM_SIMPLE, 3, collect, &o);
+	dkim_body_feed(&b, "hello\n", 6);
+	dkim_body_end(&b);
+	assert_int_equal(o.len, 3);
+	assert_int_equal(b.total, 7);
+	buf_clear(&o);
+}
+
+/* RFC 8463 appendix A */
+static const char rfc8463[] =
+    "DKIM-Signature: v=1; a=ed25519-sha256; c=relaxed/relaxed;\r\n"
+    " d=football.example.com; i=@football.example.com;\r\n"
+    " q=dns/txt; s=brisbane; t=1528637909; h=from : to :\r\n"
+    " subject : date : message-id : from : subject : date;\r\n"
+    " bh=2jUSOH9NhtVGCQWNr9BrIAPreKQjO6Sn7XIkfJVOzv8=;\r\n"
+    " b=/gCrinpcQOoIfuHNQIbq4pgh9kyIK3AQUdt9OdqQehSwhEIug4D11Bus\r\n"
+    " Fa3bT3FY5OsU7ZbnKELq+eXdp1Q1Dw==\r\n"
+    "DKIM-Signature: v=1; a=rsa-sha256; c=relaxed/relaxed;\r\n"
+    " d=football.example.com; i=@football.example.com;\r\n"
+    " q=dns/txt; s=test; t=1528637909; h=from : to : subject :\r\n"
+    " date : message-id : from : subject : date;\r\n"
+    " bh=2jUSOH9NhtVGCQWNr9BrIAPreKQjO6Sn7XIkfJVOzv8=;\r\n"
+    " b=F45dVWDfMbQDGHJFlXUNB2HKfbCeLRyhDXgFpEL8GwpsRe0IeIixNTe3\r\n"
+    " DhCVlUrSjV4BwcVcOF6+FF3Zo9Rpo1tFOeS9mPYQTnGdaSGsgeefOsk2Jz\r\n"
+    " dA+L10TeYt9BgDfQNZtKdN1WO//KgIqXP7OdEFE4LjFYNcUxZQ4FADY+8=\r\n"
+    "From: Joe SixPack <joe@football.example.com>\r\n"
+    "To: Suzie Q <suzie@shopping.example.net>\r\n"
+    "Subject: Is dinner ready?\r\n"
+    "Date: Fri, 11 Jul 2003 21:00:37 -0700 (PDT)\r\n"
+    "Message-ID: <20030712040037.46341.5F8J@football.example.com>\r\n"
+    "\r\n"
+    "Hi.\r\n"
+    "\r\n"
+    "We lost the game.  Are you hungry yet?\r\n"
+    "\r\n"
+    "Joe.\r\n";
+static const char ed_key[] =
+    "v=DKIM1; k=ed25519; p=11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=";
+static const char rsa_key[] =
+    "v=DKIM1; k=rsa; p=MIGfMA0GCSqGSIb3DQEBAQUAA4GNADCBiQKBgQDkHlOQoBTzWRiGs5V6"
+    "NpP3idY6Wk08a5qhdR6wy5bdOKb2jLQiY/J16JYi0Qvx/byYzCNb3W91y3FutACDfzwQ/BC/e"
+    "/8uBsCR+yz1Lxj+PL6lHvqMKrM3rG4hstT5QjvHO9PzoxZyVYLzBfO2EeC3Ip3G+2kryOTIKT"
+    "+l/K4w3QIDAQAB";
+/* RFC 8032 7.1 test 1's secret key (RFC 8463's), as PKCS#8 */
+static const char ed_pem[] =
+    "-----BEGIN PRIVATE KEY-----\n"
+    "MC4CAQAwBQYDK2VwBCIEIJ1hsZ3v/VpguoRK9JLsLMREScVpezJpGXA7rAMcrn9g\n"
+    "-----END PRIVATE KEY-----\n";
+
+static void
+sha_out(void *arg, const void *p, size_t n)
+{
+	tls_sha256_update(arg, p, n);
+}
+
+/*
+ * Verifies signature field i of msg with key record txt: 1 good, 0 bad
+ * signature, -2 body hash differs, -1 could not.
+ */
+static int
+verify(const char *msg, size_t len, size_t which, const char *txt)
+{
+	struct dkim_field *f;
+	size_t body, nf = dkim_fields(msg, len, &f, &body), seen = 0;
+	struct dkim_sig s;
+	struct dkim_key k;
+	const char *why;
+	int rc = -1;
+
+	for (size_t i = 0; i < nf; i++) {
+		if (f[i].nlen != 14 || strncmp(f[i].p, "DKIM-Signature", 14))
+			continue;
+		if (seen++ != which)
+			continue;
+		const char *v = memchr(f[i].p, ':', f[i].len) + 1;
+		assert_int_equal(dkim_sig_parse(v, f[i].len - (size_t)(v -
+		    f[i].p), &s, &why), 0);
+		assert_int_equal(dkim_key_parse(txt, strlen(txt), &k, &why), 0);
+		assert_true(k.alg == s.alg);
+		unsigned char bh[32];
+		struct tls_sha256 *h = tls_sha256_new();
+		struct dkim_body b;
+		dkim_body_init(&b, s.bc, s.has_l ? s.l : UINT64_MAX, sha_out, h);
+		dkim_body_feed(&b, msg + body, len - body);
+		dkim_body_end(&b);
+		tls_sha256_final(h, bh);
+		if (memcmp(bh, s.bh, 32) != 0)
+			rc = -2;
+		else {
+			struct buf t;
+			unsigned bits;
+			buf_init(&t);
+			dkim_signed_text(f, nf, (ssize_t)i, s.hc, s.hnames, s.nh,
+			    f[i].p, f[i].len, &t);
+			rc = tls_verify(s.alg == DKIM_RSA_SHA256 ? TLS_KEY_RSA :
+			    TLS_KEY_ED25519, k.p, k.plen, t.data, t.len, s.b,
+			    s.blen, &bits);
+			buf_clear(&t);
+		}
+		dkim_sig_clear(&s);
+	}
+	free(f);
+	return rc;
+}
+
+static struct tls_pkey *
+ed_private(void)
+{
+	char path[] = "/tmp/test_dkim.XXXXXX", err[200];
+	int fd = mkstemp(path);
+
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, ed_pem, strlen(ed_pem)),
+	    (ssize_t)strlen(ed_pem));
+	close(fd);
+	struct tls_pkey *k = tls_pkey_load(path, err, sizeof(err));
+	unlink(path);
+	assert_non_null(k);
+	assert_int_equal(tls_pkey_type(k), TLS_KEY_ED25519);
+	return k;
+}
+
+static void
+test_rfc8463(void **state)
+{
+	size_t len = strlen(rfc8463);
+
+	(void)state;
+	assert_int_equal(verify(rfc8463, len, 0, ed_key), 1);
+	assert_int_equal(verify(rfc8463, len, 1, rsa_key), 1);
+	/* a key of the other kind does not verify */
+	assert_int_equal(verify(rfc8463, len, 0, ed_key), 1);
+
+	/* the Ed25519 signature made again from the private key */
+	struct tls_pkey *k = ed_private();
+	unsigned char pub[64], sig[128], want[128];
+	char b64[200];
+	assert_int_equal(tls_pkey_public(k, pub, sizeof(pub)), 32);
+	assert_int_equal(sasl_b64_encode((const char *)pub, 32, b64,
+	    sizeof(b64)), 0);
+	assert_string_equal(b64, "11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=");
+	struct dkim_field *f;
+	size_t body, nf = dkim_fields(rfc8463, len, &f, &body);
+	struct dkim_sig s;
+	const char *why, *v = memchr(f[0].p, ':', f[0].len) + 1;
+	assert_int_equal(dkim_sig_parse(v, f[0].len - (size_t)(v - f[0].p), &s,
+	    &why), 0);
+	assert_string_equal(s.d, "football.example.com");
+	assert_string_equal(s.s, "brisbane");
+	assert_int_equal(s.nh, 8);
+	assert_string_equal(s.hnames[4], "message-id");
+	assert_int_equal(s.t, 1528637909);
+	struct buf t;
+	buf_init(&t);
+	dkim_signed_text(f, nf, 0, s.hc, s.hnames, s.nh, f[0].p, f[0].len, &t);
+	int n = tls_pkey_sign(k, t.data, t.len, sig, sizeof(sig));
+	assert_int_equal(n, 64);
+	assert_int_equal(dkim_b64_decode("/gCrinpcQOoIfuHNQIbq4pgh9kyIK3AQUdt9O"
+	    "dqQehSwhEIug4D11Bus Fa3bT3FY5OsU7ZbnKELq+eXdp1Q1Dw==", 89, want,
+	    sizeof(want)), 64);
+	assert_memory_equal(sig, want, 64);
+	buf_clear(&t);
+	dkim_sig_clear(&s);
+	free(f);
+
+	/* a change to the body, or to a signed field, breaks them */
+	char *m = xstrdup(rfc8463);
+	char *p = strstr(m, "hungry");
+	p[0] = 'H';
+	assert_int_equal(verify(m, len, 0, ed_key), -2);
+	assert_int_equal(verify(m, len, 1, rsa_key), -2);
+	p[0] = 'h';
+	p = strstr(m, "dinner");
+	p[0] = 'D';
+	assert_int_equal(verify(m, len, 0, ed_key), 0);
+	assert_int_equal(verify(m, len, 1, rsa_key), 0);
+	p[0] = 'd';
+	/* white space changes nothing under relaxed/relaxed */
+	p = strstr(m, "Subject: ");
+	p[8] = '\t';
+	assert_int_equal(verify(m, len, 0, ed_key), 1);
+	free(m);
+
+	/* a signature of ours, with LF line ends as the queue keeps them */
+	static const char plain[] = "From: Joe <joe@football.example.com>\n"
+	    "To: Suzie <suzie@shopping.example.net>\nSubject: again\n"
+	    "Date: Fri, 11 Jul 2003 21:00:37 -0700\n\nbody  text\n\n\n";
+	nf = dkim_fields(plain, strlen(plain), &f, &body);
+	struct buf field, mine;
+	char **names;
+	size_t nn;
+	unsigned char bh[32];
+	struct tls_sha256 *h = tls_sha256_new();
+	struct dkim_body b;
+	dkim_body_init(&b, DKIM_RELAXED, UINT64_MAX, sha_out, h);
+	dkim_body_feed(&b, plain + body, strlen(plain) - body);
+	dkim_body_end(&b);
+	tls_sha256_final(h, bh);
+	buf_init(&field);
+	dkim_sign_field(f, nf, DKIM_ED25519_SHA256, "football.example.com",
+	    "brisbane", 1700000000, bh, &field, &names, &nn);
+	/* From, To, Subject and Date once more than the message has them */
+	assert_int_equal(nn, 8);
+	buf_init(&t);
+	dkim_signed_text(f, nf, -1, DKIM_RELAXED, names, nn, field.data,
+	    field.len, &t);
+	n = tls_pkey_sign(k, t.data, t.len, sig, sizeof(sig));
+	assert_int_equal(n, 64);
+	dkim_append_b(&field, sig, (size_t)n);
+	buf_init(&mine);
+	buf_append(&mine, field.data, field.len);
+	buf_append_str(&mine, plain);
+	for (size_t i = 0; i < mine.len; i++)
+		assert_true(mine.data[i] != '\n' || i + 1 == mine.len ||
+		    mine.data[i + 1] != '\n' || i >= field.len);
+	assert_int_equal(verify(mine.data, mine.len, 0, ed_key), 1);
+	/* a second From: added below breaks it (oversigned) */
+	struct buf added;
+	buf_init(&added);
+	buf_append(&added, mine.data, field.len);
+	buf_append_str(&added, "From: Evil <evil@example.com>\n");
+	buf_append_str(&added, plain);
+	assert_int_equal(verify(added.data, added.len, 0, ed_key), 0);
+	buf_clear(&added);
+	buf_clear(&mine);
+	buf_clear(&field);
+	buf_clear(&t);
+	dkim_names_free(names, nn);
+	free(f);
+	tls_pkey_free(k);
+}
+
+static void
+test_sig_and_key(void **state)
+{
+	struct dkim_sig s;
+	struct dkim_key k;
+	const char *why;
+	static const char bh[] = "bh=2jUSOH9NhtVGCQWNr9BrIAPreKQjO6Sn7XIkfJVOzv8=";
+	char v[400];
+
+	(void)state;
+	static const char *const bad[] = {
+		"v=2; a=rsa-sha256; d=x.org; s=s; h=from; %s; b=AAAA",
+		"v=1; a=rsa-sha1; d=x.org; s=s; h=from; %s; b=AAAA",
+		"v=1; a=rsa-sha256; d=x.org; s=s; h=to; %s; b=AAAA",
+		"v=1; a=rsa-sha256; d=x.org; s=s; h=from; %s; b=A",
+		"v=1; a=rsa-sha256; d=x.org; s=s; h=from; %s",
+		"v=1; a=rsa-sha256; d=x.org; s=s; h=from; %s; b=AAAA; i=@y.org",
+		"v=1; a=rsa-sha256; d=x.org; s=s; h=from; %s; b=AAAA; c=fancy",
+		"v=1; a=rsa-sha256; d=x.org; s=s; h=from; %s; b=AAAA; t=5; x=4",
+		"v=1; a=rsa-sha256; d=x..org; s=s; h=from; %s; b=AAAA",
+		"v=1; a=rsa-sha256; d=x.org; s=s; h=from; %s; b=AAAA; q=http",
+		NULL };
+	for (int i = 0; bad[i]; i++) {
+		(void)snprintf(v, sizeof(v), bad[i], bh);
+		assert_int_equal(dkim_sig_parse(v, strlen(v), &s, &why), -1);
+		assert_non_null(why);
+		assert_int_equal(s.nh, 0);
+	}
+	(void)snprintf(v, sizeof(v), "v=1; a=rsa-sha256; d=X.Org; s=Sel; "
+	    "h=From:To; %s; b=AAAA; i=joe@mail.x.org; l=10; c=relaxed", bh);
+	assert_int_equal(dkim_sig_parse(v, strlen(v), &s, &why), 0);
+	assert_string_equal(s.d, "x.org");
+	assert_string_equal(s.s, "sel");
+	assert_true(s.hc == DKIM_RELAXED && s.bc == DKIM_SIMPLE);
+	assert_true(s.has_l && s.l == 10);
+	assert_string_equal(s.hnames[1], "to");
+	dkim_sig_clear(&s);
+
+	static const char k1[] = "v=DKIM1; p=";
+	assert_int_equal(dkim_key_parse(k1, strlen(k1), &k, &why), 0);
+	assert_int_equal(k.plen, 0);             /* revoked */
+	static const char k2[] = "k=ed25519; t=y:s; s=email; h=sha256; "
+	    "p=11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=";
+	assert_int_equal(dkim_key_parse(k2, strlen(k2), &k, &why), 0);
+	assert_true(k.alg == DKIM_ED25519_SHA256 && k.testing && k.strict &&
+	    k.plen == 32);
+	static const char *const kbad[] = { "p=AAAA; v=DKIM1", "v=DKIM2; p=",
+		"h=sha1; p=AAAA", "k=dsa; p=AAAA", "s=web; p=AAAA", "k=rsa",
+		"p=A", NULL };
+	for (int i = 0; kbad[i]; i++)
+		assert_int_equal(dkim_key_parse(kbad[i], strlen(kbad[i]), &k,
+		    &why), -1);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_tags),
+		cmocka_unit_test(test_canon),
+		cmocka_unit_test(test_rfc8463),
+		cmocka_unit_test(test_sig_and_key),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
