@@ -66,6 +66,7 @@ struct listen_ctx {
 	struct iopool *pool;
 	struct store *store;
 	struct http_app *http;
+	struct dns *dns;
 	struct listener *listeners;
 	size_t nlisteners;
 	TAILQ_HEAD(, conn) conns;
@@ -275,11 +276,18 @@ on_accept(struct evconnlistener *ev, evutil_socket_t fd,
 	env.rt = *ctx->current;
 	env.queue = ctx->queue;
 	env.pool = ctx->pool;
+	env.dns = ctx->dns;
 	env.mailbox_full = mailbox_full;
 	env.on_close = on_session_close;
 	env.arg = c;
 	c->s = smtp_session_new(&env, fd, sa, (socklen_t)salen, l->role,
 	    l->tls);
+}
+
+void
+listen_set_dns(struct listen_ctx *ctx, struct dns *dns)
+{
+	ctx->dns = dns;
 }
 
 static void

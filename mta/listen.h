@@ -25,6 +25,9 @@ struct store;
 struct listen_ctx *listen_start(struct event_base *base,
     struct runtime **current, struct queue *q, struct iopool *pool,
     struct store *store, char *err, size_t errsz);
+/* The resolver for DKIM keys of mail received on mx (none until set). */
+struct dns;
+void listen_set_dns(struct listen_ctx *ctx, struct dns *dns);
 /* Stops accepting and asks every session to finish (421). */
 void listen_shutdown(struct listen_ctx *ctx);
 /* Sessions open now. */

@@ -717,6 +717,7 @@ main(int argc, char **argv)
 	    sizeof(err));
 	if (t.dns == NULL)
 		startup_fail(err);
+	listen_set_dns(t.listen, t.dns);
 	t.tls_client = tls_client_new(t.cfg->client.ca_file, err, sizeof(err));
 	if (t.tls_client == NULL)
 		startup_fail(err);

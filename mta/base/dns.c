@@ -31,6 +31,7 @@
 
 #define RR_A 1
 #define RR_MX 15
+#define RR_TXT 16
 #define RR_AAAA 28
 #define RCODE_SERVFAIL 2
 #define RCODE_NXDOMAIN 3
@@ -44,13 +45,14 @@ struct dns {
 
 struct dns_query {
 	struct dns *d;
-	bool is_mx;
+	bool is_mx, is_txt;
 	bool cancelled;
 	int pending;             /* outstanding libunbound queries */
 	int ids[2];
 	char *name;
 	dns_mx_cb mx_cb;
 	dns_addr_cb addr_cb;
+	dns_txt_cb txt_cb;
 	void *arg;
 	/* address results */
 	struct sockaddr_storage addrs[32];
@@ -146,6 +148,8 @@ answer_temp_now(struct dns_query *q)
 		return;
 	if (q->is_mx)
 		q->mx_cb(q->arg, DNS_TEMP, NULL, 0);
+	else if (q->is_txt)
+		q->txt_cb(q->arg, DNS_TEMP, NULL, 0);
 	else
 		q->addr_cb(q->arg, DNS_TEMP, NULL, 0);
 }
@@ -201,6 +205,20 @@ status_of(const struct ub_result *r, int err)
 	return r->havedata ? DNS_OK : DNS_NODATA;
 }
 
+/* A libunbound answer to a one-query lookup: false if the lookup was
+ * cancelled meanwhile (then it is freed here). */
+static bool
+answer_wanted(struct dns_query *q, struct ub_result *r)
+{
+	q->pending--;
+	q->ids[0] = -1;
+	if (!q->cancelled)
+		return true;
+	ub_resolve_free(r);
+	query_free(q);
+	return false;
+}
+
 static void
 mx_done(void *arg, int err, struct ub_result *r)
 {
@@ -210,13 +228,8 @@ mx_done(void *arg, int err, struct ub_result *r)
 	char **hosts = NULL;
 	size_t n = 0;
 
-	q->pending--;
-	q->ids[0] = -1;
-	if (q->cancelled) {
-		ub_resolve_free(r);
-		query_free(q);
+	if (!answer_wanted(q, r))
 		return;
-	}
 	if (st == DNS_OK) {
 		size_t count = 0;
 		while (r->data[count])
@@ -276,28 +289,36 @@ answer_later(struct dns_query *q)
 		TERN_ASSERT(!"event_base_once failed");
 }
 
+/* Starts q (its callback set) as one query of type for name. */
+static struct dns_query *
+one_query(struct dns *d, struct dns_query *q, const char *name, int type,
+    ub_callback_type done, void *arg)
+{
+	q->d = d;
+	q->ids[0] = q->ids[1] = -1;
+	q->name = xstrdup(name);
+	q->arg = arg;
+	q->pending = 1;
+	if (ub_resolve_async(d->ctx, q->name, type, 1, q, done,
+	    &q->ids[0]) != 0) {
+		/* answer asynchronously anyway: never before we return */
+		q->pending = 0;
+		log_warnx("dns: cannot start a query (type %d) for %s", type,
+		    name);
+		answer_later(q);
+	} else
+		query_arm(q);
+	return q;
+}
+
 struct dns_query *
 dns_mx(struct dns *d, const char *domain, dns_mx_cb cb, void *arg)
 {
 	struct dns_query *q = xcalloc(1, sizeof(*q));
 
-	q->d = d;
 	q->is_mx = true;
-	q->ids[0] = q->ids[1] = -1;
-	q->name = xstrdup(domain);
 	q->mx_cb = cb;
-	q->arg = arg;
-	q->pending = 1;
-	q->ids[1] = -1;
-	if (ub_resolve_async(d->ctx, q->name, RR_MX, 1, q, mx_done,
-	    &q->ids[0]) != 0) {
-		/* answer asynchronously anyway: never before we return */
-		q->pending = 0;
-		log_warnx("dns: cannot start MX query for %s", domain);
-		answer_later(q);
-	} else
-		query_arm(q);
-	return q;
+	return one_query(d, q, domain, RR_MX, mx_done, arg);
 }
 
 static void
@@ -386,6 +407,44 @@ dns_addrs(struct dns *d, const char *host, dns_addr_cb cb, void *arg)
 	return q;
 }
 
+static void
+txt_done(void *arg, int err, struct ub_result *r)
+{
+	struct dns_query *q = arg;
+	enum dns_status st = status_of(r, err);
+	char **txts = NULL;
+	size_t n = 0;
+
+	if (!answer_wanted(q, r))
+		return;
+	if (st == DNS_OK) {
+		size_t count = 0;
+		while (r->data[count])
+			count++;
+		txts = xcalloc(count + 1, sizeof(char *));
+		for (size_t i = 0; i < count; i++)
+			if ((txts[n] = mx_txt_rdata((unsigned char *)r->data[i],
+			    (size_t)r->len[i])) != NULL)
+				n++;
+	}
+	ub_resolve_free(r);
+	q->txt_cb(q->arg, st, txts, n);
+	for (size_t i = 0; i < n; i++)
+		free(txts[i]);
+	free(txts);
+	query_free(q);
+}
+
+struct dns_query *
+dns_txt(struct dns *d, const char *name, dns_txt_cb cb, void *arg)
+{
+	struct dns_query *q = xcalloc(1, sizeof(*q));
+
+	q->is_txt = true;
+	q->txt_cb = cb;
+	return one_query(d, q, name, RR_TXT, txt_done, arg);
+}
+
 void
 dns_cancel(struct dns_query *q)
 {
@@ -394,4 +453,10 @@ dns_cancel(struct dns_query *q)
 	 * so they free it without calling back.
 	 */
 	q->cancelled = true;
+}
+
+struct event_base *
+dns_base(const struct dns *d)
+{
+	return d->base;
 }

@@ -2,7 +2,7 @@
 /*
  * dns.h - layer 2: asynchronous DNS on the event loop (libunbound).
  * MX lookups for delivery (sorted, null MX recognised, implicit MX when a
- * domain has none) and A/AAAA lookups of hosts. Callbacks run on the loop
+ * domain has none), A/AAAA lookups of hosts, and TXT records (DKIM keys). Callbacks run on the loop
  * thread, never before the call that started them returns; a cancelled
  * query's callback never runs. A query not answered within the timeout
  * is cancelled and answered DNS_TEMP.
@@ -45,6 +45,16 @@ typedef void (*dns_addr_cb)(void *arg, enum dns_status st,
 struct dns_query *dns_addrs(struct dns *d, const char *host, dns_addr_cb cb,
     void *arg);
 
+/* txts: each TXT record's strings joined (mx_txt_rdata); malformed ones
+ * left out. */
+typedef void (*dns_txt_cb)(void *arg, enum dns_status st,
+    char *const *txts, size_t ntxts);
+struct dns_query *dns_txt(struct dns *d, const char *name, dns_txt_cb cb,
+    void *arg);
+
 void dns_cancel(struct dns_query *q);
+
+/* The loop it answers on. */
+struct event_base *dns_base(const struct dns *d);
 
 #endif

@@ -540,6 +540,16 @@ apply(struct ctx *c, const struct cfg_node *n, struct config *cfg)
 		return want_str(c, n, &cfg->relayhost);
 	if (strcmp(c->key, "dkim") == 0)
 		return parse_dkim(c, n, cfg);
+	if (strcmp(c->key, "authserv_id") == 0) {
+		if (want_str(c, n, &cfg->authserv_id) != 0)
+			return -1;
+		size_t l = strlen(cfg->authserv_id);
+		if (l == 0 || l > 200 || strcspn(cfg->authserv_id,
+		    " \t\r\n;()\"\\") != l)
+			return fail(c, "'%s' is not a name for "
+			    "Authentication-Results", cfg->authserv_id);
+		return 0;
+	}
 	if (strcmp(c->key, "http_public_url") == 0) {
 		if (want_str(c, n, &cfg->http_public_url) != 0)
 			return -1;
@@ -823,6 +833,7 @@ config_free(struct config *cfg)
 	free(cfg->resolver);
 	free(cfg->user);
 	free(cfg->relayhost);
+	free(cfg->authserv_id);
 	free(cfg->http_public_url);
 	for (size_t i = 0; i < cfg->ndkim; i++) {
 		free(cfg->dkim[i].domain);
@@ -1058,6 +1069,10 @@ config_print(const struct config *cfg, FILE *fp)
 		fputs("user = nil -- stays the user it was started as\n", fp);
 	if (cfg->http_public_url)
 		print_str_key(fp, "http_public_url", cfg->http_public_url);
+	if (cfg->authserv_id)
+		print_str_key(fp, "authserv_id", cfg->authserv_id);
+	else
+		fputs("authserv_id = nil -- the host name\n", fp);
 	fputs("dkim = {", fp);
 	for (size_t i = 0; i < cfg->ndkim; i++) {
 		fputs(i ? ",\n  { domain = " : "\n  { domain = ", fp);

@@ -108,6 +108,8 @@ struct config {
 	char *resolver;                   /* NULL: /etc/resolv.conf */
 	char *user;                       /* run as this user (from root) */
 	char *relayhost;                  /* NULL: MX delivery */
+	char *authserv_id;                /* Authentication-Results' name of
+	                                   * us; NULL: the host name */
 	char *http_public_url;            /* JMAP's URLs, e.g. behind a proxy:
 	                                   * "https://mail.example.org"; NULL:
 	                                   * the listener reached */

@@ -108,6 +108,12 @@ struct hook_session {
 	const char *user;         /* the AUTH user, NULL before AUTH */
 };
 
+/* One DKIM signature's verdict, as the data hook sees it (tx.auth.dkim). */
+struct hook_dkim {
+	const char *domain, *selector, *result, *reason, *algorithm;
+	bool testing;
+};
+
 struct hook_tx {
 	const struct hook_session *s;
 	const char *sender;       /* "" for <> */
@@ -115,6 +121,10 @@ struct hook_tx {
 	size_t nrcpts;
 	const char *const *params; /* MAIL parameters as "KEY=VALUE" */
 	size_t nparams;
+	/* received mail's authentication (the data hook): tx.auth */
+	bool auth;
+	const struct hook_dkim *dkim;
+	size_t ndkim;
 };
 
 void hooks_connect(struct hooks *h, const struct hook_session *s,

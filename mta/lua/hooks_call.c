@@ -89,6 +89,30 @@ push_tx(lua_State *L, const struct hook_tx *tx)
 		lua_settable(L, -3);
 	}
 	lua_setfield(L, -2, "params");
+	if (!tx->auth)
+		return;
+	/* tx.auth = { dkim = { { domain, selector, result, ... }, ... } } */
+	lua_createtable(L, 0, 1);
+	lua_createtable(L, (int)tx->ndkim, 0);
+	for (size_t i = 0; i < tx->ndkim; i++) {
+		const struct hook_dkim *d = &tx->dkim[i];
+		lua_createtable(L, 0, 6);
+		lua_pushstring(L, d->domain);
+		lua_setfield(L, -2, "domain");
+		lua_pushstring(L, d->selector);
+		lua_setfield(L, -2, "selector");
+		lua_pushstring(L, d->result);
+		lua_setfield(L, -2, "result");
+		lua_pushstring(L, d->reason);
+		lua_setfield(L, -2, "reason");
+		lua_pushstring(L, d->algorithm);
+		lua_setfield(L, -2, "algorithm");
+		lua_pushboolean(L, d->testing);
+		lua_setfield(L, -2, "testing");
+		lua_rawseti(L, -2, (lua_Integer)i + 1);
+	}
+	lua_setfield(L, -2, "dkim");
+	lua_setfield(L, -2, "auth");
 }
 
 static void

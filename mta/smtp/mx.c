@@ -68,6 +68,26 @@ mx_parse_rdata(const unsigned char *rdata, size_t len, struct mx_entry *e)
 	return 0;
 }
 
+char *
+mx_txt_rdata(const unsigned char *rdata, size_t len)
+{
+	char *out = xmalloc(len + 1);
+	size_t i = 0, n = 0;
+
+	while (i < len) {
+		size_t l = rdata[i++];
+		if (l > len - i || memchr(rdata + i, '\0', l) != NULL) {
+			free(out);
+			return NULL;
+		}
+		memcpy(out + n, rdata + i, l);
+		n += l;
+		i += l;
+	}
+	out[n] = '\0';
+	return out;
+}
+
 static int
 cmp(const void *a, const void *b)
 {

@@ -26,6 +26,13 @@ struct mx_entry {
  */
 int mx_parse_rdata(const unsigned char *rdata, size_t len, struct mx_entry *e);
 
+/*
+ * One TXT rdata (character-strings, each a length octet and its octets)
+ * as one string, the pieces joined (RFC 7208 3.3, RFC 6376 3.6.2.2): a
+ * new string, or NULL if malformed or holding a NUL.
+ */
+char *mx_txt_rdata(const unsigned char *rdata, size_t len);
+
 /* Sorts by preference; equal preferences by their shuffle values. */
 void mx_sort(struct mx_entry *e, size_t n);
 

@@ -44,7 +44,9 @@
 #include "base/tls.h"
 #include "base/util.h"
 #include "lua/hooks.h"
+#include "mail/authres.h"
 #include "mail/dkim_sign.h"
+#include "mail/dkim_verify.h"
 #include "mail/envelope.h"
 #include "mail/maildir.h"
 #include "mail/message.h"
@@ -106,6 +108,10 @@ struct smtp_session {
 	size_t received_len;     /* our Received: field at the body's start */
 	struct queue_commit *commit;
 	bool message_end;        /* the next reply ends a message (metrics) */
+	struct dkim_verify *verify; /* DKIM keys being looked up */
+	struct dkim_verdict *dkim;  /* the message's verdicts (mx), for hooks */
+	size_t ndkim;
+	bool dkim_checked;
 	struct timeval data_start;
 	/* replies of the current batch */
 	struct buf out;
@@ -171,6 +177,10 @@ tx_reset(struct smtp_session *s)
 		s->body = NULL;
 	}
 	s->tx_rejected = 0;
+	free(s->dkim);
+	s->dkim = NULL;
+	s->ndkim = 0;
+	s->dkim_checked = false;
 	if (s->state > SESSION_READY)
 		s->state = SESSION_READY;
 }
@@ -193,6 +203,7 @@ struct tx_view {
 	char *sender;
 	char **rcpts;
 	char **params;
+	struct hook_dkim *dkim;
 };
 
 /* What plugins see of the transaction; free with tx_view_clear(). */
@@ -223,6 +234,18 @@ tx_view_init(struct smtp_session *s, struct tx_view *v,
 		v->tx.nparams = mail->nparams;
 	}
 	v->tx.params = (const char *const *)v->params;
+	if (s->dkim_checked) {
+		v->tx.auth = true;
+		v->dkim = xcalloc(s->ndkim + 1, sizeof(*v->dkim));
+		for (size_t i = 0; i < s->ndkim; i++) {
+			const struct dkim_verdict *d = &s->dkim[i];
+			v->dkim[i] = (struct hook_dkim){ d->domain, d->selector,
+			    dkim_result_name(d->result), d->reason,
+			    d->algorithm ? d->algorithm : "", d->testing };
+		}
+		v->tx.dkim = v->dkim;
+		v->tx.ndkim = s->ndkim;
+	}
 }
 
 static void
@@ -235,6 +258,7 @@ tx_view_clear(struct tx_view *v)
 	for (size_t i = 0; i < v->tx.nparams; i++)
 		free(v->params[i]);
 	free(v->params);
+	free(v->dkim);
 }
 
 /* Answers a reject/tempfail verdict; true if the command is refused. */
@@ -596,6 +620,10 @@ dkim_sign(struct smtp_session *s)
 	return true;
 }
 
+static const char *authserv_id(const struct smtp_session *s);
+static void on_verified(void *arg, const struct dkim_verdict *v, size_t n);
+static void data_accept(struct smtp_session *s);
+
 static void
 data_end(struct smtp_session *s)
 {
@@ -629,6 +657,79 @@ data_end(struct smtp_session *s)
 			return;
 		}
 	}
+	/* verdicts that claim to be ours are forged (RFC 8601 5) */
+	size_t forged = authres_strip(s->body, s->received_len,
+	    authserv_id(s));
+	if (forged)
+		log_info("%s: %zu Authentication-Results field(s) of ours "
+		    "taken out session=%s", s->tx->id, forged, s->id);
+	if (s->role == ROLE_MX && s->env.dns) {
+		s->verify = dkim_verify_start(s->env.dns, s->body->data +
+		    s->received_len, s->body->len - s->received_len,
+		    (int64_t)time(NULL), on_verified, s);
+		return;            /* on_verified goes on */
+	}
+	data_accept(s);
+}
+
+static const char *
+authserv_id(const struct smtp_session *s)
+{
+	return s->cfg->authserv_id ? s->cfg->authserv_id : s->cfg->hostname;
+}
+
+/*
+ * The DKIM verdicts, in an Authentication-Results field below our
+ * Received: (where the data hook reads it), then the message goes on.
+ */
+static void
+on_verified(void *arg, const struct dkim_verdict *v, size_t n)
+{
+	struct smtp_session *s = arg;
+	struct buf ar, rest;
+
+	s->verify = NULL;
+	s->dkim = xcalloc(n + 1, sizeof(*s->dkim));
+	memcpy(s->dkim, v, n * sizeof(*v));
+	s->ndkim = n;
+	s->dkim_checked = true;
+	buf_init(&ar);
+	authres_begin(&ar, authserv_id(s));
+	for (size_t i = 0; i < n; i++) {
+		char bits[64] = "";
+		if (v[i].result == DKIM_PASS || v[i].result == DKIM_FAIL)
+			(void)snprintf(bits, sizeof(bits), "%u-bit key%s",
+			    v[i].bits, v[i].testing ? "; test mode" : "");
+		struct authres_prop p[] = { { "header.d", v[i].domain },
+			{ "header.i", v[i].identity },
+			{ "header.s", v[i].selector },
+			{ "header.a", v[i].algorithm },
+			{ "header.b", v[i].b } };
+		authres_add(&ar, "dkim", dkim_result_name(v[i].result), bits,
+		    v[i].reason, p, sizeof(p) / sizeof(p[0]));
+		log_info("%s: dkim=%s d=%s s=%s%s%s", s->tx->id,
+		    dkim_result_name(v[i].result), v[i].domain, v[i].selector,
+		    v[i].reason[0] ? " reason=" : "", v[i].reason);
+	}
+	if (n == 0)
+		buf_append_str(&ar, ";\n\tdkim=none");
+	authres_end(&ar, 1);
+	buf_init(&rest);
+	buf_append(&rest, s->body->data + s->received_len, s->body->len -
+	    s->received_len);
+	s->body->len = s->received_len;
+	buf_append(s->body, ar.data, ar.len);
+	buf_append(s->body, rest.data, rest.len);
+	buf_clear(&rest);
+	buf_clear(&ar);
+	data_accept(s);
+	session_process(s);
+}
+
+/* The message is whole and checked: the data hook, then the queue. */
+static void
+data_accept(struct smtp_session *s)
+{
 	bool hook_accepted = false;
 	if (hooks_has(s->hooks, HOOK_DATA) && !data_hook(s, &hook_accepted))
 		return;
@@ -1101,8 +1202,8 @@ session_process(struct smtp_session *s)
 {
 	struct evbuffer *in = bufferevent_get_input(s->bev);
 
-	while (!s->closing && s->commit == NULL && !s->starttls_now &&
-	    s->auth == NULL) {
+	while (!s->closing && s->commit == NULL && s->verify == NULL &&
+	    !s->starttls_now && s->auth == NULL) {
 		if (s->errors > s->cfg->limits.max_errors) {
 			reply(s, 421, "4.7.0", "%s Error: too many errors",
 			    s->cfg->hostname);
@@ -1287,6 +1388,8 @@ session_free(struct smtp_session *s)
 		queue_commit_detach(s->commit);
 		s->commit = NULL;
 	}
+	dkim_verify_cancel(s->verify);
+	s->verify = NULL;
 	if (s->auth) {
 		auth_check_detach(s->auth);
 		s->auth = NULL;
@@ -1387,7 +1490,7 @@ void
 smtp_session_shutdown(struct smtp_session *s)
 {
 	s->shutdown = true;
-	if (s->commit)
+	if (s->commit || s->verify)
 		return; /* on_commit answers 250, then 421 */
 	reply(s, 421, "4.3.2", "%s Service shutting down",
 	    s->cfg->hostname);

@@ -19,11 +19,15 @@ struct queue;
 struct runtime;
 struct smtp_session;
 
+struct dns;
+
 struct smtp_session_env {
 	struct event_base *base;
 	struct runtime *rt;          /* the session takes its own reference */
 	struct queue *queue;
 	struct iopool *pool;         /* for password checks */
+	struct dns *dns;             /* DKIM keys of mail received on mx;
+	                              * NULL: not verified */
 	/*
 	 * Is this local mailbox known to be at its quota (without touching
 	 * the disk)? Then RCPT gets 452 4.2.2. NULL: never asked.

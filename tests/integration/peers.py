@@ -64,7 +64,8 @@ class Unbound:
             '  module-config: "iterator"',
             '  local-zone: "test." static',
             '  local-data: "probe.test. A 127.0.0.1"',
-        ] + ['  local-data: "%s"' % r for r in records]
+        ] + [("  local-data: '%s'" if '"' in r else '  local-data: "%s"') % r
+             for r in records]
         conf = self.dir / "unbound.conf"
         conf.write_text("\n".join(lines) + "\n")
         errlog = self.dir / "unbound.stderr"

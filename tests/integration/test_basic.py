@@ -27,6 +27,11 @@ def split_trace(raw):
     i = 3
     while lines[i].startswith(b"\t"):
         i += 1
+    # our Authentication-Results (RFC 8601), below our Received:
+    assert lines[i] == b"Authentication-Results: mx.test;", lines[i]
+    i += 1
+    while lines[i].startswith(b"\t"):
+        i += 1
     return lines[:i], b"\n".join(lines[i:])
 
 

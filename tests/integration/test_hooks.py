@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: ISC
 """The Lua hook API through real SMTP sessions (DESIGN.md section 5)."""
 import email
+import re
 import signal
 import smtplib
 import textwrap
@@ -113,7 +114,8 @@ def test_data_hook_edits_and_folders(make_ternd):
     msg = email.message_from_bytes(raw)
     assert msg["X-Remove-Me"] is None
     assert msg["X-Tern-Test"].startswith("size=")
-    assert "n=3" in msg["X-Tern-Test"]
+    # the message's 3 fields (one removed), and our Authentication-Results
+    assert "n=4" in msg["X-Tern-Test"]
     assert t.messages("ann") == []      # not in the INBOX
     try:
         send(t, ["ann@localhost"], b"Subject: x\r\n\r\nVIRUS inside\r\n")
@@ -175,7 +177,7 @@ def test_retry_hook_one_second_then_bounce(make_ternd):
         return {
           retry = function(m)
             tern.log("info", "retry", m.id, m.attempts, m.rcpt, m.error)
-            if m.attempts >= 2 then return "bounce" end
+            if m.attempts >= 4 then return "bounce" end
             return 1
           end,
           delivered = function(m) tern.log("info", "DELIVERED", m.rcpt) end,
@@ -188,8 +190,12 @@ def test_retry_hook_one_second_then_bounce(make_ternd):
         blocker.write_text("not a directory")
     send(t, ["late@localhost"], b"Subject: late\r\n\r\nx\r\n", sender="from@localhost")
     send(t, ["stuck@localhost"], b"Subject: stuck\r\n\r\nx\r\n", sender="from@localhost")
-    time.sleep(0.3)
-    (t.data / "mail" / "localhost" / "late").unlink()   # fixed before the retry
+    # fixed after its first attempt failed, before the retry
+    deadline = time.monotonic() + 15
+    while not re.search(r"to=<late@localhost> relay=local .*status=deferred",
+                        t.log()) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    (t.data / "mail" / "localhost" / "late").unlink()
     assert len(t.wait_messages("late", 1, timeout=10)) == 1
     bounces = t.wait_messages("from", 1, timeout=15)
     assert len(bounces) == 1

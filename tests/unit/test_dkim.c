@@ -19,6 +19,7 @@
 #include "base/sasl.h"
 #include "base/tls.h"
 #include "base/util.h"
+#include "mail/authres.h"
 #include "mail/dkim.h"
 
 static void
@@ -409,6 +410,52 @@ test_sig_and_key(void **state)
 		    &why), -1);
 }
 
+static void
+test_authres(void **state)
+{
+	char id[64];
+	struct buf m, out;
+
+	(void)state;
+	assert_true(authres_id(" mx.test; dkim=pass", 18, id, sizeof(id)));
+	assert_string_equal(id, "mx.test");
+	assert_true(authres_id(" (c) MX.test 1; none", 20, id, sizeof(id)));
+	assert_string_equal(id, "MX.test");
+	assert_true(authres_id("\"a b\";none", 10, id, sizeof(id)));
+	assert_string_equal(id, "a b");
+	assert_false(authres_id("  (only a comment)", 18, id, sizeof(id)));
+	assert_false(authres_id("\"open", 5, id, sizeof(id)));
+
+	buf_init(&m);
+	buf_append_str(&m, "Received: by us\n"
+	    "Authentication-Results: mx.test; dkim=pass\n"
+	    "Subject: hi\n"
+	    "authentication-results: (x)\n MX.TEST;\n\tspf=pass\n"
+	    "Authentication-Results: other.test; dkim=pass\n"
+	    "\nAuthentication-Results: mx.test; in the body\n");
+	assert_int_equal(authres_strip(&m, 16, "mx.test"), 2);
+	assert_string_equal(m.data, "Received: by us\nSubject: hi\n"
+	    "Authentication-Results: other.test; dkim=pass\n"
+	    "\nAuthentication-Results: mx.test; in the body\n");
+	buf_clear(&m);
+
+	buf_init(&out);
+	authres_begin(&out, "mx.test");
+	struct authres_prop p[] = { { "header.d", "example.org" },
+		{ "header.b", "ab/+c=" }, { "header.s", "" } };
+	authres_add(&out, "dkim", "fail", "1024-bit (key)", "body hash \"x\"",
+	    p, 3);
+	authres_end(&out, 1);
+	assert_string_equal(out.data, "Authentication-Results: mx.test;\n"
+	    "\tdkim=fail (1024-bit key) reason=\"body hash \\\"x\\\"\" "
+	    "header.d=example.org header.b=\"ab/+c=\"\n");
+	out.len = 0;
+	authres_begin(&out, "mx.test");
+	authres_end(&out, 0);
+	assert_string_equal(out.data, "Authentication-Results: mx.test; none\n");
+	buf_clear(&out);
+}
+
 int
 main(void)
 {
@@ -417,6 +464,7 @@ main(void)
 		cmocka_unit_test(test_canon),
 		cmocka_unit_test(test_rfc8463),
 		cmocka_unit_test(test_sig_and_key),
+		cmocka_unit_test(test_authres),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

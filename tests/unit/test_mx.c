@@ -54,12 +54,32 @@ test_order(void **state)
 	assert_false(mx_is_null(two, 2));   /* RFC 7505: only alone */
 }
 
+static void
+test_txt(void **state)
+{
+	static const unsigned char two[] = "\x05v=spf\x03 -a";
+	static const unsigned char bad[] = "\x05abc";
+	static const unsigned char nul[] = "\x02a\0";
+	char *t;
+
+	(void)state;
+	t = mx_txt_rdata(two, sizeof(two) - 1);
+	assert_string_equal(t, "v=spf -a");
+	free(t);
+	t = mx_txt_rdata((const unsigned char *)"\0", 1);
+	assert_string_equal(t, "");
+	free(t);
+	assert_null(mx_txt_rdata(bad, sizeof(bad) - 1));
+	assert_null(mx_txt_rdata(nul, sizeof(nul) - 1));
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_rdata),
 		cmocka_unit_test(test_order),
+		cmocka_unit_test(test_txt),
 	};
 	return cmocka_run_group_tests_name("mx", tests, NULL, NULL);
 }
