@@ -45,7 +45,7 @@ struct dns {
 
 struct dns_query {
 	struct dns *d;
-	bool is_mx, is_txt;
+	bool is_mx, is_txt, mx_only;
 	bool cancelled;
 	int pending;             /* outstanding libunbound queries */
 	int ids[2];
@@ -255,7 +255,7 @@ mx_done(void *arg, int err, struct ub_result *r)
 				hosts[i] = e[i].host;
 		}
 	}
-	if (st == DNS_NODATA) {
+	if (st == DNS_NODATA && !q->mx_only) {
 		/* no MX: the domain itself is the implicit MX */
 		hosts = xcalloc(1, sizeof(char *));
 		hosts[0] = q->name;
@@ -267,6 +267,15 @@ mx_done(void *arg, int err, struct ub_result *r)
 	free(hosts);
 	free(e);
 	query_free(q);
+}
+
+struct dns_query *
+dns_mx_records(struct dns *d, const char *domain, dns_mx_cb cb, void *arg)
+{
+	struct dns_query *q = dns_mx(d, domain, cb, arg);
+
+	q->mx_only = true;     /* read when the answer comes, never before */
+	return q;
 }
 
 /* A query that could not start: answer DNS_TEMP from the loop. */

@@ -39,6 +39,11 @@ typedef void (*dns_mx_cb)(void *arg, enum dns_status st,
 struct dns_query *dns_mx(struct dns *d, const char *domain, dns_mx_cb cb,
     void *arg);
 
+/* The same without the implicit MX: DNS_NODATA when there is no MX
+ * (SPF's mx mechanism, RFC 7208 5.4). */
+struct dns_query *dns_mx_records(struct dns *d, const char *domain,
+    dns_mx_cb cb, void *arg);
+
 /* addrs: AAAA then A, port 0. */
 typedef void (*dns_addr_cb)(void *arg, enum dns_status st,
     const struct sockaddr_storage *addrs, size_t naddrs);

@@ -7,6 +7,7 @@
  */
 #include "base/util.h"
 
+#include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -245,4 +246,92 @@ u64set_clear(struct u64set *s)
 	free(s->k);
 	s->k = NULL;
 	s->cap = 0;
+}
+
+static int
+ip4_parse(const char *s, size_t len, unsigned char out[4])
+{
+	size_t i = 0;
+
+	for (int part = 0; part < 4; part++) {
+		unsigned v = 0, digits = 0;
+		if (part > 0) {
+			if (i >= len || s[i] != '.')
+				return -1;
+			i++;
+		}
+		while (i < len && s[i] >= '0' && s[i] <= '9') {
+			v = v * 10 + (unsigned)(s[i++] - '0');
+			/* no leading zeros (an octal reading), nothing over 255 */
+			if (++digits > 3 || v > 255 || (digits == 2 && v < 10))
+				return -1;
+		}
+		if (digits == 0)
+			return -1;
+		out[part] = (unsigned char)v;
+	}
+	return i == len ? 0 : -1;
+}
+
+int
+ip_parse(const char *s, size_t len, unsigned char out[16], bool *v6)
+{
+	unsigned char w[16];
+	size_t n = 0, i = 0;
+	ssize_t gap = -1;
+
+	memset(out, 0, 16);
+	if (memchr(s, ':', len) == NULL) {
+		*v6 = false;
+		return ip4_parse(s, len, out);
+	}
+	*v6 = true;
+	if (len >= 2 && s[0] == ':' && s[1] == ':') {
+		gap = 0;
+		i = 2;
+	} else if (len >= 1 && s[0] == ':')
+		return -1;
+	while (i < len) {
+		size_t j = i;
+		unsigned v = 0;
+		while (j < len && j - i < 5 && isxdigit((unsigned char)s[j]))
+			v = v << 4 | (unsigned)(isdigit((unsigned char)s[j]) ?
+			    s[j] - '0' : (s[j] | 32) - 'a' + 10), j++;
+		if (j < len && s[j] == '.') {
+			/* a dotted IPv4 tail: the last 4 octets */
+			if (n > 12 || ip4_parse(s + i, len - i, w + n) != 0)
+				return -1;
+			n += 4;
+			i = len;
+			break;
+		}
+		if (j == i || j - i > 4 || n > 14)
+			return -1;
+		w[n++] = (unsigned char)(v >> 8);
+		w[n++] = (unsigned char)v;
+		if (j == len) {
+			i = j;
+			break;
+		}
+		if (s[j] != ':')
+			return -1;
+		if (j + 1 < len && s[j + 1] == ':') {
+			if (gap >= 0)
+				return -1;
+			gap = (ssize_t)n;
+			i = j + 2;
+		} else if (j + 1 == len)
+			return -1;
+		else
+			i = j + 1;
+	}
+	if (gap < 0 ? n != 16 : n > 14)
+		return -1;
+	if (gap >= 0) {
+		size_t tail = n - (size_t)gap;
+		memcpy(out, w, (size_t)gap);
+		memcpy(out + 16 - tail, w + gap, tail);
+	} else
+		memcpy(out, w, 16);
+	return 0;
 }

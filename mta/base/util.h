@@ -77,4 +77,10 @@ void u64set_init(struct u64set *s, size_t n);
 /* Adds v; true if it was not there yet. */
 bool u64set_add(struct u64set *s, uint64_t v);
 void u64set_clear(struct u64set *s);
+
+/*
+ * An IP address as text (s[0..len): dotted IPv4, or IPv6 with "::" and
+ * a dotted tail) into out: 0 with *v6 said, or -1. IPv4 fills 4 octets.
+ */
+int ip_parse(const char *s, size_t len, unsigned char out[16], bool *v6);
 #endif

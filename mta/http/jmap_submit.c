@@ -819,7 +819,7 @@ submit_hooks(struct sub *s, struct envelope *env, struct buf *body,
 	char **rc = xcalloc(env->nrcpts + 1, sizeof(char *));
 	char *sender = bare(env->sender);
 	struct hook_tx tx = { &hs, sender, (const char *const *)rc, 0, NULL, 0,
-		false, NULL, 0 };
+		false, NULL, 0, NULL, NULL, NULL };
 	struct hook_verdict v;
 	bool ok = false;
 

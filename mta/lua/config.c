@@ -517,6 +517,12 @@ apply(struct ctx *c, const struct cfg_node *n, struct config *cfg)
 	}
 	if (strcmp(c->key, "users") == 0)
 		return want_str(c, n, &cfg->users);
+	if (strcmp(c->key, "inbound_auth") == 0) {
+		if (n->type != CFG_BOOL)
+			return fail(c, "expected true or false");
+		cfg->inbound_auth = n->b;
+		return 0;
+	}
 	if (strcmp(c->key, "auth_loopback_plaintext") == 0) {
 		if (n->type != CFG_BOOL)
 			return fail(c, "expected true or false");
@@ -729,6 +735,7 @@ config_load(const char *path, char *err, size_t errsz)
 	cfg->plugin_memory = 64u * 1024 * 1024;
 	cfg->delay_warning = 4 * 3600;
 	cfg->dns_timeout = 20;
+	cfg->inbound_auth = true;
 	cfg->client.port = 25;
 	cfg->client.connect_timeout = 30;
 	cfg->client.command_timeout = 300;  /* RFC 5321 4.5.3.2 */
@@ -1009,6 +1016,8 @@ config_print(const struct config *cfg, FILE *fp)
 	else
 		fprintf(fp, "users = nil -- %s, once ternctl passwd made it\n",
 		    cfg->users);
+	fprintf(fp, "inbound_auth = %s\n", cfg->inbound_auth ? "true" :
+	    "false");
 	fprintf(fp, "auth_loopback_plaintext = %s\n",
 	    cfg->auth_loopback_plaintext ? "true" : "false");
 	fprintf(fp, "submission_from = \"%s\"\n",

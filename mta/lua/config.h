@@ -103,6 +103,7 @@ struct config {
 	bool users_default;               /* not configured: data_dir/users,
 	                                   * optional until it exists */
 	bool auth_loopback_plaintext;     /* AUTH without TLS from trusted */
+	bool inbound_auth;                /* SPF and DKIM of mail on mx */
 	enum submission_from submission_from;
 	bool tls_selfsigned;              /* default paths: made at start */
 	char *resolver;                   /* NULL: /etc/resolv.conf */

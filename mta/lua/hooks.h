@@ -125,6 +125,8 @@ struct hook_tx {
 	bool auth;
 	const struct hook_dkim *dkim;
 	size_t ndkim;
+	const char *spf_result;   /* NULL: not checked */
+	const char *spf_domain, *spf_reason;
 };
 
 void hooks_connect(struct hooks *h, const struct hook_session *s,

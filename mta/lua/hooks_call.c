@@ -112,6 +112,16 @@ push_tx(lua_State *L, const struct hook_tx *tx)
 		lua_rawseti(L, -2, (lua_Integer)i + 1);
 	}
 	lua_setfield(L, -2, "dkim");
+	if (tx->spf_result) {
+		lua_createtable(L, 0, 3);
+		lua_pushstring(L, tx->spf_result);
+		lua_setfield(L, -2, "result");
+		lua_pushstring(L, tx->spf_domain);
+		lua_setfield(L, -2, "domain");
+		lua_pushstring(L, tx->spf_reason ? tx->spf_reason : "");
+		lua_setfield(L, -2, "reason");
+		lua_setfield(L, -2, "spf");
+	}
 	lua_setfield(L, -2, "auth");
 }
 

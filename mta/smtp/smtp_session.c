@@ -48,6 +48,7 @@
 #include "mail/dkim_sign.h"
 #include "mail/dkim_verify.h"
 #include "mail/envelope.h"
+#include "mail/spf_check.h"
 #include "mail/maildir.h"
 #include "mail/message.h"
 #include "queue/queue.h"
@@ -109,6 +110,11 @@ struct smtp_session {
 	struct queue_commit *commit;
 	bool message_end;        /* the next reply ends a message (metrics) */
 	struct dkim_verify *verify; /* DKIM keys being looked up */
+	struct spf_check *spf;      /* MAIL FROM's SPF, being checked */
+	enum spf_result spf_result;
+	char spf_domain[256];       /* the domain checked; "" none */
+	char spf_why[96];
+	struct buf pending_ar;      /* DKIM's part, waiting for SPF's */
 	struct dkim_verdict *dkim;  /* the message's verdicts (mx), for hooks */
 	size_t ndkim;
 	bool dkim_checked;
@@ -245,6 +251,11 @@ tx_view_init(struct smtp_session *s, struct tx_view *v,
 		}
 		v->tx.dkim = v->dkim;
 		v->tx.ndkim = s->ndkim;
+		if (s->spf_domain[0]) {
+			v->tx.spf_result = spf_result_name(s->spf_result);
+			v->tx.spf_domain = s->spf_domain;
+			v->tx.spf_reason = s->spf_why;
+		}
 	}
 }
 
@@ -621,6 +632,8 @@ dkim_sign(struct smtp_session *s)
 }
 
 static const char *authserv_id(const struct smtp_session *s);
+static void spf_start(struct smtp_session *s);
+static void on_spf(void *arg, enum spf_result r, const char *why);
 static void on_verified(void *arg, const struct dkim_verdict *v, size_t n);
 static void data_accept(struct smtp_session *s);
 
@@ -663,13 +676,66 @@ data_end(struct smtp_session *s)
 	if (forged)
 		log_info("%s: %zu Authentication-Results field(s) of ours "
 		    "taken out session=%s", s->tx->id, forged, s->id);
-	if (s->role == ROLE_MX && s->env.dns) {
+	if (s->role == ROLE_MX && s->env.dns && s->cfg->inbound_auth) {
+		spf_start(s);
 		s->verify = dkim_verify_start(s->env.dns, s->body->data +
 		    s->received_len, s->body->len - s->received_len,
 		    (int64_t)time(NULL), on_verified, s);
-		return;            /* on_verified goes on */
+		return;            /* on_verified and on_spf go on */
 	}
 	data_accept(s);
+}
+
+/*
+ * SPF (RFC 7208) of the MAIL FROM domain, or of the HELO name for <>
+ * (as postmaster@ it), beside the DKIM lookups.
+ */
+static void
+spf_start(struct smtp_session *s)
+{
+	unsigned char ip[16];
+	bool v6;
+	char sender[SMTP_PATH_MAX + 16];
+	const char *path = s->tx->sender, *at;
+	size_t pl = strlen(path);
+
+	s->spf_result = SPF_NONE;
+	s->spf_domain[0] = s->spf_why[0] = '\0';
+	if (ip_parse(s->ip, strlen(s->ip), ip, &v6) != 0)
+		return;
+	if (pl > 2 && (at = memrchr(path, '@', pl)) != NULL) {
+		(void)snprintf(sender, sizeof(sender), "%.*s", (int)(pl - 2),
+		    path + 1);
+		(void)snprintf(s->spf_domain, sizeof(s->spf_domain), "%.*s",
+		    (int)(path + pl - 1 - at - 1), at + 1);
+	} else {
+		size_t hl = strlen(s->helo);
+		if (hl == 0 || hl > 253)
+			return;         /* no name SPF could check */
+		(void)snprintf(sender, sizeof(sender), "postmaster@%.253s",
+		    s->helo);
+		(void)snprintf(s->spf_domain, sizeof(s->spf_domain), "%.253s",
+		    s->helo);
+	}
+	ascii_lower(s->spf_domain);
+	s->spf = spf_check_start(s->env.dns, ip, v6, s->spf_domain, sender,
+	    s->helo, on_spf, s);
+}
+
+static void auth_done(struct smtp_session *s);
+
+static void
+on_spf(void *arg, enum spf_result r, const char *why)
+{
+	struct smtp_session *s = arg;
+
+	s->spf = NULL;
+	s->spf_result = r;
+	(void)snprintf(s->spf_why, sizeof(s->spf_why), "%s", why ? why : "");
+	log_info("%s: spf=%s domain=%s%s%s", s->tx->id, spf_result_name(r),
+	    s->spf_domain, why ? " reason=" : "", why ? why : "");
+	if (s->verify == NULL)
+		auth_done(s);
 }
 
 static const char *
@@ -686,7 +752,7 @@ static void
 on_verified(void *arg, const struct dkim_verdict *v, size_t n)
 {
 	struct smtp_session *s = arg;
-	struct buf ar, rest;
+	struct buf ar;
 
 	s->verify = NULL;
 	s->dkim = xcalloc(n + 1, sizeof(*s->dkim));
@@ -713,6 +779,30 @@ on_verified(void *arg, const struct dkim_verdict *v, size_t n)
 	}
 	if (n == 0)
 		buf_append_str(&ar, ";\n\tdkim=none");
+	s->pending_ar = ar;
+	if (s->spf == NULL)
+		auth_done(s);
+}
+
+/* DKIM and SPF are both back: the field goes in, the message on. */
+static void
+auth_done(struct smtp_session *s)
+{
+	struct buf ar = s->pending_ar, rest;
+
+	memset(&s->pending_ar, 0, sizeof(s->pending_ar));
+	if (s->spf_domain[0]) {
+		bool helo = s->tx->sender[1] == '>' || strchr(s->tx->sender,
+		    '@') == NULL;
+		char who[SMTP_PATH_MAX + 1];
+		size_t sl = strlen(s->tx->sender);
+		(void)snprintf(who, sizeof(who), "%.*s", (int)(sl > 2 ? sl - 2 :
+		    0), s->tx->sender + 1);
+		struct authres_prop p[] = { { helo ? "smtp.helo" :
+			"smtp.mailfrom", helo ? s->spf_domain : who } };
+		authres_add(&ar, "spf", spf_result_name(s->spf_result), NULL,
+		    s->spf_result == SPF_PASS ? NULL : s->spf_why, p, 1);
+	}
 	authres_end(&ar, 1);
 	buf_init(&rest);
 	buf_append(&rest, s->body->data + s->received_len, s->body->len -
@@ -1203,7 +1293,7 @@ session_process(struct smtp_session *s)
 	struct evbuffer *in = bufferevent_get_input(s->bev);
 
 	while (!s->closing && s->commit == NULL && s->verify == NULL &&
-	    !s->starttls_now && s->auth == NULL) {
+	    s->spf == NULL && !s->starttls_now && s->auth == NULL) {
 		if (s->errors > s->cfg->limits.max_errors) {
 			reply(s, 421, "4.7.0", "%s Error: too many errors",
 			    s->cfg->hostname);
@@ -1390,6 +1480,9 @@ session_free(struct smtp_session *s)
 	}
 	dkim_verify_cancel(s->verify);
 	s->verify = NULL;
+	spf_check_cancel(s->spf);
+	s->spf = NULL;
+	buf_clear(&s->pending_ar);
 	if (s->auth) {
 		auth_check_detach(s->auth);
 		s->auth = NULL;
@@ -1490,7 +1583,7 @@ void
 smtp_session_shutdown(struct smtp_session *s)
 {
 	s->shutdown = true;
-	if (s->commit || s->verify)
+	if (s->commit || s->verify || s->spf)
 		return; /* on_commit answers 250, then 421 */
 	reply(s, 421, "4.3.2", "%s Service shutting down",
 	    s->cfg->hostname);

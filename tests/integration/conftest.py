@@ -65,9 +65,11 @@ class Ternd:
             "}\n"
             'domains = { "localhost", "mx.test", "example.test" }\n'
             # Never the system resolver: tests talk to loopback only. A
-            # test that needs DNS sets its own (a server it started).
-            + ('resolver = "127.0.0.1:1"\n' if "resolver" not in self.settings
-               else "")
+            # test that needs DNS sets its own (a server it started);
+            # the others get one that says NXDOMAIN to everything at
+            # once (SPF and DKIM of mail on port 25 ask it).
+            + ('resolver = "127.0.0.1:%d"\n' % nxdomain_dns_port()
+               if "resolver" not in self.settings else "")
             + self.settings + "\n")
 
     def start(self, expect_fail=False):
@@ -143,6 +145,42 @@ class Ternd:
                 return True
             time.sleep(0.02)
         return False
+
+
+_nx = None
+
+
+def nxdomain_dns_port():
+    """A DNS server on a loopback port, started once, that answers every
+    query NXDOMAIN at once (a thread of the test process)."""
+    global _nx
+    if _nx is None:
+        import threading
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.bind(("127.0.0.1", 0))
+
+        def serve():
+            while True:
+                try:
+                    q, addr = sock.recvfrom(4096)
+                except OSError:
+                    return
+                if len(q) < 12:
+                    continue
+                i = 12
+                while i < len(q) and q[i] != 0:
+                    i += 1 + q[i]
+                head = bytearray(q[:12])
+                head[2] = 0x80 | (q[2] & 0x01)     # a response; RD as asked
+                head[3] = 0x80 | 3                 # RA; NXDOMAIN
+                head[6:12] = b"\0\0\0\0\0\0"
+                try:
+                    sock.sendto(bytes(head) + q[12:i + 5], addr)
+                except OSError:
+                    pass
+        threading.Thread(target=serve, daemon=True).start()
+        _nx = sock.getsockname()[1]
+    return _nx
 
 
 class Raw:

@@ -28,8 +28,12 @@ def queued(t, n=1, timeout=10):
     raise AssertionError("not queued: " + r.stdout + r.stderr)
 
 
+CLOSED_DNS = 'resolver = "127.0.0.1:1"\n'
+
+
 def stuck_message(t):
-    """A message for a remote domain: DNS fails (closed loopback port)."""
+    """A message for a remote domain: DNS fails (the ternd's resolver is a
+    closed loopback port, CLOSED_DNS)."""
     with smtplib.SMTP("127.0.0.1", t.port, local_hostname="client.test") as s:
         s.sendmail("alice@localhost", ["bob@remote.example", "carol@localhost"],
                    b"Subject: stuck\r\n\r\nx\r\n")
@@ -37,7 +41,7 @@ def stuck_message(t):
 
 
 def test_queue_show_hold_release_flush_remove(make_ternd):
-    t = make_ternd("dns_timeout = 1")
+    t = make_ternd(CLOSED_DNS + "dns_timeout = 1")
     m = stuck_message(t)
     assert m["from"] == "<alice@localhost>"
     st = {r["to"]: r["status"] for r in m["rcpts"]}

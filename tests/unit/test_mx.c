@@ -58,8 +58,8 @@ static void
 test_txt(void **state)
 {
 	static const unsigned char two[] = "\x05v=spf\x03 -a";
-	static const unsigned char bad[] = "\x05abc";
-	static const unsigned char nul[] = "\x02a\0";
+	static const unsigned char bad[] = "\x05" "abc";
+	static const unsigned char nul[] = "\x02" "a\0";
 	char *t;
 
 	(void)state;

@@ -1,0 +1,460 @@
+/* SPDX-License-Identifier: ISC */
+/*
+ * spf_check.c - layer 2: SPF's check_host() over asynchronous DNS
+ * (spf_check.h). A stack of frames, one per record being evaluated
+ * (include pushes one, redirect replaces its own); each lookup's answer
+ * moves the top frame on.
+ */
+#include "mail/spf_check.h"
+
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include <event2/event.h>
+
+#include "base/dns.h"
+#include "base/util.h"
+
+#define DEPTH_MAX 12
+#define LOOKUPS_MAX 10            /* RFC 7208 4.6.4 */
+#define VOIDS_MAX 2
+#define MX_NAMES_MAX 10
+
+struct frame {
+	char *domain;
+	struct spf_record rec;
+	bool loaded;              /* rec is its record */
+	bool redirected;          /* reached by redirect= (none: permerror) */
+	size_t next;              /* the term being evaluated */
+};
+
+enum wait { W_NONE, W_TXT, W_A, W_EXISTS, W_MX, W_MXHOST };
+
+struct spf_check {
+	struct dns *dns;
+	unsigned char ip[16];
+	bool v6;
+	char *sender, *helo;
+	struct frame f[DEPTH_MAX];
+	size_t depth;
+	int lookups, voids;
+	enum wait wait;
+	struct dns_query *q;
+	char **mx;                /* the MX names of the mx mechanism */
+	size_t nmx, mx_i;
+	struct event *later;
+	enum spf_result result;
+	const char *why;
+	spf_check_cb cb;
+	void *arg;
+};
+
+static void step(struct spf_check *c);
+
+static void
+frame_clear(struct frame *f)
+{
+	free(f->domain);
+	spf_record_clear(&f->rec);
+	memset(f, 0, sizeof(*f));
+}
+
+static void
+mx_clear(struct spf_check *c)
+{
+	for (size_t i = 0; i < c->nmx; i++)
+		free(c->mx[i]);
+	free(c->mx);
+	c->mx = NULL;
+	c->nmx = c->mx_i = 0;
+}
+
+void
+spf_check_cancel(struct spf_check *c)
+{
+	if (c == NULL)
+		return;
+	if (c->q)
+		dns_cancel(c->q);
+	if (c->later)
+		event_free(c->later);
+	for (size_t i = 0; i < c->depth; i++)
+		frame_clear(&c->f[i]);
+	mx_clear(c);
+	free(c->sender);
+	free(c->helo);
+	free(c);
+}
+
+static void
+on_later(evutil_socket_t fd, short what, void *arg)
+{
+	struct spf_check *c = arg;
+	spf_check_cb cb = c->cb;
+	void *cbarg = c->arg;
+	enum spf_result r = c->result;
+	const char *why = c->why;
+
+	(void)fd;
+	(void)what;
+	spf_check_cancel(c);
+	cb(cbarg, r, why);
+}
+
+/* The final result: given from the loop, never from inside a call. */
+static void
+done(struct spf_check *c, enum spf_result r, const char *why)
+{
+	struct timeval now = { 0, 0 };
+
+	c->result = r;
+	c->why = why;
+	c->wait = W_NONE;
+	c->later = evtimer_new(dns_base(c->dns), on_later, c);
+	evtimer_add(c->later, &now);
+}
+
+static struct frame *
+top(struct spf_check *c)
+{
+	return &c->f[c->depth - 1];
+}
+
+/* The top frame's record says r: its parent goes on, or it is the end. */
+static void
+frame_done(struct spf_check *c, enum spf_result r)
+{
+	struct frame *f = top(c);
+
+	if (f->redirected && r == SPF_NONE)
+		r = SPF_PERMERROR;     /* RFC 7208 6.1 */
+	frame_clear(f);
+	c->depth--;
+	if (c->depth == 0) {
+		done(c, r, r == SPF_PERMERROR ? "the record is broken" :
+		    r == SPF_NONE ? "no SPF record" : NULL);
+		return;
+	}
+	/* it was an include of the term at the parent's next */
+	struct frame *p = top(c);
+	switch (r) {
+	case SPF_PASS:
+		frame_done(c, p->rec.t[p->next].qualifier);
+		return;
+	case SPF_FAIL:
+	case SPF_SOFTFAIL:
+	case SPF_NEUTRAL:
+		p->next++;
+		step(c);
+		return;
+	case SPF_TEMPERROR:
+		done(c, SPF_TEMPERROR, "a DNS lookup failed");
+		return;
+	default:
+		done(c, SPF_PERMERROR, "an included domain has no good record");
+		return;
+	}
+}
+
+/* The top frame's term matched: the record says its qualifier. */
+static void
+matched(struct spf_check *c)
+{
+	struct frame *f = top(c);
+
+	frame_done(c, f->rec.t[f->next].qualifier);
+}
+
+static bool
+count_lookup(struct spf_check *c)
+{
+	if (++c->lookups > LOOKUPS_MAX) {
+		done(c, SPF_PERMERROR, "more than 10 DNS lookups");
+		return false;
+	}
+	return true;
+}
+
+static bool
+count_void(struct spf_check *c)
+{
+	if (++c->voids > VOIDS_MAX) {
+		done(c, SPF_PERMERROR, "more than 2 void lookups");
+		return false;
+	}
+	return true;
+}
+
+/* The domain a term names (its domain-spec expanded, or the frame's). */
+static char *
+target(struct spf_check *c, const char *spec)
+{
+	struct frame *f = top(c);
+	struct spf_macros m = { c->sender, f->domain, c->ip, c->v6, c->helo,
+		NULL, 0 };
+	struct buf out;
+
+	if (spec == NULL)
+		return xstrdup(f->domain);
+	buf_init(&out);
+	if (spf_expand(spec, &m, false, &out) != 0) {
+		buf_clear(&out);
+		return NULL;
+	}
+	if (out.len && out.data[out.len - 1] == '.')
+		out.data[--out.len] = '\0';
+	return buf_steal(&out, NULL);
+}
+
+static void
+on_txt(void *arg, enum dns_status st, char *const *txts, size_t n)
+{
+	struct spf_check *c = arg;
+	struct frame *f = top(c);
+	const char *rec = NULL, *why;
+	size_t found = 0;
+
+	c->q = NULL;
+	c->wait = W_NONE;
+	if (st == DNS_TEMP) {
+		done(c, SPF_TEMPERROR, "the SPF record could not be looked up");
+		return;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (spf_is_record(txts[i])) {
+			rec = txts[i];
+			found++;
+		}
+	if (found == 0) {
+		frame_done(c, SPF_NONE);
+		return;
+	}
+	if (found > 1) {
+		done(c, SPF_PERMERROR, "more than one SPF record");
+		return;
+	}
+	if (spf_record_parse(rec, &f->rec, &why) != 1) {
+		done(c, SPF_PERMERROR, why);
+		return;
+	}
+	f->loaded = true;
+	f->next = 0;
+	step(c);
+}
+
+/* Whether one of addrs is the client's, within the term's CIDR. */
+static bool
+addr_match(struct spf_check *c, const struct sockaddr_storage *a, size_t n,
+    int bits4, int bits6)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (a[i].ss_family == AF_INET && !c->v6) {
+			const struct sockaddr_in *s4 = (const void *)&a[i];
+			if (spf_ip_in(c->ip, false, (const unsigned char *)
+			    &s4->sin_addr, bits4))
+				return true;
+		} else if (a[i].ss_family == AF_INET6 && c->v6) {
+			const struct sockaddr_in6 *s6 = (const void *)&a[i];
+			if (spf_ip_in(c->ip, true, s6->sin6_addr.s6_addr, bits6))
+				return true;
+		}
+	}
+	return false;
+}
+
+static void next_mx_host(struct spf_check *c);
+
+static void
+on_addrs(void *arg, enum dns_status st, const struct sockaddr_storage *a,
+    size_t n)
+{
+	struct spf_check *c = arg;
+	struct frame *f = top(c);
+	const struct spf_term *t = &f->rec.t[f->next];
+	enum wait w = c->wait;
+
+	c->q = NULL;
+	c->wait = W_NONE;
+	if (st == DNS_TEMP) {
+		done(c, SPF_TEMPERROR, "an address lookup failed");
+		return;
+	}
+	if (n == 0 && w != W_MXHOST && !count_void(c))
+		return;
+	bool hit;
+	if (w == W_EXISTS) {
+		hit = false;
+		for (size_t i = 0; i < n; i++)
+			hit |= a[i].ss_family == AF_INET;
+	} else
+		hit = addr_match(c, a, n, t->cidr4, t->cidr6);
+	if (hit) {
+		mx_clear(c);
+		matched(c);
+		return;
+	}
+	if (w == W_MXHOST) {
+		c->mx_i++;
+		next_mx_host(c);
+		return;
+	}
+	f->next++;
+	step(c);
+}
+
+static void
+next_mx_host(struct spf_check *c)
+{
+	if (c->mx_i >= c->nmx) {
+		mx_clear(c);
+		top(c)->next++;
+		step(c);
+		return;
+	}
+	c->wait = W_MXHOST;
+	c->q = dns_addrs(c->dns, c->mx[c->mx_i], on_addrs, c);
+}
+
+static void
+on_mx(void *arg, enum dns_status st, char *const *hosts, size_t n)
+{
+	struct spf_check *c = arg;
+
+	c->q = NULL;
+	c->wait = W_NONE;
+	if (st == DNS_TEMP) {
+		done(c, SPF_TEMPERROR, "an MX lookup failed");
+		return;
+	}
+	if (st != DNS_OK || n == 0) {
+		if (st != DNS_NULL_MX && !count_void(c))
+			return;
+		top(c)->next++;
+		step(c);
+		return;
+	}
+	if (n > MX_NAMES_MAX) {
+		done(c, SPF_PERMERROR, "more than 10 MX names");
+		return;
+	}
+	c->mx = xcalloc(n, sizeof(char *));
+	for (size_t i = 0; i < n; i++)
+		c->mx[c->nmx++] = xstrdup(hosts[i]);
+	c->mx_i = 0;
+	next_mx_host(c);
+}
+
+/* Evaluates the top frame until a lookup is out or there is a result. */
+static void
+step(struct spf_check *c)
+{
+	for (;;) {
+		struct frame *f = top(c);
+		if (!f->loaded) {
+			c->wait = W_TXT;
+			c->q = dns_txt(c->dns, f->domain, on_txt, c);
+			return;
+		}
+		if (f->next >= f->rec.n) {
+			if (f->rec.redirect == NULL) {
+				frame_done(c, SPF_NEUTRAL);
+				return;
+			}
+			if (!count_lookup(c))
+				return;
+			char *d = target(c, f->rec.redirect);
+			if (d == NULL) {
+				done(c, SPF_PERMERROR, "a bad macro");
+				return;
+			}
+			/* the redirect's result is this record's */
+			frame_clear(f);
+			f->domain = d;
+			f->redirected = true;
+			continue;
+		}
+		const struct spf_term *t = &f->rec.t[f->next];
+		char *d;
+		switch (t->mech) {
+		case SPF_ALL:
+			matched(c);
+			return;
+		case SPF_IP4:
+		case SPF_IP6:
+			if ((t->mech == SPF_IP6) == c->v6 && spf_ip_in(c->ip,
+			    c->v6, t->ip, c->v6 ? t->cidr6 : t->cidr4)) {
+				matched(c);
+				return;
+			}
+			f->next++;
+			continue;
+		case SPF_PTR:
+			if (!count_lookup(c))
+				return;
+			f->next++;         /* never matches (see spf_check.h) */
+			continue;
+		case SPF_INCLUDE:
+			if (!count_lookup(c))
+				return;
+			if (c->depth == DEPTH_MAX) {
+				done(c, SPF_PERMERROR, "includes nested too deep");
+				return;
+			}
+			if ((d = target(c, t->domain)) == NULL) {
+				done(c, SPF_PERMERROR, "a bad macro");
+				return;
+			}
+			memset(&c->f[c->depth], 0, sizeof(c->f[c->depth]));
+			c->f[c->depth++].domain = d;
+			continue;
+		case SPF_A:
+		case SPF_EXISTS:
+		case SPF_MX:
+			if (!count_lookup(c))
+				return;
+			if ((d = target(c, t->domain)) == NULL) {
+				done(c, SPF_PERMERROR, "a bad macro");
+				return;
+			}
+			if (t->mech == SPF_MX) {
+				c->wait = W_MX;
+				c->q = dns_mx_records(c->dns, d, on_mx, c);
+			} else {
+				c->wait = t->mech == SPF_A ? W_A : W_EXISTS;
+				c->q = dns_addrs(c->dns, d, on_addrs, c);
+			}
+			free(d);
+			return;
+		}
+	}
+}
+
+struct spf_check *
+spf_check_start(struct dns *dns, const unsigned char *ip, bool v6,
+    const char *domain, const char *sender, const char *helo,
+    spf_check_cb cb, void *arg)
+{
+	struct spf_check *c = xcalloc(1, sizeof(*c));
+	size_t dl = strlen(domain);
+
+	c->dns = dns;
+	memcpy(c->ip, ip, v6 ? 16 : 4);
+	c->v6 = v6;
+	c->sender = xstrdup(sender);
+	c->helo = xstrdup(helo ? helo : "");
+	c->cb = cb;
+	c->arg = arg;
+	/* RFC 7208 4.3: not a name with labels, no record to ask for */
+	if (dl == 0 || dl > 253 || strchr(domain, '.') == NULL ||
+	    domain[0] == '.' || strstr(domain, "..") || domain[0] == '[') {
+		done(c, SPF_NONE, "not a domain to check");
+		return c;
+	}
+	c->f[0].domain = xstrdup(domain);
+	c->depth = 1;
+	step(c);
+	return c;
+}
