@@ -6,17 +6,46 @@
  */
 #include "runtime.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "base/auth.h"
+#include "base/buf.h"
+#include "base/log.h"
 #include "base/tls.h"
 #include "base/util.h"
 #include "lua/config.h"
 #include "mail/dkim_sign.h"
+#include "mail/dmarc.h"
 #include "lua/hooks.h"
+
+/* DMARC's organizational domains: the list read once per generation;
+ * without it, the last two labels of a name. */
+static struct psl *
+psl_load(const char *path)
+{
+	FILE *fp = fopen(path, "re");
+	struct buf text;
+	char chunk[65536];
+	size_t n;
+
+	if (fp == NULL) {
+		log_warnx("%s: %s (DMARC takes the last two labels of a name "
+		    "as its organizational domain)", path, strerror(errno));
+		return NULL;
+	}
+	buf_init(&text);
+	while ((n = fread(chunk, 1, sizeof(chunk), fp)) > 0)
+		buf_append(&text, chunk, n);
+	(void)fclose(fp);
+	struct psl *p = psl_parse(text.data ? text.data : "", text.len);
+	buf_clear(&text);
+	return p;
+}
 
 struct runtime *
 runtime_load(const char *path, struct kvstore *kv, unsigned generation,
@@ -79,6 +108,7 @@ runtime_load(const char *path, struct kvstore *kv, unsigned generation,
 		runtime_unref(rt);
 		return NULL;
 	}
+	rt->psl = psl_load(cfg->public_suffix_list);
 	return rt;
 }
 
@@ -98,6 +128,7 @@ runtime_unref(struct runtime *rt)
 	tls_server_free(rt->tls);
 	auth_users_free(rt->users);
 	dkim_signer_free(rt->dkim);
+	psl_free(rt->psl);
 	config_free(rt->cfg);
 	free(rt);
 }

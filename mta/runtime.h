@@ -17,6 +17,7 @@ struct kvstore;
 struct tls_server;
 struct auth_users;
 struct dkim_signer;
+struct psl;
 
 struct runtime {
 	struct config *cfg;
@@ -24,6 +25,7 @@ struct runtime {
 	struct tls_server *tls;       /* NULL: no certificate (yet) */
 	struct auth_users *users;     /* NULL: no AUTH */
 	struct dkim_signer *dkim;     /* NULL: no DKIM keys */
+	struct psl *psl;              /* the Public Suffix List, or NULL */
 	unsigned refs;
 	unsigned generation;
 };

@@ -819,7 +819,7 @@ submit_hooks(struct sub *s, struct envelope *env, struct buf *body,
 	char **rc = xcalloc(env->nrcpts + 1, sizeof(char *));
 	char *sender = bare(env->sender);
 	struct hook_tx tx = { &hs, sender, (const char *const *)rc, 0, NULL, 0,
-		false, NULL, 0, NULL, NULL, NULL };
+		false, NULL, 0, NULL, NULL, NULL, NULL, NULL, NULL, 0 };
 	struct hook_verdict v;
 	bool ok = false;
 
@@ -986,21 +986,6 @@ sub_send(struct sub *s)
 		free(env);
 		return;
 	}
-	/* signed as on port 587 (made 7-bit first) */
-	char dkwhy[200];
-	bool made7;
-	if (dkim_sign_submitted(q->env->rt->dkim, body, start, (int64_t)now,
-	    &made7, dkwhy, sizeof(dkwhy)) < 0) {
-		log_warnx("%s: %s", env->id, dkwhy);
-		s->err = jq_set_error("serverFail", "the message cannot be "
-		    "signed now", NULL);
-		buf_clear(body);
-		free(body);
-		envelope_clear(env);
-		free(env);
-		return;
-	}
-	(void)made7;       /* BODY= is read off the message below */
 	(void)snprintf(path, sizeof(path), "<%s>", s->mail_from);
 	if (smtp_parse_mailbox(s->mail_from, strlen(s->mail_from), &sa) == 0)
 		(void)smtp_addr_format(&sa, path, sizeof(path));
@@ -1023,6 +1008,24 @@ sub_send(struct sub *s)
 		envelope_clear(env);
 		free(env);
 		return;          /* sub_next goes on: a discard is "sent" */
+	}
+	/* signed as on port 587, after the hooks (made 7-bit first) */
+	char dkwhy[200];
+	bool made7;
+	if (dkim_sign_submitted(q->env->rt->dkim, body, start, (int64_t)now,
+	    &made7, dkwhy, sizeof(dkwhy)) < 0) {
+		log_warnx("%s: %s", env->id, dkwhy);
+		s->err = jq_set_error("serverFail", "the message cannot be "
+		    "signed now", NULL);
+		buf_clear(body);
+		free(body);
+		envelope_clear(env);
+		free(env);
+		return;
+	}
+	if (made7) {
+		free(env->body);
+		env->body = xstrdup("7BIT");
 	}
 	s->commit = queue_commit(q->env->queue, env, body, sub_committed, s);
 }

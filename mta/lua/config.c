@@ -517,6 +517,8 @@ apply(struct ctx *c, const struct cfg_node *n, struct config *cfg)
 	}
 	if (strcmp(c->key, "users") == 0)
 		return want_str(c, n, &cfg->users);
+	if (strcmp(c->key, "public_suffix_list") == 0)
+		return want_str(c, n, &cfg->public_suffix_list);
 	if (strcmp(c->key, "inbound_auth") == 0) {
 		if (n->type != CFG_BOOL)
 			return fail(c, "expected true or false");
@@ -736,6 +738,8 @@ config_load(const char *path, char *err, size_t errsz)
 	cfg->delay_warning = 4 * 3600;
 	cfg->dns_timeout = 20;
 	cfg->inbound_auth = true;
+	cfg->public_suffix_list = xstrdup(
+	    "/usr/share/publicsuffix/public_suffix_list.dat");
 	cfg->client.port = 25;
 	cfg->client.connect_timeout = 30;
 	cfg->client.command_timeout = 300;  /* RFC 5321 4.5.3.2 */
@@ -841,6 +845,7 @@ config_free(struct config *cfg)
 	free(cfg->user);
 	free(cfg->relayhost);
 	free(cfg->authserv_id);
+	free(cfg->public_suffix_list);
 	free(cfg->http_public_url);
 	for (size_t i = 0; i < cfg->ndkim; i++) {
 		free(cfg->dkim[i].domain);
@@ -1018,6 +1023,7 @@ config_print(const struct config *cfg, FILE *fp)
 		    cfg->users);
 	fprintf(fp, "inbound_auth = %s\n", cfg->inbound_auth ? "true" :
 	    "false");
+	print_str_key(fp, "public_suffix_list", cfg->public_suffix_list);
 	fprintf(fp, "auth_loopback_plaintext = %s\n",
 	    cfg->auth_loopback_plaintext ? "true" : "false");
 	fprintf(fp, "submission_from = \"%s\"\n",

@@ -103,7 +103,8 @@ struct config {
 	bool users_default;               /* not configured: data_dir/users,
 	                                   * optional until it exists */
 	bool auth_loopback_plaintext;     /* AUTH without TLS from trusted */
-	bool inbound_auth;                /* SPF and DKIM of mail on mx */
+	bool inbound_auth;                /* SPF, DKIM, DMARC of mail on mx */
+	char *public_suffix_list;         /* DMARC's organizational domains */
 	enum submission_from submission_from;
 	bool tls_selfsigned;              /* default paths: made at start */
 	char *resolver;                   /* NULL: /etc/resolv.conf */

@@ -127,6 +127,9 @@ struct hook_tx {
 	size_t ndkim;
 	const char *spf_result;   /* NULL: not checked */
 	const char *spf_domain, *spf_reason;
+	const char *dmarc_result; /* NULL: not checked */
+	const char *dmarc_policy, *dmarc_domain;
+	unsigned dmarc_pct;
 };
 
 void hooks_connect(struct hooks *h, const struct hook_session *s,

@@ -61,6 +61,14 @@ push_session(lua_State *L, const struct hook_session *s)
 	}
 }
 
+/* t[k] = v ("" for NULL), t on the top of the stack */
+static void
+set_str(lua_State *L, const char *k, const char *v)
+{
+	lua_pushstring(L, v ? v : "");
+	lua_setfield(L, -2, k);
+}
+
 static void
 push_tx(lua_State *L, const struct hook_tx *tx)
 {
@@ -91,22 +99,17 @@ push_tx(lua_State *L, const struct hook_tx *tx)
 	lua_setfield(L, -2, "params");
 	if (!tx->auth)
 		return;
-	/* tx.auth = { dkim = { { domain, selector, result, ... }, ... } } */
-	lua_createtable(L, 0, 1);
+	/* tx.auth = { dkim = { {...}, ... }, spf = {...}, dmarc = {...} } */
+	lua_createtable(L, 0, 3);
 	lua_createtable(L, (int)tx->ndkim, 0);
 	for (size_t i = 0; i < tx->ndkim; i++) {
 		const struct hook_dkim *d = &tx->dkim[i];
 		lua_createtable(L, 0, 6);
-		lua_pushstring(L, d->domain);
-		lua_setfield(L, -2, "domain");
-		lua_pushstring(L, d->selector);
-		lua_setfield(L, -2, "selector");
-		lua_pushstring(L, d->result);
-		lua_setfield(L, -2, "result");
-		lua_pushstring(L, d->reason);
-		lua_setfield(L, -2, "reason");
-		lua_pushstring(L, d->algorithm);
-		lua_setfield(L, -2, "algorithm");
+		set_str(L, "domain", d->domain);
+		set_str(L, "selector", d->selector);
+		set_str(L, "result", d->result);
+		set_str(L, "reason", d->reason);
+		set_str(L, "algorithm", d->algorithm);
 		lua_pushboolean(L, d->testing);
 		lua_setfield(L, -2, "testing");
 		lua_rawseti(L, -2, (lua_Integer)i + 1);
@@ -114,13 +117,19 @@ push_tx(lua_State *L, const struct hook_tx *tx)
 	lua_setfield(L, -2, "dkim");
 	if (tx->spf_result) {
 		lua_createtable(L, 0, 3);
-		lua_pushstring(L, tx->spf_result);
-		lua_setfield(L, -2, "result");
-		lua_pushstring(L, tx->spf_domain);
-		lua_setfield(L, -2, "domain");
-		lua_pushstring(L, tx->spf_reason ? tx->spf_reason : "");
-		lua_setfield(L, -2, "reason");
+		set_str(L, "result", tx->spf_result);
+		set_str(L, "domain", tx->spf_domain);
+		set_str(L, "reason", tx->spf_reason);
 		lua_setfield(L, -2, "spf");
+	}
+	if (tx->dmarc_result) {
+		lua_createtable(L, 0, 4);
+		set_str(L, "result", tx->dmarc_result);
+		set_str(L, "policy", tx->dmarc_policy);
+		set_str(L, "domain", tx->dmarc_domain);
+		lua_pushinteger(L, (lua_Integer)tx->dmarc_pct);
+		lua_setfield(L, -2, "pct");
+		lua_setfield(L, -2, "dmarc");
 	}
 	lua_setfield(L, -2, "auth");
 }

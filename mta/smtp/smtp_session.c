@@ -47,6 +47,7 @@
 #include "mail/authres.h"
 #include "mail/dkim_sign.h"
 #include "mail/dkim_verify.h"
+#include "mail/dmarc_check.h"
 #include "mail/envelope.h"
 #include "mail/spf_check.h"
 #include "mail/maildir.h"
@@ -115,6 +116,9 @@ struct smtp_session {
 	char spf_domain[256];       /* the domain checked; "" none */
 	char spf_why[96];
 	struct buf pending_ar;      /* DKIM's part, waiting for SPF's */
+	struct dmarc_check *dmarc;  /* its policy being looked up */
+	struct dmarc_verdict dmarc_v;
+	bool dmarc_checked;
 	struct dkim_verdict *dkim;  /* the message's verdicts (mx), for hooks */
 	size_t ndkim;
 	bool dkim_checked;
@@ -251,6 +255,14 @@ tx_view_init(struct smtp_session *s, struct tx_view *v,
 		}
 		v->tx.dkim = v->dkim;
 		v->tx.ndkim = s->ndkim;
+		if (s->dmarc_checked) {
+			v->tx.dmarc_result = dmarc_result_name(
+			    s->dmarc_v.result);
+			v->tx.dmarc_policy = s->dmarc_v.record_domain[0] ?
+			    dmarc_policy_name(s->dmarc_v.policy) : "none";
+			v->tx.dmarc_domain = s->dmarc_v.from;
+			v->tx.dmarc_pct = s->dmarc_v.pct;
+		}
 		if (s->spf_domain[0]) {
 			v->tx.spf_result = spf_result_name(s->spf_result);
 			v->tx.spf_domain = s->spf_domain;
@@ -784,9 +796,49 @@ on_verified(void *arg, const struct dkim_verdict *v, size_t n)
 		auth_done(s);
 }
 
-/* DKIM and SPF are both back: the field goes in, the message on. */
+static void auth_finish(struct smtp_session *s);
+
+static void
+on_dmarc(void *arg, const struct dmarc_verdict *v)
+{
+	struct smtp_session *s = arg;
+
+	s->dmarc = NULL;
+	s->dmarc_v = *v;
+	s->dmarc_checked = true;
+	log_info("%s: dmarc=%s header.from=%s policy=%s", s->tx->id,
+	    dmarc_result_name(v->result), v->from, v->record_domain[0] ?
+	    dmarc_policy_name(v->policy) : "-");
+	auth_finish(s);
+}
+
+/*
+ * DKIM and SPF are both back: DMARC of the From: domain (one address,
+ * RFC 7489 6.6.1), then the field goes in.
+ */
 static void
 auth_done(struct smtp_session *s)
+{
+	const char *msg = s->body->data + s->received_len;
+	size_t len = message_header_len(msg, s->body->len - s->received_len);
+	struct message_field f;
+	struct message_addr a[2];
+
+	s->dmarc_checked = false;
+	if (message_find_field(msg, len, "From", &f) &&
+	    message_parse_addresses(f.value, f.value_len, a, 2) == 1 &&
+	    a[0].domain[0] && strchr(a[0].domain, '.')) {
+		s->dmarc = dmarc_check_start(s->env.dns, s->env.rt->psl,
+		    a[0].domain, s->dkim, s->ndkim, s->spf_result,
+		    s->spf_domain, on_dmarc, s);
+		return;
+	}
+	auth_finish(s);
+}
+
+/* The verdicts are in: the field goes in, the message on. */
+static void
+auth_finish(struct smtp_session *s)
 {
 	struct buf ar = s->pending_ar, rest;
 
@@ -802,6 +854,16 @@ auth_done(struct smtp_session *s)
 			"smtp.mailfrom", helo ? s->spf_domain : who } };
 		authres_add(&ar, "spf", spf_result_name(s->spf_result), NULL,
 		    s->spf_result == SPF_PASS ? NULL : s->spf_why, p, 1);
+	}
+	if (s->dmarc_checked) {
+		const struct dmarc_verdict *d = &s->dmarc_v;
+		char note[80] = "";
+		if (d->record_domain[0])
+			(void)snprintf(note, sizeof(note), "p=%s pct=%u",
+			    dmarc_policy_name(d->policy), d->pct);
+		struct authres_prop p[] = { { "header.from", d->from } };
+		authres_add(&ar, "dmarc", dmarc_result_name(d->result), note,
+		    NULL, p, 1);
 	}
 	authres_end(&ar, 1);
 	buf_init(&rest);
@@ -1293,7 +1355,8 @@ session_process(struct smtp_session *s)
 	struct evbuffer *in = bufferevent_get_input(s->bev);
 
 	while (!s->closing && s->commit == NULL && s->verify == NULL &&
-	    s->spf == NULL && !s->starttls_now && s->auth == NULL) {
+	    s->spf == NULL && s->dmarc == NULL && !s->starttls_now &&
+	    s->auth == NULL) {
 		if (s->errors > s->cfg->limits.max_errors) {
 			reply(s, 421, "4.7.0", "%s Error: too many errors",
 			    s->cfg->hostname);
@@ -1482,6 +1545,8 @@ session_free(struct smtp_session *s)
 	s->verify = NULL;
 	spf_check_cancel(s->spf);
 	s->spf = NULL;
+	dmarc_check_cancel(s->dmarc);
+	s->dmarc = NULL;
 	buf_clear(&s->pending_ar);
 	if (s->auth) {
 		auth_check_detach(s->auth);
@@ -1583,7 +1648,7 @@ void
 smtp_session_shutdown(struct smtp_session *s)
 {
 	s->shutdown = true;
-	if (s->commit || s->verify || s->spf)
+	if (s->commit || s->verify || s->spf || s->dmarc)
 		return; /* on_commit answers 250, then 421 */
 	reply(s, 421, "4.3.2", "%s Service shutting down",
 	    s->cfg->hostname);

@@ -6,9 +6,11 @@ result as Debian's pyspf (python3-spf) on the same DNS data."""
 import email
 import re
 import smtplib
+import time
 
 import pytest
 
+from conftest import TOP
 from peers import Unbound
 from test_hooks import plugins
 
@@ -136,3 +138,75 @@ def test_spf_of_the_helo_for_bounces_and_a_plugin_refusing(spf_world):
                        b"Subject: no\r\n\r\nx\r\n")
     assert e.value.smtp_code == 550 and b"SPF says no" in e.value.smtp_error
     assert "spf=fail domain=fail.test" in t.log()
+
+
+# --- DMARC (RFC 7489) --------------------------------------------------------
+
+@pytest.fixture
+def dmarc_world(make_ternd, tmp_path):
+    """sender.test with a DKIM key and p=reject, org.test's record
+    covering its subdomains (sp=quarantine), and a ternd with the
+    shipped dmarc_policy plugin."""
+    from test_dkim import keygen, txt_record
+    home = tmp_path / "dmarckeys"
+    key, rec = keygen(home, "sender.test", "s1", "rsa")
+    dns = Unbound(tmp_path, [
+        txt_record("s1._domainkey.sender.test.", rec),
+        'sender.test. TXT "v=spf1 -all"',
+        '_dmarc.sender.test. TXT "v=DMARC1; p=reject; adkim=r"',
+        '_dmarc.org.test. TXT "v=DMARC1; p=none; sp=quarantine"',
+        'sub.org.test. TXT "v=spf1 -all"',
+        'nopolicy.test. TXT "v=spf1 ip4:127.0.0.1 -all"',
+    ])
+    t = make_ternd(start=False)
+    t.write_config('resolver = "%s"\nplugin_path = { "%s" }\n'
+                   'plugins = { "dmarc_policy" }\n'
+                   'public_suffix_list = "/usr/share/publicsuffix/'
+                   'public_suffix_list.dat"\n' % (dns.address, TOP / "plugins"))
+    t.start()
+    yield t, key
+    dns.stop()
+
+
+def test_dmarc_verdicts_and_the_shipped_policy(dmarc_world):
+    import dkim
+    t, key = dmarc_world
+
+    def msg(frm, subject):
+        return (b"From: %s\r\nTo: vera@localhost\r\nSubject: %s\r\n"
+                b"Date: Wed, 02 Dec 2026 10:00:00 +0000\r\n\r\nhi\r\n"
+                % (frm.encode(), subject.encode()))
+    # aligned DKIM (d=sender.test for From: sender.test): pass
+    m = msg("a@sender.test", "signed")
+    with smtplib.SMTP("127.0.0.1", t.port, local_hostname="c.test") as s:
+        s.sendmail("bounce@sender.test", ["vera@localhost"],
+                   dkim.sign(m, b"s1", b"sender.test", key.read_bytes()) + m)
+    raw = t.wait_messages("vera", 1)[0]
+    text = " ".join(ours(raw)[1].split())
+    assert "dmarc=pass (p=reject pct=100) header.from=sender.test" in text
+    # unsigned, SPF fails: p=reject refuses it
+    with smtplib.SMTP("127.0.0.1", t.port, local_hostname="c.test") as s:
+        with pytest.raises(smtplib.SMTPDataError) as e:
+            s.sendmail("x@sender.test", ["vera@localhost"],
+                       msg("a@sender.test", "forged"))
+    assert e.value.smtp_code == 550 and b"DMARC policy" in e.value.smtp_error
+    assert "dmarc=fail header.from=sender.test policy=reject" in t.log()
+    # a subdomain: the organizational domain's sp=quarantine, into Junk
+    with smtplib.SMTP("127.0.0.1", t.port, local_hostname="c.test") as s:
+        s.sendmail("x@sub.org.test", ["vera@localhost"],
+                   msg("a@sub.org.test", "junk"))
+    junk = t.data / "mail" / "localhost" / "vera" / ".Junk"
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and not (junk / "new").is_dir():
+        time.sleep(0.05)
+    got = list((junk / "new").iterdir())
+    assert len(got) == 1 and b"Subject: junk" in got[0].read_bytes()
+    assert "dmarc=fail (p=quarantine pct=100) header.from=sub.org.test" in \
+        " ".join(got[0].read_text().split())
+    # no record: none, delivered; SPF-aligned pass needs no DKIM
+    with smtplib.SMTP("127.0.0.1", t.port, local_hostname="c.test") as s:
+        s.sendmail("x@nopolicy.test", ["vera@localhost"],
+                   msg("a@nopolicy.test", "plain"))
+    raw = [m for m in t.wait_messages("vera", 2) if b"plain" in m][0]
+    assert "dmarc=none header.from=nopolicy.test" in " ".join(
+        ours(raw)[1].split())
