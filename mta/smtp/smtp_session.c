@@ -875,6 +875,11 @@ auth_finish(struct smtp_session *s)
 	buf_clear(&rest);
 	buf_clear(&ar);
 	data_accept(s);
+	/* a shutdown asked meanwhile: on_commit says 421 after its 250;
+	 * a message the data hook refused has no commit */
+	if (s->shutdown && !s->closing && s->commit == NULL)
+		reply(s, 421, "4.3.2", "%s Service shutting down",
+		    s->cfg->hostname);
 	session_process(s);
 }
 
