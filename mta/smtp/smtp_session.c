@@ -715,6 +715,13 @@ spf_start(struct smtp_session *s)
 	s->spf_domain[0] = s->spf_why[0] = '\0';
 	if (ip_parse(s->ip, strlen(s->ip), ip, &v6) != 0)
 		return;
+	static const unsigned char mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+		0xff, 0xff };
+	if (v6 && memcmp(ip, mapped, 12) == 0) {
+		/* an IPv4 client on a dual-stack listener is an IPv4 one */
+		memmove(ip, ip + 12, 4);
+		v6 = false;
+	}
 	if (pl > 2 && (at = memrchr(path, '@', pl)) != NULL) {
 		(void)snprintf(sender, sizeof(sender), "%.*s", (int)(pl - 2),
 		    path + 1);
