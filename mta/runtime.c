@@ -63,6 +63,9 @@ runtime_load(const char *path, struct kvstore *kv, unsigned generation,
 	hs.npath = cfg->npath;
 	hs.plugin_config = cfg->plugin_config;
 	hs.budget_ms = cfg->hook_budget_ms;
+	hs.wait_ms = cfg->hook_wait_ms;
+	hs.http_allow = (const char *const *)cfg->plugin_http_allow;
+	hs.nhttp_allow = cfg->nhttp_allow;
 	hs.mem_max = (size_t)cfg->plugin_memory;
 	hs.hostname = cfg->hostname;
 	hs.domains = (const char *const *)cfg->domains;

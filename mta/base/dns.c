@@ -29,10 +29,6 @@
 #include "base/util.h"
 #include "smtp/mx.h"
 
-#define RR_A 1
-#define RR_MX 15
-#define RR_TXT 16
-#define RR_AAAA 28
 #define RCODE_SERVFAIL 2
 #define RCODE_NXDOMAIN 3
 
@@ -46,6 +42,7 @@ struct dns {
 struct dns_query {
 	struct dns *d;
 	bool is_mx, is_txt, mx_only;
+	int rtype;               /* is_txt: the type asked (dns_records) */
 	bool cancelled;
 	int pending;             /* outstanding libunbound queries */
 	int ids[2];
@@ -327,7 +324,7 @@ dns_mx(struct dns *d, const char *domain, dns_mx_cb cb, void *arg)
 
 	q->is_mx = true;
 	q->mx_cb = cb;
-	return one_query(d, q, domain, RR_MX, mx_done, arg);
+	return one_query(d, q, domain, DNS_RR_MX, mx_done, arg);
 }
 
 static void
@@ -338,12 +335,12 @@ addr_done_one(struct dns_query *q, int idx, int err, struct ub_result *r)
 		for (int i = 0; r->data[i] && q->naddrs < 32; i++) {
 			struct sockaddr_storage *ss = &q->addrs[q->naddrs];
 			memset(ss, 0, sizeof(*ss));
-			if (r->qtype == RR_AAAA && r->len[i] == 16) {
+			if (r->qtype == DNS_RR_AAAA && r->len[i] == 16) {
 				struct sockaddr_in6 *s6 = (void *)ss;
 				s6->sin6_family = AF_INET6;
 				memcpy(&s6->sin6_addr, r->data[i], 16);
 				q->naddrs++;
-			} else if (r->qtype == RR_A && r->len[i] == 4) {
+			} else if (r->qtype == DNS_RR_A && r->len[i] == 4) {
 				struct sockaddr_in *s4 = (void *)ss;
 				s4->sin_family = AF_INET;
 				memcpy(&s4->sin_addr, r->data[i], 4);
@@ -396,13 +393,13 @@ dns_addrs(struct dns *d, const char *host, dns_addr_cb cb, void *arg)
 	q->addr_cb = cb;
 	q->arg = arg;
 	q->pending = 2;
-	if (ub_resolve_async(d->ctx, q->name, RR_AAAA, 1, q, aaaa_done,
+	if (ub_resolve_async(d->ctx, q->name, DNS_RR_AAAA, 1, q, aaaa_done,
 	    &q->ids[0]) != 0) {
 		q->ids[0] = -1;
 		q->pending--;
 		q->st[0] = DNS_TEMP;
 	}
-	if (ub_resolve_async(d->ctx, q->name, RR_A, 1, q, a_done,
+	if (ub_resolve_async(d->ctx, q->name, DNS_RR_A, 1, q, a_done,
 	    &q->ids[1]) != 0) {
 		q->ids[1] = -1;
 		q->pending--;
@@ -414,6 +411,39 @@ dns_addrs(struct dns *d, const char *host, dns_addr_cb cb, void *arg)
 	} else
 		query_arm(q);
 	return q;
+}
+
+/* One record of type q->rtype as text (dns_records); NULL if malformed. */
+static char *
+record_text(int type, const unsigned char *d, size_t len)
+{
+	char text[INET6_ADDRSTRLEN + MX_NAME_MAX + 16];
+	struct mx_entry e;
+	size_t used;
+
+	switch (type) {
+	case DNS_RR_TXT:
+		return mx_txt_rdata(d, len);
+	case DNS_RR_A:
+	case DNS_RR_AAAA:
+		if (len != (type == DNS_RR_A ? 4u : 16u) ||
+		    inet_ntop(type == DNS_RR_A ? AF_INET : AF_INET6, d, text,
+		    sizeof(text)) == NULL)
+			return NULL;
+		return xstrdup(text);
+	case DNS_RR_MX:
+		if (mx_parse_rdata(d, len, &e) != 0)
+			return NULL;
+		(void)snprintf(text, sizeof(text), "%u %s", e.pref,
+		    e.host[0] ? e.host : ".");
+		return xstrdup(text);
+	case DNS_RR_PTR:
+		if (mx_wire_name(d, len, text, sizeof(text), &used) != 0 ||
+		    used != len)
+			return NULL;
+		return xstrdup(text);
+	}
+	return NULL;
 }
 
 static void
@@ -432,8 +462,9 @@ txt_done(void *arg, int err, struct ub_result *r)
 			count++;
 		txts = xcalloc(count + 1, sizeof(char *));
 		for (size_t i = 0; i < count; i++)
-			if ((txts[n] = mx_txt_rdata((unsigned char *)r->data[i],
-			    (size_t)r->len[i])) != NULL)
+			if ((txts[n] = record_text(q->rtype,
+			    (unsigned char *)r->data[i], (size_t)r->len[i])) !=
+			    NULL)
 				n++;
 	}
 	ub_resolve_free(r);
@@ -447,21 +478,53 @@ txt_done(void *arg, int err, struct ub_result *r)
 struct dns_query *
 dns_txt(struct dns *d, const char *name, dns_txt_cb cb, void *arg)
 {
+	return dns_records(d, name, DNS_RR_TXT, cb, arg);
+}
+
+int
+dns_rr_type(const char *name)
+{
+	static const struct {
+		const char *name;
+		int type;
+	} types[] = { { "A", DNS_RR_A }, { "AAAA", DNS_RR_AAAA },
+		{ "MX", DNS_RR_MX }, { "TXT", DNS_RR_TXT }, { "PTR", DNS_RR_PTR } };
+
+	for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++)
+		if (ascii_strcaseeq(types[i].name, name))
+			return types[i].type;
+	return -1;
+}
+
+struct dns_query *
+dns_records(struct dns *d, const char *name, int type, dns_txt_cb cb,
+    void *arg)
+{
 	struct dns_query *q = xcalloc(1, sizeof(*q));
 
 	q->is_txt = true;
+	q->rtype = type;
 	q->txt_cb = cb;
-	return one_query(d, q, name, RR_TXT, txt_done, arg);
+	return one_query(d, q, name, type, txt_done, arg);
 }
 
 void
 dns_cancel(struct dns_query *q)
 {
 	/*
-	 * The libunbound callbacks may already be queued; mark the query
-	 * so they free it without calling back.
+	 * What libunbound can still take back is cancelled now; an answer
+	 * it has already queued finds the query marked and frees it without
+	 * calling back. A query with nothing outstanding goes at once (one
+	 * that never started is freed by its own deferred answer).
 	 */
 	q->cancelled = true;
+	for (int i = 0; i < 2; i++)
+		if (q->ids[i] >= 0 && ub_cancel(q->d->ctx, q->ids[i]) == 0) {
+			q->ids[i] = -1;
+			q->pending--;
+		}
+	if (q->pending == 0 && q->timer != NULL)
+		query_free(q);
 }
 
 struct event_base *

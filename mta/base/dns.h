@@ -2,10 +2,12 @@
 /*
  * dns.h - layer 2: asynchronous DNS on the event loop (libunbound).
  * MX lookups for delivery (sorted, null MX recognised, implicit MX when a
- * domain has none), A/AAAA lookups of hosts, and TXT records (DKIM keys). Callbacks run on the loop
- * thread, never before the call that started them returns; a cancelled
- * query's callback never runs. A query not answered within the timeout
- * is cancelled and answered DNS_TEMP.
+ * domain has none), A/AAAA lookups of hosts, TXT records (DKIM keys), and
+ * any A, AAAA, MX, TXT or PTR records as text (plugins). Callbacks run on
+ * the loop thread, never before the call that started them returns; a
+ * cancelled query's callback never runs (and what libunbound still has of
+ * it is taken back). A query not answered within the timeout is cancelled
+ * and answered DNS_TEMP.
  */
 #ifndef TERN_DNS_H
 #define TERN_DNS_H
@@ -56,6 +58,21 @@ typedef void (*dns_txt_cb)(void *arg, enum dns_status st,
     char *const *txts, size_t ntxts);
 struct dns_query *dns_txt(struct dns *d, const char *name, dns_txt_cb cb,
     void *arg);
+
+/*
+ * Records of one type as text, as `dig +short` shows them: A and AAAA
+ * addresses, MX "PREFERENCE HOST", TXT strings joined, PTR names (no
+ * final dot); malformed ones left out. Types: DNS_RR_* (dns_rr_type()).
+ */
+#define DNS_RR_A 1
+#define DNS_RR_PTR 12
+#define DNS_RR_MX 15
+#define DNS_RR_TXT 16
+#define DNS_RR_AAAA 28
+struct dns_query *dns_records(struct dns *d, const char *name, int type,
+    dns_txt_cb cb, void *arg);
+/* "A", "AAAA", "MX", "TXT", "PTR" (any case) -> DNS_RR_*, else -1. */
+int dns_rr_type(const char *name);
 
 void dns_cancel(struct dns_query *q);
 

@@ -445,6 +445,25 @@ parse_dkim(struct ctx *c, const struct cfg_node *n, struct config *cfg)
 	return 0;
 }
 
+/* "host:port" or "[v6]:port", as tern.http.request compares them */
+static bool
+http_allow_ok(const char *s)
+{
+	const char *colon = strrchr(s, ':');
+	uint64_t port;
+
+	if (colon == NULL || colon == s || parse_u64(colon + 1,
+	    strlen(colon + 1), &port) != 0 || port == 0 || port > 65535)
+		return false;
+	if (s[0] == '[')
+		return colon[-1] == ']' && colon - s > 2;
+	for (const char *p = s; p < colon; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		    (*p >= '0' && *p <= '9') || *p == '.' || *p == '-'))
+			return false;
+	return true;
+}
+
 static int
 apply(struct ctx *c, const struct cfg_node *n, struct config *cfg)
 {
@@ -578,6 +597,22 @@ apply(struct ctx *c, const struct cfg_node *n, struct config *cfg)
 		return want_unsigned(c, n, 0, 365u * 86400, &cfg->delay_warning);
 	if (strcmp(c->key, "hook_budget_ms") == 0)
 		return want_unsigned(c, n, 1, 60000, &cfg->hook_budget_ms);
+	if (strcmp(c->key, "hook_wait_ms") == 0)
+		return want_unsigned(c, n, 1, 600000, &cfg->hook_wait_ms);
+	if (strcmp(c->key, "plugin_http_allow") == 0) {
+		if (want_list(c, n) != 0)
+			return -1;
+		cfg->plugin_http_allow = xcalloc(n->nitems + 1, sizeof(char *));
+		for (size_t i = 0; i < n->nitems; i++) {
+			const struct cfg_node *it = &n->items[i];
+			if (it->type != CFG_STR || !http_allow_ok(it->s))
+				return fail(c, "item %zu: expected \"HOST:PORT\" "
+				    "(\"[ADDRESS]:PORT\" for IPv6)", i + 1);
+			cfg->plugin_http_allow[cfg->nhttp_allow++] =
+			    xstrdup(it->s);
+		}
+		return 0;
+	}
 	if (strcmp(c->key, "plugin_memory") == 0) {
 		if (want_uint(c, n, (uint64_t)1 << 40, &v) != 0)
 			return -1;
@@ -734,6 +769,7 @@ config_load(const char *path, char *err, size_t errsz)
 	cfg->limits.http_body_timeout = 60;
 	cfg->limits.http_keepalive_timeout = 120;
 	cfg->hook_budget_ms = 100;
+	cfg->hook_wait_ms = 15000;
 	cfg->plugin_memory = 64u * 1024 * 1024;
 	cfg->delay_warning = 4 * 3600;
 	cfg->dns_timeout = 20;
@@ -860,6 +896,9 @@ config_free(struct config *cfg)
 	for (size_t i = 0; i < cfg->nplugins; i++)
 		free(cfg->plugins[i]);
 	free(cfg->plugins);
+	for (size_t i = 0; i < cfg->nhttp_allow; i++)
+		free(cfg->plugin_http_allow[i]);
+	free(cfg->plugin_http_allow);
 	for (size_t i = 0; i < cfg->npath; i++)
 		free(cfg->plugin_path[i]);
 	free(cfg->plugin_path);
@@ -1072,8 +1111,11 @@ config_print(const struct config *cfg, FILE *fp)
 		fputc('\n', fp);
 	} else
 		fputs("plugin_config = nil\n", fp);
-	fprintf(fp, "hook_budget_ms = %u\nplugin_memory = %llu\n",
-	    cfg->hook_budget_ms, (unsigned long long)cfg->plugin_memory);
+	fprintf(fp, "hook_budget_ms = %u\nhook_wait_ms = %u\n"
+	    "plugin_memory = %llu\n", cfg->hook_budget_ms, cfg->hook_wait_ms,
+	    (unsigned long long)cfg->plugin_memory);
+	print_list(fp, "plugin_http_allow", cfg->plugin_http_allow,
+	    cfg->nhttp_allow);
 	if (cfg->resolver)
 		print_str_key(fp, "resolver", cfg->resolver);
 	else

@@ -94,7 +94,10 @@ struct config {
 	char **plugin_path;               /* absolute directories */
 	size_t npath;
 	const struct cfg_node *plugin_config; /* into tree, or NULL */
-	unsigned hook_budget_ms;
+	unsigned hook_budget_ms;          /* running, per hook call */
+	unsigned hook_wait_ms;            /* waiting, per hook call */
+	char **plugin_http_allow;         /* "host:port" for tern.http */
+	size_t nhttp_allow;
 	uint64_t plugin_memory;
 	struct cfg_node *tree;            /* the evaluated file, kept */
 	/* outbound */

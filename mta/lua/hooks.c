@@ -28,10 +28,14 @@
  *   - each plugin is a text chunk run once in its own _ENV (its globals
  *     stay its own; reads fall through to the base; `config` holds its
  *     plugin_config table) and must return a table of hook functions;
- *   - every call goes through hooks_pcall(): a count hook checks a
- *     monotonic deadline every 1,000 instructions; once past it, it raises
- *     on every instruction, so a plugin's own pcall cannot swallow the
- *     kill. Errors are logged with plugin, hook and line.
+ *   - every call has a budget: a count hook checks a monotonic deadline
+ *     every 1,000 instructions; once past it, it raises on every
+ *     instruction, so a plugin's own pcall cannot swallow the kill.
+ *     Errors are logged with plugin, hook and line. The queue's hooks go
+ *     through hooks_pcall(); the verdict hooks run each plugin as a
+ *     coroutine (hooks_call.c) that may yield in the waiting functions of
+ *     hooks_wait.c, their running time summed over resumptions and their
+ *     waiting bounded by a wall-clock timer.
  */
 #include "lua/hooks.h"
 
@@ -499,8 +503,8 @@ ms_left(const struct hooks *h)
 	    (h->deadline.tv_nsec - now.tv_nsec) / 1000000;
 }
 
-static void
-budget_hook(lua_State *L, lua_Debug *ar)
+void
+hooks_budget_hook(lua_State *L, lua_Debug *ar)
 {
 	struct hooks *h = hooks_of(L);
 
@@ -510,7 +514,7 @@ budget_hook(lua_State *L, lua_Debug *ar)
 	if (!h->expired) {
 		h->expired = true;
 		/* From now on every instruction raises: pcall cannot hide it. */
-		lua_sethook(L, budget_hook, LUA_MASKCOUNT, 1);
+		lua_sethook(L, hooks_budget_hook, LUA_MASKCOUNT, 1);
 	}
 	luaL_error(L, "time budget of %d ms exceeded", (int)h->budget_ms);
 }
@@ -544,7 +548,7 @@ hooks_pcall(struct hooks *h, size_t plugin, enum hook_id id, int nargs,
 	lua_pushcfunction(L, msgh);
 	lua_insert(L, base);
 	struct timespec t0 = h->deadline, t1;
-	lua_sethook(L, budget_hook, LUA_MASKCOUNT, 1000);
+	lua_sethook(L, hooks_budget_hook, LUA_MASKCOUNT, 1000);
 	rc = lua_pcall(L, nargs, nres, base);
 	lua_sethook(L, NULL, 0, 0);
 	lua_remove(L, base);
@@ -553,21 +557,29 @@ hooks_pcall(struct hooks *h, size_t plugin, enum hook_id id, int nargs,
 	h->call_ns += (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000000LL +
 	    (t1.tv_nsec - t0.tv_nsec)) + (uint64_t)h->budget_ms * 1000000u;
 	if (rc != LUA_OK) {
-		const char *pname = plugin < h->nplugins ?
-		    h->plugins[plugin].name : "?";
-		char l1[160], l2[64], labels[240];
-		log_warnx("plugin=%s hook=%s error: %s", pname, hooks_name(id),
-		    lua_tostring(L, -1));
-		metrics_label(l1, sizeof(l1), "plugin", pname);
-		metrics_label(l2, sizeof(l2), "hook", hooks_name(id));
-		(void)snprintf(labels, sizeof(labels), "%s,%s", l1, l2);
-		metrics_add("tern_plugin_errors_total", labels, 1);
+		hooks_log_error(h, plugin, id, lua_tostring(L, -1));
 		lua_pop(L, 1);
 		/* A memory error may leave garbage: collect it now. */
 		lua_gc(L, LUA_GCCOLLECT);
 		return -1;
 	}
 	return 0;
+}
+
+void
+hooks_log_error(struct hooks *h, size_t plugin, enum hook_id id,
+    const char *msg)
+{
+	const char *pname = plugin < h->nplugins ? h->plugins[plugin].name :
+	    "?";
+	char l1[160], l2[64], labels[240];
+
+	log_warnx("plugin=%s hook=%s error: %s", pname, hooks_name(id),
+	    msg ? msg : "(error object is not a string)");
+	metrics_label(l1, sizeof(l1), "plugin", pname);
+	metrics_label(l2, sizeof(l2), "hook", hooks_name(id));
+	(void)snprintf(labels, sizeof(labels), "%s,%s", l1, l2);
+	metrics_add("tern_plugin_errors_total", labels, 1);
 }
 
 void
@@ -590,8 +602,8 @@ hooks_plugin_count(const struct hooks *h)
 
 /* --- the tern module ------------------------------------------------- */
 
-static const char *
-plugin_name(struct hooks *h)
+const char *
+hooks_plugin_name(struct hooks *h)
 {
 	return h->current < h->nplugins ? h->plugins[h->current].name :
 	    "(loading)";
@@ -616,11 +628,11 @@ l_log(lua_State *L)
 	luaL_pushresult(&b);
 	const char *msg = lua_tostring(L, -1);
 	if (strcmp(level, "warn") == 0)
-		log_warnx("plugin=%s: %s", plugin_name(h), msg);
+		log_warnx("plugin=%s: %s", hooks_plugin_name(h), msg);
 	else if (strcmp(level, "debug") == 0)
-		log_debug("plugin=%s: %s", plugin_name(h), msg);
+		log_debug("plugin=%s: %s", hooks_plugin_name(h), msg);
 	else
-		log_info("plugin=%s: %s", plugin_name(h), msg);
+		log_info("plugin=%s: %s", hooks_plugin_name(h), msg);
 	return 0;
 }
 
@@ -649,7 +661,7 @@ push_kv_key(lua_State *L, struct hooks *h)
 
 	if (strlen(k) != len)
 		luaL_error(L, "kv keys must not contain NUL");
-	lua_pushfstring(L, "%s\x1f%s", plugin_name(h), k);
+	lua_pushfstring(L, "%s\x1f%s", hooks_plugin_name(h), k);
 }
 
 static int
@@ -808,8 +820,8 @@ l_readonly(lua_State *L)
 }
 
 /* Replaces the table on top with a read-only proxy of it. */
-static void
-make_readonly(lua_State *L)
+void
+hooks_make_readonly(lua_State *L)
 {
 	lua_newtable(L);                 /* proxy */
 	lua_newtable(L);                 /* its metatable */
@@ -884,18 +896,20 @@ push_plugin_base(lua_State *L)
 			lua_pushnil(L);
 			lua_setfield(L, -2, "dump");
 		}
-		make_readonly(L);
+		hooks_make_readonly(L);
 		lua_setfield(L, -2, libs[i]);
 	}
 	push_lib_copy(L, "os", os_ok);
-	make_readonly(L);
+	hooks_make_readonly(L);
 	lua_setfield(L, -2, "os");
 	luaL_newlib(L, tern_fns);
 	lua_pushstring(L, h->hostname);
 	lua_setfield(L, -2, "hostname");
-	make_readonly(L);
+	hooks_wait_register(L);
+	hooks_json_register(L);
+	hooks_make_readonly(L);
 	lua_setfield(L, -2, "tern");
-	make_readonly(L);
+	hooks_make_readonly(L);
 	/* Remove what the sandbox must not reach from the real globals. */
 	static const char *const gone[] = { "io", "package", "require",
 		"debug", "load", "loadfile", "dofile", "collectgarbage",
@@ -1059,6 +1073,11 @@ hooks_new(const struct hooks_settings *hs, char *err, size_t errsz)
 
 	h->mem.cap = hs->mem_max;
 	h->budget_ms = hs->budget_ms ? hs->budget_ms : 100;
+	h->wait_ms = hs->wait_ms ? hs->wait_ms : 15000;
+	h->http_allow = xcalloc(hs->nhttp_allow + 1, sizeof(char *));
+	for (size_t i = 0; i < hs->nhttp_allow; i++)
+		h->http_allow[i] = xstrdup(hs->http_allow[i]);
+	h->nhttp_allow = hs->nhttp_allow;
 	h->kv = hs->kv;
 	h->hostname = xstrdup(hs->hostname);
 	h->domains = xcalloc(hs->ndomains + 1, sizeof(char *));
@@ -1106,6 +1125,9 @@ hooks_free(struct hooks *h)
 	for (size_t i = 0; i < h->ndomains; i++)
 		free(h->domains[i]);
 	free(h->domains);
+	for (size_t i = 0; i < h->nhttp_allow; i++)
+		free(h->http_allow[i]);
+	free(h->http_allow);
 	free(h->hostname);
 	free(h);
 }

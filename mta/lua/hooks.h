@@ -52,8 +52,11 @@ const struct cfg_node *cfg_node_get(const struct cfg_node *table,
 /* --- plugins --------------------------------------------------------- */
 
 struct hooks;
+struct hook_call;
 struct kvstore;
 struct buf;
+struct event_base;
+struct dns;
 
 enum hook_id {
 	HOOK_CONNECT, HOOK_HELO, HOOK_MAIL, HOOK_RCPT, HOOK_DATA, HOOK_ROUTE,
@@ -66,7 +69,10 @@ struct hooks_settings {
 	const char *const *plugin_path;    /* directories searched in order */
 	size_t npath;
 	const struct cfg_node *plugin_config; /* table name -> table, or NULL */
-	unsigned budget_ms;                /* per call */
+	unsigned budget_ms;                /* per call: running */
+	unsigned wait_ms;                  /* per call: waiting (0: 15 s) */
+	const char *const *http_allow;     /* "host:port" tern.http may ask */
+	size_t nhttp_allow;
 	size_t mem_max;                    /* bytes for the whole state */
 	const char *hostname;
 	const char *const *domains;
@@ -132,6 +138,49 @@ struct hook_tx {
 	unsigned dmarc_pct;
 };
 
+/*
+ * The verdict hooks run as coroutines: a plugin may call functions that
+ * wait (tern.dns.lookup, tern.dnsbl, tern.http.request) and the caller
+ * goes on with other work meanwhile. Each *_start function returns NULL
+ * when the chain finished at once (*v holds the verdict), or a pending
+ * call whose done callback runs later on the loop, exactly once, with
+ * the verdict, unless hooks_call_cancel() comes first. What the call
+ * points at (the data hook's msg and folders) must stay as it is until
+ * then; the tx and session are copied at the start.
+ *
+ * The budget: budget_ms of running, summed over the call's plugins and
+ * resumptions, and wait_ms of wall-clock time from the start; either
+ * overrun is a 451 4.3.0 (logged).
+ */
+struct hook_io {
+	struct event_base *base;
+	struct dns *dns;          /* NULL: tern.dns functions fail */
+};
+
+typedef void (*hook_done_cb)(void *arg, const struct hook_verdict *v);
+
+struct hook_call *hooks_connect_start(struct hooks *h,
+    const struct hook_io *io, const struct hook_session *s,
+    hook_done_cb done, void *arg, struct hook_verdict *v);
+struct hook_call *hooks_helo_start(struct hooks *h, const struct hook_io *io,
+    const struct hook_session *s, const char *name, hook_done_cb done,
+    void *arg, struct hook_verdict *v);
+struct hook_call *hooks_mail_start(struct hooks *h, const struct hook_io *io,
+    const struct hook_tx *tx, const char *addr, hook_done_cb done,
+    void *arg, struct hook_verdict *v);
+struct hook_call *hooks_rcpt_start(struct hooks *h, const struct hook_io *io,
+    const struct hook_tx *tx, const char *addr, hook_done_cb done,
+    void *arg, struct hook_verdict *v);
+struct hook_call *hooks_data_start(struct hooks *h, const struct hook_io *io,
+    const struct hook_tx *tx, struct buf *msg, size_t start, char **folders,
+    hook_done_cb done, void *arg, struct hook_verdict *v);
+/* Stops a pending call: what it waits for is cancelled, done never runs. */
+void hooks_call_cancel(struct hook_call *c);
+
+/*
+ * The same without waiting (JMAP submission): a plugin that calls a
+ * waiting function there gets an error, which is a 451.
+ */
 void hooks_connect(struct hooks *h, const struct hook_session *s,
     struct hook_verdict *v);
 void hooks_helo(struct hooks *h, const struct hook_session *s,

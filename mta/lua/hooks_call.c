@@ -12,7 +12,9 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include <event2/event.h>
 #include <lauxlib.h>
 #include <lua.h>
 
@@ -26,16 +28,6 @@
 
 #define MSG_MT "tern.message"
 
-struct data_ctx {
-	struct buf *msg;
-	size_t start;
-	char **folders;
-	const struct hook_tx *tx;
-};
-
-struct msg_ud {
-	struct data_ctx *ctx;    /* NULL once the hook returned */
-};
 
 /* --- arguments -------------------------------------------------------- */
 
@@ -218,10 +210,9 @@ parse_reply(const char *s, enum hook_kind kind, struct hook_verdict *v,
  * verdict, 0 if nil (no verdict), -1 if malformed (logged).
  */
 static int
-read_verdict(struct hooks *h, size_t p, enum hook_id id, bool allow_discard,
-    struct hook_verdict *v)
+read_verdict(struct hooks *h, lua_State *L, size_t p, enum hook_id id,
+    bool allow_discard, struct hook_verdict *v)
 {
-	lua_State *L = h->L;
 	const char *plugin = h->plugins[p].name;
 
 	if (lua_isnil(L, -2))
@@ -262,86 +253,459 @@ read_verdict(struct hooks *h, size_t p, enum hook_id id, bool allow_discard,
 	return 1;
 }
 
+/* --- the verdict hooks' chain, as coroutines ---------------------------- */
+
+enum step { STEP_DONE, STEP_WAIT, STEP_ERROR };
+
+static int64_t
+ns_since(const struct timespec *t0)
+{
+	struct timespec t1;
+
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	return (int64_t)(t1.tv_sec - t0->tv_sec) * 1000000000LL +
+	    (t1.tv_nsec - t0->tv_nsec);
+}
+
+/* Resumes c->co with narg values on its stack, within the budget left. */
+static enum step
+call_resume(struct hook_call *c, int narg, int *nres)
+{
+	struct hooks *h = c->h;
+	struct timespec t0;
+	int64_t left = (int64_t)h->budget_ms * 1000000LL - c->run_ns;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	if (left < 0)
+		left = 0;
+	h->deadline.tv_sec = t0.tv_sec + (time_t)(left / 1000000000LL);
+	h->deadline.tv_nsec = t0.tv_nsec + (long)(left % 1000000000LL);
+	if (h->deadline.tv_nsec >= 1000000000L) {
+		h->deadline.tv_sec++;
+		h->deadline.tv_nsec -= 1000000000L;
+	}
+	h->expired = false;
+	h->current = c->plugin;
+	h->current_hook = c->id;
+	h->running = c;
+	lua_sethook(c->co, hooks_budget_hook, LUA_MASKCOUNT, 1000);
+	int rc = lua_resume(c->co, h->L, narg, nres);
+	h->running = NULL;
+	h->current = SIZE_MAX;
+	int64_t ns = ns_since(&t0);
+	c->run_ns += ns;
+	h->call_ns += (uint64_t)ns;
+	if (rc == LUA_YIELD && c->wait_op != NULL) {
+		lua_pop(c->co, *nres);
+		return STEP_WAIT;
+	}
+	if (rc == LUA_OK)
+		return STEP_DONE;
+	hooks_log_error(h, c->plugin, c->id, rc == LUA_YIELD ?
+	    "yielded without waiting for anything" : lua_tostring(c->co, -1));
+	return STEP_ERROR;
+}
+
+/* The coroutine of plugin c->plugin with the arguments (protected). */
+static int
+spawn(lua_State *L)
+{
+	struct hook_call *c = lua_touserdata(L, 1);
+	struct hooks *h = c->h;
+	lua_State *co = lua_newthread(L);
+
+	lua_rawgeti(L, LUA_REGISTRYINDEX, h->plugins[c->plugin].fn_ref[c->id]);
+	lua_rawgeti(L, LUA_REGISTRYINDEX, c->args_ref);
+	for (int i = 1; i <= c->nargs; i++)
+		lua_rawgeti(L, -i, i);
+	lua_remove(L, -1 - c->nargs);                  /* the table */
+	if (!lua_checkstack(co, c->nargs + 4))
+		return luaL_error(L, "not enough memory");
+	lua_xmove(L, co, c->nargs + 1);
+	c->co = co;
+	c->co_ref = luaL_ref(L, LUA_REGISTRYINDEX);    /* the thread */
+	return 0;
+}
+
+static void
+drop_thread(struct hook_call *c)
+{
+	if (c->co == NULL)
+		return;
+	if (lua_status(c->co) == LUA_YIELD)
+		(void)lua_resetthread(c->co);
+	luaL_unref(c->h->L, LUA_REGISTRYINDEX, c->co_ref);
+	c->co = NULL;
+}
+
+static void
+call_end(struct hook_call *c)
+{
+	struct hooks *h = c->h;
+
+	c->finished = true;
+	if (c->ud)
+		c->ud->ctx = NULL;            /* stale from now on */
+	c->ud = NULL;
+	drop_thread(c);
+	if (c->args_ref != LUA_NOREF)
+		luaL_unref(h->L, LUA_REGISTRYINDEX, c->args_ref);
+	c->args_ref = LUA_NOREF;
+	if (c->timer) {
+		event_free(c->timer);
+		c->timer = NULL;
+	}
+	h->calls++;
+}
+
+static void
+call_free(struct hook_call *c)
+{
+	for (size_t i = 0; i < c->data.nrcpts; i++)
+		free(c->data.rcpts[i]);
+	free(c->data.rcpts);
+	free(c);
+}
+
+/* Done: the caller hears of it unless it is still in the start call. */
+static void
+call_finish(struct hook_call *c)
+{
+	call_end(c);
+	if (c->in_start)
+		return;
+	c->done(c->arg, &c->v);
+	call_free(c);
+}
+
+static void
+on_wait_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	struct hook_call *c = arg;
+	struct hooks *h = c->h;
+	char why[96];
+
+	(void)fd;
+	(void)what;
+	(void)snprintf(why, sizeof(why), "waited longer than %u ms "
+	    "(hook_wait_ms)", h->wait_ms);
+	hooks_log_error(h, c->plugin, c->id, why);
+	if (c->wait_op) {
+		c->wait_cancel(c->wait_op);
+		c->wait_op = NULL;
+	}
+	verdict_error(&c->v);
+	call_finish(c);
+}
+
+static void
+arm_timer(struct hook_call *c)
+{
+	int64_t left = (int64_t)c->h->wait_ms * 1000000LL -
+	    ns_since(&c->started);
+
+	if (c->timer)
+		return;
+	if (left < 0)
+		left = 0;
+	struct timeval tv = { (time_t)(left / 1000000000LL),
+		(suseconds_t)(left % 1000000000LL / 1000) };
+	c->timer = evtimer_new(c->io.base, on_wait_timeout, c);
+	evtimer_add(c->timer, &tv);
+}
+
 /*
- * Runs the chain for a verdict hook; the nargs arguments are on the stack
- * and are popped.
+ * Runs the chain from where it stands: resumes the coroutine with narg
+ * values, or (narg < 0) starts the next plugin's. Returns when it waits
+ * or is finished.
  */
 static void
-run_chain(struct hooks *h, enum hook_id id, int nargs, bool allow_discard,
-    struct hook_verdict *v)
+call_go(struct hook_call *c, int narg)
 {
-	lua_State *L = h->L;
-	int args = lua_gettop(L) - nargs + 1;
+	struct hooks *h = c->h;
+
+	for (;;) {
+		if (narg < 0) {
+			while (c->plugin < h->nplugins &&
+			    h->plugins[c->plugin].fn_ref[c->id] == LUA_NOREF)
+				c->plugin++;
+			if (c->plugin >= h->nplugins) {
+				call_finish(c);           /* nobody decided */
+				return;
+			}
+			lua_pushcfunction(h->L, spawn);
+			lua_pushlightuserdata(h->L, c);
+			if (lua_pcall(h->L, 1, 0, 0) != LUA_OK) {
+				hooks_log_error(h, c->plugin, c->id,
+				    lua_tostring(h->L, -1));
+				lua_pop(h->L, 1);
+				verdict_error(&c->v);
+				call_finish(c);
+				return;
+			}
+			narg = c->nargs;
+		}
+		int nres = 0;
+		enum step st = call_resume(c, narg, &nres);
+		if (st == STEP_WAIT) {
+			arm_timer(c);
+			return;
+		}
+		int rc = -1;
+		if (st == STEP_DONE && lua_checkstack(c->co, 2)) {
+			lua_settop(c->co, 2);
+			rc = read_verdict(h, c->co, c->plugin, c->id,
+			    c->allow_discard, &c->v);
+		}
+		drop_thread(c);
+		if (rc < 0) {
+			if (st == STEP_ERROR)
+				lua_gc(h->L, LUA_GCCOLLECT);
+			verdict_error(&c->v);
+			call_finish(c);
+			return;
+		}
+		if (rc > 0) {
+			call_finish(c);
+			return;
+		}
+		c->plugin++;
+		narg = -1;
+	}
+}
+
+struct hook_call *
+hooks_wait_check(lua_State *L, const char *fn)
+{
+	struct hooks *h = *(struct hooks **)lua_getextraspace(L);
+	struct hook_call *c = h->running;
+
+	if (c == NULL || !c->can_wait || c->co != L)
+		luaL_error(L, "%s cannot wait in the %s hook", fn,
+		    hooks_name(h->current_hook));
+	else if (!lua_isyieldable(L))
+		luaL_error(L, "%s cannot wait inside a function called by "
+		    "Lua's library (sort, gsub, a metamethod)", fn);
+	return c;
+}
+
+int
+hooks_wait_yield(lua_State *L, struct hook_call *c, void (*cancel)(void *),
+    void *op, lua_KFunction k)
+{
+	c->wait_cancel = cancel;
+	c->wait_op = op;
+	return lua_yieldk(L, 0, (lua_KContext)(intptr_t)op, k);
+}
+
+void
+hooks_wait_done(struct hook_call *c)
+{
+	c->wait_op = NULL;
+	call_go(c, 0);
+}
+
+void
+hooks_call_cancel(struct hook_call *c)
+{
+	if (c == NULL)
+		return;
+	if (c->wait_op) {
+		c->wait_cancel(c->wait_op);
+		c->wait_op = NULL;
+	}
+	call_end(c);
+	call_free(c);
+}
+
+/* Builds the arguments (protected): pushes nargs values, packs them. */
+typedef void (*push_args_fn)(lua_State *L, const void *what,
+    struct hook_call *c);
+
+struct setup {
+	push_args_fn push;
+	const void *what;
+	struct hook_call *c;
+};
+
+static int
+setup_args(lua_State *L)
+{
+	struct setup *su = lua_touserdata(L, 1);
+	int base = lua_gettop(L);
+
+	su->push(L, su->what, su->c);
+	int n = lua_gettop(L) - base;
+	lua_createtable(L, n, 0);
+	lua_insert(L, base + 1);
+	for (int i = n; i >= 1; i--)
+		lua_rawseti(L, base + 1, i);
+	su->c->nargs = n;
+	su->c->args_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+	return 0;
+}
+
+static struct hook_call *
+call_start(struct hooks *h, enum hook_id id, const struct hook_io *io,
+    push_args_fn push, const void *what, struct data_ctx *data,
+    hook_done_cb done, void *arg, struct hook_verdict *v)
+{
+	struct hook_call *c;
 
 	v->kind = HOOK_NONE;
-	for (size_t p = 0; p < h->nplugins; p++) {
-		if (h->plugins[p].fn_ref[id] == LUA_NOREF)
-			continue;
-		hooks_push_fn(h, p, id);
-		for (int i = 0; i < nargs; i++)
-			lua_pushvalue(L, args + i);
-		if (hooks_pcall(h, p, id, nargs, 2) != 0) {
-			verdict_error(v);
-			break;
-		}
-		int rc = read_verdict(h, p, id, allow_discard, v);
-		lua_pop(L, 2);
-		if (rc < 0) {
-			verdict_error(v);
-			break;
-		}
-		if (rc > 0)
-			break;
-	}
-	lua_settop(L, args - 1);
-	h->current = SIZE_MAX;
+	if (!hooks_has(h, id))
+		return NULL;
+	c = xcalloc(1, sizeof(*c));
+	c->h = h;
+	c->id = id;
+	c->args_ref = LUA_NOREF;
+	c->co_ref = LUA_NOREF;
+	c->allow_discard = id == HOOK_DATA;
+	c->can_wait = io != NULL && io->base != NULL;
+	if (io)
+		c->io = *io;
+	if (data)
+		c->data = *data;
+	c->done = done;
+	c->arg = arg;
+	c->v.kind = HOOK_NONE;
+	clock_gettime(CLOCK_MONOTONIC, &c->started);
+	c->in_start = true;
+	struct setup su = { push, what, c };
+	lua_pushcfunction(h->L, setup_args);
+	lua_pushlightuserdata(h->L, &su);
+	if (lua_pcall(h->L, 1, 0, 0) != LUA_OK) {
+		hooks_log_error(h, SIZE_MAX, id, lua_tostring(h->L, -1));
+		lua_pop(h->L, 1);
+		verdict_error(&c->v);
+		call_end(c);
+	} else
+		call_go(c, -1);
+	c->in_start = false;
+	if (!c->finished)
+		return c;
+	*v = c->v;
+	call_free(c);
+	return NULL;
+}
+
+/* The synchronous form: nothing can wait, so it is finished at once. */
+static void
+call_now(struct hooks *h, enum hook_id id, push_args_fn push,
+    const void *what, struct data_ctx *data, struct hook_verdict *v)
+{
+	struct hook_call *c = call_start(h, id, NULL, push, what, data, NULL,
+	    NULL, v);
+
+	TERN_ASSERT(c == NULL);
+}
+
+static void
+args_session(lua_State *L, const void *what, struct hook_call *c)
+{
+	(void)c;
+	push_session(L, what);
+}
+
+struct named {
+	const void *p;           /* a session or a tx */
+	const char *name;
+};
+
+static void
+args_session_name(lua_State *L, const void *what, struct hook_call *c)
+{
+	const struct named *n = what;
+
+	(void)c;
+	push_session(L, n->p);
+	lua_pushstring(L, n->name);
+}
+
+static void
+args_tx_addr(lua_State *L, const void *what, struct hook_call *c)
+{
+	const struct named *n = what;
+
+	(void)c;
+	push_tx(L, n->p);
+	lua_pushstring(L, n->name);
+}
+
+struct hook_call *
+hooks_connect_start(struct hooks *h, const struct hook_io *io,
+    const struct hook_session *s, hook_done_cb done, void *arg,
+    struct hook_verdict *v)
+{
+	return call_start(h, HOOK_CONNECT, io, args_session, s, NULL, done,
+	    arg, v);
+}
+
+struct hook_call *
+hooks_helo_start(struct hooks *h, const struct hook_io *io,
+    const struct hook_session *s, const char *name, hook_done_cb done,
+    void *arg, struct hook_verdict *v)
+{
+	struct named n = { s, name };
+
+	return call_start(h, HOOK_HELO, io, args_session_name, &n, NULL, done,
+	    arg, v);
+}
+
+struct hook_call *
+hooks_mail_start(struct hooks *h, const struct hook_io *io,
+    const struct hook_tx *tx, const char *addr, hook_done_cb done,
+    void *arg, struct hook_verdict *v)
+{
+	struct named n = { tx, addr };
+
+	return call_start(h, HOOK_MAIL, io, args_tx_addr, &n, NULL, done, arg,
+	    v);
+}
+
+struct hook_call *
+hooks_rcpt_start(struct hooks *h, const struct hook_io *io,
+    const struct hook_tx *tx, const char *addr, hook_done_cb done,
+    void *arg, struct hook_verdict *v)
+{
+	struct named n = { tx, addr };
+
+	return call_start(h, HOOK_RCPT, io, args_tx_addr, &n, NULL, done, arg,
+	    v);
 }
 
 void
 hooks_connect(struct hooks *h, const struct hook_session *s,
     struct hook_verdict *v)
 {
-	v->kind = HOOK_NONE;
-	if (!hooks_has(h, HOOK_CONNECT))
-		return;
-	push_session(h->L, s);
-	run_chain(h, HOOK_CONNECT, 1, false, v);
+	call_now(h, HOOK_CONNECT, args_session, s, NULL, v);
 }
 
 void
 hooks_helo(struct hooks *h, const struct hook_session *s, const char *name,
     struct hook_verdict *v)
 {
-	v->kind = HOOK_NONE;
-	if (!hooks_has(h, HOOK_HELO))
-		return;
-	push_session(h->L, s);
-	lua_pushstring(h->L, name);
-	run_chain(h, HOOK_HELO, 2, false, v);
+	struct named n = { s, name };
+
+	call_now(h, HOOK_HELO, args_session_name, &n, NULL, v);
 }
 
 void
 hooks_mail(struct hooks *h, const struct hook_tx *tx, const char *addr,
     struct hook_verdict *v)
 {
-	v->kind = HOOK_NONE;
-	if (!hooks_has(h, HOOK_MAIL))
-		return;
-	push_tx(h->L, tx);
-	lua_pushstring(h->L, addr);
-	run_chain(h, HOOK_MAIL, 2, false, v);
+	struct named n = { tx, addr };
+
+	call_now(h, HOOK_MAIL, args_tx_addr, &n, NULL, v);
 }
 
 void
 hooks_rcpt(struct hooks *h, const struct hook_tx *tx, const char *addr,
     struct hook_verdict *v)
 {
-	v->kind = HOOK_NONE;
-	if (!hooks_has(h, HOOK_RCPT))
-		return;
-	push_tx(h->L, tx);
-	lua_pushstring(h->L, addr);
-	run_chain(h, HOOK_RCPT, 2, false, v);
+	struct named n = { tx, addr };
+
+	call_now(h, HOOK_RCPT, args_tx_addr, &n, NULL, v);
 }
 
 /* --- the data hook's message object ------------------------------------ */
@@ -496,6 +860,18 @@ l_msg_body(lua_State *L)
 	return 1;
 }
 
+/* The whole message, header and body, as received (LF line ends). */
+static int
+l_msg_text(lua_State *L)
+{
+	struct data_ctx *c = check_msg(L);
+	size_t len;
+	const char *m = msg_text(c, &len);
+
+	lua_pushlstring(L, m, len);
+	return 1;
+}
+
 static int
 l_msg_index(lua_State *L)
 {
@@ -525,9 +901,9 @@ l_tx_set_folder(lua_State *L)
 	if (!maildir_folder_valid(folder))
 		return luaL_error(L, "set_folder: '%s' is not a valid folder "
 		    "name (letters, digits, . - _)", folder);
-	const struct hook_tx *tx = ud->ctx->tx;
-	for (size_t i = 0; i < tx->nrcpts; i++)
-		if (ascii_strcaseeq(tx->rcpts[i], rcpt)) {
+	const struct data_ctx *d = ud->ctx;
+	for (size_t i = 0; i < d->nrcpts; i++)
+		if (ascii_strcaseeq(d->rcpts[i], rcpt)) {
 			free(ud->ctx->folders[i]);
 			ud->ctx->folders[i] = xstrdup(folder);
 			lua_pushboolean(L, 1);
@@ -546,7 +922,8 @@ hooks_call_init(struct hooks *h)
 		{ "header", l_msg_header }, { "headers", l_msg_headers },
 		{ "add_header", l_msg_add_header },
 		{ "remove_header", l_msg_remove_header },
-		{ "body", l_msg_body }, { NULL, NULL },
+		{ "body", l_msg_body }, { "text", l_msg_text },
+		{ NULL, NULL },
 	};
 	lua_State *L = h->L;
 
@@ -560,27 +937,61 @@ hooks_call_init(struct hooks *h)
 	lua_pop(L, 1);
 }
 
-void
-hooks_data(struct hooks *h, const struct hook_tx *tx, struct buf *msg,
-    size_t start, char **folders, struct hook_verdict *v)
+/* tx and its message object: the userdata points at c->data. */
+static void
+args_data(lua_State *L, const void *what, struct hook_call *c)
 {
-	lua_State *L;
-	struct data_ctx ctx = { msg, start, folders, tx };
 	struct msg_ud *ud;
 
-	v->kind = HOOK_NONE;
-	if (!hooks_has(h, HOOK_DATA))
-		return;
-	L = h->L;
-	push_tx(L, tx);
+	push_tx(L, what);
 	ud = lua_newuserdatauv(L, sizeof(*ud), 0);
-	ud->ctx = &ctx;
+	ud->ctx = NULL;
 	luaL_setmetatable(L, MSG_MT);
 	lua_pushvalue(L, -1);
 	lua_pushcclosure(L, l_tx_set_folder, 1);
 	lua_setfield(L, -3, "set_folder");
-	run_chain(h, HOOK_DATA, 2, true, v);
-	ud->ctx = NULL;   /* stale from now on */
+	ud->ctx = &c->data;
+	c->ud = ud;
+}
+
+static void
+data_ctx_init(struct data_ctx *d, const struct hook_tx *tx, struct buf *msg,
+    size_t start, char **folders)
+{
+	d->msg = msg;
+	d->start = start;
+	d->folders = folders;
+	d->rcpts = xcalloc(tx->nrcpts + 1, sizeof(char *));
+	for (size_t i = 0; i < tx->nrcpts; i++)
+		d->rcpts[i] = xstrdup(tx->rcpts[i]);
+	d->nrcpts = tx->nrcpts;
+}
+
+struct hook_call *
+hooks_data_start(struct hooks *h, const struct hook_io *io,
+    const struct hook_tx *tx, struct buf *msg, size_t start, char **folders,
+    hook_done_cb done, void *arg, struct hook_verdict *v)
+{
+	struct data_ctx d;
+
+	v->kind = HOOK_NONE;
+	if (!hooks_has(h, HOOK_DATA))
+		return NULL;
+	data_ctx_init(&d, tx, msg, start, folders);
+	return call_start(h, HOOK_DATA, io, args_data, tx, &d, done, arg, v);
+}
+
+void
+hooks_data(struct hooks *h, const struct hook_tx *tx, struct buf *msg,
+    size_t start, char **folders, struct hook_verdict *v)
+{
+	struct data_ctx d;
+
+	v->kind = HOOK_NONE;
+	if (!hooks_has(h, HOOK_DATA))
+		return;
+	data_ctx_init(&d, tx, msg, start, folders);
+	call_now(h, HOOK_DATA, args_data, tx, &d, v);
 }
 
 /* --- routing and reporting hooks -------------------------------------- */
@@ -596,7 +1007,7 @@ read_route(struct hooks *h, size_t p, struct hook_route *r)
 	if (lua_type(L, -2) == LUA_TSTRING) {
 		const char *k = lua_tostring(L, -2);
 		if (strcmp(k, "reject") == 0 || strcmp(k, "tempfail") == 0) {
-			if (read_verdict(h, p, HOOK_ROUTE, false, &r->v) < 0)
+			if (read_verdict(h, h->L, p, HOOK_ROUTE, false, &r->v) < 0)
 				return -1;
 			r->kind = r->v.kind == HOOK_REJECT ? ROUTE_REJECT :
 			    ROUTE_TEMPFAIL;

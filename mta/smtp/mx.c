@@ -9,6 +9,7 @@
  */
 #include "smtp/mx.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -110,4 +111,49 @@ bool
 mx_is_null(const struct mx_entry *e, size_t n)
 {
 	return n == 1 && e[0].pref == 0 && e[0].host[0] == '\0';
+}
+
+int
+mx_dnsbl_name(const char *what, const char *zone, char *out, size_t outsz)
+{
+	unsigned char ip[16];
+	bool v6;
+	size_t n = 0, zl = strlen(zone);
+
+	if (zl == 0 || zl > 200 || zone[0] == '.' || zone[zl - 1] == '.')
+		return -1;
+	if (ip_parse(what, strlen(what), ip, &v6) == 0) {
+		static const unsigned char mapped[12] = { 0, 0, 0, 0, 0, 0, 0,
+			0, 0, 0, 0xff, 0xff };
+		static const char hex[] = "0123456789abcdef";
+		if (v6 && memcmp(ip, mapped, 12) == 0) {
+			memmove(ip, ip + 12, 4);
+			v6 = false;
+		}
+		char rev[80];
+		if (v6) {
+			for (int i = 15; i >= 0; i--) {
+				rev[n++] = hex[ip[i] & 15];
+				rev[n++] = '.';
+				rev[n++] = hex[ip[i] >> 4];
+				rev[n++] = '.';
+			}
+			rev[n] = '\0';
+		} else
+			(void)snprintf(rev, sizeof(rev), "%u.%u.%u.%u.", ip[3],
+			    ip[2], ip[1], ip[0]);
+		return str_fmt(out, outsz, "%s%s", rev, zone);
+	}
+	/* a domain (a URI or sender blocklist): its own labels first */
+	size_t wl = strlen(what);
+	if (wl == 0 || wl > 253 || what[0] == '.' || what[wl - 1] == '.')
+		return -1;
+	for (const char *p = what; *p; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		    (*p >= '0' && *p <= '9') || *p == '-' || *p == '_' ||
+		    (*p == '.' && p[1] != '.')))
+			return -1;
+	if (wl + 1 + zl > 253)
+		return -1;
+	return str_fmt(out, outsz, "%s.%s", what, zone);
 }

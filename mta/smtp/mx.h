@@ -43,4 +43,13 @@ bool mx_is_null(const struct mx_entry *e, size_t n);
 int mx_wire_name(const unsigned char *p, size_t len, char *out, size_t outsz,
     size_t *used);
 
+/*
+ * The name a DNS blocklist is asked (RFC 5782): an IPv4 address's octets
+ * reversed, an IPv6 address's nibbles reversed (an IPv4-mapped one as
+ * IPv4), or a domain as it is, then ".zone". 0, or -1 if what is neither
+ * or the name would be too long.
+ */
+int mx_dnsbl_name(const char *what, const char *zone, char *out,
+    size_t outsz);
+
 #endif

@@ -123,6 +123,11 @@ struct smtp_session {
 	size_t ndkim;
 	bool dkim_checked;
 	struct timeval data_start;
+	/* a plugin that waits (DNS, HTTP): input is held until it is done */
+	struct hook_call *hook_call;
+	enum hook_id hook_wait;      /* its hook */
+	struct smtp_cmd *hook_cmd;   /* the command it answers (a copy) */
+	char **hook_folders;         /* the data hook's folder choices */
 	/* replies of the current batch */
 	struct buf out;
 };
@@ -141,6 +146,8 @@ static bool from_allowed(struct smtp_session *s);
 static bool sender_owned(const struct smtp_session *s,
     const struct smtp_addr *a);
 static void session_starttls(struct smtp_session *s);
+static void connect_finish(struct smtp_session *s,
+    const struct hook_verdict *v);
 
 static uint64_t session_seq;
 
@@ -297,18 +304,74 @@ verdict_refuses(struct smtp_session *s, const struct hook_verdict *v,
 	return true;
 }
 
+static void on_hook(void *arg, const struct hook_verdict *v);
+
+static struct hook_io
+session_io(const struct smtp_session *s)
+{
+	return (struct hook_io){ s->env.base, s->env.dns };
+}
+
+/* A copy of cmd whose pointers point into the copy's own storage. */
+static struct smtp_cmd *
+cmd_copy(const struct smtp_cmd *cmd)
+{
+	struct smtp_cmd *c = xmalloc(sizeof(*c));
+	const char *lo = cmd->storage;
+	const char *hi = cmd->storage + sizeof(cmd->storage);
+
+	*c = *cmd;
+#define MOVE(p) do { \
+		if ((p) >= lo && (p) < hi) \
+			(p) = c->storage + ((p) - lo); \
+	} while (0)
+	MOVE(c->arg);
+	for (size_t i = 0; i < c->nparams; i++) {
+		MOVE(c->params[i].key);
+		if (c->params[i].value)
+			MOVE(c->params[i].value);
+	}
+#undef MOVE
+	return c;
+}
+
+/* The hook of cmd is waiting: its answer comes from on_hook. */
+static bool
+hook_pending(struct smtp_session *s, enum hook_id id,
+    const struct smtp_cmd *cmd)
+{
+	if (s->hook_call == NULL)
+		return false;
+	s->hook_wait = id;
+	s->hook_cmd = cmd ? cmd_copy(cmd) : NULL;
+	return true;
+}
+
 /* --- command handlers ------------------------------------------------ */
+
+static void helo_finish(struct smtp_session *s, const struct smtp_cmd *cmd,
+    const struct hook_verdict *v);
 
 static void
 cmd_helo(struct smtp_session *s, struct smtp_cmd *cmd)
 {
-	const struct config *cfg = s->cfg;
-
+	struct hook_io io = session_io(s);
 	struct hook_verdict v;
 
 	tx_reset(s);
-	hooks_helo(s->hooks, &s->hs, cmd->arg, &v);
-	if (verdict_refuses(s, &v, "HELO"))
+	s->hook_call = hooks_helo_start(s->hooks, &io, &s->hs, cmd->arg,
+	    on_hook, s, &v);
+	if (!hook_pending(s, HOOK_HELO, cmd))
+		helo_finish(s, cmd, &v);
+}
+
+static void
+helo_finish(struct smtp_session *s, const struct smtp_cmd *cmd,
+    const struct hook_verdict *v)
+{
+	const struct config *cfg = s->cfg;
+
+	if (verdict_refuses(s, v, "HELO"))
 		return;
 	(void)str_copy(s->helo, sizeof(s->helo), cmd->arg);
 	s->hs.helo = s->helo;
@@ -332,11 +395,13 @@ cmd_helo(struct smtp_session *s, struct smtp_cmd *cmd)
 	smtp_reply_append_lines(&s->out, 250, lines, n);
 }
 
+static void mail_finish(struct smtp_session *s, const struct smtp_cmd *cmd,
+    const struct hook_verdict *mvp);
+
 static void
 cmd_mail(struct smtp_session *s, struct smtp_cmd *cmd)
 {
 	const struct config *cfg = s->cfg;
-	const char *body = "7BIT";
 	char path[SMTP_PATH_MAX + 80];
 
 	if (s->state == SESSION_GREETED) {
@@ -366,11 +431,8 @@ cmd_mail(struct smtp_session *s, struct smtp_cmd *cmd)
 				return;
 			}
 		} else if (strcmp(p->key, "BODY") == 0 && s->esmtp) {
-			if (p->value && ascii_strcaseeq(p->value, "8BITMIME"))
-				body = "8BITMIME";
-			else if (p->value && ascii_strcaseeq(p->value, "7BIT"))
-				body = "7BIT";
-			else {
+			if (p->value == NULL || (!ascii_strcaseeq(p->value,
+			    "8BITMIME") && !ascii_strcaseeq(p->value, "7BIT"))) {
 				reply(s, 501, "5.5.4", "Bad BODY parameter");
 				return;
 			}
@@ -386,13 +448,34 @@ cmd_mail(struct smtp_session *s, struct smtp_cmd *cmd)
 	}
 	struct hook_verdict mv = { .kind = HOOK_NONE };
 	if (hooks_has(s->hooks, HOOK_MAIL)) {
+		struct hook_io io = session_io(s);
 		struct tx_view view;
 		tx_view_init(s, &view, cmd);
-		hooks_mail(s->hooks, &view.tx, view.sender, &mv);
+		s->hook_call = hooks_mail_start(s->hooks, &io, &view.tx,
+		    view.sender, on_hook, s, &mv);
 		tx_view_clear(&view);
-		if (verdict_refuses(s, &mv, "MAIL"))
+		if (hook_pending(s, HOOK_MAIL, cmd))
 			return;
 	}
+	mail_finish(s, cmd, &mv);
+}
+
+static void
+mail_finish(struct smtp_session *s, const struct smtp_cmd *cmd,
+    const struct hook_verdict *mvp)
+{
+	const struct hook_verdict mv = *mvp;
+	const char *body = "7BIT";
+	char path[SMTP_PATH_MAX + 80];
+
+	if (verdict_refuses(s, &mv, "MAIL"))
+		return;
+	for (size_t i = 0; i < cmd->nparams; i++)
+		if (strcmp(cmd->params[i].key, "BODY") == 0 &&
+		    cmd->params[i].value &&
+		    ascii_strcaseeq(cmd->params[i].value, "8BITMIME"))
+			body = "8BITMIME";
+	(void)smtp_addr_format(&cmd->addr, path, sizeof(path));
 	/* An authenticated user sends as themself unless a plugin widens it. */
 	s->sender_by_hook = mv.kind == HOOK_ACCEPT;
 	if (s->auth_user[0] && mv.kind != HOOK_ACCEPT &&
@@ -411,12 +494,15 @@ cmd_mail(struct smtp_session *s, struct smtp_cmd *cmd)
 	reply(s, 250, "2.1.0", "Ok");
 }
 
+static void rcpt_finish(struct smtp_session *s, const struct smtp_cmd *cmd,
+    const struct hook_verdict *vp);
+
 static void
 cmd_rcpt(struct smtp_session *s, struct smtp_cmd *cmd)
 {
 	const struct config *cfg = s->cfg;
 	struct smtp_addr *a = &cmd->addr;
-	char path[SMTP_PATH_MAX + 80], mailbox[SMTP_LOCAL_MAX + 1];
+	char mailbox[SMTP_LOCAL_MAX + 1];
 
 	if (s->state != SESSION_MAIL && s->state != SESSION_RCPT) {
 		reply(s, 503, "5.5.1", "Error: need MAIL command");
@@ -446,17 +532,39 @@ cmd_rcpt(struct smtp_session *s, struct smtp_cmd *cmd)
 	}
 	struct hook_verdict v = { .kind = HOOK_NONE };
 	if (hooks_has(s->hooks, HOOK_RCPT)) {
+		struct hook_io io = session_io(s);
 		struct tx_view view;
 		char *addr = xasprintf("%s@%s", a->local, a->domain);
 		tx_view_init(s, &view, NULL);
-		hooks_rcpt(s->hooks, &view.tx, addr, &v);
+		s->hook_call = hooks_rcpt_start(s->hooks, &io, &view.tx, addr,
+		    on_hook, s, &v);
 		tx_view_clear(&view);
 		free(addr);
-		if (verdict_refuses(s, &v, "RCPT")) {
-			s->tx_rejected++;
+		if (hook_pending(s, HOOK_RCPT, cmd))
 			return;
-		}
 	}
+	rcpt_finish(s, cmd, &v);
+}
+
+/* After the rcpt hook: cmd's checks before it passed (cmd_rcpt). */
+static void
+rcpt_finish(struct smtp_session *s, const struct smtp_cmd *cmd,
+    const struct hook_verdict *vp)
+{
+	const struct config *cfg = s->cfg;
+	const struct smtp_addr *a = &cmd->addr;
+	const struct hook_verdict v = *vp;
+	char path[SMTP_PATH_MAX + 80], mailbox[SMTP_LOCAL_MAX + 1];
+	bool local = a->domain[0] != '[' &&
+	    config_is_local_domain(cfg, a->domain);
+
+	if (verdict_refuses(s, &v, "RCPT")) {
+		s->tx_rejected++;
+		return;
+	}
+	if (local && maildir_local_normalize(a->local,
+	    cfg->recipient_delimiter, mailbox, sizeof(mailbox)) != 0)
+		mailbox[0] = '\0';   /* cannot be: cmd_rcpt checked it */
 	if (v.kind != HOOK_ACCEPT && !local && !s->trusted &&
 	    s->auth_user[0] == '\0') {
 		reply(s, 550, "5.7.1", "Relaying denied");
@@ -582,36 +690,30 @@ on_commit(void *arg, const char *id, const struct tern_err *err)
 }
 
 /*
- * Runs the data hook: header edits, folders, verdicts. Returns false if
- * the transaction is over (refused or discarded, already answered).
+ * After the data hook: its folders, its verdict. Refused or discarded:
+ * answered here, the transaction over.
  */
-static bool
-data_hook(struct smtp_session *s, bool *accepted)
-{
-	struct tx_view view;
-	struct hook_verdict v;
-	char **folders = xcalloc(s->tx->nrcpts, sizeof(char *));
+static void data_commit(struct smtp_session *s, bool hook_accepted);
 
-	/* The message proper starts after our Received: field. */
-	tx_view_init(s, &view, NULL);
-	hooks_data(s->hooks, &view.tx, s->body, s->received_len, folders, &v);
-	tx_view_clear(&view);
+static void
+data_hook_finish(struct smtp_session *s, const struct hook_verdict *v)
+{
 	for (size_t i = 0; i < s->tx->nrcpts; i++)
-		s->tx->rcpts[i].folder = folders[i];
-	free(folders);
-	if (verdict_refuses(s, &v, "DATA")) {
+		s->tx->rcpts[i].folder = s->hook_folders[i];
+	free(s->hook_folders);
+	s->hook_folders = NULL;
+	if (verdict_refuses(s, v, "DATA")) {
 		tx_reset(s);
-		return false;
+		return;
 	}
-	if (v.kind == HOOK_DISCARD) {
+	if (v->kind == HOOK_DISCARD) {
 		log_info("%s: discarded by plugin session=%s client=%s from=%s",
 		    s->tx->id, s->id, s->ip, s->tx->sender);
 		reply(s, 250, "2.0.0", "Ok: queued as %s", s->tx->id);
 		tx_reset(s);
-		return false;
+		return;
 	}
-	*accepted = v.kind == HOOK_ACCEPT;
-	return true;
+	data_commit(s, v->kind == HOOK_ACCEPT);
 }
 
 /*
@@ -884,7 +986,8 @@ auth_finish(struct smtp_session *s)
 	data_accept(s);
 	/* a shutdown asked meanwhile: on_commit says 421 after its 250;
 	 * a message the data hook refused has no commit */
-	if (s->shutdown && !s->closing && s->commit == NULL)
+	if (s->shutdown && !s->closing && s->commit == NULL &&
+	    s->hook_call == NULL)
 		reply(s, 421, "4.3.2", "%s Service shutting down",
 		    s->cfg->hostname);
 	session_process(s);
@@ -894,9 +997,27 @@ auth_finish(struct smtp_session *s)
 static void
 data_accept(struct smtp_session *s)
 {
-	bool hook_accepted = false;
-	if (hooks_has(s->hooks, HOOK_DATA) && !data_hook(s, &hook_accepted))
+	struct hook_io io = session_io(s);
+	struct tx_view view;
+	struct hook_verdict v;
+
+	if (!hooks_has(s->hooks, HOOK_DATA)) {
+		data_commit(s, false);
 		return;
+	}
+	/* The message proper starts after our Received: field. */
+	s->hook_folders = xcalloc(s->tx->nrcpts + 1, sizeof(char *));
+	tx_view_init(s, &view, NULL);
+	s->hook_call = hooks_data_start(s->hooks, &io, &view.tx, s->body,
+	    s->received_len, s->hook_folders, on_hook, s, &v);
+	tx_view_clear(&view);
+	if (!hook_pending(s, HOOK_DATA, NULL))
+		data_hook_finish(s, &v);
+}
+
+static void
+data_commit(struct smtp_session *s, bool hook_accepted)
+{
 	if (submission_role(s) && s->auth_user[0] && !hook_accepted &&
 	    !from_allowed(s)) {
 		tx_reset(s);
@@ -1368,7 +1489,7 @@ session_process(struct smtp_session *s)
 
 	while (!s->closing && s->commit == NULL && s->verify == NULL &&
 	    s->spf == NULL && s->dmarc == NULL && !s->starttls_now &&
-	    s->auth == NULL) {
+	    s->auth == NULL && s->hook_call == NULL) {
 		if (s->errors > s->cfg->limits.max_errors) {
 			reply(s, 421, "4.7.0", "%s Error: too many errors",
 			    s->cfg->hostname);
@@ -1553,6 +1674,16 @@ session_free(struct smtp_session *s)
 		queue_commit_detach(s->commit);
 		s->commit = NULL;
 	}
+	hooks_call_cancel(s->hook_call);
+	s->hook_call = NULL;
+	free(s->hook_cmd);
+	s->hook_cmd = NULL;
+	if (s->hook_folders) {
+		for (size_t i = 0; s->tx && i < s->tx->nrcpts; i++)
+			free(s->hook_folders[i]);
+		free(s->hook_folders);
+		s->hook_folders = NULL;
+	}
 	dkim_verify_cancel(s->verify);
 	s->verify = NULL;
 	spf_check_cancel(s->spf);
@@ -1640,28 +1771,75 @@ smtp_session_new(const struct smtp_session_env *env, evutil_socket_t fd,
 	s->hs.tls = false;
 	s->hs.helo = NULL;
 	s->hs.user = NULL;
-	hooks_connect(s->hooks, &s->hs, &v);
-	if (v.kind == HOOK_REJECT || v.kind == HOOK_TEMPFAIL) {
-		log_info("session %s: connection refused by plugin: %d %s %s",
-		    s->id, v.code, v.enh, v.text);
-		/* RFC 5321 3.1: 554 (or 421) instead of the greeting. */
-		reply(s, v.kind == HOOK_REJECT ? 554 : 421, v.enh, "%s %s",
-		    cfg->hostname, v.text);
-		s->closing = true;
-		bufferevent_disable(s->bev, EV_READ);
-	} else
-		reply(s, 220, NULL, "%s ESMTP Tern", cfg->hostname);
+	struct hook_io io = session_io(s);
+	s->hook_call = hooks_connect_start(s->hooks, &io, &s->hs, on_hook, s,
+	    &v);
+	if (hook_pending(s, HOOK_CONNECT, NULL))
+		return s;             /* the greeting waits for the plugin */
+	connect_finish(s, &v);
 	bufferevent_write(s->bev, s->out.data, s->out.len);
 	buf_reset(&s->out);
 	return s;
+}
+
+/* The greeting, or the refusal the connect hook chose. */
+static void
+connect_finish(struct smtp_session *s, const struct hook_verdict *v)
+{
+	if (v->kind == HOOK_REJECT || v->kind == HOOK_TEMPFAIL) {
+		log_info("session %s: connection refused by plugin: %d %s %s",
+		    s->id, v->code, v->enh, v->text);
+		/* RFC 5321 3.1: 554 (or 421) instead of the greeting. */
+		reply(s, v->kind == HOOK_REJECT ? 554 : 421, v->enh, "%s %s",
+		    s->cfg->hostname, v->text);
+		s->closing = true;
+		bufferevent_disable(s->bev, EV_READ);
+	} else
+		reply(s, 220, NULL, "%s ESMTP Tern", s->cfg->hostname);
+}
+
+/* A waiting plugin is done: its command is answered, input goes on. */
+static void
+on_hook(void *arg, const struct hook_verdict *v)
+{
+	struct smtp_session *s = arg;
+	struct smtp_cmd *cmd = s->hook_cmd;
+
+	s->hook_call = NULL;
+	s->hook_cmd = NULL;
+	switch (s->hook_wait) {
+	case HOOK_CONNECT:
+		connect_finish(s, v);
+		break;
+	case HOOK_HELO:
+		helo_finish(s, cmd, v);
+		break;
+	case HOOK_MAIL:
+		mail_finish(s, cmd, v);
+		break;
+	case HOOK_RCPT:
+		rcpt_finish(s, cmd, v);
+		break;
+	case HOOK_DATA:
+		data_hook_finish(s, v);
+		break;
+	default:
+		TERN_ASSERT(!"a hook the session does not wait for");
+	}
+	free(cmd);
+	if (s->shutdown && !s->closing && s->commit == NULL &&
+	    s->hook_call == NULL)
+		reply(s, 421, "4.3.2", "%s Service shutting down",
+		    s->cfg->hostname);
+	session_process(s);
 }
 
 void
 smtp_session_shutdown(struct smtp_session *s)
 {
 	s->shutdown = true;
-	if (s->commit || s->verify || s->spf || s->dmarc)
-		return; /* on_commit answers 250, then 421 */
+	if (s->commit || s->verify || s->spf || s->dmarc || s->hook_call)
+		return; /* on_commit (on_hook) answers, then 421 */
 	reply(s, 421, "4.3.2", "%s Service shutting down",
 	    s->cfg->hostname);
 	session_flush(s);

@@ -118,6 +118,8 @@ class Ternd:
 
     def messages(self, local, domain="localhost", folder=None):
         md = self.maildir(local, domain)
+        if folder:
+            md = md / ("." + folder)
         out = []
         for sub in ("new", "cur"):
             d = md / sub

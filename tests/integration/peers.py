@@ -64,7 +64,8 @@ class Unbound:
             '  module-config: "iterator"',
             '  local-zone: "test." static',
             '  local-data: "probe.test. A 127.0.0.1"',
-        ] + [("  local-data: '%s'" if '"' in r else '  local-data: "%s"') % r
+        ] + [("  " + r) if r.startswith("local-zone:") else
+             ("  local-data: '%s'" if '"' in r else '  local-data: "%s"') % r
              for r in records]
         conf = self.dir / "unbound.conf"
         conf.write_text("\n".join(lines) + "\n")

@@ -349,12 +349,13 @@ def test_forged_results_are_taken_out(signed_world):
 
 class HeldDNS:
     """A DNS server on loopback that holds every query for a name with
-    "slow" in it until release(), then answers each NXDOMAIN (those
-    after it and all others at once)."""
+    "slow" in it (or the wire-format bytes hold) until release(), then
+    answers each NXDOMAIN (those after it and all others at once)."""
 
-    def __init__(self):
+    def __init__(self, hold=b"\x04slow"):
         import socket
         import threading
+        self.hold = hold
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.bind(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
@@ -388,7 +389,7 @@ class HeldDNS:
             except socket.timeout:
                 continue
             with self.lock:
-                if self.released or b"\x04slow" not in q:
+                if self.released or self.hold not in q:
                     self.sock.sendto(self.nxdomain(q), addr)
                 else:
                     self.held.append((q, addr))

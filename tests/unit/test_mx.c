@@ -73,6 +73,35 @@ test_txt(void **state)
 	assert_null(mx_txt_rdata(nul, sizeof(nul) - 1));
 }
 
+static void
+test_dnsbl_name(void **state)
+{
+	char n[300];
+
+	(void)state;
+	assert_int_equal(mx_dnsbl_name("192.0.2.99", "bl.example", n,
+	    sizeof(n)), 0);
+	assert_string_equal(n, "99.2.0.192.bl.example");
+	/* RFC 5782 2.4: nibbles, least significant first */
+	assert_int_equal(mx_dnsbl_name("2001:db8:1:2:3:4:567:89ab", "bl.test",
+	    n, sizeof(n)), 0);
+	assert_string_equal(n, "b.a.9.8.7.6.5.0.4.0.0.0.3.0.0.0.2.0.0.0.1.0."
+	    "0.0.8.b.d.0.1.0.0.2.bl.test");
+	/* an IPv4 client on a dual-stack listener is asked as IPv4 */
+	assert_int_equal(mx_dnsbl_name("::ffff:127.0.0.2", "bl.test", n,
+	    sizeof(n)), 0);
+	assert_string_equal(n, "2.0.0.127.bl.test");
+	/* a domain list (URIBL, RHSBL) */
+	assert_int_equal(mx_dnsbl_name("spam.example", "dbl.test", n,
+	    sizeof(n)), 0);
+	assert_string_equal(n, "spam.example.dbl.test");
+	assert_int_equal(mx_dnsbl_name("a..b", "dbl.test", n, sizeof(n)), -1);
+	assert_int_equal(mx_dnsbl_name("a b", "dbl.test", n, sizeof(n)), -1);
+	assert_int_equal(mx_dnsbl_name("1.2.3.4", "", n, sizeof(n)), -1);
+	assert_int_equal(mx_dnsbl_name("1.2.3.4", ".bl", n, sizeof(n)), -1);
+	assert_int_equal(mx_dnsbl_name("1.2.3.4", "bl.test", n, 10), -1);
+}
+
 int
 main(void)
 {
@@ -80,6 +109,7 @@ main(void)
 		cmocka_unit_test(test_rdata),
 		cmocka_unit_test(test_order),
 		cmocka_unit_test(test_txt),
+		cmocka_unit_test(test_dnsbl_name),
 	};
 	return cmocka_run_group_tests_name("mx", tests, NULL, NULL);
 }
