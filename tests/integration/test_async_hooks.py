@@ -465,3 +465,17 @@ def test_spf_policy_refuses_an_spf_fail(make_ternd, tmp_path):
         assert t.messages("vera") == []
     finally:
         u.stop()
+
+
+def test_hooks_that_cannot_wait_say_so(make_ternd, dns):
+    # route runs in the queue, which does not wait for plugins: the
+    # lookup is an error there (logged), the delivery a temporary failure
+    t = world(make_ternd, 'resolver = "%s"\nplugins = { "r" }\n' % dns.address,
+              r='return { route = function(rcpt, m)\n'
+                '  tern.dns.lookup("host.zone.test")\nend }\n')
+    send(t, b"routed")
+    deadline = time.monotonic() + 15
+    while "cannot wait in the route hook" not in t.log():
+        assert time.monotonic() < deadline, t.log()
+        time.sleep(0.05)
+    assert t.messages("vera") == []
