@@ -818,8 +818,8 @@ submit_hooks(struct sub *s, struct envelope *env, struct buf *body,
 		"https" : "http", q->env->tls, "jmap", jacct_user(q->acct) };
 	char **rc = xcalloc(env->nrcpts + 1, sizeof(char *));
 	char *sender = bare(env->sender);
-	struct hook_tx tx = { &hs, sender, (const char *const *)rc, 0, NULL, 0,
-		false, NULL, 0, NULL, NULL, NULL, NULL, NULL, NULL, 0 };
+	struct hook_tx tx = { .s = &hs, .sender = sender,
+		.rcpts = (const char *const *)rc };
 	struct hook_verdict v;
 	bool ok = false;
 

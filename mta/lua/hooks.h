@@ -133,6 +133,8 @@ struct hook_tx {
 	size_t ndkim;
 	const char *spf_result;   /* NULL: not checked */
 	const char *spf_domain, *spf_reason;
+	const char *spf_helo_result; /* the HELO identity's; NULL: none */
+	const char *spf_helo_domain, *spf_helo_reason;
 	const char *dmarc_result; /* NULL: not checked */
 	const char *dmarc_policy, *dmarc_domain;
 	unsigned dmarc_pct;

@@ -114,6 +114,13 @@ push_tx(lua_State *L, const struct hook_tx *tx)
 		set_str(L, "reason", tx->spf_reason);
 		lua_setfield(L, -2, "spf");
 	}
+	if (tx->spf_helo_result) {
+		lua_createtable(L, 0, 3);
+		set_str(L, "result", tx->spf_helo_result);
+		set_str(L, "domain", tx->spf_helo_domain);
+		set_str(L, "reason", tx->spf_helo_reason);
+		lua_setfield(L, -2, "spf_helo");
+	}
 	if (tx->dmarc_result) {
 		lua_createtable(L, 0, 4);
 		set_str(L, "result", tx->dmarc_result);

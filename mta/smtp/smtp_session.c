@@ -115,6 +115,10 @@ struct smtp_session {
 	enum spf_result spf_result;
 	char spf_domain[256];       /* the domain checked; "" none */
 	char spf_why[96];
+	struct spf_check *spf_helo; /* the HELO identity's (RFC 7208 2.3) */
+	enum spf_result spf_helo_result;
+	bool spf_helo_checked;
+	char spf_helo_why[96];
 	struct buf pending_ar;      /* DKIM's part, waiting for SPF's */
 	struct dmarc_check *dmarc;  /* its policy being looked up */
 	struct dmarc_verdict dmarc_v;
@@ -274,6 +278,12 @@ tx_view_init(struct smtp_session *s, struct tx_view *v,
 			v->tx.spf_result = spf_result_name(s->spf_result);
 			v->tx.spf_domain = s->spf_domain;
 			v->tx.spf_reason = s->spf_why;
+		}
+		if (s->spf_helo_checked) {
+			v->tx.spf_helo_result = spf_result_name(
+			    s->spf_helo_result);
+			v->tx.spf_helo_domain = s->helo;
+			v->tx.spf_helo_reason = s->spf_helo_why;
 		}
 	}
 }
@@ -748,6 +758,8 @@ dkim_sign(struct smtp_session *s)
 static const char *authserv_id(const struct smtp_session *s);
 static void spf_start(struct smtp_session *s);
 static void on_spf(void *arg, enum spf_result r, const char *why);
+static void on_spf_helo(void *arg, enum spf_result r, const char *why);
+static void auth_done(struct smtp_session *s);
 static void on_verified(void *arg, const struct dkim_verdict *v, size_t n);
 static void data_accept(struct smtp_session *s);
 
@@ -815,6 +827,7 @@ spf_start(struct smtp_session *s)
 
 	s->spf_result = SPF_NONE;
 	s->spf_domain[0] = s->spf_why[0] = '\0';
+	s->spf_helo_checked = false;
 	if (ip_parse(s->ip, strlen(s->ip), ip, &v6) != 0)
 		return;
 	static const unsigned char mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
@@ -841,9 +854,43 @@ spf_start(struct smtp_session *s)
 	ascii_lower(s->spf_domain);
 	s->spf = spf_check_start(s->env.dns, ip, v6, s->spf_domain, sender,
 	    s->helo, on_spf, s);
+	/*
+	 * RFC 7208 2.3: the HELO identity too, when the MAIL FROM one is
+	 * another name (for <> it is the one above); a name, not a literal.
+	 */
+	size_t hl = strlen(s->helo);
+	if (path[1] != '>' && hl > 0 && hl <= 253 && s->helo[0] != '[' &&
+	    strchr(s->helo, '.') && smtp_valid_domain(s->helo, hl)) {
+		char hsender[300];
+		(void)snprintf(hsender, sizeof(hsender), "postmaster@%s",
+		    s->helo);
+		s->spf_helo = spf_check_start(s->env.dns, ip, v6, s->helo,
+		    hsender, s->helo, on_spf_helo, s);
+	}
 }
 
-static void auth_done(struct smtp_session *s);
+/* Both SPF checks and DKIM's are back: DMARC, then the field. */
+static bool
+auth_pending(const struct smtp_session *s)
+{
+	return s->spf != NULL || s->spf_helo != NULL || s->verify != NULL;
+}
+
+static void
+on_spf_helo(void *arg, enum spf_result r, const char *why)
+{
+	struct smtp_session *s = arg;
+
+	s->spf_helo = NULL;
+	s->spf_helo_result = r;
+	s->spf_helo_checked = true;
+	(void)snprintf(s->spf_helo_why, sizeof(s->spf_helo_why), "%s",
+	    why ? why : "");
+	log_info("%s: spf=%s helo=%s%s%s", s->tx->id, spf_result_name(r),
+	    s->helo, why ? " reason=" : "", why ? why : "");
+	if (!auth_pending(s))
+		auth_done(s);
+}
 
 static void
 on_spf(void *arg, enum spf_result r, const char *why)
@@ -855,7 +902,7 @@ on_spf(void *arg, enum spf_result r, const char *why)
 	(void)snprintf(s->spf_why, sizeof(s->spf_why), "%s", why ? why : "");
 	log_info("%s: spf=%s domain=%s%s%s", s->tx->id, spf_result_name(r),
 	    s->spf_domain, why ? " reason=" : "", why ? why : "");
-	if (s->verify == NULL)
+	if (!auth_pending(s))
 		auth_done(s);
 }
 
@@ -901,7 +948,7 @@ on_verified(void *arg, const struct dkim_verdict *v, size_t n)
 	if (n == 0)
 		buf_append_str(&ar, ";\n\tdkim=none");
 	s->pending_ar = ar;
-	if (s->spf == NULL)
+	if (!auth_pending(s))
 		auth_done(s);
 }
 
@@ -963,6 +1010,12 @@ auth_finish(struct smtp_session *s)
 			"smtp.mailfrom", helo ? s->spf_domain : who } };
 		authres_add(&ar, "spf", spf_result_name(s->spf_result), NULL,
 		    s->spf_result == SPF_PASS ? NULL : s->spf_why, p, 1);
+	}
+	if (s->spf_helo_checked) {
+		struct authres_prop p[] = { { "smtp.helo", s->helo } };
+		authres_add(&ar, "spf", spf_result_name(s->spf_helo_result),
+		    NULL, s->spf_helo_result == SPF_PASS ? NULL :
+		    s->spf_helo_why, p, 1);
 	}
 	if (s->dmarc_checked) {
 		const struct dmarc_verdict *d = &s->dmarc_v;
@@ -1488,7 +1541,8 @@ session_process(struct smtp_session *s)
 	struct evbuffer *in = bufferevent_get_input(s->bev);
 
 	while (!s->closing && s->commit == NULL && s->verify == NULL &&
-	    s->spf == NULL && s->dmarc == NULL && !s->starttls_now &&
+	    s->spf == NULL && s->spf_helo == NULL && s->dmarc == NULL &&
+	    !s->starttls_now &&
 	    s->auth == NULL && s->hook_call == NULL) {
 		if (s->errors > s->cfg->limits.max_errors) {
 			reply(s, 421, "4.7.0", "%s Error: too many errors",
@@ -1688,6 +1742,8 @@ session_free(struct smtp_session *s)
 	s->verify = NULL;
 	spf_check_cancel(s->spf);
 	s->spf = NULL;
+	spf_check_cancel(s->spf_helo);
+	s->spf_helo = NULL;
 	dmarc_check_cancel(s->dmarc);
 	s->dmarc = NULL;
 	buf_clear(&s->pending_ar);
@@ -1838,7 +1894,8 @@ void
 smtp_session_shutdown(struct smtp_session *s)
 {
 	s->shutdown = true;
-	if (s->commit || s->verify || s->spf || s->dmarc || s->hook_call)
+	if (s->commit || s->verify || s->spf || s->spf_helo || s->dmarc ||
+	    s->hook_call)
 		return; /* on_commit (on_hook) answers, then 421 */
 	reply(s, 421, "4.3.2", "%s Service shutting down",
 	    s->cfg->hostname);

@@ -35,6 +35,7 @@ ZONE = {
     "voids.test": ["v=spf1 a:nx1.test a:nx2.test a:nx3.test -all"],
     "notspf.test": ["google-site-verification=xyz"],
     "helo.test": ["v=spf1 ip4:127.0.0.1 -all"],
+    "badhelo.test": ["v=spf1 -all"],
 }
 OTHER = [
     "arec.test. A 127.0.0.1",
@@ -48,6 +49,8 @@ SPF_PLUGIN = """
 return { data = function(tx, msg)
   local s = tx.auth.spf
   msg:add_header("X-Spf-Seen", s and (s.result .. " " .. s.domain) or "-")
+  local h = tx.auth.spf_helo
+  msg:add_header("X-Spf-Helo", h and (h.result .. " " .. h.domain) or "-")
   if s and s.domain == "fail.test" and s.result == "fail" then
     return "reject", "550 5.7.23 SPF says no"
   end
@@ -109,7 +112,7 @@ def test_spf_results_agree_with_pyspf(spf_world):
     assert "spf=pass domain=pass.test" in t.log()
 
 
-def pyspf_result(u, sender):
+def pyspf_result(u, sender, helo="client.test"):
     import dns.resolver
     import spf
     r = dns.resolver.Resolver(configure=False)
@@ -118,7 +121,7 @@ def pyspf_result(u, sender):
     old = dns.resolver.default_resolver
     dns.resolver.default_resolver = r
     try:
-        return spf.check2(i="127.0.0.1", s=sender, h="client.test")[0]
+        return spf.check2(i="127.0.0.1", s=sender, h=helo)[0]
     finally:
         dns.resolver.default_resolver = old
 
@@ -138,6 +141,31 @@ def test_spf_of_the_helo_for_bounces_and_a_plugin_refusing(spf_world):
                        b"Subject: no\r\n\r\nx\r\n")
     assert e.value.smtp_code == 550 and b"SPF says no" in e.value.smtp_error
     assert "spf=fail domain=fail.test" in t.log()
+
+
+def test_the_helo_identity_is_checked_beside_mail_from(spf_world):
+    t, u = spf_world
+    with smtplib.SMTP("127.0.0.1", t.port,
+                      local_hostname="badhelo.test") as s:
+        s.sendmail("x@pass.test", ["vera@localhost"],
+                   b"Subject: two\r\n\r\nx\r\n")
+    raw = t.wait_messages("vera", 1)[0]
+    got, text, m = ours(raw)
+    # MAIL FROM's first (DMARC's), then the HELO name's (RFC 7208 2.3)
+    assert got == "pass" and "smtp.mailfrom=x@pass.test" in text, text
+    assert "spf=fail smtp.helo=badhelo.test" in text, text
+    assert m["X-Spf-Helo"] == "fail badhelo.test"
+    assert pyspf_helo(u, "badhelo.test") == "fail"
+    # for <> the HELO name is the MAIL FROM identity: checked once
+    with smtplib.SMTP("127.0.0.1", t.port, local_hostname="helo.test") as s:
+        s.sendmail("<>", ["vera@localhost"], b"Subject: dsn\r\n\r\nx\r\n")
+    raw = [x for x in t.wait_messages("vera", 2) if b"dsn" in x][0]
+    got, text, m = ours(raw)
+    assert text.count("spf=") == 1 and m["X-Spf-Helo"] == "-", text
+
+
+def pyspf_helo(u, helo):
+    return pyspf_result(u, "postmaster@" + helo, helo)
 
 
 # --- DMARC (RFC 7489) --------------------------------------------------------
