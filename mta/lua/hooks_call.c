@@ -1003,6 +1003,43 @@ hooks_data(struct hooks *h, const struct hook_tx *tx, struct buf *msg,
 
 /* --- routing and reporting hooks -------------------------------------- */
 
+struct info_args {
+	const struct hook_msg_info *m;
+	bool with_rcpt;
+};
+
+static int
+info_cf(lua_State *L)
+{
+	const struct info_args *a = lua_touserdata(L, 1);
+
+	lua_settop(L, 0);
+	if (a->with_rcpt)
+		lua_pushstring(L, a->m->rcpt);
+	push_msg_info(L, a->m);
+	return lua_gettop(L);
+}
+
+/*
+ * The queue hooks' arguments, made under pcall (the plugin state may be
+ * at its memory cap): 0 with them pushed, or -1 (logged).
+ */
+static int
+push_info(struct hooks *h, enum hook_id id, const struct hook_msg_info *m,
+    bool with_rcpt)
+{
+	struct info_args a = { m, with_rcpt };
+
+	lua_pushcfunction(h->L, info_cf);
+	lua_pushlightuserdata(h->L, &a);
+	if (lua_pcall(h->L, 1, with_rcpt ? 2 : 1, 0) == LUA_OK)
+		return 0;
+	hooks_log_error(h, SIZE_MAX, id, lua_tostring(h->L, -1));
+	lua_pop(h->L, 1);
+	lua_gc(h->L, LUA_GCCOLLECT);
+	return -1;
+}
+
 static int
 read_route(struct hooks *h, size_t p, struct hook_route *r)
 {
@@ -1128,8 +1165,11 @@ hooks_route(struct hooks *h, const struct hook_msg_info *m,
 	if (!hooks_has(h, HOOK_ROUTE))
 		return;
 	L = h->L;
-	lua_pushstring(L, m->rcpt);
-	push_msg_info(L, m);
+	if (push_info(h, HOOK_ROUTE, m, true) != 0) {
+		r->kind = ROUTE_TEMPFAIL;
+		verdict_error(&r->v);
+		return;
+	}
 	for (size_t p = 0; p < h->nplugins; p++) {
 		if (h->plugins[p].fn_ref[HOOK_ROUTE] == LUA_NOREF)
 			continue;
@@ -1178,7 +1218,8 @@ hooks_retry(struct hooks *h, const struct hook_msg_info *m, int64_t *delay,
 	if (!hooks_has(h, HOOK_RETRY))
 		return false;
 	L = h->L;
-	push_msg_info(L, m);
+	if (push_info(h, HOOK_RETRY, m, false) != 0)
+		return false;
 	for (size_t p = 0; p < h->nplugins && !decided; p++) {
 		if (h->plugins[p].fn_ref[HOOK_RETRY] == LUA_NOREF)
 			continue;
@@ -1217,7 +1258,8 @@ report(struct hooks *h, enum hook_id id, const struct hook_msg_info *m)
 	if (!hooks_has(h, id))
 		return;
 	L = h->L;
-	push_msg_info(L, m);
+	if (push_info(h, id, m, false) != 0)
+		return;
 	for (size_t p = 0; p < h->nplugins; p++) {
 		if (h->plugins[p].fn_ref[id] == LUA_NOREF)
 			continue;
