@@ -79,8 +79,9 @@ has(const struct psl *p, const char *prefix, const char *s)
 	char key[300];
 	const char *k = key;
 
-	if (snprintf(key, sizeof(key), "%s%s", prefix, s) >= (int)sizeof(key))
-		return false;
+	if (p->n == 0 || snprintf(key, sizeof(key), "%s%s", prefix, s) >=
+	    (int)sizeof(key))
+		return false;     /* an empty list (fuzz_dmarc): no bsearch */
 	return bsearch(&k, p->rules, p->n, sizeof(char *), cmp_str) != NULL;
 }
 
