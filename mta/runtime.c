@@ -19,6 +19,7 @@
 #include "base/tls.h"
 #include "base/util.h"
 #include "lua/config.h"
+#include "mail/arc_seal.h"
 #include "mail/dkim_sign.h"
 #include "mail/dmarc.h"
 #include "lua/hooks.h"
@@ -111,6 +112,11 @@ runtime_load(const char *path, struct kvstore *kv, unsigned generation,
 		runtime_unref(rt);
 		return NULL;
 	}
+	if (cfg->arc && (rt->arc = arc_sealer_new(cfg, err, errsz)) ==
+	    NULL) {
+		runtime_unref(rt);
+		return NULL;
+	}
 	rt->psl = psl_load(cfg->public_suffix_list);
 	return rt;
 }
@@ -131,6 +137,7 @@ runtime_unref(struct runtime *rt)
 	tls_server_free(rt->tls);
 	auth_users_free(rt->users);
 	dkim_signer_free(rt->dkim);
+	arc_sealer_free(rt->arc);
 	psl_free(rt->psl);
 	config_free(rt->cfg);
 	free(rt);

@@ -16,6 +16,7 @@ struct hooks;
 struct kvstore;
 struct tls_server;
 struct auth_users;
+struct arc_sealer;
 struct dkim_signer;
 struct psl;
 
@@ -25,6 +26,7 @@ struct runtime {
 	struct tls_server *tls;       /* NULL: no certificate (yet) */
 	struct auth_users *users;     /* NULL: no AUTH */
 	struct dkim_signer *dkim;     /* NULL: no DKIM keys */
+	struct arc_sealer *arc;       /* NULL: no ARC sealing */
 	struct psl *psl;              /* the Public Suffix List, or NULL */
 	unsigned refs;
 	unsigned generation;

@@ -393,6 +393,57 @@ parse_client(struct ctx *c, const struct cfg_node *n, struct config *cfg)
 	return 0;
 }
 
+/* { domain = "...", selector = "...", key = "..." } into d; item: its
+ * number in a list, for messages (0: not in one) */
+static int
+parse_key(struct ctx *c, const struct cfg_node *it, size_t item,
+    struct config_dkim *d)
+{
+	char where[32] = "";
+
+	if (item)
+		(void)snprintf(where, sizeof(where), "item %zu: ", item);
+	if (it->type != CFG_TABLE)
+		return fail(c, "%sexpected { domain = ..., selector = ..., "
+		    "key = ... }", where);
+	for (size_t k = 0; k < it->nitems; k++) {
+		const struct cfg_node *f = &it->items[k];
+		char **slot = NULL;
+		if (f->key && strcmp(f->key, "domain") == 0)
+			slot = &d->domain;
+		else if (f->key && strcmp(f->key, "selector") == 0)
+			slot = &d->selector;
+		else if (f->key && strcmp(f->key, "key") == 0)
+			slot = &d->key;
+		if (slot == NULL || f->type != CFG_STR || *slot)
+			return fail(c, "%sunknown or mistyped field '%s'", where,
+			    f->key ? f->key : "?");
+		*slot = xstrdup(f->s);
+	}
+	if (!d->domain || !d->selector || !d->key)
+		return fail(c, "%sdomain, selector and key are required",
+		    where);
+	ascii_lower(d->domain);
+	if (!smtp_valid_domain(d->domain, strlen(d->domain)))
+		return fail(c, "%s'%s' is not a domain", where, d->domain);
+	/* a selector is one or more labels (RFC 6376 3.1) */
+	size_t sl = strlen(d->selector);
+	if (sl == 0 || sl > 63 || strspn(d->selector,
+	    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	    "0123456789-.") != sl || d->selector[0] == '.' ||
+	    d->selector[sl - 1] == '.' || strstr(d->selector, ".."))
+		return fail(c, "%s'%s' is not a selector", where, d->selector);
+	return 0;
+}
+
+/* arc = { domain = "...", selector = "...", key = "..." } */
+static int
+parse_arc(struct ctx *c, const struct cfg_node *n, struct config *cfg)
+{
+	cfg->arc = xcalloc(1, sizeof(*cfg->arc));
+	return parse_key(c, n, 0, cfg->arc);
+}
+
 /* dkim = { { domain = "...", selector = "...", key = "..." }, ... } */
 static int
 parse_dkim(struct ctx *c, const struct cfg_node *n, struct config *cfg)
@@ -401,40 +452,9 @@ parse_dkim(struct ctx *c, const struct cfg_node *n, struct config *cfg)
 		return -1;
 	cfg->dkim = xcalloc(n->nitems + 1, sizeof(*cfg->dkim));
 	for (size_t i = 0; i < n->nitems; i++) {
-		const struct cfg_node *it = &n->items[i];
 		struct config_dkim *d = &cfg->dkim[cfg->ndkim++];
-		if (it->type != CFG_TABLE)
-			return fail(c, "item %zu: expected { domain = ..., "
-			    "selector = ..., key = ... }", i + 1);
-		for (size_t k = 0; k < it->nitems; k++) {
-			const struct cfg_node *f = &it->items[k];
-			char **slot = NULL;
-			if (f->key && strcmp(f->key, "domain") == 0)
-				slot = &d->domain;
-			else if (f->key && strcmp(f->key, "selector") == 0)
-				slot = &d->selector;
-			else if (f->key && strcmp(f->key, "key") == 0)
-				slot = &d->key;
-			if (slot == NULL || f->type != CFG_STR || *slot)
-				return fail(c, "item %zu: unknown or mistyped "
-				    "field '%s'", i + 1, f->key ? f->key : "?");
-			*slot = xstrdup(f->s);
-		}
-		if (!d->domain || !d->selector || !d->key)
-			return fail(c, "item %zu: domain, selector and key are "
-			    "required", i + 1);
-		ascii_lower(d->domain);
-		if (!smtp_valid_domain(d->domain, strlen(d->domain)))
-			return fail(c, "item %zu: '%s' is not a domain", i + 1,
-			    d->domain);
-		/* a selector is one or more labels (RFC 6376 3.1) */
-		size_t sl = strlen(d->selector);
-		if (sl == 0 || sl > 63 || strspn(d->selector,
-		    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-		    "0123456789-.") != sl || d->selector[0] == '.' ||
-		    d->selector[sl - 1] == '.' || strstr(d->selector, ".."))
-			return fail(c, "item %zu: '%s' is not a selector",
-			    i + 1, d->selector);
+		if (parse_key(c, &n->items[i], i + 1, d) != 0)
+			return -1;
 		for (size_t j = 0; j + 1 < cfg->ndkim; j++)
 			if (strcmp(cfg->dkim[j].domain, d->domain) == 0 &&
 			    strcmp(cfg->dkim[j].selector, d->selector) == 0)
@@ -567,6 +587,8 @@ apply(struct ctx *c, const struct cfg_node *n, struct config *cfg)
 		return want_str(c, n, &cfg->relayhost);
 	if (strcmp(c->key, "dkim") == 0)
 		return parse_dkim(c, n, cfg);
+	if (strcmp(c->key, "arc") == 0)
+		return parse_arc(c, n, cfg);
 	if (strcmp(c->key, "authserv_id") == 0) {
 		if (want_str(c, n, &cfg->authserv_id) != 0)
 			return -1;
@@ -853,6 +875,11 @@ config_load(const char *path, char *err, size_t errsz)
 			free(cfg->dkim[i].key);
 			cfg->dkim[i].key = k;
 		}
+	if (cfg->arc && cfg->arc->key[0] != '/') {
+		char *k = xasprintf("%s/%s", cfg->data_dir, cfg->arc->key);
+		free(cfg->arc->key);
+		cfg->arc->key = k;
+	}
 	if (cfg->domains == NULL) {
 		cfg->domains = xcalloc(3, sizeof(char *));
 		cfg->domains[cfg->ndomains++] = xstrdup("localhost");
@@ -889,6 +916,12 @@ config_free(struct config *cfg)
 		free(cfg->dkim[i].key);
 	}
 	free(cfg->dkim);
+	if (cfg->arc) {
+		free(cfg->arc->domain);
+		free(cfg->arc->selector);
+		free(cfg->arc->key);
+		free(cfg->arc);
+	}
 	free(cfg->tls_cert);
 	free(cfg->tls_key);
 	free(cfg->users);
@@ -1141,6 +1174,16 @@ config_print(const struct config *cfg, FILE *fp)
 		fputs(" }", fp);
 	}
 	fputs(cfg->ndkim ? "\n}\n" : " } -- no DKIM signing\n", fp);
+	if (cfg->arc) {
+		fputs("arc = { domain = ", fp);
+		print_str(fp, cfg->arc->domain);
+		fputs(", selector = ", fp);
+		print_str(fp, cfg->arc->selector);
+		fputs(", key = ", fp);
+		print_str(fp, cfg->arc->key);
+		fputs(" }\n", fp);
+	} else
+		fputs("arc = nil -- no ARC sealing of forwarded mail\n", fp);
 	if (cfg->relayhost)
 		print_str_key(fp, "relayhost", cfg->relayhost);
 	else

@@ -120,6 +120,8 @@ struct config {
 	                                   * the listener reached */
 	struct config_dkim *dkim;         /* signing keys (mail/dkim_sign.h) */
 	size_t ndkim;
+	struct config_dkim *arc;          /* the ARC sealing key, or NULL
+	                                   * (mail/arc_seal.h) */
 	unsigned delay_warning;           /* seconds; 0: never */
 	unsigned dns_timeout;             /* seconds per lookup */
 	struct {

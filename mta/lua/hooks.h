@@ -120,6 +120,13 @@ struct hook_dkim {
 	bool testing;
 };
 
+/* One ARC set of a received message (tx.auth.arc.sets). */
+struct hook_arc_hop {
+	unsigned i;
+	const char *domain, *selector, *cv, *results;
+	bool seal_ok, ams_ok;
+};
+
 struct hook_tx {
 	const struct hook_session *s;
 	const char *sender;       /* "" for <> */
@@ -138,6 +145,11 @@ struct hook_tx {
 	const char *dmarc_result; /* NULL: not checked */
 	const char *dmarc_policy, *dmarc_domain;
 	unsigned dmarc_pct;
+	const char *arc_result;   /* NULL: not checked */
+	const char *arc_reason;
+	int arc_oldest_pass;      /* -1: none */
+	const struct hook_arc_hop *arc;
+	size_t narc;
 };
 
 /*

@@ -130,6 +130,34 @@ push_tx(lua_State *L, const struct hook_tx *tx)
 		lua_setfield(L, -2, "pct");
 		lua_setfield(L, -2, "dmarc");
 	}
+	if (tx->arc_result) {
+		/* tx.auth.arc = { result, reason, oldest_pass, sets = {...} } */
+		lua_createtable(L, 0, 4);
+		set_str(L, "result", tx->arc_result);
+		set_str(L, "reason", tx->arc_reason);
+		if (tx->arc_oldest_pass >= 0) {
+			lua_pushinteger(L, tx->arc_oldest_pass);
+			lua_setfield(L, -2, "oldest_pass");
+		}
+		lua_createtable(L, (int)tx->narc, 0);
+		for (size_t i = 0; i < tx->narc; i++) {
+			const struct hook_arc_hop *h = &tx->arc[i];
+			lua_createtable(L, 0, 7);
+			lua_pushinteger(L, h->i);
+			lua_setfield(L, -2, "i");
+			set_str(L, "domain", h->domain);
+			set_str(L, "selector", h->selector);
+			set_str(L, "cv", h->cv);
+			set_str(L, "results", h->results);
+			lua_pushboolean(L, h->seal_ok);
+			lua_setfield(L, -2, "seal_ok");
+			lua_pushboolean(L, h->ams_ok);
+			lua_setfield(L, -2, "ams_ok");
+			lua_rawseti(L, -2, (lua_Integer)i + 1);
+		}
+		lua_setfield(L, -2, "sets");
+		lua_setfield(L, -2, "arc");
+	}
 	lua_setfield(L, -2, "auth");
 }
 

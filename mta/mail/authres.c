@@ -69,6 +69,105 @@ authres_id(const char *val, size_t len, char *out, size_t outsz)
 	return n > 0;
 }
 
+bool
+authres_find(const char *msg, size_t len, const char *id, const char **val,
+    size_t *vlen)
+{
+	size_t hl = message_header_len(msg, len), pos = 0;
+	struct message_field f;
+	char got[256];
+
+	while (message_next_field(msg, hl, &pos, &f))
+		if (f.name_len == 22 && ascii_strncaseeq(f.name,
+		    "Authentication-Results", 22) &&
+		    authres_id(f.value, f.value_len, got, sizeof(got)) &&
+		    ascii_strcaseeq(got, id)) {
+			*val = f.value;
+			*vlen = f.value_len;
+			while (*vlen > 0 && (f.value[*vlen - 1] == '\n' ||
+			    f.value[*vlen - 1] == '\r'))
+				(*vlen)--;
+			return true;
+		}
+	return false;
+}
+
+/* Past a quoted string that starts at i. */
+static size_t
+skip_quoted(const char *s, size_t len, size_t i)
+{
+	for (i++; i < len && s[i] != '"'; i++)
+		if (s[i] == '\\' && i + 1 < len)
+			i++;
+	return i < len ? i + 1 : len;
+}
+
+size_t
+authres_method(const char *val, size_t len, const char *method,
+    char *result, size_t resultsz)
+{
+	size_t i = 0, count = 0, ml = strlen(method);
+	bool first = true;            /* the authserv-id's part */
+
+	if (resultsz)
+		result[0] = '\0';
+	while (i < len) {
+		/* one resinfo: up to the next ';' outside comments, quotes */
+		size_t a = i;
+		int depth = 0;
+		while (i < len && (depth > 0 || val[i] != ';')) {
+			if (val[i] == '"' && depth == 0) {
+				i = skip_quoted(val, len, i);
+				continue;
+			}
+			if (val[i] == '\\' && depth > 0 && i + 1 < len)
+				i++;
+			else if (val[i] == '(')
+				depth++;
+			else if (val[i] == ')' && depth > 0)
+				depth--;
+			i++;
+		}
+		size_t e = i++;
+		if (first) {
+			first = false;
+			continue;
+		}
+		a = skip_cfws(val, e, a);
+		size_t n = a;
+		while (n < e && val[n] != '=' && val[n] != '/' &&
+		    !is_wsp((unsigned char)val[n]) && val[n] != '(')
+			n++;
+		if (n - a != ml || !ascii_strncaseeq(val + a, method, ml))
+			continue;
+		/* [ "/" version ] "=" result */
+		n = skip_cfws(val, e, n);
+		if (n < e && val[n] == '/') {
+			n = skip_cfws(val, e, n + 1);
+			while (n < e && val[n] >= '0' && val[n] <= '9')
+				n++;
+			n = skip_cfws(val, e, n);
+		}
+		if (n >= e || val[n] != '=')
+			continue;
+		n = skip_cfws(val, e, n + 1);
+		size_t r = n;
+		while (r < e && !is_wsp((unsigned char)val[r]) && val[r] != '(')
+			r++;
+		if (r == n)
+			continue;
+		if (count++ == 0 && resultsz) {
+			size_t l = r - n < resultsz - 1 ? r - n : resultsz - 1;
+			for (size_t k = 0; k < l; k++)
+				result[k] = (char)((unsigned char)val[n + k] |
+				    (val[n + k] >= 'A' && val[n + k] <= 'Z' ?
+				    32 : 0));
+			result[l] = '\0';
+		}
+	}
+	return count;
+}
+
 size_t
 authres_strip(struct buf *msg, size_t start, const char *id)
 {

@@ -21,6 +21,20 @@
 bool authres_id(const char *val, size_t len, char *out, size_t outsz);
 
 /*
+ * The first Authentication-Results field in msg's header section that
+ * claims id: its value (*val, *vlen, without its final line end).
+ */
+bool authres_find(const char *msg, size_t len, const char *id,
+    const char **val, size_t *vlen);
+
+/*
+ * How many results an Authentication-Results value has for method
+ * ("arc", "dkim"); the first one's result, lower case, into result.
+ */
+size_t authres_method(const char *val, size_t len, const char *method,
+    char *result, size_t resultsz);
+
+/*
  * Takes out of the header section of msg[start..) every
  * Authentication-Results field whose authserv-id is id (ASCII case
  * ignored); the number taken out.

@@ -380,7 +380,7 @@ static bool
 number(const struct dkim_tag *t, size_t max, uint64_t *v)
 {
 	*v = 0;
-	if (t->vlen == 0 || t->vlen > max)
+	if (t == NULL || t->vlen == 0 || t->vlen > max)
 		return false;
 	for (size_t i = 0; i < t->vlen; i++) {
 		if (t->val[i] < '0' || t->val[i] > '9')
@@ -463,8 +463,12 @@ parse_names(const struct dkim_tag *t, struct dkim_sig *s)
 	return from;
 }
 
-int
-dkim_sig_parse(const char *val, size_t len, struct dkim_sig *s,
+/*
+ * A DKIM-Signature (instance NULL) or an ARC-Message-Signature (RFC
+ * 8617 4.1.2: no v=, i= is the instance, ARC-Seal not signed).
+ */
+static int
+sig_parse(const char *val, size_t len, struct dkim_sig *s, unsigned *instance,
     const char **why)
 {
 	struct dkim_tag t[DKIM_TAGS_MAX];
@@ -479,10 +483,17 @@ dkim_sig_parse(const char *val, size_t len, struct dkim_sig *s,
 		*why = "not a tag list";
 		return -1;
 	}
-	if (!tag_is(dkim_tag_find(t, n, "v"), "1")) {
+	if (instance == NULL && !tag_is(dkim_tag_find(t, n, "v"), "1")) {
 		*why = "v= is not 1";
 		return -1;
 	}
+	if (instance && (!number(dkim_tag_find(t, n, "i"), 2, &num) ||
+	    num < 1 || num > ARC_INSTANCE_MAX)) {
+		*why = "bad or missing i=";
+		return -1;
+	}
+	if (instance)
+		*instance = (unsigned)num;
 	v = dkim_tag_find(t, n, "a");
 	if (tag_is(v, "rsa-sha256"))
 		s->alg = DKIM_RSA_SHA256;
@@ -525,7 +536,14 @@ dkim_sig_parse(const char *val, size_t len, struct dkim_sig *s,
 		*why = "unknown canonicalization";
 		goto bad;
 	}
-	if ((v = dkim_tag_find(t, n, "i"))) {
+	for (size_t k = 0; instance && k < s->nh; k++)
+		if (strcmp(s->hnames[k], "arc-seal") == 0) {
+			*why = "h= names ARC-Seal";
+			goto bad;
+		}
+	if (instance)
+		(void)snprintf(s->i, sizeof(s->i), "@%s", s->d);
+	else if ((v = dkim_tag_find(t, n, "i"))) {
 		const char *at = memchr(v->val, '@', v->vlen);
 		if (at == NULL || v->vlen >= 256) {
 			*why = "bad i=";
@@ -583,6 +601,20 @@ dkim_sig_parse(const char *val, size_t len, struct dkim_sig *s,
 bad:
 	dkim_sig_clear(s);
 	return -1;
+}
+
+int
+dkim_sig_parse(const char *val, size_t len, struct dkim_sig *s,
+    const char **why)
+{
+	return sig_parse(val, len, s, NULL, why);
+}
+
+int
+dkim_ams_parse(const char *val, size_t len, struct dkim_sig *s,
+    unsigned *instance, const char **why)
+{
+	return sig_parse(val, len, s, instance, why);
 }
 
 /* The field with its b= tag's value taken out (RFC 6376 3.7). */
@@ -700,8 +732,8 @@ fold_add(struct buf *out, size_t *col, const char *text)
 void
 dkim_sign_field(const struct dkim_field *f, size_t nf, enum dkim_alg alg,
     const char *domain, const char *selector, int64_t t,
-    const unsigned char bh[32], struct buf *out, char ***names,
-    size_t *nnames)
+    const unsigned char bh[32], unsigned instance, struct buf *out,
+    char ***names, size_t *nnames)
 {
 	char tmp[600], bh64[64];
 	size_t col = 0, cap = 8;
@@ -723,9 +755,16 @@ dkim_sign_field(const struct dkim_field *f, size_t nf, enum dkim_alg alg,
 			(*names)[(*nnames)++] = xstrdup(sign_names[i]);
 		}
 	}
-	buf_append_str(out, "DKIM-Signature:");
-	col = 15;
-	fold_add(out, &col, "v=1;");
+	if (instance == 0) {
+		buf_append_str(out, "DKIM-Signature:");
+		col = 15;
+		fold_add(out, &col, "v=1;");
+	} else {
+		buf_append_str(out, "ARC-Message-Signature:");
+		col = 22;
+		(void)snprintf(tmp, sizeof(tmp), "i=%u;", instance);
+		fold_add(out, &col, tmp);
+	}
 	fold_add(out, &col, alg == DKIM_RSA_SHA256 ? "a=rsa-sha256;" :
 	    "a=ed25519-sha256;");
 	fold_add(out, &col, "c=relaxed/relaxed;");

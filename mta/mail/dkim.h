@@ -100,6 +100,17 @@ int dkim_sig_parse(const char *val, size_t len, struct dkim_sig *s,
     const char **why);
 void dkim_sig_clear(struct dkim_sig *s);
 
+/* ARC's instances (RFC 8617 4.2.1) */
+#define ARC_INSTANCE_MAX 50
+
+/*
+ * An ARC-Message-Signature field's value (RFC 8617 4.1.2): a DKIM
+ * signature without v=, whose i= is its instance (*instance); its h=
+ * may not name ARC-Seal. s->i is "@" d=.
+ */
+int dkim_ams_parse(const char *val, size_t len, struct dkim_sig *s,
+    unsigned *instance, const char **why);
+
 /*
  * The text a signature signs (RFC 6376 3.7): the fields names[] name,
  * each name taking the next one of that name from the bottom (none
@@ -117,12 +128,13 @@ void dkim_signed_text(const struct dkim_field *f, size_t nf, ssize_t self,
  * with fields f: h= names each field of the default list the message
  * has, as often as it has it, and From, To, Subject and Date once more
  * (oversigned: none may be added). Ends in "b=", for the value; the
- * names are in *names (malloc'd, lower case, *nnames).
+ * names are in *names (malloc'd, lower case, *nnames). instance 0: a
+ * DKIM-Signature; else the ARC-Message-Signature of that instance.
  */
 void dkim_sign_field(const struct dkim_field *f, size_t nf,
     enum dkim_alg alg, const char *domain, const char *selector, int64_t t,
-    const unsigned char bh[32], struct buf *out, char ***names,
-    size_t *nnames);
+    const unsigned char bh[32], unsigned instance, struct buf *out,
+    char ***names, size_t *nnames);
 /* Appends base64 of sig, folded as the end of a field, and "\n". */
 void dkim_append_b(struct buf *field, const unsigned char *sig, size_t n);
 void dkim_names_free(char **names, size_t n);

@@ -153,7 +153,7 @@ dkim_signer_sign(const struct dkim_signer *ds, struct buf *msg,
 		size_t nn;
 		buf_init(&field);
 		buf_init(&tosign);
-		dkim_sign_field(f, nf, alg, k->domain, k->selector, now, bh,
+		dkim_sign_field(f, nf, alg, k->domain, k->selector, now, bh, 0,
 		    &field, &names, &nn);
 		dkim_signed_text(f, nf, -1, DKIM_RELAXED, names, nn,
 		    field.data, field.len, &tosign);

@@ -50,6 +50,7 @@
 #include "base/util.h"
 #include "lua/config.h"
 #include "lua/hooks.h"
+#include "mail/arc_seal.h"
 #include "mail/envelope.h"
 #include "mail/maildir.h"
 #include "mail/message.h"
@@ -446,11 +447,47 @@ deliver_one(struct job *j, size_t i)
 	}
 }
 
+/*
+ * Mail that came in from another server and goes out again (an alias
+ * to a remote address, a relay route) is ARC-sealed (RFC 8617 5.1) when
+ * the config has a key: the copy for the remote hops carries what we
+ * found when it came in.
+ */
+static void
+arc_seal_remote(struct job *j)
+{
+	const struct config *cfg = j->rt->cfg;
+	bool remote = false;
+	char why[160];
+
+	for (size_t i = 0; i < j->env->nrcpts && !remote; i++)
+		remote = j->env->rcpts[i].status == RCPT_PENDING &&
+		    j->plans[i].kind == PLAN_REMOTE;
+	if (!remote || j->rt->arc == NULL)
+		return;
+	struct buf *b = xcalloc(1, sizeof(*b));
+	buf_init(b);
+	buf_append(b, j->body->data, j->body->len);
+	int rc = arc_seal(j->rt->arc, b, 0, cfg->authserv_id ?
+	    cfg->authserv_id : cfg->hostname, (int64_t)time(NULL), why,
+	    sizeof(why));
+	if (rc == 1) {
+		j->sealed = b;
+		log_info("%s: arc sealed d=%s", j->id, cfg->arc->domain);
+		return;
+	}
+	if (rc < 0)
+		log_warnx("%s: arc not sealed: %s", j->id, why);
+	buf_clear(b);
+	free(b);
+}
+
 static void
 work_deliver(void *arg)
 {
 	struct job *j = arg;
 
+	arc_seal_remote(j);
 	for (size_t i = 0; i < j->env->nrcpts; i++) {
 		if (j->env->rcpts[i].status != RCPT_PENDING)
 			continue;
@@ -533,7 +570,8 @@ on_remote_done(void *arg, struct smtp_delivery *d)
 static void
 phase_remote(struct job *j)
 {
-	bool eightbit = message_has_8bit(j->body->data, j->body->len);
+	const struct buf *body = j->sealed ? j->sealed : j->body;
+	bool eightbit = message_has_8bit(body->data, body->len);
 	bool *taken = xcalloc(j->env->nrcpts, sizeof(bool));
 
 	j->remote_pending = 1;   /* held until every group is out */
@@ -565,7 +603,7 @@ phase_remote(struct job *j)
 		g->d.sender = j->env->sender;
 		g->d.rcpts = (const char *const *)g->paths;
 		g->d.nrcpts = g->n;
-		g->d.body = j->body;
+		g->d.body = body;
 		g->d.eightbit = eightbit;
 		j->remote_pending++;
 		smtp_client_send(j->d->client, &g->d, on_remote_done, g);
@@ -685,6 +723,10 @@ job_end(struct job *j)
 		free(j->plans);
 	}
 	dispatch_free_env_body(&j->env, &j->body);
+	if (j->sealed) {
+		buf_clear(j->sealed);
+		free(j->sealed);
+	}
 	runtime_unref(j->rt);
 	free(j);
 	dispatch_pump(d);

@@ -88,6 +88,7 @@ struct job {
 	char id[ENVELOPE_ID_LEN + 1];
 	struct envelope *env;
 	struct buf *body;
+	struct buf *sealed;      /* body with our ARC set, for remote hops */
 	int64_t now;
 	bool recovered;
 	bool forced;             /* ternctl flush/release */

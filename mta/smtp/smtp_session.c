@@ -44,6 +44,7 @@
 #include "base/tls.h"
 #include "base/util.h"
 #include "lua/hooks.h"
+#include "mail/arc_verify.h"
 #include "mail/authres.h"
 #include "mail/dkim_sign.h"
 #include "mail/dkim_verify.h"
@@ -126,6 +127,9 @@ struct smtp_session {
 	struct dkim_verdict *dkim;  /* the message's verdicts (mx), for hooks */
 	size_t ndkim;
 	bool dkim_checked;
+	struct arc_verify *arc;     /* its ARC chain being validated */
+	struct arc_verdict arc_v;
+	bool arc_checked;
 	struct timeval data_start;
 	/* a plugin that waits (DNS, HTTP): input is held until it is done */
 	struct hook_call *hook_call;
@@ -202,6 +206,8 @@ tx_reset(struct smtp_session *s)
 	s->dkim = NULL;
 	s->ndkim = 0;
 	s->dkim_checked = false;
+	arc_verdict_clear(&s->arc_v);
+	s->arc_checked = false;
 	if (s->state > SESSION_READY)
 		s->state = SESSION_READY;
 }
@@ -225,6 +231,7 @@ struct tx_view {
 	char **rcpts;
 	char **params;
 	struct hook_dkim *dkim;
+	struct hook_arc_hop *arc;
 };
 
 /* What plugins see of the transaction; free with tx_view_clear(). */
@@ -285,6 +292,23 @@ tx_view_init(struct smtp_session *s, struct tx_view *v,
 			v->tx.spf_helo_domain = s->helo;
 			v->tx.spf_helo_reason = s->spf_helo_why;
 		}
+		v->tx.arc_oldest_pass = -1;
+		if (s->arc_checked) {
+			const struct arc_verdict *a = &s->arc_v;
+			v->tx.arc_result = arc_cv_name(a->result);
+			v->tx.arc_reason = a->reason;
+			v->tx.arc_oldest_pass = a->oldest_pass;
+			v->arc = xcalloc(a->n + 1, sizeof(*v->arc));
+			for (unsigned i = 0; i < a->n; i++) {
+				const struct arc_hop *h = &a->hops[i];
+				v->arc[i] = (struct hook_arc_hop){ h->i,
+				    h->domain, h->selector, arc_cv_name(h->cv),
+				    h->results ? h->results : "", h->seal_ok,
+				    h->ams_ok };
+			}
+			v->tx.arc = v->arc;
+			v->tx.narc = a->n;
+		}
 	}
 }
 
@@ -299,6 +323,7 @@ tx_view_clear(struct tx_view *v)
 		free(v->params[i]);
 	free(v->params);
 	free(v->dkim);
+	free(v->arc);
 }
 
 /* Answers a reject/tempfail verdict; true if the command is refused. */
@@ -761,6 +786,7 @@ static void on_spf(void *arg, enum spf_result r, const char *why);
 static void on_spf_helo(void *arg, enum spf_result r, const char *why);
 static void auth_done(struct smtp_session *s);
 static void on_verified(void *arg, const struct dkim_verdict *v, size_t n);
+static void on_arc(void *arg, struct arc_verdict *v);
 static void data_accept(struct smtp_session *s);
 
 static void
@@ -807,7 +833,10 @@ data_end(struct smtp_session *s)
 		s->verify = dkim_verify_start(s->env.dns, s->body->data +
 		    s->received_len, s->body->len - s->received_len,
 		    (int64_t)time(NULL), on_verified, s);
-		return;            /* on_verified and on_spf go on */
+		s->arc = arc_verify_start(s->env.dns, s->body->data +
+		    s->received_len, s->body->len - s->received_len,
+		    on_arc, s);
+		return;            /* on_verified, on_arc, on_spf go on */
 	}
 	data_accept(s);
 }
@@ -873,7 +902,25 @@ spf_start(struct smtp_session *s)
 static bool
 auth_pending(const struct smtp_session *s)
 {
-	return s->spf != NULL || s->spf_helo != NULL || s->verify != NULL;
+	return s->spf != NULL || s->spf_helo != NULL || s->verify != NULL ||
+	    s->arc != NULL;
+}
+
+/* The ARC chain's verdict (RFC 8617 5.2), kept for the field and hooks. */
+static void
+on_arc(void *arg, struct arc_verdict *v)
+{
+	struct smtp_session *s = arg;
+
+	s->arc = NULL;
+	s->arc_v = *v;
+	s->arc_checked = true;
+	if (v->n > 0)
+		log_info("%s: arc=%s sets=%u sealer=%s%s%s", s->tx->id,
+		    arc_cv_name(v->result), v->n, v->hops[v->n - 1].domain,
+		    v->reason[0] ? " reason=" : "", v->reason);
+	if (!auth_pending(s))
+		auth_done(s);
 }
 
 static void
@@ -1026,6 +1073,21 @@ auth_finish(struct smtp_session *s)
 		struct authres_prop p[] = { { "header.from", d->from } };
 		authres_add(&ar, "dmarc", dmarc_result_name(d->result), note,
 		    NULL, p, 1);
+	}
+	if (s->arc_checked) {
+		/* RFC 8617 10.1: arc= with the client and oldest-pass */
+		const struct arc_verdict *a = &s->arc_v;
+		char note[300] = "", oldest[16] = "";
+		if (a->n > 0)
+			(void)snprintf(note, sizeof(note), "i=%u d=%s", a->n,
+			    a->hops[a->n - 1].domain);
+		if (a->result == ARC_CV_PASS && a->n > 1)
+			(void)snprintf(oldest, sizeof(oldest), "%d",
+			    a->oldest_pass);
+		struct authres_prop p[] = { { "header.oldest-pass", oldest },
+			{ "smtp.remote-ip", s->ip } };
+		authres_add(&ar, "arc", arc_cv_name(a->result), note,
+		    a->reason, p, 2);
 	}
 	authres_end(&ar, 1);
 	buf_init(&rest);
@@ -1541,6 +1603,7 @@ session_process(struct smtp_session *s)
 	struct evbuffer *in = bufferevent_get_input(s->bev);
 
 	while (!s->closing && s->commit == NULL && s->verify == NULL &&
+	    s->arc == NULL &&
 	    s->spf == NULL && s->spf_helo == NULL && s->dmarc == NULL &&
 	    !s->starttls_now &&
 	    s->auth == NULL && s->hook_call == NULL) {
@@ -1740,6 +1803,8 @@ session_free(struct smtp_session *s)
 	}
 	dkim_verify_cancel(s->verify);
 	s->verify = NULL;
+	arc_verify_cancel(s->arc);
+	s->arc = NULL;
 	spf_check_cancel(s->spf);
 	s->spf = NULL;
 	spf_check_cancel(s->spf_helo);
@@ -1894,8 +1959,8 @@ void
 smtp_session_shutdown(struct smtp_session *s)
 {
 	s->shutdown = true;
-	if (s->commit || s->verify || s->spf || s->spf_helo || s->dmarc ||
-	    s->hook_call)
+	if (s->commit || s->verify || s->arc || s->spf || s->spf_helo ||
+	    s->dmarc || s->hook_call)
 		return; /* on_commit (on_hook) answers, then 421 */
 	reply(s, 421, "4.3.2", "%s Service shutting down",
 	    s->cfg->hostname);

@@ -3,7 +3,8 @@
  * libFuzzer harness: the input read as a message whose DKIM-Signature
  * fields are parsed and whose signed text and body are canonicalized
  * (both ways, fed whole and in pieces: the two must agree), and as a
- * key record.
+ * key record; its ARC sets (RFC 8617) read, their seals and message
+ * signatures parsed and the seals' texts made.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -12,6 +13,7 @@
 #include <strings.h>
 
 #include "base/util.h"
+#include "mail/arc.h"
 #include "mail/dkim.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -49,6 +51,40 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		    f[i].p, f[i].len, &t);
 		buf_clear(&t);
 		dkim_sig_clear(&s);
+	}
+	struct arc_set sets[ARC_INSTANCE_MAX];
+	unsigned n;
+	if (arc_sets(f, nf, sets, &n, &why) == 0) {
+		TERN_ASSERT(n <= ARC_INSTANCE_MAX);
+		struct dkim_field *fl = xcalloc(3 * (size_t)n + 1, sizeof(*fl));
+		for (unsigned k = 0; k < n; k++) {
+			TERN_ASSERT(sets[k].aar < nf && sets[k].ams < nf &&
+			    sets[k].as < nf);
+			TERN_ASSERT(arc_field_instance(&f[sets[k].as]) ==
+			    (int)k + 1);
+			fl[3 * k] = f[sets[k].aar];
+			fl[3 * k + 1] = f[sets[k].ams];
+			fl[3 * k + 2] = f[sets[k].as];
+			const char *c = memchr(f[sets[k].as].p, ':',
+			    f[sets[k].as].len);
+			struct arc_seal as;
+			if (arc_seal_parse(c + 1, f[sets[k].as].len - (size_t)(c +
+			    1 - f[sets[k].as].p), &as, &why) == 0)
+				TERN_ASSERT(as.i == k + 1 && as.blen > 0);
+			c = memchr(f[sets[k].ams].p, ':', f[sets[k].ams].len);
+			struct dkim_sig s;
+			unsigned inst;
+			if (dkim_ams_parse(c + 1, f[sets[k].ams].len - (size_t)(c +
+			    1 - f[sets[k].ams].p), &s, &inst, &why) == 0) {
+				TERN_ASSERT(inst == k + 1);
+				dkim_sig_clear(&s);
+			}
+			struct buf t;
+			buf_init(&t);
+			arc_seal_text(fl, k + 1, &t);
+			buf_clear(&t);
+		}
+		free(fl);
 	}
 	free(f);
 	for (int c = 0; c < 2; c++) {

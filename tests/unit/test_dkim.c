@@ -5,6 +5,9 @@
  * appendix A: both its signatures verify with its keys (base/tls.c),
  * the Ed25519 one is made again byte for byte from its private key, a
  * change to the message breaks them, and a signature of ours verifies.
+ * ARC (mail/arc.c): a chain of two sets made by dkimpy verifies, seal
+ * by seal and message signature by message signature, and broken forms
+ * of chains and seals are told apart.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -19,6 +22,7 @@
 #include "base/sasl.h"
 #include "base/tls.h"
 #include "base/util.h"
+#include "mail/arc.h"
 #include "mail/authres.h"
 #include "mail/dkim.h"
 
@@ -324,7 +328,7 @@ test_rfc8463(void **state)
 	tls_sha256_final(h, bh);
 	buf_init(&field);
 	dkim_sign_field(f, nf, DKIM_ED25519_SHA256, "football.example.com",
-	    "brisbane", 1700000000, bh, &field, &names, &nn);
+	    "brisbane", 1700000000, bh, 0, &field, &names, &nn);
 	/* From, To, Subject and Date once more than the message has them */
 	assert_int_equal(nn, 8);
 	buf_init(&t);
@@ -459,6 +463,253 @@ test_authres(void **state)
 	buf_clear(&out);
 }
 
+/* a chain of two sets made by dkimpy's arc_sign, and its key */
+static const char arc_chain[] =
+    "ARC-Seal: i=2; cv=pass; a=rsa-sha256; d=fwd.test; s=a1; t=1796000001;\r\n"
+    " b=jajn/wpi3M0L8yHl0hFGox/lBBHpqewHNu+2dKiXvWRQ0yfop6q8WRjGLz8RyWdwNbvWQ\r\n"
+    " IWuYgtHisztMutGWIiDWhfhue9C/CBot3eUpw4ahDmG98qyL7fnhPjIVuiIaGN/5fRfA7Gr\r\n"
+    " kTkLy9yG4xVudWcpiHBVk3RfgWGbnJI=\r\n"
+    "ARC-Message-Signature: i=2; a=rsa-sha256; c=relaxed/relaxed; d=fwd.test;\r\n"
+    " s=a1; t=1796000001; h=from : to : subject : from;\r\n"
+    " bh=Ck5SoRNWUpSR4X0COv7R5ub2pUTtl6xz4dTFz++ji4M=;\r\n"
+    " b=NJoHfjyMvDic7ZQ/P4y+f6HYiVLYgSKFgqto1C6xAJT7OOH2j/vqPoZa7883NT27qv2Fj\r\n"
+    " mBKcixc9LdcfjANZ4mDqHEBYp/po7B8Src9MBYLPk5xwCkrEaPboOcUG6LM4UCrcnkXTrMz\r\n"
+    " uwLVY1f6hJOAsj2WEL2cVSsYcUXxFDE=\r\n"
+    "ARC-Authentication-Results: i=2; fwd.test; arc=pass\r\n"
+    "Authentication-Results: fwd.test; arc=pass\r\n"
+    "ARC-Seal: i=1; cv=none; a=rsa-sha256; d=fwd.test; s=a1; t=1796000000;\r\n"
+    " b=MfK+toTM/HsuyR1V/hyh9hVuhJ1LfWIyI/gG9kADmYdTZXexUuNTRSwoTimMowqusLZuF\r\n"
+    " eF8t5zv4wPezRU/LL+TFbWs0PJm3EZwMVNMXWF7QAcm/qc1C2qUJIHcD7SOAt/zhI+GyDRZ\r\n"
+    " IVFR8QVWBgdmFOW3rHazDZWinoIiUf8=\r\n"
+    "ARC-Message-Signature: i=1; a=rsa-sha256; c=relaxed/relaxed; d=fwd.test;\r\n"
+    " s=a1; t=1796000000; h=from : to : subject : from;\r\n"
+    " bh=Ck5SoRNWUpSR4X0COv7R5ub2pUTtl6xz4dTFz++ji4M=;\r\n"
+    " b=itMKf5MWXc6e/9/+OAJHjrrmnNDfxdbh64Rq/tDEjqvfMg0ZySwNFeDRKB9+4NYR1K/TH\r\n"
+    " fzedoNigcKMN3F514G+5++XI+TpwvLp5qQB5uMEZmBmITaTstPBlMUSnc8hcp4AZkn/fPDf\r\n"
+    " mL0VZ+b/gZYUsTG8/UVnOcCinAARzaw=\r\n"
+    "ARC-Authentication-Results: i=1; fwd.test; dkim=pass;\r\n"
+    "  arc=none\r\n"
+    "From: a@b.test\r\n"
+    "To: c@d.test\r\n"
+    "Subject: s\r\n"
+    "\r\n"
+    "body\r\n";
+static const char arc_key[] = "v=DKIM1; k=rsa; p="
+    "MIGfMA0GCSqGSIb3DQEBAQUAA4GNADCBiQKBgQC0lgn/fAqjHVOuoH4Hm5VvlHZq"
+    "CnHFtVWlcPpiBiZPn/+RqetURHXJnW9/WYvzqdZvAzdOAkCgmzo40GsfnZmr+ndB"
+    "sRIMA2iWraIDwvNmhGX44c0oaAlbFz+WEKAtGwP19GGbZR6xT/+02fO0SzCicKwv"
+    "Wgbk+KRTSbEo3XhBswIDAQAB"
+;
+
+
+/* The ARC-Seal of instance i of msg: 1 verifies, 0 not. */
+static int
+arc_seal_verifies(const char *msg, unsigned i)
+{
+	struct dkim_field *f;
+	size_t body, nf = dkim_fields(msg, strlen(msg), &f, &body);
+	struct arc_set sets[ARC_INSTANCE_MAX];
+	struct arc_seal as;
+	struct dkim_key k;
+	unsigned n, bits;
+	const char *why;
+
+	assert_int_equal(arc_sets(f, nf, sets, &n, &why), 0);
+	assert_true(i <= n);
+	struct dkim_field fl[3 * 2];
+	for (unsigned x = 0; x < i; x++) {
+		fl[3 * x] = f[sets[x].aar];
+		fl[3 * x + 1] = f[sets[x].ams];
+		fl[3 * x + 2] = f[sets[x].as];
+	}
+	const struct dkim_field *sf = &f[sets[i - 1].as];
+	const char *v = memchr(sf->p, ':', sf->len) + 1;
+	assert_int_equal(arc_seal_parse(v, sf->len - (size_t)(v - sf->p), &as,
+	    &why), 0);
+	assert_int_equal(as.i, i);
+	assert_int_equal(as.cv, i == 1 ? ARC_CV_NONE : ARC_CV_PASS);
+	assert_string_equal(as.d, "fwd.test");
+	assert_int_equal(dkim_key_parse(arc_key, strlen(arc_key), &k, &why), 0);
+	struct buf t;
+	buf_init(&t);
+	arc_seal_text(fl, i, &t);
+	int rc = tls_verify(TLS_KEY_RSA, k.p, k.plen, t.data, t.len, as.b,
+	    as.blen, &bits);
+	buf_clear(&t);
+	free(f);
+	return rc;
+}
+
+/* The ARC-Message-Signature of instance i: 1 verifies, 0 not, -2 body. */
+static int
+arc_ams_verifies(const char *msg, unsigned i)
+{
+	struct dkim_field *f;
+	size_t len = strlen(msg), body, nf = dkim_fields(msg, len, &f, &body);
+	struct arc_set sets[ARC_INSTANCE_MAX];
+	struct dkim_sig s;
+	struct dkim_key k;
+	unsigned n, inst, bits;
+	const char *why;
+	int rc;
+
+	assert_int_equal(arc_sets(f, nf, sets, &n, &why), 0);
+	const struct dkim_field *af = &f[sets[i - 1].ams];
+	const char *v = memchr(af->p, ':', af->len) + 1;
+	assert_int_equal(dkim_ams_parse(v, af->len - (size_t)(v - af->p), &s,
+	    &inst, &why), 0);
+	assert_int_equal(inst, i);
+	assert_int_equal(dkim_key_parse(arc_key, strlen(arc_key), &k, &why), 0);
+	unsigned char bh[32];
+	struct tls_sha256 *h = tls_sha256_new();
+	struct dkim_body b;
+	dkim_body_init(&b, s.bc, UINT64_MAX, sha_out, h);
+	dkim_body_feed(&b, msg + body, len - body);
+	dkim_body_end(&b);
+	tls_sha256_final(h, bh);
+	if (memcmp(bh, s.bh, 32) != 0)
+		rc = -2;
+	else {
+		struct buf t;
+		buf_init(&t);
+		dkim_signed_text(f, nf, (ssize_t)sets[i - 1].ams, s.hc, s.hnames,
+		    s.nh, af->p, af->len, &t);
+		rc = tls_verify(TLS_KEY_RSA, k.p, k.plen, t.data, t.len, s.b,
+		    s.blen, &bits);
+		buf_clear(&t);
+	}
+	dkim_sig_clear(&s);
+	free(f);
+	return rc;
+}
+
+/* msg with its first "from" replaced by "to" (same length or not) */
+static char *
+changed(const char *msg, const char *from, const char *to)
+{
+	const char *at = strstr(msg, from);
+	assert_non_null(at);
+	return xasprintf("%.*s%s%s", (int)(at - msg), msg, to,
+	    at + strlen(from));
+}
+
+static void
+test_arc(void **state)
+{
+	(void)state;
+	/* dkimpy's chain verifies here, every part of it */
+	for (unsigned i = 1; i <= 2; i++) {
+		assert_int_equal(arc_seal_verifies(arc_chain, i), 1);
+		assert_int_equal(arc_ams_verifies(arc_chain, i), 1);
+	}
+	/* the older AAR changed: seal 1 and 2 fail, the AMSs do not */
+	char *m = changed(arc_chain, "dkim=pass;", "dkim=fail;");
+	assert_int_equal(arc_seal_verifies(m, 1), 0);
+	assert_int_equal(arc_seal_verifies(m, 2), 0);
+	assert_int_equal(arc_ams_verifies(m, 2), 1);
+	free(m);
+	/* the body changed: the AMSs' body hash, not the seals */
+	m = changed(arc_chain, "\r\n\r\nbody", "\r\n\r\nbodies");
+	assert_int_equal(arc_ams_verifies(m, 2), -2);
+	assert_int_equal(arc_seal_verifies(m, 2), 1);
+	free(m);
+
+	/* forms: none, a gap, a field twice, a bad instance */
+	struct dkim_field *f;
+	struct arc_set sets[ARC_INSTANCE_MAX];
+	size_t body, nf;
+	unsigned n;
+	const char *why;
+	static const char *const bad[] = {
+		/* instance 1 has no AMS */
+		"ARC-Seal: i=1; a=rsa-sha256; cv=none; d=x.test; s=s; b=AA==\n"
+		"ARC-Authentication-Results: i=1; x.test; none\n\nb\n",
+		/* 2 without 1 */
+		"ARC-Seal: i=2; a=rsa-sha256; cv=pass; d=x.test; s=s; b=AA==\n"
+		"ARC-Message-Signature: i=2; a=rsa-sha256; d=x.test; s=s\n"
+		"ARC-Authentication-Results: i=2; x.test; none\n\nb\n",
+		/* two seals of 1 */
+		"ARC-Seal: i=1; cv=none\nARC-Seal: i=1; cv=none\n\nb\n",
+		/* 51, 0, none at all */
+		"ARC-Seal: i=51; cv=none\n\nb\n",
+		"ARC-Authentication-Results: i=0; x.test; none\n\nb\n",
+		"ARC-Message-Signature: a=rsa-sha256\n\nb\n",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		nf = dkim_fields(bad[i], strlen(bad[i]), &f, &body);
+		assert_int_equal(arc_sets(f, nf, sets, &n, &why), -1);
+		free(f);
+	}
+	nf = dkim_fields("From: a\n\nb\n", 11, &f, &body);
+	assert_int_equal(arc_sets(f, nf, sets, &n, &why), 0);
+	assert_int_equal(n, 0);
+	free(f);
+	size_t rest;
+	assert_int_equal(arc_aar_instance(" i = 7 ; mx.test; none", 22, &rest),
+	    7);
+	assert_int_equal(rest, 8);
+	assert_int_equal(arc_aar_instance(" i=7 mx.test", 12, &rest), -1);
+	assert_int_equal(arc_aar_instance(" i=123;", 7, &rest), -1);
+
+	/* seals: h= is not allowed, cv= is required and known */
+	struct arc_seal as;
+	static const char *const seals[] = {
+		"i=1; a=rsa-sha256; cv=none; d=x.test; s=s; b=AA==; h=from",
+		"i=1; a=rsa-sha256; d=x.test; s=s; b=AA==",
+		"i=1; a=rsa-sha256; cv=maybe; d=x.test; s=s; b=AA==",
+		"i=1; a=rsa-sha1; cv=none; d=x.test; s=s; b=AA==",
+		"i=1; a=rsa-sha256; cv=none; d=x.test; b=AA==",
+		"i=1; a=rsa-sha256; cv=none; d=x.test; s=s; b=",
+	};
+	for (size_t i = 0; i < sizeof(seals) / sizeof(seals[0]); i++)
+		assert_int_equal(arc_seal_parse(seals[i], strlen(seals[i]), &as,
+		    &why), -1);
+	const char *ok = "i=3; a=ed25519-sha256; cv=pass; d=X.Test; s=Sel; "
+	    "t=17; b=AA==";
+	assert_int_equal(arc_seal_parse(ok, strlen(ok), &as, &why), 0);
+	assert_true(as.i == 3 && as.alg == DKIM_ED25519_SHA256 &&
+	    as.cv == ARC_CV_PASS && as.t == 17);
+	assert_string_equal(as.d, "x.test");
+	assert_string_equal(as.s, "sel");
+
+	/* an AMS may not sign ARC-Seal, has no v=, its i= is the instance */
+	struct dkim_sig s;
+	unsigned inst;
+	const char *ams = "i=2; a=rsa-sha256; d=x.test; s=s; h=from:arc-seal; "
+	    "bh=47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=; b=AA==";
+	assert_int_equal(dkim_ams_parse(ams, strlen(ams), &s, &inst, &why), -1);
+	ams = "i=2; a=rsa-sha256; d=x.test; s=s; h=from:to; "
+	    "bh=47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=; b=AA==";
+	assert_int_equal(dkim_ams_parse(ams, strlen(ams), &s, &inst, &why), 0);
+	assert_int_equal(inst, 2);
+	assert_string_equal(s.i, "@x.test");
+	dkim_sig_clear(&s);
+	assert_int_equal(dkim_sig_parse(ams, strlen(ams), &s, &why), -1);
+
+	/* the arc= result of an Authentication-Results value */
+	char res[16];
+	const char *ar = " mx.test; dkim=pass (a; b) header.d=\"x;arc=fail\";"
+	    " ARC = Pass (i=2) smtp.remote-ip=1.2.3.4";
+	assert_int_equal(authres_method(ar, strlen(ar), "arc", res,
+	    sizeof(res)), 1);
+	assert_string_equal(res, "pass");
+	assert_int_equal(authres_method(ar, strlen(ar), "spf", res,
+	    sizeof(res)), 0);
+	ar = " mx.test; arc=none; arc/1=fail";
+	assert_int_equal(authres_method(ar, strlen(ar), "arc", res,
+	    sizeof(res)), 2);
+	assert_string_equal(res, "none");
+	/* the field of ours among others */
+	const char *msg = "Authentication-Results: other.test; arc=pass\n"
+	    "Authentication-Results: mx.test;\n\tarc=none\n\nbody\n";
+	const char *val;
+	size_t vl;
+	assert_true(authres_find(msg, strlen(msg), "MX.test", &val, &vl));
+	assert_int_equal(vl, 18);
+	assert_memory_equal(val, "mx.test;\n\tarc=none", 18);
+	assert_false(authres_find(msg, strlen(msg), "nobody.test", &val, &vl));
+}
+
 int
 main(void)
 {
@@ -468,6 +719,7 @@ main(void)
 		cmocka_unit_test(test_rfc8463),
 		cmocka_unit_test(test_sig_and_key),
 		cmocka_unit_test(test_authres),
+		cmocka_unit_test(test_arc),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
