@@ -24,7 +24,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <event2/event.h>
+
 #include "base/auth.h"
+#include "base/dns.h"
 #include "base/log.h"
 #include "base/sasl.h"
 #include "base/tls.h"
@@ -33,6 +36,8 @@
 #include "lua/hooks.h"
 #include "lua/kvstore.h"
 #include "mail/maildir.h"
+#include "mail/spf.h"
+#include "mail/spf_check.h"
 #include "runtime.h"
 #include "smtp/smtp_parse.h"
 #include "store/index.h"
@@ -77,6 +82,11 @@ usage(FILE *fp)
 	    "                   config line and DNS TXT record to add\n"
 	    "  dkim record DOMAIN SELECTOR\n"
 	    "                   the TXT record of a key made before\n"
+	    "  spf IP SENDER [HELO]\n"
+	    "                   the SPF result (RFC 7208) ternd would find\n"
+	    "                   for mail from IP with MAIL FROM SENDER (\"\"\n"
+	    "                   for <>: the HELO name's), through the\n"
+	    "                   configured resolver\n"
 	    "\n"
 	    "  -c FILE          the configuration ternd runs with (else\n"
 	    "                   $TERN_HOME, else ./var)\n"
@@ -106,6 +116,79 @@ dkim_print_record(const struct tls_pkey *k, const char *domain,
 		    (int)(l - i < 200 ? l - i : 200), b64 + i);
 	printf(" )\n");
 	return 0;
+}
+
+struct spf_answer {
+	enum spf_result r;
+	char why[200];
+	bool done;
+};
+
+static void
+on_spf(void *arg, enum spf_result r, const char *why)
+{
+	struct spf_answer *a = arg;
+
+	a->r = r;
+	(void)snprintf(a->why, sizeof(a->why), "%s", why ? why : "");
+	a->done = true;
+}
+
+/* ternctl spf IP SENDER [HELO]: check_host() as ternd does it. */
+static int
+spf_cmd(const char *cfg_path, int argc, char **argv)
+{
+	char err[1024], domain[300], sender[600];
+	unsigned char ip[16];
+	bool v6;
+	struct spf_answer a = { SPF_NONE, "", false };
+
+	if (argc < 2 || argc > 3) {
+		fprintf(stderr, "ternctl: spf IP SENDER [HELO]\n");
+		return 2;
+	}
+	const char *helo = argc == 3 ? argv[2] : "";
+	if (ip_parse(argv[0], strlen(argv[0]), ip, &v6) != 0) {
+		fprintf(stderr, "ternctl: '%s' is not an IP address\n", argv[0]);
+		return 2;
+	}
+	static const unsigned char mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+		0xff, 0xff };
+	if (v6 && memcmp(ip, mapped, 12) == 0) {
+		memmove(ip, ip + 12, 4);     /* ::ffff:a.b.c.d is IPv4 */
+		v6 = false;
+	}
+	if (!spf_identity(argv[1], helo, domain, sizeof(domain), sender,
+	    sizeof(sender))) {
+		printf("spf=none (no name to check)\n");
+		return 0;
+	}
+	struct config *cfg = config_load(cfg_path, err, sizeof(err));
+	if (cfg == NULL) {
+		fprintf(stderr, "ternctl: %s\n", err);
+		return EX_CONFIG;
+	}
+	struct event_base *base = event_base_new();
+	struct dns *dns = dns_new(base, cfg->resolver, cfg->dns_timeout, err,
+	    sizeof(err));
+	if (dns == NULL) {
+		fprintf(stderr, "ternctl: %s\n", err);
+		event_base_free(base);
+		config_free(cfg);
+		return 1;
+	}
+	struct spf_check *c = spf_check_start(dns, ip, v6, domain, sender,
+	    helo, on_spf, &a);
+	while (!a.done && event_base_loop(base, EVLOOP_ONCE) == 0)
+		;
+	if (!a.done)
+		spf_check_cancel(c);
+	printf("spf=%s domain=%s sender=%s%s%s\n", spf_result_name(a.r),
+	    domain, sender, a.why[0] ? " reason=" : "", a.why);
+	dns_free(dns);
+	event_base_free(base);
+	config_free(cfg);
+	return a.done ? 0 : 1;
 }
 
 static int
@@ -721,6 +804,8 @@ main(int argc, char **argv)
 		return token(cfg_path, argc - optind - 1, argv + optind + 1);
 	if (strcmp(cmd, "dkim") == 0)
 		return dkim_cmd(cfg_path, argc - optind - 1, argv + optind + 1);
+	if (strcmp(cmd, "spf") == 0)
+		return spf_cmd(cfg_path, argc - optind - 1, argv + optind + 1);
 	if (strcmp(cmd, "index") == 0) {
 		if (optind + 3 != argc || strcmp(arg, "rebuild") != 0) {
 			fprintf(stderr, "ternctl: index rebuild USER\n");

@@ -106,13 +106,33 @@ dns_new(struct event_base *base, const char *resolver, unsigned timeout_sec,
 			(void)snprintf(fwd, sizeof(fwd), "%s", resolver);
 		rc = ub_ctx_set_fwd(d->ctx, fwd);
 		/*
-		 * libunbound answers RFC 6761 special-use names ("test.")
-		 * itself with NXDOMAIN; a resolver the administrator named
-		 * (a lab DNS, a test network) should get to answer them.
+		 * libunbound answers RFC 6761 special-use names ("test.") and
+		 * the reverse zones of private and documentation addresses
+		 * (RFC 1918, RFC 6303: 192.168.x.x's PTR) itself with
+		 * NXDOMAIN; a resolver the administrator named (a site's own
+		 * DNS with its internal PTRs, a lab, a test network) answers
+		 * them instead. localhost stays libunbound's.
 		 */
-		if (rc == 0)
-			rc = ub_ctx_set_option(d->ctx, "local-zone:",
-			    "test. transparent");
+		static const char *const zones[] = { "test.", "invalid.",
+			"10.in-addr.arpa.", "16.172.in-addr.arpa.",
+			"17.172.in-addr.arpa.", "18.172.in-addr.arpa.",
+			"19.172.in-addr.arpa.", "20.172.in-addr.arpa.",
+			"21.172.in-addr.arpa.", "22.172.in-addr.arpa.",
+			"23.172.in-addr.arpa.", "24.172.in-addr.arpa.",
+			"25.172.in-addr.arpa.", "26.172.in-addr.arpa.",
+			"27.172.in-addr.arpa.", "28.172.in-addr.arpa.",
+			"29.172.in-addr.arpa.", "30.172.in-addr.arpa.",
+			"31.172.in-addr.arpa.", "168.192.in-addr.arpa.",
+			"254.169.in-addr.arpa.", "2.0.192.in-addr.arpa.",
+			"100.51.198.in-addr.arpa.", "113.0.203.in-addr.arpa.",
+			"d.f.ip6.arpa.", "8.e.f.ip6.arpa.", "9.e.f.ip6.arpa.",
+			"a.e.f.ip6.arpa.", "b.e.f.ip6.arpa.",
+			"8.b.d.0.1.0.0.2.ip6.arpa.", NULL };
+		for (size_t i = 0; rc == 0 && zones[i]; i++) {
+			char z[64];
+			(void)snprintf(z, sizeof(z), "%s transparent", zones[i]);
+			rc = ub_ctx_set_option(d->ctx, "local-zone:", z);
+		}
 	}
 	if (rc != 0) {
 		(void)snprintf(err, errsz, "dns: resolver %s: %s",
@@ -233,7 +253,8 @@ mx_done(void *arg, int err, struct ub_result *r)
 			count++;
 		e = xcalloc(count ? count : 1, sizeof(*e));
 		for (size_t i = 0; i < count; i++) {
-			if (mx_parse_rdata((unsigned char *)r->data[i],
+			if ((q->mx_only ? mx_parse_rdata_any :
+			    mx_parse_rdata)((unsigned char *)r->data[i],
 			    (size_t)r->len[i], &e[n]) != 0)
 				continue;
 			if (getrandom(&e[n].shuffle, sizeof(e[n].shuffle), 0) !=

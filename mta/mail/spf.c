@@ -50,13 +50,94 @@ is_digit(int c)
 
 /* A macro-string's characters: visible ASCII but '%' only as a macro
  * (spf_expand() checks those) */
+/*
+ * A macro-string (RFC 7208 7.1): visible characters but '%', and macros:
+ * "%%", "%_", "%-", "%{" letter *digit ["r"] *delimiter "}", the letters
+ * c, r and t only in explanations (never here). *macro_end: whether it
+ * ends in a macro-expand.
+ */
 static bool
-macro_string_ok(const char *s, size_t n)
+macro_string_ok(const char *s, size_t n, bool *macro_end)
 {
-	for (size_t i = 0; i < n; i++)
-		if ((unsigned char)s[i] <= ' ' || (unsigned char)s[i] >= 127)
+	bool end = false;
+
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		end = false;
+		if (c <= ' ' || c >= 127)
 			return false;
+		if (c != '%')
+			continue;
+		if (i + 1 >= n)
+			return false;
+		c = (unsigned char)s[++i];
+		if (c == '%' || c == '_' || c == '-') {
+			end = true;
+			continue;
+		}
+		if (c != '{' || i + 1 >= n || !strchr("slodiphvSLODIPHV",
+		    s[i + 1]) || s[i + 1] == '\0')
+			return false;
+		i += 2;
+		while (i < n && is_digit((unsigned char)s[i]))
+			i++;
+		if (i < n && (s[i] == 'r' || s[i] == 'R'))
+			i++;
+		while (i < n && strchr(".-+,/_=", s[i]) && s[i] != '\0')
+			i++;
+		if (i >= n || s[i] != '}')
+			return false;
+		end = true;
+	}
+	if (macro_end)
+		*macro_end = end;
 	return true;
+}
+
+/*
+ * A domain-spec (RFC 7208 7.1): a macro-string that ends in a macro or
+ * in "." toplabel ["."]; a toplabel is letters, digits and inner dashes,
+ * not digits only.
+ */
+static bool
+domain_spec_ok(const char *s, size_t n)
+{
+	bool macro_end;
+
+	if (n == 0 || !macro_string_ok(s, n, &macro_end))
+		return false;
+	if (macro_end)
+		return true;
+	if (s[n - 1] == '.')
+		n--;
+	size_t a = n;
+	while (a > 0 && s[a - 1] != '.')
+		a--;
+	if (a == 0 || a == n)
+		return false;             /* no "." toplabel */
+	bool alpha = false, dash = false;
+	for (size_t i = a; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c == '-')
+			dash = true;
+		else if (is_alpha(c))
+			alpha = true;
+		else if (!is_digit(c))
+			return false;
+	}
+	return s[a] != '-' && s[n - 1] != '-' && (alpha || dash);
+}
+
+bool
+spf_uses_p(const char *spec)
+{
+	for (const char *p = spec; p && (p = strchr(p, '%')) != NULL; p++) {
+		if (p[1] == '{' && (p[2] == 'p' || p[2] == 'P'))
+			return true;
+		if (p[1] == '%')
+			p++;
+	}
+	return false;
 }
 
 /* "/N" at s (N at most max), into *bits: the octets used, or 0 if none,
@@ -88,8 +169,9 @@ dual_cidr(const char *s, size_t n, struct spf_term *t)
 {
 	/* "//N" for IPv6, after an optional "/N" for IPv4 */
 	const char *dd = NULL;
-	for (size_t i = 0; i + 1 < n; i++)
-		if (s[i] == '/' && s[i + 1] == '/')
+	for (size_t i = 0; i + 2 < n; i++)
+		if (s[i] == '/' && s[i + 1] == '/' && is_digit((unsigned char)
+		    s[i + 2]))
 			dd = s + i;
 	size_t end = dd ? (size_t)(dd - s) : n;
 	if (dd) {
@@ -97,12 +179,13 @@ dual_cidr(const char *s, size_t n, struct spf_term *t)
 		if (used < 0 || (size_t)used != n - end - 1)
 			return -1;
 	}
-	/* "/N" before it: the last '/' of what is left, if digits follow */
+	/* "/N" before it: the last '/' of what is left, if digits follow
+	 * (a '/' is otherwise part of the domain-spec) */
 	const char *sl = NULL;
 	for (size_t i = 0; i < end; i++)
 		if (s[i] == '/')
 			sl = s + i;
-	if (sl) {
+	if (sl && sl + 1 < s + end && is_digit((unsigned char)sl[1])) {
 		int used = cidr(sl, end - (size_t)(sl - s), 32, &t->cidr4);
 		if (used < 0 || (size_t)used != end - (size_t)(sl - s))
 			return -1;
@@ -131,7 +214,7 @@ parse_term(const char *s, size_t n, struct spf_record *r, const char **why)
 		const char *v = s + nl + 1;
 		size_t vl = n - nl - 1;
 		char **slot = NULL;
-		if (!macro_string_ok(v, vl)) {
+		if (!macro_string_ok(v, vl, NULL)) {
 			*why = "a modifier's value is not a macro-string";
 			return -1;
 		}
@@ -141,6 +224,10 @@ parse_term(const char *s, size_t n, struct spf_record *r, const char **why)
 			slot = &r->exp;
 		if (slot == NULL)
 			return 0;          /* unknown modifiers are ignored */
+		if (!domain_spec_ok(v, vl)) {
+			*why = "redirect= or exp= is not a domain-spec";
+			return -1;
+		}
 		if (*slot) {
 			*why = "redirect= or exp= twice";
 			return -1;
@@ -193,7 +280,7 @@ parse_term(const char *s, size_t n, struct spf_record *r, const char **why)
 		break;
 	case SPF_INCLUDE:
 	case SPF_EXISTS:
-		if (rl < 2 || rest[0] != ':' || !macro_string_ok(rest + 1,
+		if (rl < 2 || rest[0] != ':' || !domain_spec_ok(rest + 1,
 		    rl - 1)) {
 			*why = "include: and exists: need a domain";
 			return -1;
@@ -210,7 +297,7 @@ parse_term(const char *s, size_t n, struct spf_record *r, const char **why)
 		}
 		if (end > 0) {
 			if (rest[0] != ':' || end < 2 ||
-			    !macro_string_ok(rest + 1, (size_t)end - 1)) {
+			    !domain_spec_ok(rest + 1, (size_t)end - 1)) {
 				*why = "a bad domain-spec";
 				return -1;
 			}
@@ -325,8 +412,8 @@ macro_value(int c, const struct spf_macros *m, bool exp, struct buf *out)
 			}
 		return 0;
 	case 'p':
-		/* the validated name of the address: not looked up here */
-		buf_append_str(out, "unknown");
+		/* the validated name of the address, found by the caller */
+		buf_append_str(out, m->p ? m->p : "unknown");
 		return 0;
 	case 'v':
 		buf_append_str(out, m->v6 ? "ip6" : "in-addr");
@@ -497,4 +584,37 @@ spf_expand(const char *spec, const struct spf_macros *m, bool exp,
 		}
 	}
 	return 0;
+}
+
+bool
+spf_identity(const char *path, const char *helo, char *domain,
+    size_t domainsz, char *sender, size_t sendersz)
+{
+	size_t pl = strlen(path);
+	const char *at;
+
+	if (pl >= 2 && path[0] == '<' && path[pl - 1] == '>') {
+		path++;
+		pl -= 2;
+	}
+	if (pl > 0 && (at = memrchr(path, '@', pl)) != NULL &&
+	    at + 1 < path + pl) {
+		size_t ll = (size_t)(at - path), dl = pl - ll - 1;
+		if (ll == 0)
+			(void)snprintf(sender, sendersz, "postmaster@%.*s",
+			    (int)dl, at + 1);
+		else
+			(void)snprintf(sender, sendersz, "%.*s", (int)pl, path);
+		(void)snprintf(domain, domainsz, "%.*s", (int)dl, at + 1);
+	} else {
+		size_t hl = strlen(helo);
+		if (hl == 0 || hl > 253)
+			return false;
+		(void)snprintf(sender, sendersz, "postmaster@%s", helo);
+		(void)snprintf(domain, domainsz, "%s", helo);
+	}
+	for (char *p = domain; *p; p++)
+		if (*p >= 'A' && *p <= 'Z')
+			*p = (char)(*p | 32);
+	return true;
 }

@@ -55,7 +55,11 @@ struct spf_macros {
 	const char *helo;         /* %{h} */
 	const char *receiver;     /* %{r}, explanations only */
 	int64_t now;              /* %{t} */
+	const char *p;            /* %{p}, the validated name; NULL: "unknown" */
 };
+
+/* Whether a domain-spec uses %{p} (its name must be validated first). */
+bool spf_uses_p(const char *spec);
 
 /*
  * Expands a domain-spec (exp false) or an explanation (exp true: %{c},
@@ -71,5 +75,15 @@ bool spf_ip_in(const unsigned char *ip, bool v6, const unsigned char *net,
     int bits);
 
 const char *spf_result_name(enum spf_result r);
+
+/*
+ * The identity checked for a transaction (RFC 7208 2.4): the domain of
+ * MAIL FROM's path ("<local@domain>", or a bare address), with
+ * "postmaster" for an empty local part; for <> (or a path without a
+ * domain) the HELO name, as postmaster@ it (2.3). domain lower case.
+ * false when there is no name to check (no HELO either).
+ */
+bool spf_identity(const char *path, const char *helo, char *domain,
+    size_t domainsz, char *sender, size_t sendersz);
 
 #endif

@@ -31,7 +31,10 @@ struct frame {
 	size_t next;              /* the term being evaluated */
 };
 
-enum wait { W_NONE, W_TXT, W_A, W_EXISTS, W_MX, W_MXHOST };
+enum wait { W_NONE, W_TXT, W_A, W_EXISTS, W_MX, W_MXHOST, W_PTR,
+	W_PTRHOST };
+
+#define PTR_NAMES_MAX 10          /* RFC 7208 4.6.4 */
 
 struct spf_check {
 	struct dns *dns;
@@ -45,6 +48,14 @@ struct spf_check {
 	struct dns_query *q;
 	char **mx;                /* the MX names of the mx mechanism */
 	size_t nmx, mx_i;
+	/* the client's names (PTR), being validated for ptr or %{p} */
+	char **ptr;
+	size_t nptr, ptr_i;
+	char *ptr_target;         /* ptr: the name they must be in */
+	bool for_p;               /* else for %{p} */
+	char *p;                  /* %{p}, once found ("unknown": none) */
+	char *p_best;             /* a validated name for %{p} so far */
+	int p_rank;
 	struct event *later;
 	enum spf_result result;
 	const char *why;
@@ -60,6 +71,21 @@ frame_clear(struct frame *f)
 	free(f->domain);
 	spf_record_clear(&f->rec);
 	memset(f, 0, sizeof(*f));
+}
+
+static void
+ptr_clear(struct spf_check *c)
+{
+	for (size_t i = 0; i < c->nptr; i++)
+		free(c->ptr[i]);
+	free(c->ptr);
+	c->ptr = NULL;
+	c->nptr = c->ptr_i = 0;
+	free(c->ptr_target);
+	c->ptr_target = NULL;
+	free(c->p_best);
+	c->p_best = NULL;
+	c->p_rank = 0;
 }
 
 static void
@@ -84,6 +110,8 @@ spf_check_cancel(struct spf_check *c)
 	for (size_t i = 0; i < c->depth; i++)
 		frame_clear(&c->f[i]);
 	mx_clear(c);
+	ptr_clear(c);
+	free(c->p);
 	free(c->sender);
 	free(c->helo);
 	free(c);
@@ -194,7 +222,7 @@ target(struct spf_check *c, const char *spec)
 {
 	struct frame *f = top(c);
 	struct spf_macros m = { c->sender, f->domain, c->ip, c->v6, c->helo,
-		NULL, 0 };
+		NULL, 0, c->p };
 	struct buf out;
 
 	if (spec == NULL)
@@ -207,6 +235,84 @@ target(struct spf_check *c, const char *spec)
 	if (out.len && out.data[out.len - 1] == '.')
 		out.data[--out.len] = '\0';
 	return buf_steal(&out, NULL);
+}
+
+/*
+ * Whether a target name can be asked for (RFC 1035: labels of 1 to 63
+ * octets, 253 in all). One that cannot is treated as one that does not
+ * exist (RFC 7208 4.8).
+ */
+static bool
+name_ok(const char *d)
+{
+	size_t n = strlen(d), label = 0;
+
+	if (n == 0 || n > 253)
+		return false;
+	for (size_t i = 0; i <= n; i++) {
+		if (i == n || d[i] == '.') {
+			if (label == 0 || label > 63)
+				return false;
+			label = 0;
+		} else
+			label++;
+	}
+	return true;
+}
+
+/* Whether name is d or a name under it (ASCII case ignored). */
+static bool
+name_in(const char *name, const char *d)
+{
+	size_t nl = strlen(name), dl = strlen(d);
+
+	return nl >= dl && ascii_strcaseeq(name + nl - dl, d) &&
+	    (nl == dl || name[nl - dl - 1] == '.');
+}
+
+static void next_ptr_host(struct spf_check *c);
+
+/* The names of the client's address (PTR), then each validated. */
+static void
+on_ptr(void *arg, enum dns_status st, char *const *names, size_t n)
+{
+	struct spf_check *c = arg;
+
+	c->q = NULL;
+	c->wait = W_NONE;
+	if (!c->for_p && (st == DNS_NXDOMAIN || st == DNS_NODATA ||
+	    (st == DNS_OK && n == 0)) && !count_void(c))
+		return;
+	/* a DNS error: the mechanism does not match (RFC 7208 5.5) */
+	for (size_t i = 0; st == DNS_OK && i < n && i < PTR_NAMES_MAX; i++) {
+		if (c->nptr == 0)
+			c->ptr = xcalloc(PTR_NAMES_MAX, sizeof(char *));
+		c->ptr[c->nptr++] = xstrdup(names[i]);
+	}
+	c->ptr_i = 0;
+	next_ptr_host(c);
+}
+
+static void
+start_ptr(struct spf_check *c, bool for_p, char *target_name)
+{
+	char name[80];
+	size_t n = 0;
+
+	ptr_clear(c);
+	c->for_p = for_p;
+	c->ptr_target = target_name;
+	if (!c->v6)
+		(void)snprintf(name, sizeof(name), "%u.%u.%u.%u.in-addr.arpa",
+		    c->ip[3], c->ip[2], c->ip[1], c->ip[0]);
+	else {
+		for (int k = 15; k >= 0; k--)
+			n += (size_t)snprintf(name + n, sizeof(name) - n,
+			    "%x.%x.", c->ip[k] & 15u, (unsigned)c->ip[k] >> 4);
+		(void)snprintf(name + n, sizeof(name) - n, "ip6.arpa");
+	}
+	c->wait = W_PTR;
+	c->q = dns_records(c->dns, name, DNS_RR_PTR, on_ptr, c);
 }
 
 static void
@@ -278,6 +384,30 @@ on_addrs(void *arg, enum dns_status st, const struct sockaddr_storage *a,
 
 	c->q = NULL;
 	c->wait = W_NONE;
+	if (w == W_PTRHOST) {
+		/* a name whose addresses include the client's is validated;
+		 * one whose lookup fails is passed over (RFC 7208 5.5) */
+		const char *name = c->ptr[c->ptr_i];
+		if (st == DNS_OK && addr_match(c, a, n, 32, 128)) {
+			if (!c->for_p && name_in(name, c->ptr_target)) {
+				ptr_clear(c);
+				matched(c);
+				return;
+			}
+			/* %{p}: the domain itself, else a name under it, else
+			 * any (RFC 7208 7.3) */
+			int rank = ascii_strcaseeq(name, f->domain) ? 3 :
+			    name_in(name, f->domain) ? 2 : 1;
+			if (c->for_p && rank > c->p_rank) {
+				free(c->p_best);
+				c->p_best = xstrdup(name);
+				c->p_rank = rank;
+			}
+		}
+		c->ptr_i++;
+		next_ptr_host(c);
+		return;
+	}
 	if (st == DNS_TEMP) {
 		done(c, SPF_TEMPERROR, "an address lookup failed");
 		return;
@@ -316,6 +446,26 @@ next_mx_host(struct spf_check *c)
 	}
 	c->wait = W_MXHOST;
 	c->q = dns_addrs(c->dns, c->mx[c->mx_i], on_addrs, c);
+}
+
+static void
+next_ptr_host(struct spf_check *c)
+{
+	if (c->ptr_i < c->nptr) {
+		c->wait = W_PTRHOST;
+		c->q = dns_addrs(c->dns, c->ptr[c->ptr_i], on_addrs, c);
+		return;
+	}
+	if (c->for_p) {
+		/* %{p} known: the term that needs it is evaluated again */
+		c->p = xstrdup(c->p_best ? c->p_best : "unknown");
+		ptr_clear(c);
+		step(c);
+		return;
+	}
+	ptr_clear(c);
+	top(c)->next++;               /* ptr: no validated name in it */
+	step(c);
 }
 
 static void
@@ -363,11 +513,21 @@ step(struct spf_check *c)
 				frame_done(c, SPF_NEUTRAL);
 				return;
 			}
+			if (c->p == NULL && spf_uses_p(f->rec.redirect)) {
+				start_ptr(c, true, NULL);
+				return;
+			}
 			if (!count_lookup(c))
 				return;
 			char *d = target(c, f->rec.redirect);
 			if (d == NULL) {
 				done(c, SPF_PERMERROR, "a bad macro");
+				return;
+			}
+			if (!name_ok(d)) {
+				free(d);
+				done(c, SPF_PERMERROR, "redirect= names no "
+				    "possible domain");
 				return;
 			}
 			/* the redirect's result is this record's */
@@ -378,6 +538,11 @@ step(struct spf_check *c)
 		}
 		const struct spf_term *t = &f->rec.t[f->next];
 		char *d;
+		/* %{p} in its name: the client's name validated first */
+		if (c->p == NULL && spf_uses_p(t->domain)) {
+			start_ptr(c, true, NULL);
+			return;
+		}
 		switch (t->mech) {
 		case SPF_ALL:
 			matched(c);
@@ -394,8 +559,12 @@ step(struct spf_check *c)
 		case SPF_PTR:
 			if (!count_lookup(c))
 				return;
-			f->next++;         /* never matches (see spf_check.h) */
-			continue;
+			if ((d = target(c, t->domain)) == NULL) {
+				done(c, SPF_PERMERROR, "a bad macro");
+				return;
+			}
+			start_ptr(c, false, d);
+			return;
 		case SPF_INCLUDE:
 			if (!count_lookup(c))
 				return;
@@ -405,6 +574,13 @@ step(struct spf_check *c)
 			}
 			if ((d = target(c, t->domain)) == NULL) {
 				done(c, SPF_PERMERROR, "a bad macro");
+				return;
+			}
+			if (!name_ok(d)) {
+				/* a name that cannot exist has no record */
+				free(d);
+				done(c, SPF_PERMERROR, "an included domain has "
+				    "no good record");
 				return;
 			}
 			memset(&c->f[c->depth], 0, sizeof(c->f[c->depth]));
@@ -418,6 +594,14 @@ step(struct spf_check *c)
 			if ((d = target(c, t->domain)) == NULL) {
 				done(c, SPF_PERMERROR, "a bad macro");
 				return;
+			}
+			if (!name_ok(d)) {
+				/* treated as a name that does not exist */
+				free(d);
+				if (!count_void(c))
+					return;
+				f->next++;
+				continue;
 			}
 			if (t->mech == SPF_MX) {
 				c->wait = W_MX;
@@ -448,8 +632,8 @@ spf_check_start(struct dns *dns, const unsigned char *ip, bool v6,
 	c->cb = cb;
 	c->arg = arg;
 	/* RFC 7208 4.3: not a name with labels, no record to ask for */
-	if (dl == 0 || dl > 253 || strchr(domain, '.') == NULL ||
-	    domain[0] == '.' || strstr(domain, "..") || domain[0] == '[') {
+	if (dl == 0 || strchr(domain, '.') == NULL || !name_ok(domain) ||
+	    domain[0] == '[') {
 		done(c, SPF_NONE, "not a domain to check");
 		return c;
 	}

@@ -2,10 +2,12 @@
 /*
  * spf_check.h - layer 2: SPF's check_host() (RFC 7208 4) on the event
  * loop, every lookup asynchronous (base/dns.h): records, include and
- * redirect, a, mx, exists, with the limits of 4.6.4 (10 mechanisms and
- * modifiers that look up, 10 MX names, 2 void lookups). The ptr
- * mechanism never matches (RFC 7208 5.5 says not to use it), %{p} is
- * "unknown". Loop thread only.
+ * redirect, a, mx, exists, ptr (5.5: the client's PTR names, at most
+ * 10, each validated by its addresses), %{p} (7.3: found the same way
+ * before the term that uses it), with the limits of 4.6.4 (10
+ * mechanisms and modifiers that look up, 10 MX and PTR names, 2 void
+ * lookups). Names that cannot exist (RFC 1035) are not asked for. Loop
+ * thread only.
  */
 #ifndef TERN_SPF_CHECK_H
 #define TERN_SPF_CHECK_H

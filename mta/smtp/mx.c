@@ -15,9 +15,22 @@
 
 #include "base/util.h"
 
+static int
+wire_name(const unsigned char *p, size_t len, char *out, size_t outsz,
+    size_t *used, bool any);
+
 int
 mx_wire_name(const unsigned char *p, size_t len, char *out, size_t outsz,
     size_t *used)
+{
+	return wire_name(p, len, out, outsz, used, false);
+}
+
+/* any: a label may hold any visible character but '.' (SPF's names,
+ * RFC 7208 7.1), else host names' letters, digits, '-' and '_' */
+static int
+wire_name(const unsigned char *p, size_t len, char *out, size_t outsz,
+    size_t *used, bool any)
 {
 	size_t i = 0, n = 0;
 
@@ -41,7 +54,8 @@ mx_wire_name(const unsigned char *p, size_t len, char *out, size_t outsz,
 		for (unsigned k = 0; k < lab; k++) {
 			unsigned char c = p[i + k];
 			/* host names: letters, digits, hyphen (and _ seen) */
-			if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+			if (any ? (c <= ' ' || c >= 127 || c == '.') :
+			    !((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
 			    (c >= '0' && c <= '9') || c == '-' || c == '_'))
 				return -1;
 			out[n++] = (char)c;
@@ -54,19 +68,32 @@ mx_wire_name(const unsigned char *p, size_t len, char *out, size_t outsz,
 	return 0;
 }
 
-int
-mx_parse_rdata(const unsigned char *rdata, size_t len, struct mx_entry *e)
+static int
+parse_rdata(const unsigned char *rdata, size_t len, struct mx_entry *e,
+    bool any)
 {
 	size_t used;
 
 	if (len < 3)
 		return -1;
 	e->pref = (unsigned)rdata[0] << 8 | rdata[1];
-	if (mx_wire_name(rdata + 2, len - 2, e->host, sizeof(e->host),
-	    &used) != 0 || used != len - 2)
+	if (wire_name(rdata + 2, len - 2, e->host, sizeof(e->host), &used,
+	    any) != 0 || used != len - 2)
 		return -1;
 	e->shuffle = 0;
 	return 0;
+}
+
+int
+mx_parse_rdata(const unsigned char *rdata, size_t len, struct mx_entry *e)
+{
+	return parse_rdata(rdata, len, e, false);
+}
+
+int
+mx_parse_rdata_any(const unsigned char *rdata, size_t len, struct mx_entry *e)
+{
+	return parse_rdata(rdata, len, e, true);
 }
 
 char *
@@ -77,11 +104,15 @@ mx_txt_rdata(const unsigned char *rdata, size_t len)
 
 	while (i < len) {
 		size_t l = rdata[i++];
-		if (l > len - i || memchr(rdata + i, '\0', l) != NULL) {
+		if (l > len - i) {
 			free(out);
 			return NULL;
 		}
-		memcpy(out + n, rdata + i, l);
+		/* a NUL cannot stay in a C string; DEL is no character any
+		 * record may hold, so such a record still fails to parse
+		 * (an SPF record with one is a permerror, RFC 7208 7.1) */
+		for (size_t k = 0; k < l; k++)
+			out[n + k] = rdata[i + k] ? (char)rdata[i + k] : '\x7f';
 		n += l;
 		i += l;
 	}

@@ -25,11 +25,16 @@ struct mx_entry {
  * 0, or -1 if malformed.
  */
 int mx_parse_rdata(const unsigned char *rdata, size_t len, struct mx_entry *e);
+/* The same for SPF's mx mechanism: any visible characters in labels
+ * (RFC 7208 7.1 lets a domain-spec hold them). */
+int mx_parse_rdata_any(const unsigned char *rdata, size_t len,
+    struct mx_entry *e);
 
 /*
  * One TXT rdata (character-strings, each a length octet and its octets)
  * as one string, the pieces joined (RFC 7208 3.3, RFC 6376 3.6.2.2): a
- * new string, or NULL if malformed or holding a NUL.
+ * new string, or NULL if malformed. A NUL octet becomes DEL (0x7f), which
+ * no record's syntax allows.
  */
 char *mx_txt_rdata(const unsigned char *rdata, size_t len);
 

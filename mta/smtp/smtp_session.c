@@ -851,8 +851,7 @@ spf_start(struct smtp_session *s)
 	unsigned char ip[16];
 	bool v6;
 	char sender[SMTP_PATH_MAX + 16];
-	const char *path = s->tx->sender, *at;
-	size_t pl = strlen(path);
+	const char *path = s->tx->sender;
 
 	s->spf_result = SPF_NONE;
 	s->spf_domain[0] = s->spf_why[0] = '\0';
@@ -866,21 +865,11 @@ spf_start(struct smtp_session *s)
 		memmove(ip, ip + 12, 4);
 		v6 = false;
 	}
-	if (pl > 2 && (at = memrchr(path, '@', pl)) != NULL) {
-		(void)snprintf(sender, sizeof(sender), "%.*s", (int)(pl - 2),
-		    path + 1);
-		(void)snprintf(s->spf_domain, sizeof(s->spf_domain), "%.*s",
-		    (int)(path + pl - 1 - at - 1), at + 1);
-	} else {
-		size_t hl = strlen(s->helo);
-		if (hl == 0 || hl > 253)
-			return;         /* no name SPF could check */
-		(void)snprintf(sender, sizeof(sender), "postmaster@%.253s",
-		    s->helo);
-		(void)snprintf(s->spf_domain, sizeof(s->spf_domain), "%.253s",
-		    s->helo);
+	if (!spf_identity(path, s->helo, s->spf_domain, sizeof(s->spf_domain),
+	    sender, sizeof(sender))) {
+		s->spf_domain[0] = '\0';
+		return;                 /* no name SPF could check */
 	}
-	ascii_lower(s->spf_domain);
 	s->spf = spf_check_start(s->env.dns, ip, v6, s->spf_domain, sender,
 	    s->helo, on_spf, s);
 	/*

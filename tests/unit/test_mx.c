@@ -70,7 +70,10 @@ test_txt(void **state)
 	assert_string_equal(t, "");
 	free(t);
 	assert_null(mx_txt_rdata(bad, sizeof(bad) - 1));
-	assert_null(mx_txt_rdata(nul, sizeof(nul) - 1));
+	t = mx_txt_rdata(nul, sizeof(nul) - 1);
+	assert_non_null(t);
+	assert_non_null(strchr(t, '\x7f'));
+	free(t);
 }
 
 static void

@@ -160,6 +160,51 @@ test_records(void **state)
 		assert_int_equal(spf_record_parse(bad[i], &r, &why), -1);
 		assert_int_equal(r.n, 0);
 	}
+	/* domain-specs (RFC 7208 7.1): a macro or "." toplabel at the end,
+	 * c, r and t only in explanations, no literal '%' */
+	static const char *const specs_bad[] = { "v=spf1 a:museum",
+		"v=spf1 a:111.222.33.44", "v=spf1 a:example.-com",
+		"v=spf1 a:example.com:8080", "v=spf1 exists:mail.example.com/24",
+		"v=spf1 ptr:example.com/24", "v=spf1 redirect=example.com/24",
+		"v=spf1 -all exp=%{r}.example.com", "v=spf1 -all foo=%abc",
+		"v=spf1 a:%{x}.example.com", "v=spf1 a:foo.example.com\x7f",
+		"v=spf1 mx:example.com.-", NULL };
+	for (int i = 0; specs_bad[i]; i++)
+		assert_int_equal(spf_record_parse(specs_bad[i], &r, &why), -1);
+	static const char *const specs_ok[] = {
+		"v=spf1 a:foo:bar/baz.example.com", "v=spf1 a:example.com.",
+		"v=spf1 a:%{d}", "v=spf1 exists:%{ir}.%{v}._spf.%{d2}",
+		"v=spf1 a:1-2.example.1-2", "v=spf1 -all foo=%%%_%-",
+		"v=spf1 ptr:%{p}.example.com", NULL };
+	for (int i = 0; specs_ok[i]; i++) {
+		assert_int_equal(spf_record_parse(specs_ok[i], &r, &why), 1);
+		spf_record_clear(&r);
+	}
+	assert_int_equal(spf_record_parse("v=spf1 a:foo:bar/baz.example.com",
+	    &r, &why), 1);
+	assert_string_equal(r.t[0].domain, "foo:bar/baz.example.com");
+	assert_int_equal(r.t[0].cidr4, 32);
+	spf_record_clear(&r);
+	assert_true(spf_uses_p("%{p}.x.com"));
+	assert_true(spf_uses_p("a.%{P2r}"));
+	assert_false(spf_uses_p("%%{p}.x.com"));
+	assert_false(spf_uses_p(NULL));
+
+	/* the identity: MAIL FROM's domain, else postmaster@ the HELO name */
+	char dom[300], snd[300];
+	assert_true(spf_identity("<a@B.example>", "h.test", dom, sizeof(dom),
+	    snd, sizeof(snd)));
+	assert_string_equal(dom, "b.example");
+	assert_string_equal(snd, "a@B.example");
+	assert_true(spf_identity("@example.net", "h.test", dom, sizeof(dom),
+	    snd, sizeof(snd)));
+	assert_string_equal(snd, "postmaster@example.net");
+	assert_true(spf_identity("<>", "H.test", dom, sizeof(dom), snd,
+	    sizeof(snd)));
+	assert_string_equal(dom, "h.test");
+	assert_string_equal(snd, "postmaster@H.test");
+	assert_false(spf_identity("", "", dom, sizeof(dom), snd, sizeof(snd)));
+
 	/* matching */
 	static const unsigned char net[4] = { 192, 0, 2, 0 };
 	static const unsigned char in[4] = { 192, 0, 2, 200 };
