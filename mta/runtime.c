@@ -48,6 +48,13 @@ psl_load(const char *path)
 	return p;
 }
 
+/* tern.http's https connections: chain and host name verified. */
+static struct bufferevent *
+http_tls_socket(void *arg, struct event_base *base, const char *host)
+{
+	return tls_client_socket(arg, base, host, true);
+}
+
 struct runtime *
 runtime_load(const char *path, struct kvstore *kv, unsigned generation,
     bool make_cert, char *err, size_t errsz)
@@ -117,6 +124,15 @@ runtime_load(const char *path, struct kvstore *kv, unsigned generation,
 		runtime_unref(rt);
 		return NULL;
 	}
+	if (cfg->nhttp_allow) {
+		rt->http_tls = tls_client_new(cfg->plugin_http_ca, err, errsz);
+		if (rt->http_tls == NULL) {
+			runtime_unref(rt);
+			return NULL;
+		}
+		rt->http_tls_maker = (struct httpc_tls){ http_tls_socket,
+			tls_handshake_failed, rt->http_tls };
+	}
 	rt->psl = psl_load(cfg->public_suffix_list);
 	return rt;
 }
@@ -138,6 +154,7 @@ runtime_unref(struct runtime *rt)
 	auth_users_free(rt->users);
 	dkim_signer_free(rt->dkim);
 	arc_sealer_free(rt->arc);
+	tls_client_free(rt->http_tls);
 	psl_free(rt->psl);
 	config_free(rt->cfg);
 	free(rt);

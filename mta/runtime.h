@@ -8,6 +8,8 @@
 #ifndef TERN_RUNTIME_H
 #define TERN_RUNTIME_H
 
+#include "base/httpc.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -17,6 +19,7 @@ struct kvstore;
 struct tls_server;
 struct auth_users;
 struct arc_sealer;
+struct tls_client;
 struct dkim_signer;
 struct psl;
 
@@ -28,6 +31,9 @@ struct runtime {
 	struct dkim_signer *dkim;     /* NULL: no DKIM keys */
 	struct arc_sealer *arc;       /* NULL: no ARC sealing */
 	struct psl *psl;              /* the Public Suffix List, or NULL */
+	struct tls_client *http_tls;  /* tern.http's https (plugin_http_allow
+	                               * set), with http_tls_maker for httpc */
+	struct httpc_tls http_tls_maker;
 	unsigned refs;
 	unsigned generation;
 };

@@ -1,12 +1,14 @@
 /* SPDX-License-Identifier: ISC */
 /*
  * httpc.c - layer 2: the plugins' HTTP/1.1 client (see httpc.h). Steps:
- * the host's address (an address literal as it is, a name through
- * dns_addrs: the first address it gives), then one evhttp request on a
- * connection of its own, answered once. evhttp is only ever entered from
- * our own loop callbacks, never from httpc_start, so no answer can come
- * before httpc_start returns; a finished connection is freed from the
- * loop too, not from inside evhttp's callback.
+ * the host's addresses (an address literal as it is, a name through
+ * dns_addrs: up to five, tried in turn while one cannot be connected
+ * to), then one evhttp request on a connection of its own (a TLS
+ * bufferevent from the caller's maker for https), answered once. evhttp
+ * is only ever entered from our own loop callbacks, never from
+ * httpc_start, so no answer can come before httpc_start returns; a
+ * finished connection is freed from the loop too, not from inside
+ * evhttp's callback.
  */
 #include "base/httpc.h"
 
@@ -19,6 +21,7 @@
 #include <sys/queue.h>
 
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
@@ -28,6 +31,7 @@
 #include "base/util.h"
 
 #define HTTPC_HEADERS_MAX 100
+#define HTTPC_ADDRS_MAX 4            /* a name's addresses tried in turn */
 
 struct httpc {
 	struct event_base *base;
@@ -40,9 +44,13 @@ struct httpc {
 	size_t body_len;
 	unsigned port, timeout;
 	size_t max_body;
+	const struct httpc_tls *tls;
 	char **hnames, **hvalues;
 	size_t nheaders;
 	char addr[INET6_ADDRSTRLEN];
+	char more[HTTPC_ADDRS_MAX][INET6_ADDRSTRLEN]; /* to try next */
+	size_t nmore;
+	bool conn_error;             /* the last try could not connect */
 	const char *error;           /* set by the error callback */
 	char why[160];
 	httpc_cb cb;
@@ -74,9 +82,9 @@ httpc_free(struct httpc *c)
 	free(c);
 }
 
-/* The one answer; the connection goes away from the loop. */
+/* The connection goes away from the loop, not from inside evhttp. */
 static void
-finish(struct httpc *c, const struct httpc_response *r)
+drop_conn(struct httpc *c)
 {
 	if (c->conn) {
 		struct timeval now = { 0, 0 };
@@ -86,6 +94,13 @@ finish(struct httpc *c, const struct httpc_response *r)
 		c->conn = NULL;
 	}
 	c->req = NULL;
+}
+
+/* The one answer. */
+static void
+finish(struct httpc *c, const struct httpc_response *r)
+{
+	drop_conn(c);
 	c->cb(c->arg, r);
 	httpc_free(c);
 }
@@ -122,6 +137,8 @@ on_error(enum evhttp_request_error e, void *arg)
 	}
 }
 
+static void send_request(evutil_socket_t fd, short what, void *arg);
+
 static void
 on_response(struct evhttp_request *req, void *arg)
 {
@@ -129,6 +146,34 @@ on_response(struct evhttp_request *req, void *arg)
 	struct httpc_header hs[HTTPC_HEADERS_MAX];
 	struct httpc_response r = { 0 };
 
+	/* no response and no error said: the connection was never made
+	 * (refused, or the TLS handshake failed) */
+	if ((req == NULL || evhttp_request_get_response_code(req) == 0) &&
+	    c->error == NULL)
+		c->conn_error = true;
+
+	if ((req == NULL || evhttp_request_get_response_code(req) == 0) &&
+	    c->conn_error && c->nmore > 0) {
+		/* the next address, with a new connection, from the loop */
+		struct timeval now = { 0, 0 };
+		drop_conn(c);
+		(void)str_copy(c->addr, sizeof(c->addr), c->more[0]);
+		memmove(c->more, c->more + 1, --c->nmore * sizeof(c->more[0]));
+		c->conn_error = false;
+		c->error = NULL;
+		evtimer_add(c->step, &now);
+		return;
+	}
+	char tls_why[100];
+	if ((req == NULL || evhttp_request_get_response_code(req) == 0) &&
+	    c->tls && c->conn && c->tls->failed(
+	    evhttp_connection_get_bufferevent(c->conn), tls_why,
+	    sizeof(tls_why))) {
+		(void)snprintf(c->why, sizeof(c->why), "%s:%u: TLS: %s", c->host,
+		    c->port, tls_why);
+		fail(c, c->why);
+		return;
+	}
 	if (req == NULL || evhttp_request_get_response_code(req) == 0) {
 		(void)snprintf(c->why, sizeof(c->why), "%s:%u: %s", c->host,
 		    c->port, c->error ? c->error : "connection failed");
@@ -156,8 +201,21 @@ send_request(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	c->conn = evhttp_connection_base_new(c->base, NULL, c->addr,
-	    (ev_uint16_t)c->port);
+	if (c->tls) {
+		/* the connection owns the TLS bufferevent from here on */
+		struct bufferevent *bev = c->tls->socket(c->tls->arg, c->base,
+		    c->host);
+		if (bev == NULL) {
+			fail(c, "cannot make a TLS connection");
+			return;
+		}
+		c->conn = evhttp_connection_base_bufferevent_new(c->base, NULL,
+		    bev, c->addr, (ev_uint16_t)c->port);
+		if (c->conn == NULL)
+			bufferevent_free(bev);
+	} else
+		c->conn = evhttp_connection_base_new(c->base, NULL, c->addr,
+		    (ev_uint16_t)c->port);
 	if (c->conn == NULL) {
 		fail(c, "cannot open a connection");
 		return;
@@ -225,12 +283,15 @@ on_addrs(void *arg, enum dns_status st, const struct sockaddr_storage *a,
 		fail(c, c->why);
 		return;
 	}
-	if (a[0].ss_family == AF_INET6)
-		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)&a[0])->
-		    sin6_addr, c->addr, sizeof(c->addr));
-	else
-		inet_ntop(AF_INET, &((const struct sockaddr_in *)&a[0])->
-		    sin_addr, c->addr, sizeof(c->addr));
+	for (size_t i = 0; i < n && i <= HTTPC_ADDRS_MAX; i++) {
+		char *to = i == 0 ? c->addr : c->more[c->nmore++];
+		if (a[i].ss_family == AF_INET6)
+			inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)&a[i])->
+			    sin6_addr, to, INET6_ADDRSTRLEN);
+		else
+			inet_ntop(AF_INET, &((const struct sockaddr_in *)&a[i])->
+			    sin_addr, to, INET6_ADDRSTRLEN);
+	}
 	go_later(c);
 }
 
@@ -268,6 +329,7 @@ httpc_start(struct event_base *base, struct dns *dns,
 	c->port = rq->port;
 	c->timeout = rq->timeout_sec ? rq->timeout_sec : 10;
 	c->max_body = rq->max_body ? rq->max_body : 1024 * 1024;
+	c->tls = rq->tls;
 	if (method_of(rq->method, &c->method) != 0)
 		c->method = EVHTTP_REQ_GET;   /* the caller checked it */
 	if (rq->body_len) {
@@ -309,7 +371,7 @@ httpc_cancel(struct httpc *c)
 
 int
 httpc_parse_url(const char *url, char *host, size_t hostsz, unsigned *port,
-    char *path, size_t pathsz)
+    char *path, size_t pathsz, bool *https)
 {
 	struct evhttp_uri *u = evhttp_uri_parse_with_flags(url, 0);
 	int rc = -1;
@@ -321,7 +383,9 @@ httpc_parse_url(const char *url, char *host, size_t hostsz, unsigned *port,
 	const char *p = evhttp_uri_get_path(u);
 	const char *q = evhttp_uri_get_query(u);
 	int pt = evhttp_uri_get_port(u);
-	if (scheme == NULL || !ascii_strcaseeq(scheme, "http") || h == NULL ||
+	*https = scheme && ascii_strcaseeq(scheme, "https");
+	if (scheme == NULL || !(*https || ascii_strcaseeq(scheme, "http")) ||
+	    h == NULL ||
 	    *h == '\0' || evhttp_uri_get_userinfo(u) != NULL ||
 	    evhttp_uri_get_fragment(u) != NULL || pt == 0 || pt > 65535)
 		goto out;
@@ -334,7 +398,7 @@ httpc_parse_url(const char *url, char *host, size_t hostsz, unsigned *port,
 		host[hl - 2] = '\0';
 	} else if (str_copy(host, hostsz, h) != 0)
 		goto out;
-	*port = pt < 0 ? 80 : (unsigned)pt;
+	*port = pt < 0 ? (*https ? 443 : 80) : (unsigned)pt;
 	if (str_fmt(path, pathsz, "%s%s%s", p && *p ? p : "/", q ? "?" : "",
 	    q ? q : "") != 0 || path[0] != '/')
 		goto out;

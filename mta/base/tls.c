@@ -117,6 +117,40 @@ tls_client_wrap(struct tls_client *t, struct event_base *base,
 	return filter(base, under, ssl, BUFFEREVENT_SSL_CONNECTING);
 }
 
+/* SNI, and with verify the peer's chain and name (not for IP literals) */
+static void
+client_names(SSL *ssl, const char *host, bool verify)
+{
+	if (host && *host && strspn(host, "0123456789.:[]") != strlen(host)) {
+		SSL_set_tlsext_host_name(ssl, host);
+		if (verify)
+			SSL_set1_host(ssl, host);
+	} else if (host && *host && verify)
+		X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), host);
+	SSL_set_verify(ssl, verify ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, NULL);
+}
+
+struct bufferevent *
+tls_client_socket(struct tls_client *t, struct event_base *base,
+    const char *host, bool verify)
+{
+	SSL *ssl = SSL_new(t->ctx);
+	struct bufferevent *bev;
+
+	if (ssl == NULL)
+		return NULL;
+	client_names(ssl, host, verify);
+	bev = bufferevent_openssl_socket_new(base, -1, ssl,
+	    BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE |
+	    BEV_OPT_DEFER_CALLBACKS);
+	if (bev == NULL) {
+		SSL_free(ssl);
+		return NULL;
+	}
+	bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+	return bev;
+}
+
 int
 tls_verified(struct bufferevent *bev, char *why, size_t whysz)
 {
@@ -171,6 +205,17 @@ tls_error(struct bufferevent *bev, char *out, size_t outsz)
 		return;
 	}
 	(void)str_copy(out, outsz, "handshake failed");
+}
+
+bool
+tls_handshake_failed(struct bufferevent *bev, char *why, size_t whysz)
+{
+	SSL *ssl = bufferevent_openssl_get_ssl(bev);
+
+	if (ssl == NULL || SSL_is_init_finished(ssl))
+		return false;
+	tls_error(bev, why, whysz);
+	return true;
 }
 
 /* --- server ---------------------------------------------------------- */

@@ -30,12 +30,22 @@ struct bufferevent *tls_client_wrap(struct tls_client *t,
     struct event_base *base, struct bufferevent *under, const char *host,
     bool verify);
 
+/*
+ * A TLS bufferevent on no socket yet, for a caller that connects it
+ * (bufferevent_socket_connect, evhttp): host for SNI and, with verify,
+ * the name the certificate must carry. NULL on failure.
+ */
+struct bufferevent *tls_client_socket(struct tls_client *t,
+    struct event_base *base, const char *host, bool verify);
+
 /* After the handshake: 0 if the peer was verified, -1 with a reason. */
 int tls_verified(struct bufferevent *bev, char *why, size_t whysz);
 /* "TLSv1.3 TLS_AES_256_GCM_SHA384", for logs and Received fields. */
 void tls_describe(struct bufferevent *bev, char *out, size_t outsz);
 /* The last TLS error on this bufferevent, for logs. */
 void tls_error(struct bufferevent *bev, char *out, size_t outsz);
+/* Whether the handshake on bev never finished; why (tls_error) if so. */
+bool tls_handshake_failed(struct bufferevent *bev, char *why, size_t whysz);
 
 /*
  * HMAC-SHA-256 of data under a random key made once per process: a

@@ -558,6 +558,8 @@ apply(struct ctx *c, const struct cfg_node *n, struct config *cfg)
 		return want_str(c, n, &cfg->users);
 	if (strcmp(c->key, "public_suffix_list") == 0)
 		return want_str(c, n, &cfg->public_suffix_list);
+	if (strcmp(c->key, "plugin_http_ca") == 0)
+		return want_str(c, n, &cfg->plugin_http_ca);
 	if (strcmp(c->key, "inbound_auth") == 0) {
 		if (n->type != CFG_BOOL)
 			return fail(c, "expected true or false");
@@ -908,6 +910,7 @@ config_free(struct config *cfg)
 	free(cfg->user);
 	free(cfg->relayhost);
 	free(cfg->authserv_id);
+	free(cfg->plugin_http_ca);
 	free(cfg->public_suffix_list);
 	free(cfg->http_public_url);
 	for (size_t i = 0; i < cfg->ndkim; i++) {
@@ -1149,6 +1152,11 @@ config_print(const struct config *cfg, FILE *fp)
 	    (unsigned long long)cfg->plugin_memory);
 	print_list(fp, "plugin_http_allow", cfg->plugin_http_allow,
 	    cfg->nhttp_allow);
+	if (cfg->plugin_http_ca)
+		print_str_key(fp, "plugin_http_ca", cfg->plugin_http_ca);
+	else
+		fputs("plugin_http_ca = nil -- https: the system's trust store\n",
+		    fp);
 	if (cfg->resolver)
 		print_str_key(fp, "resolver", cfg->resolver);
 	else

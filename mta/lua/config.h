@@ -97,6 +97,7 @@ struct config {
 	unsigned hook_budget_ms;          /* running, per hook call */
 	unsigned hook_wait_ms;            /* waiting, per hook call */
 	char **plugin_http_allow;         /* "host:port" for tern.http */
+	char *plugin_http_ca;             /* https: CA file; NULL: system's */
 	size_t nhttp_allow;
 	uint64_t plugin_memory;
 	struct cfg_node *tree;            /* the evaluated file, kept */

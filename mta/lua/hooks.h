@@ -166,9 +166,12 @@ struct hook_tx {
  * resumptions, and wait_ms of wall-clock time from the start; either
  * overrun is a 451 4.3.0 (logged).
  */
+struct httpc_tls;
+
 struct hook_io {
 	struct event_base *base;
 	struct dns *dns;          /* NULL: tern.dns functions fail */
+	const struct httpc_tls *tls; /* NULL: tern.http has no https */
 };
 
 typedef void (*hook_done_cb)(void *arg, const struct hook_verdict *v);

@@ -419,10 +419,11 @@ l_http_request(lua_State *L)
 	lua_getfield(L, 1, "timeout");
 	lua_Integer timeout = lua_isnil(L, -1) ? 10 : luaL_checkinteger(L, -1);
 	lua_pop(L, 1);
+	bool https;
 	if (url == NULL || httpc_parse_url(url, host, sizeof(host), &port,
-	    path, sizeof(path)) != 0)
+	    path, sizeof(path), &https) != 0)
 		return luaL_error(L, "tern.http.request: url must be "
-		    "http://host[:port]/path");
+		    "http[s]://host[:port]/path");
 	if (strcmp(method, "GET") && strcmp(method, "POST") &&
 	    strcmp(method, "PUT") && strcmp(method, "DELETE") &&
 	    strcmp(method, "HEAD"))
@@ -467,8 +468,11 @@ l_http_request(lua_State *L)
 		return luaL_error(L, "tern.http.request: headers must be a "
 		    "table");
 	struct hook_call *c = hooks_wait_check(L, "tern.http.request");
+	if (https && c->io.tls == NULL)
+		return luaL_error(L, "tern.http.request: no https here");
 	struct httpc_request rq = { method, host, port, path, hs, nh, body,
-		body_len, (unsigned)timeout, HTTP_BODY_MAX };
+		body_len, (unsigned)timeout, HTTP_BODY_MAX, https ? c->io.tls :
+		NULL };
 	struct http_op *op = xcalloc(1, sizeof(*op));
 	op->c = c;
 	op->req = httpc_start(c->io.base, c->io.dns, &rq, on_http, op);

@@ -344,7 +344,8 @@ static void on_hook(void *arg, const struct hook_verdict *v);
 static struct hook_io
 session_io(const struct smtp_session *s)
 {
-	return (struct hook_io){ s->env.base, s->env.dns };
+	return (struct hook_io){ s->env.base, s->env.dns,
+		s->env.rt->http_tls ? &s->env.rt->http_tls_maker : NULL };
 }
 
 /* A copy of cmd whose pointers point into the copy's own storage. */

@@ -6,6 +6,7 @@ shipped dnsbl, spf_policy and rspamd plugins use them; rspamd is Debian's
 own, started here on loopback with a config this test writes."""
 import http.server
 import json
+import re
 import signal
 import smtplib
 import socket
@@ -271,9 +272,10 @@ end }
 
 
 class Service:
-    """A JSON policy service on loopback: says no to "Subject: spam"."""
+    """A JSON policy service on loopback: says no to "Subject: spam".
+    cert: serve https with that certificate (its .crt and .key)."""
 
-    def __init__(self):
+    def __init__(self, cert=None):
         self.requests = []
         outer = self
 
@@ -294,6 +296,12 @@ class Service:
                 pass
 
         self.srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+        if cert:
+            import ssl
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(str(cert) + ".crt", str(cert) + ".key")
+            self.srv.socket = ctx.wrap_socket(self.srv.socket,
+                                              server_side=True)
         self.port = self.srv.server_address[1]
         threading.Thread(target=self.srv.serve_forever, daemon=True).start()
 
@@ -338,6 +346,43 @@ def test_an_http_service_is_asked_only_where_the_config_allows(make_ternd):
             assert e.value.smtp_code == 451
         assert svc.requests == []
         assert "is not in plugin_http_allow" in t2.log(), t2.log()
+    finally:
+        svc.stop()
+
+
+def test_an_https_service_is_verified(make_ternd, tmp_path):
+    """https:// with the chain and the name checked: the test CA given
+    as plugin_http_ca is trusted; without it (the system's store) the
+    same service is refused before any request is made."""
+    from peers import make_certs
+    ca = make_certs(tmp_path / "certs", ["localhost"])
+    svc = Service(cert=tmp_path / "certs" / "localhost")
+    try:
+        conf = ('plugins = { "svc" }\nplugin_http_allow = { "localhost:%d" '
+                '}\nplugin_config = { svc = { url = "https://localhost:%d/'
+                'check" } }\n' % (svc.port, svc.port))
+        t = world(make_ternd, conf + 'plugin_http_ca = "%s"\n' % ca,
+                  svc=HTTP_PLUGIN)
+        with smtplib.SMTP("127.0.0.1", t.port, timeout=30) as c:
+            c.sendmail("a@sender.test", ["vera@localhost"],
+                       MSG % (b"ham", b"b"))
+            with pytest.raises(smtplib.SMTPDataError) as e:
+                c.sendmail("a@sender.test", ["vera@localhost"],
+                           MSG % (b"spam", b"b"))
+            assert e.value.smtp_code == 550
+        raw = t.wait_messages("vera", 1)[0]
+        assert headers_of(raw, "X-Service") == ['200 yes 42 {"n":3}']
+        assert len(svc.requests) == 2
+        # not trusted: 451, and the service never saw a request
+        t2 = world(make_ternd, conf, sub="b", svc=HTTP_PLUGIN)
+        with smtplib.SMTP("127.0.0.1", t2.port, timeout=30) as c:
+            with pytest.raises(smtplib.SMTPDataError) as e:
+                c.sendmail("a@sender.test", ["vera@localhost"],
+                           MSG % (b"ham", b"b"))
+            assert e.value.smtp_code == 451
+        assert len(svc.requests) == 2
+        assert re.search(r"localhost:%d: TLS: .*certificate verify failed"
+                         % svc.port, t2.log()), t2.log()
     finally:
         svc.stop()
 
