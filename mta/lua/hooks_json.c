@@ -184,20 +184,39 @@ to_json(lua_State *L, int idx, int depth)
 }
 
 static int
+text_gc(lua_State *L)
+{
+	char **p = lua_touserdata(L, 1);
+
+	free(*p);
+	*p = NULL;
+	return 0;
+}
+
+static int
 l_encode(lua_State *L)
 {
 	luaL_checkany(L, 1);
+	/* a holder for the text, made before anything is allocated: the
+	 * string pushed at the end may raise (memory cap) */
+	char **p = lua_newuserdatauv(L, sizeof(*p), 0);
+	*p = NULL;
+	lua_createtable(L, 0, 1);
+	lua_pushcfunction(L, text_gc);
+	lua_setfield(L, -2, "__gc");
+	lua_setmetatable(L, -2);
 	json_t *v = to_json(L, 1, 0);
 	if (v == NULL)
 		return luaL_error(L, "tern.json.encode: not expressible in "
 		    "JSON (functions, non-string keys, invalid UTF-8 or nested "
 		    "deeper than %d)", JSON_DEPTH_MAX);
-	char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+	*p = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
 	json_decref(v);
-	if (s == NULL)
+	if (*p == NULL)
 		return luaL_error(L, "tern.json.encode: out of memory");
-	lua_pushstring(L, s);
-	free(s);
+	lua_pushstring(L, *p);
+	free(*p);
+	*p = NULL;
 	return 1;
 }
 
