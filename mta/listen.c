@@ -216,7 +216,11 @@ on_accept(struct evconnlistener *ev, evutil_socket_t fd,
 		return;
 	}
 	ipc = ip_get(ctx, ip);
-	if (ipc->n >= cfg->limits.max_connections_per_ip) {
+	/* trusted_networks have a limit of their own (a higher one) */
+	unsigned per_ip = config_is_trusted(cfg, sa) ?
+	    cfg->limits.max_connections_per_trusted_ip :
+	    cfg->limits.max_connections_per_ip;
+	if (ipc->n >= per_ip) {
 		ctx->refused_total++;
 		log_warnx("refused client=%s: too many connections from this "
 		    "address (%u)", ip, ipc->n);

@@ -271,6 +271,7 @@ parse_limits(struct ctx *c, const struct cfg_node *n, struct config *cfg)
 		L(max_recipients, 100000, false),
 		L(max_connections, 1000000, false),
 		L(max_connections_per_ip, 1000000, false),
+		L(max_connections_per_trusted_ip, 1000000, false),
 		L(max_errors, 100000, false),
 		L(command_timeout, 86400, false),
 		L(data_timeout, 86400, false),
@@ -784,6 +785,9 @@ config_load(const char *path, char *err, size_t errsz)
 	cfg->limits.max_recipients = 1000;
 	cfg->limits.max_connections = 10000;
 	cfg->limits.max_connections_per_ip = 50;
+	/* an application on the same host or network (a webmail, a mailing
+	 * list manager) may keep many connections open */
+	cfg->limits.max_connections_per_trusted_ip = 1000;
 	cfg->limits.max_errors = 20;
 	cfg->limits.command_timeout = 300;  /* RFC 5321 4.5.3.2.7 */
 	cfg->limits.data_timeout = 600;     /* RFC 5321 4.5.3.2.6 */
@@ -1125,6 +1129,8 @@ config_print(const struct config *cfg, FILE *fp)
 	fprintf(fp, "  max_connections = %u,\n", cfg->limits.max_connections);
 	fprintf(fp, "  max_connections_per_ip = %u,\n",
 	    cfg->limits.max_connections_per_ip);
+	fprintf(fp, "  max_connections_per_trusted_ip = %u,\n",
+	    cfg->limits.max_connections_per_trusted_ip);
 	fprintf(fp, "  max_errors = %u,\n", cfg->limits.max_errors);
 	fprintf(fp, "  command_timeout = %u,\n", cfg->limits.command_timeout);
 	fprintf(fp, "  data_timeout = %u,\n", cfg->limits.data_timeout);

@@ -61,6 +61,7 @@ struct config_limits {
 	unsigned max_recipients;
 	unsigned max_connections;
 	unsigned max_connections_per_ip;
+	unsigned max_connections_per_trusted_ip; /* trusted_networks' own */
 	unsigned max_errors;
 	unsigned command_timeout;         /* seconds */
 	unsigned data_timeout;            /* seconds */

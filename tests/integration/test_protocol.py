@@ -76,17 +76,27 @@ def test_too_many_errors(make_ternd):
 
 
 def test_connection_limits(make_ternd):
-    t = make_ternd("limits = { max_connections_per_ip = 2 }")
-    a, b = Raw(t.port), Raw(t.port)
-    c = Raw(t.port)
+    # 127.0.0.0/8 but 127.0.0.1 is not trusted here: the per-address cap
+    t = make_ternd("limits = { max_connections_per_ip = 2, "
+                   "max_connections_per_trusted_ip = 3 }\n"
+                   'trusted_networks = { "127.0.0.1/32" }')
+    a, b = Raw(t.port, source="127.0.0.2"), Raw(t.port, source="127.0.0.2")
+    c = Raw(t.port, source="127.0.0.2")
     assert c.greeting[0] == 421 and "too many" in c.greeting[1][0]
     assert c.closed()
     # another address is still welcome
     d = Raw(t.port, source="127.0.0.3")
     assert d.greeting[0] == 220
     a.cmd("QUIT")
-    time.sleep(0.2)
-    assert Raw(t.port).greeting[0] == 220
+    deadline = time.monotonic() + 10
+    while "disconnect client=127.0.0.2" not in t.log():
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert Raw(t.port, source="127.0.0.2").greeting[0] == 220
+    # a trusted address has its own, higher cap
+    trusted = [Raw(t.port) for _ in range(3)]
+    assert all(r.greeting[0] == 220 for r in trusted)
+    assert Raw(t.port).greeting[0] == 421
 
 
 def test_global_connection_limit(make_ternd):
