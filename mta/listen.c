@@ -11,6 +11,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <ifaddrs.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -429,4 +430,69 @@ listen_free(struct listen_ctx *ctx)
 	}
 	/* Sessions still open at exit are left to process teardown. */
 	free(ctx);
+}
+
+/* Appends a (with port) to the list, growing it. */
+static void
+self_add(struct sockaddr_storage **v, size_t *n, size_t *cap,
+    const struct sockaddr *a, uint16_t port)
+{
+	if (a->sa_family != AF_INET && a->sa_family != AF_INET6)
+		return;
+	if (*n == *cap) {
+		*cap = *cap ? *cap * 2 : 8;
+		*v = xreallocarray(*v, *cap, sizeof(**v));
+	}
+	struct sockaddr_storage *ss = &(*v)[(*n)++];
+	memset(ss, 0, sizeof(*ss));
+	if (a->sa_family == AF_INET) {
+		memcpy(ss, a, sizeof(struct sockaddr_in));
+		((struct sockaddr_in *)ss)->sin_port = port;
+	} else {
+		memcpy(ss, a, sizeof(struct sockaddr_in6));
+		((struct sockaddr_in6 *)ss)->sin6_port = port;
+	}
+}
+
+struct sockaddr_storage *
+listen_smtp_addresses(const struct config *cfg, size_t *n)
+{
+	struct sockaddr_storage *v = NULL;
+	struct ifaddrs *ifs = NULL;
+	size_t cap = 0;
+
+	*n = 0;
+	(void)getifaddrs(&ifs);
+	for (size_t i = 0; i < cfg->nlisten; i++) {
+		const struct config_listen *l = &cfg->listen[i];
+		if (l->role != ROLE_MX && l->role != ROLE_SUBMISSION &&
+		    l->role != ROLE_SUBMISSIONS)
+			continue;
+		const struct sockaddr *sa = (const struct sockaddr *)&l->ss;
+		uint16_t port;
+		bool any;
+		if (sa->sa_family == AF_INET) {
+			const struct sockaddr_in *s4 = (const void *)sa;
+			port = s4->sin_port;
+			any = s4->sin_addr.s_addr == htonl(INADDR_ANY);
+		} else if (sa->sa_family == AF_INET6) {
+			const struct sockaddr_in6 *s6 = (const void *)sa;
+			port = s6->sin6_port;
+			any = IN6_IS_ADDR_UNSPECIFIED(&s6->sin6_addr);
+		} else
+			continue;
+		if (!any) {
+			self_add(&v, n, &cap, sa, port);
+			continue;
+		}
+		/* a wildcard: every interface address (an IPv6 one takes
+		 * IPv4 clients too) */
+		for (struct ifaddrs *f = ifs; f; f = f->ifa_next)
+			if (f->ifa_addr && (f->ifa_addr->sa_family ==
+			    sa->sa_family || sa->sa_family == AF_INET6))
+				self_add(&v, n, &cap, f->ifa_addr, port);
+	}
+	if (ifs)
+		freeifaddrs(ifs);
+	return v;
 }

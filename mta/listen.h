@@ -43,4 +43,13 @@ void listen_get_stats(const struct listen_ctx *ctx, struct listen_stats *st);
 /* Closes listeners; sessions still open are dropped. NULL is a no-op. */
 void listen_free(struct listen_ctx *ctx);
 
+/*
+ * Where cfg takes SMTP (mx, submission, submissions listeners): each
+ * listener's address and port, a wildcard one (0.0.0.0, ::) as every
+ * address of the host's interfaces with its port. malloc'd, *n of them.
+ * For the client's loop check (smtp_client_settings.self).
+ */
+struct sockaddr_storage *listen_smtp_addresses(const struct config *cfg,
+    size_t *n);
+
 #endif

@@ -64,6 +64,7 @@ struct ternd {
 	struct dns *dns;
 	struct smtp_client *client;
 	struct tls_client *tls_client;
+	struct sockaddr_storage *self;   /* where we take SMTP (loop check) */
 	struct dispatch *dispatch;
 	struct listen_ctx *listen;
 	struct store *store;
@@ -721,8 +722,11 @@ main(int argc, char **argv)
 	t.tls_client = tls_client_new(t.cfg->client.ca_file, err, sizeof(err));
 	if (t.tls_client == NULL)
 		startup_fail(err);
+	size_t nself;
+	t.self = listen_smtp_addresses(t.cfg, &nself);
 	struct smtp_client_settings cs = {
 		.tls = t.tls_client,
+		.self = t.self, .nself = nself,
 		.helo = t.cfg->hostname, .port = t.cfg->client.port,
 		.connect_timeout = t.cfg->client.connect_timeout,
 		.command_timeout = t.cfg->client.command_timeout,
@@ -781,6 +785,7 @@ main(int argc, char **argv)
 	control_free(t.control);
 	smtp_client_free(t.client);
 	tls_client_free(t.tls_client);
+	free(t.self);
 	dns_free(t.dns);
 	dispatch_free(t.dispatch);
 	store_free(t.store);

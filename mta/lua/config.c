@@ -268,6 +268,7 @@ parse_limits(struct ctx *c, const struct cfg_node *n, struct config *cfg)
 		L(max_message_size, (uint64_t)1 << 40, true),
 		L(max_header_size, 64u * 1024 * 1024, false),
 		L(max_header_fields, 1000000, false),
+		L(max_hops, 100000, false),
 		L(max_recipients, 100000, false),
 		L(max_connections, 1000000, false),
 		L(max_connections_per_ip, 1000000, false),
@@ -785,6 +786,7 @@ config_load(const char *path, char *err, size_t errsz)
 	cfg->limits.max_recipients = 1000;
 	cfg->limits.max_connections = 10000;
 	cfg->limits.max_connections_per_ip = 50;
+	cfg->limits.max_hops = 50;           /* as Postfix's hopcount_limit */
 	/* an application on the same host or network (a webmail, a mailing
 	 * list manager) may keep many connections open */
 	cfg->limits.max_connections_per_trusted_ip = 1000;
@@ -1125,6 +1127,7 @@ config_print(const struct config *cfg, FILE *fp)
 	fprintf(fp, "  max_header_size = %u,\n", cfg->limits.max_header_size);
 	fprintf(fp, "  max_header_fields = %u,\n",
 	    cfg->limits.max_header_fields);
+	fprintf(fp, "  max_hops = %u,\n", cfg->limits.max_hops);
 	fprintf(fp, "  max_recipients = %u,\n", cfg->limits.max_recipients);
 	fprintf(fp, "  max_connections = %u,\n", cfg->limits.max_connections);
 	fprintf(fp, "  max_connections_per_ip = %u,\n",

@@ -58,6 +58,7 @@ struct config_limits {
 	uint64_t max_message_size;
 	unsigned max_header_size;         /* octets of the header section */
 	unsigned max_header_fields;       /* header fields, folded ones as one */
+	unsigned max_hops;                /* Received: fields (RFC 5321 6.3) */
 	unsigned max_recipients;
 	unsigned max_connections;
 	unsigned max_connections_per_ip;

@@ -683,3 +683,15 @@ message_submission_fixup(struct buf *msg, size_t start, const char *date,
 	buf_clear(&add);
 	return 0;
 }
+
+unsigned
+message_count_fields(const char *msg, size_t len, const char *name)
+{
+	size_t hl = message_header_len(msg, len), pos = 0, nl = strlen(name);
+	struct message_field f;
+	unsigned n = 0;
+
+	while (message_next_field(msg, hl, &pos, &f))
+		n += f.name_len == nl && ascii_strncaseeq(f.name, name, nl);
+	return n;
+}

@@ -33,6 +33,10 @@ struct message_field {
 bool message_next_field(const char *msg, size_t len, size_t *pos,
     struct message_field *f);
 
+/* How many fields named name (case-insensitive) the header section of
+ * msg[0..len) has. */
+unsigned message_count_fields(const char *msg, size_t len, const char *name);
+
 /* Finds the first field named name (case-insensitive); true if found. */
 bool message_find_field(const char *msg, size_t len, const char *name,
     struct message_field *f);

@@ -716,6 +716,32 @@ conn_try_addr(struct conn *cn)
 	}
 }
 
+/* Whether a (with the destination's port) is where we take mail. */
+static bool
+is_self(const struct smtp_client *c, const struct sockaddr_storage *a,
+    unsigned port)
+{
+	for (size_t i = 0; i < c->s.nself; i++) {
+		const struct sockaddr_storage *m = &c->s.self[i];
+		if (m->ss_family != a->ss_family)
+			continue;
+		if (a->ss_family == AF_INET) {
+			const struct sockaddr_in *x = (const void *)a;
+			const struct sockaddr_in *y = (const void *)m;
+			if (ntohs(y->sin_port) == port && x->sin_addr.s_addr ==
+			    y->sin_addr.s_addr)
+				return true;
+		} else if (a->ss_family == AF_INET6) {
+			const struct sockaddr_in6 *x = (const void *)a;
+			const struct sockaddr_in6 *y = (const void *)m;
+			if (ntohs(y->sin6_port) == port && memcmp(&x->sin6_addr,
+			    &y->sin6_addr, 16) == 0)
+				return true;
+		}
+	}
+	return false;
+}
+
 static void
 on_addrs(void *arg, enum dns_status st, const struct sockaddr_storage *a,
     size_t n)
@@ -723,6 +749,27 @@ on_addrs(void *arg, enum dns_status st, const struct sockaddr_storage *a,
 	struct conn *cn = arg;
 
 	cn->q = NULL;
+	/*
+	 * A next hop that is ourselves: it and every MX after it are out
+	 * (RFC 5321 5.1); the best one being us is a loop, for good.
+	 */
+	for (size_t i = 0; st == DNS_OK && i < n; i++) {
+		struct dest *dt = cn->dest;
+		if (!is_self(dt->c, &a[i], dt->port))
+			continue;
+		if (cn->host_i == 0) {
+			char text[700];
+			(void)snprintf(text, sizeof(text), "554 5.4.6 mail for "
+			    "%.300s loops back to myself (%.300s)", dt->name,
+			    cn->hosts ? cn->hosts[0] : dt->name);
+			log_warnx("smtp client: %s", text + 10);
+			conn_free(cn);
+			dest_fail_queue(dt, 554, text);
+			return;
+		}
+		conn_fail(cn, "the remaining MX hosts are ourselves");
+		return;
+	}
 	if (st != DNS_OK || n == 0) {
 		const char *h = cn->hosts ? cn->hosts[cn->host_i] :
 		    cn->dest->name;

@@ -18,6 +18,7 @@ struct event_base;
 struct dns;
 struct smtp_client;
 struct tls_client;
+struct sockaddr_storage;
 
 enum smtp_tls_policy {
 	SMTP_TLS_MAY,        /* STARTTLS when offered, unverified (default) */
@@ -34,6 +35,10 @@ struct smtp_client_settings {
 	unsigned idle_time;               /* keep an idle connection */
 	unsigned max_per_destination;
 	struct tls_client *tls;           /* NULL: no STARTTLS at all */
+	/* where we take mail ourselves (address and port): a next hop
+	 * there is a loop (RFC 5321 5.1), mail for it bounces 5.4.6 */
+	const struct sockaddr_storage *self;
+	size_t nself;
 };
 
 enum smtp_dest_kind { SMTP_DEST_MX, SMTP_DEST_RELAY };

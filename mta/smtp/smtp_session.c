@@ -823,6 +823,19 @@ data_end(struct smtp_session *s)
 			return;
 		}
 	}
+	/* a loop: more Received: fields than any real path has (RFC 5321
+	 * 6.3); ours is one of them */
+	unsigned hops = message_count_fields(s->body->data, s->body->len,
+	    "Received");
+	if (cfg->limits.max_hops && hops > cfg->limits.max_hops) {
+		log_info("session %s: message refused client=%s: %u Received: "
+		    "fields (max_hops %u)", s->id, s->ip, hops,
+		    cfg->limits.max_hops);
+		reply(s, 554, "5.4.6", "Too many hops (%u Received: fields): "
+		    "a mail loop", hops);
+		tx_reset(s);
+		return;
+	}
 	/* verdicts that claim to be ours are forged (RFC 8601 5) */
 	size_t forged = authres_strip(s->body, s->received_len,
 	    authserv_id(s));

@@ -23,7 +23,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	bool v6;
 	static const unsigned char ip4[4] = { 192, 0, 2, 3 };
 	struct spf_macros m = { "a-b@c.d.example", "c.d.example", ip4, false,
-		"helo.example", "mx.example", 1 };
+		"helo.example", "mx.example", 1, "p.c.d.example" };
 
 	memcpy(s, data, size);
 	s[size] = '\0';

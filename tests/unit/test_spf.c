@@ -52,7 +52,7 @@ expand(const char *spec, bool v6)
 		0, 0, 0, 0, 0, 0, 0, 0, 0xcb, 0x01 };
 	struct spf_macros m = { "strong-bad@email.example.com",
 		"email.example.com", v6 ? ip6 : ip4, v6, "mx.example.org",
-		"mx.test", 1700000000 };
+		"mx.test", 1700000000, NULL };
 	struct buf out;
 
 	buf_init(&out);
@@ -105,7 +105,7 @@ test_macros(void **state)
 		assert_null(expand(bad[i], false));
 	/* c, r and t only in explanations */
 	struct spf_macros m = { "a@b.c", "b.c", (const unsigned char *)"\1\2\3\4",
-		false, "h", "r", 0 };
+		false, "h", "r", 0, NULL };
 	struct buf out;
 	buf_init(&out);
 	assert_int_equal(spf_expand("%{c}", &m, false, &out), -1);
