@@ -34,6 +34,14 @@ smtp_data_init(struct smtp_data *d, struct buf *out, uint64_t max_size)
 	d->fields = 0;
 	d->max_header_size = 0;
 	d->max_fields = 0;
+	d->chunks = false;
+}
+
+void
+smtp_data_init_chunks(struct smtp_data *d, struct buf *out, uint64_t max_size)
+{
+	smtp_data_init(d, out, max_size);
+	d->chunks = true;
 }
 
 void
@@ -110,7 +118,7 @@ smtp_data_feed(struct smtp_data *d, const char *p, size_t n, bool *done)
 
 		switch (d->state) {
 		case ST_BOL:
-			if (c == '.') {
+			if (c == '.' && !d->chunks) {
 				d->state = ST_DOT;
 				i++;
 				continue;
@@ -177,4 +185,19 @@ smtp_data_feed(struct smtp_data *d, const char *p, size_t n, bool *done)
 		}
 	}
 	return n;
+}
+
+void
+smtp_data_chunks_end(struct smtp_data *d)
+{
+	if (d->state == ST_CR) {
+		d->errors |= SMTP_DATA_ERR_BARE_CR;
+		count(d, 1);
+	}
+	if (d->state != ST_BOL) {
+		/* a last line without CRLF: stored with its line end */
+		d->size -= 2;        /* not sent: not counted */
+		end_line(d);
+	}
+	d->state = ST_BOL;
 }

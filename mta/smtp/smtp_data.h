@@ -5,6 +5,11 @@
  * NUL are recorded as errors and never treated as line ends, so no
  * "SMTP smuggling" variant can end the data early. Dot-unstuffing per
  * 4.5.2. The output has LF line ends (the Maildir convention).
+ *
+ * BDAT (RFC 3030) chunks go through the same machine with dots taken as
+ * they are (the chunk sizes frame the message, nothing in it ends it):
+ * smtp_data_init_chunks(), then every chunk's octets through
+ * smtp_data_feed(), then smtp_data_chunks_end() after the LAST one.
  */
 #ifndef TERN_SMTP_DATA_H
 #define TERN_SMTP_DATA_H
@@ -36,10 +41,20 @@ struct smtp_data {
 	unsigned fields;        /* lines that start a field (not folded) */
 	uint64_t max_header_size; /* 0: no limit */
 	unsigned max_fields;    /* 0: no limit */
+	bool chunks;            /* BDAT: no dot-stuffing, no end marker */
 };
 
 /* Starts a new transfer; out receives the message (LF line ends). */
 void smtp_data_init(struct smtp_data *d, struct buf *out, uint64_t max_size);
+
+/* The same for a BDAT transfer. */
+void smtp_data_init_chunks(struct smtp_data *d, struct buf *out,
+    uint64_t max_size);
+/*
+ * After the LAST chunk: a CR left alone is a bare CR; a last line
+ * without its line end gets one (the stored message ends in LF).
+ */
+void smtp_data_chunks_end(struct smtp_data *d);
 
 /*
  * Limits on the header section (after smtp_data_init): its size and the
@@ -52,7 +67,8 @@ void smtp_data_set_header_limits(struct smtp_data *d, uint64_t max_size,
 /*
  * Consumes bytes from p[0..n). Returns how many were consumed; *done is set
  * when the final <CRLF>.<CRLF> was consumed (bytes after it are left for
- * the caller: they are the next command).
+ * the caller: they are the next command). For chunks, all of them are
+ * consumed and *done stays false.
  */
 size_t smtp_data_feed(struct smtp_data *d, const char *p, size_t n,
     bool *done);

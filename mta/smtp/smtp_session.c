@@ -68,6 +68,8 @@ enum session_state {
 	SESSION_MAIL,            /* MAIL accepted */
 	SESSION_RCPT,            /* at least one RCPT accepted */
 	SESSION_DATA,            /* receiving message bytes */
+	SESSION_BDAT,            /* BDAT chunks came, not yet the LAST */
+	SESSION_CHUNK,           /* receiving a BDAT chunk's octets */
 };
 
 struct smtp_session {
@@ -107,6 +109,14 @@ struct smtp_session {
 	struct envelope *tx;
 	struct buf *body;
 	struct smtp_data data;
+	/* BDAT (RFC 3030): the chunk being read, and a refusal to say once
+	 * its octets are read (code 0: none) */
+	uint64_t chunk_left, chunk_size;
+	bool chunk_last;
+	int chunk_code;
+	enum session_state chunk_back; /* the state to go back to then */
+	char chunk_enh[8];
+	char chunk_text[160];
 	unsigned tx_rejected;    /* RCPTs refused in this transaction */
 	size_t received_len;     /* our Received: field at the body's start */
 	struct queue_commit *commit;
@@ -421,9 +431,9 @@ helo_finish(struct smtp_session *s, const struct smtp_cmd *cmd,
 	(void)str_fmt(l0, sizeof(l0), "%s greets %s", cfg->hostname, s->helo);
 	(void)str_fmt(lsize, sizeof(lsize), "SIZE %llu",
 	    (unsigned long long)cfg->limits.max_message_size);
-	const char *lines[8] = { l0, "PIPELINING", lsize, "8BITMIME",
-		"ENHANCEDSTATUSCODES" };
-	int n = 5;
+	const char *lines[10] = { l0, "PIPELINING", lsize, "8BITMIME",
+		"ENHANCEDSTATUSCODES", "CHUNKING" };
+	int n = 6;
 	if (starttls_offered(s))
 		lines[n++] = "STARTTLS";
 	if (auth_offered(s))
@@ -630,18 +640,21 @@ rcpt_finish(struct smtp_session *s, const struct smtp_cmd *cmd,
 	reply(s, 250, "2.1.5", "Ok");
 }
 
+static void body_start(struct smtp_session *s, bool chunks);
+static void data_end(struct smtp_session *s);
+
 static void
 cmd_data(struct smtp_session *s, struct smtp_cmd *cmd)
 {
 	const struct config *cfg = s->cfg;
-	struct message_trace t;
-	struct tm tm;
-	time_t now;
-	char date[64];
 
 	if (s->state == SESSION_MAIL && s->tx_rejected > 0) {
 		/* RFC 2920 3.1: pipelined DATA after every RCPT failed. */
 		reply(s, 554, "5.5.1", "Error: no valid recipients");
+		return;
+	}
+	if (s->state == SESSION_BDAT) {
+		reply(s, 503, "5.5.1", "Error: DATA after BDAT");
 		return;
 	}
 	if (s->state != SESSION_RCPT) {
@@ -665,6 +678,26 @@ cmd_data(struct smtp_session *s, struct smtp_cmd *cmd)
 		s->closing = true;
 		return;
 	}
+	body_start(s, false);
+	bufferevent_set_timeouts(s->bev, &(struct timeval){
+	    cfg->limits.data_timeout, 0 }, &(struct timeval){
+	    cfg->limits.data_timeout, 0 });
+	reply(s, 354, NULL, "End data with <CR><LF>.<CR><LF>");
+}
+
+/*
+ * The message's buffer, with our Received: field first, and the
+ * transfer's parser (chunks: BDAT's). state is the caller's to set.
+ */
+static void
+body_start(struct smtp_session *s, bool chunks)
+{
+	const struct config *cfg = s->cfg;
+	struct message_trace t;
+	struct tm tm;
+	time_t now;
+	char date[64];
+
 	queue_new_id(s->env.queue, s->tx->id);
 	gettimeofday(&s->data_start, NULL);
 	now = s->data_start.tv_sec;
@@ -693,14 +726,105 @@ cmd_data(struct smtp_session *s, struct smtp_cmd *cmd)
 	message_append_received(s->body, &t);
 	s->received_len = s->body->len;
 	/* The message proper starts after our field. */
-	smtp_data_init(&s->data, s->body, cfg->limits.max_message_size);
+	if (chunks)
+		smtp_data_init_chunks(&s->data, s->body,
+		    cfg->limits.max_message_size);
+	else
+		smtp_data_init(&s->data, s->body, cfg->limits.max_message_size);
 	smtp_data_set_header_limits(&s->data, cfg->limits.max_header_size,
 	    cfg->limits.max_header_fields);
-	s->state = SESSION_DATA;
+	s->state = chunks ? SESSION_BDAT : SESSION_DATA;
+}
+
+/*
+ * BDAT size [LAST] (RFC 3030): the chunk's octets are read whatever the
+ * answer; a refusal is said after them. A size that cannot be read
+ * leaves no way to find the next command: the session ends.
+ */
+static void
+cmd_bdat(struct smtp_session *s, struct smtp_cmd *cmd)
+{
+	const struct config *cfg = s->cfg;
+	const char *a = cmd->arg;
+	uint64_t size = 0;
+	size_t digits = 0;
+
+	while (a[digits] >= '0' && a[digits] <= '9' && digits < 20) {
+		size = size * 10 + (uint64_t)(a[digits] - '0');
+		digits++;
+	}
+	const char *rest = a + digits;
+	bool last = false;
+	if (*rest == ' ' && ascii_strcaseeq(rest + 1, "LAST"))
+		last = true;
+	else if (*rest != '\0')
+		digits = 0;
+	if (digits == 0 || digits == 20) {
+		reply(s, 501, "5.5.4", "Syntax: BDAT size [LAST]");
+		s->closing = true;
+		return;
+	}
+	s->chunk_left = s->chunk_size = size;
+	s->chunk_last = last;
+	s->chunk_code = 0;
+	if (s->state == SESSION_MAIL && s->tx_rejected > 0) {
+		s->chunk_code = 554;
+		(void)str_copy(s->chunk_enh, sizeof(s->chunk_enh), "5.5.1");
+		(void)str_copy(s->chunk_text, sizeof(s->chunk_text),
+		    "Error: no valid recipients");
+	} else if (s->state != SESSION_RCPT && s->state != SESSION_BDAT) {
+		s->chunk_code = 503;
+		(void)str_copy(s->chunk_enh, sizeof(s->chunk_enh), "5.5.1");
+		(void)str_copy(s->chunk_text, sizeof(s->chunk_text),
+		    s->state == SESSION_MAIL ? "Error: need RCPT command" :
+		    "Error: need MAIL command");
+	} else if (s->state == SESSION_RCPT)
+		body_start(s, true);
+	s->chunk_back = s->state;
+	s->state = SESSION_CHUNK;
 	bufferevent_set_timeouts(s->bev, &(struct timeval){
 	    cfg->limits.data_timeout, 0 }, &(struct timeval){
 	    cfg->limits.data_timeout, 0 });
-	reply(s, 354, NULL, "End data with <CR><LF>.<CR><LF>");
+}
+
+/* A chunk's octets; 1 when it is all read (and answered), 0 if more. */
+static int
+session_read_chunk(struct smtp_session *s, struct evbuffer *in)
+{
+	const struct config *cfg = s->cfg;
+	struct evbuffer_iovec v;
+	bool done;
+
+	while (s->chunk_left > 0 && evbuffer_get_length(in) > 0) {
+		if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
+			break;
+		size_t n = v.iov_len < s->chunk_left ? v.iov_len :
+		    (size_t)s->chunk_left;
+		if (s->chunk_code == 0)
+			(void)smtp_data_feed(&s->data, v.iov_base, n, &done);
+		evbuffer_drain(in, n);
+		s->chunk_left -= n;
+	}
+	if (s->chunk_left > 0)
+		return 0;
+	bufferevent_set_timeouts(s->bev, &(struct timeval){
+	    cfg->limits.command_timeout, 0 }, &(struct timeval){
+	    cfg->limits.command_timeout, 0 });
+	if (s->chunk_code) {
+		s->state = s->chunk_back;
+		reply(s, s->chunk_code, s->chunk_enh, "%s", s->chunk_text);
+		return 1;
+	}
+	if (!s->chunk_last) {
+		s->state = SESSION_BDAT;
+		reply(s, 250, "2.0.0", "%llu octets received",
+		    (unsigned long long)s->chunk_size);
+		return 1;
+	}
+	smtp_data_chunks_end(&s->data);
+	s->state = SESSION_DATA;     /* as after DATA's end: the answer */
+	data_end(s);
+	return 1;
 }
 
 static void
@@ -1482,12 +1606,6 @@ session_starttls(struct smtp_session *s)
 	s->auth_step = AUTH_NONE;
 }
 
-static void
-cmd_not_implemented(struct smtp_session *s, struct smtp_cmd *cmd)
-{
-	reply(s, 502, "5.5.1", "Error: command not implemented");
-}
-
 static const struct {
 	enum smtp_verb verb;
 	void (*fn)(struct smtp_session *, struct smtp_cmd *);
@@ -1505,7 +1623,7 @@ static const struct {
 	{ SMTP_VERB_HELP, cmd_help },
 	{ SMTP_VERB_STARTTLS, cmd_starttls },
 	{ SMTP_VERB_AUTH, cmd_auth },
-	{ SMTP_VERB_BDAT, cmd_not_implemented },
+	{ SMTP_VERB_BDAT, cmd_bdat },
 };
 
 static void
@@ -1617,6 +1735,9 @@ session_process(struct smtp_session *s)
 		}
 		if (s->state == SESSION_DATA) {
 			if (!session_read_data(s, in))
+				break;
+		} else if (s->state == SESSION_CHUNK) {
+			if (!session_read_chunk(s, in))
 				break;
 		} else if (!session_read_line(s, in))
 			break;
@@ -1757,9 +1878,10 @@ session_on_event(struct bufferevent *bev, short what, void *arg)
 	/* EOF, error, or write timeout: nothing more can be said. */
 	if (!s->closing && !s->shutdown && s->state > SESSION_READY) {
 		/* the client went away in the middle of a transaction */
-		if (s->state == SESSION_DATA)
-			log_info("session %s: lost connection after DATA "
-			    "(%llu bytes) client=%s", s->id,
+		if (s->state == SESSION_DATA || s->state == SESSION_CHUNK ||
+		    s->state == SESSION_BDAT)
+			log_info("session %s: lost connection after %s "
+			    "(%llu bytes) client=%s", s->id, state_name(s),
 			    (unsigned long long)s->data.size, s->ip);
 		else
 			log_info("session %s: lost connection after %s "
@@ -1783,6 +1905,9 @@ state_name(const struct smtp_session *s)
 		return "RCPT";
 	case SESSION_DATA:
 		return "DATA";
+	case SESSION_BDAT:
+	case SESSION_CHUNK:
+		return "BDAT";
 	}
 	return "?";
 }

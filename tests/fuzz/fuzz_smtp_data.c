@@ -3,7 +3,9 @@
  * libFuzzer harness: DATA bytes through smtp_data_feed(), whole and in
  * random splits; both must agree, the output may never contain CR or NUL,
  * and data may only end right after CRLF.CRLF. (Output is compared only
- * for clean transfers: after an error it is discarded by design.)
+ * for clean transfers: after an error it is discarded by design.) The
+ * same bytes as BDAT chunks: all consumed, never an end, whole and in
+ * pieces alike, and a clean result ends in LF.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -55,6 +57,28 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (a.errors == 0)
 		for (size_t i = 0; i < oa.len; i++)
 			TERN_ASSERT(oa.data[i] != '\r' && oa.data[i] != '\0');
+	/* as BDAT chunks */
+	buf_reset(&oa);
+	buf_reset(&ob);
+	smtp_data_init_chunks(&a, &oa, 1 << 20);
+	smtp_data_init_chunks(&b, &ob, 1 << 20);
+	TERN_ASSERT(smtp_data_feed(&a, (const char *)data, size, &da) == size);
+	TERN_ASSERT(!da);
+	for (ub = 0; ub < size; ub += step) {
+		size_t n = size - ub < step ? size - ub : step;
+		TERN_ASSERT(smtp_data_feed(&b, (const char *)data + ub, n,
+		    &db) == n && !db);
+	}
+	smtp_data_chunks_end(&a);
+	smtp_data_chunks_end(&b);
+	TERN_ASSERT(a.errors == b.errors && a.size == b.size);
+	if (a.errors == 0) {
+		TERN_ASSERT(oa.len == ob.len && (oa.len == 0 ||
+		    memcmp(oa.data, ob.data, oa.len) == 0));
+		TERN_ASSERT(oa.len == 0 || oa.data[oa.len - 1] == '\n');
+		for (size_t i = 0; i < oa.len; i++)
+			TERN_ASSERT(oa.data[i] != '\r' && oa.data[i] != '\0');
+	}
 	buf_clear(&oa);
 	buf_clear(&ob);
 	return 0;

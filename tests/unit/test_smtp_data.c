@@ -208,6 +208,43 @@ test_header_limits(void **state)
 	}
 }
 
+/* BDAT chunks: dots are text, a CRLF may be split, the end adds LF */
+static void
+test_chunks(void **state)
+{
+	static const struct {
+		const char *in[3];
+		const char *out;
+		unsigned errors;
+	} chunk_cases[] = {
+		{ { "a\r\n.\r\n..b\r", "\nend", NULL }, "a\n.\n..b\nend\n", 0 },
+		{ { "", NULL, NULL }, "", 0 },
+		{ { "x\r\n", "", NULL }, "x\n", 0 },
+		{ { "bare\nlf\r\n", NULL, NULL }, NULL, SMTP_DATA_ERR_BARE_LF },
+		{ { "cr at the end\r", NULL, NULL }, NULL, SMTP_DATA_ERR_BARE_CR },
+	};
+	(void)state;
+	for (size_t i = 0; i < sizeof(chunk_cases) / sizeof(chunk_cases[0]); i++) {
+		struct smtp_data d;
+		struct buf out;
+		bool done;
+		buf_init(&out);
+		smtp_data_init_chunks(&d, &out, 0);
+		for (size_t k = 0; k < 3 && chunk_cases[i].in[k]; k++) {
+			size_t n = strlen(chunk_cases[i].in[k]);
+			assert_int_equal(smtp_data_feed(&d, chunk_cases[i].in[k], n,
+			    &done), n);
+			assert_false(done);
+		}
+		smtp_data_chunks_end(&d);
+		assert_int_equal(d.errors, chunk_cases[i].errors);
+		if (chunk_cases[i].out)
+			assert_string_equal(out.data ? out.data : "",
+			    chunk_cases[i].out);
+		buf_clear(&out);
+	}
+}
+
 int
 main(void)
 {
@@ -217,6 +254,7 @@ main(void)
 		cmocka_unit_test(test_long_line),
 		cmocka_unit_test(test_size),
 		cmocka_unit_test(test_header_limits),
+		cmocka_unit_test(test_chunks),
 	};
 	return cmocka_run_group_tests_name("smtp_data", tests, NULL, NULL);
 }
