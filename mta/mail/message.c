@@ -389,8 +389,8 @@ message_has_8bit(const char *msg, size_t len)
 	return false;
 }
 
-void
-message_to_wire(const char *msg, size_t len, struct buf *out)
+static void
+to_wire(const char *msg, size_t len, struct buf *out, bool stuff)
 {
 	size_t i = 0;
 
@@ -398,13 +398,25 @@ message_to_wire(const char *msg, size_t len, struct buf *out)
 	while (i < len) {
 		const char *nl = memchr(msg + i, '\n', len - i);
 		size_t end = nl ? (size_t)(nl - msg) : len;
-		if (msg[i] == '.')
+		if (stuff && msg[i] == '.')
 			buf_append_char(out, '.');
 		buf_append(out, msg + i, end - i);
 		buf_append(out, "\r\n", 2);
 		i = end + 1;
 	}
+}
+
+void
+message_to_wire(const char *msg, size_t len, struct buf *out)
+{
+	to_wire(msg, len, out, true);
 	buf_append(out, ".\r\n", 3);
+}
+
+void
+message_to_wire_chunk(const char *msg, size_t len, struct buf *out)
+{
+	to_wire(msg, len, out, false);
 }
 
 /* --- 8-bit to 7-bit ---------------------------------------------------- */

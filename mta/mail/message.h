@@ -105,6 +105,9 @@ bool message_has_8bit(const char *msg, size_t len);
  * (RFC 5321 4.5.2), and the final ".\r\n". Appends to out.
  */
 void message_to_wire(const char *msg, size_t len, struct buf *out);
+/* The same for BDAT (RFC 3030): CRLF line ends only, no dot-stuffing, no
+ * end marker (the chunk size frames it). */
+void message_to_wire_chunk(const char *msg, size_t len, struct buf *out);
 
 /*
  * RFC 6152 3: makes an 8-bit message 7-bit clean for a next hop without

@@ -15,7 +15,9 @@
  * reads the greeting, says EHLO (HELO if EHLO is refused) and learns the
  * extensions. With PIPELINING, MAIL, every RCPT and DATA go out together
  * (RFC 2920); without it, one at a time. The body is sent with CRLF line
- * ends and dot-stuffing (message_to_wire()). SIZE is respected; BODY=
+ * ends and dot-stuffing (message_to_wire()); to a server that offers
+ * CHUNKING (RFC 3030) as one "BDAT n LAST" chunk instead, once the RCPT
+ * replies say someone takes it (message_to_wire_chunk()). SIZE is respected; BODY=
  * 8BITMIME is declared when needed and offered; a server without 8BITMIME
  * gets a converted message when message_downgrade() can convert it.
  *
@@ -94,6 +96,7 @@ struct conn {
 	char hostname[300];       /* the name TLS checks (MX host or relay) */
 	bool tls;                 /* the connection is encrypted */
 	bool pipelining, eightbitmime, has_size, ready;
+	bool chunking;            /* CHUNKING: the body goes as one BDAT */
 	unsigned long size_max;
 	struct smtp_reply_reader rr;
 	struct pending *cur;
@@ -243,12 +246,14 @@ tx_start(struct conn *cn, struct pending *p)
 		}
 		struct buf conv = cn->wire;
 		buf_init(&cn->wire);
-		message_to_wire(conv.data, conv.len, &cn->wire);
+		(cn->chunking ? message_to_wire_chunk : message_to_wire)(
+		    conv.data, conv.len, &cn->wire);
 		buf_clear(&conv);
 		log_info("%s: converted to 7 bit for %s (no 8BITMIME)", d->id,
 		    cn->host);
 	} else
-		message_to_wire(d->body->data, d->body->len, &cn->wire);
+		(cn->chunking ? message_to_wire_chunk : message_to_wire)(
+		    d->body->data, d->body->len, &cn->wire);
 	if (cn->size_max > 0 && cn->wire.len > cn->size_max) {
 		char text[600];
 		(void)snprintf(text, sizeof(text), "552 5.3.4 message size "
@@ -274,7 +279,9 @@ tx_start(struct conn *cn, struct pending *p)
 	if (cn->pipelining) {
 		for (size_t i = 0; i < d->nrcpts; i++)
 			send_rcpt(cn, i);
-		say(cn, "DATA");
+		/* BDAT waits for the RCPT replies: no chunk for nobody */
+		if (!cn->chunking)
+			say(cn, "DATA");
 	}
 	cn->st = C_MAIL;
 	set_timeout(cn, cn->dest->c->s.command_timeout);
@@ -324,10 +331,19 @@ tx_reply(struct conn *cn, int code, const char *text)
 				return;
 			}
 			cn->st = C_DATA;
-			if (!cn->pipelining) {
+			if (!cn->pipelining || cn->chunking) {
 				if (cn->accepted == 0) {
 					cn->need_rset = true;
 					tx_finish(cn);
+					return;
+				}
+				if (cn->chunking) {
+					/* the whole message as one LAST chunk */
+					say(cn, "BDAT %zu LAST", cn->wire.len);
+					bufferevent_write(cn->bev, cn->wire.data,
+					    cn->wire.len);
+					cn->st = C_BODY;
+					set_timeout(cn, cn->dest->c->s.data_timeout);
 					return;
 				}
 				say(cn, "DATA");
@@ -464,6 +480,8 @@ starttls_maybe(struct conn *cn)
 		    NULL);
 		cn->eightbitmime = smtp_reply_has_keyword(&cn->rr, "8BITMIME",
 		    NULL);
+		cn->chunking = smtp_reply_has_keyword(&cn->rr, "CHUNKING",
+		    NULL);
 		say(cn, "STARTTLS");
 		cn->st = C_STARTTLS;
 		return true;
@@ -536,6 +554,8 @@ handle_reply(struct conn *cn, int code, const char *text)
 			    "PIPELINING", NULL);
 			cn->eightbitmime = smtp_reply_has_keyword(&cn->rr,
 			    "8BITMIME", NULL);
+			cn->chunking = smtp_reply_has_keyword(&cn->rr,
+			    "CHUNKING", NULL);
 			if (smtp_reply_has_keyword(&cn->rr, "SIZE", &param)) {
 				cn->has_size = true;
 				cn->size_max = strtoul(param, NULL, 10);

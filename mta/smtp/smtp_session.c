@@ -1267,9 +1267,9 @@ data_commit(struct smtp_session *s, bool hook_accepted)
 	}
 	if (submission_role(s) && !dkim_sign(s))
 		return;
-	log_info("%s: accepted session=%s client=%s from=%s size=%zu nrcpt=%zu",
-	    s->tx->id, s->id, s->ip, s->tx->sender, s->body->len,
-	    s->tx->nrcpts);
+	log_info("%s: accepted session=%s client=%s from=%s size=%zu nrcpt=%zu"
+	    " via=%s", s->tx->id, s->id, s->ip, s->tx->sender, s->body->len,
+	    s->tx->nrcpts, s->data.chunks ? "BDAT" : "DATA");
 	s->ntx++;
 	/* queue_commit takes the envelope and the body. */
 	s->commit = queue_commit(s->env.queue, s->tx, s->body, on_commit, s);

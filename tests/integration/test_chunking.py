@@ -109,3 +109,31 @@ def test_a_size_that_cannot_be_read_ends_the_session(make_ternd, line):
     c.send(line + b"\r\n")
     assert c.reply()[1][0].startswith("501 5.5.4")
     assert c.closed()
+
+
+def test_tern_sends_bdat_to_a_server_with_chunking(make_ternd, tmp_path):
+    """Tern to Tern: the next hop offers CHUNKING, so the message goes as
+    one BDAT LAST chunk, leading dots and a "." line as they are (DATA to
+    servers without it: test_outbound's aiosmtpd peers)."""
+    import smtplib
+    from peers import Unbound
+    far = make_ternd(start=False, sub="far")
+    far.write_config('domains = { "far.test" }\n')
+    far.start()
+    dns = Unbound(tmp_path, ["far.test. MX 10 mx.far.test.",
+                             "mx.far.test. A 127.0.0.1"])
+    try:
+        near = make_ternd(start=False, sub="near")
+        near.write_config('resolver = "%s"\nsmtp_client = { port = %d }\n'
+                          % (dns.address, far.port))
+        near.start()
+        msg = (b"From: a@localhost\r\nTo: u@far.test\r\nSubject: dots\r\n"
+               b"\r\n.leading dot\r\n.\r\n..two\r\nend\r\n")
+        with smtplib.SMTP("127.0.0.1", near.port) as s:
+            s.sendmail("a@localhost", ["u@far.test"], msg)
+        raw = far.wait_messages("u", 1, domain="far.test")[0]
+        assert raw.split(b"\n\n", 1)[1] == b".leading dot\n.\n..two\nend\n"
+        assert "via=BDAT" in far.log()
+        assert "via=DATA" not in far.log()
+    finally:
+        dns.stop()
