@@ -113,6 +113,15 @@ runtime_load(const char *path, struct kvstore *kv, unsigned generation,
 			runtime_unref(rt);
 			return NULL;
 		}
+		for (size_t i = 0; i < cfg->ntls_names; i++) {
+			const struct config_tls_name *tn = &cfg->tls_names[i];
+			if (tn->nnames && tls_server_add_names(rt->tls,
+			    (const char *const *)tn->names, tn->nnames,
+			    tn->cert, tn->key, err, errsz) != 0) {
+				runtime_unref(rt);
+				return NULL;
+			}
+		}
 	}
 	if (cfg->ndkim && (rt->dkim = dkim_signer_new(cfg, err, errsz)) ==
 	    NULL) {

@@ -220,8 +220,16 @@ tls_handshake_failed(struct bufferevent *bev, char *why, size_t whysz)
 
 /* --- server ---------------------------------------------------------- */
 
-struct tls_server {
+struct tls_sni {
+	char **names;             /* lower case; "*.x": one label under x */
+	size_t nnames;
 	SSL_CTX *ctx;
+};
+
+struct tls_server {
+	SSL_CTX *ctx;             /* the default certificate's */
+	struct tls_sni *sni;      /* others, by the name the client asks */
+	size_t nsni;
 };
 
 static int
@@ -300,37 +308,119 @@ out:
 	return rc == 0 ? 0 : -1;
 }
 
+/* A server context with one certificate; NULL with err. */
+static SSL_CTX *
+server_ctx(const char *cert, const char *key, char *err, size_t errsz)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+
+	if (ctx == NULL) {
+		(void)snprintf(err, errsz, "tls: cannot create a context");
+		return NULL;
+	}
+	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+	SSL_CTX_set_options(ctx, SSL_OP_CIPHER_SERVER_PREFERENCE |
+	    SSL_OP_NO_RENEGOTIATION);
+	if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1 ||
+	    SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1 ||
+	    SSL_CTX_check_private_key(ctx) != 1) {
+		(void)snprintf(err, errsz, "tls: cannot use %s and %s: %s",
+		    cert, key, ERR_error_string(ERR_get_error(), NULL));
+		SSL_CTX_free(ctx);
+		return NULL;
+	}
+	return ctx;
+}
+
+/* Whether the name a client asked for is one of sni's. */
+static bool
+sni_matches(const struct tls_sni *e, const char *name)
+{
+	for (size_t i = 0; i < e->nnames; i++) {
+		const char *n = e->names[i];
+		if (ascii_strcaseeq(n, name))
+			return true;
+		/* "*.example.org": exactly one label before example.org */
+		const char *dot = strchr(name, '.');
+		if (n[0] == '*' && n[1] == '.' && dot && dot > name &&
+		    ascii_strcaseeq(n + 2, dot + 1))
+			return true;
+	}
+	return false;
+}
+
+/* ClientHello's server name: the certificate for it, else the default. */
+static int
+on_servername(SSL *ssl, int *alert, void *arg)
+{
+	const struct tls_server *t = arg;
+	const char *name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+
+	(void)alert;
+	if (name == NULL)
+		return SSL_TLSEXT_ERR_NOACK;
+	/* exact names first, then wildcards */
+	for (int pass = 0; pass < 2; pass++)
+		for (size_t i = 0; i < t->nsni; i++) {
+			const struct tls_sni *e = &t->sni[i];
+			bool exact = false;
+			for (size_t k = 0; k < e->nnames; k++)
+				exact |= ascii_strcaseeq(e->names[k], name);
+			if ((pass == 0 && exact) || (pass == 1 &&
+			    sni_matches(e, name))) {
+				SSL_set_SSL_CTX(ssl, e->ctx);
+				return SSL_TLSEXT_ERR_OK;
+			}
+		}
+	return SSL_TLSEXT_ERR_OK;     /* the default certificate */
+}
+
 struct tls_server *
 tls_server_new(const char *cert, const char *key, char *err, size_t errsz)
 {
 	struct tls_server *t = xcalloc(1, sizeof(*t));
 
-	t->ctx = SSL_CTX_new(TLS_server_method());
-	if (t->ctx == NULL) {
-		(void)snprintf(err, errsz, "tls: cannot create a context");
+	if ((t->ctx = server_ctx(cert, key, err, errsz)) == NULL) {
 		free(t);
-		return NULL;
-	}
-	SSL_CTX_set_min_proto_version(t->ctx, TLS1_2_VERSION);
-	SSL_CTX_set_mode(t->ctx, SSL_MODE_RELEASE_BUFFERS);
-	SSL_CTX_set_options(t->ctx, SSL_OP_CIPHER_SERVER_PREFERENCE |
-	    SSL_OP_NO_RENEGOTIATION);
-	if (SSL_CTX_use_certificate_chain_file(t->ctx, cert) != 1 ||
-	    SSL_CTX_use_PrivateKey_file(t->ctx, key, SSL_FILETYPE_PEM) != 1 ||
-	    SSL_CTX_check_private_key(t->ctx) != 1) {
-		(void)snprintf(err, errsz, "tls: cannot use %s and %s: %s",
-		    cert, key, ERR_error_string(ERR_get_error(), NULL));
-		ctx_free(t->ctx, t);
 		return NULL;
 	}
 	return t;
 }
 
+int
+tls_server_add_names(struct tls_server *t, const char *const *names,
+    size_t n, const char *cert, const char *key, char *err, size_t errsz)
+{
+	SSL_CTX *ctx = server_ctx(cert, key, err, errsz);
+
+	if (ctx == NULL)
+		return -1;
+	t->sni = xreallocarray(t->sni, t->nsni + 1, sizeof(*t->sni));
+	struct tls_sni *e = &t->sni[t->nsni++];
+	e->ctx = ctx;
+	e->names = xcalloc(n + 1, sizeof(char *));
+	e->nnames = n;
+	for (size_t i = 0; i < n; i++)
+		e->names[i] = xstrdup(names[i]);
+	SSL_CTX_set_tlsext_servername_callback(t->ctx, on_servername);
+	SSL_CTX_set_tlsext_servername_arg(t->ctx, t);
+	return 0;
+}
+
 void
 tls_server_free(struct tls_server *t)
 {
-	if (t != NULL)
-		ctx_free(t->ctx, t);
+	if (t == NULL)
+		return;
+	for (size_t i = 0; i < t->nsni; i++) {
+		for (size_t k = 0; k < t->sni[i].nnames; k++)
+			free(t->sni[i].names[k]);
+		free(t->sni[i].names);
+		SSL_CTX_free(t->sni[i].ctx);
+	}
+	free(t->sni);
+	ctx_free(t->ctx, t);
 }
 
 struct bufferevent *

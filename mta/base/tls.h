@@ -114,6 +114,13 @@ int tls_selfsigned_ensure(const char *cert, const char *key, const char *host,
 struct tls_server *tls_server_new(const char *cert, const char *key,
     char *err, size_t errsz);
 void tls_server_free(struct tls_server *t);
+/*
+ * Another certificate, for the host names a client may ask for (SNI):
+ * exact names, or "*.example.org" for one label under it; a client that
+ * asks for none of them gets the default one. 0, or -1 with err.
+ */
+int tls_server_add_names(struct tls_server *t, const char *const *names,
+    size_t n, const char *cert, const char *key, char *err, size_t errsz);
 /* STARTTLS: a server handshake over a live connection (takes under). */
 struct bufferevent *tls_server_wrap(struct tls_server *t,
     struct event_base *base, struct bufferevent *under);

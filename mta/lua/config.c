@@ -438,6 +438,83 @@ parse_key(struct ctx *c, const struct cfg_node *it, size_t item,
 	return 0;
 }
 
+/*
+ * One certificate: { cert = "...", key = "..." [, names = { ... }] };
+ * names only where with_names (SNI entries of a list).
+ */
+static int
+parse_cert(struct ctx *c, const struct cfg_node *n, char **cert, char **key,
+    struct config_tls_name *tn, size_t item)
+{
+	char where[32] = "";
+
+	if (item)
+		(void)snprintf(where, sizeof(where), "item %zu: ", item);
+	if (n->type != CFG_TABLE || n->narray != 0)
+		return fail(c, "%sexpected { cert = \"...\", key = \"...\" }",
+		    where);
+	for (size_t i = 0; i < n->nitems; i++) {
+		const struct cfg_node *f = &n->items[i];
+		if (strcmp(f->key, "cert") == 0) {
+			if (want_str(c, f, cert) != 0)
+				return -1;
+		} else if (strcmp(f->key, "key") == 0) {
+			if (want_str(c, f, key) != 0)
+				return -1;
+		} else if (tn && strcmp(f->key, "names") == 0) {
+			if (want_list(c, f) != 0)
+				return -1;
+			tn->names = xcalloc(f->nitems + 1, sizeof(char *));
+			for (size_t k = 0; k < f->nitems; k++) {
+				const struct cfg_node *it = &f->items[k];
+				const char *nm = it->type == CFG_STR ? it->s : "";
+				const char *dom = strncmp(nm, "*.", 2) == 0 ?
+				    nm + 2 : nm;
+				if (!smtp_valid_domain(dom, strlen(dom)) ||
+				    dom[0] == '[')
+					return fail(c, "%snames: '%s' is not a "
+					    "host name (or *.domain)", where, nm);
+				tn->names[tn->nnames] = xstrdup(nm);
+				ascii_lower(tn->names[tn->nnames++]);
+			}
+		} else
+			return fail(c, "%sunknown key '%s'", where, f->key);
+	}
+	if (!*cert || !*key)
+		return fail(c, "%sneeds both cert and key", where);
+	return 0;
+}
+
+/*
+ * tls = { cert = "...", key = "..." }, or a list of them with names = {
+ * ... } for SNI; the first one without names (else the first) is the
+ * default.
+ */
+static int
+parse_tls(struct ctx *c, const struct cfg_node *n, struct config *cfg)
+{
+	if (n->type == CFG_TABLE && n->narray == 0)
+		return parse_cert(c, n, &cfg->tls_cert, &cfg->tls_key, NULL, 0);
+	if (want_list(c, n) != 0 || n->nitems == 0)
+		return n->nitems == 0 ? fail(c, "an empty list") : -1;
+	cfg->tls_names = xcalloc(n->nitems, sizeof(*cfg->tls_names));
+	for (size_t i = 0; i < n->nitems; i++) {
+		struct config_tls_name *tn = &cfg->tls_names[cfg->ntls_names++];
+		if (parse_cert(c, &n->items[i], &tn->cert, &tn->key, tn,
+		    i + 1) != 0)
+			return -1;
+	}
+	/* the default: the first without names, else the first */
+	size_t d = 0;
+	while (d < cfg->ntls_names && cfg->tls_names[d].nnames > 0)
+		d++;
+	if (d == cfg->ntls_names)
+		d = 0;
+	cfg->tls_cert = xstrdup(cfg->tls_names[d].cert);
+	cfg->tls_key = xstrdup(cfg->tls_names[d].key);
+	return 0;
+}
+
 /* arc = { domain = "...", selector = "...", key = "..." } */
 static int
 parse_arc(struct ctx *c, const struct cfg_node *n, struct config *cfg)
@@ -537,25 +614,8 @@ apply(struct ctx *c, const struct cfg_node *n, struct config *cfg)
 		cfg->plugin_config = n;
 		return 0;
 	}
-	if (strcmp(c->key, "tls") == 0) {
-		if (n->type != CFG_TABLE || n->narray != 0)
-			return fail(c, "expected { cert = \"...\", key = "
-			    "\"...\" }");
-		for (size_t i = 0; i < n->nitems; i++) {
-			const struct cfg_node *f = &n->items[i];
-			if (strcmp(f->key, "cert") == 0) {
-				if (want_str(c, f, &cfg->tls_cert) != 0)
-					return -1;
-			} else if (strcmp(f->key, "key") == 0) {
-				if (want_str(c, f, &cfg->tls_key) != 0)
-					return -1;
-			} else
-				return fail(c, "unknown key '%s'", f->key);
-		}
-		if (!cfg->tls_cert || !cfg->tls_key)
-			return fail(c, "needs both cert and key");
-		return 0;
-	}
+	if (strcmp(c->key, "tls") == 0)
+		return parse_tls(c, n, cfg);
 	if (strcmp(c->key, "users") == 0)
 		return want_str(c, n, &cfg->users);
 	if (strcmp(c->key, "public_suffix_list") == 0)
@@ -933,6 +993,15 @@ config_free(struct config *cfg)
 	}
 	free(cfg->tls_cert);
 	free(cfg->tls_key);
+	for (size_t i = 0; i < cfg->ntls_names; i++) {
+		struct config_tls_name *tn = &cfg->tls_names[i];
+		for (size_t k = 0; k < tn->nnames; k++)
+			free(tn->names[k]);
+		free(tn->names);
+		free(tn->cert);
+		free(tn->key);
+	}
+	free(cfg->tls_names);
 	free(cfg->users);
 	free(cfg->client.ca_file);
 	for (size_t i = 0; i < cfg->nplugins; i++)
@@ -1096,6 +1165,17 @@ config_print(const struct config *cfg, FILE *fp)
 		fputs(", key = ", fp);
 		print_str(fp, cfg->tls_key);
 		fputs(" }\n", fp);
+	}
+	for (size_t i = 0; i < cfg->ntls_names; i++) {
+		const struct config_tls_name *tn = &cfg->tls_names[i];
+		if (tn->nnames == 0)
+			continue;
+		fputs("-- by SNI: ", fp);
+		for (size_t k = 0; k < tn->nnames; k++)
+			fprintf(fp, "%s%s", k ? ", " : "", tn->names[k]);
+		fputs(" -> ", fp);
+		print_str(fp, tn->cert);
+		fputs("\n", fp);
 	}
 	if (cfg->users && !cfg->users_default)
 		print_str_key(fp, "users", cfg->users);

@@ -41,6 +41,13 @@ struct config_listen {
 	socklen_t sslen;
 };
 
+/* A certificate for the host names a client asks for (SNI). */
+struct config_tls_name {
+	char **names;                     /* lower case; "*.x" one label */
+	size_t nnames;
+	char *cert, *key;
+};
+
 /* A DKIM key: domain and selector, and its PEM private key file. */
 struct config_dkim {
 	char *domain;                     /* lower case */
@@ -105,6 +112,8 @@ struct config {
 	struct cfg_node *tree;            /* the evaluated file, kept */
 	/* outbound */
 	char *tls_cert, *tls_key;         /* the server certificate */
+	struct config_tls_name *tls_names; /* more, chosen by SNI */
+	size_t ntls_names;
 	char *users;                      /* user:hash table */
 	bool users_default;               /* not configured: data_dir/users,
 	                                   * optional until it exists */

@@ -104,3 +104,62 @@ def test_listener_without_tls(make_ternd):
     code, lines = c.cmd("EHLO client.test")
     assert "STARTTLS" not in [l[4:] for l in lines]
     assert c.cmd("STARTTLS")[1][0].startswith("454 4.7.0")
+
+
+def test_sni_picks_the_certificate(make_ternd, tmp_path):
+    """tls as a list: the name a client asks for (SNI) picks the
+    certificate (exact names before *.domain ones); any other name, or
+    none, gets the default (the entry without names). STARTTLS on port 25
+    and implicit TLS alike."""
+    certs = tmp_path / "certs"
+    make_certs(certs, ["default.test", "mail.a.test", "star.b.test"])
+    port = free_port()
+    t = make_ternd(start=False)
+    t.write_config(
+        'tls = {\n'
+        '  { names = { "mail.a.test", "Smtp.A.test" }, cert = "%(d)s/mail.a.'
+        'test.crt", key = "%(d)s/mail.a.test.key" },\n'
+        '  { cert = "%(d)s/default.test.crt", key = "%(d)s/default.test.key"'
+        ' },\n'
+        '  { names = { "*.b.test" }, cert = "%(d)s/star.b.test.crt", '
+        'key = "%(d)s/star.b.test.key" },\n'
+        '}\n' % {"d": certs})
+    t.config.write_text(t.config.read_text().replace(
+        'role = "submission" },', 'role = "submission" },\n'
+        '  { addr = "127.0.0.1:%d", role = "submissions" },' % port))
+    t.write_config = lambda *a: None
+    t.start()
+    ctx = ssl.create_default_context(cafile=str(certs / "ca.crt"))
+    ctx.check_hostname = False
+
+    def cn(cert):
+        return dict(x[0] for x in cert["subject"])["commonName"]
+
+    def implicit(name):
+        with socket.create_connection(("127.0.0.1", port), 5) as raw:
+            with ctx.wrap_socket(raw, server_hostname=name) as s:
+                return cn(s.getpeercert())
+
+    def starttls(name):
+        with smtplib.SMTP("127.0.0.1", t.port,
+                          local_hostname="client.test") as s:
+            s.ehlo()
+            s.putcmd("STARTTLS")
+            assert s.getreply()[0] == 220
+            sock = ctx.wrap_socket(s.sock, server_hostname=name)
+            got = cn(sock.getpeercert())
+            sock.close()
+            return got
+
+    assert implicit("mail.a.test") == "mail.a.test"
+    assert implicit("SMTP.a.test") == "mail.a.test"
+    assert implicit("x.b.test") == "star.b.test"
+    assert implicit("b.test") == "default.test"        # * is one label
+    assert implicit("y.x.b.test") == "default.test"
+    assert implicit("other.test") == "default.test"
+    assert starttls("mail.a.test") == "mail.a.test"
+    assert starttls("other.test") == "default.test"
+    # no SNI at all (an address): the default
+    with socket.create_connection(("127.0.0.1", port), 5) as raw:
+        with ctx.wrap_socket(raw) as s:
+            assert cn(s.getpeercert()) == "default.test"
