@@ -11,6 +11,7 @@
  *   from: <alice@example.org>
  *   body: 7BIT
  *   size: 4211
+ *   requiretls: 1            (only when MAIL FROM said REQUIRETLS)
  *   rcpt: <bob@example.org>
  *   end
  *
@@ -96,6 +97,8 @@ envelope_serialize(const struct envelope *env, struct buf *out)
 	buf_printf(out, "from: %s\n", nz(env->sender));
 	buf_printf(out, "body: %s\n", env->body ? env->body : "7BIT");
 	buf_printf(out, "size: %llu\n", (unsigned long long)env->size);
+	if (env->requiretls)
+		buf_append_str(out, "requiretls: 1\n");
 	size_t nfixed = env->nfixed ? env->nfixed : env->nrcpts;
 	for (size_t i = 0; i < nfixed; i++)
 		buf_printf(out, "rcpt: %s\n", env->rcpts[i].path);
@@ -250,6 +253,10 @@ envelope_parse(const char *text, size_t len, struct envelope *env,
 		else if (key_is(&l, "size")) {
 			rc = get_i64(&l, &v);
 			env->size = (uint64_t)v;
+		} else if (key_is(&l, "requiretls")) {
+			if (l.vlen != 1 || l.val[0] != '1' || env->requiretls)
+				rc = -1;
+			env->requiretls = true;
 		} else if (key_is(&l, "rcpt")) {
 			if (l.vlen < 2 || l.val[0] != '<' ||
 			    l.val[l.vlen - 1] != '>')

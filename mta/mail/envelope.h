@@ -40,6 +40,7 @@ struct envelope {
 	char *sender;            /* "<...>" or "<>" */
 	char *body;              /* "7BIT" or "8BITMIME" */
 	uint64_t size;           /* message octets stored after the envelope */
+	bool requiretls;         /* MAIL FROM said REQUIRETLS (RFC 8689) */
 	struct envelope_rcpt *rcpts;
 	size_t nrcpts;
 	size_t nfixed;           /* recipients in the envelope text; those

@@ -580,6 +580,17 @@ phase_remote(struct job *j)
 		if (taken[i] || j->env->rcpts[i].status != RCPT_PENDING ||
 		    p->kind != PLAN_REMOTE)
 			continue;
+		if (j->env->requiretls && p->hop_kind == SMTP_DEST_MX) {
+			/*
+			 * RFC 8689 4.2.1 wants the MX found securely (DNSSEC
+			 * or MTA-STS); this resolver does neither yet, so only
+			 * a configured relay or route can take such mail.
+			 */
+			dispatch_fail_rcpt(j, i, 550, "5.7.30", "REQUIRETLS "
+			    "support required: the MX of this domain cannot be "
+			    "found securely here (no DNSSEC or MTA-STS)");
+			continue;
+		}
 		struct remote_group *g = xcalloc(1, sizeof(*g));
 		g->j = j;
 		g->idx = xcalloc(j->env->nrcpts, sizeof(size_t));
@@ -598,6 +609,10 @@ phase_remote(struct job *j)
 		}
 		g->d.kind = p->hop_kind;
 		g->d.tls = p->tls;
+		/* RFC 8689: a verified TLS peer, nothing less */
+		g->d.requiretls = j->env->requiretls;
+		if (g->d.requiretls)
+			g->d.tls = SMTP_TLS_VERIFY;
 		(void)str_copy(g->d.dest, sizeof(g->d.dest), p->hop);
 		g->d.id = j->id;
 		g->d.sender = j->env->sender;

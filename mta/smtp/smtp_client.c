@@ -97,6 +97,7 @@ struct conn {
 	bool tls;                 /* the connection is encrypted */
 	bool pipelining, eightbitmime, has_size, ready;
 	bool chunking;            /* CHUNKING: the body goes as one BDAT */
+	bool requiretls;          /* the peer offers REQUIRETLS */
 	unsigned long size_max;
 	struct smtp_reply_reader rr;
 	struct pending *cur;
@@ -263,6 +264,16 @@ tx_start(struct conn *cn, struct pending *p)
 		tx_finish(cn);
 		return;
 	}
+	if (d->requiretls && !(cn->tls && cn->requiretls &&
+	    cn->dest->tls == SMTP_TLS_VERIFY)) {
+		/* RFC 8689 4.2.1: never to a hop that cannot keep it */
+		char text[600];
+		(void)snprintf(text, sizeof(text), "550 5.7.30 REQUIRETLS "
+		    "support required: %s does not offer it", cn->host);
+		set_all_open(d, 550, text, false);
+		tx_finish(cn);
+		return;
+	}
 	if (cn->need_rset) {
 		say(cn, "RSET");
 		cn->need_rset = false;
@@ -275,6 +286,9 @@ tx_start(struct conn *cn, struct pending *p)
 	if (d->eightbit && cn->eightbitmime)
 		(void)str_copy(params + strlen(params),
 		    sizeof(params) - strlen(params), " BODY=8BITMIME");
+	if (d->requiretls)
+		(void)str_copy(params + strlen(params),
+		    sizeof(params) - strlen(params), " REQUIRETLS");
 	say(cn, "MAIL FROM:%s%s", d->sender, params);
 	if (cn->pipelining) {
 		for (size_t i = 0; i < d->nrcpts; i++)
@@ -556,6 +570,8 @@ handle_reply(struct conn *cn, int code, const char *text)
 			    "8BITMIME", NULL);
 			cn->chunking = smtp_reply_has_keyword(&cn->rr,
 			    "CHUNKING", NULL);
+			cn->requiretls = cn->tls && smtp_reply_has_keyword(
+			    &cn->rr, "REQUIRETLS", NULL);
 			if (smtp_reply_has_keyword(&cn->rr, "SIZE", &param)) {
 				cn->has_size = true;
 				cn->size_max = strtoul(param, NULL, 10);

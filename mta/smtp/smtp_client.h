@@ -60,6 +60,9 @@ struct smtp_delivery {
 	size_t nrcpts;
 	const struct buf *body;           /* LF line ends */
 	bool eightbit;                    /* the body has 8-bit octets */
+	bool requiretls;                  /* RFC 8689: only to a verified
+	                                   * TLS peer that offers it (tls is
+	                                   * then "verify") */
 	int *codes;                       /* nrcpts, allocated by the client */
 	char **texts;                     /* nrcpts, owned by the delivery */
 	bool *answered;                   /* nrcpts, allocated by the client */

@@ -438,6 +438,8 @@ helo_finish(struct smtp_session *s, const struct smtp_cmd *cmd,
 		lines[n++] = "STARTTLS";
 	if (auth_offered(s))
 		lines[n++] = "AUTH PLAIN LOGIN";
+	if (s->tls)
+		lines[n++] = "REQUIRETLS";   /* RFC 8689: over TLS only */
 	smtp_reply_append_lines(&s->out, 250, lines, n);
 }
 
@@ -480,6 +482,17 @@ cmd_mail(struct smtp_session *s, struct smtp_cmd *cmd)
 			if (p->value == NULL || (!ascii_strcaseeq(p->value,
 			    "8BITMIME") && !ascii_strcaseeq(p->value, "7BIT"))) {
 				reply(s, 501, "5.5.4", "Bad BODY parameter");
+				return;
+			}
+		} else if (strcmp(p->key, "REQUIRETLS") == 0 && s->esmtp) {
+			if (!s->tls) {
+				reply(s, 530, "5.7.10", "REQUIRETLS needs a TLS "
+				    "session");
+				return;
+			}
+			if (p->value != NULL) {
+				reply(s, 501, "5.5.4", "REQUIRETLS takes no "
+				    "value");
 				return;
 			}
 		} else {
@@ -536,6 +549,7 @@ mail_finish(struct smtp_session *s, const struct smtp_cmd *cmd,
 	envelope_init(s->tx);
 	s->tx->sender = xstrdup(path);
 	s->tx->body = xstrdup(body);
+	s->tx->requiretls = smtp_cmd_param(cmd, "REQUIRETLS") != NULL;
 	s->state = SESSION_MAIL;
 	reply(s, 250, "2.1.0", "Ok");
 }
@@ -1268,8 +1282,9 @@ data_commit(struct smtp_session *s, bool hook_accepted)
 	if (submission_role(s) && !dkim_sign(s))
 		return;
 	log_info("%s: accepted session=%s client=%s from=%s size=%zu nrcpt=%zu"
-	    " via=%s", s->tx->id, s->id, s->ip, s->tx->sender, s->body->len,
-	    s->tx->nrcpts, s->data.chunks ? "BDAT" : "DATA");
+	    " via=%s%s", s->tx->id, s->id, s->ip, s->tx->sender, s->body->len,
+	    s->tx->nrcpts, s->data.chunks ? "BDAT" : "DATA",
+	    s->tx->requiretls ? " requiretls" : "");
 	s->ntx++;
 	/* queue_commit takes the envelope and the body. */
 	s->commit = queue_commit(s->env.queue, s->tx, s->body, on_commit, s);

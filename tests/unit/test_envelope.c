@@ -51,6 +51,38 @@ test_round_trip(void **state)
 	assert_int_equal(b.size, 42);
 	assert_int_equal(b.nrcpts, 2);
 	assert_string_equal(b.rcpts[1].path, "<\"y z\"@localhost>");
+	assert_false(b.requiretls);
+	assert_null(strstr(t.data, "requiretls"));
+	/* REQUIRETLS (RFC 8689) is kept, and said once only */
+	{
+		struct envelope c;
+		struct buf u;
+		a.requiretls = true;
+		buf_init(&u);
+		envelope_serialize(&a, &u);
+		envelope_init(&c);
+		assert_int_equal(envelope_parse(u.data, u.len, &c, &used, err,
+		    sizeof(err)), 0);
+		assert_true(c.requiretls);
+		envelope_clear(&c);
+		char *two = strstr(u.data, "requiretls: 1\n");
+		assert_non_null(two);
+		buf_reset(&u);
+		envelope_serialize(&a, &u);
+		char *at = strstr(u.data, "requiretls: 1\n");
+		struct buf w;
+		buf_init(&w);
+		buf_append(&w, u.data, (size_t)(at - u.data));
+		buf_append_str(&w, "requiretls: 1\n");
+		buf_append_str(&w, at);
+		envelope_init(&c);
+		assert_int_equal(envelope_parse(w.data, w.len, &c, &used, err,
+		    sizeof(err)), -1);
+		envelope_clear(&c);
+		buf_clear(&w);
+		buf_clear(&u);
+		a.requiretls = false;
+	}
 
 	/* state */
 	a.rcpts[0].status = RCPT_DONE;
