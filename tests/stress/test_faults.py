@@ -261,8 +261,10 @@ def test_slow_and_many_clients(tmp_path):
     want = 12000
     if soft < want:
         resource.setrlimit(resource.RLIMIT_NOFILE, (min(want, hard), hard))
+    # (loopback is trusted: its own per-address cap is the one that holds)
     t = Ternd(tmp_path, "limits = { command_timeout = 4, "
-              "max_connections = 6000, max_connections_per_ip = 50 }\n")
+              "max_connections = 6000, max_connections_per_ip = 50, "
+              "max_connections_per_trusted_ip = 50 }\n")
     with running(t):
         base = latency_probe(t.port)
         socks = []
