@@ -247,7 +247,7 @@ on_accept(struct evconnlistener *ev, evutil_socket_t fd,
 	c->ipc = ipc;
 	c->role = l->role;
 	if (l->role == ROLE_MX || l->role == ROLE_SUBMISSION ||
-	    l->role == ROLE_SUBMISSIONS) {
+	    l->role == ROLE_SUBMISSIONS || l->role == ROLE_LMTP) {
 		char lab[64];
 		metrics_label(lab, sizeof(lab), "role",
 		    config_role_name(l->role));
@@ -466,7 +466,7 @@ listen_smtp_addresses(const struct config *cfg, size_t *n)
 	for (size_t i = 0; i < cfg->nlisten; i++) {
 		const struct config_listen *l = &cfg->listen[i];
 		if (l->role != ROLE_MX && l->role != ROLE_SUBMISSION &&
-		    l->role != ROLE_SUBMISSIONS)
+		    l->role != ROLE_SUBMISSIONS && l->role != ROLE_LMTP)
 			continue;
 		const struct sockaddr *sa = (const struct sockaddr *)&l->ss;
 		uint16_t port;

@@ -221,14 +221,21 @@ parse_listen(struct ctx *c, const struct cfg_node *n, struct config *cfg)
 			l->role = ROLE_HTTP;
 		else if (strcmp(role, "https") == 0)
 			l->role = ROLE_HTTPS;
+		else if (strcmp(role, "lmtp") == 0)
+			l->role = ROLE_LMTP;
 		else
 			return fail(c, "item %zu: role must be \"mx\", "
 			    "\"submission\", \"submissions\", \"imap\", "
-			    "\"imaps\", \"http\" or \"https\"", i + 1);
+			    "\"imaps\", \"http\", \"https\" or \"lmtp\"",
+			    i + 1);
 		if (l->role == ROLE_HTTP && !sockaddr_is_loopback(&l->ss))
 			return fail(c, "item %zu: plain HTTP only on a "
 			    "loopback address (127.0.0.0/8, ::1); elsewhere "
 			    "role \"https\"", i + 1);
+		/* LMTP has no AUTH: a final delivery any client could ask */
+		if (l->role == ROLE_LMTP && !sockaddr_is_loopback(&l->ss))
+			return fail(c, "item %zu: LMTP only on a loopback "
+			    "address (127.0.0.0/8, ::1)", i + 1);
 		if (tls == NULL)
 			l->tls = l->role == ROLE_SUBMISSIONS ||
 			    l->role == ROLE_IMAPS || l->role == ROLE_HTTPS ?
@@ -1035,7 +1042,8 @@ config_role_name(enum listen_role role)
 	return role == ROLE_SUBMISSIONS ? "submissions" :
 	    role == ROLE_SUBMISSION ? "submission" : role == ROLE_IMAP ?
 	    "imap" : role == ROLE_IMAPS ? "imaps" : role == ROLE_HTTP ?
-	    "http" : role == ROLE_HTTPS ? "https" : "mx";
+	    "http" : role == ROLE_HTTPS ? "https" : role == ROLE_LMTP ?
+	    "lmtp" : "mx";
 }
 
 /* A Lua string literal: what was read comes back the same. */

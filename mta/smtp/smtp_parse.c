@@ -27,6 +27,7 @@ static const struct {
 	{ "VRFY", SMTP_VERB_VRFY }, { "EXPN", SMTP_VERB_EXPN },
 	{ "HELP", SMTP_VERB_HELP }, { "STARTTLS", SMTP_VERB_STARTTLS },
 	{ "AUTH", SMTP_VERB_AUTH }, { "BDAT", SMTP_VERB_BDAT },
+	{ "LHLO", SMTP_VERB_LHLO },
 };
 
 const char *
@@ -409,6 +410,7 @@ smtp_parse_command(const char *line, size_t len, struct smtp_cmd *cmd)
 		return parse_mail_rcpt(cmd, "TO:", false);
 	case SMTP_VERB_EHLO:
 	case SMTP_VERB_HELO:
+	case SMTP_VERB_LHLO:
 		if (*p == '\0' || strchr(p, ' ') != NULL)
 			return SMTP_PARSE_SYNTAX;
 		return SMTP_PARSE_OK;

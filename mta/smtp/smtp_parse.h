@@ -34,6 +34,7 @@ enum smtp_verb {
 	SMTP_VERB_STARTTLS,
 	SMTP_VERB_AUTH,
 	SMTP_VERB_BDAT,
+	SMTP_VERB_LHLO,          /* LMTP's EHLO (RFC 2033 4.1) */
 };
 
 enum smtp_parse_status {

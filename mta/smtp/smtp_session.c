@@ -121,6 +121,7 @@ struct smtp_session {
 	size_t received_len;     /* our Received: field at the body's start */
 	struct queue_commit *commit;
 	bool message_end;        /* the next reply ends a message (metrics) */
+	unsigned lmtp_rcpts;     /* LMTP: that reply, once per recipient */
 	struct dkim_verify *verify; /* DKIM keys being looked up */
 	struct spf_check *spf;      /* MAIL FROM's SPF, being checked */
 	enum spf_result spf_result;
@@ -179,6 +180,9 @@ reply(struct smtp_session *s, int code, const char *enh, const char *fmt, ...)
 	(void)vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
 	smtp_reply_append(&s->out, code, enh, text);
+	/* LMTP (RFC 2033 4.2): one answer per recipient after the data */
+	for (unsigned i = 1; s->message_end && i < s->lmtp_rcpts; i++)
+		smtp_reply_append(&s->out, code, enh, text);
 	if (s->message_end) {
 		/* the answer to a message's end: tern_smtp_messages_total */
 		s->message_end = false;
@@ -404,6 +408,12 @@ cmd_helo(struct smtp_session *s, struct smtp_cmd *cmd)
 	struct hook_io io = session_io(s);
 	struct hook_verdict v;
 
+	/* LMTP greets with LHLO only, SMTP never does (RFC 2033 4.1) */
+	if ((s->role == ROLE_LMTP) != (cmd->verb == SMTP_VERB_LHLO)) {
+		reply(s, 500, "5.5.1", s->role == ROLE_LMTP ? "This is LMTP: "
+		    "LHLO, not EHLO or HELO" : "Command unrecognized");
+		return;
+	}
 	tx_reset(s);
 	s->hook_call = hooks_helo_start(s->hooks, &io, &s->hs, cmd->arg,
 	    on_hook, s, &v);
@@ -421,7 +431,7 @@ helo_finish(struct smtp_session *s, const struct smtp_cmd *cmd,
 		return;
 	(void)str_copy(s->helo, sizeof(s->helo), cmd->arg);
 	s->hs.helo = s->helo;
-	s->esmtp = cmd->verb == SMTP_VERB_EHLO;
+	s->esmtp = cmd->verb == SMTP_VERB_EHLO || cmd->verb == SMTP_VERB_LHLO;
 	s->state = SESSION_READY;
 	if (!s->esmtp) {
 		reply(s, 250, NULL, "%s", cfg->hostname);
@@ -625,6 +635,12 @@ rcpt_finish(struct smtp_session *s, const struct smtp_cmd *cmd,
 	if (local && maildir_local_normalize(a->local,
 	    cfg->recipient_delimiter, mailbox, sizeof(mailbox)) != 0)
 		mailbox[0] = '\0';   /* cannot be: cmd_rcpt checked it */
+	if (!local && s->role == ROLE_LMTP) {
+		/* LMTP is final delivery: nothing goes on from here */
+		reply(s, 550, "5.1.1", "Not a local recipient");
+		s->tx_rejected++;
+		return;
+	}
 	if (v.kind != HOOK_ACCEPT && !local && !s->trusted &&
 	    s->auth_user[0] == '\0') {
 		reply(s, 550, "5.7.1", "Relaying denied");
@@ -719,7 +735,8 @@ body_start(struct smtp_session *s, bool chunks)
 	s->tx->client = xstrdup(s->ip);
 	s->tx->helo = xstrdup(s->helo);
 	/* RFC 3848 */
-	s->tx->protocol = xstrdup(!s->esmtp ? "SMTP" : s->auth_user[0] ?
+	s->tx->protocol = xstrdup(s->role == ROLE_LMTP ? (s->tls ? "LMTPS" :
+	    "LMTP") : !s->esmtp ? "SMTP" : s->auth_user[0] ?
 	    (s->tls ? "ESMTPSA" : "ESMTPA") : (s->tls ? "ESMTPS" : "ESMTP"));
 
 	/* The Received: field goes first into the body buffer. */
@@ -937,6 +954,8 @@ data_end(struct smtp_session *s)
 	    cfg->limits.command_timeout, 0 }, &(struct timeval){
 	    cfg->limits.command_timeout, 0 });
 	s->message_end = true;    /* the next reply is its answer */
+	s->lmtp_rcpts = s->role == ROLE_LMTP && s->tx ?
+	    (unsigned)s->tx->nrcpts : 1;
 	if (s->data.errors) {
 		log_info("session %s: message refused client=%s errors=0x%x "
 		    "size=%llu", s->id, s->ip, s->data.errors,
@@ -1627,6 +1646,7 @@ static const struct {
 } commands[] = {
 	{ SMTP_VERB_EHLO, cmd_helo },
 	{ SMTP_VERB_HELO, cmd_helo },
+	{ SMTP_VERB_LHLO, cmd_helo },
 	{ SMTP_VERB_MAIL, cmd_mail },
 	{ SMTP_VERB_RCPT, cmd_rcpt },
 	{ SMTP_VERB_DATA, cmd_data },
@@ -2059,7 +2079,8 @@ connect_finish(struct smtp_session *s, const struct hook_verdict *v)
 		s->closing = true;
 		bufferevent_disable(s->bev, EV_READ);
 	} else
-		reply(s, 220, NULL, "%s ESMTP Tern", s->cfg->hostname);
+		reply(s, 220, NULL, "%s %s Tern", s->cfg->hostname,
+		    s->role == ROLE_LMTP ? "LMTP" : "ESMTP");
 }
 
 /* A waiting plugin is done: its command is answered, input goes on. */

@@ -25,6 +25,8 @@ static const struct parse_case cases[] = {
 	{ "ehlo", "EHLO client.example", SMTP_PARSE_OK, SMTP_VERB_EHLO },
 	{ "lower-case verb", "ehlo x", SMTP_PARSE_OK, SMTP_VERB_EHLO },
 	{ "ehlo without name", "EHLO", SMTP_PARSE_SYNTAX, SMTP_VERB_EHLO },
+	{ "lhlo (LMTP)", "LHLO mta.example", SMTP_PARSE_OK, SMTP_VERB_LHLO },
+	{ "lhlo without name", "LHLO", SMTP_PARSE_SYNTAX, SMTP_VERB_LHLO },
 	{ "helo two words", "HELO a b", SMTP_PARSE_SYNTAX, SMTP_VERB_HELO },
 	{ "mail simple", "MAIL FROM:<a@b.example>", SMTP_PARSE_OK,
 	  SMTP_VERB_MAIL, "a", "b.example" },
