@@ -148,6 +148,9 @@ send_report(struct job *j, enum bounce_action action)
 	env->protocol = xstrdup("local");
 	env->sender = xstrdup("<>");
 	env->body = xstrdup("7BIT");
+	/* RFC 8689 5: the report of REQUIRETLS mail (its header section,
+	 * as every report of ours) is held to REQUIRETLS too */
+	env->requiretls = j->env->requiretls;
 	envelope_add_rcpt(env, j->env->sender);
 	for (size_t i = 0; i < n; i++) {
 		free(addrs[i]);

@@ -133,5 +133,7 @@ def test_requiretls_to_an_mx_bounces(make_ternd, tmp_path):
         raw, blocks = bounce_of(t)
         assert blocks[0]["Status"] == "5.7.30"
         assert b"REQUIRETLS support required" in raw
+        # the report has the header section, never the body (RFC 8689 5)
+        assert b"Subject: secret" in raw and b"only over TLS" not in raw
     finally:
         dns.stop()
