@@ -293,10 +293,10 @@ session(struct hreq *h)
 	json_object_set_new(accounts, acc, json_pack("{s:s,s:b,s:b,s:o}",
 	    "name", h->user, "isPersonal", 1, "isReadOnly", 0,
 	    "accountCapabilities", jmap_api_account_capabilities()));
-	s = json_pack("{s:o,s:o,s:{s:s},s:s}", "capabilities",
+	s = json_pack("{s:o,s:o,s:{s:s,s:s},s:s}", "capabilities",
 	    jmap_api_capabilities(), "accounts", accounts,
 	    "primaryAccounts", "urn:ietf:params:jmap:mail", acc,
-	    "username", h->user);
+	    "urn:ietf:params:jmap:submission", acc, "username", h->user);
 	(void)snprintf(url, sizeof(url), "%s/jmap/api/", base);
 	json_object_set_new(s, "apiUrl", json_string(url));
 	(void)snprintf(url, sizeof(url), "%s/jmap/download/{accountId}/"

@@ -59,14 +59,14 @@ json_t *
 jmap_api_account_capabilities(void)
 {
 	return json_pack("{s:{s:n,s:n,s:i,s:I,s:[s,s,s,s,s,s,s,s,s],s:b},"
-	    "s:{s:i,s:{}}}", CAP_MAIL,
+	    "s:{s:i,s:{s:[]}}}", CAP_MAIL,
 	    "maxMailboxesPerEmail", "maxMailboxDepth", "maxSizeMailboxName",
 	    255, "maxSizeAttachmentsPerEmail", (json_int_t)MAX_SIZE_UPLOAD,
 	    "emailQuerySortOptions", "receivedAt", "sentAt", "size", "from",
 	    "to", "subject", "hasKeyword", "someInThreadHaveKeyword",
 	    "allInThreadHaveKeyword",
 	    "mayCreateTopLevelMailbox", true, CAP_SUBMISSION,
-	    "maxDelayedSend", 0, "submissionExtensions");
+	    "maxDelayedSend", 0, "submissionExtensions", "DSN");
 }
 
 /* --- answering ----------------------------------------------------------- */

@@ -26,6 +26,7 @@
 #include "http/jmap_int.h"
 #include "lua/config.h"
 #include "lua/hooks.h"
+#include "mail/dsn.h"
 #include "mail/envelope.h"
 #include "mail/message.h"
 #include "queue/queue.h"
@@ -648,8 +649,9 @@ path_of(const char *addr, char *out, size_t outsz, struct smtp_addr *a)
 	    a->domain[0] && smtp_addr_format(a, out, outsz) == 0;
 }
 
+/* params: the address's "parameters" as given (NULL: none) */
 static void
-add_rcpt(json_t *rcpts, const char *email)
+add_rcpt(json_t *rcpts, const char *email, json_t *params)
 {
 	size_t i;
 	json_t *r;
@@ -658,8 +660,48 @@ add_rcpt(json_t *rcpts, const char *email)
 		if (ascii_strcaseeq(json_string_value(json_object_get(r,
 		    "email")), email))
 			return;
-	json_array_append_new(rcpts, json_pack("{s:s,s:n}", "email", email,
-	    "parameters"));
+	json_array_append_new(rcpts, json_pack("{s:s,s:O}", "email", email,
+	    "parameters", params ? params : json_null()));
+}
+
+/*
+ * The SMTP parameters of an envelope address (RFC 8621 7, "parameters":
+ * names to values): DSN's RET and ENVID for mailFrom, NOTIFY and ORCPT
+ * for a recipient (rcpt: its index in env), as on port 587. False at
+ * one this server does not take, or a bad value.
+ */
+static bool
+apply_params(json_t *params, struct envelope *env, ssize_t rcpt)
+{
+	const char *key;
+	json_t *v;
+
+	if (params == NULL || json_is_null(params))
+		return true;
+	if (!json_is_object(params))
+		return false;
+	json_object_foreach(params, key, v) {
+		const char *val = json_string_value(v);
+		if (val == NULL)
+			return false;
+		if (rcpt < 0 && ascii_strcaseeq(key, "RET")) {
+			if (dsn_ret_parse(val, &env->ret) != 0)
+				return false;
+		} else if (rcpt < 0 && ascii_strcaseeq(key, "ENVID")) {
+			if (!dsn_envid_valid(val) || env->envid)
+				return false;
+			env->envid = xstrdup(val);
+		} else if (rcpt >= 0 && ascii_strcaseeq(key, "NOTIFY")) {
+			if (dsn_notify_parse(val, &env->rcpts[rcpt].notify) != 0)
+				return false;
+		} else if (rcpt >= 0 && ascii_strcaseeq(key, "ORCPT")) {
+			if (!dsn_orcpt_valid(val) || env->rcpts[rcpt].orcpt)
+				return false;
+			env->rcpts[rcpt].orcpt = xstrdup(val);
+		} else
+			return false;
+	}
+	return true;
 }
 
 /* The recipients of To:, Cc: and Bcc: (before the fix-ups drop Bcc:). */
@@ -689,7 +731,7 @@ header_rcpts(const char *msg, size_t len, json_t *rcpts)
 				if (str_fmt(e, sizeof(e), "%s@%s", a[i].local,
 				    a[i].domain) != 0)
 					continue;
-				add_rcpt(rcpts, e);
+				add_rcpt(rcpts, e, NULL);
 			}
 		}
 	}
@@ -733,11 +775,13 @@ sub_object(const struct sub *s)
 
 	(void)snprintf(id, sizeof(id), "S%s", s->qid);
 	jmap_utc_date(s->send_at, d);
-	return json_pack("{s:s,s:s,s:s,s:s,s:s,s:{s:{s:s,s:n},s:O},s:s,"
+	json_t *mp = json_object_get(json_object_get(s->envelope, "mailFrom"),
+	    "parameters");
+	return json_pack("{s:s,s:s,s:s,s:s,s:s,s:{s:{s:s,s:O},s:O},s:s,"
 	    "s:n,s:[],s:[]}", "id", id, "identityId", s->identity_id,
 	    "emailId", s->email_id, "threadId", s->tid, "undoStatus", "final",
 	    "envelope", "mailFrom", "email", s->mail_from, "parameters",
-	    "rcptTo", s->rcpts, "sendAt", d, "deliveryStatus", "dsnBlobIds",
+	    mp ? mp : json_null(), "rcptTo", s->rcpts, "sendAt", d, "deliveryStatus", "dsnBlobIds",
 	    "mdnBlobIds");
 }
 
@@ -900,7 +944,8 @@ sub_send(struct sub *s)
 				    "envelope");
 				return;
 			}
-			add_rcpt(s->rcpts, e);
+			add_rcpt(s->rcpts, e, json_object_get(r,
+			    "parameters"));
 		}
 	} else if (!header_rcpts(msg, s->msg.len, s->rcpts)) {
 		sub_fail(s, "invalidEmail", "a recipient field does not "
@@ -924,12 +969,25 @@ sub_send(struct sub *s)
 	json_t *bad = json_array();
 	size_t i;
 	json_t *r;
+	bool params_ok = apply_params(mf ? json_object_get(mf, "parameters") :
+	    NULL, env, -1);
 	json_array_foreach(s->rcpts, i, r) {
 		const char *e = json_string_value(json_object_get(r, "email"));
 		if (!path_of(e, path, sizeof(path), &sa))
 			json_array_append_new(bad, json_string(e));
 		else
-			(void)envelope_add_rcpt(env, path);
+			params_ok &= apply_params(json_object_get(r,
+			    "parameters"), env, (ssize_t)envelope_add_rcpt(env,
+			    path));
+	}
+	if (!params_ok) {
+		sub_fail(s, "invalidProperties", "an envelope parameter is not "
+		    "supported or not valid (DSN's RET, ENVID, NOTIFY and "
+		    "ORCPT are)", "envelope");
+		json_decref(bad);
+		envelope_clear(env);
+		free(env);
+		return;
 	}
 	if (json_array_size(bad)) {
 		json_t *e = jq_set_error("invalidRecipients", NULL, NULL);

@@ -12,7 +12,11 @@
  *   body: 7BIT
  *   size: 4211
  *   requiretls: 1            (only when MAIL FROM said REQUIRETLS)
+ *   ret: HDRS                (DSN, RFC 3461: only when given)
+ *   envid: QQ+2B314          (DSN: as given, xtext)
  *   rcpt: <bob@example.org>
+ *   notify: 0 SUCCESS,FAILURE    (DSN, per recipient index)
+ *   orcpt: 0 rfc822;bob@example.org
  *   end
  *
  * Values are single lines without control characters (the session only
@@ -21,7 +25,9 @@
  * "tern-state: 1", "attempts:", "next:", "rcpt-done: N", "rcpt-failed: N
  * text", "rcpt-deferred: N text" (the last temporary failure of a
  * recipient still pending), "last-error:". An envelope may also say "folder: N Name": the
- * Maildir++ folder a data hook chose for recipient N.
+ * Maildir++ folder a data hook chose for recipient N. Recipients added
+ * by alias expansion ("rcpt-add:") have their "notify:" and "orcpt:"
+ * lines in the state file.
  */
 #include "mail/envelope.h"
 
@@ -50,8 +56,10 @@ envelope_clear(struct envelope *env)
 		free(env->rcpts[i].path);
 		free(env->rcpts[i].error);
 		free(env->rcpts[i].folder);
+		free(env->rcpts[i].orcpt);
 	}
 	free(env->rcpts);
+	free(env->envid);
 	free(env->last_error);
 	envelope_init(env);
 }
@@ -65,6 +73,8 @@ envelope_add_rcpt(struct envelope *env, const char *path)
 	env->rcpts[env->nrcpts].status = RCPT_PENDING;
 	env->rcpts[env->nrcpts].error = NULL;
 	env->rcpts[env->nrcpts].folder = NULL;
+	env->rcpts[env->nrcpts].notify = 0;
+	env->rcpts[env->nrcpts].orcpt = NULL;
 	return env->nrcpts++;
 }
 
@@ -85,6 +95,24 @@ nz(const char *s)
 	return s ? s : "";
 }
 
+/* The DSN lines of recipients [from, to). */
+static void
+dsn_rcpt_lines(const struct envelope *env, size_t from, size_t to,
+    struct buf *out)
+{
+	char notify[40];
+
+	for (size_t i = from; i < to; i++) {
+		const struct envelope_rcpt *r = &env->rcpts[i];
+		if (r->notify) {
+			dsn_notify_format(r->notify, notify, sizeof(notify));
+			buf_printf(out, "notify: %zu %s\n", i, notify);
+		}
+		if (r->orcpt)
+			buf_printf(out, "orcpt: %zu %s\n", i, r->orcpt);
+	}
+}
+
 void
 envelope_serialize(const struct envelope *env, struct buf *out)
 {
@@ -99,6 +127,10 @@ envelope_serialize(const struct envelope *env, struct buf *out)
 	buf_printf(out, "size: %llu\n", (unsigned long long)env->size);
 	if (env->requiretls)
 		buf_append_str(out, "requiretls: 1\n");
+	if (env->ret != DSN_RET_UNSET)
+		buf_printf(out, "ret: %s\n", dsn_ret_name(env->ret));
+	if (env->envid)
+		buf_printf(out, "envid: %s\n", env->envid);
 	size_t nfixed = env->nfixed ? env->nfixed : env->nrcpts;
 	for (size_t i = 0; i < nfixed; i++)
 		buf_printf(out, "rcpt: %s\n", env->rcpts[i].path);
@@ -106,6 +138,7 @@ envelope_serialize(const struct envelope *env, struct buf *out)
 		if (env->rcpts[i].folder)
 			buf_printf(out, "folder: %zu %s\n", i,
 			    env->rcpts[i].folder);
+	dsn_rcpt_lines(env, 0, nfixed, out);
 	buf_append_str(out, "end\n");
 }
 
@@ -121,6 +154,8 @@ envelope_state_serialize(const struct envelope *env, struct buf *out)
 		buf_append_str(out, "held: 1\n");
 	for (size_t i = env->nfixed; env->nfixed && i < env->nrcpts; i++)
 		buf_printf(out, "rcpt-add: %s\n", env->rcpts[i].path);
+	if (env->nfixed)
+		dsn_rcpt_lines(env, env->nfixed, env->nrcpts, out);
 	for (size_t i = 0; i < env->nrcpts; i++) {
 		const struct envelope_rcpt *r = &env->rcpts[i];
 		if (r->status == RCPT_DONE)
@@ -202,6 +237,34 @@ get_i64(const struct line *l, int64_t *out)
 static int parse_index(const struct line *l, const struct envelope *env,
     size_t *idx, const char **rest, size_t *restlen);
 
+/* "notify: N MASK" and "orcpt: N value", for recipients from "from" on. */
+static int
+dsn_rcpt_line(const struct line *l, struct envelope *env, size_t from)
+{
+	size_t idx, rlen;
+	const char *rest;
+	unsigned mask;
+
+	if (parse_index(l, env, &idx, &rest, &rlen) != 0 || idx < from ||
+	    rlen == 0 || rlen > DSN_ORCPT_MAX)
+		return -1;
+	char *v = xstrndup(rest, rlen);
+	int rc = -1;
+	struct envelope_rcpt *r = &env->rcpts[idx];
+	if (key_is(l, "notify") && r->notify == 0 &&
+	    dsn_notify_parse(v, &mask) == 0) {
+		r->notify = mask;
+		rc = 0;
+	} else if (key_is(l, "orcpt") && r->orcpt == NULL &&
+	    dsn_orcpt_valid(v)) {
+		r->orcpt = v;
+		v = NULL;
+		rc = 0;
+	}
+	free(v);
+	return rc;
+}
+
 int
 envelope_parse(const char *text, size_t len, struct envelope *env,
     size_t *consumed, char *err, size_t errsz)
@@ -257,7 +320,22 @@ envelope_parse(const char *text, size_t len, struct envelope *env,
 			if (l.vlen != 1 || l.val[0] != '1' || env->requiretls)
 				rc = -1;
 			env->requiretls = true;
-		} else if (key_is(&l, "rcpt")) {
+		} else if (key_is(&l, "ret")) {
+			char rv[8];
+			if (env->ret != DSN_RET_UNSET || l.vlen >= sizeof(rv))
+				rc = -1;
+			else {
+				memcpy(rv, l.val, l.vlen);
+				rv[l.vlen] = '\0';
+				rc = dsn_ret_parse(rv, &env->ret);
+			}
+		} else if (key_is(&l, "envid")) {
+			rc = set_str(&env->envid, &l);
+			if (rc == 0 && !dsn_envid_valid(env->envid))
+				rc = -1;
+		} else if (key_is(&l, "notify") || key_is(&l, "orcpt"))
+			rc = dsn_rcpt_line(&l, env, 0);
+		else if (key_is(&l, "rcpt")) {
 			if (l.vlen < 2 || l.val[0] != '<' ||
 			    l.val[l.vlen - 1] != '>')
 				rc = -1;
@@ -371,6 +449,9 @@ envelope_state_parse(const char *text, size_t len, struct envelope *env,
 				envelope_add_rcpt(env, p);
 				free(p);
 			}
+		} else if (key_is(&l, "notify") || key_is(&l, "orcpt")) {
+			/* only of recipients added after the envelope */
+			rc = dsn_rcpt_line(&l, env, env->nfixed);
 		} else if (key_is(&l, "last-error")) {
 			free(env->last_error);
 			env->last_error = xstrndup(l.val, l.vlen);

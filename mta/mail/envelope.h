@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "base/buf.h"
+#include "mail/dsn.h"
 
 #define ENVELOPE_VERSION 1
 #define ENVELOPE_ID_LEN 16
@@ -29,6 +30,8 @@ struct envelope_rcpt {
 	enum rcpt_status status;
 	char *error;             /* last result text, may be NULL */
 	char *folder;            /* Maildir++ folder chosen at DATA, or NULL */
+	unsigned notify;         /* DSN_NOTIFY_* of RCPT NOTIFY=, 0 if none */
+	char *orcpt;             /* RCPT ORCPT= as given (xtext), or NULL */
 };
 
 struct envelope {
@@ -41,6 +44,8 @@ struct envelope {
 	char *body;              /* "7BIT" or "8BITMIME" */
 	uint64_t size;           /* message octets stored after the envelope */
 	bool requiretls;         /* MAIL FROM said REQUIRETLS (RFC 8689) */
+	enum dsn_ret ret;        /* MAIL FROM RET= (RFC 3461) */
+	char *envid;             /* MAIL FROM ENVID= as given (xtext), or NULL */
 	struct envelope_rcpt *rcpts;
 	size_t nrcpts;
 	size_t nfixed;           /* recipients in the envelope text; those

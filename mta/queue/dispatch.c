@@ -51,6 +51,7 @@
 #include "lua/config.h"
 #include "lua/hooks.h"
 #include "mail/arc_seal.h"
+#include "mail/dsn.h"
 #include "mail/envelope.h"
 #include "mail/maildir.h"
 #include "mail/message.h"
@@ -238,7 +239,21 @@ expand_rcpt(struct job *j, size_t i, const struct hook_route *route)
 		for (size_t n = 0; n < j->env->nrcpts && !dup; n++)
 			dup = ascii_strcaseeq(j->env->rcpts[n].path, path);
 		if (!dup && j->env->nrcpts < EXPAND_TOTAL_MAX) {
-			envelope_add_rcpt(j->env, path);
+			size_t n = envelope_add_rcpt(j->env, path);
+			/* RFC 3461 6.2.7.1: an alias passes the DSN request
+			 * on, with the address the sender gave as ORCPT */
+			const struct envelope_rcpt *a = &j->env->rcpts[i];
+			j->env->rcpts[n].notify = a->notify;
+			if (a->orcpt)
+				j->env->rcpts[n].orcpt = xstrdup(a->orcpt);
+			else {
+				struct buf o;
+				buf_init(&o);
+				dsn_orcpt_make(a->path + 1,
+				    strlen(a->path) - 2, &o);
+				j->env->rcpts[n].orcpt = xstrndup(o.data, o.len);
+				buf_clear(&o);
+			}
 			added++;
 		} else if (!dup)
 			log_warnx("%s: expansion of %s stopped at %d "
@@ -540,6 +555,7 @@ on_remote_done(void *arg, struct smtp_delivery *d)
 		if (code / 100 == 2) {
 			r->status = RCPT_DONE;
 			p->delivered = true;
+			p->dsn_passed = d->dsn;
 			j->changed = true;
 			j->d->stats.delivered++;
 			log_info("%s: to=%s relay=%s delay=%llds status=sent (%s)",
@@ -559,11 +575,38 @@ on_remote_done(void *arg, struct smtp_delivery *d)
 		}
 	}
 	smtp_delivery_clear(&g->d);
+	for (size_t k = 0; k < g->n; k++)
+		free(g->rcpt_dsn[k]);
+	free(g->rcpt_dsn);
+	free(g->mail_dsn);
 	free(g->idx);
 	free(g->paths);
 	free(g);
 	if (--j->remote_pending == 0)
 		dispatch_decide(j);
+}
+
+/* The DSN request goes on to a next hop that has DSN (RFC 3461 6.2.1). */
+static char *
+mail_dsn_params(const struct envelope *env)
+{
+	if (env->ret == DSN_RET_UNSET && env->envid == NULL)
+		return NULL;
+	return xasprintf("%s%s%s%s", env->ret ? " RET=" : "",
+	    dsn_ret_name(env->ret), env->envid ? " ENVID=" : "",
+	    env->envid ? env->envid : "");
+}
+
+static char *
+rcpt_dsn_params(const struct envelope_rcpt *r)
+{
+	char notify[40];
+
+	if (r->notify == 0 && r->orcpt == NULL)
+		return NULL;
+	dsn_notify_format(r->notify, notify, sizeof(notify));
+	return xasprintf("%s%s%s%s", r->notify ? " NOTIFY=" : "", notify,
+	    r->orcpt ? " ORCPT=" : "", r->orcpt ? r->orcpt : "");
 }
 
 /* Groups the remote recipients by next hop and hands them to the client. */
@@ -595,6 +638,7 @@ phase_remote(struct job *j)
 		g->j = j;
 		g->idx = xcalloc(j->env->nrcpts, sizeof(size_t));
 		g->paths = xcalloc(j->env->nrcpts, sizeof(char *));
+		g->rcpt_dsn = xcalloc(j->env->nrcpts, sizeof(char *));
 		for (size_t k = i; k < j->env->nrcpts; k++) {
 			struct plan *q = &j->plans[k];
 			if (taken[k] || j->env->rcpts[k].status !=
@@ -605,8 +649,12 @@ phase_remote(struct job *j)
 			taken[k] = true;
 			g->idx[g->n] = k;
 			g->paths[g->n] = j->env->rcpts[k].path;
+			g->rcpt_dsn[g->n] = rcpt_dsn_params(&j->env->rcpts[k]);
 			g->n++;
 		}
+		g->mail_dsn = mail_dsn_params(j->env);
+		g->d.mail_dsn = g->mail_dsn;
+		g->d.rcpt_dsn = (const char *const *)g->rcpt_dsn;
 		g->d.kind = p->hop_kind;
 		g->d.tls = p->tls;
 		/* RFC 8689: a verified TLS peer, nothing less */

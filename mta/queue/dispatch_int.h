@@ -78,6 +78,7 @@ struct plan {
 	enum smtp_tls_policy tls;
 	char *remote_mta;        /* who answered, for the bounce */
 	bool delivered;          /* set by DELIVER */
+	bool dsn_passed;         /* the next hop took the DSN request */
 	bool newly_failed;       /* failed in this attempt: to bounce */
 };
 
@@ -106,6 +107,8 @@ struct remote_group {
 	struct smtp_delivery d;
 	size_t *idx;             /* recipient indices */
 	char **paths;
+	char *mail_dsn;          /* RET/ENVID for MAIL, or NULL */
+	char **rcpt_dsn;         /* NOTIFY/ORCPT per recipient */
 	size_t n;
 };
 

@@ -98,6 +98,7 @@ struct conn {
 	bool pipelining, eightbitmime, has_size, ready;
 	bool chunking;            /* CHUNKING: the body goes as one BDAT */
 	bool requiretls;          /* the peer offers REQUIRETLS */
+	bool dsn;                 /* the peer offers DSN (RFC 3461) */
 	unsigned long size_max;
 	struct smtp_reply_reader rr;
 	struct pending *cur;
@@ -222,14 +223,18 @@ tx_finish(struct conn *cn)
 static void
 send_rcpt(struct conn *cn, size_t i)
 {
-	say(cn, "RCPT TO:%s", cn->cur->d->rcpts[i]);
+	const struct smtp_delivery *d = cn->cur->d;
+	const char *dsn = cn->dsn && d->rcpt_dsn && d->rcpt_dsn[i] ?
+	    d->rcpt_dsn[i] : "";
+
+	say(cn, "RCPT TO:%s%s", d->rcpts[i], dsn);
 }
 
 static void
 tx_start(struct conn *cn, struct pending *p)
 {
 	struct smtp_delivery *d = p->d;
-	char params[80] = "";
+	char params[400] = "";
 
 	cn->cur = p;
 	cn->rcpt_i = 0;
@@ -289,6 +294,10 @@ tx_start(struct conn *cn, struct pending *p)
 	if (d->requiretls)
 		(void)str_copy(params + strlen(params),
 		    sizeof(params) - strlen(params), " REQUIRETLS");
+	if (cn->dsn && d->mail_dsn)
+		(void)str_copy(params + strlen(params),
+		    sizeof(params) - strlen(params), d->mail_dsn);
+	d->dsn = cn->dsn;
 	say(cn, "MAIL FROM:%s%s", d->sender, params);
 	if (cn->pipelining) {
 		for (size_t i = 0; i < d->nrcpts; i++)
@@ -572,6 +581,7 @@ handle_reply(struct conn *cn, int code, const char *text)
 			    "CHUNKING", NULL);
 			cn->requiretls = cn->tls && smtp_reply_has_keyword(
 			    &cn->rr, "REQUIRETLS", NULL);
+			cn->dsn = smtp_reply_has_keyword(&cn->rr, "DSN", NULL);
 			if (smtp_reply_has_keyword(&cn->rr, "SIZE", &param)) {
 				cn->has_size = true;
 				cn->size_max = strtoul(param, NULL, 10);

@@ -63,6 +63,12 @@ struct smtp_delivery {
 	bool requiretls;                  /* RFC 8689: only to a verified
 	                                   * TLS peer that offers it (tls is
 	                                   * then "verify") */
+	/* DSN (RFC 3461), sent only to a next hop that offers it: */
+	const char *mail_dsn;             /* " RET=.. ENVID=..", or NULL */
+	const char *const *rcpt_dsn;      /* nrcpts " NOTIFY=.. ORCPT=..",
+	                                   * entries may be NULL; or NULL */
+	bool dsn;                         /* set: the hop took them (it
+	                                   * reports from here on) */
 	int *codes;                       /* nrcpts, allocated by the client */
 	char **texts;                     /* nrcpts, owned by the delivery */
 	bool *answered;                   /* nrcpts, allocated by the client */

@@ -317,7 +317,8 @@ parse_params(char *s, struct smtp_cmd *cmd)
 			*p++ = '\0';
 		while (*p == ' ')
 			p++;
-		if (cmd->nparams >= SMTP_PARAMS_MAX)
+		if (cmd->nparams >= SMTP_PARAMS_MAX ||
+		    smtp_cmd_param(cmd, key) != NULL)   /* each key once */
 			return SMTP_PARSE_BAD_PARAM;
 		cmd->params[cmd->nparams].key = key;
 		cmd->params[cmd->nparams].value = value;
@@ -373,7 +374,7 @@ smtp_parse_command(const char *line, size_t len, struct smtp_cmd *cmd)
 	memset(cmd, 0, offsetof(struct smtp_cmd, storage));
 	cmd->verb = SMTP_VERB_UNKNOWN;
 	cmd->arg = "";
-	if (len > SMTP_CMD_LINE_MAX - 2)
+	if (len > SMTP_MAILRCPT_LINE_MAX - 2)
 		return SMTP_PARSE_SYNTAX;
 	for (size_t i = 0; i < len; i++) {
 		unsigned char c = (unsigned char)line[i];
@@ -394,6 +395,9 @@ smtp_parse_command(const char *line, size_t len, struct smtp_cmd *cmd)
 	}
 	if (cmd->verb == SMTP_VERB_UNKNOWN)
 		return SMTP_PARSE_UNKNOWN;
+	if (len > SMTP_CMD_LINE_MAX - 2 && cmd->verb != SMTP_VERB_MAIL &&
+	    cmd->verb != SMTP_VERB_RCPT)
+		return SMTP_PARSE_SYNTAX;
 	p += vlen;
 	if (*p == ' ')
 		p++;

@@ -12,6 +12,8 @@
 #include <stddef.h>
 
 #define SMTP_CMD_LINE_MAX 512  /* RFC 5321 4.5.3.1.4, including CRLF */
+/* MAIL and RCPT: longer by ENVID's 100 and ORCPT's 500 (RFC 3461 5) */
+#define SMTP_MAILRCPT_LINE_MAX (SMTP_CMD_LINE_MAX + 600)
 #define SMTP_TEXT_LINE_MAX 1000 /* RFC 5321 4.5.3.1.6, including CRLF */
 #define SMTP_LOCAL_MAX 64      /* RFC 5321 4.5.3.1.1 */
 #define SMTP_DOMAIN_MAX 255    /* RFC 5321 4.5.3.1.2 */
@@ -65,11 +67,13 @@ struct smtp_cmd {
 	struct smtp_addr addr;              /* MAIL and RCPT */
 	size_t nparams;
 	struct smtp_param params[SMTP_PARAMS_MAX];
-	char storage[SMTP_CMD_LINE_MAX + 1];
+	char storage[SMTP_MAILRCPT_LINE_MAX + 1];
 };
 
 /*
- * Parses line[0..len) (no CRLF). On SMTP_PARSE_OK or SYNTAX-class errors
+ * Parses line[0..len) (no CRLF); a line over SMTP_CMD_LINE_MAX (with its
+ * CRLF) is a syntax error unless it is MAIL or RCPT (then the limit is
+ * SMTP_MAILRCPT_LINE_MAX). On SMTP_PARSE_OK or SYNTAX-class errors
  * cmd->verb is set; pointers in cmd point into cmd->storage.
  */
 enum smtp_parse_status smtp_parse_command(const char *line, size_t len,

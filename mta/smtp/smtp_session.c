@@ -49,6 +49,7 @@
 #include "mail/dkim_sign.h"
 #include "mail/dkim_verify.h"
 #include "mail/dmarc_check.h"
+#include "mail/dsn.h"
 #include "mail/envelope.h"
 #include "mail/spf_check.h"
 #include "mail/maildir.h"
@@ -442,8 +443,8 @@ helo_finish(struct smtp_session *s, const struct smtp_cmd *cmd,
 	(void)str_fmt(lsize, sizeof(lsize), "SIZE %llu",
 	    (unsigned long long)cfg->limits.max_message_size);
 	const char *lines[10] = { l0, "PIPELINING", lsize, "8BITMIME",
-		"ENHANCEDSTATUSCODES", "CHUNKING" };
-	int n = 6;
+		"ENHANCEDSTATUSCODES", "CHUNKING", "DSN" };
+	int n = 7;
 	if (starttls_offered(s))
 		lines[n++] = "STARTTLS";
 	if (auth_offered(s))
@@ -505,6 +506,18 @@ cmd_mail(struct smtp_session *s, struct smtp_cmd *cmd)
 				    "value");
 				return;
 			}
+		} else if (strcmp(p->key, "RET") == 0 && s->esmtp) {
+			enum dsn_ret ret;
+			if (dsn_ret_parse(p->value, &ret) != 0) {
+				reply(s, 501, "5.5.4", "Bad RET parameter "
+				    "(FULL or HDRS)");
+				return;
+			}
+		} else if (strcmp(p->key, "ENVID") == 0 && s->esmtp) {
+			if (!dsn_envid_valid(p->value)) {
+				reply(s, 501, "5.5.4", "Bad ENVID parameter");
+				return;
+			}
 		} else {
 			reply(s, 555, "5.5.4", "Unsupported parameter %s",
 			    p->key);
@@ -560,6 +573,12 @@ mail_finish(struct smtp_session *s, const struct smtp_cmd *cmd,
 	s->tx->sender = xstrdup(path);
 	s->tx->body = xstrdup(body);
 	s->tx->requiretls = smtp_cmd_param(cmd, "REQUIRETLS") != NULL;
+	const struct smtp_param *ret = smtp_cmd_param(cmd, "RET");
+	const struct smtp_param *envid = smtp_cmd_param(cmd, "ENVID");
+	if (ret)
+		(void)dsn_ret_parse(ret->value, &s->tx->ret);
+	if (envid)
+		s->tx->envid = xstrdup(envid->value);
 	s->state = SESSION_MAIL;
 	reply(s, 250, "2.1.0", "Ok");
 }
@@ -578,11 +597,27 @@ cmd_rcpt(struct smtp_session *s, struct smtp_cmd *cmd)
 		reply(s, 503, "5.5.1", "Error: need MAIL command");
 		return;
 	}
-	if (cmd->nparams > 0) {
-		reply(s, 555, "5.5.4", "Unsupported parameter %s",
-		    cmd->params[0].key);
-		s->tx_rejected++;
-		return;
+	for (size_t i = 0; i < cmd->nparams; i++) {
+		const struct smtp_param *p = &cmd->params[i];
+		unsigned mask;
+		const char *bad = NULL;
+		if (strcmp(p->key, "NOTIFY") == 0 && s->esmtp) {
+			if (dsn_notify_parse(p->value, &mask) != 0)
+				bad = "Bad NOTIFY parameter";
+		} else if (strcmp(p->key, "ORCPT") == 0 && s->esmtp) {
+			if (!dsn_orcpt_valid(p->value))
+				bad = "Bad ORCPT parameter";
+		} else {
+			reply(s, 555, "5.5.4", "Unsupported parameter %s",
+			    p->key);
+			s->tx_rejected++;
+			return;
+		}
+		if (bad) {
+			reply(s, 501, "5.5.4", "%s", bad);
+			s->tx_rejected++;
+			return;
+		}
 	}
 	if (s->tx->nrcpts >= cfg->limits.max_recipients) {
 		reply(s, 452, "4.5.3", "Error: too many recipients");
@@ -665,7 +700,13 @@ rcpt_finish(struct smtp_session *s, const struct smtp_cmd *cmd,
 			reply(s, 250, "2.1.5", "Ok");
 			return;
 		}
-	envelope_add_rcpt(s->tx, path);
+	size_t ri = envelope_add_rcpt(s->tx, path);
+	const struct smtp_param *notify = smtp_cmd_param(cmd, "NOTIFY");
+	const struct smtp_param *orcpt = smtp_cmd_param(cmd, "ORCPT");
+	if (notify)
+		(void)dsn_notify_parse(notify->value, &s->tx->rcpts[ri].notify);
+	if (orcpt)
+		s->tx->rcpts[ri].orcpt = xstrdup(orcpt->value);
 	s->state = SESSION_RCPT;
 	reply(s, 250, "2.1.5", "Ok");
 }
@@ -1682,6 +1723,17 @@ session_command(struct smtp_session *s, const char *line, size_t len)
 	reply(s, 500, "5.5.1", "Command unrecognized");
 }
 
+/* MAIL and RCPT lines may be longer (DSN's ENVID and ORCPT, RFC 3461 5),
+ * outside a SASL exchange */
+static bool
+long_line_allowed(struct evbuffer *in)
+{
+	unsigned char *h = evbuffer_pullup(in, 5);
+
+	return h && (ascii_strncaseeq((const char *)h, "MAIL ", 5) ||
+	    ascii_strncaseeq((const char *)h, "RCPT ", 5));
+}
+
 /*
  * Takes one command line off the input. Returns 1 if a line was handled,
  * 0 if more input is needed.
@@ -1689,13 +1741,13 @@ session_command(struct smtp_session *s, const char *line, size_t len)
 static int
 session_read_line(struct smtp_session *s, struct evbuffer *in)
 {
-	char line[SMTP_CMD_LINE_MAX + 1];
+	char line[SMTP_MAILRCPT_LINE_MAX + 1];
 	struct evbuffer_ptr p;
 	size_t len;
 
 	p = evbuffer_search(in, "\n", 1, NULL);
 	if (p.pos < 0) {
-		if (evbuffer_get_length(in) >= SMTP_CMD_LINE_MAX) {
+		if (evbuffer_get_length(in) >= SMTP_MAILRCPT_LINE_MAX) {
 			/* No end in sight: refuse once, skip to the LF. A
 			 * SASL exchange in progress ends with it. */
 			s->auth_step = AUTH_NONE;
@@ -1712,7 +1764,8 @@ session_read_line(struct smtp_session *s, struct evbuffer *in)
 		evbuffer_drain(in, len);
 		return 1;
 	}
-	if (len > SMTP_CMD_LINE_MAX) {
+	if (len > SMTP_MAILRCPT_LINE_MAX || (len > SMTP_CMD_LINE_MAX &&
+	    !long_line_allowed(in))) {
 		evbuffer_drain(in, len);
 		s->auth_step = AUTH_NONE;
 		reply(s, 500, "5.5.2", "Line too long");

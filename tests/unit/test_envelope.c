@@ -153,6 +153,76 @@ test_folders_and_expansion(void **state)
 	envelope_clear(&b);
 }
 
+/* DSN (RFC 3461): RET, ENVID, NOTIFY and ORCPT, also of added rcpts */
+static void
+test_dsn(void **state)
+{
+	struct envelope a, b;
+	struct buf t;
+	size_t used;
+	char err[200];
+	(void)state;
+
+	make(&a);
+	a.ret = DSN_RET_HDRS;
+	a.envid = strdup("QQ+2B314");
+	a.rcpts[0].notify = DSN_NOTIFY_SUCCESS | DSN_NOTIFY_FAILURE;
+	a.rcpts[1].orcpt = strdup("rfc822;y+20z@localhost");
+	buf_init(&t);
+	envelope_serialize(&a, &t);
+	assert_non_null(strstr(t.data, "ret: HDRS\nenvid: QQ+2B314\n"));
+	assert_non_null(strstr(t.data, "notify: 0 SUCCESS,FAILURE\n"
+	    "orcpt: 1 rfc822;y+20z@localhost\nend\n"));
+	a.nfixed = a.nrcpts;
+	size_t n = envelope_add_rcpt(&a, "<target@localhost>");
+	a.rcpts[n].notify = DSN_NOTIFY_NEVER;
+	a.rcpts[n].orcpt = strdup("rfc822;x@localhost");
+	size_t envlen = t.len;
+	envelope_state_serialize(&a, &t);
+	envelope_init(&b);
+	assert_int_equal(envelope_parse(t.data, envlen, &b, &used, err,
+	    sizeof(err)), 0);
+	assert_int_equal(b.ret, DSN_RET_HDRS);
+	assert_string_equal(b.envid, "QQ+2B314");
+	assert_int_equal(b.rcpts[0].notify, a.rcpts[0].notify);
+	assert_null(b.rcpts[0].orcpt);
+	assert_int_equal(b.rcpts[1].notify, 0);
+	assert_string_equal(b.rcpts[1].orcpt, "rfc822;y+20z@localhost");
+	assert_int_equal(envelope_state_parse(t.data + envlen, t.len - envlen,
+	    &b, err, sizeof(err)), 0);
+	assert_int_equal(b.nrcpts, 3);
+	assert_int_equal(b.rcpts[2].notify, DSN_NOTIFY_NEVER);
+	assert_string_equal(b.rcpts[2].orcpt, "rfc822;x@localhost");
+	envelope_clear(&a);
+	envelope_clear(&b);
+	buf_clear(&t);
+
+	static const char *const bad[] = {
+		"ret: ALL\n", "ret: FULL\nret: FULL\n", "envid: a b\n",
+		"envid: +0A\n", "notify: 0 NEVER,SUCCESS\n",
+		"notify: 1 SUCCESS\n", "notify: 0 SUCCESS\nnotify: 0 DELAY\n",
+		"orcpt: 0 bob\n", "orcpt: 0\n",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char text[300];
+		(void)snprintf(text, sizeof(text), "tern-envelope: 1\nid: "
+		    "0123456789abcdef\nfrom: <>\nrcpt: <a@b>\n%send\n",
+		    bad[i]);
+		envelope_init(&b);
+		if (envelope_parse(text, strlen(text), &b, &used, err,
+		    sizeof(err)) == 0)
+			fail_msg("bad DSN line %zu accepted", i);
+		envelope_clear(&b);
+	}
+	/* the state file may not change a fixed recipient's request */
+	make(&b);
+	b.nfixed = b.nrcpts;
+	static const char st[] = "tern-state: 1\nnotify: 0 NEVER\nend\n";
+	assert_int_equal(envelope_state_parse(st, sizeof(st) - 1, &b, err,
+	    sizeof(err)), -1);
+	envelope_clear(&b);
+}
+
 static void
 test_damaged(void **state)
 {
@@ -197,6 +267,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_round_trip),
 		cmocka_unit_test(test_folders_and_expansion),
+		cmocka_unit_test(test_dsn),
 		cmocka_unit_test(test_damaged),
 	};
 	return cmocka_run_group_tests_name("envelope", tests, NULL, NULL);

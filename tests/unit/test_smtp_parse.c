@@ -172,6 +172,25 @@ test_limits(void **state)
 	memcpy(line, "NOOP ", 5);
 	assert_int_equal(smtp_parse_command(line, 511, &cmd),
 	    SMTP_PARSE_SYNTAX);
+	/* RCPT may be 600 longer, for DSN's ORCPT (RFC 3461 5) */
+	char orcpt[520];
+	memset(orcpt, 'o', 490);
+	orcpt[490] = '\0';
+	char big[SMTP_MAILRCPT_LINE_MAX + 10];
+	snprintf(big, sizeof(big), "RCPT TO:<u@d.example> NOTIFY=SUCCESS "
+	    "ORCPT=rfc822;%s", orcpt);
+	assert_int_equal(smtp_parse_command(big, strlen(big), &cmd),
+	    SMTP_PARSE_OK);
+	assert_int_equal(strlen(smtp_cmd_param(&cmd, "ORCPT")->value), 497);
+	memset(big, 'x', sizeof(big));
+	memcpy(big, "RCPT TO:<u@d.example> X=", 24);
+	assert_int_equal(smtp_parse_command(big, SMTP_MAILRCPT_LINE_MAX - 2,
+	    &cmd), SMTP_PARSE_OK);
+	assert_int_equal(smtp_parse_command(big, SMTP_MAILRCPT_LINE_MAX - 1,
+	    &cmd), SMTP_PARSE_SYNTAX);
+	/* a parameter given twice */
+	assert_int_equal(smtp_parse_command("RCPT TO:<u@d.example> NOTIFY=NEVER"
+	    " notify=NEVER", 47, &cmd), SMTP_PARSE_BAD_PARAM);
 }
 
 static void
