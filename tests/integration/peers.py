@@ -180,3 +180,140 @@ class Peer:
 
     def stop(self):
         self.controller.stop()
+
+
+MASTER_CF = """\
+{port} inet n - n - - smtpd
+pickup unix n - n 60 1 pickup
+cleanup unix n - n - 0 cleanup
+qmgr unix n - n 300 1 qmgr
+rewrite unix - - n - - trivial-rewrite
+bounce unix - - n - 0 bounce
+defer unix - - n - 0 bounce
+trace unix - - n - 0 bounce
+verify unix - - n - 1 verify
+flush unix n - n 1000? 0 flush
+proxymap unix - - n - - proxymap
+smtp unix - - n - - smtp
+relay unix - - n - - smtp
+showq unix n - n - - showq
+error unix - - n - - error
+retry unix - - n - - error
+discard unix - - n - - discard
+virtual unix - n n - - virtual
+anvil unix - - n - 1 anvil
+scache unix - - n - 1 scache
+postlog unix-dgram n - n - 1 postlogd
+"""
+
+
+class Postfix:
+    """Debian's Postfix as a peer: its own config, queue and log in a
+    directory of its own (the postfix user must reach it, and pytest's
+    tmp_path is root's alone), smtpd on 127.0.0.1:port, the domain pf.test delivered to
+    one Maildir (maildir()), everything else relayed to [127.0.0.1]:
+    relay_port (a ternd). Started with `postfix -c`, stopped the same
+    way (its master is ours alone)."""
+
+    def __init__(self, port, relay_port, settings=""):
+        import pathlib
+        import pwd
+        import tempfile
+        self.dir = pathlib.Path(tempfile.mkdtemp(prefix="tern-postfix-"))
+        os.chmod(self.dir, 0o755)
+        self.port = port
+        for sub in ("etc", "queue", "data", "vmail"):
+            (self.dir / sub).mkdir(parents=True, exist_ok=True)
+        pw = pwd.getpwnam("postfix")
+        for sub in ("data", "vmail"):
+            os.chown(self.dir / sub, pw.pw_uid, pw.pw_gid)
+        self.log = self.dir / "maillog"
+        self.etc = self.dir / "etc"
+        (self.etc / "main.cf").write_text("\n".join([
+            "compatibility_level = 3.6",
+            "queue_directory = %s/queue" % self.dir,
+            "data_directory = %s/data" % self.dir,
+            "maillog_file = %s" % self.log,
+            "maillog_file_prefixes = %s" % self.dir,
+            "mail_owner = postfix",
+            "setgid_group = postdrop",
+            "myhostname = mx.pf.test",
+            "mydomain = pf.test",
+            "myorigin = pf.test",
+            "mydestination =",
+            "inet_interfaces = 127.0.0.1",
+            "inet_protocols = ipv4",
+            "mynetworks = 127.0.0.0/8",
+            "smtpd_relay_restrictions = permit_mynetworks, "
+            "reject_unauth_destination",
+            "relayhost = [127.0.0.1]:%d" % relay_port,
+            "smtp_dns_support_level = disabled",
+            "virtual_mailbox_domains = pf.test",
+            "virtual_mailbox_base = %s/vmail" % self.dir,
+            "virtual_mailbox_maps = static:mail/",
+            "virtual_uid_maps = static:%d" % pw.pw_uid,
+            "virtual_gid_maps = static:%d" % pw.pw_gid,
+            "virtual_minimum_uid = 1",
+            "alias_maps =", "alias_database =", "biff = no",
+            "smtputf8_enable = yes",
+            "smtp_tls_security_level = none",
+            "smtpd_tls_security_level = none",
+            "delay_warning_time = 0",
+            "queue_run_delay = 1s", "minimal_backoff_time = 1s",
+            "maximal_backoff_time = 2s",
+            "smtp_connection_cache_on_demand = no",
+            settings, ""]))
+        (self.etc / "master.cf").write_text(MASTER_CF.format(port=port))
+        r = subprocess.run(["postfix", "-c", str(self.etc), "start"],
+                           capture_output=True, text=True, timeout=60)
+        if r.returncode != 0:
+            raise RuntimeError("postfix did not start: " + r.stdout +
+                               r.stderr + self.maillog())
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", port), 0.5) as s:
+                    if s.recv(100).startswith(b"220"):
+                        return
+            except OSError:
+                pass
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError("postfix does not answer: " + self.maillog())
+
+    def maillog(self):
+        try:
+            return self.log.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def messages(self):
+        out = []
+        for sub in ("new", "cur"):
+            d = self.dir / "vmail" / "mail" / sub
+            if d.is_dir():
+                out += [p.read_bytes() for p in sorted(d.iterdir())]
+        return out
+
+    def wait(self, n, timeout=30):
+        deadline = time.monotonic() + timeout
+        while len(self.messages()) < n and time.monotonic() < deadline:
+            time.sleep(0.1)
+        return self.messages()
+
+    def queue_empty(self, timeout=30):
+        """True once the queue holds nothing (postqueue -p says so)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            r = subprocess.run(["postqueue", "-c", str(self.etc), "-p"],
+                               capture_output=True, text=True, timeout=20)
+            if "Mail queue is empty" in r.stdout:
+                return True
+            time.sleep(0.2)
+        return False
+
+    def stop(self):
+        import shutil
+        subprocess.run(["postfix", "-c", str(self.etc), "stop"],
+                       capture_output=True, timeout=60)
+        shutil.rmtree(self.dir, ignore_errors=True)
