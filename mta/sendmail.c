@@ -382,6 +382,7 @@ main(int argc, char **argv)
 		envelope_add_rcpt(&env, p);
 		free(p);
 	}
+	env.smtputf8 = envelope_wants_smtputf8(&env, fixed.data, fixed.len);
 	envelope_serialize(&env, &file);
 	buf_append(&file, fixed.data, fixed.len);
 	rc = drop(cfg->spool_dir, &file);

@@ -1014,7 +1014,10 @@ sub_send(struct sub *s)
 	t.by_host = cfg->hostname;
 	t.protocol = q->env->tls ? "HTTPS" : "HTTP";
 	t.queue_id = env->id;
-	t.for_rcpt = env->nrcpts == 1 ? env->rcpts[0].path : NULL;
+	char for_ascii[SMTP_PATH_MAX + 1];
+	t.for_rcpt = env->nrcpts != 1 ? NULL : smtp_path_ascii(
+	    env->rcpts[0].path, for_ascii, sizeof(for_ascii)) == 0 ?
+	    for_ascii : env->rcpts[0].path;
 	t.date = date;
 	message_append_received(body, &t);
 	size_t start = body->len;
@@ -1085,6 +1088,8 @@ sub_send(struct sub *s)
 		free(env->body);
 		env->body = xstrdup("7BIT");
 	}
+	env->smtputf8 = envelope_wants_smtputf8(env, body->data + start,
+	    body->len - start);
 	s->commit = queue_commit(q->env->queue, env, body, sub_committed, s);
 }
 

@@ -24,6 +24,7 @@
 #include <event2/util.h>
 
 #include "base/buf.h"
+#include "base/intl.h"
 #include "base/util.h"
 #include "lua/hooks.h"
 #include "smtp/smtp_parse.h"
@@ -1313,8 +1314,17 @@ config_print(const struct config *cfg, FILE *fp)
 bool
 config_is_local_domain(const struct config *cfg, const char *domain)
 {
+	char a[256], b[256];
+
 	for (size_t i = 0; i < cfg->ndomains; i++)
 		if (ascii_strcaseeq(cfg->domains[i], domain))
+			return true;
+	/* a U-label and its A-label are one domain (IDNA2008) */
+	if (intl_domain_ascii(domain, a, sizeof(a)) != 0)
+		return false;
+	for (size_t i = 0; i < cfg->ndomains; i++)
+		if (intl_domain_ascii(cfg->domains[i], b, sizeof(b)) == 0 &&
+		    strcmp(a, b) == 0)
 			return true;
 	return false;
 }

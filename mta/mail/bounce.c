@@ -26,6 +26,15 @@ append_clean(struct buf *out, const char *s)
 		buf_append_char(out, (*s == '\n' || *s == '\r') ? ' ' : *s);
 }
 
+static bool
+ascii_only(const char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s >= 0x80)
+			return false;
+	return true;
+}
+
 static const char *
 action_name(enum bounce_action a)
 {
@@ -69,8 +78,9 @@ bounce_build(struct buf *out, const struct bounce_info *b)
 
 	/* 1. for people */
 	buf_printf(out, "--%s\n", b->boundary);
-	buf_append_str(out, "Content-Description: Notification\n"
-	    "Content-Type: text/plain; charset=us-ascii\n\n");
+	buf_printf(out, "Content-Description: Notification\n"
+	    "Content-Type: text/plain; charset=%s\n\n", b->global ?
+	    "utf-8" : "us-ascii");
 	buf_printf(out, "This is the mail system at host %s.\n\n",
 	    b->reporting_mta);
 	if (failed)
@@ -100,8 +110,9 @@ bounce_build(struct buf *out, const struct bounce_info *b)
 
 	/* 2. for machines (RFC 3464 2.2, 2.3: the fields in its order) */
 	buf_printf(out, "--%s\n", b->boundary);
-	buf_append_str(out, "Content-Description: Delivery report\n"
-	    "Content-Type: message/delivery-status\n\n");
+	buf_printf(out, "Content-Description: Delivery report\n"
+	    "Content-Type: message/%sdelivery-status\n\n", b->global ?
+	    "global-" : "");
 	if (b->envid) {
 		buf_append_str(out, "Original-Envelope-Id: ");
 		append_clean(out, b->envid);
@@ -118,7 +129,9 @@ bounce_build(struct buf *out, const struct bounce_info *b)
 			append_clean(out, r->orcpt);
 			buf_append_char(out, '\n');
 		}
-		buf_append_str(out, "Final-Recipient: rfc822; ");
+		/* RFC 6533 3: a UTF-8 address is of type utf-8 */
+		buf_printf(out, "Final-Recipient: %s; ", b->global &&
+		    !ascii_only(r->addr) ? "utf-8" : "rfc822");
 		append_clean(out, r->addr);
 		buf_printf(out, "\nAction: %s\n", action_name(r->action));
 		buf_append_str(out, "Status: ");
@@ -140,15 +153,18 @@ bounce_build(struct buf *out, const struct bounce_info *b)
 	/* 3. the original: its header section, or all of it (RET=FULL) */
 	buf_printf(out, "--%s\n", b->boundary);
 	if (b->full) {
-		buf_append_str(out, "Content-Description: Undelivered Message\n"
-		    "Content-Type: message/rfc822\n\n");
+		buf_printf(out, "Content-Description: Undelivered Message\n"
+		    "Content-Type: message/%s\n\n", b->global ? "global" :
+		    "rfc822");
 		buf_append(out, b->orig, b->orig_len);
 		if (b->orig_len == 0 || b->orig[b->orig_len - 1] != '\n')
 			buf_append_char(out, '\n');
 	} else {
 		buf_printf(out, "Content-Description: %s\n"
-		    "Content-Type: text/rfc822-headers\n\n", failed ?
-		    "Undelivered Message Headers" : "Message Headers");
+		    "Content-Type: %s\n\n", failed ?
+		    "Undelivered Message Headers" : "Message Headers",
+		    b->global ? "message/global-headers" :
+		    "text/rfc822-headers");
 		buf_append(out, b->orig, hlen);
 		if (hlen == 0 || b->orig[hlen - 1] != '\n')
 			buf_append_char(out, '\n');

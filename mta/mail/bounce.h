@@ -48,6 +48,9 @@ struct bounce_info {
 	size_t orig_len;
 	bool full;                    /* RET=FULL: the whole original as
 	                               * message/rfc822, not its header */
+	bool global;                  /* the original came with SMTPUTF8:
+	                               * RFC 6533's message/global-* parts,
+	                               * "utf-8" addresses where not ASCII */
 };
 
 /* Appends the whole notification message (LF line ends) to out. */

@@ -12,6 +12,7 @@
  *   body: 7BIT
  *   size: 4211
  *   requiretls: 1            (only when MAIL FROM said REQUIRETLS)
+ *   smtputf8: 1              (only when MAIL FROM said SMTPUTF8)
  *   ret: HDRS                (DSN, RFC 3461: only when given)
  *   envid: QQ+2B314          (DSN: as given, xtext)
  *   rcpt: <bob@example.org>
@@ -35,8 +36,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/intl.h"
 #include "base/util.h"
 #include "mail/maildir.h"
+#include "mail/message.h"
 
 void
 envelope_init(struct envelope *env)
@@ -76,6 +79,19 @@ envelope_add_rcpt(struct envelope *env, const char *path)
 	env->rcpts[env->nrcpts].notify = 0;
 	env->rcpts[env->nrcpts].orcpt = NULL;
 	return env->nrcpts++;
+}
+
+bool
+envelope_wants_smtputf8(const struct envelope *env, const char *msg,
+    size_t len)
+{
+	if (env->sender && !intl_is_ascii(env->sender, strlen(env->sender)))
+		return true;
+	for (size_t i = 0; i < env->nrcpts; i++)
+		if (!intl_is_ascii(env->rcpts[i].path,
+		    strlen(env->rcpts[i].path)))
+			return true;
+	return !intl_is_ascii(msg, message_header_len(msg, len));
 }
 
 size_t
@@ -127,6 +143,8 @@ envelope_serialize(const struct envelope *env, struct buf *out)
 	buf_printf(out, "size: %llu\n", (unsigned long long)env->size);
 	if (env->requiretls)
 		buf_append_str(out, "requiretls: 1\n");
+	if (env->smtputf8)
+		buf_append_str(out, "smtputf8: 1\n");
 	if (env->ret != DSN_RET_UNSET)
 		buf_printf(out, "ret: %s\n", dsn_ret_name(env->ret));
 	if (env->envid)
@@ -320,6 +338,10 @@ envelope_parse(const char *text, size_t len, struct envelope *env,
 			if (l.vlen != 1 || l.val[0] != '1' || env->requiretls)
 				rc = -1;
 			env->requiretls = true;
+		} else if (key_is(&l, "smtputf8")) {
+			if (l.vlen != 1 || l.val[0] != '1' || env->smtputf8)
+				rc = -1;
+			env->smtputf8 = true;
 		} else if (key_is(&l, "ret")) {
 			char rv[8];
 			if (env->ret != DSN_RET_UNSET || l.vlen >= sizeof(rv))

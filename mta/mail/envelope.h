@@ -44,6 +44,7 @@ struct envelope {
 	char *body;              /* "7BIT" or "8BITMIME" */
 	uint64_t size;           /* message octets stored after the envelope */
 	bool requiretls;         /* MAIL FROM said REQUIRETLS (RFC 8689) */
+	bool smtputf8;           /* MAIL FROM said SMTPUTF8 (RFC 6531) */
 	enum dsn_ret ret;        /* MAIL FROM RET= (RFC 3461) */
 	char *envid;             /* MAIL FROM ENVID= as given (xtext), or NULL */
 	struct envelope_rcpt *rcpts;
@@ -79,6 +80,14 @@ int envelope_parse(const char *text, size_t len, struct envelope *env,
 void envelope_state_serialize(const struct envelope *env, struct buf *out);
 int envelope_state_parse(const char *text, size_t len, struct envelope *env,
     char *err, size_t errsz);
+
+/*
+ * Whether mail made here (not received by SMTP) must be sent as SMTPUTF8:
+ * a sender or recipient or a header field of msg (its first len octets)
+ * with UTF-8 (RFC 6531 3.2, RFC 6532).
+ */
+bool envelope_wants_smtputf8(const struct envelope *env, const char *msg,
+    size_t len);
 
 /* Number of recipients still pending. */
 size_t envelope_pending(const struct envelope *env);

@@ -6,11 +6,14 @@
  * ":2," info with flags D F P R S T in ASCII order. Local parts become path
  * components only through maildir_local_normalize(), which is strict on
  * purpose: a bad name is refused, never "fixed" into someone else's box.
+ * A UTF-8 local part (RFC 6531) is a directory name in NFC (valid UTF-8,
+ * no control, no '/'); a domain's directory is its A-label form.
  */
 #include "mail/maildir.h"
 
 #include <string.h>
 
+#include "base/intl.h"
 #include "base/util.h"
 
 int
@@ -53,13 +56,21 @@ int
 maildir_local_normalize(const char *local, char delim, char *out,
     size_t outsz)
 {
+	char nfc[4 * 64 + 1] = "";
 	size_t n = 0;
 
+	/* RFC 6531: a UTF-8 local part is one name in NFC, whatever form
+	 * the sender used; its octets past ASCII are kept as they are */
+	if (!intl_is_ascii(local, strlen(local))) {
+		if (intl_nfc(local, nfc, sizeof(nfc)) != 0)
+			return -1;
+		local = nfc;
+	}
 	for (const char *s = local; *s; s++) {
 		int c = ascii_tolower((unsigned char)*s);
 		if (delim != '\0' && c == delim)
 			break;
-		if (!mailbox_char_ok(c))
+		if (!mailbox_char_ok(c) && c < 0x80)
 			return -1;
 		if (c == '.' && (n == 0 || out[n - 1] == '.'))
 			return -1;
@@ -76,7 +87,13 @@ maildir_local_normalize(const char *local, char delim, char *out,
 int
 maildir_domain_normalize(const char *domain, char *out, size_t outsz)
 {
+	char ascii[256];
 	size_t n = 0;
+
+	/* U-labels become A-labels: one directory whichever form came */
+	if (intl_domain_ascii(domain, ascii, sizeof(ascii)) != 0)
+		return -1;
+	domain = ascii;
 
 	for (const char *s = domain; *s; s++) {
 		int c = ascii_tolower((unsigned char)*s);

@@ -37,15 +37,17 @@ int maildir_unique_name(char *dst, size_t dstsz,
  * Turns an address local part into a mailbox name: lower-cased, cut at the
  * first extension delimiter (if delim is not '\0': "user+tag" -> "user"),
  * and checked to be a safe single path component (only letters, digits
- * and . - _ = ' & # $ ^ ` { } | ~ * ?; no leading '.', no "..", not empty,
- * at most 64 octets). 0, or -1 if it cannot be one.
+ * and . - _ = ' & # $ ^ ` { } | ~ * ?, and non-ASCII characters of valid
+ * UTF-8, normalized to NFC; no leading '.', no "..", not empty, at most 64
+ * octets). 0, or -1 if it cannot be one.
  */
 int maildir_local_normalize(const char *local, char delim, char *out,
     size_t outsz);
 
 /*
- * Lower-cases a domain for use as a directory name; refuses address
- * literals and anything that is not letters, digits, '-' and inner dots.
+ * Lower-cases a domain for use as a directory name, U-labels as A-labels;
+ * refuses address literals and anything that is not letters, digits, '-'
+ * and inner dots (once in ASCII form).
  */
 int maildir_domain_normalize(const char *domain, char *out, size_t outsz);
 

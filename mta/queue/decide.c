@@ -184,6 +184,7 @@ send_report(struct job *j, bool delay)
 		/* RFC 3461 4.3: the whole message back only when asked,
 		 * and only with a failure */
 		bi.full = failed && j->env->ret == DSN_RET_FULL;
+		bi.global = j->env->smtputf8;
 		body = xcalloc(1, sizeof(*body));
 		buf_init(body);
 		bounce_build(body, &bi);
@@ -200,8 +201,10 @@ send_report(struct job *j, bool delay)
 		env->helo = xstrdup(cfg->hostname);
 		env->protocol = xstrdup("local");
 		env->sender = xstrdup("<>");
-		env->body = xstrdup(bi.full && message_has_8bit(bi.orig,
-		    bi.orig_len) ? "8BITMIME" : "7BIT");
+		env->body = xstrdup(message_has_8bit(body->data, body->len) ?
+		    "8BITMIME" : "7BIT");
+		/* a UTF-8 sender or header goes back as it came (RFC 6533) */
+		env->smtputf8 = j->env->smtputf8;
 		/* RFC 8689 5: the report of REQUIRETLS mail (its header
 		 * section, as every report of ours) is held to it too */
 		env->requiretls = j->env->requiretls;

@@ -45,6 +45,7 @@
 #include <event2/event.h>
 
 #include "base/buf.h"
+#include "base/intl.h"
 #include "base/iopool.h"
 #include "base/log.h"
 #include "base/util.h"
@@ -314,8 +315,11 @@ route_rcpt(struct job *j, size_t i)
 			p->hop_kind = SMTP_DEST_RELAY;
 			p->hop = xstrdup(cfg->relayhost);
 		} else {
+			/* the MX of a U-label domain is its A-label's */
+			char ascii[SMTP_DOMAIN_MAX + 1];
 			p->hop_kind = SMTP_DEST_MX;
-			p->hop = xstrdup(a.domain);
+			p->hop = xstrdup(intl_domain_ascii(a.domain, ascii,
+			    sizeof(ascii)) == 0 ? ascii : a.domain);
 		}
 	}
 	if (hooks_has(j->rt->hooks, HOOK_ROUTE)) {
@@ -659,6 +663,7 @@ phase_remote(struct job *j)
 		g->d.tls = p->tls;
 		/* RFC 8689: a verified TLS peer, nothing less */
 		g->d.requiretls = j->env->requiretls;
+		g->d.smtputf8 = j->env->smtputf8;
 		if (g->d.requiretls)
 			g->d.tls = SMTP_TLS_VERIFY;
 		(void)str_copy(g->d.dest, sizeof(g->d.dest), p->hop);

@@ -41,6 +41,7 @@
 #include <event2/event.h>
 
 #include "base/dns.h"
+#include "base/intl.h"
 #include "base/log.h"
 #include "base/tls.h"
 #include "base/util.h"
@@ -99,6 +100,7 @@ struct conn {
 	bool chunking;            /* CHUNKING: the body goes as one BDAT */
 	bool requiretls;          /* the peer offers REQUIRETLS */
 	bool dsn;                 /* the peer offers DSN (RFC 3461) */
+	bool smtputf8;            /* the peer offers SMTPUTF8 (RFC 6531) */
 	unsigned long size_max;
 	struct smtp_reply_reader rr;
 	struct pending *cur;
@@ -183,6 +185,50 @@ smtp_delivery_clear(struct smtp_delivery *d)
 	d->texts = NULL;
 	d->codes = NULL;
 	d->answered = NULL;
+	for (size_t i = 0; d->ascii_rcpts && i < d->nrcpts; i++)
+		free(d->ascii_rcpts[i]);
+	free(d->ascii_rcpts);
+	free(d->ascii_sender);
+	d->ascii_rcpts = NULL;
+	d->ascii_sender = NULL;
+}
+
+/* path with its domain as A-labels; NULL if the local part is not ASCII
+ * (then nothing but SMTPUTF8 can carry it) */
+static char *
+ascii_path(const char *path)
+{
+	char out[SMTP_PATH_MAX + 1];
+
+	return smtp_path_ascii(path, out, sizeof(out)) == 0 ? xstrdup(out) :
+	    NULL;
+}
+
+/*
+ * A SMTPUTF8 message for a hop without SMTPUTF8 (RFC 6531 3.2): fine as
+ * it is if nothing in its envelope or header section is UTF-8; fine
+ * with A-labels for domains if only they are; else false.
+ */
+static bool
+smtputf8_downgrade(struct smtp_delivery *d)
+{
+	bool need = !intl_is_ascii(d->sender, strlen(d->sender));
+
+	for (size_t i = 0; i < d->nrcpts && !need; i++)
+		need = !intl_is_ascii(d->rcpts[i], strlen(d->rcpts[i]));
+	if (!intl_is_ascii(d->body->data, message_header_len(d->body->data,
+	    d->body->len)))
+		return false;   /* UTF-8 header fields: RFC 6532 only */
+	if (!need)
+		return true;
+	d->ascii_sender = ascii_path(d->sender);
+	d->ascii_rcpts = xcalloc(d->nrcpts, sizeof(char *));
+	bool ok = d->ascii_sender != NULL;
+	for (size_t i = 0; i < d->nrcpts; i++) {
+		d->ascii_rcpts[i] = ascii_path(d->rcpts[i]);
+		ok &= d->ascii_rcpts[i] != NULL;
+	}
+	return ok;
 }
 
 /* --- output helpers --------------------------------------------------- */
@@ -227,7 +273,8 @@ send_rcpt(struct conn *cn, size_t i)
 	const char *dsn = cn->dsn && d->rcpt_dsn && d->rcpt_dsn[i] ?
 	    d->rcpt_dsn[i] : "";
 
-	say(cn, "RCPT TO:%s%s", d->rcpts[i], dsn);
+	say(cn, "RCPT TO:%s%s", d->ascii_rcpts && !cn->smtputf8 ?
+	    d->ascii_rcpts[i] : d->rcpts[i], dsn);
 }
 
 static void
@@ -279,6 +326,16 @@ tx_start(struct conn *cn, struct pending *p)
 		tx_finish(cn);
 		return;
 	}
+	if (d->smtputf8 && !cn->smtputf8 && d->ascii_rcpts == NULL &&
+	    !smtputf8_downgrade(d)) {
+		char text[600];
+		(void)snprintf(text, sizeof(text), "550 5.6.7 SMTPUTF8 is "
+		    "required (a UTF-8 address or header field) but %s does "
+		    "not offer it", cn->host);
+		set_all_open(d, 550, text, false);
+		tx_finish(cn);
+		return;
+	}
 	if (cn->need_rset) {
 		say(cn, "RSET");
 		cn->need_rset = false;
@@ -294,11 +351,15 @@ tx_start(struct conn *cn, struct pending *p)
 	if (d->requiretls)
 		(void)str_copy(params + strlen(params),
 		    sizeof(params) - strlen(params), " REQUIRETLS");
+	if (d->smtputf8 && cn->smtputf8)
+		(void)str_copy(params + strlen(params),
+		    sizeof(params) - strlen(params), " SMTPUTF8");
 	if (cn->dsn && d->mail_dsn)
 		(void)str_copy(params + strlen(params),
 		    sizeof(params) - strlen(params), d->mail_dsn);
 	d->dsn = cn->dsn;
-	say(cn, "MAIL FROM:%s%s", d->sender, params);
+	say(cn, "MAIL FROM:%s%s", d->ascii_sender && !cn->smtputf8 ?
+	    d->ascii_sender : d->sender, params);
 	if (cn->pipelining) {
 		for (size_t i = 0; i < d->nrcpts; i++)
 			send_rcpt(cn, i);
@@ -582,6 +643,8 @@ handle_reply(struct conn *cn, int code, const char *text)
 			cn->requiretls = cn->tls && smtp_reply_has_keyword(
 			    &cn->rr, "REQUIRETLS", NULL);
 			cn->dsn = smtp_reply_has_keyword(&cn->rr, "DSN", NULL);
+			cn->smtputf8 = smtp_reply_has_keyword(&cn->rr,
+			    "SMTPUTF8", NULL);
 			if (smtp_reply_has_keyword(&cn->rr, "SIZE", &param)) {
 				cn->has_size = true;
 				cn->size_max = strtoul(param, NULL, 10);

@@ -60,6 +60,13 @@ struct smtp_delivery {
 	size_t nrcpts;
 	const struct buf *body;           /* LF line ends */
 	bool eightbit;                    /* the body has 8-bit octets */
+	bool smtputf8;                    /* came with SMTPUTF8 (RFC 6531):
+	                                   * declared to a hop that has it;
+	                                   * to one without, addresses go as
+	                                   * A-labels if that is enough, else
+	                                   * it fails 5.6.7 */
+	char *ascii_sender;               /* the client's: those A-label */
+	char **ascii_rcpts;               /* forms (NULL when not needed) */
 	bool requiretls;                  /* RFC 8689: only to a verified
 	                                   * TLS peer that offers it (tls is
 	                                   * then "verify") */
@@ -85,7 +92,7 @@ struct smtp_client *smtp_client_new(struct event_base *base, struct dns *dns,
  */
 void smtp_client_send(struct smtp_client *c, struct smtp_delivery *d,
     smtp_client_cb cb, void *arg);
-/* Frees codes/texts/answered. */
+/* Frees codes/texts/answered and the A-label paths. */
 void smtp_delivery_clear(struct smtp_delivery *d);
 /* Closes idle connections (shutdown); active ones finish. */
 void smtp_client_close_idle(struct smtp_client *c);

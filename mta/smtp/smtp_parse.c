@@ -14,6 +14,7 @@
 
 #include <string.h>
 
+#include "base/intl.h"
 #include "base/util.h"
 
 static const struct {
@@ -66,10 +67,21 @@ is_qtext(int c)
 	return c >= 32 && c <= 126 && c != '"' && c != '\\';
 }
 
-/* sub-domain *("." sub-domain); each Let-dig [Ldh-str] */
+/* sub-domain *("." sub-domain); each Let-dig [Ldh-str], or with intl
+ * a U-label (RFC 6531 3.3) that IDNA accepts */
 static bool
-valid_dotted_domain(const char *s, size_t len)
+valid_dotted_domain(const char *s, size_t len, bool intl)
 {
+	if (intl && !intl_is_ascii(s, len)) {
+		char d[SMTP_DOMAIN_MAX + 1], a[SMTP_DOMAIN_MAX + 1];
+		if (len > SMTP_DOMAIN_MAX || !intl_utf8_valid(s, len))
+			return false;
+		memcpy(d, s, len);
+		d[len] = '\0';
+		/* its A-label form must be a valid ASCII domain */
+		return intl_domain_ascii(d, a, sizeof(a)) == 0 &&
+		    valid_dotted_domain(a, strlen(a), false);
+	}
 	size_t label = 0;
 
 	if (len == 0 || len > SMTP_DOMAIN_MAX)
@@ -147,7 +159,7 @@ smtp_valid_domain(const char *s, size_t len)
 		return false;
 	if (s[0] == '[')
 		return valid_address_literal(s, len);
-	return valid_dotted_domain(s, len);
+	return valid_dotted_domain(s, len, false);
 }
 
 /*
@@ -174,7 +186,7 @@ parse_mailbox_at(const char *s, size_t len, size_t *pos, struct smtp_addr *a)
 				c = (unsigned char)s[++i];
 				if (c < 32 || c > 126)
 					return -1;
-			} else if (!is_qtext(c))
+			} else if (!is_qtext(c) && c < 0x80)
 				return -1;
 			if (n >= SMTP_LOCAL_MAX)
 				return -1;
@@ -190,7 +202,7 @@ parse_mailbox_at(const char *s, size_t len, size_t *pos, struct smtp_addr *a)
 				if (!dot_ok)
 					return -1;
 				dot_ok = false;
-			} else if (is_atext(c))
+			} else if (is_atext(c) || c >= 0x80)
 				dot_ok = true;
 			else
 				return -1;
@@ -203,6 +215,12 @@ parse_mailbox_at(const char *s, size_t len, size_t *pos, struct smtp_addr *a)
 			return -1;
 	}
 	a->local[n] = '\0';
+	/* RFC 6531 3.3: UTF8-non-ascii in atext and qtext, UTF-8 only */
+	if (!intl_is_ascii(a->local, n)) {
+		if (!intl_utf8_valid(a->local, n))
+			return -1;
+		a->utf8 = true;
+	}
 	if (i >= len || s[i] != '@') {
 		/* RFC 5321 4.1.1.3: <Postmaster> without a domain. */
 		if (!a->quoted && ascii_strcaseeq(a->local, "postmaster")) {
@@ -215,9 +233,13 @@ parse_mailbox_at(const char *s, size_t len, size_t *pos, struct smtp_addr *a)
 	size_t dstart = i;
 	while (i < len && s[i] != '>')
 		i++;
-	if (!smtp_valid_domain(s + dstart, i - dstart) ||
-	    i - dstart >= sizeof(a->domain))
+	size_t dlen = i - dstart;
+	if (dlen >= sizeof(a->domain) || !(s[dstart] == '[' ?
+	    valid_address_literal(s + dstart, dlen) :
+	    valid_dotted_domain(s + dstart, dlen, true)))
 		return -1;
+	if (!intl_is_ascii(s + dstart, dlen))
+		a->utf8 = true;
 	memcpy(a->domain, s + dstart, i - dstart);
 	a->domain[i - dstart] = '\0';
 	*pos = i;
@@ -440,7 +462,8 @@ local_needs_quotes(const char *s)
 			if (!dot_ok)
 				return true;
 			dot_ok = false;
-		} else if (is_atext((unsigned char)*s))
+		} else if (is_atext((unsigned char)*s) ||
+		    (unsigned char)*s >= 0x80)
 			dot_ok = true;
 		else
 			return true;
@@ -470,4 +493,21 @@ smtp_addr_format(const struct smtp_addr *a, char *dst, size_t dstsz)
 	if (a->domain[0] == '\0')
 		return str_fmt(dst, dstsz, "<%s>", local);
 	return str_fmt(dst, dstsz, "<%s@%s>", local, a->domain);
+}
+
+int
+smtp_path_ascii(const char *path, char *dst, size_t dstsz)
+{
+	struct smtp_addr a;
+	size_t len = strlen(path);
+
+	if (intl_is_ascii(path, len))
+		return str_copy(dst, dstsz, path);
+	if (len < 2 || path[0] != '<' || path[len - 1] != '>' ||
+	    smtp_parse_mailbox(path + 1, len - 2, &a) != 0 ||
+	    !intl_is_ascii(a.local, strlen(a.local)) ||
+	    intl_domain_ascii(a.domain, a.domain, sizeof(a.domain)) != 0)
+		return -1;
+	a.utf8 = false;
+	return smtp_addr_format(&a, dst, dstsz);
 }

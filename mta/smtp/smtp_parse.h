@@ -52,6 +52,8 @@ enum smtp_parse_status {
 struct smtp_addr {
 	bool null;                          /* the null path <> */
 	bool quoted;                        /* local part was a quoted string */
+	bool utf8;                          /* non-ASCII local part or domain
+	                                     * (RFC 6531: UTF-8, U-labels) */
 	char local[SMTP_LOCAL_MAX + 1];     /* unquoted */
 	char domain[SMTP_DOMAIN_MAX + 1];   /* "" for <postmaster> */
 };
@@ -91,6 +93,13 @@ int smtp_parse_mailbox(const char *s, size_t len, struct smtp_addr *addr);
  * does not fit.
  */
 int smtp_addr_format(const struct smtp_addr *addr, char *dst, size_t dstsz);
+
+/*
+ * The ASCII form of a path "<local@domain>": its domain as A-labels (a
+ * path that is ASCII already is copied). 0, or -1 when the local part is
+ * not ASCII (only SMTPUTF8 can carry it) or the path does not parse.
+ */
+int smtp_path_ascii(const char *path, char *dst, size_t dstsz);
 
 /* True if s is a syntactically valid domain or address literal (EHLO). */
 bool smtp_valid_domain(const char *s, size_t len);

@@ -442,9 +442,9 @@ helo_finish(struct smtp_session *s, const struct smtp_cmd *cmd,
 	(void)str_fmt(l0, sizeof(l0), "%s greets %s", cfg->hostname, s->helo);
 	(void)str_fmt(lsize, sizeof(lsize), "SIZE %llu",
 	    (unsigned long long)cfg->limits.max_message_size);
-	const char *lines[10] = { l0, "PIPELINING", lsize, "8BITMIME",
-		"ENHANCEDSTATUSCODES", "CHUNKING", "DSN" };
-	int n = 7;
+	const char *lines[12] = { l0, "PIPELINING", lsize, "8BITMIME",
+		"ENHANCEDSTATUSCODES", "CHUNKING", "DSN", "SMTPUTF8" };
+	int n = 8;
 	if (starttls_offered(s))
 		lines[n++] = "STARTTLS";
 	if (auth_offered(s))
@@ -506,6 +506,12 @@ cmd_mail(struct smtp_session *s, struct smtp_cmd *cmd)
 				    "value");
 				return;
 			}
+		} else if (strcmp(p->key, "SMTPUTF8") == 0 && s->esmtp) {
+			if (p->value != NULL) {
+				reply(s, 501, "5.5.4", "SMTPUTF8 takes no "
+				    "value");
+				return;
+			}
 		} else if (strcmp(p->key, "RET") == 0 && s->esmtp) {
 			enum dsn_ret ret;
 			if (dsn_ret_parse(p->value, &ret) != 0) {
@@ -526,6 +532,12 @@ cmd_mail(struct smtp_session *s, struct smtp_cmd *cmd)
 	}
 	if (smtp_addr_format(&cmd->addr, path, sizeof(path)) != 0) {
 		reply(s, 501, "5.1.7", "Bad sender address syntax");
+		return;
+	}
+	if (cmd->addr.utf8 && smtp_cmd_param(cmd, "SMTPUTF8") == NULL) {
+		/* RFC 6531 3.4 */
+		reply(s, 553, "5.6.7", "Must declare SMTPUTF8 to send a UTF-8 "
+		    "address");
 		return;
 	}
 	struct hook_verdict mv = { .kind = HOOK_NONE };
@@ -573,6 +585,7 @@ mail_finish(struct smtp_session *s, const struct smtp_cmd *cmd,
 	s->tx->sender = xstrdup(path);
 	s->tx->body = xstrdup(body);
 	s->tx->requiretls = smtp_cmd_param(cmd, "REQUIRETLS") != NULL;
+	s->tx->smtputf8 = smtp_cmd_param(cmd, "SMTPUTF8") != NULL;
 	const struct smtp_param *ret = smtp_cmd_param(cmd, "RET");
 	const struct smtp_param *envid = smtp_cmd_param(cmd, "ENVID");
 	if (ret)
@@ -618,6 +631,12 @@ cmd_rcpt(struct smtp_session *s, struct smtp_cmd *cmd)
 			s->tx_rejected++;
 			return;
 		}
+	}
+	if (a->utf8 && !s->tx->smtputf8) {
+		reply(s, 553, "5.6.7", "Must declare SMTPUTF8 to send to a "
+		    "UTF-8 address");
+		s->tx_rejected++;
+		return;
 	}
 	if (s->tx->nrcpts >= cfg->limits.max_recipients) {
 		reply(s, 452, "4.5.3", "Error: too many recipients");
@@ -775,10 +794,12 @@ body_start(struct smtp_session *s, bool chunks)
 	s->tx->created = now;
 	s->tx->client = xstrdup(s->ip);
 	s->tx->helo = xstrdup(s->helo);
-	/* RFC 3848 */
-	s->tx->protocol = xstrdup(s->role == ROLE_LMTP ? (s->tls ? "LMTPS" :
-	    "LMTP") : !s->esmtp ? "SMTP" : s->auth_user[0] ?
-	    (s->tls ? "ESMTPSA" : "ESMTPA") : (s->tls ? "ESMTPS" : "ESMTP"));
+	/* RFC 3848; RFC 6531 3.7.3: UTF8SMTP and UTF8LMTP with S and A */
+	const char *suffix = s->tls ? (s->auth_user[0] ? "SA" : "S") :
+	    s->auth_user[0] ? "A" : "";
+	s->tx->protocol = !s->esmtp ? xstrdup("SMTP") : xasprintf("%s%s",
+	    s->role == ROLE_LMTP ? (s->tx->smtputf8 ? "UTF8LMTP" : "LMTP") :
+	    s->tx->smtputf8 ? "UTF8SMTP" : "ESMTP", suffix);
 
 	/* The Received: field goes first into the body buffer. */
 	s->body = xcalloc(1, sizeof(*s->body));
@@ -792,7 +813,12 @@ body_start(struct smtp_session *s, bool chunks)
 	t.by_host = cfg->hostname;
 	t.protocol = s->tx->protocol;
 	t.queue_id = s->tx->id;
-	t.for_rcpt = s->tx->nrcpts == 1 ? s->tx->rcpts[0].path : NULL;
+	/* "for" in A-labels where it can be: a header section that is
+	 * ASCII can go to a hop without SMTPUTF8 */
+	char for_ascii[SMTP_PATH_MAX + 1];
+	t.for_rcpt = s->tx->nrcpts != 1 ? NULL : smtp_path_ascii(
+	    s->tx->rcpts[0].path, for_ascii, sizeof(for_ascii)) == 0 ?
+	    for_ascii : s->tx->rcpts[0].path;
 	t.date = date;
 	t.tls = s->tls ? s->tls_desc : NULL;
 	message_append_received(s->body, &t);

@@ -100,8 +100,10 @@ class Unbound:
 class Recorder:
     """aiosmtpd handler: records messages; optional refusals."""
 
-    def __init__(self, reject_rcpt=(), eightbit=True, data_reply=None):
+    def __init__(self, reject_rcpt=(), eightbit=True, data_reply=None,
+                 smtputf8=True):
         self.messages = []
+        self.smtputf8 = smtputf8
         self.ehlos = 0
         self.reject_rcpt = reject_rcpt
         self.eightbit = eightbit
@@ -112,8 +114,10 @@ class Recorder:
     async def handle_EHLO(self, server, session, envelope, hostname, responses):
         self.ehlos += 1
         session.host_name = hostname
-        if not self.eightbit:
-            responses = [r for r in responses if "8BITMIME" not in r]
+        drop = ([] if self.eightbit else ["8BITMIME"]) + \
+            ([] if self.smtputf8 else ["SMTPUTF8"])
+        if drop:
+            responses = [r for r in responses if r[4:] not in drop]
             # the last line must be a final "250 " line
             responses[-1] = "250 " + responses[-1][4:]
         return responses

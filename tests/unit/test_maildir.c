@@ -58,7 +58,13 @@ static const struct local_case locals[] = {
 	{ "other!user", '+', NULL },        /* bang path */
 	{ "john doe", '+', NULL },
 	{ "a\"b", '+', NULL },
-	{ "caf\xc3\xa9", '+', NULL },
+	/* UTF-8 (RFC 6531): NFC, the ASCII part lower-cased */
+	{ "Caf\xc3\xa9", '+', "caf\xc3\xa9" },
+	{ "Cafe\xcc\x81+x", '+', "caf\xc3\xa9" },   /* e + U+0301 */
+	{ "\xe9", '+', NULL },                        /* not UTF-8 */
+	{ "a\xc2\x85", '+', NULL },                   /* a C1 control */
+	{ "\xc3\xa9/..", '+', NULL },
+	{ ".\xc3\xa9", '+', NULL },
 };
 
 static void
@@ -90,6 +96,15 @@ test_domain(void **state)
 	assert_int_equal(maildir_domain_normalize("..", out, sizeof(out)), -1);
 	assert_int_equal(maildir_domain_normalize("a/b", out, sizeof(out)),
 	    -1);
+	/* a U-label is the same directory as its A-label */
+	assert_int_equal(maildir_domain_normalize("B\xc3\xbc" "cher.Example",
+	    out, sizeof(out)), 0);
+	assert_string_equal(out, "xn--bcher-kva.example");
+	assert_int_equal(maildir_domain_normalize("XN--bcher-kva.example", out,
+	    sizeof(out)), 0);
+	assert_string_equal(out, "xn--bcher-kva.example");
+	assert_int_equal(maildir_domain_normalize("\xe2\x98\x83\xe2\x80\x8d.x",
+	    out, sizeof(out)), -1);
 }
 
 static void

@@ -2,6 +2,7 @@
 /* Unit tests for smtp_parse.c: verbs, paths, parameters, nasty input. */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -70,8 +71,21 @@ static const struct parse_case cases[] = {
 	  SMTP_VERB_RCPT },
 	{ "hyphen label start", "RCPT TO:<u@-d.example>", SMTP_PARSE_BAD_RCPT,
 	  SMTP_VERB_RCPT },
-	{ "8-bit in local", "RCPT TO:<\xc3\xa9@d.example>", SMTP_PARSE_BAD_RCPT,
+	/* RFC 6531: UTF-8 local parts and U-labels, well-formed only */
+	{ "utf-8 local", "RCPT TO:<\xc3\xa9@d.example>", SMTP_PARSE_OK,
+	  SMTP_VERB_RCPT, "\xc3\xa9", "d.example" },
+	{ "u-label domain", "RCPT TO:<u@b\xc3\xbc" "cher.example>", SMTP_PARSE_OK,
+	  SMTP_VERB_RCPT, "u", "b\xc3\xbc" "cher.example" },
+	{ "quoted utf-8 local", "RCPT TO:<\"j\xc3\xb6 rg\"@d.example>",
+	  SMTP_PARSE_OK, SMTP_VERB_RCPT, "j\xc3\xb6 rg", "d.example" },
+	{ "lone 8-bit in local", "RCPT TO:<\xe9@d.example>", SMTP_PARSE_BAD_RCPT,
 	  SMTP_VERB_RCPT },
+	{ "overlong utf-8", "RCPT TO:<\xc0\xafx@d.example>", SMTP_PARSE_BAD_RCPT,
+	  SMTP_VERB_RCPT },
+	{ "C1 control in utf-8", "RCPT TO:<a\xc2\x85@d.example>",
+	  SMTP_PARSE_BAD_RCPT, SMTP_VERB_RCPT },
+	{ "bad u-label", "RCPT TO:<u@\xe2\x98\x83\xe2\x80\x8d.example>",
+	  SMTP_PARSE_BAD_RCPT, SMTP_VERB_RCPT },
 	{ "space in local", "RCPT TO:<a b@d.example>", SMTP_PARSE_BAD_RCPT,
 	  SMTP_VERB_RCPT },
 	{ "path traversal refused", "RCPT TO:<../../etc/passwd@d.example>",
@@ -125,6 +139,13 @@ test_cases(void **state)
 				fail_msg("case '%s': got <%s>@<%s> null=%d",
 				    c->name, cmd.addr.local, cmd.addr.domain,
 				    cmd.addr.null);
+			/* utf8 is set exactly when there is 8-bit */
+			bool eight = false;
+			for (const char *p = c->line; *p; p++)
+				eight |= (unsigned char)*p >= 0x80;
+			if (cmd.addr.utf8 != eight)
+				fail_msg("case '%s': utf8=%d", c->name,
+				    cmd.addr.utf8);
 		}
 	}
 }
