@@ -28,6 +28,7 @@
 #include "base/buf.h"
 #include "base/dns.h"
 #include "base/iopool.h"
+#include "base/dirsync.h"
 #include "base/log.h"
 #include "base/metrics.h"
 #include "base/tls.h"
@@ -799,6 +800,9 @@ main(int argc, char **argv)
 	event_base_free(t.base);
 	unlink(t.pidfile);
 	free(t.pidfile);
+	unsigned long long ffs, dfs;
+	dirsync_counts(&ffs, &dfs);
+	log_info("disk: %llu file fsync(s), %llu directory fsync(s)", ffs, dfs);
 	log_info("ternd stopped");
 	runtime_unref(t.rt);
 	kvstore_free(t.kv);

@@ -636,6 +636,12 @@ apply(struct ctx *c, const struct cfg_node *n, struct config *cfg)
 		cfg->inbound_auth = n->b;
 		return 0;
 	}
+	if (strcmp(c->key, "local_fast_path") == 0) {
+		if (n->type != CFG_BOOL)
+			return fail(c, "expected true or false");
+		cfg->local_fast_path = n->b;
+		return 0;
+	}
 	if (strcmp(c->key, "auth_loopback_plaintext") == 0) {
 		if (n->type != CFG_BOOL)
 			return fail(c, "expected true or false");
@@ -872,6 +878,7 @@ config_load(const char *path, char *err, size_t errsz)
 	cfg->delay_warning = 4 * 3600;
 	cfg->dns_timeout = 20;
 	cfg->inbound_auth = true;
+	cfg->local_fast_path = true;
 	cfg->public_suffix_list = xstrdup(
 	    "/usr/share/publicsuffix/public_suffix_list.dat");
 	cfg->client.port = 25;
@@ -1192,6 +1199,8 @@ config_print(const struct config *cfg, FILE *fp)
 		fprintf(fp, "users = nil -- %s, once ternctl passwd made it\n",
 		    cfg->users);
 	fprintf(fp, "inbound_auth = %s\n", cfg->inbound_auth ? "true" :
+	    "false");
+	fprintf(fp, "local_fast_path = %s\n", cfg->local_fast_path ? "true" :
 	    "false");
 	print_str_key(fp, "public_suffix_list", cfg->public_suffix_list);
 	fprintf(fp, "auth_loopback_plaintext = %s\n",

@@ -119,6 +119,8 @@ struct config {
 	                                   * optional until it exists */
 	bool auth_loopback_plaintext;     /* AUTH without TLS from trusted */
 	bool inbound_auth;                /* SPF, DKIM, DMARC of mail on mx */
+	bool local_fast_path;             /* local mail into its Maildirs
+	                                   * before the 250, no queue file */
 	char *public_suffix_list;         /* DMARC's organizational domains */
 	enum submission_from submission_from;
 	bool tls_selfsigned;              /* default paths: made at start */

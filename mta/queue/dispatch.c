@@ -48,6 +48,7 @@
 #include "base/intl.h"
 #include "base/iopool.h"
 #include "base/log.h"
+#include "base/metrics.h"
 #include "base/util.h"
 #include "lua/config.h"
 #include "lua/hooks.h"
@@ -402,6 +403,43 @@ done_load(void *arg)
 
 /* --- DELIVER (worker) ------------------------------------------------- */
 
+/*
+ * One copy into a Maildir, with its Return-Path and Delivered-To, tagged
+ * "<id>R<i>" (recovery looks for the tag), within the quota. 0 with the
+ * file's name, or -1 with err (err->temp: try again later).
+ */
+static int
+deliver_local(struct deliver_maildir *dm, const struct config_limits *lim,
+    const char *id, size_t i, const char *sender, const char *maildir,
+    const char *mailbox, const struct buf *body, char *name, size_t namesz,
+    struct tern_err *err)
+{
+	char tag[ENVELOPE_ID_LEN + 24], root[4096];
+	struct iovec iov[2];
+	struct buf head;
+	int rc;
+
+	(void)str_fmt(tag, sizeof(tag), "%sR%zu", id, i);
+	buf_init(&head);
+	message_append_delivery_fields(&head, sender, mailbox);
+	iov[0].iov_base = head.data;
+	iov[0].iov_len = head.len;
+	iov[1].iov_base = body->data;
+	iov[1].iov_len = body->len;
+	/* over quota: 452 4.2.2, the message waits in the queue */
+	quota_root(maildir, root, sizeof(root));
+	memset(err, 0, sizeof(*err));
+	rc = quota_check(root, lim->quota_storage, lim->quota_messages,
+	    head.len + body->len, err);
+	if (rc == 0)
+		rc = deliver_maildir_sync(dm, maildir, tag, iov, 2, name,
+		    namesz, err);
+	if (rc == 0)
+		quota_add(root, (int64_t)(head.len + body->len), 1);
+	buf_clear(&head);
+	return rc;
+}
+
 static void
 deliver_one(struct job *j, size_t i)
 {
@@ -409,8 +447,6 @@ deliver_one(struct job *j, size_t i)
 	struct plan *p = &j->plans[i];
 	char name[MAILDIR_NAME_MAX + 1], tag[ENVELOPE_ID_LEN + 24];
 	struct tern_err err;
-	struct iovec iov[2];
-	struct buf head;
 	int rc;
 
 	(void)str_fmt(tag, sizeof(tag), "%sR%zu", j->id, i);
@@ -424,25 +460,9 @@ deliver_one(struct job *j, size_t i)
 		j->changed = true;
 		return;
 	}
-	buf_init(&head);
-	message_append_delivery_fields(&head, j->env->sender, p->mailbox);
-	iov[0].iov_base = head.data;
-	iov[0].iov_len = head.len;
-	iov[1].iov_base = j->body->data;
-	iov[1].iov_len = j->body->len;
-	/* over quota: 452 4.2.2, the message waits in the queue */
-	const struct config_limits *lim = &j->rt->cfg->limits;
-	char root[4096];
-	quota_root(p->maildir, root, sizeof(root));
-	memset(&err, 0, sizeof(err));
-	rc = quota_check(root, lim->quota_storage, lim->quota_messages,
-	    head.len + j->body->len, &err);
-	if (rc == 0)
-		rc = deliver_maildir_sync(j->d->dm, p->maildir, tag, iov, 2,
-		    name, sizeof(name), &err);
-	if (rc == 0)
-		quota_add(root, (int64_t)(head.len + j->body->len), 1);
-	buf_clear(&head);
+	rc = deliver_local(j->d->dm, &j->rt->cfg->limits, j->id, i,
+	    j->env->sender, p->maildir, p->mailbox, j->body, name,
+	    sizeof(name), &err);
 	free(r->error);
 	if (rc == 0) {
 		r->error = xasprintf("250 2.0.0 %s", name);
@@ -464,6 +484,133 @@ deliver_one(struct job *j, size_t i)
 		p->newly_failed = true;
 		j->changed = true;
 	}
+}
+
+/* --- the local fast path (queue_direct) -------------------------------- */
+
+/*
+ * A message whose recipients are all local, with no plugin that routes or
+ * wants to hear of deliveries and no success report asked for, is
+ * delivered before the 250 and never queued (queue.h, queue_direct). What
+ * is not delivered then goes through the queue as usual.
+ */
+struct direct {
+	struct dispatch *d;
+	struct runtime *rt;
+	size_t n;
+	char **maildir;          /* per recipient */
+	char **mailbox;
+	bool *sent;
+};
+
+static void
+direct_free(struct direct *x)
+{
+	for (size_t i = 0; i < x->n; i++) {
+		free(x->maildir[i]);
+		free(x->mailbox[i]);
+	}
+	free(x->maildir);
+	free(x->mailbox);
+	free(x->sent);
+	runtime_unref(x->rt);
+	free(x);
+}
+
+static void *
+direct_plan(void *arg, const struct envelope *env)
+{
+	struct dispatch *d = arg;
+	struct runtime *rt = *d->current;
+	const struct config *cfg = rt->cfg;
+	char mailbox[SMTP_LOCAL_MAX + 1], domain[SMTP_DOMAIN_MAX + 1];
+	struct smtp_addr a;
+
+	if (!cfg->local_fast_path || d->stopped ||
+	    hooks_has(rt->hooks, HOOK_ROUTE) ||
+	    hooks_has(rt->hooks, HOOK_DELIVERED))
+		return NULL;
+	struct direct *x = xcalloc(1, sizeof(*x));
+	x->d = d;
+	x->rt = runtime_ref(rt);
+	x->maildir = xcalloc(env->nrcpts, sizeof(char *));
+	x->mailbox = xcalloc(env->nrcpts, sizeof(char *));
+	x->sent = xcalloc(env->nrcpts, sizeof(bool));
+	x->n = env->nrcpts;
+	for (size_t i = 0; i < env->nrcpts; i++) {
+		const struct envelope_rcpt *r = &env->rcpts[i];
+		size_t plen = strlen(r->path);
+		if (dsn_notify_wants(r->notify, DSN_NOTIFY_SUCCESS) ||
+		    plen < 2 || smtp_parse_mailbox(r->path + 1, plen - 2,
+		    &a) != 0 || a.domain[0] == '[' ||
+		    !config_is_local_domain(cfg, a.domain) ||
+		    maildir_local_normalize(a.local, cfg->recipient_delimiter,
+		    mailbox, sizeof(mailbox)) != 0 ||
+		    maildir_domain_normalize(a.domain, domain,
+		    sizeof(domain)) != 0) {
+			direct_free(x);
+			return NULL;
+		}
+		x->maildir[i] = r->folder ? xasprintf("%s/%s/%s/.%s",
+		    cfg->mail_dir, domain, mailbox, r->folder) :
+		    xasprintf("%s/%s/%s", cfg->mail_dir, domain, mailbox);
+		x->mailbox[i] = xasprintf("%s@%s", mailbox, domain);
+	}
+	return x;
+}
+
+static void
+direct_deliver(void *plan, struct envelope *env, const struct buf *body)
+{
+	struct direct *x = plan;
+	char name[MAILDIR_NAME_MAX + 1];
+	struct tern_err err;
+
+	for (size_t i = 0; i < x->n; i++) {
+		struct envelope_rcpt *r = &env->rcpts[i];
+		if (deliver_local(x->d->dm, &x->rt->cfg->limits, env->id, i,
+		    env->sender, x->maildir[i], x->mailbox[i], body, name,
+		    sizeof(name), &err) != 0) {
+			/* the queue tries again, and reports if it must */
+			log_info("%s: to=%s relay=local maildir=%s: not "
+			    "delivered before the commit (%d %s %s): queued",
+			    env->id, r->path, x->maildir[i], err.code, err.enh,
+			    err.text);
+			continue;
+		}
+		free(r->error);
+		r->error = xasprintf("250 2.0.0 %s", name);
+		r->status = RCPT_DONE;
+		x->sent[i] = true;
+		log_info("%s: to=%s relay=local maildir=%s delay=0s "
+		    "status=sent (%s, before the 250)", env->id, r->path,
+		    x->maildir[i], name);
+	}
+}
+
+static void
+direct_done(void *plan, const struct envelope *env, bool all)
+{
+	struct direct *x = plan;
+	struct dispatch *d = x->d;
+
+	for (size_t i = 0; i < x->n; i++) {
+		if (!x->sent[i])
+			continue;
+		d->stats.delivered++;
+		metrics_add("tern_deliveries_total",
+		    "relay=\"local\",result=\"delivered\"", 1);
+		metrics_observe("tern_delivery_delay_seconds",
+		    "relay=\"local\"", (double)(dispatch_now() - env->created));
+		if (d->on_maildir)
+			d->on_maildir(d->on_maildir_arg, x->maildir[i]);
+	}
+	if (all) {
+		d->stats.received++;
+		log_info("%s: delivered before the commit: no queue file",
+		    env->id);
+	}
+	direct_free(x);
 }
 
 /*
@@ -933,6 +1080,8 @@ dispatch_new(struct event_base *base, struct runtime **current,
 	d->timer = evtimer_new(base, dispatch_on_timer, d);
 	TERN_ASSERT(d->timer != NULL);
 	queue_set_on_commit(q, dispatch_on_commit, d);
+	queue_set_direct(q, &(struct queue_direct){ direct_plan,
+	    direct_deliver, direct_done, d });
 	return d;
 }
 

@@ -49,6 +49,7 @@ struct queue {
 	uint64_t last_id;
 	queue_on_commit_fn on_commit;
 	void *on_commit_arg;
+	struct queue_direct direct;
 };
 
 struct queue_commit {
@@ -60,6 +61,8 @@ struct queue_commit {
 	void *cb_arg;
 	struct tern_err err;
 	int rc;
+	void *plan;              /* the fast path's, or NULL */
+	bool all_done;           /* it delivered everything: no file */
 };
 
 static int
@@ -202,16 +205,19 @@ durable_create(struct queue *q, const char *tmp, const char *final,
 		queue_errno(err, "create", errno);
 		return -1;
 	}
-	if (write_all(fd, iov, iovcnt) != 0 || fsync(fd) != 0) {
+	dirsync_begin(q->queue_sync);
+	if (write_all(fd, iov, iovcnt) != 0 || dirsync_fsync_file(fd) != 0) {
 		e = errno;
 		close(fd);
 		unlink(tmp);
+		dirsync_abandon(q->queue_sync);
 		queue_errno(err, "write", e);
 		return -1;
 	}
 	if (close(fd) != 0) {
 		e = errno;
 		unlink(tmp);
+		dirsync_abandon(q->queue_sync);
 		queue_errno(err, "close", e);
 		return -1;
 	}
@@ -219,6 +225,7 @@ durable_create(struct queue *q, const char *tmp, const char *final,
 	    RENAME_NOREPLACE) : rename(tmp, final)) != 0) {
 		e = errno;
 		unlink(tmp);
+		dirsync_abandon(q->queue_sync);
 		queue_errno(err, "rename", e);
 		return -1;
 	}
@@ -265,11 +272,25 @@ queue_commit_work(void *arg)
 		c->rc = -1;
 		return;
 	}
+	if (c->plan) {
+		q->direct.deliver(c->plan, c->env, c->body);
+		if (envelope_pending(c->env) == 0) {
+			c->all_done = true;   /* on disk where it belongs */
+			c->rc = 0;
+			return;
+		}
+	}
 	iov[0].iov_base = c->head.data;
 	iov[0].iov_len = c->head.len;
 	iov[1].iov_base = c->body->data;
 	iov[1].iov_len = c->body->len;
 	c->rc = durable_create(q, tmp, final, iov, 2, true, &c->err);
+	/* delivered by the fast path: said in the state file, after it */
+	if (c->rc == 0 && c->plan && envelope_pending(c->env) <
+	    c->env->nrcpts && queue_state_write_sync(q, c->env, &c->err) != 0)
+		log_warnx("%s: cannot record the recipients delivered before "
+		    "the commit (they may get it twice): %s", c->env->id,
+		    c->err.text);
 }
 
 static void
@@ -280,7 +301,13 @@ queue_commit_done(void *arg)
 
 	if (c->cb)
 		c->cb(c->cb_arg, c->env->id, c->rc == 0 ? NULL : &c->err);
-	if (c->rc == 0) {
+	if (c->plan)
+		q->direct.done(c->plan, c->env, c->all_done);
+	if (c->all_done) {
+		if (c->cb == NULL)
+			log_info("%s: delivered after the client left",
+			    c->env->id);
+	} else if (c->rc == 0) {
 		if (c->cb == NULL)
 			log_info("%s: committed after the client left; it "
 			    "will be delivered", c->env->id);
@@ -319,8 +346,16 @@ queue_commit(struct queue *q, struct envelope *env, struct buf *body,
 	env->nfixed = env->nrcpts;
 	buf_init(&c->head);
 	envelope_serialize(env, &c->head);
+	if (q->direct.plan)
+		c->plan = q->direct.plan(q->direct.arg, env);
 	iopool_submit(q->pool, queue_commit_work, queue_commit_done, c);
 	return c;
+}
+
+void
+queue_set_direct(struct queue *q, const struct queue_direct *d)
+{
+	q->direct = *d;
 }
 
 void

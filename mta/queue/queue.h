@@ -13,6 +13,7 @@
 #ifndef TERN_QUEUE_H
 #define TERN_QUEUE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -41,6 +42,26 @@ typedef void (*queue_on_commit_fn)(void *arg, struct envelope *env,
 
 /* Who is told of each committed message (dispatch). */
 void queue_set_on_commit(struct queue *q, queue_on_commit_fn fn, void *arg);
+
+/*
+ * Delivery before the commit (the local fast path, dispatch's). plan runs
+ * on the loop thread as a message is committed and returns where its
+ * recipients go, or NULL when it is not for this path; deliver runs on a
+ * worker before anything is written to the spool and marks each recipient
+ * it delivered RCPT_DONE (durably: file and directory synced). Then, if
+ * every recipient is done, no queue file is written at all; else the
+ * message is queued as always, its delivered recipients in its state file.
+ * done runs on the loop after the commit's callback, with all=true when
+ * the message needed no queue file (the queue frees it), and frees plan.
+ */
+struct queue_direct {
+	void *(*plan)(void *arg, const struct envelope *env);
+	void (*deliver)(void *plan, struct envelope *env,
+	    const struct buf *body);
+	void (*done)(void *plan, const struct envelope *env, bool all);
+	void *arg;
+};
+void queue_set_direct(struct queue *q, const struct queue_direct *d);
 
 /*
  * Writes env and body durably, then calls cb (the 250 or the 4xx) and

@@ -317,10 +317,12 @@ deliver_maildir_sync(struct deliver_maildir *d, const char *maildir,
 		dir_put(d, dir);
 		return -1;
 	}
-	if (write_iov(fd, iov, iovcnt) != 0 || fsync(fd) != 0) {
+	dirsync_begin(dir->new_sync);
+	if (write_iov(fd, iov, iovcnt) != 0 || dirsync_fsync_file(fd) != 0) {
 		e = errno;
 		close(fd);
 		unlink(tmp);
+		dirsync_abandon(dir->new_sync);
 		dir_put(d, dir);
 		deliver_errno(err, "write", e);
 		return -1;
@@ -328,6 +330,7 @@ deliver_maildir_sync(struct deliver_maildir *d, const char *maildir,
 	if (close(fd) != 0 || rename(tmp, final) != 0) {
 		e = errno;
 		unlink(tmp);
+		dirsync_abandon(dir->new_sync);
 		dir_put(d, dir);
 		deliver_errno(err, "rename", e);
 		return -1;
