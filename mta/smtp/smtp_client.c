@@ -228,6 +228,15 @@ smtputf8_downgrade(struct smtp_delivery *d)
 		d->ascii_rcpts[i] = ascii_path(d->rcpts[i]);
 		ok &= d->ascii_rcpts[i] != NULL;
 	}
+	if (!ok) {
+		/* no half-converted envelope is ever kept */
+		for (size_t i = 0; i < d->nrcpts; i++)
+			free(d->ascii_rcpts[i]);
+		free(d->ascii_rcpts);
+		free(d->ascii_sender);
+		d->ascii_rcpts = NULL;
+		d->ascii_sender = NULL;
+	}
 	return ok;
 }
 
