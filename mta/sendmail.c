@@ -34,6 +34,7 @@
 #include "base/buf.h"
 #include "base/util.h"
 #include "lua/config.h"
+#include "mail/dsn.h"
 #include "mail/envelope.h"
 #include "mail/message.h"
 #include "smtp/smtp_parse.h"
@@ -51,7 +52,7 @@ usage(FILE *fp)
 {
 	fprintf(fp,
 	    "usage: tern-sendmail [-t] [-i] [-f sender] [-F name] [-C config] "
-	    "[recipient...]\n"
+	    "[-N dsn] [-R ret] [-V envid] [recipient...]\n"
 	    "\n"
 	    "Queues the message on standard input for delivery by ternd.\n"
 	    "  -t         recipients from To:, Cc: and Bcc: (Bcc: is removed)\n"
@@ -59,6 +60,10 @@ usage(FILE *fp)
 	    "  -f ADDR    the envelope sender (default: you@this host)\n"
 	    "  -F NAME    your full name, for a From: field we add\n"
 	    "  -C FILE    ternd's configuration (else $TERN_HOME, else ./var)\n"
+	    "  -N DSN     delivery reports wanted: never, or any of success,\n"
+	    "             failure, delay (default failure,delay)\n"
+	    "  -R RET     a failure report returns the message: full or hdrs\n"
+	    "  -V ENVID   an identifier the reports quote\n"
 	    "Exit status: 0 queued; 64 usage; 65 bad message; 73/74/75 could\n"
 	    "not write it (nothing was queued); 78 bad configuration.\n");
 }
@@ -247,13 +252,45 @@ main(int argc, char **argv)
 		    strncmp(argv[i], "-O", 2) == 0)
 			argv[i] = "-v";   /* accepted and ignored */
 	}
-	while ((ch = getopt(argc, argv, "tif:r:F:C:vh")) != -1) {
+	unsigned notify = 0;
+	enum dsn_ret ret = DSN_RET_UNSET;
+	char envid[3 * DSN_ENVID_MAX + 1] = "";
+	while ((ch = getopt(argc, argv, "tif:r:F:C:N:R:V:vh")) != -1) {
 		switch (ch) {
 		case 't': from_headers = true; break;
 		case 'i': dot_ends = false; break;
 		case 'f': case 'r': sender = optarg; break;
 		case 'F': fullname = optarg; break;
 		case 'C': cfg_path = optarg; break;
+		case 'N':   /* sendmail's DSN options (RFC 3461) */
+			if (dsn_notify_parse(optarg, &notify) != 0) {
+				fprintf(stderr, "tern-sendmail: -N: never, or "
+				    "success,failure,delay\n");
+				return EX_USAGE;
+			}
+			break;
+		case 'R':
+			if (dsn_ret_parse(optarg, &ret) != 0) {
+				fprintf(stderr, "tern-sendmail: -R: full or "
+				    "hdrs\n");
+				return EX_USAGE;
+			}
+			break;
+		case 'V': {
+			struct buf x;
+			buf_init(&x);
+			xtext_encode(optarg, strlen(optarg), &x);
+			buf_append_char(&x, '\0');
+			bool ok = dsn_envid_valid(x.data) &&
+			    str_copy(envid, sizeof(envid), x.data) == 0;
+			buf_clear(&x);
+			if (!ok) {
+				fprintf(stderr, "tern-sendmail: -V: at most %d "
+				    "printable characters\n", DSN_ENVID_MAX);
+				return EX_USAGE;
+			}
+			break;
+		}
 		case 'v': break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return EX_USAGE;
@@ -379,9 +416,13 @@ main(int argc, char **argv)
 	env.size = fixed.len;
 	for (size_t i = 0; i < nrcpts; i++) {
 		char *p = xasprintf("<%s>", rcpts[i]);
-		envelope_add_rcpt(&env, p);
+		size_t ri = envelope_add_rcpt(&env, p);
+		env.rcpts[ri].notify = notify;
 		free(p);
 	}
+	env.ret = ret;
+	if (envid[0])
+		env.envid = xstrdup(envid);
 	env.smtputf8 = envelope_wants_smtputf8(&env, fixed.data, fixed.len);
 	envelope_serialize(&env, &file);
 	buf_append(&file, fixed.data, fixed.len);

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/intl.h"
 #include "base/util.h"
 
 const char *
@@ -616,5 +617,10 @@ spf_identity(const char *path, const char *helo, char *domain,
 	for (char *p = domain; *p; p++)
 		if (*p >= 'A' && *p <= 'Z')
 			*p = (char)(*p | 32);
+	/* a U-label domain (SMTPUTF8) is asked for by its A-labels */
+	char ascii[256];
+	if (!intl_is_ascii(domain, strlen(domain)) &&
+	    intl_domain_ascii(domain, ascii, sizeof(ascii)) == 0)
+		(void)str_copy(domain, domainsz, ascii);
 	return true;
 }

@@ -72,3 +72,21 @@ def test_pickup_refuses_links(ternd, tmp_path):
     assert ternd.messages("thief") == []
     assert "not a plain file" in ternd.log()
     assert not (pickup / "evil-symlink").exists()
+
+
+def test_dsn_options(ternd):
+    """-N, -R and -V: sendmail's DSN options (RFC 3461), kept in the
+    queue file; -N success brings a success report, -N never none."""
+    r = sendmail(ternd, ["-f", "me@localhost", "-N", "success,failure", "-R",
+                         "hdrs", "-V", "id 1+2", "dee@localhost"],
+                 "Subject: tell me\n\nhi\n")
+    assert r.returncode == 0, r.stderr
+    assert len(ternd.wait_messages("dee", 1)) == 1
+    raw = ternd.wait_messages("me", 1)[0]
+    assert b"Subject: Successful Mail Delivery Report" in raw
+    assert b"Original-Envelope-Id: id 1+2" in raw
+    assert b"Action: delivered" in raw
+    for bad in (["-N", "sometimes"], ["-N", "never,success"], ["-R", "all"],
+                ["-V", "x" * 101]):
+        r = sendmail(ternd, bad + ["dee@localhost"], "Subject: x\n\nx\n")
+        assert r.returncode == 64, (bad, r.stderr)

@@ -204,6 +204,10 @@ test_records(void **state)
 	assert_string_equal(dom, "h.test");
 	assert_string_equal(snd, "postmaster@H.test");
 	assert_false(spf_identity("", "", dom, sizeof(dom), snd, sizeof(snd)));
+	/* SMTPUTF8: a U-label domain is looked up by its A-labels */
+	assert_true(spf_identity("<j\xc3\xb6rg@B\xc3\xbc" "cher.example>",
+	    "h.test", dom, sizeof(dom), snd, sizeof(snd)));
+	assert_string_equal(dom, "xn--bcher-kva.example");
 
 	/* matching */
 	static const unsigned char net[4] = { 192, 0, 2, 0 };
