@@ -733,12 +733,15 @@ apply(struct ctx *c, const struct cfg_node *n, struct config *cfg)
 		cfg->domains = xcalloc(n->nitems + 1, sizeof(char *));
 		for (size_t i = 0; i < n->nitems; i++) {
 			const struct cfg_node *it = &n->items[i];
-			if (it->type != CFG_STR || !smtp_valid_domain(it->s,
-			    strlen(it->s)) || it->s[0] == '[')
+			char ascii[256];
+			/* kept in A-labels (a U-label is taken too) */
+			if (it->type != CFG_STR || intl_domain_ascii(it->s,
+			    ascii, sizeof(ascii)) != 0 ||
+			    !smtp_valid_domain(ascii, strlen(ascii)) ||
+			    ascii[0] == '[')
 				return fail(c, "item %zu: not a domain name",
 				    i + 1);
-			cfg->domains[cfg->ndomains] = xstrdup(it->s);
-			ascii_lower(cfg->domains[cfg->ndomains++]);
+			cfg->domains[cfg->ndomains++] = xstrdup(ascii);
 		}
 		return 0;
 	}
@@ -1323,17 +1326,17 @@ config_print(const struct config *cfg, FILE *fp)
 bool
 config_is_local_domain(const struct config *cfg, const char *domain)
 {
-	char a[256], b[256];
+	char a[256];
 
+	/* the domains are kept in A-labels: a U-label is asked by its
+	 * A-label form (IDNA2008), an ASCII name as it is */
+	if (!intl_is_ascii(domain, strlen(domain))) {
+		if (intl_domain_ascii(domain, a, sizeof(a)) != 0)
+			return false;
+		domain = a;
+	}
 	for (size_t i = 0; i < cfg->ndomains; i++)
 		if (ascii_strcaseeq(cfg->domains[i], domain))
-			return true;
-	/* a U-label and its A-label are one domain (IDNA2008) */
-	if (intl_domain_ascii(domain, a, sizeof(a)) != 0)
-		return false;
-	for (size_t i = 0; i < cfg->ndomains; i++)
-		if (intl_domain_ascii(cfg->domains[i], b, sizeof(b)) == 0 &&
-		    strcmp(a, b) == 0)
 			return true;
 	return false;
 }

@@ -91,11 +91,19 @@ bounce_build(struct buf *out, const struct bounce_info *b)
 		buf_append_str(out, "Your message could not be delivered yet "
 		    "to one or more recipients.\nIt is still queued and will "
 		    "be retried; you need not send it again.\n\n");
-	else
+	else {
+		bool relayed = false;
+		for (size_t i = 0; i < b->nrcpts; i++)
+			relayed |= b->rcpts[i].action == BOUNCE_RELAYED;
 		buf_append_str(out, "You asked to be told when your message "
-		    "arrived. It has been\ndelivered to the recipients below "
-		    "(\"relayed\": handed on to a server\nthat will not "
-		    "report its own delivery).\n\n");
+		    "arrived. It has been\ndelivered to the recipients "
+		    "below.\n");
+		if (relayed)
+			buf_append_str(out, "\"relayed\": handed on to a "
+			    "server that will not report its\nown delivery; "
+			    "you may not hear more of it.\n");
+		buf_append_char(out, '\n');
+	}
 	for (size_t i = 0; i < b->nrcpts; i++) {
 		const struct bounce_rcpt *r = &b->rcpts[i];
 		buf_append_str(out, "<");

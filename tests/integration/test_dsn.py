@@ -96,6 +96,7 @@ def test_success_report_for_local_delivery(make_ternd):
     # our Maildir file names stay ours; only the header comes back
     assert b"the body text" not in raw
     assert b"Diagnostic-Code" not in raw
+    assert b"relayed" not in raw          # nothing was, so not explained
     # one report for both, and none asked for by the report itself
     assert len(t.messages("sender")) == 1
     assert "success report for 2 recipient(s)" in t.log()

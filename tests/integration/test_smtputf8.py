@@ -105,6 +105,12 @@ def test_u_label_is_the_a_label_domain(make_ternd):
         s.sendmail("x@localhost", ["anna@xn--bcher-kva.test"],
                    b"Subject: ascii\r\n\r\nx\r\n")
     assert len(t.wait_messages("anna", 2, domain="xn--bcher-kva.test")) == 2
+    # the config may name it by its U-label too
+    t = make_ternd('domains = { "localhost", "B\u00fccher.test" }', sub="u")
+    with smtplib.SMTP("127.0.0.1", t.port) as s:
+        s.sendmail("x@localhost", ["anna@xn--bcher-kva.test"],
+                   b"Subject: ascii\r\n\r\nx\r\n")
+    assert len(t.wait_messages("anna", 1, domain="xn--bcher-kva.test")) == 1
 
 
 RECORDS = ["xn--bcher-kva.test. MX 10 mx.bu.test.", "mx.bu.test. A 127.0.0.3",
