@@ -41,6 +41,7 @@
 #include "runtime.h"
 #include "smtp/smtp_parse.h"
 #include "store/index.h"
+#include "ternctl_tls.h"
 
 #define EX_UNAVAILABLE 69
 #define EX_CONFIG 78
@@ -87,6 +88,10 @@ usage(FILE *fp)
 	    "                   for mail from IP with MAIL FROM SENDER (\"\"\n"
 	    "                   for <>: the HELO name's), through the\n"
 	    "                   configured resolver\n"
+	    "  tls-policy DOMAIN\n"
+	    "                   what ternd would do about TLS for mail to\n"
+	    "                   DOMAIN and why: the policy, DNSSEC, each MX\n"
+	    "                   host's addresses and DANE TLSA records\n"
 	    "\n"
 	    "  -c FILE          the configuration ternd runs with (else\n"
 	    "                   $TERN_HOME, else ./var)\n"
@@ -169,8 +174,8 @@ spf_cmd(const char *cfg_path, int argc, char **argv)
 		return EX_CONFIG;
 	}
 	struct event_base *base = event_base_new();
-	struct dns *dns = dns_new(base, cfg->resolver, cfg->dns_timeout, err,
-	    sizeof(err));
+	struct dns *dns = dns_new(base, cfg->resolver, cfg->dns_timeout, NULL,
+	    err, sizeof(err));
 	if (dns == NULL) {
 		fprintf(stderr, "ternctl: %s\n", err);
 		event_base_free(base);
@@ -806,6 +811,9 @@ main(int argc, char **argv)
 		return dkim_cmd(cfg_path, argc - optind - 1, argv + optind + 1);
 	if (strcmp(cmd, "spf") == 0)
 		return spf_cmd(cfg_path, argc - optind - 1, argv + optind + 1);
+	if (strcmp(cmd, "tls-policy") == 0)
+		return tls_policy_cmd(cfg_path, argc - optind - 1,
+		    argv + optind + 1);
 	if (strcmp(cmd, "index") == 0) {
 		if (optind + 3 != argc || strcmp(arg, "rebuild") != 0) {
 			fprintf(stderr, "ternctl: index rebuild USER\n");

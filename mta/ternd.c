@@ -715,10 +715,16 @@ main(int argc, char **argv)
 	t.pidfile = xasprintf("%s/ternd.pid", t.cfg->run_dir);
 	if (write_pidfile(t.pidfile) != 0)
 		log_warn("cannot write %s", t.pidfile);
-	t.dns = dns_new(t.base, t.cfg->resolver, t.cfg->dns_timeout, err,
-	    sizeof(err));
+	char why[300];
+	const char *anchor = config_trust_anchor(t.cfg, why, sizeof(why));
+	t.dns = dns_new(t.base, t.cfg->resolver, t.cfg->dns_timeout, anchor,
+	    err, sizeof(err));
 	if (t.dns == NULL)
 		startup_fail(err);
+	if (anchor)
+		log_info("dns: DNSSEC validation with %s; DANE on", anchor);
+	else
+		log_info("dns: no DNSSEC validation (%s); no DANE", why);
 	listen_set_dns(t.listen, t.dns);
 	t.tls_client = tls_client_new(t.cfg->client.ca_file, err, sizeof(err));
 	if (t.tls_client == NULL)

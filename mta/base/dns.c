@@ -10,6 +10,11 @@
  * are back. An MX lookup with no MX records falls back to the domain
  * itself (RFC 5321 5.1: the implicit MX), checked by the address lookup
  * that follows; NXDOMAIN is permanent, SERVFAIL and timeouts temporary.
+ *
+ * With a trust anchor libunbound validates every answer itself (DNSSEC,
+ * RFC 4035), so DANE never depends on a resolver's AD bit: a bogus
+ * answer is a temporary failure, and the *_sec lookups say which answers
+ * were proven.
  */
 #include "base/dns.h"
 
@@ -28,6 +33,7 @@
 #include "base/log.h"
 #include "base/util.h"
 #include "smtp/mx.h"
+#include "smtp/tlsa.h"
 
 #define RCODE_SERVFAIL 2
 #define RCODE_NXDOMAIN 3
@@ -37,12 +43,14 @@ struct dns {
 	struct ub_ctx *ctx;
 	struct event *ev;
 	unsigned timeout;
+	bool validating;
 };
 
 struct dns_query {
 	struct dns *d;
 	bool is_mx, is_txt, mx_only;
 	int rtype;               /* is_txt: the type asked (dns_records) */
+	bool secure[2];          /* each answer was proven (DNSSEC) */
 	bool cancelled;
 	int pending;             /* outstanding libunbound queries */
 	int ids[2];
@@ -50,6 +58,9 @@ struct dns_query {
 	dns_mx_cb mx_cb;
 	dns_addr_cb addr_cb;
 	dns_txt_cb txt_cb;
+	dns_mx_sec_cb mx_sec_cb;     /* the *_sec forms, instead */
+	dns_addr_sec_cb addr_sec_cb;
+	dns_tlsa_cb tlsa_cb;
 	void *arg;
 	/* address results */
 	struct sockaddr_storage addrs[32];
@@ -69,7 +80,7 @@ dns_on_read(evutil_socket_t fd, short what, void *arg)
 
 struct dns *
 dns_new(struct event_base *base, const char *resolver, unsigned timeout_sec,
-    char *err, size_t errsz)
+    const char *trust_anchor, char *err, size_t errsz)
 {
 	struct dns *d = xcalloc(1, sizeof(*d));
 	int rc;
@@ -140,10 +151,26 @@ dns_new(struct event_base *base, const char *resolver, unsigned timeout_sec,
 		dns_free(d);
 		return NULL;
 	}
+	if (trust_anchor != NULL) {
+		rc = ub_ctx_add_ta_file(d->ctx, trust_anchor);
+		if (rc != 0) {
+			(void)snprintf(err, errsz, "dns: trust anchor %s: %s",
+			    trust_anchor, ub_strerror(rc));
+			dns_free(d);
+			return NULL;
+		}
+		d->validating = true;
+	}
 	d->ev = event_new(base, ub_fd(d->ctx), EV_READ | EV_PERSIST,
 	    dns_on_read, d);
 	event_add(d->ev, NULL);
 	return d;
+}
+
+bool
+dns_validating(const struct dns *d)
+{
+	return d->validating;
 }
 
 void
@@ -163,7 +190,13 @@ answer_temp_now(struct dns_query *q)
 {
 	if (q->cancelled)
 		return;
-	if (q->is_mx)
+	if (q->mx_sec_cb)
+		q->mx_sec_cb(q->arg, DNS_TEMP, false, NULL, 0);
+	else if (q->addr_sec_cb)
+		q->addr_sec_cb(q->arg, DNS_TEMP, false, NULL, 0);
+	else if (q->tlsa_cb)
+		q->tlsa_cb(q->arg, DNS_TEMP, false, NULL, 0);
+	else if (q->is_mx)
 		q->mx_cb(q->arg, DNS_TEMP, NULL, 0);
 	else if (q->is_txt)
 		q->txt_cb(q->arg, DNS_TEMP, NULL, 0);
@@ -213,6 +246,13 @@ query_arm(struct dns_query *q)
 static enum dns_status
 status_of(const struct ub_result *r, int err)
 {
+	if (err == 0 && r != NULL && r->bogus) {
+		/* validation failed: maybe an attack, maybe a broken zone */
+		log_warnx("dns: %s (type %d) fails DNSSEC validation: %s",
+		    r->qname ? r->qname : "?", r->qtype,
+		    r->why_bogus ? r->why_bogus : "bogus");
+		return DNS_TEMP;
+	}
 	if (err != 0 || r == NULL || r->rcode == RCODE_SERVFAIL)
 		return DNS_TEMP;
 	if (r->nxdomain || r->rcode == RCODE_NXDOMAIN)
@@ -247,6 +287,7 @@ mx_done(void *arg, int err, struct ub_result *r)
 
 	if (!answer_wanted(q, r))
 		return;
+	bool secure = r != NULL && err == 0 && r->secure;
 	if (st == DNS_OK) {
 		size_t count = 0;
 		while (r->data[count])
@@ -281,7 +322,10 @@ mx_done(void *arg, int err, struct ub_result *r)
 		st = DNS_OK;
 	}
 	ub_resolve_free(r);
-	q->mx_cb(q->arg, st, hosts, st == DNS_OK ? n : 0);
+	if (q->mx_sec_cb)
+		q->mx_sec_cb(q->arg, st, secure, hosts, st == DNS_OK ? n : 0);
+	else
+		q->mx_cb(q->arg, st, hosts, st == DNS_OK ? n : 0);
 	free(hosts);
 	free(e);
 	query_free(q);
@@ -352,6 +396,7 @@ static void
 addr_done_one(struct dns_query *q, int idx, int err, struct ub_result *r)
 {
 	q->st[idx] = status_of(r, err);
+	q->secure[idx] = err == 0 && r != NULL && r->secure;
 	if (q->st[idx] == DNS_OK) {
 		for (int i = 0; r->data[i] && q->naddrs < 32; i++) {
 			struct sockaddr_storage *ss = &q->addrs[q->naddrs];
@@ -385,7 +430,11 @@ addr_done_one(struct dns_query *q, int idx, int err, struct ub_result *r)
 		st = DNS_NXDOMAIN;
 	else
 		st = DNS_NODATA;
-	q->addr_cb(q->arg, st, q->addrs, q->naddrs);
+	if (q->addr_sec_cb)
+		q->addr_sec_cb(q->arg, st, q->secure[0] && q->secure[1],
+		    q->addrs, q->naddrs);
+	else
+		q->addr_cb(q->arg, st, q->addrs, q->naddrs);
 	query_free(q);
 }
 
@@ -546,6 +595,61 @@ dns_cancel(struct dns_query *q)
 		}
 	if (q->pending == 0 && q->timer != NULL)
 		query_free(q);
+}
+
+struct dns_query *
+dns_mx_sec(struct dns *d, const char *domain, dns_mx_sec_cb cb, void *arg)
+{
+	struct dns_query *q = xcalloc(1, sizeof(*q));
+
+	q->is_mx = true;
+	q->mx_sec_cb = cb;
+	return one_query(d, q, domain, DNS_RR_MX, mx_done, arg);
+}
+
+struct dns_query *
+dns_addrs_sec(struct dns *d, const char *host, dns_addr_sec_cb cb, void *arg)
+{
+	struct dns_query *q = dns_addrs(d, host, NULL, arg);
+
+	q->addr_sec_cb = cb;   /* read when the answers come, never before */
+	return q;
+}
+
+static void
+tlsa_done(void *arg, int err, struct ub_result *r)
+{
+	struct dns_query *q = arg;
+	enum dns_status st = status_of(r, err);
+	struct tlsa_rr *rrs = NULL;
+	size_t n = 0;
+
+	if (!answer_wanted(q, r))
+		return;
+	bool secure = err == 0 && r != NULL && r->secure;
+	if (st == DNS_OK) {
+		size_t count = 0;
+		while (r->data[count])
+			count++;
+		rrs = xcalloc(count + 1, sizeof(*rrs));
+		for (size_t i = 0; i < count; i++)
+			if (tlsa_parse_rdata((unsigned char *)r->data[i],
+			    (size_t)r->len[i], &rrs[n]) == 0)
+				n++;
+	}
+	q->tlsa_cb(q->arg, st, secure, rrs, n);
+	free(rrs);
+	ub_resolve_free(r);     /* after: rrs point into it */
+	query_free(q);
+}
+
+struct dns_query *
+dns_tlsa(struct dns *d, const char *name, dns_tlsa_cb cb, void *arg)
+{
+	struct dns_query *q = xcalloc(1, sizeof(*q));
+
+	q->tlsa_cb = cb;
+	return one_query(d, q, name, DNS_RR_TLSA, tlsa_done, arg);
 }
 
 struct event_base *

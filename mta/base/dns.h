@@ -12,12 +12,14 @@
 #ifndef TERN_DNS_H
 #define TERN_DNS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/socket.h>
 
 struct event_base;
 struct dns;
 struct dns_query;
+struct tlsa_rr;
 
 enum dns_status {
 	DNS_OK,
@@ -29,10 +31,15 @@ enum dns_status {
 
 /*
  * resolver: NULL for /etc/resolv.conf, else "ADDRESS" or "ADDRESS:PORT"
- * ("127.0.0.1:5353", "[::1]:53"). NULL with err on failure.
+ * ("127.0.0.1:5353", "[::1]:53"). trust_anchor: a file of DS or DNSKEY
+ * records (Debian's /usr/share/dns/root.key) to validate answers with
+ * DNSSEC from, or NULL: no validation, every answer insecure. NULL with
+ * err on failure.
  */
 struct dns *dns_new(struct event_base *base, const char *resolver,
-    unsigned timeout_sec, char *err, size_t errsz);
+    unsigned timeout_sec, const char *trust_anchor, char *err, size_t errsz);
+/* Whether answers are validated (a trust anchor was loaded). */
+bool dns_validating(const struct dns *d);
 void dns_free(struct dns *d);
 
 /* hosts: ordered MX host names (or the domain itself: implicit MX). */
@@ -73,6 +80,30 @@ struct dns_query *dns_records(struct dns *d, const char *name, int type,
     dns_txt_cb cb, void *arg);
 /* "A", "AAAA", "MX", "TXT", "PTR" (any case) -> DNS_RR_*, else -1. */
 int dns_rr_type(const char *name);
+
+/*
+ * The same lookups for DANE (RFC 7672 2.1), saying whether the answer,
+ * records or their absence, was proven by DNSSEC (secure); without a
+ * trust anchor never. An answer that fails validation (bogus) is
+ * DNS_TEMP, and the reason is logged. The implicit MX of a domain
+ * without MX records is as secure as the proof that it has none.
+ */
+typedef void (*dns_mx_sec_cb)(void *arg, enum dns_status st, bool secure,
+    char *const *hosts, size_t nhosts);
+struct dns_query *dns_mx_sec(struct dns *d, const char *domain,
+    dns_mx_sec_cb cb, void *arg);
+/* secure: both the AAAA and the A answer were. */
+typedef void (*dns_addr_sec_cb)(void *arg, enum dns_status st, bool secure,
+    const struct sockaddr_storage *addrs, size_t naddrs);
+struct dns_query *dns_addrs_sec(struct dns *d, const char *host,
+    dns_addr_sec_cb cb, void *arg);
+/* TLSA records (smtp/tlsa.h) of name ("_25._tcp.mx.example.org");
+ * malformed ones left out; rrs valid during the callback. */
+typedef void (*dns_tlsa_cb)(void *arg, enum dns_status st, bool secure,
+    const struct tlsa_rr *rrs, size_t n);
+struct dns_query *dns_tlsa(struct dns *d, const char *name, dns_tlsa_cb cb,
+    void *arg);
+#define DNS_RR_TLSA 52
 
 void dns_cancel(struct dns_query *q);
 

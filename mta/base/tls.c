@@ -30,6 +30,7 @@
 
 #include "base/log.h"
 #include "base/util.h"
+#include "smtp/tlsa.h"
 
 struct tls_client {
 	SSL_CTX *ctx;
@@ -61,6 +62,12 @@ tls_client_new(const char *ca_file, char *err, size_t errsz)
 	if (ok != 1) {
 		(void)snprintf(err, errsz, "tls: cannot load %s",
 		    ca_file ? ca_file : "the system trust store");
+		ctx_free(t->ctx, t);
+		return NULL;
+	}
+	/* DANE is per connection (SSL_dane_enable); this only allows it */
+	if (SSL_CTX_dane_enable(t->ctx) <= 0) {
+		(void)snprintf(err, errsz, "tls: cannot enable DANE");
 		ctx_free(t->ctx, t);
 		return NULL;
 	}
@@ -115,6 +122,66 @@ tls_client_wrap(struct tls_client *t, struct event_base *base,
 	}
 	SSL_set_verify(ssl, verify ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, NULL);
 	return filter(base, under, ssl, BUFFEREVENT_SSL_CONNECTING);
+}
+
+struct bufferevent *
+tls_client_wrap_dane(struct tls_client *t, struct event_base *base,
+    struct bufferevent *under, const char *host, const struct tlsa_rr *rrs,
+    size_t n)
+{
+	SSL *ssl = SSL_new(t->ctx);
+	size_t added = 0;
+
+	if (ssl == NULL)
+		return filter(base, under, NULL, BUFFEREVENT_SSL_CONNECTING);
+	/* the base domain: the name DANE-TA checks, and the SNI sent */
+	if (SSL_dane_enable(ssl, host) <= 0) {
+		SSL_free(ssl);
+		return filter(base, under, NULL, BUFFEREVENT_SSL_CONNECTING);
+	}
+	SSL_set_tlsext_host_name(ssl, host);
+	(void)SSL_dane_set_flags(ssl, DANE_FLAG_NO_DANE_EE_NAMECHECKS);
+	for (size_t i = 0; i < n; i++)
+		if (SSL_dane_tlsa_add(ssl, rrs[i].usage, rrs[i].selector,
+		    rrs[i].mtype, rrs[i].data, rrs[i].len) > 0)
+			added++;
+	if (added == 0) {
+		/* none OpenSSL can use: no certificate could ever match */
+		SSL_free(ssl);
+		return filter(base, under, NULL, BUFFEREVENT_SSL_CONNECTING);
+	}
+	SSL_set_verify(ssl, SSL_VERIFY_PEER, NULL);
+	return filter(base, under, ssl, BUFFEREVENT_SSL_CONNECTING);
+}
+
+int
+tls_dane_verified(struct bufferevent *bev, char *how, size_t howsz,
+    char *why, size_t whysz)
+{
+	SSL *ssl = bufferevent_openssl_get_ssl(bev);
+	uint8_t usage, selector, mtype;
+	const unsigned char *data;
+	size_t dlen;
+
+	if (ssl == NULL) {
+		(void)snprintf(why, whysz, "not a TLS connection");
+		return -1;
+	}
+	long rc = SSL_get_verify_result(ssl);
+	if (rc != X509_V_OK) {
+		(void)snprintf(why, whysz, "certificate: %s",
+		    X509_verify_cert_error_string(rc));
+		return -1;
+	}
+	if (SSL_get0_dane_tlsa(ssl, &usage, &selector, &mtype, &data,
+	    &dlen) < 0) {
+		(void)snprintf(why, whysz, "no TLSA record matches the "
+		    "certificate");
+		return -1;
+	}
+	(void)snprintf(how, howsz, "%s %u %u %u", tlsa_usage_name(usage),
+	    usage, selector, mtype);
+	return 0;
 }
 
 /* SNI, and with verify the peer's chain and name (not for IP literals) */
@@ -195,6 +262,14 @@ tls_error(struct bufferevent *bev, char *out, size_t outsz)
 	unsigned long e = bufferevent_get_openssl_error(bev);
 	SSL *ssl = bufferevent_openssl_get_ssl(bev);
 
+	/* a verifying handshake: why the certificate failed says more
+	 * than "certificate verify failed" */
+	if (ssl && (SSL_get_verify_mode(ssl) & SSL_VERIFY_PEER) &&
+	    SSL_get_verify_result(ssl) != X509_V_OK) {
+		(void)snprintf(out, outsz, "certificate: %s",
+		    X509_verify_cert_error_string(SSL_get_verify_result(ssl)));
+		return;
+	}
 	if (e) {
 		ERR_error_string_n(e, out, outsz);
 		return;

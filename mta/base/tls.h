@@ -15,6 +15,7 @@
 struct bufferevent;
 struct event_base;
 struct tls_client;
+struct tlsa_rr;
 
 /* ca_file NULL: the system's trust store. NULL with err on failure. */
 struct tls_client *tls_client_new(const char *ca_file, char *err,
@@ -37,6 +38,22 @@ struct bufferevent *tls_client_wrap(struct tls_client *t,
  */
 struct bufferevent *tls_client_socket(struct tls_client *t,
     struct event_base *base, const char *host, bool verify);
+
+/*
+ * A handshake for DANE (RFC 7672 3): the server's certificate must match
+ * one of the TLSA records (the caller passes usable ones, tlsa.h):
+ * DANE-EE the certificate or its key itself, names and dates unchecked
+ * (RFC 7672 3.1.1); DANE-TA a trust anchor in the chain the server
+ * sends, with host (the TLSA base domain) as the name it must carry.
+ * A mismatch fails the handshake. Takes under, as tls_client_wrap.
+ */
+struct bufferevent *tls_client_wrap_dane(struct tls_client *t,
+    struct event_base *base, struct bufferevent *under, const char *host,
+    const struct tlsa_rr *rrs, size_t n);
+/* After a DANE handshake: 0 and what matched in how ("DANE-EE 3 1 1"),
+ * or -1 with why. */
+int tls_dane_verified(struct bufferevent *bev, char *how, size_t howsz,
+    char *why, size_t whysz);
 
 /* After the handshake: 0 if the peer was verified, -1 with a reason. */
 int tls_verified(struct bufferevent *bev, char *why, size_t whysz);

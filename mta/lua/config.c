@@ -346,7 +346,17 @@ config_tls_policy(const char *s)
 		return 1;       /* SMTP_TLS_NONE */
 	if (strcmp(s, "verify") == 0)
 		return 2;       /* SMTP_TLS_VERIFY */
+	if (strcmp(s, "dane") == 0)
+		return 3;       /* SMTP_TLS_DANE */
 	return -1;
+}
+
+const char *
+config_tls_policy_name(int pol)
+{
+	static const char *const names[] = { "may", "none", "verify", "dane" };
+
+	return pol >= 0 && pol < 4 ? names[pol] : "?";
 }
 
 static int
@@ -377,8 +387,8 @@ parse_client(struct ctx *c, const struct cfg_node *n, struct config *cfg)
 			int pol = config_tls_policy(f->type == CFG_STR ? f->s :
 			    "");
 			if (pol < 0)
-				return fail(c, "tls must be \"may\", \"none\" "
-				    "or \"verify\"");
+				return fail(c, "tls must be \"dane\", \"may\", "
+				    "\"none\" or \"verify\"");
 			cfg->client.tls = pol;
 			continue;
 		}
@@ -659,6 +669,14 @@ apply(struct ctx *c, const struct cfg_node *n, struct config *cfg)
 	}
 	if (strcmp(c->key, "resolver") == 0)
 		return want_str(c, n, &cfg->resolver);
+	if (strcmp(c->key, "dnssec") == 0) {
+		if (n->type != CFG_BOOL)
+			return fail(c, "expected true or false");
+		cfg->dnssec = n->b;
+		return 0;
+	}
+	if (strcmp(c->key, "dnssec_trust_anchor") == 0)
+		return want_str(c, n, &cfg->dnssec_trust_anchor);
 	if (strcmp(c->key, "user") == 0)
 		return want_str(c, n, &cfg->user);
 	if (strcmp(c->key, "relayhost") == 0)
@@ -880,6 +898,9 @@ config_load(const char *path, char *err, size_t errsz)
 	cfg->plugin_memory = 64u * 1024 * 1024;
 	cfg->delay_warning = 4 * 3600;
 	cfg->dns_timeout = 20;
+	cfg->dnssec = true;
+	cfg->dnssec_trust_anchor = xstrdup("/usr/share/dns/root.key");
+	cfg->client.tls = 3;                /* SMTP_TLS_DANE */
 	cfg->inbound_auth = true;
 	cfg->local_fast_path = true;
 	cfg->public_suffix_list = xstrdup(
@@ -991,6 +1012,7 @@ config_free(struct config *cfg)
 		return;
 	cfg_node_free(cfg->tree);
 	free(cfg->resolver);
+	free(cfg->dnssec_trust_anchor);
 	free(cfg->user);
 	free(cfg->relayhost);
 	free(cfg->authserv_id);
@@ -1271,6 +1293,8 @@ config_print(const struct config *cfg, FILE *fp)
 		print_str_key(fp, "resolver", cfg->resolver);
 	else
 		fputs("resolver = nil -- /etc/resolv.conf\n", fp);
+	fprintf(fp, "dnssec = %s\n", cfg->dnssec ? "true" : "false");
+	print_str_key(fp, "dnssec_trust_anchor", cfg->dnssec_trust_anchor);
 	if (cfg->user)
 		print_str_key(fp, "user", cfg->user);
 	else
@@ -1314,13 +1338,28 @@ config_print(const struct config *cfg, FILE *fp)
 	    cfg->client.port, cfg->client.connect_timeout,
 	    cfg->client.command_timeout, cfg->client.data_timeout,
 	    cfg->client.idle_time, cfg->client.max_per_destination,
-	    cfg->client.tls == 2 ? "verify" : cfg->client.tls == 1 ? "none" :
-	    "may");
+	    config_tls_policy_name(cfg->client.tls));
 	if (cfg->client.ca_file) {
 		fputs(", ca_file = ", fp);
 		print_str(fp, cfg->client.ca_file);
 	}
 	fputs(" }\n", fp);
+}
+
+const char *
+config_trust_anchor(const struct config *cfg, char *why, size_t whysz)
+{
+	why[0] = '\0';
+	if (!cfg->dnssec) {
+		(void)snprintf(why, whysz, "dnssec = false");
+		return NULL;
+	}
+	if (access(cfg->dnssec_trust_anchor, R_OK) != 0) {
+		(void)snprintf(why, whysz, "no trust anchor at %s (Debian's "
+		    "dns-root-data has one)", cfg->dnssec_trust_anchor);
+		return NULL;
+	}
+	return cfg->dnssec_trust_anchor;
 }
 
 bool

@@ -125,6 +125,8 @@ struct config {
 	enum submission_from submission_from;
 	bool tls_selfsigned;              /* default paths: made at start */
 	char *resolver;                   /* NULL: /etc/resolv.conf */
+	bool dnssec;                      /* validate answers (DANE) */
+	char *dnssec_trust_anchor;        /* DS/DNSKEY file: the root's */
 	char *user;                       /* run as this user (from root) */
 	char *relayhost;                  /* NULL: MX delivery */
 	char *authserv_id;                /* Authentication-Results' name of
@@ -142,7 +144,7 @@ struct config {
 		unsigned port;
 		unsigned connect_timeout, command_timeout, data_timeout;
 		unsigned idle_time, max_per_destination;
-		int tls;                  /* enum smtp_tls_policy */
+		int tls;                  /* enum smtp_tls_policy: "dane" */
 		char *ca_file;            /* NULL: the system trust store */
 	} client;
 };
@@ -168,7 +170,16 @@ const char *config_role_name(enum listen_role role);
 /* "strict", "envelope", "none" -> enum submission_from, else -1. */
 int config_submission_from(const char *s);
 const char *config_submission_from_name(enum submission_from v);
-/* "may" 0, "none" 1, "verify" 2 (enum smtp_tls_policy), else -1. */
+/* "may" 0, "none" 1, "verify" 2, "dane" 3 (enum smtp_tls_policy), else
+ * -1. */
 int config_tls_policy(const char *s);
+/* The policy's name in the config ("may", ..., "dane"). */
+const char *config_tls_policy_name(int pol);
+/*
+ * The trust anchor file to validate DNS answers with, or NULL (why says:
+ * dnssec = false, or no such file) for no validation and so no DANE.
+ */
+const char *config_trust_anchor(const struct config *cfg, char *why,
+    size_t whysz);
 
 #endif

@@ -1158,9 +1158,10 @@ read_route(struct hooks *h, size_t p, struct hook_route *r)
 	lua_getfield(L, -2, "tls");
 	if (lua_type(L, -1) == LUA_TSTRING) {
 		const char *t = lua_tostring(L, -1);
-		if (strcmp(t, "may") && strcmp(t, "none") && strcmp(t, "verify")) {
-			log_warnx("plugin=%s hook=route: tls must be may, none "
-			    "or verify", plugin);
+		if (strcmp(t, "may") && strcmp(t, "none") && strcmp(t, "verify") &&
+		    strcmp(t, "dane")) {
+			log_warnx("plugin=%s hook=route: tls must be dane, may, "
+			    "none or verify", plugin);
 			lua_pop(L, 1);
 			return -1;
 		}

@@ -774,15 +774,16 @@ phase_remote(struct job *j)
 		if (taken[i] || j->env->rcpts[i].status != RCPT_PENDING ||
 		    p->kind != PLAN_REMOTE)
 			continue;
-		if (j->env->requiretls && p->hop_kind == SMTP_DEST_MX) {
+		if (j->env->requiretls && p->hop_kind == SMTP_DEST_MX &&
+		    !smtp_client_dane(j->d->client)) {
 			/*
-			 * RFC 8689 4.2.1 wants the MX found securely (DNSSEC
-			 * or MTA-STS); this resolver does neither yet, so only
-			 * a configured relay or route can take such mail.
+			 * RFC 8689 4.2.1 wants the MX found securely: with
+			 * DNSSEC validation off, only a configured relay or
+			 * route can take such mail.
 			 */
 			dispatch_fail_rcpt(j, i, 550, "5.7.30", "REQUIRETLS "
 			    "support required: the MX of this domain cannot be "
-			    "found securely here (no DNSSEC or MTA-STS)");
+			    "found securely here (no DNSSEC validation)");
 			continue;
 		}
 		struct remote_group *g = xcalloc(1, sizeof(*g));
@@ -812,7 +813,10 @@ phase_remote(struct job *j)
 		g->d.requiretls = j->env->requiretls;
 		g->d.smtputf8 = j->env->smtputf8;
 		if (g->d.requiretls)
-			g->d.tls = SMTP_TLS_VERIFY;
+			/* an MX only by DANE (its MX answer proven), a named
+			 * relay by DANE or its certificate chain */
+			g->d.tls = p->hop_kind == SMTP_DEST_MX ? SMTP_TLS_DANE :
+			    SMTP_TLS_VERIFY;
 		(void)str_copy(g->d.dest, sizeof(g->d.dest), p->hop);
 		g->d.id = j->id;
 		g->d.sender = j->env->sender;

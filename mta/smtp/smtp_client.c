@@ -47,6 +47,7 @@
 #include "base/util.h"
 #include "mail/message.h"
 #include "smtp/smtp_reply.h"
+#include "smtp/tlsa.h"
 
 #define CLIENT_LINE_MAX 4096
 
@@ -95,6 +96,16 @@ struct conn {
 	size_t naddrs, addr_i;
 	char host[320];
 	char hostname[300];       /* the name TLS checks (MX host or relay) */
+	/* DANE (RFC 7672), for a destination whose policy is "dane": */
+	bool mx_secure;           /* the MX answer was proven (DNSSEC) */
+	bool addr_secure;         /* and this host's addresses */
+	bool dane;                /* usable TLSA: TLS, and a match, required */
+	bool dane_tls_only;       /* TLSA, none usable: TLS required */
+	struct tlsa_rr *tlsa;     /* this host's usable records */
+	unsigned char *tlsa_data; /* what they point into */
+	size_t ntlsa;
+	bool authenticated;       /* the peer was verified (PKIX or DANE) */
+	char skipped[300];        /* why the last host was passed over */
 	bool tls;                 /* the connection is encrypted */
 	bool pipelining, eightbitmime, has_size, ready;
 	bool chunking;            /* CHUNKING: the body goes as one BDAT */
@@ -129,6 +140,18 @@ static void conn_next(struct conn *cn);
 static void dest_kick(struct dest *dt);
 static void conn_try_host(struct conn *cn);
 static void conn_try_addr(struct conn *cn);
+static void conn_skip_host(struct conn *cn, const char *why);
+static void on_tlsa(void *arg, enum dns_status st, bool secure,
+    const struct tlsa_rr *rrs, size_t n);
+
+/* Whether this connection looks for DANE (RFC 7672 2.2.1: only under
+ * an MX answer proven by DNSSEC). */
+static bool
+dane_applies(const struct conn *cn)
+{
+	return cn->dest->tls == SMTP_TLS_DANE && cn->mx_secure &&
+	    dns_validating(cn->dest->c->dns);
+}
 
 /* --- deliveries ------------------------------------------------------- */
 
@@ -326,11 +349,13 @@ tx_start(struct conn *cn, struct pending *p)
 		return;
 	}
 	if (d->requiretls && !(cn->tls && cn->requiretls &&
-	    cn->dest->tls == SMTP_TLS_VERIFY)) {
+	    cn->authenticated)) {
 		/* RFC 8689 4.2.1: never to a hop that cannot keep it */
 		char text[600];
 		(void)snprintf(text, sizeof(text), "550 5.7.30 REQUIRETLS "
-		    "support required: %s does not offer it", cn->host);
+		    "support required: %s %s", cn->host, !cn->authenticated ?
+		    "could not be authenticated (no DANE TLSA records "
+		    "matched)" : "does not offer it");
 		set_all_open(d, 550, text, false);
 		tx_finish(cn);
 		return;
@@ -526,8 +551,13 @@ conn_fail(struct conn *cn, const char *why)
 	struct dest *dt = cn->dest;
 	char text[400];
 
-	(void)snprintf(text, sizeof(text), "451 4.4.2 %s%s%s", cn->host,
-	    cn->host[0] ? ": " : "", why);
+	if (cn->skipped[0] && strcmp(why, "no mail server could be "
+	    "reached") == 0)
+		(void)snprintf(text, sizeof(text), "451 4.7.5 no mail server "
+		    "could be used; last: %s", cn->skipped);
+	else
+		(void)snprintf(text, sizeof(text), "451 4.4.2 %s%s%s", cn->host,
+		    cn->host[0] ? ": " : "", why);
 	if (cn->cur) {
 		struct pending *p = cn->cur;
 		cn->cur = NULL;
@@ -563,11 +593,23 @@ starttls_maybe(struct conn *cn)
 {
 	struct dest *dt = cn->dest;
 
-	if (cn->tls || dt->tls == SMTP_TLS_NONE || dt->c->s.tls == NULL)
+	bool dane = cn->dane || cn->dane_tls_only;
+
+	if (cn->tls || dt->tls == SMTP_TLS_NONE)
+		return false;
+	if (dt->c->s.tls == NULL && !dane)
 		return false;
 	bool offered = cn->st == C_EHLO && smtp_reply_has_keyword(&cn->rr,
 	    "STARTTLS", NULL);
-	if (offered && !(dt->tls == SMTP_TLS_MAY && dt->tls_broken)) {
+	bool opportunistic = dt->tls == SMTP_TLS_MAY ||
+	    (dt->tls == SMTP_TLS_DANE && !dane);
+	if (dane && (!offered || dt->c->s.tls == NULL)) {
+		/* RFC 7672 2.2: never in plain text to this host */
+		conn_skip_host(cn, "has DANE TLSA records but does not offer "
+		    "STARTTLS");
+		return true;
+	}
+	if (offered && !(opportunistic && dt->tls_broken)) {
 		/* keep what this EHLO said in case STARTTLS is refused */
 		cn->pipelining = smtp_reply_has_keyword(&cn->rr, "PIPELINING",
 		    NULL);
@@ -595,8 +637,12 @@ starttls_begin(struct conn *cn)
 {
 	struct dest *dt = cn->dest;
 
-	cn->bev = tls_client_wrap(dt->c->s.tls, dt->c->base, cn->bev,
-	    cn->hostname, dt->tls == SMTP_TLS_VERIFY);
+	if (cn->dane)
+		cn->bev = tls_client_wrap_dane(dt->c->s.tls, dt->c->base,
+		    cn->bev, cn->hostname, cn->tlsa, cn->ntlsa);
+	else
+		cn->bev = tls_client_wrap(dt->c->s.tls, dt->c->base, cn->bev,
+		    cn->hostname, dt->tls == SMTP_TLS_VERIFY);
 	if (cn->bev == NULL) {
 		conn_fail(cn, "cannot start TLS");
 		return;
@@ -672,6 +718,11 @@ handle_reply(struct conn *cn, int code, const char *text)
 			conn_fail(cn, "STARTTLS refused; TLS is required");
 			return;
 		}
+		if (cn->dane || cn->dane_tls_only) {
+			conn_skip_host(cn, "has DANE TLSA records but refused "
+			    "STARTTLS");
+			return;
+		}
 		/* "may": go on without TLS, with what EHLO said */
 		cn->st = C_EHLO;
 		cn->ready = true;
@@ -736,15 +787,31 @@ conn_on_event(struct bufferevent *bev, short what, void *arg)
 	struct conn *cn = arg;
 
 	if ((what & BEV_EVENT_CONNECTED) && cn->st == C_TLS) {
-		char desc[128], why[256];
-		if (cn->dest->tls == SMTP_TLS_VERIFY &&
-		    tls_verified(cn->bev, why, sizeof(why)) != 0) {
-			conn_fail(cn, why);
-			return;
+		char desc[128], why[256], how[64] = "";
+		if (cn->dane) {
+			if (tls_dane_verified(cn->bev, how, sizeof(how), why,
+			    sizeof(why)) != 0) {
+				char text[300];
+				(void)snprintf(text, sizeof(text), "DANE: %s",
+				    why);
+				conn_skip_host(cn, text);
+				return;
+			}
+			cn->authenticated = true;
+		} else if (cn->dest->tls == SMTP_TLS_VERIFY) {
+			if (tls_verified(cn->bev, why, sizeof(why)) != 0) {
+				conn_fail(cn, why);
+				return;
+			}
+			cn->authenticated = true;
 		}
 		tls_describe(cn->bev, desc, sizeof(desc));
-		log_info("smtp client: TLS to %s: %s%s", cn->host, desc,
-		    cn->dest->tls == SMTP_TLS_VERIFY ? " (verified)" : "");
+		log_info("smtp client: TLS to %s: %s%s%s%s", cn->host, desc,
+		    cn->dane ? " (DANE: " : cn->dane_tls_only ?
+		    " (TLSA records, none usable: unauthenticated" :
+		    cn->authenticated ? " (verified" : "", how,
+		    cn->dane || cn->dane_tls_only || cn->authenticated ? ")" :
+		    "");
 		cn->tls = true;
 		smtp_reply_reader_init(&cn->rr);
 		say(cn, "EHLO %s", cn->dest->c->helo);   /* RFC 3207 4.2 */
@@ -760,9 +827,17 @@ conn_on_event(struct bufferevent *bev, short what, void *arg)
 		char why[256];
 		tls_error(cn->bev, why, sizeof(why));
 		log_info("smtp client: TLS with %s failed: %s", cn->host, why);
-		if (cn->dest->tls == SMTP_TLS_MAY)
-			cn->dest->tls_broken = true; /* next time: plain */
 		char text[300];
+		if (cn->dane || cn->dane_tls_only) {
+			/* RFC 7672 2.2: not this host; maybe the next MX */
+			(void)snprintf(text, sizeof(text), "DANE: TLS "
+			    "handshake failed: %s", why);
+			conn_skip_host(cn, text);
+			return;
+		}
+		if (cn->dest->tls == SMTP_TLS_MAY ||
+		    cn->dest->tls == SMTP_TLS_DANE)
+			cn->dest->tls_broken = true; /* next time: plain */
 		(void)snprintf(text, sizeof(text), "TLS handshake failed: %s",
 		    why);
 		conn_fail(cn, text);
@@ -816,6 +891,7 @@ conn_try_addr(struct conn *cn)
 	(void)str_copy(cn->hostname, sizeof(cn->hostname),
 	    cn->hosts ? cn->hosts[cn->host_i] : dt->name);
 	cn->tls = false;
+	cn->authenticated = false;
 	cn->bev = bufferevent_socket_new(dt->c->base, -1,
 	    BEV_OPT_CLOSE_ON_FREE);
 	TERN_ASSERT(cn->bev != NULL);
@@ -911,6 +987,106 @@ on_addrs(void *arg, enum dns_status st, const struct sockaddr_storage *a,
 	cn->naddrs = n < 32 ? n : 32;
 	memcpy(cn->addrs, a, cn->naddrs * sizeof(*a));
 	cn->addr_i = 0;
+	if (dane_applies(cn) && cn->addr_secure) {
+		/* RFC 7672 2.2.2: TLSA only for securely found addresses */
+		char name[400];
+		(void)snprintf(name, sizeof(name), "_%u._tcp.%s",
+		    cn->dest->port, cn->hosts ? cn->hosts[cn->host_i] :
+		    cn->dest->name);
+		cn->st = C_RESOLVE;
+		cn->q = dns_tlsa(cn->dest->c->dns, name, on_tlsa, cn);
+		return;
+	}
+	conn_try_addr(cn);
+}
+
+static void
+on_addrs_sec(void *arg, enum dns_status st, bool secure,
+    const struct sockaddr_storage *a, size_t n)
+{
+	((struct conn *)arg)->addr_secure = secure;
+	on_addrs(arg, st, a, n);
+}
+
+static void
+dane_clear(struct conn *cn)
+{
+	free(cn->tlsa);
+	free(cn->tlsa_data);
+	cn->tlsa = NULL;
+	cn->tlsa_data = NULL;
+	cn->ntlsa = 0;
+	cn->dane = cn->dane_tls_only = false;
+	cn->addr_secure = false;
+}
+
+/* The host is passed over (RFC 7672 2.2): the next one, if any. */
+static void
+conn_skip_host(struct conn *cn, const char *why)
+{
+	const char *h = cn->hosts ? cn->hosts[cn->host_i] : cn->dest->name;
+
+	(void)snprintf(cn->skipped, sizeof(cn->skipped), "%.200s: %.90s", h,
+	    why);
+	log_info("smtp client: %s %s; next host", cn->host[0] ? cn->host : h,
+	    why);
+	if (cn->bev) {
+		bufferevent_free(cn->bev);
+		cn->bev = NULL;
+	}
+	cn->addr_i = cn->naddrs;   /* none of this host's addresses */
+	conn_try_addr(cn);
+}
+
+static void
+on_tlsa(void *arg, enum dns_status st, bool secure, const struct tlsa_rr *rrs,
+    size_t n)
+{
+	struct conn *cn = arg;
+	const char *h = cn->hosts ? cn->hosts[cn->host_i] : cn->dest->name;
+
+	cn->q = NULL;
+	size_t usable;
+	enum tlsa_verdict v = tlsa_verdict(cn->mx_secure, cn->addr_secure,
+	    st == DNS_OK ? TLSA_FOUND : st == DNS_TEMP ? TLSA_FAILED :
+	    TLSA_ABSENT, secure, rrs, n, &usable);
+	switch (v) {
+	case TLSA_SKIP_HOST:
+		/* unknown, or bogus: this host cannot be trusted now */
+		cn->naddrs = 0;
+		cn->host[0] = '\0';
+		conn_skip_host(cn, "TLSA lookup failed (temporary, or "
+		    "DNSSEC validation failed)");
+		return;
+	case TLSA_TLS_ONLY:
+		cn->dane_tls_only = true;
+		log_info("smtp client: %s has TLSA records, none usable: TLS "
+		    "required, unauthenticated", h);
+		break;
+	case TLSA_AUTHENTICATE: {
+		size_t bytes = 0, off = 0;
+		for (size_t i = 0; i < n; i++)
+			if (tlsa_usable(&rrs[i]))
+				bytes += rrs[i].len;
+		cn->tlsa = xcalloc(usable, sizeof(*cn->tlsa));
+		cn->tlsa_data = xmalloc(bytes);
+		for (size_t i = 0; i < n; i++) {
+			if (!tlsa_usable(&rrs[i]))
+				continue;
+			cn->tlsa[cn->ntlsa] = rrs[i];
+			memcpy(cn->tlsa_data + off, rrs[i].data, rrs[i].len);
+			cn->tlsa[cn->ntlsa].data = cn->tlsa_data + off;
+			off += rrs[i].len;
+			cn->ntlsa++;
+		}
+		cn->dane = true;
+		log_info("smtp client: %s has %zu usable TLSA record(s): DANE "
+		    "required", h, cn->ntlsa);
+		break;
+	}
+	case TLSA_NO_DANE:
+		break;
+	}
 	conn_try_addr(cn);
 }
 
@@ -927,6 +1103,7 @@ conn_try_host(struct conn *cn)
 	const char *h = cn->hosts ? cn->hosts[cn->host_i] : dt->name;
 	struct in_addr a4;
 	struct in6_addr a6;
+	dane_clear(cn);
 	/* an address literal ("[1.2.3.4]" or a bare address) needs no DNS */
 	char lit[300];
 	(void)str_copy(lit, sizeof(lit), h);
@@ -956,7 +1133,10 @@ conn_try_host(struct conn *cn)
 		return;
 	}
 	cn->st = C_RESOLVE;
-	cn->q = dns_addrs(dt->c->dns, lit, on_addrs, cn);
+	if (dane_applies(cn))
+		cn->q = dns_addrs_sec(dt->c->dns, lit, on_addrs_sec, cn);
+	else
+		cn->q = dns_addrs(dt->c->dns, lit, on_addrs, cn);
 }
 
 static void
@@ -999,6 +1179,14 @@ on_mx(void *arg, enum dns_status st, char *const *hosts, size_t n)
 }
 
 static void
+on_mx_sec(void *arg, enum dns_status st, bool secure, char *const *hosts,
+    size_t n)
+{
+	((struct conn *)arg)->mx_secure = secure;
+	on_mx(arg, st, hosts, n);
+}
+
+static void
 conn_open(struct dest *dt)
 {
 	struct conn *cn = xcalloc(1, sizeof(*cn));
@@ -1010,10 +1198,15 @@ conn_open(struct dest *dt)
 	TAILQ_INSERT_TAIL(&dt->conns, cn, entry);
 	dt->nconns++;
 	dt->connecting++;
-	if (dt->kind == SMTP_DEST_MX)
+	bool dane = dt->tls == SMTP_TLS_DANE && dns_validating(dt->c->dns);
+	if (dt->kind == SMTP_DEST_MX && dane)
+		cn->q = dns_mx_sec(dt->c->dns, dt->name, on_mx_sec, cn);
+	else if (dt->kind == SMTP_DEST_MX)
 		cn->q = dns_mx(dt->c->dns, dt->name, on_mx, cn);
-	else
+	else {
+		cn->mx_secure = true;  /* a relay is named, not looked up */
 		conn_try_host(cn);
+	}
 }
 
 static void
@@ -1039,6 +1232,7 @@ conn_free(struct conn *cn)
 	for (size_t i = 0; i < cn->nhosts; i++)
 		free(cn->hosts[i]);
 	free(cn->hosts);
+	dane_clear(cn);
 	buf_clear(&cn->wire);
 	TAILQ_REMOVE(&dt->conns, cn, entry);
 	dt->nconns--;
@@ -1166,6 +1360,12 @@ smtp_client_new(struct event_base *base, struct dns *dns,
 	struct timeval tv = { 60, 0 };
 	evtimer_add(c->sweep, &tv);
 	return c;
+}
+
+bool
+smtp_client_dane(const struct smtp_client *c)
+{
+	return dns_validating(c->dns);
 }
 
 unsigned long

@@ -24,6 +24,10 @@ enum smtp_tls_policy {
 	SMTP_TLS_MAY,        /* STARTTLS when offered, unverified (default) */
 	SMTP_TLS_NONE,       /* never */
 	SMTP_TLS_VERIFY,     /* required, chain and host name verified */
+	SMTP_TLS_DANE,       /* RFC 7672: where an MX host has TLSA records
+	                      * proven by DNSSEC, TLS is required and the
+	                      * certificate must match one; elsewhere "may"
+	                      * (the default) */
 };
 
 struct smtp_client_settings {
@@ -96,6 +100,8 @@ void smtp_client_send(struct smtp_client *c, struct smtp_delivery *d,
 void smtp_delivery_clear(struct smtp_delivery *d);
 /* Closes idle connections (shutdown); active ones finish. */
 void smtp_client_close_idle(struct smtp_client *c);
+/* Whether DANE can apply (answers are validated with DNSSEC). */
+bool smtp_client_dane(const struct smtp_client *c);
 /* Connections opened so far (for logs and tests). */
 unsigned long smtp_client_connections(const struct smtp_client *c);
 /* Drops everything without calling back. NULL is a no-op. */

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: ISC */
 /*
  * libFuzzer harness: DNS record data as ternd reads it (MX rdata, wire
- * names, TXT strings) and the names blocklists are asked (mx_dnsbl_name),
+ * names, TXT strings, TLSA rdata and its presentation form) and the names blocklists are asked (mx_dnsbl_name),
  * with the input split at its first NUL into the address and the zone.
  */
 #include <stddef.h>
@@ -11,6 +11,7 @@
 
 #include "base/util.h"
 #include "smtp/mx.h"
+#include "smtp/tlsa.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -25,6 +26,16 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		TERN_ASSERT(strlen(e.host) <= MX_NAME_MAX);
 	if (mx_wire_name(data, size, name, sizeof(name), &used) == 0)
 		TERN_ASSERT(used <= size && strlen(name) < sizeof(name));
+	struct tlsa_rr r;
+	if (tlsa_parse_rdata(data, size, &r) == 0) {
+		char text[120];
+		TERN_ASSERT(r.len + 3 == size && r.data == data + 3);
+		tlsa_format(&r, 64, text, sizeof(text));
+		TERN_ASSERT(strlen(text) < sizeof(text));
+		if (tlsa_usable(&r))
+			TERN_ASSERT(r.usage >= 2 && r.usage <= 3 &&
+			    r.selector <= 1);
+	}
 	char *t = mx_txt_rdata(data, size);
 	if (t) {
 		TERN_ASSERT(strlen(t) <= size);

@@ -70,6 +70,10 @@ class Ternd:
             # once (SPF and DKIM of mail on port 25 ask it).
             + ('resolver = "127.0.0.1:%d"\n' % nxdomain_dns_port()
                if "resolver" not in self.settings else "")
+            # The test resolvers serve unsigned local data: no DNSSEC
+            # validation (which the root's trust anchor would fail)
+            # unless a test asks for it (test_dane.py).
+            + ('dnssec = false\n' if "dnssec" not in self.settings else "")
             + self.settings + "\n")
 
     def start(self, expect_fail=False):

@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: ISC
 """Remote peers for outbound tests: an unbound DNS server on loopback with
-the test zone, and aiosmtpd SMTP servers that record what they receive."""
+the test zone (or a DNSSEC-signed one), aiosmtpd SMTP servers that record
+what they receive, and Debian's Postfix."""
 import os
 import signal
 import socket
@@ -17,10 +18,11 @@ def free_udp_port():
         return s.getsockname()[1]
 
 
-def _dns_answers(port):
-    """Sends one A query for 'probe.test.'; True on any answer."""
+def _dns_answers(port, name="probe.test"):
+    """Sends one A query for name; True on any answer."""
     q = struct.pack(">HHHHHH", 0x1234, 0x0100, 1, 0, 0, 0)
-    q += b"".join(bytes([len(p)]) + p for p in [b"probe", b"test"]) + b"\x00"
+    q += b"".join(bytes([len(p)]) + p.encode()
+                  for p in name.split(".")) + b"\x00"
     q += struct.pack(">HH", 1, 1)
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.settimeout(0.2)
@@ -34,20 +36,30 @@ def _dns_answers(port):
 class Unbound:
     """unbound serving 'test.' from local-data on a loopback port."""
 
+    probe = "probe.test"
+
     def __init__(self, tmp_path, records, port=None):
         self.dir = tmp_path / "unbound"
         self.dir.mkdir()
+        self._launch([
+            '  local-zone: "test." static',
+            '  local-data: "probe.test. A 127.0.0.1"',
+        ] + [("  " + r) if r.startswith("local-zone:") else
+             ("  local-data: '%s'" if '"' in r else '  local-data: "%s"') % r
+             for r in records], port)
+
+    def _launch(self, extra, port=None):
         # A UDP port free now may be taken before unbound binds it; try a
         # few fresh ones before giving up (a port asked for: that one).
         why = ""
         for attempt in range(1 if port else 5):
             self.port = port or free_udp_port()
-            why = self._start(records)
+            why = self._start(extra)
             if not why:
                 return
         raise RuntimeError("unbound did not start: " + why)
 
-    def _start(self, records):
+    def _start(self, extra):
         lines = [
             "server:",
             "  interface: 127.0.0.1@%d" % self.port,
@@ -62,11 +74,7 @@ class Unbound:
             "  access-control: 127.0.0.0/8 allow",
             "  do-ip6: no",
             '  module-config: "iterator"',
-            '  local-zone: "test." static',
-            '  local-data: "probe.test. A 127.0.0.1"',
-        ] + [("  " + r) if r.startswith("local-zone:") else
-             ("  local-data: '%s'" if '"' in r else '  local-data: "%s"') % r
-             for r in records]
+        ] + extra
         conf = self.dir / "unbound.conf"
         conf.write_text("\n".join(lines) + "\n")
         errlog = self.dir / "unbound.stderr"
@@ -75,7 +83,7 @@ class Unbound:
                                          stdout=subprocess.DEVNULL,
                                          stderr=err)
         deadline = time.monotonic() + 10
-        while not _dns_answers(self.port):
+        while not _dns_answers(self.port, self.probe):
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 self.stop()
                 return "port %d: %s" % (
@@ -321,3 +329,68 @@ class Postfix:
         subprocess.run(["postfix", "-c", str(self.etc), "stop"],
                        capture_output=True, timeout=60)
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def tlsa_data(cert_pem, selector=1, mtype=1):
+    """The association data of a TLSA record for a PEM certificate, as
+    hex: selector 0 the whole certificate, 1 its SubjectPublicKeyInfo;
+    mtype 0 as it is, 1 SHA-256, 2 SHA-512."""
+    import hashlib
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+    cert = x509.load_pem_x509_certificate(open(cert_pem, "rb").read())
+    der = cert.public_bytes(serialization.Encoding.DER) if selector == 0 \
+        else cert.public_key().public_bytes(
+            serialization.Encoding.DER,
+            serialization.PublicFormat.SubjectPublicKeyInfo)
+    return {0: der, 1: hashlib.sha256(der).digest(),
+            2: hashlib.sha512(der).digest()}[mtype].hex()
+
+
+class SignedZone(Unbound):
+    """A DNSSEC-signed zone on loopback: keys made by ldns-keygen, the
+    zone signed by ldns-signzone, served by unbound as an authority
+    (auth-zone) on a UDP port. trust_anchor is a file with the zone's DS
+    record, for ternd's dnssec_trust_anchor. Records named in `bogus`
+    get their data changed after signing, so their signatures fail."""
+
+    def __init__(self, tmp_path, zone, records, bogus=()):
+        self.dir = tmp_path / ("zone-" + zone)
+        self.dir.mkdir()
+        self.zone = zone
+        run = lambda *a: subprocess.run(a, cwd=self.dir, check=True,
+                                        capture_output=True, text=True)
+        text = ["$ORIGIN %s." % zone, "$TTL 300",
+                "@ IN SOA ns.%s. hostmaster.%s. 1 3600 600 86400 300"
+                % (zone, zone), "@ IN NS ns.%s." % zone,
+                "ns IN A 127.0.0.1"] + list(records)
+        (self.dir / "zone").write_text("\n".join(text) + "\n")
+        ksk = run("ldns-keygen", "-a", "ECDSAP256SHA256", "-k",
+                  zone).stdout.strip()
+        zsk = run("ldns-keygen", "-a", "ECDSAP256SHA256", zone).stdout.strip()
+        run("ldns-signzone", "-n", "zone", ksk, zsk)
+        signed = self.dir / "zone.signed"
+        lines = signed.read_text().splitlines()
+        for name in bogus:
+            fq = name.rstrip(".") + "."
+            for i, l in enumerate(lines):
+                f = l.split()
+                if f and f[0] == fq and "RRSIG" not in f and len(f) > 4 \
+                        and f[3] in ("TLSA", "A", "MX"):
+                    # flip the last hex digit / octet: the RRSIG no longer
+                    # matches the data
+                    last = f[-1]
+                    f[-1] = last[:-1] + ("0" if last[-1] != "0" else "1")
+                    lines[i] = "\t".join(f)
+        signed.write_text("\n".join(lines) + "\n")
+        self.trust_anchor = self.dir / "anchor.ds"
+        self.trust_anchor.write_text((self.dir / (ksk + ".ds")).read_text())
+        self.probe = "ns." + zone
+        self._launch([
+            '  local-zone: "test." nodefault',
+            "auth-zone:",
+            '  name: "%s."' % zone,
+            '  zonefile: "%s/zone.signed"' % self.dir,
+            "  for-downstream: yes",
+            "  for-upstream: no",
+        ])

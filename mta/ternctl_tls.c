@@ -1,0 +1,310 @@
+/* SPDX-License-Identifier: ISC */
+/*
+ * ternctl_tls.c - `ternctl tls-policy DOMAIN`: what ternd's SMTP client
+ * would do about TLS for mail to DOMAIN, and why. It asks the configured
+ * resolver, validating with the configured trust anchor as ternd does,
+ * walks the MX hosts in order and takes for each the verdict the client
+ * takes (tlsa_verdict(), smtp/tlsa.h). Nothing is sent to any host.
+ */
+#include "ternctl_tls.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+
+#include "base/dns.h"
+#include "base/intl.h"
+#include "base/util.h"
+#include "lua/config.h"
+#include "smtp/smtp_parse.h"
+#include "smtp/tlsa.h"
+
+#define EX_CONFIG 78
+
+/* One answer, copied out of the callback. */
+struct answer {
+	bool done, secure;
+	enum dns_status st;
+	char **names;                  /* MX hosts */
+	size_t nnames;
+	char addrs[8][INET6_ADDRSTRLEN];
+	size_t naddrs, naddrs_all;
+	struct tlsa_rr *rrs;           /* data copied too */
+	size_t nrrs;
+};
+
+static void
+answer_clear(struct answer *a)
+{
+	for (size_t i = 0; i < a->nnames; i++)
+		free(a->names[i]);
+	free(a->names);
+	for (size_t i = 0; i < a->nrrs; i++)
+		free((void *)a->rrs[i].data);
+	free(a->rrs);
+	memset(a, 0, sizeof(*a));
+}
+
+static void
+on_mx(void *arg, enum dns_status st, bool secure, char *const *hosts,
+    size_t n)
+{
+	struct answer *a = arg;
+
+	a->st = st;
+	a->secure = secure;
+	a->names = xcalloc(n ? n : 1, sizeof(char *));
+	for (size_t i = 0; i < n; i++)
+		a->names[i] = xstrdup(hosts[i]);
+	a->nnames = n;
+	a->done = true;
+}
+
+static void
+on_addrs(void *arg, enum dns_status st, bool secure,
+    const struct sockaddr_storage *addrs, size_t n)
+{
+	struct answer *a = arg;
+
+	a->st = st;
+	a->secure = secure;
+	a->naddrs_all = n;
+	for (size_t i = 0; i < n && a->naddrs < 8; i++) {
+		const void *p = addrs[i].ss_family == AF_INET6 ?
+		    (const void *)&((const struct sockaddr_in6 *)&addrs[i])->
+		    sin6_addr : (const void *)&((const struct sockaddr_in *)
+		    &addrs[i])->sin_addr;
+		if (inet_ntop(addrs[i].ss_family, p, a->addrs[a->naddrs],
+		    sizeof(a->addrs[0])) != NULL)
+			a->naddrs++;
+	}
+	a->done = true;
+}
+
+static void
+on_tlsa(void *arg, enum dns_status st, bool secure, const struct tlsa_rr *rrs,
+    size_t n)
+{
+	struct answer *a = arg;
+
+	a->st = st;
+	a->secure = secure;
+	a->rrs = xcalloc(n ? n : 1, sizeof(*a->rrs));
+	for (size_t i = 0; i < n; i++) {
+		unsigned char *d = xmalloc(rrs[i].len);
+		memcpy(d, rrs[i].data, rrs[i].len);
+		a->rrs[i] = rrs[i];
+		a->rrs[i].data = d;
+	}
+	a->nrrs = n;
+	a->done = true;
+}
+
+static bool
+wait_for(struct event_base *base, struct answer *a)
+{
+	while (!a->done && event_base_loop(base, EVLOOP_ONCE) == 0)
+		;
+	return a->done;
+}
+
+static const char *
+status_text(enum dns_status st)
+{
+	switch (st) {
+	case DNS_OK:
+		return "found";
+	case DNS_NXDOMAIN:
+		return "no such domain";
+	case DNS_NODATA:
+		return "none";
+	case DNS_NULL_MX:
+		return "null MX: the domain takes no mail (RFC 7505)";
+	case DNS_TEMP:
+		return "lookup failed (temporary, or DNSSEC validation failed)";
+	}
+	return "?";
+}
+
+/* One host: its addresses, its TLSA records, the verdict. 0, or 1 if a
+ * lookup could not finish. */
+static int
+show_host(struct event_base *base, struct dns *dns, const char *host,
+    unsigned port, bool mx_secure, bool dane)
+{
+	struct answer a = { 0 };
+	char name[400];
+	int rc = 0;
+
+	printf("  %s\n", host);
+	(void)dns_addrs_sec(dns, host, on_addrs, &a);
+	if (!wait_for(base, &a))
+		return 1;
+	bool addr_secure = a.secure;
+	printf("    addresses: ");
+	if (a.st != DNS_OK)
+		printf("%s\n", status_text(a.st));
+	else {
+		for (size_t i = 0; i < a.naddrs; i++)
+			printf("%s%s", i ? " " : "", a.addrs[i]);
+		printf("%s (%s)\n", a.naddrs_all > a.naddrs ? " ..." : "",
+		    addr_secure ? "secure, DNSSEC" : "insecure");
+	}
+	enum dns_status ast = a.st;
+	answer_clear(&a);
+	if (ast != DNS_OK) {
+		printf("    => not used: no address\n");
+		return ast == DNS_TEMP;
+	}
+	if (!dane) {
+		printf("    => as the policy says (no DANE)\n");
+		return 0;
+	}
+	if (!mx_secure || !addr_secure) {
+		printf("    => no DANE: the %s answer is not secure (RFC 7672 "
+		    "2.2); opportunistic TLS\n", mx_secure ? "address" : "MX");
+		return 0;
+	}
+	(void)snprintf(name, sizeof(name), "_%u._tcp.%s", port, host);
+	(void)dns_tlsa(dns, name, on_tlsa, &a);
+	if (!wait_for(base, &a))
+		return 1;
+	printf("    TLSA %s: %s%s\n", name, status_text(a.st),
+	    a.st == DNS_OK ? (a.secure ? " (secure, DNSSEC)" : " (insecure: "
+	    "not used)") : "");
+	for (size_t i = 0; i < a.nrrs; i++) {
+		char text[200];
+		tlsa_format(&a.rrs[i], 64, text, sizeof(text));
+		printf("      %s  %s%s\n", text, tlsa_usage_name(
+		    a.rrs[i].usage), tlsa_usable(&a.rrs[i]) ? "" :
+		    " (not usable for SMTP)");
+	}
+	size_t usable;
+	enum tlsa_verdict v = tlsa_verdict(mx_secure, addr_secure,
+	    a.st == DNS_OK ? TLSA_FOUND : a.st == DNS_TEMP ? TLSA_FAILED :
+	    TLSA_ABSENT, a.secure, a.rrs, a.nrrs, &usable);
+	printf("    => %s%s\n", tlsa_verdict_text(v), v == TLSA_NO_DANE ?
+	    ": opportunistic TLS" : "");
+	if (v == TLSA_SKIP_HOST)
+		rc = 1;
+	answer_clear(&a);
+	return rc;
+}
+
+static const char *
+policy_text(int pol)
+{
+	switch (pol) {
+	case 0:
+		return "STARTTLS when offered, certificate not checked";
+	case 1:
+		return "never TLS";
+	case 2:
+		return "TLS required, certificate chain and host name verified";
+	case 3:
+		return "DANE where an MX host publishes TLSA records under "
+		    "DNSSEC, else STARTTLS when offered";
+	}
+	return "?";
+}
+
+int
+tls_policy_cmd(const char *cfg_path, int argc, char **argv)
+{
+	char err[1024], why[300], ascii[SMTP_DOMAIN_MAX + 1];
+	int rc = 0;
+
+	if (argc != 1) {
+		fprintf(stderr, "ternctl: tls-policy DOMAIN\n");
+		return 2;
+	}
+	const char *domain = argv[0];
+	if (intl_domain_ascii(domain, ascii, sizeof(ascii)) != 0 ||
+	    !smtp_valid_domain(ascii, strlen(ascii))) {
+		fprintf(stderr, "ternctl: '%s' is not a domain\n", domain);
+		return 2;
+	}
+	ascii_lower(ascii);
+	struct config *cfg = config_load(cfg_path, err, sizeof(err));
+	if (cfg == NULL) {
+		fprintf(stderr, "ternctl: %s\n", err);
+		return EX_CONFIG;
+	}
+	printf("domain: %s\n", ascii);
+	if (config_is_local_domain(cfg, ascii)) {
+		printf("local: delivered into this server's Maildirs, no SMTP "
+		    "client involved\n");
+		config_free(cfg);
+		return 0;
+	}
+	const char *anchor = config_trust_anchor(cfg, why, sizeof(why));
+	int pol = cfg->client.tls;
+	bool dane = pol == 3 && anchor != NULL;
+	printf("policy: %s (smtp_client.tls): %s\n",
+	    config_tls_policy_name(pol), policy_text(pol));
+	if (anchor)
+		printf("dnssec: answers validated with %s\n", anchor);
+	else
+		printf("dnssec: off (%s)%s\n", why, pol == 3 ?
+		    ": no DANE, STARTTLS when offered" : "");
+	printf("note: a route hook may choose another next hop or policy "
+	    "per message\n");
+	struct event_base *base = event_base_new();
+	struct dns *dns = dns_new(base, cfg->resolver, cfg->dns_timeout, anchor,
+	    err, sizeof(err));
+	if (dns == NULL) {
+		fprintf(stderr, "ternctl: %s\n", err);
+		event_base_free(base);
+		config_free(cfg);
+		return 1;
+	}
+	if (cfg->relayhost) {
+		/* host[:port], [host]:port: the relay, not the MX */
+		char host[300];
+		unsigned port = cfg->client.port;
+		(void)str_copy(host, sizeof(host), cfg->relayhost);
+		char *colon = strrchr(host, ':');
+		char *close = strrchr(host, ']');
+		if (colon && (close == NULL || colon > close) &&
+		    (host[0] == '[' || strchr(host, ':') == colon)) {
+			port = (unsigned)strtoul(colon + 1, NULL, 10);
+			*colon = '\0';
+		}
+		if (host[0] == '[') {
+			memmove(host, host + 1, strlen(host));
+			if ((close = strchr(host, ']')) != NULL)
+				*close = '\0';
+		}
+		printf("next hop: relayhost %s, port %u (no MX lookup)\n", host,
+		    port);
+		rc = show_host(base, dns, host, port, true, dane);
+	} else {
+		struct answer a = { 0 };
+		(void)dns_mx_sec(dns, ascii, on_mx, &a);
+		if (!wait_for(base, &a))
+			rc = 1;
+		else if (a.st != DNS_OK) {
+			printf("MX: %s\n", status_text(a.st));
+			rc = a.st == DNS_TEMP;
+		} else {
+			bool implicit = a.nnames == 1 &&
+			    ascii_strcaseeq(a.names[0], ascii);
+			printf("MX: %s%s\n", implicit ? "none, the domain "
+			    "itself (implicit MX)" : "in the order tried",
+			    a.secure ? " (secure, DNSSEC)" : " (insecure)");
+			for (size_t i = 0; i < a.nnames; i++)
+				rc |= show_host(base, dns, a.names[i],
+				    cfg->client.port, a.secure, dane);
+		}
+		answer_clear(&a);
+	}
+	dns_free(dns);
+	event_base_free(base);
+	config_free(cfg);
+	return rc;
+}

@@ -1,0 +1,310 @@
+# SPDX-License-Identifier: ISC
+"""DANE for SMTP (RFC 7672): ternd validates DNS answers itself
+(libunbound, the zone's DS as trust anchor) against a zone signed by
+ldns-signzone and served by unbound on loopback. Where an MX host has
+TLSA records proven by DNSSEC, TLS is required and the certificate must
+match one of them: a wrong certificate, a host without STARTTLS or a
+TLSA answer that fails validation never get the message, in plain text
+or otherwise; the next MX host may. Without DNSSEC proof the old
+opportunistic TLS applies."""
+import smtplib
+import time
+
+import pytest
+
+from peers import Peer, SignedZone, Unbound, make_certs, tlsa_data
+from test_outbound import bounce_of
+
+MSG = (b"From: a@localhost\r\nTo: u@dane.test\r\nSubject: dane\r\n\r\n"
+       b"for DANE eyes only\r\n")
+
+
+def send(t, rcpt="u@dane.test", options=()):
+    with smtplib.SMTP("127.0.0.1", t.port, local_hostname="client.test") as s:
+        s.sendmail("sender@localhost", [rcpt], MSG,
+                   mail_options=list(options))
+
+
+def wait_log(t, text, timeout=20):
+    deadline = time.monotonic() + timeout
+    while text not in t.log() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return text in t.log()
+
+
+class World:
+    def __init__(self, make_ternd, tmp_path):
+        self.make_ternd = make_ternd
+        self.tmp = tmp_path
+        self.certs = tmp_path / "certs"
+        self.ca = make_certs(self.certs, ["mx.dane.test", "mx2.dane.test",
+                                          "other.name"])
+        from conftest import free_port
+        self.port = free_port()
+        self.stops = []
+
+    def cert(self, name):
+        return str(self.certs / (name + ".crt"))
+
+    def peer(self, addr, cert=None, chain=False):
+        """An SMTP server on addr:port; cert: the name of a certificate
+        (STARTTLS offered), chain: the CA sent after it."""
+        path = None
+        if cert:
+            path = self.certs / ("chain-" + cert if chain else cert)
+            if chain:
+                (self.certs / ("chain-" + cert + ".crt")).write_bytes(
+                    (self.certs / (cert + ".crt")).read_bytes() +
+                    self.ca.read_bytes())
+                (self.certs / ("chain-" + cert + ".key")).write_bytes(
+                    (self.certs / (cert + ".key")).read_bytes())
+        p = Peer(addr, self.port, cert=path)
+        self.stops.append(p.stop)
+        return p
+
+    def zone(self, records, bogus=()):
+        z = SignedZone(self.tmp, "dane.test", records, bogus=bogus)
+        self.stops.append(z.stop)
+        return z
+
+    def ternd(self, zone, extra=""):
+        t = self.make_ternd(start=False, sub="near")
+        t.write_config('resolver = "%s"\ndnssec = true\n'
+                       'dnssec_trust_anchor = "%s"\n'
+                       'smtp_client = { port = %d, idle_time = 1 }\n%s'
+                       % (zone.address, zone.trust_anchor, self.port, extra))
+        t.start()
+        return t
+
+    def close(self):
+        for s in reversed(self.stops):
+            s()
+
+
+@pytest.fixture
+def world(make_ternd, tmp_path):
+    w = World(make_ternd, tmp_path)
+    yield w
+    w.close()
+
+
+def mx_records(tlsa, host="mx"):
+    return ["@ IN MX 10 %s.dane.test." % host,
+            "%s IN A 127.0.0.2" % host] + \
+        ["_%s._tcp.%s IN TLSA %s" % ("{port}", host, r) for r in tlsa]
+
+
+def records(w, lines):
+    return [l.replace("{port}", str(w.port)) for l in lines]
+
+
+def test_dane_ee_match_delivers_over_tls(world):
+    w = world
+    peer = w.peer("127.0.0.2", cert="mx.dane.test")
+    z = w.zone(records(w, mx_records(
+        ["3 1 1 " + tlsa_data(w.cert("mx.dane.test"))])))
+    t = w.ternd(z)
+    assert "DNSSEC validation with" in t.log()
+    send(t)
+    msgs = peer.wait(1)
+    assert len(msgs) == 1 and b"for DANE eyes only" in msgs[0][2]
+    assert peer.handler.tls == [True]
+    assert "(DANE: DANE-EE 3 1 1)" in t.log()
+    assert "1 usable TLSA record(s): DANE required" in t.log()
+
+
+def test_dane_ta_with_the_ca_in_the_chain(world):
+    """DANE-TA 2 0 1: the test CA's certificate, which the server sends
+    after its own; the name checked is the MX host's."""
+    w = world
+    peer = w.peer("127.0.0.2", cert="mx.dane.test", chain=True)
+    z = w.zone(records(w, mx_records(
+        ["2 0 1 " + tlsa_data(str(w.ca), selector=0)])))
+    t = w.ternd(z)
+    send(t)
+    assert len(peer.wait(1)) == 1
+    assert "(DANE: DANE-TA 2 0 1)" in t.log()
+
+
+def test_dane_ta_refuses_a_certificate_for_another_name(world):
+    w = world
+    peer = w.peer("127.0.0.2", cert="other.name", chain=True)
+    z = w.zone(records(w, mx_records(
+        ["2 0 1 " + tlsa_data(str(w.ca), selector=0)])))
+    t = w.ternd(z)
+    send(t)
+    assert wait_log(t, "status=deferred")
+    assert peer.messages == []
+    assert "DANE: TLS handshake failed" in t.log()
+
+
+def test_wrong_certificate_is_never_used(world):
+    """The TLSA record is another certificate's: no message, and no
+    fallback to plain text on the next attempt either."""
+    w = world
+    peer = w.peer("127.0.0.2", cert="mx.dane.test")
+    z = w.zone(records(w, mx_records(
+        ["3 1 1 " + tlsa_data(w.cert("other.name"))])))
+    t = w.ternd(z)
+    send(t)
+    assert wait_log(t, "status=deferred")
+    assert "4.7.5" in t.log() and "DANE" in t.log()
+    assert peer.messages == []
+    assert "DANE: TLS handshake failed" in t.log()
+    assert "status=sent" not in t.log()
+
+
+def test_no_starttls_no_delivery(world):
+    w = world
+    peer = w.peer("127.0.0.2")                 # no STARTTLS offered
+    z = w.zone(records(w, mx_records(
+        ["3 1 1 " + tlsa_data(w.cert("mx.dane.test"))])))
+    t = w.ternd(z)
+    send(t)
+    assert wait_log(t, "status=deferred")
+    assert "does not offer STARTTLS" in t.log()
+    assert peer.messages == [] and peer.handler.ehlos >= 1
+
+
+def test_bogus_tlsa_is_a_temporary_failure(world):
+    """A TLSA answer whose signature fails: the host is not used (it
+    might be an attacker's answer), and the log says why."""
+    w = world
+    peer = w.peer("127.0.0.2", cert="mx.dane.test")
+    z = w.zone(records(w, mx_records(
+        ["3 1 1 " + tlsa_data(w.cert("mx.dane.test"))])),
+        bogus=["_%d._tcp.mx.dane.test" % w.port])
+    t = w.ternd(z)
+    send(t)
+    assert wait_log(t, "status=deferred")
+    assert "fails DNSSEC validation" in t.log()
+    assert peer.messages == []
+
+
+def test_next_mx_when_the_first_does_not_match(world):
+    w = world
+    bad = w.peer("127.0.0.2", cert="mx.dane.test")
+    good = w.peer("127.0.0.3", cert="mx2.dane.test")
+    z = w.zone(records(w, [
+        "@ IN MX 10 mx.dane.test.", "@ IN MX 20 mx2.dane.test.",
+        "mx IN A 127.0.0.2", "mx2 IN A 127.0.0.3",
+        "_{port}._tcp.mx IN TLSA 3 1 1 " + tlsa_data(w.cert("other.name")),
+        "_{port}._tcp.mx2 IN TLSA 3 1 1 " +
+        tlsa_data(w.cert("mx2.dane.test"))]))
+    t = w.ternd(z)
+    send(t)
+    assert len(good.wait(1)) == 1
+    assert bad.messages == []
+    assert "next host" in t.log()
+
+
+def test_unusable_tlsa_means_tls_without_authentication(world):
+    """Only PKIX-EE records (not used for SMTP, RFC 7672 3.1.3): TLS is
+    still required, but any certificate will do."""
+    w = world
+    peer = w.peer("127.0.0.2", cert="other.name")
+    z = w.zone(records(w, mx_records(
+        ["1 1 1 " + tlsa_data(w.cert("mx.dane.test"))])))
+    t = w.ternd(z)
+    send(t)
+    assert len(peer.wait(1)) == 1 and peer.handler.tls == [True]
+    assert "none usable: TLS required, unauthenticated" in t.log()
+
+
+def test_no_tlsa_is_opportunistic(world):
+    """A signed zone without TLSA records: the old opportunistic TLS."""
+    w = world
+    peer = w.peer("127.0.0.2")
+    z = w.zone(["@ IN MX 10 mx.dane.test.", "mx IN A 127.0.0.2"])
+    t = w.ternd(z)
+    send(t)
+    assert len(peer.wait(1)) == 1 and peer.handler.tls == [False]
+    assert "DANE required" not in t.log()
+
+
+def test_unsigned_domain_ignores_tlsa(world, tmp_path):
+    """ternd validates, but plain.test is under no trust anchor: its
+    TLSA record proves nothing, and the certificate it names is not
+    asked for (opportunistic TLS, as without DANE)."""
+    w = world
+    peer = w.peer("127.0.0.2", cert="mx.dane.test")
+    z = w.zone(["@ IN MX 10 mx.dane.test."])     # its anchor is all we use
+    plain = Unbound(tmp_path, [
+        "plain.test. MX 10 mx.plain.test.", "mx.plain.test. A 127.0.0.2",
+        "_%d._tcp.mx.plain.test. TLSA 3 1 1 %s" % (
+            w.port, tlsa_data(w.cert("other.name")))])
+    w.stops.append(plain.stop)
+    t = w.make_ternd(start=False, sub="near")
+    t.write_config('resolver = "%s"\ndnssec = true\n'
+                   'dnssec_trust_anchor = "%s"\n'
+                   'smtp_client = { port = %d }\n'
+                   % (plain.address, z.trust_anchor, w.port))
+    t.start()
+    send(t, "u@plain.test")
+    assert len(peer.wait(1)) == 1 and peer.handler.tls == [True]
+    assert "DANE required" not in t.log()
+
+
+def test_dnssec_off_says_so(make_ternd):
+    t = make_ternd()
+    assert "no DNSSEC validation (dnssec = false); no DANE" in t.log()
+
+
+def test_requiretls_goes_to_a_dane_mx(world):
+    """RFC 8689 4.2.1: an MX found by DNSSEC and authenticated by DANE
+    is good enough for REQUIRETLS (it bounced before DANE)."""
+    w = world
+    peer = w.peer("127.0.0.2", cert="mx.dane.test")
+    z = w.zone(records(w, mx_records(
+        ["3 1 1 " + tlsa_data(w.cert("mx.dane.test"))])))
+    t = w.ternd(z)
+    import ssl
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    with smtplib.SMTP("127.0.0.1", t.port, local_hostname="client.test") as s:
+        s.starttls(context=ctx)
+        s.ehlo("client.test")
+        s.sendmail("sender@localhost", ["u@dane.test"], MSG,
+                   mail_options=["REQUIRETLS"])
+    # aiosmtpd does not offer REQUIRETLS: refused, for good, but only
+    # after DANE found and authenticated the MX
+    raw, blocks = bounce_of(t)
+    assert blocks[0]["Status"] == "5.7.30"
+    assert b"does not offer it" in raw
+    assert peer.messages == []
+    assert "(DANE: DANE-EE 3 1 1)" in t.log()
+
+
+def test_ternctl_tls_policy(world):
+    """ternctl tls-policy says what the client would do, and why: the
+    same verdicts, from the same lookups, without sending anything."""
+    from test_ternctl import TERNCTL
+    import subprocess
+    w = world
+    z = w.zone(records(w, [
+        "@ IN MX 10 mx.dane.test.", "@ IN MX 20 mx2.dane.test.",
+        "mx IN A 127.0.0.2", "mx2 IN A 127.0.0.3",
+        "_{port}._tcp.mx IN TLSA 3 1 1 " + tlsa_data(w.cert("mx.dane.test")),
+        "_{port}._tcp.mx2 IN TLSA 1 1 1 " +
+        tlsa_data(w.cert("mx2.dane.test"))]))
+    t = w.ternd(z)
+
+    def policy(domain):
+        r = subprocess.run([str(TERNCTL), "-c", str(t.config), "tls-policy",
+                            domain], capture_output=True, text=True,
+                           timeout=60)
+        return r.returncode, r.stdout
+    rc, out = policy("dane.test")
+    assert rc == 0, out
+    assert "policy: dane" in out and "MX: in the order tried (secure" in out
+    assert out.index("mx.dane.test") < out.index("mx2.dane.test")
+    assert "3 1 1 " in out and "DANE-EE" in out
+    assert "=> DANE: TLS required, the certificate must match" in out
+    assert "PKIX-EE (not usable for SMTP)" in out
+    assert "=> DANE: TLS required (TLSA records, none usable)" in out
+    rc, out = policy("localhost")
+    assert rc == 0 and "local: delivered into this server's Maildirs" in out
+    rc, out = policy("nowhere.dane.test")
+    assert "MX: no such domain" in out
+    assert policy("not a domain")[0] == 2
