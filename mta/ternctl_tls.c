@@ -4,7 +4,8 @@
  * would do about TLS for mail to DOMAIN, and why. It asks the configured
  * resolver, validating with the configured trust anchor as ternd does,
  * walks the MX hosts in order and takes for each the verdict the client
- * takes (tlsa_verdict(), smtp/tlsa.h). Nothing is sent to any host.
+ * takes (tlsa_verdict(), smtp/tlsa.h), and the MTA-STS policy it would
+ * fetch (smtp/sts.c, the same code). Nothing is sent to any host.
  */
 #include "ternctl_tls.h"
 
@@ -18,10 +19,14 @@
 #include <event2/event.h>
 
 #include "base/dns.h"
+#include "base/httpc.h"
 #include "base/intl.h"
+#include "base/tls.h"
 #include "base/util.h"
 #include "lua/config.h"
+#include "smtp/mtasts.h"
 #include "smtp/smtp_parse.h"
+#include "smtp/sts.h"
 #include "smtp/tlsa.h"
 
 #define EX_CONFIG 78
@@ -105,6 +110,30 @@ on_tlsa(void *arg, enum dns_status st, bool secure, const struct tlsa_rr *rrs,
 	a->done = true;
 }
 
+struct sts_answer {
+	bool done, have;
+	struct mtasts_policy p;
+	char why[200];
+};
+
+static void
+on_sts(void *arg, const struct mtasts_policy *p, const char *why)
+{
+	struct sts_answer *a = arg;
+
+	a->have = p != NULL;
+	if (p)
+		a->p = *p;
+	(void)str_copy(a->why, sizeof(a->why), why);
+	a->done = true;
+}
+
+static struct bufferevent *
+sts_socket(void *arg, struct event_base *base, const char *host)
+{
+	return tls_client_socket(arg, base, host, true);
+}
+
 static bool
 wait_for(struct event_base *base, struct answer *a)
 {
@@ -135,13 +164,25 @@ status_text(enum dns_status st)
  * lookup could not finish. */
 static int
 show_host(struct event_base *base, struct dns *dns, const char *host,
-    unsigned port, bool mx_secure, bool dane)
+    unsigned port, bool mx_secure, bool dane, const struct mtasts_policy *sts)
 {
 	struct answer a = { 0 };
 	char name[400];
 	int rc = 0;
+	bool sts_enforce = sts && sts->mode == MTASTS_ENFORCE;
 
 	printf("  %s\n", host);
+	if (sts && !mtasts_mx_match(sts, host)) {
+		printf("    MTA-STS: not an mx of the policy\n");
+		if (sts_enforce) {
+			printf("    => not used (MTA-STS enforce)\n");
+			return 0;
+		}
+		sts_enforce = false;
+	} else if (sts)
+		printf("    MTA-STS: an mx of the policy\n");
+	const char *fallback = sts_enforce ? "MTA-STS: TLS required, the "
+	    "certificate verified for this name" : "opportunistic TLS";
 	(void)dns_addrs_sec(dns, host, on_addrs, &a);
 	if (!wait_for(base, &a))
 		return 1;
@@ -162,12 +203,13 @@ show_host(struct event_base *base, struct dns *dns, const char *host,
 		return ast == DNS_TEMP;
 	}
 	if (!dane) {
-		printf("    => as the policy says (no DANE)\n");
+		printf("    => %s\n", sts_enforce ? fallback :
+		    "as the policy says (no DANE)");
 		return 0;
 	}
 	if (!mx_secure || !addr_secure) {
 		printf("    => no DANE: the %s answer is not secure (RFC 7672 "
-		    "2.2); opportunistic TLS\n", mx_secure ? "address" : "MX");
+		    "2.2); %s\n", mx_secure ? "address" : "MX", fallback);
 		return 0;
 	}
 	(void)snprintf(name, sizeof(name), "_%u._tcp.%s", port, host);
@@ -188,8 +230,8 @@ show_host(struct event_base *base, struct dns *dns, const char *host,
 	enum tlsa_verdict v = tlsa_verdict(mx_secure, addr_secure,
 	    a.st == DNS_OK ? TLSA_FOUND : a.st == DNS_TEMP ? TLSA_FAILED :
 	    TLSA_ABSENT, a.secure, a.rrs, a.nrrs, &usable);
-	printf("    => %s%s\n", tlsa_verdict_text(v), v == TLSA_NO_DANE ?
-	    ": opportunistic TLS" : "");
+	printf("    => %s%s%s\n", tlsa_verdict_text(v), v == TLSA_NO_DANE ?
+	    ": " : "", v == TLSA_NO_DANE ? fallback : "");
 	if (v == TLSA_SKIP_HOST)
 		rc = 1;
 	answer_clear(&a);
@@ -282,8 +324,48 @@ tls_policy_cmd(const char *cfg_path, int argc, char **argv)
 		}
 		printf("next hop: relayhost %s, port %u (no MX lookup)\n", host,
 		    port);
-		rc = show_host(base, dns, host, port, true, dane);
+		rc = show_host(base, dns, host, port, true, dane, NULL);
 	} else {
+		struct sts_answer sa = { 0 };
+		bool use_sts = cfg->client.mta_sts && (pol == 0 || pol == 3);
+		if (use_sts) {
+			struct tls_client *tc = tls_client_new(
+			    cfg->client.ca_file, err, sizeof(err));
+			if (tc == NULL) {
+				fprintf(stderr, "ternctl: %s\n", err);
+				rc = 1;
+			} else {
+				struct httpc_tls maker = { sts_socket,
+					tls_handshake_failed, tc };
+				struct sts_settings ss = {
+					.port = cfg->client.mta_sts_port,
+					.timeout = cfg->client.connect_timeout,
+					.tls = &maker,
+				};
+				struct sts *sts = sts_new(base, dns, &ss);
+				(void)sts_get(sts, ascii, on_sts, &sa);
+				while (!sa.done && event_base_loop(base,
+				    EVLOOP_ONCE) == 0)
+					;
+				sts_free(sts);
+				tls_client_free(tc);
+			}
+			if (!sa.have)
+				printf("MTA-STS: none (%s)\n", sa.why[0] ?
+				    sa.why : "no policy");
+			else {
+				printf("MTA-STS: mode %s, max_age %lu, mx",
+				    mtasts_mode_name(sa.p.mode), sa.p.max_age);
+				for (size_t i = 0; i < sa.p.nmx; i++)
+					printf(" %s", sa.p.mx[i]);
+				printf("\n");
+			}
+		} else
+			printf("MTA-STS: not used (%s)\n", cfg->client.mta_sts ?
+			    "the policy is none or verify" :
+			    "smtp_client.mta_sts = false");
+		const struct mtasts_policy *sp = sa.have && sa.p.mode !=
+		    MTASTS_NONE ? &sa.p : NULL;
 		struct answer a = { 0 };
 		(void)dns_mx_sec(dns, ascii, on_mx, &a);
 		if (!wait_for(base, &a))
@@ -299,7 +381,7 @@ tls_policy_cmd(const char *cfg_path, int argc, char **argv)
 			    a.secure ? " (secure, DNSSEC)" : " (insecure)");
 			for (size_t i = 0; i < a.nnames; i++)
 				rc |= show_host(base, dns, a.names[i],
-				    cfg->client.port, a.secure, dane);
+				    cfg->client.port, a.secure, dane, sp);
 		}
 		answer_clear(&a);
 	}

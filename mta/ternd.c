@@ -27,6 +27,7 @@
 
 #include "base/buf.h"
 #include "base/dns.h"
+#include "base/httpc.h"
 #include "base/iopool.h"
 #include "base/dirsync.h"
 #include "base/log.h"
@@ -42,6 +43,7 @@
 #include "queue/queue.h"
 #include "runtime.h"
 #include "smtp/smtp_client.h"
+#include "smtp/sts.h"
 #include "mail/maildir.h"
 #include "store/store.h"
 #include "store/deliver_maildir.h"
@@ -65,6 +67,8 @@ struct ternd {
 	struct dns *dns;
 	struct smtp_client *client;
 	struct tls_client *tls_client;
+	struct sts *sts;              /* MTA-STS policies, or NULL */
+	struct httpc_tls sts_tls;
 	struct sockaddr_storage *self;   /* where we take SMTP (loop check) */
 	struct dispatch *dispatch;
 	struct listen_ctx *listen;
@@ -146,6 +150,13 @@ on_check(evutil_socket_t fd, short what, void *arg)
 	}
 	struct timeval tv = { 0, 50000 };
 	evtimer_add(t->ev_check, &tv);
+}
+
+/* MTA-STS policy fetches: chain and host name verified. */
+static struct bufferevent *
+sts_tls_socket(void *arg, struct event_base *base, const char *host)
+{
+	return tls_client_socket(arg, base, host, true);
 }
 
 static void
@@ -729,10 +740,22 @@ main(int argc, char **argv)
 	t.tls_client = tls_client_new(t.cfg->client.ca_file, err, sizeof(err));
 	if (t.tls_client == NULL)
 		startup_fail(err);
+	if (t.cfg->client.mta_sts) {
+		/* policies over https: chain and mta-sts.DOMAIN verified */
+		t.sts_tls = (struct httpc_tls){ sts_tls_socket,
+			tls_handshake_failed, t.tls_client };
+		struct sts_settings ss = {
+			.port = t.cfg->client.mta_sts_port,
+			.timeout = t.cfg->client.connect_timeout,
+			.tls = &t.sts_tls,
+		};
+		t.sts = sts_new(t.base, t.dns, &ss);
+	}
 	size_t nself;
 	t.self = listen_smtp_addresses(t.cfg, &nself);
 	struct smtp_client_settings cs = {
 		.tls = t.tls_client,
+		.sts = t.sts,
 		.self = t.self, .nself = nself,
 		.helo = t.cfg->hostname, .port = t.cfg->client.port,
 		.connect_timeout = t.cfg->client.connect_timeout,
@@ -791,6 +814,7 @@ main(int argc, char **argv)
 	listen_free(t.listen);
 	control_free(t.control);
 	smtp_client_free(t.client);
+	sts_free(t.sts);
 	tls_client_free(t.tls_client);
 	free(t.self);
 	dns_free(t.dns);

@@ -374,6 +374,7 @@ parse_client(struct ctx *c, const struct cfg_node *n, struct config *cfg)
 		K(data_timeout, 1, 86400),
 		K(idle_time, 0, 3600),
 		K(max_per_destination, 1, 1000),
+		K(mta_sts_port, 1, 65535),
 #undef K
 	};
 
@@ -395,6 +396,12 @@ parse_client(struct ctx *c, const struct cfg_node *n, struct config *cfg)
 		if (strcmp(f->key, "ca_file") == 0) {
 			if (want_str(c, f, &cfg->client.ca_file) != 0)
 				return -1;
+			continue;
+		}
+		if (strcmp(f->key, "mta_sts") == 0) {
+			if (f->type != CFG_BOOL)
+				return fail(c, "mta_sts: expected true or false");
+			cfg->client.mta_sts = f->b;
 			continue;
 		}
 		for (k = 0; k < TERN_ARRAY_LEN(keys); k++)
@@ -911,6 +918,8 @@ config_load(const char *path, char *err, size_t errsz)
 	cfg->client.data_timeout = 600;
 	cfg->client.idle_time = 5;
 	cfg->client.max_per_destination = 10;
+	cfg->client.mta_sts = true;
+	cfg->client.mta_sts_port = 443;
 
 	buf_init(&text);
 	if (path == NULL)
@@ -1339,6 +1348,8 @@ config_print(const struct config *cfg, FILE *fp)
 	    cfg->client.command_timeout, cfg->client.data_timeout,
 	    cfg->client.idle_time, cfg->client.max_per_destination,
 	    config_tls_policy_name(cfg->client.tls));
+	fprintf(fp, ",\n  mta_sts = %s, mta_sts_port = %u",
+	    cfg->client.mta_sts ? "true" : "false", cfg->client.mta_sts_port);
 	if (cfg->client.ca_file) {
 		fputs(", ca_file = ", fp);
 		print_str(fp, cfg->client.ca_file);

@@ -146,6 +146,8 @@ struct config {
 		unsigned idle_time, max_per_destination;
 		int tls;                  /* enum smtp_tls_policy: "dane" */
 		char *ca_file;            /* NULL: the system trust store */
+		bool mta_sts;             /* RFC 8461 policies for MX mail */
+		unsigned mta_sts_port;    /* where they are fetched: 443 */
 	} client;
 };
 

@@ -775,15 +775,16 @@ phase_remote(struct job *j)
 		    p->kind != PLAN_REMOTE)
 			continue;
 		if (j->env->requiretls && p->hop_kind == SMTP_DEST_MX &&
-		    !smtp_client_dane(j->d->client)) {
+		    !smtp_client_secure_mx(j->d->client)) {
 			/*
 			 * RFC 8689 4.2.1 wants the MX found securely: with
-			 * DNSSEC validation off, only a configured relay or
-			 * route can take such mail.
+			 * neither DNSSEC validation nor MTA-STS, only a
+			 * configured relay or route can take such mail.
 			 */
 			dispatch_fail_rcpt(j, i, 550, "5.7.30", "REQUIRETLS "
 			    "support required: the MX of this domain cannot be "
-			    "found securely here (no DNSSEC validation)");
+			    "found securely here (no DNSSEC validation, no "
+			    "MTA-STS)");
 			continue;
 		}
 		struct remote_group *g = xcalloc(1, sizeof(*g));
@@ -813,8 +814,9 @@ phase_remote(struct job *j)
 		g->d.requiretls = j->env->requiretls;
 		g->d.smtputf8 = j->env->smtputf8;
 		if (g->d.requiretls)
-			/* an MX only by DANE (its MX answer proven), a named
-			 * relay by DANE or its certificate chain */
+			/* an MX only by DANE (its MX answer proven) or an
+			 * enforced MTA-STS policy, a named relay by DANE or
+			 * its certificate chain */
 			g->d.tls = p->hop_kind == SMTP_DEST_MX ? SMTP_TLS_DANE :
 			    SMTP_TLS_VERIFY;
 		(void)str_copy(g->d.dest, sizeof(g->d.dest), p->hop);

@@ -46,7 +46,9 @@
 #include "base/tls.h"
 #include "base/util.h"
 #include "mail/message.h"
+#include "smtp/mtasts.h"
 #include "smtp/smtp_reply.h"
+#include "smtp/sts.h"
 #include "smtp/tlsa.h"
 
 #define CLIENT_LINE_MAX 4096
@@ -105,6 +107,11 @@ struct conn {
 	unsigned char *tlsa_data; /* what they point into */
 	size_t ntlsa;
 	bool authenticated;       /* the peer was verified (PKIX or DANE) */
+	/* MTA-STS (RFC 8461), for MX delivery: */
+	struct sts_query *sq;
+	struct mtasts_policy *sts;     /* the policy in force, or NULL */
+	bool sts_verify;          /* this host: TLS with a verified
+	                           * certificate required (enforce) */
 	char skipped[300];        /* why the last host was passed over */
 	bool tls;                 /* the connection is encrypted */
 	bool pipelining, eightbitmime, has_size, ready;
@@ -143,6 +150,14 @@ static void conn_try_addr(struct conn *cn);
 static void conn_skip_host(struct conn *cn, const char *why);
 static void on_tlsa(void *arg, enum dns_status st, bool secure,
     const struct tlsa_rr *rrs, size_t n);
+
+/* MTA-STS's certificate check applies to this host: its policy says
+ * enforce and DANE does not (DANE wins, RFC 8461 2). */
+static bool
+sts_pkix(const struct conn *cn)
+{
+	return cn->sts_verify && !cn->dane && !cn->dane_tls_only;
+}
 
 /* Whether this connection looks for DANE (RFC 7672 2.2.1: only under
  * an MX answer proven by DNSSEC). */
@@ -594,19 +609,21 @@ starttls_maybe(struct conn *cn)
 	struct dest *dt = cn->dest;
 
 	bool dane = cn->dane || cn->dane_tls_only;
+	bool must = dane || sts_pkix(cn);
 
 	if (cn->tls || dt->tls == SMTP_TLS_NONE)
 		return false;
-	if (dt->c->s.tls == NULL && !dane)
+	if (dt->c->s.tls == NULL && !must)
 		return false;
 	bool offered = cn->st == C_EHLO && smtp_reply_has_keyword(&cn->rr,
 	    "STARTTLS", NULL);
-	bool opportunistic = dt->tls == SMTP_TLS_MAY ||
-	    (dt->tls == SMTP_TLS_DANE && !dane);
-	if (dane && (!offered || dt->c->s.tls == NULL)) {
-		/* RFC 7672 2.2: never in plain text to this host */
-		conn_skip_host(cn, "has DANE TLSA records but does not offer "
-		    "STARTTLS");
+	bool opportunistic = (dt->tls == SMTP_TLS_MAY ||
+	    dt->tls == SMTP_TLS_DANE) && !must;
+	if (must && (!offered || dt->c->s.tls == NULL)) {
+		/* RFC 7672 2.2, RFC 8461 5: never in plain text here */
+		conn_skip_host(cn, dane ? "has DANE TLSA records but does not "
+		    "offer STARTTLS" : "MTA-STS (enforce) requires TLS; "
+		    "STARTTLS not offered");
 		return true;
 	}
 	if (offered && !(opportunistic && dt->tls_broken)) {
@@ -642,7 +659,7 @@ starttls_begin(struct conn *cn)
 		    cn->bev, cn->hostname, cn->tlsa, cn->ntlsa);
 	else
 		cn->bev = tls_client_wrap(dt->c->s.tls, dt->c->base, cn->bev,
-		    cn->hostname, dt->tls == SMTP_TLS_VERIFY);
+		    cn->hostname, dt->tls == SMTP_TLS_VERIFY || sts_pkix(cn));
 	if (cn->bev == NULL) {
 		conn_fail(cn, "cannot start TLS");
 		return;
@@ -718,9 +735,10 @@ handle_reply(struct conn *cn, int code, const char *text)
 			conn_fail(cn, "STARTTLS refused; TLS is required");
 			return;
 		}
-		if (cn->dane || cn->dane_tls_only) {
-			conn_skip_host(cn, "has DANE TLSA records but refused "
-			    "STARTTLS");
+		if (cn->dane || cn->dane_tls_only || sts_pkix(cn)) {
+			conn_skip_host(cn, sts_pkix(cn) ? "MTA-STS (enforce) "
+			    "requires TLS; STARTTLS refused" : "has DANE TLSA "
+			    "records but refused STARTTLS");
 			return;
 		}
 		/* "may": go on without TLS, with what EHLO said */
@@ -798,18 +816,29 @@ conn_on_event(struct bufferevent *bev, short what, void *arg)
 				return;
 			}
 			cn->authenticated = true;
+		} else if (sts_pkix(cn)) {
+			if (tls_verified(cn->bev, why, sizeof(why)) != 0) {
+				char text[300];
+				(void)snprintf(text, sizeof(text), "MTA-STS: %s",
+				    why);
+				conn_skip_host(cn, text);
+				return;
+			}
+			cn->authenticated = true;
+			(void)str_copy(how, sizeof(how), "MTA-STS");
 		} else if (cn->dest->tls == SMTP_TLS_VERIFY) {
 			if (tls_verified(cn->bev, why, sizeof(why)) != 0) {
 				conn_fail(cn, why);
 				return;
 			}
 			cn->authenticated = true;
+			(void)str_copy(how, sizeof(how), "PKIX");
 		}
 		tls_describe(cn->bev, desc, sizeof(desc));
 		log_info("smtp client: TLS to %s: %s%s%s%s", cn->host, desc,
 		    cn->dane ? " (DANE: " : cn->dane_tls_only ?
 		    " (TLSA records, none usable: unauthenticated" :
-		    cn->authenticated ? " (verified" : "", how,
+		    cn->authenticated ? " (verified " : "", how,
 		    cn->dane || cn->dane_tls_only || cn->authenticated ? ")" :
 		    "");
 		cn->tls = true;
@@ -828,10 +857,12 @@ conn_on_event(struct bufferevent *bev, short what, void *arg)
 		tls_error(cn->bev, why, sizeof(why));
 		log_info("smtp client: TLS with %s failed: %s", cn->host, why);
 		char text[300];
-		if (cn->dane || cn->dane_tls_only) {
-			/* RFC 7672 2.2: not this host; maybe the next MX */
-			(void)snprintf(text, sizeof(text), "DANE: TLS "
-			    "handshake failed: %s", why);
+		if (cn->dane || cn->dane_tls_only || sts_pkix(cn)) {
+			/* RFC 7672 2.2, RFC 8461 5: not this host; maybe the
+			 * next MX */
+			(void)snprintf(text, sizeof(text), "%s: TLS handshake "
+			    "failed: %s", sts_pkix(cn) ? "MTA-STS" : "DANE",
+			    why);
 			conn_skip_host(cn, text);
 			return;
 		}
@@ -1104,6 +1135,22 @@ conn_try_host(struct conn *cn)
 	struct in_addr a4;
 	struct in6_addr a6;
 	dane_clear(cn);
+	cn->sts_verify = false;
+	if (cn->sts && !mtasts_mx_match(cn->sts, h)) {
+		if (cn->sts->mode == MTASTS_ENFORCE) {
+			/* RFC 8461 4.1: not a host the domain named */
+			(void)snprintf(cn->skipped, sizeof(cn->skipped),
+			    "%.200s: MTA-STS: not an mx of the policy", h);
+			log_info("smtp client: %s is not an mx of %s's MTA-STS "
+			    "policy (enforce); next host", h, dt->name);
+			cn->host_i++;
+			conn_try_host(cn);
+			return;
+		}
+		log_info("smtp client: %s is not an mx of %s's MTA-STS policy "
+		    "(testing: used anyway)", h, dt->name);
+	} else if (cn->sts && cn->sts->mode == MTASTS_ENFORCE)
+		cn->sts_verify = true;
 	/* an address literal ("[1.2.3.4]" or a bare address) needs no DNS */
 	char lit[300];
 	(void)str_copy(lit, sizeof(lit), h);
@@ -1186,6 +1233,37 @@ on_mx_sec(void *arg, enum dns_status st, bool secure, char *const *hosts,
 	on_mx(arg, st, hosts, n);
 }
 
+/* The MX lookup (the relay host's addresses). */
+static void
+conn_resolve(struct conn *cn)
+{
+	struct dest *dt = cn->dest;
+	bool dane = dt->tls == SMTP_TLS_DANE && dns_validating(dt->c->dns);
+
+	if (dt->kind == SMTP_DEST_MX && dane)
+		cn->q = dns_mx_sec(dt->c->dns, dt->name, on_mx_sec, cn);
+	else if (dt->kind == SMTP_DEST_MX)
+		cn->q = dns_mx(dt->c->dns, dt->name, on_mx, cn);
+	else {
+		cn->mx_secure = true;  /* a relay is named, not looked up */
+		conn_try_host(cn);
+	}
+}
+
+static void
+on_sts(void *arg, const struct mtasts_policy *p, const char *why)
+{
+	struct conn *cn = arg;
+
+	cn->sq = NULL;
+	if (p && p->mode != MTASTS_NONE) {
+		cn->sts = xmalloc(sizeof(*cn->sts));
+		*cn->sts = *p;
+	}
+	(void)why;
+	conn_resolve(cn);
+}
+
 static void
 conn_open(struct dest *dt)
 {
@@ -1198,15 +1276,12 @@ conn_open(struct dest *dt)
 	TAILQ_INSERT_TAIL(&dt->conns, cn, entry);
 	dt->nconns++;
 	dt->connecting++;
-	bool dane = dt->tls == SMTP_TLS_DANE && dns_validating(dt->c->dns);
-	if (dt->kind == SMTP_DEST_MX && dane)
-		cn->q = dns_mx_sec(dt->c->dns, dt->name, on_mx_sec, cn);
-	else if (dt->kind == SMTP_DEST_MX)
-		cn->q = dns_mx(dt->c->dns, dt->name, on_mx, cn);
-	else {
-		cn->mx_secure = true;  /* a relay is named, not looked up */
-		conn_try_host(cn);
+	if (dt->kind == SMTP_DEST_MX && dt->c->s.sts && (dt->tls ==
+	    SMTP_TLS_DANE || dt->tls == SMTP_TLS_MAY)) {
+		cn->sq = sts_get(dt->c->s.sts, dt->name, on_sts, cn);
+		return;
 	}
+	conn_resolve(cn);
 }
 
 static void
@@ -1218,6 +1293,9 @@ conn_free(struct conn *cn)
 		*cn->freed = true;
 	if (cn->q)
 		dns_cancel(cn->q);
+	if (cn->sq)
+		sts_cancel(cn->sq);
+	free(cn->sts);
 	if (cn->bev)
 		bufferevent_free(cn->bev);
 	if (cn->cur) {
@@ -1363,9 +1441,9 @@ smtp_client_new(struct event_base *base, struct dns *dns,
 }
 
 bool
-smtp_client_dane(const struct smtp_client *c)
+smtp_client_secure_mx(const struct smtp_client *c)
 {
-	return dns_validating(c->dns);
+	return dns_validating(c->dns) || c->s.sts != NULL;
 }
 
 unsigned long

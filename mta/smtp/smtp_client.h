@@ -19,6 +19,7 @@ struct dns;
 struct smtp_client;
 struct tls_client;
 struct sockaddr_storage;
+struct sts;
 
 enum smtp_tls_policy {
 	SMTP_TLS_MAY,        /* STARTTLS when offered, unverified (default) */
@@ -39,6 +40,9 @@ struct smtp_client_settings {
 	unsigned idle_time;               /* keep an idle connection */
 	unsigned max_per_destination;
 	struct tls_client *tls;           /* NULL: no STARTTLS at all */
+	struct sts *sts;                  /* MTA-STS policies for MX
+	                                   * delivery under "dane" and
+	                                   * "may", or NULL: none */
 	/* where we take mail ourselves (address and port): a next hop
 	 * there is a loop (RFC 5321 5.1), mail for it bounces 5.4.6 */
 	const struct sockaddr_storage *self;
@@ -100,8 +104,9 @@ void smtp_client_send(struct smtp_client *c, struct smtp_delivery *d,
 void smtp_delivery_clear(struct smtp_delivery *d);
 /* Closes idle connections (shutdown); active ones finish. */
 void smtp_client_close_idle(struct smtp_client *c);
-/* Whether DANE can apply (answers are validated with DNSSEC). */
-bool smtp_client_dane(const struct smtp_client *c);
+/* Whether an MX can be found securely here: DANE (answers validated
+ * with DNSSEC) or MTA-STS can apply. */
+bool smtp_client_secure_mx(const struct smtp_client *c);
 /* Connections opened so far (for logs and tests). */
 unsigned long smtp_client_connections(const struct smtp_client *c);
 /* Drops everything without calling back. NULL is a no-op. */

@@ -394,3 +394,48 @@ class SignedZone(Unbound):
             "  for-downstream: yes",
             "  for-upstream: no",
         ])
+
+
+class PolicyServer:
+    """An HTTPS server on 127.0.0.1 for MTA-STS policies: a certificate
+    for mta-sts.DOMAIN from the test CA (cert: the path without its
+    .crt/.key), serving `policy` at /.well-known/mta-sts.txt with
+    `status` and `ctype`; the paths asked are in requests."""
+
+    def __init__(self, cert, policy, status=200, ctype="text/plain"):
+        import http.server
+        import ssl
+        import threading
+        self.policy, self.status, self.ctype = policy, status, ctype
+        self.requests = []
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                server.requests.append((self.path, self.headers.get("Host")))
+                body = server.policy.encode()
+                self.send_response(server.status)
+                self.send_header("Content-Type", server.ctype)
+                self.send_header("Content-Length", str(len(body)))
+                if server.status in (301, 302):
+                    self.send_header("Location", "https://elsewhere.test/")
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0),
+                                                     Handler)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(str(cert) + ".crt", str(cert) + ".key")
+        self.httpd.socket = ctx.wrap_socket(self.httpd.socket,
+                                            server_side=True)
+        self.port = self.httpd.server_address[1]
+        self.thread = threading.Thread(target=self.httpd.serve_forever,
+                                       daemon=True)
+        self.thread.start()
+
+    def stop(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()

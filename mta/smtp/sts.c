@@ -1,0 +1,324 @@
+/* SPDX-License-Identifier: ISC */
+/*
+ * sts.c - layer 3 (sts.h). One entry per domain: its policy if one was
+ * fetched (with the record id it came under and when it expires), when
+ * the TXT record was last looked at, and the lookup or fetch under way
+ * with the queries waiting for it.
+ *
+ * RFC 8461 5.1: a valid cached policy stays in force while the record
+ * cannot be found or the new policy cannot be fetched, until it expires
+ * (that is what protects the second connection against an attacker who
+ * strips the record); the record is looked at again at most once a
+ * minute per domain, and a new id means a new fetch.
+ */
+#include "smtp/sts.h"
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+#include <time.h>
+
+#include <event2/event.h>
+
+#include "base/dns.h"
+#include "base/httpc.h"
+#include "base/log.h"
+#include "base/util.h"
+#include "smtp/mtasts.h"
+
+#define STS_RECHECK 60                  /* seconds between TXT lookups */
+
+enum ent_state { ENT_IDLE, ENT_TXT, ENT_FETCH };
+
+struct sts_query {
+	TAILQ_ENTRY(sts_query) entry;
+	struct sts_entry *e;
+	sts_cb cb;
+	void *arg;
+};
+TAILQ_HEAD(query_list, sts_query);
+
+struct sts_entry {
+	TAILQ_ENTRY(sts_entry) entry;
+	struct sts *s;
+	char domain[MTASTS_NAME_MAX + 1];
+	bool have;                       /* pol is a fetched policy */
+	struct mtasts_policy pol;
+	char id[MTASTS_ID_MAX + 1];
+	char new_id[MTASTS_ID_MAX + 1];  /* the id being fetched */
+	time_t expires, checked;
+	enum ent_state st;
+	struct dns_query *q;
+	struct httpc *h;
+	struct event *answer;            /* answers from the cache, later */
+	char why[200];
+	struct query_list waiting;
+};
+TAILQ_HEAD(entry_list, sts_entry);
+
+struct sts {
+	struct event_base *base;
+	struct dns *dns;
+	struct sts_settings set;
+	struct entry_list entries;
+	size_t nentries;
+};
+
+static bool
+valid(const struct sts_entry *e, time_t now)
+{
+	return e->have && now < e->expires;
+}
+
+/* Answers every waiting query (each may start or cancel others). */
+static void
+answer_all(struct sts_entry *e)
+{
+	struct sts_query *q;
+
+	e->st = ENT_IDLE;
+	while ((q = TAILQ_FIRST(&e->waiting)) != NULL) {
+		TAILQ_REMOVE(&e->waiting, q, entry);
+		bool in_force = valid(e, time(NULL));
+		sts_cb cb = q->cb;
+		void *arg = q->arg;
+		free(q);
+		cb(arg, in_force ? &e->pol : NULL, in_force ? "" : e->why);
+	}
+}
+
+static void
+on_answer(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	answer_all(arg);
+}
+
+/* A failure: the cached policy if it is still valid, else none. */
+static void
+fall_back(struct sts_entry *e, const char *why)
+{
+	if (valid(e, time(NULL)))
+		log_info("mta-sts: %s: %s; the cached policy (id %s) stays in "
+		    "force", e->domain, why, e->id);
+	else if (strcmp(why, "no MTA-STS record") != 0)
+		log_info("mta-sts: %s: %s; no policy in force", e->domain,
+		    why);
+	(void)str_copy(e->why, sizeof(e->why), why);
+	answer_all(e);
+}
+
+static const char *
+header(const struct httpc_response *r, const char *name)
+{
+	for (size_t i = 0; i < r->nheaders; i++)
+		if (ascii_strcaseeq(r->headers[i].name, name))
+			return r->headers[i].value;
+	return NULL;
+}
+
+static void
+on_policy(void *arg, const struct httpc_response *r)
+{
+	struct sts_entry *e = arg;
+	char why[200];
+	struct mtasts_policy p;
+
+	e->h = NULL;
+	if (r->status == 0) {
+		(void)snprintf(why, sizeof(why), "policy fetch failed: %s",
+		    r->error ? r->error : "no response");
+		fall_back(e, why);
+		return;
+	}
+	if (r->status != 200) {
+		/* a redirect is not followed (RFC 8461 3.3) */
+		(void)snprintf(why, sizeof(why), "policy fetch: HTTP status "
+		    "%d", r->status);
+		fall_back(e, why);
+		return;
+	}
+	const char *ct = header(r, "Content-Type");
+	size_t ctl = ct ? strcspn(ct, "; \t") : 0;
+	if (ct == NULL || ctl != 10 || !ascii_strncaseeq(ct, "text/plain",
+	    10)) {
+		fall_back(e, "policy fetch: not text/plain");
+		return;
+	}
+	char bad[120];
+	if (mtasts_policy_parse(r->body, r->body_len, &p, bad,
+	    sizeof(bad)) != 0) {
+		(void)snprintf(why, sizeof(why), "policy: %s", bad);
+		fall_back(e, why);
+		return;
+	}
+	time_t now = time(NULL);
+	e->pol = p;
+	e->have = true;
+	(void)str_copy(e->id, sizeof(e->id), e->new_id);
+	e->expires = now + (time_t)p.max_age;
+	e->checked = now;
+	log_info("mta-sts: %s: policy id %s, mode %s, %zu mx pattern(s), "
+	    "max_age %lu", e->domain, e->id, mtasts_mode_name(p.mode), p.nmx,
+	    p.max_age);
+	(void)snprintf(e->why, sizeof(e->why), "policy mode %s",
+	    mtasts_mode_name(p.mode));
+	answer_all(e);
+}
+
+static void
+fetch(struct sts_entry *e)
+{
+	char host[MTASTS_NAME_MAX + 10];
+
+	(void)snprintf(host, sizeof(host), "mta-sts.%s", e->domain);
+	struct httpc_request rq = {
+		.method = "GET",
+		.host = host,
+		.port = e->s->set.port,
+		.path = "/.well-known/mta-sts.txt",
+		.timeout_sec = e->s->set.timeout,
+		.max_body = MTASTS_POLICY_MAX,
+		.tls = e->s->set.tls,
+	};
+	e->st = ENT_FETCH;
+	e->h = httpc_start(e->s->base, e->s->dns, &rq, on_policy, e);
+}
+
+static void
+on_txt(void *arg, enum dns_status st, char *const *txts, size_t n)
+{
+	struct sts_entry *e = arg;
+	char id[MTASTS_ID_MAX + 1];
+
+	e->q = NULL;
+	if (st == DNS_TEMP) {
+		fall_back(e, "_mta-sts lookup failed (temporary)");
+		return;
+	}
+	if (st != DNS_OK || mtasts_txt_choose(txts, n, id) != 0) {
+		/* no record: a cached policy still holds (RFC 8461 5.1) */
+		e->checked = time(NULL);
+		fall_back(e, "no MTA-STS record");
+		return;
+	}
+	e->checked = time(NULL);
+	if (valid(e, e->checked) && strcmp(id, e->id) == 0) {
+		answer_all(e);
+		return;
+	}
+	(void)str_copy(e->new_id, sizeof(e->new_id), id);
+	fetch(e);
+}
+
+static void
+entry_free(struct sts_entry *e)
+{
+	if (e->q)
+		dns_cancel(e->q);
+	if (e->h)
+		httpc_cancel(e->h);
+	if (e->answer)
+		event_free(e->answer);
+	struct sts_query *q;
+	while ((q = TAILQ_FIRST(&e->waiting)) != NULL) {
+		TAILQ_REMOVE(&e->waiting, q, entry);
+		free(q);
+	}
+	TAILQ_REMOVE(&e->s->entries, e, entry);
+	e->s->nentries--;
+	free(e);
+}
+
+/* Room for one more: the idle entry looked at longest ago goes. */
+static void
+make_room(struct sts *s)
+{
+	struct sts_entry *e, *old = NULL;
+
+	if (s->nentries < s->set.max_domains)
+		return;
+	TAILQ_FOREACH(e, &s->entries, entry)
+		if (e->st == ENT_IDLE && TAILQ_EMPTY(&e->waiting) &&
+		    (old == NULL || e->checked < old->checked))
+			old = e;
+	if (old)
+		entry_free(old);
+}
+
+struct sts_query *
+sts_get(struct sts *s, const char *domain, sts_cb cb, void *arg)
+{
+	struct sts_entry *e;
+	struct sts_query *q = xcalloc(1, sizeof(*q));
+
+	TAILQ_FOREACH(e, &s->entries, entry)
+		if (ascii_strcaseeq(e->domain, domain))
+			break;
+	if (e == NULL) {
+		make_room(s);
+		e = xcalloc(1, sizeof(*e));
+		e->s = s;
+		(void)str_copy(e->domain, sizeof(e->domain), domain);
+		ascii_lower(e->domain);
+		TAILQ_INIT(&e->waiting);
+		e->answer = evtimer_new(s->base, on_answer, e);
+		TAILQ_INSERT_TAIL(&s->entries, e, entry);
+		s->nentries++;
+	}
+	q->e = e;
+	q->cb = cb;
+	q->arg = arg;
+	TAILQ_INSERT_TAIL(&e->waiting, q, entry);
+	if (e->st != ENT_IDLE)
+		return q;                /* shares what is under way */
+	time_t now = time(NULL);
+	if (valid(e, now) && now < e->checked + STS_RECHECK) {
+		struct timeval tv = { 0, 0 };
+		evtimer_add(e->answer, &tv);
+		return q;
+	}
+	char name[MTASTS_NAME_MAX + 12];
+	(void)snprintf(name, sizeof(name), "_mta-sts.%s", e->domain);
+	e->st = ENT_TXT;
+	e->q = dns_txt(s->dns, name, on_txt, e);
+	return q;
+}
+
+void
+sts_cancel(struct sts_query *q)
+{
+	TAILQ_REMOVE(&q->e->waiting, q, entry);
+	free(q);
+}
+
+struct sts *
+sts_new(struct event_base *base, struct dns *dns, const struct sts_settings *set)
+{
+	struct sts *s = xcalloc(1, sizeof(*s));
+
+	s->base = base;
+	s->dns = dns;
+	s->set = *set;
+	if (s->set.max_domains == 0)
+		s->set.max_domains = 1000;
+	if (s->set.timeout == 0)
+		s->set.timeout = 60;
+	TAILQ_INIT(&s->entries);
+	return s;
+}
+
+void
+sts_free(struct sts *s)
+{
+	struct sts_entry *e;
+
+	if (s == NULL)
+		return;
+	while ((e = TAILQ_FIRST(&s->entries)) != NULL)
+		entry_free(e);
+	free(s);
+}

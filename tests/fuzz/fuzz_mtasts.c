@@ -1,0 +1,46 @@
+/* SPDX-License-Identifier: ISC */
+/*
+ * libFuzzer harness: MTA-STS (mtasts.c). The input as a policy file, and
+ * up to its first NUL as a TXT record; every pattern a parsed policy
+ * keeps must match a host made from it.
+ */
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "base/util.h"
+#include "smtp/mtasts.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	static struct mtasts_policy p;
+	char why[100], id[MTASTS_ID_MAX + 1];
+
+	if (mtasts_policy_parse((const char *)data, size, &p, why,
+	    sizeof(why)) == 0) {
+		TERN_ASSERT(p.nmx <= MTASTS_MX_MAX);
+		TERN_ASSERT(p.max_age <= MTASTS_MAX_AGE);
+		for (size_t i = 0; i < p.nmx; i++) {
+			char host[MTASTS_NAME_MAX + 8];
+			const char *m = p.mx[i];
+			(void)snprintf(host, sizeof(host), "%s%s",
+			    m[0] == '*' ? "x" : "", m[0] == '*' ? m + 1 : m);
+			if (strlen(host) <= MTASTS_NAME_MAX)
+				TERN_ASSERT(mtasts_mx_match(&p, host));
+		}
+	} else
+		TERN_ASSERT(why[0] != '\0');
+	if (size < 600) {
+		char txt[601];
+		memcpy(txt, data, size);
+		txt[size] = '\0';
+		if (mtasts_txt_parse(txt, id) == 0)
+			TERN_ASSERT(strlen(id) >= 1 && strlen(id) <=
+			    MTASTS_ID_MAX);
+	}
+	return 0;
+}
