@@ -62,6 +62,8 @@ usage(FILE *fp)
 	    "  stats [--json]   counters since start\n"
 	    "  reload           re-read the configuration and plugins\n"
 	    "  pickup           take what tern-sendmail dropped, now\n"
+	    "  tls-report       send the TLS reports (RFC 8460) of the\n"
+	    "                   sessions counted so far now, not at 00:00 UTC\n"
 	    "  index rebuild USER\n"
 	    "                   make USER's mail index again from the\n"
 	    "                   Maildirs (offline: remove it, so that ternd\n"
@@ -828,7 +830,8 @@ main(int argc, char **argv)
 	static const char *const needs_id[] = { "show", "remove", "hold",
 		"release", NULL };
 	static const char *const known[] = { "queue", "show", "flush",
-		"remove", "hold", "release", "stats", "reload", "pickup", NULL };
+		"remove", "hold", "release", "stats", "reload", "pickup",
+		"tls-report", NULL };
 	if (strcmp(cmd, "check-config") == 0)
 		return check_config(cfg_path);
 	if (strcmp(cmd, "passwd") == 0) {

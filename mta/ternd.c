@@ -44,6 +44,7 @@
 #include "runtime.h"
 #include "smtp/smtp_client.h"
 #include "smtp/sts.h"
+#include "queue/tlsrpt_send.h"
 #include "mail/maildir.h"
 #include "store/store.h"
 #include "store/deliver_maildir.h"
@@ -68,6 +69,7 @@ struct ternd {
 	struct smtp_client *client;
 	struct tls_client *tls_client;
 	struct sts *sts;              /* MTA-STS policies, or NULL */
+	struct tlsrpt_sender *tlsrpt; /* TLS reports, or NULL */
 	struct httpc_tls sts_tls;
 	struct sockaddr_storage *self;   /* where we take SMTP (loop check) */
 	struct dispatch *dispatch;
@@ -383,6 +385,15 @@ on_control(void *arg, struct control_req *req, const char *verb,
 		control_answer(req, true, stats_text(t, json));
 	else if (strcmp(verb, "index-rebuild") == 0)
 		index_rebuild(t, req, a);
+	else if (strcmp(verb, "tls-report") == 0) {
+		if (t->tlsrpt == NULL)
+			control_answer(req, false, xstrdup("tls_reports = "
+			    "false"));
+		else
+			control_answer(req, true, xasprintf("%zu policy "
+			    "domain(s) reported on\n",
+			    tlsrpt_sender_flush(t->tlsrpt)));
+	}
 	else if (strcmp(verb, "reload") == 0) {
 		if (reload(t, err, sizeof(err)) == 0)
 			control_answer(req, true, xasprintf("reloaded: "
@@ -751,11 +762,15 @@ main(int argc, char **argv)
 		};
 		t.sts = sts_new(t.base, t.dns, &ss);
 	}
+	if (t.cfg->tls_reports)
+		t.tlsrpt = tlsrpt_sender_new(t.base, t.dns, t.queue, &t.rt);
 	size_t nself;
 	t.self = listen_smtp_addresses(t.cfg, &nself);
 	struct smtp_client_settings cs = {
 		.tls = t.tls_client,
 		.sts = t.sts,
+		.tls_report = t.tlsrpt ? tlsrpt_sender_count : NULL,
+		.tls_report_arg = t.tlsrpt,
 		.self = t.self, .nself = nself,
 		.helo = t.cfg->hostname, .port = t.cfg->client.port,
 		.connect_timeout = t.cfg->client.connect_timeout,
@@ -814,6 +829,7 @@ main(int argc, char **argv)
 	listen_free(t.listen);
 	control_free(t.control);
 	smtp_client_free(t.client);
+	tlsrpt_sender_free(t.tlsrpt);
 	sts_free(t.sts);
 	tls_client_free(t.tls_client);
 	free(t.self);

@@ -653,6 +653,12 @@ apply(struct ctx *c, const struct cfg_node *n, struct config *cfg)
 		cfg->inbound_auth = n->b;
 		return 0;
 	}
+	if (strcmp(c->key, "tls_reports") == 0) {
+		if (n->type != CFG_BOOL)
+			return fail(c, "expected true or false");
+		cfg->tls_reports = n->b;
+		return 0;
+	}
 	if (strcmp(c->key, "local_fast_path") == 0) {
 		if (n->type != CFG_BOOL)
 			return fail(c, "expected true or false");
@@ -910,6 +916,7 @@ config_load(const char *path, char *err, size_t errsz)
 	cfg->client.tls = 3;                /* SMTP_TLS_DANE */
 	cfg->inbound_auth = true;
 	cfg->local_fast_path = true;
+	cfg->tls_reports = true;
 	cfg->public_suffix_list = xstrdup(
 	    "/usr/share/publicsuffix/public_suffix_list.dat");
 	cfg->client.port = 25;
@@ -1233,6 +1240,8 @@ config_print(const struct config *cfg, FILE *fp)
 		fprintf(fp, "users = nil -- %s, once ternctl passwd made it\n",
 		    cfg->users);
 	fprintf(fp, "inbound_auth = %s\n", cfg->inbound_auth ? "true" :
+	    "false");
+	fprintf(fp, "tls_reports = %s\n", cfg->tls_reports ? "true" :
 	    "false");
 	fprintf(fp, "local_fast_path = %s\n", cfg->local_fast_path ? "true" :
 	    "false");

@@ -119,6 +119,7 @@ struct config {
 	                                   * optional until it exists */
 	bool auth_loopback_plaintext;     /* AUTH without TLS from trusted */
 	bool inbound_auth;                /* SPF, DKIM, DMARC of mail on mx */
+	bool tls_reports;                 /* RFC 8460 reports, daily */
 	bool local_fast_path;             /* local mail into its Maildirs
 	                                   * before the 250, no queue file */
 	char *public_suffix_list;         /* DMARC's organizational domains */

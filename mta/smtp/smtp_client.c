@@ -46,6 +46,7 @@
 #include "base/tls.h"
 #include "base/util.h"
 #include "mail/message.h"
+#include "mail/tlsrpt.h"
 #include "smtp/mtasts.h"
 #include "smtp/smtp_reply.h"
 #include "smtp/sts.h"
@@ -147,7 +148,11 @@ static void conn_next(struct conn *cn);
 static void dest_kick(struct dest *dt);
 static void conn_try_host(struct conn *cn);
 static void conn_try_addr(struct conn *cn);
-static void conn_skip_host(struct conn *cn, const char *why);
+static void conn_skip_host(struct conn *cn, const char *why,
+    const char *result_type);
+static void tls_report(struct conn *cn, bool success,
+    const char *result_type);
+static const char *cert_result(const char *why);
 static void on_tlsa(void *arg, enum dns_status st, bool secure,
     const struct tlsa_rr *rrs, size_t n);
 
@@ -623,7 +628,7 @@ starttls_maybe(struct conn *cn)
 		/* RFC 7672 2.2, RFC 8461 5: never in plain text here */
 		conn_skip_host(cn, dane ? "has DANE TLSA records but does not "
 		    "offer STARTTLS" : "MTA-STS (enforce) requires TLS; "
-		    "STARTTLS not offered");
+		    "STARTTLS not offered", "starttls-not-supported");
 		return true;
 	}
 	if (offered && !(opportunistic && dt->tls_broken)) {
@@ -738,7 +743,8 @@ handle_reply(struct conn *cn, int code, const char *text)
 		if (cn->dane || cn->dane_tls_only || sts_pkix(cn)) {
 			conn_skip_host(cn, sts_pkix(cn) ? "MTA-STS (enforce) "
 			    "requires TLS; STARTTLS refused" : "has DANE TLSA "
-			    "records but refused STARTTLS");
+			    "records but refused STARTTLS",
+			    "starttls-not-supported");
 			return;
 		}
 		/* "may": go on without TLS, with what EHLO said */
@@ -812,7 +818,7 @@ conn_on_event(struct bufferevent *bev, short what, void *arg)
 				char text[300];
 				(void)snprintf(text, sizeof(text), "DANE: %s",
 				    why);
-				conn_skip_host(cn, text);
+				conn_skip_host(cn, text, "validation-failure");
 				return;
 			}
 			cn->authenticated = true;
@@ -821,7 +827,7 @@ conn_on_event(struct bufferevent *bev, short what, void *arg)
 				char text[300];
 				(void)snprintf(text, sizeof(text), "MTA-STS: %s",
 				    why);
-				conn_skip_host(cn, text);
+				conn_skip_host(cn, text, cert_result(why));
 				return;
 			}
 			cn->authenticated = true;
@@ -834,6 +840,8 @@ conn_on_event(struct bufferevent *bev, short what, void *arg)
 			cn->authenticated = true;
 			(void)str_copy(how, sizeof(how), "PKIX");
 		}
+		if (cn->dane || cn->dane_tls_only || sts_pkix(cn))
+			tls_report(cn, true, NULL);
 		tls_describe(cn->bev, desc, sizeof(desc));
 		log_info("smtp client: TLS to %s: %s%s%s%s", cn->host, desc,
 		    cn->dane ? " (DANE: " : cn->dane_tls_only ?
@@ -863,7 +871,8 @@ conn_on_event(struct bufferevent *bev, short what, void *arg)
 			(void)snprintf(text, sizeof(text), "%s: TLS handshake "
 			    "failed: %s", sts_pkix(cn) ? "MTA-STS" : "DANE",
 			    why);
-			conn_skip_host(cn, text);
+			conn_skip_host(cn, text, sts_pkix(cn) ?
+			    cert_result(why) : "validation-failure");
 			return;
 		}
 		if (cn->dest->tls == SMTP_TLS_MAY ||
@@ -1051,11 +1060,78 @@ dane_clear(struct conn *cn)
 	cn->addr_secure = false;
 }
 
-/* The host is passed over (RFC 7672 2.2): the next one, if any. */
+/*
+ * A session under a DANE or enforced MTA-STS policy, for TLS reports:
+ * the policy as RFC 8460 4.4 wants it (TLSA records, or the policy's
+ * lines), the host, its address when connected.
+ */
 static void
-conn_skip_host(struct conn *cn, const char *why)
+tls_report(struct conn *cn, bool success, const char *result_type)
+{
+	const struct smtp_client_settings *set = &cn->dest->c->s;
+	bool tlsa = cn->dane || cn->dane_tls_only || (result_type &&
+	    strcmp(result_type, "dnssec-invalid") == 0);
+	struct buf pol;
+	char ip[INET6_ADDRSTRLEN] = "";
+
+	if (set->tls_report == NULL || (!tlsa && !cn->sts_verify &&
+	    !(cn->sts && cn->sts->mode == MTASTS_ENFORCE)))
+		return;
+	buf_init(&pol);
+	if (tlsa) {
+		for (size_t i = 0; i < cn->ntlsa; i++) {
+			char t[2 * TLSA_DATA_MAX + 20];
+			tlsa_format(&cn->tlsa[i], 0, t, sizeof(t));
+			buf_printf(&pol, "%s%s", i ? "\n" : "", t);
+		}
+	} else {
+		buf_printf(&pol, "version: STSv1\nmode: %s",
+		    mtasts_mode_name(cn->sts->mode));
+		for (size_t i = 0; i < cn->sts->nmx; i++)
+			buf_printf(&pol, "\nmx: %s", cn->sts->mx[i]);
+		buf_printf(&pol, "\nmax_age: %lu", cn->sts->max_age);
+	}
+	buf_append_char(&pol, '\0');
+	if (cn->addr_i < cn->naddrs) {
+		const struct sockaddr_storage *ss = &cn->addrs[cn->addr_i];
+		(void)inet_ntop(ss->ss_family, ss->ss_family == AF_INET6 ?
+		    (const void *)&((const struct sockaddr_in6 *)ss)->sin6_addr :
+		    (const void *)&((const struct sockaddr_in *)ss)->sin_addr,
+		    ip, sizeof(ip));
+	}
+	struct tlsrpt_session s = {
+		.domain = cn->dest->name,
+		.type = tlsa ? TLSRPT_TLSA : TLSRPT_STS,
+		.policy = pol.data,
+		.mx_host = cn->hosts ? cn->hosts[cn->host_i] : cn->dest->name,
+		.receiving_ip = ip[0] ? ip : NULL,
+		.success = success,
+		.result_type = result_type,
+	};
+	set->tls_report(set->tls_report_arg, &s);
+	buf_clear(&pol);
+}
+
+/* RFC 8460 4.3's result type of a failed certificate check. */
+static const char *
+cert_result(const char *why)
+{
+	if (strstr(why, "hostname mismatch"))
+		return "certificate-host-mismatch";
+	if (strstr(why, "expired"))
+		return "certificate-expired";
+	return "certificate-not-trusted";
+}
+
+/* The host is passed over (RFC 7672 2.2): the next one, if any.
+ * result_type: an RFC 8460 failure to count, or NULL. */
+static void
+conn_skip_host(struct conn *cn, const char *why, const char *result_type)
 {
 	const char *h = cn->hosts ? cn->hosts[cn->host_i] : cn->dest->name;
+
+	if (result_type)
+		tls_report(cn, false, result_type);
 
 	(void)snprintf(cn->skipped, sizeof(cn->skipped), "%.200s: %.90s", h,
 	    why);
@@ -1087,7 +1163,7 @@ on_tlsa(void *arg, enum dns_status st, bool secure, const struct tlsa_rr *rrs,
 		cn->naddrs = 0;
 		cn->host[0] = '\0';
 		conn_skip_host(cn, "TLSA lookup failed (temporary, or "
-		    "DNSSEC validation failed)");
+		    "DNSSEC validation failed)", "dnssec-invalid");
 		return;
 	case TLSA_TLS_ONLY:
 		cn->dane_tls_only = true;
@@ -1143,6 +1219,8 @@ conn_try_host(struct conn *cn)
 			    "%.200s: MTA-STS: not an mx of the policy", h);
 			log_info("smtp client: %s is not an mx of %s's MTA-STS "
 			    "policy (enforce); next host", h, dt->name);
+			cn->naddrs = 0;
+			tls_report(cn, false, "validation-failure");
 			cn->host_i++;
 			conn_try_host(cn);
 			return;

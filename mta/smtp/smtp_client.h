@@ -20,6 +20,7 @@ struct smtp_client;
 struct tls_client;
 struct sockaddr_storage;
 struct sts;
+struct tlsrpt_session;
 
 enum smtp_tls_policy {
 	SMTP_TLS_MAY,        /* STARTTLS when offered, unverified (default) */
@@ -43,6 +44,10 @@ struct smtp_client_settings {
 	struct sts *sts;                  /* MTA-STS policies for MX
 	                                   * delivery under "dane" and
 	                                   * "may", or NULL: none */
+	/* each session under a DANE or enforced MTA-STS policy, for
+	 * TLS reports (RFC 8460); NULL: not counted */
+	void (*tls_report)(void *arg, const struct tlsrpt_session *s);
+	void *tls_report_arg;
 	/* where we take mail ourselves (address and port): a next hop
 	 * there is a loop (RFC 5321 5.1), mail for it bounces 5.4.6 */
 	const struct sockaddr_storage *self;

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: ISC */
 /*
- * libFuzzer harness: MTA-STS (mtasts.c). The input as a policy file, and
- * up to its first NUL as a TXT record; every pattern a parsed policy
- * keeps must match a host made from it.
+ * libFuzzer harness: MTA-STS (mtasts.c) and TLS-RPT (tlsrpt.c) records.
+ * The input as a policy file, and up to its first NUL as an _mta-sts and
+ * an _smtp._tls TXT record; every pattern a parsed policy keeps must
+ * match a host made from it, every rua address kept has an '@'.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -10,6 +11,7 @@
 #include <string.h>
 
 #include "base/util.h"
+#include "mail/tlsrpt.h"
 #include "smtp/mtasts.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -41,6 +43,13 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (mtasts_txt_parse(txt, id) == 0)
 			TERN_ASSERT(strlen(id) >= 1 && strlen(id) <=
 			    MTASTS_ID_MAX);
+		char rua[TLSRPT_RUA_MAX][TLSRPT_ADDR_MAX + 1];
+		size_t n;
+		if (tlsrpt_txt_parse(txt, rua, &n) == 0) {
+			TERN_ASSERT(n <= TLSRPT_RUA_MAX);
+			for (size_t i = 0; i < n; i++)
+				TERN_ASSERT(strchr(rua[i], '@') != NULL);
+		}
 	}
 	return 0;
 }

@@ -308,3 +308,32 @@ def test_ternctl_tls_policy(world):
     rc, out = policy("nowhere.dane.test")
     assert "MX: no such domain" in out
     assert policy("not a domain")[0] == 2
+
+
+def test_tls_report_of_a_dane_failure(world):
+    """RFC 8460 for DANE: policy-type tlsa, the TLSA records as the
+    policy, the failed session with its host and address."""
+    import email
+    import gzip
+    import json
+    from test_ternctl import ctl
+    w = world
+    w.peer("127.0.0.2", cert="mx.dane.test")
+    wrong = tlsa_data(w.cert("other.name"))
+    z = w.zone(records(w, mx_records(["3 1 1 " + wrong])) +
+               ['_smtp._tls IN TXT "v=TLSRPTv1; rua=mailto:tlsrpt@localhost"'])
+    t = w.ternd(z)
+    send(t)
+    assert wait_log(t, "status=deferred")
+    assert "1 policy domain(s)" in ctl(t, "tls-report").stdout
+    m = email.message_from_bytes(t.wait_messages("tlsrpt", 1)[0])
+    part = [p for p in m.walk()
+            if p.get_content_type() == "application/tlsrpt+gzip"][0]
+    rep = json.loads(gzip.decompress(part.get_payload(decode=True)))
+    [p] = rep["policies"]
+    assert p["policy"]["policy-type"] == "tlsa"
+    assert p["policy"]["policy-string"] == ["3 1 1 " + wrong]
+    assert p["policy"]["policy-domain"] == "dane.test"
+    assert p["summary"]["total-failure-session-count"] == 1
+    assert p["failure-details"][0]["result-type"] == "validation-failure"
+    assert p["failure-details"][0]["receiving-mx-hostname"] == "mx.dane.test"

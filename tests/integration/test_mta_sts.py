@@ -44,12 +44,12 @@ class World:
         self.stops.append(s.stop)
         return s
 
-    def ternd(self, policy, mx="mx.sts.test", txt=True):
+    def ternd(self, policy, mx="mx.sts.test", txt=True, extra=()):
         dns = Unbound(self.tmp, [
             "sts.test. MX 10 %s." % mx, "%s. A 127.0.0.2" % mx,
             "mta-sts.sts.test. A 127.0.0.1"] +
             (['_mta-sts.sts.test. TXT "v=STSv1; id=20261203"'] if txt
-             else []))
+             else []) + list(extra))
         self.stops.append(dns.stop)
         t = self.make_ternd(start=False, sub="near")
         t.write_config('resolver = "%s"\nsmtp_client = { port = %d, '
@@ -225,3 +225,78 @@ def test_ternctl_tls_policy_names_a_rogue_mx(world):
     out = ctl(t, "tls-policy", "sts.test").stdout
     assert "MTA-STS: not an mx of the policy" in out
     assert "=> not used (MTA-STS enforce)" in out
+
+
+RUA = ['_smtp._tls.sts.test. TXT "v=TLSRPTv1; rua=mailto:tlsrpt@localhost"']
+
+
+def tls_report_of(t):
+    """Asks ternd for the reports now; the one that came to tlsrpt@localhost
+    (a local mailbox of the same ternd): its message and its JSON."""
+    import email
+    import gzip
+    import json
+    from test_ternctl import ctl
+    r = ctl(t, "tls-report")
+    assert r.returncode == 0 and "1 policy domain(s)" in r.stdout, r.stdout
+    raw = t.wait_messages("tlsrpt", 1)[0]
+    m = email.message_from_bytes(raw)
+    assert m.get_content_type() == "multipart/report"
+    assert m.get_param("report-type") == "tlsrpt"
+    assert m["TLS-Report-Domain"] == "sts.test"
+    assert m["Subject"].startswith("Report Domain: sts.test Submitter: ")
+    part = [p for p in m.walk()
+            if p.get_content_type() == "application/tlsrpt+gzip"][0]
+    assert part.get_filename().endswith(".json.gz")
+    return m, json.loads(gzip.decompress(part.get_payload(decode=True)))
+
+
+def test_tls_report_counts_sessions(world):
+    """RFC 8460: the sessions under the policy, reported to the rua
+    address of _smtp._tls, gzipped JSON in a multipart/report."""
+    w = world
+    peer = w.peer()
+    t = w.ternd(w.policy(), extra=RUA)
+    send(t)
+    assert len(peer.wait(1)) == 1
+    m, rep = tls_report_of(t)
+    assert rep["contact-info"].startswith("postmaster@")
+    assert set(rep["date-range"]) == {"start-datetime", "end-datetime"}
+    [p] = rep["policies"]
+    assert p["policy"]["policy-type"] == "sts"
+    assert p["policy"]["policy-domain"] == "sts.test"
+    assert "mode: enforce" in p["policy"]["policy-string"]
+    assert p["policy"]["mx-host"] == ["mx.sts.test"]
+    assert p["summary"] == {"total-successful-session-count": 1,
+                            "total-failure-session-count": 0}
+    # the report asks for none about itself, and the book starts again
+    from test_ternctl import ctl
+    assert "0 policy domain(s)" in ctl(t, "tls-report").stdout
+
+
+def test_tls_report_names_the_failure(world):
+    w = world
+    w.peer(cert="other.name")
+    t = w.ternd(w.policy(), extra=RUA)
+    send(t)
+    assert wait_log(t, "status=deferred")
+    m, rep = tls_report_of(t)
+    [p] = rep["policies"]
+    assert p["summary"]["total-failure-session-count"] == 1
+    [f] = p["failure-details"]
+    assert f == {"result-type": "certificate-host-mismatch",
+                 "receiving-ip": "127.0.0.2",
+                 "receiving-mx-hostname": "mx.sts.test",
+                 "failed-session-count": 1}
+
+
+def test_no_rua_no_report(world):
+    from test_ternctl import ctl
+    w = world
+    peer = w.peer()
+    t = w.ternd(w.policy())
+    send(t)
+    assert len(peer.wait(1)) == 1
+    assert "1 policy domain(s)" in ctl(t, "tls-report").stdout
+    assert wait_log(t, "has no usable _smtp._tls record")
+    assert t.messages("tlsrpt") == []

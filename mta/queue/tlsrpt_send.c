@@ -1,0 +1,278 @@
+/* SPDX-License-Identifier: ISC */
+/*
+ * tlsrpt_send.c - layer 3 (tlsrpt_send.h). A flush takes the book and
+ * starts a new one; for each domain in the old one it makes the JSON
+ * report at once, looks up _smtp._tls.DOMAIN, and for each mailto
+ * address there queues a message from postmaster@ our host name with the
+ * null envelope sender (a report gets no report back), DKIM-signed when
+ * our domain has a key. A domain without such a record gets nothing.
+ * The book is in memory: sessions counted since the last report are lost
+ * when ternd stops.
+ */
+#include "queue/tlsrpt_send.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <event2/event.h>
+#include <zlib.h>
+
+#include "base/buf.h"
+#include "base/dns.h"
+#include "base/log.h"
+#include "base/util.h"
+#include "lua/config.h"
+#include "mail/dkim_sign.h"
+#include "mail/dsn.h"
+#include "mail/envelope.h"
+#include "mail/tlsrpt.h"
+#include "queue/queue.h"
+#include "runtime.h"
+
+struct tlsrpt_sender {
+	struct event_base *base;
+	struct dns *dns;
+	struct queue *queue;
+	struct runtime **rt;
+	struct tlsrpt_book *book;
+	time_t start;
+	struct event *daily;
+	struct pending *pending;      /* lookups under way */
+};
+
+/* One domain's report waiting for its _smtp._tls record. */
+struct pending {
+	struct pending *next;
+	struct tlsrpt_sender *s;
+	struct dns_query *q;
+	char *domain, *json, *report_id;
+	time_t start, end;
+};
+
+static void arm_daily(struct tlsrpt_sender *s);
+
+static int
+gzip_text(const char *text, size_t len, struct buf *out)
+{
+	z_stream z;
+
+	memset(&z, 0, sizeof(z));
+	if (deflateInit2(&z, Z_BEST_COMPRESSION, Z_DEFLATED, 15 + 16, 8,
+	    Z_DEFAULT_STRATEGY) != Z_OK)
+		return -1;
+	size_t cap = deflateBound(&z, (uLong)len) + 32;
+	buf_reserve(out, cap);
+	z.next_in = (Bytef *)(uintptr_t)text;
+	z.avail_in = (uInt)len;
+	z.next_out = (Bytef *)out->data;
+	z.avail_out = (uInt)cap;
+	int rc = deflate(&z, Z_FINISH);
+	out->len = cap - z.avail_out;
+	deflateEnd(&z);
+	return rc == Z_STREAM_END ? 0 : -1;
+}
+
+static void
+on_committed(void *arg, const char *id, const struct tern_err *err)
+{
+	char *to = arg;
+
+	if (err)
+		log_warnx("tls-rpt: cannot queue the report to %s: %s", to,
+		    err->text);
+	else
+		log_info("%s: tls-rpt: report queued for %s", id, to);
+	free(to);
+}
+
+static void
+queue_report(struct pending *p, const char *to)
+{
+	struct runtime *rt = *p->s->rt;
+	const struct config *cfg = rt->cfg;
+	struct buf gz, *body = xcalloc(1, sizeof(*body));
+	char from[400], msgid[400];
+
+	buf_init(&gz);
+	buf_init(body);
+	if (gzip_text(p->json, strlen(p->json), &gz) != 0) {
+		log_warnx("tls-rpt: %s: cannot compress the report", p->domain);
+		buf_clear(&gz);
+		free(body);
+		return;
+	}
+	(void)snprintf(from, sizeof(from), "postmaster@%s", cfg->hostname);
+	(void)snprintf(msgid, sizeof(msgid), "%s@%s", p->report_id,
+	    cfg->hostname);
+	struct tlsrpt_message m = {
+		.from = from, .to = to, .domain = p->domain,
+		.submitter = cfg->hostname, .report_id = p->report_id,
+		.message_id = msgid, .start = p->start, .end = p->end,
+		.date = time(NULL), .gz = (const unsigned char *)gz.data,
+		.gz_len = gz.len,
+	};
+	tlsrpt_message_build(body, &m);
+	buf_clear(&gz);
+	char why[200];
+	if (dkim_signer_sign(rt->dkim, body, 0, (int64_t)time(NULL), why,
+	    sizeof(why)) < 0)
+		log_warnx("tls-rpt: the report goes unsigned: %s", why);
+	struct envelope *env = xcalloc(1, sizeof(*env));
+	envelope_init(env);
+	queue_new_id(p->s->queue, env->id);
+	env->created = (int64_t)time(NULL);
+	env->client = xstrdup("127.0.0.1");
+	env->helo = xstrdup(cfg->hostname);
+	env->protocol = xstrdup("local");
+	env->sender = xstrdup("<>");
+	env->body = xstrdup("7BIT");
+	char *path = xasprintf("<%s>", to);
+	size_t ri = envelope_add_rcpt(env, path);
+	free(path);
+	env->rcpts[ri].notify = DSN_NOTIFY_NEVER;
+	log_info("tls-rpt: report %s for %s to %s", p->report_id, p->domain,
+	    to);
+	(void)queue_commit(p->s->queue, env, body, on_committed,
+	    xstrdup(to));
+}
+
+static void
+pending_free(struct pending *p)
+{
+	struct pending **pp = &p->s->pending;
+
+	while (*pp && *pp != p)
+		pp = &(*pp)->next;
+	if (*pp)
+		*pp = p->next;
+	free(p->domain);
+	free(p->json);
+	free(p->report_id);
+	free(p);
+}
+
+static void
+on_record(void *arg, enum dns_status st, char *const *txts, size_t n)
+{
+	struct pending *p = arg;
+	char rua[TLSRPT_RUA_MAX][TLSRPT_ADDR_MAX + 1];
+	size_t nrua = 0;
+
+	p->q = NULL;
+	if (st != DNS_OK || tlsrpt_txt_choose(txts, n, rua, &nrua) != 0 ||
+	    nrua == 0)
+		log_info("tls-rpt: %s has no usable _smtp._tls record (%s): "
+		    "no report", p->domain, st == DNS_TEMP ? "lookup failed" :
+		    "none");
+	for (size_t i = 0; i < nrua; i++)
+		queue_report(p, rua[i]);
+	pending_free(p);
+}
+
+size_t
+tlsrpt_sender_flush(struct tlsrpt_sender *s)
+{
+	struct tlsrpt_book *b = s->book;
+	const struct config *cfg = (*s->rt)->cfg;
+	time_t now = time(NULL);
+	size_t n = tlsrpt_book_len(b);
+	char contact[400];
+
+	(void)snprintf(contact, sizeof(contact), "postmaster@%s",
+	    cfg->hostname);
+	s->book = tlsrpt_book_new(0);
+	for (size_t i = 0; i < n; i++) {
+		const char *domain = tlsrpt_book_domain(b, i);
+		bool seen = false;
+		for (size_t k = 0; k < i && !seen; k++)
+			seen = strcmp(tlsrpt_book_domain(b, k), domain) == 0;
+		if (seen)
+			continue;      /* its report has both policy types */
+		struct pending *p = xcalloc(1, sizeof(*p));
+		char id[ENVELOPE_ID_LEN + 1];
+		queue_new_id(s->queue, id);
+		p->s = s;
+		p->domain = xstrdup(domain);
+		p->report_id = xasprintf("%s.%s", id, domain);
+		p->start = s->start;
+		p->end = now;
+		p->json = tlsrpt_report_json(b, i, cfg->hostname, contact,
+		    p->report_id, p->start, p->end);
+		p->next = s->pending;
+		s->pending = p;
+		char name[300];
+		(void)snprintf(name, sizeof(name), "_smtp._tls.%s", domain);
+		p->q = dns_txt(s->dns, name, on_record, p);
+	}
+	tlsrpt_book_free(b);
+	s->start = now;
+	return n;
+}
+
+void
+tlsrpt_sender_count(void *arg, const struct tlsrpt_session *ss)
+{
+	struct tlsrpt_sender *s = arg;
+
+	if (!tlsrpt_count(s->book, ss))
+		log_info("tls-rpt: the book is full; %s not counted",
+		    ss->domain);
+}
+
+static void
+on_daily(evutil_socket_t fd, short what, void *arg)
+{
+	struct tlsrpt_sender *s = arg;
+
+	(void)fd;
+	(void)what;
+	if (tlsrpt_book_len(s->book) > 0)
+		(void)tlsrpt_sender_flush(s);
+	else
+		s->start = time(NULL);
+	arm_daily(s);
+}
+
+/* The next 00:00 UTC (RFC 8460 4.1: a day's report, UTC days). */
+static void
+arm_daily(struct tlsrpt_sender *s)
+{
+	time_t now = time(NULL);
+	struct timeval tv = { 86400 - (now % 86400) + 60, 0 };
+
+	evtimer_add(s->daily, &tv);
+}
+
+struct tlsrpt_sender *
+tlsrpt_sender_new(struct event_base *base, struct dns *dns, struct queue *q,
+    struct runtime **rt)
+{
+	struct tlsrpt_sender *s = xcalloc(1, sizeof(*s));
+
+	s->base = base;
+	s->dns = dns;
+	s->queue = q;
+	s->rt = rt;
+	s->book = tlsrpt_book_new(0);
+	s->start = time(NULL);
+	s->daily = evtimer_new(base, on_daily, s);
+	arm_daily(s);
+	return s;
+}
+
+void
+tlsrpt_sender_free(struct tlsrpt_sender *s)
+{
+	if (s == NULL)
+		return;
+	while (s->pending) {
+		if (s->pending->q)
+			dns_cancel(s->pending->q);
+		pending_free(s->pending);
+	}
+	event_free(s->daily);
+	tlsrpt_book_free(s->book);
+	free(s);
+}

@@ -1,0 +1,30 @@
+/* SPDX-License-Identifier: ISC */
+/*
+ * tlsrpt_send.h - layer 3: TLS reports (RFC 8460) from the SMTP
+ * client's sessions: counted in a book (mail/tlsrpt.h) through the day,
+ * and at 00:00 UTC (or when ternctl tls-report asks) one report per
+ * policy domain whose _smtp._tls record names mailto addresses, gzipped,
+ * queued like any message of ours. Loop thread only.
+ */
+#ifndef TERN_TLSRPT_SEND_H
+#define TERN_TLSRPT_SEND_H
+
+#include <stddef.h>
+
+struct dns;
+struct event_base;
+struct queue;
+struct runtime;
+struct tlsrpt_session;
+struct tlsrpt_sender;
+
+struct tlsrpt_sender *tlsrpt_sender_new(struct event_base *base,
+    struct dns *dns, struct queue *q, struct runtime **rt);
+void tlsrpt_sender_free(struct tlsrpt_sender *s);
+/* One session's outcome (the client's callback). */
+void tlsrpt_sender_count(void *s, const struct tlsrpt_session *ss);
+/* Ends the period now: the reports go out (their lookups run on), and
+ * a new book starts. How many domains were in the book. */
+size_t tlsrpt_sender_flush(struct tlsrpt_sender *s);
+
+#endif
