@@ -84,6 +84,7 @@ struct dest {
 	unsigned connecting;      /* not yet ready */
 	enum smtp_tls_policy tls;
 	bool tls_broken;          /* a handshake failed: "may" goes plain */
+	bool requiretls;          /* its deliveries are REQUIRETLS mail */
 };
 
 struct conn {
@@ -153,6 +154,7 @@ static void conn_skip_host(struct conn *cn, const char *why,
 static void tls_report(struct conn *cn, bool success,
     const char *result_type);
 static const char *cert_result(const char *why);
+static void mx_ready(struct conn *cn);
 static void on_tlsa(void *arg, enum dns_status st, bool secure,
     const struct tlsa_rr *rrs, size_t n);
 
@@ -1300,6 +1302,28 @@ on_mx(void *arg, enum dns_status st, char *const *hosts, size_t n)
 	cn->nhosts = n;
 	cn->implicit_mx = n == 1 && ascii_strcaseeq(hosts[0], dt->name);
 	cn->host_i = 0;
+	if (cn->sq == NULL)
+		mx_ready(cn);      /* else when the MTA-STS answer comes */
+}
+
+/* The MX hosts and the MTA-STS policy (if asked) are known: go. */
+static void
+mx_ready(struct conn *cn)
+{
+	struct dest *dt = cn->dest;
+	char text[400];
+
+	if (dt->requiretls && !cn->mx_secure && !(cn->sts &&
+	    cn->sts->mode == MTASTS_ENFORCE)) {
+		/* RFC 8689 4.2.1: an MX found securely, or nowhere */
+		(void)snprintf(text, sizeof(text), "550 5.7.30 REQUIRETLS "
+		    "support required: the MX of %.200s cannot be found securely "
+		    "(no DNSSEC proof, no MTA-STS policy in enforce mode)",
+		    dt->name);
+		conn_free(cn);
+		dest_fail_queue(dt, 550, text);
+		return;
+	}
 	conn_try_host(cn);
 }
 
@@ -1339,7 +1363,8 @@ on_sts(void *arg, const struct mtasts_policy *p, const char *why)
 		*cn->sts = *p;
 	}
 	(void)why;
-	conn_resolve(cn);
+	if (cn->hosts != NULL)
+		mx_ready(cn);      /* the MX answer came first */
 }
 
 static void
@@ -1356,8 +1381,8 @@ conn_open(struct dest *dt)
 	dt->connecting++;
 	if (dt->kind == SMTP_DEST_MX && dt->c->s.sts && (dt->tls ==
 	    SMTP_TLS_DANE || dt->tls == SMTP_TLS_MAY)) {
+		/* the policy and the MX are asked for at once */
 		cn->sq = sts_get(dt->c->s.sts, dt->name, on_sts, cn);
-		return;
 	}
 	conn_resolve(cn);
 }
@@ -1429,8 +1454,9 @@ dest_get(struct smtp_client *c, const struct smtp_delivery *d)
 	struct dest *dt;
 	char key[320];
 
-	(void)snprintf(key, sizeof(key), "%s:%d:%s", d->kind == SMTP_DEST_MX ?
-	    "mx" : "relay", (int)d->tls, d->dest);
+	(void)snprintf(key, sizeof(key), "%s:%d:%d:%s", d->kind ==
+	    SMTP_DEST_MX ? "mx" : "relay", (int)d->tls, (int)d->requiretls,
+	    d->dest);
 	ascii_lower(key);
 	TAILQ_FOREACH(dt, &c->dests, entry)
 		if (strcmp(dt->key, key) == 0)
@@ -1440,6 +1466,7 @@ dest_get(struct smtp_client *c, const struct smtp_delivery *d)
 	(void)str_copy(dt->key, sizeof(dt->key), key);
 	dt->kind = d->kind;
 	dt->tls = d->tls;
+	dt->requiretls = d->requiretls;
 	TAILQ_INIT(&dt->queue);
 	TAILQ_INIT(&dt->conns);
 	dt->port = c->s.port;
