@@ -154,6 +154,29 @@ on_check(evutil_socket_t fd, short what, void *arg)
 	evtimer_add(t->ev_check, &tv);
 }
 
+/* MTA-STS policies survive a restart in the kvstore (plugins.kv), under
+ * keys no plugin can make (plugins' are "NAME\x1fKEY"). */
+static void
+sts_save(void *arg, const char *domain, const char *line, long long expires)
+{
+	char key[300];
+
+	(void)snprintf(key, sizeof(key), "mta-sts\x1e%s", domain);
+	if (kvstore_set(arg, key, line, (int64_t)expires,
+	    (int64_t)time(NULL)) != 0)
+		log_warnx("mta-sts: %s: the store is full; the policy is "
+		    "kept in memory only", domain);
+}
+
+static const char *
+sts_load(void *arg, const char *domain)
+{
+	char key[300];
+
+	(void)snprintf(key, sizeof(key), "mta-sts\x1e%s", domain);
+	return kvstore_get(arg, key, (int64_t)time(NULL));
+}
+
 /* MTA-STS policy fetches: chain and host name verified. */
 static struct bufferevent *
 sts_tls_socket(void *arg, struct event_base *base, const char *host)
@@ -759,6 +782,8 @@ main(int argc, char **argv)
 			.port = t.cfg->client.mta_sts_port,
 			.timeout = t.cfg->client.connect_timeout,
 			.tls = &t.sts_tls,
+			.save = sts_save, .load = sts_load,
+			.store_arg = t.kv,
 		};
 		t.sts = sts_new(t.base, t.dns, &ss);
 	}

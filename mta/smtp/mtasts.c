@@ -261,3 +261,87 @@ mtasts_mode_name(enum mtasts_mode m)
 	return m == MTASTS_ENFORCE ? "enforce" : m == MTASTS_TESTING ?
 	    "testing" : "none";
 }
+
+int
+mtasts_cache_format(const struct mtasts_policy *p, const char *id,
+    long long expires, char *out, size_t outsz)
+{
+	int w = snprintf(out, outsz, "1 %s %s %lu %lld", id,
+	    mtasts_mode_name(p->mode), p->max_age, expires);
+	if (w < 0 || (size_t)w >= outsz)
+		return -1;
+	size_t n = (size_t)w;
+	for (size_t i = 0; i < p->nmx; i++) {
+		w = snprintf(out + n, outsz - n, " %s", p->mx[i]);
+		if (w < 0 || (size_t)w >= outsz - n)
+			return -1;
+		n += (size_t)w;
+	}
+	return 0;
+}
+
+int
+mtasts_cache_parse(const char *line, struct mtasts_policy *p,
+    char id[MTASTS_ID_MAX + 1], long long *expires)
+{
+	char text[64 + (MTASTS_NAME_MAX + 2) * MTASTS_MX_MAX];
+	char *save = NULL, *tok;
+	size_t field = 0;
+
+	if (strlen(line) >= sizeof(text))
+		return -1;
+	memcpy(text, line, strlen(line) + 1);
+	memset(p, 0, sizeof(*p));
+	for (tok = strtok_r(text, " ", &save); tok; tok = strtok_r(NULL, " ",
+	    &save), field++) {
+		size_t l = strlen(tok);
+		char *end;
+		switch (field) {
+		case 0:
+			if (strcmp(tok, "1") != 0)
+				return -1;
+			break;
+		case 1:
+			if (l == 0 || l > MTASTS_ID_MAX)
+				return -1;
+			for (size_t i = 0; i < l; i++)
+				if (!is_alnum(tok[i]))
+					return -1;
+			memcpy(id, tok, l + 1);
+			break;
+		case 2:
+			if (strcmp(tok, "enforce") == 0)
+				p->mode = MTASTS_ENFORCE;
+			else if (strcmp(tok, "testing") == 0)
+				p->mode = MTASTS_TESTING;
+			else if (strcmp(tok, "none") == 0)
+				p->mode = MTASTS_NONE;
+			else
+				return -1;
+			break;
+		case 3:
+			p->max_age = strtoul(tok, &end, 10);
+			if (*end || tok[0] < '0' || tok[0] > '9' ||
+			    p->max_age > MTASTS_MAX_AGE)
+				return -1;
+			break;
+		case 4:
+			*expires = strtoll(tok, &end, 10);
+			if (*end || tok[0] < '0' || tok[0] > '9')
+				return -1;
+			break;
+		default: {
+			bool wild = l > 2 && tok[0] == '*' && tok[1] == '.';
+			if (p->nmx >= MTASTS_MX_MAX || !valid_host(wild ?
+			    tok + 2 : tok, wild ? l - 2 : l))
+				return -1;
+			memcpy(p->mx[p->nmx], tok, l + 1);
+			ascii_lower(p->mx[p->nmx]);
+			p->nmx++;
+		}
+		}
+	}
+	if (field < 5 || (p->mode != MTASTS_NONE && p->nmx == 0))
+		return -1;
+	return 0;
+}

@@ -54,4 +54,14 @@ bool mtasts_mx_match(const struct mtasts_policy *p, const char *host);
 
 const char *mtasts_mode_name(enum mtasts_mode m);
 
+/*
+ * A cached policy as one line for a store that survives restarts:
+ * "1 ID MODE MAX_AGE EXPIRES MX...". 0, or -1 if out is too small.
+ * mtasts_cache_parse reads it back: 0, or -1 if it is not such a line.
+ */
+int mtasts_cache_format(const struct mtasts_policy *p, const char *id,
+    long long expires, char *out, size_t outsz);
+int mtasts_cache_parse(const char *line, struct mtasts_policy *p,
+    char id[MTASTS_ID_MAX + 1], long long *expires);
+
 #endif

@@ -1134,7 +1134,6 @@ conn_skip_host(struct conn *cn, const char *why, const char *result_type)
 
 	if (result_type)
 		tls_report(cn, false, result_type);
-
 	(void)snprintf(cn->skipped, sizeof(cn->skipped), "%.200s: %.90s", h,
 	    why);
 	log_info("smtp client: %s %s; next host", cn->host[0] ? cn->host : h,

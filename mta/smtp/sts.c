@@ -164,6 +164,11 @@ on_policy(void *arg, const struct httpc_response *r)
 	log_info("mta-sts: %s: policy id %s, mode %s, %zu mx pattern(s), "
 	    "max_age %lu", e->domain, e->id, mtasts_mode_name(p.mode), p.nmx,
 	    p.max_age);
+	char line[64 + (MTASTS_NAME_MAX + 2) * MTASTS_MX_MAX];
+	if (e->s->set.save && mtasts_cache_format(&p, e->id,
+	    (long long)e->expires, line, sizeof(line)) == 0)
+		e->s->set.save(e->s->set.store_arg, e->domain, line,
+		    (long long)e->expires);
 	(void)snprintf(e->why, sizeof(e->why), "policy mode %s",
 	    mtasts_mode_name(p.mode));
 	answer_all(e);
@@ -268,6 +273,16 @@ sts_get(struct sts *s, const char *domain, sts_cb cb, void *arg)
 		e->answer = evtimer_new(s->base, on_answer, e);
 		TAILQ_INSERT_TAIL(&s->entries, e, entry);
 		s->nentries++;
+		/* a policy from before a restart: in force until it expires,
+		 * its record looked at again now */
+		const char *line = s->set.load ? s->set.load(s->set.store_arg,
+		    e->domain) : NULL;
+		long long expires;
+		if (line && mtasts_cache_parse(line, &e->pol, e->id,
+		    &expires) == 0) {
+			e->have = true;
+			e->expires = (time_t)expires;
+		}
 	}
 	q->e = e;
 	q->cb = cb;

@@ -25,6 +25,13 @@ struct sts_settings {
 	unsigned timeout;                 /* seconds, for the fetch */
 	const struct httpc_tls *tls;      /* verifying TLS for httpc */
 	size_t max_domains;               /* cache entries (0: 1000) */
+	/* a store that survives restarts (ternd: its kvstore), or NULL:
+	 * save a fetched policy (one line, mtasts_cache_format) until it
+	 * expires; load one back, NULL if none */
+	void (*save)(void *arg, const char *domain, const char *line,
+	    long long expires);
+	const char *(*load)(void *arg, const char *domain);
+	void *store_arg;
 };
 
 struct sts *sts_new(struct event_base *base, struct dns *dns,

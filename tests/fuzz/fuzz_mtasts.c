@@ -26,6 +26,17 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	    sizeof(why)) == 0) {
 		TERN_ASSERT(p.nmx <= MTASTS_MX_MAX);
 		TERN_ASSERT(p.max_age <= MTASTS_MAX_AGE);
+		/* the cache line reads back as the same policy */
+		static struct mtasts_policy q;
+		char line[64 + (MTASTS_NAME_MAX + 2) * MTASTS_MX_MAX];
+		long long exp;
+		TERN_ASSERT(mtasts_cache_format(&p, "x1", 7, line,
+		    sizeof(line)) == 0);
+		TERN_ASSERT(mtasts_cache_parse(line, &q, id, &exp) == 0);
+		TERN_ASSERT(q.mode == p.mode && q.max_age == p.max_age &&
+		    q.nmx == p.nmx && exp == 7 && strcmp(id, "x1") == 0);
+		for (size_t i = 0; i < p.nmx; i++)
+			TERN_ASSERT(strcmp(q.mx[i], p.mx[i]) == 0);
 		for (size_t i = 0; i < p.nmx; i++) {
 			char host[MTASTS_NAME_MAX + 8];
 			const char *m = p.mx[i];
@@ -40,6 +51,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		char txt[601];
 		memcpy(txt, data, size);
 		txt[size] = '\0';
+		static struct mtasts_policy c;
+		long long e;
+		(void)mtasts_cache_parse(txt, &c, id, &e);
 		if (mtasts_txt_parse(txt, id) == 0)
 			TERN_ASSERT(strlen(id) >= 1 && strlen(id) <=
 			    MTASTS_ID_MAX);

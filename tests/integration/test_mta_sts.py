@@ -300,3 +300,22 @@ def test_no_rua_no_report(world):
     assert "1 policy domain(s)" in ctl(t, "tls-report").stdout
     assert wait_log(t, "has no usable _smtp._tls record")
     assert t.messages("tlsrpt") == []
+
+
+def test_policy_survives_a_restart(world):
+    """RFC 8461 5.1: the cached policy outlives ternd (kept in its store,
+    plugins.kv): after a restart it is in force without a fetch, while
+    the policy server now answers 404."""
+    w = world
+    peer = w.peer()
+    pol = w.policy()
+    t = w.ternd(pol)
+    send(t)
+    assert len(peer.wait(1)) == 1
+    t.stop()
+    pol.status = 404
+    t.start()
+    send(t)
+    assert len(peer.wait(2)) == 2
+    assert len(pol.requests) == 1            # not fetched again
+    assert t.log().count("(verified MTA-STS)") == 2

@@ -100,12 +100,51 @@ test_policy(void **state)
 	assert_string_equal(mtasts_mode_name(MTASTS_ENFORCE), "enforce");
 }
 
+static void
+test_cache_line(void **state)
+{
+	static const char ok[] = "version: STSv1\nmode: enforce\n"
+	    "mx: mx.example.test\nmx: *.example.net\nmax_age: 600\n";
+	struct mtasts_policy p, q;
+	char why[100], id[MTASTS_ID_MAX + 1], line[600];
+	long long exp;
+	(void)state;
+
+	assert_int_equal(mtasts_policy_parse(ok, strlen(ok), &p, why,
+	    sizeof(why)), 0);
+	assert_int_equal(mtasts_cache_format(&p, "id42", 1800000000LL, line,
+	    sizeof(line)), 0);
+	assert_string_equal(line, "1 id42 enforce 600 1800000000 "
+	    "mx.example.test *.example.net");
+	assert_int_equal(mtasts_cache_parse(line, &q, id, &exp), 0);
+	assert_string_equal(id, "id42");
+	assert_true(exp == 1800000000LL);
+	assert_int_equal(q.mode, MTASTS_ENFORCE);
+	assert_int_equal(q.max_age, 600);
+	assert_int_equal(q.nmx, 2);
+	assert_true(mtasts_mx_match(&q, "a.example.net"));
+	assert_int_equal(mtasts_cache_format(&p, "id42", 1, line, 20), -1);
+	assert_int_equal(mtasts_cache_parse("2 id42 enforce 600 1 mx.test", &q,
+	    id, &exp), -1);
+	assert_int_equal(mtasts_cache_parse("1 id42 enforce 600 1", &q, id,
+	    &exp), -1);                        /* enforce without mx */
+	assert_int_equal(mtasts_cache_parse("1 id42 none 600 1", &q, id,
+	    &exp), 0);
+	assert_int_equal(mtasts_cache_parse("1 i-d enforce 600 1 a.test", &q,
+	    id, &exp), -1);
+	assert_int_equal(mtasts_cache_parse("1 id enforce x 1 a.test", &q, id,
+	    &exp), -1);
+	assert_int_equal(mtasts_cache_parse("1 id enforce 1 1 a..test", &q,
+	    id, &exp), -1);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_txt),
 		cmocka_unit_test(test_policy),
+		cmocka_unit_test(test_cache_line),
 	};
 	return cmocka_run_group_tests_name("mtasts", tests, NULL, NULL);
 }
