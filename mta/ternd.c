@@ -177,7 +177,8 @@ sts_load(void *arg, const char *domain)
 	return kvstore_get(arg, key, (int64_t)time(NULL));
 }
 
-/* MTA-STS policy fetches: chain and host name verified. */
+/* MTA-STS policy fetches and TLS reports: chain and host name
+ * verified. */
 static struct bufferevent *
 sts_tls_socket(void *arg, struct event_base *base, const char *host)
 {
@@ -774,10 +775,10 @@ main(int argc, char **argv)
 	t.tls_client = tls_client_new(t.cfg->client.ca_file, err, sizeof(err));
 	if (t.tls_client == NULL)
 		startup_fail(err);
+	/* MTA-STS policies and TLS reports over https: verified */
+	t.sts_tls = (struct httpc_tls){ sts_tls_socket, tls_handshake_failed,
+		t.tls_client };
 	if (t.cfg->client.mta_sts) {
-		/* policies over https: chain and mta-sts.DOMAIN verified */
-		t.sts_tls = (struct httpc_tls){ sts_tls_socket,
-			tls_handshake_failed, t.tls_client };
 		struct sts_settings ss = {
 			.port = t.cfg->client.mta_sts_port,
 			.timeout = t.cfg->client.connect_timeout,
@@ -788,7 +789,8 @@ main(int argc, char **argv)
 		t.sts = sts_new(t.base, t.dns, &ss);
 	}
 	if (t.cfg->tls_reports)
-		t.tlsrpt = tlsrpt_sender_new(t.base, t.dns, t.queue, &t.rt);
+		t.tlsrpt = tlsrpt_sender_new(t.base, t.dns, t.queue, &t.rt,
+		    &t.sts_tls);
 	size_t nself;
 	t.self = listen_smtp_addresses(t.cfg, &nself);
 	struct smtp_client_settings cs = {

@@ -128,6 +128,17 @@ tlsrpt_txt_parse(const char *txt, char rua[][TLSRPT_ADDR_MAX + 1], size_t *n)
 					    TLSRPT_ADDR_MAX + 1) &&
 					    strchr(rua[*n], '@') != NULL)
 						(*n)++;
+				} else if (t - u > 8 && ascii_strncaseeq(u,
+				    "https://", 8) && *n < TLSRPT_RUA_MAX &&
+				    (size_t)(t - u) <= TLSRPT_ADDR_MAX) {
+					bool ok = true;
+					for (const char *k = u; k < t; k++)
+						ok &= *k > ' ' && *k < 0x7f;
+					if (ok) {
+						memcpy(rua[*n], u, (size_t)(t - u));
+						rua[*n][t - u] = '\0';
+						(*n)++;
+					}
 				} else if (t == u)
 					return -1;    /* an empty URI */
 				u = c ? c + 1 : ue;

@@ -16,16 +16,17 @@
 
 #include "base/buf.h"
 
-#define TLSRPT_RUA_MAX 4          /* mailto addresses kept per record */
+#define TLSRPT_RUA_MAX 4          /* addresses kept per record */
 #define TLSRPT_ADDR_MAX 320
 
 enum tlsrpt_policy { TLSRPT_STS, TLSRPT_TLSA };
 
 /*
  * One TXT record: "v=TLSRPTv1; rua=mailto:a@example.org,https://..."
- * (v first; rua required). The mailto addresses (URI escapes %XX undone)
- * into rua, up to TLSRPT_RUA_MAX; https ones are skipped. 0 with *n (may
- * be 0), or -1 if it is not such a record.
+ * (v first; rua required). Its addresses into rua, up to TLSRPT_RUA_MAX:
+ * a mailto one as the mail address alone (URI escapes %XX undone), an
+ * https one as the whole URL; others are skipped. 0 with *n (may be 0),
+ * or -1 if it is not such a record.
  */
 int tlsrpt_txt_parse(const char *txt, char rua[][TLSRPT_ADDR_MAX + 1],
     size_t *n);

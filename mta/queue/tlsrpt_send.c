@@ -5,7 +5,9 @@
  * report at once, looks up _smtp._tls.DOMAIN, and for each mailto
  * address there queues a message from postmaster@ our host name with the
  * null envelope sender (a report gets no report back), DKIM-signed when
- * our domain has a key. A domain without such a record gets nothing.
+ * our domain has a key; to each https address it POSTs the gzipped
+ * report (RFC 8460 5.2, application/tlsrpt+gzip, certificate verified).
+ * A domain without such a record gets nothing.
  * The book is in memory: sessions counted since the last report are lost
  * when ternd stops.
  */
@@ -21,6 +23,7 @@
 
 #include "base/buf.h"
 #include "base/dns.h"
+#include "base/httpc.h"
 #include "base/log.h"
 #include "base/util.h"
 #include "lua/config.h"
@@ -40,6 +43,16 @@ struct tlsrpt_sender {
 	time_t start;
 	struct event *daily;
 	struct pending *pending;      /* lookups under way */
+	struct post *posts;           /* https uploads under way */
+	const struct httpc_tls *tls;
+};
+
+struct post {
+	struct post *next;
+	struct tlsrpt_sender *s;
+	struct httpc *h;
+	char *url;
+	struct buf gz;
 };
 
 /* One domain's report waiting for its _smtp._tls record. */
@@ -139,6 +152,76 @@ queue_report(struct pending *p, const char *to)
 }
 
 static void
+post_free(struct post *o)
+{
+	struct post **pp = &o->s->posts;
+
+	while (*pp && *pp != o)
+		pp = &(*pp)->next;
+	if (*pp)
+		*pp = o->next;
+	free(o->url);
+	buf_clear(&o->gz);
+	free(o);
+}
+
+static void
+on_posted(void *arg, const struct httpc_response *r)
+{
+	struct post *o = arg;
+
+	o->h = NULL;
+	if (r->status >= 200 && r->status < 300)
+		log_info("tls-rpt: report posted to %s (HTTP %d)", o->url,
+		    r->status);
+	else if (r->status)
+		log_warnx("tls-rpt: report to %s not taken: HTTP %d", o->url,
+		    r->status);
+	else
+		log_warnx("tls-rpt: report to %s not sent: %s", o->url,
+		    r->error ? r->error : "no response");
+	post_free(o);
+}
+
+/* RFC 8460 5.2: POST the gzipped report to an https: address. */
+static void
+post_report(struct pending *p, const char *url)
+{
+	char host[300], path[400];
+	unsigned port;
+	bool https;
+
+	if (p->s->tls == NULL || httpc_parse_url(url, host, sizeof(host),
+	    &port, path, sizeof(path), &https) != 0 || !https) {
+		log_info("tls-rpt: %s: %s is not an https address we can use",
+		    p->domain, url);
+		return;
+	}
+	struct post *o = xcalloc(1, sizeof(*o));
+	o->s = p->s;
+	o->url = xstrdup(url);
+	buf_init(&o->gz);
+	if (gzip_text(p->json, strlen(p->json), &o->gz) != 0) {
+		post_free(o);
+		return;
+	}
+	static const struct httpc_header hdr[] = {
+		{ "Content-Type", "application/tlsrpt+gzip" },
+	};
+	struct httpc_request rq = {
+		.method = "POST", .host = host, .port = port, .path = path,
+		.headers = hdr, .nheaders = 1, .body = o->gz.data,
+		.body_len = o->gz.len, .timeout_sec = 60, .max_body = 65536,
+		.tls = p->s->tls,
+	};
+	o->next = p->s->posts;
+	p->s->posts = o;
+	log_info("tls-rpt: report %s for %s to %s", p->report_id, p->domain,
+	    url);
+	o->h = httpc_start(p->s->base, p->s->dns, &rq, on_posted, o);
+}
+
+static void
 pending_free(struct pending *p)
 {
 	struct pending **pp = &p->s->pending;
@@ -167,7 +250,10 @@ on_record(void *arg, enum dns_status st, char *const *txts, size_t n)
 		    "no report", p->domain, st == DNS_TEMP ? "lookup failed" :
 		    "none");
 	for (size_t i = 0; i < nrua; i++)
-		queue_report(p, rua[i]);
+		if (strncmp(rua[i], "https://", 8) == 0)
+			post_report(p, rua[i]);
+		else
+			queue_report(p, rua[i]);
 	pending_free(p);
 }
 
@@ -247,7 +333,7 @@ arm_daily(struct tlsrpt_sender *s)
 
 struct tlsrpt_sender *
 tlsrpt_sender_new(struct event_base *base, struct dns *dns, struct queue *q,
-    struct runtime **rt)
+    struct runtime **rt, const struct httpc_tls *tls)
 {
 	struct tlsrpt_sender *s = xcalloc(1, sizeof(*s));
 
@@ -255,6 +341,7 @@ tlsrpt_sender_new(struct event_base *base, struct dns *dns, struct queue *q,
 	s->dns = dns;
 	s->queue = q;
 	s->rt = rt;
+	s->tls = tls;
 	s->book = tlsrpt_book_new(0);
 	s->start = time(NULL);
 	s->daily = evtimer_new(base, on_daily, s);
@@ -271,6 +358,11 @@ tlsrpt_sender_free(struct tlsrpt_sender *s)
 		if (s->pending->q)
 			dns_cancel(s->pending->q);
 		pending_free(s->pending);
+	}
+	while (s->posts) {
+		if (s->posts->h)
+			httpc_cancel(s->posts->h);
+		post_free(s->posts);
 	}
 	event_free(s->daily);
 	tlsrpt_book_free(s->book);

@@ -3,8 +3,9 @@
  * tlsrpt_send.h - layer 3: TLS reports (RFC 8460) from the SMTP
  * client's sessions: counted in a book (mail/tlsrpt.h) through the day,
  * and at 00:00 UTC (or when ternctl tls-report asks) one report per
- * policy domain whose _smtp._tls record names mailto addresses, gzipped,
- * queued like any message of ours. Loop thread only.
+ * policy domain whose _smtp._tls record asks for one, gzipped: queued
+ * like any message of ours for a mailto: address, POSTed to an https:
+ * one. Loop thread only.
  */
 #ifndef TERN_TLSRPT_SEND_H
 #define TERN_TLSRPT_SEND_H
@@ -13,13 +14,16 @@
 
 struct dns;
 struct event_base;
+struct httpc_tls;
 struct queue;
 struct runtime;
 struct tlsrpt_session;
 struct tlsrpt_sender;
 
+/* tls: verifying TLS for https: addresses (NULL: those are skipped). */
 struct tlsrpt_sender *tlsrpt_sender_new(struct event_base *base,
-    struct dns *dns, struct queue *q, struct runtime **rt);
+    struct dns *dns, struct queue *q, struct runtime **rt,
+    const struct httpc_tls *tls);
 void tlsrpt_sender_free(struct tlsrpt_sender *s);
 /* One session's outcome (the client's callback). */
 void tlsrpt_sender_count(void *s, const struct tlsrpt_session *ss);

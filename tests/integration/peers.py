@@ -400,7 +400,8 @@ class PolicyServer:
     """An HTTPS server on 127.0.0.1 for MTA-STS policies: a certificate
     for mta-sts.DOMAIN from the test CA (cert: the path without its
     .crt/.key), serving `policy` at /.well-known/mta-sts.txt with
-    `status` and `ctype`; the paths asked are in requests."""
+    `status` and `ctype`; the paths asked are in requests, and what was
+    POSTed (TLS reports) in posts."""
 
     def __init__(self, cert, policy, status=200, ctype="text/plain"):
         import http.server
@@ -408,6 +409,7 @@ class PolicyServer:
         import threading
         self.policy, self.status, self.ctype = policy, status, ctype
         self.requests = []
+        self.posts = []
         server = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -421,6 +423,15 @@ class PolicyServer:
                     self.send_header("Location", "https://elsewhere.test/")
                 self.end_headers()
                 self.wfile.write(body)
+
+            def do_POST(self):
+                n = int(self.headers.get("Content-Length", "0"))
+                server.posts.append((self.path,
+                                     self.headers.get("Content-Type"),
+                                     self.rfile.read(n)))
+                self.send_response(201)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
 
             def log_message(self, *args):
                 pass

@@ -319,3 +319,26 @@ def test_policy_survives_a_restart(world):
     assert len(peer.wait(2)) == 2
     assert len(pol.requests) == 1            # not fetched again
     assert t.log().count("(verified MTA-STS)") == 2
+
+
+def test_tls_report_posted_to_https(world):
+    """RFC 8460 5.2: an https: rua gets the gzipped report POSTed, over a
+    verified connection (the policy server doubles as the collector)."""
+    import gzip
+    import json
+    from test_ternctl import ctl
+    w = world
+    peer = w.peer()
+    pol = w.policy()
+    t = w.ternd(pol, extra=['_smtp._tls.sts.test. TXT "v=TLSRPTv1; '
+                            'rua=https://mta-sts.sts.test:%d/tlsrpt"'
+                            % pol.port])
+    send(t)
+    assert len(peer.wait(1)) == 1
+    assert "1 policy domain(s)" in ctl(t, "tls-report").stdout
+    assert wait_log(t, "tls-rpt: report posted to https://mta-sts.sts.test")
+    [(path, ctype, body)] = pol.posts
+    assert path == "/tlsrpt" and ctype == "application/tlsrpt+gzip"
+    rep = json.loads(gzip.decompress(body))
+    assert rep["policies"][0]["policy"]["policy-domain"] == "sts.test"
+    assert t.messages("tlsrpt") == []

@@ -26,12 +26,13 @@ test_txt(void **state)
 	assert_string_equal(rua[0], "reports@example.com");
 	assert_int_equal(tlsrpt_txt_parse("v=TLSRPTv1;rua=https://r.test/x, "
 	    "mailto:a%40b@c.test , MAILTO:d@e.test?subject=x;", rua, &n), 0);
-	assert_int_equal(n, 2);
-	assert_string_equal(rua[0], "a@b@c.test");
-	assert_string_equal(rua[1], "d@e.test");
-	assert_int_equal(tlsrpt_txt_parse("v=TLSRPTv1; rua=https://r.test/",
+	assert_int_equal(n, 3);
+	assert_string_equal(rua[0], "https://r.test/x");
+	assert_string_equal(rua[1], "a@b@c.test");
+	assert_string_equal(rua[2], "d@e.test");
+	assert_int_equal(tlsrpt_txt_parse("v=TLSRPTv1; rua=ftp://r.test/",
 	    rua, &n), 0);
-	assert_int_equal(n, 0);                /* https only: no mail */
+	assert_int_equal(n, 0);                /* neither mailto nor https */
 	assert_int_equal(tlsrpt_txt_parse("v=TLSRPTv1;", rua, &n), -1);
 	assert_int_equal(tlsrpt_txt_parse("rua=mailto:a@b; v=TLSRPTv1", rua,
 	    &n), -1);
