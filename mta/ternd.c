@@ -154,6 +154,21 @@ on_check(evutil_socket_t fd, short what, void *arg)
 	evtimer_add(t->ev_check, &tv);
 }
 
+/* The start's DNSSEC self-check: the root's DNSKEY, validated. */
+static void
+on_dnssec_check(void *arg, enum dns_status st, char *const *txts, size_t n)
+{
+	(void)arg;
+	(void)txts;
+	(void)n;
+	if (st == DNS_TEMP)
+		log_warnx("dns: DNSSEC self-check failed (the root zone's "
+		    "DNSKEY could not be had, or not validated): if the "
+		    "resolver drops DNSSEC records, lookups under signed zones "
+		    "fail and mail waits; use one that passes them, or set "
+		    "dnssec = false");
+}
+
 /* MTA-STS policies survive a restart in the kvstore (plugins.kv), under
  * keys no plugin can make (plugins' are "NAME\x1fKEY"). */
 static void
@@ -767,9 +782,13 @@ main(int argc, char **argv)
 	    err, sizeof(err));
 	if (t.dns == NULL)
 		startup_fail(err);
-	if (anchor)
+	if (anchor) {
 		log_info("dns: DNSSEC validation with %s; DANE on", anchor);
-	else
+		/* a resolver that drops DNSSEC records makes every answer
+		 * under a signed zone bogus: say so early, once */
+		(void)dns_records(t.dns, ".", DNS_RR_DNSKEY, on_dnssec_check,
+		    NULL);
+	} else
 		log_info("dns: no DNSSEC validation (%s); no DANE", why);
 	listen_set_dns(t.listen, t.dns);
 	t.tls_client = tls_client_new(t.cfg->client.ca_file, err, sizeof(err));

@@ -76,6 +76,7 @@ struct dns_query *dns_txt(struct dns *d, const char *name, dns_txt_cb cb,
 #define DNS_RR_MX 15
 #define DNS_RR_TXT 16
 #define DNS_RR_AAAA 28
+#define DNS_RR_DNSKEY 48       /* only asked, never shown as text */
 struct dns_query *dns_records(struct dns *d, const char *name, int type,
     dns_txt_cb cb, void *arg);
 /* "A", "AAAA", "MX", "TXT", "PTR" (any case) -> DNS_RR_*, else -1. */

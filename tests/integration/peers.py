@@ -74,7 +74,13 @@ class Unbound:
             "  access-control: 127.0.0.0/8 allow",
             "  do-ip6: no",
             '  module-config: "iterator"',
-        ] + extra
+        ] + extra + [
+            # never the Internet's root servers: a name it does not
+            # serve goes to a closed loopback port and fails at once
+            "forward-zone:",
+            '  name: "."',
+            "  forward-addr: 127.0.0.1@1",
+        ]
         conf = self.dir / "unbound.conf"
         conf.write_text("\n".join(lines) + "\n")
         errlog = self.dir / "unbound.stderr"
