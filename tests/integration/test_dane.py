@@ -337,3 +337,19 @@ def test_tls_report_of_a_dane_failure(world):
     assert p["summary"]["total-failure-session-count"] == 1
     assert p["failure-details"][0]["result-type"] == "validation-failure"
     assert p["failure-details"][0]["receiving-mx-hostname"] == "mx.dane.test"
+
+
+def test_dane_for_a_relayhost(world):
+    """A relayhost is named, not found by MX: DANE applies when its own
+    addresses and TLSA records are proven (Postfix does the same)."""
+    w = world
+    peer = w.peer("127.0.0.2", cert="other.name")
+    z = w.zone(records(w, ["relay IN A 127.0.0.2",
+                           "_{port}._tcp.relay IN TLSA 3 1 1 " +
+                           tlsa_data(w.cert("mx.dane.test"))]))
+    t = w.ternd(z, 'relayhost = "relay.dane.test:%d"\n' % w.port)
+    send(t, "u@elsewhere.test")
+    assert wait_log(t, "status=deferred")
+    assert peer.messages == []
+    assert "relay.dane.test has 1 usable TLSA record(s): DANE required" \
+        in t.log()
