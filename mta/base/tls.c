@@ -125,6 +125,21 @@ tls_client_wrap(struct tls_client *t, struct event_base *base,
 }
 
 struct bufferevent *
+tls_client_wrap_probe(struct tls_client *t, struct event_base *base,
+    struct bufferevent *under, const char *host)
+{
+	SSL *ssl = SSL_new(t->ctx);
+
+	if (ssl == NULL)
+		return filter(base, under, NULL, BUFFEREVENT_SSL_CONNECTING);
+	SSL_set_tlsext_host_name(ssl, host);
+	SSL_set1_host(ssl, host);
+	/* verified all the same; the result is only read afterwards */
+	SSL_set_verify(ssl, SSL_VERIFY_NONE, NULL);
+	return filter(base, under, ssl, BUFFEREVENT_SSL_CONNECTING);
+}
+
+struct bufferevent *
 tls_client_wrap_dane(struct tls_client *t, struct event_base *base,
     struct bufferevent *under, const char *host, const struct tlsa_rr *rrs,
     size_t n)

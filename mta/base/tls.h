@@ -40,6 +40,14 @@ struct bufferevent *tls_client_socket(struct tls_client *t,
     struct event_base *base, const char *host, bool verify);
 
 /*
+ * A handshake that checks the chain and host's name but goes on whatever
+ * they are (MTA-STS "testing", RFC 8461 5): tls_verified() says after it
+ * whether the certificate would have passed. Takes under.
+ */
+struct bufferevent *tls_client_wrap_probe(struct tls_client *t,
+    struct event_base *base, struct bufferevent *under, const char *host);
+
+/*
  * A handshake for DANE (RFC 7672 3): the server's certificate must match
  * one of the TLSA records (the caller passes usable ones, tlsa.h):
  * DANE-EE the certificate or its key itself, names and dates unchecked

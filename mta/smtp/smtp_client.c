@@ -112,6 +112,8 @@ struct conn {
 	/* MTA-STS (RFC 8461), for MX delivery: */
 	struct sts_query *sq;
 	struct mtasts_policy *sts;     /* the policy in force, or NULL */
+	bool sts_testing;         /* this host: the same checked, but only
+	                           * reported (RFC 8461 "testing") */
 	bool sts_verify;          /* this host: TLS with a verified
 	                           * certificate required (enforce) */
 	char skipped[300];        /* why the last host was passed over */
@@ -164,6 +166,13 @@ static bool
 sts_pkix(const struct conn *cn)
 {
 	return cn->sts_verify && !cn->dane && !cn->dane_tls_only;
+}
+
+/* The same for a policy in testing mode: checked, reported, not kept. */
+static bool
+sts_probe(const struct conn *cn)
+{
+	return cn->sts_testing && !cn->dane && !cn->dane_tls_only;
 }
 
 /* Whether this connection looks for DANE (RFC 7672 2.2.1: only under
@@ -633,6 +642,11 @@ starttls_maybe(struct conn *cn)
 		    "STARTTLS not offered", "starttls-not-supported");
 		return true;
 	}
+	if (sts_probe(cn) && !offered) {
+		log_info("smtp client: %s does not offer STARTTLS (MTA-STS "
+		    "testing: delivered anyway)", cn->host);
+		tls_report(cn, false, "starttls-not-supported");
+	}
 	if (offered && !(opportunistic && dt->tls_broken)) {
 		/* keep what this EHLO said in case STARTTLS is refused */
 		cn->pipelining = smtp_reply_has_keyword(&cn->rr, "PIPELINING",
@@ -664,6 +678,9 @@ starttls_begin(struct conn *cn)
 	if (cn->dane)
 		cn->bev = tls_client_wrap_dane(dt->c->s.tls, dt->c->base,
 		    cn->bev, cn->hostname, cn->tlsa, cn->ntlsa);
+	else if (sts_probe(cn))
+		cn->bev = tls_client_wrap_probe(dt->c->s.tls, dt->c->base,
+		    cn->bev, cn->hostname);
 	else
 		cn->bev = tls_client_wrap(dt->c->s.tls, dt->c->base, cn->bev,
 		    cn->hostname, dt->tls == SMTP_TLS_VERIFY || sts_pkix(cn));
@@ -834,6 +851,14 @@ conn_on_event(struct bufferevent *bev, short what, void *arg)
 			}
 			cn->authenticated = true;
 			(void)str_copy(how, sizeof(how), "MTA-STS");
+		} else if (sts_probe(cn)) {
+			/* RFC 8461 5: reported, delivered all the same */
+			if (tls_verified(cn->bev, why, sizeof(why)) != 0) {
+				log_info("smtp client: %s: %s (MTA-STS testing: "
+				    "delivered anyway)", cn->host, why);
+				tls_report(cn, false, cert_result(why));
+			} else
+				tls_report(cn, true, NULL);
 		} else if (cn->dest->tls == SMTP_TLS_VERIFY) {
 			if (tls_verified(cn->bev, why, sizeof(why)) != 0) {
 				conn_fail(cn, why);
@@ -1063,9 +1088,9 @@ dane_clear(struct conn *cn)
 }
 
 /*
- * A session under a DANE or enforced MTA-STS policy, for TLS reports:
- * the policy as RFC 8460 4.4 wants it (TLSA records, or the policy's
- * lines), the host, its address when connected.
+ * A session under a DANE or MTA-STS (enforce, testing) policy, for TLS
+ * reports: the policy as RFC 8460 4.4 wants it (TLSA records, or the
+ * policy's lines), the host, its address when connected.
  */
 static void
 tls_report(struct conn *cn, bool success, const char *result_type)
@@ -1076,8 +1101,8 @@ tls_report(struct conn *cn, bool success, const char *result_type)
 	struct buf pol;
 	char ip[INET6_ADDRSTRLEN] = "";
 
-	if (set->tls_report == NULL || (!tlsa && !cn->sts_verify &&
-	    !(cn->sts && cn->sts->mode == MTASTS_ENFORCE)))
+	if (set->tls_report == NULL || (!tlsa && !(cn->sts &&
+	    cn->sts->mode != MTASTS_NONE)))
 		return;
 	buf_init(&pol);
 	if (tlsa) {
@@ -1212,7 +1237,7 @@ conn_try_host(struct conn *cn)
 	struct in_addr a4;
 	struct in6_addr a6;
 	dane_clear(cn);
-	cn->sts_verify = false;
+	cn->sts_verify = cn->sts_testing = false;
 	if (cn->sts && !mtasts_mx_match(cn->sts, h)) {
 		if (cn->sts->mode == MTASTS_ENFORCE) {
 			/* RFC 8461 4.1: not a host the domain named */
@@ -1228,8 +1253,11 @@ conn_try_host(struct conn *cn)
 		}
 		log_info("smtp client: %s is not an mx of %s's MTA-STS policy "
 		    "(testing: used anyway)", h, dt->name);
+		tls_report(cn, false, "validation-failure");
 	} else if (cn->sts && cn->sts->mode == MTASTS_ENFORCE)
 		cn->sts_verify = true;
+	else if (cn->sts && cn->sts->mode == MTASTS_TESTING)
+		cn->sts_testing = true;
 	/* an address literal ("[1.2.3.4]" or a bare address) needs no DNS */
 	char lit[300];
 	(void)str_copy(lit, sizeof(lit), h);

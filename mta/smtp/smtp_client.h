@@ -44,8 +44,8 @@ struct smtp_client_settings {
 	struct sts *sts;                  /* MTA-STS policies for MX
 	                                   * delivery under "dane" and
 	                                   * "may", or NULL: none */
-	/* each session under a DANE or enforced MTA-STS policy, for
-	 * TLS reports (RFC 8460); NULL: not counted */
+	/* each session under a DANE or MTA-STS (enforce, testing)
+	 * policy, for TLS reports (RFC 8460); NULL: not counted */
 	void (*tls_report)(void *arg, const struct tlsrpt_session *s);
 	void *tls_report_arg;
 	/* where we take mail ourselves (address and port): a next hop

@@ -342,3 +342,21 @@ def test_tls_report_posted_to_https(world):
     rep = json.loads(gzip.decompress(body))
     assert rep["policies"][0]["policy"]["policy-domain"] == "sts.test"
     assert t.messages("tlsrpt") == []
+
+
+def test_testing_mode_checks_and_reports(world):
+    """RFC 8461 5: "testing" checks the certificate as "enforce" would,
+    delivers anyway, and the TLS report says what would have failed."""
+    w = world
+    peer = w.peer(cert="other.name")
+    t = w.ternd(w.policy(ENFORCE.replace("enforce", "testing")), extra=RUA)
+    send(t)
+    assert len(peer.wait(1)) == 1 and peer.handler.tls == [True]
+    assert "hostname mismatch (MTA-STS testing: delivered anyway)" in t.log()
+    m, rep = tls_report_of(t)
+    [p] = rep["policies"]
+    assert "mode: testing" in p["policy"]["policy-string"]
+    assert p["summary"] == {"total-successful-session-count": 0,
+                            "total-failure-session-count": 1}
+    assert p["failure-details"][0]["result-type"] == \
+        "certificate-host-mismatch"
