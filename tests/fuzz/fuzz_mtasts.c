@@ -3,7 +3,8 @@
  * libFuzzer harness: MTA-STS (mtasts.c) and TLS-RPT (tlsrpt.c) records.
  * The input as a policy file, and up to its first NUL as an _mta-sts and
  * an _smtp._tls TXT record; every pattern a parsed policy keeps must
- * match a host made from it, every rua address kept has an '@'.
+ * match a host made from it, every rua kept is an address with an '@'
+ * or an https: URI.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -62,7 +63,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (tlsrpt_txt_parse(txt, rua, &n) == 0) {
 			TERN_ASSERT(n <= TLSRPT_RUA_MAX);
 			for (size_t i = 0; i < n; i++)
-				TERN_ASSERT(strchr(rua[i], '@') != NULL);
+				TERN_ASSERT(ascii_strncaseeq(rua[i],
+				    "https://", 8) ||
+				    strchr(rua[i], '@') != NULL);
 		}
 	}
 	return 0;
