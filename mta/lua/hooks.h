@@ -188,9 +188,11 @@ struct hook_call *hooks_mail_start(struct hooks *h, const struct hook_io *io,
 struct hook_call *hooks_rcpt_start(struct hooks *h, const struct hook_io *io,
     const struct hook_tx *tx, const char *addr, hook_done_cb done,
     void *arg, struct hook_verdict *v);
+/* unseen: octets of a spooled message after msg (msg.size counts them,
+ * msg.truncated is true) */
 struct hook_call *hooks_data_start(struct hooks *h, const struct hook_io *io,
-    const struct hook_tx *tx, struct buf *msg, size_t start, char **folders,
-    hook_done_cb done, void *arg, struct hook_verdict *v);
+    const struct hook_tx *tx, struct buf *msg, size_t start, uint64_t unseen,
+    char **folders, hook_done_cb done, void *arg, struct hook_verdict *v);
 /* Stops a pending call: what it waits for is cancelled, done never runs. */
 void hooks_call_cancel(struct hook_call *c);
 

@@ -914,7 +914,13 @@ l_msg_index(lua_State *L)
 
 	if (strcmp(key, "size") == 0) {
 		struct data_ctx *c = check_msg(L);
-		lua_pushinteger(L, (lua_Integer)(c->msg->len - c->start));
+		lua_pushinteger(L, (lua_Integer)(c->msg->len - c->start +
+		    c->unseen));
+		return 1;
+	}
+	if (strcmp(key, "truncated") == 0) {
+		struct data_ctx *c = check_msg(L);
+		lua_pushboolean(L, c->unseen > 0);
 		return 1;
 	}
 	luaL_getmetatable(L, MSG_MT);
@@ -991,10 +997,11 @@ args_data(lua_State *L, const void *what, struct hook_call *c)
 
 static void
 data_ctx_init(struct data_ctx *d, const struct hook_tx *tx, struct buf *msg,
-    size_t start, char **folders)
+    size_t start, uint64_t unseen, char **folders)
 {
 	d->msg = msg;
 	d->start = start;
+	d->unseen = unseen;
 	d->folders = folders;
 	d->rcpts = xcalloc(tx->nrcpts + 1, sizeof(char *));
 	for (size_t i = 0; i < tx->nrcpts; i++)
@@ -1004,15 +1011,15 @@ data_ctx_init(struct data_ctx *d, const struct hook_tx *tx, struct buf *msg,
 
 struct hook_call *
 hooks_data_start(struct hooks *h, const struct hook_io *io,
-    const struct hook_tx *tx, struct buf *msg, size_t start, char **folders,
-    hook_done_cb done, void *arg, struct hook_verdict *v)
+    const struct hook_tx *tx, struct buf *msg, size_t start, uint64_t unseen,
+    char **folders, hook_done_cb done, void *arg, struct hook_verdict *v)
 {
 	struct data_ctx d;
 
 	v->kind = HOOK_NONE;
 	if (!hooks_has(h, HOOK_DATA))
 		return NULL;
-	data_ctx_init(&d, tx, msg, start, folders);
+	data_ctx_init(&d, tx, msg, start, unseen, folders);
 	return call_start(h, HOOK_DATA, io, args_data, tx, &d, done, arg, v);
 }
 
@@ -1025,7 +1032,7 @@ hooks_data(struct hooks *h, const struct hook_tx *tx, struct buf *msg,
 	v->kind = HOOK_NONE;
 	if (!hooks_has(h, HOOK_DATA))
 		return;
-	data_ctx_init(&d, tx, msg, start, folders);
+	data_ctx_init(&d, tx, msg, start, 0, folders);
 	call_now(h, HOOK_DATA, args_data, tx, &d, v);
 }
 

@@ -52,6 +52,7 @@ struct hooks {
 struct data_ctx {
 	struct buf *msg;
 	size_t start;
+	uint64_t unseen;         /* octets of a spooled message after msg */
 	char **folders;
 	char **rcpts;            /* copies of the recipients, folders' order */
 	size_t nrcpts;

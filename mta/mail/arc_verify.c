@@ -16,6 +16,7 @@
 #include "base/dns.h"
 #include "base/tls.h"
 #include "base/util.h"
+#include "mail/bodyhash.h"
 #include "mail/dkim.h"
 
 struct arc_key {
@@ -34,6 +35,7 @@ struct arc_verify {
 	size_t len;
 	struct dkim_field *f;
 	size_t nf, body;
+	const struct bodyhash *bh; /* or NULL: hashed from msg */
 	struct arc_set sets[ARC_INSTANCE_MAX];
 	struct arc_seal seals[ARC_INSTANCE_MAX];
 	struct dkim_sig ams[ARC_INSTANCE_MAX];
@@ -177,7 +179,15 @@ ams_ok(struct arc_verify *v, unsigned i, const char **why)
 	while (bi < v->nbodies && (v->bodies[bi].c != s->bc ||
 	    v->bodies[bi].l != l))
 		bi++;
-	if (bi == v->nbodies) {
+	const unsigned char *got = v->bh ? bodyhash_get(v->bh, s->bc, l,
+	    &total) : NULL;
+	if (v->bh && got == NULL) {
+		*why = "too many body canonicalizations in the message";
+		return false;
+	}
+	if (got)
+		memcpy(bh, got, 32);
+	else if (bi == v->nbodies) {
 		if (bi == sizeof(v->bodies) / sizeof(v->bodies[0])) {
 			*why = "too many body canonicalizations in the chain";
 			return false;
@@ -192,8 +202,10 @@ ams_ok(struct arc_verify *v, unsigned i, const char **why)
 		v->bodies[bi].total = b.total;
 		v->nbodies++;
 	}
-	memcpy(bh, v->bodies[bi].bh, 32);
-	total = v->bodies[bi].total;
+	if (got == NULL) {
+		memcpy(bh, v->bodies[bi].bh, 32);
+		total = v->bodies[bi].total;
+	}
 	if (memcmp(bh, s->bh, 32) != 0 || (s->has_l && s->l > total)) {
 		*why = "the ARC-Message-Signature's body hash did not verify";
 		return false;
@@ -366,12 +378,13 @@ read_chain(struct arc_verify *v)
 
 struct arc_verify *
 arc_verify_start(struct dns *dns, const char *msg, size_t len,
-    arc_verify_cb cb, void *arg)
+    const struct bodyhash *bh, arc_verify_cb cb, void *arg)
 {
 	struct arc_verify *v = xcalloc(1, sizeof(*v));
 
 	v->msg = msg;
 	v->len = len;
+	v->bh = bh;
 	v->cb = cb;
 	v->arg = arg;
 	v->out.result = ARC_CV_NONE;

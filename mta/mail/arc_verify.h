@@ -49,10 +49,13 @@ typedef void (*arc_verify_cb)(void *arg, struct arc_verdict *v);
 
 /*
  * Validates the chain of msg[0..len) (LF or CRLF line ends); msg stays
- * as it is until cb, which never runs before this returns.
+ * as it is until cb, which never runs before this returns. bh: the
+ * body's hashes made as it arrived (msg holds only its start), or NULL:
+ * hashed from msg.
  */
+struct bodyhash;
 struct arc_verify *arc_verify_start(struct dns *dns, const char *msg,
-    size_t len, arc_verify_cb cb, void *arg);
+    size_t len, const struct bodyhash *bh, arc_verify_cb cb, void *arg);
 /* cb will not be called; everything is freed. */
 void arc_verify_cancel(struct arc_verify *v);
 

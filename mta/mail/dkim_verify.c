@@ -17,6 +17,7 @@
 #include "base/dns.h"
 #include "base/tls.h"
 #include "base/util.h"
+#include "mail/bodyhash.h"
 #include "mail/dkim.h"
 
 struct vsig {
@@ -152,8 +153,8 @@ on_key(void *arg, enum dns_status st, char *const *txts, size_t n)
 }
 
 struct dkim_verify *
-dkim_verify_start(struct dns *dns, const char *msg, size_t len, int64_t now,
-    dkim_verify_cb cb, void *arg)
+dkim_verify_start(struct dns *dns, const char *msg, size_t len,
+    const struct bodyhash *bh_in, int64_t now, dkim_verify_cb cb, void *arg)
 {
 	struct dkim_verify *v = xcalloc(1, sizeof(*v));
 	size_t body;
@@ -207,14 +208,27 @@ dkim_verify_start(struct dns *dns, const char *msg, size_t len, int64_t now,
 		}
 		/* its body hash */
 		unsigned char bh[32];
-		struct tls_sha256 *h = tls_sha256_new();
-		struct dkim_body b;
-		dkim_body_init(&b, s->sig.bc, s->sig.has_l ? s->sig.l :
-		    UINT64_MAX, hash_out, h);
-		dkim_body_feed(&b, msg + body, len - body);
-		dkim_body_end(&b);
-		tls_sha256_final(h, bh);
-		if (s->sig.has_l && s->sig.l > b.total) {
+		uint64_t total;
+		uint64_t l = s->sig.has_l ? s->sig.l : UINT64_MAX;
+		if (bh_in) {
+			const unsigned char *got = bodyhash_get(bh_in,
+			    s->sig.bc, l, &total);
+			if (got == NULL) {
+				verdict(s, DKIM_PERMERROR, "too many body "
+				    "canonicalizations in the message");
+				continue;
+			}
+			memcpy(bh, got, 32);
+		} else {
+			struct tls_sha256 *h = tls_sha256_new();
+			struct dkim_body b;
+			dkim_body_init(&b, s->sig.bc, l, hash_out, h);
+			dkim_body_feed(&b, msg + body, len - body);
+			dkim_body_end(&b);
+			tls_sha256_final(h, bh);
+			total = b.total;
+		}
+		if (s->sig.has_l && s->sig.l > total) {
 			verdict(s, DKIM_PERMERROR, "l= is longer than the body");
 			continue;
 		}

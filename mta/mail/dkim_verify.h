@@ -43,10 +43,14 @@ typedef void (*dkim_verify_cb)(void *arg, const struct dkim_verdict *v,
 /*
  * Checks the signatures of msg[0..len) (LF or CRLF line ends); msg must
  * stay as it is until cb, which never runs before this returns. now: for
- * x=. NULL with cb never called only if dkim_verify_cancel() is.
+ * x=. bh: the body's hashes, made as it arrived (msg then holds only
+ * the start of the body, maybe none of it), or NULL: hashed from msg.
+ * NULL with cb never called only if dkim_verify_cancel() is.
  */
+struct bodyhash;
 struct dkim_verify *dkim_verify_start(struct dns *dns, const char *msg,
-    size_t len, int64_t now, dkim_verify_cb cb, void *arg);
+    size_t len, const struct bodyhash *bh, int64_t now, dkim_verify_cb cb,
+    void *arg);
 /* cb will not be called; everything is freed. */
 void dkim_verify_cancel(struct dkim_verify *v);
 

@@ -152,6 +152,16 @@ work_load(void *arg)
 	struct job *j = arg;
 	struct tern_err err;
 
+	/* a big message waits while DISPATCH_BIG_MAX others are in memory */
+	int64_t size = queue_file_size_sync(j->d->queue, j->id);
+	if (size > DISPATCH_BIG) {
+		if (atomic_fetch_add(&j->d->big_loaded, 1) >= DISPATCH_BIG_MAX) {
+			atomic_fetch_sub(&j->d->big_loaded, 1);
+			j->result = JOB_WAIT_BIG;
+			return;
+		}
+		j->big = true;
+	}
 	j->env = xcalloc(1, sizeof(*j->env));
 	envelope_init(j->env);
 	j->body = xcalloc(1, sizeof(*j->body));
@@ -898,6 +908,24 @@ done_record(void *arg)
 
 /* --- job life --------------------------------------------------------- */
 
+/* A big message's turn: the first waiting one is due now. */
+static void
+big_wake(struct dispatch *d)
+{
+	while (d->nbig_wait > 0 &&
+	    atomic_load(&d->big_loaded) < DISPATCH_BIG_MAX) {
+		uint64_t key = d->big_wait[0];
+		memmove(d->big_wait, d->big_wait + 1, --d->nbig_wait *
+		    sizeof(*d->big_wait));
+		struct slot *s = dispatch_slot_get(d, key);
+		if (s == NULL || s->busy || s->held)
+			continue;
+		s->due = dispatch_now();
+		scheduler_add(&d->sched, key, s->due);
+		break;
+	}
+}
+
 static void
 job_end(struct job *j)
 {
@@ -908,7 +936,23 @@ job_end(struct job *j)
 	d->inflight--;
 	TERN_ASSERT(s != NULL);
 	s->busy = false;
+	if (j->big) {
+		atomic_fetch_sub(&d->big_loaded, 1);
+		big_wake(d);
+	}
 	switch (j->result) {
+	case JOB_WAIT_BIG:
+		if (d->nbig_wait == d->big_wait_cap) {
+			d->big_wait_cap = d->big_wait_cap ? 2 * d->big_wait_cap :
+			    16;
+			d->big_wait = xreallocarray(d->big_wait,
+			    d->big_wait_cap, sizeof(*d->big_wait));
+		}
+		d->big_wait[d->nbig_wait++] = j->key;
+		s->due = 0;
+		/* the big ones may all have ended meanwhile */
+		big_wake(d);
+		break;
 	case JOB_FINISHED:
 		dispatch_slot_free(d, j->key);
 		break;
@@ -1029,12 +1073,13 @@ dispatch_on_commit(void *arg, struct envelope *env, struct buf *body)
 	s->env = env;
 	s->body = body;
 	d->stats.received++;
-	if (!d->stopped &&
+	if (body != NULL && !d->stopped &&
 	    d->inflight < (*d->current)->cfg->max_deliveries) {
 		job_start(d, key);
 		return;
 	}
-	/* Busy: read it back from the spool when its turn comes. */
+	/* Busy, or too big to be handed on in memory: read it back from
+	 * the spool when its turn comes. */
 	dispatch_free_env_body(&s->env, &s->body);
 	s->due = dispatch_now();
 	scheduler_add(&d->sched, key, s->due);
@@ -1116,6 +1161,7 @@ dispatch_free(struct dispatch *d)
 		if (d->slots[i].used)
 			dispatch_free_env_body(&d->slots[i].env, &d->slots[i].body);
 	free(d->slots);
+	free(d->big_wait);
 	free(d->free_list);
 	scheduler_clear(&d->sched);
 	event_free(d->timer);

@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdatomic.h>
 
 #include <event2/event.h>
 
@@ -56,7 +57,16 @@ struct dispatch {
 	void *on_maildir_arg;
 	bool pickup_running;
 	struct event *pickup_timer;
+	/* messages over DISPATCH_BIG octets whole in memory: at most
+	 * DISPATCH_BIG_MAX (workers add, the loop takes away); the keys of
+	 * those waiting their turn */
+	atomic_uint big_loaded;
+	uint64_t *big_wait;
+	size_t nbig_wait, big_wait_cap;
 };
+
+#define DISPATCH_BIG (1024 * 1024)
+#define DISPATCH_BIG_MAX 4
 
 enum job_result {
 	JOB_FINISHED,            /* no recipient pending: removed */
@@ -64,6 +74,7 @@ enum job_result {
 	JOB_NOT_DUE,             /* loaded from disk, next try is later */
 	JOB_ERROR,               /* could not read or record: try later */
 	JOB_HELD,                /* loaded from disk, on hold */
+	JOB_WAIT_BIG,            /* big, and DISPATCH_BIG_MAX are loaded */
 };
 
 enum plan_kind { PLAN_NONE, PLAN_MAILDIR, PLAN_REMOTE, PLAN_TEMP };
@@ -93,6 +104,7 @@ struct job {
 	int64_t now;
 	bool recovered;
 	bool forced;             /* ternctl flush/release */
+	bool big;                /* counted in big_loaded */
 	struct plan *plans;
 	size_t nplans;
 	bool temp;               /* some recipient failed temporarily */

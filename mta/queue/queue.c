@@ -63,6 +63,26 @@ struct queue_commit {
 	int rc;
 	void *plan;              /* the fast path's, or NULL */
 	bool all_done;           /* it delivered everything: no file */
+	struct queue_spill *spill; /* the message's rest, or NULL */
+};
+
+struct queue_spill {
+	struct queue *q;
+	char path[4096];
+	int fd;                  /* -1 until the first write */
+	uint64_t size;           /* octets handed to it */
+	int err;                 /* errno of the first failed write, or 0 */
+	bool busy;               /* a job in flight */
+	bool dead;               /* freed while busy: the job's end frees it */
+	/* the job in flight */
+	struct buf *data;
+	size_t read_max;
+	queue_spill_feed_fn feed;
+	void *feed_arg;
+	void (*feed_free)(void *);
+	queue_spill_cb cb;
+	void (*read_cb)(void *arg, struct buf *data);
+	void *cb_arg;
 };
 
 static int
@@ -190,13 +210,57 @@ write_all(int fd, struct iovec *iov, int iovcnt)
 	return 0;
 }
 
+/* len octets of from (at its start) appended to fd, in the kernel where
+ * it can (copy_file_range), else in 64 KiB pieces. 0 or -1 (errno). */
+static int
+copy_all(int fd, int from, uint64_t len)
+{
+	off_t off = 0;
+	bool kernel = true;
+	char piece[65536];
+
+	while ((uint64_t)off < len) {
+		size_t want = len - (uint64_t)off > (1u << 30) ? (1u << 30) :
+		    (size_t)(len - (uint64_t)off);
+		ssize_t n;
+		if (kernel) {
+			n = copy_file_range(from, &off, fd, NULL, want, 0);
+			if (n < 0 && (errno == EXDEV || errno == ENOSYS ||
+			    errno == EINVAL || errno == EOPNOTSUPP)) {
+				kernel = false;
+				continue;
+			}
+		} else {
+			n = pread(from, piece, want < sizeof(piece) ? want :
+			    sizeof(piece), off);
+			if (n > 0) {
+				struct iovec v = { piece, (size_t)n };
+				if (write_all(fd, &v, 1) != 0)
+					return -1;
+				off += n;
+			}
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -1;
+		if (n == 0) {
+			errno = EIO;      /* shorter than it was: never */
+			return -1;
+		}
+	}
+	return 0;
+}
+
 /*
  * Writes path durably (steps 1-2 above) under dir_tmp, then renames it to
- * final and syncs the final directory. The temp file is removed on failure.
+ * final and syncs the final directory. The temp file is removed on
+ * failure. copy_len octets of copy_fd follow the iovecs (copy_fd -1: none).
  */
 static int
 durable_create(struct queue *q, const char *tmp, const char *final,
-    struct iovec *iov, int iovcnt, bool noreplace, struct tern_err *err)
+    struct iovec *iov, int iovcnt, int copy_fd, uint64_t copy_len,
+    bool noreplace, struct tern_err *err)
 {
 	int fd, e;
 
@@ -206,7 +270,9 @@ durable_create(struct queue *q, const char *tmp, const char *final,
 		return -1;
 	}
 	dirsync_begin(q->queue_sync);
-	if (write_all(fd, iov, iovcnt) != 0 || dirsync_fsync_file(fd) != 0) {
+	if (write_all(fd, iov, iovcnt) != 0 || (copy_fd >= 0 &&
+	    copy_all(fd, copy_fd, copy_len) != 0) ||
+	    dirsync_fsync_file(fd) != 0) {
 		e = errno;
 		close(fd);
 		unlink(tmp);
@@ -251,15 +317,41 @@ space_ok(struct queue *q, uint64_t need)
 	    (sv.f_files == 0 || sv.f_favail > 16);
 }
 
+static void commit_write(struct queue_commit *c);
+
 static void
 queue_commit_work(void *arg)
 {
 	struct queue_commit *c = arg;
+
+	commit_write(c);
+	if (c->spill && c->spill->fd >= 0) {
+		/* copied, or not (then the client gets the 4xx) */
+		close(c->spill->fd);
+		c->spill->fd = -1;
+		(void)unlink(c->spill->path);
+	}
+}
+
+static void
+commit_write(struct queue_commit *c)
+{
 	struct queue *q = c->q;
 	char tmp[4096], final[4096];
 	struct iovec iov[2];
+	uint64_t rest = c->spill ? c->spill->size : 0;
+	bool no_space = false;
 
-	if (!space_ok(q, c->head.len + c->body->len)) {
+	if (c->spill && !queue_spill_ok(c->spill, &no_space)) {
+		if (no_space)
+			tern_err_set(&c->err, 452, "4.3.1",
+			    "Insufficient system storage");
+		else
+			queue_errno(&c->err, "write", c->spill->err);
+		c->rc = -1;
+		return;
+	}
+	if (!space_ok(q, c->head.len + c->body->len + rest)) {
 		tern_err_set(&c->err, 452, "4.3.1",
 		    "Insufficient system storage");
 		c->rc = -1;
@@ -284,13 +376,199 @@ queue_commit_work(void *arg)
 	iov[0].iov_len = c->head.len;
 	iov[1].iov_base = c->body->data;
 	iov[1].iov_len = c->body->len;
-	c->rc = durable_create(q, tmp, final, iov, 2, true, &c->err);
+	c->rc = durable_create(q, tmp, final, iov, 2, c->spill ? c->spill->fd :
+	    -1, rest, true, &c->err);
 	/* delivered by the fast path: said in the state file, after it */
 	if (c->rc == 0 && c->plan && envelope_pending(c->env) <
 	    c->env->nrcpts && queue_state_write_sync(q, c->env, &c->err) != 0)
 		log_warnx("%s: cannot record the recipients delivered before "
 		    "the commit (they may get it twice): %s", c->env->id,
 		    c->err.text);
+}
+
+/* --- a body as it arrives ------------------------------------------- */
+
+static void
+spill_release(struct queue_spill *sp)
+{
+	if (sp->feed_free)
+		sp->feed_free(sp->feed_arg);
+	free(sp);
+}
+
+/*
+ * Loop thread, no job in flight. The file is gone already (the commit's
+ * worker removed it) or goes now: a transfer cut off or reset, rare, and
+ * an unlink in spool/tmp; done here so that it also holds while the
+ * pool is being stopped (no job could be queued then).
+ */
+static void
+spill_destroy(struct queue_spill *sp)
+{
+	if (sp->fd >= 0) {
+		close(sp->fd);
+		(void)unlink(sp->path);
+	}
+	spill_release(sp);
+}
+
+struct queue_spill *
+queue_spill_new(struct queue *q, const char *id, queue_spill_feed_fn feed,
+    void *feed_arg, void (*feed_free)(void *))
+{
+	struct queue_spill *sp = xcalloc(1, sizeof(*sp));
+
+	sp->q = q;
+	sp->feed = feed;
+	sp->feed_arg = feed_arg;
+	sp->feed_free = feed_free;
+	sp->fd = -1;
+	if (str_fmt(sp->path, sizeof(sp->path), "%s/%s.body", q->tmp_dir,
+	    id) != 0)
+		sp->err = ENAMETOOLONG;
+	return sp;
+}
+
+bool
+queue_spill_busy(const struct queue_spill *sp)
+{
+	return sp->busy;
+}
+
+uint64_t
+queue_spill_size(const struct queue_spill *sp)
+{
+	return sp->size;
+}
+
+bool
+queue_spill_ok(const struct queue_spill *sp, bool *no_space)
+{
+	if (no_space)
+		*no_space = sp->err == ENOSPC || sp->err == EDQUOT;
+	return sp->err == 0;
+}
+
+static void
+spill_append_work(void *arg)
+{
+	struct queue_spill *sp = arg;
+
+	if (sp->err)
+		return;
+	if (sp->fd < 0) {
+		sp->fd = open(sp->path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC,
+		    0600);
+		if (sp->fd < 0) {
+			sp->err = errno;
+			return;
+		}
+	}
+	if (!space_ok(sp->q, sp->data->len)) {
+		sp->err = ENOSPC;
+		return;
+	}
+	if (sp->feed)
+		sp->feed(sp->feed_arg, sp->data->data, sp->data->len);
+	struct iovec v = { sp->data->data, sp->data->len };
+	if (write_all(sp->fd, &v, 1) != 0)
+		sp->err = errno ? errno : EIO;
+}
+
+static void
+spill_job_done(void *arg)
+{
+	struct queue_spill *sp = arg;
+	struct buf *data = sp->data;
+	queue_spill_cb cb = sp->cb;
+	void (*read_cb)(void *, struct buf *) = sp->read_cb;
+	void *cb_arg = sp->cb_arg;
+
+	sp->busy = false;
+	sp->data = NULL;
+	sp->cb = NULL;
+	sp->read_cb = NULL;
+	if (sp->dead) {
+		if (data) {
+			buf_clear(data);
+			free(data);
+		}
+		spill_destroy(sp);
+		return;
+	}
+	if (read_cb) {
+		read_cb(cb_arg, data);
+		return;
+	}
+	if (data) {
+		buf_clear(data);
+		free(data);
+	}
+	if (cb)
+		cb(cb_arg, sp->err == 0);
+}
+
+void
+queue_spill_append(struct queue_spill *sp, struct buf *data,
+    queue_spill_cb cb, void *arg)
+{
+	TERN_ASSERT(!sp->busy);
+	sp->busy = true;
+	sp->data = data;
+	sp->size += data->len;
+	sp->cb = cb;
+	sp->cb_arg = arg;
+	iopool_submit(sp->q->pool, spill_append_work, spill_job_done, sp);
+}
+
+static void
+spill_read_work(void *arg)
+{
+	struct queue_spill *sp = arg;
+	struct buf *b = xcalloc(1, sizeof(*b));
+	size_t want = sp->read_max < sp->size ? sp->read_max : sp->size;
+
+	buf_init(b);
+	buf_reserve(b, want + 1);
+	while (b->len < want && sp->fd >= 0) {
+		ssize_t n = pread(sp->fd, b->data + b->len, want - b->len,
+		    (off_t)b->len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		b->len += (size_t)n;
+	}
+	if (b->len < want) {
+		buf_clear(b);
+		free(b);
+		b = NULL;
+	} else
+		b->data[b->len] = '\0';
+	sp->data = b;
+}
+
+void
+queue_spill_read(struct queue_spill *sp, size_t max,
+    void (*cb)(void *arg, struct buf *data), void *arg)
+{
+	TERN_ASSERT(!sp->busy);
+	sp->busy = true;
+	sp->read_max = max;
+	sp->read_cb = cb;
+	sp->cb_arg = arg;
+	iopool_submit(sp->q->pool, spill_read_work, spill_job_done, sp);
+}
+
+void
+queue_spill_free(struct queue_spill *sp)
+{
+	if (sp == NULL)
+		return;
+	if (sp->busy)
+		sp->dead = true;     /* its job's end frees it */
+	else
+		spill_destroy(sp);
 }
 
 static void
@@ -311,6 +589,11 @@ queue_commit_done(void *arg)
 		if (c->cb == NULL)
 			log_info("%s: committed after the client left; it "
 			    "will be delivered", c->env->id);
+		if (c->spill) {      /* too big to hand on: read it back */
+			buf_clear(c->body);
+			free(c->body);
+			c->body = NULL;
+		}
 		if (q->on_commit) {
 			q->on_commit(q->on_commit_arg, c->env, c->body);
 			c->env = NULL;
@@ -328,28 +611,48 @@ queue_commit_done(void *arg)
 		free(c->body);
 	}
 	buf_clear(&c->head);
+	if (c->spill)
+		spill_destroy(c->spill);
 	free(c);
+}
+
+/* The commit of env, body and (if not NULL) the rest in sp. */
+static struct queue_commit *
+commit_start(struct queue *q, struct envelope *env, struct buf *body,
+    struct queue_spill *sp, queue_commit_cb cb, void *arg)
+{
+	struct queue_commit *c = xcalloc(1, sizeof(*c));
+
+	TERN_ASSERT(sp == NULL || !sp->busy);
+	c->q = q;
+	c->env = env;
+	c->body = body;
+	c->spill = sp;
+	c->cb = cb;
+	c->cb_arg = arg;
+	env->size = body->len + (sp ? sp->size : 0);
+	env->nfixed = env->nrcpts;
+	buf_init(&c->head);
+	envelope_serialize(env, &c->head);
+	/* no fast path for a spooled body: the copies need it in memory */
+	if (q->direct.plan && sp == NULL)
+		c->plan = q->direct.plan(q->direct.arg, env);
+	iopool_submit(q->pool, queue_commit_work, queue_commit_done, c);
+	return c;
 }
 
 struct queue_commit *
 queue_commit(struct queue *q, struct envelope *env, struct buf *body,
     queue_commit_cb cb, void *arg)
 {
-	struct queue_commit *c = xcalloc(1, sizeof(*c));
+	return commit_start(q, env, body, NULL, cb, arg);
+}
 
-	c->q = q;
-	c->env = env;
-	c->body = body;
-	c->cb = cb;
-	c->cb_arg = arg;
-	env->size = body->len;
-	env->nfixed = env->nrcpts;
-	buf_init(&c->head);
-	envelope_serialize(env, &c->head);
-	if (q->direct.plan)
-		c->plan = q->direct.plan(q->direct.arg, env);
-	iopool_submit(q->pool, queue_commit_work, queue_commit_done, c);
-	return c;
+struct queue_commit *
+queue_commit_spilled(struct queue *q, struct envelope *env, struct buf *head,
+    struct queue_spill *sp, queue_commit_cb cb, void *arg)
+{
+	return commit_start(q, env, head, sp, cb, arg);
 }
 
 void
@@ -406,29 +709,31 @@ queue_load_sync(struct queue *q, const char *id, struct envelope *env,
 	size_t off;
 	int e;
 
-	buf_init(&raw);
+	/* read into body itself, the envelope then moved out of its way:
+	 * a big message is in memory once, not twice */
 	if (str_fmt(path, sizeof(path), "%s/%s", q->queue_dir, id) != 0 ||
-	    read_file(path, &raw, &e) != 0) {
+	    read_file(path, body, &e) != 0) {
 		tern_err_set(err, 451, "4.3.0", "cannot read queue file: %s",
 		    strerror(e));
-		buf_clear(&raw);
+		buf_reset(body);
 		return -1;
 	}
-	if (envelope_parse(raw.data, raw.len, env, &off, why,
+	if (envelope_parse(body->data, body->len, env, &off, why,
 	    sizeof(why)) != 0) {
 		tern_err_set(err, 554, "5.3.0", "corrupt queue file: %s", why);
-		buf_clear(&raw);
+		buf_reset(body);
 		return -1;
 	}
-	if (raw.len - off != env->size) {
+	if (body->len - off != env->size) {
 		tern_err_set(err, 554, "5.3.0",
 		    "corrupt queue file: size %zu, envelope says %llu",
-		    raw.len - off, (unsigned long long)env->size);
-		buf_clear(&raw);
+		    body->len - off, (unsigned long long)env->size);
+		buf_reset(body);
 		return -1;
 	}
-	buf_append(body, raw.data + off, raw.len - off);
-	buf_reset(&raw);
+	memmove(body->data, body->data + off, body->len - off + 1);
+	body->len -= off;
+	buf_init(&raw);
 	if (str_fmt(path, sizeof(path), "%s/%s.state", q->queue_dir, id) == 0 &&
 	    read_file(path, &raw, &e) == 0) {
 		if (envelope_state_parse(raw.data, raw.len, env, why,
@@ -437,6 +742,18 @@ queue_load_sync(struct queue *q, const char *id, struct envelope *env,
 	}
 	buf_clear(&raw);
 	return 0;
+}
+
+int64_t
+queue_file_size_sync(struct queue *q, const char *id)
+{
+	char path[4096];
+	struct stat st;
+
+	if (str_fmt(path, sizeof(path), "%s/%s", q->queue_dir, id) != 0 ||
+	    stat(path, &st) != 0)
+		return -1;
+	return (int64_t)st.st_size;
 }
 
 int
@@ -459,7 +776,7 @@ queue_state_write_sync(struct queue *q, const struct envelope *env,
 	iov.iov_base = text.data;
 	iov.iov_len = text.len;
 	unlink(tmp); /* a leftover of an earlier failed attempt */
-	rc = durable_create(q, tmp, final, &iov, 1, false, err);
+	rc = durable_create(q, tmp, final, &iov, 1, -1, 0, false, err);
 	buf_clear(&text);
 	return rc;
 }
@@ -670,7 +987,7 @@ pickup_one(struct queue *q, const char *name, const char *hostname,
 		{ body->data, body->len } };
 	if (str_fmt(tmp, sizeof(tmp), "%s/%s", q->tmp_dir, env->id) != 0 ||
 	    str_fmt(final, sizeof(final), "%s/%s", q->queue_dir,
-	    env->id) != 0 || durable_create(q, tmp, final, iov, 2, true,
+	    env->id) != 0 || durable_create(q, tmp, final, iov, 2, -1, 0, true,
 	    &err) != 0) {
 		log_warnx("pickup: %s: cannot queue it: %s", name, err.text);
 		buf_clear(&head);

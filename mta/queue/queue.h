@@ -36,7 +36,8 @@ void queue_new_id(struct queue *q, char id[ENVELOPE_ID_LEN + 1]);
 /* err is NULL on success. Runs on the loop thread. */
 typedef void (*queue_commit_cb)(void *arg, const char *id,
     const struct tern_err *err);
-/* Hands a committed message on; takes ownership of env and body. */
+/* Hands a committed message on; takes ownership of env and body (body
+ * NULL: not in memory, read it from the queue file). */
 typedef void (*queue_on_commit_fn)(void *arg, struct envelope *env,
     struct buf *body);
 
@@ -73,9 +74,62 @@ struct queue_commit *queue_commit(struct queue *q, struct envelope *env,
 /* The requester is gone: cb will not be called; the commit completes. */
 void queue_commit_detach(struct queue_commit *c);
 
+/*
+ * A message's body written to spool/tmp/<id>.body as it arrives, so a
+ * big message is never whole in memory (the session's). It is not
+ * durable and need not be: queue_commit_spilled() copies it into the
+ * queue file, which is. Loop thread; the writes run on workers, one at
+ * a time. A leftover after a crash is removed by queue_scan().
+ */
+struct queue_spill;
+typedef void (*queue_spill_feed_fn)(void *arg, const char *p, size_t n);
+typedef void (*queue_spill_cb)(void *arg, bool ok);
+/*
+ * feed, when not NULL, sees every appended piece first, on the worker
+ * that writes it (body hashes); feed_arg is freed with feed_free when
+ * the spill goes (after any job in flight). Until then the caller may
+ * read feed_arg between jobs.
+ */
+struct queue_spill *queue_spill_new(struct queue *q, const char *id,
+    queue_spill_feed_fn feed, void *feed_arg, void (*feed_free)(void *));
+/*
+ * Appends data (taken) on a worker; cb on the loop when it is written:
+ * ok false after a write error (or no room: below min_free), which
+ * sticks. Only when !queue_spill_busy().
+ */
+void queue_spill_append(struct queue_spill *sp, struct buf *data,
+    queue_spill_cb cb, void *arg);
+bool queue_spill_busy(const struct queue_spill *sp);
+/* Octets handed to it so far (written or being written). */
+uint64_t queue_spill_size(const struct queue_spill *sp);
+/* False once a write failed; *no_space when for want of room. */
+bool queue_spill_ok(const struct queue_spill *sp, bool *no_space);
+/*
+ * Reads up to max octets of its start on a worker: cb(arg, data) on the
+ * loop, data a heap buffer the callee takes (NULL on a read error).
+ * Only when !queue_spill_busy().
+ */
+void queue_spill_read(struct queue_spill *sp, size_t max,
+    void (*cb)(void *arg, struct buf *data), void *arg);
+/* The file goes (on a worker); a write in flight finishes first, its
+ * callback not called. NULL is a no-op. */
+void queue_spill_free(struct queue_spill *sp);
+/*
+ * queue_commit() of a message whose first part, head, is in memory and
+ * whose rest is in sp (not busy): the queue file is the envelope, head,
+ * then sp's octets copied in the kernel (copy_file_range), fsynced as
+ * every commit. Takes env, head and sp. The message is handed on without
+ * its body (on_commit's body is NULL: it is read from the queue file).
+ */
+struct queue_commit *queue_commit_spilled(struct queue *q,
+    struct envelope *env, struct buf *head, struct queue_spill *sp,
+    queue_commit_cb cb, void *arg);
+
 /* Blocking, for workers. 0 or -1 with err. */
 int queue_load_sync(struct queue *q, const char *id, struct envelope *env,
     struct buf *body, struct tern_err *err);
+/* The queue file's size in octets (blocking), or -1. */
+int64_t queue_file_size_sync(struct queue *q, const char *id);
 int queue_state_write_sync(struct queue *q, const struct envelope *env,
     struct tern_err *err);
 int queue_remove_sync(struct queue *q, const char *id);

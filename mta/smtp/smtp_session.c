@@ -45,6 +45,7 @@
 #include "base/util.h"
 #include "lua/hooks.h"
 #include "mail/arc_verify.h"
+#include "mail/bodyhash.h"
 #include "mail/authres.h"
 #include "mail/dkim_sign.h"
 #include "mail/dkim_verify.h"
@@ -61,7 +62,17 @@
 #include "smtp/smtp_reply.h"
 
 #define OUTPUT_BACKLOG_MAX (64 * 1024)
-#define INPUT_HIGH_WATER (1024 * 1024)
+#define INPUT_HIGH_WATER (256 * 1024)
+/*
+ * A big message is never whole in memory: past SPILL_AT octets (its
+ * header section always whole in the buffer first), the rest goes to a
+ * spool file in pieces of SPILL_PIECE as it arrives; input waits while
+ * one piece is being written and the next is full. The data hook sees
+ * at most HOOK_BODY_MAX octets of a spooled message.
+ */
+#define SPILL_AT (32 * 1024)
+#define SPILL_PIECE (32 * 1024)
+#define HOOK_BODY_MAX (1024 * 1024)
 
 enum session_state {
 	SESSION_GREETED,         /* waiting for HELO/EHLO */
@@ -120,6 +131,15 @@ struct smtp_session {
 	char chunk_text[160];
 	unsigned tx_rejected;    /* RCPTs refused in this transaction */
 	size_t received_len;     /* our Received: field at the body's start */
+	/* a big message: body holds its start, the rest is in spill */
+	struct queue_spill *spill;
+	size_t spill_at;         /* body's length when spooling began */
+	struct bodyhash *bh;     /* its body hashes (mx), the spill's */
+	bool spill_wait;         /* input held: a piece waits for the disk */
+	bool spill_end;          /* the end of data waits for the last one */
+	bool spill_reading;      /* the data hook's part being read */
+	size_t hook_part;        /* octets of the spill read for the hook */
+	uint64_t hook_unseen;    /* octets of it the hook does not see */
 	struct queue_commit *commit;
 	bool message_end;        /* the next reply ends a message (metrics) */
 	unsigned lmtp_rcpts;     /* LMTP: that reply, once per recipient */
@@ -216,6 +236,12 @@ tx_reset(struct smtp_session *s)
 		free(s->body);
 		s->body = NULL;
 	}
+	queue_spill_free(s->spill);      /* and its body hashes */
+	s->spill = NULL;
+	s->bh = NULL;
+	s->spill_wait = s->spill_end = s->spill_reading = false;
+	s->hook_part = 0;
+	s->hook_unseen = 0;
 	s->tx_rejected = 0;
 	free(s->dkim);
 	s->dkim = NULL;
@@ -834,6 +860,147 @@ body_start(struct smtp_session *s, bool chunks)
 	s->state = chunks ? SESSION_BDAT : SESSION_DATA;
 }
 
+/* --- a big message, spooled as it arrives ----------------------------- */
+
+/* Its DKIM and ARC signatures are checked (received on mx). */
+static bool
+verifies(const struct smtp_session *s)
+{
+	return s->role == ROLE_MX && s->env.dns && s->cfg->inbound_auth;
+}
+
+static void
+bh_feed(void *arg, const char *p, size_t n)
+{
+	bodyhash_feed(arg, p, n);
+}
+
+static void
+bh_free(void *arg)
+{
+	if (arg) {
+		bodyhash_clear(arg);
+		free(arg);
+	}
+}
+
+/*
+ * Submitted mail that a DKIM key will sign stays in memory (up to
+ * max_message_size, as before): its 7-bit conversion and its signature
+ * need the whole body.
+ */
+static bool
+spill_allowed(const struct smtp_session *s)
+{
+	const struct dkim_signer *ds = s->env.rt->dkim;
+
+	return !(submission_role(s) && ds != NULL && dkim_signer_wants(ds,
+	    s->body->data + s->received_len, s->body->len - s->received_len));
+}
+
+static void on_spilled(void *arg, bool ok);
+
+/* What is past spill_at goes to the file. */
+static void
+spill_piece(struct smtp_session *s)
+{
+	struct buf *piece = xcalloc(1, sizeof(*piece));
+
+	buf_init(piece);
+	buf_append(piece, s->body->data + s->spill_at, s->body->len -
+	    s->spill_at);
+	s->body->len = s->spill_at;
+	s->body->data[s->body->len] = '\0';
+	queue_spill_append(s->spill, piece, on_spilled, s);
+}
+
+/*
+ * After each piece of input: spooling begins once the header section is
+ * whole and the message is past SPILL_AT, then a full piece is handed on
+ * whenever the last is written. True when input must wait for the disk.
+ */
+static bool
+spill_check(struct smtp_session *s)
+{
+	if (s->data.errors)      /* refused at the end; nothing more is kept */
+		return false;
+	if (s->spill == NULL) {
+		if (s->data.in_header || s->body->len - s->received_len <
+		    SPILL_AT || !spill_allowed(s))
+			return false;
+		const char *m = s->body->data + s->received_len;
+		size_t len = s->body->len - s->received_len;
+		if (verifies(s)) {
+			s->bh = xcalloc(1, sizeof(*s->bh));
+			size_t off = bodyhash_init(s->bh, m, len);
+			bodyhash_feed(s->bh, m + off, len - off);
+		}
+		s->spill = queue_spill_new(s->env.queue, s->tx->id, s->bh ?
+		    bh_feed : NULL, s->bh, bh_free);
+		s->spill_at = s->body->len;
+		log_debug("%s: spooling the message as it arrives session=%s",
+		    s->tx->id, s->id);
+		return false;
+	}
+	if (s->body->len - s->spill_at < SPILL_PIECE)
+		return false;
+	if (!queue_spill_busy(s->spill)) {
+		spill_piece(s);
+		return false;
+	}
+	if (s->body->len - s->spill_at < 2 * SPILL_PIECE)
+		return false;
+	s->spill_wait = true;
+	return true;
+}
+
+static void data_checks(struct smtp_session *s);
+
+/* The end of data: the last piece written, the body hashes whole, the
+ * message goes on to its checks. */
+static void
+spill_flush(struct smtp_session *s)
+{
+	bool no_space;
+
+	if (queue_spill_busy(s->spill))
+		return;                 /* on_spilled comes back here */
+	if (s->body->len > s->spill_at) {
+		spill_piece(s);
+		return;
+	}
+	s->spill_end = false;
+	if (!queue_spill_ok(s->spill, &no_space)) {
+		log_warnx("%s: cannot spool the message (%s) session=%s",
+		    s->tx->id, no_space ? "no room" : "write error", s->id);
+		if (no_space)
+			reply(s, 452, "4.3.1", "Insufficient system storage");
+		else
+			reply(s, 451, "4.3.0", "Local error in processing");
+		tx_reset(s);
+		return;
+	}
+	if (s->bh)
+		bodyhash_end(s->bh);
+	data_checks(s);
+}
+
+static void
+on_spilled(void *arg, bool ok)
+{
+	struct smtp_session *s = arg;
+
+	(void)ok;                  /* sticks; said at the end (spill_flush) */
+	if (s->spill_end)
+		spill_flush(s);
+	else if (s->spill_wait) {
+		s->spill_wait = false;
+		if (s->body->len - s->spill_at >= SPILL_PIECE)
+			spill_piece(s);
+	}
+	session_process(s);
+}
+
 /*
  * BDAT size [LAST] (RFC 3030): the chunk's octets are read whatever the
  * answer; a refusal is said after them. A size that cannot be read
@@ -902,6 +1069,8 @@ session_read_chunk(struct smtp_session *s, struct evbuffer *in)
 			(void)smtp_data_feed(&s->data, v.iov_base, n, &done);
 		evbuffer_drain(in, n);
 		s->chunk_left -= n;
+		if (s->chunk_code == 0 && spill_check(s))
+			return 0;
 	}
 	if (s->chunk_left > 0)
 		return 0;
@@ -956,6 +1125,12 @@ static void data_commit(struct smtp_session *s, bool hook_accepted);
 static void
 data_hook_finish(struct smtp_session *s, const struct hook_verdict *v)
 {
+	if (s->hook_part) {
+		/* what was read back for it goes (it edits only the header) */
+		s->body->len -= s->hook_part;
+		s->body->data[s->body->len] = '\0';
+		s->hook_part = 0;
+	}
 	for (size_t i = 0; i < s->tx->nrcpts; i++)
 		s->tx->rcpts[i].folder = s->hook_folders[i];
 	free(s->hook_folders);
@@ -984,6 +1159,18 @@ dkim_sign(struct smtp_session *s)
 {
 	char why[200];
 	bool made7;
+
+	if (s->spill) {
+		/* spooled because no key would sign it; a data hook that
+		 * changed its From: cannot change that */
+		if (s->env.rt->dkim && dkim_signer_wants(s->env.rt->dkim,
+		    s->body->data + s->received_len, s->body->len -
+		    s->received_len))
+			log_warnx("%s: not DKIM-signed: spooled as it arrived, "
+			    "before a plugin changed its From: session=%s",
+			    s->tx->id, s->id);
+		return true;
+	}
 	int n = dkim_sign_submitted(s->env.rt->dkim, s->body, s->received_len,
 	    (int64_t)time(NULL), &made7, why, sizeof(why));
 
@@ -1031,6 +1218,20 @@ data_end(struct smtp_session *s)
 		tx_reset(s);
 		return;
 	}
+	if (s->spill) {
+		s->spill_end = true;
+		spill_flush(s);        /* then data_checks */
+		return;
+	}
+	data_checks(s);
+}
+
+/* The message is in (its start in body, the rest maybe spooled). */
+static void
+data_checks(struct smtp_session *s)
+{
+	const struct config *cfg = s->cfg;
+
 	if (submission_role(s)) {
 		const char *why;
 		char date[64], msgid[200];
@@ -1066,13 +1267,13 @@ data_end(struct smtp_session *s)
 	if (forged)
 		log_info("%s: %zu Authentication-Results field(s) of ours "
 		    "taken out session=%s", s->tx->id, forged, s->id);
-	if (s->role == ROLE_MX && s->env.dns && s->cfg->inbound_auth) {
+	if (verifies(s)) {
 		spf_start(s);
 		s->verify = dkim_verify_start(s->env.dns, s->body->data +
-		    s->received_len, s->body->len - s->received_len,
+		    s->received_len, s->body->len - s->received_len, s->bh,
 		    (int64_t)time(NULL), on_verified, s);
 		s->arc = arc_verify_start(s->env.dns, s->body->data +
-		    s->received_len, s->body->len - s->received_len,
+		    s->received_len, s->body->len - s->received_len, s->bh,
 		    on_arc, s);
 		return;            /* on_verified, on_arc, on_spf go on */
 	}
@@ -1329,6 +1530,35 @@ auth_finish(struct smtp_session *s)
 	/* a shutdown asked meanwhile: on_commit says 421 after its 250;
 	 * a message the data hook refused has no commit */
 	if (s->shutdown && !s->closing && s->commit == NULL &&
+	    s->hook_call == NULL && !s->spill_reading)
+		reply(s, 421, "4.3.2", "%s Service shutting down",
+		    s->cfg->hostname);
+	session_process(s);
+}
+
+static void data_accept(struct smtp_session *s);
+
+/* A spooled message's first HOOK_BODY_MAX octets, for the data hook. */
+static void
+on_hook_part(void *arg, struct buf *part)
+{
+	struct smtp_session *s = arg;
+
+	s->spill_reading = false;
+	if (part == NULL) {
+		log_warnx("%s: cannot read the spooled message back session=%s",
+		    s->tx->id, s->id);
+		reply(s, 451, "4.3.0", "Local error in processing");
+		tx_reset(s);
+	} else {
+		buf_append(s->body, part->data, part->len);
+		s->hook_part = part->len;
+		s->hook_unseen = queue_spill_size(s->spill) - part->len;
+		buf_clear(part);
+		free(part);
+		data_accept(s);
+	}
+	if (s->shutdown && !s->closing && s->commit == NULL &&
 	    s->hook_call == NULL)
 		reply(s, 421, "4.3.2", "%s Service shutting down",
 		    s->cfg->hostname);
@@ -1347,11 +1577,17 @@ data_accept(struct smtp_session *s)
 		data_commit(s, false);
 		return;
 	}
+	if (s->spill && s->hook_part == 0 && queue_spill_size(s->spill) > 0) {
+		/* the hook sees the start of it, read back on a worker */
+		s->spill_reading = true;
+		queue_spill_read(s->spill, HOOK_BODY_MAX, on_hook_part, s);
+		return;
+	}
 	/* The message proper starts after our Received: field. */
 	s->hook_folders = xcalloc(s->tx->nrcpts + 1, sizeof(char *));
 	tx_view_init(s, &view, NULL);
 	s->hook_call = hooks_data_start(s->hooks, &io, &view.tx, s->body,
-	    s->received_len, s->hook_folders, on_hook, s, &v);
+	    s->received_len, s->hook_unseen, s->hook_folders, on_hook, s, &v);
 	tx_view_clear(&view);
 	if (!hook_pending(s, HOOK_DATA, NULL))
 		data_hook_finish(s, &v);
@@ -1367,13 +1603,22 @@ data_commit(struct smtp_session *s, bool hook_accepted)
 	}
 	if (submission_role(s) && !dkim_sign(s))
 		return;
-	log_info("%s: accepted session=%s client=%s from=%s size=%zu nrcpt=%zu"
-	    " via=%s%s", s->tx->id, s->id, s->ip, s->tx->sender, s->body->len,
-	    s->tx->nrcpts, s->data.chunks ? "BDAT" : "DATA",
-	    s->tx->requiretls ? " requiretls" : "");
+	log_info("%s: accepted session=%s client=%s from=%s size=%llu "
+	    "nrcpt=%zu via=%s%s%s", s->tx->id, s->id, s->ip, s->tx->sender,
+	    (unsigned long long)(s->body->len + (s->spill ?
+	    queue_spill_size(s->spill) : 0)), s->tx->nrcpts,
+	    s->data.chunks ? "BDAT" : "DATA", s->tx->requiretls ?
+	    " requiretls" : "", s->spill ? " spooled" : "");
 	s->ntx++;
-	/* queue_commit takes the envelope and the body. */
-	s->commit = queue_commit(s->env.queue, s->tx, s->body, on_commit, s);
+	/* the commit takes the envelope and the body (and its spool file) */
+	if (s->spill) {
+		s->commit = queue_commit_spilled(s->env.queue, s->tx, s->body,
+		    s->spill, on_commit, s);
+		s->spill = NULL;
+		s->bh = NULL;
+	} else
+		s->commit = queue_commit(s->env.queue, s->tx, s->body,
+		    on_commit, s);
 	s->tx = NULL;
 	s->body = NULL;
 	tx_reset(s);
@@ -1828,6 +2073,8 @@ session_read_data(struct smtp_session *s, struct evbuffer *in)
 			data_end(s);
 			return 1;
 		}
+		if (spill_check(s))
+			return 0;
 	}
 	return 0;
 }
@@ -1838,7 +2085,8 @@ session_process(struct smtp_session *s)
 	struct evbuffer *in = bufferevent_get_input(s->bev);
 
 	while (!s->closing && s->commit == NULL && s->verify == NULL &&
-	    s->arc == NULL &&
+	    s->arc == NULL && !s->spill_wait && !s->spill_end &&
+	    !s->spill_reading &&
 	    s->spf == NULL && s->spf_helo == NULL && s->dmarc == NULL &&
 	    !s->starttls_now &&
 	    s->auth == NULL && s->hook_call == NULL) {
@@ -2192,7 +2440,7 @@ on_hook(void *arg, const struct hook_verdict *v)
 	}
 	free(cmd);
 	if (s->shutdown && !s->closing && s->commit == NULL &&
-	    s->hook_call == NULL)
+	    s->hook_call == NULL && !s->spill_reading)
 		reply(s, 421, "4.3.2", "%s Service shutting down",
 		    s->cfg->hostname);
 	session_process(s);
@@ -2203,7 +2451,7 @@ smtp_session_shutdown(struct smtp_session *s)
 {
 	s->shutdown = true;
 	if (s->commit || s->verify || s->arc || s->spf || s->spf_helo ||
-	    s->dmarc || s->hook_call)
+	    s->dmarc || s->hook_call || s->spill_end || s->spill_reading)
 		return; /* on_commit (on_hook) answers, then 421 */
 	reply(s, 421, "4.3.2", "%s Service shutting down",
 	    s->cfg->hostname);

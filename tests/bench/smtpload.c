@@ -3,7 +3,7 @@
  * smtpload - an SMTP load generator on libevent, for scripts/bench.
  *
  *   smtpload -p PORT [-h 127.0.0.1] [-n MESSAGES] [-c CONNECTIONS]
- *            [-r RCPTS] [-u USERS] [-s SIZE] [-i IDLE]
+ *            [-r RCPTS] [-u USERS] [-s SIZE] [-t RATE] [-i IDLE]
  *
  * C connections each send messages back to back (persistent connections,
  * PIPELINING for MAIL/RCPT/DATA) until N messages have been sent in all.
@@ -11,7 +11,9 @@
  * (k / (C / U)) ("userK@localhost"), else all to "bench@localhost" (R=1)
  * or "rJ@localhost" (J < R). Prints one line of key=value figures:
  * sent, accepted, failed, elapsed, accepted msgs/s, and the latency from
- * the end of DATA to the 250 (p50, p99, max).
+ * the end of DATA to the 250 (p50, p99, max). With -t RATE each
+ * connection writes its message text at RATE octets/s (in tenths of a
+ * second), a slow sender; the figures add its peak and its elapsed time.
  *
  * With -i IDLE it instead opens IDLE connections, counts greetings, and
  * holds them until stdin closes (for the idle-connection figure).
@@ -38,12 +40,14 @@ struct conn {
 	int pending;             /* replies still expected in this state */
 	int bad;                 /* a non-2xx/3xx reply in this batch */
 	double t_end;            /* time the final dot was sent */
+	size_t off;              /* -t: octets of the text written */
+	struct event *tick;      /* -t: the next tenth of a second */
 };
 
 static struct event_base *base;
 static const char *host = "127.0.0.1";
 static int port, nmsg = 1000, nconn = 20, nrcpt = 1, nusers = 0;
-static size_t msgsize = 4096;
+static size_t msgsize = 4096, rate;
 static int sent, accepted, failed, done_conns, greeted;
 static double *lat;
 static int nlat;
@@ -62,11 +66,35 @@ now(void)
 
 static void conn_next(struct conn *c);
 
+/* -t: a tenth of a second's share of the text, until all of it is out. */
+static void
+on_tick(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+	size_t n = rate / 10 > 0 ? rate / 10 : 1;
+
+	(void)fd;
+	(void)what;
+	if (c->bev == NULL)
+		return;
+	if (n > bodylen - c->off)
+		n = bodylen - c->off;
+	bufferevent_write(c->bev, body + c->off, n);
+	c->off += n;
+	if (c->off < bodylen) {
+		struct timeval tv = { 0, 100000 };
+		evtimer_add(c->tick, &tv);
+	} else
+		c->t_end = now();
+}
+
 static void
 conn_finish(struct conn *c)
 {
 	bufferevent_free(c->bev);
 	c->bev = NULL;
+	if (c->tick)
+		evtimer_del(c->tick);
 	if (++done_conns == nconn)
 		event_base_loopexit(base, NULL);
 }
@@ -140,9 +168,17 @@ on_reply(struct conn *c, int code)
 			c->pending = 1;
 			break;
 		}
+		c->st = C_DATA;
+		if (rate > 0) {
+			if (c->tick == NULL)
+				c->tick = evtimer_new(base, on_tick, c);
+			c->off = 0;
+			on_tick(-1, 0, c);
+			c->pending = 1;
+			break;
+		}
 		bufferevent_write(c->bev, body, bodylen);
 		c->t_end = now();
-		c->st = C_DATA;
 		c->pending = 1;
 		break;
 	case C_DATA:
@@ -227,7 +263,7 @@ main(int argc, char **argv)
 	int idle = 0, ch;
 	struct sockaddr_in sin;
 
-	while ((ch = getopt(argc, argv, "h:p:n:c:r:u:s:i:")) != -1) {
+	while ((ch = getopt(argc, argv, "h:p:n:c:r:u:s:t:i:")) != -1) {
 		switch (ch) {
 		case 'h': host = optarg; break;
 		case 'p': port = atoi(optarg); break;
@@ -236,10 +272,11 @@ main(int argc, char **argv)
 		case 'r': nrcpt = atoi(optarg); break;
 		case 'u': nusers = atoi(optarg); break;
 		case 's': msgsize = (size_t)atol(optarg); break;
+		case 't': rate = (size_t)atol(optarg); break;
 		case 'i': idle = atoi(optarg); break;
 		default:
 			fprintf(stderr, "usage: smtpload -p PORT [-n N] [-c C] "
-			    "[-r R] [-u U] [-s SIZE] [-i IDLE]\n");
+			    "[-r R] [-u U] [-s SIZE] [-t RATE] [-i IDLE]\n");
 			return 2;
 		}
 	}

@@ -5,10 +5,13 @@ record which got 250; ternd is killed with SIGKILL at random moments and
 restarted; at the end every acknowledged message must be in its Maildir.
 
     kill.py [--cycles N] [--mode local|relay] [--clients N] [--seed S]
+            [--big K]
 
 local: one ternd delivers into Maildirs. relay: ternd A (the one killed)
 relays everything to ternd B over SMTP, B delivers. Prints acknowledged /
 delivered / duplicated / lost; exits 1 if anything acknowledged was lost.
+One message in K (--big, 10) is of 300-700 KiB, so its body is spooled
+as it arrives (past 32 KiB) and the kills hit streamed bodies too.
 Bounded: the cycles given, and a deadline for the final drain."""
 import argparse
 import collections
@@ -32,9 +35,10 @@ from conftest import Ternd, check_sanitizers  # noqa: E402
 class Sender(threading.Thread):
     """Sends numbered messages until stopped; records those acked."""
 
-    def __init__(self, n, port, rcpt, stop):
+    def __init__(self, n, port, rcpt, stop, big):
         super().__init__(daemon=True)
         self.n, self.port, self.rcpt, self.stop = n, port, rcpt, stop
+        self.big = big
         self.acked = []
         self.seq = 0
 
@@ -51,10 +55,14 @@ class Sender(threading.Thread):
                         break
                     tag = "c%d-%d" % (self.n, self.seq)
                     self.seq += 1
+                    if self.big and random.randrange(self.big) == 0:
+                        text = ("big body line %s\r\n" % tag) * (
+                            random.randint(300, 700) * 1024 // 30)
+                    else:
+                        text = "body " * random.randint(1, 400) + "\r\n"
                     s.sendmail("load@example.org", [self.rcpt],
-                               ("Subject: %s\r\nX-Tag: %s\r\n\r\n%s\r\n"
-                                % (tag, tag, "body " * random.randint(1, 400))
-                                ).encode())
+                               ("Subject: %s\r\nX-Tag: %s\r\n\r\n%s"
+                                % (tag, tag, text)).encode())
                     # sendmail returned: the server said 250
                     self.acked.append(tag)
                 s.quit()
@@ -88,6 +96,7 @@ def main():
     ap.add_argument("--clients", type=int, default=4)
     ap.add_argument("--seed", type=int, default=None)
     ap.add_argument("--drain", type=float, default=60.0)
+    ap.add_argument("--big", type=int, default=10)
     a = ap.parse_args()
     seed = a.seed if a.seed is not None else random.randrange(1 << 30)
     random.seed(seed)
@@ -110,7 +119,7 @@ def main():
     t.start()
 
     stop = threading.Event()
-    senders = [Sender(i, t.port, "kill@" + rcpt_domain, stop)
+    senders = [Sender(i, t.port, "kill@" + rcpt_domain, stop, a.big)
                for i in range(a.clients)]
     for s in senders:
         s.start()

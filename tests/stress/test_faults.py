@@ -324,3 +324,51 @@ def test_slow_and_many_clients(tmp_path):
         slow.close()
         deaf.close()
         assert len(t.wait_messages("probe", 60)) == 60
+
+
+# --- big messages --------------------------------------------------------
+
+def test_big_transfers_keep_memory_flat(tmp_path):
+    """40 clients each in the middle of a 4 MiB message (2 MiB sent): their
+    bodies are in spool/tmp, not in ternd's memory; then each ends its
+    message and all 40 are delivered whole."""
+    n, sent_part = 40, 2 * 1024 * 1024
+    t = Ternd(tmp_path)
+    line = b"y" * 78 + b"\r\n"
+    with running(t):
+        rss0 = rss_kib(t.proc.pid)
+        conns = []
+        for i in range(n):
+            c = Raw(t.port)
+            c.cmd("EHLO client.test")
+            assert c.cmd("MAIL FROM:<a@example.org>")[0] == 250
+            assert c.cmd("RCPT TO:<big@localhost>")[0] == 250
+            assert c.cmd("DATA")[0] == 354
+            c.send(b"Subject: big %d\r\n\r\n" % i + line * (sent_part // 80))
+            conns.append(c)
+        # wait (bounded) until ternd has read what was sent
+        tmp = t.data / "spool" / "tmp"
+        deadline = time.monotonic() + 120
+        spooled = 0
+        while time.monotonic() < deadline:
+            spooled = sum(p.stat().st_size for p in tmp.glob("*.body"))
+            if spooled >= n * (sent_part - 128 * 1024):
+                break
+            time.sleep(0.1)
+        rss1 = rss_kib(t.proc.pid)
+        for c in conns:
+            c.send(line * (sent_part // 80) + b".\r\n")
+        for c in conns:
+            assert c.reply()[0] == 250
+            c.cmd("QUIT")
+        got = t.wait_messages("big", n, timeout=120)
+        rss2 = rss_kib(t.proc.pid)
+        print("\n%d open 4 MiB transfers at 2 MiB: %d KiB spooled, ternd RSS "
+              "%d -> %d KiB (%.0f KiB each), %d KiB after delivery"
+              % (n, spooled // 1024, rss0, rss1, (rss1 - rss0) / n, rss2))
+        assert spooled >= n * (sent_part - 128 * 1024)
+        assert len(got) == n
+        assert all(len(m.split(b"\n\n", 1)[1]) == 2 * (sent_part // 80) * 79
+                   for m in got)
+        # in memory: a little of each (was 2 MiB each before spooling)
+        assert rss1 - rss0 < n * 512

@@ -24,6 +24,7 @@
 #include "base/util.h"
 #include "mail/arc.h"
 #include "mail/authres.h"
+#include "mail/bodyhash.h"
 #include "mail/dkim.h"
 
 static void
@@ -594,6 +595,74 @@ changed(const char *msg, const char *from, const char *to)
 }
 
 static void
+hash_piece(void *arg, const void *p, size_t n)
+{
+	tls_sha256_update(arg, p, n);
+}
+
+/* bodyhash: the hashes its fields ask for, fed in pieces of any size,
+ * are what hashing the body at once gives. */
+static void
+test_bodyhash(void **state)
+{
+	static const char head[] =
+	    "DKIM-Signature: v=1; a=rsa-sha256; c=relaxed/simple; d=x.test;\n"
+	    " s=s; h=from; bh=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=; b=AAAA\n"
+	    "DKIM-Signature: v=1; a=rsa-sha256; c=simple/relaxed; d=x.test;\n"
+	    " s=s; h=from; l=20; bh=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=;\n"
+	    " b=AAAA\n"
+	    "ARC-Message-Signature: i=1; a=rsa-sha256; c=relaxed/relaxed;\n"
+	    " d=x.test; s=s; h=from; bh=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=;\n"
+	    " b=AAAA\n"
+	    "From: a@x.test\n\n";
+	static const char body[] = "a  line \t with\tspace  \n\n.dot\r\n"
+	    "x\n\n\n\n";
+	struct { enum dkim_canon c; uint64_t l; } want[] = {
+		{ DKIM_SIMPLE, UINT64_MAX }, { DKIM_RELAXED, 20 },
+		{ DKIM_RELAXED, UINT64_MAX } };
+	(void)state;
+
+	for (size_t piece = 1; piece <= sizeof(body); piece++) {
+		char msg[sizeof(head) + sizeof(body)];
+		struct bodyhash bh;
+		(void)snprintf(msg, sizeof(msg), "%s%s", head, body);
+		size_t off = bodyhash_init(&bh, msg, strlen(head) + 5);
+		assert_int_equal(off, strlen(head));
+		assert_int_equal(bh.n, 3);
+		for (size_t i = 0; i < strlen(body); i += piece)
+			bodyhash_feed(&bh, body + i, strlen(body) - i < piece ?
+			    strlen(body) - i : piece);
+		bodyhash_end(&bh);
+		for (size_t w = 0; w < 3; w++) {
+			unsigned char one[32];
+			struct tls_sha256 *h = tls_sha256_new();
+			struct dkim_body b;
+			uint64_t total;
+			dkim_body_init(&b, want[w].c, want[w].l, hash_piece, h);
+			dkim_body_feed(&b, body, strlen(body));
+			dkim_body_end(&b);
+			tls_sha256_final(h, one);
+			const unsigned char *got = bodyhash_get(&bh, want[w].c,
+			    want[w].l, &total);
+			assert_non_null(got);
+			assert_memory_equal(got, one, 32);
+			assert_int_equal(total, b.total);
+		}
+		uint64_t total;
+		assert_null(bodyhash_get(&bh, DKIM_SIMPLE, 20, &total));
+		bodyhash_clear(&bh);
+	}
+	/* none asked for; one cleared before its end frees its hashes */
+	struct bodyhash bh;
+	bodyhash_init(&bh, "From: a\n\nbody\n", 15);
+	assert_int_equal(bh.n, 0);
+	bodyhash_clear(&bh);
+	bodyhash_init(&bh, head, strlen(head));
+	bodyhash_feed(&bh, "x", 1);
+	bodyhash_clear(&bh);
+}
+
+static void
 test_arc(void **state)
 {
 	(void)state;
@@ -720,6 +789,7 @@ main(void)
 		cmocka_unit_test(test_sig_and_key),
 		cmocka_unit_test(test_authres),
 		cmocka_unit_test(test_arc),
+		cmocka_unit_test(test_bodyhash),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
