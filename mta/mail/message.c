@@ -419,6 +419,26 @@ message_to_wire_chunk(const char *msg, size_t len, struct buf *out)
 	to_wire(msg, len, out, false);
 }
 
+void
+message_to_wire_lines(const char *msg, size_t len, struct buf *out)
+{
+	to_wire(msg, len, out, true);
+}
+
+size_t
+message_wire_size(const char *msg, size_t len, bool stuff)
+{
+	size_t n = stuff ? 3 : 0, i = 0;     /* ".\r\n" */
+
+	while (i < len) {
+		const char *nl = memchr(msg + i, '\n', len - i);
+		size_t end = nl ? (size_t)(nl - msg) : len;
+		n += end - i + 2 + (stuff && msg[i] == '.');
+		i = end + 1;
+	}
+	return n;
+}
+
 /* --- 8-bit to 7-bit ---------------------------------------------------- */
 
 #define DOWNGRADE_DEPTH_MAX 10

@@ -108,6 +108,15 @@ void message_to_wire(const char *msg, size_t len, struct buf *out);
 /* The same for BDAT (RFC 3030): CRLF line ends only, no dot-stuffing, no
  * end marker (the chunk size frames it). */
 void message_to_wire_chunk(const char *msg, size_t len, struct buf *out);
+/*
+ * Lines of a message, dot-stuffed, without the end marker: a message
+ * sent in pieces is message_to_wire_lines() of each piece, every piece
+ * but the last ending in LF, then ".\r\n".
+ */
+void message_to_wire_lines(const char *msg, size_t len, struct buf *out);
+/* The octets message_to_wire() (stuff) or message_to_wire_chunk() (not)
+ * make of msg, without making them. */
+size_t message_wire_size(const char *msg, size_t len, bool stuff);
 
 /*
  * RFC 6152 3: makes an 8-bit message 7-bit clean for a next hop without

@@ -182,8 +182,13 @@ send_report(struct job *j, bool delay)
 		bi.orig = j->body ? j->body->data : "";
 		bi.orig_len = j->body ? j->body->len : 0;
 		/* RFC 3461 4.3: the whole message back only when asked,
-		 * and only with a failure */
-		bi.full = failed && j->env->ret == DSN_RET_FULL;
+		 * and only with a failure; of a message over DISPATCH_BIG
+		 * (never read whole for local delivery) its header only */
+		bi.full = failed && j->env->ret == DSN_RET_FULL && !j->lazy;
+		if (failed && j->env->ret == DSN_RET_FULL && j->lazy)
+			log_info("%s: RET=FULL: the report returns the header "
+			    "only (the message is over %d octets)", j->id,
+			    DISPATCH_BIG);
 		bi.global = j->env->smtputf8;
 		body = xcalloc(1, sizeof(*body));
 		buf_init(body);

@@ -41,6 +41,7 @@
 #include <string.h>
 #include <sys/time.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <event2/event.h>
 
@@ -152,21 +153,27 @@ work_load(void *arg)
 	struct job *j = arg;
 	struct tern_err err;
 
-	/* a big message waits while DISPATCH_BIG_MAX others are in memory */
-	int64_t size = queue_file_size_sync(j->d->queue, j->id);
-	if (size > DISPATCH_BIG) {
-		if (atomic_fetch_add(&j->d->big_loaded, 1) >= DISPATCH_BIG_MAX) {
-			atomic_fetch_sub(&j->d->big_loaded, 1);
-			j->result = JOB_WAIT_BIG;
-			return;
-		}
-		j->big = true;
-	}
 	j->env = xcalloc(1, sizeof(*j->env));
 	envelope_init(j->env);
 	j->body = xcalloc(1, sizeof(*j->body));
 	buf_init(j->body);
-	if (queue_load_sync(j->d->queue, j->id, j->env, j->body, &err) != 0) {
+	/* a big one: its start only (it is read whole only for a remote hop) */
+	int rc = 0;
+	bool whole = true;
+	if (queue_file_size_sync(j->d->queue, j->id) > DISPATCH_BIG) {
+		rc = queue_load_part_sync(j->d->queue, j->id, j->env, j->body,
+		    DISPATCH_HEAD_MAX, &j->body_fd, &j->body_off, &err);
+		j->lazy = rc == 0;
+		whole = rc != 0 && err.code == 0;
+		if (whole) {
+			envelope_clear(j->env);     /* the usual way, then */
+			envelope_init(j->env);
+			buf_reset(j->body);
+		}
+	}
+	if (whole)
+		rc = queue_load_sync(j->d->queue, j->id, j->env, j->body, &err);
+	if (rc != 0) {
 		if (!err.temp) {
 			log_warnx("%s: %s; moved to spool/corrupt", j->id,
 			    err.text);
@@ -385,7 +392,40 @@ route_rcpt(struct job *j, size_t i)
 }
 
 static void work_deliver(void *arg);
+static void work_whole_deliver(void *arg);
 static void done_deliver(void *arg);
+
+/* A remote hop takes the message from memory (and ARC seals it there). */
+static bool
+needs_whole(const struct job *j)
+{
+	for (size_t i = 0; i < j->env->nrcpts; i++)
+		if (j->env->rcpts[i].status == RCPT_PENDING &&
+		    j->plans[i].kind == PLAN_REMOTE)
+			return true;
+	return false;
+}
+
+/* Its turn to be read whole, or a wait for one (big_wake). */
+static void
+big_start(struct job *j)
+{
+	struct dispatch *d = j->d;
+
+	if (d->big_loaded >= DISPATCH_BIG_MAX) {
+		if (d->nbig_wait == d->big_wait_cap) {
+			d->big_wait_cap = d->big_wait_cap ? 2 * d->big_wait_cap :
+			    16;
+			d->big_wait = xreallocarray(d->big_wait,
+			    d->big_wait_cap, sizeof(*d->big_wait));
+		}
+		d->big_wait[d->nbig_wait++] = j;
+		return;
+	}
+	d->big_loaded++;
+	j->big = true;
+	iopool_submit(d->pool, work_whole_deliver, done_deliver, j);
+}
 
 static void
 phase_route(struct job *j)
@@ -395,7 +435,10 @@ phase_route(struct job *j)
 	for (size_t i = 0; i < j->env->nrcpts; i++)
 		if (j->env->rcpts[i].status == RCPT_PENDING)
 			route_rcpt(j, i);
-	iopool_submit(j->d->pool, work_deliver, done_deliver, j);
+	if (j->lazy && needs_whole(j))
+		big_start(j);
+	else
+		iopool_submit(j->d->pool, work_deliver, done_deliver, j);
 }
 
 static void
@@ -421,8 +464,8 @@ done_load(void *arg)
 static int
 deliver_local(struct deliver_maildir *dm, const struct config_limits *lim,
     const char *id, size_t i, const char *sender, const char *maildir,
-    const char *mailbox, const struct buf *body, char *name, size_t namesz,
-    struct tern_err *err)
+    const char *mailbox, const struct buf *body, int src_fd, uint64_t src_off,
+    uint64_t src_len, char *name, size_t namesz, struct tern_err *err)
 {
 	char tag[ENVELOPE_ID_LEN + 24], root[4096];
 	struct iovec iov[2];
@@ -436,16 +479,19 @@ deliver_local(struct deliver_maildir *dm, const struct config_limits *lim,
 	iov[0].iov_len = head.len;
 	iov[1].iov_base = body->data;
 	iov[1].iov_len = body->len;
+	/* src_fd: the message is src_len octets of it, body not used */
+	uint64_t size = head.len + (src_fd >= 0 ? src_len : body->len);
 	/* over quota: 452 4.2.2, the message waits in the queue */
 	quota_root(maildir, root, sizeof(root));
 	memset(err, 0, sizeof(*err));
-	rc = quota_check(root, lim->quota_storage, lim->quota_messages,
-	    head.len + body->len, err);
+	rc = quota_check(root, lim->quota_storage, lim->quota_messages, size,
+	    err);
 	if (rc == 0)
-		rc = deliver_maildir_sync(dm, maildir, tag, iov, 2, name,
-		    namesz, err);
+		rc = deliver_maildir_sync_from(dm, maildir, tag, iov,
+		    src_fd >= 0 ? 1 : 2, src_fd, src_off, src_len, name, namesz,
+		    err);
 	if (rc == 0)
-		quota_add(root, (int64_t)(head.len + body->len), 1);
+		quota_add(root, (int64_t)size, 1);
 	buf_clear(&head);
 	return rc;
 }
@@ -471,8 +517,9 @@ deliver_one(struct job *j, size_t i)
 		return;
 	}
 	rc = deliver_local(j->d->dm, &j->rt->cfg->limits, j->id, i,
-	    j->env->sender, p->maildir, p->mailbox, j->body, name,
-	    sizeof(name), &err);
+	    j->env->sender, p->maildir, p->mailbox, j->body, j->lazy ?
+	    j->body_fd : -1, j->body_off, j->env->size, name, sizeof(name),
+	    &err);
 	free(r->error);
 	if (rc == 0) {
 		r->error = xasprintf("250 2.0.0 %s", name);
@@ -579,8 +626,8 @@ direct_deliver(void *plan, struct envelope *env, const struct buf *body)
 	for (size_t i = 0; i < x->n; i++) {
 		struct envelope_rcpt *r = &env->rcpts[i];
 		if (deliver_local(x->d->dm, &x->rt->cfg->limits, env->id, i,
-		    env->sender, x->maildir[i], x->mailbox[i], body, name,
-		    sizeof(name), &err) != 0) {
+		    env->sender, x->maildir[i], x->mailbox[i], body, -1, 0, 0,
+		    name, sizeof(name), &err) != 0) {
 			/* the queue tries again, and reports if it must */
 			log_info("%s: to=%s relay=local maildir=%s: not "
 			    "delivered before the commit (%d %s %s): queued",
@@ -680,6 +727,39 @@ work_deliver(void *arg)
 			break;
 		}
 	}
+}
+
+/* A lazy job with a remote hop: the message read whole first. */
+static void
+work_whole_deliver(void *arg)
+{
+	struct job *j = arg;
+	uint64_t want = j->env->size;
+
+	buf_reset(j->body);
+	buf_reserve(j->body, (size_t)want);
+	while (j->body->len < want) {
+		ssize_t n = pread(j->body_fd, j->body->data + j->body->len,
+		    (size_t)(want - j->body->len), (off_t)(j->body_off +
+		    j->body->len));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		j->body->len += (size_t)n;
+	}
+	j->body->data[j->body->len] = '\0';
+	if (j->body->len < want) {
+		/* its start is gone too: every pending copy waits a turn */
+		log_warnx("%s: cannot read the queue file back: %s", j->id,
+		    strerror(errno ? errno : EIO));
+		buf_reset(j->body);
+		for (size_t i = 0; i < j->env->nrcpts; i++)
+			if (j->env->rcpts[i].status == RCPT_PENDING)
+				j->plans[i].kind = PLAN_TEMP;
+	}
+	j->lazy = false;
+	work_deliver(j);
 }
 
 /* --- DECIDE (loop) ---------------------------------------------------- */
@@ -908,22 +988,16 @@ done_record(void *arg)
 
 /* --- job life --------------------------------------------------------- */
 
-/* A big message's turn: the first waiting one is due now. */
+/* A big message's turn to be read whole: the first one waiting. */
 static void
 big_wake(struct dispatch *d)
 {
-	while (d->nbig_wait > 0 &&
-	    atomic_load(&d->big_loaded) < DISPATCH_BIG_MAX) {
-		uint64_t key = d->big_wait[0];
-		memmove(d->big_wait, d->big_wait + 1, --d->nbig_wait *
-		    sizeof(*d->big_wait));
-		struct slot *s = dispatch_slot_get(d, key);
-		if (s == NULL || s->busy || s->held)
-			continue;
-		s->due = dispatch_now();
-		scheduler_add(&d->sched, key, s->due);
-		break;
-	}
+	if (d->nbig_wait == 0 || d->big_loaded >= DISPATCH_BIG_MAX)
+		return;
+	struct job *j = d->big_wait[0];
+	memmove(d->big_wait, d->big_wait + 1, --d->nbig_wait *
+	    sizeof(*d->big_wait));
+	big_start(j);
 }
 
 static void
@@ -936,23 +1010,13 @@ job_end(struct job *j)
 	d->inflight--;
 	TERN_ASSERT(s != NULL);
 	s->busy = false;
+	if (j->body_fd >= 0)
+		close(j->body_fd);
 	if (j->big) {
-		atomic_fetch_sub(&d->big_loaded, 1);
+		d->big_loaded--;
 		big_wake(d);
 	}
 	switch (j->result) {
-	case JOB_WAIT_BIG:
-		if (d->nbig_wait == d->big_wait_cap) {
-			d->big_wait_cap = d->big_wait_cap ? 2 * d->big_wait_cap :
-			    16;
-			d->big_wait = xreallocarray(d->big_wait,
-			    d->big_wait_cap, sizeof(*d->big_wait));
-		}
-		d->big_wait[d->nbig_wait++] = j->key;
-		s->due = 0;
-		/* the big ones may all have ended meanwhile */
-		big_wake(d);
-		break;
 	case JOB_FINISHED:
 		dispatch_slot_free(d, j->key);
 		break;
@@ -1007,6 +1071,7 @@ job_start(struct dispatch *d, uint64_t key)
 		return;
 	j = xcalloc(1, sizeof(*j));
 	j->d = d;
+	j->body_fd = -1;
 	j->rt = runtime_ref(*d->current);
 	j->key = key;
 	(void)str_copy(j->id, sizeof(j->id), s->id);

@@ -13,7 +13,6 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <stdatomic.h>
 
 #include <event2/event.h>
 
@@ -57,16 +56,19 @@ struct dispatch {
 	void *on_maildir_arg;
 	bool pickup_running;
 	struct event *pickup_timer;
-	/* messages over DISPATCH_BIG octets whole in memory: at most
-	 * DISPATCH_BIG_MAX (workers add, the loop takes away); the keys of
-	 * those waiting their turn */
-	atomic_uint big_loaded;
-	uint64_t *big_wait;
+	/* messages over DISPATCH_BIG octets read whole into memory (for a
+	 * remote hop): at most DISPATCH_BIG_MAX; the jobs waiting their turn */
+	unsigned big_loaded;
+	struct job **big_wait;
 	size_t nbig_wait, big_wait_cap;
 };
 
+/* Over DISPATCH_BIG octets a message is loaded lazily: its envelope and
+ * DISPATCH_HEAD_MAX octets of its start (for a report's copy of the
+ * header), its Maildir copies made from the queue file by the kernel. */
 #define DISPATCH_BIG (1024 * 1024)
 #define DISPATCH_BIG_MAX 4
+#define DISPATCH_HEAD_MAX (128 * 1024)   /* > the default header limit */
 
 enum job_result {
 	JOB_FINISHED,            /* no recipient pending: removed */
@@ -74,7 +76,6 @@ enum job_result {
 	JOB_NOT_DUE,             /* loaded from disk, next try is later */
 	JOB_ERROR,               /* could not read or record: try later */
 	JOB_HELD,                /* loaded from disk, on hold */
-	JOB_WAIT_BIG,            /* big, and DISPATCH_BIG_MAX are loaded */
 };
 
 enum plan_kind { PLAN_NONE, PLAN_MAILDIR, PLAN_REMOTE, PLAN_TEMP };
@@ -105,6 +106,10 @@ struct job {
 	bool recovered;
 	bool forced;             /* ternctl flush/release */
 	bool big;                /* counted in big_loaded */
+	bool lazy;               /* body is only the message's start; the
+	                          * whole is in body_fd from body_off */
+	int body_fd;             /* the queue file, lazy only (else -1) */
+	uint64_t body_off;
 	struct plan *plans;
 	size_t nplans;
 	bool temp;               /* some recipient failed temporarily */

@@ -34,6 +34,7 @@
 #include <unistd.h>
 
 #include "base/dirsync.h"
+#include "base/fdcopy.h"
 #include "base/iopool.h"
 #include "base/log.h"
 #include "mail/dkim_sign.h"
@@ -210,48 +211,6 @@ write_all(int fd, struct iovec *iov, int iovcnt)
 	return 0;
 }
 
-/* len octets of from (at its start) appended to fd, in the kernel where
- * it can (copy_file_range), else in 64 KiB pieces. 0 or -1 (errno). */
-static int
-copy_all(int fd, int from, uint64_t len)
-{
-	off_t off = 0;
-	bool kernel = true;
-	char piece[65536];
-
-	while ((uint64_t)off < len) {
-		size_t want = len - (uint64_t)off > (1u << 30) ? (1u << 30) :
-		    (size_t)(len - (uint64_t)off);
-		ssize_t n;
-		if (kernel) {
-			n = copy_file_range(from, &off, fd, NULL, want, 0);
-			if (n < 0 && (errno == EXDEV || errno == ENOSYS ||
-			    errno == EINVAL || errno == EOPNOTSUPP)) {
-				kernel = false;
-				continue;
-			}
-		} else {
-			n = pread(from, piece, want < sizeof(piece) ? want :
-			    sizeof(piece), off);
-			if (n > 0) {
-				struct iovec v = { piece, (size_t)n };
-				if (write_all(fd, &v, 1) != 0)
-					return -1;
-				off += n;
-			}
-		}
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -1;
-		if (n == 0) {
-			errno = EIO;      /* shorter than it was: never */
-			return -1;
-		}
-	}
-	return 0;
-}
-
 /*
  * Writes path durably (steps 1-2 above) under dir_tmp, then renames it to
  * final and syncs the final directory. The temp file is removed on
@@ -271,7 +230,7 @@ durable_create(struct queue *q, const char *tmp, const char *final,
 	}
 	dirsync_begin(q->queue_sync);
 	if (write_all(fd, iov, iovcnt) != 0 || (copy_fd >= 0 &&
-	    copy_all(fd, copy_fd, copy_len) != 0) ||
+	    fd_copy(fd, copy_fd, 0, copy_len) != 0) ||
 	    dirsync_fsync_file(fd) != 0) {
 		e = errno;
 		close(fd);
@@ -742,6 +701,75 @@ queue_load_sync(struct queue *q, const char *id, struct envelope *env,
 	}
 	buf_clear(&raw);
 	return 0;
+}
+
+int
+queue_load_part_sync(struct queue *q, const char *id, struct envelope *env,
+    struct buf *head, size_t max, int *fd, uint64_t *body_off,
+    struct tern_err *err)
+{
+	char path[4096], why[200];
+	struct buf raw;
+	struct stat st;
+	size_t off;
+	int e;
+
+	*fd = -1;
+	if (str_fmt(path, sizeof(path), "%s/%s", q->queue_dir, id) != 0 ||
+	    (*fd = open(path, O_RDONLY | O_CLOEXEC)) < 0 ||
+	    fstat(*fd, &st) != 0) {
+		tern_err_set(err, 451, "4.3.0", "cannot read queue file: %s",
+		    strerror(errno));
+		goto fail;
+	}
+	/* the envelope and the message's start, in one read */
+	size_t want = max + 256 * 1024;
+	if ((uint64_t)st.st_size < want)
+		want = (size_t)st.st_size;
+	buf_init(&raw);
+	buf_reserve(&raw, want);
+	while (raw.len < want) {
+		ssize_t n = pread(*fd, raw.data + raw.len, want - raw.len,
+		    (off_t)raw.len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		raw.len += (size_t)n;
+	}
+	raw.data[raw.len] = '\0';
+	if (raw.len < want || envelope_parse(raw.data, raw.len, env, &off, why,
+	    sizeof(why)) != 0) {
+		/* a short read, or an envelope longer than that */
+		memset(err, 0, sizeof(*err));
+		buf_clear(&raw);
+		goto fail;
+	}
+	if ((uint64_t)st.st_size - off != env->size) {
+		tern_err_set(err, 554, "5.3.0",
+		    "corrupt queue file: size %llu, envelope says %llu",
+		    (unsigned long long)((uint64_t)st.st_size - off),
+		    (unsigned long long)env->size);
+		buf_clear(&raw);
+		goto fail;
+	}
+	*body_off = off;
+	buf_append(head, raw.data + off, raw.len - off < max ? raw.len - off :
+	    max);
+	buf_reset(&raw);
+	if (str_fmt(path, sizeof(path), "%s/%s.state", q->queue_dir, id) == 0 &&
+	    read_file(path, &raw, &e) == 0) {
+		if (envelope_state_parse(raw.data, raw.len, env, why,
+		    sizeof(why)) != 0)
+			log_warnx("%s: ignoring bad state file: %s", id, why);
+	}
+	buf_clear(&raw);
+	return 0;
+fail:
+	if (*fd >= 0)
+		close(*fd);
+	*fd = -1;
+	return -1;
 }
 
 int64_t

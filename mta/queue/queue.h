@@ -128,6 +128,16 @@ struct queue_commit *queue_commit_spilled(struct queue *q,
 /* Blocking, for workers. 0 or -1 with err. */
 int queue_load_sync(struct queue *q, const char *id, struct envelope *env,
     struct buf *body, struct tern_err *err);
+/*
+ * A big message without reading it whole (blocking): its envelope and
+ * state as queue_load_sync() gives them, the first max octets of the
+ * message in head, and its queue file open (*fd, the caller's to close)
+ * with the message at *body_off. 0, or -1 with err; -1 with err->code 0
+ * when the envelope is too long to read this way (use queue_load_sync).
+ */
+int queue_load_part_sync(struct queue *q, const char *id, struct envelope *env,
+    struct buf *head, size_t max, int *fd, uint64_t *body_off,
+    struct tern_err *err);
 /* The queue file's size in octets (blocking), or -1. */
 int64_t queue_file_size_sync(struct queue *q, const char *id);
 int queue_state_write_sync(struct queue *q, const struct envelope *env,

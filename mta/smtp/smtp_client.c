@@ -130,7 +130,15 @@ struct conn {
 	size_t accepted;
 	bool need_rset;
 	struct event *idle;
-	struct buf wire;          /* the body as sent */
+	/* the message being sent: its text (the delivery's, or conv), sent
+	 * in pieces of WIRE_PIECE as the output drains, so that only a
+	 * piece at a time is in its wire form */
+	struct buf conv;          /* its 7-bit form, when it needed one */
+	const char *src;          /* NULL once all of it is out */
+	size_t src_len, src_off;
+	bool src_stuff;           /* DATA: dot-stuffed, ".\r\n" at the end */
+	size_t wire_len;          /* what it is on the wire (SIZE, BDAT) */
+	struct buf wire;          /* the piece being written */
 	int last_code;
 	char last_text[SMTP_REPLY_TEXT_MAX];
 	bool *freed;              /* set by conn_free for the running frame */
@@ -318,12 +326,62 @@ set_timeout(struct conn *cn, unsigned secs)
 
 /* --- transactions ----------------------------------------------------- */
 
+#define WIRE_PIECE (64 * 1024)
+
+static void conn_fail(struct conn *cn, const char *why);
+
+/*
+ * The message's next pieces onto the output while less than two are
+ * waiting there; each is cut after an LF (a line longer than a piece
+ * goes whole), so each piece's lines are turned into wire form alone.
+ * The write callback calls it again as the output drains.
+ */
+static void
+body_pump(struct conn *cn)
+{
+	struct evbuffer *out = bufferevent_get_output(cn->bev);
+
+	while (cn->src && evbuffer_get_length(out) < 2 * WIRE_PIECE) {
+		if (cn->src_off == cn->src_len) {
+			if (cn->src_stuff)
+				bufferevent_write(cn->bev, ".\r\n", 3);
+			cn->src = NULL;
+			break;
+		}
+		const char *p = cn->src + cn->src_off;
+		size_t left = cn->src_len - cn->src_off, n = left;
+		if (left > WIRE_PIECE) {
+			const char *nl = memrchr(p, '\n', WIRE_PIECE);
+			if (nl == NULL)
+				nl = memchr(p + WIRE_PIECE, '\n', left -
+				    WIRE_PIECE);
+			n = nl ? (size_t)(nl - p) + 1 : left;
+		}
+		buf_reset(&cn->wire);
+		(cn->src_stuff ? message_to_wire_lines : message_to_wire_chunk)(
+		    p, n, &cn->wire);
+		bufferevent_write(cn->bev, cn->wire.data, cn->wire.len);
+		cn->src_off += n;
+	}
+}
+
+static void
+conn_on_write(struct bufferevent *bev, void *arg)
+{
+	struct conn *cn = arg;
+
+	(void)bev;
+	if (cn->st == C_BODY && cn->src)
+		body_pump(cn);
+}
+
 static void
 tx_finish(struct conn *cn)
 {
 	struct pending *p = cn->cur;
 
 	cn->cur = NULL;
+	cn->src = NULL;          /* the delivery's text goes with it */
 	(void)str_copy(p->d->remote, sizeof(p->d->remote), cn->host);
 	pending_done(p);
 	conn_next(cn);
@@ -349,31 +407,33 @@ tx_start(struct conn *cn, struct pending *p)
 	cn->cur = p;
 	cn->rcpt_i = 0;
 	cn->accepted = 0;
-	buf_reset(&cn->wire);
+	buf_reset(&cn->conv);
+	cn->src = d->body->data;
+	cn->src_len = d->body->len;
 	if (d->eightbit && !cn->eightbitmime) {
 		/* RFC 6152 3: convert to 7 bit, or fail for good */
 		if (message_downgrade(d->body->data, d->body->len,
-		    &cn->wire) != 0) {
+		    &cn->conv) != 0) {
+			cn->src = NULL;
 			set_all_open(d, 554, "554 5.6.3 the message has 8-bit "
 			    "content the next hop does not accept (no "
 			    "8BITMIME) and it cannot be converted", false);
 			tx_finish(cn);
 			return;
 		}
-		struct buf conv = cn->wire;
-		buf_init(&cn->wire);
-		(cn->chunking ? message_to_wire_chunk : message_to_wire)(
-		    conv.data, conv.len, &cn->wire);
-		buf_clear(&conv);
+		cn->src = cn->conv.data;
+		cn->src_len = cn->conv.len;
 		log_info("%s: converted to 7 bit for %s (no 8BITMIME)", d->id,
 		    cn->host);
-	} else
-		(cn->chunking ? message_to_wire_chunk : message_to_wire)(
-		    d->body->data, d->body->len, &cn->wire);
-	if (cn->size_max > 0 && cn->wire.len > cn->size_max) {
+	}
+	cn->src_off = 0;
+	cn->src_stuff = !cn->chunking;
+	cn->wire_len = message_wire_size(cn->src, cn->src_len,
+	    cn->src_stuff);
+	if (cn->size_max > 0 && cn->wire_len > cn->size_max) {
 		char text[600];
 		(void)snprintf(text, sizeof(text), "552 5.3.4 message size "
-		    "%zu exceeds the limit of %s (%lu)", cn->wire.len,
+		    "%zu exceeds the limit of %s (%lu)", cn->wire_len,
 		    cn->host, cn->size_max);
 		set_all_open(d, 552, text, false);
 		tx_finish(cn);
@@ -409,7 +469,7 @@ tx_start(struct conn *cn, struct pending *p)
 		return;
 	}
 	if (cn->has_size)
-		(void)snprintf(params, sizeof(params), " SIZE=%zu", cn->wire.len);
+		(void)snprintf(params, sizeof(params), " SIZE=%zu", cn->wire_len);
 	if (d->eightbit && cn->eightbitmime)
 		(void)str_copy(params + strlen(params),
 		    sizeof(params) - strlen(params), " BODY=8BITMIME");
@@ -488,10 +548,9 @@ tx_reply(struct conn *cn, int code, const char *text)
 				}
 				if (cn->chunking) {
 					/* the whole message as one LAST chunk */
-					say(cn, "BDAT %zu LAST", cn->wire.len);
-					bufferevent_write(cn->bev, cn->wire.data,
-					    cn->wire.len);
+					say(cn, "BDAT %zu LAST", cn->wire_len);
 					cn->st = C_BODY;
+					body_pump(cn);
 					set_timeout(cn, cn->dest->c->s.data_timeout);
 					return;
 				}
@@ -502,8 +561,8 @@ tx_reply(struct conn *cn, int code, const char *text)
 		return;
 	case C_DATA:
 		if (code == 354 && cn->accepted > 0) {
-			bufferevent_write(cn->bev, cn->wire.data, cn->wire.len);
 			cn->st = C_BODY;
+			body_pump(cn);
 			set_timeout(cn, cn->dest->c->s.data_timeout);
 			return;
 		}
@@ -524,6 +583,11 @@ tx_reply(struct conn *cn, int code, const char *text)
 		tx_finish(cn);
 		return;
 	case C_BODY:
+		if (cn->src) {
+			/* a reply before the message is all out: out of step */
+			conn_fail(cn, "replied before the end of the message");
+			return;
+		}
 		for (size_t i = 0; i < d->nrcpts; i++)
 			if (d->codes[i] == 0)
 				set_result(d, i, code, text, true);
@@ -688,7 +752,13 @@ starttls_begin(struct conn *cn)
 		conn_fail(cn, "cannot start TLS");
 		return;
 	}
-	bufferevent_setcb(cn->bev, conn_on_read, NULL, conn_on_event, cn);
+	bufferevent_setcb(cn->bev, conn_on_read, conn_on_write, conn_on_event,
+	    cn);
+	bufferevent_setwatermark(cn->bev, EV_WRITE, WIRE_PIECE, 0);
+	/* the TLS layer encrypts into the socket's output no further than
+	 * this, so a message does not pile up there either */
+	bufferevent_setwatermark(bufferevent_get_underlying(cn->bev), EV_WRITE,
+	    0, 2 * WIRE_PIECE);
 	bufferevent_enable(cn->bev, EV_READ | EV_WRITE);
 	set_timeout(cn, dt->c->s.command_timeout);
 	cn->st = C_TLS;
@@ -962,7 +1032,9 @@ conn_try_addr(struct conn *cn)
 	cn->bev = bufferevent_socket_new(dt->c->base, -1,
 	    BEV_OPT_CLOSE_ON_FREE);
 	TERN_ASSERT(cn->bev != NULL);
-	bufferevent_setcb(cn->bev, conn_on_read, NULL, conn_on_event, cn);
+	bufferevent_setcb(cn->bev, conn_on_read, conn_on_write, conn_on_event,
+	    cn);
+	bufferevent_setwatermark(cn->bev, EV_WRITE, WIRE_PIECE, 0);
 	bufferevent_enable(cn->bev, EV_READ | EV_WRITE);
 	smtp_reply_reader_init(&cn->rr);
 	cn->st = C_CONNECT;
@@ -1402,6 +1474,7 @@ conn_open(struct dest *dt)
 	cn->dest = dt;
 	cn->st = C_RESOLVE;
 	buf_init(&cn->wire);
+	buf_init(&cn->conv);
 	cn->idle = evtimer_new(dt->c->base, on_idle, cn);
 	TAILQ_INSERT_TAIL(&dt->conns, cn, entry);
 	dt->nconns++;
@@ -1442,6 +1515,7 @@ conn_free(struct conn *cn)
 	free(cn->hosts);
 	dane_clear(cn);
 	buf_clear(&cn->wire);
+	buf_clear(&cn->conv);
 	TAILQ_REMOVE(&dt->conns, cn, entry);
 	dt->nconns--;
 	free(cn);

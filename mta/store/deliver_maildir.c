@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "base/dirsync.h"
+#include "base/fdcopy.h"
 #include "mail/maildir.h"
 
 #define DIR_TABLE_MAX 1024
@@ -269,11 +270,21 @@ deliver_maildir_sync(struct deliver_maildir *d, const char *maildir,
     const char *tag, const struct iovec *iov, int iovcnt, char *name_out,
     size_t namesz, struct tern_err *err)
 {
+	return deliver_maildir_sync_from(d, maildir, tag, iov, iovcnt, -1, 0, 0,
+	    name_out, namesz, err);
+}
+
+int
+deliver_maildir_sync_from(struct deliver_maildir *d, const char *maildir,
+    const char *tag, const struct iovec *iov, int iovcnt, int src_fd,
+    uint64_t src_off, uint64_t src_len, char *name_out, size_t namesz,
+    struct tern_err *err)
+{
 	struct maildir_name_parts parts;
 	struct dir_entry *dir;
 	struct timeval tv;
 	char name[MAILDIR_NAME_MAX + 1], tmp[4096], final[4096];
-	uint64_t size = 0;
+	uint64_t size = src_fd >= 0 ? src_len : 0;
 	int fd = -1, e;
 
 	for (int i = 0; i < iovcnt; i++)
@@ -318,7 +329,9 @@ deliver_maildir_sync(struct deliver_maildir *d, const char *maildir,
 		return -1;
 	}
 	dirsync_begin(dir->new_sync);
-	if (write_iov(fd, iov, iovcnt) != 0 || dirsync_fsync_file(fd) != 0) {
+	if (write_iov(fd, iov, iovcnt) != 0 || (src_fd >= 0 && fd_copy(fd,
+	    src_fd, (off_t)src_off, src_len) != 0) ||
+	    dirsync_fsync_file(fd) != 0) {
 		e = errno;
 		close(fd);
 		unlink(tmp);

@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/uio.h>
 
 #include "base/util.h"
@@ -28,6 +29,15 @@ void deliver_maildir_free(struct deliver_maildir *d);
 int deliver_maildir_sync(struct deliver_maildir *d, const char *maildir,
     const char *tag, const struct iovec *iov, int iovcnt, char *name_out,
     size_t namesz, struct tern_err *err);
+/*
+ * The same with src_len octets of the file src_fd (from src_off) after
+ * iov, copied in the kernel (base/fdcopy.h): a big message goes from
+ * its queue file into the Maildir without being read into memory.
+ */
+int deliver_maildir_sync_from(struct deliver_maildir *d, const char *maildir,
+    const char *tag, const struct iovec *iov, int iovcnt, int src_fd,
+    uint64_t src_off, uint64_t src_len, char *name_out, size_t namesz,
+    struct tern_err *err);
 
 /* fsync(2) of a directory by path; 0, or -1 with errno. */
 int deliver_fsync_dir(const char *path);

@@ -45,6 +45,30 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (message_downgrade(msg, size, &out) == 0)
 		TERN_ASSERT(!message_has_8bit(out.data ? out.data : "",
 		    out.len));
+	buf_reset(&out);
+	/* the wire form: its size said beforehand, and the same in pieces
+	 * cut after an LF (the SMTP client sends it so) */
+	message_to_wire(msg, size, &out);
+	TERN_ASSERT(out.len == message_wire_size(msg, size, true));
+	struct buf parts;
+	buf_init(&parts);
+	for (size_t i = 0; i < size;) {
+		const char *nl = memchr(msg + i, '\n', size - i);
+		size_t end = nl ? (size_t)(nl - msg) + 1 : size;
+		if (end - i < 7 && end < size) {
+			nl = memchr(msg + end, '\n', size - end);
+			end = nl ? (size_t)(nl - msg) + 1 : size;
+		}
+		message_to_wire_lines(msg + i, end - i, &parts);
+		i = end;
+	}
+	buf_append(&parts, ".\r\n", 3);
+	TERN_ASSERT(parts.len == out.len &&
+	    memcmp(parts.data, out.data, out.len) == 0);
+	buf_clear(&parts);
+	buf_reset(&out);
+	message_to_wire_chunk(msg, size, &out);
+	TERN_ASSERT(out.len == message_wire_size(msg, size, false));
 	buf_clear(&out);
 	/* the client's reply reader, line by line */
 	struct smtp_reply_reader rr;

@@ -2,7 +2,8 @@
 """Big messages are spooled as they arrive (issue 14): past 32 KiB the
 rest of a message goes to spool/tmp/<id>.body in pieces, the queue file
 is made from the start kept in memory and that file, and the message is
-delivered from the queue file. What arrives is what is delivered, over
+delivered from the queue file (its Maildir copies by the kernel, a remote
+hop from memory, four such at a time). What arrives is what is delivered, over
 DATA and over BDAT; DKIM signatures of a spooled body verify (its hashes
 are made piece by piece); the data hook sees the start of it, its true
 size and `msg.truncated`, and its header edits stay; a transfer cut off
@@ -182,3 +183,57 @@ def test_cut_off_and_reset_transfers_leave_nothing(ternd):
     got = ternd.wait_messages("vera", 1)
     assert len(got) == 1 and b"Subject: after" in got[0]
     assert wait_tmp_empty(ternd) == []
+
+
+def test_big_messages_relayed(make_ternd):
+    """ternd A relays six 2 MiB messages to ternd B in a row (each read
+    whole for the remote hop, at most four at a time): B has each whole;
+    A's local copy of one of them (to a local recipient too) came from
+    its queue file."""
+    b = make_ternd(sub="b")
+    a = make_ternd('domains = { "a.test" }\nrelayhost = "127.0.0.1:%d"\n'
+                   % b.port, sub="a")
+    sent = []
+    with smtplib.SMTP("127.0.0.1", a.port) as s:
+        for i in range(6):
+            m = big_text(2 * MIB, b"relay%d" % i).replace(
+                b"To: vera@localhost", b"To: rob@example.test")
+            rcpts = ["rob@example.test"] + (["vera@a.test"] if i == 0
+                                            else [])
+            s.sendmail("a@sender.test", rcpts, m)
+            sent.append(m)
+    got = b.wait_messages("rob", 6, domain="example.test", timeout=60)
+    assert len(got) == 6
+    bodies = sorted(delivered_body(m) for m in got)
+    assert bodies == sorted(body_of(m) for m in sent)
+    local = a.wait_messages("vera", 1, domain="a.test")
+    assert len(local) == 1 and delivered_body(local[0]) == body_of(sent[0])
+    assert a.wait_queue_empty(timeout=30)
+
+
+def test_a_big_message_bounced_with_its_header(make_ternd):
+    """A big message a route plugin refuses: the report, asked for in
+    full (RET=FULL), returns its header only; a small one whole."""
+    from test_hooks import with_plugins
+    t = with_plugins(make_ternd, ["router"], router="""
+        return { route = function(rcpt)
+          if rcpt:match("^gone@") then return "reject", "550 5.1.1 left" end
+        end }
+    """)
+    big = big_text(2 * MIB, b"bounced")
+    with smtplib.SMTP("127.0.0.1", t.port) as s:
+        s.sendmail("sender@localhost", ["gone@localhost"], big,
+                   mail_options=["RET=FULL"])
+    bounce = t.wait_messages("sender", 1)
+    assert len(bounce) == 1
+    assert b"text/rfc822-headers" in bounce[0]
+    assert b"<bounced@sender.test>" in bounce[0]
+    assert len(bounce[0]) < 64 * 1024
+    assert "returns the header only" in t.log()
+    small = big_text(4000, b"smallbounce")
+    with smtplib.SMTP("127.0.0.1", t.port) as s:
+        s.sendmail("sender@localhost", ["gone@localhost"], small,
+                   mail_options=["RET=FULL"])
+    bounces = t.wait_messages("sender", 2)
+    full = [m for m in bounces if b"smallbounce" in m][0]
+    assert b"message/rfc822" in full and b"00000040 " in full

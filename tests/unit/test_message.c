@@ -102,6 +102,23 @@ test_wire(void **state)
 	message_to_wire("a\n.b\n..\nc", 9, &b);
 	assert_string_equal(b.data, "a\r\n..b\r\n...\r\nc\r\n.\r\n");
 	buf_clear(&b);
+	assert_int_equal(message_wire_size("a\n.b\n..\nc", 9, true), 19);
+	assert_int_equal(message_wire_size("a\n.b\n..\nc", 9, false), 14);
+	assert_int_equal(message_wire_size("", 0, true), 3);
+	/* in pieces cut after an LF: the same octets */
+	static const char m[] = ".one\ntwo\n.three\n\nfour";
+	buf_init(&b);
+	message_to_wire_lines(m, 5, &b);
+	message_to_wire_lines(m + 5, 4, &b);
+	message_to_wire_lines(m + 9, sizeof(m) - 1 - 9, &b);
+	buf_append(&b, ".\r\n", 3);
+	struct buf whole;
+	buf_init(&whole);
+	message_to_wire(m, sizeof(m) - 1, &whole);
+	assert_string_equal(b.data, whole.data);
+	assert_int_equal(whole.len, message_wire_size(m, sizeof(m) - 1, true));
+	buf_clear(&whole);
+	buf_clear(&b);
 	assert_true(message_has_8bit("a\xc3\xa9", 3));
 	assert_false(message_has_8bit("plain\n", 6));
 }
