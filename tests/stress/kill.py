@@ -10,8 +10,9 @@ restarted; at the end every acknowledged message must be in its Maildir.
 local: one ternd delivers into Maildirs. relay: ternd A (the one killed)
 relays everything to ternd B over SMTP, B delivers. Prints acknowledged /
 delivered / duplicated / lost; exits 1 if anything acknowledged was lost.
-One message in K (--big, 10) is of 300-700 KiB, so its body is spooled
-as it arrives (past 32 KiB) and the kills hit streamed bodies too.
+One message in K (--big, 10) is of 300-1,500 KiB, so its body is spooled
+as it arrives (past 32 KiB), and over 1 MiB it is delivered from its
+queue file without being read whole: the kills hit both paths too.
 Bounded: the cycles given, and a deadline for the final drain."""
 import argparse
 import collections
@@ -57,7 +58,7 @@ class Sender(threading.Thread):
                     self.seq += 1
                     if self.big and random.randrange(self.big) == 0:
                         text = ("big body line %s\r\n" % tag) * (
-                            random.randint(300, 700) * 1024 // 30)
+                            random.randint(300, 1500) * 1024 // 30)
                     else:
                         text = "body " * random.randint(1, 400) + "\r\n"
                     s.sendmail("load@example.org", [self.rcpt],
