@@ -382,6 +382,7 @@ tx_finish(struct conn *cn)
 
 	cn->cur = NULL;
 	cn->src = NULL;          /* the delivery's text goes with it */
+	buf_clear(&cn->conv);    /* no big 7-bit copy kept by an idle one */
 	(void)str_copy(p->d->remote, sizeof(p->d->remote), cn->host);
 	pending_done(p);
 	conn_next(cn);
