@@ -414,8 +414,8 @@ big_start(struct job *j)
 
 	if (d->big_loaded >= DISPATCH_BIG_MAX) {
 		if (d->nbig_wait == d->big_wait_cap) {
-			d->big_wait_cap = d->big_wait_cap ? 2 * d->big_wait_cap :
-			    16;
+			d->big_wait_cap = d->big_wait_cap ?
+			    2 * d->big_wait_cap : 16;
 			d->big_wait = xreallocarray(d->big_wait,
 			    d->big_wait_cap, sizeof(*d->big_wait));
 		}

@@ -470,7 +470,8 @@ tx_start(struct conn *cn, struct pending *p)
 		return;
 	}
 	if (cn->has_size)
-		(void)snprintf(params, sizeof(params), " SIZE=%zu", cn->wire_len);
+		(void)snprintf(params, sizeof(params), " SIZE=%zu",
+		    cn->wire_len);
 	if (d->eightbit && cn->eightbitmime)
 		(void)str_copy(params + strlen(params),
 		    sizeof(params) - strlen(params), " BODY=8BITMIME");
