@@ -978,6 +978,9 @@ spill_flush(struct smtp_session *s)
 		else
 			reply(s, 451, "4.3.0", "Local error in processing");
 		tx_reset(s);
+		if (s->shutdown && !s->closing)   /* asked meanwhile */
+			reply(s, 421, "4.3.2", "%s Service shutting down",
+			    s->cfg->hostname);
 		return;
 	}
 	if (s->bh)
