@@ -659,12 +659,28 @@ read_file(const char *path, struct buf *out, int *err_no)
 	return 0;
 }
 
+/* The message's state file, if it has one, into env (a bad one is
+ * logged and ignored: the queue file alone is still deliverable). */
+static void
+load_state(struct queue *q, const char *id, struct envelope *env)
+{
+	char path[4096], why[200];
+	struct buf raw;
+	int e;
+
+	buf_init(&raw);
+	if (str_fmt(path, sizeof(path), "%s/%s.state", q->queue_dir, id) == 0 &&
+	    read_file(path, &raw, &e) == 0 && envelope_state_parse(raw.data,
+	    raw.len, env, why, sizeof(why)) != 0)
+		log_warnx("%s: ignoring bad state file: %s", id, why);
+	buf_clear(&raw);
+}
+
 int
 queue_load_sync(struct queue *q, const char *id, struct envelope *env,
     struct buf *body, struct tern_err *err)
 {
 	char path[4096], why[200];
-	struct buf raw;
 	size_t off;
 	int e;
 
@@ -692,14 +708,7 @@ queue_load_sync(struct queue *q, const char *id, struct envelope *env,
 	}
 	memmove(body->data, body->data + off, body->len - off + 1);
 	body->len -= off;
-	buf_init(&raw);
-	if (str_fmt(path, sizeof(path), "%s/%s.state", q->queue_dir, id) == 0 &&
-	    read_file(path, &raw, &e) == 0) {
-		if (envelope_state_parse(raw.data, raw.len, env, why,
-		    sizeof(why)) != 0)
-			log_warnx("%s: ignoring bad state file: %s", id, why);
-	}
-	buf_clear(&raw);
+	load_state(q, id, env);
 	return 0;
 }
 
@@ -712,7 +721,6 @@ queue_load_part_sync(struct queue *q, const char *id, struct envelope *env,
 	struct buf raw;
 	struct stat st;
 	size_t off;
-	int e;
 
 	*fd = -1;
 	if (str_fmt(path, sizeof(path), "%s/%s", q->queue_dir, id) != 0 ||
@@ -756,14 +764,8 @@ queue_load_part_sync(struct queue *q, const char *id, struct envelope *env,
 	*body_off = off;
 	buf_append(head, raw.data + off, raw.len - off < max ? raw.len - off :
 	    max);
-	buf_reset(&raw);
-	if (str_fmt(path, sizeof(path), "%s/%s.state", q->queue_dir, id) == 0 &&
-	    read_file(path, &raw, &e) == 0) {
-		if (envelope_state_parse(raw.data, raw.len, env, why,
-		    sizeof(why)) != 0)
-			log_warnx("%s: ignoring bad state file: %s", id, why);
-	}
 	buf_clear(&raw);
+	load_state(q, id, env);
 	return 0;
 fail:
 	if (*fd >= 0)
