@@ -665,6 +665,12 @@ apply(struct ctx *c, const struct cfg_node *n, struct config *cfg)
 		cfg->local_fast_path = n->b;
 		return 0;
 	}
+	if (strcmp(c->key, "hardlink_deliveries") == 0) {
+		if (n->type != CFG_BOOL)
+			return fail(c, "expected true or false");
+		cfg->hardlink_deliveries = n->b;
+		return 0;
+	}
 	if (strcmp(c->key, "auth_loopback_plaintext") == 0) {
 		if (n->type != CFG_BOOL)
 			return fail(c, "expected true or false");
@@ -916,6 +922,7 @@ config_load(const char *path, char *err, size_t errsz)
 	cfg->client.tls = 3;                /* SMTP_TLS_DANE */
 	cfg->inbound_auth = true;
 	cfg->local_fast_path = true;
+	cfg->hardlink_deliveries = true;
 	cfg->tls_reports = true;
 	cfg->public_suffix_list = xstrdup(
 	    "/usr/share/publicsuffix/public_suffix_list.dat");
@@ -1245,6 +1252,8 @@ config_print(const struct config *cfg, FILE *fp)
 	    "false");
 	fprintf(fp, "local_fast_path = %s\n", cfg->local_fast_path ? "true" :
 	    "false");
+	fprintf(fp, "hardlink_deliveries = %s\n", cfg->hardlink_deliveries ?
+	    "true" : "false");
 	print_str_key(fp, "public_suffix_list", cfg->public_suffix_list);
 	fprintf(fp, "auth_loopback_plaintext = %s\n",
 	    cfg->auth_loopback_plaintext ? "true" : "false");

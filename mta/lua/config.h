@@ -122,6 +122,8 @@ struct config {
 	bool tls_reports;                 /* RFC 8460 reports, daily */
 	bool local_fast_path;             /* local mail into its Maildirs
 	                                   * before the 250, no queue file */
+	bool hardlink_deliveries;         /* one file, linked, for a message
+	                                   * to several local mailboxes */
 	char *public_suffix_list;         /* DMARC's organizational domains */
 	enum submission_from submission_from;
 	bool tls_selfsigned;              /* default paths: made at start */

@@ -376,8 +376,9 @@ void
 message_append_delivery_fields(struct buf *out, const char *sender_path,
     const char *rcpt)
 {
-	buf_printf(out, "Return-Path: %s\nDelivered-To: %s\n", sender_path,
-	    rcpt);
+	buf_printf(out, "Return-Path: %s\n", sender_path);
+	if (rcpt != NULL)
+		buf_printf(out, "Delivered-To: %s\n", rcpt);
 }
 
 bool

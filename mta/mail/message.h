@@ -83,7 +83,8 @@ void message_append_received(struct buf *out, const struct message_trace *t);
 
 /*
  * Appends the delivery fields: "Return-Path: <sender>" and
- * "Delivered-To: rcpt" (rcpt without brackets).
+ * "Delivered-To: rcpt" (rcpt without brackets; NULL: no Delivered-To,
+ * for one file linked into several mailboxes).
  */
 void message_append_delivery_fields(struct buf *out, const char *sender_path,
     const char *rcpt);

@@ -616,33 +616,140 @@ direct_plan(void *arg, const struct envelope *env)
 	return x;
 }
 
+/* recipient i of a direct delivery is in its Maildir as name */
+static void
+direct_sent(struct direct *x, struct envelope *env, size_t i,
+    const char *name, const char *how)
+{
+	struct envelope_rcpt *r = &env->rcpts[i];
+
+	free(r->error);
+	r->error = xasprintf("250 2.0.0 %s", name);
+	r->status = RCPT_DONE;
+	x->sent[i] = true;
+	log_info("%s: to=%s relay=local maildir=%s delay=0s "
+	    "status=sent (%s, %sbefore the 250)", env->id, r->path,
+	    x->maildir[i], name, how);
+}
+
+static void
+direct_deliver_one(struct direct *x, struct envelope *env, size_t i,
+    const struct buf *body)
+{
+	char name[MAILDIR_NAME_MAX + 1];
+	struct tern_err err;
+
+	if (deliver_local(x->d->dm, &x->rt->cfg->limits, env->id, i,
+	    env->sender, x->maildir[i], x->mailbox[i], body, -1, 0, 0,
+	    name, sizeof(name), &err) != 0) {
+		/* the queue tries again, and reports if it must */
+		log_info("%s: to=%s relay=local maildir=%s: not "
+		    "delivered before the commit (%d %s %s): queued",
+		    env->id, env->rcpts[i].path, x->maildir[i], err.code,
+		    err.enh, err.text);
+		return;
+	}
+	direct_sent(x, env, i, name, "");
+}
+
+/*
+ * A message for several mailboxes (hardlink_deliveries) is written once,
+ * into the first one's Maildir, and hard-linked into the others: one
+ * write and one file fsync instead of one of each per recipient. One
+ * file cannot name each recipient, so it carries no Delivered-To (as
+ * Dovecot's LMTP stores a mail with several recipients). Each copy
+ * still counts in its owner's quota. What cannot be linked is written
+ * as a copy of its own, with its Delivered-To.
+ */
+static void
+direct_deliver_linked(struct direct *x, struct envelope *env,
+    const struct buf *body)
+{
+	const struct config_limits *lim = &x->rt->cfg->limits;
+	size_t n = x->n, first = n;
+	char (*tags)[ENVELOPE_ID_LEN + 24] = xcalloc(n, sizeof(*tags));
+	char (*names)[MAILDIR_NAME_MAX + 1] = xcalloc(n, sizeof(*names));
+	char (*roots)[4096] = xcalloc(n, sizeof(*roots));
+	char **to = xcalloc(n, sizeof(char *));
+	const char **tagp = xcalloc(n, sizeof(char *));
+	struct tern_err *errs = xcalloc(n, sizeof(*errs));
+	bool *ok = xcalloc(n, sizeof(bool));
+	char src[4096 + MAILDIR_NAME_MAX + 8];
+	struct iovec iov[2];
+	struct buf head;
+	uint64_t size;
+
+	buf_init(&head);
+	message_append_delivery_fields(&head, env->sender, NULL);
+	iov[0].iov_base = head.data;
+	iov[0].iov_len = head.len;
+	iov[1].iov_base = body->data;
+	iov[1].iov_len = body->len;
+	size = head.len + body->len;
+	for (size_t i = 0; i < n; i++) {
+		(void)str_fmt(tags[i], sizeof(tags[i]), "%sR%zu", env->id, i);
+		tagp[i] = tags[i];
+		quota_root(x->maildir[i], roots[i], sizeof(roots[i]));
+		if (quota_check(roots[i], lim->quota_storage,
+		    lim->quota_messages, size, &errs[i]) != 0) {
+			log_info("%s: to=%s relay=local maildir=%s: not "
+			    "delivered before the commit (%d %s %s): queued",
+			    env->id, env->rcpts[i].path, x->maildir[i],
+			    errs[i].code, errs[i].enh, errs[i].text);
+			continue;
+		}
+		if (first == n) {
+			if (deliver_maildir_sync(x->d->dm, x->maildir[i],
+			    tags[i], iov, 2, names[i], sizeof(names[i]),
+			    &errs[i]) != 0) {
+				direct_deliver_one(x, env, i, body);
+				continue;
+			}
+			quota_add(roots[i], (int64_t)size, 1);
+			direct_sent(x, env, i, names[i], "");
+			first = i;
+			continue;
+		}
+		to[i] = x->maildir[i];
+	}
+	if (first < n && str_fmt(src, sizeof(src), "%s/new/%s",
+	    x->maildir[first], names[first]) == 0)
+		deliver_maildir_link_all(x->d->dm, src, size, n, to, tagp,
+		    names, ok, errs);
+	for (size_t i = 0; i < n; i++) {
+		if (to[i] == NULL)
+			continue;
+		if (!ok[i]) {
+			log_info("%s: to=%s maildir=%s: not linked (%s): a "
+			    "copy of its own", env->id, env->rcpts[i].path,
+			    x->maildir[i], errs[i].text);
+			direct_deliver_one(x, env, i, body);
+			continue;
+		}
+		quota_add(roots[i], (int64_t)size, 1);
+		direct_sent(x, env, i, names[i], "linked, ");
+	}
+	buf_clear(&head);
+	free(tags);
+	free(names);
+	free(roots);
+	free(to);
+	free(tagp);
+	free(errs);
+	free(ok);
+}
+
 static void
 direct_deliver(void *plan, struct envelope *env, const struct buf *body)
 {
 	struct direct *x = plan;
-	char name[MAILDIR_NAME_MAX + 1];
-	struct tern_err err;
 
-	for (size_t i = 0; i < x->n; i++) {
-		struct envelope_rcpt *r = &env->rcpts[i];
-		if (deliver_local(x->d->dm, &x->rt->cfg->limits, env->id, i,
-		    env->sender, x->maildir[i], x->mailbox[i], body, -1, 0, 0,
-		    name, sizeof(name), &err) != 0) {
-			/* the queue tries again, and reports if it must */
-			log_info("%s: to=%s relay=local maildir=%s: not "
-			    "delivered before the commit (%d %s %s): queued",
-			    env->id, r->path, x->maildir[i], err.code, err.enh,
-			    err.text);
-			continue;
-		}
-		free(r->error);
-		r->error = xasprintf("250 2.0.0 %s", name);
-		r->status = RCPT_DONE;
-		x->sent[i] = true;
-		log_info("%s: to=%s relay=local maildir=%s delay=0s "
-		    "status=sent (%s, before the 250)", env->id, r->path,
-		    x->maildir[i], name);
+	if (x->n > 1 && x->rt->cfg->hardlink_deliveries) {
+		direct_deliver_linked(x, env, body);
+		return;
 	}
+	for (size_t i = 0; i < x->n; i++)
+		direct_deliver_one(x, env, i, body);
 }
 
 static void

@@ -265,6 +265,25 @@ deliver_maildir_has_tag(const char *maildir, const char *tag)
 	return found;
 }
 
+/* a fresh unique name for a file of size octets carrying tag */
+static int
+new_name(struct deliver_maildir *d, uint64_t size, const char *tag,
+    char *name, size_t namesz)
+{
+	struct maildir_name_parts parts;
+	struct timeval tv;
+
+	gettimeofday(&tv, NULL);
+	parts.sec = tv.tv_sec;
+	parts.usec = tv.tv_usec;
+	parts.pid = d->pid;
+	parts.seq = atomic_fetch_add(&d->seq, 1);
+	parts.host = d->host;
+	parts.size = size;
+	parts.tag = tag;
+	return maildir_unique_name(name, namesz, &parts);
+}
+
 int
 deliver_maildir_sync(struct deliver_maildir *d, const char *maildir,
     const char *tag, const struct iovec *iov, int iovcnt, char *name_out,
@@ -280,9 +299,7 @@ deliver_maildir_sync_from(struct deliver_maildir *d, const char *maildir,
     uint64_t src_off, uint64_t src_len, char *name_out, size_t namesz,
     struct tern_err *err)
 {
-	struct maildir_name_parts parts;
 	struct dir_entry *dir;
-	struct timeval tv;
 	char name[MAILDIR_NAME_MAX + 1], tmp[4096], final[4096];
 	uint64_t size = src_fd >= 0 ? src_len : 0;
 	int fd = -1, e;
@@ -302,15 +319,7 @@ deliver_maildir_sync_from(struct deliver_maildir *d, const char *maildir,
 		return -1;
 	}
 	for (int attempt = 0; attempt < 5; attempt++) {
-		gettimeofday(&tv, NULL);
-		parts.sec = tv.tv_sec;
-		parts.usec = tv.tv_usec;
-		parts.pid = d->pid;
-		parts.seq = atomic_fetch_add(&d->seq, 1);
-		parts.host = d->host;
-		parts.size = size;
-		parts.tag = tag;
-		if (maildir_unique_name(name, sizeof(name), &parts) != 0 ||
+		if (new_name(d, size, tag, name, sizeof(name)) != 0 ||
 		    str_fmt(tmp, sizeof(tmp), "%s/tmp/%s", maildir, name) != 0 ||
 		    str_fmt(final, sizeof(final), "%s/new/%s", maildir,
 		    name) != 0) {
@@ -359,4 +368,69 @@ deliver_maildir_sync_from(struct deliver_maildir *d, const char *maildir,
 	dir_put(d, dir);
 	(void)str_copy(name_out, namesz, name);
 	return 0;
+}
+
+/*
+ * The linked copies: each into its Maildir's new/ under a name of its
+ * own, then each new/ fsynced. The links go first, so that the first
+ * fsync commits the journal with all of them in it (ext4: one commit,
+ * the rest find their directories committed already).
+ */
+void
+deliver_maildir_link_all(struct deliver_maildir *d, const char *src,
+    uint64_t size, size_t n, char *const *maildirs, const char *const *tags,
+    char (*names)[MAILDIR_NAME_MAX + 1], bool *ok, struct tern_err *errs)
+{
+	struct dir_entry **dirs = xcalloc(n, sizeof(*dirs));
+	char final[4096];
+
+	for (size_t i = 0; i < n; i++) {
+		int rc = -1;
+		ok[i] = false;
+		memset(&errs[i], 0, sizeof(errs[i]));
+		if (maildirs[i] == NULL)
+			continue;
+		dirs[i] = dir_get(d, maildirs[i]);
+		if (dirs[i] == NULL && errno == ENOENT) {
+			if (maildir_create(maildirs[i]) != 0) {
+				deliver_errno(&errs[i], "create Maildir", errno);
+				continue;
+			}
+			dirs[i] = dir_get(d, maildirs[i]);
+		}
+		if (dirs[i] == NULL) {
+			deliver_errno(&errs[i], "open Maildir", errno);
+			continue;
+		}
+		dirsync_begin(dirs[i]->new_sync);
+		for (int attempt = 0; attempt < 5; attempt++) {
+			if (new_name(d, size, tags[i], names[i],
+			    sizeof(names[i])) != 0 || str_fmt(final, sizeof(final),
+			    "%s/new/%s", maildirs[i], names[i]) != 0) {
+				errno = ENAMETOOLONG;
+				break;
+			}
+			if ((rc = link(src, final)) == 0 || errno != EEXIST)
+				break;
+		}
+		if (rc != 0) {
+			deliver_errno(&errs[i], "link", errno);
+			dirsync_abandon(dirs[i]->new_sync);
+			dir_put(d, dirs[i]);
+			dirs[i] = NULL;
+			continue;
+		}
+		ok[i] = true;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (dirs[i] == NULL)
+			continue;
+		if (dirsync_after_rename(dirs[i]->new_sync) != 0) {
+			/* in new/ but maybe not durable: as above */
+			deliver_errno(&errs[i], "fsync new/", errno);
+			ok[i] = false;
+		}
+		dir_put(d, dirs[i]);
+	}
+	free(dirs);
 }

@@ -13,6 +13,7 @@
 #include <sys/uio.h>
 
 #include "base/util.h"
+#include "mail/maildir.h"
 
 struct deliver_maildir;
 
@@ -38,6 +39,18 @@ int deliver_maildir_sync_from(struct deliver_maildir *d, const char *maildir,
     const char *tag, const struct iovec *iov, int iovcnt, int src_fd,
     uint64_t src_off, uint64_t src_len, char *name_out, size_t namesz,
     struct tern_err *err);
+
+/*
+ * One message for several Maildirs, stored once: src (a file delivered
+ * by the calls above, size octets) is hard-linked into the new/ of each
+ * maildirs[i] that is not NULL, under a name of its own carrying tags[i]
+ * (names[i]), and durable as above when ok[i]. Where ok[i] is false
+ * errs[i] says why (another filesystem, src moved meanwhile, ...): the
+ * caller writes that copy itself.
+ */
+void deliver_maildir_link_all(struct deliver_maildir *d, const char *src,
+    uint64_t size, size_t n, char *const *maildirs, const char *const *tags,
+    char (*names)[MAILDIR_NAME_MAX + 1], bool *ok, struct tern_err *errs);
 
 /* fsync(2) of a directory by path; 0, or -1 with errno. */
 int deliver_fsync_dir(const char *path);
