@@ -632,6 +632,16 @@ direct_sent(struct direct *x, struct envelope *env, size_t i,
 	    x->maildir[i], name, how);
 }
 
+/* recipient i could not be delivered before the 250: the queue retries */
+static void
+direct_queued(const struct direct *x, const struct envelope *env, size_t i,
+    const struct tern_err *err)
+{
+	log_info("%s: to=%s relay=local maildir=%s: not delivered before the "
+	    "commit (%d %s %s): queued", env->id, env->rcpts[i].path,
+	    x->maildir[i], err->code, err->enh, err->text);
+}
+
 static void
 direct_deliver_one(struct direct *x, struct envelope *env, size_t i,
     const struct buf *body)
@@ -643,10 +653,7 @@ direct_deliver_one(struct direct *x, struct envelope *env, size_t i,
 	    env->sender, x->maildir[i], x->mailbox[i], body, -1, 0, 0,
 	    name, sizeof(name), &err) != 0) {
 		/* the queue tries again, and reports if it must */
-		log_info("%s: to=%s relay=local maildir=%s: not "
-		    "delivered before the commit (%d %s %s): queued",
-		    env->id, env->rcpts[i].path, x->maildir[i], err.code,
-		    err.enh, err.text);
+		direct_queued(x, env, i, &err);
 		return;
 	}
 	direct_sent(x, env, i, name, "");
@@ -692,17 +699,14 @@ direct_deliver_linked(struct direct *x, struct envelope *env,
 		quota_root(x->maildir[i], roots[i], sizeof(roots[i]));
 		if (quota_check(roots[i], lim->quota_storage,
 		    lim->quota_messages, size, &errs[i]) != 0) {
-			log_info("%s: to=%s relay=local maildir=%s: not "
-			    "delivered before the commit (%d %s %s): queued",
-			    env->id, env->rcpts[i].path, x->maildir[i],
-			    errs[i].code, errs[i].enh, errs[i].text);
+			direct_queued(x, env, i, &errs[i]);
 			continue;
 		}
 		if (first == n) {
 			if (deliver_maildir_sync(x->d->dm, x->maildir[i],
 			    tags[i], iov, 2, names[i], sizeof(names[i]),
 			    &errs[i]) != 0) {
-				direct_deliver_one(x, env, i, body);
+				direct_queued(x, env, i, &errs[i]);
 				continue;
 			}
 			quota_add(roots[i], (int64_t)size, 1);
