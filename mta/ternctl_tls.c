@@ -41,6 +41,7 @@ struct answer {
 	size_t naddrs, naddrs_all;
 	struct tlsa_rr *rrs;           /* data copied too */
 	size_t nrrs;
+	char *canon;                   /* addresses: the CNAME target */
 };
 
 static void
@@ -52,6 +53,7 @@ answer_clear(struct answer *a)
 	for (size_t i = 0; i < a->nrrs; i++)
 		free((void *)a->rrs[i].data);
 	free(a->rrs);
+	free(a->canon);
 	memset(a, 0, sizeof(*a));
 }
 
@@ -71,13 +73,14 @@ on_mx(void *arg, enum dns_status st, bool secure, char *const *hosts,
 }
 
 static void
-on_addrs(void *arg, enum dns_status st, bool secure,
+on_addrs(void *arg, enum dns_status st, bool secure, const char *canon,
     const struct sockaddr_storage *addrs, size_t n)
 {
 	struct answer *a = arg;
 
 	a->st = st;
 	a->secure = secure;
+	a->canon = canon ? xstrdup(canon) : NULL;
 	a->naddrs_all = n;
 	for (size_t i = 0; i < n && a->naddrs < 8; i++) {
 		const void *p = addrs[i].ss_family == AF_INET6 ?
@@ -187,6 +190,9 @@ show_host(struct event_base *base, struct dns *dns, const char *host,
 	if (!wait_for(base, &a))
 		return 1;
 	bool addr_secure = a.secure;
+	char *canon = a.canon ? xstrdup(a.canon) : NULL;
+	if (canon)
+		printf("    an alias (CNAME) of %s\n", canon);
 	printf("    addresses: ");
 	if (a.st != DNS_OK)
 		printf("%s\n", status_text(a.st));
@@ -200,25 +206,40 @@ show_host(struct event_base *base, struct dns *dns, const char *host,
 	answer_clear(&a);
 	if (ast != DNS_OK) {
 		printf("    => not used: no address\n");
+		free(canon);
 		return ast == DNS_TEMP;
 	}
 	if (!dane) {
 		printf("    => %s\n", sts_enforce ? fallback :
 		    "as the policy says (no DANE)");
+		free(canon);
 		return 0;
 	}
 	if (!mx_secure || !addr_secure) {
 		printf("    => no DANE: the %s answer is not secure (RFC 7672 "
 		    "2.2); %s\n", mx_secure ? "address" : "MX", fallback);
+		free(canon);
 		return 0;
 	}
-	(void)snprintf(name, sizeof(name), "_%u._tcp.%s", port, host);
-	(void)dns_tlsa(dns, name, on_tlsa, &a);
-	if (!wait_for(base, &a))
-		return 1;
-	printf("    TLSA %s: %s%s\n", name, status_text(a.st),
-	    a.st == DNS_OK ? (a.secure ? " (secure, DNSSEC)" : " (insecure: "
-	    "not used)") : "");
+	/* RFC 7672 2.2.2: the alias target's records first, then the
+	 * host's own when the target securely has none */
+	for (int step = canon ? 0 : 1; step < 2; step++) {
+		(void)snprintf(name, sizeof(name), "_%u._tcp.%s", port,
+		    step == 0 ? canon : host);
+		(void)dns_tlsa(dns, name, on_tlsa, &a);
+		if (!wait_for(base, &a)) {
+			free(canon);
+			return 1;
+		}
+		printf("    TLSA %s: %s%s\n", name, status_text(a.st),
+		    a.st == DNS_OK ? (a.secure ? " (secure, DNSSEC)" :
+		    " (insecure: not used)") : "");
+		if (step == 1 || !a.secure || (a.st != DNS_NXDOMAIN &&
+		    a.st != DNS_NODATA))
+			break;
+		answer_clear(&a);
+	}
+	free(canon);
 	for (size_t i = 0; i < a.nrrs; i++) {
 		char text[200];
 		tlsa_format(&a.rrs[i], 64, text, sizeof(text));

@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/random.h>
 
 #include <event2/event.h>
@@ -55,6 +56,7 @@ struct dns_query {
 	int pending;             /* outstanding libunbound queries */
 	int ids[2];
 	char *name;
+	char *canon;             /* addresses: the CNAME-expanded name */
 	dns_mx_cb mx_cb;
 	dns_addr_cb addr_cb;
 	dns_txt_cb txt_cb;
@@ -193,7 +195,7 @@ answer_temp_now(struct dns_query *q)
 	if (q->mx_sec_cb)
 		q->mx_sec_cb(q->arg, DNS_TEMP, false, NULL, 0);
 	else if (q->addr_sec_cb)
-		q->addr_sec_cb(q->arg, DNS_TEMP, false, NULL, 0);
+		q->addr_sec_cb(q->arg, DNS_TEMP, false, NULL, NULL, 0);
 	else if (q->tlsa_cb)
 		q->tlsa_cb(q->arg, DNS_TEMP, false, NULL, 0);
 	else if (q->is_mx)
@@ -210,6 +212,7 @@ query_free(struct dns_query *q)
 	if (q->timer)
 		event_free(q->timer);
 	free(q->name);
+	free(q->canon);
 	free(q);
 }
 
@@ -392,11 +395,38 @@ dns_mx(struct dns *d, const char *domain, dns_mx_cb cb, void *arg)
 	return one_query(d, q, domain, DNS_RR_MX, mx_done, arg);
 }
 
+/* Two DNS names equal, in any case, with or without the final dot. */
+static bool
+same_name(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b);
+
+	if (la > 0 && a[la - 1] == '.')
+		la--;
+	if (lb > 0 && b[lb - 1] == '.')
+		lb--;
+	return la == lb && strncasecmp(a, b, la) == 0;
+}
+
+static char *
+name_without_dot(const char *name)
+{
+	char *s = xstrdup(name);
+	size_t n = strlen(s);
+
+	if (n > 1 && s[n - 1] == '.')
+		s[n - 1] = '\0';
+	return s;
+}
+
 static void
 addr_done_one(struct dns_query *q, int idx, int err, struct ub_result *r)
 {
 	q->st[idx] = status_of(r, err);
 	q->secure[idx] = err == 0 && r != NULL && r->secure;
+	if (q->st[idx] == DNS_OK && q->canon == NULL && r->canonname &&
+	    !same_name(r->canonname, q->name))
+		q->canon = name_without_dot(r->canonname);
 	if (q->st[idx] == DNS_OK) {
 		for (int i = 0; r->data[i] && q->naddrs < 32; i++) {
 			struct sockaddr_storage *ss = &q->addrs[q->naddrs];
@@ -432,7 +462,7 @@ addr_done_one(struct dns_query *q, int idx, int err, struct ub_result *r)
 		st = DNS_NODATA;
 	if (q->addr_sec_cb)
 		q->addr_sec_cb(q->arg, st, q->secure[0] && q->secure[1],
-		    q->addrs, q->naddrs);
+		    st == DNS_OK ? q->canon : NULL, q->addrs, q->naddrs);
 	else
 		q->addr_cb(q->arg, st, q->addrs, q->naddrs);
 	query_free(q);

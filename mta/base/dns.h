@@ -93,9 +93,11 @@ typedef void (*dns_mx_sec_cb)(void *arg, enum dns_status st, bool secure,
     char *const *hosts, size_t nhosts);
 struct dns_query *dns_mx_sec(struct dns *d, const char *domain,
     dns_mx_sec_cb cb, void *arg);
-/* secure: both the AAAA and the A answer were. */
+/* secure: both the AAAA and the A answer were. canon: where the host
+ * is a CNAME alias, the name its chain ends at (no final dot), else
+ * NULL; valid during the callback. */
 typedef void (*dns_addr_sec_cb)(void *arg, enum dns_status st, bool secure,
-    const struct sockaddr_storage *addrs, size_t naddrs);
+    const char *canon, const struct sockaddr_storage *addrs, size_t naddrs);
 struct dns_query *dns_addrs_sec(struct dns *d, const char *host,
     dns_addr_sec_cb cb, void *arg);
 /* TLSA records (smtp/tlsa.h) of name ("_25._tcp.mx.example.org");

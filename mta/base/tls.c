@@ -141,8 +141,8 @@ tls_client_wrap_probe(struct tls_client *t, struct event_base *base,
 
 struct bufferevent *
 tls_client_wrap_dane(struct tls_client *t, struct event_base *base,
-    struct bufferevent *under, const char *host, const struct tlsa_rr *rrs,
-    size_t n)
+    struct bufferevent *under, const char *host, const char *alt,
+    const struct tlsa_rr *rrs, size_t n)
 {
 	SSL *ssl = SSL_new(t->ctx);
 	size_t added = 0;
@@ -151,6 +151,10 @@ tls_client_wrap_dane(struct tls_client *t, struct event_base *base,
 		return filter(base, under, NULL, BUFFEREVENT_SSL_CONNECTING);
 	/* the base domain: the name DANE-TA checks, and the SNI sent */
 	if (SSL_dane_enable(ssl, host) <= 0) {
+		SSL_free(ssl);
+		return filter(base, under, NULL, BUFFEREVENT_SSL_CONNECTING);
+	}
+	if (alt && SSL_add1_host(ssl, alt) != 1) {
 		SSL_free(ssl);
 		return filter(base, under, NULL, BUFFEREVENT_SSL_CONNECTING);
 	}

@@ -52,12 +52,14 @@ struct bufferevent *tls_client_wrap_probe(struct tls_client *t,
  * one of the TLSA records (the caller passes usable ones, tlsa.h):
  * DANE-EE the certificate or its key itself, names and dates unchecked
  * (RFC 7672 3.1.1); DANE-TA a trust anchor in the chain the server
- * sends, with host (the TLSA base domain) as the name it must carry.
- * A mismatch fails the handshake. Takes under, as tls_client_wrap.
+ * sends, with host (the TLSA base domain, also the SNI sent) or alt
+ * (NULL, or the name a CNAME chain led from to host: RFC 7672 3.2.2) as
+ * the name it must carry. A mismatch fails the handshake. Takes under,
+ * as tls_client_wrap.
  */
 struct bufferevent *tls_client_wrap_dane(struct tls_client *t,
     struct event_base *base, struct bufferevent *under, const char *host,
-    const struct tlsa_rr *rrs, size_t n);
+    const char *alt, const struct tlsa_rr *rrs, size_t n);
 /* After a DANE handshake: 0 and what matched in how ("DANE-EE 3 1 1"),
  * or -1 with why. */
 int tls_dane_verified(struct bufferevent *bev, char *how, size_t howsz,

@@ -103,6 +103,12 @@ struct conn {
 	/* DANE (RFC 7672), for a destination whose policy is "dane": */
 	bool mx_secure;           /* the MX answer was proven (DNSSEC) */
 	bool addr_secure;         /* and this host's addresses */
+	char *canon;              /* the host's CNAME-expanded name, when
+	                           * its addresses were found securely
+	                           * through an alias, or NULL */
+	bool tlsa_at_canon;       /* the TLSA lookup out is canon's */
+	char tlsa_base[300];      /* where the records in force were found:
+	                           * the SNI sent, the name DANE-TA checks */
 	bool dane;                /* usable TLSA: TLS, and a match, required */
 	bool dane_tls_only;       /* TLSA, none usable: TLS required */
 	struct tlsa_rr *tlsa;     /* this host's usable records */
@@ -167,6 +173,7 @@ static const char *cert_result(const char *why);
 static void mx_ready(struct conn *cn);
 static void on_tlsa(void *arg, enum dns_status st, bool secure,
     const struct tlsa_rr *rrs, size_t n);
+static void tlsa_lookup(struct conn *cn, const char *base);
 
 /* MTA-STS's certificate check applies to this host: its policy says
  * enforce and DANE does not (DANE wins, RFC 8461 2). */
@@ -742,8 +749,15 @@ starttls_begin(struct conn *cn)
 	struct dest *dt = cn->dest;
 
 	if (cn->dane)
+		/* RFC 7672 3.2.2: after a CNAME, either name may be the
+		 * certificate's; the base domain is sent (RFC 7671 7) */
 		cn->bev = tls_client_wrap_dane(dt->c->s.tls, dt->c->base,
-		    cn->bev, cn->hostname, cn->tlsa, cn->ntlsa);
+		    cn->bev, cn->tlsa_base, strcmp(cn->tlsa_base,
+		    cn->hostname) != 0 ? cn->hostname : NULL, cn->tlsa,
+		    cn->ntlsa);
+	else if (cn->dane_tls_only)
+		cn->bev = tls_client_wrap(dt->c->s.tls, dt->c->base, cn->bev,
+		    cn->tlsa_base, false);
 	else if (sts_probe(cn))
 		cn->bev = tls_client_wrap_probe(dt->c->s.tls, dt->c->base,
 		    cn->bev, cn->hostname);
@@ -1129,24 +1143,38 @@ on_addrs(void *arg, enum dns_status st, const struct sockaddr_storage *a,
 	memcpy(cn->addrs, a, cn->naddrs * sizeof(*a));
 	cn->addr_i = 0;
 	if (dane_applies(cn) && cn->addr_secure) {
-		/* RFC 7672 2.2.2: TLSA only for securely found addresses */
-		char name[400];
-		(void)snprintf(name, sizeof(name), "_%u._tcp.%s",
-		    cn->dest->port, cn->hosts ? cn->hosts[cn->host_i] :
-		    cn->dest->name);
-		cn->st = C_RESOLVE;
-		cn->q = dns_tlsa(cn->dest->c->dns, name, on_tlsa, cn);
+		/* RFC 7672 2.2.2: TLSA only for securely found addresses,
+		 * first at the end of a secure CNAME chain */
+		cn->tlsa_at_canon = cn->canon != NULL;
+		tlsa_lookup(cn, cn->canon ? cn->canon : cn->hosts ?
+		    cn->hosts[cn->host_i] : cn->dest->name);
 		return;
 	}
 	conn_try_addr(cn);
 }
 
 static void
-on_addrs_sec(void *arg, enum dns_status st, bool secure,
+on_addrs_sec(void *arg, enum dns_status st, bool secure, const char *canon,
     const struct sockaddr_storage *a, size_t n)
 {
-	((struct conn *)arg)->addr_secure = secure;
+	struct conn *cn = arg;
+
+	cn->addr_secure = secure;
+	free(cn->canon);
+	cn->canon = secure && canon ? xstrdup(canon) : NULL;
 	on_addrs(arg, st, a, n);
+}
+
+/* TLSA records of the host's service at base ("_25._tcp.base"). */
+static void
+tlsa_lookup(struct conn *cn, const char *base)
+{
+	char name[400];
+
+	(void)snprintf(name, sizeof(name), "_%u._tcp.%s", cn->dest->port,
+	    base);
+	cn->st = C_RESOLVE;
+	cn->q = dns_tlsa(cn->dest->c->dns, name, on_tlsa, cn);
 }
 
 static void
@@ -1159,6 +1187,10 @@ dane_clear(struct conn *cn)
 	cn->ntlsa = 0;
 	cn->dane = cn->dane_tls_only = false;
 	cn->addr_secure = false;
+	free(cn->canon);
+	cn->canon = NULL;
+	cn->tlsa_at_canon = false;
+	cn->tlsa_base[0] = '\0';
 }
 
 /*
@@ -1253,6 +1285,17 @@ on_tlsa(void *arg, enum dns_status st, bool secure, const struct tlsa_rr *rrs,
 	const char *h = cn->hosts ? cn->hosts[cn->host_i] : cn->dest->name;
 
 	cn->q = NULL;
+	if (cn->tlsa_at_canon && secure && (st == DNS_NXDOMAIN ||
+	    st == DNS_NODATA)) {
+		/* RFC 7672 2.2.2: none at the expanded name: the initial */
+		log_info("smtp client: %s is an alias of %s, which has no "
+		    "TLSA records: trying its own", h, cn->canon);
+		cn->tlsa_at_canon = false;
+		tlsa_lookup(cn, h);
+		return;
+	}
+	(void)str_copy(cn->tlsa_base, sizeof(cn->tlsa_base),
+	    cn->tlsa_at_canon ? cn->canon : h);
 	size_t usable;
 	enum tlsa_verdict v = tlsa_verdict(cn->mx_secure, cn->addr_secure,
 	    st == DNS_OK ? TLSA_FOUND : st == DNS_TEMP ? TLSA_FAILED :
@@ -1267,8 +1310,10 @@ on_tlsa(void *arg, enum dns_status st, bool secure, const struct tlsa_rr *rrs,
 		return;
 	case TLSA_TLS_ONLY:
 		cn->dane_tls_only = true;
-		log_info("smtp client: %s has TLSA records, none usable: TLS "
-		    "required, unauthenticated", h);
+		log_info("smtp client: %s has TLSA records%s%s, none usable: "
+		    "TLS required, unauthenticated", h, cn->tlsa_at_canon ?
+		    " at its alias target " : "", cn->tlsa_at_canon ?
+		    cn->canon : "");
 		break;
 	case TLSA_AUTHENTICATE: {
 		size_t bytes = 0, off = 0;
@@ -1287,8 +1332,10 @@ on_tlsa(void *arg, enum dns_status st, bool secure, const struct tlsa_rr *rrs,
 			cn->ntlsa++;
 		}
 		cn->dane = true;
-		log_info("smtp client: %s has %zu usable TLSA record(s): DANE "
-		    "required", h, cn->ntlsa);
+		log_info("smtp client: %s has %zu usable TLSA record(s)%s%s: "
+		    "DANE required", h, cn->ntlsa, cn->tlsa_at_canon ?
+		    " at its alias target " : "", cn->tlsa_at_canon ?
+		    cn->canon : "");
 		break;
 	}
 	case TLSA_NO_DANE:

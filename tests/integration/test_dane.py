@@ -38,6 +38,7 @@ class World:
         self.tmp = tmp_path
         self.certs = tmp_path / "certs"
         self.ca = make_certs(self.certs, ["mx.dane.test", "mx2.dane.test",
+                                          "alias.dane.test",
                                           "other.name"])
         from conftest import free_port
         self.port = free_port()
@@ -353,3 +354,105 @@ def test_dane_for_a_relayhost(world):
     assert peer.messages == []
     assert "relay.dane.test has 1 usable TLSA record(s): DANE required" \
         in t.log()
+
+
+# RFC 7672 2.2.2: an MX host that is a CNAME alias. Its addresses come
+# from the end of the chain; where the chain is secure, the TLSA records
+# are looked for there first, and at the alias's own name only when the
+# target securely has none. Either name may be the certificate's.
+
+def alias_records(target_tlsa=(), alias_tlsa=()):
+    return (["@ IN MX 10 alias.dane.test.", "alias IN CNAME mx",
+             "mx IN A 127.0.0.2"] +
+            ["_{port}._tcp.mx IN TLSA " + r for r in target_tlsa] +
+            ["_{port}._tcp.alias IN TLSA " + r for r in alias_tlsa])
+
+
+def test_tlsa_at_the_alias_target(world):
+    w = world
+    peer = w.peer("127.0.0.2", cert="mx.dane.test")
+    z = w.zone(records(w, alias_records(
+        target_tlsa=["3 1 1 " + tlsa_data(w.cert("mx.dane.test"))])))
+    t = w.ternd(z)
+    send(t)
+    assert len(peer.wait(1)) == 1
+    assert peer.handler.tls == [True]
+    assert ("alias.dane.test has 1 usable TLSA record(s) at its alias "
+            "target mx.dane.test: DANE required") in t.log()
+    assert "(DANE: DANE-EE 3 1 1)" in t.log()
+
+
+def test_tlsa_of_the_alias_when_its_target_has_none(world):
+    w = world
+    peer = w.peer("127.0.0.2", cert="mx.dane.test")
+    z = w.zone(records(w, alias_records(
+        alias_tlsa=["3 1 1 " + tlsa_data(w.cert("mx.dane.test"))])))
+    t = w.ternd(z)
+    send(t)
+    assert len(peer.wait(1)) == 1
+    log = t.log()
+    assert ("alias.dane.test is an alias of mx.dane.test, which has no "
+            "TLSA records: trying its own") in log
+    assert "alias.dane.test has 1 usable TLSA record(s): DANE" in log
+    assert "(DANE: DANE-EE 3 1 1)" in log
+
+
+def test_the_alias_target_records_come_first(world):
+    """The target's records are the ones in force: a right record at
+    the alias's own name does not save a wrong one at the target."""
+    w = world
+    peer = w.peer("127.0.0.2", cert="mx.dane.test")
+    z = w.zone(records(w, alias_records(
+        target_tlsa=["3 1 1 " + tlsa_data(w.cert("other.name"))],
+        alias_tlsa=["3 1 1 " + tlsa_data(w.cert("mx.dane.test"))])))
+    t = w.ternd(z)
+    send(t)
+    assert wait_log(t, "status=deferred")
+    assert peer.messages == []
+    assert "DANE: TLS handshake failed" in t.log()
+    assert "status=sent" not in t.log()
+
+
+@pytest.mark.parametrize("cert", ["mx.dane.test", "alias.dane.test"])
+def test_dane_ta_accepts_either_name_of_an_alias(world, cert):
+    """DANE-TA after a CNAME: the certificate may name the target (the
+    TLSA base domain, sent as SNI) or the alias the MX record names."""
+    w = world
+    peer = w.peer("127.0.0.2", cert=cert, chain=True)
+    z = w.zone(records(w, alias_records(
+        target_tlsa=["2 0 1 " + tlsa_data(str(w.ca), selector=0)])))
+    t = w.ternd(z)
+    send(t)
+    assert len(peer.wait(1)) == 1
+    assert "(DANE: DANE-TA 2 0 1)" in t.log()
+
+
+def test_dane_ta_after_an_alias_still_checks_the_name(world):
+    w = world
+    peer = w.peer("127.0.0.2", cert="other.name", chain=True)
+    z = w.zone(records(w, alias_records(
+        target_tlsa=["2 0 1 " + tlsa_data(str(w.ca), selector=0)])))
+    t = w.ternd(z)
+    send(t)
+    assert wait_log(t, "status=deferred")
+    assert peer.messages == []
+
+
+def test_ternctl_tls_policy_follows_the_alias(world):
+    from test_ternctl import TERNCTL
+    import subprocess
+    w = world
+    z = w.zone(records(w, alias_records(
+        alias_tlsa=["3 1 1 " + tlsa_data(w.cert("mx.dane.test"))])))
+    t = w.ternd(z)
+    r = subprocess.run([str(TERNCTL), "-c", str(t.config), "tls-policy",
+                        "dane.test"], capture_output=True, text=True,
+                       timeout=60)
+    out = r.stdout
+    assert r.returncode == 0, out
+    assert "an alias (CNAME) of mx.dane.test" in out
+    target = "TLSA _%d._tcp.mx.dane.test: no such domain" % w.port
+    own = "TLSA _%d._tcp.alias.dane.test: found (secure, DNSSEC)" % w.port
+    assert target in out and own in out
+    assert out.index(target) < out.index(own)
+    assert "=> DANE: TLS required, the certificate must match" in out
