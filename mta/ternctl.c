@@ -177,7 +177,7 @@ spf_cmd(const char *cfg_path, int argc, char **argv)
 	}
 	struct event_base *base = event_base_new();
 	struct dns *dns = dns_new(base, cfg->resolver, cfg->dns_timeout, NULL,
-	    err, sizeof(err));
+	    false, err, sizeof(err));
 	if (dns == NULL) {
 		fprintf(stderr, "ternctl: %s\n", err);
 		event_base_free(base);

@@ -145,6 +145,21 @@ wait_for(struct event_base *base, struct answer *a)
 	return a->done;
 }
 
+/* How an answer was proven: validated here, or the resolver said so. */
+static const char *
+secure_text(const struct dns *dns)
+{
+	return dns_trusts_resolver(dns) ? "secure, the resolver's AD bit" :
+	    "secure, DNSSEC";
+}
+
+static const char *
+secure_paren(const struct dns *dns)
+{
+	return dns_trusts_resolver(dns) ? " (secure, the resolver's AD bit)" :
+	    " (secure, DNSSEC)";
+}
+
 static const char *
 status_text(enum dns_status st)
 {
@@ -200,7 +215,7 @@ show_host(struct event_base *base, struct dns *dns, const char *host,
 		for (size_t i = 0; i < a.naddrs; i++)
 			printf("%s%s", i ? " " : "", a.addrs[i]);
 		printf("%s (%s)\n", a.naddrs_all > a.naddrs ? " ..." : "",
-		    addr_secure ? "secure, DNSSEC" : "insecure");
+		    addr_secure ? secure_text(dns) : "insecure");
 	}
 	enum dns_status ast = a.st;
 	answer_clear(&a);
@@ -232,7 +247,7 @@ show_host(struct event_base *base, struct dns *dns, const char *host,
 			return 1;
 		}
 		printf("    TLSA %s: %s%s\n", name, status_text(a.st),
-		    a.st == DNS_OK ? (a.secure ? " (secure, DNSSEC)" :
+		    a.st == DNS_OK ? (a.secure ? secure_paren(dns) :
 		    " (insecure: not used)") : "");
 		if (step == 1 || !a.secure || (a.st != DNS_NXDOMAIN &&
 		    a.st != DNS_NODATA))
@@ -307,11 +322,14 @@ tls_policy_cmd(const char *cfg_path, int argc, char **argv)
 	}
 	const char *anchor = config_trust_anchor(cfg, why, sizeof(why));
 	int pol = cfg->client.tls;
-	bool dane = pol == 3 && anchor != NULL;
+	bool dane = pol == 3 && (anchor != NULL || cfg->dnssec_resolver);
 	printf("policy: %s (smtp_client.tls): %s\n",
 	    config_tls_policy_name(pol), policy_text(pol));
 	if (anchor)
 		printf("dnssec: answers validated with %s\n", anchor);
+	else if (cfg->dnssec_resolver)
+		printf("dnssec: the AD bit of %s is trusted (dnssec = "
+		    "\"resolver\")\n", cfg->resolver);
 	else
 		printf("dnssec: off (%s)%s\n", why, pol == 3 ?
 		    ": no DANE, STARTTLS when offered" : "");
@@ -319,7 +337,7 @@ tls_policy_cmd(const char *cfg_path, int argc, char **argv)
 	    "per message\n");
 	struct event_base *base = event_base_new();
 	struct dns *dns = dns_new(base, cfg->resolver, cfg->dns_timeout, anchor,
-	    err, sizeof(err));
+	    cfg->dnssec_resolver, err, sizeof(err));
 	if (dns == NULL) {
 		fprintf(stderr, "ternctl: %s\n", err);
 		event_base_free(base);
@@ -399,7 +417,7 @@ tls_policy_cmd(const char *cfg_path, int argc, char **argv)
 			    ascii_strcaseeq(a.names[0], ascii);
 			printf("MX: %s%s\n", implicit ? "none, the domain "
 			    "itself (implicit MX)" : "in the order tried",
-			    a.secure ? " (secure, DNSSEC)" : " (insecure)");
+			    a.secure ? secure_paren(dns) : " (insecure)");
 			for (size_t i = 0; i < a.nnames; i++)
 				rc |= show_host(base, dns, a.names[i],
 				    cfg->client.port, a.secure, dane, sp);

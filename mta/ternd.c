@@ -155,19 +155,42 @@ on_check(evutil_socket_t fd, short what, void *arg)
 	evtimer_add(t->ev_check, &tv);
 }
 
-/* The start's DNSSEC self-check: the root's DNSKEY, validated. */
+/* The start's DNSSEC self-check: the root's DNSKEY, validated (or
+ * vouched for by the resolver's AD bit: arg, a copy of its address). */
 static void
-on_dnssec_check(void *arg, enum dns_status st, char *const *txts, size_t n)
+on_dnssec_check(void *arg, enum dns_status st, bool secure)
 {
-	(void)arg;
-	(void)txts;
-	(void)n;
-	if (st == DNS_TEMP)
-		log_warnx("dns: DNSSEC self-check failed (the root zone's "
-		    "DNSKEY could not be had, or not validated): if the "
-		    "resolver drops DNSSEC records, lookups under signed zones "
-		    "fail and mail waits; use one that passes them, or set "
-		    "dnssec = false");
+	char *resolver = arg;
+
+	if (resolver == NULL) {
+		if (st == DNS_TEMP)
+			log_warnx("dns: DNSSEC self-check failed (the root "
+			    "zone's DNSKEY could not be had, or not validated): "
+			    "if the resolver drops DNSSEC records, lookups under "
+			    "signed zones fail and mail waits; use one that "
+			    "passes them, or set dnssec = false");
+	} else if (st != DNS_OK)
+		log_warnx("dns: DNSSEC self-check: %s did not answer for the "
+		    "root zone's DNSKEY (a resolver without the Internet, or "
+		    "failing): it can vouch only for the zones it knows",
+		    resolver);
+	else if (!secure)
+		log_warnx("dns: DNSSEC self-check: %s does not set the AD "
+		    "bit on the root zone's DNSKEY, so it does not validate: "
+		    "no domain gets DANE; make it validate, or set dnssec = "
+		    "true to validate here", resolver);
+	else
+		log_info("dns: DNSSEC self-check: %s validates (AD bit on the "
+		    "root zone's DNSKEY)", resolver);
+	free(resolver);
+}
+
+/* Whether text is a loopback address ("127.0.0.1:53", "[::1]"). */
+static bool
+loopback_address(const char *text)
+{
+	return strncmp(text, "127.", 4) == 0 || strcmp(text, "::1") == 0 ||
+	    strncmp(text, "[::1]", 5) == 0;
 }
 
 /* MTA-STS policies survive a restart in the kvstore (plugins.kv), under
@@ -788,15 +811,24 @@ main(int argc, char **argv)
 	char why[300];
 	const char *anchor = config_trust_anchor(t.cfg, why, sizeof(why));
 	t.dns = dns_new(t.base, t.cfg->resolver, t.cfg->dns_timeout, anchor,
-	    err, sizeof(err));
+	    t.cfg->dnssec_resolver, err, sizeof(err));
 	if (t.dns == NULL)
 		startup_fail(err);
 	if (anchor) {
 		log_info("dns: DNSSEC validation with %s; DANE on", anchor);
 		/* a resolver that drops DNSSEC records makes every answer
 		 * under a signed zone bogus: say so early, once */
-		(void)dns_records(t.dns, ".", DNS_RR_DNSKEY, on_dnssec_check,
-		    NULL);
+		(void)dns_check(t.dns, on_dnssec_check, NULL);
+	} else if (t.cfg->dnssec_resolver) {
+		log_info("dns: DNSSEC from the AD bit of %s (dnssec = "
+		    "\"resolver\"); DANE on", t.cfg->resolver);
+		if (!loopback_address(t.cfg->resolver))
+			log_warnx("dns: %s is not on loopback: anyone on the "
+			    "path to it can forge its AD bit, so DANE is only "
+			    "as safe as that path (RFC 4035 4.9.3)",
+			    t.cfg->resolver);
+		(void)dns_check(t.dns, on_dnssec_check,
+		    xstrdup(t.cfg->resolver));
 	} else
 		log_info("dns: no DNSSEC validation (%s); no DANE", why);
 	listen_set_dns(t.listen, t.dns);

@@ -14,7 +14,14 @@
  * With a trust anchor libunbound validates every answer itself (DNSSEC,
  * RFC 4035), so DANE never depends on a resolver's AD bit: a bogus
  * answer is a temporary failure, and the *_sec lookups say which answers
- * were proven.
+ * were proven. Where the administrator trusts the resolver instead
+ * (dnssec = "resolver"), libunbound validates nothing and the *_sec
+ * lookups are asked by a stub of our own (base/dnsstub.c), which reads
+ * the AD bit that libunbound does not pass on; a SERVFAIL, which is how a
+ * validating resolver answers a bogus record, is a temporary failure.
+ *
+ * Each answer, from either, becomes a struct rrset, which is all the
+ * lookups read.
  */
 #include "base/dns.h"
 
@@ -31,6 +38,8 @@
 #include <event2/event.h>
 #include <unbound.h>
 
+#include "base/dnsmsg.h"
+#include "base/dnsstub.h"
 #include "base/log.h"
 #include "base/util.h"
 #include "smtp/mx.h"
@@ -45,6 +54,9 @@ struct dns {
 	struct event *ev;
 	unsigned timeout;
 	bool validating;
+	bool trust_ad;           /* the *_sec lookups through the stub */
+	struct sockaddr_storage server;
+	socklen_t slen;
 };
 
 struct dns_query {
@@ -55,6 +67,7 @@ struct dns_query {
 	bool cancelled;
 	int pending;             /* outstanding libunbound queries */
 	int ids[2];
+	struct dnsstub_query *sq[2];  /* trust_ad: the stub's queries */
 	char *name;
 	char *canon;             /* addresses: the CNAME-expanded name */
 	dns_mx_cb mx_cb;
@@ -63,6 +76,7 @@ struct dns_query {
 	dns_mx_sec_cb mx_sec_cb;     /* the *_sec forms, instead */
 	dns_addr_sec_cb addr_sec_cb;
 	dns_tlsa_cb tlsa_cb;
+	dns_check_cb check_cb;
 	void *arg;
 	/* address results */
 	struct sockaddr_storage addrs[32];
@@ -82,13 +96,26 @@ dns_on_read(evutil_socket_t fd, short what, void *arg)
 
 struct dns *
 dns_new(struct event_base *base, const char *resolver, unsigned timeout_sec,
-    const char *trust_anchor, char *err, size_t errsz)
+    const char *trust_anchor, bool trust_ad, char *err, size_t errsz)
 {
 	struct dns *d = xcalloc(1, sizeof(*d));
 	int rc;
 
 	d->base = base;
 	d->timeout = timeout_sec ? timeout_sec : 20;
+	if (trust_ad) {
+		if (resolver == NULL || dnsstub_server(resolver, &d->server,
+		    &d->slen) != 0) {
+			(void)snprintf(err, errsz, "dns: dnssec = \"resolver\" "
+			    "needs a resolver given by its address (resolver = "
+			    "\"127.0.0.1\"), %s", resolver ? "not a name" :
+			    "not /etc/resolv.conf");
+			free(d);
+			return NULL;
+		}
+		d->trust_ad = d->validating = true;
+		trust_anchor = NULL;     /* the resolver validates */
+	}
 	d->ctx = ub_ctx_create();
 	if (d->ctx == NULL) {
 		(void)snprintf(err, errsz, "dns: cannot create the resolver");
@@ -175,6 +202,12 @@ dns_validating(const struct dns *d)
 	return d->validating;
 }
 
+bool
+dns_trusts_resolver(const struct dns *d)
+{
+	return d->trust_ad;
+}
+
 void
 dns_free(struct dns *d)
 {
@@ -198,6 +231,8 @@ answer_temp_now(struct dns_query *q)
 		q->addr_sec_cb(q->arg, DNS_TEMP, false, NULL, NULL, 0);
 	else if (q->tlsa_cb)
 		q->tlsa_cb(q->arg, DNS_TEMP, false, NULL, 0);
+	else if (q->check_cb)
+		q->check_cb(q->arg, DNS_TEMP, false);
 	else if (q->is_mx)
 		q->mx_cb(q->arg, DNS_TEMP, NULL, 0);
 	else if (q->is_txt)
@@ -226,9 +261,13 @@ query_timeout(evutil_socket_t fd, short what, void *arg)
 {
 	struct dns_query *q = arg;
 
-	for (int i = 0; i < 2; i++)
+	for (int i = 0; i < 2; i++) {
 		if (q->ids[i] >= 0)
 			(void)ub_cancel(q->d->ctx, q->ids[i]);
+		if (q->sq[i] != NULL)
+			dnsstub_cancel(q->sq[i]);
+		q->sq[i] = NULL;
+	}
 	q->pending = 0;
 	if (!q->cancelled)
 		log_info("dns: %s: no answer within %us", q->name,
@@ -279,27 +318,96 @@ answer_wanted(struct dns_query *q, struct ub_result *r)
 	return false;
 }
 
+/* One answer, from libunbound or from the stub: what the lookups read. */
+struct rrset {
+	enum dns_status st;
+	bool secure;             /* proven by DNSSEC (or the AD bit said so) */
+	const char *canon;       /* the CNAME chain's end, or NULL */
+	size_t n;
+	const unsigned char **data;
+	size_t *len;
+};
+
 static void
-mx_done(void *arg, int err, struct ub_result *r)
+rrset_alloc(struct rrset *s, size_t n)
 {
-	struct dns_query *q = arg;
-	enum dns_status st = status_of(r, err);
+	s->n = n;
+	s->data = xcalloc(n + 1, sizeof(*s->data));
+	s->len = xcalloc(n + 1, sizeof(*s->len));
+}
+
+static void
+rrset_from_ub(struct rrset *s, const struct ub_result *r, int err)
+{
+	size_t n = 0;
+
+	memset(s, 0, sizeof(*s));
+	s->st = status_of(r, err);
+	s->secure = err == 0 && r != NULL && r->secure;
+	if (s->st != DNS_OK)
+		return;
+	s->canon = r->canonname;
+	while (r->data[n])
+		n++;
+	rrset_alloc(s, n);
+	for (size_t i = 0; i < n; i++) {
+		s->data[i] = (const unsigned char *)r->data[i];
+		s->len[i] = (size_t)r->len[i];
+	}
+}
+
+static void
+rrset_from_stub(struct rrset *s, const struct dns_query *q, int type,
+    const struct dnsmsg_answer *a)
+{
+	memset(s, 0, sizeof(*s));
+	if (a == NULL) {
+		s->st = DNS_TEMP;
+		return;
+	}
+	s->secure = a->ad;
+	if (a->rcode == 0)
+		s->st = a->n + a->malformed > 0 ? DNS_OK : DNS_NODATA;
+	else if (a->rcode == RCODE_NXDOMAIN)
+		s->st = DNS_NXDOMAIN;
+	else {
+		/* a validating resolver's answer to a bogus record */
+		if (a->rcode == RCODE_SERVFAIL)
+			log_warnx("dns: %s (type %d): the resolver answered "
+			    "SERVFAIL (DNSSEC validation failed there, or the "
+			    "zone's servers did)", q->name, type);
+		s->st = DNS_TEMP;
+	}
+	if (s->st != DNS_OK)
+		return;
+	s->canon = a->canon[0] ? a->canon : NULL;
+	rrset_alloc(s, a->n);
+	for (size_t i = 0; i < a->n; i++) {
+		s->data[i] = a->rr[i].rdata;
+		s->len[i] = a->rr[i].len;
+	}
+}
+
+static void
+rrset_free(struct rrset *s)
+{
+	free(s->data);
+	free(s->len);
+}
+
+static void
+mx_answer(struct dns_query *q, const struct rrset *s)
+{
+	enum dns_status st = s->st;
 	struct mx_entry *e = NULL;
 	char **hosts = NULL;
 	size_t n = 0;
 
-	if (!answer_wanted(q, r))
-		return;
-	bool secure = r != NULL && err == 0 && r->secure;
 	if (st == DNS_OK) {
-		size_t count = 0;
-		while (r->data[count])
-			count++;
-		e = xcalloc(count ? count : 1, sizeof(*e));
-		for (size_t i = 0; i < count; i++) {
+		e = xcalloc(s->n ? s->n : 1, sizeof(*e));
+		for (size_t i = 0; i < s->n; i++) {
 			if ((q->mx_only ? mx_parse_rdata_any :
-			    mx_parse_rdata)((unsigned char *)r->data[i],
-			    (size_t)r->len[i], &e[n]) != 0)
+			    mx_parse_rdata)(s->data[i], s->len[i], &e[n]) != 0)
 				continue;
 			if (getrandom(&e[n].shuffle, sizeof(e[n].shuffle), 0) !=
 			    sizeof(e[n].shuffle))
@@ -324,13 +432,48 @@ mx_done(void *arg, int err, struct ub_result *r)
 		n = 1;
 		st = DNS_OK;
 	}
-	ub_resolve_free(r);
 	if (q->mx_sec_cb)
-		q->mx_sec_cb(q->arg, st, secure, hosts, st == DNS_OK ? n : 0);
+		q->mx_sec_cb(q->arg, st, s->secure, hosts, st == DNS_OK ? n : 0);
 	else
 		q->mx_cb(q->arg, st, hosts, st == DNS_OK ? n : 0);
 	free(hosts);
 	free(e);
+}
+
+static void
+mx_done(void *arg, int err, struct ub_result *r)
+{
+	struct dns_query *q = arg;
+	struct rrset s;
+
+	if (!answer_wanted(q, r))
+		return;
+	rrset_from_ub(&s, r, err);
+	mx_answer(q, &s);
+	rrset_free(&s);
+	ub_resolve_free(r);
+	query_free(q);
+}
+
+/* The stub's answer to a one-query lookup (it is never cancelled late:
+ * dnsstub_cancel takes it back at once). */
+static void
+stub_wanted(struct dns_query *q)
+{
+	q->pending--;
+	q->sq[0] = NULL;
+}
+
+static void
+mx_stub_done(void *arg, const struct dnsmsg_answer *a)
+{
+	struct dns_query *q = arg;
+	struct rrset s;
+
+	stub_wanted(q);
+	rrset_from_stub(&s, q, DNS_RR_MX, a);
+	mx_answer(q, &s);
+	rrset_free(&s);
 	query_free(q);
 }
 
@@ -364,6 +507,22 @@ answer_later(struct dns_query *q)
 }
 
 /* Starts q (its callback set) as one query of type for name. */
+static struct dns_query *
+stub_query(struct dns *d, struct dns_query *q, const char *name, int type,
+    dnsstub_cb done, void *arg)
+{
+	q->d = d;
+	q->ids[0] = q->ids[1] = -1;
+	q->name = xstrdup(name);
+	q->arg = arg;
+	q->pending = 1;
+	q->sq[0] = dnsstub_ask(d->base, &d->server, d->slen, name, type, done,
+	    q);
+	query_arm(q);
+	return q;
+}
+
+/* The same through libunbound. */
 static struct dns_query *
 one_query(struct dns *d, struct dns_query *q, const char *name, int type,
     ub_callback_type done, void *arg)
@@ -419,32 +578,38 @@ name_without_dot(const char *name)
 	return s;
 }
 
+/* One of the two answers (idx 0: AAAA, 1: A) of an address lookup. */
 static void
-addr_done_one(struct dns_query *q, int idx, int err, struct ub_result *r)
+addr_answer(struct dns_query *q, int idx, const struct rrset *s)
 {
-	q->st[idx] = status_of(r, err);
-	q->secure[idx] = err == 0 && r != NULL && r->secure;
-	if (q->st[idx] == DNS_OK && q->canon == NULL && r->canonname &&
-	    !same_name(r->canonname, q->name))
-		q->canon = name_without_dot(r->canonname);
-	if (q->st[idx] == DNS_OK) {
-		for (int i = 0; r->data[i] && q->naddrs < 32; i++) {
-			struct sockaddr_storage *ss = &q->addrs[q->naddrs];
-			memset(ss, 0, sizeof(*ss));
-			if (r->qtype == DNS_RR_AAAA && r->len[i] == 16) {
-				struct sockaddr_in6 *s6 = (void *)ss;
-				s6->sin6_family = AF_INET6;
-				memcpy(&s6->sin6_addr, r->data[i], 16);
-				q->naddrs++;
-			} else if (r->qtype == DNS_RR_A && r->len[i] == 4) {
-				struct sockaddr_in *s4 = (void *)ss;
-				s4->sin_family = AF_INET;
-				memcpy(&s4->sin_addr, r->data[i], 4);
-				q->naddrs++;
-			}
+	q->st[idx] = s->st;
+	q->secure[idx] = s->secure;
+	if (s->st == DNS_OK && q->canon == NULL && s->canon &&
+	    !same_name(s->canon, q->name))
+		q->canon = name_without_dot(s->canon);
+	if (s->st != DNS_OK)
+		return;
+	for (size_t i = 0; i < s->n && q->naddrs < 32; i++) {
+		struct sockaddr_storage *ss = &q->addrs[q->naddrs];
+		memset(ss, 0, sizeof(*ss));
+		if (idx == 0 && s->len[i] == 16) {
+			struct sockaddr_in6 *s6 = (void *)ss;
+			s6->sin6_family = AF_INET6;
+			memcpy(&s6->sin6_addr, s->data[i], 16);
+			q->naddrs++;
+		} else if (idx == 1 && s->len[i] == 4) {
+			struct sockaddr_in *s4 = (void *)ss;
+			s4->sin_family = AF_INET;
+			memcpy(&s4->sin_addr, s->data[i], 4);
+			q->naddrs++;
 		}
 	}
-	ub_resolve_free(r);
+}
+
+/* One answer is in: when both are, the lookup's callback. */
+static void
+addr_settle(struct dns_query *q)
+{
 	if (--q->pending > 0)
 		return;
 	if (q->cancelled) {
@@ -469,17 +634,52 @@ addr_done_one(struct dns_query *q, int idx, int err, struct ub_result *r)
 }
 
 static void
+addr_done_one(struct dns_query *q, int idx, int err, struct ub_result *r)
+{
+	struct rrset s;
+
+	q->ids[idx] = -1;
+	rrset_from_ub(&s, r, err);
+	addr_answer(q, idx, &s);
+	rrset_free(&s);
+	ub_resolve_free(r);
+	addr_settle(q);
+}
+
+static void
 aaaa_done(void *arg, int err, struct ub_result *r)
 {
-	((struct dns_query *)arg)->ids[0] = -1;
 	addr_done_one(arg, 0, err, r);
 }
 
 static void
 a_done(void *arg, int err, struct ub_result *r)
 {
-	((struct dns_query *)arg)->ids[1] = -1;
 	addr_done_one(arg, 1, err, r);
+}
+
+static void
+addr_stub_one(struct dns_query *q, int idx, const struct dnsmsg_answer *a)
+{
+	struct rrset s;
+
+	q->sq[idx] = NULL;
+	rrset_from_stub(&s, q, idx == 0 ? DNS_RR_AAAA : DNS_RR_A, a);
+	addr_answer(q, idx, &s);
+	rrset_free(&s);
+	addr_settle(q);
+}
+
+static void
+aaaa_stub_done(void *arg, const struct dnsmsg_answer *a)
+{
+	addr_stub_one(arg, 0, a);
+}
+
+static void
+a_stub_done(void *arg, const struct dnsmsg_answer *a)
+{
+	addr_stub_one(arg, 1, a);
 }
 
 struct dns_query *
@@ -614,15 +814,22 @@ dns_cancel(struct dns_query *q)
 	/*
 	 * What libunbound can still take back is cancelled now; an answer
 	 * it has already queued finds the query marked and frees it without
-	 * calling back. A query with nothing outstanding goes at once (one
-	 * that never started is freed by its own deferred answer).
+	 * calling back. The stub's queries go at once. A query with nothing
+	 * outstanding goes at once (one that never started is freed by its
+	 * own deferred answer).
 	 */
 	q->cancelled = true;
-	for (int i = 0; i < 2; i++)
+	for (int i = 0; i < 2; i++) {
 		if (q->ids[i] >= 0 && ub_cancel(q->d->ctx, q->ids[i]) == 0) {
 			q->ids[i] = -1;
 			q->pending--;
 		}
+		if (q->sq[i] != NULL) {
+			dnsstub_cancel(q->sq[i]);
+			q->sq[i] = NULL;
+			q->pending--;
+		}
+	}
 	if (q->pending == 0 && q->timer != NULL)
 		query_free(q);
 }
@@ -634,42 +841,72 @@ dns_mx_sec(struct dns *d, const char *domain, dns_mx_sec_cb cb, void *arg)
 
 	q->is_mx = true;
 	q->mx_sec_cb = cb;
+	if (d->trust_ad)
+		return stub_query(d, q, domain, DNS_RR_MX, mx_stub_done, arg);
 	return one_query(d, q, domain, DNS_RR_MX, mx_done, arg);
 }
 
 struct dns_query *
 dns_addrs_sec(struct dns *d, const char *host, dns_addr_sec_cb cb, void *arg)
 {
-	struct dns_query *q = dns_addrs(d, host, NULL, arg);
-
-	q->addr_sec_cb = cb;   /* read when the answers come, never before */
+	if (!d->trust_ad) {
+		struct dns_query *q = dns_addrs(d, host, NULL, arg);
+		q->addr_sec_cb = cb; /* read when the answers come, not before */
+		return q;
+	}
+	struct dns_query *q = xcalloc(1, sizeof(*q));
+	q->d = d;
+	q->ids[0] = q->ids[1] = -1;
+	q->name = xstrdup(host);
+	q->addr_sec_cb = cb;
+	q->arg = arg;
+	q->pending = 2;
+	q->sq[0] = dnsstub_ask(d->base, &d->server, d->slen, host, DNS_RR_AAAA,
+	    aaaa_stub_done, q);
+	q->sq[1] = dnsstub_ask(d->base, &d->server, d->slen, host, DNS_RR_A,
+	    a_stub_done, q);
+	query_arm(q);
 	return q;
+}
+
+static void
+tlsa_answer(struct dns_query *q, const struct rrset *s)
+{
+	struct tlsa_rr *rrs = xcalloc(s->n + 1, sizeof(*rrs));
+	size_t n = 0;
+
+	for (size_t i = 0; i < s->n; i++)
+		if (tlsa_parse_rdata(s->data[i], s->len[i], &rrs[n]) == 0)
+			n++;
+	q->tlsa_cb(q->arg, s->st, s->secure, rrs, n);
+	free(rrs);
 }
 
 static void
 tlsa_done(void *arg, int err, struct ub_result *r)
 {
 	struct dns_query *q = arg;
-	enum dns_status st = status_of(r, err);
-	struct tlsa_rr *rrs = NULL;
-	size_t n = 0;
+	struct rrset s;
 
 	if (!answer_wanted(q, r))
 		return;
-	bool secure = err == 0 && r != NULL && r->secure;
-	if (st == DNS_OK) {
-		size_t count = 0;
-		while (r->data[count])
-			count++;
-		rrs = xcalloc(count + 1, sizeof(*rrs));
-		for (size_t i = 0; i < count; i++)
-			if (tlsa_parse_rdata((unsigned char *)r->data[i],
-			    (size_t)r->len[i], &rrs[n]) == 0)
-				n++;
-	}
-	q->tlsa_cb(q->arg, st, secure, rrs, n);
-	free(rrs);
-	ub_resolve_free(r);     /* after: rrs point into it */
+	rrset_from_ub(&s, r, err);
+	tlsa_answer(q, &s);
+	rrset_free(&s);
+	ub_resolve_free(r);     /* after: the records pointed into it */
+	query_free(q);
+}
+
+static void
+tlsa_stub_done(void *arg, const struct dnsmsg_answer *a)
+{
+	struct dns_query *q = arg;
+	struct rrset s;
+
+	stub_wanted(q);
+	rrset_from_stub(&s, q, DNS_RR_TLSA, a);
+	tlsa_answer(q, &s);
+	rrset_free(&s);
 	query_free(q);
 }
 
@@ -679,7 +916,49 @@ dns_tlsa(struct dns *d, const char *name, dns_tlsa_cb cb, void *arg)
 	struct dns_query *q = xcalloc(1, sizeof(*q));
 
 	q->tlsa_cb = cb;
+	if (d->trust_ad)
+		return stub_query(d, q, name, DNS_RR_TLSA, tlsa_stub_done, arg);
 	return one_query(d, q, name, DNS_RR_TLSA, tlsa_done, arg);
+}
+
+static void
+check_done(void *arg, int err, struct ub_result *r)
+{
+	struct dns_query *q = arg;
+	struct rrset s;
+
+	if (!answer_wanted(q, r))
+		return;
+	rrset_from_ub(&s, r, err);
+	q->check_cb(q->arg, s.st, s.secure);
+	rrset_free(&s);
+	ub_resolve_free(r);
+	query_free(q);
+}
+
+static void
+check_stub_done(void *arg, const struct dnsmsg_answer *a)
+{
+	struct dns_query *q = arg;
+	struct rrset s;
+
+	stub_wanted(q);
+	rrset_from_stub(&s, q, DNS_RR_DNSKEY, a);
+	q->check_cb(q->arg, s.st, s.secure);
+	rrset_free(&s);
+	query_free(q);
+}
+
+struct dns_query *
+dns_check(struct dns *d, dns_check_cb cb, void *arg)
+{
+	struct dns_query *q = xcalloc(1, sizeof(*q));
+
+	q->check_cb = cb;
+	if (d->trust_ad)
+		return stub_query(d, q, ".", DNS_RR_DNSKEY, check_stub_done,
+		    arg);
+	return one_query(d, q, ".", DNS_RR_DNSKEY, check_done, arg);
 }
 
 struct event_base *

@@ -33,13 +33,18 @@ enum dns_status {
  * resolver: NULL for /etc/resolv.conf, else "ADDRESS" or "ADDRESS:PORT"
  * ("127.0.0.1:5353", "[::1]:53"). trust_anchor: a file of DS or DNSKEY
  * records (Debian's /usr/share/dns/root.key) to validate answers with
- * DNSSEC from, or NULL: no validation, every answer insecure. NULL with
- * err on failure.
+ * DNSSEC from, or NULL: no validation, every answer insecure. trust_ad:
+ * instead of that, believe the AD bit of resolver (which must then be
+ * given) in the *_sec lookups. NULL with err on failure.
  */
 struct dns *dns_new(struct event_base *base, const char *resolver,
-    unsigned timeout_sec, const char *trust_anchor, char *err, size_t errsz);
-/* Whether answers are validated (a trust anchor was loaded). */
+    unsigned timeout_sec, const char *trust_anchor, bool trust_ad, char *err,
+    size_t errsz);
+/* Whether the *_sec lookups can say "secure" (a trust anchor was loaded,
+ * or the resolver's AD bit is trusted). */
 bool dns_validating(const struct dns *d);
+/* The latter. */
+bool dns_trusts_resolver(const struct dns *d);
 void dns_free(struct dns *d);
 
 /* hosts: ordered MX host names (or the domain itself: implicit MX). */
@@ -107,6 +112,14 @@ typedef void (*dns_tlsa_cb)(void *arg, enum dns_status st, bool secure,
 struct dns_query *dns_tlsa(struct dns *d, const char *name, dns_tlsa_cb cb,
     void *arg);
 #define DNS_RR_TLSA 52
+
+/*
+ * The start's self-check: the root zone's DNSKEY records asked as the
+ * *_sec lookups ask. DNS_TEMP when they could not be had (or failed
+ * validation); secure false when the resolver did not prove them.
+ */
+typedef void (*dns_check_cb)(void *arg, enum dns_status st, bool secure);
+struct dns_query *dns_check(struct dns *d, dns_check_cb cb, void *arg);
 
 void dns_cancel(struct dns_query *q);
 

@@ -689,9 +689,16 @@ apply(struct ctx *c, const struct cfg_node *n, struct config *cfg)
 	if (strcmp(c->key, "resolver") == 0)
 		return want_str(c, n, &cfg->resolver);
 	if (strcmp(c->key, "dnssec") == 0) {
+		/* "resolver": believe the resolver's AD bit (RFC 4035
+		 * 4.9.3: only over a path to it that is itself secure) */
+		if (n->type == CFG_STR && strcmp(n->s, "resolver") == 0) {
+			cfg->dnssec = cfg->dnssec_resolver = true;
+			return 0;
+		}
 		if (n->type != CFG_BOOL)
-			return fail(c, "expected true or false");
+			return fail(c, "expected true, false or \"resolver\"");
 		cfg->dnssec = n->b;
+		cfg->dnssec_resolver = false;
 		return 0;
 	}
 	if (strcmp(c->key, "dnssec_trust_anchor") == 0)
@@ -969,6 +976,13 @@ config_load(const char *path, char *err, size_t errsz)
 	if (cfg->listen == NULL) {
 		(void)snprintf(err, errsz, "%s: listen: at least one listener "
 		    "is required", cfg->source);
+		config_free(cfg);
+		return NULL;
+	}
+	if (cfg->dnssec_resolver && cfg->resolver == NULL) {
+		(void)snprintf(err, errsz, "%s: dnssec = \"resolver\" trusts "
+		    "the AD bit of the resolver named by resolver = "
+		    "\"ADDRESS\", and none is", cfg->source);
 		config_free(cfg);
 		return NULL;
 	}
@@ -1320,7 +1334,8 @@ config_print(const struct config *cfg, FILE *fp)
 		print_str_key(fp, "resolver", cfg->resolver);
 	else
 		fputs("resolver = nil -- /etc/resolv.conf\n", fp);
-	fprintf(fp, "dnssec = %s\n", cfg->dnssec ? "true" : "false");
+	fprintf(fp, "dnssec = %s\n", cfg->dnssec_resolver ? "\"resolver\"" :
+	    cfg->dnssec ? "true" : "false");
 	print_str_key(fp, "dnssec_trust_anchor", cfg->dnssec_trust_anchor);
 	if (cfg->user)
 		print_str_key(fp, "user", cfg->user);
@@ -1381,6 +1396,11 @@ config_trust_anchor(const struct config *cfg, char *why, size_t whysz)
 	why[0] = '\0';
 	if (!cfg->dnssec) {
 		(void)snprintf(why, whysz, "dnssec = false");
+		return NULL;
+	}
+	if (cfg->dnssec_resolver) {
+		(void)snprintf(why, whysz, "dnssec = \"resolver\": the "
+		    "resolver validates");
 		return NULL;
 	}
 	if (access(cfg->dnssec_trust_anchor, R_OK) != 0) {

@@ -129,6 +129,8 @@ struct config {
 	bool tls_selfsigned;              /* default paths: made at start */
 	char *resolver;                   /* NULL: /etc/resolv.conf */
 	bool dnssec;                      /* validate answers (DANE) */
+	bool dnssec_resolver;             /* ... by trusting the resolver's
+	                                   * AD bit (dnssec = "resolver") */
 	char *dnssec_trust_anchor;        /* DS/DNSKEY file: the root's */
 	char *user;                       /* run as this user (from root) */
 	char *relayhost;                  /* NULL: MX delivery */
@@ -182,7 +184,8 @@ int config_tls_policy(const char *s);
 const char *config_tls_policy_name(int pol);
 /*
  * The trust anchor file to validate DNS answers with, or NULL (why says:
- * dnssec = false, or no such file) for no validation and so no DANE.
+ * dnssec = false, or no such file) for no validation and so no DANE; or
+ * NULL for dnssec = "resolver", where the resolver's AD bit stands in.
  */
 const char *config_trust_anchor(const struct config *cfg, char *why,
     size_t whysz);

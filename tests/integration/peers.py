@@ -37,6 +37,8 @@ class Unbound:
     """unbound serving 'test.' from local-data on a loopback port."""
 
     probe = "probe.test"
+    modules = "iterator"
+    tcp = False
 
     def __init__(self, tmp_path, records, port=None):
         self.dir = tmp_path / "unbound"
@@ -64,7 +66,7 @@ class Unbound:
             "server:",
             "  interface: 127.0.0.1@%d" % self.port,
             "  port: %d" % self.port,
-            "  do-tcp: no",
+            "  do-tcp: %s" % ("yes" if self.tcp else "no"),
             "  do-daemonize: no",
             "  use-syslog: no",
             '  username: ""',
@@ -73,7 +75,7 @@ class Unbound:
             '  pidfile: "%s/unbound.pid"' % self.dir,
             "  access-control: 127.0.0.0/8 allow",
             "  do-ip6: no",
-            '  module-config: "iterator"',
+            '  module-config: "%s"' % self.modules,
         ] + extra + [
             # never the Internet's root servers: a name it does not
             # serve goes to a closed loopback port and fails at once
@@ -358,9 +360,12 @@ class SignedZone(Unbound):
     zone signed by ldns-signzone, served by unbound as an authority
     (auth-zone) on a UDP port. trust_anchor is a file with the zone's DS
     record, for ternd's dnssec_trust_anchor. Records named in `bogus`
-    get their data changed after signing, so their signatures fail."""
+    get their data changed after signing, so their signatures fail.
+    validating: unbound is a validating resolver for the zone instead
+    (the zone's DS its trust anchor, the zone its upstream, TCP too),
+    whose answers carry the AD bit, for ternd's dnssec = "resolver"."""
 
-    def __init__(self, tmp_path, zone, records, bogus=()):
+    def __init__(self, tmp_path, zone, records, bogus=(), validating=False):
         self.dir = tmp_path / ("zone-" + zone)
         self.dir.mkdir()
         self.zone = zone
@@ -392,14 +397,24 @@ class SignedZone(Unbound):
         self.trust_anchor = self.dir / "anchor.ds"
         self.trust_anchor.write_text((self.dir / (ksk + ".ds")).read_text())
         self.probe = "ns." + zone
+        if validating:
+            self.modules, self.tcp = "validator iterator", True
         self._launch([
             '  local-zone: "test." nodefault',
+        ] + (['  trust-anchor-file: "%s"' % self.trust_anchor]
+             if validating else []) + [
             "auth-zone:",
             '  name: "%s."' % zone,
             '  zonefile: "%s/zone.signed"' % self.dir,
-            "  for-downstream: yes",
-            "  for-upstream: no",
-        ])
+            "  for-downstream: %s" % ("no" if validating else "yes"),
+            "  for-upstream: %s" % ("yes" if validating else "no"),
+        ] + ([
+            # not forwarded with the rest: the iterator's own, so it
+            # asks the auth-zone (the address is never used)
+            "stub-zone:",
+            '  name: "%s."' % zone,
+            "  stub-addr: 127.0.0.1@1",
+        ] if validating else []))
 
 
 class PolicyServer:

@@ -42,6 +42,8 @@ def test_bad_configs_refused_with_line(tmp_path):
         'while true do end\n': "used more than its budget",
         'os.execute("true")\n': "attempt to call a nil value",
         'domains = { "ok.example" }\n': "listen: at least one listener",
+        'listen = {{ addr = "127.0.0.1:25" }}\ndnssec = "maybe"\n': ":2: dnssec: expected true, false or \"resolver\"",
+        'listen = {{ addr = "127.0.0.1:25" }}\ndnssec = "resolver"\n': 'dnssec = "resolver" trusts the AD bit of the resolver named by',
     }
     for i, (text, want) in enumerate(cases.items()):
         f = tmp_path / ("c%d.lua" % i)
@@ -128,6 +130,7 @@ def test_printed_config_round_trips(tmp_path):
         'domains = { "example.org", "example.net" }\n'
         'trusted_networks = { "10.1.0.0/16" }\n'
         'resolver = "127.0.0.1:5353"\n'
+        'dnssec = "resolver"\n'
         'relayhost = "smarthost.example:587"\n'
         'submission_from = "envelope"\n'
         'recipient_delimiter = ""\n'
@@ -138,6 +141,7 @@ def test_printed_config_round_trips(tmp_path):
         % (json_str(d), json_str(recip)))
     out = roundtrip(tmp_path, run("-n", "-c", str(f)), name="full")
     assert 'resolver = "127.0.0.1:5353"' in out
+    assert 'dnssec = "resolver"' in out
     assert 'user = nil' in out
     assert 'submission_from = "envelope"' in out
     assert "max_header_fields = 500" in out

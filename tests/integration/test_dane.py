@@ -63,8 +63,9 @@ class World:
         self.stops.append(p.stop)
         return p
 
-    def zone(self, records, bogus=()):
-        z = SignedZone(self.tmp, "dane.test", records, bogus=bogus)
+    def zone(self, records, bogus=(), validating=False):
+        z = SignedZone(self.tmp, "dane.test", records, bogus=bogus,
+                       validating=validating)
         self.stops.append(z.stop)
         return z
 
@@ -74,6 +75,15 @@ class World:
                        'dnssec_trust_anchor = "%s"\n'
                        'smtp_client = { port = %d, idle_time = 1 }\n%s'
                        % (zone.address, zone.trust_anchor, self.port, extra))
+        t.start()
+        return t
+
+    def ternd_trusting(self, zone, extra=""):
+        """ternd with no trust anchor, believing zone's AD bit."""
+        t = self.make_ternd(start=False, sub="near")
+        t.write_config('resolver = "%s"\ndnssec = "resolver"\n'
+                       'smtp_client = { port = %d, idle_time = 1 }\n%s'
+                       % (zone.address, self.port, extra))
         t.start()
         return t
 
@@ -455,4 +465,118 @@ def test_ternctl_tls_policy_follows_the_alias(world):
     own = "TLSA _%d._tcp.alias.dane.test: found (secure, DNSSEC)" % w.port
     assert target in out and own in out
     assert out.index(target) < out.index(own)
+    assert "=> DANE: TLS required, the certificate must match" in out
+
+
+# dnssec = "resolver": no trust anchor here; the resolver validates and
+# its AD bit is believed (RFC 4035 4.9.3: a resolver on a secure path,
+# loopback here). The same verdicts follow from it; a resolver that sets
+# no AD bit gives no DANE, and its SERVFAIL for a bogus record makes the
+# mail wait.
+
+def test_resolver_ad_bit_gives_dane(world):
+    w = world
+    peer = w.peer("127.0.0.2", cert="mx.dane.test")
+    z = w.zone(records(w, mx_records(
+        ["3 1 1 " + tlsa_data(w.cert("mx.dane.test"))])), validating=True)
+    t = w.ternd_trusting(z)
+    log = t.log()
+    assert 'DNSSEC from the AD bit of %s (dnssec = "resolver"); DANE on' \
+        % z.address in log
+    assert "is not on loopback" not in log
+    send(t)
+    assert len(peer.wait(1)) == 1 and peer.handler.tls == [True]
+    assert "1 usable TLSA record(s): DANE required" in t.log()
+    assert "(DANE: DANE-EE 3 1 1)" in t.log()
+    # the self-check asked the root's DNSKEY, which this resolver
+    # without the Internet cannot have
+    assert wait_log(t, "did not answer for the root zone's DNSKEY")
+
+
+def test_resolver_ad_bit_wrong_certificate_is_refused(world):
+    w = world
+    peer = w.peer("127.0.0.2", cert="mx.dane.test")
+    z = w.zone(records(w, mx_records(
+        ["3 1 1 " + tlsa_data(w.cert("other.name"))])), validating=True)
+    t = w.ternd_trusting(z)
+    send(t)
+    assert wait_log(t, "status=deferred")
+    assert peer.messages == []
+    assert "DANE: TLS handshake failed" in t.log()
+    assert "status=sent" not in t.log()
+
+
+def test_resolver_without_ad_bit_gives_no_dane(world):
+    """The same zone served by an authority that sets no AD bit: the
+    TLSA record proves nothing, and the (wrong) certificate is not held
+    against the host: opportunistic TLS, as without DNSSEC."""
+    w = world
+    peer = w.peer("127.0.0.2", cert="mx.dane.test")
+    z = w.zone(records(w, mx_records(
+        ["3 1 1 " + tlsa_data(w.cert("other.name"))])))
+    t = w.ternd_trusting(z)
+    send(t)
+    assert len(peer.wait(1)) == 1 and peer.handler.tls == [True]
+    assert "DANE required" not in t.log()
+
+
+def test_resolver_servfail_for_a_bogus_record_makes_mail_wait(world):
+    w = world
+    peer = w.peer("127.0.0.2", cert="mx.dane.test")
+    z = w.zone(records(w, mx_records(
+        ["3 1 1 " + tlsa_data(w.cert("mx.dane.test"))])),
+        bogus=["_%d._tcp.mx.dane.test" % w.port], validating=True)
+    t = w.ternd_trusting(z)
+    send(t)
+    assert wait_log(t, "status=deferred")
+    assert "the resolver answered SERVFAIL" in t.log()
+    assert peer.messages == []
+
+
+def test_resolver_truncated_answer_is_asked_again_over_tcp(world):
+    """Forty TLSA records do not fit the 1232 octets offered over UDP:
+    the resolver truncates, the stub asks over TCP, the one record that
+    matches is found among them."""
+    w = world
+    peer = w.peer("127.0.0.2", cert="mx.dane.test")
+    others = ["3 1 1 %064x" % (i + 1) for i in range(39)]
+    z = w.zone(records(w, mx_records(
+        others + ["3 1 1 " + tlsa_data(w.cert("mx.dane.test"))])),
+        validating=True)
+    t = w.ternd_trusting(z)
+    send(t)
+    assert len(peer.wait(1)) == 1 and peer.handler.tls == [True]
+    assert "40 usable TLSA record(s): DANE required" in t.log()
+
+
+def test_resolver_ad_bit_after_an_alias(world):
+    """The stub follows the CNAME chain in the resolver's answer: the
+    TLSA records of the chain's target are the ones asked first."""
+    w = world
+    peer = w.peer("127.0.0.2", cert="mx.dane.test")
+    z = w.zone(records(w, alias_records(
+        target_tlsa=["3 1 1 " + tlsa_data(w.cert("mx.dane.test"))])),
+        validating=True)
+    t = w.ternd_trusting(z)
+    send(t)
+    assert len(peer.wait(1)) == 1
+    assert ("alias.dane.test has 1 usable TLSA record(s) at its alias "
+            "target mx.dane.test: DANE required") in t.log()
+
+
+def test_ternctl_tls_policy_trusting_the_resolver(world):
+    from test_ternctl import TERNCTL
+    import subprocess
+    w = world
+    z = w.zone(records(w, mx_records(
+        ["3 1 1 " + tlsa_data(w.cert("mx.dane.test"))])), validating=True)
+    t = w.ternd_trusting(z)
+    r = subprocess.run([str(TERNCTL), "-c", str(t.config), "tls-policy",
+                        "dane.test"], capture_output=True, text=True,
+                       timeout=60)
+    out = r.stdout
+    assert r.returncode == 0, out
+    assert ('dnssec: the AD bit of %s is trusted (dnssec = "resolver")'
+            % z.address) in out
+    assert "MX: in the order tried (secure, the resolver's AD bit)" in out
     assert "=> DANE: TLS required, the certificate must match" in out
