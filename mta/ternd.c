@@ -841,6 +841,7 @@ main(int argc, char **argv)
 	if (t.cfg->client.mta_sts) {
 		struct sts_settings ss = {
 			.port = t.cfg->client.mta_sts_port,
+			.refresh = t.cfg->client.mta_sts_refresh,
 			.timeout = t.cfg->client.connect_timeout,
 			.tls = &t.sts_tls,
 			.save = sts_save, .load = sts_load,

@@ -375,6 +375,7 @@ parse_client(struct ctx *c, const struct cfg_node *n, struct config *cfg)
 		K(idle_time, 0, 3600),
 		K(max_per_destination, 1, 1000),
 		K(mta_sts_port, 1, 65535),
+		K(mta_sts_refresh, 1, 31557600),
 #undef K
 	};
 
@@ -941,6 +942,7 @@ config_load(const char *path, char *err, size_t errsz)
 	cfg->client.max_per_destination = 10;
 	cfg->client.mta_sts = true;
 	cfg->client.mta_sts_port = 443;
+	cfg->client.mta_sts_refresh = 86400;
 
 	buf_init(&text);
 	if (path == NULL)
@@ -1381,8 +1383,9 @@ config_print(const struct config *cfg, FILE *fp)
 	    cfg->client.command_timeout, cfg->client.data_timeout,
 	    cfg->client.idle_time, cfg->client.max_per_destination,
 	    config_tls_policy_name(cfg->client.tls));
-	fprintf(fp, ",\n  mta_sts = %s, mta_sts_port = %u",
-	    cfg->client.mta_sts ? "true" : "false", cfg->client.mta_sts_port);
+	fprintf(fp, ",\n  mta_sts = %s, mta_sts_port = %u, mta_sts_refresh = %u",
+	    cfg->client.mta_sts ? "true" : "false", cfg->client.mta_sts_port,
+	    cfg->client.mta_sts_refresh);
 	if (cfg->client.ca_file) {
 		fputs(", ca_file = ", fp);
 		print_str(fp, cfg->client.ca_file);

@@ -153,6 +153,8 @@ struct config {
 		char *ca_file;            /* NULL: the system trust store */
 		bool mta_sts;             /* RFC 8461 policies for MX mail */
 		unsigned mta_sts_port;    /* where they are fetched: 443 */
+		unsigned mta_sts_refresh; /* seconds before a policy in use
+		                           * is fetched again: a day */
 	} client;
 };
 

@@ -10,6 +10,17 @@
  * (that is what protects the second connection against an attacker who
  * strips the record); the record is looked at again at most once a
  * minute per domain, and a new id means a new fetch.
+ *
+ * Policies are refreshed before they expire (RFC 8461 3.3: SHOULD, "once
+ * per day" suggested; a policy that lapses while the domain is in use
+ * is a window for an attacker who strips the record): a timer looks at the cache, and
+ * a policy fetched longer ago than `refresh` (or half its max_age, if
+ * that is shorter) is fetched again in the background, its record
+ * looked at first and the policy GET whatever its id, which renews its
+ * max_age. Only domains mail went to within the policy's max_age are
+ * refreshed, so one that is no longer written to lets its policy lapse.
+ * A refresh that fails leaves the cached policy as it was and is tried
+ * again at the next tick.
  */
 #include "smtp/sts.h"
 
@@ -29,6 +40,7 @@
 #include "smtp/mtasts.h"
 
 #define STS_RECHECK 60                  /* seconds between TXT lookups */
+#define STS_REFRESH_BATCH 20            /* refreshes started per tick */
 
 enum ent_state { ENT_IDLE, ENT_TXT, ENT_FETCH };
 
@@ -49,6 +61,9 @@ struct sts_entry {
 	char id[MTASTS_ID_MAX + 1];
 	char new_id[MTASTS_ID_MAX + 1];  /* the id being fetched */
 	time_t expires, checked;
+	time_t fetched;                  /* when pol was fetched */
+	time_t used;                     /* when mail last asked for it */
+	bool refreshing;                 /* fetch even under the same id */
 	enum ent_state st;
 	struct dns_query *q;
 	struct httpc *h;
@@ -64,6 +79,7 @@ struct sts {
 	struct sts_settings set;
 	struct entry_list entries;
 	size_t nentries;
+	struct event *tick;              /* the refresh timer */
 };
 
 static bool
@@ -79,6 +95,7 @@ answer_all(struct sts_entry *e)
 	struct sts_query *q;
 
 	e->st = ENT_IDLE;
+	e->refreshing = false;
 	while ((q = TAILQ_FIRST(&e->waiting)) != NULL) {
 		TAILQ_REMOVE(&e->waiting, q, entry);
 		bool in_force = valid(e, time(NULL));
@@ -160,7 +177,7 @@ on_policy(void *arg, const struct httpc_response *r)
 	e->have = true;
 	(void)str_copy(e->id, sizeof(e->id), e->new_id);
 	e->expires = now + (time_t)p.max_age;
-	e->checked = now;
+	e->checked = e->fetched = now;
 	log_info("mta-sts: %s: policy id %s, mode %s, %zu mx pattern(s), "
 	    "max_age %lu", e->domain, e->id, mtasts_mode_name(p.mode), p.nmx,
 	    p.max_age);
@@ -211,7 +228,8 @@ on_txt(void *arg, enum dns_status st, char *const *txts, size_t n)
 		return;
 	}
 	e->checked = time(NULL);
-	if (valid(e, e->checked) && strcmp(id, e->id) == 0) {
+	if (valid(e, e->checked) && strcmp(id, e->id) == 0 &&
+	    !e->refreshing) {
 		answer_all(e);
 		return;
 	}
@@ -254,6 +272,53 @@ make_room(struct sts *s)
 		entry_free(old);
 }
 
+/* The _mta-sts record, then (on_txt) the policy if need be. */
+static void
+look_up(struct sts_entry *e)
+{
+	char name[MTASTS_NAME_MAX + 12];
+
+	(void)snprintf(name, sizeof(name), "_mta-sts.%s", e->domain);
+	e->st = ENT_TXT;
+	e->q = dns_txt(e->s->dns, name, on_txt, e);
+}
+
+/* How long a policy is used before it is fetched again. */
+static time_t
+refresh_after(const struct sts *s, const struct sts_entry *e)
+{
+	time_t half = (time_t)(e->pol.max_age / 2);
+
+	return half < (time_t)s->set.refresh ? half : (time_t)s->set.refresh;
+}
+
+static void
+on_tick(evutil_socket_t fd, short what, void *arg)
+{
+	struct sts *s = arg;
+	struct sts_entry *e;
+	time_t now = time(NULL);
+	int started = 0;
+
+	(void)fd;
+	(void)what;
+	TAILQ_FOREACH(e, &s->entries, entry) {
+		if (started >= STS_REFRESH_BATCH)
+			break;
+		if (e->st != ENT_IDLE || !valid(e, now) ||
+		    now < e->fetched + refresh_after(s, e) ||
+		    now >= e->used + (time_t)e->pol.max_age)
+			continue;
+		log_info("mta-sts: %s: refreshing the policy (id %s, fetched "
+		    "%llds ago, expires in %llds)", e->domain, e->id,
+		    (long long)(now - e->fetched),
+		    (long long)(e->expires - now));
+		e->refreshing = true;
+		started++;
+		look_up(e);      /* answers no one; may end at once */
+	}
+}
+
 struct sts_query *
 sts_get(struct sts *s, const char *domain, sts_cb cb, void *arg)
 {
@@ -282,8 +347,10 @@ sts_get(struct sts *s, const char *domain, sts_cb cb, void *arg)
 		    &expires) == 0) {
 			e->have = true;
 			e->expires = (time_t)expires;
+			e->fetched = e->expires - (time_t)e->pol.max_age;
 		}
 	}
+	e->used = time(NULL);
 	q->e = e;
 	q->cb = cb;
 	q->arg = arg;
@@ -296,10 +363,7 @@ sts_get(struct sts *s, const char *domain, sts_cb cb, void *arg)
 		evtimer_add(e->answer, &tv);
 		return q;
 	}
-	char name[MTASTS_NAME_MAX + 12];
-	(void)snprintf(name, sizeof(name), "_mta-sts.%s", e->domain);
-	e->st = ENT_TXT;
-	e->q = dns_txt(s->dns, name, on_txt, e);
+	look_up(e);
 	return q;
 }
 
@@ -322,7 +386,15 @@ sts_new(struct event_base *base, struct dns *dns, const struct sts_settings *set
 		s->set.max_domains = 1000;
 	if (s->set.timeout == 0)
 		s->set.timeout = 60;
+	if (s->set.refresh == 0)
+		s->set.refresh = 86400;
 	TAILQ_INIT(&s->entries);
+	/* ticks often enough for the interval, at least hourly */
+	unsigned every = s->set.refresh / 4;
+	struct timeval tv = { every < 1 ? 1 : every > 3600 ? 3600 : every,
+		0 };
+	s->tick = event_new(base, -1, EV_PERSIST, on_tick, s);
+	event_add(s->tick, &tv);
 	return s;
 }
 
@@ -335,5 +407,6 @@ sts_free(struct sts *s)
 		return;
 	while ((e = TAILQ_FIRST(&s->entries)) != NULL)
 		entry_free(e);
+	event_free(s->tick);
 	free(s);
 }

@@ -4,9 +4,10 @@
  * discovery (the _mta-sts TXT record), the policy fetched over HTTPS
  * (certificate chain and the name mta-sts.DOMAIN verified, no redirect
  * followed, 200 and text/plain only), and a cache in memory that keeps
- * a policy for its max_age and refetches it when the record's id
- * changes. Lookups for a domain already under way are shared. Loop
- * thread only; owns no files.
+ * a policy for its max_age, refetches it when the record's id
+ * changes and refreshes the policies in use before they expire. Lookups
+ * for a domain already under way are shared. Loop thread only; owns no
+ * files.
  */
 #ifndef TERN_STS_H
 #define TERN_STS_H
@@ -25,6 +26,10 @@ struct sts_settings {
 	unsigned timeout;                 /* seconds, for the fetch */
 	const struct httpc_tls *tls;      /* verifying TLS for httpc */
 	size_t max_domains;               /* cache entries (0: 1000) */
+	unsigned refresh;                 /* seconds a policy in use is kept
+	                                   * before it is fetched again, at
+	                                   * most half its max_age (0: a
+	                                   * day) */
 	/* a store that survives restarts (ternd: its kvstore), or NULL:
 	 * save a fetched policy (one line, mtasts_cache_format) until it
 	 * expires; load one back, NULL if none */

@@ -44,7 +44,8 @@ class World:
         self.stops.append(s.stop)
         return s
 
-    def ternd(self, policy, mx="mx.sts.test", txt=True, extra=()):
+    def ternd(self, policy, mx="mx.sts.test", txt=True, extra=(),
+              client=""):
         dns = Unbound(self.tmp, [
             "sts.test. MX 10 %s." % mx, "%s. A 127.0.0.2" % mx,
             "mta-sts.sts.test. A 127.0.0.1"] +
@@ -53,9 +54,9 @@ class World:
         self.stops.append(dns.stop)
         t = self.make_ternd(start=False, sub="near")
         t.write_config('resolver = "%s"\nsmtp_client = { port = %d, '
-                       'ca_file = "%s", mta_sts_port = %d, idle_time = 1 }\n'
+                       'ca_file = "%s", mta_sts_port = %d, idle_time = 1%s }\n'
                        % (dns.address, self.port, self.ca,
-                          policy.port if policy else 1))
+                          policy.port if policy else 1, client))
         t.start()
         return t
 
@@ -360,3 +361,39 @@ def test_testing_mode_checks_and_reports(world):
                             "total-failure-session-count": 1}
     assert p["failure-details"][0]["result-type"] == \
         "certificate-host-mismatch"
+
+
+def refreshing(w):
+    """A policy fetched (once) and in use by ternd refreshing after 2 s."""
+    peer = w.peer()
+    pol = w.policy()
+    t = w.ternd(pol, client=", mta_sts_refresh = 2")
+    send(t)
+    assert len(peer.wait(1)) == 1
+    assert len(pol.requests) == 1
+    return peer, pol, t
+
+
+def test_policy_in_use_is_refreshed_before_it_expires(world):
+    """RFC 8461 3.3: a cached policy is fetched again before it expires
+    (here after 2 s instead of a day), in the background, under the same
+    id too, and the new one (a longer max_age) is in force."""
+    peer, pol, t = refreshing(world)
+    pol.policy = ENFORCE.replace("max_age: 86400", "max_age: 172800")
+    assert wait_log(t, "mta-sts: sts.test: refreshing the policy "
+                    "(id 20261203, fetched ", timeout=60)
+    assert wait_log(t, "2 mx pattern(s), max_age 172800", timeout=60)
+    assert len(pol.requests) >= 2 and len(peer.messages) == 1
+    send(t)
+    assert len(peer.wait(2)) == 2
+    assert t.log().count("(verified MTA-STS)") == 2
+
+
+def test_failed_refresh_keeps_the_cached_policy(world):
+    peer, pol, t = refreshing(world)
+    pol.status = 500
+    assert wait_log(t, "policy fetch: HTTP status 500; the cached policy "
+                    "(id 20261203) stays in force", timeout=60)
+    send(t)
+    assert len(peer.wait(2)) == 2
+    assert t.log().count("(verified MTA-STS)") == 2
