@@ -216,6 +216,38 @@ sts_load(void *arg, const char *domain)
 	return kvstore_get(arg, key, (int64_t)time(NULL));
 }
 
+/* The TLS-RPT book in the kvstore too, under "tls-rpt\x1eKEY", for
+ * eight days at most (a longer stop loses it). */
+static void
+tlsrpt_kv_set(void *arg, const char *key, const char *value)
+{
+	char k[64];
+	int64_t now = (int64_t)time(NULL);
+
+	(void)snprintf(k, sizeof(k), "tls-rpt\x1e%s", key);
+	if (kvstore_set(arg, k, value, now + 8 * 86400, now) != 0)
+		log_warnx("tls-rpt: the store is full; counts are kept in "
+		    "memory only");
+}
+
+static const char *
+tlsrpt_kv_get(void *arg, const char *key)
+{
+	char k[64];
+
+	(void)snprintf(k, sizeof(k), "tls-rpt\x1e%s", key);
+	return kvstore_get(arg, k, (int64_t)time(NULL));
+}
+
+static void
+tlsrpt_kv_del(void *arg, const char *key)
+{
+	char k[64];
+
+	(void)snprintf(k, sizeof(k), "tls-rpt\x1e%s", key);
+	kvstore_del(arg, k);
+}
+
 /* MTA-STS policy fetches and TLS reports: chain and host name
  * verified. */
 static struct bufferevent *
@@ -849,9 +881,12 @@ main(int argc, char **argv)
 		};
 		t.sts = sts_new(t.base, t.dns, &ss);
 	}
-	if (t.cfg->tls_reports)
+	if (t.cfg->tls_reports) {
+		const struct tlsrpt_store st = { tlsrpt_kv_set, tlsrpt_kv_get,
+			tlsrpt_kv_del, t.kv };
 		t.tlsrpt = tlsrpt_sender_new(t.base, t.dns, t.queue, &t.rt,
-		    &t.sts_tls);
+		    &t.sts_tls, &st);
+	}
 	size_t nself;
 	t.self = listen_smtp_addresses(t.cfg, &nself);
 	struct smtp_client_settings cs = {

@@ -205,28 +205,49 @@ same(const char *a, const char *b)
 	return (a == NULL && b == NULL) || (a && b && strcmp(a, b) == 0);
 }
 
+/* The entry of (domain, type), made if need be; NULL if the book is
+ * full. */
+static struct entry *
+entry_for(struct tlsrpt_book *b, const char *domain, enum tlsrpt_policy type,
+    size_t *index)
+{
+	for (size_t i = 0; i < b->n; i++)
+		if (b->e[i].type == type && ascii_strcaseeq(b->e[i].domain,
+		    domain)) {
+			*index = i;
+			return &b->e[i];
+		}
+	if (b->n >= b->max)
+		return NULL;
+	if (b->n == b->cap) {
+		b->cap = b->cap ? b->cap * 2 : 8;
+		b->e = xreallocarray(b->e, b->cap, sizeof(*b->e));
+	}
+	*index = b->n;
+	struct entry *e = &b->e[b->n++];
+	memset(e, 0, sizeof(*e));
+	e->domain = xstrdup(domain);
+	ascii_lower(e->domain);
+	e->type = type;
+	return e;
+}
+
 bool
 tlsrpt_count(struct tlsrpt_book *b, const struct tlsrpt_session *s)
 {
-	struct entry *e = NULL;
+	size_t i;
 
-	for (size_t i = 0; i < b->n && e == NULL; i++)
-		if (b->e[i].type == s->type && ascii_strcaseeq(b->e[i].domain,
-		    s->domain))
-			e = &b->e[i];
-	if (e == NULL) {
-		if (b->n >= b->max)
-			return false;
-		if (b->n == b->cap) {
-			b->cap = b->cap ? b->cap * 2 : 8;
-			b->e = xreallocarray(b->e, b->cap, sizeof(*b->e));
-		}
-		e = &b->e[b->n++];
-		memset(e, 0, sizeof(*e));
-		e->domain = xstrdup(s->domain);
-		ascii_lower(e->domain);
-		e->type = s->type;
-	}
+	return tlsrpt_count_at(b, s, &i);
+}
+
+bool
+tlsrpt_count_at(struct tlsrpt_book *b, const struct tlsrpt_session *s,
+    size_t *index)
+{
+	struct entry *e = entry_for(b, s->domain, s->type, index);
+
+	if (e == NULL)
+		return false;
 	if (s->policy && !same(e->policy, s->policy)) {
 		free(e->policy);
 		e->policy = xstrdup(s->policy);
@@ -270,6 +291,131 @@ const char *
 tlsrpt_book_domain(const struct tlsrpt_book *b, size_t i)
 {
 	return i < b->n ? b->e[i].domain : NULL;
+}
+
+static json_t *
+str_or_null(const char *s)
+{
+	return s ? json_string(s) : json_null();
+}
+
+char *
+tlsrpt_entry_save(const struct tlsrpt_book *b, size_t i)
+{
+	if (i >= b->n)
+		return NULL;
+	const struct entry *e = &b->e[i];
+	json_t *o = json_object(), *mx = json_array(), *f = json_array();
+	json_object_set_new(o, "domain", json_string(e->domain));
+	json_object_set_new(o, "type", json_string(e->type == TLSRPT_STS ?
+	    "sts" : "tlsa"));
+	json_object_set_new(o, "policy", str_or_null(e->policy));
+	for (size_t k = 0; k < e->nmx; k++)
+		json_array_append_new(mx, json_string(e->mx[k]));
+	json_object_set_new(o, "mx", mx);
+	json_object_set_new(o, "ok", json_integer((json_int_t)e->ok));
+	json_object_set_new(o, "failed", json_integer((json_int_t)e->failed));
+	for (size_t k = 0; k < e->nfails; k++) {
+		const struct fail_group *g = &e->fails[k];
+		json_t *a = json_array();
+		json_array_append_new(a, json_string(g->result_type));
+		json_array_append_new(a, str_or_null(g->mx));
+		json_array_append_new(a, str_or_null(g->ip));
+		json_array_append_new(a, json_integer((json_int_t)g->count));
+		json_array_append_new(f, a);
+	}
+	json_object_set_new(o, "failures", f);
+	char *text = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	return text;
+}
+
+/* A string of at most max octets, no NUL; or null where nullable. */
+static bool
+good_str(const json_t *v, size_t max, bool nullable)
+{
+	if (json_is_null(v))
+		return nullable;
+	return json_is_string(v) && json_string_length(v) <= max &&
+	    strlen(json_string_value(v)) == json_string_length(v);
+}
+
+static bool
+good_count(const json_t *v)
+{
+	return json_is_integer(v) && json_integer_value(v) >= 0;
+}
+
+static char *
+dup_or_null(const json_t *v)
+{
+	return json_is_string(v) ? xstrdup(json_string_value(v)) : NULL;
+}
+
+int
+tlsrpt_entry_restore(struct tlsrpt_book *b, const char *text)
+{
+	json_error_t jerr;
+	json_t *o = json_loads(text, JSON_REJECT_DUPLICATES, &jerr);
+	int rc = -1;
+
+	if (!json_is_object(o))
+		goto out;
+	const json_t *d = json_object_get(o, "domain"),
+	    *t = json_object_get(o, "type"), *p = json_object_get(o, "policy"),
+	    *mx = json_object_get(o, "mx"), *ok = json_object_get(o, "ok"),
+	    *failed = json_object_get(o, "failed"),
+	    *f = json_object_get(o, "failures");
+	if (!good_str(d, 255, false) || json_string_length(d) == 0 ||
+	    !good_str(t, 4, false) || !good_str(p, 65536, true) ||
+	    !json_is_array(mx) || json_array_size(mx) > MX_MAX ||
+	    !good_count(ok) || !good_count(failed) || !json_is_array(f) ||
+	    json_array_size(f) > FAIL_GROUPS_MAX)
+		goto out;
+	enum tlsrpt_policy type;
+	if (strcmp(json_string_value(t), "sts") == 0)
+		type = TLSRPT_STS;
+	else if (strcmp(json_string_value(t), "tlsa") == 0)
+		type = TLSRPT_TLSA;
+	else
+		goto out;
+	for (size_t k = 0; k < json_array_size(mx); k++)
+		if (!good_str(json_array_get(mx, k), 255, false))
+			goto out;
+	for (size_t k = 0; k < json_array_size(f); k++) {
+		const json_t *a = json_array_get(f, k);
+		if (!json_is_array(a) || json_array_size(a) != 4 ||
+		    !good_str(json_array_get(a, 0), 64, false) ||
+		    !good_str(json_array_get(a, 1), 255, true) ||
+		    !good_str(json_array_get(a, 2), 64, true) ||
+		    !good_count(json_array_get(a, 3)))
+			goto out;
+	}
+	for (size_t i = 0; i < b->n; i++)
+		if (b->e[i].type == type && ascii_strcaseeq(b->e[i].domain,
+		    json_string_value(d)))
+			goto out;        /* one entry per (domain, type) */
+	size_t i;
+	struct entry *e = entry_for(b, json_string_value(d), type, &i);
+	if (e == NULL)
+		goto out;
+	e->policy = dup_or_null(p);
+	for (size_t k = 0; k < json_array_size(mx); k++)
+		e->mx[e->nmx++] = dup_or_null(json_array_get(mx, k));
+	e->ok = (uint64_t)json_integer_value(ok);
+	e->failed = (uint64_t)json_integer_value(failed);
+	for (size_t k = 0; k < json_array_size(f); k++) {
+		const json_t *a = json_array_get(f, k);
+		struct fail_group *g = &e->fails[e->nfails++];
+		g->result_type = dup_or_null(json_array_get(a, 0));
+		g->mx = dup_or_null(json_array_get(a, 1));
+		g->ip = dup_or_null(json_array_get(a, 2));
+		g->count = (uint64_t)json_integer_value(json_array_get(a, 3));
+	}
+	rc = 0;
+out:
+	json_decref(o);
+	return rc;
 }
 
 static void

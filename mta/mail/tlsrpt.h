@@ -52,9 +52,22 @@ struct tlsrpt_book *tlsrpt_book_new(size_t max_domains);
 void tlsrpt_book_free(struct tlsrpt_book *b);
 /* Counts a session; false if the book is full (a new domain not taken). */
 bool tlsrpt_count(struct tlsrpt_book *b, const struct tlsrpt_session *s);
+/* The same, saying which entry counted it (stable until the book is
+ * freed: entries are only added). */
+bool tlsrpt_count_at(struct tlsrpt_book *b, const struct tlsrpt_session *s,
+    size_t *index);
 /* The domains counted (each once per policy type). */
 size_t tlsrpt_book_len(const struct tlsrpt_book *b);
 const char *tlsrpt_book_domain(const struct tlsrpt_book *b, size_t i);
+
+/*
+ * Entry i as one line of JSON (malloc'd), to be kept across a restart,
+ * and such a line added back to a book as its next entry: 0, or -1 if it
+ * is not such a line, its (domain, type) is in the book already, or the
+ * book is full.
+ */
+char *tlsrpt_entry_save(const struct tlsrpt_book *b, size_t i);
+int tlsrpt_entry_restore(struct tlsrpt_book *b, const char *text);
 
 /*
  * The report (4.4) of the book's entries for entry i's domain, as JSON

@@ -8,8 +8,13 @@
  * our domain has a key; to each https address it POSTs the gzipped
  * report (RFC 8460 5.2, application/tlsrpt+gzip, certificate verified).
  * A domain without such a record gets nothing.
- * The book is in memory: sessions counted since the last report are lost
- * when ternd stops.
+ *
+ * The book survives a restart: each entry counted is written again, as
+ * one line (tlsrpt_entry_save), to the store under its index, and "book"
+ * says when the period began and how many entries there are; a flush
+ * empties the store. At start the book is read back and written again
+ * whole (so its indexes are the store's keys again); a period whose UTC
+ * day ended while ternd was down is reported at once.
  */
 #include "queue/tlsrpt_send.h"
 
@@ -45,6 +50,9 @@ struct tlsrpt_sender {
 	struct pending *pending;      /* lookups under way */
 	struct post *posts;           /* https uploads under way */
 	const struct httpc_tls *tls;
+	struct tlsrpt_store store;
+	bool stored;                  /* store given */
+	size_t nsaved;                /* entry keys in the store */
 };
 
 struct post {
@@ -65,6 +73,81 @@ struct pending {
 };
 
 static void arm_daily(struct tlsrpt_sender *s);
+
+static void
+save_index(struct tlsrpt_sender *s)
+{
+	char v[64];
+
+	(void)snprintf(v, sizeof(v), "%lld %zu", (long long)s->start,
+	    s->nsaved);
+	s->store.set(s->store.arg, "book", v);
+}
+
+static void
+save_entry(struct tlsrpt_sender *s, size_t i)
+{
+	char key[24];
+	char *line = tlsrpt_entry_save(s->book, i);
+
+	if (line == NULL)
+		return;
+	(void)snprintf(key, sizeof(key), "%zu", i);
+	s->store.set(s->store.arg, key, line);
+	free(line);
+	if (i >= s->nsaved) {
+		s->nsaved = i + 1;
+		save_index(s);
+	}
+}
+
+/* Empties the store: a new period starts at s->start. */
+static void
+forget_saved(struct tlsrpt_sender *s)
+{
+	char key[24];
+
+	for (size_t i = 0; i < s->nsaved; i++) {
+		(void)snprintf(key, sizeof(key), "%zu", i);
+		s->store.del(s->store.arg, key);
+	}
+	s->nsaved = 0;
+	save_index(s);
+}
+
+/* The book of the last run, if the store has one. */
+static void
+take_up(struct tlsrpt_sender *s)
+{
+	const char *v = s->store.get(s->store.arg, "book");
+	long long start;
+	size_t n, bad = 0;
+	char key[24];
+
+	if (v == NULL || sscanf(v, "%lld %zu", &start, &n) != 2 ||
+	    n > 100000) {
+		save_index(s);
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		(void)snprintf(key, sizeof(key), "%zu", i);
+		const char *line = s->store.get(s->store.arg, key);
+		if (line == NULL || tlsrpt_entry_restore(s->book, line) != 0)
+			bad++;
+	}
+	s->nsaved = n;
+	time_t now = time(NULL);
+	if (start > 0 && start <= (long long)now)
+		s->start = (time_t)start;
+	forget_saved(s);
+	for (size_t i = 0; i < tlsrpt_book_len(s->book); i++)
+		save_entry(s, i);
+	if (tlsrpt_book_len(s->book) > 0 || bad > 0)
+		log_info("tls-rpt: %zu policy domain(s) counted since %lld "
+		    "taken up from before the restart%s",
+		    tlsrpt_book_len(s->book), (long long)s->start,
+		    bad ? " (some entries could not be read)" : "");
+}
 
 static int
 gzip_text(const char *text, size_t len, struct buf *out)
@@ -262,13 +345,16 @@ tlsrpt_sender_flush(struct tlsrpt_sender *s)
 {
 	struct tlsrpt_book *b = s->book;
 	const struct config *cfg = (*s->rt)->cfg;
-	time_t now = time(NULL);
+	time_t now = time(NULL), start = s->start;
 	size_t n = tlsrpt_book_len(b);
 	char contact[400];
 
 	(void)snprintf(contact, sizeof(contact), "postmaster@%s",
 	    cfg->hostname);
 	s->book = tlsrpt_book_new(0);
+	s->start = now;
+	if (s->stored)
+		forget_saved(s);
 	for (size_t i = 0; i < n; i++) {
 		const char *domain = tlsrpt_book_domain(b, i);
 		bool seen = false;
@@ -282,7 +368,7 @@ tlsrpt_sender_flush(struct tlsrpt_sender *s)
 		p->s = s;
 		p->domain = xstrdup(domain);
 		p->report_id = xasprintf("%s.%s", id, domain);
-		p->start = s->start;
+		p->start = start;
 		p->end = now;
 		p->json = tlsrpt_report_json(b, i, cfg->hostname, contact,
 		    p->report_id, p->start, p->end);
@@ -293,7 +379,6 @@ tlsrpt_sender_flush(struct tlsrpt_sender *s)
 		p->q = dns_txt(s->dns, name, on_record, p);
 	}
 	tlsrpt_book_free(b);
-	s->start = now;
 	return n;
 }
 
@@ -301,10 +386,13 @@ void
 tlsrpt_sender_count(void *arg, const struct tlsrpt_session *ss)
 {
 	struct tlsrpt_sender *s = arg;
+	size_t i;
 
-	if (!tlsrpt_count(s->book, ss))
+	if (!tlsrpt_count_at(s->book, ss, &i))
 		log_info("tls-rpt: the book is full; %s not counted",
 		    ss->domain);
+	else if (s->stored)
+		save_entry(s, i);
 }
 
 static void
@@ -316,8 +404,11 @@ on_daily(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	if (tlsrpt_book_len(s->book) > 0)
 		(void)tlsrpt_sender_flush(s);
-	else
+	else {
 		s->start = time(NULL);
+		if (s->stored)
+			save_index(s);
+	}
 	arm_daily(s);
 }
 
@@ -333,7 +424,8 @@ arm_daily(struct tlsrpt_sender *s)
 
 struct tlsrpt_sender *
 tlsrpt_sender_new(struct event_base *base, struct dns *dns, struct queue *q,
-    struct runtime **rt, const struct httpc_tls *tls)
+    struct runtime **rt, const struct httpc_tls *tls,
+    const struct tlsrpt_store *store)
 {
 	struct tlsrpt_sender *s = xcalloc(1, sizeof(*s));
 
@@ -345,7 +437,18 @@ tlsrpt_sender_new(struct event_base *base, struct dns *dns, struct queue *q,
 	s->book = tlsrpt_book_new(0);
 	s->start = time(NULL);
 	s->daily = evtimer_new(base, on_daily, s);
-	arm_daily(s);
+	if (store) {
+		s->store = *store;
+		s->stored = true;
+		take_up(s);
+	}
+	time_t now = time(NULL);
+	if (tlsrpt_book_len(s->book) > 0 && s->start / 86400 < now / 86400) {
+		/* its day ended while we were down: report it now */
+		struct timeval soon = { 1, 0 };
+		evtimer_add(s->daily, &soon);
+	} else
+		arm_daily(s);
 	return s;
 }
 

@@ -20,10 +20,25 @@ struct runtime;
 struct tlsrpt_session;
 struct tlsrpt_sender;
 
-/* tls: verifying TLS for https: addresses (NULL: those are skipped). */
+/*
+ * Where the book is kept across restarts (ternd: its kvstore): keys are
+ * short ("book", "0", "1", ...), values one line each; get's value is
+ * borrowed until the next change.
+ */
+struct tlsrpt_store {
+	void (*set)(void *arg, const char *key, const char *value);
+	const char *(*get)(void *arg, const char *key);
+	void (*del)(void *arg, const char *key);
+	void *arg;
+};
+
+/* tls: verifying TLS for https: addresses (NULL: those are skipped).
+ * store: NULL for a book in memory only; else the book left there by
+ * the last run is taken up, and its report goes out at once if its UTC
+ * day is over. */
 struct tlsrpt_sender *tlsrpt_sender_new(struct event_base *base,
     struct dns *dns, struct queue *q, struct runtime **rt,
-    const struct httpc_tls *tls);
+    const struct httpc_tls *tls, const struct tlsrpt_store *store);
 void tlsrpt_sender_free(struct tlsrpt_sender *s);
 /* One session's outcome (the client's callback). */
 void tlsrpt_sender_count(void *s, const struct tlsrpt_session *ss);

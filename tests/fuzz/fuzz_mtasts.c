@@ -4,11 +4,13 @@
  * The input as a policy file, and up to its first NUL as an _mta-sts and
  * an _smtp._tls TXT record; every pattern a parsed policy keeps must
  * match a host made from it, every rua kept is an address with an '@'
- * or an https: URI.
+ * or an https: URI; the same text as a TLS-RPT book entry (as kept
+ * across restarts) must, once read, save as it reads back.
  */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "base/util.h"
@@ -67,6 +69,20 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				    "https://", 8) ||
 				    strchr(rua[i], '@') != NULL);
 		}
+		/* a TLS-RPT book line: kept, it saves as it reads back */
+		struct tlsrpt_book *b = tlsrpt_book_new(0);
+		if (tlsrpt_entry_restore(b, txt) == 0) {
+			char *line = tlsrpt_entry_save(b, 0);
+			struct tlsrpt_book *b2 = tlsrpt_book_new(0);
+			TERN_ASSERT(line && tlsrpt_entry_restore(b2, line) == 0);
+			char *again = tlsrpt_entry_save(b2, 0);
+			TERN_ASSERT(again && strcmp(line, again) == 0);
+			TERN_ASSERT(tlsrpt_entry_restore(b, line) != 0);
+			free(line);
+			free(again);
+			tlsrpt_book_free(b2);
+		}
+		tlsrpt_book_free(b);
 	}
 	return 0;
 }

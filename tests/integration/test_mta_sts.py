@@ -397,3 +397,27 @@ def test_failed_refresh_keeps_the_cached_policy(world):
     send(t)
     assert len(peer.wait(2)) == 2
     assert t.log().count("(verified MTA-STS)") == 2
+
+
+def test_tls_report_counts_survive_a_restart(world):
+    """The day's book is kept in ternd's store: sessions counted before
+    a restart are in the report made after it, with the period's start
+    from before it too."""
+    w = world
+    peer = w.peer()
+    t = w.ternd(w.policy(), extra=RUA)
+    send(t)
+    assert len(peer.wait(1)) == 1
+    t.stop()
+    t.start()
+    assert "tls-rpt: 1 policy domain(s) counted since " in t.log()
+    m, rep = tls_report_of(t)
+    [p] = rep["policies"]
+    assert p["summary"] == {"total-successful-session-count": 1,
+                            "total-failure-session-count": 0}
+    assert p["policy"]["mx-host"] == ["mx.sts.test"]
+    # reported: the store is empty again, and stays so over a restart
+    t.stop()
+    t.start()
+    from test_ternctl import ctl
+    assert "0 policy domain(s)" in ctl(t, "tls-report").stdout

@@ -131,12 +131,77 @@ test_message(void **state)
 	buf_clear(&b);
 }
 
+static void
+test_save_and_restore(void **state)
+{
+	(void)state;
+	struct tlsrpt_book *b = tlsrpt_book_new(0), *c = tlsrpt_book_new(0);
+	struct tlsrpt_session s = { "example.test", TLSRPT_STS,
+		"version: STSv1\nmode: enforce", "mx.example.test",
+		"192.0.2.1", true, NULL };
+	size_t i;
+
+	assert_true(tlsrpt_count_at(b, &s, &i));
+	assert_int_equal(i, 0);
+	s.success = false;
+	s.result_type = "certificate-expired";
+	s.receiving_ip = NULL;
+	assert_true(tlsrpt_count_at(b, &s, &i));
+	s.type = TLSRPT_TLSA;
+	s.policy = "3 1 1 ab\"cd";
+	assert_true(tlsrpt_count_at(b, &s, &i));
+	assert_int_equal(i, 1);
+	/* each entry read back into another book: the same report */
+	for (size_t k = 0; k < 2; k++) {
+		char *line = tlsrpt_entry_save(b, k);
+		assert_non_null(line);
+		assert_null(strchr(line, '\n'));
+		assert_int_equal(tlsrpt_entry_restore(c, line), 0);
+		/* the same (domain, type) twice: refused */
+		assert_int_equal(tlsrpt_entry_restore(c, line), -1);
+		char *again = tlsrpt_entry_save(c, k);
+		assert_string_equal(line, again);
+		free(line);
+		free(again);
+	}
+	char *r1 = tlsrpt_report_json(b, 0, "h", "p@h", "id", 0, 86400);
+	char *r2 = tlsrpt_report_json(c, 0, "h", "p@h", "id", 0, 86400);
+	assert_string_equal(r1, r2);
+	free(r1);
+	free(r2);
+	assert_null(tlsrpt_entry_save(b, 2));
+	/* lines that are not entries */
+	static const char *const bad[] = { "", "[]", "{}", "not json",
+		"{\"domain\":\"\",\"type\":\"sts\",\"policy\":null,"
+		"\"mx\":[],\"ok\":0,\"failed\":0,\"failures\":[]}",
+		"{\"domain\":\"a.test\",\"type\":\"dane\",\"policy\":null,"
+		"\"mx\":[],\"ok\":0,\"failed\":0,\"failures\":[]}",
+		"{\"domain\":\"a.test\",\"type\":\"sts\",\"policy\":null,"
+		"\"mx\":[],\"ok\":-1,\"failed\":0,\"failures\":[]}",
+		"{\"domain\":\"a.test\",\"type\":\"sts\",\"policy\":null,"
+		"\"mx\":[],\"ok\":0,\"failed\":1,\"failures\":[[\"x\"]]}",
+		"{\"domain\":\"a\\u0000b\",\"type\":\"sts\",\"policy\":"
+		"null,\"mx\":[],\"ok\":0,\"failed\":0,\"failures\":[]}",
+	};
+	for (size_t k = 0; k < sizeof(bad) / sizeof(bad[0]); k++)
+		assert_int_equal(tlsrpt_entry_restore(c, bad[k]), -1);
+	assert_int_equal(tlsrpt_book_len(c), 2);
+	assert_int_equal(tlsrpt_entry_restore(c, "{\"domain\":\"A.test\","
+	    "\"type\":\"tlsa\",\"policy\":null,\"mx\":[\"m\"],\"ok\":3,"
+	    "\"failed\":1,\"failures\":[[\"starttls-not-supported\",null,"
+	    "\"::1\",1]]}"), 0);
+	assert_string_equal(tlsrpt_book_domain(c, 2), "a.test");
+	tlsrpt_book_free(b);
+	tlsrpt_book_free(c);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_txt),
 		cmocka_unit_test(test_book_and_report),
+		cmocka_unit_test(test_save_and_restore),
 		cmocka_unit_test(test_message),
 	};
 	return cmocka_run_group_tests_name("tlsrpt", tests, NULL, NULL);
