@@ -45,6 +45,7 @@
 #include "runtime.h"
 #include "smtp/smtp_client.h"
 #include "smtp/sts.h"
+#include "mail/tlsrpt.h"
 #include "queue/tlsrpt_send.h"
 #include "mail/maildir.h"
 #include "store/store.h"
@@ -246,6 +247,18 @@ tlsrpt_kv_del(void *arg, const char *key)
 
 	(void)snprintf(k, sizeof(k), "tls-rpt\x1e%s", key);
 	kvstore_del(arg, k);
+}
+
+/* A policy fetch that failed: a failure in the domain's TLS report. */
+static void
+sts_fetch_failed(void *arg, const char *domain, const char *result_type)
+{
+	struct ternd *t = arg;
+	struct tlsrpt_session s = { .domain = domain, .type = TLSRPT_STS,
+		.result_type = result_type };
+
+	if (t->tlsrpt)
+		tlsrpt_sender_count(t->tlsrpt, &s);
 }
 
 /* MTA-STS policy fetches and TLS reports: chain and host name
@@ -878,6 +891,7 @@ main(int argc, char **argv)
 			.tls = &t.sts_tls,
 			.save = sts_save, .load = sts_load,
 			.store_arg = t.kv,
+			.fetch_failed = sts_fetch_failed, .report_arg = &t,
 		};
 		t.sts = sts_new(t.base, t.dns, &ss);
 	}

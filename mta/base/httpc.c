@@ -171,7 +171,9 @@ on_response(struct evhttp_request *req, void *arg)
 	    sizeof(tls_why))) {
 		(void)snprintf(c->why, sizeof(c->why), "%s:%u: TLS: %s", c->host,
 		    c->port, tls_why);
-		fail(c, c->why);
+		struct httpc_response tr = { .status = 0, .error = c->why,
+			.tls_failed = true };
+		finish(c, &tr);
 		return;
 	}
 	if (req == NULL || evhttp_request_get_response_code(req) == 0) {

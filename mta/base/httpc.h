@@ -54,6 +54,8 @@ struct httpc_request {
 struct httpc_response {
 	int status;                  /* 0: no response; error says why */
 	const char *error;
+	bool tls_failed;             /* status 0: the TLS handshake failed
+	                              * (a certificate that did not verify) */
 	const struct httpc_header *headers;
 	size_t nheaders;
 	const char *body;

@@ -252,7 +252,7 @@ tlsrpt_count_at(struct tlsrpt_book *b, const struct tlsrpt_session *s,
 		free(e->policy);
 		e->policy = xstrdup(s->policy);
 	}
-	bool known = false;
+	bool known = s->mx_host == NULL;   /* a policy fetch: no host */
 	for (size_t k = 0; k < e->nmx && !known; k++)
 		known = ascii_strcaseeq(e->mx[k], s->mx_host);
 	if (!known && e->nmx < MX_MAX)
@@ -434,8 +434,10 @@ policy_json(const struct entry *e)
 	json_t *lines = json_array();
 	const char *p = e->policy ? e->policy : "";
 
+	/* an MTA-STS policy never fetched (only fetch failures counted):
+	 * RFC 8460 4.4's no-policy-found */
 	json_object_set_new(pol, "policy-type", json_string(e->type ==
-	    TLSRPT_STS ? "sts" : "tlsa"));
+	    TLSRPT_TLSA ? "tlsa" : e->policy ? "sts" : "no-policy-found"));
 	while (*p) {
 		size_t l = strcspn(p, "\n");
 		json_array_append_new(lines, json_stringn(p, l));

@@ -40,7 +40,8 @@ struct tlsrpt_session {
 	const char *domain;          /* the policy domain (A-labels) */
 	enum tlsrpt_policy type;
 	const char *policy;          /* its lines joined by '\n' */
-	const char *mx_host;         /* the host talked to */
+	const char *mx_host;         /* the host talked to; NULL: none (a
+	                              * policy fetch that failed) */
 	const char *receiving_ip;    /* its address, or NULL */
 	bool success;
 	const char *result_type;     /* failures: "starttls-not-supported",

@@ -128,6 +128,16 @@ fall_back(struct sts_entry *e, const char *why)
 	answer_all(e);
 }
 
+/* A fetch that failed, for the domain's TLS report; then fall_back. */
+static void
+fetch_failed(struct sts_entry *e, const char *result_type, const char *why)
+{
+	if (e->s->set.fetch_failed)
+		e->s->set.fetch_failed(e->s->set.report_arg, e->domain,
+		    result_type);
+	fall_back(e, why);
+}
+
 static const char *
 header(const struct httpc_response *r, const char *name)
 {
@@ -148,28 +158,30 @@ on_policy(void *arg, const struct httpc_response *r)
 	if (r->status == 0) {
 		(void)snprintf(why, sizeof(why), "policy fetch failed: %s",
 		    r->error ? r->error : "no response");
-		fall_back(e, why);
+		fetch_failed(e, r->tls_failed ? "sts-webpki-invalid" :
+		    "sts-policy-fetch-error", why);
 		return;
 	}
 	if (r->status != 200) {
 		/* a redirect is not followed (RFC 8461 3.3) */
 		(void)snprintf(why, sizeof(why), "policy fetch: HTTP status "
 		    "%d", r->status);
-		fall_back(e, why);
+		fetch_failed(e, "sts-policy-fetch-error", why);
 		return;
 	}
 	const char *ct = header(r, "Content-Type");
 	size_t ctl = ct ? strcspn(ct, "; \t") : 0;
 	if (ct == NULL || ctl != 10 || !ascii_strncaseeq(ct, "text/plain",
 	    10)) {
-		fall_back(e, "policy fetch: not text/plain");
+		fetch_failed(e, "sts-policy-invalid",
+		    "policy fetch: not text/plain");
 		return;
 	}
 	char bad[120];
 	if (mtasts_policy_parse(r->body, r->body_len, &p, bad,
 	    sizeof(bad)) != 0) {
 		(void)snprintf(why, sizeof(why), "policy: %s", bad);
-		fall_back(e, why);
+		fetch_failed(e, "sts-policy-invalid", why);
 		return;
 	}
 	time_t now = time(NULL);

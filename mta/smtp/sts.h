@@ -37,6 +37,12 @@ struct sts_settings {
 	    long long expires);
 	const char *(*load)(void *arg, const char *domain);
 	void *store_arg;
+	/* a policy that could not be had (TLS-RPT, RFC 8460 4.3.2.1):
+	 * result_type "sts-policy-fetch-error", "sts-policy-invalid" or
+	 * "sts-webpki-invalid"; or NULL */
+	void (*fetch_failed)(void *arg, const char *domain,
+	    const char *result_type);
+	void *report_arg;
 };
 
 struct sts *sts_new(struct event_base *base, struct dns *dns,

@@ -421,3 +421,37 @@ def test_tls_report_counts_survive_a_restart(world):
     t.start()
     from test_ternctl import ctl
     assert "0 policy domain(s)" in ctl(t, "tls-report").stdout
+
+
+@pytest.mark.parametrize("kw,result", [
+    ({"status": 404}, "sts-policy-fetch-error"),
+    ({"ctype": "text/html"}, "sts-policy-invalid"),
+])
+def test_tls_report_of_a_policy_that_could_not_be_had(world, kw, result):
+    """RFC 8460 4.3.2.1: a policy fetch that fails is a failure in the
+    domain's report, under no-policy-found (none was ever had)."""
+    w = world
+    peer = w.peer()
+    t = w.ternd(w.policy(**kw), extra=RUA)
+    send(t)
+    assert len(peer.wait(1)) == 1
+    m, rep = tls_report_of(t)
+    [p] = rep["policies"]
+    assert p["policy"]["policy-type"] == "no-policy-found"
+    assert p["summary"]["total-failure-session-count"] >= 1
+    assert [f["result-type"] for f in p["failure-details"]] == [result]
+
+
+def test_tls_report_of_an_untrusted_policy_server(world, tmp_path):
+    w = world
+    make_certs(tmp_path / "other-ca", ["mta-sts.sts.test"])
+    peer = w.peer()
+    pol = PolicyServer(tmp_path / "other-ca" / "mta-sts.sts.test", ENFORCE)
+    w.stops.append(pol.stop)
+    t = w.ternd(pol, extra=RUA)
+    send(t)
+    assert len(peer.wait(1)) == 1
+    m, rep = tls_report_of(t)
+    [p] = rep["policies"]
+    assert [f["result-type"] for f in p["failure-details"]] == \
+        ["sts-webpki-invalid"]
